@@ -1,0 +1,35 @@
+# The two commands of the README:
+#   make run   install what is needed, migrate, load the demo roster, serve on :8000 (SQLite default)
+#   make test  install what is needed and run the whole suite on SQLite, then on PostgreSQL
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
+export TEST_POSTGRES_URL
+
+.PHONY: run install install-test test test-sqlite test-postgres demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements.txt tests/requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r tests/requirements.txt
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/flask --app wsgi roster load
+	$(BIN)/gunicorn -c app/gunicorn_conf.py wsgi:app
+
+test: install-test
+	TEST_DATABASE=sqlite $(BIN)/python -m pytest
+	TEST_DATABASE=postgres $(BIN)/python -m pytest -m "not browser"

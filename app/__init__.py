@@ -1,0 +1,97 @@
+"""Switchboard: the Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from config import Settings, development_secret_key, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the application: each step initialises one concern, in order."""
+    settings = settings or load_settings()
+    app = Flask(__name__, instance_path=str(_instance_path()))
+    init_settings(app, settings)
+    init_logging(app)
+    init_database(app)
+    init_gateways(app)
+    init_requests(app)
+    init_blueprints(app)
+    init_cli(app)
+    init_proxy(app)
+    announce(app)
+    return app
+
+
+def _instance_path():
+    from config import INSTANCE_DIR
+
+    return INSTANCE_DIR
+
+
+def init_settings(app: Flask, settings: Settings) -> None:
+    app.config["SETTINGS"] = settings
+    app.config["SECRET_KEY"] = settings.secret_key or development_secret_key()
+    app.config["DEBUG"] = settings.debug
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = settings.public_base_url.startswith("https://")
+
+
+def init_logging(app: Flask) -> None:
+    from app.logs import configure_logging
+
+    settings: Settings = app.config["SETTINGS"]
+    configure_logging(settings.log_format, settings.log_level, settings.secret_values())
+
+
+def init_database(app: Flask) -> None:
+    from app.db import init_db
+
+    init_db(app)
+
+
+def init_gateways(app: Flask) -> None:
+    from app.gateways.registry import init_gateways as register
+
+    register(app)
+
+
+def init_requests(app: Flask) -> None:
+    from app.web.request_context import init_request_context
+
+    init_request_context(app)
+
+
+def init_blueprints(app: Flask) -> None:
+    from app.health.views import blueprint as health
+
+    app.register_blueprint(health)
+
+
+def init_cli(app: Flask) -> None:
+    from app.agents.cli import agents_cli, queues_cli
+    from app.cli import db_cli, roster_cli
+
+    for group in (db_cli, agents_cli, queues_cli, roster_cli):
+        app.cli.add_command(group)
+
+
+def init_proxy(app: Flask) -> None:
+    settings: Settings = app.config["SETTINGS"]
+    if settings.trusted_proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
+
+
+def announce(app: Flask) -> None:
+    from app.logs import get_logger
+
+    settings: Settings = app.config["SETTINGS"]
+    log = get_logger("switchboard")
+    database = "postgresql" if settings.database_url.startswith("postgresql") else "sqlite"
+    log.info("app_created", env=settings.app_env, database=database, public_base_url=settings.public_base_url)
+    for integration in settings.unconfigured():
+        log.warning("integration_not_configured", integration=integration)

@@ -1,0 +1,135 @@
+"""`flask agents …` and `flask queues …`: manage the roster from a terminal."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from app.agents import service
+from app.db import session_scope
+from app.models import Presence
+
+
+PRESENCES = [presence.value for presence in Presence]
+
+
+def _fail(error: service.RosterError) -> None:
+    raise click.ClickException(str(error))
+
+
+@click.group("agents")
+def agents_cli() -> None:
+    """Add, list, update and remove agents."""
+
+
+@agents_cli.command("add")
+@click.option("--name", required=True)
+@click.option("--extension", required=True, help="2 to 6 digits, dialled in transfers")
+@click.option("--sip-uri", default=None, help="sip:user@domain of the agent's softphone")
+@click.option("--skills", default="", help="comma-separated, e.g. billing,technical")
+@click.option("--presence", type=click.Choice(PRESENCES), default=Presence.OFFLINE.value)
+@with_appcontext
+def add_agent(name, extension, sip_uri, skills, presence) -> None:
+    """Add an agent (or update the one with this extension)."""
+    try:
+        spec = service.parse_agent(
+            {"name": name, "extension": extension, "sip_uri": sip_uri, "skills": skills, "presence": presence}
+        )
+        with session_scope(current_app) as session:
+            agent = service.upsert_agent(session, spec)
+            click.echo(f"agent {agent.extension} {agent.name} saved")
+    except service.RosterError as error:
+        _fail(error)
+
+
+@agents_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@with_appcontext
+def list_agents(as_json: bool) -> None:
+    """List agents with presence and activity."""
+    with session_scope(current_app) as session:
+        rows = [service.agent_as_dict(agent) for agent in service.list_agents(session)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(
+            f"{row['extension']:>6}  {row['name']:<20} {row['presence']:<9} {row['activity']:<8} "
+            f"{','.join(row['skills']):<20} {row['sip_uri'] or '-'}"
+        )
+
+
+@agents_cli.command("presence")
+@click.argument("extension")
+@click.argument("presence", type=click.Choice(PRESENCES))
+@with_appcontext
+def set_presence(extension: str, presence: str) -> None:
+    """Set an agent's presence."""
+    try:
+        with session_scope(current_app) as session:
+            service.set_presence(session, extension, presence)
+        click.echo(f"agent {extension} is {presence}")
+    except service.RosterError as error:
+        _fail(error)
+
+
+@agents_cli.command("remove")
+@click.argument("extension")
+@with_appcontext
+def remove_agent(extension: str) -> None:
+    """Remove an agent."""
+    try:
+        with session_scope(current_app) as session:
+            service.remove_agent(session, extension)
+        click.echo(f"agent {extension} removed")
+    except service.RosterError as error:
+        _fail(error)
+
+
+@click.group("queues")
+def queues_cli() -> None:
+    """Add and list queues."""
+
+
+@queues_cli.command("add")
+@click.option("--name", required=True)
+@click.option("--dtmf-code", required=True, help="the digit a caller presses in the IVR")
+@click.option("--skill", default=None, help="agents with this skill answer the queue (default: its name)")
+@click.option("--hints", default="", help="comma-separated speech hints")
+@click.option("--default", "is_default", is_flag=True, help="where callers go when the IVR cannot tell")
+@with_appcontext
+def add_queue(name, dtmf_code, skill, hints, is_default) -> None:
+    """Add a queue (or update the one with this name)."""
+    try:
+        spec = service.parse_queue(
+            {
+                "name": name,
+                "dtmf_code": dtmf_code,
+                "skill": skill or name,
+                "speech_hints": hints.split(","),
+                "default": is_default,
+            }
+        )
+        with session_scope(current_app) as session:
+            queue = service.upsert_queue(session, spec)
+            click.echo(f"queue {queue.name} saved (press {queue.dtmf_code})")
+    except service.RosterError as error:
+        _fail(error)
+
+
+@queues_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@with_appcontext
+def list_queues(as_json: bool) -> None:
+    """List queues."""
+    with session_scope(current_app) as session:
+        rows = [service.queue_as_dict(queue) for queue in service.list_queues(session)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        marker = " (default)" if row["default"] else ""
+        click.echo(f"{row['dtmf_code']:>4}  {row['name']:<16} skill={row['skill']}{marker}")

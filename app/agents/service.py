@@ -1,0 +1,182 @@
+"""Agents and queues: the roster, presence, and who may take a call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.models import Activity, Agent, Presence, Queue
+
+
+class RosterError(ValueError):
+    """A roster entry or agent command that cannot be applied, with the reason in words."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    extension: str
+    sip_uri: str | None
+    skills: tuple[str, ...]
+    presence: str = Presence.OFFLINE
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    name: str
+    dtmf_code: str
+    skill: str
+    speech_hints: tuple[str, ...] = ()
+    is_default: bool = False
+
+
+def parse_agent(entry: dict[str, Any]) -> AgentSpec:
+    """Validate one roster entry for an agent."""
+    name = str(entry.get("name", "")).strip()
+    extension = str(entry.get("extension", "")).strip()
+    if not name:
+        raise RosterError("agent without a name")
+    if not extension.isdigit() or not 2 <= len(extension) <= 6:
+        raise RosterError(f"agent {name!r}: extension must be 2 to 6 digits")
+    sip_uri = (entry.get("sip_uri") or "").strip() or None
+    if sip_uri and not sip_uri.startswith(("sip:", "sips:")):
+        raise RosterError(f"agent {name!r}: sip_uri must start with sip:")
+    skills = entry.get("skills", [])
+    if isinstance(skills, str):
+        skills = [s for s in skills.split(",")]
+    presence = str(entry.get("presence", Presence.OFFLINE)).strip()
+    if presence not in Presence.__members__.values():
+        raise RosterError(f"agent {name!r}: presence must be one of {', '.join(Presence)}")
+    return AgentSpec(name, extension, sip_uri, tuple(s.strip().lower() for s in skills if s.strip()), presence)
+
+
+def parse_queue(entry: dict[str, Any]) -> QueueSpec:
+    """Validate one roster entry for a queue."""
+    name = str(entry.get("name", "")).strip().lower()
+    code = str(entry.get("dtmf_code", "")).strip()
+    if not name:
+        raise RosterError("queue without a name")
+    if not code.isdigit() or not 1 <= len(code) <= 4:
+        raise RosterError(f"queue {name!r}: dtmf_code must be 1 to 4 digits")
+    skill = str(entry.get("skill", name)).strip().lower()
+    hints = tuple(str(h).strip() for h in entry.get("speech_hints", []) if str(h).strip())
+    return QueueSpec(name, code, skill, hints, bool(entry.get("default", False)))
+
+
+def upsert_agent(session: Session, spec: AgentSpec) -> Agent:
+    """Create the agent with this extension, or update it."""
+    agent = session.scalar(select(Agent).where(Agent.extension == spec.extension))
+    if agent is None:
+        agent = Agent(extension=spec.extension, activity=Activity.IDLE)
+        session.add(agent)
+    agent.name = spec.name
+    agent.sip_uri = spec.sip_uri
+    agent.skills = list(spec.skills)
+    agent.presence = spec.presence
+    session.flush()
+    return agent
+
+
+def upsert_queue(session: Session, spec: QueueSpec) -> Queue:
+    """Create the queue with this name, or update it; at most one queue is the default."""
+    queue = session.scalar(select(Queue).where(Queue.name == spec.name))
+    if queue is None:
+        queue = Queue(name=spec.name)
+        session.add(queue)
+    queue.dtmf_code = spec.dtmf_code
+    queue.skill = spec.skill
+    queue.speech_hints = list(spec.speech_hints)
+    if spec.is_default:
+        for other in session.scalars(select(Queue).where(Queue.is_default.is_(True))):
+            other.is_default = False
+    queue.is_default = spec.is_default
+    session.flush()
+    return queue
+
+
+def load_roster(session: Session, roster: dict[str, Any]) -> tuple[list[Queue], list[Agent]]:
+    """Apply a whole roster ({queues: [...], agents: [...]}); every entry is checked before any is written."""
+    queue_specs = [parse_queue(entry) for entry in roster.get("queues", [])]
+    agent_specs = [parse_agent(entry) for entry in roster.get("agents", [])]
+    _no_duplicates("queue name", (q.name for q in queue_specs))
+    _no_duplicates("queue dtmf_code", (q.dtmf_code for q in queue_specs))
+    _no_duplicates("agent extension", (a.extension for a in agent_specs))
+    if sum(q.is_default for q in queue_specs) > 1:
+        raise RosterError("more than one queue is marked default")
+    queues = [upsert_queue(session, spec) for spec in queue_specs]
+    agents = [upsert_agent(session, spec) for spec in agent_specs]
+    return queues, agents
+
+
+def _no_duplicates(label: str, values: Iterable[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise RosterError(f"duplicate {label}: {value}")
+        seen.add(value)
+
+
+def find_agent(session: Session, extension: str) -> Agent:
+    """The agent with this extension, or RosterError."""
+    agent = session.scalar(select(Agent).where(Agent.extension == extension))
+    if agent is None:
+        raise RosterError(f"no agent with extension {extension}")
+    return agent
+
+
+def set_presence(session: Session, extension: str, presence: str) -> Agent:
+    """Set an agent's presence (available, away, offline); coming back resets missed calls."""
+    if presence not in Presence.__members__.values():
+        raise RosterError(f"presence must be one of {', '.join(Presence)}")
+    agent = find_agent(session, extension)
+    agent.presence = presence
+    if presence == Presence.AVAILABLE:
+        agent.missed_in_row = 0
+    session.flush()
+    return agent
+
+
+def remove_agent(session: Session, extension: str) -> None:
+    """Delete an agent; refused while they are on a call."""
+    agent = find_agent(session, extension)
+    if agent.activity != Activity.IDLE:
+        raise RosterError(f"agent {extension} is {agent.activity}; try again when the call ends")
+    session.delete(agent)
+    session.flush()
+
+
+def list_agents(session: Session) -> list[Agent]:
+    """All agents by extension."""
+    return list(session.scalars(select(Agent).order_by(Agent.extension)))
+
+
+def list_queues(session: Session) -> list[Queue]:
+    """All queues by DTMF code."""
+    return list(session.scalars(select(Queue).order_by(Queue.dtmf_code)))
+
+
+def agent_as_dict(agent: Agent) -> dict[str, Any]:
+    """An agent in the shape the CLI and the JSON API print."""
+    return {
+        "name": agent.name,
+        "extension": agent.extension,
+        "sip_uri": agent.sip_uri,
+        "skills": list(agent.skills),
+        "presence": agent.presence,
+        "activity": agent.activity,
+        "missed_in_row": agent.missed_in_row,
+    }
+
+
+def queue_as_dict(queue: Queue) -> dict[str, Any]:
+    """A queue in the shape the CLI and the JSON API print."""
+    return {
+        "name": queue.name,
+        "dtmf_code": queue.dtmf_code,
+        "skill": queue.skill,
+        "speech_hints": list(queue.speech_hints),
+        "default": queue.is_default,
+    }

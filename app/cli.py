@@ -1,0 +1,91 @@
+"""Operator commands: database migrations and roster files."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import click
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from flask import current_app
+from flask.cli import with_appcontext
+
+from app.agents import service
+from app.db import session_scope
+from config import PROJECT_ROOT
+
+DEMO_ROSTER = PROJECT_ROOT / "app" / "fixtures" / "demo_roster.toml"
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    """Alembic's configuration, pointed at migrations/ and the configured database."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+@click.group("db")
+def db_cli() -> None:
+    """Database migrations (Alembic)."""
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: head)."""
+    _ensure_sqlite_folder(current_app.config["SETTINGS"].database_url)
+    command.upgrade(alembic_config(current_app.config["SETTINGS"].database_url), revision)
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+@with_appcontext
+def downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION (e.g. -1 or base)."""
+    command.downgrade(alembic_config(current_app.config["SETTINGS"].database_url), revision)
+
+
+@db_cli.command("current")
+@with_appcontext
+def current() -> None:
+    """Show the database's revision."""
+    command.current(alembic_config(current_app.config["SETTINGS"].database_url))
+
+
+def _ensure_sqlite_folder(database_url: str) -> None:
+    if database_url.startswith("sqlite:///"):
+        Path(database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def read_roster(path: Path) -> dict:
+    """Read a roster file: TOML or JSON, by its suffix."""
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+@click.group("roster")
+def roster_cli() -> None:
+    """Load queues and agents from a file."""
+
+
+@roster_cli.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=DEMO_ROSTER)
+@with_appcontext
+def load(path: Path) -> None:
+    """Load a roster file (TOML or JSON); default: the demo roster."""
+    try:
+        roster = read_roster(path)
+    except (ValueError, tomllib.TOMLDecodeError) as error:
+        raise click.ClickException(f"{path.name}: not valid TOML/JSON: {error}") from None
+    try:
+        with session_scope(current_app) as session:
+            queues, agents = service.load_roster(session, roster)
+            click.echo(f"loaded {len(queues)} queues and {len(agents)} agents from {path.name}")
+    except service.RosterError as error:
+        raise click.ClickException(f"{path.name}: {error}") from None

@@ -1,0 +1,24 @@
+"""gunicorn settings for webhooks: `gunicorn -c app/gunicorn_conf.py wsgi:app`.
+
+Twilio gives a webhook 15 seconds, so requests are short: a few workers with
+threads suit I/O-bound handlers. Workers and threads come from
+WEB_CONCURRENCY and WEB_THREADS; logs, access log included, are structured
+like the application's.
+"""
+
+from app.logs import logging_dict_config
+from config import load_settings
+
+_settings = load_settings()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.web_concurrency
+threads = _settings.web_threads
+worker_class = "gthread"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+forwarded_allow_ips = "*" if _settings.trusted_proxy_hops else "127.0.0.1"
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+logconfig_dict = logging_dict_config(_settings.log_format, _settings.log_level, _settings.secret_values())

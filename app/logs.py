@@ -1,0 +1,129 @@
+"""structlog set up once, with stdlib, werkzeug and gunicorn logs in the same shape.
+
+Development gets the console renderer; everything else JSON lines. A last
+processor masks every configured secret value wherever it appears, and any
+key that names a secret, so a careless log call cannot leak one.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import sys
+from typing import Any, Iterable
+
+import structlog
+
+SECRET_KEY_PATTERN = re.compile(r"(password|secret|token|authorization|api_key|signature)", re.IGNORECASE)
+MASK = "[redacted]"
+
+
+class SecretMasker:
+    """A structlog processor that hides secret values and secret-named keys."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+
+    def mask_text(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def _mask(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.mask_text(value)
+        if isinstance(value, dict):
+            return {k: (MASK if SECRET_KEY_PATTERN.search(str(k)) else self._mask(v)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._mask(v) for v in value)
+        return value
+
+    def __call__(self, _logger, _method, event_dict: dict[str, Any]) -> dict[str, Any]:
+        for key, value in list(event_dict.items()):
+            if SECRET_KEY_PATTERN.search(key) and key not in ("event",):
+                event_dict[key] = MASK
+            else:
+                event_dict[key] = self._mask(value)
+        return event_dict
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time of the record (gunicorn and pytest swap it)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def _shared_processors(masker: SecretMasker) -> list:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        masker,
+    ]
+
+
+def logging_dict_config(log_format: str, level: str, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """A logging.dictConfig routing stdlib, werkzeug and gunicorn records through structlog's formatter."""
+    masker = SecretMasker(secrets)
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    formatter = {
+        "()": structlog.stdlib.ProcessorFormatter,
+        "foreign_pre_chain": _shared_processors(masker),
+        "processors": [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            masker,
+            renderer,
+        ],
+    }
+    handler = {"()": StderrHandler, "formatter": "structured"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structured": formatter},
+        "handlers": {"default": handler},
+        "root": {"handlers": ["default"], "level": level.upper()},
+        "loggers": {
+            "gunicorn.error": {"handlers": ["default"], "level": level.upper(), "propagate": False},
+            "gunicorn.access": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "werkzeug": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            # twilio-python logs whole request bodies at DEBUG; keep it at INFO.
+            "twilio.http_client": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(log_format: str = "console", level: str = "INFO", secrets: Iterable[str] = ()) -> None:
+    """Configure stdlib logging and structlog once for the process."""
+    logging.config.dictConfig(logging_dict_config(log_format, level, secrets))
+    structlog.configure(
+        processors=[
+            *_shared_processors(SecretMasker(secrets))[:-1],
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """The project's logger; bind facts, name events in snake_case."""
+    return structlog.get_logger(name)

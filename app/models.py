@@ -1,0 +1,295 @@
+"""The data model: agents and queues, calls and their legs, transfers, the timeline.
+
+Every piece of call state lives here, so any worker on any host can take the
+next webhook. States are short strings (see the StrEnums) so rows read well in
+psql and in the timeline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the model uses."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware DateTime that comes back aware on SQLite too (which forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Presence(StrEnum):
+    AVAILABLE = "available"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class Activity(StrEnum):
+    IDLE = "idle"
+    RINGING = "ringing"
+    ON_CALL = "on_call"
+
+
+class CallStatus(StrEnum):
+    IVR = "ivr"
+    QUEUED = "queued"
+    RINGING_AGENT = "ringing_agent"
+    CONNECTED = "connected"
+    ON_HOLD = "on_hold"
+    VOICEMAIL = "voicemail"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+    FAILED = "failed"
+
+
+FINAL_CALL_STATUSES = frozenset({CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED})
+
+
+class LegRole(StrEnum):
+    CALLER = "caller"
+    AGENT = "agent"
+    TARGET = "target"
+
+
+class LegStatus(StrEnum):
+    DIALING = "dialing"
+    WHISPER = "whisper"
+    CONNECTED = "connected"
+    ON_HOLD = "on_hold"
+    ENDED = "ended"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    DECLINED = "declined"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+FINAL_LEG_STATUSES = frozenset(
+    {LegStatus.ENDED, LegStatus.NO_ANSWER, LegStatus.BUSY, LegStatus.DECLINED, LegStatus.FAILED, LegStatus.CANCELED}
+)
+
+
+class TransferState(StrEnum):
+    REQUESTED = "requested"
+    DIALING = "dialing"
+    WHISPERING = "whispering"
+    CONSULTING = "consulting"
+    COMPLETED = "completed"
+    DECLINED = "declined"
+    NO_ANSWER = "no_answer"
+    CANCELLED = "cancelled"
+    CALLER_HUNG_UP = "caller_hung_up"
+    FAILED = "failed"
+
+
+FINAL_TRANSFER_STATES = frozenset(
+    {
+        TransferState.COMPLETED,
+        TransferState.DECLINED,
+        TransferState.NO_ANSWER,
+        TransferState.CANCELLED,
+        TransferState.CALLER_HUNG_UP,
+        TransferState.FAILED,
+    }
+)
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    extension: Mapped[str] = mapped_column(String(16), unique=True)
+    sip_uri: Mapped[str | None] = mapped_column(String(255))
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    presence: Mapped[str] = mapped_column(String(16), default=Presence.OFFLINE)
+    activity: Mapped[str] = mapped_column(String(16), default=Activity.IDLE)
+    missed_in_row: Mapped[int] = mapped_column(Integer, default=0)
+    last_call_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.extension} {self.name} {self.presence}/{self.activity}>"
+
+
+class Queue(Base):
+    __tablename__ = "queues"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    dtmf_code: Mapped[str] = mapped_column(String(4), unique=True)
+    skill: Mapped[str] = mapped_column(String(64))
+    speech_hints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    is_default: Mapped[bool] = mapped_column(default=False)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    from_number: Mapped[str] = mapped_column(String(32), default="")
+    to_number: Mapped[str] = mapped_column(String(32), default="")
+    room_name: Mapped[str | None] = mapped_column(String(128))
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    ivr_reason: Mapped[str | None] = mapped_column(Text)
+    ivr_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default=CallStatus.IVR, index=True)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    voicemail_url: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    queue: Mapped[Queue | None] = relationship()
+    agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])
+    legs: Mapped[list[Leg]] = relationship(back_populates="call", order_by="Leg.id")
+    transfers: Mapped[list[Transfer]] = relationship(back_populates="call", order_by="Transfer.id")
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_CALL_STATUSES
+
+
+class Leg(Base):
+    """One party's connection: a Twilio call (caller, SIP agent) or a LiveKit participant (browser agent)."""
+
+    __tablename__ = "legs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=LegStatus.DIALING)
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    twilio_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    livekit_identity: Mapped[str | None] = mapped_column(String(128))
+    room_name: Mapped[str | None] = mapped_column(String(128))
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    call: Mapped[Call] = relationship(back_populates="legs")
+    agent: Mapped[Agent | None] = relationship()
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_LEG_STATUSES
+
+
+class Transfer(Base):
+    __tablename__ = "transfers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(8))  # warm | blind
+    trigger: Mapped[str] = mapped_column(String(8))  # dtmf | web | api
+    state: Mapped[str] = mapped_column(String(16), default=TransferState.REQUESTED, index=True)
+    from_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    target_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    target_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    target_leg_id: Mapped[int | None] = mapped_column(ForeignKey("legs.id", ondelete="SET NULL"))
+    consult_room: Mapped[str | None] = mapped_column(String(128))
+    notes: Mapped[str | None] = mapped_column(Text)
+    tried_agent_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    summary_spoken: Mapped[str | None] = mapped_column(Text)
+    summary_structured: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    summary_source: Mapped[str | None] = mapped_column(String(16))  # llm | fallback
+    summary_provider: Mapped[str | None] = mapped_column(String(32))
+    summary_model: Mapped[str | None] = mapped_column(String(128))
+    summary_latency_ms: Mapped[int | None] = mapped_column(Integer)
+    summary_error: Mapped[str | None] = mapped_column(String(255))
+    end_reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    call: Mapped[Call] = relationship(back_populates="transfers")
+    from_agent: Mapped[Agent | None] = relationship(foreign_keys=[from_agent_id])
+    target_agent: Mapped[Agent | None] = relationship(foreign_keys=[target_agent_id])
+    target_queue: Mapped[Queue | None] = relationship()
+    target_leg: Mapped[Leg | None] = relationship()
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_TRANSFER_STATES
+
+
+class Utterance(Base):
+    __tablename__ = "utterances"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    speaker: Mapped[str] = mapped_column(String(16))  # caller | agent
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Event(Base):
+    """One step of a call: together they are its timeline."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))  # supervisor | agent
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    agent: Mapped[Agent | None] = relationship()
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """A webhook already handled, with the answer given, so a retry gets the same answer and changes nothing."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("source", "delivery_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # twilio | livekit
+    delivery_key: Mapped[str] = mapped_column(String(128))
+    endpoint: Mapped[str] = mapped_column(String(128))
+    status_code: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -1,0 +1,336 @@
+"""Switchboard's configuration: read from the environment once, typed, validated.
+
+`load_settings()` is the only place that reads the process environment. In
+development a `.env` file beside this one is read too (the real environment
+wins); in production it is ignored. Every problem is collected and reported at
+once, naming each variable, so an operator fixes them in one go.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+DEFAULT_DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'switchboard.db'}"
+# Twilio's own public hold music, served from Twilio's sound bucket.
+DEFAULT_HOLD_MUSIC_URL = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
+
+LLM_PROVIDERS = ("none", "openai", "groq", "openrouter")
+APP_ENVS = ("development", "production", "test")
+
+
+class ConfigError(Exception):
+    """Raised at start-up when settings are missing or malformed."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is told by its environment."""
+
+    app_env: str = "development"
+    debug: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str = ""
+    database_url: str = DEFAULT_DATABASE_URL
+    public_base_url: str = "http://localhost:8000"
+    trusted_proxy_hops: int = 0
+    log_format: str = "console"
+    log_level: str = "INFO"
+
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_phone_number: str = ""
+    twilio_api_base_url: str = ""
+    twilio_timeout_seconds: float = 5.0
+
+    livekit_url: str = ""
+    livekit_api_key: str = ""
+    livekit_api_secret: str = ""
+    livekit_sip_host: str = ""
+    livekit_sip_username: str = ""
+    livekit_sip_password: str = ""
+    livekit_room_prefix: str = "call"
+    livekit_timeout_seconds: float = 5.0
+    livekit_allowed_addresses: tuple[str, ...] = ()
+
+    llm_provider: str = "none"
+    llm_model: str = ""
+    llm_base_url: str = ""
+    llm_timeout_seconds: float = 8.0
+    openai_api_key: str = ""
+    groq_api_key: str = ""
+    openrouter_api_key: str = ""
+    summary_deadline_seconds: float = 6.0
+
+    say_voice: str = "Polly.Joanna"
+    say_language: str = "en-US"
+    hold_music_url: str = DEFAULT_HOLD_MUSIC_URL
+    agent_ring_timeout_seconds: int = 20
+    transfer_ring_timeout_seconds: int = 25
+    max_queue_wait_seconds: int = 120
+    missed_calls_before_away: int = 3
+    ivr_max_attempts: int = 2
+    room_empty_timeout_seconds: int = 1800
+
+    web_concurrency: int = 2
+    web_threads: int = 4
+
+    @property
+    def production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
+
+    @property
+    def livekit_configured(self) -> bool:
+        return bool(self.livekit_url and self.livekit_api_key and self.livekit_api_secret)
+
+    @property
+    def sip_configured(self) -> bool:
+        return bool(self.livekit_sip_host)
+
+    @property
+    def llm_api_key(self) -> str:
+        return {
+            "openai": self.openai_api_key,
+            "groq": self.groq_api_key,
+            "openrouter": self.openrouter_api_key,
+        }.get(self.llm_provider, "")
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Values that must never reach a log line."""
+        candidates = (
+            self.secret_key,
+            self.twilio_auth_token,
+            self.livekit_api_secret,
+            self.livekit_sip_password,
+            self.openai_api_key,
+            self.groq_api_key,
+            self.openrouter_api_key,
+            _password_of(self.database_url),
+        )
+        return tuple(value for value in candidates if value and len(value) >= 4)
+
+    def unconfigured(self) -> list[str]:
+        """Integrations left unset, for the start-up log and /ready."""
+        missing = []
+        if not self.twilio_configured:
+            missing.append("twilio")
+        if not self.livekit_configured:
+            missing.append("livekit")
+        if not self.sip_configured:
+            missing.append("livekit_sip")
+        if self.llm_provider == "none":
+            missing.append("llm")
+        return missing
+
+
+# Variable name -> (field, parser). Parsers raise ValueError with a reason.
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int(value: str) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ValueError("expected a number of seconds") from None
+    if number <= 0:
+        raise ValueError("must be greater than zero")
+    return number
+
+
+def _url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
+        raise ValueError("expected an absolute http(s) or ws(s) URL")
+    return value
+
+
+def _database_url(value: str) -> str:
+    value = value.strip()
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value[len("postgres://"):]
+    if value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value[len("postgresql://"):]
+    if not (value.startswith("sqlite") or value.startswith("postgresql")):
+        raise ValueError("expected a sqlite:/// or postgresql:// URL")
+    return value
+
+
+def _choice(options: tuple[str, ...]):
+    def parse(value: str) -> str:
+        value = value.strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _phone(value: str) -> str:
+    value = value.strip()
+    if value and not (value.startswith("+") and value[1:].isdigit() and 8 <= len(value) <= 16):
+        raise ValueError("expected an E.164 number such as +15551234567")
+    return value
+
+
+VARIABLES: dict[str, tuple[str, object]] = {
+    "APP_ENV": ("app_env", _choice(APP_ENVS)),
+    "DEBUG": ("debug", _bool),
+    "HOST": ("host", _text),
+    "PORT": ("port", _int),
+    "SECRET_KEY": ("secret_key", _text),
+    "DATABASE_URL": ("database_url", _database_url),
+    "PUBLIC_BASE_URL": ("public_base_url", _url),
+    "TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _int),
+    "LOG_FORMAT": ("log_format", _choice(("console", "json"))),
+    "LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
+    "TWILIO_ACCOUNT_SID": ("twilio_account_sid", _text),
+    "TWILIO_AUTH_TOKEN": ("twilio_auth_token", _text),
+    "TWILIO_PHONE_NUMBER": ("twilio_phone_number", _phone),
+    "TWILIO_API_BASE_URL": ("twilio_api_base_url", _url),
+    "TWILIO_TIMEOUT_SECONDS": ("twilio_timeout_seconds", _seconds),
+    "LIVEKIT_URL": ("livekit_url", _url),
+    "LIVEKIT_API_KEY": ("livekit_api_key", _text),
+    "LIVEKIT_API_SECRET": ("livekit_api_secret", _text),
+    "LIVEKIT_SIP_HOST": ("livekit_sip_host", _text),
+    "LIVEKIT_SIP_USERNAME": ("livekit_sip_username", _text),
+    "LIVEKIT_SIP_PASSWORD": ("livekit_sip_password", _text),
+    "LIVEKIT_ROOM_PREFIX": ("livekit_room_prefix", _text),
+    "LIVEKIT_TIMEOUT_SECONDS": ("livekit_timeout_seconds", _seconds),
+    "LIVEKIT_ALLOWED_ADDRESSES": ("livekit_allowed_addresses", _csv),
+    "LLM_PROVIDER": ("llm_provider", _choice(LLM_PROVIDERS)),
+    "LLM_MODEL": ("llm_model", _text),
+    "LLM_BASE_URL": ("llm_base_url", _url),
+    "LLM_TIMEOUT_SECONDS": ("llm_timeout_seconds", _seconds),
+    "OPENAI_API_KEY": ("openai_api_key", _text),
+    "GROQ_API_KEY": ("groq_api_key", _text),
+    "OPENROUTER_API_KEY": ("openrouter_api_key", _text),
+    "SUMMARY_DEADLINE_SECONDS": ("summary_deadline_seconds", _seconds),
+    "SAY_VOICE": ("say_voice", _text),
+    "SAY_LANGUAGE": ("say_language", _text),
+    "HOLD_MUSIC_URL": ("hold_music_url", _url),
+    "AGENT_RING_TIMEOUT_SECONDS": ("agent_ring_timeout_seconds", _int),
+    "TRANSFER_RING_TIMEOUT_SECONDS": ("transfer_ring_timeout_seconds", _int),
+    "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
+    "MISSED_CALLS_BEFORE_AWAY": ("missed_calls_before_away", _int),
+    "IVR_MAX_ATTEMPTS": ("ivr_max_attempts", _int),
+    "ROOM_EMPTY_TIMEOUT_SECONDS": ("room_empty_timeout_seconds", _int),
+    "WEB_CONCURRENCY": ("web_concurrency", _int),
+    "WEB_THREADS": ("web_threads", _int),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool | None = None) -> Settings:
+    """Build Settings from the environment (and `.env` in development), or raise ConfigError."""
+    real = dict(os.environ if environ is None else environ)
+    use_dotenv = dotenv if dotenv is not None else (environ is None and real.get("APP_ENV") != "production")
+    merged: dict[str, str] = {}
+    if use_dotenv and (PROJECT_ROOT / ".env").is_file():
+        merged.update({k: v for k, v in dotenv_values(PROJECT_ROOT / ".env").items() if v is not None})
+    merged.update(real)
+
+    values: dict[str, object] = {}
+    problems: list[str] = []
+    for name, (field, parse) in VARIABLES.items():
+        raw = merged.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[field] = parse(raw)  # type: ignore[operator]
+        except ValueError as error:
+            problems.append(f"{name}: {error}")
+
+    values.setdefault("log_format", "console" if values.get("app_env", "development") == "development" else "json")
+    settings = Settings(**values)  # type: ignore[arg-type]
+    problems.extend(_cross_checks(settings, merged))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
+    problems = []
+    groups = {
+        "Twilio": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_PHONE_NUMBER"),
+        "LiveKit": ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"),
+        "LiveKit SIP": ("LIVEKIT_SIP_HOST", "LIVEKIT_SIP_USERNAME", "LIVEKIT_SIP_PASSWORD"),
+    }
+    for label, names in groups.items():
+        given = [name for name in names if merged.get(name, "").strip()]
+        if given and len(given) != len(names):
+            missing = [name for name in names if name not in given]
+            problems.append(f"{', '.join(missing)}: required when {label} is configured")
+        if settings.production and not given:
+            problems.append(f"{', '.join(names)}: required in production")
+    if settings.twilio_account_sid and not settings.twilio_account_sid.startswith("AC"):
+        problems.append("TWILIO_ACCOUNT_SID: expected an account SID starting with AC")
+    if settings.llm_provider != "none" and not settings.llm_api_key:
+        key_name = f"{settings.llm_provider.upper()}_API_KEY"
+        problems.append(f"{key_name}: required when LLM_PROVIDER={settings.llm_provider}")
+    if settings.production and not settings.secret_key:
+        problems.append("SECRET_KEY: required in production")
+    if settings.production and settings.database_url.startswith("sqlite"):
+        problems.append("DATABASE_URL: production needs PostgreSQL, not the embedded SQLite file")
+    if settings.summary_deadline_seconds >= 12:
+        problems.append("SUMMARY_DEADLINE_SECONDS: must stay well under Twilio's 15 s webhook limit (use < 12)")
+    if settings.ivr_max_attempts < 1:
+        problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
+    return problems
+
+
+def _password_of(url: str) -> str:
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
+
+
+def development_secret_key() -> str:
+    """A per-checkout secret for development, kept under instance/ so sessions survive restarts."""
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,132 @@
+"""Shared fixtures: the database the suite runs on, the app, its client and CLI runner.
+
+The suite runs on SQLite by default and on PostgreSQL with
+TEST_DATABASE=postgres: then a fresh database is created on the server named
+by TEST_POSTGRES_URL (default: the local server) and dropped at the end.
+Tests commit for real, as the service does; every table is emptied after
+each test, which also works for tests that run the service in other threads
+or processes.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.cli import alembic_config
+from app.db import Base, make_engine
+from config import Settings
+
+TEST_DATABASE = os.environ.get("TEST_DATABASE", "sqlite")
+TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+TWILIO_ACCOUNT_SID = "AC" + "0" * 31 + "1"
+TWILIO_AUTH_TOKEN = "test-twilio-auth-token-0123456789"
+PUBLIC_BASE_URL = "https://switchboard.example.com"
+
+
+def _create_postgres_database() -> tuple[str, callable]:
+    admin_url = make_url(TEST_POSTGRES_URL).set(drivername="postgresql+psycopg")
+    name = f"switchboard_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return admin_url.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    """A migrated, empty database for the whole run."""
+    from alembic import command
+
+    if TEST_DATABASE == "postgres":
+        url, drop = _create_postgres_database()
+    elif TEST_DATABASE == "sqlite":
+        url, drop = f"sqlite:///{tmp_path_factory.mktemp('db') / 'switchboard.db'}", (lambda: None)
+    else:
+        raise pytest.UsageError("TEST_DATABASE must be sqlite or postgres")
+    command.upgrade(alembic_config(url), "head")
+    yield url
+    drop()
+
+
+@pytest.fixture(scope="session")
+def _cleanup_engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clean_database(database_url, _cleanup_engine):
+    """The run's database, emptied again after the test."""
+    yield database_url
+    engine = _cleanup_engine
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+
+
+@pytest.fixture
+def settings(clean_database) -> Settings:
+    """Settings of a configured service (Twilio set, LiveKit and LLM off unless a test adds them)."""
+    return Settings(
+        app_env="test",
+        secret_key="test-secret-key-not-for-production",
+        database_url=clean_database,
+        public_base_url=PUBLIC_BASE_URL,
+        log_format="json",
+        twilio_account_sid=TWILIO_ACCOUNT_SID,
+        twilio_auth_token=TWILIO_AUTH_TOKEN,
+        twilio_phone_number="+15550100000",
+    )
+
+
+@pytest.fixture
+def make_app(request):
+    """Build apps from settings and close their gateways and engines afterwards."""
+    apps = []
+
+    def build(settings: Settings, **changes):
+        app = create_app(replace(settings, **changes) if changes else settings)
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield build
+    from app.gateways.registry import close_gateways
+
+    for app in apps:
+        close_gateways(app)
+        app.extensions["db_engine"].dispose()
+
+
+@pytest.fixture
+def app(make_app, settings):
+    return make_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -1,0 +1,77 @@
+"""The roster commands round-trip agents and queues."""
+
+import json
+
+from app.cli import DEMO_ROSTER
+
+
+def test_demo_roster_loads_and_lists_as_json(runner):
+    result = runner.invoke(args=["roster", "load", str(DEMO_ROSTER)])
+    assert result.exit_code == 0, result.output
+    assert "loaded 2 queues and 4 agents" in result.output
+
+    agents = json.loads(runner.invoke(args=["agents", "list", "--json"]).output)
+    assert [a["extension"] for a in agents] == ["101", "102", "201", "202"]
+    assert agents[0] == {
+        "name": "Alice Moreno",
+        "extension": "101",
+        "sip_uri": "sip:alice@switchboard-demo.sip.twilio.com",
+        "skills": ["billing"],
+        "presence": "available",
+        "activity": "idle",
+        "missed_in_row": 0,
+    }
+    queues = json.loads(runner.invoke(args=["queues", "list", "--json"]).output)
+    assert [(q["name"], q["dtmf_code"], q["default"]) for q in queues] == [("billing", "1", True), ("technical", "2", False)]
+
+
+def test_roster_round_trips_through_a_json_file(runner, tmp_path):
+    runner.invoke(args=["roster", "load"])
+    exported = {
+        "queues": json.loads(runner.invoke(args=["queues", "list", "--json"]).output),
+        "agents": json.loads(runner.invoke(args=["agents", "list", "--json"]).output),
+    }
+    path = tmp_path / "roster.json"
+    path.write_text(json.dumps(exported))
+    assert runner.invoke(args=["roster", "load", str(path)]).exit_code == 0
+    again = json.loads(runner.invoke(args=["agents", "list", "--json"]).output)
+    assert again == exported["agents"]
+
+
+def test_add_presence_remove(runner):
+    result = runner.invoke(
+        args=["agents", "add", "--name", "Eve", "--extension", "301", "--sip-uri", "sip:eve@x.sip.twilio.com",
+              "--skills", "Billing, technical"]
+    )
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(args=["agents", "presence", "301", "available"]).exit_code == 0
+    agents = json.loads(runner.invoke(args=["agents", "list", "--json"]).output)
+    assert agents == [
+        {
+            "name": "Eve",
+            "extension": "301",
+            "sip_uri": "sip:eve@x.sip.twilio.com",
+            "skills": ["billing", "technical"],
+            "presence": "available",
+            "activity": "idle",
+            "missed_in_row": 0,
+        }
+    ]
+    assert runner.invoke(args=["agents", "remove", "301"]).exit_code == 0
+    assert json.loads(runner.invoke(args=["agents", "list", "--json"]).output) == []
+
+
+def test_bad_input_is_refused_in_words(runner, tmp_path):
+    bad = runner.invoke(args=["agents", "add", "--name", "X", "--extension", "1a"])
+    assert bad.exit_code != 0 and "extension must be 2 to 6 digits" in bad.output
+    missing = runner.invoke(args=["agents", "presence", "999", "away"])
+    assert missing.exit_code != 0 and "no agent with extension 999" in missing.output
+    duplicate = tmp_path / "dup.toml"
+    duplicate.write_text('[[agents]]\nname="A"\nextension="11"\n[[agents]]\nname="B"\nextension="11"\n')
+    result = runner.invoke(args=["roster", "load", str(duplicate)])
+    assert result.exit_code != 0 and "duplicate agent extension: 11" in result.output
+    assert json.loads(runner.invoke(args=["agents", "list", "--json"]).output) == []
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[agents]\n")
+    result = runner.invoke(args=["roster", "load", str(broken)])
+    assert result.exit_code != 0 and "not valid TOML/JSON" in result.output

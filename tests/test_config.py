@@ -1,0 +1,89 @@
+"""Configuration is read once, typed, and every problem is named."""
+
+from pathlib import Path
+
+import pytest
+
+from config import DEFAULT_DATABASE_URL, VARIABLES, ConfigError, load_settings
+
+
+def test_no_environment_gives_the_embedded_default():
+    settings = load_settings({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.database_url.startswith("sqlite:///") and "/instance/" in settings.database_url
+    assert settings.llm_provider == "none"
+    assert settings.log_format == "console"
+    assert set(settings.unconfigured()) == {"twilio", "livekit", "livekit_sip", "llm"}
+
+
+def test_every_bad_variable_is_named_at_once():
+    with pytest.raises(ConfigError) as raised:
+        load_settings(
+            {
+                "PORT": "eighty",
+                "DATABASE_URL": "mysql://nope",
+                "LLM_PROVIDER": "claude",
+                "PUBLIC_BASE_URL": "switchboard.example.com",
+                "TWILIO_ACCOUNT_SID": "AC123",
+                "LLM_TIMEOUT_SECONDS": "-1",
+            }
+        )
+    message = str(raised.value)
+    for name in ("PORT", "DATABASE_URL", "LLM_PROVIDER", "PUBLIC_BASE_URL", "LLM_TIMEOUT_SECONDS"):
+        assert name in message
+    # A half-configured Twilio names what is missing.
+    assert "TWILIO_AUTH_TOKEN" in message and "TWILIO_PHONE_NUMBER" in message
+
+
+def test_llm_provider_needs_its_key():
+    with pytest.raises(ConfigError, match="GROQ_API_KEY: required when LLM_PROVIDER=groq"):
+        load_settings({"LLM_PROVIDER": "groq"})
+    settings = load_settings({"LLM_PROVIDER": "groq", "GROQ_API_KEY": "gsk_x"})
+    assert settings.llm_api_key == "gsk_x"
+
+
+def test_production_requires_real_integrations_and_postgres():
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"APP_ENV": "production"})
+    message = str(raised.value)
+    for name in ("SECRET_KEY", "DATABASE_URL", "TWILIO_ACCOUNT_SID", "LIVEKIT_URL", "LIVEKIT_SIP_HOST"):
+        assert name in message
+
+
+def test_values_are_typed_and_normalised():
+    settings = load_settings(
+        {
+            "PORT": "9000",
+            "DEBUG": "true",
+            "DATABASE_URL": "postgres://u:p@db/switchboard",
+            "PUBLIC_BASE_URL": "https://abc.ngrok.app/",
+            "LIVEKIT_ALLOWED_ADDRESSES": "54.172.60.0/30, 54.244.51.0/30",
+            "APP_ENV": "test",
+        }
+    )
+    assert settings.port == 9000 and settings.debug is True
+    assert settings.database_url == "postgresql+psycopg://u:p@db/switchboard"
+    assert settings.public_base_url == "https://abc.ngrok.app"
+    assert settings.livekit_allowed_addresses == ("54.172.60.0/30", "54.244.51.0/30")
+    assert settings.log_format == "json"
+    assert "p" not in settings.secret_values()  # too short to mask safely
+
+
+def test_secret_values_cover_every_secret():
+    settings = load_settings(
+        {
+            "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+            "TWILIO_AUTH_TOKEN": "twilio-token-value",
+            "TWILIO_PHONE_NUMBER": "+15550001111",
+            "OPENAI_API_KEY": "sk-openai-value",
+            "LLM_PROVIDER": "openai",
+            "DATABASE_URL": "postgresql://u:db-password@db/x",
+        }
+    )
+    assert {"twilio-token-value", "sk-openai-value", "db-password"} <= set(settings.secret_values())
+
+
+def test_readme_documents_every_variable():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [name for name in VARIABLES if f"`{name}`" not in readme]
+    assert missing == []

@@ -1,0 +1,84 @@
+"""The service runs under gunicorn with several workers, as in production."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.fixture
+def gunicorn(clean_database):
+    port = _free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "APP_ENV": "test",
+        "DATABASE_URL": clean_database,
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": "2",
+        "SECRET_KEY": "gunicorn-test-secret",
+        "LOG_FORMAT": "json",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn_conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if _get(base + "/health")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("gunicorn did not start: " + process.communicate()[0][-2000:])
+    yield base, process
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=15)
+    if process.stdout:
+        process.stdout.close()
+
+
+def test_gunicorn_serves_health_and_ready_with_json_logs(gunicorn):
+    base, process = gunicorn
+    for _ in range(6):
+        assert _get(base + "/health") == (200, {"status": "ok"})
+    status, body = _get(base + "/ready")
+    assert status == 200 and body["database"] == "ok"
+    process.terminate()
+    output = process.communicate(timeout=15)[0]
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any(line.get("logger") == "gunicorn.error" for line in lines)
+    access = [line for line in lines if line.get("logger") == "gunicorn.access"]
+    assert access and all("request_id=" in line["event"] for line in access)
+    # Every line is structured: nothing printed raw by gunicorn or the app.
+    assert all(line.startswith("{") for line in output.splitlines() if line.strip())

@@ -1,0 +1,65 @@
+"""Health probes, request ids, and log lines an operator can search."""
+
+import json
+
+from app.logs import get_logger
+from tests.conftest import TWILIO_AUTH_TOKEN
+
+
+def test_health(client):
+    response = client.get("/health")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+
+
+def test_ready_reports_integrations_without_secrets(client):
+    response = client.get("/ready")
+    body = response.get_json()
+    assert response.status_code == 200
+    assert body["database"] == "ok"
+    assert body["integrations"] == {"twilio": True, "livekit": False, "livekit_sip": False, "llm": "none"}
+    assert TWILIO_AUTH_TOKEN not in response.get_data(as_text=True)
+
+
+def test_ready_is_503_when_the_database_is_unreachable(make_app, settings, tmp_path):
+    app = make_app(settings, database_url=f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    response = app.test_client().get("/ready")
+    assert response.status_code == 503
+    assert response.get_json()["database"] == "unreachable"
+
+
+def _json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_production_logs_are_json_with_request_id_and_no_secrets(app, capsys):
+    @app.get("/_log_probe")
+    def probe():
+        get_logger("probe").info("probe_logged", auth_token=TWILIO_AUTH_TOKEN, note=f"token is {TWILIO_AUTH_TOKEN}")
+        return "ok"
+
+    client = app.test_client()
+    response = client.get("/_log_probe", headers={"X-Request-Id": "req-456"})
+    assert response.headers["X-Request-Id"] == "req-456"
+    captured = capsys.readouterr().err
+    assert TWILIO_AUTH_TOKEN not in captured
+    lines = _json_lines(captured)
+    probe_line = next(line for line in lines if line["event"] == "probe_logged")
+    assert probe_line["request_id"] == "req-456"
+    assert probe_line["level"] == "info" and "timestamp" in probe_line
+    assert probe_line["auth_token"] == "[redacted]" and probe_line["note"] == "token is [redacted]"
+
+
+def test_stdlib_logs_share_the_shape(app, capsys):
+    import logging
+
+    logging.getLogger("werkzeug").warning("plain stdlib message with %s", TWILIO_AUTH_TOKEN)
+    lines = _json_lines(capsys.readouterr().err)
+    line = next(line for line in lines if line["logger"] == "werkzeug")
+    assert line["event"] == "plain stdlib message with [redacted]"
+    assert line["level"] == "warning"
+
+
+def test_a_new_request_id_is_made_when_none_is_sent(client):
+    first = client.get("/health").headers["X-Request-Id"]
+    second = client.get("/health").headers["X-Request-Id"]
+    assert first != second and len(first) == 32

@@ -1,0 +1,82 @@
+"""Migrations have one head, go up and down cleanly, and match the models."""
+
+import uuid
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select
+
+from app.cli import alembic_config
+from app.db import Base, make_engine
+from app.models import Agent, Call, Event, Leg, Queue, Transfer, Utterance, utcnow
+from tests.conftest import TEST_DATABASE, _create_postgres_database
+
+
+def test_one_head():
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1
+
+
+def _scratch_database(tmp_path):
+    if TEST_DATABASE == "postgres":
+        return _create_postgres_database()
+    return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}", (lambda: None)
+
+
+def test_upgrade_downgrade_upgrade(tmp_path):
+    url, drop = _scratch_database(tmp_path)
+    try:
+        cfg = alembic_config(url)
+        command.upgrade(cfg, "head")
+        command.downgrade(cfg, "base")
+        engine = make_engine(url, pooled=False)
+        assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        command.upgrade(cfg, "head")
+        assert {"agents", "calls", "legs", "transfers", "events"} <= set(inspect(engine).get_table_names())
+        engine.dispose()
+    finally:
+        drop()
+
+
+def test_models_match_migrations(database_url):
+    engine = make_engine(database_url, pooled=False)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    engine.dispose()
+
+
+def test_models_round_trip(app):
+    from app.db import session_scope
+
+    with session_scope(app) as session:
+        queue = Queue(name="billing", dtmf_code="1", skill="billing", speech_hints=["bill"])
+        agent = Agent(name="Ann", extension="101", sip_uri="sip:ann@x.sip.twilio.com", skills=["billing"])
+        call = Call(call_sid="CA" + "1" * 32, from_number="+15551230000", queue=queue, agent=agent, ivr_reason="bill")
+        session.add_all([queue, agent, call])
+        session.flush()
+        session.add(Leg(call_id=call.id, role="caller", twilio_call_sid=call.call_sid, status="connected"))
+        session.add(Utterance(call_id=call.id, speaker="caller", text="My bill doubled"))
+        transfer = Transfer(
+            call_id=call.id,
+            mode="warm",
+            trigger="dtmf",
+            from_agent_id=agent.id,
+            summary_structured={"reason": "billing", "mood": "calm"},
+            tried_agent_ids=[agent.id],
+        )
+        session.add(transfer)
+        session.flush()
+        session.add(Event(call_id=call.id, transfer_id=transfer.id, name="transfer_requested", detail={"to": "102"}))
+
+    with session_scope(app) as session:
+        call = session.scalar(select(Call))
+        assert call.queue.name == "billing" and call.agent.extension == "101"
+        assert call.created_at.tzinfo is not None and call.created_at <= utcnow()
+        assert [leg.role for leg in call.legs] == ["caller"]
+        assert call.transfers[0].summary_structured == {"reason": "billing", "mood": "calm"}
+        assert call.transfers[0].tried_agent_ids == [call.agent.id]
+        assert session.scalar(select(Event)).detail == {"to": "102"}
+        assert session.scalar(select(Agent)).skills == ["billing"]
