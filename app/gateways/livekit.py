@@ -1,0 +1,453 @@
+"""Synchronous gateway to the LiveKit server API, webhooks and join tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from livekit import api
+from livekit.protocol import models
+
+T = TypeVar("T")
+
+# Backstop on top of the in-loop deadline, should the loop itself be stuck.
+_WAIT_GRACE_SECONDS = 1.0
+
+_start_lock = threading.Lock()
+# Loops and clients inherited from a parent process: their thread did not
+# survive the fork, so they cannot be closed here; holding them keeps their
+# finalisers from complaining about a session the parent still owns.
+_inherited: list[Any] = []
+
+
+def _reset_after_fork() -> None:
+    global _start_lock
+    _start_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+class LiveKitError(Exception):
+    """A LiveKit API call failed: Twirp error, timeout or connection failure."""
+
+    def __init__(self, method: str, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(f"LiveKit {method} failed ({code}): {message}")
+        self.method = method
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class InvalidLiveKitWebhook(Exception):
+    """A webhook whose signature or body hash does not check out."""
+
+
+@dataclass(frozen=True)
+class RoomInfo:
+    name: str
+    sid: str
+    empty_timeout_s: int
+    departure_timeout_s: int
+    metadata: str
+    num_participants: int
+    created_at: int
+
+
+@dataclass(frozen=True)
+class ParticipantInfo:
+    identity: str
+    name: str
+    kind: str
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    state: str = "active"
+    sid: str = ""
+
+
+@dataclass(frozen=True)
+class InboundTrunk:
+    trunk_id: str
+    name: str
+    auth_username: str
+    allowed_addresses: tuple[str, ...]
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DispatchRule:
+    rule_id: str
+    name: str
+    kind: str
+    room_prefix: str
+    trunk_ids: tuple[str, ...]
+    empty_timeout_s: int
+    departure_timeout_s: int
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    event: str
+    event_id: str
+    created_at: int
+    room: RoomInfo | None
+    participant: ParticipantInfo | None
+    raw: Mapping[str, Any]
+
+
+def api_url(url: str) -> str:
+    """HTTP(S) base URL of the server API for a ws(s):// or http(s):// LiveKit URL."""
+    parts = urlsplit(url)
+    scheme = {"ws": "http", "wss": "https", "http": "http", "https": "https"}.get(parts.scheme)
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"not a LiveKit URL: {url!r}")
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _room(room: models.Room) -> RoomInfo:
+    return RoomInfo(
+        name=room.name,
+        sid=room.sid,
+        empty_timeout_s=room.empty_timeout,
+        departure_timeout_s=room.departure_timeout,
+        metadata=room.metadata,
+        num_participants=room.num_participants,
+        created_at=room.creation_time,
+    )
+
+
+def _participant(info: models.ParticipantInfo) -> ParticipantInfo:
+    return ParticipantInfo(
+        identity=info.identity,
+        name=info.name,
+        kind=models.ParticipantInfo.Kind.Name(info.kind).lower(),
+        attributes=dict(info.attributes),
+        state=models.ParticipantInfo.State.Name(info.state).lower(),
+        sid=info.sid,
+    )
+
+
+def _trunk(info: api.SIPInboundTrunkInfo) -> InboundTrunk:
+    return InboundTrunk(
+        trunk_id=info.sip_trunk_id,
+        name=info.name,
+        auth_username=info.auth_username,
+        allowed_addresses=tuple(info.allowed_addresses),
+        numbers=tuple(info.numbers),
+    )
+
+
+def _rule(info: api.SIPDispatchRuleInfo) -> DispatchRule:
+    kind = info.rule.WhichOneof("rule") or ""
+    prefix = getattr(info.rule, kind).room_prefix if kind else ""
+    return DispatchRule(
+        rule_id=info.sip_dispatch_rule_id,
+        name=info.name,
+        kind=kind.removeprefix("dispatch_rule_"),
+        room_prefix=prefix,
+        trunk_ids=tuple(info.trunk_ids),
+        empty_timeout_s=info.room_config.empty_timeout,
+        departure_timeout_s=info.room_config.departure_timeout,
+    )
+
+
+class LiveKitGateway:
+    """Blocking facade over livekit-api, run on one private event loop thread."""
+
+    def __init__(
+        self, url: str, api_key: str, api_secret: str, timeout_seconds: float = 5.0
+    ) -> None:
+        self.url = api_url(url)
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._timeout = timeout_seconds
+        self._pid = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._client: api.LiveKitAPI | None = None
+
+    def __repr__(self) -> str:
+        return f"LiveKitGateway(url={self.url!r}, api_key={self._api_key!r})"
+
+    def __enter__(self) -> "LiveKitGateway":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session and stop the loop thread."""
+        with _start_lock:
+            loop, thread, client = self._loop, self._thread, self._client
+            self._loop = self._thread = self._client = None
+            if loop is None or self._pid != os.getpid():
+                return
+        try:
+            if client is not None:
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(self._timeout)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join(self._timeout)
+
+    def _started(self) -> tuple[asyncio.AbstractEventLoop, api.LiveKitAPI]:
+        with _start_lock:
+            if self._loop is not None and self._pid == os.getpid():
+                return self._loop, self._client
+            if self._loop is not None:
+                _inherited.append((self._loop, self._client))
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=_run_loop, args=(loop,), name="livekit-gateway", daemon=True
+            )
+            thread.start()
+            try:
+                made = asyncio.run_coroutine_threadsafe(self._make_client(), loop)
+                client = made.result(self._timeout)
+            except BaseException:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(self._timeout)
+                raise
+            self._loop, self._thread, self._client, self._pid = loop, thread, client, os.getpid()
+            return loop, client
+
+    async def _make_client(self) -> api.LiveKitAPI:
+        # LiveKitAPI opens its aiohttp session in the constructor, which needs the running loop.
+        return api.LiveKitAPI(
+            self.url,
+            self._api_key,
+            self._api_secret,
+            timeout=aiohttp.ClientTimeout(total=self._timeout),
+            failover=False,
+        )
+
+    def _call(self, method: str, action: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
+        loop, client = self._started()
+
+        async def run() -> T:
+            # livekit-api passes timeout=None per request, which switches off the
+            # session's ClientTimeout, so the deadline is enforced here.
+            return await asyncio.wait_for(action(client), self._timeout)
+
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
+        try:
+            return future.result(self._timeout + _WAIT_GRACE_SECONDS)
+        except api.ServerError as exc:
+            message = exc.message or f"HTTP {exc.status}"
+            raise LiveKitError(method, exc.code, message, exc.status) from None
+        except TimeoutError:
+            future.cancel()
+            message = f"no answer within {self._timeout:g}s"
+            raise LiveKitError(method, "deadline_exceeded", message) from None
+        except aiohttp.ClientError as exc:
+            raise LiveKitError(method, "unavailable", f"{type(exc).__name__}: {exc}") from None
+        except DecodeError:
+            message = "answer is not the expected protobuf message"
+            raise LiveKitError(method, "malformed", message) from None
+
+    def ensure_room(
+        self, name: str, empty_timeout_s: int, departure_timeout_s: int, metadata: str = ""
+    ) -> RoomInfo:
+        """Create the room, or return it unchanged if it already exists."""
+        request = api.CreateRoomRequest(
+            name=name,
+            empty_timeout=empty_timeout_s,
+            departure_timeout=departure_timeout_s,
+            metadata=metadata,
+        )
+        return _room(self._call("CreateRoom", lambda c: c.room.create_room(request)))
+
+    def delete_room(self, name: str) -> bool:
+        """Close a room and disconnect everyone; False if it was already gone."""
+        try:
+            self._call("DeleteRoom", lambda c: c.room.delete_room(api.DeleteRoomRequest(room=name)))
+        except LiveKitError as exc:
+            if exc.code == "not_found":
+                return False
+            raise
+        return True
+
+    def list_rooms(self, names: Iterable[str] | None = None) -> list[RoomInfo]:
+        """Active rooms, optionally only those named."""
+        request = api.ListRoomsRequest(names=list(names or []))
+        response = self._call("ListRooms", lambda c: c.room.list_rooms(request))
+        return [_room(r) for r in response.rooms]
+
+    def list_participants(self, room: str) -> list[ParticipantInfo]:
+        """Participants currently in a room."""
+        request = api.ListParticipantsRequest(room=room)
+        response = self._call("ListParticipants", lambda c: c.room.list_participants(request))
+        return [_participant(p) for p in response.participants]
+
+    def remove_participant(self, room: str, identity: str) -> bool:
+        """Disconnect a participant; False if they had already left."""
+        request = api.RoomParticipantIdentity(room=room, identity=identity)
+        try:
+            self._call("RemoveParticipant", lambda c: c.room.remove_participant(request))
+        except LiveKitError as exc:
+            if exc.code == "not_found":
+                return False
+            raise
+        return True
+
+    def move_participant(self, room: str, identity: str, destination_room: str) -> bool:
+        """Move a participant between rooms; False where the server does not support it."""
+        request = api.MoveParticipantRequest(
+            room=room, identity=identity, destination_room=destination_room
+        )
+        try:
+            self._call("MoveParticipant", lambda c: c.room.move_participant(request))
+        except LiveKitError as exc:
+            if exc.code == "unimplemented":
+                return False
+            raise
+        return True
+
+    def browser_token(self, identity: str, name: str, room: str, ttl_seconds: int) -> str:
+        """Join token for one room, allowed to publish and subscribe."""
+        grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
+        return (
+            api.AccessToken(self._api_key, self._api_secret)
+            .with_identity(identity)
+            .with_name(name)
+            .with_grants(grants)
+            .with_ttl(datetime.timedelta(seconds=ttl_seconds))
+            .to_jwt()
+        )
+
+    def verify_webhook(self, body: str, authorization: str) -> WebhookEvent:
+        """Check a LiveKit webhook's signature and body hash and parse it."""
+        token = (authorization or "").removeprefix("Bearer ").strip()
+        receiver = api.WebhookReceiver(api.TokenVerifier(self._api_key, self._api_secret))
+        try:
+            message = receiver.receive(body, token)
+        except Exception as exc:
+            # livekit-api raises bare Exception for a hash mismatch, jwt errors for the rest.
+            raise InvalidLiveKitWebhook(f"{type(exc).__name__}: {exc}") from None
+        return WebhookEvent(
+            event=message.event,
+            event_id=message.id,
+            created_at=message.created_at,
+            room=_room(message.room) if message.HasField("room") else None,
+            participant=(
+                _participant(message.participant) if message.HasField("participant") else None
+            ),
+            raw=json_format.MessageToDict(message, preserving_proto_field_name=True),
+        )
+
+    def list_inbound_trunks(self) -> list[InboundTrunk]:
+        """All SIP inbound trunks."""
+        request = api.ListSIPInboundTrunkRequest()
+        response = self._call("ListSIPInboundTrunk", lambda c: c.sip.list_inbound_trunk(request))
+        return [_trunk(t) for t in response.items]
+
+    def create_inbound_trunk(
+        self, name: str, auth_username: str, auth_password: str, allowed_addresses: Iterable[str]
+    ) -> InboundTrunk:
+        """Create an inbound trunk with no numbers, locked by digest auth and source addresses."""
+        request = api.CreateSIPInboundTrunkRequest(
+            trunk=api.SIPInboundTrunkInfo(
+                name=name,
+                auth_username=auth_username,
+                auth_password=auth_password,
+                allowed_addresses=list(allowed_addresses),
+            )
+        )
+        created = self._call("CreateSIPInboundTrunk", lambda c: c.sip.create_inbound_trunk(request))
+        return _trunk(created)
+
+    def update_inbound_trunk(
+        self,
+        trunk_id: str,
+        *,
+        name: str | None = None,
+        auth_username: str | None = None,
+        auth_password: str | None = None,
+        allowed_addresses: Iterable[str] | None = None,
+    ) -> InboundTrunk:
+        """Change only the given fields of an inbound trunk."""
+        addresses = list(allowed_addresses) if allowed_addresses is not None else None
+        return _trunk(
+            self._call(
+                "UpdateSIPInboundTrunk",
+                lambda c: c.sip.update_inbound_trunk_fields(
+                    trunk_id,
+                    name=name,
+                    auth_username=auth_username,
+                    auth_password=auth_password,
+                    allowed_addresses=addresses,
+                ),
+            )
+        )
+
+    def delete_inbound_trunk(self, trunk_id: str) -> bool:
+        """Delete a trunk; False if it did not exist."""
+        request = api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id)
+        try:
+            self._call("DeleteSIPTrunk", lambda c: c.sip.delete_trunk(request))
+        except LiveKitError as exc:
+            if exc.code == "not_found":
+                return False
+            raise
+        return True
+
+    def list_dispatch_rules(self) -> list[DispatchRule]:
+        """All SIP dispatch rules."""
+        request = api.ListSIPDispatchRuleRequest()
+        response = self._call("ListSIPDispatchRule", lambda c: c.sip.list_dispatch_rule(request))
+        return [_rule(r) for r in response.items]
+
+    def create_callee_dispatch_rule(
+        self,
+        name: str,
+        room_prefix: str,
+        trunk_ids: Iterable[str],
+        empty_timeout_s: int = 0,
+        departure_timeout_s: int = 0,
+    ) -> DispatchRule:
+        """Rule sending each call to room `<room_prefix>_<called URI user>`."""
+        info = api.SIPDispatchRuleInfo(
+            name=name,
+            trunk_ids=list(trunk_ids),
+            rule=api.SIPDispatchRule(
+                dispatch_rule_callee=api.SIPDispatchRuleCallee(room_prefix=room_prefix)
+            ),
+        )
+        if empty_timeout_s or departure_timeout_s:
+            info.room_config.CopyFrom(
+                api.RoomConfiguration(
+                    empty_timeout=empty_timeout_s, departure_timeout=departure_timeout_s
+                )
+            )
+        request = api.CreateSIPDispatchRuleRequest(dispatch_rule=info)
+        created = self._call("CreateSIPDispatchRule", lambda c: c.sip.create_dispatch_rule(request))
+        return _rule(created)
+
+    def delete_dispatch_rule(self, rule_id: str) -> bool:
+        """Delete a dispatch rule; False if it did not exist."""
+        request = api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule_id)
+        try:
+            self._call("DeleteSIPDispatchRule", lambda c: c.sip.delete_dispatch_rule(request))
+        except LiveKitError as exc:
+            if exc.code == "not_found":
+                return False
+            raise
+        return True
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
