@@ -1,0 +1,252 @@
+"""A loopback OpenAI-compatible chat server standing in for the summary LLM.
+
+In mode "normal" it answers POST /v1/chat/completions with a summary built
+from the call data in the request (the caller's own words), so what comes
+back depends on what was sent. The other modes reproduce what goes wrong
+with real providers: "slow" (answers after delay_seconds), "error" (HTTP
+500), "garbage" (prose instead of JSON) and "unauthorized" (HTTP 401).
+"""
+
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from app.summaries.compose import DATA_END, DATA_START, NOT_MENTIONED
+
+MODES = ("normal", "slow", "error", "garbage", "unauthorized")
+
+
+class Headers(dict):
+    """Request headers looked up without regard to case, as HTTP means them."""
+
+    def __init__(self, items):
+        super().__init__((k.lower(), v) for k, v in items)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+    def get(self, key: str, default=None):
+        return super().get(key.lower(), default)
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the stand-in received it."""
+
+    method: str
+    path: str
+    headers: Headers
+    body: object
+    raw_body: str
+    model: str | None = field(default=None)
+
+
+def _call_data(body: dict) -> dict:
+    messages = body.get("messages") or []
+    user = next(
+        (m.get("content") for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    if not isinstance(user, str):
+        return {}
+    start, end = user.find(DATA_START), user.rfind(DATA_END)
+    if start < 0 or end < start:
+        return {}
+    try:
+        data = json.loads(user[start + len(DATA_START) : end])
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def derive_summary(body: dict) -> dict:
+    """A short deterministic summary of the call data found in a chat request."""
+    data = _call_data(body)
+    transcript = data.get("transcript") or []
+    said = [
+        u.get("text", "") for u in transcript
+        if isinstance(u, dict) and u.get("speaker") == "caller" and u.get("text")
+    ]
+    reason = data.get("ivr_reason") or (said[0] if said else None)
+    spoken = []
+    if reason:
+        spoken.append(f"The caller is calling about {reason.rstrip('.')}.")
+    if said:
+        spoken.append(f"They last said: {said[-1].rstrip('.')}.")
+    if data.get("agent_notes"):
+        spoken.append(f"The agent noted: {data['agent_notes'].rstrip('.')}.")
+    return {
+        "spoken": " ".join(spoken) or "No details were given about this call.",
+        "reason": reason or NOT_MENTIONED,
+        "customer": NOT_MENTIONED,
+        "tried": data.get("agent_notes") or NOT_MENTIONED,
+        "mood": NOT_MENTIONED,
+        "expects": NOT_MENTIONED,
+    }
+
+
+def _completion(model: str, content: str) -> dict:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
+
+
+def _error(message: str, kind: str, code: str | None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "_Server"
+
+    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
+        pass
+
+    def do_GET(self):
+        self._record(None, "")
+        self._send(404, _error(f"Unknown path {self.path}", "invalid_request_error", "not_found"))
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode("utf-8", "replace") if length else ""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self._record(body, raw)
+        stand_in = self.server.stand_in
+
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send(404, _error(f"Unknown path {self.path}", "invalid_request_error", "not_found"))
+            return
+        if not isinstance(body, dict) or not body.get("model") or not body.get("messages"):
+            self._send(400, _error("model and messages are required", "invalid_request_error", None))
+            return
+        mode = stand_in.mode
+        if mode == "unauthorized" or not self.headers.get("Authorization", "").startswith("Bearer "):
+            self._send(401, _error("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+            return
+        if mode == "error":
+            self._send(500, _error("The server had an error while processing your request.", "server_error", None))
+            return
+        if mode == "slow" and stand_in.stopping.wait(stand_in.delay_seconds):
+            return
+        if mode == "garbage":
+            content = "Sure! Here is a lovely summary of the call: the customer was calling about something."
+        else:
+            content = json.dumps(derive_summary(body))
+        self._send(200, _completion(body["model"], content))
+
+    def _record(self, body: object, raw: str) -> None:
+        model = body.get("model") if isinstance(body, dict) else None
+        request = RecordedRequest(
+            method=self.command,
+            path=self.path,
+            headers=Headers(self.headers.items()),
+            body=body,
+            raw_body=raw,
+            model=model,
+        )
+        with self.server.stand_in.lock:
+            self.server.stand_in.requests.append(request)
+
+    def _send(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up waiting, as a timed-out client does
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Shutdown must not wait for a "slow" answer that nobody is waiting for.
+    block_on_close = False
+
+    def __init__(self, stand_in: "LLMStandIn"):
+        self.stand_in = stand_in
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request, client_address):
+        pass  # a client that hung up early is expected here, not a failure
+
+
+class LLMStandIn:
+    """Loopback OpenAI-compatible server; use as a context manager."""
+
+    def __init__(self, mode: str = "normal", delay_seconds: float = 2.0):
+        self.mode = mode
+        self.delay_seconds = delay_seconds
+        self.requests: list[RecordedRequest] = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def mode(self) -> str:
+        """How the next request is answered."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in MODES:
+            raise ValueError(f"unknown mode {value!r}; expected one of {', '.join(MODES)}")
+        self._mode = value
+
+    @property
+    def base_url(self) -> str:
+        """The base URL to give the openai client, ending in /v1."""
+        if self._server is None:
+            raise RuntimeError("the stand-in is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> "LLMStandIn":
+        """Start serving on a free loopback port."""
+        self.stopping.clear()
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name="llm-stand-in", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port; wakes any request still sleeping."""
+        if self._server is None:
+            return
+        self.stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> "LLMStandIn":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
