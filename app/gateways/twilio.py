@@ -1,0 +1,189 @@
+"""Twilio REST gateway: the only module that speaks to Twilio's API."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+# Twilio's "Call is not in-progress. Cannot redirect." answer.
+CALL_NOT_IN_PROGRESS = 21220
+LIVE_BEFORE_ANSWER = ("queued", "ringing")
+ALL_CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+
+
+class TwilioError(Exception):
+    """A Twilio REST call failed: an error answer, a timeout or a broken connection."""
+
+    def __init__(self, status: Optional[int], code: Optional[int], message: str):
+        super().__init__(f"Twilio error (HTTP {status}, code {code}): {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NumberConfig:
+    """The voice settings of one of the account's phone numbers."""
+
+    sid: str
+    phone_number: str
+    voice_url: Optional[str]
+    voice_method: Optional[str]
+    status_callback: Optional[str]
+    voice_fallback_url: Optional[str]
+
+
+class BaseUrlHttpClient(TwilioHttpClient):
+    """HTTP client for twilio-python that can send every API request to another base URL."""
+
+    def __init__(self, api_base_url: Optional[str] = None, timeout: float = 5.0):
+        super().__init__(timeout=timeout)
+        self.api_base_url = api_base_url.rstrip("/") if api_base_url else None
+
+    def rewrite(self, url: str) -> str:
+        """Return the URL a request for `url` really goes to."""
+        if not self.api_base_url:
+            return url
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if host != "twilio.com" and not host.endswith(".twilio.com"):
+            return url
+        base = urlsplit(self.api_base_url)
+        return urlunsplit(
+            (base.scheme, base.netloc, base.path + parts.path, parts.query, parts.fragment)
+        )
+
+    def request(self, method, url, params=None, data=None, headers=None, auth=None,
+                timeout=None, allow_redirects=False):
+        """Send one API request, to the overriding base URL when one is set."""
+        return super().request(
+            method, self.rewrite(url), params=params, data=data, headers=headers,
+            auth=auth, timeout=timeout, allow_redirects=allow_redirects,
+        )
+
+
+class TwilioGateway:
+    """Calls and phone numbers of one Twilio account, with plain Python types."""
+
+    def __init__(self, account_sid: str, auth_token: str, api_base_url: Optional[str] = None,
+                 timeout_seconds: float = 5.0):
+        self._token = auth_token
+        self.http_client = BaseUrlHttpClient(api_base_url, timeout=timeout_seconds)
+        self.client = Client(account_sid, auth_token, http_client=self.http_client)
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        if self.http_client.session is not None:
+            self.http_client.session.close()
+
+    def create_call(self, to: str, from_: str, url: str, status_callback: str,
+                    timeout_seconds: int,
+                    status_events: Iterable[str] = ALL_CALL_EVENTS,
+                    ) -> str:
+        """Place an outbound call that fetches its TwiML from `url`; return its sid."""
+        call = self._do(lambda: self.client.calls.create(
+            to=to, from_=from_, url=url, method="POST",
+            status_callback=status_callback, status_callback_method="POST",
+            status_callback_event=list(status_events), timeout=timeout_seconds,
+        ))
+        return call.sid
+
+    def redirect_call(self, sid: str, url: str) -> bool:
+        """Send a live call to new TwiML; False when the call is no longer in progress."""
+        try:
+            self._do(lambda: self.client.calls(sid).update(url=url, method="POST"))
+        except TwilioError as error:
+            if error.code == CALL_NOT_IN_PROGRESS:
+                return False
+            raise
+        return True
+
+    def end_call(self, sid: str) -> bool:
+        """Hang up a call in any live state; False when it had already ended."""
+        # Twilio documents Status=canceled as ending queued or ringing calls and
+        # leaving answered ones alone, and Status=completed as ending answered
+        # ones; so cancel first and complete only what the cancel left running.
+        try:
+            call = self._do(lambda: self.client.calls(sid).update(status="canceled"))
+            if call.status in LIVE_BEFORE_ANSWER or call.status == "canceled":
+                return True
+            if call.status != "in-progress":
+                return False
+            self._do(lambda: self.client.calls(sid).update(status="completed"))
+        except TwilioError as error:
+            if error.code == CALL_NOT_IN_PROGRESS:
+                return False
+            raise
+        return True
+
+    def find_number(self, phone_number: str) -> Optional[NumberConfig]:
+        """Return the voice settings of one of the account's numbers, or None."""
+        numbers = self._do(lambda: self.client.incoming_phone_numbers.list(
+            phone_number=phone_number, limit=20))
+        for number in numbers:
+            if number.phone_number == phone_number:
+                return _number_config(number)
+        return None
+
+    def update_number(self, sid: str, voice_url: str, status_callback: str,
+                      voice_fallback_url: Optional[str]) -> NumberConfig:
+        """Point a number's voice webhooks at this service."""
+        number = self._do(lambda: self.client.incoming_phone_numbers(sid).update(
+            voice_url=voice_url, voice_method="POST",
+            status_callback=status_callback, status_callback_method="POST",
+            voice_fallback_url=voice_fallback_url,
+            voice_fallback_method="POST" if voice_fallback_url else None,
+        ))
+        return _number_config(number)
+
+    def _do(self, operation):
+        try:
+            return operation()
+        except TwilioRestException as error:
+            raise TwilioError(error.status, error.code, self._clean(error.msg)) from None
+        except requests.Timeout:
+            raise TwilioError(None, None, "request to Twilio timed out") from None
+        except requests.RequestException as error:
+            raise TwilioError(
+                None, None, f"could not reach Twilio: {type(error).__name__}") from None
+        except TwilioException as error:
+            status, code, message = _unpack(error)
+            raise TwilioError(status, code, self._clean(message)) from None
+
+    def _clean(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+
+def _unpack(error: TwilioException):
+    """Status, code and message of a twilio-python error that is not a TwilioRestException."""
+    status, code = getattr(error, "status", None), getattr(error, "code", None)
+    message = str(error.args[0]) if error.args else type(error).__name__
+    # Failed list pages arrive as TwilioException(message, response).
+    for arg in error.args[1:]:
+        if hasattr(arg, "status_code") and hasattr(arg, "text"):
+            status = arg.status_code
+            try:
+                payload = json.loads(arg.text)
+            except ValueError:
+                break
+            code = payload.get("code", code)
+            message = f"{message}: {payload.get('message', '')}"
+    return status, code, message
+
+
+def _number_config(number) -> NumberConfig:
+    return NumberConfig(
+        sid=number.sid,
+        phone_number=number.phone_number,
+        voice_url=number.voice_url or None,
+        voice_method=number.voice_method,
+        status_callback=number.status_callback or None,
+        voice_fallback_url=number.voice_fallback_url or None,
+    )
