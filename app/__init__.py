@@ -64,16 +64,21 @@ def init_requests(app: Flask) -> None:
 
 
 def init_blueprints(app: Flask) -> None:
+    from app.calls.views import blueprint as calls
     from app.health.views import blueprint as health
+    from app.rooms.views import blueprint as livekit
+    from app.routing.views import blueprint as agent_voice
 
-    app.register_blueprint(health)
+    for blueprint in (health, calls, agent_voice, livekit):
+        app.register_blueprint(blueprint)
 
 
 def init_cli(app: Flask) -> None:
     from app.agents.cli import agents_cli, queues_cli
     from app.cli import db_cli, roster_cli
+    from app.provisioning.cli import provision_command
 
-    for group in (db_cli, agents_cli, queues_cli, roster_cli):
+    for group in (db_cli, agents_cli, queues_cli, roster_cli, provision_command):
         app.cli.add_command(group)
 
 
