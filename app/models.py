@@ -53,12 +53,15 @@ class CallStatus(StrEnum):
     CONNECTED = "connected"
     ON_HOLD = "on_hold"
     VOICEMAIL = "voicemail"
+    CALLBACK_REQUESTED = "callback_requested"
     COMPLETED = "completed"
     ABANDONED = "abandoned"
     FAILED = "failed"
 
 
-FINAL_CALL_STATUSES = frozenset({CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED})
+FINAL_CALL_STATUSES = frozenset(
+    {CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED, CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED}
+)
 
 
 class LegRole(StrEnum):

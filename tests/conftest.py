@@ -130,3 +130,61 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+LIVEKIT_API_KEY = "APIswitchboardtest"
+LIVEKIT_API_SECRET = "livekit-test-secret-0123456789abcdef"
+LIVEKIT_SIP_PASSWORD = "sip-trunk-password-123"
+
+
+@pytest.fixture
+def livekit():
+    """A loopback LiveKit server speaking Twirp/protobuf."""
+    from app.sandbox.livekit_server import LiveKitStandIn
+
+    with LiveKitStandIn(LIVEKIT_API_KEY, LIVEKIT_API_SECRET) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def llm():
+    """A loopback OpenAI-compatible server."""
+    from app.sandbox.llm_server import LLMStandIn
+
+    with LLMStandIn() as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def centre_settings(settings, livekit, llm) -> Settings:
+    """A fully configured service pointed at the stand-ins."""
+    return replace(
+        settings,
+        livekit_url=livekit.url,
+        livekit_api_key=LIVEKIT_API_KEY,
+        livekit_api_secret=LIVEKIT_API_SECRET,
+        livekit_sip_host="switchboard-test.sip.livekit.cloud",
+        livekit_sip_username="switchboard",
+        livekit_sip_password=LIVEKIT_SIP_PASSWORD,
+        llm_provider="openai",
+        openai_api_key="sk-test-openai-key-0123456789",
+        llm_base_url=llm.base_url,
+        llm_timeout_seconds=2.0,
+        summary_deadline_seconds=3.0,
+        max_queue_wait_seconds=60,
+    )
+
+
+@pytest.fixture
+def centre(make_app, centre_settings, livekit, llm):
+    """The whole contact centre: the app with the demo roster, Twilio simulated, LiveKit and LLM on loopback."""
+    import responses
+
+    from app.sandbox.call_centre import CallCentre
+
+    app = make_app(centre_settings)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        centre = CallCentre(app, PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, livekit=livekit, llm=llm)
+        centre.network.install(rsps)
+        centre.load_roster()
+        yield centre

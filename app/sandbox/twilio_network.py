@@ -220,6 +220,11 @@ class SimCall:
         self.network._drive(lambda: self.network._gather_timeout(self))
         return self
 
+    def music_ends(self) -> "SimCall":
+        """The <Play> the call is waiting on finishes; TwiML goes on with the next verb."""
+        self.network._drive(lambda: self.network._music_ends(self))
+        return self
+
     def dial_ends(self, status: str = "completed", duration: int = 0) -> "SimCall":
         """End the <Dial> the call is in, with the dialled leg's outcome."""
         self.network._drive(lambda: self.network._dial_ends(self, status, duration))
@@ -650,7 +655,7 @@ class TwilioNetwork:
             if tag == "Say":
                 self._say(call, verb)
             elif tag == "Play":
-                if self._play(call, verb):
+                if self._play(call, verb, waits=True):
                     return
             elif tag == "Pause":
                 continue
@@ -691,14 +696,25 @@ class TwilioNetwork:
     def _say(self, call: SimCall, verb: ET.Element) -> None:
         call.heard.append(Said(verb.text or "", verb.get("voice"), verb.get("language")))
 
-    def _play(self, call: SimCall, verb: ET.Element) -> bool:
+    def _play(self, call: SimCall, verb: ET.Element, waits: bool = False) -> bool:
+        # Music takes real time: a <Play> outside a <Gather> holds the call
+        # until the test says it ended (music_ends), or forever with loop="0".
         if verb.get("digits"):
             return False
         call.played.append((verb.text or "").strip())
-        if verb.get("loop") == "0":
+        if waits or verb.get("loop") == "0":
             call.waiting_on = verb
             return True
         return False
+
+    def _music_ends(self, call: SimCall) -> None:
+        verb = call.waiting_on
+        if verb is None or verb.tag != "Play":
+            raise TwimlError(f"{call!r} is not playing anything")
+        if verb.get("loop") == "0":
+            raise TwimlError(f"{call!r}: <Play loop=\"0\"> never ends by itself")
+        call.waiting_on = None
+        self._run(call)
 
     def _method(self, verb: ET.Element) -> None:
         if verb.get("method", "POST").upper() != "POST":

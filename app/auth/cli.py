@@ -1,0 +1,144 @@
+"""`flask users …` and `flask api-tokens …`: manage who may sign in and who may call the API."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timezone
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from app.auth import service
+from app.db import session_scope
+
+ROLES = [role.value for role in service.Role]
+
+
+def _fail(error: service.AuthError) -> None:
+    raise click.ClickException(str(error))
+
+
+def _read_password(from_stdin: bool) -> str:
+    # Never an option value: those end up in shell history and `ps`.
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+        return password
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@click.group("users")
+def users_cli() -> None:
+    """Create and list users of the board and the console."""
+
+
+@users_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--agent-extension", default=None, help="the agent an agent user signs in as")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input instead of a prompt")
+@with_appcontext
+def create_user(username: str, role: str, agent_extension: str | None, password_stdin: bool) -> None:
+    """Create a user; the password is asked for, never passed as an option."""
+    password = _read_password(password_stdin)
+    try:
+        with session_scope(current_app) as session:
+            user = service.create_user(session, username, password, role, agent_extension)
+            click.echo(f"user {user.username} created ({user.role})")
+    except service.AuthError as error:
+        _fail(error)
+
+
+@users_cli.command("list")
+@with_appcontext
+def list_users() -> None:
+    """List users with their role and agent extension."""
+    with session_scope(current_app) as session:
+        rows = [
+            (user.username, user.role, user.agent.extension if user.agent else "-")
+            for user in service.list_users(session)
+        ]
+    if not rows:
+        click.echo("no users")
+    for username, role, extension in rows:
+        click.echo(f"{username:<24} {role:<11} {extension}")
+
+
+@users_cli.command("set-password")
+@click.option("--username", required=True)
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input instead of a prompt")
+@with_appcontext
+def set_password(username: str, password_stdin: bool) -> None:
+    """Set a user's password; their open sessions end."""
+    password = _read_password(password_stdin)
+    try:
+        with session_scope(current_app) as session:
+            service.change_password(session, username, password)
+        click.echo(f"password of {username} changed")
+    except service.AuthError as error:
+        _fail(error)
+
+
+@users_cli.command("bootstrap")
+@with_appcontext
+def bootstrap() -> None:
+    """Create the supervisor named by SUPERVISOR_USERNAME/SUPERVISOR_PASSWORD unless a supervisor exists."""
+    settings = current_app.config["SETTINGS"]
+    if not (settings.supervisor_username and settings.supervisor_password):
+        click.echo("SUPERVISOR_USERNAME and SUPERVISOR_PASSWORD are not set; nothing to do")
+        return
+    try:
+        with session_scope(current_app) as session:
+            created = service.bootstrap_supervisor(session, settings.supervisor_username, settings.supervisor_password)
+    except service.AuthError as error:
+        _fail(error)
+    if created:
+        click.echo(f"supervisor {settings.supervisor_username} created")
+    else:
+        click.echo("a supervisor already exists; nothing changed")
+
+
+@click.group("api-tokens")
+def api_tokens_cli() -> None:
+    """Create, list and revoke tokens for the JSON API."""
+
+
+@api_tokens_cli.command("create")
+@click.argument("name")
+@with_appcontext
+def create_token(name: str) -> None:
+    """Create a token and print it once; only its SHA-256 is kept."""
+    try:
+        with session_scope(current_app) as session:
+            token = service.create_api_token(session, name)
+    except service.AuthError as error:
+        _fail(error)
+    click.echo(f"token {name} created; it is shown only this once:", err=True)
+    click.echo(token)
+
+
+@api_tokens_cli.command("list")
+@with_appcontext
+def list_tokens() -> None:
+    """List token names and when they were created (never the tokens)."""
+    with session_scope(current_app) as session:
+        rows = [(token.name, token.created_at) for token in service.list_api_tokens(session)]
+    if not rows:
+        click.echo("no tokens")
+    for name, created_at in rows:
+        click.echo(f"{name:<24} created {created_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
+
+
+@api_tokens_cli.command("revoke")
+@click.argument("name")
+@with_appcontext
+def revoke_token(name: str) -> None:
+    """Revoke a token; requests with it are refused at once."""
+    try:
+        with session_scope(current_app) as session:
+            service.revoke_api_token(session, name)
+        click.echo(f"token {name} revoked")
+    except service.AuthError as error:
+        _fail(error)

@@ -1,0 +1,137 @@
+"""Who may open a page or call the JSON API, and what those who may not are told."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from functools import wraps
+from typing import Callable
+from urllib.parse import urlencode
+
+import structlog
+from flask import current_app, g, jsonify, redirect, render_template, request
+from flask_login import UserMixin, current_user
+
+from app.auth import service
+from app.db import request_session
+from app.models import User
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True)
+class SignedInUser(UserMixin):
+    """The user of a login session, detached from the database row it was read from."""
+
+    id: int
+    username: str
+    role: str
+    agent_id: int | None
+    fingerprint: str
+
+    @classmethod
+    def from_user(cls, user: User) -> SignedInUser:
+        """Wrap a User row."""
+        return cls(user.id, user.username, user.role, user.agent_id, service.session_fingerprint(user))
+
+    def get_id(self) -> str:
+        """What the session cookie keeps: the id and a digest of the password hash."""
+        return f"{self.id}:{self.fingerprint}"
+
+
+def load_signed_in_user(session_id: str) -> SignedInUser | None:
+    """Flask-Login's user loader: the user of this session, unless deleted or their password changed since."""
+    user_id, _, fingerprint = session_id.partition(":")
+    if not user_id.isdigit():
+        return None
+    user = service.find_user(request_session(), int(user_id))
+    if user is None or not hmac.compare_digest(fingerprint, service.session_fingerprint(user)):
+        return None
+    return SignedInUser.from_user(user)
+
+
+def current_agent_id() -> int | None:
+    """The agent id of the signed-in user, or None for supervisors and anonymous visitors."""
+    if not current_user.is_authenticated:
+        return None
+    return current_user.agent_id
+
+
+def wants_json() -> bool:
+    """Whether the client asked for JSON rather than a page."""
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def error_page(status: int, title: str, message: str):
+    """An error in words: a page for browsers, {"error": message} for JSON clients."""
+    if wants_json():
+        return jsonify(error=message), status
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def roles_required(*roles: str) -> Callable:
+    """Guard a page: anonymous visitors go to the login page, other roles get a 403 page."""
+    allowed = frozenset(roles)
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return redirect(_login_url())
+            if current_user.role not in allowed:
+                return error_page(
+                    403,
+                    "Not for your role",
+                    f"This page is for {' and '.join(sorted(allowed))} accounts; "
+                    f"you are signed in as {current_user.username} ({current_user.role}).",
+                )
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorate
+
+
+def _login_url() -> str:
+    # Only the path and query: the login view accepts nothing but same-site
+    # relative targets, and this keeps the URL short.
+    target = request.full_path if request.query_string else request.path
+    return "/login?" + urlencode({"next": target})
+
+
+def api_token_required(view: Callable) -> Callable:
+    """Guard a JSON endpoint: a valid `Authorization: Bearer` token, or a signed-in supervisor."""
+
+    @wraps(view)
+    def guarded(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                return _unauthorized("Authorization must be 'Bearer <token>'")
+            api_token = service.verify_api_token(request_session(), token.strip())
+            if api_token is None:
+                return _unauthorized("the API token is not valid (it may have been revoked)")
+            g.api_token_name = api_token.name
+            structlog.contextvars.bind_contextvars(api_token=api_token.name)
+            return view(*args, **kwargs)
+        if current_user.is_authenticated:
+            if current_user.role != service.Role.SUPERVISOR:
+                return jsonify(error="the API is open to supervisors and API tokens only"), 403
+            # The API blueprint is exempt from CSRF for token clients; a
+            # browser session carries cookies a hostile page could ride on,
+            # so changes made with it must still prove the CSRF token.
+            if request.method not in SAFE_METHODS:
+                current_app.extensions["csrf"].protect()
+            return view(*args, **kwargs)
+        return _unauthorized("an API token is required: send 'Authorization: Bearer <token>'")
+
+    return guarded
+
+
+def _unauthorized(message: str):
+    response = jsonify(error=message)
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="switchboard"'
+    return response

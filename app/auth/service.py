@@ -1,0 +1,172 @@
+"""Users, passwords and API tokens: who may use the board, the console and the JSON API.
+
+Passwords are kept only as salted werkzeug hashes (scrypt by default); API
+tokens only as their SHA-256, so a copy of the database lets nobody in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from enum import StrEnum
+from functools import cache
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.models import Agent, ApiToken, User
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 256
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
+TOKEN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+TOKEN_PREFIX = "sb_"
+
+
+
+class Role(StrEnum):
+    SUPERVISOR = "supervisor"
+    AGENT = "agent"
+
+
+class AuthError(ValueError):
+    """A user or token command that cannot be applied, with the reason in words."""
+
+
+def create_user(
+    session: Session, username: str, password: str, role: str, agent_extension: str | None = None
+) -> User:
+    """Create a user; an agent user is tied to the agent with that extension."""
+    username = username.strip()
+    if not USERNAME_PATTERN.match(username):
+        raise AuthError("username must be 2 to 64 letters, digits or . _ @ -, starting with a letter or digit")
+    if role not in Role.__members__.values():
+        raise AuthError(f"role must be one of {', '.join(Role)}")
+    _check_password(password)
+    if session.scalar(select(exists().where(User.username == username))):
+        raise AuthError(f"user {username!r} already exists")
+    agent = _agent_for(session, role, agent_extension)
+    user = User(
+        username=username,
+        password_hash=generate_password_hash(password),
+        role=role,
+        agent_id=agent.id if agent else None,
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _agent_for(session: Session, role: str, extension: str | None) -> Agent | None:
+    if role == Role.SUPERVISOR:
+        if extension:
+            raise AuthError("a supervisor is not tied to an agent extension")
+        return None
+    if not extension:
+        raise AuthError("an agent user needs the extension of the agent it signs in as")
+    agent = session.scalar(select(Agent).where(Agent.extension == extension.strip()))
+    if agent is None:
+        raise AuthError(f"no agent with extension {extension}")
+    if session.scalar(select(exists().where(User.agent_id == agent.id))):
+        raise AuthError(f"agent {agent.extension} already has a user")
+    return agent
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AuthError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AuthError(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+
+
+def find_user(session: Session, user_id: int) -> User | None:
+    """The user with this id, or None."""
+    return session.get(User, user_id)
+
+
+def list_users(session: Session) -> list[User]:
+    """Every user, by username."""
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The user whose username and password match, or None."""
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None:
+        # Spend the same time as for a wrong password, so the answer does not
+        # reveal which usernames exist.
+        check_password_hash(_dummy_hash(), password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+@cache
+def _dummy_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
+def change_password(session: Session, username: str, new_password: str) -> User:
+    """Replace a user's password (which also ends that user's signed-in sessions)."""
+    _check_password(new_password)
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None:
+        raise AuthError(f"no user {username!r}")
+    user.password_hash = generate_password_hash(new_password)
+    session.flush()
+    return user
+
+
+def session_fingerprint(user: User) -> str:
+    """A short digest of the password hash, stored in the login session so a password change ends it."""
+    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+
+
+def bootstrap_supervisor(session: Session, username: str, password: str) -> bool:
+    """Create the first supervisor unless one exists; True if it was created."""
+    if session.scalar(select(exists().where(User.role == Role.SUPERVISOR))):
+        return False
+    create_user(session, username, password, Role.SUPERVISOR)
+    return True
+
+
+def hash_api_token(token: str) -> str:
+    """The SHA-256 (hex) under which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(session: Session, name: str) -> str:
+    """Create a named API token and return its plaintext, which is never stored and cannot be shown again."""
+    name = name.strip()
+    if not TOKEN_NAME_PATTERN.match(name):
+        raise AuthError("token name must be 1 to 64 letters, digits or . _ -, starting with a letter or digit")
+    if session.scalar(select(exists().where(ApiToken.name == name))):
+        raise AuthError(f"token {name!r} already exists")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, token_hash=hash_api_token(token)))
+    session.flush()
+    return token
+
+
+def verify_api_token(session: Session, token: str) -> ApiToken | None:
+    """The stored token matching this plaintext, or None."""
+    if not token:
+        return None
+    # Looking up by digest leaks nothing useful through timing: an attacker
+    # cannot steer the SHA-256 of a guess towards a stored one.
+    return session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_api_token(token)))
+
+
+def list_api_tokens(session: Session) -> list[ApiToken]:
+    """Every API token (names and dates only; plaintexts are never stored), by name."""
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
+
+
+def revoke_api_token(session: Session, name: str) -> None:
+    """Delete the token with this name, so it stops working at once."""
+    token = session.scalar(select(ApiToken).where(ApiToken.name == name.strip()))
+    if token is None:
+        raise AuthError(f"no token {name!r}")
+    session.delete(token)
+    session.flush()

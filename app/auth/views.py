@@ -1,0 +1,80 @@
+"""Signing in and out of the supervisor board and the agent console."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import InputRequired, Length
+
+from app.auth import service
+from app.auth.guards import SignedInUser
+from app.db import request_session
+from app.logs import get_logger
+
+blueprint = Blueprint("auth", __name__)
+log = get_logger(__name__)
+
+# The board and the console are separate packages; plain paths keep this
+# blueprint free of a dependency on them.
+HOME_BY_ROLE = {service.Role.SUPERVISOR: "/board", service.Role.AGENT: "/console"}
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[InputRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[InputRequired(), Length(max=service.MAX_PASSWORD_LENGTH)])
+
+
+def safe_next(target: str | None) -> str | None:
+    """The target if it is a relative path on this site, else None (an open redirect is a phishing aid)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    # Browsers read a backslash as a slash and drop tabs and newlines, so
+    # "/\evil.example" or "/\t/evil.example" would leave the site.
+    if "\\" in target or any(ord(char) < 32 or ord(char) == 127 for char in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def home_for(role: str) -> str:
+    """Where a user of this role lands after signing in."""
+    return HOME_BY_ROLE.get(role, "/login")
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form; on the right credentials start a session and go on."""
+    target = safe_next(request.args.get("next"))
+    if request.method == "GET" and current_user.is_authenticated:
+        return redirect(target or home_for(current_user.role))
+    form = LoginForm()
+    error = None
+    if form.validate_on_submit():
+        user = service.authenticate(request_session(), form.username.data, form.password.data)
+        if user is not None:
+            # A fresh session on every sign-in, so a session id planted
+            # before login is worth nothing after it.
+            session.clear()
+            login_user(SignedInUser.from_user(user))
+            log.info("user_logged_in", user_id=user.id, role=user.role)
+            return redirect(target or home_for(user.role))
+        log.info("login_refused")
+        error = "Wrong username or password."
+    return render_template("auth/login.html", form=form, error=error, next=target)
+
+
+@blueprint.post("/logout")
+def logout():
+    """End the session and go back to the login page."""
+    if current_user.is_authenticated:
+        log.info("user_logged_out", user_id=current_user.id)
+    logout_user()
+    session.clear()
+    flash("You are signed out.")
+    return redirect("/login")

@@ -1,0 +1,306 @@
+"""A caller's way through the service: arrival, IVR, the queue, the room, voicemail, the end."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from app.calls.ivr import choose_queue, default_queue
+from app.events import record_event
+from app.logs import get_logger
+from app.models import (
+    Call,
+    CallStatus,
+    Leg,
+    LegRole,
+    LegStatus,
+    Queue,
+    Utterance,
+    utcnow,
+)
+from app.routing.service import caller_leg, offer_call, release_agent, ringing_leg
+from app.summaries.redaction import redact
+from app.telephony.context import Telephony
+from app.telephony.sip import call_room_user, room_name
+from app.telephony.webhook import MalformedWebhook, TwilioForm
+
+log = get_logger("switchboard.calls")
+
+# Statuses that end a call but say more than "completed".
+KEEP_FINAL = (CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED)
+TWILIO_FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+def find_call(t: Telephony, call_id: str | int | None) -> Call:
+    """The call named by a webhook's ?call= parameter, or MalformedWebhook."""
+    try:
+        call = t.session.get(Call, int(call_id)) if call_id is not None else None
+    except (TypeError, ValueError):
+        call = None
+    if call is None:
+        raise MalformedWebhook(f"unknown call {call_id!r}")
+    return call
+
+
+def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
+    """The leg named by a webhook's ?leg= parameter, or MalformedWebhook."""
+    try:
+        leg = t.session.get(Leg, int(leg_id)) if leg_id is not None else None
+    except (TypeError, ValueError):
+        leg = None
+    if leg is None:
+        raise MalformedWebhook(f"unknown leg {leg_id!r}")
+    return leg
+
+
+def receive_call(t: Telephony, form: TwilioForm) -> Call:
+    """A call arrived on the number: record it (once, however often Twilio asks)."""
+    call_sid = form.require_call_sid()
+    call = t.session.scalar(select(Call).where(Call.call_sid == call_sid))
+    if call is not None:
+        return call
+    call = Call(call_sid=call_sid, from_number=form.from_number[:32], to_number=form.to_number[:32])
+    t.session.add(call)
+    t.session.flush()
+    t.session.add(
+        Leg(call_id=call.id, role=LegRole.CALLER, twilio_call_sid=call_sid, status=LegStatus.CONNECTED,
+            answered_at=utcnow())
+    )
+    record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
+    return call
+
+
+def list_queues(t: Telephony) -> list[Queue]:
+    """Queues in the order the IVR reads them."""
+    return list(t.session.scalars(select(Queue).order_by(Queue.dtmf_code)))
+
+
+@dataclass(frozen=True)
+class IvrOutcome:
+    """What the IVR does next: ask again (attempt), or the call was queued."""
+
+    ask_again: bool
+    attempt: int = 1
+
+
+def handle_ivr_input(t: Telephony, call: Call, form: TwilioForm, attempt: int) -> IvrOutcome:
+    """Route on what the caller pressed or said; ask again a bounded number of times, then the default queue."""
+    if call.status != CallStatus.IVR:
+        return IvrOutcome(ask_again=False)
+    queues = list_queues(t)
+    digits = form.digits[:4] if form.digits.isdigit() else ""
+    speech = redact(form.speech_result[:500])
+    queue = choose_queue(queues, digits, speech)
+    call.ivr_attempts = attempt
+    if queue is None and attempt < t.settings.ivr_max_attempts:
+        record_event(t.session, call, "ivr_not_understood", attempt=attempt, digits=digits, speech=speech)
+        return IvrOutcome(ask_again=True, attempt=attempt + 1)
+    how = "dtmf" if digits else "speech" if speech else "none"
+    if queue is None:
+        queue = default_queue(queues)
+        how = f"default after {how}"
+    call.ivr_reason = speech or (f"pressed {digits}" if digits else None)
+    if queue is None:
+        record_event(t.session, call, "ivr_no_queues")
+        raise RuntimeError("no queues are configured: load a roster (flask roster load)")
+    call.queue_id = queue.id
+    t.session.flush()
+    t.session.refresh(call)
+    record_event(t.session, call, "ivr_completed", queue=queue.name, chosen_by=how, reason=call.ivr_reason)
+    enqueue_call(t, call)
+    return IvrOutcome(ask_again=False)
+
+
+def enqueue_call(t: Telephony, call: Call) -> None:
+    """Put the call in its queue: make its room, then ring the first agent."""
+    from app.gateways.livekit import LiveKitError
+
+    call.status = CallStatus.QUEUED
+    call.queued_at = utcnow()
+    call.room_name = room_name(t.settings, call_room_user(call.id))
+    record_event(t.session, call, "call_queued", queue=call.queue.name, room=call.room_name)
+    try:
+        t.livekit.ensure_room(
+            call.room_name,
+            empty_timeout_s=t.settings.room_empty_timeout_seconds,
+            departure_timeout_s=t.settings.room_empty_timeout_seconds,
+            metadata=json.dumps({"call_sid": call.call_sid}),
+        )
+    except LiveKitError as error:
+        # Fallback, named as one: the dispatch rule creates the room when the
+        # first SIP leg arrives, with the rule's own timeouts.
+        record_event(t.session, call, "room_create_failed_fallback_dispatch_rule", error=str(error)[:200])
+    if offer_call(t, call) is None:
+        record_event(t.session, call, "no_agent_available", queue=call.queue.name)
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """While a caller waits: keep holding, or offer voicemail and a callback."""
+
+    offer_options: bool
+
+
+def caller_waited(t: Telephony, call: Call) -> WaitOutcome:
+    """A stretch of hold music ended: try agents again, and past the limit offer the options."""
+    if call.status not in (CallStatus.QUEUED, CallStatus.RINGING_AGENT):
+        return WaitOutcome(offer_options=False)
+    if ringing_leg(call) is None:
+        offer_call(t, call)
+    waited = utcnow() - (call.queued_at or call.created_at)
+    if ringing_leg(call) is None and waited >= timedelta(seconds=t.settings.max_queue_wait_seconds):
+        record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))
+        return WaitOutcome(offer_options=True)
+    return WaitOutcome(offer_options=False)
+
+
+def caller_chose(t: Telephony, call: Call, digits: str) -> str:
+    """The caller's answer to the options: 'voicemail', 'callback' or 'wait'."""
+    if digits == "1":
+        record_event(t.session, call, "voicemail_started")
+        return "voicemail"
+    if digits == "2":
+        call.status = CallStatus.CALLBACK_REQUESTED
+        call.ended_at = utcnow()
+        _cancel_ringing(t, call)
+        record_event(t.session, call, "callback_requested", number=call.from_number)
+        return "callback"
+    return "wait"
+
+
+def save_voicemail(t: Telephony, call: Call, form: TwilioForm) -> None:
+    """Keep the recording with the call."""
+    if not form.recording_url:
+        record_event(t.session, call, "voicemail_empty")
+        return
+    call.voicemail_url = form.recording_url[:512]
+    call.status = CallStatus.VOICEMAIL
+    call.ended_at = utcnow()
+    _cancel_ringing(t, call)
+    record_event(t.session, call, "voicemail_recorded", recording_url=call.voicemail_url,
+                 duration=form.raw.get("RecordingDuration"))
+
+
+def connect_caller(t: Telephony, call: Call, room_user: str | None = None) -> str:
+    """The caller's leg is about to dial into a room (the call's own by default); returns the room's URI user."""
+    room_user = room_user or call_room_user(call.id)
+    leg = caller_leg(call)
+    if leg is not None:
+        leg.room_name = room_name(t.settings, room_user)
+    return room_user
+
+
+def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, room: str) -> str:
+    """The caller's <Dial> into ROOM ended: 'ignore' (hung up or moved on purpose), 'reconnect' or 'options'."""
+    leg = caller_leg(call)
+    moved = leg is None or leg.room_name != room
+    if form.call_status in TWILIO_FINAL or call.status != CallStatus.CONNECTED or moved:
+        return "ignore"
+    lost = sum(1 for event in call_events(t, call) if event.name == "caller_bridge_lost")
+    record_event(t.session, call, "caller_bridge_lost", dial_status=form.dial_call_status, attempt=lost + 1)
+    return "reconnect" if lost < 2 else "options"
+
+
+def call_events(t: Telephony, call: Call):
+    """The call's timeline, oldest first."""
+    from app.models import Event
+
+    return list(t.session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id)))
+
+
+def record_transcription(t: Telephony, call: Call, form: TwilioForm) -> None:
+    """Keep a final real-time transcription result as an utterance (redacted)."""
+    if form.raw.get("TranscriptionEvent") != "transcription-content":
+        return
+    if form.raw.get("Final", "true").lower() != "true":
+        return
+    try:
+        data = json.loads(form.raw.get("TranscriptionData", "{}"))
+    except json.JSONDecodeError:
+        raise MalformedWebhook("TranscriptionData is not JSON") from None
+    text = redact(str(data.get("transcript", "")).strip())[:2000]
+    if not text:
+        return
+    speaker = "caller" if form.raw.get("Track") == "inbound_track" else "agent"
+    t.session.add(Utterance(call_id=call.id, speaker=speaker, text=text))
+
+
+def call_status_changed(t: Telephony, form: TwilioForm) -> None:
+    """The caller's status callback: a final status ends the call everywhere."""
+    call = t.session.scalar(select(Call).where(Call.call_sid == form.require_call_sid()))
+    if call is None:
+        log.info("status_for_unknown_call", call_status=form.call_status)
+        return
+    if form.call_status in TWILIO_FINAL:
+        end_call(t, call, form.call_status)
+
+
+def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
+    """The caller is gone: end every leg, free the agents, close the rooms, write the final status."""
+    caller = caller_leg(call)
+    if caller is None or caller.is_final:
+        return
+    now = utcnow()
+    to_hang_up = []
+    for leg in call.legs:
+        if leg.is_final:
+            continue
+        if leg.role != LegRole.CALLER and leg.twilio_call_sid:
+            to_hang_up.append(leg.twilio_call_sid)
+        ringing = leg.status in (LegStatus.DIALING, LegStatus.WHISPER)
+        leg.status = LegStatus.CANCELED if ringing else LegStatus.ENDED
+        leg.end_reason = "caller_hung_up" if leg.role != LegRole.CALLER else twilio_status
+        leg.ended_at = now
+        if leg.agent is not None:
+            release_agent(t, leg.agent)
+    from app.transfers.lifecycle import caller_hung_up_during_transfers
+
+    rooms = caller_hung_up_during_transfers(t, call)
+    if call.status not in KEEP_FINAL:
+        call.status = CallStatus.COMPLETED if call.answered_at else CallStatus.ABANDONED
+    call.ended_at = call.ended_at or now
+    record_event(t.session, call, "call_ended", status=call.status, twilio_status=twilio_status)
+    # Durable before the network: callbacks from the legs we end must see them ended.
+    t.session.commit()
+    _hang_up_and_close(t, call, to_hang_up, [call.room_name, *rooms])
+
+
+def _cancel_ringing(t: Telephony, call: Call) -> None:
+    leg = ringing_leg(call)
+    if leg is None:
+        return
+    leg.status = LegStatus.CANCELED
+    leg.end_reason = "caller_left_queue"
+    leg.ended_at = utcnow()
+    release_agent(t, leg.agent)
+    t.session.commit()
+    if leg.twilio_call_sid:
+        _hang_up_and_close(t, call, [leg.twilio_call_sid], [])
+
+
+def _hang_up_and_close(t: Telephony, call: Call, call_sids: list[str], rooms: list[str | None]) -> None:
+    from app.gateways.livekit import LiveKitError
+    from app.gateways.twilio import TwilioError
+
+    for sid in call_sids:
+        try:
+            t.twilio.end_call(sid)
+        except TwilioError as error:
+            record_event(t.session, call, "leg_hangup_failed", twilio_call_sid=sid, error=str(error)[:200])
+    for name in filter(None, rooms):
+        try:
+            t.livekit.delete_room(name)
+        except LiveKitError as error:
+            record_event(t.session, call, "room_close_failed", room=name, error=str(error)[:200])
+
+
+def hold_context(t: Telephony) -> dict:
+    """What every caller-facing TwiML template needs from the settings."""
+    return {
+        "voice": t.settings.say_voice,
+        "language": t.settings.say_language,
+        "music_url": t.settings.hold_music_url,
+    }

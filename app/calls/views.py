@@ -1,0 +1,178 @@
+"""Twilio webhooks of the caller's leg: arrival, IVR, queue, room, voicemail, status, fallback."""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from app.calls import service
+from app.telephony import urls
+from app.telephony.sip import room_name, sip_target
+from app.telephony.twiml import empty_twiml, twiml_response
+from app.telephony.web import telephony
+from app.telephony.webhook import TwilioForm, twilio_webhook
+
+blueprint = Blueprint("calls", __name__)
+
+GREETING = "Thanks for calling. In a few words, tell us why you are calling, or {menu}."
+ASK_AGAIN = "Sorry, I didn't catch that. Please say what you are calling about, or {menu}."
+
+
+def _greeting(call, attempt: int, prompt: str):
+    t = telephony()
+    queues = service.list_queues(t)
+    menu = ", ".join(f"press {q.dtmf_code} for {q.name}" for q in queues) or "stay on the line"
+    hints = ",".join(sorted({hint for q in queues for hint in [q.name, *q.speech_hints]}))
+    return twiml_response(
+        "calls/greeting.xml",
+        **service.hold_context(t),
+        text=prompt.format(menu=menu),
+        hints=hints,
+        action_url=t.urls.ivr(call.id, attempt),
+        transcription_url=t.urls.transcription(call.id) if attempt == 1 else None,
+    )
+
+
+def _hold(call, text: str | None = None):
+    t = telephony()
+    return twiml_response("calls/hold.xml", **service.hold_context(t), text=text, wait_url=t.urls.caller_wait(call.id))
+
+
+def _goodbye(text: str):
+    return twiml_response("common/goodbye.xml", **service.hold_context(telephony()), text=text)
+
+
+@blueprint.post(urls.VOICE)
+@twilio_webhook()
+def voice(form: TwilioForm):
+    """A call comes in: greet and ask why."""
+    call = service.receive_call(telephony(), form)
+    return _greeting(call, 1, GREETING)
+
+
+@blueprint.post(urls.IVR)
+@twilio_webhook()
+def ivr(form: TwilioForm):
+    """The caller answered the IVR (or said nothing)."""
+    t = telephony()
+    call = service.find_call(t, request.args.get("call"))
+    attempt = request.args.get("attempt", "1")
+    outcome = service.handle_ivr_input(t, call, form, int(attempt) if attempt.isdigit() else 1)
+    if outcome.ask_again:
+        return _greeting(call, outcome.attempt, ASK_AGAIN)
+    queue = call.queue.name if call.queue else "an agent"
+    return _hold(call, f"Thank you. Connecting you to {queue}. Please hold.")
+
+
+@blueprint.post(urls.CALLER_WAIT)
+@twilio_webhook()
+def caller_wait(form: TwilioForm):
+    """A stretch of hold music ended."""
+    t = telephony()
+    call = service.find_call(t, request.args.get("call"))
+    if service.caller_waited(t, call).offer_options:
+        return twiml_response(
+            "calls/options.xml",
+            **service.hold_context(t),
+            action_url=t.urls.caller_options(call.id),
+            wait_url=t.urls.caller_wait(call.id),
+        )
+    return _hold(call)
+
+
+@blueprint.post(urls.CALLER_OPTIONS)
+@twilio_webhook()
+def caller_options(form: TwilioForm):
+    """Voicemail, a callback, or more waiting."""
+    t = telephony()
+    call = service.find_call(t, request.args.get("call"))
+    choice = service.caller_chose(t, call, form.digits)
+    if choice == "voicemail":
+        return twiml_response("calls/voicemail.xml", **service.hold_context(t), action_url=t.urls.caller_voicemail(call.id))
+    if choice == "callback":
+        return _goodbye("Thank you. We will call you back on the number you are calling from. Goodbye.")
+    return _hold(call, "Thank you for holding.")
+
+
+@blueprint.post(urls.CALLER_VOICEMAIL)
+@twilio_webhook()
+def caller_voicemail(form: TwilioForm):
+    """The recording finished."""
+    t = telephony()
+    call = service.find_call(t, request.args.get("call"))
+    service.save_voicemail(t, call, form)
+    return _goodbye("Thank you, we have your message. Goodbye.")
+
+
+@blueprint.post(urls.CALLER_CONNECT)
+@twilio_webhook()
+def caller_connect(form: TwilioForm):
+    """Bridge the caller into the call's LiveKit room."""
+    t = telephony()
+    call = service.find_call(t, request.args.get("call"))
+    return _connect(call, service.connect_caller(t, call))
+
+
+def _connect(call, room_user: str, text: str | None = None):
+    t = telephony()
+    return twiml_response(
+        "calls/connect.xml",
+        **service.hold_context(t),
+        text=text,
+        sip=sip_target(t.settings, room_user),
+        action_url=t.urls.caller_bridge_ended(call.id, room_name(t.settings, room_user)),
+    )
+
+
+@blueprint.post(urls.CALLER_BRIDGE_ENDED)
+@twilio_webhook()
+def caller_bridge_ended(form: TwilioForm):
+    """The caller's leg left the room: hung up, moved on purpose, or lost."""
+    t = telephony()
+    call = service.find_call(t, request.args.get("call"))
+    what = service.caller_bridge_ended(t, call, form, request.args.get("room", ""))
+    if what == "reconnect":
+        return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
+    if what == "options":
+        return twiml_response(
+            "calls/options.xml",
+            **service.hold_context(t),
+            action_url=t.urls.caller_options(call.id),
+            wait_url=t.urls.caller_wait(call.id),
+        )
+    return empty_twiml()
+
+
+@blueprint.post(urls.CALLER_GOODBYE)
+@twilio_webhook()
+def caller_goodbye(form: TwilioForm):
+    """The agent ended the call: thank the caller."""
+    return _goodbye("The agent has ended the call. Thank you for calling. Goodbye.")
+
+
+@blueprint.post(urls.TRANSCRIPTION)
+@twilio_webhook(answer="callback")
+def transcription(form: TwilioForm):
+    """A real-time transcription event for the call."""
+    t = telephony()
+    service.record_transcription(t, service.find_call(t, request.args.get("call")), form)
+    return empty_twiml()
+
+
+@blueprint.post(urls.STATUS)
+@twilio_webhook(answer="callback")
+def status(form: TwilioForm):
+    """The caller's call status changed (set as the number's status callback)."""
+    service.call_status_changed(telephony(), form)
+    return empty_twiml()
+
+
+@blueprint.post(urls.FALLBACK)
+@twilio_webhook()
+def fallback(form: TwilioForm):
+    """Twilio's fallback URL: the main handler failed; apologise and try the call again."""
+    t = telephony()
+    return twiml_response(
+        "common/retry.xml",
+        **service.hold_context(t),
+        retry_url=t.urls.url(urls.VOICE),
+    )

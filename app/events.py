@@ -1,0 +1,26 @@
+"""The call timeline: one Event row per step, mirrored as a log line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.logs import get_logger
+from app.models import Call, Event, Transfer
+
+log = get_logger("switchboard.events")
+
+
+def record_event(session: Session, call: Call | None, name: str, transfer: Transfer | None = None, **detail: Any) -> Event:
+    """Add a step to a call's timeline (and log it under the same snake_case name)."""
+    event = Event(
+        call_id=call.id if call is not None else None,
+        transfer_id=transfer.id if transfer is not None else None,
+        name=name,
+        detail=detail,
+    )
+    session.add(event)
+    session.flush()
+    log.info(name, call_id=event.call_id, transfer_id=event.transfer_id, **detail)
+    return event

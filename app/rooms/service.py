@@ -1,0 +1,53 @@
+"""Keeping legs in step with what LiveKit reports about its rooms."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.events import record_event
+from app.gateways.livekit import WebhookEvent
+from app.models import Call, Leg
+from app.telephony.context import Telephony
+
+TWILIO_CALL_SID_ATTRIBUTE = "sip.twilio.callSid"
+HANDLED_EVENTS = ("participant_joined", "participant_left", "room_started", "room_finished")
+
+
+def room_event(t: Telephony, event: WebhookEvent) -> None:
+    """Record a LiveKit room event on the call it belongs to; keep the leg's room and identity current."""
+    if event.event not in HANDLED_EVENTS or event.room is None:
+        return
+    room = event.room.name
+    call = _call_for_room(t, room)
+    if call is None:
+        return
+    identity = event.participant.identity if event.participant else None
+    attributes = dict(event.participant.attributes) if event.participant else {}
+    leg = None
+    twilio_sid = attributes.get(TWILIO_CALL_SID_ATTRIBUTE)
+    if twilio_sid:
+        leg = t.session.scalar(select(Leg).where(Leg.twilio_call_sid == twilio_sid))
+    elif identity:
+        leg = t.session.scalar(select(Leg).where(Leg.call_id == call.id, Leg.livekit_identity == identity))
+    if leg is not None and event.event == "participant_joined":
+        leg.livekit_identity = identity
+        leg.room_name = room
+    record_event(
+        t.session,
+        call,
+        f"livekit_{event.event}",
+        room=room,
+        identity=identity,
+        leg_id=leg.id if leg else None,
+        role=leg.role if leg else None,
+    )
+
+
+def _call_for_room(t: Telephony, room: str) -> Call | None:
+    call = t.session.scalar(select(Call).where(Call.room_name == room))
+    if call is not None:
+        return call
+    from app.models import Transfer
+
+    transfer = t.session.scalar(select(Transfer).where(Transfer.consult_room == room))
+    return transfer.call if transfer else None

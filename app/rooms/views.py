@@ -1,0 +1,46 @@
+"""LiveKit's webhook: signed room and participant events."""
+
+from __future__ import annotations
+
+import structlog
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+
+from app.db import request_session
+from app.gateways.livekit import InvalidLiveKitWebhook
+from app.logs import get_logger
+from app.models import WebhookDelivery
+from app.rooms.service import room_event
+from app.telephony import urls
+from app.telephony.web import telephony
+
+blueprint = Blueprint("livekit", __name__)
+log = get_logger("switchboard.webhooks")
+
+
+@blueprint.post(urls.LIVEKIT_WEBHOOK)
+def livekit_webhook():
+    """Verify LiveKit's signed token (with the body's sha256), then record the event once."""
+    t = telephony()
+    if t.livekit_gateway is None:
+        log.warning("livekit_webhook_rejected", reason="livekit not configured")
+        return jsonify(error="LiveKit is not configured"), 403
+    body = request.get_data(as_text=True)
+    try:
+        event = t.livekit.verify_webhook(body, request.headers.get("Authorization", ""))
+    except InvalidLiveKitWebhook as error:
+        log.warning("livekit_webhook_rejected", reason=str(error)[:200])
+        return jsonify(error="invalid LiveKit webhook signature"), 403
+    structlog.contextvars.bind_contextvars(livekit_event=event.event)
+    session = request_session()
+    key = event.event_id or None
+    if key and session.scalar(
+        select(WebhookDelivery.id).where(WebhookDelivery.source == "livekit", WebhookDelivery.delivery_key == key)
+    ):
+        log.info("webhook_repeated", path=request.path)
+        return jsonify(status="ok", repeated=True)
+    room_event(t, event)
+    if key:
+        session.add(WebhookDelivery(source="livekit", delivery_key=key[:128], endpoint=request.path,
+                                    status_code=200, content_type="application/json", body="{}"))
+    return jsonify(status="ok")

@@ -1,0 +1,236 @@
+"""Routing: reserve the longest-idle available agent with the skill, ring them, handle the answer.
+
+An agent is reserved by a compare-and-set UPDATE (idle -> ringing) that only
+one transaction can win, on PostgreSQL (row lock, re-checked after the
+winner commits) and on SQLite (whose write lock is taken at BEGIN), so no
+agent ever gets two calls. The reservation is committed before Twilio is
+asked to dial, so the agent's callbacks always find it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from sqlalchemy import select, update
+
+from app.events import record_event
+from app.logs import get_logger
+from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Presence, utcnow
+from app.telephony.context import Telephony
+
+log = get_logger("switchboard.routing")
+
+WAITING_STATUSES = (CallStatus.QUEUED, CallStatus.RINGING_AGENT)
+RINGING_LEG_STATUSES = (LegStatus.DIALING, LegStatus.WHISPER)
+TWILIO_MISSED = {"no-answer": LegStatus.NO_ANSWER, "busy": LegStatus.BUSY, "failed": LegStatus.FAILED,
+                 "canceled": LegStatus.CANCELED}
+
+
+def reserve_agent(session, skill: str, exclude: Iterable[int] = ()) -> Agent | None:
+    """Reserve (idle -> ringing) the longest-idle available agent with SKILL; None if nobody is free."""
+    excluded = set(exclude)
+    candidates = session.execute(
+        select(Agent.id, Agent.skills)
+        .where(Agent.presence == Presence.AVAILABLE, Agent.activity == Activity.IDLE, Agent.sip_uri.is_not(None))
+        .order_by(Agent.last_call_ended_at.asc().nulls_first(), Agent.id)
+    ).all()
+    for agent_id, skills in candidates:
+        if agent_id in excluded or skill not in (skills or []):
+            continue
+        won = session.execute(
+            update(Agent)
+            .where(Agent.id == agent_id, Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)
+            .values(activity=Activity.RINGING)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won == 1:
+            agent = session.get(Agent, agent_id)
+            session.refresh(agent)
+            return agent
+    return None
+
+
+def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, call: Call | None = None) -> None:
+    """Make an agent idle again; a missed call counts towards being set away."""
+    if agent is None:
+        return
+    agent.activity = Activity.IDLE
+    agent.last_call_ended_at = utcnow()
+    if not missed:
+        return
+    agent.missed_in_row += 1
+    limit = t.settings.missed_calls_before_away
+    if limit and agent.missed_in_row >= limit and agent.presence == Presence.AVAILABLE:
+        agent.presence = Presence.AWAY
+        record_event(t.session, call, "agent_set_away", agent=agent.extension, missed_in_row=agent.missed_in_row)
+
+
+def tried_agent_ids(call: Call) -> set[int]:
+    """Agents already offered this call."""
+    return {leg.agent_id for leg in call.legs if leg.role == LegRole.AGENT and leg.agent_id is not None}
+
+
+def ringing_leg(call: Call) -> Leg | None:
+    """The agent leg currently ringing or whispering for this call, if any."""
+    return next(
+        (leg for leg in call.legs if leg.role == LegRole.AGENT and leg.status in RINGING_LEG_STATUSES), None
+    )
+
+
+def offer_call(t: Telephony, call: Call) -> Leg | None:
+    """Ring the next agent for a waiting call; None when nobody with the skill is free."""
+    from app.gateways.twilio import TwilioError
+
+    if call.status not in WAITING_STATUSES or call.queue is None:
+        return None
+    already = ringing_leg(call)
+    if already is not None:
+        return already
+    excluded = tried_agent_ids(call)
+    while True:
+        agent = reserve_agent(t.session, call.queue.skill, excluded)
+        if agent is None:
+            call.status = CallStatus.QUEUED
+            return None
+        excluded.add(agent.id)
+        leg = Leg(call_id=call.id, role=LegRole.AGENT, agent_id=agent.id, status=LegStatus.DIALING)
+        t.session.add(leg)
+        call.status = CallStatus.RINGING_AGENT
+        t.session.flush()
+        record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id)
+        # Durable before Twilio dials: the agent's callbacks must find this leg.
+        t.session.commit()
+        try:
+            leg.twilio_call_sid = t.twilio.create_call(
+                to=agent.sip_uri,
+                from_=t.settings.twilio_phone_number or call.to_number,
+                url=t.urls.agent_answer(leg.id),
+                status_callback=t.urls.agent_status(leg.id),
+                timeout_seconds=t.settings.agent_ring_timeout_seconds,
+            )
+            t.session.flush()
+            return leg
+        except TwilioError as error:
+            leg.status = LegStatus.FAILED
+            leg.end_reason = "dial_failed"
+            leg.ended_at = utcnow()
+            release_agent(t, agent)
+            record_event(t.session, call, "agent_dial_failed", agent=agent.extension, error=str(error)[:200])
+            call.status = CallStatus.QUEUED
+
+
+@dataclass(frozen=True)
+class Whisper:
+    """What an answering agent hears before accepting."""
+
+    caller: str
+    queue: str
+    reason: str
+
+
+def agent_answered(t: Telephony, leg: Leg) -> Whisper | None:
+    """The agent picked up: the whisper to play, or None if the caller is no longer waiting."""
+    call = leg.call
+    if leg.is_final or call.status not in WAITING_STATUSES:
+        _close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
+        return None
+    if leg.status == LegStatus.DIALING:
+        leg.status = LegStatus.WHISPER
+        leg.answered_at = utcnow()
+        record_event(t.session, call, "agent_answered", agent=leg.agent.extension, leg_id=leg.id)
+    from app.calls.ivr import speakable_number
+
+    return Whisper(
+        caller=speakable_number(call.from_number),
+        queue=call.queue.name if call.queue else "no queue",
+        reason=call.ivr_reason or "no reason given",
+    )
+
+
+def agent_accepted(t: Telephony, leg: Leg) -> bool:
+    """The agent pressed 1: connect them and move the caller into the room. False if the caller is gone."""
+    call = leg.call
+    if leg.status == LegStatus.CONNECTED:
+        return True
+    if leg.is_final or call.status not in WAITING_STATUSES:
+        _close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
+        return False
+    now = utcnow()
+    leg.status = LegStatus.CONNECTED
+    agent = leg.agent
+    agent.activity = Activity.ON_CALL
+    agent.missed_in_row = 0
+    call.status = CallStatus.CONNECTED
+    call.agent_id = agent.id
+    call.answered_at = call.answered_at or now
+    record_event(t.session, call, "agent_accepted", agent=agent.extension, leg_id=leg.id)
+    t.session.commit()
+    caller = caller_leg(call)
+    moved = caller is not None and t.twilio.redirect_call(caller.twilio_call_sid, t.urls.caller_connect(call.id))
+    if not moved:
+        record_event(t.session, call, "caller_gone_before_connect")
+        return False
+    return True
+
+
+def agent_declined(t: Telephony, leg: Leg, *, pressed: str) -> None:
+    """The agent declined in the whisper (or pressed nothing): offer the call to the next agent."""
+    if leg.is_final:
+        return
+    missed = pressed == ""
+    _close_leg(t, leg, LegStatus.DECLINED, "no_key" if missed else "declined", missed=missed)
+    record_event(t.session, leg.call, "agent_declined", agent=leg.agent.extension, pressed=pressed or "nothing")
+    t.session.commit()
+    offer_call(t, leg.call)
+
+
+def agent_leg_status(t: Telephony, leg: Leg, status: str) -> None:
+    """A status callback for an agent's phone leg."""
+    call = leg.call
+    if leg.is_final:
+        return
+    if status in TWILIO_MISSED:
+        _close_leg(t, leg, TWILIO_MISSED[status], status, missed=status != "canceled")
+        record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=status)
+        t.session.commit()
+        offer_call(t, call)
+    elif status == "completed":
+        if leg.status in RINGING_LEG_STATUSES:
+            # Hung up during the whisper: the same as declining.
+            _close_leg(t, leg, LegStatus.DECLINED, "hung_up_in_whisper", missed=True)
+            record_event(t.session, call, "agent_hung_up_in_whisper", agent=leg.agent.extension)
+            t.session.commit()
+            offer_call(t, call)
+        else:
+            agent_left(t, leg)
+
+
+def agent_left(t: Telephony, leg: Leg) -> None:
+    """A connected agent hung up: the caller, alone in the room, is thanked and the call ends."""
+    call = leg.call
+    _close_leg(t, leg, LegStatus.ENDED, "agent_hung_up")
+    record_event(t.session, call, "agent_left", agent=leg.agent.extension if leg.agent else None)
+    if call.status == CallStatus.CONNECTED and call.agent_id == leg.agent_id:
+        t.session.commit()
+        caller = caller_leg(call)
+        if caller is not None and not caller.is_final:
+            t.twilio.redirect_call(caller.twilio_call_sid, t.urls.caller_goodbye(call.id))
+
+
+def caller_leg(call: Call) -> Leg | None:
+    """The caller's own leg."""
+    return next((leg for leg in call.legs if leg.role == LegRole.CALLER), None)
+
+
+def _close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool = False) -> None:
+    if leg.is_final:
+        return
+    was_ringing = leg.status in RINGING_LEG_STATUSES
+    leg.status = status
+    leg.end_reason = reason
+    leg.ended_at = utcnow()
+    if leg.agent is not None and (was_ringing or leg.agent.activity != Activity.IDLE):
+        release_agent(t, leg.agent, missed=missed and was_ringing, call=leg.call)
+    if leg.call.status == CallStatus.RINGING_AGENT and ringing_leg(leg.call) is None:
+        leg.call.status = CallStatus.QUEUED

@@ -1,0 +1,40 @@
+"""What a domain step needs to act on a call: the session, the settings, the gateways, the URLs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from app.telephony.urls import WebhookUrls
+from config import Settings
+
+
+class IntegrationMissing(RuntimeError):
+    """A step needs an integration the service was not configured with."""
+
+
+@dataclass
+class Telephony:
+    """The tools of one request (or one background job) acting on calls."""
+
+    session: Session
+    settings: Settings
+    urls: WebhookUrls
+    twilio_gateway: object | None
+    livekit_gateway: object | None
+    llm_gateway: object | None = None
+
+    @property
+    def twilio(self):
+        """The Twilio gateway, or IntegrationMissing naming the settings."""
+        if self.twilio_gateway is None:
+            raise IntegrationMissing("Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)")
+        return self.twilio_gateway
+
+    @property
+    def livekit(self):
+        """The LiveKit gateway, or IntegrationMissing naming the settings."""
+        if self.livekit_gateway is None:
+            raise IntegrationMissing("LiveKit is not configured (LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)")
+        return self.livekit_gateway

@@ -1,0 +1,74 @@
+"""Every webhook path the service serves, and the absolute URLs Twilio is given for them.
+
+Views route on these paths and domain code builds callback URLs from them, so
+a URL in TwiML can never point at a route that does not exist.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+VOICE = "/twilio/voice"
+STATUS = "/twilio/status"
+FALLBACK = "/twilio/fallback"
+IVR = "/twilio/ivr"
+TRANSCRIPTION = "/twilio/transcription"
+CALLER_WAIT = "/twilio/caller/wait"
+CALLER_OPTIONS = "/twilio/caller/options"
+CALLER_VOICEMAIL = "/twilio/caller/voicemail"
+CALLER_CONNECT = "/twilio/caller/connect"
+CALLER_BRIDGE_ENDED = "/twilio/caller/bridge-ended"
+CALLER_GOODBYE = "/twilio/caller/goodbye"
+AGENT_ANSWER = "/twilio/agent/answer"
+AGENT_WHISPER = "/twilio/agent/whisper"
+AGENT_STATUS = "/twilio/agent/status"
+AGENT_BRIDGE_ENDED = "/twilio/agent/bridge-ended"
+LIVEKIT_WEBHOOK = "/livekit/webhook"
+
+
+class WebhookUrls:
+    """Absolute webhook URLs under the public base URL Twilio sees."""
+
+    def __init__(self, public_base_url: str):
+        self.base = public_base_url.rstrip("/")
+
+    def url(self, path: str, **params: object) -> str:
+        """The absolute URL of PATH with query PARAMS (None values left out)."""
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        return f"{self.base}{path}" + (f"?{query}" if query else "")
+
+    def ivr(self, call_id: int, attempt: int) -> str:
+        return self.url(IVR, call=call_id, attempt=attempt)
+
+    def transcription(self, call_id: int) -> str:
+        return self.url(TRANSCRIPTION, call=call_id)
+
+    def caller_wait(self, call_id: int) -> str:
+        return self.url(CALLER_WAIT, call=call_id)
+
+    def caller_options(self, call_id: int) -> str:
+        return self.url(CALLER_OPTIONS, call=call_id)
+
+    def caller_voicemail(self, call_id: int) -> str:
+        return self.url(CALLER_VOICEMAIL, call=call_id)
+
+    def caller_connect(self, call_id: int) -> str:
+        return self.url(CALLER_CONNECT, call=call_id)
+
+    def caller_bridge_ended(self, call_id: int, room: str) -> str:
+        return self.url(CALLER_BRIDGE_ENDED, call=call_id, room=room)
+
+    def caller_goodbye(self, call_id: int) -> str:
+        return self.url(CALLER_GOODBYE, call=call_id)
+
+    def agent_answer(self, leg_id: int) -> str:
+        return self.url(AGENT_ANSWER, leg=leg_id)
+
+    def agent_whisper(self, leg_id: int) -> str:
+        return self.url(AGENT_WHISPER, leg=leg_id)
+
+    def agent_status(self, leg_id: int) -> str:
+        return self.url(AGENT_STATUS, leg=leg_id)
+
+    def agent_bridge_ended(self, leg_id: int, room: str) -> str:
+        return self.url(AGENT_BRIDGE_ENDED, leg=leg_id, room=room)

@@ -1,0 +1,26 @@
+"""The web layer's way to the telephony tools of the current request."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+
+from app.db import request_session
+from app.gateways.registry import gateways
+from app.telephony.context import Telephony
+from app.telephony.urls import WebhookUrls
+
+
+def telephony() -> Telephony:
+    """The Telephony of this request (built once per request)."""
+    if "telephony" not in g:
+        settings = current_app.config["SETTINGS"]
+        outside = gateways()
+        g.telephony = Telephony(
+            session=request_session(),
+            settings=settings,
+            urls=WebhookUrls(settings.public_base_url),
+            twilio_gateway=outside.twilio,
+            livekit_gateway=outside.livekit,
+            llm_gateway=outside.llm,
+        )
+    return g.telephony

@@ -1,0 +1,184 @@
+"""The one guard on every Twilio webhook: signature, idempotency, log context, safe failure.
+
+A request whose X-Twilio-Signature does not match the public URL Twilio used
+gets 403 and changes nothing. A delivery already handled (Twilio retries and
+repeats) gets the answer it got the first time. A voice webhook whose handler
+fails still answers valid TwiML that keeps the caller on the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import wraps
+from typing import Callable, Mapping
+
+import structlog
+from flask import Response, current_app, request
+from sqlalchemy import select
+from twilio.request_validator import RequestValidator
+
+from app.db import request_session
+from app.logs import get_logger
+from app.models import WebhookDelivery
+from app.telephony.twiml import twiml_response
+
+log = get_logger("switchboard.webhooks")
+
+
+class MalformedWebhook(ValueError):
+    """A signed webhook that lacks what its step needs."""
+
+
+@dataclass(frozen=True)
+class TwilioForm:
+    """The parameters of a Twilio webhook, with Twilio's CamelCase stopped at this edge."""
+
+    call_sid: str
+    from_number: str
+    to_number: str
+    call_status: str
+    digits: str
+    speech_result: str
+    confidence: float | None
+    dial_call_status: str
+    recording_url: str
+    sequence_number: int | None
+    raw: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, form: Mapping[str, str]) -> "TwilioForm":
+        """Read the fields the service uses; anything missing becomes empty, never an error here."""
+        return cls(
+            call_sid=form.get("CallSid", "").strip(),
+            from_number=form.get("From", "").strip(),
+            to_number=form.get("To", "").strip(),
+            call_status=form.get("CallStatus", "").strip().lower(),
+            digits=form.get("Digits", "").strip(),
+            speech_result=form.get("SpeechResult", "").strip(),
+            confidence=_float(form.get("Confidence")),
+            dial_call_status=form.get("DialCallStatus", "").strip().lower(),
+            recording_url=form.get("RecordingUrl", "").strip(),
+            sequence_number=_int(form.get("SequenceNumber")),
+            raw=dict(form),
+        )
+
+    def require_call_sid(self) -> str:
+        """The CallSid, or MalformedWebhook."""
+        if not self.call_sid.startswith("CA"):
+            raise MalformedWebhook("CallSid missing or malformed")
+        return self.call_sid
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def public_request_url() -> str:
+    """The URL Twilio requested: PUBLIC_BASE_URL plus path and query (right behind ngrok or a TLS proxy)."""
+    settings = current_app.config["SETTINGS"]
+    query = request.query_string.decode("utf-8", "replace")
+    return settings.public_base_url + request.path + (f"?{query}" if query else "")
+
+
+def signature_is_valid() -> bool:
+    """Check X-Twilio-Signature with twilio's own RequestValidator."""
+    token = current_app.config["SETTINGS"].twilio_auth_token
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not token or not signature:
+        return False
+    return RequestValidator(token).validate(public_request_url(), request.form.to_dict(), signature)
+
+
+def _delivery_key(answer: str) -> str | None:
+    token = request.headers.get("I-Twilio-Idempotency-Token", "").strip()
+    if token:
+        return token[:128]
+    if answer == "callback":
+        # Status callbacks carry a sequence number and timestamp: identical
+        # bodies are repeats. TwiML requests without a token are not deduplicated,
+        # since a <Redirect> loop legitimately repeats the same parameters.
+        body = "&".join(f"{k}={v}" for k, v in sorted(request.form.items(multi=True)))
+        return "sha256:" + hashlib.sha256(f"{request.full_path}|{body}".encode()).hexdigest()
+    return None
+
+
+def retry_twiml() -> Response:
+    """Apology, music, then the same step again: the caller stays on the line."""
+    settings = current_app.config["SETTINGS"]
+    return twiml_response(
+        "common/retry.xml",
+        voice=settings.say_voice,
+        language=settings.say_language,
+        music_url=settings.hold_music_url,
+        retry_url=public_request_url(),
+    )
+
+
+def twilio_webhook(answer: str = "twiml") -> Callable:
+    """Guard a Twilio webhook view; ANSWER is 'twiml' (a voice step) or 'callback' (status and events)."""
+    if answer not in ("twiml", "callback"):
+        raise ValueError(answer)
+
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @wraps(view)
+        def guarded(*args, **kwargs) -> Response:
+            form = TwilioForm.parse(request.form)
+            structlog.contextvars.bind_contextvars(call_sid=form.call_sid or None, webhook=request.path)
+            if not signature_is_valid():
+                log.warning("twilio_signature_rejected", path=request.path)
+                return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
+
+            session = request_session()
+            key = _delivery_key(answer)
+            if key is not None:
+                earlier = session.scalar(
+                    select(WebhookDelivery).where(
+                        WebhookDelivery.source == "twilio", WebhookDelivery.delivery_key == key
+                    )
+                )
+                if earlier is not None:
+                    log.info("webhook_repeated", path=request.path)
+                    return Response(earlier.body, status=earlier.status_code, content_type=earlier.content_type)
+
+            try:
+                response = view(form, *args, **kwargs)
+            except MalformedWebhook as error:
+                session.rollback()
+                log.warning("webhook_malformed", reason=str(error))
+                if answer == "callback":
+                    return Response(f"{error}\n", status=400, mimetype="text/plain")
+                return retry_twiml()
+            except Exception:
+                session.rollback()
+                log.exception("webhook_failed")
+                if answer == "callback":
+                    raise
+                return retry_twiml()
+
+            if key is not None and response.status_code < 500:
+                session.add(
+                    WebhookDelivery(
+                        source="twilio",
+                        delivery_key=key,
+                        endpoint=request.path[:128],
+                        status_code=response.status_code,
+                        content_type=response.content_type or "text/plain",
+                        body=response.get_data(as_text=True),
+                    )
+                )
+            return response
+
+        return guarded
+
+    return decorate

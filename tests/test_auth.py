@@ -1,0 +1,296 @@
+"""Sign-in, guards, CSRF, the login rate limit, API tokens and the user/token commands, over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+from flask import Blueprint, jsonify, render_template_string
+from sqlalchemy import select
+from werkzeug.security import generate_password_hash
+
+from app.auth import service
+from app.auth.cli import api_tokens_cli, users_cli
+from app.auth.guards import api_token_required, current_agent_id, roles_required
+from app.auth.setup import csrf_exempt, init_auth
+from app.auth.views import blueprint as auth_blueprint
+from app.auth.views import safe_next
+from app.db import session_scope
+from app.models import Agent, ApiToken, User
+
+SUPERVISOR_PASSWORD = "sup-password-0001"
+AGENT_PASSWORD = "agent-password-0001"
+CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+
+probe = Blueprint("auth_probe", __name__, url_prefix="/probe")
+probe_api = Blueprint("auth_probe_api", __name__, url_prefix="/probe/api")
+csrf_exempt(probe_api)
+
+
+@probe.get("/board")
+@roles_required("supervisor")
+def board():
+    return render_template_string('{% extends "base.html" %}{% block main %}<p>the board</p>{% endblock %}')
+
+
+@probe.get("/console")
+@roles_required("agent")
+def console():
+    return jsonify(agent_id=current_agent_id())
+
+
+@probe_api.route("/ping", methods=["GET", "POST"])
+@api_token_required
+def ping():
+    return jsonify(ok=True)
+
+
+@pytest.fixture
+def app(make_app, settings):
+    """A fresh app with sign-in wired in (unless the factory already does it) and probe routes."""
+    app = make_app(settings)
+    if not hasattr(app, "login_manager"):
+        init_auth(app)
+    if "auth" not in app.blueprints:
+        app.register_blueprint(auth_blueprint)
+    app.register_blueprint(probe)
+    app.register_blueprint(probe_api)
+    return app
+
+
+@pytest.fixture(scope="module")
+def password_hashes():
+    # Hashing is slow on purpose; hash once for the module, not once per test.
+    return {"sam": generate_password_hash(SUPERVISOR_PASSWORD), "ada": generate_password_hash(AGENT_PASSWORD)}
+
+
+@pytest.fixture
+def people(app, password_hashes):
+    """A supervisor 'sam' and an agent user 'ada' tied to agent 101; returns ada's agent id."""
+    with session_scope(app) as session:
+        agent = Agent(name="Ada", extension="101")
+        session.add(agent)
+        session.flush()
+        session.add(User(username="sam", password_hash=password_hashes["sam"], role="supervisor"))
+        session.add(User(username="ada", password_hash=password_hashes["ada"], role="agent", agent_id=agent.id))
+        return agent.id
+
+
+def csrf_token_from(response) -> str:
+    match = CSRF_INPUT.search(response.get_data(as_text=True))
+    assert match, "no csrf_token input on the page"
+    return match.group(1)
+
+
+def log_in(client, username, password, next_url=None):
+    query = {"next": next_url} if next_url else {}
+    token = csrf_token_from(client.get("/login", query_string=query))
+    return client.post(
+        "/login", query_string=query, data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
+def test_supervisor_logs_in_uses_the_session_and_logs_out(client, people):
+    response = log_in(client, "sam", SUPERVISOR_PASSWORD)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/board"
+
+    page = client.get("/probe/board")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "the board" in text and "sam" in text and "Sign out" in text
+
+    response = client.post("/logout", data={"csrf_token": csrf_token_from(page)})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login"
+    assert "You are signed out." in client.get("/login").get_data(as_text=True)
+    assert client.get("/probe/board").status_code == 302
+
+
+def test_agent_lands_on_the_console_and_is_known_by_agent_id(client, people):
+    response = log_in(client, "ada", AGENT_PASSWORD)
+    assert response.headers["Location"] == "/console"
+    assert client.get("/probe/console").get_json() == {"agent_id": people}
+
+
+@pytest.mark.parametrize("username, password", [("sam", "not-the-password"), ("nobody", SUPERVISOR_PASSWORD)])
+def test_wrong_credentials_are_refused_with_a_message(client, people, username, password):
+    response = log_in(client, username, password)
+    assert response.status_code == 200
+    assert "Wrong username or password." in response.get_data(as_text=True)
+    assert client.get("/probe/board").status_code == 302
+
+
+def test_a_post_without_csrf_token_is_refused(client, people):
+    client.get("/login")
+    response = client.post("/login", data={"username": "sam", "password": SUPERVISOR_PASSWORD})
+    assert response.status_code == 400
+    assert "security token" in response.get_data(as_text=True)
+    assert client.get("/probe/board").status_code == 302
+
+
+def test_the_sixth_login_attempt_in_a_minute_is_refused(client, people):
+    token = csrf_token_from(client.get("/login"))
+    # A blank password is refused before any (deliberately slow) hashing, and still counts.
+    form = {"username": "sam", "password": "", "csrf_token": token}
+    for _ in range(5):
+        assert client.post("/login", data=form).status_code == 200
+    form["password"] = SUPERVISOR_PASSWORD
+    response = client.post("/login", data=form)
+    assert response.status_code == 429
+    assert "Too many sign-in attempts" in response.get_data(as_text=True)
+    assert client.get("/login").status_code == 200, "only POST is limited"
+
+
+def test_anonymous_is_sent_to_login_and_agent_cannot_open_supervisor_pages(client, people):
+    response = client.get("/probe/board?view=queues")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login?next=%2Fprobe%2Fboard%3Fview%3Dqueues"
+
+    log_in(client, "ada", AGENT_PASSWORD)
+    response = client.get("/probe/board")
+    assert response.status_code == 403
+    assert "This page is for supervisor accounts" in response.get_data(as_text=True)
+
+
+def test_a_relative_next_is_followed_after_login(client, people):
+    response = log_in(client, "sam", SUPERVISOR_PASSWORD, next_url="/probe/board?view=queues")
+    assert response.headers["Location"] == "/probe/board?view=queues"
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/login", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"]
+)
+def test_next_to_another_site_is_ignored(client, people, target):
+    response = log_in(client, "sam", SUPERVISOR_PASSWORD, next_url=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/board"
+
+
+@pytest.mark.parametrize(
+    "target, expected",
+    [("/board", "/board"), ("/a?b=c", "/a?b=c"), ("", None), ("board", None), ("/\t/evil.example", None)],
+)
+def test_safe_next(target, expected):
+    assert safe_next(target) == expected
+
+
+def test_changing_the_password_ends_open_sessions(app, client, people):
+    log_in(client, "sam", SUPERVISOR_PASSWORD)
+    assert client.get("/probe/board").status_code == 200
+    with session_scope(app) as session:
+        service.change_password(session, "sam", "a-brand-new-password")
+    assert client.get("/probe/board").status_code == 302
+
+
+def test_api_token_required(app, client):
+    with session_scope(app) as session:
+        token = service.create_api_token(session, "wallboard")
+
+    response = client.get("/probe/api/ping")
+    assert response.status_code == 401
+    assert "error" in response.get_json()
+    assert client.get("/probe/api/ping", headers={"Authorization": "Bearer sb_wrong"}).status_code == 401
+    assert client.get("/probe/api/ping", headers={"Authorization": f"Basic {token}"}).status_code == 401
+
+    good = {"Authorization": f"Bearer {token}"}
+    assert client.get("/probe/api/ping", headers=good).get_json() == {"ok": True}
+    assert client.post("/probe/api/ping", headers=good).status_code == 200, "the token API needs no CSRF token"
+
+    with session_scope(app) as session:
+        service.revoke_api_token(session, "wallboard")
+    response = client.get("/probe/api/ping", headers=good)
+    assert response.status_code == 401
+    assert "error" in response.get_json()
+
+
+def test_api_lets_a_supervisor_session_through_but_not_an_agent(app, people):
+    supervisor = app.test_client()
+    log_in(supervisor, "sam", SUPERVISOR_PASSWORD)
+    assert supervisor.get("/probe/api/ping").status_code == 200
+    token = csrf_token_from(supervisor.get("/probe/board"))
+    assert supervisor.post("/probe/api/ping").status_code == 400, "a cookie session must prove CSRF on changes"
+    assert supervisor.post("/probe/api/ping", headers={"X-CSRFToken": token}).status_code == 200
+
+    agent = app.test_client()
+    log_in(agent, "ada", AGENT_PASSWORD)
+    assert agent.get("/probe/api/ping").status_code == 403
+
+
+def test_passwords_and_tokens_are_stored_hashed(app):
+    with session_scope(app) as session:
+        session.add(Agent(name="Ada", extension="101"))
+        session.flush()
+        service.create_user(session, "sam", SUPERVISOR_PASSWORD, "supervisor")
+        service.create_user(session, "ada", AGENT_PASSWORD, "agent", "101")
+        token = service.create_api_token(session, "reports")
+        hashes = dict(session.execute(select(User.username, User.password_hash)).all())
+        stored = session.scalar(select(ApiToken.token_hash).where(ApiToken.name == "reports"))
+    assert hashes["sam"] != SUPERVISOR_PASSWORD and SUPERVISOR_PASSWORD not in hashes["sam"]
+    assert hashes["ada"] != AGENT_PASSWORD and hashes["ada"].startswith(("scrypt:", "pbkdf2:"))
+    assert stored == hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_cli_users_create_list_and_set_password(app, runner):
+    with session_scope(app) as session:
+        session.add(Agent(name="Bea", extension="102"))
+
+    result = runner.invoke(
+        users_cli, ["create", "--username", "lee", "--role", "supervisor"], input="lee-password-01\nlee-password-01\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "lee-password-01" not in result.output, "the prompt hides the password"
+    result = runner.invoke(
+        users_cli,
+        ["create", "--username", "bea", "--role", "agent", "--agent-extension", "102", "--password-stdin"],
+        input="bea-password-01\n",
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        users_cli, ["create", "--username", "bob", "--role", "agent", "--password-stdin"], input="bob-password-01\n"
+    )
+    assert result.exit_code != 0 and "extension" in result.output
+
+    listing = runner.invoke(users_cli, ["list"]).output
+    assert re.search(r"bea\s+agent\s+102", listing) and re.search(r"lee\s+supervisor\s+-", listing)
+
+    result = runner.invoke(
+        users_cli, ["set-password", "--username", "bea", "--password-stdin"], input="bea-password-02\n"
+    )
+    assert result.exit_code == 0, result.output
+    with session_scope(app) as session:
+        assert service.authenticate(session, "bea", "bea-password-01") is None
+        assert service.authenticate(session, "bea", "bea-password-02") is not None
+
+
+def test_cli_bootstrap_creates_the_supervisor_once(make_app, settings):
+    app = make_app(settings, supervisor_username="boss", supervisor_password="boss-password-01")
+    runner = app.test_cli_runner()
+    first = runner.invoke(users_cli, ["bootstrap"])
+    assert first.exit_code == 0 and "supervisor boss created" in first.output
+    second = runner.invoke(users_cli, ["bootstrap"])
+    assert second.exit_code == 0 and "already exists" in second.output
+    with session_scope(app) as session:
+        assert session.scalars(select(User.username)).all() == ["boss"]
+
+
+def test_cli_bootstrap_without_settings_does_nothing(runner, app):
+    result = runner.invoke(users_cli, ["bootstrap"])
+    assert result.exit_code == 0 and "not set" in result.output
+    with session_scope(app) as session:
+        assert session.scalars(select(User)).all() == []
+
+
+def test_cli_api_tokens(app, runner, client):
+    created = runner.invoke(api_tokens_cli, ["create", "wallboard"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip()
+    assert client.get("/probe/api/ping", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+    listing = runner.invoke(api_tokens_cli, ["list"]).output
+    assert "wallboard" in listing and token not in listing and token[3:12] not in listing
+
+    assert runner.invoke(api_tokens_cli, ["revoke", "wallboard"]).exit_code == 0
+    assert client.get("/probe/api/ping", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert runner.invoke(api_tokens_cli, ["revoke", "wallboard"]).exit_code != 0

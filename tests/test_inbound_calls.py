@@ -1,0 +1,223 @@
+"""Whole inbound calls, driven through the service's real webhooks by the Twilio simulator."""
+
+import xml.etree.ElementTree as ET
+
+from sqlalchemy import select
+
+from app.models import Agent, Call, Leg, Utterance
+
+ALICE = "sip:alice@switchboard-demo.sip.twilio.com"
+BOB = "sip:bob@switchboard-demo.sip.twilio.com"
+CARMEN = "sip:carmen@switchboard-demo.sip.twilio.com"
+
+
+def agent_state(centre, extension):
+    with centre.db() as session:
+        agent = session.scalar(select(Agent).where(Agent.extension == extension))
+        return agent.presence, agent.activity, agent.missed_in_row
+
+
+def call_row(centre, sid):
+    with centre.db() as session:
+        call = session.scalar(select(Call).where(Call.call_sid == sid))
+        session.expunge(call)
+        return call
+
+
+def test_billing_caller_reaches_the_billing_agent(centre):
+    caller = centre.dial("+15551230001")
+    assert "tell us why you are calling" in caller.heard_text
+    assert "press 1 for billing, press 2 for technical" in caller.heard_text
+    assert caller.waiting_on.tag == "Gather"
+    caller.speak("I was charged twice on my bill")
+    assert "Connecting you to billing" in caller.heard_text
+    assert caller.waiting_on.tag == "Play"
+
+    # The longest-idle billing agent's softphone rings, via REST with a ring timeout.
+    create = [r for r in centre.network.rest_log if r.method == "POST" and r.path.endswith("/Calls.json")]
+    assert len(create) == 1
+    assert create[0].form["To"] == ALICE
+    assert create[0].form["From"] == centre.number
+    assert create[0].form["Timeout"] == "20"
+    assert create[0].form["StatusCallback"].startswith("https://switchboard.example.com/twilio/agent/status?leg=")
+    assert agent_state(centre, "101")[1] == "ringing"
+
+    alice = centre.agent_phone(ALICE)
+    centre.network.answer(alice.sid)
+    assert "Call from 1 5 5 5 1 2 3 0 0 0 1, for billing" in alice.heard_text
+    assert "I was charged twice on my bill" in alice.heard_text
+    alice.press("1")
+
+    # Both legs are in the call's LiveKit room over SIP with the trunk's credentials.
+    call = call_row(centre, caller.sid)
+    assert call.status == "connected" and call.room_name == f"call_{call.id}"
+    for leg in (alice, caller):
+        sip = leg.dialed[0]
+        assert sip.kind == "Sip"
+        assert sip.target == f"sip:{call.id}@switchboard-test.sip.livekit.cloud;transport=tcp"
+        assert sip.username == "switchboard" and sip.password == "sip-trunk-password-123"
+    assert centre.network.call(alice.sid).waiting_on.get("hangupOnStar") == "true"
+    assert [r.body["name"] for r in centre.livekit.requests if r.method == "CreateRoom"] == [call.room_name]
+    assert agent_state(centre, "101") == ("available", "on_call", 0)
+
+    # The caller hangs up: the agent's leg and the room are closed, the agent is free.
+    caller.hangup()
+    assert not alice.live
+    assert "DeleteRoom" in [r.method for r in centre.livekit.requests]
+    assert call_row(centre, caller.sid).status == "completed"
+    assert agent_state(centre, "101") == ("available", "idle", 0)
+    assert centre.timeline(caller.sid) == [
+        "call_received",
+        "ivr_completed",
+        "call_queued",
+        "agent_ringing",
+        "agent_answered",
+        "agent_accepted",
+        "call_ended",
+    ]
+
+
+def test_technical_caller_by_dtmf_reaches_a_technical_agent(centre):
+    caller = centre.dial()
+    caller.press("2")
+    assert "Connecting you to technical" in caller.heard_text
+    ringing = centre.ringing()
+    assert [leg.to for leg in ringing] == [BOB]
+
+
+def test_first_agent_does_not_answer_the_second_does(centre):
+    caller = centre.dial()
+    caller.press("1")
+    alice = centre.agent_phone(ALICE)
+    centre.network.ring_out(alice.sid, "no-answer")
+    bob = centre.agent_phone(BOB)
+    assert bob.status in ("queued", "ringing")
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    assert call_row(centre, caller.sid).status == "connected"
+    assert agent_state(centre, "101") == ("available", "idle", 1)
+    assert "agent_missed" in centre.timeline(caller.sid)
+
+
+def test_agent_declines_in_the_whisper_and_the_next_agent_is_rung(centre):
+    caller = centre.dial()
+    caller.press("1")
+    alice = centre.agent_phone(ALICE)
+    centre.network.answer(alice.sid)
+    alice.press("2")
+    assert "Call declined" in alice.heard_text and not alice.live
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    assert call_row(centre, caller.sid).status == "connected"
+    # A deliberate decline is not a missed call.
+    assert agent_state(centre, "101") == ("available", "idle", 0)
+
+
+def test_an_agent_who_misses_calls_in_a_row_is_set_away(centre):
+    for number in ("+15551230011", "+15551230012", "+15551230013"):
+        caller = centre.dial(number)
+        caller.press("1")
+        centre.network.ring_out(centre.agent_phone(ALICE).sid, "no-answer")
+        caller.hangup()
+    assert agent_state(centre, "101") == ("away", "idle", 3)
+
+
+def test_all_agents_busy_music_then_voicemail(centre):
+    with centre.db() as session:
+        for agent in session.scalars(select(Agent)):
+            agent.presence = "away"
+    caller = centre.dial()
+    caller.press("1")
+    assert caller.played == [centre.app.config["SETTINGS"].hold_music_url]
+    assert centre.ringing() == []
+    with centre.db() as session:  # time passes in the queue
+        call = session.scalar(select(Call))
+        call.queued_at = call.queued_at.replace(year=call.queued_at.year - 1)
+    caller.music_ends()
+    assert "To leave a message, press 1" in caller.heard_text
+    caller.press("1")
+    assert caller.waiting_on.tag == "Record"
+    caller.recording_done("https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE123")
+    assert "we have your message" in caller.heard_text and not caller.live
+    call = call_row(centre, caller.sid)
+    assert call.status == "voicemail"
+    assert call.voicemail_url.endswith("/Recordings/RE123")
+    assert centre.timeline(caller.sid)[-3:] == ["voicemail_started", "voicemail_recorded", "call_ended"]
+
+
+def test_waiting_caller_is_rung_through_when_an_agent_becomes_free(centre):
+    with centre.db() as session:
+        for agent in session.scalars(select(Agent)):
+            agent.presence = "away"
+    caller = centre.dial()
+    caller.press("1")
+    assert centre.ringing() == []
+    centre.app.test_cli_runner().invoke(args=["agents", "presence", "102", "available"])
+    caller.music_ends()
+    assert [leg.to for leg in centre.ringing()] == [BOB]
+    assert caller.waiting_on.tag == "Play"
+
+
+def test_caller_hangs_up_while_an_agent_is_ringing(centre):
+    caller = centre.dial()
+    caller.press("1")
+    alice = centre.agent_phone(ALICE)
+    caller.hangup()
+    assert alice.status == "canceled"
+    assert call_row(centre, caller.sid).status == "abandoned"
+    assert agent_state(centre, "101") == ("available", "idle", 0)
+    # A late answer by the agent hears that the caller is gone.
+    with centre.db() as session:
+        leg = session.scalar(select(Leg).where(Leg.twilio_call_sid == alice.sid))
+        assert leg.status == "canceled"
+
+
+def test_agent_hangs_up_and_the_caller_is_thanked(centre):
+    caller = centre.dial()
+    caller.press("1")
+    alice = centre.agent_phone(ALICE)
+    centre.network.answer(alice.sid)
+    alice.press("1")
+    alice.hangup()
+    assert "The agent has ended the call" in caller.heard_text
+    assert not caller.live
+    assert call_row(centre, caller.sid).status == "completed"
+    assert agent_state(centre, "101")[1] == "idle"
+
+
+def test_ivr_asks_again_then_uses_the_default_queue(centre):
+    caller = centre.dial()
+    caller.speak("mumble mumble")
+    assert "Sorry, I didn't catch that" in caller.heard_text
+    caller.silence()
+    call = call_row(centre, caller.sid)
+    assert call.status == "ringing_agent"
+    with centre.db() as session:
+        assert session.get(Call, call.id).queue.name == "billing"
+    assert "ivr_not_understood" in centre.timeline(caller.sid)
+
+
+def test_transcription_is_kept_as_redacted_utterances(centre):
+    caller = centre.dial()
+    caller.press("1")
+    caller.transcribe("my card is 4111 1111 1111 1111 and it was charged twice", track="inbound_track")
+    caller.transcribe("let me look into that", track="outbound_track")
+    with centre.db() as session:
+        rows = [(u.speaker, u.text) for u in session.scalars(select(Utterance).order_by(Utterance.id))]
+    assert rows == [
+        ("caller", "my card is [card number removed] and it was charged twice"),
+        ("agent", "let me look into that"),
+    ]
+
+
+def test_caller_words_that_look_like_twiml_are_escaped(centre):
+    caller = centre.dial()
+    caller.speak('billing </Say><Hangup/><Say> & "more"')
+    alice = centre.agent_phone(ALICE)
+    centre.network.answer(alice.sid)
+    whisper = alice.twiml_log[-1]
+    root = ET.fromstring(whisper)
+    assert root.find(".//Hangup") is None
+    assert '</Say><Hangup/><Say> & "more"' in root.find(".//Say").text
+    assert "&lt;/Say&gt;&lt;Hangup/&gt;" in whisper
