@@ -88,6 +88,10 @@ class Settings:
     web_concurrency: int = 2
     web_threads: int = 4
 
+    supervisor_username: str = ""
+    supervisor_password: str = ""
+    ratelimit_storage_uri: str = "memory://"
+
     @property
     def production(self) -> bool:
         return self.app_env == "production"
@@ -122,6 +126,7 @@ class Settings:
             self.openai_api_key,
             self.groq_api_key,
             self.openrouter_api_key,
+            self.supervisor_password,
             _password_of(self.database_url),
         )
         return tuple(value for value in candidates if value and len(value) >= 4)
@@ -258,6 +263,9 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "ROOM_EMPTY_TIMEOUT_SECONDS": ("room_empty_timeout_seconds", _int),
     "WEB_CONCURRENCY": ("web_concurrency", _int),
     "WEB_THREADS": ("web_threads", _int),
+    "SUPERVISOR_USERNAME": ("supervisor_username", _text),
+    "SUPERVISOR_PASSWORD": ("supervisor_password", _text),
+    "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", _text),
 }
 
 
@@ -314,6 +322,10 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         problems.append("DATABASE_URL: production needs PostgreSQL, not the embedded SQLite file")
     if settings.summary_deadline_seconds >= 12:
         problems.append("SUMMARY_DEADLINE_SECONDS: must stay well under Twilio's 15 s webhook limit (use < 12)")
+    if bool(settings.supervisor_username) != bool(settings.supervisor_password):
+        problems.append("SUPERVISOR_USERNAME, SUPERVISOR_PASSWORD: set both or neither")
+    elif settings.supervisor_password and len(settings.supervisor_password) < 10:
+        problems.append("SUPERVISOR_PASSWORD: must be at least 10 characters")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
     return problems
