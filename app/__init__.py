@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_database(app)
     init_gateways(app)
     init_requests(app)
+    init_auth(app)
     init_blueprints(app)
     init_cli(app)
     init_proxy(app)
@@ -63,22 +64,36 @@ def init_requests(app: Flask) -> None:
     init_request_context(app)
 
 
+def init_auth(app: Flask) -> None:
+    from app.auth.setup import init_auth as setup
+
+    setup(app)
+
+
 def init_blueprints(app: Flask) -> None:
+    from app.auth.setup import csrf_exempt
+    from app.auth.views import blueprint as auth
     from app.calls.views import blueprint as calls
     from app.health.views import blueprint as health
     from app.rooms.views import blueprint as livekit
     from app.routing.views import blueprint as agent_voice
+    from app.transfers.api import blueprint as transfers_api
+    from app.transfers.views import blueprint as transfer_voice
 
-    for blueprint in (health, calls, agent_voice, livekit):
+    # Webhooks prove themselves by signature and the API by bearer token, not by a CSRF token.
+    for exempt in (calls, agent_voice, transfer_voice, livekit, transfers_api):
+        csrf_exempt(exempt)
+    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, transfers_api):
         app.register_blueprint(blueprint)
 
 
 def init_cli(app: Flask) -> None:
     from app.agents.cli import agents_cli, queues_cli
+    from app.auth.cli import api_tokens_cli, users_cli
     from app.cli import db_cli, roster_cli
     from app.provisioning.cli import provision_command
 
-    for group in (db_cli, agents_cli, queues_cli, roster_cli, provision_command):
+    for group in (db_cli, agents_cli, queues_cli, roster_cli, provision_command, users_cli, api_tokens_cli):
         app.cli.add_command(group)
 
 

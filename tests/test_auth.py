@@ -25,7 +25,18 @@ CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
 
 probe = Blueprint("auth_probe", __name__, url_prefix="/probe")
 probe_api = Blueprint("auth_probe_api", __name__, url_prefix="/probe/api")
+probe_hooks = Blueprint("auth_probe_hooks", __name__, url_prefix="/probe/hooks")
+probe_hook = Blueprint("voice", __name__, url_prefix="/voice")
 csrf_exempt(probe_api)
+
+
+@probe_hook.post("/incoming")
+def incoming():
+    return "<Response/>", 200, {"Content-Type": "text/xml"}
+
+
+probe_hooks.register_blueprint(probe_hook)
+csrf_exempt(probe_hooks)
 
 
 @probe.get("/board")
@@ -56,6 +67,7 @@ def app(make_app, settings):
         app.register_blueprint(auth_blueprint)
     app.register_blueprint(probe)
     app.register_blueprint(probe_api)
+    app.register_blueprint(probe_hooks)
     return app
 
 
@@ -141,6 +153,10 @@ def test_the_sixth_login_attempt_in_a_minute_is_refused(client, people):
     assert response.status_code == 429
     assert "Too many sign-in attempts" in response.get_data(as_text=True)
     assert client.get("/login").status_code == 200, "only POST is limited"
+
+
+def test_exempt_blueprints_take_posts_without_csrf_token(client):
+    assert client.post("/probe/hooks/voice/incoming", data={"CallSid": "CA1"}).status_code == 200
 
 
 def test_anonymous_is_sent_to_login_and_agent_cannot_open_supervisor_pages(client, people):

@@ -34,8 +34,8 @@ def init_auth(app: Flask) -> None:
     login_manager.user_loader(load_signed_in_user)
     login_manager.init_app(app)
 
-    # Before CSRFProtect, so its check runs first and even token-less
-    # floods of POST /login are counted.
+    # Set up before CSRFProtect, so the limit is checked first and even
+    # floods of POST /login without a CSRF token are counted.
     limiter = Limiter(
         get_remote_address,
         storage_uri=settings.ratelimit_storage_uri,

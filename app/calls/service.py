@@ -137,24 +137,23 @@ def enqueue_call(t: Telephony, call: Call) -> None:
         record_event(t.session, call, "no_agent_available", queue=call.queue.name)
 
 
-@dataclass(frozen=True)
-class WaitOutcome:
-    """While a caller waits: keep holding, or offer voicemail and a callback."""
-
-    offer_options: bool
-
-
-def caller_waited(t: Telephony, call: Call) -> WaitOutcome:
-    """A stretch of hold music ended: try agents again, and past the limit offer the options."""
+def caller_waited(t: Telephony, call: Call) -> str:
+    """A stretch of music ended: 'hold' (more music), 'options' (voicemail or callback), 'connect' or 'ended'."""
+    if call.status == CallStatus.CONNECTED:
+        # The caller should be in the room (a redirect was lost): send them there.
+        connect_caller(t, call)
+        return "connect"
+    if call.is_final:
+        return "ended"
     if call.status not in (CallStatus.QUEUED, CallStatus.RINGING_AGENT):
-        return WaitOutcome(offer_options=False)
+        return "hold"
     if ringing_leg(call) is None:
         offer_call(t, call)
     waited = utcnow() - (call.queued_at or call.created_at)
     if ringing_leg(call) is None and waited >= timedelta(seconds=t.settings.max_queue_wait_seconds):
         record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))
-        return WaitOutcome(offer_options=True)
-    return WaitOutcome(offer_options=False)
+        return "options"
+    return "hold"
 
 
 def caller_chose(t: Telephony, call: Call, digits: str) -> str:
@@ -184,13 +183,12 @@ def save_voicemail(t: Telephony, call: Call, form: TwilioForm) -> None:
                  duration=form.raw.get("RecordingDuration"))
 
 
-def connect_caller(t: Telephony, call: Call, room_user: str | None = None) -> str:
-    """The caller's leg is about to dial into a room (the call's own by default); returns the room's URI user."""
-    room_user = room_user or call_room_user(call.id)
+def connect_caller(t: Telephony, call: Call) -> str:
+    """The caller's leg is about to dial into the call's room; returns the room."""
     leg = caller_leg(call)
     if leg is not None:
-        leg.room_name = room_name(t.settings, room_user)
-    return room_user
+        leg.room_name = call.room_name
+    return call.room_name
 
 
 def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, room: str) -> str:
@@ -244,13 +242,14 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
     if caller is None or caller.is_final:
         return
     now = utcnow()
-    to_hang_up = []
+    to_hang_up, to_tell = [], []
     for leg in call.legs:
         if leg.is_final:
             continue
-        if leg.role != LegRole.CALLER and leg.twilio_call_sid:
-            to_hang_up.append(leg.twilio_call_sid)
         ringing = leg.status in (LegStatus.DIALING, LegStatus.WHISPER)
+        if leg.role != LegRole.CALLER and leg.twilio_call_sid:
+            # Ringing phones are cancelled; agents on the line hear that the caller hung up.
+            (to_hang_up if ringing else to_tell).append(leg)
         leg.status = LegStatus.CANCELED if ringing else LegStatus.ENDED
         leg.end_reason = "caller_hung_up" if leg.role != LegRole.CALLER else twilio_status
         leg.ended_at = now
@@ -265,7 +264,19 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
     record_event(t.session, call, "call_ended", status=call.status, twilio_status=twilio_status)
     # Durable before the network: callbacks from the legs we end must see them ended.
     t.session.commit()
-    _hang_up_and_close(t, call, to_hang_up, [call.room_name, *rooms])
+    for leg in to_tell:
+        _redirect_or_hang_up(t, call, leg)
+    _hang_up_and_close(t, call, [leg.twilio_call_sid for leg in to_hang_up], [call.room_name, *rooms])
+
+
+def _redirect_or_hang_up(t: Telephony, call: Call, leg: Leg) -> None:
+    from app.gateways.twilio import TwilioError
+
+    try:
+        t.twilio.redirect_call(leg.twilio_call_sid, t.urls.agent_rejoin(leg.id, "caller_gone"))
+    except TwilioError as error:
+        record_event(t.session, call, "leg_redirect_failed", leg_id=leg.id, error=str(error)[:200])
+        _hang_up_and_close(t, call, [leg.twilio_call_sid], [])
 
 
 def _cancel_ringing(t: Telephony, call: Call) -> None:

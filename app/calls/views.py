@@ -6,7 +6,7 @@ from flask import Blueprint, request
 
 from app.calls import service
 from app.telephony import urls
-from app.telephony.sip import room_name, sip_target
+from app.telephony.sip import room_user_of, sip_target
 from app.telephony.twiml import empty_twiml, twiml_response
 from app.telephony.web import telephony
 from app.telephony.webhook import TwilioForm, twilio_webhook
@@ -69,14 +69,24 @@ def caller_wait(form: TwilioForm):
     """A stretch of hold music ended."""
     t = telephony()
     call = service.find_call(t, request.args.get("call"))
-    if service.caller_waited(t, call).offer_options:
-        return twiml_response(
-            "calls/options.xml",
-            **service.hold_context(t),
-            action_url=t.urls.caller_options(call.id),
-            wait_url=t.urls.caller_wait(call.id),
-        )
+    outcome = service.caller_waited(t, call)
+    if outcome == "options":
+        return _options(call)
+    if outcome == "connect":
+        return _connect(call, call.room_name)
+    if outcome == "ended":
+        return _goodbye("Thank you for calling. Goodbye.")
     return _hold(call)
+
+
+def _options(call):
+    t = telephony()
+    return twiml_response(
+        "calls/options.xml",
+        **service.hold_context(t),
+        action_url=t.urls.caller_options(call.id),
+        wait_url=t.urls.caller_wait(call.id),
+    )
 
 
 @blueprint.post(urls.CALLER_OPTIONS)
@@ -112,14 +122,14 @@ def caller_connect(form: TwilioForm):
     return _connect(call, service.connect_caller(t, call))
 
 
-def _connect(call, room_user: str, text: str | None = None):
+def _connect(call, room: str, text: str | None = None):
     t = telephony()
     return twiml_response(
         "calls/connect.xml",
         **service.hold_context(t),
         text=text,
-        sip=sip_target(t.settings, room_user),
-        action_url=t.urls.caller_bridge_ended(call.id, room_name(t.settings, room_user)),
+        sip=sip_target(t.settings, room_user_of(t.settings, room)),
+        action_url=t.urls.caller_bridge_ended(call.id, room),
     )
 
 
@@ -133,12 +143,7 @@ def caller_bridge_ended(form: TwilioForm):
     if what == "reconnect":
         return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
     if what == "options":
-        return twiml_response(
-            "calls/options.xml",
-            **service.hold_context(t),
-            action_url=t.urls.caller_options(call.id),
-            wait_url=t.urls.caller_wait(call.id),
-        )
+        return _options(call)
     return empty_twiml()
 
 

@@ -208,14 +208,29 @@ def agent_leg_status(t: Telephony, leg: Leg, status: str) -> None:
 
 def agent_left(t: Telephony, leg: Leg) -> None:
     """A connected agent hung up: the caller, alone in the room, is thanked and the call ends."""
+    from app.transfers.service import agent_left_during_transfer
+
     call = leg.call
     _close_leg(t, leg, LegStatus.ENDED, "agent_hung_up")
     record_event(t.session, call, "agent_left", agent=leg.agent.extension if leg.agent else None)
-    if call.status == CallStatus.CONNECTED and call.agent_id == leg.agent_id:
-        t.session.commit()
-        caller = caller_leg(call)
-        if caller is not None and not caller.is_final:
-            t.twilio.redirect_call(caller.twilio_call_sid, t.urls.caller_goodbye(call.id))
+    if agent_left_during_transfer(t, leg):
+        return
+    if call.status != CallStatus.CONNECTED or call.agent_id != leg.agent_id:
+        return
+    staying = next(
+        (other for other in call.legs
+         if other.role != LegRole.CALLER and other.status == LegStatus.CONNECTED and other.room_name == call.room_name),
+        None,
+    )
+    if staying is not None:
+        # After a three-way call the other agent keeps the caller.
+        call.agent_id = staying.agent_id
+        record_event(t.session, call, "call_agent_changed", agent=staying.agent.extension)
+        return
+    t.session.commit()
+    caller = caller_leg(call)
+    if caller is not None and not caller.is_final:
+        t.twilio.redirect_call(caller.twilio_call_sid, t.urls.caller_goodbye(call.id))
 
 
 def caller_leg(call: Call) -> Leg | None:

@@ -7,7 +7,7 @@ from flask import Blueprint, request
 from app.calls.service import find_leg, hold_context
 from app.routing import service
 from app.telephony import urls
-from app.telephony.sip import call_room_user, room_name, sip_target
+from app.telephony.sip import room_user_of, sip_target
 from app.telephony.twiml import empty_twiml, twiml_response
 from app.telephony.web import telephony
 from app.telephony.webhook import TwilioForm, twilio_webhook
@@ -19,16 +19,16 @@ def _goodbye(text: str):
     return twiml_response("common/goodbye.xml", **hold_context(telephony()), text=text)
 
 
-def bridge_agent(leg, room_user: str, text: str | None = None):
-    """TwiML that puts an agent's leg in a room, with * for the transfer menu."""
+def bridge_agent(leg, room: str, text: str | None = None):
+    """TwiML that puts an agent's leg in ROOM, with * for the transfer menu."""
     t = telephony()
-    leg.room_name = room_name(t.settings, room_user)
+    leg.room_name = room
     return twiml_response(
         "agents/bridge.xml",
         **hold_context(t),
         text=text,
-        sip=sip_target(t.settings, room_user),
-        action_url=t.urls.agent_bridge_ended(leg.id, leg.room_name),
+        sip=sip_target(t.settings, room_user_of(t.settings, room)),
+        action_url=t.urls.agent_bridge_ended(leg.id, room),
     )
 
 
@@ -53,7 +53,7 @@ def agent_whisper(form: TwilioForm):
     leg = find_leg(t, request.args.get("leg"))
     if form.digits == "1":
         if service.agent_accepted(t, leg):
-            return bridge_agent(leg, call_room_user(leg.call_id), "Connecting.")
+            return bridge_agent(leg, leg.call.room_name, "Connecting.")
         return _goodbye("Sorry, the caller hung up. Goodbye.")
     service.agent_declined(t, leg, pressed=form.digits)
     return _goodbye("Call declined. Goodbye.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,8 @@ class Telephony:
     urls: WebhookUrls
     twilio_gateway: object | None
     livekit_gateway: object | None
-    llm_gateway: object | None = None
+    llm_gateway: object | None
+    summarise_later: Callable[[int], None]
 
     @property
     def twilio(self):

@@ -35,6 +35,14 @@ def room_name(settings: Settings, room_user: str) -> str:
     return f"{settings.livekit_room_prefix}_{room_user}"
 
 
+def room_user_of(settings: Settings, room: str) -> str:
+    """The SIP URI user that leads to ROOM (the inverse of room_name)."""
+    prefix = f"{settings.livekit_room_prefix}_"
+    if not room.startswith(prefix):
+        raise ValueError(f"room {room!r} does not start with {prefix!r}")
+    return room[len(prefix):]
+
+
 def sip_target(settings: Settings, room_user: str) -> SipTarget:
     """The <Sip> noun that puts a Twilio leg into the room of ROOM_USER."""
     if not settings.livekit_sip_host:

@@ -23,6 +23,12 @@ AGENT_ANSWER = "/twilio/agent/answer"
 AGENT_WHISPER = "/twilio/agent/whisper"
 AGENT_STATUS = "/twilio/agent/status"
 AGENT_BRIDGE_ENDED = "/twilio/agent/bridge-ended"
+AGENT_REJOIN = "/twilio/agent/rejoin"
+TRANSFER_MENU = "/twilio/transfer/menu"
+TRANSFER_CONSULT_MENU = "/twilio/transfer/consult-menu"
+TRANSFER_ANSWER = "/twilio/transfer/answer"
+TRANSFER_WHISPER = "/twilio/transfer/whisper"
+TRANSFER_STATUS = "/twilio/transfer/status"
 LIVEKIT_WEBHOOK = "/livekit/webhook"
 
 
@@ -72,3 +78,21 @@ class WebhookUrls:
 
     def agent_bridge_ended(self, leg_id: int, room: str) -> str:
         return self.url(AGENT_BRIDGE_ENDED, leg=leg_id, room=room)
+
+    def agent_rejoin(self, leg_id: int, say: str | None = None) -> str:
+        return self.url(AGENT_REJOIN, leg=leg_id, say=say or None)
+
+    def transfer_menu(self, transfer_id: int, leg_id: int, attempt: int) -> str:
+        return self.url(TRANSFER_MENU, transfer=transfer_id, leg=leg_id, attempt=attempt)
+
+    def transfer_consult_menu(self, transfer_id: int, leg_id: int) -> str:
+        return self.url(TRANSFER_CONSULT_MENU, transfer=transfer_id, leg=leg_id)
+
+    def transfer_answer(self, leg_id: int) -> str:
+        return self.url(TRANSFER_ANSWER, leg=leg_id)
+
+    def transfer_whisper(self, leg_id: int) -> str:
+        return self.url(TRANSFER_WHISPER, leg=leg_id)
+
+    def transfer_status(self, leg_id: int) -> str:
+        return self.url(TRANSFER_STATUS, leg=leg_id)

@@ -8,6 +8,7 @@ from app.db import request_session
 from app.gateways.registry import gateways
 from app.telephony.context import Telephony
 from app.telephony.urls import WebhookUrls
+from app.transfers.summary import background_summariser
 
 
 def telephony() -> Telephony:
@@ -22,5 +23,6 @@ def telephony() -> Telephony:
             twilio_gateway=outside.twilio,
             livekit_gateway=outside.livekit,
             llm_gateway=outside.llm,
+            summarise_later=background_summariser(current_app.extensions["db_sessionmaker"], outside.llm),
         )
     return g.telephony

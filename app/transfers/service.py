@@ -1,0 +1,519 @@
+"""Warm and blind transfers: one state machine for DTMF, the web form and the JSON API.
+
+A party is moved by writing where it should be (a leg's room and status,
+the call's status) and committing, then asking Twilio to redirect that leg
+to a URL that reads the database; the party whose own request caused the
+move gets its TwiML in the answer instead. A redirect that arrives late or
+twice therefore lands where the database says, and every path ends with
+the caller connected to a person or told what happens next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from app.events import record_event
+from app.gateways.livekit import LiveKitError
+from app.gateways.twilio import TwilioError
+from app.logs import get_logger
+from app.models import (
+    Activity,
+    Agent,
+    Call,
+    CallStatus,
+    Leg,
+    LegRole,
+    LegStatus,
+    Presence,
+    Queue,
+    Transfer,
+    TransferState,
+    utcnow,
+)
+from app.routing.service import RINGING_LEG_STATUSES, caller_leg, offer_call, release_agent, reserve_agent
+from app.telephony.context import Telephony
+from app.telephony.sip import call_room_user, consult_room_user, room_name
+from app.transfers.lifecycle import active_transfer, move
+
+log = get_logger("switchboard.transfers")
+
+MODES = ("warm", "blind")
+TRIGGERS = ("dtmf", "web", "api")
+
+
+class TransferRefused(Exception):
+    """A transfer request that cannot be carried out, with the reason in words."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who a transfer goes to: one agent, or the next free agent of a queue."""
+
+    agent: Agent | None = None
+    queue: Queue | None = None
+
+    @property
+    def label(self) -> str:
+        if self.agent is not None:
+            return self.agent.name
+        return f"the {self.queue.name} queue" if self.queue else "nobody"
+
+
+def resolve_target(t: Telephony, code: str) -> Target:
+    """An extension (2-6 digits) or a queue code (1-4 digits); TransferRefused otherwise."""
+    code = code.strip()
+    if not code.isdigit():
+        raise TransferRefused("enter an extension or a queue number")
+    agent = t.session.scalar(select(Agent).where(Agent.extension == code))
+    if agent is not None:
+        return Target(agent=agent)
+    queue = t.session.scalar(select(Queue).where(Queue.dtmf_code == code))
+    if queue is not None:
+        return Target(queue=queue)
+    raise TransferRefused(f"{' '.join(code)} is not an extension or a queue")
+
+
+def agent_leg_of(call: Call, agent_id: int | None) -> Leg | None:
+    """The live phone leg of this agent on this call."""
+    return next(
+        (
+            leg
+            for leg in call.legs
+            if leg.agent_id == agent_id and leg.role in (LegRole.AGENT, LegRole.TARGET) and not leg.is_final
+        ),
+        None,
+    )
+
+
+# --- holding and moving parties -------------------------------------------------
+
+
+def hold_caller(t: Telephony, call: Call) -> None:
+    """Put the caller on hold music (committed first, then Twilio redirects the leg)."""
+    caller = caller_leg(call)
+    call.status = CallStatus.ON_HOLD
+    if caller is not None:
+        caller.status = LegStatus.ON_HOLD
+    record_event(t.session, call, "caller_on_hold")
+    t.session.commit()
+    _redirect(t, call, caller, t.urls.caller_wait(call.id))
+
+
+def unhold_caller(t: Telephony, call: Call) -> None:
+    """Take the caller off hold, back into the call's room."""
+    caller = caller_leg(call)
+    if caller is None or caller.is_final or call.is_final:
+        return
+    call.status = CallStatus.CONNECTED
+    caller.status = LegStatus.CONNECTED
+    caller.room_name = call.room_name
+    record_event(t.session, call, "caller_off_hold", room=call.room_name)
+    t.session.commit()
+    _redirect(t, call, caller, t.urls.caller_connect(call.id))
+
+
+def place_agent(t: Telephony, leg: Leg, room: str, *, requester: Leg | None, say: str = "") -> None:
+    """Put an agent's leg in ROOM; REST-redirect it unless it is the requester."""
+    if not room:
+        raise ValueError("place_agent needs a room")
+    _set_agent_place(t, leg, LegStatus.CONNECTED, room, requester, say)
+
+
+def hold_agent(t: Telephony, leg: Leg, *, requester: Leg | None, say: str = "hold") -> None:
+    """Put an agent's leg on hold music (during a swap)."""
+    _set_agent_place(t, leg, LegStatus.ON_HOLD, leg.room_name, requester, say)
+
+
+def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requester: Leg | None, say: str) -> None:
+    if leg.is_final:
+        return
+    leg.status = status
+    leg.room_name = room
+    if leg is requester:
+        return
+    t.session.commit()
+    _redirect(t, leg.call, leg, t.urls.agent_rejoin(leg.id, say))
+
+
+def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | None, say: str = "") -> None:
+    """End an agent's part in the call: the leg hears SAY and hangs up."""
+    if leg.is_final:
+        return
+    leg.status = LegStatus.ENDED
+    leg.end_reason = reason
+    leg.ended_at = utcnow()
+    release_agent(t, leg.agent)
+    if leg is requester:
+        return
+    t.session.commit()
+    _redirect(t, leg.call, leg, t.urls.agent_rejoin(leg.id, say))
+
+
+def _redirect(t: Telephony, call: Call, leg: Leg | None, url: str) -> bool:
+    if leg is None or not leg.twilio_call_sid:
+        return False
+    try:
+        moved = t.twilio.redirect_call(leg.twilio_call_sid, url)
+    except TwilioError as error:
+        record_event(t.session, call, "leg_redirect_failed", leg_id=leg.id, error=str(error)[:200])
+        return False
+    if not moved:
+        record_event(t.session, call, "leg_redirect_missed", leg_id=leg.id, reason="call no longer in progress")
+    return moved
+
+
+# --- starting ------------------------------------------------------------------
+
+
+def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: str, notes: str | None = None) -> Transfer:
+    """Begin a transfer: one per call, the caller on hold, the summary started now."""
+    if trigger not in TRIGGERS:
+        raise ValueError(trigger)
+    if active_transfer(call) is not None:
+        raise TransferRefused("a transfer is already under way for this call")
+    if call.status != CallStatus.CONNECTED:
+        raise TransferRefused(f"the call is {call.status.replace('_', ' ')}, not connected to an agent")
+    if from_leg.is_final or from_leg.agent_id is None:
+        raise TransferRefused("the transferring agent is not on the call")
+    transfer = Transfer(
+        call_id=call.id,
+        mode="warm",
+        trigger=trigger,
+        state=TransferState.REQUESTED,
+        from_agent_id=from_leg.agent_id,
+        notes=(notes or "").strip()[:2000] or None,
+        tried_agent_ids=[],
+    )
+    t.session.add(transfer)
+    t.session.flush()
+    t.session.refresh(call)
+    record_event(t.session, call, "transfer_requested", transfer=transfer, trigger=trigger,
+                 from_agent=from_leg.agent.extension)
+    hold_caller(t, call)
+    t.summarise_later(transfer.id)
+    return transfer
+
+
+def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: str) -> None:
+    """Set the target and mode and ring the target; TransferRefused (transfer unchanged) if impossible."""
+    if mode not in MODES:
+        raise TransferRefused("the mode must be warm or blind")
+    if transfer.state != TransferState.REQUESTED:
+        raise TransferRefused(f"the transfer is already {transfer.state}")
+    if target.agent is not None:
+        if target.agent.id == transfer.from_agent_id:
+            raise TransferRefused("you cannot transfer a call to yourself")
+        if target.agent.presence != Presence.AVAILABLE or target.agent.activity != Activity.IDLE:
+            raise TransferRefused(f"{target.agent.name} is not available")
+        if not target.agent.sip_uri:
+            raise TransferRefused(f"{target.agent.name} has no phone to ring")
+    transfer.mode = mode
+    transfer.target_agent_id = target.agent.id if target.agent else None
+    transfer.target_queue_id = target.queue.id if target.queue else None
+    t.session.flush()
+    t.session.refresh(transfer)
+    if not ring_target(t, transfer):
+        transfer.target_agent_id = transfer.target_queue_id = None
+        raise TransferRefused(f"nobody at {target.label} is available")
+
+
+def ring_target(t: Telephony, transfer: Transfer) -> bool:
+    """Reserve and ring the (next) target agent; False when nobody can be rung."""
+    call = transfer.call
+    while True:
+        agent = _reserve_target(t, transfer)
+        if agent is None:
+            return False
+        transfer.tried_agent_ids = [*transfer.tried_agent_ids, agent.id]
+        leg = Leg(call_id=call.id, role=LegRole.TARGET, agent_id=agent.id, status=LegStatus.DIALING)
+        t.session.add(leg)
+        t.session.flush()
+        transfer.target_leg_id = leg.id
+        if transfer.mode == "warm" and transfer.consult_room is None:
+            _open_consult_room(t, transfer)
+        t.session.flush()
+        t.session.refresh(transfer)
+        move(t, transfer, TransferState.DIALING, target=agent.extension, mode=transfer.mode)
+        # Durable before Twilio dials: the target's callbacks must find the leg.
+        t.session.commit()
+        try:
+            leg.twilio_call_sid = t.twilio.create_call(
+                to=agent.sip_uri,
+                from_=t.settings.twilio_phone_number or call.to_number,
+                url=t.urls.transfer_answer(leg.id),
+                status_callback=t.urls.transfer_status(leg.id),
+                timeout_seconds=t.settings.transfer_ring_timeout_seconds,
+            )
+            t.session.flush()
+            return True
+        except TwilioError as error:
+            leg.status = LegStatus.FAILED
+            leg.end_reason = "dial_failed"
+            leg.ended_at = utcnow()
+            release_agent(t, agent)
+            record_event(t.session, call, "transfer_dial_failed", transfer=transfer, target=agent.extension,
+                         error=str(error)[:200])
+            transfer.state = TransferState.REQUESTED
+            if transfer.target_agent_id is not None:
+                return False
+
+
+def _reserve_target(t: Telephony, transfer: Transfer) -> Agent | None:
+    if transfer.target_agent_id is not None:
+        if transfer.target_agent_id in transfer.tried_agent_ids:
+            return None
+        won = t.session.execute(
+            update(Agent)
+            .where(Agent.id == transfer.target_agent_id, Agent.activity == Activity.IDLE,
+                   Agent.presence == Presence.AVAILABLE)
+            .values(activity=Activity.RINGING)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        agent = t.session.get(Agent, transfer.target_agent_id)
+        t.session.refresh(agent)
+        return agent if won == 1 else None
+    queue = transfer.target_queue
+    if queue is None:
+        return None
+    exclude = {*transfer.tried_agent_ids, transfer.from_agent_id}
+    return reserve_agent(t.session, queue.skill, exclude)
+
+
+def _open_consult_room(t: Telephony, transfer: Transfer) -> None:
+    user = consult_room_user(transfer.call_id, transfer.id)
+    transfer.consult_room = room_name(t.settings, user)
+    try:
+        t.livekit.ensure_room(
+            transfer.consult_room,
+            empty_timeout_s=t.settings.room_empty_timeout_seconds,
+            departure_timeout_s=t.settings.room_empty_timeout_seconds,
+        )
+    except LiveKitError as error:
+        record_event(t.session, transfer.call, "room_create_failed_fallback_dispatch_rule", transfer=transfer,
+                     room=transfer.consult_room, error=str(error)[:200])
+
+
+def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *, requester: Leg | None) -> str:
+    """Where the transferring agent goes once the target rings: the consult room (warm) or away (blind)."""
+    if from_leg is None or from_leg.is_final:
+        return ""
+    if transfer.mode == "warm":
+        place_agent(t, from_leg, transfer.consult_room, requester=requester, say="calling")
+        return "calling"
+    release_agent_leg(t, from_leg, "blind_transfer", requester=requester, say="transferred")
+    return "transferred"
+
+
+def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigger: str,
+                   notes: str | None = None) -> Transfer:
+    """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent."""
+    from_leg = agent_leg_of(call, call.agent_id)
+    if from_leg is None or not from_leg.twilio_call_sid:
+        raise TransferRefused("the call's agent has no phone leg to move")
+    transfer = open_transfer(t, call, from_leg, trigger=trigger, notes=notes)
+    try:
+        choose_target(t, transfer, target, mode)
+    except TransferRefused as refusal:
+        cancel(t, transfer, str(refusal), requester=None)
+        raise
+    after_target_rung(t, transfer, from_leg, requester=None)
+    return transfer
+
+
+# --- the target's phone ----------------------------------------------------------
+
+
+def transfer_of_target_leg(t: Telephony, leg: Leg) -> Transfer | None:
+    """The transfer whose target leg this is."""
+    return t.session.scalar(select(Transfer).where(Transfer.target_leg_id == leg.id))
+
+
+def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
+    """The target picked up: the transfer to whisper about, or None if it is over."""
+    transfer = transfer_of_target_leg(t, leg)
+    if transfer is None or transfer.is_final or leg.is_final:
+        _end_target_leg(t, leg, LegStatus.CANCELED, "transfer_over")
+        return None
+    if transfer.state == TransferState.DIALING:
+        leg.status = LegStatus.WHISPER
+        leg.answered_at = utcnow()
+        move(t, transfer, TransferState.WHISPERING, target=leg.agent.extension)
+    return transfer
+
+
+def target_accepted(t: Telephony, leg: Leg) -> str:
+    """The target pressed 1: 'consult' (join the transferring agent) or 'connected' (straight to the caller)."""
+    transfer = transfer_of_target_leg(t, leg)
+    if transfer is None or transfer.is_final or leg.is_final:
+        _end_target_leg(t, leg, LegStatus.CANCELED, "transfer_over")
+        return "gone"
+    leg.agent.activity = Activity.ON_CALL
+    leg.agent.missed_in_row = 0
+    from_leg = agent_leg_of(transfer.call, transfer.from_agent_id)
+    if transfer.mode == "warm" and from_leg is not None:
+        place_agent(t, leg, transfer.consult_room, requester=leg)
+        move(t, transfer, TransferState.CONSULTING, target=leg.agent.extension)
+        return "consult"
+    complete(t, transfer, requester=leg)
+    return "connected"
+
+
+def target_declined(t: Telephony, leg: Leg, reason: str) -> None:
+    """The target declined, did not answer, was busy or failed: the next agent of a queue, or back to A."""
+    transfer = transfer_of_target_leg(t, leg)
+    status = {"declined": LegStatus.DECLINED, "no-answer": LegStatus.NO_ANSWER, "busy": LegStatus.BUSY}.get(
+        reason, LegStatus.FAILED
+    )
+    was_ringing = leg.status in RINGING_LEG_STATUSES
+    _end_target_leg(t, leg, status, reason, missed=reason in ("no-answer", "busy"))
+    if transfer is None or transfer.is_final or not was_ringing:
+        return
+    record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,
+                 target=leg.agent.extension, reason=reason)
+    if transfer.target_queue_id is not None:
+        transfer.state = TransferState.REQUESTED
+        if ring_target(t, transfer):
+            return
+    final = TransferState.DECLINED if reason == "declined" else TransferState.NO_ANSWER
+    if reason == "failed":
+        final = TransferState.FAILED
+    _give_back(t, transfer, final, reason)
+
+
+def _give_back(t: Telephony, transfer: Transfer, final: str, reason: str) -> None:
+    """The target will not take the call: A returns to the caller, or, with A gone, the caller is queued again."""
+    call = transfer.call
+    move(t, transfer, final, reason=reason)
+    from_leg = agent_leg_of(call, transfer.from_agent_id)
+    if from_leg is not None:
+        place_agent(t, from_leg, call.room_name, requester=None, say=_returning_code(final))
+        unhold_caller(t, call)
+    else:
+        requeue_caller(t, call)
+
+
+def _returning_code(state: str) -> str:
+    return {
+        TransferState.DECLINED: "declined",
+        TransferState.NO_ANSWER: "no_answer",
+        TransferState.FAILED: "failed",
+        TransferState.CANCELLED: "returned",
+    }.get(state, "returned")
+
+
+def requeue_caller(t: Telephony, call: Call) -> None:
+    """No agent is left on the call: the caller waits in the queue again (already hearing music)."""
+    call.status = CallStatus.QUEUED
+    call.agent_id = None
+    call.queued_at = utcnow()
+    record_event(t.session, call, "call_requeued", queue=call.queue.name if call.queue else None)
+    t.session.commit()
+    offer_call(t, call)
+
+
+def _end_target_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool = False) -> None:
+    if leg.is_final:
+        return
+    was_ringing = leg.status in RINGING_LEG_STATUSES
+    leg.status = status
+    leg.end_reason = reason
+    leg.ended_at = utcnow()
+    release_agent(t, leg.agent, missed=missed and was_ringing, call=leg.call)
+
+
+# --- consult actions --------------------------------------------------------------
+
+
+def complete(t: Telephony, transfer: Transfer, *, requester: Leg | None, keep_from_agent: bool = False) -> None:
+    """The caller and the target are connected in the call's room; A leaves (or stays, for a three-way)."""
+    if transfer.state not in (TransferState.CONSULTING, TransferState.WHISPERING):
+        raise TransferRefused(f"the transfer cannot be completed while it is {transfer.state}")
+    call = transfer.call
+    target_leg = transfer.target_leg
+    call.agent_id = target_leg.agent_id
+    move(t, transfer, TransferState.COMPLETED, three_way=keep_from_agent, reason="three-way" if keep_from_agent else "completed")
+    from_leg = agent_leg_of(call, transfer.from_agent_id)
+    if from_leg is not None:
+        if keep_from_agent:
+            place_agent(t, from_leg, call.room_name, requester=requester, say="three_way")
+        else:
+            release_agent_leg(t, from_leg, "transferred", requester=requester, say="completed")
+    place_agent(t, target_leg, call.room_name, requester=requester, say="connected")
+    unhold_caller(t, call)
+    _close_consult_room(t, transfer)
+
+
+def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | None) -> None:
+    """Abort: the target's leg ends, A returns to the caller (the caller to the queue if A is gone)."""
+    if transfer.is_final:
+        raise TransferRefused(f"the transfer is already {transfer.state}")
+    call = transfer.call
+    target_leg = transfer.target_leg
+    if target_leg is not None and not target_leg.is_final:
+        ringing = target_leg.status in RINGING_LEG_STATUSES
+        _end_target_leg(t, target_leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, "transfer_cancelled")
+        if target_leg.twilio_call_sid:
+            t.session.commit()
+            try:
+                t.twilio.end_call(target_leg.twilio_call_sid)
+            except TwilioError as error:
+                record_event(t.session, call, "leg_hangup_failed", leg_id=target_leg.id, error=str(error)[:200])
+    move(t, transfer, TransferState.CANCELLED, reason=reason)
+    from_leg = agent_leg_of(call, transfer.from_agent_id)
+    if from_leg is not None:
+        place_agent(t, from_leg, call.room_name, requester=requester, say="returned")
+        unhold_caller(t, call)
+    else:
+        requeue_caller(t, call)
+    _close_consult_room(t, transfer)
+
+
+def swap(t: Telephony, transfer: Transfer, *, requester: Leg) -> str:
+    """A switches between the caller and the target; the other one holds. Returns who A is with now."""
+    if transfer.state != TransferState.CONSULTING:
+        raise TransferRefused("swap needs the target on the line")
+    call = transfer.call
+    target_leg = transfer.target_leg
+    if requester.room_name == transfer.consult_room:
+        hold_agent(t, target_leg, requester=requester)
+        place_agent(t, requester, call.room_name, requester=requester)
+        record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="caller")
+        unhold_caller(t, call)
+        return "caller"
+    place_agent(t, requester, transfer.consult_room, requester=requester)
+    record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="target")
+    hold_caller(t, call)
+    place_agent(t, target_leg, transfer.consult_room, requester=requester, say="swapped")
+    return "target"
+
+
+def _close_consult_room(t: Telephony, transfer: Transfer) -> None:
+    if not transfer.consult_room:
+        return
+    t.session.commit()
+    try:
+        t.livekit.delete_room(transfer.consult_room)
+    except LiveKitError as error:
+        record_event(t.session, transfer.call, "room_close_failed", transfer=transfer, room=transfer.consult_room,
+                     error=str(error)[:200])
+
+
+# --- parties leaving -----------------------------------------------------------------
+
+
+def agent_left_during_transfer(t: Telephony, leg: Leg) -> bool:
+    """A's leg ended while a transfer was under way; True if the transfer took care of the call."""
+    transfer = active_transfer(leg.call)
+    if transfer is None or leg.agent_id != transfer.from_agent_id:
+        return False
+    record_event(t.session, leg.call, "transfer_agent_left", transfer=transfer, state=transfer.state)
+    if transfer.state == TransferState.REQUESTED:
+        move(t, transfer, TransferState.CANCELLED, reason="transferring agent hung up before choosing a target")
+        requeue_caller(t, leg.call)
+    elif transfer.state == TransferState.CONSULTING:
+        complete(t, transfer, requester=None)
+    # Dialing or whispering: the target is connected to the caller on accepting,
+    # or the caller is queued again if the target does not take the call.
+    return True

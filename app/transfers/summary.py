@@ -1,0 +1,127 @@
+"""The transfer summary: started in the background when a transfer starts, read with a deadline by the whisper.
+
+The first summary stored wins (a conditional UPDATE), so a late LLM answer
+never replaces the fallback the target already heard, and any worker on any
+host can wait for it through the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.events import record_event
+from app.logs import get_logger
+from app.models import Call, Transfer, Utterance
+from app.summaries.compose import Summary, SummaryInput, fallback_summary, summarize
+
+log = get_logger("switchboard.summaries")
+
+
+def summary_input(session: Session, transfer: Transfer) -> SummaryInput:
+    """What the summary of this transfer is built from: the whole call so far."""
+    call = transfer.call
+    utterances = session.scalars(select(Utterance).where(Utterance.call_id == call.id).order_by(Utterance.id))
+    earlier = session.scalars(
+        select(Call)
+        .where(Call.from_number == call.from_number, Call.id != call.id, Call.created_at < call.created_at)
+        .order_by(Call.created_at.desc())
+        .limit(3)
+    )
+    notes = [t.notes for t in call.transfers if t.notes and t.id <= transfer.id]
+    earlier_transfers = [t for t in call.transfers if t.id < transfer.id and t.summary_spoken]
+    if earlier_transfers:
+        notes.insert(0, "Earlier transfer summary: " + earlier_transfers[-1].summary_spoken)
+    return SummaryInput(
+        ivr_reason=call.ivr_reason,
+        utterances=[(u.speaker, u.text) for u in utterances],
+        notes="\n".join(notes) or None,
+        earlier_calls=[
+            f"{c.created_at:%Y-%m-%d}: {c.ivr_reason or 'no reason recorded'} ({c.status})" for c in earlier
+        ],
+        caller_number=call.from_number,
+        chained=bool(earlier_transfers),
+    )
+
+
+def store_summary(session: Session, transfer_id: int, summary: Summary) -> bool:
+    """Store SUMMARY unless one is already stored; True if this one was kept."""
+    kept = session.execute(
+        update(Transfer)
+        .where(Transfer.id == transfer_id, Transfer.summary_source.is_(None))
+        .values(
+            summary_spoken=summary.spoken,
+            summary_structured=summary.structured,
+            summary_source=summary.source,
+            summary_provider=summary.provider,
+            summary_model=summary.model,
+            summary_latency_ms=summary.latency_ms,
+            summary_error=(summary.error or None) and summary.error[:255],
+        )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    transfer = session.get(Transfer, transfer_id)
+    session.refresh(transfer)
+    name = "summary_ready" if summary.source == "llm" else "summary_fallback_used"
+    record_event(
+        session,
+        transfer.call,
+        name if kept else "summary_discarded_late",
+        transfer=transfer,
+        source=summary.source,
+        provider=summary.provider,
+        model=summary.model,
+        latency_ms=summary.latency_ms,
+        error=summary.error,
+    )
+    return bool(kept)
+
+
+def generate_summary(make_session: sessionmaker, llm_gateway, transfer_id: int) -> None:
+    """Summarise the call of a transfer and store it (runs in the background)."""
+    with make_session() as session:
+        transfer = session.get(Transfer, transfer_id)
+        if transfer is None or transfer.summary_source is not None:
+            return
+        inp = summary_input(session, transfer)
+        session.commit()  # release the database while the LLM thinks
+    summary = summarize(inp, llm_gateway)
+    with make_session() as session:
+        store_summary(session, transfer_id, summary)
+        session.commit()
+
+
+def background_summariser(make_session: sessionmaker, llm_gateway) -> Callable[[int], None]:
+    """A function that starts generate_summary for a transfer in a daemon thread."""
+
+    def start(transfer_id: int) -> None:
+        def run() -> None:
+            try:
+                generate_summary(make_session, llm_gateway, transfer_id)
+            except Exception:  # noqa: BLE001 - the whisper falls back on its deadline
+                log.exception("summary_job_failed", transfer_id=transfer_id)
+
+        threading.Thread(target=run, name=f"summary-{transfer_id}", daemon=True).start()
+
+    return start
+
+
+def wait_for_summary(session: Session, transfer: Transfer, deadline_seconds: float) -> None:
+    """Wait (bounded) for the background summary; past the deadline store and use the fallback."""
+    session.commit()  # never hold a transaction (SQLite's write lock) while waiting
+    give_up = time.monotonic() + deadline_seconds
+    while True:
+        source = session.scalar(select(Transfer.summary_source).where(Transfer.id == transfer.id))
+        session.commit()
+        if source is not None or time.monotonic() >= give_up:
+            break
+        time.sleep(0.05)
+    if source is None:
+        inp = summary_input(session, transfer)
+        store_summary(session, transfer.id, fallback_summary(inp, f"deadline: no summary within {deadline_seconds:g} s"))
+        session.commit()
+    session.refresh(transfer)

@@ -1,0 +1,222 @@
+"""Twilio webhooks of a transfer: the agent's * menus, the target's phone, and agents rejoining rooms.
+
+DTMF follows the PBX habit (Asterisk features.conf): * opens the menu;
+2 + extension or queue + # is a warm transfer, 1 + target + # a blind one,
+# alone returns to the caller. In the consult, * then 1 returns to the
+caller, 2 completes, 3 makes a three-way call, 4 swaps.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from app.calls.service import find_leg, hold_context
+from app.events import record_event
+from app.models import Leg, Transfer, TransferState
+from app.routing.views import bridge_agent
+from app.telephony import urls
+from app.telephony.twiml import empty_twiml, twiml_response
+from app.telephony.web import telephony
+from app.telephony.webhook import MalformedWebhook, TwilioForm, twilio_webhook
+from app.transfers import service
+from app.transfers.lifecycle import active_transfer
+from app.transfers.summary import wait_for_summary
+
+blueprint = Blueprint("transfer_voice", __name__)
+
+MENU = (
+    "Transfer menu. For a warm transfer, press 2, then the extension or queue number, then pound. "
+    "For a blind transfer, press 1, then the number, then pound. To return to your caller, press pound."
+)
+MAX_MENU_ATTEMPTS = 2
+DTMF_MODES = {"2": "warm", "1": "blind"}
+
+
+def _say(code: str, transfer: Transfer | None) -> str | None:
+    target = transfer.target_agent.name if transfer and transfer.target_agent else "the next agent"
+    if transfer and transfer.target_leg and transfer.target_leg.agent:
+        target = transfer.target_leg.agent.name
+    return {
+        "calling": f"Calling {target}. The caller is on hold. Press star for transfer options.",
+        "transferred": "Transferring the caller. Goodbye.",
+        "completed": "Transfer complete. Goodbye.",
+        "connected": "You are now connected to the caller.",
+        "three_way": "Three-way call. Hang up whenever you want to leave.",
+        "returned": "Returning you to your caller.",
+        "declined": f"{target} declined the transfer. Returning you to your caller.",
+        "no_answer": f"{target} did not answer. Returning you to your caller.",
+        "failed": "The transfer could not be placed. Returning you to your caller.",
+        "hold": "Please hold.",
+        "swapped": "You are back with the transferring agent.",
+        "caller_gone": "The caller hung up. Goodbye.",
+    }.get(code)
+
+
+def _leg_and_transfer(t) -> tuple[Leg, Transfer]:
+    leg = find_leg(t, request.args.get("leg"))
+    transfer = t.session.get(Transfer, int(request.args.get("transfer", "0") or 0))
+    if transfer is None or transfer.call_id != leg.call_id:
+        raise MalformedWebhook("unknown transfer")
+    return leg, transfer
+
+
+def rejoin(leg: Leg, code: str = ""):
+    """TwiML placing an agent's leg where the database says: a room, on hold, or gone."""
+    t = telephony()
+    transfer = active_transfer(leg.call) or (leg.call.transfers[-1] if leg.call.transfers else None)
+    text = _say(code, transfer)
+    if leg.is_final or leg.call.is_final:
+        return twiml_response("common/goodbye.xml", **hold_context(t), text=text or "Goodbye.")
+    if leg.status == "on_hold":
+        return twiml_response("agents/hold.xml", **hold_context(t), text=text, rejoin_url=t.urls.agent_rejoin(leg.id))
+    return bridge_agent(leg, leg.room_name or leg.call.room_name, text)
+
+
+def _menu(transfer: Transfer, leg: Leg, attempt: int, prefix: str = ""):
+    t = telephony()
+    return twiml_response(
+        "transfers/menu.xml",
+        **hold_context(t),
+        text=(prefix + " " + MENU).strip(),
+        action_url=t.urls.transfer_menu(transfer.id, leg.id, attempt),
+    )
+
+
+def transfer_menu(leg: Leg):
+    """The agent pressed * in a room: the transfer menu, or the consult menu during a transfer."""
+    t = telephony()
+    call = leg.call
+    transfer = active_transfer(call)
+    if transfer is not None:
+        if transfer.from_agent_id == leg.agent_id:
+            return twiml_response("transfers/consult_menu.xml", **hold_context(t),
+                                  action_url=t.urls.transfer_consult_menu(transfer.id, leg.id))
+        return rejoin(leg, "")
+    try:
+        transfer = service.open_transfer(t, call, leg, trigger="dtmf")
+    except service.TransferRefused as refusal:
+        return bridge_agent(leg, leg.room_name, f"Transfer not possible: {refusal}.")
+    return _menu(transfer, leg, 1)
+
+
+@blueprint.post(urls.TRANSFER_MENU)
+@twilio_webhook()
+def transfer_menu_choice(form: TwilioForm):
+    """The digits entered in the transfer menu."""
+    t = telephony()
+    leg, transfer = _leg_and_transfer(t)
+    attempt = int(request.args.get("attempt", "1") or 1)
+    if transfer.state != TransferState.REQUESTED:
+        return rejoin(leg)
+    digits = form.digits.strip("#*")
+    if not digits:
+        service.cancel(t, transfer, "nothing entered in the transfer menu", requester=leg)
+        return rejoin(leg, "returned")
+    try:
+        mode = DTMF_MODES.get(digits[0])
+        if mode is None:
+            raise service.TransferRefused("start with 2 for a warm transfer or 1 for a blind one")
+        service.choose_target(t, transfer, service.resolve_target(t, digits[1:]), mode)
+    except service.TransferRefused as refusal:
+        record_event(t.session, transfer.call, "transfer_target_refused", transfer=transfer, reason=str(refusal),
+                     attempt=attempt)
+        if attempt >= MAX_MENU_ATTEMPTS:
+            service.cancel(t, transfer, str(refusal), requester=leg)
+            return rejoin(leg, "returned")
+        return _menu(transfer, leg, attempt + 1, f"Sorry, {refusal}.")
+    return rejoin(leg, service.after_target_rung(t, transfer, leg, requester=leg))
+
+
+@blueprint.post(urls.TRANSFER_CONSULT_MENU)
+@twilio_webhook()
+def consult_menu_choice(form: TwilioForm):
+    """1 return to the caller, 2 complete, 3 three-way, 4 swap; anything else goes back where A was."""
+    t = telephony()
+    leg, transfer = _leg_and_transfer(t)
+    if transfer.is_final:
+        return rejoin(leg)
+    try:
+        if form.digits == "1":
+            service.cancel(t, transfer, "returned to the caller from the consult menu", requester=leg)
+            return rejoin(leg, "returned")
+        if form.digits == "2":
+            service.complete(t, transfer, requester=leg)
+            return rejoin(leg, "completed")
+        if form.digits == "3":
+            service.complete(t, transfer, requester=leg, keep_from_agent=True)
+            return rejoin(leg, "three_way")
+        if form.digits == "4":
+            service.swap(t, transfer, requester=leg)
+            return rejoin(leg)
+    except service.TransferRefused as refusal:
+        return bridge_agent(leg, leg.room_name, f"Sorry, {refusal}.")
+    return rejoin(leg)
+
+
+@blueprint.post(urls.TRANSFER_ANSWER)
+@twilio_webhook()
+def target_answer(form: TwilioForm):
+    """The target picked up: wait (bounded) for the summary, then whisper it."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    transfer = service.target_answered(t, leg)
+    if transfer is None:
+        return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
+    wait_for_summary(t.session, transfer, t.settings.summary_deadline_seconds)
+    return _whisper(leg, transfer)
+
+
+def _whisper(leg: Leg, transfer: Transfer):
+    t = telephony()
+    from_name = transfer.from_agent.name if transfer.from_agent else "a colleague"
+    return twiml_response(
+        "transfers/whisper.xml",
+        **hold_context(t),
+        from_name=from_name,
+        summary=transfer.summary_spoken or "No summary is available.",
+        action_url=t.urls.transfer_whisper(leg.id),
+    )
+
+
+@blueprint.post(urls.TRANSFER_WHISPER)
+@twilio_webhook()
+def target_whisper(form: TwilioForm):
+    """The target's key: 1 accept, 9 repeat, anything else (or nothing) declines."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    transfer = service.transfer_of_target_leg(t, leg)
+    if form.digits == "9" and transfer is not None and not transfer.is_final:
+        return _whisper(leg, transfer)
+    if form.digits == "1":
+        outcome = service.target_accepted(t, leg)
+        if outcome == "gone":
+            return twiml_response("common/goodbye.xml", **hold_context(t), text="Sorry, this transfer has ended. Goodbye.")
+        return rejoin(leg, "connected" if outcome == "connected" else "")
+    service.target_declined(t, leg, "declined")
+    return twiml_response("common/goodbye.xml", **hold_context(t), text="Transfer declined. Goodbye.")
+
+
+@blueprint.post(urls.TRANSFER_STATUS)
+@twilio_webhook(answer="callback")
+def target_status(form: TwilioForm):
+    """Status callbacks of the target's leg."""
+    from app.routing.service import agent_leg_status
+
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    if form.call_status in ("no-answer", "busy", "failed", "canceled"):
+        service.target_declined(t, leg, form.call_status)
+    elif form.call_status == "completed":
+        if leg.status in ("dialing", "whisper"):
+            service.target_declined(t, leg, "declined")
+        else:
+            agent_leg_status(t, leg, "completed")
+    return empty_twiml()
+
+
+@blueprint.post(urls.AGENT_REJOIN)
+@twilio_webhook()
+def agent_rejoin(form: TwilioForm):
+    """An agent's leg was redirected: put it where the database says."""
+    t = telephony()
+    return rejoin(find_leg(t, request.args.get("leg")), request.args.get("say", ""))
