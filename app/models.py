@@ -185,6 +185,9 @@ class Leg(Base):
     livekit_identity: Mapped[str | None] = mapped_column(String(128))
     room_name: Mapped[str | None] = mapped_column(String(128))
     end_reason: Mapped[str | None] = mapped_column(String(64))
+    # Bumped whenever the service redirects this leg: a <Dial> action carrying
+    # an older number was ended by our own redirect, not by the person.
+    placement: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -169,8 +169,8 @@ def centre_settings(settings, livekit, llm) -> Settings:
         llm_provider="openai",
         openai_api_key="sk-test-openai-key-0123456789",
         llm_base_url=llm.base_url,
-        llm_timeout_seconds=2.0,
-        summary_deadline_seconds=3.0,
+        llm_timeout_seconds=3.0,
+        summary_deadline_seconds=1.0,
         max_queue_wait_seconds=60,
     )
 

@@ -2,7 +2,9 @@
 
 import json
 
-from tests.transfer_helpers import ALICE, BOB, agent_activity, call_row, connected_call, in_room, transfer_row
+import pytest
+
+from tests.transfer_helpers import ALICE, BOB, CARMEN, agent_activity, call_row, connected_call, in_room, transfer_row
 
 
 def test_dtmf_warm_transfer_to_an_agent(centre):
@@ -54,3 +56,299 @@ def test_dtmf_warm_transfer_to_an_agent(centre):
     for step in ("transfer_requested", "caller_on_hold", "transfer_dialing", "transfer_whispering",
                  "summary_ready", "transfer_consulting", "transfer_completed", "caller_off_hold"):
         assert step in timeline
+
+
+def start_warm(centre, alice, target="102"):
+    alice.press_star()
+    alice.press(f"2{target}#")
+
+
+def test_warm_transfer_to_a_queue_rings_the_next_agent_on_decline(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice, target="2")  # the technical queue
+    assert "Calling Bob Okafor" in alice.heard_text  # longest idle with the skill, never A
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("2")
+    carmen = centre.agent_phone(CARMEN)
+    centre.network.answer(carmen.sid)
+    carmen.press("1")
+    alice.press_star()
+    alice.press("2")
+    call_id = call_row(centre, caller.sid).id
+    assert in_room(caller, str(call_id)) and in_room(carmen, str(call_id))
+    transfer = transfer_row(centre)
+    assert transfer.state == "completed" and transfer.target_queue_id is not None
+    assert "transfer_target_missed" in centre.timeline(caller.sid)
+
+
+def test_blind_transfer_skips_the_consult(centre):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("1102#")
+    assert "Transferring the caller" in alice.heard_text and not alice.live
+    assert agent_activity(centre, "101") == "idle"
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    assert "Transfer from Alice Moreno" in bob.heard_text
+    bob.press("1")
+    call_id = call_row(centre, caller.sid).id
+    assert in_room(caller, str(call_id)) and in_room(bob, str(call_id))
+    transfer = transfer_row(centre)
+    assert transfer.mode == "blind" and transfer.state == "completed" and transfer.consult_room is None
+
+
+def test_three_way_then_a_leaves(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    alice.press_star()
+    alice.press("3")
+    call_id = call_row(centre, caller.sid).id
+    assert all(in_room(leg, str(call_id)) for leg in (caller, alice, bob))
+    assert "Three-way call" in alice.heard_text
+    alice.hangup()
+    assert caller.live and in_room(bob, str(call_id))
+    call = call_row(centre, caller.sid)
+    assert call.status == "connected"
+    assert agent_activity(centre, "101") == "idle" and agent_activity(centre, "102") == "on_call"
+
+
+def test_swap_between_caller_and_target(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    call_id = call_row(centre, caller.sid).id
+    alice.press_star()
+    alice.press("4")
+    assert in_room(alice, str(call_id)) and in_room(caller, str(call_id))
+    assert bob.waiting_on.tag == "Play"  # Bob holds
+    alice.press_star()
+    alice.press("4")
+    assert caller.waiting_on.tag == "Play"
+    consult = transfer_row(centre).consult_room.split("_", 1)[1]
+    assert in_room(alice, consult) and in_room(bob, consult)
+    alice.press_star()
+    alice.press("2")
+    assert in_room(caller, str(call_id)) and in_room(bob, str(call_id))
+    assert transfer_row(centre).state == "completed"
+
+
+def test_abort_from_the_consult_returns_a_to_the_caller(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    alice.press_star()
+    alice.press("1")
+    call_id = call_row(centre, caller.sid).id
+    assert "Returning you to your caller" in alice.heard_text
+    assert in_room(alice, str(call_id)) and in_room(caller, str(call_id))
+    assert not bob.live
+    assert transfer_row(centre).state == "cancelled"
+    assert agent_activity(centre, "102") == "idle"
+
+
+def test_nothing_entered_in_the_menu_returns_a_to_the_caller(centre):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("#")
+    call_id = call_row(centre, caller.sid).id
+    assert in_room(alice, str(call_id)) and in_room(caller, str(call_id))
+    assert transfer_row(centre).state == "cancelled"
+
+
+def test_unknown_target_is_refused_and_the_menu_asked_again(centre):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2999#")
+    assert "Sorry, 9 9 9 is not an extension or a queue" in alice.heard_text
+    alice.press("2102#")
+    assert "Calling Bob Okafor" in alice.heard_text
+
+
+def test_b_declines(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("2")
+    call_id = call_row(centre, caller.sid).id
+    assert "Bob Okafor declined the transfer" in alice.heard_text
+    assert in_room(alice, str(call_id)) and in_room(caller, str(call_id))
+    assert transfer_row(centre).state == "declined"
+
+
+def test_b_does_not_answer(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    centre.network.ring_out(centre.agent_phone(BOB).sid, "no-answer")
+    assert "Bob Okafor did not answer" in alice.heard_text
+    assert in_room(caller, str(call_row(centre, caller.sid).id))
+    assert transfer_row(centre).state == "no_answer"
+
+
+def test_b_busy(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    centre.network.ring_out(centre.agent_phone(BOB).sid, "busy")
+    assert "did not answer" in alice.heard_text
+    transfer = transfer_row(centre)
+    assert transfer.state == "no_answer" and transfer.end_reason == "busy"
+
+
+def test_caller_hangs_up_on_hold(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    caller.hangup()
+    assert bob.status == "canceled"
+    assert "The caller hung up" in alice.heard_text and not alice.live
+    assert transfer_row(centre).state == "caller_hung_up"
+    assert agent_activity(centre, "101") == "idle" and agent_activity(centre, "102") == "idle"
+    assert call_row(centre, caller.sid).status == "completed"
+
+
+def test_a_hangs_up_before_b_answers_and_b_gets_the_caller(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    alice.hangup()
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    call_id = call_row(centre, caller.sid).id
+    assert in_room(caller, str(call_id)) and in_room(bob, str(call_id))
+    assert transfer_row(centre).state == "completed"
+
+
+def test_a_hangs_up_and_b_declines_so_the_caller_is_queued_again(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    alice.hangup()
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("2")
+    assert call_row(centre, caller.sid).status in ("queued", "ringing_agent")
+    assert "call_requeued" in centre.timeline(caller.sid)
+    assert caller.live and caller.waiting_on.tag == "Play"
+
+
+def test_llm_slower_than_the_deadline_speaks_the_marked_fallback(centre):
+    centre.llm.mode = "slow"
+    centre.llm.delay_seconds = 5
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    assert "Automatic summary unavailable" in bob.heard_text
+    assert "I was charged twice for my internet bill" in bob.heard_text
+    transfer = transfer_row(centre)
+    assert transfer.summary_source == "fallback" and transfer.summary_error.startswith("deadline")
+    assert "summary_fallback_used" in centre.timeline(caller.sid)
+    bob.press("1")
+    assert transfer_row(centre).state == "consulting"
+
+
+@pytest.mark.parametrize(("mode", "error"), [("error", "http 500"), ("garbage", "format")])
+def test_llm_down_or_garbage_falls_back(centre, mode, error):
+    centre.llm.mode = mode
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    assert "Automatic summary unavailable" in bob.heard_text
+    transfer = transfer_row(centre)
+    assert transfer.summary_source == "fallback" and transfer.summary_error.startswith(error)
+    bob.press("1")
+    assert transfer_row(centre).state == "consulting"
+
+
+def test_twilio_fails_when_dialling_b(centre):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    centre.network.fail_next("Calls.json")
+    alice.press("2102#")
+    assert "nobody at Bob Okafor is available" in alice.heard_text
+    assert "transfer_dial_failed" in centre.timeline(caller.sid)
+    assert agent_activity(centre, "102") == "idle"
+    alice.press("#")
+    assert in_room(caller, str(call_row(centre, caller.sid).id))
+
+
+def test_chained_transfer_a_to_b_to_c(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    alice.press_star()
+    alice.press("2")
+    first_summary = transfer_row(centre).summary_spoken
+    bob.press_star()
+    bob.press("2201#")
+    carmen = centre.agent_phone(CARMEN)
+    centre.network.answer(carmen.sid)
+    assert "Transfer from Bob Okafor" in carmen.heard_text
+    carmen.press("1")
+    bob.press_star()
+    bob.press("2")
+    call_id = call_row(centre, caller.sid).id
+    assert in_room(caller, str(call_id)) and in_room(carmen, str(call_id)) and not bob.live
+    second = transfer_row(centre)
+    assert second.state == "completed"
+    # The second summary was asked for with the first one as context: it covers the whole call.
+    assert len(centre.llm.requests) == 2
+    assert first_summary in json.dumps(centre.llm.requests[1].body)
+
+
+def test_warm_transfer_started_from_the_api(centre):
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        from app.auth.service import create_api_token
+
+        token = create_api_token(session, "crm")
+    headers = {"Authorization": f"Bearer {token}"}
+    response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102", "notes": "VIP"},
+                                  headers=headers)
+    assert response.status_code == 201, response.get_json()
+    transfer = response.get_json()
+    assert transfer["state"] == "dialing" and transfer["trigger"] == "api" and transfer["notes"] == "VIP"
+    centre.network.run_pending()
+    assert caller.waiting_on.tag == "Play"
+    assert "Calling Bob Okafor" in alice.heard_text
+    again = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "201"}, headers=headers)
+    assert again.status_code == 409 and "already under way" in again.get_json()["error"]
+
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    done = centre.client.post(f"/api/transfers/{transfer['id']}/complete", headers=headers)
+    assert done.status_code == 200 and done.get_json()["state"] == "completed"
+    centre.network.run_pending()
+    call_id = call_row(centre, caller.sid).id
+    assert in_room(caller, str(call_id)) and in_room(bob, str(call_id)) and not alice.live
+    status = centre.client.get(f"/api/transfers/{transfer['id']}", headers=headers).get_json()
+    assert status["summary"]["source"] == "llm" and status["answered_by"] == "102"
+    assert centre.client.get(f"/api/transfers/{transfer['id']}").status_code == 401
+
+
+def test_api_refuses_clearly(centre):
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        from app.auth.service import create_api_token
+
+        headers = {"Authorization": f"Bearer {create_api_token(session, 'crm')}"}
+    post = centre.client.post
+    assert post("/api/calls/CAnope/transfers", json={"extension": "102"}, headers=headers).status_code == 404
+    bad = post(f"/api/calls/{caller.sid}/transfers", json={"mode": "warm"}, headers=headers)
+    assert bad.status_code == 400 and "extension" in bad.get_json()["error"]
+    self_transfer = post(f"/api/calls/{caller.sid}/transfers", json={"extension": "101"}, headers=headers)
+    assert self_transfer.status_code == 409 and "yourself" in self_transfer.get_json()["error"]
+    centre.network.run_pending()
+    # The refused request left the caller with Alice, not on hold.
+    assert in_room(caller, str(call_row(centre, caller.sid).id))

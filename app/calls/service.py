@@ -24,6 +24,7 @@ from app.models import (
 from app.routing.service import caller_leg, offer_call, release_agent, ringing_leg
 from app.summaries.redaction import redact
 from app.telephony.context import Telephony
+from app.telephony.moves import redirect_leg
 from app.telephony.sip import call_room_user, room_name
 from app.telephony.webhook import MalformedWebhook, TwilioForm
 
@@ -191,10 +192,16 @@ def connect_caller(t: Telephony, call: Call) -> str:
     return call.room_name
 
 
-def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, room: str) -> str:
-    """The caller's <Dial> into ROOM ended: 'ignore' (hung up or moved on purpose), 'reconnect' or 'options'."""
+def caller_placement(call: Call) -> int:
+    """The caller leg's placement number, carried by its <Dial> action URL."""
     leg = caller_leg(call)
-    moved = leg is None or leg.room_name != room
+    return leg.placement if leg else 0
+
+
+def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, placement: str) -> str:
+    """The caller's <Dial> ended: 'ignore' (hung up or moved by us), 'reconnect' or 'options'."""
+    leg = caller_leg(call)
+    moved = leg is None or str(leg.placement) != placement
     if form.call_status in TWILIO_FINAL or call.status != CallStatus.CONNECTED or moved:
         return "ignore"
     lost = sum(1 for event in call_events(t, call) if event.name == "caller_bridge_lost")
@@ -270,12 +277,7 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
 
 
 def _redirect_or_hang_up(t: Telephony, call: Call, leg: Leg) -> None:
-    from app.gateways.twilio import TwilioError
-
-    try:
-        t.twilio.redirect_call(leg.twilio_call_sid, t.urls.agent_rejoin(leg.id, "caller_gone"))
-    except TwilioError as error:
-        record_event(t.session, call, "leg_redirect_failed", leg_id=leg.id, error=str(error)[:200])
+    if not redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, "caller_gone")):
         _hang_up_and_close(t, call, [leg.twilio_call_sid], [])
 
 

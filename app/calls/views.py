@@ -129,7 +129,7 @@ def _connect(call, room: str, text: str | None = None):
         **service.hold_context(t),
         text=text,
         sip=sip_target(t.settings, room_user_of(t.settings, room)),
-        action_url=t.urls.caller_bridge_ended(call.id, room),
+        action_url=t.urls.caller_bridge_ended(call.id, service.caller_placement(call)),
     )
 
 
@@ -139,7 +139,7 @@ def caller_bridge_ended(form: TwilioForm):
     """The caller's leg left the room: hung up, moved on purpose, or lost."""
     t = telephony()
     call = service.find_call(t, request.args.get("call"))
-    what = service.caller_bridge_ended(t, call, form, request.args.get("room", ""))
+    what = service.caller_bridge_ended(t, call, form, request.args.get("v", ""))
     if what == "reconnect":
         return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
     if what == "options":

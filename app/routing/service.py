@@ -18,6 +18,7 @@ from app.events import record_event
 from app.logs import get_logger
 from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Presence, utcnow
 from app.telephony.context import Telephony
+from app.telephony.moves import redirect_leg
 
 log = get_logger("switchboard.routing")
 
@@ -165,10 +166,7 @@ def agent_accepted(t: Telephony, leg: Leg) -> bool:
     call.agent_id = agent.id
     call.answered_at = call.answered_at or now
     record_event(t.session, call, "agent_accepted", agent=agent.extension, leg_id=leg.id)
-    t.session.commit()
-    caller = caller_leg(call)
-    moved = caller is not None and t.twilio.redirect_call(caller.twilio_call_sid, t.urls.caller_connect(call.id))
-    if not moved:
+    if not redirect_leg(t, caller_leg(call), t.urls.caller_connect(call.id)):
         record_event(t.session, call, "caller_gone_before_connect")
         return False
     return True
@@ -227,10 +225,9 @@ def agent_left(t: Telephony, leg: Leg) -> None:
         call.agent_id = staying.agent_id
         record_event(t.session, call, "call_agent_changed", agent=staying.agent.extension)
         return
-    t.session.commit()
     caller = caller_leg(call)
     if caller is not None and not caller.is_final:
-        t.twilio.redirect_call(caller.twilio_call_sid, t.urls.caller_goodbye(call.id))
+        redirect_leg(t, caller, t.urls.caller_goodbye(call.id))
 
 
 def caller_leg(call: Call) -> Leg | None:

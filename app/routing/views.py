@@ -28,7 +28,7 @@ def bridge_agent(leg, room: str, text: str | None = None):
         **hold_context(t),
         text=text,
         sip=sip_target(t.settings, room_user_of(t.settings, room)),
-        action_url=t.urls.agent_bridge_ended(leg.id, room),
+        action_url=t.urls.agent_bridge_ended(leg.id, leg.placement),
     )
 
 
@@ -74,7 +74,7 @@ def agent_bridge_ended(form: TwilioForm):
     """The agent's <Dial> ended: * pressed (transfer menu), hung up, or moved on purpose."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
-    moved = leg.room_name != request.args.get("room")
+    moved = str(leg.placement) != request.args.get("v")
     if form.call_status != "in-progress" or leg.is_final or moved:
         return empty_twiml()
     from app.transfers.views import transfer_menu

@@ -288,6 +288,7 @@ class TwilioNetwork:
         self.auth_token = auth_token
         self.transport = transport
         self.calls: dict[str, SimCall] = {}
+        self.faults: list[tuple[str, int, int, str]] = []
         self.numbers: dict[str, dict] = {}
         self.rest_log: list[RestRequest] = []
         self.deliveries: list[Delivery] = []
@@ -440,6 +441,10 @@ class TwilioNetwork:
             if not match or match.group(1) != self.account_sid:
                 return _error(404, 20404, f"The requested resource {path} was not found")
             route, method = match.group(2), method.upper()
+            for index, (fail_route, status, code, message) in enumerate(self.faults):
+                if fail_route == route and method == "POST":
+                    del self.faults[index]
+                    return _error(status, code, message)
             if route == "Calls.json" and method == "POST":
                 return self._create_call(form)
             found = re.fullmatch(r"Calls/([^/]+)\.json", route)
@@ -459,6 +464,12 @@ class TwilioNetwork:
                     self._update_number(resource, form)
                 return 200, self._number_resource(resource)
             return _error(404, 20404, f"The requested resource {path} was not found")
+
+    def fail_next(self, route: str = "Calls.json", status: int = 500, code: int = 20500,
+                  message: str = "Internal Server Error") -> None:
+        """Make the next POST to ROUTE (e.g. Calls.json) fail as Twilio's API does."""
+        with self._state:
+            self.faults.append((route, status, code, message))
 
     def install(self, responses_mock, base_url: str = "https://api.twilio.com") -> None:
         """Serve the REST routes through a `responses` mock."""

@@ -61,8 +61,8 @@ class WebhookUrls:
     def caller_connect(self, call_id: int) -> str:
         return self.url(CALLER_CONNECT, call=call_id)
 
-    def caller_bridge_ended(self, call_id: int, room: str) -> str:
-        return self.url(CALLER_BRIDGE_ENDED, call=call_id, room=room)
+    def caller_bridge_ended(self, call_id: int, placement: int) -> str:
+        return self.url(CALLER_BRIDGE_ENDED, call=call_id, v=placement)
 
     def caller_goodbye(self, call_id: int) -> str:
         return self.url(CALLER_GOODBYE, call=call_id)
@@ -76,8 +76,8 @@ class WebhookUrls:
     def agent_status(self, leg_id: int) -> str:
         return self.url(AGENT_STATUS, leg=leg_id)
 
-    def agent_bridge_ended(self, leg_id: int, room: str) -> str:
-        return self.url(AGENT_BRIDGE_ENDED, leg=leg_id, room=room)
+    def agent_bridge_ended(self, leg_id: int, placement: int) -> str:
+        return self.url(AGENT_BRIDGE_ENDED, leg=leg_id, v=placement)
 
     def agent_rejoin(self, leg_id: int, say: str | None = None) -> str:
         return self.url(AGENT_REJOIN, leg=leg_id, say=say or None)

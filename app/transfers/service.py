@@ -34,6 +34,7 @@ from app.models import (
 )
 from app.routing.service import RINGING_LEG_STATUSES, caller_leg, offer_call, release_agent, reserve_agent
 from app.telephony.context import Telephony
+from app.telephony.moves import redirect_leg
 from app.telephony.sip import call_room_user, consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
 
@@ -97,8 +98,7 @@ def hold_caller(t: Telephony, call: Call) -> None:
     if caller is not None:
         caller.status = LegStatus.ON_HOLD
     record_event(t.session, call, "caller_on_hold")
-    t.session.commit()
-    _redirect(t, call, caller, t.urls.caller_wait(call.id))
+    redirect_leg(t, caller, t.urls.caller_wait(call.id))
 
 
 def unhold_caller(t: Telephony, call: Call) -> None:
@@ -110,8 +110,7 @@ def unhold_caller(t: Telephony, call: Call) -> None:
     caller.status = LegStatus.CONNECTED
     caller.room_name = call.room_name
     record_event(t.session, call, "caller_off_hold", room=call.room_name)
-    t.session.commit()
-    _redirect(t, call, caller, t.urls.caller_connect(call.id))
+    redirect_leg(t, caller, t.urls.caller_connect(call.id))
 
 
 def place_agent(t: Telephony, leg: Leg, room: str, *, requester: Leg | None, say: str = "") -> None:
@@ -131,10 +130,8 @@ def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requ
         return
     leg.status = status
     leg.room_name = room
-    if leg is requester:
-        return
-    t.session.commit()
-    _redirect(t, leg.call, leg, t.urls.agent_rejoin(leg.id, say))
+    if leg is not requester:
+        redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
 
 
 def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | None, say: str = "") -> None:
@@ -145,23 +142,8 @@ def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | N
     leg.end_reason = reason
     leg.ended_at = utcnow()
     release_agent(t, leg.agent)
-    if leg is requester:
-        return
-    t.session.commit()
-    _redirect(t, leg.call, leg, t.urls.agent_rejoin(leg.id, say))
-
-
-def _redirect(t: Telephony, call: Call, leg: Leg | None, url: str) -> bool:
-    if leg is None or not leg.twilio_call_sid:
-        return False
-    try:
-        moved = t.twilio.redirect_call(leg.twilio_call_sid, url)
-    except TwilioError as error:
-        record_event(t.session, call, "leg_redirect_failed", leg_id=leg.id, error=str(error)[:200])
-        return False
-    if not moved:
-        record_event(t.session, call, "leg_redirect_missed", leg_id=leg.id, reason="call no longer in progress")
-    return moved
+    if leg is not requester:
+        redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
 
 
 # --- starting ------------------------------------------------------------------

@@ -110,6 +110,7 @@ def upgrade() -> None:
     sa.Column('livekit_identity', sa.String(length=128), nullable=True),
     sa.Column('room_name', sa.String(length=128), nullable=True),
     sa.Column('end_reason', sa.String(length=64), nullable=True),
+    sa.Column('placement', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('answered_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
