@@ -1,0 +1,165 @@
+"""Every Twilio webhook is signed, idempotent, answers valid TwiML, and never drops the caller."""
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import Call, Event, WebhookDelivery
+from app.sandbox.livekit_server import sign_webhook, webhook_body
+from app.sandbox.signing import signed_headers
+from app.telephony import urls
+from tests.conftest import LIVEKIT_API_KEY, LIVEKIT_API_SECRET, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN
+
+VOICE_FORM = {"CallSid": "CA" + "a" * 32, "From": "+15551230099", "To": "+15550100000", "CallStatus": "ringing"}
+TWIML_PATHS = [
+    urls.VOICE, urls.IVR, urls.CALLER_WAIT, urls.CALLER_OPTIONS, urls.CALLER_VOICEMAIL, urls.CALLER_CONNECT,
+    urls.CALLER_BRIDGE_ENDED, urls.CALLER_GOODBYE, urls.AGENT_ANSWER, urls.AGENT_WHISPER, urls.AGENT_BRIDGE_ENDED,
+    urls.AGENT_REJOIN, urls.TRANSFER_MENU, urls.TRANSFER_CONSULT_MENU, urls.TRANSFER_ANSWER, urls.TRANSFER_WHISPER,
+    urls.FALLBACK,
+]
+CALLBACK_PATHS = [urls.STATUS, urls.TRANSCRIPTION, urls.AGENT_STATUS, urls.TRANSFER_STATUS]
+
+
+def count(centre, model):
+    with centre.db() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+def signed_post(client, path, form, token=TWILIO_AUTH_TOKEN, headers=None):
+    url = PUBLIC_BASE_URL + path
+    return client.post(path, data=form, headers={**signed_headers(token, url, form), **(headers or {})})
+
+
+@pytest.mark.parametrize("path", TWIML_PATHS + CALLBACK_PATHS)
+def test_unsigned_or_wrongly_signed_webhooks_get_403_and_change_nothing(centre, path):
+    before = count(centre, Event)
+    unsigned = centre.client.post(path, data=VOICE_FORM)
+    wrong = signed_post(centre.client, path, VOICE_FORM, token="not-the-token")
+    assert unsigned.status_code == 403 and wrong.status_code == 403
+    assert count(centre, Event) == before and count(centre, Call) == 0
+
+
+def test_signature_covers_the_query_string(centre):
+    caller = centre.dial()
+    call_id = centre.timeline(caller.sid) and 1
+    form = {"CallSid": caller.sid, "Digits": "1"}
+    signed_for_other_call = signed_headers(TWILIO_AUTH_TOKEN, f"{PUBLIC_BASE_URL}{urls.IVR}?call={call_id + 1}", form)
+    response = centre.client.post(f"{urls.IVR}?call={call_id}", data=form, headers=signed_for_other_call)
+    assert response.status_code == 403
+
+
+def test_a_replayed_delivery_gets_the_same_answer_and_changes_nothing(centre):
+    caller = centre.dial()
+    caller.press("1")
+    first = centre.network.deliveries[-1]
+    events = count(centre, Event)
+    rest_calls = len(centre.network.rest_log)
+    again = centre.network.replay_last()
+    assert again.body == first.body
+    assert count(centre, Event) == events
+    assert len(centre.network.rest_log) == rest_calls  # no second agent was dialled
+    assert count(centre, WebhookDelivery) >= 2
+
+
+def test_repeated_status_callbacks_change_nothing(centre):
+    caller = centre.dial()
+    caller.press("1")
+    caller.hangup()
+    status = [d for d in centre.network.deliveries if d.kind == "status"][-1]
+    events = count(centre, Event)
+    centre.network.replay_last()
+    # A repeat without Twilio's idempotency header is recognised by its content.
+    headers = {k: v for k, v in status.headers.items() if k != "I-Twilio-Idempotency-Token"}
+    response = centre.client.post(status.url.removeprefix(PUBLIC_BASE_URL), data=status.params, headers=headers)
+    assert response.status_code == 200
+    assert count(centre, Event) == events
+
+
+def test_out_of_order_status_callbacks_do_not_reopen_a_call(centre):
+    caller = centre.dial()
+    caller.press("1")
+    caller.hangup()
+    late = {**VOICE_FORM, "CallSid": caller.sid, "CallStatus": "in-progress", "SequenceNumber": "1"}
+    assert signed_post(centre.client, urls.STATUS, late).status_code == 200
+    with centre.db() as session:
+        assert session.scalar(select(Call.status)) == "abandoned"
+
+
+@pytest.mark.parametrize("form", [{}, {"CallSid": "garbage"}, {"From": "<Hangup/>"}])
+def test_a_malformed_form_still_gets_twiml_that_keeps_the_caller_on_the_line(centre, form):
+    response = signed_post(centre.client, urls.VOICE, form)
+    assert response.status_code == 200 and response.mimetype == "text/xml"
+    root = ET.fromstring(response.data)
+    assert root.find("Hangup") is None
+    assert root.find("Play") is not None and root.find("Redirect") is not None
+    assert "try again" in root.find("Say").text
+
+
+def test_an_unknown_call_in_a_step_gets_safe_twiml(centre):
+    response = signed_post(centre.client, f"{urls.CALLER_WAIT}?call=999", VOICE_FORM)
+    root = ET.fromstring(response.data)
+    assert response.mimetype == "text/xml" and root.find("Redirect").text.endswith("/twilio/caller/wait?call=999")
+
+
+def test_a_failing_step_keeps_the_caller_on_the_line(centre, monkeypatch):
+    from app.calls import service
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database fell over")
+
+    monkeypatch.setattr(service, "handle_ivr_input", broken)
+    caller = centre.dial()
+    caller.press("1")
+    assert "something went wrong on our side" in caller.heard_text
+    assert caller.live and caller.waiting_on.tag == "Play"
+
+
+def test_fallback_url_apologises_and_retries(centre):
+    response = signed_post(centre.client, urls.FALLBACK, {**VOICE_FORM, "ErrorCode": "11200"})
+    root = ET.fromstring(response.data)
+    assert root.find("Redirect").text == PUBLIC_BASE_URL + urls.VOICE
+    assert root.find("Play") is not None
+
+
+def test_every_twiml_of_a_whole_call_is_valid_xml_served_as_text_xml(centre):
+    from tests.transfer_helpers import BOB, connected_call
+
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    alice.press_star()
+    alice.press("2")
+    caller.hangup()
+    twiml = [d for d in centre.network.deliveries if d.kind == "twiml"]
+    assert len(twiml) >= 12
+    for delivery in twiml:
+        assert delivery.content_type.startswith("text/xml")
+        assert ET.fromstring(delivery.body).tag == "Response"
+
+
+def test_livekit_webhook_is_verified_and_recorded_once(centre):
+    caller = centre.dial()
+    caller.press("1")
+    with centre.db() as session:
+        room = session.scalar(select(Call.room_name))
+    body = webhook_body("participant_joined", room, participant_identity="sip_caller",
+                        attributes={"sip.twilio.callSid": caller.sid}, event_id="EV_1")
+    good = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET),
+            "Content-Type": "application/webhook+json"}
+    assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=good).status_code == 200
+    assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=good).get_json()["repeated"] is True
+    forged = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, "a-wrong-secret-that-is-long-enough-0123"), "Content-Type": "application/json"}
+    assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=forged).status_code == 403
+    tampered = body.replace("sip_caller", "someone_else")
+    assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=tampered, headers=good).status_code == 403
+    assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=body).status_code == 403
+    assert centre.timeline(caller.sid).count("livekit_participant_joined") == 1
+    from app.models import Leg
+
+    with centre.db() as session:
+        leg = session.scalar(select(Leg).where(Leg.twilio_call_sid == caller.sid))
+        assert leg.livekit_identity == "sip_caller"
