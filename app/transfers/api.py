@@ -1,9 +1,11 @@
 """The JSON API for transfers (token or supervisor session): start, status, complete, cancel.
 
-Documented in app/transfers/openapi.yaml, served at /api/openapi.yaml.
+Documented in app/transfers/openapi.json, served at /api/openapi.json.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from flask import Blueprint, g, jsonify, request, send_file
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from app.telephony.web import telephony
 from app.transfers import service
 
 blueprint = Blueprint("transfers_api", __name__, url_prefix="/api")
+OPENAPI = Path(__file__).with_name("openapi.json")
 
 
 def transfer_as_dict(transfer: Transfer) -> dict:
@@ -134,9 +137,7 @@ def cancel(transfer_id: int):
     return jsonify(transfer_as_dict(transfer))
 
 
-@blueprint.get("/openapi.yaml")
+@blueprint.get("/openapi.json")
 def openapi():
     """The API's OpenAPI description."""
-    from pathlib import Path
-
-    return send_file(Path(__file__).with_name("openapi.yaml"), mimetype="application/yaml")
+    return send_file(OPENAPI, mimetype="application/json")
