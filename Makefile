@@ -28,6 +28,7 @@ install-test: $(VENV)/.installed-test
 run: install
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi roster load
+	$(BIN)/flask --app wsgi users bootstrap
 	$(BIN)/gunicorn -c app/gunicorn_conf.py wsgi:app
 
 test: install-test
