@@ -32,5 +32,6 @@ run: install
 	$(BIN)/gunicorn -c app/gunicorn_conf.py wsgi:app
 
 test: install-test
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	TEST_DATABASE=sqlite $(BIN)/python -m pytest
 	TEST_DATABASE=postgres $(BIN)/python -m pytest -m "not browser"

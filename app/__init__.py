@@ -74,16 +74,18 @@ def init_blueprints(app: Flask) -> None:
     from app.auth.setup import csrf_exempt
     from app.auth.views import blueprint as auth
     from app.calls.views import blueprint as calls
+    from app.console.views import blueprint as console
     from app.health.views import blueprint as health
     from app.rooms.views import blueprint as livekit
     from app.routing.views import blueprint as agent_voice
+    from app.supervisor.views import blueprint as supervisor
     from app.transfers.api import blueprint as transfers_api
     from app.transfers.views import blueprint as transfer_voice
 
     # Webhooks prove themselves by signature and the API by bearer token, not by a CSRF token.
     for exempt in (calls, agent_voice, transfer_voice, livekit, transfers_api):
         csrf_exempt(exempt)
-    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, transfers_api):
+    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, transfers_api, supervisor, console):
         app.register_blueprint(blueprint)
 
 
@@ -91,9 +93,11 @@ def init_cli(app: Flask) -> None:
     from app.agents.cli import agents_cli, queues_cli
     from app.auth.cli import api_tokens_cli, users_cli
     from app.cli import db_cli, roster_cli
+    from app.demo.cli import demo_command
     from app.provisioning.cli import provision_command
 
-    for group in (db_cli, agents_cli, queues_cli, roster_cli, provision_command, users_cli, api_tokens_cli):
+    groups = (db_cli, agents_cli, queues_cli, roster_cli, provision_command, users_cli, api_tokens_cli, demo_command)
+    for group in groups:
         app.cli.add_command(group)
 
 

@@ -1,0 +1,136 @@
+// The live board: re-draws its tables from server-sent snapshots.
+// Data is only ever placed with textContent, never parsed as HTML.
+(function () {
+  "use strict";
+
+  var root = document.querySelector("[data-stream]");
+  if (!root) return;
+  var status = root.querySelector("[data-live-status]");
+  var clockOffset = 0; // server time minus browser time, so durations do not depend on the browser's clock
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+
+  function link(href, text) {
+    var a = el("a", text);
+    a.href = href;
+    return a;
+  }
+
+  function cell(row, content, className) {
+    var td = el("td", null, className);
+    if (content instanceof Node) td.appendChild(content);
+    else td.textContent = content === null || content === undefined || content === "" ? "—" : content;
+    row.appendChild(td);
+    return td;
+  }
+
+  function badge(text, className) {
+    return el("span", text, "badge " + className);
+  }
+
+  function fill(name, items, columns, draw) {
+    var body = root.querySelector('[data-rows="' + name + '"]');
+    var rows = items.map(draw);
+    if (!rows.length) {
+      var empty = el("tr", null, "empty");
+      var td = el("td", { calls: "No live calls.", agents: "No agents on the roster.", transfers: "No transfers under way." }[name]);
+      td.colSpan = columns;
+      empty.appendChild(td);
+      rows = [empty];
+    }
+    body.replaceChildren.apply(body, rows);
+    var count = root.querySelector('[data-count="' + name + '"]');
+    if (count) count.textContent = String(items.length);
+  }
+
+  function drawCall(call) {
+    var row = el("tr");
+    row.dataset.callSid = call.call_sid;
+    cell(row, link(call.href, call.caller || "unknown number"));
+    cell(row, call.queue);
+    cell(row, call.agent);
+    var state = cell(row, badge(call.state_label, "state-" + call.state));
+    if (call.transfer_state) {
+      state.appendChild(document.createTextNode(" "));
+      state.appendChild(badge("transfer " + call.transfer_state, "state-transfer"));
+    }
+    cell(row, "–", "num").dataset.since = call.started_at;
+    var actions = cell(row, link(call.href, "Open"), "actions");
+    if (call.transferable) {
+      actions.appendChild(document.createTextNode(" · "));
+      actions.appendChild(link(call.href + "#transfer-form", "Transfer"));
+    }
+    return row;
+  }
+
+  function drawAgent(agent) {
+    var row = el("tr");
+    row.dataset.extension = agent.extension;
+    var name = cell(row, agent.name + " ", "name");
+    name.appendChild(el("span", agent.extension, "muted"));
+    cell(row, badge(agent.presence, "presence-" + agent.presence));
+    cell(row, agent.activity_label);
+    cell(row, agent.current_call ? link(agent.current_call_href, agent.current_call_caller) : "—");
+    cell(row, String(agent.missed_in_row), "num");
+    return row;
+  }
+
+  function drawTransfer(transfer) {
+    var row = el("tr");
+    row.dataset.transferId = String(transfer.id);
+    cell(row, link(transfer.href + "#transfer-" + transfer.id, transfer.call_sid));
+    cell(row, transfer.from_agent);
+    cell(row, transfer.target);
+    cell(row, transfer.mode);
+    cell(row, badge(transfer.state_label, "state-" + transfer.state));
+    return row;
+  }
+
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    var mm = (h && m < 10 ? "0" : "") + m, ss = (s < 10 ? "0" : "") + s;
+    return (h ? h + ":" : "") + mm + ":" + ss;
+  }
+
+  function tick() {
+    var now = Date.now() + clockOffset;
+    root.querySelectorAll("[data-since]").forEach(function (td) {
+      var since = Date.parse(td.dataset.since);
+      if (!isNaN(since)) td.textContent = duration((now - since) / 1000);
+    });
+  }
+
+  function show(snapshot) {
+    if (snapshot.server_time) clockOffset = Date.parse(snapshot.server_time) - Date.now();
+    fill("calls", snapshot.calls, 6, drawCall);
+    fill("agents", snapshot.agents, 5, drawAgent);
+    fill("transfers", snapshot.transfers, 5, drawTransfer);
+    tick();
+  }
+
+  function say(text, ok) {
+    if (!status) return;
+    status.textContent = text;
+    status.classList.toggle("is-down", !ok);
+  }
+
+  tick();
+  setInterval(tick, 1000);
+  if (!window.EventSource) {
+    say("This browser cannot follow live updates: reload the page to refresh.", false);
+    return;
+  }
+  var source = new EventSource(root.dataset.stream);
+  source.addEventListener("open", function () { say("Live: updates as calls change.", true); });
+  source.addEventListener("error", function () { say("Connection lost; reconnecting…", false); });
+  source.addEventListener("snapshot", function (message) {
+    say("Live: updates as calls change.", true);
+    show(JSON.parse(message.data));
+  });
+})();

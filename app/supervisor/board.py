@@ -1,0 +1,320 @@
+"""What the supervisor pages show, read from the database: the live board and one call's page.
+
+Everything here returns plain dicts and lists of JSON-ready values, so the
+same data renders the page on the server and refreshes it in the browser
+through server-sent events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models import (
+    FINAL_CALL_STATUSES,
+    FINAL_LEG_STATUSES,
+    FINAL_TRANSFER_STATES,
+    Agent,
+    Call,
+    CallStatus,
+    Event,
+    Leg,
+    Queue,
+    Transfer,
+    TransferState,
+    Utterance,
+)
+
+STRUCTURED_LABELS = (
+    ("reason", "Reason"),
+    ("customer", "Customer"),
+    ("tried", "Already tried"),
+    ("mood", "Mood"),
+    ("expects", "Expects next"),
+)
+COMPLETABLE_STATES = frozenset({TransferState.WHISPERING, TransferState.CONSULTING})
+
+
+def label(value: str | None) -> str:
+    """A state or event name as words: 'ringing_agent' -> 'ringing agent'."""
+    return (value or "").replace("_", " ")
+
+
+def call_href(call_sid: str) -> str:
+    """The address of a call's page."""
+    return f"/calls/{call_sid}"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _clock(moment: datetime | None) -> str:
+    return moment.strftime("%H:%M:%S") if moment else ""
+
+
+def _agent_name(agent: Agent | None) -> str | None:
+    return f"{agent.name} ({agent.extension})" if agent else None
+
+
+def _target_name(transfer: Transfer) -> str:
+    if transfer.target_agent is not None:
+        return _agent_name(transfer.target_agent)
+    if transfer.target_queue is not None:
+        return f"{transfer.target_queue.name} queue"
+    return "not chosen yet"
+
+
+def digest(data: dict) -> str:
+    """A short fingerprint of page data, to tell whether anything a viewer sees has changed."""
+    encoded = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+# --- the board -------------------------------------------------------------------------
+
+
+def board_cursor(session: Session) -> str:
+    """The newest event id: every step of every call writes one, so it moves whenever a call changes."""
+    return str(session.scalar(select(func.max(Event.id))) or 0)
+
+
+def live_calls(session: Session) -> list[dict]:
+    """Calls not yet over, oldest first: caller, queue, agent, state, start time."""
+    calls = session.scalars(
+        select(Call).where(Call.status.not_in(list(FINAL_CALL_STATUSES))).order_by(Call.created_at, Call.id)
+    )
+    rows = []
+    for call in calls:
+        transfer = next((t for t in call.transfers if not t.is_final), None)
+        rows.append(
+            {
+                "call_sid": call.call_sid,
+                "href": call_href(call.call_sid),
+                "caller": call.from_number,
+                "queue": call.queue.name if call.queue else None,
+                "agent": _agent_name(call.agent),
+                "state": call.status,
+                "state_label": label(call.status),
+                "transfer_state": transfer.state if transfer else None,
+                "started_at": _iso(call.created_at),
+                "transferable": call.status == CallStatus.CONNECTED and transfer is None,
+            }
+        )
+    return rows
+
+
+def agents(session: Session) -> list[dict]:
+    """Every agent: presence, activity, the call they are on, calls missed in a row."""
+    live_legs = session.execute(
+        select(Leg.agent_id, Call.call_sid, Call.from_number)
+        .join(Call, Leg.call_id == Call.id)
+        .where(Leg.agent_id.is_not(None), Leg.status.not_in(list(FINAL_LEG_STATUSES)))
+        .order_by(Leg.id)
+    ).all()
+    current = {agent_id: (call_sid, caller) for agent_id, call_sid, caller in live_legs}
+    rows = []
+    for agent in session.scalars(select(Agent).order_by(Agent.extension)):
+        call_sid, caller = current.get(agent.id, (None, None))
+        rows.append(
+            {
+                "name": agent.name,
+                "extension": agent.extension,
+                "presence": agent.presence,
+                "activity": agent.activity,
+                "activity_label": label(agent.activity),
+                "current_call": call_sid,
+                "current_call_caller": caller or "unknown number",
+                "current_call_href": call_href(call_sid) if call_sid else None,
+                "missed_in_row": agent.missed_in_row,
+            }
+        )
+    return rows
+
+
+def transfers_under_way(session: Session) -> list[dict]:
+    """Transfers not yet finished, oldest first."""
+    transfers = session.scalars(
+        select(Transfer).where(Transfer.state.not_in(list(FINAL_TRANSFER_STATES))).order_by(Transfer.id)
+    )
+    return [
+        {
+            "id": transfer.id,
+            "call_sid": transfer.call.call_sid,
+            "href": call_href(transfer.call.call_sid),
+            "mode": transfer.mode,
+            "trigger": transfer.trigger,
+            "state": transfer.state,
+            "state_label": label(transfer.state),
+            "from_agent": _agent_name(transfer.from_agent),
+            "target": _target_name(transfer),
+            "started_at": _iso(transfer.created_at),
+        }
+        for transfer in transfers
+    ]
+
+
+def board_snapshot(session: Session) -> dict:
+    """Everything the board shows."""
+    return {"calls": live_calls(session), "agents": agents(session), "transfers": transfers_under_way(session)}
+
+
+# --- one call -------------------------------------------------------------------------
+
+
+def find_call(session: Session, call_sid: str) -> Call | None:
+    """The call with this Twilio call SID, or None."""
+    return session.scalar(select(Call).where(Call.call_sid == call_sid))
+
+
+def took_part(session: Session, call: Call, agent_id: int | None) -> bool:
+    """Whether this agent had a leg on the call (took it, or was a transfer's target)."""
+    if agent_id is None:
+        return False
+    return session.scalar(select(func.count(Leg.id)).where(Leg.call_id == call.id, Leg.agent_id == agent_id)) > 0
+
+
+def call_cursor(session: Session, call_id: int) -> str:
+    """Moves whenever the call's timeline or transcript grows."""
+    event_id = session.scalar(select(func.max(Event.id)).where(Event.call_id == call_id)) or 0
+    utterance_id = session.scalar(select(func.max(Utterance.id)).where(Utterance.call_id == call_id)) or 0
+    return f"{event_id}.{utterance_id}"
+
+
+def timeline(session: Session, call: Call) -> list[dict]:
+    """Every event of the call with its time, oldest first."""
+    events = session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id))
+    return [
+        {
+            "id": event.id,
+            "at": _iso(event.created_at),
+            "time": _clock(event.created_at),
+            "name": event.name,
+            "label": label(event.name),
+            "transfer_id": event.transfer_id,
+            "detail": [[key, _detail_text(value)] for key, value in (event.detail or {}).items() if value not in (None, "")],
+        }
+        for event in events
+    ]
+
+
+def _detail_text(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def transcript(session: Session, call: Call) -> list[dict]:
+    """What the caller and the agent said (already redacted when stored), oldest first."""
+    utterances = session.scalars(select(Utterance).where(Utterance.call_id == call.id).order_by(Utterance.id))
+    return [
+        {"speaker": u.speaker, "text": u.text, "at": _iso(u.created_at), "time": _clock(u.created_at)}
+        for u in utterances
+    ]
+
+
+def summary_view(transfer: Transfer) -> dict:
+    """A transfer's summary as shown: spoken text, fields, and where it came from."""
+    structured = transfer.summary_structured or {}
+    source = transfer.summary_source
+    if source == "llm":
+        source_label = "Written by the LLM"
+    elif source == "fallback":
+        source_label = "Fallback summary: written without the LLM"
+    else:
+        source_label = "Not ready yet"
+    return {
+        "ready": source is not None,
+        "spoken": transfer.summary_spoken,
+        "fields": [[title, str(structured[key])] for key, title in STRUCTURED_LABELS if structured.get(key)],
+        "source": source,
+        "source_label": source_label,
+        "provider": transfer.summary_provider,
+        "model": transfer.summary_model,
+        "latency_ms": transfer.summary_latency_ms,
+        "error": transfer.summary_error,
+    }
+
+
+def transfer_view(transfer: Transfer) -> dict:
+    """One transfer of a call: who, how, where it stands, its summary."""
+    answered_by = transfer.target_leg.agent if transfer.target_leg and transfer.target_leg.agent else None
+    return {
+        "id": transfer.id,
+        "mode": transfer.mode,
+        "trigger": transfer.trigger,
+        "state": transfer.state,
+        "state_label": label(transfer.state),
+        "final": transfer.is_final,
+        "from_agent": _agent_name(transfer.from_agent),
+        "target": _target_name(transfer),
+        "answered_by": _agent_name(answered_by),
+        "notes": transfer.notes,
+        "end_reason": transfer.end_reason,
+        "started": _clock(transfer.created_at),
+        "ended": _clock(transfer.ended_at),
+        "summary": summary_view(transfer),
+        "can_complete": transfer.state in COMPLETABLE_STATES,
+        "can_cancel": not transfer.is_final,
+    }
+
+
+def call_page(session: Session, call: Call) -> dict:
+    """Everything a call's page shows."""
+    session.refresh(call)
+    active = next((t for t in call.transfers if not t.is_final), None)
+    return {
+        "call": {
+            "call_sid": call.call_sid,
+            "caller": call.from_number,
+            "queue": call.queue.name if call.queue else None,
+            "agent": _agent_name(call.agent),
+            "ivr_reason": call.ivr_reason,
+            "state": call.status,
+            "state_label": label(call.status),
+            "live": not call.is_final,
+            "started_at": _iso(call.created_at),
+            "ended_at": _iso(call.ended_at),
+            "started": _clock(call.created_at),
+            "ended": _clock(call.ended_at),
+        },
+        "timeline": timeline(session, call),
+        "transcript": transcript(session, call),
+        "transfers": [transfer_view(t) for t in call.transfers],
+        "can_transfer": call.status == CallStatus.CONNECTED and active is None,
+    }
+
+
+def transfer_targets(session: Session) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Choices for the transfer form: (value, label) for every agent and every queue."""
+    agent_choices = [
+        (f"agent:{agent.extension}", f"{agent.extension} · {agent.name} ({agent.presence}, {label(agent.activity)})")
+        for agent in session.scalars(select(Agent).order_by(Agent.extension))
+    ]
+    queue_choices = [
+        (f"queue:{queue.name}", f"{queue.name} queue (next free agent)")
+        for queue in session.scalars(select(Queue).order_by(Queue.name))
+    ]
+    return agent_choices, queue_choices
+
+
+def find_target(session: Session, choice: str) -> tuple[Agent | None, Queue | None]:
+    """The agent or queue a form choice ('agent:102', 'queue:billing') names; (None, None) if none."""
+    kind, _, key = (choice or "").partition(":")
+    if kind == "agent":
+        return session.scalar(select(Agent).where(Agent.extension == key)), None
+    if kind == "queue":
+        return None, session.scalar(select(Queue).where(Queue.name == key))
+    return None, None
+
+
+def find_transfer(session: Session, call: Call, transfer_id: int) -> Transfer | None:
+    """The transfer with this id, if it belongs to the call."""
+    transfer = session.get(Transfer, transfer_id)
+    return transfer if transfer is not None and transfer.call_id == call.id else None

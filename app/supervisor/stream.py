@@ -1,0 +1,88 @@
+"""Server-sent events that follow the database, so any worker on any host can serve any viewer.
+
+Nothing is kept in process memory between requests: each stream polls a
+cheap cursor (the newest event id) every second in a short transaction of
+its own, rebuilds the page data when the cursor moves (and every few seconds
+anyway, for changes that write no event, such as a presence set from the
+CLI), and sends it when it differs from what the viewer last got. The id of
+each message is the cursor plus a digest of the data, so a browser that
+reconnects with Last-Event-ID gets nothing until something really changes.
+A stream ends after a bounded time so a gthread worker is not held forever;
+EventSource reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterator
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.supervisor.board import digest
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    """How often a stream looks at the database, and how long it lives."""
+
+    poll_seconds: float = 1.0
+    refresh_seconds: float = 5.0
+    heartbeat_seconds: float = 15.0
+    max_seconds: float = 300.0
+    retry_ms: int = 2000
+
+
+def sse_message(data: str, *, event: str | None = None, event_id: str | None = None) -> str:
+    """One server-sent event; DATA must be a single line (JSON is)."""
+    lines = []
+    if event:
+        lines.append(f"event: {event}")
+    if event_id:
+        lines.append(f"id: {event_id}")
+    lines.append(f"data: {data}")
+    return "\n".join(lines) + "\n\n"
+
+
+def follow(
+    make_session: sessionmaker,
+    cursor_of: Callable[[Session], str],
+    snapshot_of: Callable[[Session], dict],
+    last_event_id: str | None = None,
+    timing: StreamTiming = StreamTiming(),
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[str]:
+    """Yield server-sent events carrying SNAPSHOT_OF's data whenever it changes, until max_seconds pass."""
+    yield f"retry: {timing.retry_ms}\n\n"
+    sent_id = last_event_id
+    seen_cursor = None
+    started = last_output = clock()
+    last_build = float("-inf")
+    while True:
+        now = clock()
+        snapshot = None
+        # A fresh, short transaction per look: a long one would pin an old
+        # snapshot of the database (and, on SQLite, its lock).
+        with make_session() as session:
+            cursor = cursor_of(session)
+            if cursor != seen_cursor or now - last_build >= timing.refresh_seconds:
+                snapshot = snapshot_of(session)
+            session.rollback()
+        if snapshot is not None:
+            seen_cursor, last_build = cursor, now
+            message_id = f"{cursor}-{digest(snapshot)}"
+            if message_id != sent_id:
+                sent_id = message_id
+                payload = {**snapshot, "server_time": datetime.now(timezone.utc).isoformat()}
+                yield sse_message(json.dumps(payload, separators=(",", ":")), event="snapshot", event_id=message_id)
+                last_output = now
+        if now - last_output >= timing.heartbeat_seconds:
+            yield ": still here\n\n"
+            last_output = now
+        if now - started >= timing.max_seconds:
+            return
+        sleep(timing.poll_seconds)

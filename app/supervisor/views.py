@@ -1,0 +1,218 @@
+"""Supervisor pages: the live board, the call page, the transfer form.
+
+Streams can be tuned with app.config["SUPERVISOR_STREAM_TIMING"] (a
+StreamTiming); tests shorten them.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import RadioField, SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, Length, Optional
+
+from app.auth.guards import current_agent_id, error_page, roles_required
+from app.auth.service import Role
+from app.db import request_session
+from app.models import Call
+from app.supervisor import board
+from app.supervisor.stream import StreamTiming, follow
+from app.telephony.context import IntegrationMissing
+from app.telephony.web import telephony
+from app.transfers import service
+
+blueprint = Blueprint("supervisor", __name__)
+
+
+class TransferForm(FlaskForm):
+    target = SelectField("Transfer to", validators=[InputRequired(message="Choose who to transfer the call to.")])
+    mode = RadioField(
+        "Kind of transfer",
+        choices=[
+            SelectChoice("warm", "Warm: talk to them first"),
+            SelectChoice("blind", "Blind: hand the caller straight over"),
+        ],
+        default="warm",
+    )
+    notes = TextAreaField("Notes for the summary (optional)", validators=[Optional(), Length(max=2000)])
+
+
+class ActionForm(FlaskForm):
+    """Complete or Cancel: nothing to fill in but the CSRF token."""
+
+
+def _transfer_form(formdata=None) -> TransferForm:
+    form = TransferForm(formdata=formdata) if formdata is not None else TransferForm()
+    agent_choices, queue_choices = board.transfer_targets(request_session())
+    form.target.choices = [SelectChoice(value, text, optgroup="Agents") for value, text in agent_choices] + [
+        SelectChoice(value, text, optgroup="Queues") for value, text in queue_choices
+    ]
+    return form
+
+
+def _is_supervisor() -> bool:
+    return current_user.role == Role.SUPERVISOR
+
+
+def _stream(cursor_of, snapshot_of) -> Response:
+    timing = current_app.config.get("SUPERVISOR_STREAM_TIMING") or StreamTiming()
+    events = follow(
+        current_app.extensions["db_sessionmaker"], cursor_of, snapshot_of, request.headers.get("Last-Event-ID"), timing
+    )
+    return Response(
+        events, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+# --- the board --------------------------------------------------------------------------
+
+
+@blueprint.get("/board")
+@roles_required(Role.SUPERVISOR)
+def board_page():
+    """Live calls, agents and transfers under way."""
+    return render_template("supervisor/board.html", data=board.board_snapshot(request_session()))
+
+
+@blueprint.get("/board/snapshot")
+@roles_required(Role.SUPERVISOR)
+def board_snapshot():
+    """The board's data as JSON."""
+    return jsonify(board.board_snapshot(request_session()))
+
+
+@blueprint.get("/board/stream")
+@roles_required(Role.SUPERVISOR)
+def board_stream():
+    """The board's data as server-sent events, whenever it changes."""
+    return _stream(board.board_cursor, board.board_snapshot)
+
+
+# --- one call -----------------------------------------------------------------------------
+
+
+def _viewable_call(call_sid: str) -> tuple[Call | None, Response | None]:
+    session = request_session()
+    call = board.find_call(session, call_sid)
+    if call is None:
+        return None, error_page(404, "No such call", f"There is no call {call_sid}.")
+    if not _is_supervisor() and not board.took_part(session, call, current_agent_id()):
+        return None, error_page(403, "Not your call", "Agents can open the pages of calls they took part in only.")
+    return call, None
+
+
+def _call_data(call: Call) -> dict:
+    return {**board.call_page(request_session(), call), "may_act": _is_supervisor()}
+
+
+def _render_call(call: Call, form: TransferForm | None = None, refusal: str | None = None, status: int = 200):
+    data = _call_data(call)
+    form = form or (_transfer_form() if data["may_act"] else None)
+    return render_template("supervisor/call.html", data=data, form=form, actions=ActionForm(), refusal=refusal), status
+
+
+@blueprint.get("/calls/<call_sid>")
+@roles_required(Role.SUPERVISOR, Role.AGENT)
+def call_page(call_sid: str):
+    """A call's timeline, transcript and transfers; the transfer form while it is live."""
+    call, refused = _viewable_call(call_sid)
+    return refused or _render_call(call)
+
+
+@blueprint.get("/calls/<call_sid>/snapshot")
+@roles_required(Role.SUPERVISOR, Role.AGENT)
+def call_snapshot(call_sid: str):
+    """A call page's data as JSON."""
+    call, refused = _viewable_call(call_sid)
+    return refused or jsonify(_call_data(call))
+
+
+@blueprint.get("/calls/<call_sid>/stream")
+@roles_required(Role.SUPERVISOR, Role.AGENT)
+def call_stream(call_sid: str):
+    """A call page's data as server-sent events, whenever it changes."""
+    call, refused = _viewable_call(call_sid)
+    if refused:
+        return refused
+    call_id, may_act = call.id, _is_supervisor()
+    return _stream(
+        lambda session: board.call_cursor(session, call_id),
+        lambda session: {**board.call_page(session, session.get(Call, call_id)), "may_act": may_act},
+    )
+
+
+# --- the transfer form ---------------------------------------------------------------------
+
+
+@blueprint.post("/calls/<call_sid>/transfer")
+@roles_required(Role.SUPERVISOR)
+def start_transfer(call_sid: str):
+    """Start a warm or blind transfer of the call, as the API and DTMF do."""
+    call, refused = _viewable_call(call_sid)
+    if refused:
+        return refused
+    form = _transfer_form(request.form)
+    if not form.validate():
+        return _render_call(call, form, "Check the form: " + _first_error(form), 400)
+    agent, queue = board.find_target(request_session(), form.target.data)
+    try:
+        transfer = service.start_transfer(
+            telephony(), call, service.Target(agent=agent, queue=queue),
+            mode=form.mode.data, trigger="web", notes=form.notes.data,
+        )
+    except service.TransferRefused as refusal:
+        return _render_call(call, form, f"The transfer was refused: {refusal}.", 409)
+    except IntegrationMissing as missing:
+        return _render_call(call, form, f"Transfers are not possible here: {missing}.", 503)
+    flash(f"Transfer started: calling {service.Target(agent=agent, queue=queue).label}.")
+    return redirect(f"{board.call_href(call.call_sid)}#transfer-{transfer.id}")
+
+
+def _first_error(form: FlaskForm) -> str:
+    for field in form:
+        if field.errors:
+            return f"{field.label.text}: {field.errors[0]}"
+    return "a field is not valid"
+
+
+def _transfer_action(call_sid: str, transfer_id: int, act, done: str):
+    call, refused = _viewable_call(call_sid)
+    if refused:
+        return refused
+    transfer = board.find_transfer(request_session(), call, transfer_id)
+    if transfer is None:
+        return error_page(404, "No such transfer", f"Call {call_sid} has no transfer {transfer_id}.")
+    if not ActionForm().validate():
+        return error_page(400, "Form incomplete", "This button's form was not accepted. Reload the page and try again.")
+    try:
+        act(telephony(), transfer)
+    except service.TransferRefused as refusal:
+        flash(f"Not done: {refusal}.")
+    except IntegrationMissing as missing:
+        flash(f"Not done: {missing}.")
+    else:
+        flash(done)
+    return redirect(f"{board.call_href(call.call_sid)}#transfer-{transfer_id}")
+
+
+@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/complete")
+@roles_required(Role.SUPERVISOR)
+def complete_transfer(call_sid: str, transfer_id: int):
+    """Connect the caller with the target; the transferring agent leaves."""
+    return _transfer_action(
+        call_sid, transfer_id, lambda t, transfer: service.complete(t, transfer, requester=None),
+        "Transfer completed: the caller is connected to the new agent.",
+    )
+
+
+@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/cancel")
+@roles_required(Role.SUPERVISOR)
+def cancel_transfer(call_sid: str, transfer_id: int):
+    """Abort the transfer: the target is released and the agent returns to the caller."""
+    return _transfer_action(
+        call_sid, transfer_id,
+        lambda t, transfer: service.cancel(t, transfer, "cancelled from the call page", requester=None),
+        "Transfer cancelled: the agent is back with the caller.",
+    )

@@ -1,0 +1,112 @@
+"""The supervisor pages in headless Chromium, against the service on real HTTP with phone legs simulated."""
+
+import re
+
+import pytest
+
+from tests.browser_support import PASSWORD, SCREENSHOTS, browser, live_centre, wait_until  # noqa: F401
+from tests.transfer_helpers import BOB, connected_call, transfer_row
+
+pytestmark = pytest.mark.browser
+
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def new_page(browser, centre):
+    context = browser.new_context(viewport=VIEWPORT, base_url=centre.url)
+    context.set_default_timeout(15000)
+    return context.new_page()
+
+
+def sign_in(page, username, password=PASSWORD):
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def test_supervisor_follows_a_call_and_transfers_it_from_the_form(browser, live_centre):
+    centre = live_centre
+    page = new_page(browser, centre)
+
+    sign_in(page, "sam", "not-the-password")
+    assert page.locator(".alert").inner_text() == "Wrong username or password."
+    sign_in(page, "sam")
+    page.wait_for_url(re.compile(r"/board$"))
+    page.wait_for_selector("text=Live: updates as calls change.")
+    assert page.locator("[data-rows=calls] tr.empty").inner_text() == "No live calls."
+
+    # The call arrives while the board is open: it appears without a reload.
+    page.evaluate("window.notReloaded = true")
+    caller, alice = connected_call(centre)
+    row = page.locator(f'tr[data-call-sid="{caller.sid}"]')
+    row.wait_for()
+    assert page.evaluate("window.notReloaded") is True
+    page.locator(f'tr[data-call-sid="{caller.sid}"]', has_text="Alice Moreno (101)").filter(has_text="connected").wait_for()
+    page.wait_for_selector('[data-extension="101"] >> text=on call')
+    page.screenshot(path=str(SCREENSHOTS / "board.png"))
+
+    row.get_by_role("link", name="Transfer").click()
+    page.wait_for_url(re.compile(f"/calls/{caller.sid}#transfer-form$"))
+    page.select_option("#target", "agent:102")
+    page.check("input[value=warm]")
+    page.fill("#notes", "Refund agreed in principle; <b>check</b> the second charge")
+    page.locator("#transfer-form").scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "transfer-form.png"))
+    page.click("text=Start transfer")
+
+    page.wait_for_selector("text=Transfer started: calling Bob Okafor.")
+    card = page.locator(f"#transfer-{transfer_row(centre).id}")
+    assert card.locator("[data-transfer-state]").inner_text() == "dialing"
+    assert "<b>check</b>" in card.inner_text()  # shown as typed, not as markup
+
+    # Bob's phone rings; he answers, hears the whisper and presses 1: the page follows.
+    wait_until(lambda: centre.network.calls_to(BOB))
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    card.locator("[data-transfer-state]", has_text="consulting").wait_for()
+    summary = transfer_row(centre).summary_spoken
+    card.locator("blockquote.spoken", has_text=summary[:40]).wait_for()
+    assert "Written by the LLM" in card.inner_text() and "gpt-4o-mini" in card.inner_text()
+
+    card.get_by_role("button", name="Complete").click()
+    page.wait_for_selector("text=Transfer completed: the caller is connected to the new agent.")
+    card = page.locator(f"#transfer-{transfer_row(centre).id}")
+    assert card.locator("[data-transfer-state]").inner_text() == "completed"
+    wait_until(lambda: not alice.live)
+    assert transfer_row(centre).state == "completed"
+    timeline = page.locator("[data-timeline]").inner_text()
+    for step in ("transfer requested", "caller on hold", "transfer dialing", "summary ready", "transfer consulting",
+                 "transfer completed", "caller off hold"):
+        assert step in timeline
+    assert "two charges of 49 dollars" in page.locator("[data-transcript]").inner_text()
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / "call-page.png"))
+
+    # A form whose CSRF token was removed is refused in words.
+    page.evaluate("document.querySelector('#transfer-form input[name=csrf_token]').remove()")
+    page.evaluate("document.querySelector('#transfer-form form').submit()")
+    page.wait_for_selector("text=Form expired or incomplete")
+    assert "security token was missing" in page.content()
+    assert transfer_row(centre).state == "completed"
+
+
+def test_an_agent_cannot_open_the_board_or_another_agents_call(browser, live_centre):
+    centre = live_centre
+    caller, _alice = connected_call(centre)
+    carmen = new_page(browser, centre)
+    sign_in(carmen, "carmen")
+    carmen.wait_for_url(re.compile(r"/console"))
+
+    response = carmen.goto("/board")
+    assert response.status == 403 and "Not for your role" in carmen.content()
+    response = carmen.goto(f"/calls/{caller.sid}")
+    assert response.status == 403 and "Agents can open the pages of calls they took part in only." in carmen.content()
+
+    alice = new_page(browser, centre)
+    sign_in(alice, "alice")
+    alice.wait_for_url(re.compile(r"/console"))
+    response = alice.goto(f"/calls/{caller.sid}")
+    assert response.status == 200 and "Call from +15551230001" in alice.content()
+    assert alice.locator("#transfer-form").count() == 0

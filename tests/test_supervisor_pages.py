@@ -1,0 +1,228 @@
+"""The supervisor pages through the Flask test client, with whole calls driven on the simulated Twilio."""
+
+import json
+import re
+
+import pytest
+from sqlalchemy import select
+
+from app.auth.service import create_user
+from app.models import Transfer
+from app.supervisor.stream import StreamTiming
+from tests.transfer_helpers import BOB, call_row, connected_call, transfer_row
+
+PASSWORD = "a-long-test-password-1"
+CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
+
+
+@pytest.fixture
+def users(centre):
+    """A supervisor 'sam', agent users 'alice' (101) and 'carmen' (201)."""
+    with centre.db() as session:
+        create_user(session, "sam", PASSWORD, "supervisor")
+        create_user(session, "alice", PASSWORD, "agent", agent_extension="101")
+        create_user(session, "carmen", PASSWORD, "agent", agent_extension="201")
+    centre.app.config["SUPERVISOR_STREAM_TIMING"] = StreamTiming(poll_seconds=0.05, max_seconds=2)
+
+
+def csrf_token_from(response) -> str:
+    match = CSRF_INPUT.search(response.get_data(as_text=True))
+    assert match, "no csrf_token input on the page"
+    return match.group(1)
+
+
+def signed_in(centre, username):
+    client = centre.app.test_client()
+    token = csrf_token_from(client.get("/login"))
+    response = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client
+
+
+def sse_snapshots(response, count=1):
+    """Read the first COUNT snapshot events of a streamed response, then close it."""
+    snapshots, buffer = [], ""
+    try:
+        for chunk in response.response:
+            buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            while "\n\n" in buffer:
+                message, buffer = buffer.split("\n\n", 1)
+                fields = dict(line.split(": ", 1) for line in message.splitlines() if ": " in line)
+                if fields.get("event") == "snapshot":
+                    snapshots.append((fields["id"], json.loads(fields["data"])))
+            if len(snapshots) >= count:
+                break
+    finally:
+        response.close()
+    return snapshots
+
+
+def warm_transfer_by_dtmf(centre):
+    """Alice transfers her caller to Bob with *2102#, Bob accepts, Alice completes."""
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    alice.press_star()
+    alice.press("2")
+    return caller
+
+
+def test_board_needs_a_signed_in_supervisor(centre, users):
+    anonymous = centre.app.test_client().get("/board")
+    assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/login?next=%2Fboard")
+    refused = signed_in(centre, "alice").get("/board")
+    assert refused.status_code == 403 and "Not for your role" in refused.get_data(as_text=True)
+    assert signed_in(centre, "alice").get("/board/stream").status_code == 403
+    assert signed_in(centre, "sam").get("/board").status_code == 200
+
+
+def test_a_placed_call_shows_on_the_board_snapshot_and_stream(centre, users):
+    sam = signed_in(centre, "sam")
+    caller, _alice = connected_call(centre)
+
+    snapshot = sam.get("/board/snapshot").get_json()
+    (row,) = snapshot["calls"]
+    assert row["call_sid"] == caller.sid and row["state"] == "connected" and row["caller"] == "+15551230001"
+    assert row["queue"] == "billing" and row["agent"] == "Alice Moreno (101)" and row["href"] == f"/calls/{caller.sid}"
+    alice = next(a for a in snapshot["agents"] if a["extension"] == "101")
+    assert alice["activity"] == "on_call" and alice["current_call"] == caller.sid
+
+    ((first_id, streamed),) = sse_snapshots(sam.get("/board/stream", buffered=False))
+    assert [c["call_sid"] for c in streamed["calls"]] == [caller.sid]
+    assert sam.get("/board").get_data(as_text=True).count(f'href="/calls/{caller.sid}"') >= 1
+
+    # A viewer coming back with the id it last saw gets nothing until the board changes.
+    resumed = sam.get("/board/stream", buffered=False, headers={"Last-Event-ID": first_id})
+    caller.hangup()
+    ((later_id, after),) = sse_snapshots(resumed)
+    assert later_id != first_id and after["calls"] == []
+
+
+def test_the_call_page_shows_timeline_transcript_and_summary(centre, users):
+    caller = warm_transfer_by_dtmf(centre)
+    page = signed_in(centre, "sam").get(f"/calls/{caller.sid}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    for step in ("transfer requested", "caller on hold", "transfer dialing", "summary ready", "transfer completed"):
+        assert step in html
+    assert "two charges of 49 dollars" in html and "[card number removed]" in html and "4111" not in html
+    transfer = transfer_row(centre)
+    assert transfer.summary_spoken in html.replace("&#39;", "'")
+    assert "Written by the LLM" in html and "gpt-4o-mini" in html and f"{transfer.summary_latency_ms} ms" in html
+    assert "Reason" in html and "Expects next" in html
+
+    data = signed_in(centre, "sam").get(f"/calls/{caller.sid}/snapshot").get_json()
+    (shown,) = data["transfers"]
+    assert shown["state"] == "completed" and shown["summary"]["source"] == "llm"
+    assert {"speaker": "agent"}.items() <= data["transcript"][-1].items()
+
+
+def test_a_fallback_summary_is_shown_as_such(centre, users):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    with centre.db() as session:
+        transfer = session.scalar(select(Transfer))
+        # As if the LLM had failed: the whisper stored the fallback.
+        transfer.summary_source, transfer.summary_spoken = "fallback", "Caller about a double charge."
+        transfer.summary_error = "deadline: no summary within 3 s"
+    html = signed_in(centre, "sam").get(f"/calls/{caller.sid}").get_data(as_text=True)
+    assert "Fallback summary: written without the LLM" in html and "deadline: no summary within 3 s" in html
+
+
+def test_what_the_caller_said_is_escaped(centre, users):
+    caller = centre.dial()
+    caller.speak("<script>alert('pwned')</script> billing please")
+    caller.transcribe("<img src=x onerror=alert(1)> hello", track="inbound_track")
+    html = signed_in(centre, "sam").get(f"/calls/{caller.sid}").get_data(as_text=True)
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html and "&lt;img src=x" in html
+
+
+def test_an_agent_sees_only_calls_they_took_part_in(centre, users):
+    caller, _alice = connected_call(centre)
+    assert signed_in(centre, "alice").get(f"/calls/{caller.sid}").status_code == 200
+    refused = signed_in(centre, "carmen").get(f"/calls/{caller.sid}")
+    assert refused.status_code == 403 and "Not your call" in refused.get_data(as_text=True)
+    assert signed_in(centre, "carmen").get(f"/calls/{caller.sid}/stream").status_code == 403
+    assert signed_in(centre, "sam").get("/calls/CAnothing").status_code == 404
+    # An agent may look, but the transfer buttons are the supervisor's.
+    assert 'action="/calls/' not in signed_in(centre, "alice").get(f"/calls/{caller.sid}").get_data(as_text=True)
+
+
+def test_a_post_without_csrf_token_is_refused(centre, users):
+    caller, _alice = connected_call(centre)
+    response = signed_in(centre, "sam").post(f"/calls/{caller.sid}/transfer", data={"target": "agent:102", "mode": "warm"})
+    assert response.status_code == 400 and "security token" in response.get_data(as_text=True)
+    assert call_row(centre, caller.sid).status == "connected"
+    with centre.db() as session:
+        assert session.scalar(select(Transfer)) is None
+
+
+def test_a_transfer_from_the_form_rings_the_target_and_completes(centre, users):
+    caller, alice = connected_call(centre)
+    sam = signed_in(centre, "sam")
+    page = sam.get(f"/calls/{caller.sid}")
+    assert 'id="transfer-form"' in page.get_data(as_text=True)
+    response = sam.post(
+        f"/calls/{caller.sid}/transfer",
+        data={"csrf_token": csrf_token_from(page), "target": "agent:102", "mode": "warm", "notes": "VIP, <b>be nice</b>"},
+    )
+    assert response.status_code == 302
+    transfer = transfer_row(centre)
+    assert transfer.state == "dialing" and transfer.trigger == "web" and transfer.notes == "VIP, <b>be nice</b>"
+    bob = centre.agent_phone(BOB)
+    assert bob.status == "queued"  # Twilio was asked to ring Bob
+    centre.network.run_pending()
+    assert caller.waiting_on.tag == "Play"  # the caller hears music
+
+    page = sam.get(response.headers["Location"])
+    html = page.get_data(as_text=True)
+    assert "Transfer started: calling Bob Okafor." in html and "VIP, &lt;b&gt;be nice&lt;/b&gt;" in html
+    assert "/complete" not in html  # nothing to complete while Bob's phone rings
+
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    assert transfer_row(centre).state == "consulting"
+    page = sam.get(f"/calls/{caller.sid}")
+    assert transfer_row(centre).summary_spoken in page.get_data(as_text=True).replace("&#39;", "'")
+    done = sam.post(f"/calls/{caller.sid}/transfers/{transfer.id}/complete", data={"csrf_token": csrf_token_from(page)})
+    assert done.status_code == 302
+    centre.network.run_pending()
+    assert transfer_row(centre).state == "completed"
+    assert call_row(centre, caller.sid).agent_id is not None and not alice.live
+    assert "Transfer completed" in sam.get(done.headers["Location"]).get_data(as_text=True)
+
+
+def test_refusals_are_shown_in_words(centre, users):
+    caller, _alice = connected_call(centre)
+    sam = signed_in(centre, "sam")
+    page = sam.get(f"/calls/{caller.sid}")
+    response = sam.post(
+        f"/calls/{caller.sid}/transfer",
+        data={"csrf_token": csrf_token_from(page), "target": "agent:202", "mode": "warm"},
+    )
+    assert response.status_code == 409
+    assert "The transfer was refused: Dev Patel is not available." in response.get_data(as_text=True)
+    unknown = sam.post(f"/calls/{caller.sid}/transfer", data={"csrf_token": csrf_token_from(page), "target": "agent:999"})
+    assert unknown.status_code == 400 and "Check the form" in unknown.get_data(as_text=True)
+    centre.network.run_pending()
+    assert call_row(centre, caller.sid).status == "connected"
+
+
+def test_the_stream_beats_and_ends_after_its_time(centre):
+    from app.supervisor.stream import follow
+
+    ticks = iter(range(0, 1000, 10))
+    timing = StreamTiming(poll_seconds=10, refresh_seconds=1000, heartbeat_seconds=15, max_seconds=60)
+    make_session = centre.app.extensions["db_sessionmaker"]
+    messages = list(follow(make_session, lambda s: "7", lambda s: {"calls": []}, None, timing,
+                           sleep=lambda _s: None, clock=lambda: next(ticks)))
+    assert messages[0] == "retry: 2000\n\n" and messages[1].startswith("event: snapshot\nid: 7-")
+    assert messages[2:] == [": still here\n\n"] * 2  # nothing changed: only heartbeats, then the end
+    resumed = list(follow(make_session, lambda s: "7", lambda s: {"calls": []}, messages[1].split("\n")[1][4:],
+                          timing, sleep=lambda _s: None, clock=lambda: next(ticks)))
+    assert not any(m.startswith("event: snapshot") for m in resumed)
