@@ -1,0 +1,37 @@
+"""`flask demo`: run one whole warm transfer against loopback stand-ins and narrate it."""
+
+from __future__ import annotations
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from app.demo.script import SCENARIOS, DemoFailed, run_demo
+
+
+def _build_app(settings):
+    from app import create_app
+
+    return create_app(settings)
+
+
+def _close_app(app) -> None:
+    from app.gateways.registry import close_gateways
+
+    close_gateways(app)
+    app.extensions["db_engine"].dispose()
+
+
+@click.command("demo")
+@click.option("--llm", "llm", type=click.Choice(sorted(SCENARIOS)), default="normal", show_default=True,
+              help="normal: the LLM answers at once; slow: it misses the whisper's deadline and the fallback is spoken.")
+@click.option("--verbose", is_flag=True, help="Also show the service's own log lines (on stderr).")
+@with_appcontext
+def demo_command(llm: str, verbose: bool) -> None:
+    """Place a scripted call and warm-transfer it from Alice to Bob, all on this machine."""
+    settings = current_app.config["SETTINGS"]
+    try:
+        outcome = run_demo(settings, _build_app, _close_app, click.echo, llm=llm, quiet=not verbose)
+    except DemoFailed as error:
+        raise click.ClickException(f"demo failed {error}") from None
+    click.echo(f"\nResult: transfer {outcome.transfer_state}; summary source: {outcome.summary_source} ({outcome.summary_detail}).")
