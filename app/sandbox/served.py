@@ -1,0 +1,93 @@
+"""The service under gunicorn on loopback, wired to the stand-ins, as it runs in production.
+
+Used by the multi-worker tests and the benchmarks: every webhook is real HTTP
+to a gunicorn worker, and the service reaches Twilio's REST API, LiveKit and
+the LLM through its base-URL settings.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from app.sandbox.twilio_network import TwilioNetwork, http_transport
+from app.sandbox.twilio_server import TwilioStandIn
+
+ROOT = Path(__file__).resolve().parents[2]
+ACCOUNT_SID = "AC" + "0" * 31 + "7"
+AUTH_TOKEN = "served-twilio-auth-token-0123456789"
+NUMBER = "+15550100000"
+SIP_PASSWORD = "served-sip-password-123"
+
+
+@dataclass
+class Served:
+    """A running service and the simulated Twilio in front of it."""
+
+    base_url: str
+    network: TwilioNetwork
+    process: subprocess.Popen
+    output: str = ""
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livekit_secret: str,
+                     workers: int = 3, threads: int = 4, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
+    """Run gunicorn on a free port against DATABASE_URL (migrated, with a roster) and the given stand-ins."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    network = TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, http_transport(timeout=20))
+    network.add_number(NUMBER, voice_url=base + "/twilio/voice", status_callback=base + "/twilio/status")
+    with TwilioStandIn(network) as twilio:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "APP_ENV": "test", "LOG_FORMAT": "json", "LOG_LEVEL": "warning", "SECRET_KEY": "served-secret-key",
+            "DATABASE_URL": database_url, "PORT": str(port), "PUBLIC_BASE_URL": base,
+            "WEB_CONCURRENCY": str(workers), "WEB_THREADS": str(threads),
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "TWILIO_PHONE_NUMBER": NUMBER, "TWILIO_API_BASE_URL": twilio.url,
+            "LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": livekit_key, "LIVEKIT_API_SECRET": livekit_secret,
+            "LIVEKIT_SIP_HOST": "switchboard-test.sip.livekit.cloud", "LIVEKIT_SIP_USERNAME": "switchboard",
+            "LIVEKIT_SIP_PASSWORD": SIP_PASSWORD,
+            "LLM_PROVIDER": "groq", "GROQ_API_KEY": "gsk-served-key-0123456789", "LLM_BASE_URL": llm.base_url,
+            **(extra_env or {}),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn_conf.py", "wsgi:app"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        served = Served(base, network, process)
+        try:
+            _wait_until_up(base, process)
+            yield served
+        finally:
+            process.terminate()
+            served.output = process.communicate(timeout=30)[0]
+
+
+def _wait_until_up(base: str, process: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("gunicorn exited: " + (process.stdout.read() if process.stdout else "")[-2000:])
+        try:
+            urllib.request.urlopen(base + "/health", timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not answer /health in time")
