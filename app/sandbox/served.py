@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -67,24 +68,29 @@ def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livek
             "LLM_PROVIDER": "groq", "GROQ_API_KEY": "gsk-served-key-0123456789", "LLM_BASE_URL": llm.base_url,
             **(extra_env or {}),
         }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn_conf.py", "wsgi:app"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        served = Served(base, network, process)
-        try:
-            _wait_until_up(base, process)
-            yield served
-        finally:
-            process.terminate()
-            served.output = process.communicate(timeout=30)[0]
+        # A file, not a pipe: nobody reads a pipe while the service runs, and a
+        # full pipe would block every worker thread that logs.
+        with tempfile.TemporaryFile(mode="w+") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn_conf.py", "wsgi:app"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+            )
+            served = Served(base, network, process)
+            try:
+                _wait_until_up(base, process)
+                yield served
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+                log.seek(0)
+                served.output = log.read()
 
 
 def _wait_until_up(base: str, process: subprocess.Popen, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("gunicorn exited: " + (process.stdout.read() if process.stdout else "")[-2000:])
+            raise RuntimeError(f"gunicorn exited with status {process.returncode}")
         try:
             urllib.request.urlopen(base + "/health", timeout=1).close()
             return
