@@ -31,6 +31,10 @@ run: install
 	$(BIN)/flask --app wsgi users bootstrap
 	$(BIN)/gunicorn -c app/gunicorn_conf.py wsgi:app
 
+demo: install
+	$(BIN)/flask --app wsgi db upgrade
+	$(BIN)/flask --app wsgi demo
+
 test: install-test
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	TEST_DATABASE=sqlite $(BIN)/python -m pytest
