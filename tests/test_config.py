@@ -87,3 +87,18 @@ def test_readme_documents_every_variable():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     missing = [name for name in VARIABLES if f"`{name}`" not in readme]
     assert missing == []
+
+
+def test_dotenv_is_read_in_development_and_ignored_in_production(tmp_path, monkeypatch):
+    import config
+
+    (tmp_path / ".env").write_text("PORT=9123\nLLM_PROVIDER=groq\nGROQ_API_KEY=gsk_from_file\n")
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(config.os, "environ", {"PORT": "9000"})
+    development = config.load_settings()
+    assert development.port == 9000  # the real environment wins
+    assert development.llm_provider == "groq" and development.groq_api_key == "gsk_from_file"
+    monkeypatch.setattr(config.os, "environ", {"APP_ENV": "production"})
+    with pytest.raises(ConfigError) as raised:
+        config.load_settings()
+    assert "GROQ_API_KEY" not in str(raised.value) and "SECRET_KEY" in str(raised.value)

@@ -221,3 +221,31 @@ def test_caller_words_that_look_like_twiml_are_escaped(centre):
     assert root.find(".//Hangup") is None
     assert '</Say><Hangup/><Say> & "more"' in root.find(".//Say").text
     assert "&lt;/Say&gt;&lt;Hangup/&gt;" in whisper
+
+
+def test_waiting_caller_can_ask_for_a_callback(centre):
+    with centre.db() as session:
+        for agent in session.scalars(select(Agent)):
+            agent.presence = "away"
+    caller = centre.dial("+15551239876")
+    caller.press("2")
+    with centre.db() as session:
+        call = session.scalar(select(Call))
+        call.queued_at = call.queued_at.replace(year=call.queued_at.year - 1)
+    caller.music_ends()
+    caller.press("2")
+    assert "We will call you back" in caller.heard_text and not caller.live
+    call = call_row(centre, caller.sid)
+    assert call.status == "callback_requested" and call.from_number == "+15551239876"
+    assert "callback_requested" in centre.timeline(caller.sid)
+
+
+def test_livekit_failing_to_create_the_room_falls_back_to_the_dispatch_rule(centre):
+    centre.livekit.fail_next("CreateRoom", "unavailable", 503)
+    caller = centre.dial()
+    caller.press("1")
+    alice = centre.agent_phone(ALICE)
+    centre.network.answer(alice.sid)
+    alice.press("1")
+    assert call_row(centre, caller.sid).status == "connected"
+    assert "room_create_failed_fallback_dispatch_rule" in centre.timeline(caller.sid)
