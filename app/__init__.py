@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Flask
 
-from config import Settings, development_secret_key, load_settings
+from config import INSTANCE_DIR, Settings, development_secret_key, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the application: each step initialises one concern, in order."""
     settings = settings or load_settings()
-    app = Flask(__name__, instance_path=str(_instance_path()))
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     init_settings(app, settings)
     init_logging(app)
     init_database(app)
@@ -22,12 +22,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_proxy(app)
     announce(app)
     return app
-
-
-def _instance_path():
-    from config import INSTANCE_DIR
-
-    return INSTANCE_DIR
 
 
 def init_settings(app: Flask, settings: Settings) -> None:
