@@ -1,5 +1,13 @@
 # UNTESTED: written without a Docker engine to build or run it (see docs/deployment.md).
 # Switchboard's webhook service: gunicorn serving wsgi:app as a non-root user.
+
+# The agent console's livekit-client, from the npm registry (served by the app, no CDN).
+FROM node:20-slim AS console
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+RUN npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +25,7 @@ RUN pip install -r requirements.txt
 
 # The code stays owned by root: the service only reads it.
 COPY . .
+COPY --from=console /build/app/static/vendor/ app/static/vendor/
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin switchboard
 USER switchboard
 

@@ -21,11 +21,16 @@ $(VENV)/.installed-test: requirements.txt tests/requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r tests/requirements.txt
 	touch $@ $(VENV)/.installed
 
+# livekit-client for the agent console, from the npm registry, served by the app.
+app/static/vendor/livekit-client.umd.js: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	npm run build
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-run: install
+run: install app/static/vendor/livekit-client.umd.js
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi roster load
 	$(BIN)/flask --app wsgi users bootstrap
@@ -35,7 +40,7 @@ demo: install
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo
 
-test: install-test
+test: install-test app/static/vendor/livekit-client.umd.js
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	TEST_DATABASE=sqlite $(BIN)/python -m pytest
 	TEST_DATABASE=postgres $(BIN)/python -m pytest -m "not browser"

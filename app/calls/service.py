@@ -148,8 +148,8 @@ def caller_waited(t: Telephony, call: Call) -> str:
         return "ended"
     if call.status not in (CallStatus.QUEUED, CallStatus.RINGING_AGENT):
         return "hold"
-    if ringing_leg(call) is None:
-        offer_call(t, call)
+    # offer_call keeps a ringing phone, and replaces a browser offer past its ring timeout.
+    offer_call(t, call)
     waited = utcnow() - (call.queued_at or call.created_at)
     if ringing_leg(call) is None and waited >= timedelta(seconds=t.settings.max_queue_wait_seconds):
         record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))

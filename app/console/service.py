@@ -1,13 +1,52 @@
-"""What the agent console needs to know about an agent's current call."""
+"""What the agent console shows and does: the agent's offer, their live call, their transfer.
+
+Everything is read from the database on every poll, so any worker can answer
+it. A browser agent's ringing leg has no Twilio callbacks, so each poll also
+enforces the ring timeout of every browser leg (routing.expire_browser_legs).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import FINAL_LEG_STATUSES, Agent, Leg, LegRole
+from app.agents.service import set_presence
+from app.models import (
+    FINAL_LEG_STATUSES,
+    Agent,
+    Leg,
+    LegRole,
+    LegStatus,
+    Presence,
+    Queue,
+    Transfer,
+    TransferState,
+    utcnow,
+)
+from app.routing import service as routing
+from app.telephony.context import Telephony
+from app.transfers import service as transfers
+from app.transfers.lifecycle import active_transfer
+from app.transfers.summary import wait_for_summary
+
+SUMMARY_LABELS = (
+    ("reason", "Reason"),
+    ("customer", "Customer"),
+    ("tried", "Already tried"),
+    ("mood", "Mood"),
+    ("expects", "Expects next"),
+)
+
+
+class ConsoleRefused(Exception):
+    """A console action that cannot be done, with the reason in words."""
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -34,3 +73,233 @@ def current_room(session: Session, agent_id: int | None) -> AgentPlace | None:
         return None
     agent = session.get(Agent, agent_id)
     return AgentPlace(agent.extension, agent.name, leg.room_name, leg.call.call_sid)
+
+
+def _live_legs(session: Session, agent_id: int) -> list[Leg]:
+    legs = session.scalars(
+        select(Leg)
+        .where(Leg.agent_id == agent_id, Leg.role.in_((LegRole.AGENT, LegRole.TARGET)),
+               Leg.status.not_in(FINAL_LEG_STATUSES))
+        .order_by(Leg.id.desc())
+    ).all()
+    return [leg for leg in legs if not leg.call.is_final]
+
+
+def _offered_leg(session: Session, agent_id: int) -> Leg | None:
+    return next((leg for leg in _live_legs(session, agent_id) if leg.status in routing.RINGING_LEG_STATUSES), None)
+
+
+def _call_leg(session: Session, agent_id: int) -> Leg | None:
+    return next((leg for leg in _live_legs(session, agent_id) if leg.status not in routing.RINGING_LEG_STATUSES),
+                None)
+
+
+def _seconds_since(moment) -> int:
+    return max(0, int((utcnow() - moment).total_seconds())) if moment else 0
+
+
+def summary_view(t: Telephony, transfer: Transfer) -> dict:
+    """The transfer's summary for the screen; past the whisper's deadline the fallback is stored and shown."""
+    deadline = timedelta(seconds=t.settings.summary_deadline_seconds)
+    if transfer.summary_source is None and utcnow() - transfer.created_at >= deadline:
+        wait_for_summary(t.session, transfer, 0)
+    structured = transfer.summary_structured or {}
+    return {
+        "ready": transfer.summary_source is not None,
+        "fallback": transfer.summary_source == "fallback",
+        "spoken": transfer.summary_spoken or "",
+        "fields": [{"label": label, "value": str(structured[key])} for key, label in SUMMARY_LABELS
+                   if structured.get(key)],
+    }
+
+
+def _offer(t: Telephony, leg: Leg) -> dict:
+    call = leg.call
+    offer = {
+        "leg_id": leg.id,
+        "kind": "call" if leg.role == LegRole.AGENT else "transfer",
+        "in_browser": routing.is_browser_leg(leg),
+        "caller": call.from_number,
+        "queue": call.queue.name if call.queue else "",
+        "reason": call.ivr_reason or "",
+        "ringing_seconds": _seconds_since(leg.created_at),
+    }
+    transfer = transfers.transfer_of_target_leg(t, leg) if leg.role == LegRole.TARGET else None
+    if transfer is not None:
+        offer.update(
+            transfer_id=transfer.id,
+            mode=transfer.mode,
+            from_agent=transfer.from_agent.name if transfer.from_agent else "",
+            notes=transfer.notes or "",
+            summary=summary_view(t, transfer),
+        )
+    return offer
+
+
+def _transfer_view(transfer: Transfer, agent_id: int) -> dict:
+    target = transfer.target_leg.agent if transfer.target_leg and transfer.target_leg.agent else None
+    if target is None:
+        target = transfer.target_agent
+    mine = transfer.from_agent_id == agent_id
+    return {
+        "id": transfer.id,
+        "state": transfer.state,
+        "mode": transfer.mode,
+        "role": "from" if mine else "target",
+        "from_agent": transfer.from_agent.name if transfer.from_agent else "",
+        "target": target.name if target else (f"the {transfer.target_queue.name} queue"
+                                              if transfer.target_queue else ""),
+        "can_complete": mine and transfer.state in (TransferState.CONSULTING, TransferState.WHISPERING),
+        "can_cancel": mine and not transfer.is_final,
+    }
+
+
+def _live_call(leg: Leg, agent_id: int) -> dict:
+    call = leg.call
+    transfer = active_transfer(call)
+    return {
+        "leg_id": leg.id,
+        "call_sid": call.call_sid,
+        "caller": call.from_number,
+        "queue": call.queue.name if call.queue else "",
+        "reason": call.ivr_reason or "",
+        "status": call.status,
+        "leg_status": leg.status,
+        "in_browser": routing.is_browser_leg(leg),
+        "has_caller": call.agent_id == agent_id,
+        # Only a connected leg is in a room: on hold (a swap) the browser leaves it.
+        "room": leg.room_name if leg.status == LegStatus.CONNECTED else None,
+        "duration_seconds": _seconds_since(leg.answered_at or call.answered_at),
+        "transfer": _transfer_view(transfer, agent_id) if transfer is not None else None,
+    }
+
+
+def console_state(t: Telephony, agent_id: int) -> dict:
+    """Everything the console shows for this agent, read from the database now."""
+    routing.expire_browser_legs(t)
+    agent = t.session.get(Agent, agent_id)
+    offered = _offered_leg(t.session, agent_id)
+    live = _call_leg(t.session, agent_id)
+    return {
+        "agent": {
+            "name": agent.name,
+            "extension": agent.extension,
+            "presence": agent.presence,
+            "activity": agent.activity,
+            "browser": not agent.sip_uri,
+        },
+        "offer": _offer(t, offered) if offered is not None else None,
+        "call": _live_call(live, agent_id) if live is not None else None,
+    }
+
+
+def transfer_targets(session: Session, agent_id: int) -> list[tuple[str, str]]:
+    """(code, label) of every other agent and every queue, for the transfer form's suggestions."""
+    agents = session.scalars(select(Agent).where(Agent.id != agent_id).order_by(Agent.extension))
+    queues = session.scalars(select(Queue).order_by(Queue.dtmf_code))
+    return [(a.extension, f"{a.name} ({a.presence})") for a in agents] + [
+        (q.dtmf_code, f"{q.name} queue") for q in queues
+    ]
+
+
+def change_presence(session: Session, agent_id: int, presence: str) -> Agent:
+    """Set the signed-in agent's presence."""
+    if presence not in Presence.__members__.values():
+        raise ConsoleRefused(f"presence must be one of {', '.join(Presence)}", 400)
+    agent = session.get(Agent, agent_id)
+    return set_presence(session, agent.extension, presence)
+
+
+def _my_leg(t: Telephony, agent_id: int, leg_id: int) -> Leg:
+    leg = t.session.get(Leg, leg_id)
+    if leg is None or leg.agent_id != agent_id:
+        raise ConsoleRefused("that call is not yours", 404)
+    return leg
+
+
+def _offered(t: Telephony, agent_id: int, leg_id: int) -> Leg:
+    leg = _my_leg(t, agent_id, leg_id)
+    if not routing.is_browser_leg(leg):
+        raise ConsoleRefused("this call rings on your phone: answer it there")
+    if routing.expire_browser_leg(t, leg):
+        raise ConsoleRefused("too late: it was not answered in time and went to someone else")
+    if leg.is_final or leg.call.is_final:
+        raise ConsoleRefused("the offer is over: the caller hung up or it went to someone else")
+    return leg
+
+
+def accept_offer(t: Telephony, agent_id: int, leg_id: int) -> str:
+    """Take the call or transfer offered in the browser, as pressing 1 in the whisper does."""
+    leg = _offered(t, agent_id, leg_id)
+    if leg.status not in routing.RINGING_LEG_STATUSES:
+        return "already accepted"
+    if leg.role == LegRole.AGENT:
+        if routing.agent_answered(t, leg) is None:
+            raise ConsoleRefused("the caller is no longer waiting")
+        leg.room_name = leg.call.room_name
+        if not routing.agent_accepted(t, leg):
+            raise ConsoleRefused("the caller hung up before you were connected")
+        return "connected to the caller"
+    if transfers.target_answered(t, leg) is None:
+        raise ConsoleRefused("the transfer is over")
+    outcome = transfers.target_accepted(t, leg)
+    if outcome == "gone":
+        raise ConsoleRefused("the transfer is over")
+    return "consulting with the transferring agent" if outcome == "consult" else "connected to the caller"
+
+
+def decline_offer(t: Telephony, agent_id: int, leg_id: int) -> None:
+    """Decline the call or transfer offered in the browser, as pressing 2 in the whisper does."""
+    leg = _offered(t, agent_id, leg_id)
+    if leg.status not in routing.RINGING_LEG_STATUSES:
+        raise ConsoleRefused("you have already accepted it")
+    if leg.role == LegRole.AGENT:
+        routing.agent_declined(t, leg, pressed="console")
+    else:
+        transfers.target_declined(t, leg, "declined")
+
+
+def hang_up(t: Telephony, agent_id: int, leg_id: int) -> None:
+    """Leave the call from the browser, as hanging up the phone does."""
+    leg = _my_leg(t, agent_id, leg_id)
+    if not routing.is_browser_leg(leg):
+        raise ConsoleRefused("you are on this call by phone: hang up there")
+    if leg.is_final:
+        return
+    if leg.status in routing.RINGING_LEG_STATUSES:
+        raise ConsoleRefused("the call is still being offered: accept or decline it")
+    routing.agent_left(t, leg)
+
+
+def _my_live_call_leg(t: Telephony, agent_id: int) -> Leg:
+    leg = _call_leg(t.session, agent_id)
+    if leg is None:
+        raise ConsoleRefused("you have no call in progress")
+    return leg
+
+
+def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str | None) -> Transfer:
+    """Transfer the agent's own live call to an extension or a queue."""
+    leg = _my_live_call_leg(t, agent_id)
+    call = leg.call
+    if call.agent_id != agent_id:
+        raise ConsoleRefused("only the agent with the caller can transfer the call")
+    try:
+        target = transfers.resolve_target(t, code)
+        return transfers.start_transfer(t, call, target, mode=mode, trigger="web", notes=notes)
+    except transfers.TransferRefused as refusal:
+        raise ConsoleRefused(str(refusal)) from None
+
+
+def finish_transfer(t: Telephony, agent_id: int, transfer_id: int, action: str) -> None:
+    """Complete or cancel the transfer the agent started."""
+    transfer = t.session.get(Transfer, transfer_id)
+    if transfer is None or transfer.from_agent_id != agent_id:
+        raise ConsoleRefused("that transfer is not yours", 404)
+    try:
+        if action == "complete":
+            transfers.complete(t, transfer, requester=None)
+        else:
+            transfers.cancel(t, transfer, "cancelled from the agent console", requester=None)
+    except transfers.TransferRefused as refusal:
+        raise ConsoleRefused(str(refusal)) from None

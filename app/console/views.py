@@ -1,16 +1,138 @@
-"""The browser agent's console and its LiveKit token."""
+"""The browser agent's console: its page, its state, its buttons, and the LiveKit token."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, render_template, request
 
-from app.auth.guards import current_agent_id, roles_required
-from app.console.service import current_room
+from app.auth.guards import current_agent_id, error_page, roles_required
+from app.console import service
+from app.db import request_session
+from app.models import Presence
+from app.telephony.context import IntegrationMissing
 from app.telephony.web import telephony
 
 blueprint = Blueprint("console", __name__)
 
 TOKEN_TTL_SECONDS = 600
+MODES = ("warm", "blind")
+
+
+def _agent_or_refusal():
+    agent_id = current_agent_id()
+    if agent_id is None:
+        return None, error_page(403, "No agent", "This account is not linked to an agent of the roster.")
+    return agent_id, None
+
+
+def _act(action, done: str):
+    """Run one console action (CSRF already checked): JSON {"message"} on success, {"error"} in words otherwise."""
+    agent_id, refused = _agent_or_refusal()
+    if refused:
+        return refused
+    try:
+        message = action(telephony(), agent_id)
+    except service.ConsoleRefused as refusal:
+        return jsonify(error=str(refusal)), refusal.status
+    except IntegrationMissing as missing:
+        return jsonify(error=str(missing)), 503
+    return jsonify(message=message or done)
+
+
+def _int_field(name: str) -> int:
+    value = request.form.get(name, "")
+    if not value.isdigit():
+        raise service.ConsoleRefused(f"{name.replace('_', ' ')} is missing", 400)
+    return int(value)
+
+
+@blueprint.get("/console")
+@roles_required("agent")
+def console_page():
+    """The agent console: presence, the call or transfer offered, the live call, the transfer form."""
+    agent_id, refused = _agent_or_refusal()
+    if refused:
+        return refused
+    return render_template(
+        "console/console.html",
+        presences=list(Presence),
+        targets=service.transfer_targets(request_session(), agent_id),
+    )
+
+
+@blueprint.get("/console/state")
+@roles_required("agent")
+def console_state():
+    """The agent's offer, call and transfer right now (polled by the console)."""
+    agent_id, refused = _agent_or_refusal()
+    if refused:
+        return refused
+    return jsonify(service.console_state(telephony(), agent_id))
+
+
+@blueprint.post("/console/presence")
+@roles_required("agent")
+def presence():
+    """Set the signed-in agent available, away or offline."""
+    def act(t, agent_id):
+        agent = service.change_presence(t.session, agent_id, request.form.get("presence", ""))
+        return f"You are {agent.presence}."
+
+    return _act(act, "")
+
+
+@blueprint.post("/console/accept")
+@roles_required("agent")
+def accept():
+    """Take the call or transfer offered in the browser."""
+    return _act(lambda t, agent_id: service.accept_offer(t, agent_id, _int_field("leg_id")).capitalize() + ".", "")
+
+
+@blueprint.post("/console/decline")
+@roles_required("agent")
+def decline():
+    """Decline the call or transfer offered in the browser: it goes to the next agent."""
+    return _act(lambda t, agent_id: service.decline_offer(t, agent_id, _int_field("leg_id")), "Declined.")
+
+
+@blueprint.post("/console/hangup")
+@roles_required("agent")
+def hang_up():
+    """Leave the call from the browser."""
+    return _act(lambda t, agent_id: service.hang_up(t, agent_id, _int_field("leg_id")), "You left the call.")
+
+
+@blueprint.post("/console/transfer")
+@roles_required("agent")
+def transfer():
+    """Transfer the agent's own call to an extension or a queue, warm or blind."""
+    def act(t, agent_id):
+        mode = request.form.get("mode", "warm")
+        if mode not in MODES:
+            raise service.ConsoleRefused("the kind of transfer must be warm or blind", 400)
+        code = request.form.get("target", "").strip()
+        if not code:
+            raise service.ConsoleRefused("enter an extension or a queue number", 400)
+        notes = request.form.get("notes", "")[:2000]
+        done = service.transfer_call(t, agent_id, code, mode, notes)
+        return f"Transfer started ({done.mode})."
+
+    return _act(act, "")
+
+
+@blueprint.post("/console/transfer/complete")
+@roles_required("agent")
+def complete_transfer():
+    """Complete the agent's transfer: the caller joins the target, the agent leaves."""
+    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), "complete"),
+                "Transfer completed.")
+
+
+@blueprint.post("/console/transfer/cancel")
+@roles_required("agent")
+def cancel_transfer():
+    """Cancel the agent's transfer: back to the caller."""
+    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), "cancel"),
+                "Transfer cancelled: you are back with the caller.")
 
 
 @blueprint.get("/console/token")
@@ -20,7 +142,7 @@ def livekit_token():
     t = telephony()
     if t.livekit_gateway is None:
         return jsonify(error="LiveKit is not configured on this service"), 503
-    place = current_room(t.session, current_agent_id())
+    place = service.current_room(t.session, current_agent_id())
     if place is None:
         return jsonify(error="you have no call in progress"), 404
     identity = f"agent-{place.extension}"

@@ -1,5 +1,10 @@
 """Routing: reserve the longest-idle available agent with the skill, ring them, handle the answer.
 
+A SIP agent is rung by Twilio; a browser agent (no SIP URI) is "rung" by
+writing their leg, which their console polls. Nothing calls back for a
+browser leg, so its ring timeout is enforced by whoever looks at it next
+(expire_browser_legs).
+
 An agent is reserved by a compare-and-set UPDATE (idle -> ringing) that only
 one transaction can win, on PostgreSQL (row lock, re-checked after the
 winner commits) and on SQLite (whose write lock is taken at BEGIN), so no
@@ -10,6 +15,7 @@ asked to dial, so the agent's callbacks always find it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Iterable
 
 from sqlalchemy import select, update
@@ -33,7 +39,7 @@ def reserve_agent(session, skill: str, exclude: Iterable[int] = ()) -> Agent | N
     excluded = set(exclude)
     candidates = session.execute(
         select(Agent.id, Agent.skills)
-        .where(Agent.presence == Presence.AVAILABLE, Agent.activity == Activity.IDLE, Agent.sip_uri.is_not(None))
+        .where(Agent.presence == Presence.AVAILABLE, Agent.activity == Activity.IDLE)
         .order_by(Agent.last_call_ended_at.asc().nulls_first(), Agent.id)
     ).all()
     for agent_id, skills in candidates:
@@ -72,6 +78,16 @@ def tried_agent_ids(call: Call) -> set[int]:
     return {leg.agent_id for leg in call.legs if leg.role == LegRole.AGENT and leg.agent_id is not None}
 
 
+def browser_identity(agent: Agent) -> str:
+    """The LiveKit identity of an agent in the browser (the console's token uses the same)."""
+    return f"agent-{agent.extension}"
+
+
+def is_browser_leg(leg: Leg) -> bool:
+    """Whether this leg is a browser agent's (rung by their console, not by Twilio)."""
+    return leg.role != LegRole.CALLER and leg.twilio_call_sid is None and leg.livekit_identity is not None
+
+
 def ringing_leg(call: Call) -> Leg | None:
     """The agent leg currently ringing or whispering for this call, if any."""
     return next(
@@ -86,7 +102,7 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
     if call.status not in WAITING_STATUSES or call.queue is None:
         return None
     already = ringing_leg(call)
-    if already is not None:
+    if already is not None and not expire_browser_leg(t, already, offer_next=False):
         return already
     excluded = tried_agent_ids(call)
     while True:
@@ -99,6 +115,12 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         t.session.add(leg)
         call.status = CallStatus.RINGING_AGENT
         t.session.flush()
+        if not agent.sip_uri:
+            # The browser console polls for this leg; there is nothing to dial.
+            leg.livekit_identity = browser_identity(agent)
+            record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id, browser=True)
+            t.session.flush()
+            return leg
         record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id)
         # Durable before Twilio dials: the agent's callbacks must find this leg.
         t.session.commit()
@@ -202,6 +224,52 @@ def agent_leg_status(t: Telephony, leg: Leg, status: str) -> None:
             offer_call(t, call)
         else:
             agent_left(t, leg)
+
+
+def _browser_ring_expired(t: Telephony, leg: Leg) -> bool:
+    if not is_browser_leg(leg) or leg.status not in RINGING_LEG_STATUSES:
+        return False
+    timeout = (t.settings.transfer_ring_timeout_seconds if leg.role == LegRole.TARGET
+               else t.settings.agent_ring_timeout_seconds)
+    return utcnow() - leg.created_at >= timedelta(seconds=timeout)
+
+
+def expire_browser_leg(t: Telephony, leg: Leg, *, offer_next: bool = True) -> bool:
+    """A browser leg rang past its timeout: treat it as no answer (as Twilio's callback would); True if it did."""
+    if not _browser_ring_expired(t, leg):
+        return False
+    # Claim the leg first: two workers may notice the same timeout at once.
+    won = t.session.execute(
+        update(Leg)
+        .where(Leg.id == leg.id, Leg.status.in_(RINGING_LEG_STATUSES))
+        .values(placement=Leg.placement + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    t.session.refresh(leg)
+    if won != 1:
+        return False
+    if leg.role == LegRole.TARGET:
+        from app.transfers.service import target_declined
+
+        target_declined(t, leg, "no-answer")
+        return True
+    call = leg.call
+    _close_leg(t, leg, LegStatus.NO_ANSWER, "no-answer", missed=True)
+    record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status="no-answer", browser=True)
+    if offer_next:
+        t.session.commit()
+        offer_call(t, call)
+    return True
+
+
+def expire_browser_legs(t: Telephony) -> int:
+    """Treat every browser leg rung past its timeout as no answer; returns how many."""
+    ringing = t.session.scalars(
+        select(Leg)
+        .where(Leg.status.in_(RINGING_LEG_STATUSES), Leg.twilio_call_sid.is_(None), Leg.livekit_identity.is_not(None))
+        .order_by(Leg.id)
+    ).all()
+    return sum(expire_browser_leg(t, leg) for leg in ringing)
 
 
 def agent_left(t: Telephony, leg: Leg) -> None:

@@ -32,7 +32,14 @@ from app.models import (
     TransferState,
     utcnow,
 )
-from app.routing.service import RINGING_LEG_STATUSES, caller_leg, offer_call, release_agent, reserve_agent
+from app.routing.service import (
+    RINGING_LEG_STATUSES,
+    browser_identity,
+    caller_leg,
+    offer_call,
+    release_agent,
+    reserve_agent,
+)
 from app.telephony.context import Telephony
 from app.telephony.moves import redirect_leg
 from app.telephony.sip import call_room_user, consult_room_user, room_name
@@ -189,8 +196,6 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: str) -
             raise TransferRefused("you cannot transfer a call to yourself")
         if target.agent.presence != Presence.AVAILABLE or target.agent.activity != Activity.IDLE:
             raise TransferRefused(f"{target.agent.name} is not available")
-        if not target.agent.sip_uri:
-            raise TransferRefused(f"{target.agent.name} has no phone to ring")
     transfer.mode = mode
     transfer.target_agent_id = target.agent.id if target.agent else None
     transfer.target_queue_id = target.queue.id if target.queue else None
@@ -218,6 +223,11 @@ def ring_target(t: Telephony, transfer: Transfer) -> bool:
         t.session.flush()
         t.session.refresh(transfer)
         move(t, transfer, TransferState.DIALING, target=agent.extension, mode=transfer.mode)
+        if not agent.sip_uri:
+            # A browser agent: their console polls for this leg; there is nothing to dial.
+            leg.livekit_identity = browser_identity(agent)
+            t.session.flush()
+            return True
         # Durable before Twilio dials: the target's callbacks must find the leg.
         t.session.commit()
         try:
@@ -292,7 +302,8 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigg
                    notes: str | None = None) -> Transfer:
     """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent."""
     from_leg = agent_leg_of(call, call.agent_id)
-    if from_leg is None or not from_leg.twilio_call_sid:
+    # A browser agent's leg is moved by writing its room: their console reconnects.
+    if from_leg is None or not (from_leg.twilio_call_sid or from_leg.livekit_identity):
         raise TransferRefused("the call's agent has no phone leg to move")
     transfer = open_transfer(t, call, from_leg, trigger=trigger, notes=notes)
     try:

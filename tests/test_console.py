@@ -1,0 +1,356 @@
+"""The agent console: presence, calls and transfers offered in the browser, the transfer form."""
+
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from app.auth.service import create_user
+from app.models import Agent, Call, Leg, LegRole, utcnow
+from app.routing.service import offer_call
+from app.telephony.web import telephony
+from tests.transfer_helpers import ALICE, BOB, agent_activity, call_row, connected_call, in_room, transfer_row
+
+STATIC = Path(__file__).resolve().parent.parent / "app" / "static"
+PASSWORD = "console-password-1"
+
+
+def make_browser_agent(centre, extension: str, username: str) -> None:
+    """Take the agent's SIP URI away (so they work in the browser) and give them a login."""
+    with centre.db() as session:
+        session.execute(update(Agent).where(Agent.extension == extension).values(sip_uri=None))
+        create_user(session, username, PASSWORD, "agent", agent_extension=extension)
+
+
+def sign_in(centre, username: str):
+    """A test client signed in as USERNAME, with the console's CSRF token."""
+    client = centre.app.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    response = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    console = client.get("/console")
+    assert console.status_code == 200
+    client.csrf = re.search(r'data-csrf="([^"]+)"', console.get_data(as_text=True)).group(1)
+    return client
+
+
+def act(centre, client, path: str, **fields):
+    """POST a console action as its JavaScript does, then let Twilio run what it caused."""
+    response = client.post(path, data={"csrf_token": client.csrf, **fields}, headers={"Accept": "application/json"})
+    centre.network.run_pending()
+    return response
+
+
+def state(client) -> dict:
+    response = client.get("/console/state", headers={"Accept": "application/json"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def caller_in_queue(centre, reason="I was charged twice for my internet bill"):
+    caller = centre.dial()
+    caller.speak(reason)
+    return caller
+
+
+def leg_of(centre, extension: str, role=LegRole.AGENT) -> Leg:
+    with centre.db() as session:
+        leg = session.scalar(
+            select(Leg).join(Agent, Leg.agent_id == Agent.id)
+            .where(Agent.extension == extension, Leg.role == role).order_by(Leg.id.desc())
+        )
+        session.expunge(leg)
+        return leg
+
+
+def test_browser_agent_is_offered_a_call_and_accepts(centre):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    caller = caller_in_queue(centre)
+
+    assert centre.network.calls_to(ALICE) == []  # nothing dialled: the console is the phone
+    offer = state(alice)["offer"]
+    assert offer["kind"] == "call" and offer["in_browser"] is True
+    assert offer["caller"] == "+15551230001" and offer["queue"] == "billing"
+    assert "charged twice" in offer["reason"]
+    assert leg_of(centre, "101").livekit_identity == "agent-101"
+
+    response = act(centre, alice, "/console/accept", leg_id=offer["leg_id"])
+    assert response.status_code == 200 and response.get_json()["message"] == "Connected to the caller."
+    call_id = call_row(centre, caller.sid).id
+    assert in_room(centre.network.call(caller.sid), str(call_id))
+
+    now = state(alice)
+    assert now["offer"] is None
+    assert now["call"]["room"] == f"call_{call_id}" and now["call"]["caller"] == "+15551230001"
+    assert now["call"]["has_caller"] is True and now["agent"]["activity"] == "on_call"
+    token = alice.get("/console/token").get_json()
+    assert token["room"] == f"call_{call_id}" and token["identity"] == "agent-101"
+    assert call_row(centre, caller.sid).status == "connected"
+    assert "agent_accepted" in centre.timeline(caller.sid)
+
+    # A second click changes nothing.
+    assert act(centre, alice, "/console/accept", leg_id=offer["leg_id"]).status_code == 200
+    assert state(alice)["call"]["room"] == f"call_{call_id}"
+
+
+def test_decline_rings_the_next_agent(centre):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    caller = caller_in_queue(centre)
+    offer = state(alice)["offer"]
+
+    response = act(centre, alice, "/console/decline", leg_id=offer["leg_id"])
+    assert response.status_code == 200
+    assert state(alice)["offer"] is None
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    assert "charged twice" in bob.heard_text
+    assert leg_of(centre, "101").status == "declined"
+    assert agent_activity(centre, "101") == "idle"
+    assert act(centre, alice, "/console/accept", leg_id=offer["leg_id"]).status_code == 409
+    assert call_row(centre, caller.sid).status == "ringing_agent"
+
+
+def test_ring_timeout_without_twilio_rings_the_next_agent(centre):
+    make_browser_agent(centre, "101", "alice")
+    make_browser_agent(centre, "201", "carmen")
+    alice = sign_in(centre, "alice")
+    carmen = sign_in(centre, "carmen")
+    caller_in_queue(centre)
+    offer = state(alice)["offer"]
+    assert state(carmen)["offer"] is None  # billing is not Carmen's skill
+
+    timeout = centre.app.config["SETTINGS"].agent_ring_timeout_seconds
+    with centre.db() as session:
+        session.execute(update(Leg).where(Leg.id == offer["leg_id"])
+                        .values(created_at=utcnow() - timedelta(seconds=timeout + 1)))
+    # Any console's poll enforces it, not only the ringing agent's (whose browser may be closed).
+    assert state(carmen)["offer"] is None
+    centre.network.run_pending()
+
+    leg = leg_of(centre, "101")
+    assert leg.status == "no_answer"
+    assert centre.agent_phone(BOB).live
+    with centre.db() as session:
+        assert session.scalar(select(Agent.missed_in_row).where(Agent.extension == "101")) == 1
+    assert state(alice)["offer"] is None
+    refused = act(centre, alice, "/console/accept", leg_id=offer["leg_id"])
+    assert refused.status_code == 409 and "offer is over" in refused.get_json()["error"]
+
+
+def test_offering_the_call_again_replaces_a_browser_leg_past_its_timeout(centre):
+    make_browser_agent(centre, "101", "alice")
+    caller = caller_in_queue(centre)
+    first = leg_of(centre, "101")
+    with centre.app.test_request_context():
+        t = telephony()
+        call = t.session.scalar(select(Call).where(Call.call_sid == caller.sid))
+        assert offer_call(t, call).id == first.id  # still within the timeout: the same leg
+        t.session.get(Leg, first.id).created_at = utcnow() - timedelta(seconds=60)
+        assert offer_call(t, call).agent.extension == "102"
+        t.session.commit()
+    centre.network.run_pending()
+    assert leg_of(centre, "101").status == "no_answer"
+    assert centre.agent_phone(BOB).live
+
+
+def wait_for_summary(client, timeout=8.0) -> dict:
+    give_up = time.monotonic() + timeout
+    while True:
+        offer = state(client)["offer"]
+        if offer and offer.get("summary", {}).get("ready"):
+            return offer
+        assert time.monotonic() < give_up, offer
+        time.sleep(0.1)
+
+
+def test_browser_agent_as_warm_transfer_target_sees_the_summary_and_accepts(centre):
+    make_browser_agent(centre, "102", "bob")
+    bob = sign_in(centre, "bob")
+    caller, alice = connected_call(centre)
+    call_id = call_row(centre, caller.sid).id
+    alice.press_star()
+    alice.press("2102#")
+    assert "Calling Bob Okafor" in alice.heard_text
+    assert centre.network.calls_to(BOB) == []
+
+    offer = wait_for_summary(bob)
+    assert offer["kind"] == "transfer" and offer["from_agent"] == "Alice Moreno" and offer["mode"] == "warm"
+    summary = offer["summary"]
+    assert summary["fallback"] is False and summary["spoken"]
+    assert {f["label"] for f in summary["fields"]} >= {"Reason"}
+    assert "4111" not in str(offer)
+
+    response = act(centre, bob, "/console/accept", leg_id=offer["leg_id"])
+    assert response.get_json()["message"] == "Consulting with the transferring agent."
+    transfer = transfer_row(centre)
+    assert transfer.state == "consulting"
+    now = state(bob)["call"]
+    assert now["room"] == transfer.consult_room and now["transfer"]["role"] == "target"
+    assert bob.get("/console/token").get_json()["room"] == transfer.consult_room
+    assert in_room(alice, f"{call_id}-consult-{transfer.id}")
+
+    alice.press_star()
+    alice.press("2")  # complete: Bob's console moves to the caller's room
+    assert state(bob)["call"]["room"] == f"call_{call_id}"
+    assert bob.get("/console/token").get_json()["room"] == f"call_{call_id}"
+    assert in_room(caller, str(call_id)) and transfer_row(centre).state == "completed"
+
+
+def test_fallback_summary_is_marked(centre):
+    centre.llm.mode = "error"
+    make_browser_agent(centre, "102", "bob")
+    bob = sign_in(centre, "bob")
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    summary = wait_for_summary(bob)["summary"]
+    assert summary["fallback"] is True and summary["spoken"]
+
+
+def test_browser_target_declines_and_a_returns_to_the_caller(centre):
+    make_browser_agent(centre, "102", "bob")
+    bob = sign_in(centre, "bob")
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    offer = state(bob)["offer"]
+    act(centre, bob, "/console/decline", leg_id=offer["leg_id"])
+    assert "Bob Okafor declined the transfer" in alice.heard_text
+    assert transfer_row(centre).state == "declined"
+    assert in_room(caller, str(call_row(centre, caller.sid).id))
+
+
+def accepted_browser_call(centre):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    caller = caller_in_queue(centre)
+    act(centre, alice, "/console/accept", leg_id=state(alice)["offer"]["leg_id"])
+    return caller, alice
+
+
+def test_browser_agent_transfers_from_the_form_and_completes(centre):
+    caller, alice = accepted_browser_call(centre)
+    call_id = call_row(centre, caller.sid).id
+    response = act(centre, alice, "/console/transfer", target="102", mode="warm", notes="Refund the second charge")
+    assert response.status_code == 200, response.get_json()
+    transfer = transfer_row(centre)
+    assert transfer.trigger == "web" and transfer.notes == "Refund the second charge"
+    assert centre.network.call(caller.sid).waiting_on.tag == "Play"  # the caller holds
+    now = state(alice)["call"]
+    assert now["room"] == transfer.consult_room  # the console reconnects there
+    assert now["transfer"]["state"] == "dialing" and now["transfer"]["can_cancel"]
+    assert not now["transfer"]["can_complete"]
+
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    assert state(alice)["call"]["transfer"]["can_complete"]
+    assert act(centre, alice, "/console/transfer/complete", transfer_id=transfer.id).status_code == 200
+    assert in_room(centre.network.call(caller.sid), str(call_id)) and in_room(bob, str(call_id))
+    assert transfer_row(centre).state == "completed"
+    assert state(alice)["call"] is None and agent_activity(centre, "101") == "idle"
+
+
+def test_browser_agent_cancels_the_transfer(centre):
+    caller, alice = accepted_browser_call(centre)
+    call_id = call_row(centre, caller.sid).id
+    act(centre, alice, "/console/transfer", target="102", mode="warm", notes="")
+    transfer = transfer_row(centre)
+    response = act(centre, alice, "/console/transfer/cancel", transfer_id=transfer.id)
+    assert response.status_code == 200
+    assert transfer_row(centre).state == "cancelled"
+    assert state(alice)["call"]["room"] == f"call_{call_id}"
+    assert in_room(centre.network.call(caller.sid), str(call_id))
+    assert not centre.agent_phone(BOB).live
+
+
+def test_transfer_refusals_are_words(centre):
+    caller, alice = accepted_browser_call(centre)
+    response = act(centre, alice, "/console/transfer", target="999", mode="warm")
+    assert response.status_code == 409 and response.get_json() == {"error": "9 9 9 is not an extension or a queue"}
+    assert act(centre, alice, "/console/transfer", target="101", mode="warm").get_json()["error"] == (
+        "you cannot transfer a call to yourself")
+    assert act(centre, alice, "/console/transfer", target="102", mode="sideways").status_code == 400
+    assert state(alice)["call"]["transfer"] is None
+
+
+def test_browser_agent_hangs_up(centre):
+    caller, alice = accepted_browser_call(centre)
+    assert act(centre, alice, "/console/hangup", leg_id=state(alice)["call"]["leg_id"]).status_code == 200
+    assert "The agent has ended the call" in centre.network.call(caller.sid).heard_text
+    assert state(alice)["call"] is None and agent_activity(centre, "101") == "idle"
+    assert "agent_left" in centre.timeline(caller.sid)
+
+
+def test_presence_toggle(centre):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    response = act(centre, alice, "/console/presence", presence="away")
+    assert response.status_code == 200 and response.get_json() == {"message": "You are away."}
+    assert state(alice)["agent"]["presence"] == "away"
+    caller_in_queue(centre)
+    assert state(alice)["offer"] is None  # away agents are not offered calls
+    assert act(centre, alice, "/console/presence", presence="asleep").status_code == 400
+    act(centre, alice, "/console/presence", presence="available")
+    assert state(alice)["agent"]["presence"] == "available"
+
+
+def test_console_posts_need_the_csrf_token(centre):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    response = alice.post("/console/presence", data={"presence": "offline"}, headers={"Accept": "application/json"})
+    assert response.status_code == 400 and "security token" in response.get_json()["error"]
+    assert state(alice)["agent"]["presence"] == "available"
+
+
+def test_an_agent_sees_and_touches_only_their_own_call(centre):
+    caller, alice = accepted_browser_call(centre)
+    make_browser_agent(centre, "201", "carmen")
+    carmen = sign_in(centre, "carmen")
+    mine = state(alice)["call"]
+    assert state(carmen)["call"] is None and state(carmen)["offer"] is None
+    assert act(centre, carmen, "/console/hangup", leg_id=mine["leg_id"]).status_code == 404
+    assert act(centre, carmen, "/console/accept", leg_id=mine["leg_id"]).status_code == 404
+    assert carmen.get("/console/token").status_code == 404
+    assert state(alice)["call"]["leg_id"] == mine["leg_id"]
+
+
+def test_console_is_for_agents(centre):
+    assert centre.client.get("/console").status_code == 302
+    assert centre.client.get("/console/state").status_code == 302
+    with centre.db() as session:
+        create_user(session, "sue", PASSWORD, "supervisor")
+    sue = centre.app.test_client()
+    page = sue.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    sue.post("/login", data={"username": "sue", "password": PASSWORD, "csrf_token": token})
+    assert sue.get("/console").status_code == 403
+
+
+def test_caller_words_reach_the_page_only_as_text(centre):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    caller_in_queue(centre, reason="<img src=x onerror=alert(1)> my bill")
+    assert state(alice)["offer"]["reason"].startswith("<img")  # JSON carries it as data
+
+    script = (STATIC / "console.js").read_text()
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script and "outerHTML" not in script
+    assert "textContent" in script
+    page = alice.get("/console").get_data(as_text=True)
+    assert '<script src="/static/vendor/livekit-client.umd.js"></script>' in page
+    assert not re.search(r'<script[^>]+src="(https?:)?//', page)  # no CDN
+    assert '<link rel="stylesheet" href="/static/console.css">' in page
+
+
+@pytest.mark.parametrize("path", ["/console/accept", "/console/decline", "/console/hangup"])
+def test_a_missing_leg_is_refused_in_words(centre, path):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    response = act(centre, alice, path)
+    assert response.status_code == 400 and response.get_json() == {"error": "leg id is missing"}
