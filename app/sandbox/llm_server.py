@@ -75,7 +75,7 @@ def derive_summary(body: dict) -> dict:
     reason = data.get("ivr_reason") or (said[0] if said else None)
     spoken = []
     if reason:
-        spoken.append(f"The caller is calling about {reason.rstrip('.')}.")
+        spoken.append(f"In the menu the caller said: {reason.rstrip('.')}.")
     if said:
         spoken.append(f"They last said: {said[-1].rstrip('.')}.")
     if data.get("agent_notes"):
