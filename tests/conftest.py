@@ -23,6 +23,9 @@ from app.cli import alembic_config
 from app.db import Base, make_engine
 from config import Settings
 
+# The browser fixtures (live server, Chromium) live in their own module.
+pytest_plugins = ["tests.browser_support"]
+
 TEST_DATABASE = os.environ.get("TEST_DATABASE", "sqlite")
 TEST_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.browser_support import PASSWORD, SCREENSHOTS, browser, live_centre, wait_until  # noqa: F401
+from tests.browser_support import PASSWORD, SCREENSHOTS, wait_until
 from tests.transfer_helpers import BOB, connected_call, transfer_row
 
 pytestmark = pytest.mark.browser

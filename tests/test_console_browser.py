@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import update
 
 from app.models import Agent
-from tests.browser_support import PASSWORD, SCREENSHOTS, browser, live_centre, wait_until  # noqa: F401
+from tests.browser_support import PASSWORD, SCREENSHOTS, wait_until
 from tests.conftest import LIVEKIT_API_SECRET
 from tests.transfer_helpers import call_row, in_room, transfer_row
 

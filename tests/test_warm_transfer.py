@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.transfer_helpers import ALICE, BOB, CARMEN, agent_activity, call_row, connected_call, in_room, transfer_row
+from tests.transfer_helpers import BOB, CARMEN, agent_activity, call_row, connected_call, in_room, transfer_row
 
 
 def test_dtmf_warm_transfer_to_an_agent(centre):

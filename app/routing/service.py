@@ -97,8 +97,6 @@ def ringing_leg(call: Call) -> Leg | None:
 
 def offer_call(t: Telephony, call: Call) -> Leg | None:
     """Ring the next agent for a waiting call; None when nobody with the skill is free."""
-    from app.gateways.twilio import TwilioError
-
     if call.status not in WAITING_STATUSES or call.queue is None:
         return None
     already = ringing_leg(call)
@@ -115,32 +113,45 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         t.session.add(leg)
         call.status = CallStatus.RINGING_AGENT
         t.session.flush()
-        if not agent.sip_uri:
-            # The browser console polls for this leg; there is nothing to dial.
-            leg.livekit_identity = browser_identity(agent)
-            record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id, browser=True)
-            t.session.flush()
+        record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id,
+                     browser=not agent.sip_uri)
+        failure = ring_leg(t, leg, agent, answer_url=t.urls.agent_answer(leg.id),
+                           status_url=t.urls.agent_status(leg.id), timeout=t.settings.agent_ring_timeout_seconds)
+        if failure is None:
             return leg
-        record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id)
-        # Durable before Twilio dials: the agent's callbacks must find this leg.
-        t.session.commit()
-        try:
-            leg.twilio_call_sid = t.twilio.create_call(
-                to=agent.sip_uri,
-                from_=t.settings.twilio_phone_number or call.to_number,
-                url=t.urls.agent_answer(leg.id),
-                status_callback=t.urls.agent_status(leg.id),
-                timeout_seconds=t.settings.agent_ring_timeout_seconds,
-            )
-            t.session.flush()
-            return leg
-        except TwilioError as error:
-            leg.status = LegStatus.FAILED
-            leg.end_reason = "dial_failed"
-            leg.ended_at = utcnow()
-            release_agent(t, agent)
-            record_event(t.session, call, "agent_dial_failed", agent=agent.extension, error=str(error)[:200])
-            call.status = CallStatus.QUEUED
+        record_event(t.session, call, "agent_dial_failed", agent=agent.extension, error=failure)
+        call.status = CallStatus.QUEUED
+
+
+def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_url: str, timeout: int) -> str | None:
+    """Ring AGENT for LEG; None when it rings, else why Twilio could not place the call (leg failed, agent freed).
+
+    A browser agent's console finds the leg by polling, so nothing is dialled;
+    a phone is dialled only after the leg is committed, so its callbacks find it.
+    """
+    from app.gateways.twilio import TwilioError
+
+    if not agent.sip_uri:
+        leg.livekit_identity = browser_identity(agent)
+        t.session.flush()
+        return None
+    t.session.commit()
+    try:
+        leg.twilio_call_sid = t.twilio.create_call(
+            to=agent.sip_uri,
+            from_=t.settings.twilio_phone_number or leg.call.to_number,
+            url=answer_url,
+            status_callback=status_url,
+            timeout_seconds=timeout,
+        )
+        t.session.flush()
+        return None
+    except TwilioError as error:
+        leg.status = LegStatus.FAILED
+        leg.end_reason = "dial_failed"
+        leg.ended_at = utcnow()
+        release_agent(t, agent)
+        return str(error)[:200]
 
 
 @dataclass(frozen=True)

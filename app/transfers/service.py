@@ -34,15 +34,15 @@ from app.models import (
 )
 from app.routing.service import (
     RINGING_LEG_STATUSES,
-    browser_identity,
     caller_leg,
     offer_call,
     release_agent,
     reserve_agent,
+    ring_leg,
 )
 from app.telephony.context import Telephony
 from app.telephony.moves import redirect_leg
-from app.telephony.sip import call_room_user, consult_room_user, room_name
+from app.telephony.sip import consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
 
 log = get_logger("switchboard.transfers")
@@ -223,33 +223,15 @@ def ring_target(t: Telephony, transfer: Transfer) -> bool:
         t.session.flush()
         t.session.refresh(transfer)
         move(t, transfer, TransferState.DIALING, target=agent.extension, mode=transfer.mode)
-        if not agent.sip_uri:
-            # A browser agent: their console polls for this leg; there is nothing to dial.
-            leg.livekit_identity = browser_identity(agent)
-            t.session.flush()
+        failure = ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id),
+                           status_url=t.urls.transfer_status(leg.id),
+                           timeout=t.settings.transfer_ring_timeout_seconds)
+        if failure is None:
             return True
-        # Durable before Twilio dials: the target's callbacks must find the leg.
-        t.session.commit()
-        try:
-            leg.twilio_call_sid = t.twilio.create_call(
-                to=agent.sip_uri,
-                from_=t.settings.twilio_phone_number or call.to_number,
-                url=t.urls.transfer_answer(leg.id),
-                status_callback=t.urls.transfer_status(leg.id),
-                timeout_seconds=t.settings.transfer_ring_timeout_seconds,
-            )
-            t.session.flush()
-            return True
-        except TwilioError as error:
-            leg.status = LegStatus.FAILED
-            leg.end_reason = "dial_failed"
-            leg.ended_at = utcnow()
-            release_agent(t, agent)
-            record_event(t.session, call, "transfer_dial_failed", transfer=transfer, target=agent.extension,
-                         error=str(error)[:200])
-            transfer.state = TransferState.REQUESTED
-            if transfer.target_agent_id is not None:
-                return False
+        record_event(t.session, call, "transfer_dial_failed", transfer=transfer, target=agent.extension, error=failure)
+        transfer.state = TransferState.REQUESTED
+        if transfer.target_agent_id is not None:
+            return False
 
 
 def _reserve_target(t: Telephony, transfer: Transfer) -> Agent | None:
