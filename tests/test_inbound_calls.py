@@ -249,3 +249,68 @@ def test_livekit_failing_to_create_the_room_falls_back_to_the_dispatch_rule(cent
     alice.press("1")
     assert call_row(centre, caller.sid).status == "connected"
     assert "room_create_failed_fallback_dispatch_rule" in centre.timeline(caller.sid)
+
+
+def _age_agent_legs(centre, seconds):
+    from datetime import timedelta
+
+    with centre.db() as session:
+        for leg in session.scalars(select(Leg).where(Leg.ended_at.is_not(None))):
+            leg.ended_at = leg.ended_at - timedelta(seconds=seconds)
+
+
+def test_agents_who_let_a_call_go_are_offered_it_again_after_a_while(centre):
+    caller = centre.dial()
+    caller.press("1")
+    centre.network.ring_out(centre.agent_phone(ALICE).sid, "no-answer")
+    centre.network.ring_out(centre.agent_phone(BOB).sid, "no-answer")
+    assert centre.ringing() == [] and caller.waiting_on.tag == "Play"
+    caller.music_ends()
+    assert centre.ringing() == []  # both let it go seconds ago: nobody is rung again at once
+    _age_agent_legs(centre, 31)
+    caller.music_ends()
+    assert [leg.to for leg in centre.ringing()] == [ALICE]
+
+
+def test_an_agent_freed_by_another_call_takes_the_waiting_caller_at_once(centre):
+    with centre.db() as session:
+        for agent in session.scalars(select(Agent).where(Agent.extension != "101")):
+            agent.presence = "away"
+    first = centre.dial("+15551230001")
+    first.press("1")
+    alice = centre.agent_phone(ALICE)
+    centre.network.answer(alice.sid)
+    alice.press("1")
+    second = centre.dial("+15551230002")
+    second.press("1")
+    assert centre.ringing() == []
+    first.hangup()
+    # No hold-music turn needed: the webhook that freed Alice offered her the waiting call.
+    assert [leg.to for leg in centre.ringing()] == [ALICE]
+    assert centre.agent_phone(ALICE).sid != alice.sid
+
+
+def test_twilio_failing_to_move_the_caller_leaves_it_to_the_hold_loop(centre):
+    caller = centre.dial()
+    caller.press("1")
+    alice = centre.agent_phone(ALICE)
+    centre.network.answer(alice.sid)
+    centre.network.fail_next(f"Calls/{caller.sid}.json", status=503, code=20503, message="Service Unavailable")
+    alice.press("1")
+    assert "the caller hung up" not in alice.heard_text.lower()
+    assert alice.waiting_on.tag == "Dial"
+    assert "caller_connect_left_to_hold_loop" in centre.timeline(caller.sid)
+    caller.music_ends()  # the next turn of the hold loop finds the call connected
+    assert caller.waiting_on.tag == "Dial" and caller.dialed[0].target.startswith("sip:1@")
+
+
+def test_a_failing_twilio_api_costs_a_webhook_at_most_two_dials(centre):
+    caller = centre.dial()
+    centre.network.fail_next("Calls.json")
+    centre.network.fail_next("Calls.json")
+    caller.press("1")
+    assert centre.timeline(caller.sid).count("agent_dial_failed") == 2
+    assert centre.ringing() == [] and caller.waiting_on.tag == "Play"
+    _age_agent_legs(centre, 31)
+    caller.music_ends()
+    assert len(centre.ringing()) == 1

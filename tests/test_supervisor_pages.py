@@ -2,6 +2,7 @@
 
 import json
 import re
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -55,6 +56,18 @@ def sse_snapshots(response, count=1):
     finally:
         response.close()
     return snapshots
+
+
+def unread_body(centre, client, path):
+    """Call the app as a WSGI server would, with CLIENT's session; return the body unread, and the status."""
+    # The test client always reads a body's first chunk, but a server may close a body before that.
+    from werkzeug.test import EnvironBuilder
+
+    cookie = client.get_cookie(centre.app.config["SESSION_COOKIE_NAME"])
+    environ = EnvironBuilder(path=path, headers={"Cookie": f"{cookie.key}={cookie.value}"}).get_environ()
+    started = []
+    body = centre.app(environ, lambda status, headers, exc_info=None: started.append(status))
+    return body, started[0]
 
 
 def warm_transfer_by_dtmf(centre):
@@ -226,3 +239,53 @@ def test_the_stream_beats_and_ends_after_its_time(centre):
     resumed = list(follow(make_session, lambda s: "7", lambda s: {"calls": []}, messages[1].split("\n")[1][4:],
                           timing, sleep=lambda _s: None, clock=lambda: next(ticks)))
     assert not any(m.startswith("event: snapshot") for m in resumed)
+
+
+def test_live_streams_are_capped_and_the_pages_can_poll_meanwhile(centre, users):
+    # The cap is read when the first stream starts: WEB_THREADS 3 allows one stream per process.
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], web_threads=3)
+    sam = signed_in(centre, "sam")
+    caller, _alice = connected_call(centre)
+
+    held, status = unread_body(centre, sam, "/board/stream")  # the view has run and holds the slot
+    assert status.startswith("200")
+    refused = sam.get("/board/stream", buffered=False)
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
+    assert refused.is_json and "try the stream again later" in refused.get_json()["error"]
+    assert sam.get(f"/calls/{caller.sid}/stream").status_code == 503
+    assert signed_in(centre, "alice").get(f"/calls/{caller.sid}/stream").status_code == 503
+
+    # Snapshots and webhooks are not capped: the caller hangs up and polling sees it.
+    assert sam.get(f"/calls/{caller.sid}/snapshot").get_json()["call"]["live"] is True
+    caller.hangup()
+    assert sam.get("/board/snapshot").get_json()["calls"] == []
+    assert sam.get(f"/calls/{caller.sid}/snapshot").get_json()["call"]["live"] is False
+
+    held.close()  # a viewer gone before the first byte gives the slot back (the body never started)
+    read_then_left = sam.get("/board/stream", buffered=False)
+    assert read_then_left.status_code == 200
+    assert sam.get("/board/stream").status_code == 503
+    assert len(sse_snapshots(read_then_left)) == 1  # so does one that read and went away
+
+    centre.app.config["SUPERVISOR_STREAM_TIMING"] = StreamTiming(poll_seconds=0.01, max_seconds=0.05)
+    ran_out = sam.get(f"/calls/{caller.sid}/stream")  # read to its end
+    assert ran_out.status_code == 200 and "event: snapshot" in ran_out.get_data(as_text=True)
+    last = sam.get("/board/stream", buffered=False)  # and so does one that ran out of time
+    assert last.status_code == 200
+    last.close()
+
+
+def test_a_stream_slot_is_given_back_once():
+    from app.supervisor.stream import StreamGate
+
+    gate = StreamGate(1)
+    slot = gate.enter()
+    assert slot is not None and gate.enter() is None
+    events = slot.guard(iter(["a", "b"]))
+    assert next(events) == "a"
+    events.close()  # GeneratorExit, as when the server closes the body
+    slot.release()  # a second release (the response's close) changes nothing
+    again = gate.enter()
+    assert again is not None and gate.enter() is None
+    assert list(again.guard(iter(["a"]))) == ["a"]
+    assert gate.enter() is not None

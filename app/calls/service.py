@@ -24,9 +24,9 @@ from app.models import (
 from app.routing.service import caller_leg, offer_call, release_agent, ringing_leg
 from app.summaries.redaction import redact
 from app.telephony.context import Telephony
-from app.telephony.moves import redirect_leg
+from app.telephony.moves import MOVED, redirect_leg
 from app.telephony.sip import call_room_user, room_name
-from app.telephony.webhook import MalformedWebhook, TwilioForm
+from app.telephony.forms import MalformedWebhook, TwilioForm
 
 log = get_logger("switchboard.calls")
 
@@ -181,7 +181,7 @@ def save_voicemail(t: Telephony, call: Call, form: TwilioForm) -> None:
     call.ended_at = utcnow()
     _cancel_ringing(t, call)
     record_event(t.session, call, "voicemail_recorded", recording_url=call.voicemail_url,
-                 duration=form.raw.get("RecordingDuration"))
+                 duration=form.recording_duration)
 
 
 def connect_caller(t: Telephony, call: Call) -> str:
@@ -218,18 +218,16 @@ def call_events(t: Telephony, call: Call):
 
 def record_transcription(t: Telephony, call: Call, form: TwilioForm) -> None:
     """Keep a final real-time transcription result as an utterance (redacted)."""
-    if form.raw.get("TranscriptionEvent") != "transcription-content":
-        return
-    if form.raw.get("Final", "true").lower() != "true":
+    if form.transcription_event != "transcription-content" or not form.transcription_final:
         return
     try:
-        data = json.loads(form.raw.get("TranscriptionData", "{}"))
+        data = json.loads(form.transcription_data or "{}")
     except json.JSONDecodeError:
         raise MalformedWebhook("TranscriptionData is not JSON") from None
     text = redact(str(data.get("transcript", "")).strip())[:2000]
     if not text:
         return
-    speaker = "caller" if form.raw.get("Track") == "inbound_track" else "agent"
+    speaker = "caller" if form.track == "inbound_track" else "agent"
     t.session.add(Utterance(call_id=call.id, speaker=speaker, text=text))
 
 
@@ -277,7 +275,7 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
 
 
 def _redirect_or_hang_up(t: Telephony, call: Call, leg: Leg) -> None:
-    if not redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, "caller_gone")):
+    if redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, "caller_gone")) != MOVED:
         _hang_up_and_close(t, call, [leg.twilio_call_sid], [])
 
 

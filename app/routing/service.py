@@ -24,7 +24,7 @@ from app.events import record_event
 from app.logs import get_logger
 from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Presence, utcnow
 from app.telephony.context import Telephony
-from app.telephony.moves import redirect_leg
+from app.telephony.moves import FAILED, GONE, redirect_leg
 
 log = get_logger("switchboard.routing")
 
@@ -64,6 +64,7 @@ def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, ca
         return
     agent.activity = Activity.IDLE
     agent.last_call_ended_at = utcnow()
+    t.freed_agent_ids.add(agent.id)
     if not missed:
         return
     agent.missed_in_row += 1
@@ -73,9 +74,24 @@ def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, ca
         record_event(t.session, call, "agent_set_away", agent=agent.extension, missed_in_row=agent.missed_in_row)
 
 
+# An agent who let a call go is not offered it again for this long, so the
+# next agent gets a turn; after it they may be offered it again.
+RETRY_SAME_AGENT_AFTER = timedelta(seconds=30)
+# Dial attempts one webhook may make when Twilio keeps failing: each can take
+# the REST timeout, and Twilio gives a webhook 15 s. The hold loop tries again.
+DIALS_PER_REQUEST = 2
+
+
 def tried_agent_ids(call: Call) -> set[int]:
-    """Agents already offered this call."""
-    return {leg.agent_id for leg in call.legs if leg.role == LegRole.AGENT and leg.agent_id is not None}
+    """Agents ringing for this call now, or who let it go less than RETRY_SAME_AGENT_AFTER ago."""
+    now = utcnow()
+    return {
+        leg.agent_id
+        for leg in call.legs
+        if leg.role == LegRole.AGENT
+        and leg.agent_id is not None
+        and (not leg.is_final or (leg.ended_at is not None and now - leg.ended_at < RETRY_SAME_AGENT_AFTER))
+    }
 
 
 def browser_identity(agent: Agent) -> str:
@@ -103,7 +119,7 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
     if already is not None and not expire_browser_leg(t, already, offer_next=False):
         return already
     excluded = tried_agent_ids(call)
-    while True:
+    for _attempt in range(DIALS_PER_REQUEST):
         agent = reserve_agent(t.session, call.queue.skill, excluded)
         if agent is None:
             call.status = CallStatus.QUEUED
@@ -121,6 +137,26 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
             return leg
         record_event(t.session, call, "agent_dial_failed", agent=agent.extension, error=failure)
         call.status = CallStatus.QUEUED
+    return None
+
+
+def offer_waiting_calls(t: Telephony) -> int:
+    """Agents freed during this request take the longest-waiting calls for their skills; returns calls offered."""
+    offered = 0
+    for agent_id in sorted(t.freed_agent_ids):
+        agent = t.session.get(Agent, agent_id)
+        if agent is None or agent.presence != Presence.AVAILABLE or agent.activity != Activity.IDLE:
+            continue
+        waiting = t.session.scalars(
+            select(Call).where(Call.status == CallStatus.QUEUED).order_by(Call.queued_at, Call.id)
+        ).all()
+        for call in waiting:
+            if call.queue is not None and call.queue.skill in (agent.skills or []) and ringing_leg(call) is None:
+                if offer_call(t, call) is not None:
+                    offered += 1
+                break
+    t.freed_agent_ids.clear()
+    return offered
 
 
 def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_url: str, timeout: int) -> str | None:
@@ -199,7 +235,13 @@ def agent_accepted(t: Telephony, leg: Leg) -> bool:
     call.agent_id = agent.id
     call.answered_at = call.answered_at or now
     record_event(t.session, call, "agent_accepted", agent=agent.extension, leg_id=leg.id)
-    if not redirect_leg(t, caller_leg(call), t.urls.caller_connect(call.id)):
+    moved = redirect_leg(t, caller_leg(call), t.urls.caller_connect(call.id))
+    if moved == FAILED:
+        # Fallback, named: the caller's hold loop sees the call connected and
+        # joins the room on its next turn.
+        record_event(t.session, call, "caller_connect_left_to_hold_loop")
+        return True
+    if moved == GONE:
         record_event(t.session, call, "caller_gone_before_connect")
         return False
     return True

@@ -10,7 +10,8 @@ from app.telephony import urls
 from app.telephony.sip import room_user_of, sip_target
 from app.telephony.twiml import empty_twiml, twiml_response
 from app.telephony.web import telephony
-from app.telephony.webhook import TwilioForm, twilio_webhook
+from app.telephony.forms import TwilioForm
+from app.telephony.webhook import twilio_webhook
 
 blueprint = Blueprint("agent_voice", __name__)
 

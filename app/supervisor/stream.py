@@ -7,17 +7,20 @@ anyway, for changes that write no event, such as a presence set from the
 CLI), and sends it when it differs from what the viewer last got. The id of
 each message is the cursor plus a digest of the data, so a browser that
 reconnects with Last-Event-ID gets nothing until something really changes.
-A stream ends after a bounded time so a gthread worker is not held forever;
-EventSource reconnects by itself.
+A stream ends after under a minute so a gthread thread is never held long;
+EventSource reconnects by itself. Each stream holds one of a worker's threads
+for all that time, so a StreamGate caps how many run at once in a process and
+the rest of the threads stay free for Twilio's webhooks.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,7 +34,9 @@ class StreamTiming:
     poll_seconds: float = 1.0
     refresh_seconds: float = 5.0
     heartbeat_seconds: float = 15.0
-    max_seconds: float = 300.0
+    # Short, so a thread comes back to the pool soon and a refused viewer
+    # finds a free slot within a minute; reconnecting costs one request.
+    max_seconds: float = 55.0
     retry_ms: int = 2000
 
 
@@ -86,3 +91,43 @@ def follow(
         if now - started >= timing.max_seconds:
             return
         sleep(timing.poll_seconds)
+
+
+class StreamSlot:
+    """One place in a StreamGate, given back once however often release is called."""
+
+    def __init__(self, semaphore: threading.BoundedSemaphore):
+        self._semaphore = semaphore
+        self._lock = threading.Lock()
+        self._held = True
+
+    def release(self) -> None:
+        """Give the place back; later calls do nothing."""
+        with self._lock:
+            if not self._held:
+                return
+            self._held = False
+        self._semaphore.release()
+
+    def guard(self, events: Iterable[str]) -> Iterator[str]:
+        """Yield EVENTS, giving the place back when they end, fail or the viewer goes away."""
+        try:
+            yield from events
+        finally:
+            # Also reached on GeneratorExit, when the server closes the body
+            # because the viewer went away; yield from closes EVENTS first.
+            self.release()
+
+
+class StreamGate:
+    """At most LIMIT streams at once in this process; a refused viewer polls instead."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._semaphore = threading.BoundedSemaphore(limit)
+
+    def enter(self) -> StreamSlot | None:
+        """A slot if one is free now, else None: never waits, so a refusal holds no thread."""
+        if not self._semaphore.acquire(blocking=False):
+            return None
+        return StreamSlot(self._semaphore)

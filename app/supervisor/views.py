@@ -1,7 +1,10 @@
 """Supervisor pages: the live board, the call page, the transfer form.
 
 Streams can be tuned with app.config["SUPERVISOR_STREAM_TIMING"] (a
-StreamTiming); tests shorten them.
+StreamTiming); tests shorten them. Each worker process runs at most
+max(1, WEB_THREADS // 2) streams at once; past that a stream is answered 503
+at once and the page polls the snapshot instead, so live pages can never take
+the threads Twilio's webhooks need.
 """
 
 from __future__ import annotations
@@ -16,14 +19,18 @@ from wtforms.validators import InputRequired, Length, Optional
 from app.auth.guards import current_agent_id, error_page, roles_required
 from app.auth.service import Role
 from app.db import request_session
+from app.logs import get_logger
 from app.models import Call
 from app.supervisor import board
-from app.supervisor.stream import StreamTiming, follow
+from app.supervisor.stream import StreamGate, StreamTiming, follow
 from app.telephony.context import IntegrationMissing
 from app.telephony.web import telephony
 from app.transfers import service
 
 blueprint = Blueprint("supervisor", __name__)
+log = get_logger("switchboard.supervisor")
+
+STREAM_RETRY_AFTER_SECONDS = 30
 
 
 class TransferForm(FlaskForm):
@@ -56,14 +63,37 @@ def _is_supervisor() -> bool:
     return current_user.role == Role.SUPERVISOR
 
 
+def _stream_gate() -> StreamGate:
+    extensions = current_app.extensions
+    gate = extensions.get("supervisor_stream_gate")
+    if gate is None:
+        # setdefault is atomic, so two first streams racing still share one gate.
+        limit = max(1, current_app.config["SETTINGS"].web_threads // 2)
+        gate = extensions.setdefault("supervisor_stream_gate", StreamGate(limit))
+    return gate
+
+
 def _stream(cursor_of, snapshot_of) -> Response:
+    gate = _stream_gate()
+    slot = gate.enter()
+    if slot is None:
+        log.warning("live_stream_refused", open_streams=gate.limit, path=request.path)
+        refused = jsonify(error="Too many live pages are open; poll the snapshot and try the stream again later.")
+        refused.status_code = 503
+        refused.headers["Retry-After"] = str(STREAM_RETRY_AFTER_SECONDS)
+        refused.headers["Cache-Control"] = "no-store"
+        return refused
     timing = current_app.config.get("SUPERVISOR_STREAM_TIMING") or StreamTiming()
     events = follow(
         current_app.extensions["db_sessionmaker"], cursor_of, snapshot_of, request.headers.get("Last-Event-ID"), timing
     )
-    return Response(
-        events, mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    response = Response(
+        slot.guard(events), mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    # A body that is closed before its first chunk never runs its finally.
+    response.call_on_close(slot.release)
+    return response
 
 
 # --- the board --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from sqlalchemy.orm import Session
@@ -26,6 +26,8 @@ class Telephony:
     livekit_gateway: object | None
     llm_gateway: object | None
     summarise_later: Callable[[int], None]
+    # Agents made idle during this request: offered waiting calls before it ends.
+    freed_agent_ids: set[int] = field(default_factory=set)
 
     @property
     def twilio(self):

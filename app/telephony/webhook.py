@@ -9,9 +9,8 @@ fails still answers valid TwiML that keeps the caller on the line.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from functools import wraps
-from typing import Callable, Mapping
+from typing import Callable
 
 import structlog
 from flask import Response, current_app, request
@@ -21,67 +20,10 @@ from twilio.request_validator import RequestValidator
 from app.db import request_session
 from app.logs import get_logger
 from app.models import WebhookDelivery
+from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.twiml import twiml_response
 
 log = get_logger("switchboard.webhooks")
-
-
-class MalformedWebhook(ValueError):
-    """A signed webhook that lacks what its step needs."""
-
-
-@dataclass(frozen=True)
-class TwilioForm:
-    """The parameters of a Twilio webhook, with Twilio's CamelCase stopped at this edge."""
-
-    call_sid: str
-    from_number: str
-    to_number: str
-    call_status: str
-    digits: str
-    speech_result: str
-    confidence: float | None
-    dial_call_status: str
-    recording_url: str
-    sequence_number: int | None
-    raw: Mapping[str, str]
-
-    @classmethod
-    def parse(cls, form: Mapping[str, str]) -> "TwilioForm":
-        """Read the fields the service uses; anything missing becomes empty, never an error here."""
-        return cls(
-            call_sid=form.get("CallSid", "").strip(),
-            from_number=form.get("From", "").strip(),
-            to_number=form.get("To", "").strip(),
-            call_status=form.get("CallStatus", "").strip().lower(),
-            digits=form.get("Digits", "").strip(),
-            speech_result=form.get("SpeechResult", "").strip(),
-            confidence=_float(form.get("Confidence")),
-            dial_call_status=form.get("DialCallStatus", "").strip().lower(),
-            recording_url=form.get("RecordingUrl", "").strip(),
-            sequence_number=_int(form.get("SequenceNumber")),
-            raw=dict(form),
-        )
-
-    def require_call_sid(self) -> str:
-        """The CallSid, or MalformedWebhook."""
-        if not self.call_sid.startswith("CA"):
-            raise MalformedWebhook("CallSid missing or malformed")
-        return self.call_sid
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def public_request_url() -> str:
@@ -125,6 +67,22 @@ def retry_twiml() -> Response:
     )
 
 
+def _offer_waiting_calls() -> None:
+    # Agents this webhook freed take waiting calls now, not when a caller's
+    # hold music next ends. A failure here must not spoil the answer.
+    from app.routing.service import offer_waiting_calls
+    from app.telephony.web import telephony
+
+    t = telephony()
+    if not t.freed_agent_ids:
+        return
+    try:
+        offer_waiting_calls(t)
+    except Exception:  # noqa: BLE001 - the hold loop offers the call again
+        t.session.rollback()
+        log.exception("offer_waiting_calls_failed")
+
+
 def twilio_webhook(answer: str = "twiml") -> Callable:
     """Guard a Twilio webhook view; ANSWER is 'twiml' (a voice step) or 'callback' (status and events)."""
     if answer not in ("twiml", "callback"):
@@ -166,6 +124,7 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                     raise
                 return retry_twiml()
 
+            _offer_waiting_calls()
             if key is not None and response.status_code < 500:
                 session.add(
                     WebhookDelivery(

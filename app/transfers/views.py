@@ -17,7 +17,8 @@ from app.routing.views import bridge_agent
 from app.telephony import urls
 from app.telephony.twiml import empty_twiml, twiml_response
 from app.telephony.web import telephony
-from app.telephony.webhook import MalformedWebhook, TwilioForm, twilio_webhook
+from app.telephony.forms import MalformedWebhook, TwilioForm
+from app.telephony.webhook import twilio_webhook
 from app.transfers import service
 from app.transfers.lifecycle import active_transfer
 from app.transfers.summary import wait_for_summary
