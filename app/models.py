@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base
@@ -200,8 +200,21 @@ class Leg(Base):
         return self.status in FINAL_LEG_STATUSES
 
 
+ACTIVE_TRANSFER_SQL = "state IN ('requested', 'dialing', 'whispering', 'consulting')"
+
+
 class Transfer(Base):
     __tablename__ = "transfers"
+    # At most one transfer under way per call, even when two requests race.
+    __table_args__ = (
+        Index(
+            "uq_transfers_one_active_per_call",
+            "call_id",
+            unique=True,
+            sqlite_where=text(ACTIVE_TRANSFER_SQL),
+            postgresql_where=text(ACTIVE_TRANSFER_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)

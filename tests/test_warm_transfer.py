@@ -352,3 +352,73 @@ def test_api_refuses_clearly(centre):
     centre.network.run_pending()
     # The refused request left the caller with Alice, not on hold.
     assert in_room(caller, str(call_row(centre, caller.sid).id))
+
+
+def _age(centre, model, seconds, **where):
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    with centre.db() as session:
+        for row in session.scalars(select(model).filter_by(**where)):
+            row.created_at = row.created_at - timedelta(seconds=seconds)
+
+
+def test_a_target_that_never_reports_back_is_given_up_while_the_caller_holds(centre):
+    from app.models import Leg
+
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)  # rings, but Twilio's callback never comes
+    _age(centre, Leg, 200, role="target")
+    caller.music_ends()
+    assert "Bob Okafor did not answer" in alice.heard_text
+    assert in_room(caller, str(call_row(centre, caller.sid).id))
+    assert not bob.live and transfer_row(centre).state == "no_answer"
+    assert "transfer_target_silent" in centre.timeline(caller.sid)
+
+
+def test_an_abandoned_transfer_menu_returns_the_caller(centre):
+    from app.models import Transfer
+
+    caller, alice = connected_call(centre)
+    alice.press_star()  # the menu plays; the agent never answers it
+    _age(centre, Transfer, 300)
+    caller.music_ends()
+    assert transfer_row(centre).state == "cancelled"
+    assert in_room(caller, str(call_row(centre, caller.sid).id))
+
+
+def test_the_database_allows_one_active_transfer_per_call(centre):
+    from sqlalchemy.exc import IntegrityError
+
+    from app.models import Call, Transfer
+
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        call_id = session.query(Call.id).scalar()
+        session.add(Transfer(call_id=call_id, mode="warm", trigger="api", state="cancelled", tried_agent_ids=[]))
+        session.add(Transfer(call_id=call_id, mode="warm", trigger="api", state="dialing", tried_agent_ids=[]))
+    with pytest.raises(IntegrityError):
+        with centre.db() as session:
+            session.add(Transfer(call_id=call_id, mode="warm", trigger="web", state="requested", tried_agent_ids=[]))
+
+
+def test_completing_from_the_whisper_puts_the_target_on_the_call(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    from app.transfers import service
+    from app.telephony.web import telephony
+
+    with centre.app.test_request_context():
+        t = telephony()
+        from app.models import Transfer
+
+        transfer = t.session.get(Transfer, transfer_row(centre).id)
+        service.complete(t, transfer, requester=None)
+        t.session.commit()
+    centre.network.run_pending()
+    assert agent_activity(centre, "102") == "on_call"
+    assert transfer_row(centre).state == "completed"

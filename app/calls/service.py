@@ -146,6 +146,12 @@ def caller_waited(t: Telephony, call: Call) -> str:
         return "connect"
     if call.is_final:
         return "ended"
+    if call.status == CallStatus.ON_HOLD:
+        from app.transfers.service import expire_stale_transfer
+
+        expire_stale_transfer(t, call)
+        t.session.refresh(call)
+        return "connect" if call.status == CallStatus.CONNECTED else "hold"
     if call.status not in (CallStatus.QUEUED, CallStatus.RINGING_AGENT):
         return "hold"
     # offer_call keeps a ringing phone, and replaces a browser offer past its ring timeout.

@@ -11,8 +11,10 @@ the caller connected to a person or told what happens next.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
@@ -175,8 +177,11 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: str, note
         notes=(notes or "").strip()[:2000] or None,
         tried_agent_ids=[],
     )
-    t.session.add(transfer)
-    t.session.flush()
+    try:
+        with t.session.begin_nested():
+            t.session.add(transfer)
+    except IntegrityError:
+        raise TransferRefused("a transfer is already under way for this call") from None
     t.session.refresh(call)
     record_event(t.session, call, "transfer_requested", transfer=transfer, trigger=trigger,
                  from_agent=from_leg.agent.extension)
@@ -408,6 +413,9 @@ def complete(t: Telephony, transfer: Transfer, *, requester: Leg | None, keep_fr
     call = transfer.call
     target_leg = transfer.target_leg
     call.agent_id = target_leg.agent_id
+    target_leg.answered_at = target_leg.answered_at or utcnow()
+    target_leg.agent.activity = Activity.ON_CALL
+    target_leg.agent.missed_in_row = 0
     move(t, transfer, TransferState.COMPLETED, three_way=keep_from_agent, reason="three-way" if keep_from_agent else "completed")
     from_leg = agent_leg_of(call, transfer.from_agent_id)
     if from_leg is not None:
@@ -491,4 +499,39 @@ def agent_left_during_transfer(t: Telephony, leg: Leg) -> bool:
         complete(t, transfer, requester=None)
     # Dialing or whispering: the target is connected to the caller on accepting,
     # or the caller is queued again if the target does not take the call.
+    return True
+
+
+# A target's phone that neither answered nor reported back this long after
+# ringing began is given up on (its status callback was lost); the whisper
+# itself, with the summary's deadline, fits well inside the margin.
+STALE_TARGET_MARGIN = timedelta(seconds=60)
+# A transfer menu nobody answered for this long (the agent's phone went
+# away without a callback) is abandoned.
+STALE_MENU_AFTER = timedelta(minutes=2)
+
+
+def expire_stale_transfer(t: Telephony, call: Call) -> bool:
+    """While the caller holds: give up on a transfer whose target or menu went silent; True if one was."""
+    transfer = active_transfer(call)
+    if transfer is None:
+        return False
+    now = utcnow()
+    if transfer.state == TransferState.REQUESTED and now - transfer.created_at > STALE_MENU_AFTER:
+        cancel(t, transfer, "the transfer menu was left unanswered", requester=None)
+        return True
+    leg = transfer.target_leg
+    if transfer.state not in (TransferState.DIALING, TransferState.WHISPERING) or leg is None or leg.is_final:
+        return False
+    limit = timedelta(seconds=t.settings.transfer_ring_timeout_seconds) + STALE_TARGET_MARGIN
+    if now - leg.created_at <= limit:
+        return False
+    record_event(t.session, call, "transfer_target_silent", transfer=transfer, target=leg.agent.extension)
+    if leg.twilio_call_sid:
+        t.session.commit()
+        try:
+            t.twilio.end_call(leg.twilio_call_sid)
+        except TwilioError as error:
+            record_event(t.session, call, "leg_hangup_failed", leg_id=leg.id, error=str(error)[:200])
+    target_declined(t, leg, "no-answer")
     return True

@@ -168,6 +168,7 @@ def upgrade() -> None:
     with op.batch_alter_table('transfers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_transfers_call_id'), ['call_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_transfers_state'), ['state'], unique=False)
+        batch_op.create_index('uq_transfers_one_active_per_call', ['call_id'], unique=True, sqlite_where=sa.text("state IN ('requested', 'dialing', 'whispering', 'consulting')"), postgresql_where=sa.text("state IN ('requested', 'dialing', 'whispering', 'consulting')"))
 
     op.create_table('events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -193,6 +194,7 @@ def downgrade() -> None:
 
     op.drop_table('events')
     with op.batch_alter_table('transfers', schema=None) as batch_op:
+        batch_op.drop_index('uq_transfers_one_active_per_call', sqlite_where=sa.text("state IN ('requested', 'dialing', 'whispering', 'consulting')"), postgresql_where=sa.text("state IN ('requested', 'dialing', 'whispering', 'consulting')"))
         batch_op.drop_index(batch_op.f('ix_transfers_state'))
         batch_op.drop_index(batch_op.f('ix_transfers_call_id'))
 
