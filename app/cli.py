@@ -56,6 +56,23 @@ def current() -> None:
     command.current(alembic_config(current_app.config["SETTINGS"].database_url))
 
 
+@db_cli.command("prune")
+@click.option("--older-than-hours", type=click.IntRange(min=1), default=48, show_default=True)
+@with_appcontext
+def prune(older_than_hours: int) -> None:
+    """Delete remembered webhook deliveries older than the given age (Twilio retries within minutes)."""
+    from datetime import timedelta
+
+    from sqlalchemy import delete
+
+    from app.models import WebhookDelivery, utcnow
+
+    cutoff = utcnow() - timedelta(hours=older_than_hours)
+    with session_scope(current_app) as session:
+        removed = session.execute(delete(WebhookDelivery).where(WebhookDelivery.created_at < cutoff)).rowcount
+    click.echo(f"removed {removed} webhook deliveries older than {older_than_hours} h")
+
+
 def _ensure_sqlite_folder(database_url: str) -> None:
     if database_url.startswith("sqlite:///"):
         Path(database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)

@@ -163,3 +163,30 @@ def test_livekit_webhook_is_verified_and_recorded_once(centre):
     with centre.db() as session:
         leg = session.scalar(select(Leg).where(Leg.twilio_call_sid == caller.sid))
         assert leg.livekit_identity == "sip_caller"
+
+
+def test_stored_answers_keep_no_sip_password_and_replays_still_carry_it(centre):
+    from tests.transfer_helpers import connected_call
+
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        bodies = list(session.scalars(select(WebhookDelivery.body)))
+    assert any("{{LIVEKIT_SIP_PASSWORD}}" in body for body in bodies)
+    assert not any("sip-trunk-password-123" in body for body in bodies)
+    connect = next(d for d in centre.network.deliveries if "/twilio/caller/connect" in d.url)
+    again = centre.client.post(connect.url.removeprefix(PUBLIC_BASE_URL), data=connect.params, headers=connect.headers)
+    assert again.get_data(as_text=True) == connect.body and 'password="sip-trunk-password-123"' in connect.body
+
+
+def test_old_deliveries_are_pruned(centre, runner):
+    from datetime import timedelta
+
+    caller = centre.dial()
+    caller.press("1")
+    with centre.db() as session:
+        for row in session.scalars(select(WebhookDelivery)):
+            row.created_at = row.created_at - timedelta(hours=49)
+    before = count(centre, WebhookDelivery)
+    result = centre.app.test_cli_runner().invoke(args=["db", "prune"])
+    assert result.exit_code == 0 and f"removed {before} webhook deliveries" in result.output
+    assert count(centre, WebhookDelivery) == 0

@@ -67,6 +67,20 @@ def retry_twiml() -> Response:
     )
 
 
+SIP_PASSWORD_SLOT = "{{LIVEKIT_SIP_PASSWORD}}"
+
+
+def _without_secrets(body: str) -> str:
+    # Stored answers may be replayed, but the SIP trunk password in a <Sip>
+    # must not sit in the database: keep a slot and fill it in on replay.
+    password = current_app.config["SETTINGS"].livekit_sip_password
+    return body.replace(password, SIP_PASSWORD_SLOT) if password else body
+
+
+def _with_secrets(body: str) -> str:
+    return body.replace(SIP_PASSWORD_SLOT, current_app.config["SETTINGS"].livekit_sip_password)
+
+
 def _offer_waiting_calls() -> None:
     # Agents this webhook freed take waiting calls now, not when a caller's
     # hold music next ends. A failure here must not spoil the answer.
@@ -107,7 +121,8 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                 )
                 if earlier is not None:
                     log.info("webhook_repeated", path=request.path)
-                    return Response(earlier.body, status=earlier.status_code, content_type=earlier.content_type)
+                    return Response(_with_secrets(earlier.body), status=earlier.status_code,
+                                    content_type=earlier.content_type)
 
             try:
                 response = view(form, *args, **kwargs)
@@ -133,7 +148,7 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                         endpoint=request.path[:128],
                         status_code=response.status_code,
                         content_type=response.content_type or "text/plain",
-                        body=response.get_data(as_text=True),
+                        body=_without_secrets(response.get_data(as_text=True)),
                     )
                 )
             return response
