@@ -65,7 +65,7 @@ def init_db(app: Flask) -> None:
     settings = app.config["SETTINGS"]
     engine = make_engine(settings.database_url)
     app.extensions["db_engine"] = engine
-    app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    app.extensions["db_sessionmaker"] = sessionmaker(bind=engine)
     app.after_request(_commit_request_session)
     app.teardown_appcontext(_close_request_session)
 

@@ -289,3 +289,29 @@ def test_a_stream_slot_is_given_back_once():
     assert again is not None and gate.enter() is None
     assert list(again.guard(iter(["a"]))) == ["a"]
     assert gate.enter() is not None
+
+
+@pytest.mark.browser
+def test_a_refused_page_polls_and_says_so(browser, live_centre):
+    from app.supervisor.stream import StreamGate
+
+    centre = live_centre
+    gate = centre.app.extensions["supervisor_stream_gate"] = StreamGate(1)
+    held = gate.enter()  # every stream is refused while this is held
+    context = browser.new_context(base_url=centre.url)
+    context.set_default_timeout(15000)
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("#username", "sam")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Polling: updates every few seconds (live updates are busy).")
+
+    caller, _alice = connected_call(centre)
+    page.locator(f'tr[data-call-sid="{caller.sid}"]', has_text="connected").wait_for()
+    page.goto(f"/calls/{caller.sid}")
+    page.wait_for_selector("text=Polling: this page refreshes every few seconds (live updates are busy).")
+    caller.hangup()
+    page.wait_for_selector("text=The call has ended.")
+    held.release()
+    context.close()

@@ -33,12 +33,15 @@ log = get_logger("switchboard.calls")
 # Statuses that end a call but say more than "completed".
 KEEP_FINAL = (CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED)
 TWILIO_FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
+# FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
+# reference the call (events, utterances: KEY SHARE) are not blocked by it.
+CALL_LOCK = {"key_share": True}
 
 
 def find_call(t: Telephony, call_id: str | int | None) -> Call:
-    """The call named by a webhook's ?call= parameter, or MalformedWebhook."""
+    """The call named by a webhook's ?call= parameter, locked for this step; or MalformedWebhook."""
     try:
-        call = t.session.get(Call, int(call_id)) if call_id is not None else None
+        call = t.session.get(Call, int(call_id), with_for_update=CALL_LOCK) if call_id is not None else None
     except (TypeError, ValueError):
         call = None
     if call is None:
@@ -47,13 +50,16 @@ def find_call(t: Telephony, call_id: str | int | None) -> Call:
 
 
 def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
-    """The leg named by a webhook's ?leg= parameter, or MalformedWebhook."""
+    """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook."""
     try:
         leg = t.session.get(Leg, int(leg_id)) if leg_id is not None else None
     except (TypeError, ValueError):
         leg = None
     if leg is None:
         raise MalformedWebhook(f"unknown leg {leg_id!r}")
+    # Two webhooks of one call (the target accepting as the caller hangs up)
+    # take turns on PostgreSQL; SQLite's write lock already serialises them.
+    t.session.get(Call, leg.call_id, with_for_update=CALL_LOCK)
     return leg
 
 
