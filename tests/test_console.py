@@ -354,3 +354,19 @@ def test_a_missing_leg_is_refused_in_words(centre, path):
     alice = sign_in(centre, "alice")
     response = act(centre, alice, path)
     assert response.status_code == 400 and response.get_json() == {"error": "leg id is missing"}
+
+
+def test_a_browser_agent_whose_tab_goes_away_is_noticed_through_livekit(centre):
+    from app.sandbox.livekit_server import sign_webhook, webhook_body
+    from tests.conftest import LIVEKIT_API_KEY, LIVEKIT_API_SECRET
+
+    caller, alice = accepted_browser_call(centre)
+    room = f"call_{call_row(centre, caller.sid).id}"
+    for event in ("participant_joined", "participant_left"):
+        body = webhook_body(event, room, participant_identity="agent-101", event_id=f"EV_{event}")
+        headers = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET),
+                   "Content-Type": "application/webhook+json"}
+        assert centre.client.post("/livekit/webhook", data=body, headers=headers).status_code == 200
+    centre.network.run_pending()
+    assert "The agent has ended the call" in centre.network.call(caller.sid).heard_text
+    assert agent_activity(centre, "101") == "idle"

@@ -6,7 +6,8 @@ from sqlalchemy import select
 
 from app.events import record_event
 from app.gateways.livekit import WebhookEvent
-from app.models import Call, Leg
+from app.models import Call, Leg, LegStatus
+from app.routing.service import agent_left
 from app.telephony.context import Telephony
 
 TWILIO_CALL_SID_ATTRIBUTE = "sip.twilio.callSid"
@@ -32,6 +33,10 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
     if leg is not None and event.event == "participant_joined":
         leg.livekit_identity = identity
         leg.room_name = room
+    browser_left = (
+        leg is not None and event.event == "participant_left" and not leg.twilio_call_sid
+        and leg.status == LegStatus.CONNECTED and leg.room_name == room
+    )
     record_event(
         t.session,
         call,
@@ -41,6 +46,11 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
         leg_id=leg.id if leg else None,
         role=leg.role if leg else None,
     )
+    if browser_left:
+        # A browser agent's tab closed or its network died for good (LiveKit
+        # reports a departure only after its own reconnection attempts): the
+        # caller must not sit in a silent room.
+        agent_left(t, leg)
 
 
 def _call_for_room(t: Telephony, room: str) -> Call | None:
