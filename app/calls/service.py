@@ -21,7 +21,7 @@ from app.models import (
     Utterance,
     utcnow,
 )
-from app.routing.service import caller_leg, offer_call, release_agent, ringing_leg
+from app.routing.service import caller_leg, close_leg, offer_call, ringing_leg
 from app.summaries.redaction import redact
 from app.telephony.context import Telephony
 from app.telephony.moves import MOVED, redirect_leg
@@ -267,11 +267,8 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
         if leg.role != LegRole.CALLER and leg.twilio_call_sid:
             # Ringing phones are cancelled; agents on the line hear that the caller hung up.
             (to_hang_up if ringing else to_tell).append(leg)
-        leg.status = LegStatus.CANCELED if ringing else LegStatus.ENDED
-        leg.end_reason = "caller_hung_up" if leg.role != LegRole.CALLER else twilio_status
-        leg.ended_at = now
-        if leg.agent is not None:
-            release_agent(t, leg.agent)
+        reason = "caller_hung_up" if leg.role != LegRole.CALLER else twilio_status
+        close_leg(t, leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, reason)
     from app.transfers.lifecycle import caller_hung_up_during_transfers
 
     rooms = caller_hung_up_during_transfers(t, call)
@@ -295,10 +292,7 @@ def _cancel_ringing(t: Telephony, call: Call) -> None:
     leg = ringing_leg(call)
     if leg is None:
         return
-    leg.status = LegStatus.CANCELED
-    leg.end_reason = "caller_left_queue"
-    leg.ended_at = utcnow()
-    release_agent(t, leg.agent)
+    close_leg(t, leg, LegStatus.CANCELED, "caller_left_queue")
     t.session.commit()
     if leg.twilio_call_sid:
         _hang_up_and_close(t, call, [leg.twilio_call_sid], [])

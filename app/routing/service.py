@@ -203,7 +203,7 @@ def agent_answered(t: Telephony, leg: Leg) -> Whisper | None:
     """The agent picked up: the whisper to play, or None if the caller is no longer waiting."""
     call = leg.call
     if leg.is_final or call.status not in WAITING_STATUSES:
-        _close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
+        close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
         return None
     if leg.status == LegStatus.DIALING:
         leg.status = LegStatus.WHISPER
@@ -224,7 +224,7 @@ def agent_accepted(t: Telephony, leg: Leg) -> bool:
     if leg.status == LegStatus.CONNECTED:
         return True
     if leg.is_final or call.status not in WAITING_STATUSES:
-        _close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
+        close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
         return False
     now = utcnow()
     leg.status = LegStatus.CONNECTED
@@ -252,7 +252,7 @@ def agent_declined(t: Telephony, leg: Leg, *, pressed: str) -> None:
     if leg.is_final:
         return
     missed = pressed == ""
-    _close_leg(t, leg, LegStatus.DECLINED, "no_key" if missed else "declined", missed=missed)
+    close_leg(t, leg, LegStatus.DECLINED, "no_key" if missed else "declined", missed=missed)
     record_event(t.session, leg.call, "agent_declined", agent=leg.agent.extension, pressed=pressed or "nothing")
     t.session.commit()
     offer_call(t, leg.call)
@@ -264,14 +264,14 @@ def agent_leg_status(t: Telephony, leg: Leg, status: str) -> None:
     if leg.is_final:
         return
     if status in TWILIO_MISSED:
-        _close_leg(t, leg, TWILIO_MISSED[status], status, missed=status != "canceled")
+        close_leg(t, leg, TWILIO_MISSED[status], status, missed=status != "canceled")
         record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=status)
         t.session.commit()
         offer_call(t, call)
     elif status == "completed":
         if leg.status in RINGING_LEG_STATUSES:
             # Hung up during the whisper: the same as declining.
-            _close_leg(t, leg, LegStatus.DECLINED, "hung_up_in_whisper", missed=True)
+            close_leg(t, leg, LegStatus.DECLINED, "hung_up_in_whisper", missed=True)
             record_event(t.session, call, "agent_hung_up_in_whisper", agent=leg.agent.extension)
             t.session.commit()
             offer_call(t, call)
@@ -307,7 +307,7 @@ def expire_browser_leg(t: Telephony, leg: Leg, *, offer_next: bool = True) -> bo
         target_declined(t, leg, "no-answer")
         return True
     call = leg.call
-    _close_leg(t, leg, LegStatus.NO_ANSWER, "no-answer", missed=True)
+    close_leg(t, leg, LegStatus.NO_ANSWER, "no-answer", missed=True)
     record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status="no-answer", browser=True)
     if offer_next:
         t.session.commit()
@@ -330,7 +330,7 @@ def agent_left(t: Telephony, leg: Leg) -> None:
     from app.transfers.service import agent_left_during_transfer
 
     call = leg.call
-    _close_leg(t, leg, LegStatus.ENDED, "agent_hung_up")
+    close_leg(t, leg, LegStatus.ENDED, "agent_hung_up")
     record_event(t.session, call, "agent_left", agent=leg.agent.extension if leg.agent else None)
     if agent_left_during_transfer(t, leg):
         return
@@ -356,7 +356,8 @@ def caller_leg(call: Call) -> Leg | None:
     return next((leg for leg in call.legs if leg.role == LegRole.CALLER), None)
 
 
-def _close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool = False) -> None:
+def close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool = False) -> None:
+    """End a leg (once) and free its agent; a missed ring counts towards being set away."""
     if leg.is_final:
         return
     was_ringing = leg.status in RINGING_LEG_STATUSES

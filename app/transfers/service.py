@@ -37,8 +37,8 @@ from app.models import (
 from app.routing.service import (
     RINGING_LEG_STATUSES,
     caller_leg,
+    close_leg,
     offer_call,
-    release_agent,
     reserve_agent,
     ring_leg,
 )
@@ -147,10 +147,7 @@ def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | N
     """End an agent's part in the call: the leg hears SAY and hangs up."""
     if leg.is_final:
         return
-    leg.status = LegStatus.ENDED
-    leg.end_reason = reason
-    leg.ended_at = utcnow()
-    release_agent(t, leg.agent)
+    close_leg(t, leg, LegStatus.ENDED, reason)
     if leg is not requester:
         redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
 
@@ -314,7 +311,7 @@ def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
     """The target picked up: the transfer to whisper about, or None if it is over."""
     transfer = transfer_of_target_leg(t, leg)
     if transfer is None or transfer.is_final or leg.is_final:
-        _end_target_leg(t, leg, LegStatus.CANCELED, "transfer_over")
+        close_leg(t, leg, LegStatus.CANCELED, "transfer_over")
         return None
     if transfer.state == TransferState.DIALING:
         leg.status = LegStatus.WHISPER
@@ -327,7 +324,7 @@ def target_accepted(t: Telephony, leg: Leg) -> str:
     """The target pressed 1: 'consult' (join the transferring agent) or 'connected' (straight to the caller)."""
     transfer = transfer_of_target_leg(t, leg)
     if transfer is None or transfer.is_final or leg.is_final:
-        _end_target_leg(t, leg, LegStatus.CANCELED, "transfer_over")
+        close_leg(t, leg, LegStatus.CANCELED, "transfer_over")
         return "gone"
     leg.agent.activity = Activity.ON_CALL
     leg.agent.missed_in_row = 0
@@ -347,7 +344,7 @@ def target_declined(t: Telephony, leg: Leg, reason: str) -> None:
         reason, LegStatus.FAILED
     )
     was_ringing = leg.status in RINGING_LEG_STATUSES
-    _end_target_leg(t, leg, status, reason, missed=reason in ("no-answer", "busy"))
+    close_leg(t, leg, status, reason, missed=reason in ("no-answer", "busy"))
     if transfer is None or transfer.is_final or not was_ringing:
         return
     record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,
@@ -393,16 +390,6 @@ def requeue_caller(t: Telephony, call: Call) -> None:
     offer_call(t, call)
 
 
-def _end_target_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool = False) -> None:
-    if leg.is_final:
-        return
-    was_ringing = leg.status in RINGING_LEG_STATUSES
-    leg.status = status
-    leg.end_reason = reason
-    leg.ended_at = utcnow()
-    release_agent(t, leg.agent, missed=missed and was_ringing, call=leg.call)
-
-
 # --- consult actions --------------------------------------------------------------
 
 
@@ -436,7 +423,7 @@ def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | No
     target_leg = transfer.target_leg
     if target_leg is not None and not target_leg.is_final:
         ringing = target_leg.status in RINGING_LEG_STATUSES
-        _end_target_leg(t, target_leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, "transfer_cancelled")
+        close_leg(t, target_leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, "transfer_cancelled")
         if target_leg.twilio_call_sid:
             t.session.commit()
             try:
