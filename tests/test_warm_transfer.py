@@ -422,3 +422,22 @@ def test_completing_from_the_whisper_puts_the_target_on_the_call(centre):
     centre.network.run_pending()
     assert agent_activity(centre, "102") == "on_call"
     assert transfer_row(centre).state == "completed"
+
+
+def test_an_unexpected_failure_starting_a_transfer_takes_the_caller_off_hold(centre, monkeypatch):
+    from app.transfers import service
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("LiveKit client exploded")
+
+    caller, alice = connected_call(centre)
+    monkeypatch.setattr(service, "ring_target", broken)
+    with centre.db() as session:
+        from app.auth.service import create_api_token
+
+        headers = {"Authorization": f"Bearer {create_api_token(session, 'crm')}"}
+    with pytest.raises(RuntimeError):  # the test client re-raises what production answers with a 500
+        centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102"}, headers=headers)
+    centre.network.run_pending()
+    assert transfer_row(centre).state == "cancelled"
+    assert in_room(caller, str(call_row(centre, caller.sid).id))

@@ -190,3 +190,49 @@ def test_old_deliveries_are_pruned(centre, runner):
     result = centre.app.test_cli_runner().invoke(args=["db", "prune"])
     assert result.exit_code == 0 and f"removed {before} webhook deliveries" in result.output
     assert count(centre, WebhookDelivery) == 0
+
+
+def test_a_repeat_that_arrives_while_the_first_is_running_waits_for_its_answer(centre):
+    import threading
+    import time
+
+    caller = centre.dial()
+    token = "retry-of-a-slow-delivery"
+    with centre.db() as session:
+        session.add(WebhookDelivery(source="twilio", delivery_key=token, endpoint=urls.IVR,
+                                    status_code=0, content_type="", body=""))
+
+    def first_delivery_finishes():
+        time.sleep(0.3)
+        with centre.db() as session:
+            row = session.scalar(select(WebhookDelivery).where(WebhookDelivery.delivery_key == token))
+            row.status_code, row.content_type, row.body = 200, "text/xml", "<Response><Pause/></Response>"
+
+    finisher = threading.Thread(target=first_delivery_finishes)
+    finisher.start()
+    form = {"CallSid": caller.sid, "Digits": "1"}
+    response = signed_post(centre.client, f"{urls.IVR}?call=1&attempt=1", form,
+                           headers={"I-Twilio-Idempotency-Token": token})
+    finisher.join()
+    assert response.get_data(as_text=True) == "<Response><Pause/></Response>"
+    assert centre.ringing() == []  # the repeat did not dial an agent a second time
+
+
+def test_a_failed_step_forgets_its_claim_so_the_retry_runs_it(centre, monkeypatch):
+    from app.calls import service
+
+    original = service.handle_ivr_input
+    calls = []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database hiccup")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(service, "handle_ivr_input", fails_once)
+    caller = centre.dial()
+    caller.press("1")
+    assert "something went wrong" in caller.heard_text
+    centre.network.replay_last()  # Twilio retries the same delivery
+    assert len(calls) == 2 and len(centre.ringing()) == 1

@@ -9,12 +9,14 @@ fails still answers valid TwiML that keeps the caller on the line.
 from __future__ import annotations
 
 import hashlib
+import time
 from functools import wraps
 from typing import Callable
 
 import structlog
 from flask import Response, current_app, request
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 
 from app.db import request_session
@@ -67,6 +69,55 @@ def retry_twiml() -> Response:
     )
 
 
+IN_PROGRESS = 0
+REPEAT_WAIT_SECONDS = 8.0
+
+
+def _stored_answer(delivery: WebhookDelivery) -> Response:
+    log.info("webhook_repeated", path=request.path)
+    return Response(_with_secrets(delivery.body), status=delivery.status_code, content_type=delivery.content_type)
+
+
+def _claim_delivery(session, key: str) -> WebhookDelivery | Response:
+    """Claim this delivery before handling it; a repeat gets the first answer (waiting for it if need be)."""
+    query = select(WebhookDelivery).where(WebhookDelivery.source == "twilio", WebhookDelivery.delivery_key == key)
+    earlier = session.scalar(query)
+    if earlier is None:
+        claim = WebhookDelivery(source="twilio", delivery_key=key, endpoint=request.path[:128],
+                                status_code=IN_PROGRESS, content_type="", body="")
+        try:
+            with session.begin_nested():
+                session.add(claim)
+            return claim
+        except IntegrityError:
+            pass  # the same delivery is being handled right now (Twilio retried a slow answer)
+    # A repeat: answer as the first delivery was answered, once it has been.
+    give_up = time.monotonic() + REPEAT_WAIT_SECONDS
+    while True:
+        session.commit()
+        earlier = session.scalar(query.execution_options(populate_existing=True))
+        if earlier is not None and earlier.status_code != IN_PROGRESS:
+            return _stored_answer(earlier)
+        if time.monotonic() >= give_up:
+            log.warning("webhook_repeat_still_in_progress", path=request.path)
+            return retry_twiml()
+        time.sleep(0.1)
+
+
+def _give_up_claim(session, key: str | None) -> None:
+    # The step failed: roll back, and forget the claim (a step may have
+    # committed it already) so Twilio's retry runs the step again.
+    session.rollback()
+    if key is not None:
+        session.execute(
+            delete(WebhookDelivery).where(
+                WebhookDelivery.source == "twilio",
+                WebhookDelivery.delivery_key == key,
+                WebhookDelivery.status_code == IN_PROGRESS,
+            )
+        )
+
+
 SIP_PASSWORD_SLOT = "{{LIVEKIT_SIP_PASSWORD}}"
 
 
@@ -113,44 +164,35 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
 
             session = request_session()
             key = _delivery_key(answer)
+            claim = None
             if key is not None:
-                earlier = session.scalar(
-                    select(WebhookDelivery).where(
-                        WebhookDelivery.source == "twilio", WebhookDelivery.delivery_key == key
-                    )
-                )
-                if earlier is not None:
-                    log.info("webhook_repeated", path=request.path)
-                    return Response(_with_secrets(earlier.body), status=earlier.status_code,
-                                    content_type=earlier.content_type)
+                claim = _claim_delivery(session, key)
+                if isinstance(claim, Response):
+                    return claim
 
             try:
                 response = view(form, *args, **kwargs)
             except MalformedWebhook as error:
-                session.rollback()
+                _give_up_claim(session, key)
                 log.warning("webhook_malformed", reason=str(error))
                 if answer == "callback":
                     return Response(f"{error}\n", status=400, mimetype="text/plain")
                 return retry_twiml()
             except Exception:
-                session.rollback()
+                _give_up_claim(session, key)
                 log.exception("webhook_failed")
                 if answer == "callback":
                     raise
                 return retry_twiml()
 
             _offer_waiting_calls()
-            if key is not None and response.status_code < 500:
-                session.add(
-                    WebhookDelivery(
-                        source="twilio",
-                        delivery_key=key,
-                        endpoint=request.path[:128],
-                        status_code=response.status_code,
-                        content_type=response.content_type or "text/plain",
-                        body=_without_secrets(response.get_data(as_text=True)),
-                    )
-                )
+            if claim is not None:
+                if response.status_code < 500:
+                    claim.status_code = response.status_code
+                    claim.content_type = response.content_type or "text/plain"
+                    claim.body = _without_secrets(response.get_data(as_text=True))
+                else:
+                    _give_up_claim(session, key)
             return response
 
         return guarded

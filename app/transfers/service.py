@@ -295,6 +295,11 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigg
     except TransferRefused as refusal:
         cancel(t, transfer, str(refusal), requester=None)
         raise
+    except Exception:
+        # The caller is already on hold (committed): never leave them there.
+        t.session.rollback()
+        cancel(t, t.session.get(Transfer, transfer.id), "the transfer could not be started", requester=None)
+        raise
     after_target_rung(t, transfer, from_leg, requester=None)
     return transfer
 

@@ -64,8 +64,9 @@ def store_summary(session: Session, transfer_id: int, summary: Summary) -> bool:
         )
         .execution_options(synchronize_session=False)
     ).rowcount
-    transfer = session.get(Transfer, transfer_id)
-    session.refresh(transfer)
+    transfer = session.get(Transfer, transfer_id, populate_existing=True)
+    if transfer is None:  # the call's records were removed meanwhile
+        return False
     name = "summary_ready" if summary.source == "llm" else "summary_fallback_used"
     record_event(
         session,
