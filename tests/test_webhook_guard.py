@@ -13,7 +13,7 @@ from tests.conftest import LIVEKIT_API_KEY, LIVEKIT_API_SECRET, PUBLIC_BASE_URL,
 
 VOICE_FORM = {"CallSid": "CA" + "a" * 32, "From": "+15551230099", "To": "+15550100000", "CallStatus": "ringing"}
 TWIML_PATHS = [
-    urls.VOICE, urls.IVR, urls.CALLER_WAIT, urls.CALLER_OPTIONS, urls.CALLER_VOICEMAIL, urls.CALLER_CONNECT,
+    urls.FALLBACK_RECORDED, urls.VOICE, urls.IVR, urls.CALLER_WAIT, urls.CALLER_OPTIONS, urls.CALLER_VOICEMAIL, urls.CALLER_CONNECT,
     urls.CALLER_BRIDGE_ENDED, urls.CALLER_GOODBYE, urls.AGENT_ANSWER, urls.AGENT_WHISPER, urls.AGENT_BRIDGE_ENDED,
     urls.AGENT_REJOIN, urls.TRANSFER_MENU, urls.TRANSFER_CONSULT_MENU, urls.TRANSFER_ANSWER, urls.TRANSFER_WHISPER,
     urls.FALLBACK,
@@ -99,7 +99,7 @@ def test_a_malformed_form_still_gets_twiml_that_keeps_the_caller_on_the_line(cen
 def test_an_unknown_call_in_a_step_gets_safe_twiml(centre):
     response = signed_post(centre.client, f"{urls.CALLER_WAIT}?call=999", VOICE_FORM)
     root = ET.fromstring(response.data)
-    assert response.mimetype == "text/xml" and root.find("Redirect").text.endswith("/twilio/caller/wait?call=999")
+    assert response.mimetype == "text/xml" and root.find("Redirect").text.endswith("/twilio/caller/wait?call=999&retry=1")
 
 
 def test_a_failing_step_keeps_the_caller_on_the_line(centre, monkeypatch):
@@ -236,3 +236,24 @@ def test_a_failed_step_forgets_its_claim_so_the_retry_runs_it(centre, monkeypatc
     assert "something went wrong" in caller.heard_text
     centre.network.replay_last()  # Twilio retries the same delivery
     assert len(calls) == 2 and len(centre.ringing()) == 1
+
+
+def test_a_step_that_keeps_failing_ends_in_a_message_not_silence(centre, monkeypatch):
+    from app.calls import service
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the queue table is corrupt")
+
+    monkeypatch.setattr(service, "handle_ivr_input", broken)
+    caller = centre.dial()
+    caller.press("1")
+    for _ in range(3):
+        assert caller.waiting_on.tag == "Play"
+        caller.music_ends()  # the retry fails again
+    assert caller.waiting_on.tag == "Record"
+    assert "Please leave a message after the tone" in caller.heard_text
+    caller.recording_done("https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE999")
+    assert "We have your message" in caller.heard_text and not caller.live
+    assert "last_resort_message" in centre.timeline(caller.sid)
+    with centre.db() as session:
+        assert session.scalar(select(Call.voicemail_url)).endswith("RE999")

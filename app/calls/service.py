@@ -210,6 +210,16 @@ def caller_placement(call: Call) -> int:
     return leg.placement if leg else 0
 
 
+def save_last_resort_message(t: Telephony, form: TwilioForm) -> None:
+    """A message recorded after a step kept failing: keep it with its call, if the call is known."""
+    call = t.session.scalar(select(Call).where(Call.call_sid == form.call_sid))
+    if call is None or not form.recording_url:
+        log.warning("last_resort_message_without_call", recording_url=form.recording_url or None)
+        return
+    record_event(t.session, call, "last_resort_message", recording_url=form.recording_url[:512])
+    save_voicemail(t, call, form)
+
+
 def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, placement: str) -> str:
     """The caller's <Dial> ended: 'ignore' (hung up or moved by us), 'reconnect' or 'options'."""
     leg = caller_leg(call)

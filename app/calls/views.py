@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import service
+from app.logs import get_logger
 from app.telephony import urls
 from app.telephony.sip import room_user_of, sip_target
 from app.telephony.twiml import empty_twiml, twiml_response
@@ -13,6 +14,7 @@ from app.telephony.forms import TwilioForm
 from app.telephony.webhook import twilio_webhook
 
 blueprint = Blueprint("calls", __name__)
+log = get_logger("switchboard.calls")
 
 GREETING = "Thanks for calling. In a few words, tell us why you are calling, or {menu}."
 ASK_AGAIN = "Sorry, I didn't catch that. Please say what you are calling about, or {menu}."
@@ -182,3 +184,16 @@ def fallback(form: TwilioForm):
         **service.hold_context(t),
         retry_url=t.urls.url(urls.VOICE),
     )
+
+
+@blueprint.post(urls.FALLBACK_RECORDED)
+@twilio_webhook()
+def fallback_recorded(form: TwilioForm):
+    """The message taken when a step kept failing: keep it with the call if we can (Twilio keeps it anyway)."""
+    t = telephony()
+    try:
+        service.save_last_resort_message(t, form)
+    except Exception:  # noqa: BLE001 - the caller is told goodbye either way; the recording stays at Twilio
+        t.session.rollback()
+        log.exception("last_resort_message_not_stored", recording_url=form.recording_url)
+    return _goodbye("Thank you. We have your message and will call you back. Goodbye.")

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 VOICE = "/twilio/voice"
 STATUS = "/twilio/status"
 FALLBACK = "/twilio/fallback"
+FALLBACK_RECORDED = "/twilio/fallback/recorded"
 IVR = "/twilio/ivr"
 TRANSCRIPTION = "/twilio/transcription"
 CALLER_WAIT = "/twilio/caller/wait"

@@ -12,6 +12,7 @@ import hashlib
 import time
 from functools import wraps
 from typing import Callable
+from urllib.parse import urlencode
 
 import structlog
 from flask import Response, current_app, request
@@ -24,6 +25,7 @@ from app.logs import get_logger
 from app.models import WebhookDelivery
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.twiml import twiml_response
+from app.telephony.urls import FALLBACK_RECORDED
 
 log = get_logger("switchboard.webhooks")
 
@@ -57,25 +59,30 @@ def _delivery_key(answer: str) -> str | None:
     return None
 
 
+MAX_RETRIES = 3
+
+
 def retry_twiml() -> Response:
-    """Apology, music, then the same step again: the caller stays on the line."""
+    """Apology, music, then the same step again; after MAX_RETRIES, take a message (Twilio keeps it)."""
     settings = current_app.config["SETTINGS"]
-    return twiml_response(
-        "common/retry.xml",
-        voice=settings.say_voice,
-        language=settings.say_language,
-        music_url=settings.hold_music_url,
-        retry_url=public_request_url(),
-    )
+    voice = {"voice": settings.say_voice, "language": settings.say_language}
+    attempt = int(request.args.get("retry", "0") or 0) + 1 if request.args.get("retry", "0").isdigit() else 1
+    if attempt > MAX_RETRIES:
+        log.error("webhook_retries_exhausted", path=request.path)
+        base = settings.public_base_url
+        return twiml_response("common/last_resort.xml", **voice, action_url=base + FALLBACK_RECORDED)
+    query = {**request.args.to_dict(), "retry": str(attempt)}
+    retry_url = settings.public_base_url + request.path + "?" + urlencode(query)
+    return twiml_response("common/retry.xml", **voice, music_url=settings.hold_music_url, retry_url=retry_url)
 
 
 IN_PROGRESS = 0
 REPEAT_WAIT_SECONDS = 8.0
 
 
-def _stored_answer(delivery: WebhookDelivery) -> Response:
+def _stored_answer(status_code: int, content_type: str, body: str) -> Response:
     log.info("webhook_repeated", path=request.path)
-    return Response(_with_secrets(delivery.body), status=delivery.status_code, content_type=delivery.content_type)
+    return Response(_with_secrets(body), status=status_code, content_type=content_type)
 
 
 def _claim_delivery(session, key: str) -> WebhookDelivery | Response:
@@ -92,12 +99,18 @@ def _claim_delivery(session, key: str) -> WebhookDelivery | Response:
         except IntegrityError:
             pass  # the same delivery is being handled right now (Twilio retried a slow answer)
     # A repeat: answer as the first delivery was answered, once it has been.
+    # Each look is its own short transaction, so the first can finish meanwhile.
+    session.rollback()
+    answered = select(WebhookDelivery.status_code, WebhookDelivery.content_type, WebhookDelivery.body).where(
+        WebhookDelivery.source == "twilio", WebhookDelivery.delivery_key == key,
+        WebhookDelivery.status_code != IN_PROGRESS,
+    )
     give_up = time.monotonic() + REPEAT_WAIT_SECONDS
     while True:
+        row = session.execute(answered).first()
         session.commit()
-        earlier = session.scalar(query.execution_options(populate_existing=True))
-        if earlier is not None and earlier.status_code != IN_PROGRESS:
-            return _stored_answer(earlier)
+        if row is not None:
+            return _stored_answer(*row)
         if time.monotonic() >= give_up:
             log.warning("webhook_repeat_still_in_progress", path=request.path)
             return retry_twiml()
