@@ -310,3 +310,31 @@ def test_cli_api_tokens(app, runner, client):
     assert runner.invoke(api_tokens_cli, ["revoke", "wallboard"]).exit_code == 0
     assert client.get("/probe/api/ping", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert runner.invoke(api_tokens_cli, ["revoke", "wallboard"]).exit_code != 0
+
+
+def _redis_answers() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_answers(), reason="no Redis server on 127.0.0.1:6379 to share the limit through")
+def test_with_redis_the_login_limit_is_shared_by_every_worker(make_app, settings, people):
+    import uuid
+
+    # Two apps stand for two gunicorn workers; the address only names the counter.
+    workers = [make_app(settings, ratelimit_storage_uri="redis://127.0.0.1:6379/15") for _ in range(2)]
+    address = f"192.0.2.{uuid.uuid4().int % 250 + 1}-{uuid.uuid4().hex[:8]}"
+    clients = [worker.test_client() for worker in workers]
+    for client in clients:
+        client.environ_base["REMOTE_ADDR"] = address
+    tokens = [csrf_token_from(client.get("/login")) for client in clients]
+    statuses = []
+    for attempt in range(6):
+        client, token = clients[attempt % 2], tokens[attempt % 2]
+        statuses.append(client.post("/login", data={"username": "sam", "password": "", "csrf_token": token}).status_code)
+    assert statuses == [200, 200, 200, 200, 200, 429]
