@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -50,7 +51,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def fresh_database(kind: str) -> tuple[str, callable]:
     if kind == "sqlite":
-        path = Path("/tmp") / f"switchboard-bench-{uuid.uuid4().hex[:8]}.db"
+        path = Path(tempfile.gettempdir()) / f"switchboard-bench-{uuid.uuid4().hex[:8]}.db"
         return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
     admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
     name = f"switchboard_bench_{uuid.uuid4().hex[:8]}"
