@@ -123,87 +123,15 @@
   tick();
   setInterval(tick, 1000);
 
-  // When the server refuses the stream (it caps live streams so Twilio's
-  // webhooks always find a free thread) or the stream keeps failing, the page
-  // polls the JSON snapshot instead and tries the stream again now and then.
-  var POLL_MS = 3000, STREAM_RETRY_MS = 30000, RECONNECT_GRACE_MS = 10000;
-  var LIVE = "Live: updates as calls change.";
-  var POLLING = "Polling: updates every few seconds (live updates are busy).";
-  var snapshotUrl = root.dataset.stream.replace(/\/stream$/, "/snapshot");
-  var source = null, pollTimer = null, streamTimer = null, graceTimer = null, polling = false, inFlight = false;
-
-  function poll() {
-    if (inFlight) return;
-    inFlight = true;
-    fetch(snapshotUrl, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
-      .then(function (response) {
-        if (!response.ok) throw new Error("snapshot answered " + response.status);
-        return response.json();
-      })
-      .then(function (snapshot) {
-        if (!polling) return; // the stream came back while this was on its way
-        show(snapshot);
-        say(POLLING, true);
-      })
-      .catch(function () {
-        if (polling) say("Cannot reach the server; trying again every few seconds…", false);
-      })
-      .then(function () { inFlight = false; });
-  }
-
-  function stopPolling() {
-    polling = false;
-    clearInterval(pollTimer);
-    clearTimeout(streamTimer);
-    pollTimer = streamTimer = null;
-  }
-
-  function fallBack() {
-    clearTimeout(graceTimer);
-    graceTimer = null;
-    if (source) source.close();
-    source = null;
-    if (!polling) {
-      polling = true;
-      say(POLLING, true);
-      poll();
-      pollTimer = setInterval(poll, POLL_MS);
-    }
-    if (window.EventSource && !streamTimer) streamTimer = setTimeout(connect, STREAM_RETRY_MS);
-  }
-
-  function live() {
-    clearTimeout(graceTimer);
-    graceTimer = null;
-    stopPolling();
-    say(LIVE, true);
-  }
-
-  function connect() {
-    streamTimer = null;
-    var stream = new EventSource(root.dataset.stream);
-    source = stream;
-    stream.addEventListener("open", function () { if (stream === source) live(); });
-    stream.addEventListener("snapshot", function (message) {
-      if (stream !== source) return;
-      live();
-      show(JSON.parse(message.data));
-    });
-    stream.addEventListener("error", function () {
-      if (stream !== source) return;
-      // CLOSED: the server refused the stream (a 503 when streams are capped)
-      // and EventSource gives up for good. CONNECTING: the stream ended, as it
-      // does every minute, and EventSource reconnects by itself; poll only if
-      // that takes too long.
-      if (stream.readyState === EventSource.CLOSED) {
-        fallBack();
-      } else if (!graceTimer && !polling) {
-        say("Reconnecting…", false);
-        graceTimer = setTimeout(fallBack, RECONNECT_GRACE_MS);
-      }
-    });
-  }
-
-  if (window.EventSource) connect();
-  else fallBack();
+  // Live updates, or polling while streams are busy: see live.js.
+  window.switchboardLive.follow({
+    streamUrl: root.dataset.stream,
+    snapshotUrl: root.dataset.stream.replace(/\/stream$/, "/snapshot"),
+    show: show,
+    say: say,
+    texts: {
+      live: "Live: updates as calls change.",
+      polling: "Polling: updates every few seconds (live updates are busy).",
+    },
+  });
 })();

@@ -157,7 +157,8 @@
     var form = root.querySelector("[data-transfer-form]");
     if (form && !form.querySelector(".alert")) form.hidden = !data.can_transfer;
     if (!call.live) {
-      stop();
+      // Nothing more will happen: close the stream and stop polling for good.
+      following.stop();
       say("The call has ended.", true);
     }
   }
@@ -168,99 +169,16 @@
     status.classList.toggle("is-down", !ok);
   }
 
-  // When the server refuses the stream (it caps live streams so Twilio's
-  // webhooks always find a free thread) or the stream keeps failing, the page
-  // polls the JSON snapshot instead and tries the stream again now and then.
-  var POLL_MS = 3000, STREAM_RETRY_MS = 30000, RECONNECT_GRACE_MS = 10000;
-  var LIVE = "Live: this page follows the call.";
-  var POLLING = "Polling: this page refreshes every few seconds (live updates are busy).";
-  var snapshotUrl = root.dataset.stream.replace(/\/stream$/, "/snapshot");
-  var source = null, pollTimer = null, streamTimer = null, graceTimer = null;
-  var polling = false, inFlight = false, ended = false;
-
-  function poll() {
-    if (inFlight) return;
-    inFlight = true;
-    fetch(snapshotUrl, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
-      .then(function (response) {
-        if (!response.ok) throw new Error("snapshot answered " + response.status);
-        return response.json();
-      })
-      .then(function (data) {
-        if (!polling) return; // the stream came back, or the call ended, while this was on its way
-        say(POLLING, true);
-        show(data);
-      })
-      .catch(function () {
-        if (polling) say("Cannot reach the server; trying again every few seconds…", false);
-      })
-      .then(function () { inFlight = false; });
-  }
-
-  function stopPolling() {
-    polling = false;
-    clearInterval(pollTimer);
-    clearTimeout(streamTimer);
-    pollTimer = streamTimer = null;
-  }
-
-  function stop() {
-    ended = true;
-    clearTimeout(graceTimer);
-    graceTimer = null;
-    stopPolling();
-    if (source) source.close();
-    source = null;
-  }
-
-  function fallBack() {
-    clearTimeout(graceTimer);
-    graceTimer = null;
-    if (source) source.close();
-    source = null;
-    if (ended) return;
-    if (!polling) {
-      polling = true;
-      say(POLLING, true);
-      poll();
-      pollTimer = setInterval(poll, POLL_MS);
-    }
-    if (window.EventSource && !streamTimer) streamTimer = setTimeout(connect, STREAM_RETRY_MS);
-  }
-
-  function live() {
-    clearTimeout(graceTimer);
-    graceTimer = null;
-    stopPolling();
-    say(LIVE, true);
-  }
-
-  function connect() {
-    streamTimer = null;
-    if (ended) return;
-    var stream = new EventSource(root.dataset.stream);
-    source = stream;
-    stream.addEventListener("open", function () { if (stream === source) live(); });
-    stream.addEventListener("snapshot", function (message) {
-      if (stream !== source) return;
-      live();
-      show(JSON.parse(message.data));
-    });
-    stream.addEventListener("error", function () {
-      if (stream !== source) return;
-      // CLOSED: the server refused the stream (a 503 when streams are capped)
-      // and EventSource gives up for good. CONNECTING: the stream ended, as it
-      // does every minute, and EventSource reconnects by itself; poll only if
-      // that takes too long.
-      if (stream.readyState === EventSource.CLOSED) {
-        fallBack();
-      } else if (!graceTimer && !polling) {
-        say("Reconnecting…", false);
-        graceTimer = setTimeout(fallBack, RECONNECT_GRACE_MS);
-      }
-    });
-  }
-
-  if (window.EventSource) connect();
-  else fallBack();
+  // Live updates, or polling while streams are busy: see live.js.
+  // show() stops following once the call has ended.
+  var following = window.switchboardLive.follow({
+    streamUrl: root.dataset.stream,
+    snapshotUrl: root.dataset.stream.replace(/\/stream$/, "/snapshot"),
+    show: show,
+    say: say,
+    texts: {
+      live: "Live: this page follows the call.",
+      polling: "Polling: this page refreshes every few seconds (live updates are busy).",
+    },
+  });
 })();

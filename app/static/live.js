@@ -1,0 +1,113 @@
+// Keeps a page live: follows its server-sent stream of snapshots and, when
+// the stream is refused or keeps failing, polls the JSON snapshot instead.
+// Shared by the board and the call page; each page draws its own snapshots.
+(function () {
+  "use strict";
+
+  // When the server refuses the stream (it caps live streams so Twilio's
+  // webhooks always find a free thread) or the stream keeps failing, the page
+  // polls the JSON snapshot instead and tries the stream again now and then.
+  var POLL_MS = 3000, STREAM_RETRY_MS = 30000, RECONNECT_GRACE_MS = 10000;
+
+  // options: streamUrl, snapshotUrl, show(snapshot), say(text, ok), and
+  // texts.live / texts.polling (texts.reconnecting / texts.unreachable are
+  // optional). Returns { stop() } so a page can stop following for good.
+  function follow(options) {
+    var show = options.show, say = options.say, texts = options.texts;
+    var RECONNECTING = texts.reconnecting || "Reconnecting…";
+    var UNREACHABLE = texts.unreachable || "Cannot reach the server; trying again every few seconds…";
+    var source = null, pollTimer = null, streamTimer = null, graceTimer = null;
+    var polling = false, inFlight = false, stopped = false;
+
+    function poll() {
+      if (inFlight) return;
+      inFlight = true;
+      fetch(options.snapshotUrl, { headers: { Accept: "application/json" }, credentials: "same-origin", cache: "no-store" })
+        .then(function (response) {
+          if (!response.ok) throw new Error("snapshot answered " + response.status);
+          return response.json();
+        })
+        .then(function (snapshot) {
+          if (!polling) return; // the stream came back, or following stopped, while this was on its way
+          // Say first, so show() may have the last word (e.g. "The call has ended.").
+          say(texts.polling, true);
+          show(snapshot);
+        })
+        .catch(function () {
+          if (polling) say(UNREACHABLE, false);
+        })
+        .then(function () { inFlight = false; });
+    }
+
+    function stopPolling() {
+      polling = false;
+      clearInterval(pollTimer);
+      clearTimeout(streamTimer);
+      pollTimer = streamTimer = null;
+    }
+
+    function stop() {
+      stopped = true;
+      clearTimeout(graceTimer);
+      graceTimer = null;
+      stopPolling();
+      if (source) source.close();
+      source = null;
+    }
+
+    function fallBack() {
+      clearTimeout(graceTimer);
+      graceTimer = null;
+      if (source) source.close();
+      source = null;
+      if (stopped) return;
+      if (!polling) {
+        polling = true;
+        say(texts.polling, true);
+        poll();
+        pollTimer = setInterval(poll, POLL_MS);
+      }
+      if (window.EventSource && !streamTimer) streamTimer = setTimeout(connect, STREAM_RETRY_MS);
+    }
+
+    function live() {
+      clearTimeout(graceTimer);
+      graceTimer = null;
+      stopPolling();
+      say(texts.live, true);
+    }
+
+    function connect() {
+      streamTimer = null;
+      if (stopped) return;
+      var stream = new EventSource(options.streamUrl);
+      source = stream;
+      // Events from a stream this page has already let go of are ignored.
+      stream.addEventListener("open", function () { if (stream === source) live(); });
+      stream.addEventListener("snapshot", function (message) {
+        if (stream !== source) return;
+        live();
+        show(JSON.parse(message.data));
+      });
+      stream.addEventListener("error", function () {
+        if (stream !== source) return;
+        // CLOSED: the server refused the stream (a 503 when streams are capped)
+        // and EventSource gives up for good. CONNECTING: the stream ended, as it
+        // does every minute, and EventSource reconnects by itself; poll only if
+        // that takes too long.
+        if (stream.readyState === EventSource.CLOSED) {
+          fallBack();
+        } else if (!graceTimer && !polling) {
+          say(RECONNECTING, false);
+          graceTimer = setTimeout(fallBack, RECONNECT_GRACE_MS);
+        }
+      });
+    }
+
+    if (window.EventSource) connect();
+    else fallBack();
+    return { stop: stop };
+  }
+
+  window.switchboardLive = { follow: follow };
+})();
