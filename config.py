@@ -52,6 +52,7 @@ class Settings:
 
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
+    twilio_previous_auth_token: str = ""
     twilio_phone_number: str = ""
     twilio_api_base_url: str = ""
     twilio_timeout_seconds: float = 5.0
@@ -121,6 +122,7 @@ class Settings:
         candidates = (
             self.secret_key,
             self.twilio_auth_token,
+            self.twilio_previous_auth_token,
             self.livekit_api_secret,
             self.livekit_sip_password,
             self.openai_api_key,
@@ -232,6 +234,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
     "TWILIO_ACCOUNT_SID": ("twilio_account_sid", _text),
     "TWILIO_AUTH_TOKEN": ("twilio_auth_token", _text),
+    "TWILIO_PREVIOUS_AUTH_TOKEN": ("twilio_previous_auth_token", _text),
     "TWILIO_PHONE_NUMBER": ("twilio_phone_number", _phone),
     "TWILIO_API_BASE_URL": ("twilio_api_base_url", _url),
     "TWILIO_TIMEOUT_SECONDS": ("twilio_timeout_seconds", _seconds),

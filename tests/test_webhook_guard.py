@@ -257,3 +257,14 @@ def test_a_step_that_keeps_failing_ends_in_a_message_not_silence(centre, monkeyp
     assert "last_resort_message" in centre.timeline(caller.sid)
     with centre.db() as session:
         assert session.scalar(select(Call.voicemail_url)).endswith("RE999")
+
+
+def test_while_rotating_the_previous_auth_token_still_signs(make_app, centre_settings):
+    from dataclasses import replace
+
+    app = make_app(replace(centre_settings, twilio_auth_token="the-new-token-0123456789",
+                           twilio_previous_auth_token=TWILIO_AUTH_TOKEN))
+    client = app.test_client()
+    assert signed_post(client, urls.VOICE, VOICE_FORM).status_code == 200  # signed with the old token
+    assert signed_post(client, urls.VOICE, VOICE_FORM, token="the-new-token-0123456789").status_code == 200
+    assert signed_post(client, urls.VOICE, VOICE_FORM, token="some-other-token-000").status_code == 403

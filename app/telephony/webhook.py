@@ -38,12 +38,14 @@ def public_request_url() -> str:
 
 
 def signature_is_valid() -> bool:
-    """Check X-Twilio-Signature with twilio's own RequestValidator."""
-    token = current_app.config["SETTINGS"].twilio_auth_token
+    """Check X-Twilio-Signature with twilio's own RequestValidator (the previous token too, while rotating)."""
+    settings = current_app.config["SETTINGS"]
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not token or not signature:
+    tokens = [token for token in (settings.twilio_auth_token, settings.twilio_previous_auth_token) if token]
+    if not tokens or not signature:
         return False
-    return RequestValidator(token).validate(public_request_url(), request.form.to_dict(), signature)
+    url, params = public_request_url(), request.form.to_dict()
+    return any(RequestValidator(token).validate(url, params, signature) for token in tokens)
 
 
 def _delivery_key(answer: str) -> str | None:
