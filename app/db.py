@@ -65,7 +65,10 @@ def init_db(app: Flask) -> None:
     settings = app.config["SETTINGS"]
     engine = make_engine(settings.database_url)
     app.extensions["db_engine"] = engine
-    app.extensions["db_sessionmaker"] = sessionmaker(bind=engine)
+    # Objects keep their values after a commit: a step commits, then calls
+    # Twilio or LiveKit with what it just wrote; reloading them would open a
+    # transaction (on SQLite: the write lock) for the length of that call.
+    app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
     app.after_request(_commit_request_session)
     app.teardown_appcontext(_close_request_session)
 

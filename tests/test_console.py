@@ -370,3 +370,19 @@ def test_a_browser_agent_whose_tab_goes_away_is_noticed_through_livekit(centre):
     centre.network.run_pending()
     assert "The agent has ended the call" in centre.network.call(caller.sid).heard_text
     assert agent_activity(centre, "101") == "idle"
+
+
+def test_a_reloaded_console_is_not_taken_for_the_agent_leaving(centre):
+    from app.sandbox.livekit_server import sign_webhook, webhook_body
+    from tests.conftest import LIVEKIT_API_KEY, LIVEKIT_API_SECRET
+
+    caller, alice = accepted_browser_call(centre)
+    room = f"call_{call_row(centre, caller.sid).id}"
+    centre.livekit.add_participant(room, "agent-101")  # the reloaded page is already back in the room
+    body = webhook_body("participant_left", room, participant_identity="agent-101", event_id="EV_old_tab")
+    headers = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET),
+               "Content-Type": "application/webhook+json"}
+    assert centre.client.post("/livekit/webhook", data=body, headers=headers).status_code == 200
+    centre.network.run_pending()
+    assert "The agent has ended the call" not in centre.network.call(caller.sid).heard_text
+    assert agent_activity(centre, "101") == "on_call"

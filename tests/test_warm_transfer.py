@@ -441,3 +441,25 @@ def test_an_unexpected_failure_starting_a_transfer_takes_the_caller_off_hold(cen
     centre.network.run_pending()
     assert transfer_row(centre).state == "cancelled"
     assert in_room(caller, str(call_row(centre, caller.sid).id))
+
+
+def test_a_retried_menu_step_keeps_the_keys_the_agent_pressed(centre, monkeypatch):
+    from app.transfers import service
+
+    original = service.choose_target
+    failures = []
+
+    def fails_once(*args, **kwargs):
+        if not failures:
+            failures.append("once")
+            raise RuntimeError("database hiccup")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(service, "choose_target", fails_once)
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    assert "something went wrong on our side" in alice.heard_text
+    alice.music_ends()  # the retry carries Digits=2102
+    assert "Calling Bob Okafor" in alice.heard_text
+    assert transfer_row(centre).state == "dialing"

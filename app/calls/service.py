@@ -18,6 +18,7 @@ from app.models import (
     LegRole,
     LegStatus,
     Queue,
+    Transfer,
     Utterance,
     utcnow,
 )
@@ -41,7 +42,7 @@ CALL_LOCK = {"key_share": True}
 def find_call(t: Telephony, call_id: str | int | None) -> Call:
     """The call named by a webhook's ?call= parameter, locked for this step; or MalformedWebhook."""
     try:
-        call = t.session.get(Call, int(call_id), with_for_update=CALL_LOCK) if call_id is not None else None
+        call = lock_call(t, int(call_id)) if call_id is not None else None
     except (TypeError, ValueError):
         call = None
     if call is None:
@@ -52,15 +53,26 @@ def find_call(t: Telephony, call_id: str | int | None) -> Call:
 def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
     """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook."""
     try:
-        leg = t.session.get(Leg, int(leg_id)) if leg_id is not None else None
+        call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == int(leg_id))) if leg_id is not None else None
     except (TypeError, ValueError):
-        leg = None
-    if leg is None:
+        call_id = None
+    if call_id is None:
         raise MalformedWebhook(f"unknown leg {leg_id!r}")
     # Two webhooks of one call (the target accepting as the caller hangs up)
-    # take turns on PostgreSQL; SQLite's write lock already serialises them.
-    t.session.get(Call, leg.call_id, with_for_update=CALL_LOCK)
-    return leg
+    # take turns on PostgreSQL (SQLite's write lock already serialises them);
+    # the leg is read after the lock, so it is what the other step left.
+    lock_call(t, call_id)
+    return t.session.get(Leg, int(leg_id), populate_existing=True)
+
+
+def lock_call(t: Telephony, call_id: int) -> Call | None:
+    """Take the call's row lock for this step and read the call, its legs and transfers afresh."""
+    call = t.session.get(Call, call_id, with_for_update=CALL_LOCK, populate_existing=True)
+    if call is not None:
+        fresh = {"populate_existing": True}
+        t.session.scalars(select(Leg).where(Leg.call_id == call_id).execution_options(**fresh)).all()
+        t.session.scalars(select(Transfer).where(Transfer.call_id == call_id).execution_options(**fresh)).all()
+    return call
 
 
 def receive_call(t: Telephony, form: TwilioForm) -> Call:
@@ -255,10 +267,11 @@ def record_transcription(t: Telephony, call: Call, form: TwilioForm) -> None:
 
 def call_status_changed(t: Telephony, form: TwilioForm) -> None:
     """The caller's status callback: a final status ends the call everywhere."""
-    call = t.session.scalar(select(Call).where(Call.call_sid == form.require_call_sid()))
-    if call is None:
+    call_id = t.session.scalar(select(Call.id).where(Call.call_sid == form.require_call_sid()))
+    if call_id is None:
         log.info("status_for_unknown_call", call_status=form.call_status)
         return
+    call = lock_call(t, call_id)
     if form.call_status in TWILIO_FINAL:
         end_call(t, call, form.call_status)
 

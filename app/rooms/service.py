@@ -5,10 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.events import record_event
+from app.logs import get_logger
 from app.gateways.livekit import WebhookEvent
 from app.models import Call, Leg, LegStatus
 from app.routing.service import agent_left
 from app.telephony.context import Telephony
+
+log = get_logger("switchboard.rooms")
 
 TWILIO_CALL_SID_ATTRIBUTE = "sip.twilio.callSid"
 HANDLED_EVENTS = ("participant_joined", "participant_left", "room_started", "room_finished")
@@ -22,6 +25,9 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
     call = _call_for_room(t, room)
     if call is None:
         return
+    from app.calls.service import lock_call
+
+    call = lock_call(t, call.id)
     identity = event.participant.identity if event.participant else None
     attributes = dict(event.participant.attributes) if event.participant else {}
     leg = None
@@ -46,11 +52,24 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
         leg_id=leg.id if leg else None,
         role=leg.role if leg else None,
     )
-    if browser_left:
+    if browser_left and not _still_in_room(t, room, identity):
         # A browser agent's tab closed or its network died for good (LiveKit
         # reports a departure only after its own reconnection attempts): the
         # caller must not sit in a silent room.
         agent_left(t, leg)
+
+
+def _still_in_room(t: Telephony, room: str, identity: str) -> bool:
+    # A reloaded console joins again under the same identity, and LiveKit then
+    # reports the old connection as having left: ask the room who is there.
+    from app.gateways.livekit import LiveKitError
+
+    t.session.commit()  # no transaction (SQLite's write lock) across the API call
+    try:
+        return identity in {p.identity for p in t.livekit.list_participants(room)}
+    except LiveKitError as error:
+        log.warning("livekit_participants_unknown", room=room, error=str(error)[:200])
+        return False
 
 
 def _call_for_room(t: Telephony, room: str) -> Call | None:

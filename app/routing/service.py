@@ -77,9 +77,6 @@ def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, ca
 # An agent who let a call go is not offered it again for this long, so the
 # next agent gets a turn; after it they may be offered it again.
 RETRY_SAME_AGENT_AFTER = timedelta(seconds=30)
-# Dial attempts one webhook may make when Twilio keeps failing: each can take
-# the REST timeout, and Twilio gives a webhook 15 s. The hold loop tries again.
-DIALS_PER_REQUEST = 2
 
 
 def tried_agent_ids(call: Call) -> set[int]:
@@ -119,7 +116,7 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
     if already is not None and not expire_browser_leg(t, already, offer_next=False):
         return already
     excluded = tried_agent_ids(call)
-    for _attempt in range(DIALS_PER_REQUEST):
+    while t.dials_left > 0:  # past the request's budget the hold loop tries again
         agent = reserve_agent(t.session, call.queue.skill, excluded)
         if agent is None:
             call.status = CallStatus.QUEUED
@@ -148,13 +145,24 @@ def offer_waiting_calls(t: Telephony) -> int:
         if agent is None or agent.presence != Presence.AVAILABLE or agent.activity != Activity.IDLE:
             continue
         waiting = t.session.scalars(
-            select(Call).where(Call.status == CallStatus.QUEUED).order_by(Call.queued_at, Call.id)
+            select(Call.id).where(Call.status == CallStatus.QUEUED).order_by(Call.queued_at, Call.id)
         ).all()
-        for call in waiting:
-            if call.queue is not None and call.queue.skill in (agent.skills or []) and ringing_leg(call) is None:
-                if offer_call(t, call) is not None:
-                    offered += 1
-                break
+        for call_id in waiting:
+            # Skip a call whose own webhook holds it right now (it offers the
+            # call itself); waiting for it could deadlock on the agent's row.
+            call = t.session.get(Call, call_id, populate_existing=True,
+                                 with_for_update={"key_share": True, "skip_locked": True})
+            if call is None or call.status != CallStatus.QUEUED or call.queue is None:
+                continue
+            if call.queue.skill not in (agent.skills or []):
+                continue
+            still_ringing = t.session.scalar(
+                select(Leg.id).where(Leg.call_id == call.id, Leg.role == LegRole.AGENT,
+                                     Leg.status.in_(RINGING_LEG_STATUSES))
+            )
+            if still_ringing is None and offer_call(t, call) is not None:
+                offered += 1
+            break
     t.freed_agent_ids.clear()
     return offered
 
@@ -171,6 +179,7 @@ def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_ur
         leg.livekit_identity = browser_identity(agent)
         t.session.flush()
         return None
+    t.dials_left -= 1
     t.session.commit()
     try:
         leg.twilio_call_sid = t.twilio.create_call(
@@ -187,6 +196,7 @@ def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_ur
         leg.end_reason = "dial_failed"
         leg.ended_at = utcnow()
         release_agent(t, agent)
+        t.freed_agent_ids.discard(agent.id)  # not free to be dialled again in this request
         return str(error)[:200]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import timedelta
 from functools import wraps
 from typing import Callable
 from urllib.parse import urlencode
@@ -22,7 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from app.db import request_session
 from app.logs import get_logger
-from app.models import WebhookDelivery
+from app.models import WebhookDelivery, utcnow
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.twiml import twiml_response
 from app.telephony.urls import FALLBACK_RECORDED
@@ -62,6 +63,17 @@ def _delivery_key(answer: str) -> str | None:
 
 
 MAX_RETRIES = 3
+CARRY = "carry_"
+CARRIED_FIELDS = ("Digits", "SpeechResult", "Confidence", "RecordingUrl", "RecordingDuration", "DialCallStatus")
+
+
+def _form_with_carried_input() -> dict[str, str]:
+    carried = {
+        key[len(CARRY):]: value
+        for key, value in request.args.items()
+        if key.startswith(CARRY) and key[len(CARRY):] in CARRIED_FIELDS
+    }
+    return {**carried, **request.form.to_dict()}
 
 
 def retry_twiml() -> Response:
@@ -73,13 +85,17 @@ def retry_twiml() -> Response:
         log.error("webhook_retries_exhausted", path=request.path)
         base = settings.public_base_url
         return twiml_response("common/last_resort.xml", **voice, action_url=base + FALLBACK_RECORDED)
-    query = {**request.args.to_dict(), "retry": str(attempt)}
+    # A <Redirect> posts only the call's own parameters: carry what the person
+    # entered (keys, speech, a recording) so the retried step sees it.
+    carried = {f"{CARRY}{name}": request.form[name] for name in CARRIED_FIELDS if request.form.get(name)}
+    query = {**request.args.to_dict(), **carried, "retry": str(attempt)}
     retry_url = settings.public_base_url + request.path + "?" + urlencode(query)
     return twiml_response("common/retry.xml", **voice, music_url=settings.hold_music_url, retry_url=retry_url)
 
 
 IN_PROGRESS = 0
 REPEAT_WAIT_SECONDS = 8.0
+ABANDONED_CLAIM = timedelta(seconds=30)
 
 
 def _stored_answer(status_code: int, content_type: str, body: str) -> Response:
@@ -91,6 +107,12 @@ def _claim_delivery(session, key: str) -> WebhookDelivery | Response:
     """Claim this delivery before handling it; a repeat gets the first answer (waiting for it if need be)."""
     query = select(WebhookDelivery).where(WebhookDelivery.source == "twilio", WebhookDelivery.delivery_key == key)
     earlier = session.scalar(query)
+    if earlier is not None and earlier.status_code == IN_PROGRESS and earlier.created_at < utcnow() - ABANDONED_CLAIM:
+        # Its worker died mid-step: this delivery is handled afresh.
+        log.warning("webhook_claim_taken_over", path=request.path)
+        session.delete(earlier)
+        session.flush()
+        earlier = None
     if earlier is None:
         claim = WebhookDelivery(source="twilio", delivery_key=key, endpoint=request.path[:128],
                                 status_code=IN_PROGRESS, content_type="", body="")
@@ -121,7 +143,8 @@ def _claim_delivery(session, key: str) -> WebhookDelivery | Response:
 
 def _give_up_claim(session, key: str | None) -> None:
     # The step failed: roll back, and forget the claim (a step may have
-    # committed it already) so Twilio's retry runs the step again.
+    # committed it already) at once, even if the answer is a 500 that the
+    # request's own commit skips, so Twilio's retry runs the step again.
     session.rollback()
     if key is not None:
         session.execute(
@@ -131,6 +154,7 @@ def _give_up_claim(session, key: str | None) -> None:
                 WebhookDelivery.status_code == IN_PROGRESS,
             )
         )
+        session.commit()
 
 
 SIP_PASSWORD_SLOT = "{{LIVEKIT_SIP_PASSWORD}}"
@@ -171,7 +195,7 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
     def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
         @wraps(view)
         def guarded(*args, **kwargs) -> Response:
-            form = TwilioForm.parse(request.form)
+            form = TwilioForm.parse(_form_with_carried_input())
             structlog.contextvars.bind_contextvars(call_sid=form.call_sid or None, webhook=request.path)
             if not signature_is_valid():
                 log.warning("twilio_signature_rejected", path=request.path)
@@ -200,7 +224,6 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                     raise
                 return retry_twiml()
 
-            _offer_waiting_calls()
             if claim is not None:
                 if response.status_code < 500:
                     claim.status_code = response.status_code
@@ -208,6 +231,10 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                     claim.body = _without_secrets(response.get_data(as_text=True))
                 else:
                     _give_up_claim(session, key)
+            # The step and its remembered answer are durable before anything
+            # else runs, so a failure offering waiting calls cannot undo them.
+            session.commit()
+            _offer_waiting_calls()
             return response
 
         return guarded

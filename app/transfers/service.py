@@ -211,7 +211,7 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: str) -
 def ring_target(t: Telephony, transfer: Transfer) -> bool:
     """Reserve and ring the (next) target agent; False when nobody can be rung."""
     call = transfer.call
-    while True:
+    while t.dials_left > 0:
         agent = _reserve_target(t, transfer)
         if agent is None:
             return False
@@ -234,6 +234,7 @@ def ring_target(t: Telephony, transfer: Transfer) -> bool:
         transfer.state = TransferState.REQUESTED
         if transfer.target_agent_id is not None:
             return False
+    return False
 
 
 def _reserve_target(t: Telephony, transfer: Transfer) -> Agent | None:
@@ -285,6 +286,11 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
 def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigger: str,
                    notes: str | None = None) -> Transfer:
     """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent."""
+    from app.calls.service import lock_call
+
+    call = lock_call(t, call.id)  # the caller hanging up meanwhile waits for this step, or wins before it
+    if call.is_final:
+        raise TransferRefused("the call has ended")
     from_leg = agent_leg_of(call, call.agent_id)
     # A browser agent's leg is moved by writing its room: their console reconnects.
     if from_leg is None or not (from_leg.twilio_call_sid or from_leg.livekit_identity):
@@ -292,6 +298,7 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigg
     transfer = open_transfer(t, call, from_leg, trigger=trigger, notes=notes)
     try:
         choose_target(t, transfer, target, mode)
+        after_target_rung(t, transfer, from_leg, requester=None)
     except TransferRefused as refusal:
         cancel(t, transfer, str(refusal), requester=None)
         raise
@@ -299,8 +306,8 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigg
         # The caller is already on hold (committed): never leave them there.
         t.session.rollback()
         cancel(t, t.session.get(Transfer, transfer.id), "the transfer could not be started", requester=None)
+        t.session.commit()
         raise
-    after_target_rung(t, transfer, from_leg, requester=None)
     return transfer
 
 
