@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -339,6 +341,16 @@ def _password_of(url: str) -> str:
         return urlsplit(url).password or ""
     except ValueError:
         return ""
+
+
+@contextmanager
+def exit_on_config_error():
+    """At start-up: turn a ConfigError into its message on stderr and exit status 2, not a traceback."""
+    try:
+        yield
+    except ConfigError as error:
+        print(f"switchboard: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def development_secret_key() -> str:

@@ -7,9 +7,10 @@ like the application's.
 """
 
 from app.logs import logging_dict_config
-from config import load_settings
+from config import exit_on_config_error, load_settings
 
-_settings = load_settings()
+with exit_on_config_error():
+    _settings = load_settings()
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.web_concurrency

@@ -82,3 +82,16 @@ def test_gunicorn_serves_health_and_ready_with_json_logs(gunicorn):
     assert access and all("request_id=" in line["event"] for line in access)
     # Every line is structured: nothing printed raw by gunicorn or the app.
     assert all(line.startswith("{") for line in output.splitlines() if line.strip())
+
+
+@pytest.mark.parametrize("command", [
+    [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn_conf.py", "wsgi:app"],
+    [sys.executable, "-m", "flask", "--app", "wsgi", "db", "current"],
+])
+def test_a_bad_setting_stops_start_up_with_its_name_not_a_traceback(command):
+    env = {"PATH": os.environ.get("PATH", ""), "APP_ENV": "test", "PORT": "eighty", "LLM_PROVIDER": "groq"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "PORT: expected a whole number" in output and "GROQ_API_KEY: required when LLM_PROVIDER=groq" in output
+    assert "Traceback" not in output
