@@ -314,3 +314,23 @@ def test_a_failing_twilio_api_costs_a_webhook_at_most_two_dials(centre):
     _age_agent_legs(centre, 31)
     caller.music_ends()
     assert len(centre.ringing()) == 1
+
+
+def test_a_step_reads_its_leg_after_taking_the_call_lock(centre):
+    """A step that waited for another step of the same call sees what that step left, not a stale copy."""
+    from app.calls.service import find_leg
+    from app.telephony.web import telephony
+
+    caller = centre.dial()
+    caller.press("1")
+    with centre.db() as session:
+        leg_id = session.scalar(select(Leg.id).where(Leg.role == "agent"))
+    with centre.app.test_request_context():
+        t = telephony()
+        stale = t.session.get(Leg, leg_id)
+        assert stale.status == "dialing"
+        t.session.commit()
+        with centre.db() as other:  # meanwhile, another worker's step finished
+            other.get(Leg, leg_id).status = "connected"
+        assert find_leg(t, leg_id).status == "connected"
+        t.session.rollback()
