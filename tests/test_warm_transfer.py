@@ -463,3 +463,16 @@ def test_a_retried_menu_step_keeps_the_keys_the_agent_pressed(centre, monkeypatc
     alice.music_ends()  # the retry carries Digits=2102
     assert "Calling Bob Okafor" in alice.heard_text
     assert transfer_row(centre).state == "dialing"
+
+
+@pytest.mark.parametrize("queue", ["technical", "2"])
+def test_the_api_takes_a_queue_by_name_or_by_its_code(centre, queue):
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        from app.auth.service import create_api_token
+
+        headers = {"Authorization": f"Bearer {create_api_token(session, 'crm')}"}
+    response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"queue": queue}, headers=headers)
+    assert response.status_code == 201 and response.get_json()["target_queue"] == "technical"
+    unknown = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"queue": "sales"}, headers=headers)
+    assert unknown.status_code == 409 and "no queue is named or numbered sales" in unknown.get_json()["error"]

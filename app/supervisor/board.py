@@ -304,14 +304,14 @@ def transfer_targets(session: Session) -> tuple[list[tuple[str, str]], list[tupl
     return agent_choices, queue_choices
 
 
-def find_target(session: Session, choice: str) -> tuple[Agent | None, Queue | None]:
-    """The agent or queue a form choice ('agent:102', 'queue:billing') names; (None, None) if none."""
+def target_of_choice(session: Session, choice: str):
+    """The transfer target a form choice ('agent:102', 'queue:billing') names; TransferRefused if none."""
+    from app.transfers.service import TransferRefused, find_target
+
     kind, _, key = (choice or "").partition(":")
-    if kind == "agent":
-        return session.scalar(select(Agent).where(Agent.extension == key)), None
-    if kind == "queue":
-        return None, session.scalar(select(Queue).where(Queue.name == key))
-    return None, None
+    if kind not in ("agent", "queue") or not key:
+        raise TransferRefused("choose an agent or a queue")
+    return find_target(session, extension=key if kind == "agent" else None, queue=key if kind == "queue" else None)
 
 
 def find_transfer(session: Session, call: Call, transfer_id: int) -> Transfer | None:

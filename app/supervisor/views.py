@@ -186,17 +186,16 @@ def start_transfer(call_sid: str):
     form = _transfer_form(request.form)
     if not form.validate():
         return _render_call(call, form, "Check the form: " + _first_error(form), 400)
-    agent, queue = board.find_target(request_session(), form.target.data)
     try:
+        target = board.target_of_choice(request_session(), form.target.data)
         transfer = service.start_transfer(
-            telephony(), call, service.Target(agent=agent, queue=queue),
-            mode=form.mode.data, trigger="web", notes=form.notes.data,
+            telephony(), call, target, mode=form.mode.data, trigger="web", notes=form.notes.data,
         )
     except service.TransferRefused as refusal:
         return _render_call(call, form, f"The transfer was refused: {refusal}.", 409)
     except IntegrationMissing as missing:
         return _render_call(call, form, f"Transfers are not possible here: {missing}.", 503)
-    flash(f"Transfer started: calling {service.Target(agent=agent, queue=queue).label}.")
+    flash(f"Transfer started: calling {target.label}.")
     return redirect(f"{board.call_href(call.call_sid)}#transfer-{transfer.id}")
 
 

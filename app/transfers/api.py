@@ -11,7 +11,7 @@ from flask import Blueprint, g, jsonify, request, send_file
 from sqlalchemy import select
 
 from app.auth.guards import api_token_required
-from app.models import Agent, Call, Event, Queue, Transfer
+from app.models import Call, Event, Transfer
 from app.telephony.web import telephony
 from app.transfers import service
 
@@ -55,18 +55,11 @@ def _error(status: int, message: str):
 
 
 def _target(body: dict) -> service.Target:
-    t = telephony()
-    if body.get("extension"):
-        agent = t.session.scalar(select(Agent).where(Agent.extension == str(body["extension"])))
-        if agent is None:
-            raise service.TransferRefused(f"no agent with extension {body['extension']}")
-        return service.Target(agent=agent)
-    if body.get("queue"):
-        queue = t.session.scalar(select(Queue).where(Queue.name == str(body["queue"]).lower()))
-        if queue is None:
-            raise service.TransferRefused(f"no queue named {body['queue']}")
-        return service.Target(queue=queue)
-    raise ValueError("give a target: 'extension' or 'queue'")
+    extension, queue = body.get("extension"), body.get("queue")
+    if not extension and not queue:
+        raise ValueError("give a target: 'extension' or 'queue'")
+    return service.find_target(telephony().session, extension=str(extension or "") or None,
+                               queue=str(queue or "") or None)
 
 
 @blueprint.post("/calls/<call_sid>/transfers")

@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
@@ -71,18 +72,35 @@ class Target:
         return f"the {self.queue.name} queue" if self.queue else "nobody"
 
 
+def find_target(session: Session, *, extension: str | None = None, queue: str | None = None) -> Target:
+    """The agent with EXTENSION, or the queue named or numbered QUEUE; TransferRefused if there is none."""
+    if extension:
+        agent = session.scalar(select(Agent).where(Agent.extension == extension.strip()))
+        if agent is None:
+            raise TransferRefused(f"no agent has extension {extension}")
+        return Target(agent=agent)
+    if queue:
+        key = queue.strip().lower()
+        found = session.scalar(select(Queue).where((Queue.name == key) | (Queue.dtmf_code == key)))
+        if found is None:
+            raise TransferRefused(f"no queue is named or numbered {queue}")
+        return Target(queue=found)
+    raise TransferRefused("give a target: an agent's extension or a queue")
+
+
 def resolve_target(t: Telephony, code: str) -> Target:
-    """An extension (2-6 digits) or a queue code (1-4 digits); TransferRefused otherwise."""
+    """What keys name: an extension (2-6 digits) or a queue code (1-4 digits); TransferRefused otherwise."""
     code = code.strip()
     if not code.isdigit():
         raise TransferRefused("enter an extension or a queue number")
-    agent = t.session.scalar(select(Agent).where(Agent.extension == code))
-    if agent is not None:
-        return Target(agent=agent)
-    queue = t.session.scalar(select(Queue).where(Queue.dtmf_code == code))
-    if queue is not None:
-        return Target(queue=queue)
-    raise TransferRefused(f"{' '.join(code)} is not an extension or a queue")
+    try:
+        return find_target(t.session, extension=code)
+    except TransferRefused:
+        pass
+    try:
+        return find_target(t.session, queue=code)
+    except TransferRefused:
+        raise TransferRefused(f"{' '.join(code)} is not an extension or a queue") from None
 
 
 def agent_leg_of(call: Call, agent_id: int | None) -> Leg | None:
