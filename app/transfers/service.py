@@ -1,11 +1,9 @@
 """Warm and blind transfers: one state machine for DTMF, the web form and the JSON API.
 
-A party is moved by writing where it should be (a leg's room and status,
-the call's status) and committing, then asking Twilio to redirect that leg
-to a URL that reads the database; the party whose own request caused the
-move gets its TwiML in the answer instead. A redirect that arrives late or
-twice therefore lands where the database says, and every path ends with
-the caller connected to a person or told what happens next.
+Parties are moved as app/transfers/parties.py does it (write, commit, then
+redirect), so a redirect that arrives late or twice lands where the
+database says, and every path ends with the caller connected to a person
+or told what happens next.
 """
 
 from __future__ import annotations
@@ -37,16 +35,22 @@ from app.models import (
 )
 from app.routing.service import (
     RINGING_LEG_STATUSES,
-    caller_leg,
     close_leg,
-    offer_call,
     reserve_agent,
     ring_leg,
 )
 from app.telephony.context import Telephony
-from app.telephony.moves import redirect_leg
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
+from app.transfers.parties import (
+    agent_leg_of,
+    hold_agent,
+    hold_caller,
+    place_agent,
+    release_agent_leg,
+    requeue_caller,
+    unhold_caller,
+)
 
 log = get_logger("switchboard.transfers")
 
@@ -101,73 +105,6 @@ def resolve_target(t: Telephony, code: str) -> Target:
         return find_target(t.session, queue=code)
     except TransferRefused:
         raise TransferRefused(f"{' '.join(code)} is not an extension or a queue") from None
-
-
-def agent_leg_of(call: Call, agent_id: int | None) -> Leg | None:
-    """The live phone leg of this agent on this call."""
-    return next(
-        (
-            leg
-            for leg in call.legs
-            if leg.agent_id == agent_id and leg.role in (LegRole.AGENT, LegRole.TARGET) and not leg.is_final
-        ),
-        None,
-    )
-
-
-# --- holding and moving parties -------------------------------------------------
-
-
-def hold_caller(t: Telephony, call: Call) -> None:
-    """Put the caller on hold music (committed first, then Twilio redirects the leg)."""
-    caller = caller_leg(call)
-    call.status = CallStatus.ON_HOLD
-    if caller is not None:
-        caller.status = LegStatus.ON_HOLD
-    record_event(t.session, call, "caller_on_hold")
-    redirect_leg(t, caller, t.urls.caller_wait(call.id))
-
-
-def unhold_caller(t: Telephony, call: Call) -> None:
-    """Take the caller off hold, back into the call's room."""
-    caller = caller_leg(call)
-    if caller is None or caller.is_final or call.is_final:
-        return
-    call.status = CallStatus.CONNECTED
-    caller.status = LegStatus.CONNECTED
-    caller.room_name = call.room_name
-    record_event(t.session, call, "caller_off_hold", room=call.room_name)
-    redirect_leg(t, caller, t.urls.caller_connect(call.id))
-
-
-def place_agent(t: Telephony, leg: Leg, room: str, *, requester: Leg | None, say: str = "") -> None:
-    """Put an agent's leg in ROOM; REST-redirect it unless it is the requester."""
-    if not room:
-        raise ValueError("place_agent needs a room")
-    _set_agent_place(t, leg, LegStatus.CONNECTED, room, requester, say)
-
-
-def hold_agent(t: Telephony, leg: Leg, *, requester: Leg | None, say: str = "hold") -> None:
-    """Put an agent's leg on hold music (during a swap)."""
-    _set_agent_place(t, leg, LegStatus.ON_HOLD, leg.room_name, requester, say)
-
-
-def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requester: Leg | None, say: str) -> None:
-    if leg.is_final:
-        return
-    leg.status = status
-    leg.room_name = room
-    if leg is not requester:
-        redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
-
-
-def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | None, say: str = "") -> None:
-    """End an agent's part in the call: the leg hears SAY and hangs up."""
-    if leg.is_final:
-        return
-    close_leg(t, leg, LegStatus.ENDED, reason)
-    if leg is not requester:
-        redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
 
 
 # --- starting ------------------------------------------------------------------
@@ -408,16 +345,6 @@ def _returning_code(state: str) -> str:
         TransferState.FAILED: "failed",
         TransferState.CANCELLED: "returned",
     }.get(state, "returned")
-
-
-def requeue_caller(t: Telephony, call: Call) -> None:
-    """No agent is left on the call: the caller waits in the queue again (already hearing music)."""
-    call.status = CallStatus.QUEUED
-    call.agent_id = None
-    call.queued_at = utcnow()
-    record_event(t.session, call, "call_requeued", queue=call.queue.name if call.queue else None)
-    t.session.commit()
-    offer_call(t, call)
 
 
 # --- consult actions --------------------------------------------------------------
