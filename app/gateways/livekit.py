@@ -229,6 +229,16 @@ class LiveKitGateway:
             failover=False,
         )
 
+    def _call_unless(self, code: str, method: str, action: Callable[[api.LiveKitAPI], Awaitable[object]]) -> bool:
+        """Run a call that may fail with CODE (e.g. not_found): True if it ran, False on that code."""
+        try:
+            self._call(method, action)
+        except LiveKitError as exc:
+            if exc.code == code:
+                return False
+            raise
+        return True
+
     def _call(self, method: str, action: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
         loop, client = self._started()
 
@@ -267,13 +277,8 @@ class LiveKitGateway:
 
     def delete_room(self, name: str) -> bool:
         """Close a room and disconnect everyone; False if it was already gone."""
-        try:
-            self._call("DeleteRoom", lambda c: c.room.delete_room(api.DeleteRoomRequest(room=name)))
-        except LiveKitError as exc:
-            if exc.code == "not_found":
-                return False
-            raise
-        return True
+        request = api.DeleteRoomRequest(room=name)
+        return self._call_unless("not_found", "DeleteRoom", lambda c: c.room.delete_room(request))
 
     def list_rooms(self, names: Iterable[str] | None = None) -> list[RoomInfo]:
         """Active rooms, optionally only those named."""
@@ -290,26 +295,14 @@ class LiveKitGateway:
     def remove_participant(self, room: str, identity: str) -> bool:
         """Disconnect a participant; False if they had already left."""
         request = api.RoomParticipantIdentity(room=room, identity=identity)
-        try:
-            self._call("RemoveParticipant", lambda c: c.room.remove_participant(request))
-        except LiveKitError as exc:
-            if exc.code == "not_found":
-                return False
-            raise
-        return True
+        return self._call_unless("not_found", "RemoveParticipant", lambda c: c.room.remove_participant(request))
 
     def move_participant(self, room: str, identity: str, destination_room: str) -> bool:
         """Move a participant between rooms; False where the server does not support it."""
         request = api.MoveParticipantRequest(
             room=room, identity=identity, destination_room=destination_room
         )
-        try:
-            self._call("MoveParticipant", lambda c: c.room.move_participant(request))
-        except LiveKitError as exc:
-            if exc.code == "unimplemented":
-                return False
-            raise
-        return True
+        return self._call_unless("unimplemented", "MoveParticipant", lambda c: c.room.move_participant(request))
 
     def browser_token(self, identity: str, name: str, room: str, ttl_seconds: int) -> str:
         """Join token for one room, allowed to publish and subscribe."""
@@ -391,13 +384,7 @@ class LiveKitGateway:
     def delete_inbound_trunk(self, trunk_id: str) -> bool:
         """Delete a trunk; False if it did not exist."""
         request = api.DeleteSIPTrunkRequest(sip_trunk_id=trunk_id)
-        try:
-            self._call("DeleteSIPTrunk", lambda c: c.sip.delete_trunk(request))
-        except LiveKitError as exc:
-            if exc.code == "not_found":
-                return False
-            raise
-        return True
+        return self._call_unless("not_found", "DeleteSIPTrunk", lambda c: c.sip.delete_trunk(request))
 
     def list_dispatch_rules(self) -> list[DispatchRule]:
         """All SIP dispatch rules."""
@@ -434,13 +421,7 @@ class LiveKitGateway:
     def delete_dispatch_rule(self, rule_id: str) -> bool:
         """Delete a dispatch rule; False if it did not exist."""
         request = api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule_id)
-        try:
-            self._call("DeleteSIPDispatchRule", lambda c: c.sip.delete_dispatch_rule(request))
-        except LiveKitError as exc:
-            if exc.code == "not_found":
-                return False
-            raise
-        return True
+        return self._call_unless("not_found", "DeleteSIPDispatchRule", lambda c: c.sip.delete_dispatch_rule(request))
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
