@@ -23,7 +23,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 DEFAULT_DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'switchboard.db'}"
 # Twilio's own public hold music, served from Twilio's sound bucket.
-DEFAULT_HOLD_MUSIC_URL = "http://com.twilio.sounds.music.s3.amazonaws.com/MARKOVICHAMP-Borghestral.mp3"
 
 LLM_PROVIDERS = ("none", "openai", "groq", "openrouter")
 APP_ENVS = ("development", "production", "test")
@@ -80,7 +79,8 @@ class Settings:
 
     say_voice: str = "Polly.Joanna"
     say_language: str = "en-US"
-    hold_music_url: str = DEFAULT_HOLD_MUSIC_URL
+    # Empty: the service's own ten-second clip, PUBLIC_BASE_URL/static/audio/hold.wav.
+    hold_music_url: str = ""
     agent_ring_timeout_seconds: int = 20
     transfer_ring_timeout_seconds: int = 25
     max_queue_wait_seconds: int = 120

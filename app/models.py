@@ -14,12 +14,13 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app import clock
 from app.db import Base
 
 
 def utcnow() -> datetime:
-    """Timezone-aware now, the only clock the model uses."""
-    return datetime.now(timezone.utc)
+    """Timezone-aware now, the only clock the model uses (see app/clock.py)."""
+    return clock.utcnow()
 
 
 class UTCDateTime(TypeDecorator):

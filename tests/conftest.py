@@ -169,6 +169,8 @@ def centre_settings(settings, livekit, llm) -> Settings:
         livekit_sip_host="switchboard-test.sip.livekit.cloud",
         livekit_sip_username="switchboard",
         livekit_sip_password=LIVEKIT_SIP_PASSWORD,
+        # Twilio's North America (Virginia) signalling range, where the simulator's INVITEs come from.
+        livekit_allowed_addresses=("54.172.60.0/23",),
         llm_provider="openai",
         openai_api_key="sk-test-openai-key-0123456789",
         llm_base_url=llm.base_url,
@@ -191,3 +193,4 @@ def centre(make_app, centre_settings, livekit, llm):
         centre.network.install(rsps)
         centre.load_roster()
         yield centre
+        centre.close()

@@ -2,9 +2,11 @@
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from sqlalchemy import select
 
 from app.models import Agent, Call, Leg, Utterance
+from app.sandbox.twilio_network import TwimlError
 
 ALICE = "sip:alice@switchboard-demo.sip.twilio.com"
 BOB = "sip:bob@switchboard-demo.sip.twilio.com"
@@ -129,7 +131,7 @@ def test_all_agents_busy_music_then_voicemail(centre):
             agent.presence = "away"
     caller = centre.dial()
     caller.press("1")
-    assert caller.played == [centre.app.config["SETTINGS"].hold_music_url]
+    assert caller.played == [centre.public_base_url + "/static/audio/hold.wav"]
     assert centre.ringing() == []
     with centre.db() as session:  # time passes in the queue
         call = session.scalar(select(Call))
@@ -201,14 +203,30 @@ def test_ivr_asks_again_then_uses_the_default_queue(centre):
 def test_transcription_is_kept_as_redacted_utterances(centre):
     caller = centre.dial()
     caller.press("1")
+    alice = centre.agent_phone(ALICE)
+    centre.network.answer(alice.sid)
+    alice.press("1")
     caller.transcribe("my card is 4111 1111 1111 1111 and it was charged twice", track="inbound_track")
-    caller.transcribe("let me look into that", track="outbound_track")
+    alice.transcribe("let me look into that", track="inbound_track")  # the agent's own leg
     with centre.db() as session:
         rows = [(u.speaker, u.text) for u in session.scalars(select(Utterance).order_by(Utterance.id))]
     assert rows == [
         ("caller", "my card is [card number removed] and it was charged twice"),
         ("agent", "let me look into that"),
     ]
+
+
+def test_our_own_prompts_never_reach_the_transcript(centre):
+    # Twilio's outbound track is what the caller hears, every <Say> of ours
+    # included (the simulator transcribes it): only inbound tracks are asked for.
+    caller = centre.dial()
+    caller.press("1")
+    caller.music_ends()
+    assert "Thanks for calling" in caller.heard_text and "Please hold" in caller.heard_text
+    with centre.db() as session:
+        assert session.scalars(select(Utterance)).all() == []
+    with pytest.raises(TwimlError, match="outbound_track"):
+        caller.transcribe("anything the caller hears", track="outbound_track")
 
 
 def test_caller_words_that_look_like_twiml_are_escaped(centre):

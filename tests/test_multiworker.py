@@ -29,6 +29,7 @@ def served(clean_database, livekit, llm):
         yield served, engine
     engine.dispose()
     assert "Traceback" not in served.output, served.output[-3000:]
+    assert served.livekit_webhook_failures == []
 
 
 @pytest.mark.load

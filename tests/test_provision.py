@@ -290,3 +290,54 @@ def test_livekit_failure_stops_with_its_message(app, network, livekit):
 
 def test_check_and_dry_run_together_are_a_usage_error(app):
     assert provision(app, "--check", "--dry-run").exit_code == 2
+
+
+def test_emptying_the_allowed_addresses_takes_effect(build, network, livekit):
+    network.add_number(NUMBER)
+    assert provision(build()).exit_code == 0
+    [trunk] = livekit.trunks.values()
+    assert sorted(trunk.allowed_addresses) == sorted(ADDRESSES)
+
+    result = provision(build(livekit_allowed_addresses=()))
+    assert result.exit_code == 0, result.output
+    [after] = livekit.trunks.values()
+    assert after.sip_trunk_id == trunk.sip_trunk_id and list(after.allowed_addresses) == []
+    assert after.auth_username == "switchboard" and after.auth_password == SIP_PASSWORD
+    assert provision(build(livekit_allowed_addresses=()), "--check").exit_code == 0
+
+
+def test_an_empty_list_update_is_refused_as_livekit_refuses_it(livekit):
+    from livekit.protocol import models, sip
+
+    livekit.trunks["ST_x"] = sip.SIPInboundTrunkInfo(sip_trunk_id="ST_x", allowed_addresses=["192.0.2.1"])
+    update = sip.SIPInboundTrunkUpdate()
+    update.allowed_addresses.CopyFrom(models.ListUpdate())
+    from app.sandbox.livekit_server import TwirpFailure
+
+    with pytest.raises(TwirpFailure, match="unsupported list update operation"):
+        livekit._update_trunk(sip.UpdateSIPInboundTrunkRequest(sip_trunk_id="ST_x", update=update))
+    update.allowed_addresses.CopyFrom(models.ListUpdate(clear=True))
+    livekit._update_trunk(sip.UpdateSIPInboundTrunkRequest(sip_trunk_id="ST_x", update=update))
+    assert list(livekit.trunks["ST_x"].allowed_addresses) == []
+
+
+def test_another_trunk_without_numbers_is_named_before_anything_changes(app, network, livekit):
+    from livekit.protocol import sip
+
+    network.add_number(NUMBER)
+    # A trunk from an earlier set-up, as LiveKit keeps it.
+    livekit.trunks["ST_old"] = sip.SIPInboundTrunkInfo(sip_trunk_id="ST_old", name="old-pbx")
+    result = provision(app)
+    assert result.exit_code != 0
+    assert "ST_old (old-pbx)" in result.output and "no numbers" in result.output
+    assert livekit_changes(livekit) == []
+
+
+def test_livekit_refuses_a_second_trunk_without_numbers(livekit):
+    from livekit.protocol import sip
+
+    from app.sandbox.livekit_server import TwirpFailure
+
+    livekit._create_trunk(sip.CreateSIPInboundTrunkRequest(trunk=sip.SIPInboundTrunkInfo(name="a")))
+    with pytest.raises(TwirpFailure, match="Conflicting inbound SIP Trunks"):
+        livekit._create_trunk(sip.CreateSIPInboundTrunkRequest(trunk=sip.SIPInboundTrunkInfo(name="b")))

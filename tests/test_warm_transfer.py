@@ -17,7 +17,7 @@ def test_dtmf_warm_transfer_to_an_agent(centre):
     alice.press("2102#")
     assert "Calling Bob Okafor" in alice.heard_text
     transfer = transfer_row(centre)
-    assert in_room(alice, f"{call_id}-consult-{transfer.id}")
+    assert alice.waiting_on.tag == "Gather" and alice.played  # music, not alone in the consult room
 
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
@@ -26,7 +26,8 @@ def test_dtmf_warm_transfer_to_an_agent(centre):
     assert "Press 1 to accept, 2 to decline" in whisper
     assert "4111" not in whisper
     bob.press("1")
-    assert in_room(bob, f"{call_id}-consult-{transfer.id}")
+    assert in_room(bob, f"{call_id}-consult-{transfer.id}") and in_room(alice, f"{call_id}-consult-{transfer.id}")
+    assert "Bob Okafor accepted" in alice.heard_text
     assert transfer_row(centre).state == "consulting"
 
     alice.press_star()
@@ -369,7 +370,7 @@ def test_a_target_that_never_reports_back_is_given_up_while_the_caller_holds(cen
 
     caller, alice = connected_call(centre)
     start_warm(centre, alice)
-    bob = centre.agent_phone(BOB)  # rings, but Twilio's callback never comes
+    bob = centre.agent_phone(BOB).lose_callbacks()  # rings out, but Twilio's callback never comes
     _age(centre, Leg, 200, role="target")
     caller.music_ends()
     assert "Bob Okafor did not answer" in alice.heard_text

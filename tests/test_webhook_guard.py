@@ -141,28 +141,39 @@ def test_every_twiml_of_a_whole_call_is_valid_xml_served_as_text_xml(centre):
         assert ET.fromstring(delivery.body).tag == "Response"
 
 
+def _livekit_events(centre, name):
+    from app.models import Event
+
+    with centre.db() as session:
+        return [e.detail for e in session.scalars(select(Event).where(Event.name == name).order_by(Event.id))]
+
+
 def test_livekit_webhook_is_verified_and_recorded_once(centre):
-    caller = centre.dial()
-    caller.press("1")
+    from app.models import Leg
+    from tests.transfer_helpers import connected_call
+
+    caller, alice = connected_call(centre)
     with centre.db() as session:
         room = session.scalar(select(Call.room_name))
-    body = webhook_body("participant_joined", room, participant_identity="sip_caller",
-                        attributes={"sip.twilio.callSid": caller.sid}, event_id="EV_1")
+        caller_leg = session.scalar(select(Leg.id).where(Leg.twilio_call_sid == caller.sid))
+    # LiveKit's own webhooks for both SIP legs were matched to their legs by identity.
+    joined = _livekit_events(centre, "livekit_participant_joined")
+    assert {(e["identity"], e["role"]) for e in joined if e["room"] == room} == {
+        (f"sip_leg-{caller_leg}", "caller"), (f"sip_leg-{caller_leg + 1}", "agent")}
+    left_before = len(_livekit_events(centre, "livekit_participant_left"))
+    body = webhook_body("participant_left", room, participant_identity=f"sip_leg-{caller_leg}",
+                        participant_kind="sip", event_id="EV_1")
     good = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET),
             "Content-Type": "application/webhook+json"}
     assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=good).status_code == 200
     assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=good).get_json()["repeated"] is True
     forged = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, "a-wrong-secret-that-is-long-enough-0123"), "Content-Type": "application/json"}
     assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=forged).status_code == 403
-    tampered = body.replace("sip_caller", "someone_else")
+    tampered = body.replace(f"sip_leg-{caller_leg}", "someone_else")
     assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=tampered, headers=good).status_code == 403
     assert centre.client.post(urls.LIVEKIT_WEBHOOK, data=body).status_code == 403
-    assert centre.timeline(caller.sid).count("livekit_participant_joined") == 1
-    from app.models import Leg
-
-    with centre.db() as session:
-        leg = session.scalar(select(Leg).where(Leg.twilio_call_sid == caller.sid))
-        assert leg.livekit_identity == "sip_caller"
+    left = _livekit_events(centre, "livekit_participant_left")
+    assert len(left) == left_before + 1 and left[-1]["leg_id"] == caller_leg
 
 
 def test_stored_answers_keep_no_sip_password_and_replays_still_carry_it(centre):

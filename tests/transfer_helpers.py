@@ -18,8 +18,19 @@ def connected_call(centre, number="+15551230001", reason="I was charged twice fo
     alice.press("1")
     caller.transcribe("Hi, my bill shows two charges of 49 dollars this month", track="inbound_track")
     caller.transcribe("my card number is 4111 1111 1111 1111", track="inbound_track")
-    caller.transcribe("I see the duplicate charge, let me get billing to refund it", track="outbound_track")
+    alice.transcribe("I see the duplicate charge, let me get billing to refund it", track="inbound_track")
     return centre.network.call(caller.sid), centre.network.call(alice.sid)
+
+
+def consulting(centre):
+    """A caller on hold while Alice consults Bob (warm transfer by DTMF); returns (caller, alice, bob)."""
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    return caller, alice, centre.network.call(bob.sid)
 
 
 def transfer_row(centre):
@@ -42,5 +53,5 @@ def agent_activity(centre, extension):
 
 
 def in_room(leg, room_suffix: str) -> bool:
-    """Whether a simulated leg is dialled into the room whose SIP user is ROOM_SUFFIX."""
-    return leg.live and bool(leg.dialed) and leg.dialed[0].target.startswith(f"sip:{room_suffix}@")
+    """Whether a simulated leg is dialled into the room whose SIP user is ROOM_SUFFIX, and LiveKit answered it."""
+    return leg.live and leg.bridged and bool(leg.dialed) and leg.dialed[0].target.startswith(f"sip:{room_suffix}@")

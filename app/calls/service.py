@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -26,7 +27,7 @@ from app.routing.service import caller_leg, close_leg, offer_call, ringing_leg
 from app.summaries.redaction import redact
 from app.telephony.context import Telephony
 from app.telephony.moves import MOVED, redirect_leg
-from app.telephony.sip import call_room_user, room_name
+from app.telephony.sip import call_room_user, leg_identity, room_name
 from app.telephony.forms import MalformedWebhook, TwilioForm
 
 log = get_logger("switchboard.calls")
@@ -213,13 +214,30 @@ def connect_caller(t: Telephony, call: Call) -> str:
     leg = caller_leg(call)
     if leg is not None:
         leg.room_name = call.room_name
+        leg.livekit_identity = leg_identity(leg.id)
     return call.room_name
+
+
+def caller_leg_id(call: Call) -> int:
+    """The id of the call's caller leg (its <Dial> into LiveKit carries it as caller ID)."""
+    return caller_leg(call).id
 
 
 def caller_placement(call: Call) -> int:
     """The caller leg's placement number, carried by its <Dial> action URL."""
     leg = caller_leg(call)
     return leg.placement if leg else 0
+
+
+def call_for_fallback(t: Telephony, form: TwilioForm) -> Call | None:
+    """The call a fallback request belongs to, locked, with the failure in its timeline; None for a new call."""
+    call_id = t.session.scalar(select(Call.id).where(Call.call_sid == form.require_call_sid()))
+    if call_id is None:
+        return None
+    call = lock_call(t, call_id)
+    record_event(t.session, call, "twilio_fallback", error_code=form.raw.get("ErrorCode", "")[:16],
+                 error_path=urlsplit(form.raw.get("ErrorUrl", "")).path[:128])
+    return call
 
 
 def save_last_resort_message(t: Telephony, form: TwilioForm) -> None:
@@ -232,12 +250,27 @@ def save_last_resort_message(t: Telephony, form: TwilioForm) -> None:
     save_voicemail(t, call, form)
 
 
+def caller_place(call: Call) -> str:
+    """Where the database says the caller belongs now: 'room', 'hold', 'ivr' or 'gone'."""
+    if call.is_final:
+        return "gone"
+    if call.status == CallStatus.CONNECTED:
+        return "room"
+    if call.status == CallStatus.IVR:
+        return "ivr"
+    return "hold"
+
+
 def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, placement: str) -> str:
-    """The caller's <Dial> ended: 'ignore' (hung up or moved by us), 'reconnect' or 'options'."""
+    """The caller's <Dial> ended: 'ignore' (hung up), 'resume' (a stale action), 'reconnect' or 'options'."""
     leg = caller_leg(call)
-    moved = leg is None or str(leg.placement) != placement
-    if form.call_status in TWILIO_FINAL or call.status != CallStatus.CONNECTED or moved:
+    if form.call_status in TWILIO_FINAL or leg is None:
         return "ignore"
+    if str(leg.placement) != placement or call.status != CallStatus.CONNECTED:
+        # Our own redirect ended this <Dial> (Twilio ignores the answer), or a
+        # redirect failed after the placement moved on: the answer is then
+        # what puts the caller where they belong.
+        return "resume"
     lost = sum(1 for event in call_events(t, call) if event.name == "caller_bridge_lost")
     record_event(t.session, call, "caller_bridge_lost", dial_status=form.dial_call_status, attempt=lost + 1)
     return "reconnect" if lost < 2 else "options"
@@ -250,10 +283,22 @@ def call_events(t: Telephony, call: Call):
     return list(t.session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id)))
 
 
-def record_transcription(t: Telephony, call: Call, form: TwilioForm) -> None:
-    """Keep a final real-time transcription result as an utterance (redacted)."""
+def record_transcription(t: Telephony, call: Call, form: TwilioForm, agent_leg: str | None = None) -> None:
+    """Keep a final real-time transcription result as an utterance (redacted).
+
+    Only inbound tracks count: each party is transcribed on their own leg
+    (the caller on the call, an agent on their phone leg, AGENT_LEG). An
+    outbound track is what that leg hears, our own prompts included, so it
+    is never stored as anyone's words.
+    """
     if form.transcription_event != "transcription-content" or not form.transcription_final:
         return
+    if form.track != "inbound_track":
+        return
+    if agent_leg is not None:
+        leg = t.session.get(Leg, int(agent_leg)) if agent_leg.isdigit() else None
+        if leg is None or leg.call_id != call.id or leg.role == LegRole.CALLER:
+            raise MalformedWebhook(f"leg {agent_leg!r} is not an agent leg of this call")
     try:
         data = json.loads(form.transcription_data or "{}")
     except json.JSONDecodeError:
@@ -261,7 +306,7 @@ def record_transcription(t: Telephony, call: Call, form: TwilioForm) -> None:
     text = redact(str(data.get("transcript", "")).strip())[:2000]
     if not text:
         return
-    speaker = "caller" if form.track == "inbound_track" else "agent"
+    speaker = "agent" if agent_leg else "caller"
     t.session.add(Utterance(call_id=call.id, speaker=speaker, text=text))
 
 
@@ -342,5 +387,5 @@ def hold_context(t: Telephony) -> dict:
     return {
         "voice": t.settings.say_voice,
         "language": t.settings.say_language,
-        "music_url": t.settings.hold_music_url,
+        "music_url": t.urls.hold_music(t.settings.hold_music_url),
     }

@@ -20,7 +20,7 @@ GREETING = "Thanks for calling. In a few words, tell us why you are calling, or 
 ASK_AGAIN = "Sorry, I didn't catch that. Please say what you are calling about, or {menu}."
 
 
-def _greeting(call, attempt: int, prompt: str):
+def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
     t = telephony()
     queues = service.list_queues(t)
     menu = ", ".join(f"press {q.dtmf_code} for {q.name}" for q in queues) or "stay on the line"
@@ -30,8 +30,10 @@ def _greeting(call, attempt: int, prompt: str):
         **service.hold_context(t),
         text=prompt.format(menu=menu),
         hints=hints,
+        # The longest queue code: a shorter one is taken after the timeout or #.
+        num_digits=max((len(q.dtmf_code) for q in queues), default=1),
         action_url=t.urls.ivr(call.id, attempt),
-        transcription_url=t.urls.transcription(call.id) if attempt == 1 else None,
+        transcription_url=t.urls.transcription(call.id) if (attempt == 1 if transcribe is None else transcribe) else None,
     )
 
 
@@ -131,7 +133,7 @@ def _connect(call, room: str, text: str | None = None):
         "calls/connect.xml",
         **service.hold_context(t),
         text=text,
-        sip=sip_target(t.settings, room_user_of(t.settings, room)),
+        sip=sip_target(t.settings, room_user_of(t.settings, room), service.caller_leg_id(call)),
         action_url=t.urls.caller_bridge_ended(call.id, service.caller_placement(call)),
     )
 
@@ -147,7 +149,23 @@ def caller_bridge_ended(form: TwilioForm):
         return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
     if what == "options":
         return _options(call)
+    if what == "resume":
+        return _resume(call)
     return empty_twiml()
+
+
+def _resume(call, text: str | None = None):
+    """TwiML that carries the caller on from where the database says they are; never starts the call again."""
+    t = telephony()
+    place = service.caller_place(call)
+    if place == "room":
+        return _connect(call, service.connect_caller(t, call), text)
+    if place == "gone":
+        return _goodbye("Thank you for calling. Goodbye.")
+    if place == "ivr":
+        # Transcription already runs since the first greeting: never a second one.
+        return _greeting(call, call.ivr_attempts + 1, ASK_AGAIN, transcribe=False)
+    return _hold(call, text)
 
 
 @blueprint.post(urls.CALLER_GOODBYE)
@@ -162,7 +180,8 @@ def caller_goodbye(form: TwilioForm):
 def transcription(form: TwilioForm):
     """A real-time transcription event for the call."""
     t = telephony()
-    service.record_transcription(t, service.find_call(t, request.args.get("call")), form)
+    call = service.find_call(t, request.args.get("call"))
+    service.record_transcription(t, call, form, agent_leg=request.args.get("leg"))
     return empty_twiml()
 
 
@@ -177,13 +196,13 @@ def status(form: TwilioForm):
 @blueprint.post(urls.FALLBACK)
 @twilio_webhook()
 def fallback(form: TwilioForm):
-    """Twilio's fallback URL: the main handler failed; apologise and try the call again."""
+    """The number's fallback URL: a step failed or timed out; carry the call on where it is, never restart it."""
     t = telephony()
-    return twiml_response(
-        "common/retry.xml",
-        **service.hold_context(t),
-        retry_url=t.urls.url(urls.VOICE),
-    )
+    call = service.call_for_fallback(t, form)
+    if call is None:
+        # The very first request failed: apologise, then greet the caller afresh.
+        return twiml_response("common/retry.xml", **service.hold_context(t), retry_url=t.urls.url(urls.VOICE))
+    return _resume(call, "Sorry for the wait.")
 
 
 @blueprint.post(urls.FALLBACK_RECORDED)

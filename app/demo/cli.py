@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from app.demo.script import SCENARIOS, DemoFailed, run_demo
+from app.demo.scenarios import SCENARIOS
 
 
 def _build_app(settings):
@@ -30,6 +30,11 @@ def _close_app(app) -> None:
 def demo_command(llm: str, verbose: bool) -> None:
     """Place a scripted call and warm-transfer it from Alice to Bob, all on this machine."""
     settings = current_app.config["SETTINGS"]
+    try:
+        # The sandbox is loaded here, for this command only: the service never imports it.
+        from app.demo.script import DemoFailed, run_demo
+    except ImportError as error:
+        raise click.ClickException(f"the demo needs the sandbox (app/sandbox), which this install leaves out: {error}")
     try:
         outcome = run_demo(settings, _build_app, _close_app, click.echo, llm=llm, quiet=not verbose)
     except DemoFailed as error:

@@ -29,9 +29,11 @@ from app.agents.service import load_roster
 from app.cli import DEMO_ROSTER, alembic_config, read_roster
 from app.db import make_engine
 from app.models import Agent, Call, Event, Transfer
+from app.demo.scenarios import SCENARIOS, LlmScenario
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
 from app.sandbox.twilio_network import SimCall, TwilioNetwork, TwimlError, http_transport
+from app.sandbox.wiring import TWILIO_SIGNALLING_RANGE, http_post, provision_livekit, unwire_livekit, wire_livekit
 from app.sandbox.twilio_server import TwilioStandIn
 from app.telephony import urls
 from config import Settings
@@ -41,40 +43,18 @@ Echo = Callable[[str], None]
 SERVICE_NUMBER = "+15550100000"
 CALLER_NUMBER = "+15551230001"
 CALLER_REASON = "I was charged twice for my internet bill"
-# (speaker, words): the caller is Twilio's inbound track, the agent the outbound one.
+# (speaker, words): each is transcribed on the inbound track of their own leg.
 CONVERSATION = (
     ("caller", "Hi, my bill shows two charges of 49 dollars this month"),
     ("caller", "my card number is 4111 1111 1111 1111"),
     ("agent", "I see the duplicate charge, let me get billing to refund it"),
 )
-TRACKS = {"caller": "inbound_track", "agent": "outbound_track"}
 DEMO_EXTENSIONS = ("101", "102")
 SIP_HOST = "livekit-sip.demo.invalid"
 
 
 class DemoFailed(Exception):
     """A step of the demo did not go the way a real call would."""
-
-
-@dataclass(frozen=True)
-class LlmScenario:
-    """How the LLM stand-in behaves, and which summary the target should hear."""
-
-    mode: str
-    description: str
-    expected_source: str
-    delay_seconds: float = 0.0
-    summary_deadline_seconds: Optional[float] = None  # None: the configured deadline
-    timeout_seconds: Optional[float] = None  # None: the configured timeout
-
-
-SCENARIOS = {
-    "normal": LlmScenario("normal", "answers at once", "llm"),
-    # Slower than the whisper's deadline but inside the LLM timeout: the
-    # fallback is spoken and the late answer must be discarded, not used.
-    "slow": LlmScenario("slow", "answers after 2.5 s, the whisper waits 1 s", "fallback",
-                        delay_seconds=2.5, summary_deadline_seconds=1.0, timeout_seconds=5.0),
-}
 
 
 def display_url(database_url: str) -> str:
@@ -183,6 +163,7 @@ class LocalWorld:
             livekit_sip_host=SIP_HOST,
             livekit_sip_username="switchboard-demo",
             livekit_sip_password=secrets.token_urlsafe(12),
+            livekit_allowed_addresses=(TWILIO_SIGNALLING_RANGE,),
             llm_provider="openai",
             llm_model="",
             llm_base_url=self.llm.base_url,
@@ -203,6 +184,8 @@ class LocalWorld:
             voice_fallback_url=service_url + urls.FALLBACK,
         )
         self.twilio.start()
+        wire_livekit(self.network, self.livekit, sip_host=SIP_HOST, public_base_url=service_url, post=http_post)
+        provision_livekit(self.app)
         self._engine = make_engine(self.settings.database_url)
         self.sessions = sessionmaker(bind=self._engine, expire_on_commit=False)
 
@@ -246,6 +229,7 @@ class LocalWorld:
         if self.llm is not None:
             self.llm.stop()
         if self.livekit is not None:
+            unwire_livekit(self.livekit)
             self.livekit.stop()
 
 
@@ -313,7 +297,7 @@ class ScriptedCall:
         self._step("They talk; Twilio's live transcription sends each sentence to the service.")
         for speaker, words in CONVERSATION:
             self.echo(f'   {"caller" if speaker == "caller" else name_a}: "{words}"')
-            caller.leg.transcribe(words, track=TRACKS[speaker])
+            (caller if speaker == "caller" else a).leg.transcribe(words, track="inbound_track")
             self._check()
 
         self._step(f"{name_a} presses * for the transfer menu; the summary starts in the background.")

@@ -80,6 +80,7 @@ class InboundTrunk:
     auth_username: str
     allowed_addresses: tuple[str, ...]
     numbers: tuple[str, ...]
+    allowed_numbers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ def _trunk(info: api.SIPInboundTrunkInfo) -> InboundTrunk:
         auth_username=info.auth_username,
         allowed_addresses=tuple(info.allowed_addresses),
         numbers=tuple(info.numbers),
+        allowed_numbers=tuple(info.allowed_numbers),
     )
 
 
@@ -366,8 +368,22 @@ class LiveKitGateway:
         auth_password: str | None = None,
         allowed_addresses: Iterable[str] | None = None,
     ) -> InboundTrunk:
-        """Change only the given fields of an inbound trunk."""
+        """Change only the given fields of an inbound trunk.
+
+        An empty ALLOWED_ADDRESSES cannot go as a field update: livekit-api's
+        update_inbound_trunk_fields sends an empty list update, which LiveKit
+        refuses ("unsupported list update operation"; clearing needs
+        ListUpdate.clear, which that helper drops). So emptying the list
+        replaces the trunk whole, and needs NAME, AUTH_USERNAME and
+        AUTH_PASSWORD to rebuild it.
+        """
         addresses = list(allowed_addresses) if allowed_addresses is not None else None
+        if addresses == []:
+            if name is None or auth_username is None or auth_password is None:
+                raise ValueError("emptying allowed_addresses replaces the trunk: give name, username and password")
+            replacement = api.SIPInboundTrunkInfo(name=name, auth_username=auth_username, auth_password=auth_password)
+            return _trunk(self._call("UpdateSIPInboundTrunk",
+                                     lambda c: c.sip.update_inbound_trunk(trunk_id, replacement)))
         return _trunk(
             self._call(
                 "UpdateSIPInboundTrunk",

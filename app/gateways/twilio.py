@@ -86,10 +86,12 @@ class TwilioGateway:
     def create_call(self, to: str, from_: str, url: str, status_callback: str,
                     timeout_seconds: int,
                     status_events: Iterable[str] = ALL_CALL_EVENTS,
+                    fallback_url: Optional[str] = None,
                     ) -> str:
-        """Place an outbound call that fetches its TwiML from `url`; return its sid."""
+        """Place an outbound call that fetches its TwiML from `url` (`fallback_url` if that fails); return its sid."""
         call = self._do(lambda: self.client.calls.create(
             to=to, from_=from_, url=url, method="POST",
+            fallback_url=fallback_url, fallback_method="POST" if fallback_url else None,
             status_callback=status_callback, status_callback_method="POST",
             status_callback_event=list(status_events), timeout=timeout_seconds,
         ))

@@ -242,7 +242,19 @@ def _number_changes(spec: NumberSpec, twilio: TwilioNumbers) -> list[Change]:
 def _trunk_changes(spec: TrunkSpec, livekit: LiveKitSip,
                    rotate_password: bool) -> tuple[list[Change], str]:
     """Changes to the trunk, and the id of the trunk the rule can bind to now ('' if new)."""
-    named = [t for t in livekit.list_inbound_trunks() if t.name == spec.name]
+    trunks = livekit.list_inbound_trunks()
+    named = [t for t in trunks if t.name == spec.name]
+    others = [t for t in trunks if t.name != spec.name and not t.numbers and not t.allowed_numbers]
+    if others:
+        # Ours has no numbers either: LiveKit refuses a second such trunk at
+        # create ("Conflicting inbound SIP Trunks"), and where one exists all
+        # the same every call fails ("Multiple default SIP Trunks matched";
+        # livekit/protocol sip/sip.go, MatchTrunkDetailed).
+        listed = ", ".join(f"{t.trunk_id} ({t.name or 'no name'})" for t in others)
+        raise ProvisioningError(
+            f"LiveKit already has an inbound trunk with no numbers: {listed}. Two such trunks make LiveKit "
+            "refuse every call; delete it, or give it numbers or allowed numbers, then run again"
+        )
     if len(named) > 1:
         ids = ", ".join(t.trunk_id for t in named)
         raise ProvisioningError(
@@ -268,6 +280,9 @@ def _trunk_changes(spec: TrunkSpec, livekit: LiveKitSip,
         drift.append(_differs("allowed address list", ", ".join(trunk.allowed_addresses),
                               ", ".join(spec.allowed_addresses)))
         fields.append("allowed_addresses")
+        if not spec.allowed_addresses:
+            # Emptying the list rebuilds the trunk (see LiveKitGateway.update_inbound_trunk).
+            fields.extend(f for f in ("name", "auth_username", "auth_password") if f not in fields)
     if rotate_password:
         # LiveKit never returns the password, so it is only ever set on request.
         drift.append("auth password set from LIVEKIT_SIP_PASSWORD (--rotate-sip-password)")
@@ -353,6 +368,7 @@ def apply_plan(plan: Plan, twilio: Optional[TwilioNumbers] = None,
             finished(change)
         elif change.action == "update_trunk":
             values = {
+                "name": trunk.name,
                 "auth_username": trunk.auth_username,
                 "auth_password": trunk.auth_password,
                 "allowed_addresses": trunk.allowed_addresses,

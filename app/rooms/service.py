@@ -13,7 +13,6 @@ from app.telephony.context import Telephony
 
 log = get_logger("switchboard.rooms")
 
-TWILIO_CALL_SID_ATTRIBUTE = "sip.twilio.callSid"
 HANDLED_EVENTS = ("participant_joined", "participant_left", "room_started", "room_finished")
 
 
@@ -29,16 +28,13 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
 
     call = lock_call(t, call.id)
     identity = event.participant.identity if event.participant else None
-    attributes = dict(event.participant.attributes) if event.participant else {}
+    # Every leg knows its identity before it joins: `sip_leg-<id>` for a
+    # phone leg (its <Dial> caller ID), `agent-<ext>` in the browser.
+    # (sip.twilio.callSid names the dialled child call, which the service
+    # never sees, so it cannot match a leg.)
     leg = None
-    twilio_sid = attributes.get(TWILIO_CALL_SID_ATTRIBUTE)
-    if twilio_sid:
-        leg = t.session.scalar(select(Leg).where(Leg.twilio_call_sid == twilio_sid))
-    elif identity:
+    if identity:
         leg = t.session.scalar(select(Leg).where(Leg.call_id == call.id, Leg.livekit_identity == identity))
-    if leg is not None and event.event == "participant_joined":
-        leg.livekit_identity = identity
-        leg.room_name = room
     browser_left = (
         leg is not None and event.event == "participant_left" and not leg.twilio_call_sid
         and leg.status == LegStatus.CONNECTED and leg.room_name == room

@@ -188,6 +188,8 @@ def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_ur
             url=answer_url,
             status_callback=status_url,
             timeout_seconds=timeout,
+            # Any of this call's steps that fails or times out resumes it where it is.
+            fallback_url=t.urls.agent_fallback(leg.id),
         )
         t.session.flush()
         return None
@@ -359,6 +361,36 @@ def agent_left(t: Telephony, leg: Leg) -> None:
     caller = caller_leg(call)
     if caller is not None and not caller.is_final:
         redirect_leg(t, caller, t.urls.caller_goodbye(call.id))
+
+
+def star_pressed(t: Telephony, leg: Leg) -> bool:
+    """An agent's <Dial> into the call's room ended as `*` does: was it `*`, or did the far side drop?
+
+    Twilio reports both as DialCallStatus=completed (hangupOnStar). After a
+    `*` the caller is still in the room; when LiveKit closed the room or
+    dropped the call's SIP legs, the caller is not. If LiveKit cannot be
+    asked, `*` is assumed (named in the timeline).
+    """
+    from app.gateways.livekit import LiveKitError
+
+    call = leg.call
+    caller = caller_leg(call)
+    if caller is None or caller.is_final or caller.livekit_identity is None or t.livekit_gateway is None:
+        return True
+    t.session.commit()  # no transaction (SQLite's write lock) across the API call
+    try:
+        present = {p.identity for p in t.livekit.list_participants(call.room_name)}
+    except LiveKitError as error:
+        if error.code == "not_found":
+            present = set()
+        else:
+            record_event(t.session, call, "star_assumed_livekit_unreachable", leg_id=leg.id, error=str(error)[:200])
+            return True
+    if caller.livekit_identity in present:
+        return True
+    record_event(t.session, call, "agent_bridge_dropped", leg_id=leg.id, room=call.room_name,
+                 caller_in_room=False)
+    return False
 
 
 def caller_leg(call: Call) -> Leg | None:

@@ -13,8 +13,11 @@ from typing import Iterator
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from app import clock as service_clock
 from app.db import session_scope
+from app.sandbox.clock import VirtualClock
 from app.sandbox.twilio_network import SimCall, TwilioNetwork, flask_client_transport
+from app.sandbox.wiring import provision_livekit, unwire_livekit, wire_livekit
 from app.telephony import urls
 
 
@@ -28,16 +31,49 @@ class CallCentre:
         self.livekit = livekit
         self.llm = llm
         self.client = app.test_client()
+        # One virtual clock for Twilio, LiveKit and the service in this process.
+        self.clock = livekit.clock if livekit is not None else VirtualClock()
+        service_clock.use_clock(self.clock.now)
         self.network = TwilioNetwork(
-            account_sid, auth_token, transport or flask_client_transport(self.client, self.public_base_url)
+            account_sid, auth_token, transport or flask_client_transport(self.client, self.public_base_url),
+            clock=self.clock, media_fetcher=self._fetch_media,
         )
-        self.number = app.config["SETTINGS"].twilio_phone_number
+        self.livekit_deliveries: list[tuple[str, int]] = []
+        settings = app.config["SETTINGS"]
+        self.number = settings.twilio_phone_number
+        if livekit is not None and settings.livekit_sip_host:
+            wire_livekit(self.network, livekit, sip_host=settings.livekit_sip_host,
+                         public_base_url=self.public_base_url, post=self._post_livekit_webhook)
+            provision_livekit(app)
         self.network.add_number(
             self.number,
             voice_url=self.public_base_url + urls.VOICE,
             status_callback=self.public_base_url + urls.STATUS,
             voice_fallback_url=self.public_base_url + urls.FALLBACK,
         )
+
+    def close(self) -> None:
+        """Give the service its system clock back and stop LiveKit's webhooks."""
+        service_clock.use_clock(None)
+        if self.livekit is not None:
+            unwire_livekit(self.livekit)
+
+    def _post_livekit_webhook(self, url: str, body: str, headers: dict) -> int:
+        path = url[len(self.public_base_url):]
+        response = self.client.post(path, data=body, headers=headers, base_url=self.public_base_url)
+        self.livekit_deliveries.append((body, response.status_code))
+        response.close()
+        return response.status_code
+
+    def _fetch_media(self, url: str):
+        # What Twilio would download for a <Play>: the service's own files.
+        if not url.startswith(self.public_base_url):
+            return None
+        response = self.client.get(url[len(self.public_base_url):], base_url=self.public_base_url)
+        try:
+            return response.get_data() if response.status_code == 200 else None
+        finally:
+            response.close()
 
     def load_roster(self, path=None) -> None:
         """Load a roster file (default: the demo roster) into the database."""
@@ -61,16 +97,29 @@ class CallCentre:
         """The newest call Twilio placed to this agent's softphone."""
         return self.network.last_call(to=sip_uri)
 
+    def browser_joins(self, room: str, identity: str) -> None:
+        """A browser (the agent console) connects to ROOM and publishes its microphone."""
+        previous = next((name for name, people in self.livekit.participants.items() if identity in people), None)
+        if previous is not None and previous != room:
+            self.livekit.leave(previous, identity)
+        self.livekit.add_participant(room, identity)
+        self.network.run_pending()
+
     def ringing(self) -> list[SimCall]:
         """Agent legs Twilio is ringing right now."""
         return [call for call in self.network.calls.values() if call.status in ("queued", "ringing")]
 
-    def timeline(self, call_sid: str) -> list[str]:
-        """The names of a call's events, oldest first."""
+    def timeline(self, call_sid: str, livekit: bool = False) -> list[str]:
+        """The names of a call's events, oldest first; LiveKit's room events only with LIVEKIT.
+
+        LiveKit's webhooks interleave with Twilio's as they would for real, so
+        a test of the call's own steps leaves them out.
+        """
         from sqlalchemy import select
 
         from app.models import Call, Event
 
         with self.db() as session:
             call = session.scalar(select(Call).where(Call.call_sid == call_sid))
-            return list(session.scalars(select(Event.name).where(Event.call_id == call.id).order_by(Event.id)))
+            names = session.scalars(select(Event.name).where(Event.call_id == call.id).order_by(Event.id))
+            return [name for name in names if livekit or not name.startswith("livekit_")]

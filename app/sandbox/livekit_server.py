@@ -25,9 +25,30 @@ from google.protobuf.message import DecodeError, Message
 from livekit.api.access_token import AccessToken, Claims, TokenVerifier
 from livekit.protocol import models, room as proto_room, sip as proto_sip, webhook as proto_webhook
 
-# livekit-server's defaults when CreateRoom leaves the timeouts at zero.
+from app.sandbox.clock import VirtualClock
+from app.sandbox.livekit_sip import (
+    SipCall,
+    SipInvite,
+    SipRejected,
+    authenticate,
+    conflicting_trunk,
+    match_dispatch_rule,
+    match_trunk,
+    participant_attributes,
+    participant_identity,
+    room_for,
+)
+
+# livekit-server's defaults when CreateRoom leaves the timeouts at zero
+# (livekit/livekit `pkg/config/config.go`, RoomConfig: EmptyTimeout 300 s,
+# DepartureTimeout 20 s).
 DEFAULT_EMPTY_TIMEOUT = 300
 DEFAULT_DEPARTURE_TIMEOUT = 20
+# How long livekit/sip keeps an inbound call ringing while it waits to
+# subscribe to a track in the room, when the trunk sets no ringing_timeout
+# (livekit/sip `pkg/sip/participant.go`, defaultRingingTimeout: 3 minutes).
+DEFAULT_SIP_RINGING_TIMEOUT = 180
+REASON = models.DisconnectReason
 
 _TWIRP_STATUS = {
     "canceled": 408,
@@ -121,6 +142,14 @@ def _new_id(prefix: str) -> str:
 
 
 def _apply_list_update(target: Any, update: models.ListUpdate) -> None:
+    # livekit/protocol `livekit/types.go` (ListUpdate.Validate, applyListUpdate).
+    changes = bool(update.add or update.remove)
+    if not (update.clear or update.set or changes):
+        raise TwirpFailure("invalid_argument", "unsupported list update operation")
+    if update.clear and (update.set or changes):
+        raise TwirpFailure("invalid_argument", "cannot clear and change the list at the same time")
+    if update.set and changes:
+        raise TwirpFailure("invalid_argument", "cannot set and change the list at the same time")
     values = list(target)
     if update.clear:
         values = []
@@ -135,10 +164,18 @@ def _apply_list_update(target: Any, update: models.ListUpdate) -> None:
 class LiveKitStandIn:
     """In-memory LiveKit RoomService and SIP service on 127.0.0.1."""
 
-    def __init__(self, api_key: str, api_secret: str) -> None:
+    def __init__(self, api_key: str, api_secret: str, clock: VirtualClock | None = None) -> None:
         self.api_key = api_key
         self.api_secret = api_secret
+        self.clock = clock or VirtualClock()
         self.support_move = False
+        # Where LiveKit sends its webhooks, and how: the sandbox sets a sink
+        # that queues each delivery (body, Authorization header).
+        self.webhook_url: str | None = None
+        self.webhook_sink: Callable[[str, str, dict], None] | None = None
+        self.webhooks: list[dict] = []
+        self.sip_calls: dict[tuple[str, str], SipCall] = {}
+        self._room_timers: dict[str, Any] = {}
         self.requests: list[RecordedRequest] = []
         self.rooms: dict[str, models.Room] = {}
         self.participants: dict[str, dict[str, models.ParticipantInfo]] = {}
@@ -221,25 +258,215 @@ class LiveKitStandIn:
         attributes: dict[str, str] | None = None,
         name: str = "",
         metadata: str = "",
+        publish: bool = True,
     ) -> models.ParticipantInfo:
-        """Simulate a participant joining `room`, creating the room if needed."""
+        """A participant joins ROOM (a browser, say), creating the room if needed, and publishes audio."""
         with self._lock:
-            self._create_room(proto_room.CreateRoomRequest(name=room))
-            now = time.time()
-            info = models.ParticipantInfo(
-                sid=_new_id("PA_"),
-                identity=identity,
-                name=name,
-                metadata=metadata,
-                state=models.ParticipantInfo.ACTIVE,
-                kind=models.ParticipantInfo.Kind.Value(kind.upper()),
-                attributes=attributes or {},
-                joined_at=int(now),
-                joined_at_ms=int(now * 1000),
-            )
-            self.participants.setdefault(room, {})[identity] = info
-            self.rooms[room].num_participants = len(self.participants[room])
+            info = self._join(room, identity, kind=kind, attributes=attributes, name=name, metadata=metadata)
+            if publish:
+                self._publish(room, identity)
             return info
+
+    def close_room(self, room: str) -> None:
+        """LiveKit ends a room on its own (a node restart, someone in the dashboard): every SIP call in it ends."""
+        with self._lock:
+            if room in self.rooms:
+                self._close_room(room)
+
+    def leave(self, room: str, identity: str) -> None:
+        """A participant leaves ROOM by itself (a browser tab closed)."""
+        with self._lock:
+            self._leave(room, identity, REASON.CLIENT_INITIATED)
+
+    # --- rooms and participants, as livekit-server runs them --------------------------
+
+    def _join(self, room: str, identity: str, *, kind: str = "standard", attributes: dict[str, str] | None = None,
+              name: str = "", metadata: str = "") -> models.ParticipantInfo:
+        self._create_room(proto_room.CreateRoomRequest(name=room))
+        present = self.participants.setdefault(room, {})
+        if identity in present:
+            # livekit-server (`pkg/rtc/room.go`, Join): a participant joining
+            # with an identity already in the room replaces the one there,
+            # which is closed with DUPLICATE_IDENTITY.
+            self._leave(room, identity, REASON.DUPLICATE_IDENTITY)
+        now = self.clock.now().timestamp()
+        info = models.ParticipantInfo(
+            sid=_new_id("PA_"),
+            identity=identity,
+            name=name,
+            metadata=metadata,
+            state=models.ParticipantInfo.ACTIVE,
+            kind=models.ParticipantInfo.Kind.Value(kind.upper()),
+            attributes=attributes or {},
+            joined_at=int(now),
+            joined_at_ms=int(now * 1000),
+        )
+        present[identity] = info
+        self.rooms[room].num_participants = len(present)
+        self._cancel_room_timer(room)
+        self._emit("participant_joined", room, info)
+        return info
+
+    def _publish(self, room: str, identity: str) -> None:
+        info = self.participants.get(room, {}).get(identity)
+        if info is None or info.tracks:
+            return
+        track = models.TrackInfo(sid=_new_id("TR_"), type=models.TrackType.AUDIO, name="audio",
+                                 source=models.TrackSource.MICROPHONE)
+        info.tracks.append(track)
+        self.rooms[room].num_publishers = sum(1 for p in self.participants[room].values() if p.tracks)
+        self._emit("track_published", room, info, track=track)
+        self._answer_ringing(room)
+
+    def _answer_ringing(self, room: str) -> None:
+        # livekit/sip `pkg/sip/inbound.go`: the INVITE is answered (200 OK)
+        # once the SIP participant can subscribe to a track of someone else.
+        for (where, identity), call in list(self.sip_calls.items()):
+            if where != room or call.state != "ringing":
+                continue
+            others = [p for i, p in self.participants.get(room, {}).items() if i != identity and p.tracks]
+            if not others:
+                continue
+            call.state = "active"
+            if call.ringing_timer is not None:
+                call.ringing_timer.cancel()
+            info = self.participants[room][identity]
+            info.attributes["sip.callStatus"] = "active"
+            call.on_answer()
+
+    def _leave(self, room: str, identity: str, reason: int) -> None:
+        present = self.participants.get(room, {})
+        info = present.pop(identity, None)
+        if info is None:
+            return
+        info.state = models.ParticipantInfo.DISCONNECTED
+        info.disconnect_reason = reason
+        if room in self.rooms:
+            self.rooms[room].num_participants = len(present)
+            self.rooms[room].num_publishers = sum(1 for p in present.values() if p.tracks)
+        call = self.sip_calls.pop((room, identity), None)
+        if call is not None and call.live:
+            # The SIP side of a participant that leaves is hung up: a BYE to
+            # an answered call, 486 to a ringing one (livekit/sip
+            # `pkg/sip/inbound.go`, waitForCallEnd and closeWithHangup).
+            call.state = "ended"
+            if call.ringing_timer is not None:
+                call.ringing_timer.cancel()
+            call.on_bye(REASON.Name(reason))
+        self._emit("participant_left", room, info)
+        if not present and room in self.rooms:
+            # livekit-server closes a room departure_timeout after the last
+            # participant left (`pkg/rtc/room.go`, CloseIfEmpty); a SIP
+            # participant alone keeps it open.
+            timeout = self.rooms[room].departure_timeout or DEFAULT_DEPARTURE_TIMEOUT
+            self._set_room_timer(room, timeout)
+
+    def _set_room_timer(self, room: str, seconds: int) -> None:
+        self._cancel_room_timer(room)
+
+        def close() -> None:
+            with self._lock:
+                if room in self.rooms and not self.participants.get(room):
+                    self._close_room(room)
+
+        self._room_timers[room] = self.clock.call_later(seconds, close, f"livekit room {room} closes when empty")
+
+    def _cancel_room_timer(self, room: str) -> None:
+        timer = self._room_timers.pop(room, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _close_room(self, room: str) -> None:
+        for identity in list(self.participants.get(room, {})):
+            self._leave(room, identity, REASON.ROOM_DELETED)
+        self._cancel_room_timer(room)
+        found = self.rooms.pop(room, None)
+        self.participants.pop(room, None)
+        if found is not None:
+            self._emit("room_finished", room, None, room_info=found)
+
+    # --- SIP ------------------------------------------------------------------------------
+
+    def sip_invite(self, invite: SipInvite, on_answer: Callable[[], None], on_bye: Callable[[str], None]) -> SipCall:
+        """An INVITE reaches LiveKit's SIP service: the call rings in its room, or SipRejected.
+
+        ON_ANSWER runs when LiveKit answers (200 OK); ON_BYE when LiveKit ends
+        the call (the participant was replaced or removed, the room closed,
+        nobody published a track before the ringing timeout).
+        """
+        with self._lock:
+            trunk = match_trunk(list(self.trunks.values()), invite)
+            if trunk is not None:
+                authenticate(trunk, invite)
+            rule = match_dispatch_rule(list(self.dispatch_rules.values()), trunk, invite)
+            room = room_for(rule, invite)
+            identity = participant_identity(invite)
+            attributes = dict(rule.attributes)
+            attributes.update(participant_attributes(invite, trunk, rule))
+            self._create_room(proto_room.CreateRoomRequest(
+                name=room,
+                empty_timeout=rule.room_config.empty_timeout if rule.HasField("room_config") else 0,
+                departure_timeout=rule.room_config.departure_timeout if rule.HasField("room_config") else 0,
+            ))
+            self._join(room, identity, kind="sip", attributes=attributes, name=f"Phone {invite.from_user}")
+            call = SipCall(invite, room, identity, on_answer, on_bye)
+            self.sip_calls[(room, identity)] = call
+            ringing = trunk.ringing_timeout.seconds if trunk is not None and trunk.HasField("ringing_timeout") else 0
+
+            def give_up() -> None:
+                with self._lock:
+                    if call.state == "ringing" and self.sip_calls.get((room, identity)) is call:
+                        self._leave(room, identity, REASON.USER_UNAVAILABLE)
+
+            call.ringing_timer = self.clock.call_later(
+                ringing or DEFAULT_SIP_RINGING_TIMEOUT, give_up, f"livekit sip ringing {identity}")
+            # The SIP participant publishes its own audio on joining, so two
+            # ringing calls in one room answer each other.
+            self._publish(room, identity)
+            return call
+
+    def sip_hangup(self, call: SipCall) -> None:
+        """The far end (Twilio) hangs up or cancels the SIP call: its participant leaves."""
+        with self._lock:
+            if not call.live:
+                return
+            call.state = "ended"
+            if call.ringing_timer is not None:
+                call.ringing_timer.cancel()
+            self.sip_calls.pop((call.room, call.identity), None)
+            self._leave(call.room, call.identity, REASON.CLIENT_INITIATED)
+
+    def sip_participants(self, room: str) -> list[models.ParticipantInfo]:
+        """The SIP participants in ROOM now."""
+        with self._lock:
+            return [p for p in self.participants.get(room, {}).values() if p.kind == models.ParticipantInfo.SIP]
+
+    # --- webhooks -----------------------------------------------------------------------
+
+    def _emit(self, event: str, room: str, participant: models.ParticipantInfo | None, *,
+              track: models.TrackInfo | None = None, room_info: models.Room | None = None) -> None:
+        """Queue the signed webhook livekit-server sends for EVENT (`pkg/service/webhook`, `pkg/telemetry`)."""
+        message = proto_webhook.WebhookEvent(
+            event=event, id=_new_id("EV_"), created_at=int(self.clock.now().timestamp()),
+        )
+        found = room_info or self.rooms.get(room)
+        if found is not None:
+            message.room.CopyFrom(found)
+        else:
+            message.room.CopyFrom(models.Room(name=room))
+        if participant is not None:
+            message.participant.CopyFrom(participant)
+        if track is not None:
+            message.track.CopyFrom(track)
+        body = json_format.MessageToJson(message, indent=None)
+        self.webhooks.append({"event": event, "room": room,
+                              "identity": participant.identity if participant else None, "body": body})
+        if self.webhook_url and self.webhook_sink is not None:
+            # protocol `webhook/resource_url_notifier.go`: the raw JWT (no
+            # "Bearer"), with the body's sha256 as a claim.
+            headers = {"Authorization": sign_webhook(body, self.api_key, self.api_secret),
+                       "Content-Type": "application/webhook+json", "User-Agent": "LiveKit"}
+            self.webhook_sink(self.webhook_url, body, headers)
 
     def calls(self, method: str) -> list[RecordedRequest]:
         """Recorded requests of one method, oldest first."""
@@ -366,7 +593,7 @@ class LiveKitStandIn:
         existing = self.rooms.get(req.name)
         if existing is not None:
             return existing
-        now = time.time()
+        now = self.clock.now().timestamp()
         created = models.Room(
             sid=_new_id("RM_"),
             name=req.name,
@@ -379,6 +606,9 @@ class LiveKitStandIn:
         )
         self.rooms[req.name] = created
         self.participants.setdefault(req.name, {})
+        self._emit("room_started", req.name, None)
+        # A room nobody joins closes after its empty timeout.
+        self._set_room_timer(req.name, created.empty_timeout)
         return created
 
     def _create_room_handler(self, req: proto_room.CreateRoomRequest) -> models.Room:
@@ -394,8 +624,9 @@ class LiveKitStandIn:
     def _delete_room(self, req: proto_room.DeleteRoomRequest) -> Message:
         if req.room not in self.rooms:
             raise TwirpFailure("not_found", "requested room does not exist")
-        del self.rooms[req.room]
-        self.participants.pop(req.room, None)
+        # Every participant is disconnected, SIP calls included (their callers
+        # hear a BYE), and room_finished is sent.
+        self._close_room(req.room)
         return proto_room.DeleteRoomResponse()
 
     def _participant(self, room: str, identity: str) -> models.ParticipantInfo:
@@ -405,6 +636,10 @@ class LiveKitStandIn:
         return info
 
     def _list(self, req: proto_room.ListParticipantsRequest) -> Message:
+        # livekit-server `pkg/service/roomservice.go`: a room that does not
+        # exist (closed, deleted) is not_found, not an empty list.
+        if req.room not in self.rooms:
+            raise TwirpFailure("not_found", "requested room does not exist")
         present = self.participants.get(req.room, {})
         return proto_room.ListParticipantsResponse(participants=list(present.values()))
 
@@ -413,8 +648,7 @@ class LiveKitStandIn:
 
     def _remove(self, req: proto_room.RoomParticipantIdentity) -> Message:
         self._participant(req.room, req.identity)
-        del self.participants[req.room][req.identity]
-        self.rooms[req.room].num_participants = len(self.participants[req.room])
+        self._leave(req.room, req.identity, REASON.PARTICIPANT_REMOVED)
         return proto_room.RemoveParticipantResponse()
 
     def _move(self, req: proto_room.MoveParticipantRequest) -> Message:
@@ -461,6 +695,7 @@ class LiveKitStandIn:
         trunk = proto_sip.SIPInboundTrunkInfo()
         trunk.CopyFrom(req.trunk)
         trunk.sip_trunk_id = _new_id("ST_")
+        self._refuse_conflict(trunk)
         trunk.created_at.GetCurrentTime()
         self.trunks[trunk.sip_trunk_id] = trunk
         return trunk
@@ -469,21 +704,31 @@ class LiveKitStandIn:
         trunk = self.trunks.get(req.sip_trunk_id)
         if trunk is None:
             raise TwirpFailure("not_found", "requested sip trunk does not exist")
+        changed = proto_sip.SIPInboundTrunkInfo()
+        changed.CopyFrom(trunk)
         if req.HasField("replace"):
-            created_at = trunk.created_at
-            trunk.CopyFrom(req.replace)
-            trunk.sip_trunk_id = req.sip_trunk_id
-            trunk.created_at.CopyFrom(created_at)
+            changed.CopyFrom(req.replace)
+            changed.sip_trunk_id = req.sip_trunk_id
+            changed.created_at.CopyFrom(trunk.created_at)
         else:
             update = req.update
             for name in ("numbers", "allowed_addresses", "allowed_numbers"):
                 if update.HasField(name):
-                    _apply_list_update(getattr(trunk, name), getattr(update, name))
+                    _apply_list_update(getattr(changed, name), getattr(update, name))
             for name in ("auth_username", "auth_password", "auth_realm", "name", "metadata"):
                 if update.HasField(name):
-                    setattr(trunk, name, getattr(update, name))
+                    setattr(changed, name, getattr(update, name))
+        self._refuse_conflict(changed)
+        trunk.CopyFrom(changed)
         trunk.updated_at.GetCurrentTime()
         return trunk
+
+    def _refuse_conflict(self, candidate: proto_sip.SIPInboundTrunkInfo) -> None:
+        other = conflicting_trunk(list(self.trunks.values()), candidate)
+        if other is not None:
+            numbers = ", ".join(candidate.numbers) or "<none>"
+            raise TwirpFailure("invalid_argument", f"Conflicting inbound SIP Trunks: {candidate.sip_trunk_id!r} and "
+                               f"{other.sip_trunk_id!r}, using the same number(s) {numbers} without AllowedNumbers set")
 
     def _delete_trunk(self, req: proto_sip.DeleteSIPTrunkRequest) -> Message:
         trunk = self.trunks.pop(req.sip_trunk_id, None)

@@ -21,11 +21,13 @@ from typing import Iterator
 
 from app.sandbox.twilio_network import TwilioNetwork, http_transport
 from app.sandbox.twilio_server import TwilioStandIn
+from app.sandbox.wiring import TWILIO_SIGNALLING_RANGE, http_post, unwire_livekit, wire_livekit
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = "AC" + "0" * 31 + "7"
 AUTH_TOKEN = "served-twilio-auth-token-0123456789"
 NUMBER = "+15550100000"
+SIP_HOST = "switchboard-test.sip.livekit.cloud"
 SIP_PASSWORD = "served-sip-password-123"
 
 
@@ -37,6 +39,7 @@ class Served:
     network: TwilioNetwork
     process: subprocess.Popen
     output: str = ""
+    livekit_webhook_failures: list = None
 
 
 def free_port() -> int:
@@ -63,11 +66,19 @@ def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livek
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_PHONE_NUMBER": NUMBER, "TWILIO_API_BASE_URL": twilio.url,
             "LIVEKIT_URL": livekit.url, "LIVEKIT_API_KEY": livekit_key, "LIVEKIT_API_SECRET": livekit_secret,
-            "LIVEKIT_SIP_HOST": "switchboard-test.sip.livekit.cloud", "LIVEKIT_SIP_USERNAME": "switchboard",
-            "LIVEKIT_SIP_PASSWORD": SIP_PASSWORD,
+            "LIVEKIT_SIP_HOST": SIP_HOST, "LIVEKIT_SIP_USERNAME": "switchboard",
+            "LIVEKIT_SIP_PASSWORD": SIP_PASSWORD, "LIVEKIT_ALLOWED_ADDRESSES": TWILIO_SIGNALLING_RANGE,
             "LLM_PROVIDER": "groq", "GROQ_API_KEY": "gsk-served-key-0123456789", "LLM_BASE_URL": llm.base_url,
             **(extra_env or {}),
         }
+        # The LiveKit stand-in takes the service's <Dial><Sip> legs and sends
+        # its webhooks to the service, as a LiveKit project would.
+        provision = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "provision", "--only", "livekit"],
+                                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        if provision.returncode != 0:
+            raise RuntimeError(f"flask provision failed: {provision.stdout}{provision.stderr}")
+        failures: list = []
+        wire_livekit(network, livekit, sip_host=SIP_HOST, public_base_url=base, post=http_post, failures=failures)
         # A file, not a pipe: nobody reads a pipe while the service runs, and a
         # full pipe would block every worker thread that logs.
         with tempfile.TemporaryFile(mode="w+") as log:
@@ -75,11 +86,12 @@ def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livek
                 [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn_conf.py", "wsgi:app"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
             )
-            served = Served(base, network, process)
+            served = Served(base, network, process, livekit_webhook_failures=failures)
             try:
                 _wait_until_up(base, process)
                 yield served
             finally:
+                unwire_livekit(livekit)
                 process.terminate()
                 process.wait(timeout=30)
                 log.seek(0)

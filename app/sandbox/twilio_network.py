@@ -9,11 +9,14 @@ service makes through twilio-python.  Tests drive the people on the line
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import re
 import threading
+import time
 import uuid
+import wave
 import xml.etree.ElementTree as ET
 from collections import deque
 from dataclasses import dataclass, field
@@ -23,6 +26,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 
 from werkzeug.datastructures import MultiDict
 
+from app.sandbox.clock import VirtualClock
+from app.sandbox.livekit_sip import NO_RESPONSE, SipInvite, SipRejected
 from app.sandbox.signing import signed_headers
 
 API_VERSION = "2010-04-01"
@@ -42,6 +47,29 @@ LIVE_STATUSES = {"queued", "ringing", "in-progress"}
 DIAL_STATUSES = {"completed", "answered", "busy", "no-answer", "failed", "canceled"}
 
 Transport = Callable[[str, dict, dict], "tuple[int, str, str]"]
+MediaFetcher = Callable[[str], Optional[bytes]]
+
+# <Dial timeout>: "default value is 30 seconds, the minimum allowed value is
+# five seconds, and the maximum value is 600 seconds"; "Twilio always adds a
+# five-second timeout buffer" (twilio.com/docs/voice/twiml/dial).
+DIAL_TIMEOUT_DEFAULT, DIAL_TIMEOUT_MIN, DIAL_TIMEOUT_MAX, DIAL_TIMEOUT_BUFFER = 30, 5, 600, 5
+# calls.create Timeout: "The default is 60 seconds and the maximum is 600"
+# (twilio.com/docs/voice/api/call-resource).
+RING_TIMEOUT_DEFAULT = 60
+# <Gather timeout> default (twilio.com/docs/voice/twiml/gather).
+GATHER_TIMEOUT_DEFAULT = 5
+# "Twilio will wait for a total of 15 seconds to receive an HTTP response"
+# (twilio.com/docs/api/errors/11205); then the fallback URL is requested.
+WEBHOOK_TIMEOUT_SECONDS = 15.0
+# A guess, not a documented number: how long an audio file the simulator
+# cannot fetch (a third-party URL) is taken to play.
+UNKNOWN_AUDIO_SECONDS = 30.0
+# Where Twilio's SIP signalling comes from: an address in Twilio's published
+# North America (Virginia) signalling range, 54.172.60.0/23.
+TWILIO_SIGNALLING_IP = "54.172.60.1"
+# "If you are dialing a <Sip> endpoint, enter any alphanumeric string as the
+# callerId. Optionally include +, -, _ and ., but no whitespace" (Dial docs).
+SIP_CALLER_ID = re.compile(r"^[A-Za-z0-9+\-_.]+$")
 
 
 class TwimlError(AssertionError):
@@ -78,6 +106,20 @@ class DialedNoun:
     def password(self) -> Optional[str]:
         """The SIP password Twilio authenticates with, if any."""
         return self.attrs.get("password")
+
+
+@dataclass
+class DialLeg:
+    """The child leg a <Dial> places: ringing, then bridged, until one side ends it."""
+
+    sid: str
+    noun: DialedNoun
+    caller_id: str
+    sip_call: object = None
+    scripted: bool = False  # the far end is played by the test (dial_ends), not a SIP endpoint
+    bridged: bool = False
+    answered_at: Optional[datetime] = None
+    timer: object = None
 
 
 @dataclass
@@ -138,10 +180,6 @@ def http_transport(timeout: float = 10.0) -> Transport:
     return send
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _rfc2822(moment: Optional[datetime]) -> Optional[str]:
     return moment.strftime("%a, %d %b %Y %H:%M:%S +0000") if moment else None
 
@@ -177,11 +215,15 @@ class SimCall:
         self.heard: list[Said] = []
         self.played: list[str] = []
         self.dialed: list[DialedNoun] = []
-        self.dial_call_sid: Optional[str] = None
+        self.dial: Optional[DialLeg] = None
         self.waiting_on: Optional[ET.Element] = None
+        self.fallback_url: Optional[str] = None
+        self.ignored_keys: list[str] = []
+        self.callbacks_lost = False
+        self._timer = None  # the running verb's timer (<Play> length, <Gather> timeout, ringing)
         self.twiml_log: list[str] = []
         self.transcriptions: list[dict] = []
-        self.created_at = _now()
+        self.created_at = network.clock.now()
         self.answered_at: Optional[datetime] = None
         self.ended_at: Optional[datetime] = None
         self.duration: Optional[int] = None
@@ -200,6 +242,17 @@ class SimCall:
         return self.status in LIVE_STATUSES
 
     @property
+    def dial_call_sid(self) -> Optional[str]:
+        """The SID of the leg the running <Dial> placed (Twilio's DialCallSid)."""
+        return self.dial.sid if self.dial else None
+
+    @property
+    def bridged(self) -> bool:
+        """Whether the call is in a <Dial> whose far end answered."""
+        return self.dial is not None and self.dial.bridged and self.waiting_on is not None \
+            and self.waiting_on.tag == "Dial"
+
+    @property
     def heard_text(self) -> str:
         """Everything heard so far, as one string."""
         return " ".join(self.heard)
@@ -216,8 +269,8 @@ class SimCall:
         return self
 
     def silence(self) -> "SimCall":
-        """Let the <Gather> time out with nothing entered."""
-        self.network._drive(lambda: self.network._gather_timeout(self))
+        """Say nothing until the <Gather> times out (the clock moves on to that moment)."""
+        self.network._drive(lambda: self.network._gather_silence(self))
         return self
 
     def music_ends(self) -> "SimCall":
@@ -225,14 +278,24 @@ class SimCall:
         self.network._drive(lambda: self.network._music_ends(self))
         return self
 
-    def dial_ends(self, status: str = "completed", duration: int = 0) -> "SimCall":
+    def dial_ends(self, status: str = "completed", duration: Optional[int] = None) -> "SimCall":
         """End the <Dial> the call is in, with the dialled leg's outcome."""
         self.network._drive(lambda: self.network._dial_ends(self, status, duration))
         return self
 
     def press_star(self, duration: int = 0) -> "SimCall":
-        """Press * inside a <Dial hangupOnStar="true">, dropping the other party."""
+        """Press * inside a <Dial hangupOnStar="true">, dropping the other party once bridged."""
         self.network._drive(lambda: self.network._press_star(self, duration))
+        return self
+
+    def lose_callbacks(self) -> "SimCall":
+        """From now on this call's status callbacks are lost on the way (a fault to inject)."""
+        self.callbacks_lost = True
+        return self
+
+    def wait(self, seconds: float) -> "SimCall":
+        """Let SECONDS pass for everyone (the network's virtual clock)."""
+        self.network.advance(seconds)
         return self
 
     def recording_done(self, url: str, duration: int = 5) -> "SimCall":
@@ -283,10 +346,19 @@ class SimCall:
 class TwilioNetwork:
     """Twilio's side of every call: webhooks out, TwiML followed, REST answered."""
 
-    def __init__(self, account_sid: str, auth_token: str, transport: Transport):
+    def __init__(self, account_sid: str, auth_token: str, transport: Transport, *,
+                 clock: Optional[VirtualClock] = None, media_fetcher: Optional[MediaFetcher] = None):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.transport = transport
+        self.clock = clock or VirtualClock()
+        # SIP hosts that answer a <Dial><Sip> (LIVEKIT_SIP_HOST -> the LiveKit stand-in).
+        self.sip_endpoints: dict[str, object] = {}
+        self.signalling_ip = TWILIO_SIGNALLING_IP
+        self.media_fetcher = media_fetcher
+        self.audio_seconds: dict[str, float] = {}
+        self.webhook_timeout = WEBHOOK_TIMEOUT_SECONDS
+        self.webhook_faults: list[tuple[str, int]] = []
         self.calls: dict[str, SimCall] = {}
         self.faults: list[tuple[str, int, int, str]] = []
         self.numbers: dict[str, dict] = {}
@@ -365,9 +437,10 @@ class TwilioNetwork:
         def work():
             if call.status != "queued" and call.status != "ringing":
                 raise TwimlError(f"{call!r} cannot be answered")
+            self._stop_timer(call)
             self._ring(call)
             call.status = "in-progress"
-            call.answered_at = _now()
+            call.answered_at = self.clock.now()
             self._status_callback(call, "answered")
             self._fetch(call, call.url)
 
@@ -385,6 +458,7 @@ class TwilioNetwork:
                 raise TwimlError(f"{call!r} is not ringing")
             if status != "failed":
                 self._ring(call)
+            self._stop_timer(call)
             self._end(call, status, duration=0)
 
         self._drive(work)
@@ -414,6 +488,21 @@ class TwilioNetwork:
                     work = self._pending.popleft()
                 work()
                 done += 1
+
+    def in_turn(self, work: Callable[[], None]) -> None:
+        """Run WORK (another service's webhook, say) in turn with Twilio's own deliveries."""
+        self._enqueue(work)
+
+    def advance(self, seconds: float) -> int:
+        """Let SECONDS pass on the virtual clock: timers fire in order, webhooks go out between them."""
+        ran = 0
+
+        def work():
+            nonlocal ran
+            ran = self.clock.advance(seconds, between=self.run_pending)
+
+        self._drive(work)
+        return ran
 
     def rest_create_call(self, form) -> "tuple[int, dict]":
         """POST Calls.json."""
@@ -465,6 +554,12 @@ class TwilioNetwork:
                 return 200, self._number_resource(resource)
             return _error(404, 20404, f"The requested resource {path} was not found")
 
+    def fail_next_webhook(self, path: str, status: int = 502) -> None:
+        """The next TwiML request to a URL whose path is PATH never reaches the service: it gets STATUS
+        (a proxy in front of the service failing, say)."""
+        with self._state:
+            self.webhook_faults.append((path, status))
+
     def fail_next(self, route: str = "Calls.json", status: int = 500, code: int = 20500,
                   message: str = "Internal Server Error") -> None:
         """Make the next POST to ROUTE (e.g. Calls.json) fail as Twilio's API does."""
@@ -504,14 +599,23 @@ class TwilioNetwork:
         if not form.get("Url"):
             # Inline Twiml and ApplicationSid are not simulated.
             return _error(400, 21205, "Url parameter is required.")
-        timeout = form.get("Timeout")
+        timeout = int(form.get("Timeout") or RING_TIMEOUT_DEFAULT)
+        if not 1 <= timeout <= 600:
+            return _error(400, 21208, "Timeout must be between 1 and 600 seconds.")
         call = SimCall(self, _sid("CA"), form["From"], form["To"], "outbound-api", "queued",
                        url=form["Url"], status_callback=form.get("StatusCallback"),
-                       status_events=form.getlist("StatusCallbackEvent"),
-                       timeout=int(timeout) if timeout else 60)
+                       status_events=form.getlist("StatusCallbackEvent"), timeout=timeout)
+        call.fallback_url = form.get("FallbackUrl") or None
         self.calls[call.sid] = call
         self._enqueue(lambda: self._status_callback(call, "initiated"))
+        # Nobody picks up within Timeout: no-answer (Call resource, Timeout).
+        call._timer = self.clock.call_later(timeout, lambda: self._ring_timed_out(call), f"{call.sid} rings out")
         return 201, call.resource()
+
+    def _ring_timed_out(self, call: SimCall) -> None:
+        if call.status in ("queued", "ringing"):
+            self._ring(call)
+            self._end(call, "no-answer", duration=0)
 
     def _update_call(self, call: SimCall, form: MultiDict) -> "tuple[int, dict]":
         status, url = form.get("Status"), form.get("Url")
@@ -596,7 +700,7 @@ class TwilioNetwork:
             self._status_callback(call, "ringing")
 
     def _status_callback(self, call: SimCall, event: str, duration: Optional[int] = None):
-        if not call.status_callback:
+        if not call.status_callback or call.callbacks_lost:
             return
         # Without StatusCallbackEvent Twilio sends only the final status.
         events = call.status_events or ("completed",)
@@ -608,7 +712,7 @@ class TwilioNetwork:
         params.update({
             "CallbackSource": "call-progress-events",
             "SequenceNumber": str(next(call._callback_sequence)),
-            "Timestamp": _rfc2822(_now()),
+            "Timestamp": _rfc2822(self.clock.now()),
         })
         if duration is not None:
             params["CallDuration"] = str(duration)
@@ -620,18 +724,57 @@ class TwilioNetwork:
             raise TwimlError(f"{call!r}: more than 20 redirects without waiting on anything")
         params = call._params()
         params.update(extra or {})
-        delivery = self._send("twiml", url, params)
+        started = time.monotonic()
+        delivery = self._faulted(url, params) or self._send("twiml", url, params)
+        slow = time.monotonic() - started > self.webhook_timeout
         call.twiml_log.append(delivery.body)
         if not call.live:
+            return
+        if slow or delivery.status >= 500:
+            self._fall_back(call, url, params, 11205 if slow else 11200, answering, redirects)
             return
         root = self._parse(delivery)
         # A <Reject> first leaves the call unanswered; anything else answers it.
         if answering and not (len(root) and root[0].tag == "Reject"):
             call.status = "in-progress"
-            call.answered_at = _now()
+            call.answered_at = self.clock.now()
+        self._stop_timer(call)
         call._doc_url, call._verbs, call._pc = url, list(root), 0
         call.waiting_on = None
         self._run(call, redirects)
+
+    def _faulted(self, url: str, params: dict) -> Optional[Delivery]:
+        path = urlsplit(url).path
+        with self._state:
+            for index, (fault_path, status) in enumerate(self.webhook_faults):
+                if fault_path == path:
+                    del self.webhook_faults[index]
+                    delivery = Delivery("twiml", url, params, {}, status, "text/html", "Bad Gateway")
+                    self.deliveries.append(delivery)
+                    return delivery
+        return None
+
+    def _fall_back(self, call: SimCall, failed_url: str, params: dict, code: int, answering: bool,
+                   redirects: int) -> None:
+        """The TwiML could not be fetched: Twilio asks the fallback URL, with ErrorCode and ErrorUrl.
+
+        "If Twilio is unable to retrieve or execute TwiML from your web server,
+        a request is immediately made to the number's Fallback URL"
+        (twilio.com/docs/usage/security/availability-reliability); calls made
+        with calls.create use their FallbackUrl. With none, or a failing one,
+        Twilio says an application error occurred and hangs up.
+        """
+        fallback = call.fallback_url
+        if fallback is None and call.direction == "inbound":
+            number = self.number(call.to)
+            fallback = number["voice_fallback_url"] if number else None
+        if fallback and fallback != failed_url:
+            extra = {k: v for k, v in params.items() if k not in call._params()}
+            extra.update({"ErrorCode": str(code), "ErrorUrl": failed_url})
+            self._fetch(call, fallback, extra, answering=answering, redirects=redirects + 1)
+            return
+        call.heard.append(Said("We are sorry, an application error has occurred. Goodbye."))
+        self._end(call, "completed")
 
     def _parse(self, delivery: Delivery) -> ET.Element:
         where = f"{delivery.url} answered HTTP {delivery.status}"
@@ -669,14 +812,23 @@ class TwilioNetwork:
                 if self._play(call, verb, waits=True):
                     return
             elif tag == "Pause":
-                continue
+                # <Pause length>: silence for that long, default 1 s (Pause docs).
+                self._wait_on(call, verb, float(verb.get("length", "1")), lambda: self._resume(call, verb))
+                return
             elif tag == "Gather":
+                seconds = 0.0
                 for child in verb:
                     if child.tag == "Say":
                         self._say(call, child)
                     elif child.tag == "Play":
                         self._play(call, child)
-                call.waiting_on = verb
+                        seconds += self._audio_length(child)
+                    elif child.tag == "Pause":
+                        seconds += float(child.get("length", "1"))
+                # "Before Twilio begins the timeout period, it waits until all
+                # nested verbs have executed" (Gather docs).
+                seconds += float(verb.get("timeout", GATHER_TIMEOUT_DEFAULT))
+                self._wait_on(call, verb, seconds, lambda: self._gather_timeout(call))
                 return
             elif tag == "Dial":
                 self._start_dial(call, verb)
@@ -705,18 +857,72 @@ class TwilioNetwork:
             self._end(call, "completed")
 
     def _say(self, call: SimCall, verb: ET.Element) -> None:
-        call.heard.append(Said(verb.text or "", verb.get("voice"), verb.get("language")))
+        said = Said(verb.text or "", verb.get("voice"), verb.get("language"))
+        call.heard.append(said)
+        # "the outbound track represents the audio that Twilio generates on
+        # the call" (Dial docs, recordingTrack): what this leg hears, our own
+        # <Say> included, is transcribed as its outbound track.
+        for transcription in call.transcriptions:
+            if transcription["active"] and transcription["track"] in ("outbound_track", "both_tracks") and said:
+                self._enqueue(lambda t=transcription: self._transcription_event(call, t, "transcription-content", {
+                    "LanguageCode": t["language"], "Track": "outbound_track",
+                    "TranscriptionData": json.dumps({"transcript": str(said), "confidence": 0.99}),
+                    "Final": "true",
+                }))
 
     def _play(self, call: SimCall, verb: ET.Element, waits: bool = False) -> bool:
-        # Music takes real time: a <Play> outside a <Gather> holds the call
-        # until the test says it ended (music_ends), or forever with loop="0".
+        # A <Play> lasts as long as its audio, times `loop` ("0" loops until
+        # the call ends): the call waits on it on the virtual clock.
         if verb.get("digits"):
             return False
         call.played.append((verb.text or "").strip())
-        if waits or verb.get("loop") == "0":
+        if not waits:
+            return False
+        if verb.get("loop") == "0":
             call.waiting_on = verb
             return True
-        return False
+        loops = int(verb.get("loop", "1") or 1)
+        self._wait_on(call, verb, self._audio_length(verb) * loops, lambda: self._resume(call, verb))
+        return True
+
+    def _audio_length(self, verb: ET.Element) -> float:
+        url = urljoin("", (verb.text or "").strip())
+        if url not in self.audio_seconds:
+            self.audio_seconds[url] = self._measure_audio(url)
+        return self.audio_seconds[url]
+
+    def _measure_audio(self, url: str) -> float:
+        # A WAV the simulator can fetch is measured from its header; anything
+        # else is taken to last UNKNOWN_AUDIO_SECONDS (a guess, named as one).
+        data = self.media_fetcher(url) if self.media_fetcher else None
+        if data:
+            try:
+                with wave.open(io.BytesIO(data)) as audio:
+                    return audio.getnframes() / float(audio.getframerate())
+            except (wave.Error, EOFError):
+                pass
+        return UNKNOWN_AUDIO_SECONDS
+
+    def _wait_on(self, call: SimCall, verb: ET.Element, seconds: float, then: Callable[[], None]) -> None:
+        self._stop_timer(call)
+        call.waiting_on = verb
+
+        def fire():
+            if call.live and call.waiting_on is verb:
+                call._timer = None
+                then()
+
+        call._timer = self.clock.call_later(seconds, fire, f"{call.sid} <{verb.tag}>")
+
+    def _stop_timer(self, call: SimCall) -> None:
+        if call._timer is not None:
+            call._timer.cancel()
+            call._timer = None
+
+    def _resume(self, call: SimCall, verb: ET.Element) -> None:
+        if call.waiting_on is verb:
+            call.waiting_on = None
+            self._run(call)
 
     def _music_ends(self, call: SimCall) -> None:
         verb = call.waiting_on
@@ -724,8 +930,17 @@ class TwilioNetwork:
             raise TwimlError(f"{call!r} is not playing anything")
         if verb.get("loop") == "0":
             raise TwimlError(f"{call!r}: <Play loop=\"0\"> never ends by itself")
-        call.waiting_on = None
-        self._run(call)
+        self._until_verb_ends(call, verb)
+
+    def _until_verb_ends(self, call: SimCall, verb: ET.Element) -> None:
+        """Advance the clock to the moment the verb CALL waits on ends."""
+        timer = call._timer
+        if timer is None:
+            raise TwimlError(f"{call!r}: <{verb.tag}> has no end on the clock")
+        seconds = max(0.0, (timer.due - self.clock.now()).total_seconds())
+        self.clock.advance(seconds, between=self.run_pending)
+        if call.waiting_on is verb and call._timer is timer:
+            raise TwimlError(f"{call!r}: <{verb.tag}> did not end")
 
     def _method(self, verb: ET.Element) -> None:
         if verb.get("method", "POST").upper() != "POST":
@@ -738,9 +953,96 @@ class TwilioNetwork:
             nouns = [DialedNoun("Number", verb.text.strip())]
         if not nouns:
             raise TwimlError(f"{call!r}: <Dial> with nothing to dial")
+        timeout = int(verb.get("timeout", DIAL_TIMEOUT_DEFAULT))
+        if not DIAL_TIMEOUT_MIN <= timeout <= DIAL_TIMEOUT_MAX:
+            raise TwimlError(f"<Dial timeout={timeout}>: Twilio takes 5 to 600 seconds")
+        # The dialled leg carries the parent's caller ID unless callerId says
+        # otherwise ("Caller's callerId" is the documented default).
+        caller_id = verb.get("callerId") or call.from_
+        noun = nouns[0]
+        if noun.kind == "Sip" and not SIP_CALLER_ID.match(caller_id):
+            raise TwimlError(f"<Dial callerId={caller_id!r}>: a SIP caller ID is letters, digits and +-_. only")
         call.dialed = nouns
-        call.dial_call_sid = _sid("CA")
+        leg = DialLeg(_sid("CA"), noun, caller_id)
+        call.dial = leg
         call.waiting_on = verb
+        endpoint = self._sip_endpoint(noun)
+        if endpoint is None:
+            # Somebody the test plays answers at once (dial_ends ends it).
+            leg.scripted = True
+            leg.bridged = True
+            leg.answered_at = self.clock.now()
+            return
+        user, host, headers = _sip_uri_parts(noun.target)
+        headers.update({"X-Twilio-CallSid": leg.sid, "X-Twilio-AccountSid": self.account_sid})
+        invite = SipInvite(from_user=caller_id, to_user=user, host=host, source_ip=self.signalling_ip,
+                           username=noun.username, password=noun.password, headers=headers)
+        try:
+            leg.sip_call = endpoint.sip_invite(
+                invite,
+                on_answer=lambda: self._enqueue(lambda: self._dial_answered(call, leg)),
+                on_bye=lambda reason: self._enqueue(lambda: self._far_end_ended(call, leg, reason)),
+            )
+        except SipRejected as refusal:
+            code = refusal.status
+            if code == NO_RESPONSE:
+                # Dropped unanswered: Twilio hears nothing and gives up when
+                # the <Dial> times out (how it reports that is a guess).
+                leg.timer = self.clock.call_later(timeout + DIAL_TIMEOUT_BUFFER,
+                                                  lambda: self._dial_leg_over(call, leg, "no-answer"),
+                                                  f"{call.sid} <Dial> unanswered INVITE")
+                return
+            # 486 reads as busy, any other refusal as failed (Twilio's <Sip>
+            # docs give the SIP code as DialSipResponseCode).
+            status = "busy" if code == 486 else "failed"
+            self._enqueue(lambda: self._dial_leg_over(call, leg, status, sip_code=code))
+            return
+        # Twilio gives up on an unanswered <Dial> after its timeout (plus the
+        # documented five-second buffer) and cancels the INVITE.
+        leg.timer = self.clock.call_later(timeout + DIAL_TIMEOUT_BUFFER,
+                                          lambda: self._dial_timed_out(call, leg), f"{call.sid} <Dial> timeout")
+
+    def _sip_endpoint(self, noun: DialedNoun):
+        if noun.kind != "Sip":
+            return None
+        return self.sip_endpoints.get(_sip_uri_parts(noun.target)[1])
+
+    def _dial_answered(self, call: SimCall, leg: DialLeg) -> None:
+        if call.dial is not leg or not call.live:
+            self._hang_up_far_end(leg)
+            return
+        leg.bridged = True
+        leg.answered_at = self.clock.now()
+        if leg.timer is not None:
+            leg.timer.cancel()
+
+    def _dial_timed_out(self, call: SimCall, leg: DialLeg) -> None:
+        if call.dial is leg and not leg.bridged and call.live:
+            self._dial_leg_over(call, leg, "no-answer", sip_code=487)
+
+    def _far_end_ended(self, call: SimCall, leg: DialLeg, reason: str) -> None:
+        """The far end hung up (LiveKit sent BYE, or refused a ringing INVITE)."""
+        leg.sip_call = None
+        if call.dial is not leg or not call.live:
+            return
+        self._dial_leg_over(call, leg, "completed" if leg.bridged else "no-answer",
+                            sip_code=200 if leg.bridged else 480)
+
+    def _dial_leg_over(self, call: SimCall, leg: DialLeg, status: str, sip_code: Optional[int] = None) -> None:
+        if call.dial is not leg or not call.live or call.waiting_on is None or call.waiting_on.tag != "Dial":
+            return
+        self._dial_ends(call, status, None, sip_code=sip_code)
+
+    def _hang_up_far_end(self, leg: Optional[DialLeg]) -> None:
+        if leg is None:
+            return
+        if leg.timer is not None:
+            leg.timer.cancel()
+        sip_call, leg.sip_call = leg.sip_call, None
+        if sip_call is not None:
+            endpoint = self.sip_endpoints.get(sip_call.invite.host)
+            if endpoint is not None:
+                endpoint.sip_hangup(sip_call)
 
     def _start(self, call: SimCall, verb: ET.Element) -> None:
         for noun in verb:
@@ -782,7 +1084,7 @@ class TwilioNetwork:
         params = {
             "AccountSid": self.account_sid, "CallSid": call.sid,
             "TranscriptionSid": transcription["sid"], "TranscriptionEvent": event,
-            "Timestamp": _now().isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "Timestamp": self.clock.now().isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "SequenceId": str(next(transcription["sequence"])),
         }
         params.update(extra)
@@ -835,11 +1137,16 @@ class TwilioNetwork:
                 raise TwimlError(f"<Gather input={' '.join(kinds)!r}> does not take speech")
             params = {"SpeechResult": speech, "Confidence": str(confidence)}
         self._method(gather)
+        self._stop_timer(call)
         call.waiting_on = None
         self._fetch(call, urljoin(call._doc_url, gather.get("action") or call._doc_url), params)
 
+    def _gather_silence(self, call: SimCall) -> None:
+        self._until_verb_ends(call, self._waiting(call, "Gather"))
+
     def _gather_timeout(self, call: SimCall) -> None:
         gather = self._waiting(call, "Gather")
+        self._stop_timer(call)
         call.waiting_on = None
         if gather.get("actionOnEmptyResult") == "true":
             self._method(gather)
@@ -847,35 +1154,51 @@ class TwilioNetwork:
         else:
             self._run(call)
 
-    def _dial_params(self, call: SimCall, status: str, duration: int) -> dict:
+    def _dial_params(self, call: SimCall, status: str, duration: Optional[int],
+                     sip_code: Optional[int] = None) -> dict:
+        leg = call.dial
         params = {"DialCallStatus": status, "DialCallSid": call.dial_call_sid}
-        bridged = status in ("completed", "answered")
+        bridged = bool(leg and leg.bridged)
         params["DialBridged"] = "true" if bridged else "false"
         if bridged:
+            if duration is None:
+                duration = int((self.clock.now() - leg.answered_at).total_seconds())
             params["DialCallDuration"] = str(duration)
+        if sip_code is not None:
+            params["DialSipResponseCode"] = str(sip_code)
         return params
 
-    def _dial_ends(self, call: SimCall, status: str, duration: int) -> None:
+    def _dial_ends(self, call: SimCall, status: str, duration: Optional[int],
+                   sip_code: Optional[int] = None) -> None:
         if status not in DIAL_STATUSES:
             raise ValueError(status)
         dial = self._waiting(call, "Dial")
+        if call.dial is not None and call.dial.scripted:
+            call.dial.bridged = status in ("completed", "answered")
+        params = self._dial_params(call, status, duration, sip_code)
+        self._hang_up_far_end(call.dial)
         call.waiting_on = None
         call.dialed = []
         if dial.get("action"):
             self._method(dial)
-            self._fetch(call, urljoin(call._doc_url, dial.get("action")),
-                        self._dial_params(call, status, duration))
+            self._fetch(call, urljoin(call._doc_url, dial.get("action")), params)
         else:
             self._run(call)
 
-    def _press_star(self, call: SimCall, duration: int) -> None:
+    def _press_star(self, call: SimCall, duration: Optional[int]) -> None:
         dial = self._waiting(call, "Dial")
         if dial.get("hangupOnStar") != "true":
             raise TwimlError(f"{call!r}: * does nothing in a <Dial> without hangupOnStar=\"true\"")
+        if not call.dial.bridged:
+            # "hangupOnStar lets the initial caller hang up on the called
+            # party": while that party still rings there is nobody to hang up
+            # on. The docs do not say so outright; modelled as ignored.
+            call.ignored_keys.append("*")
+            return
         # Twilio drops the dialled party and requests the action like any
         # other end of the <Dial>; the documented parameters carry no trace
         # of the star itself.
-        self._dial_ends(call, "completed", duration)
+        self._dial_ends(call, "completed", duration or None, sip_code=200)
 
     def _recording_done(self, call: SimCall, url: str, duration: int) -> None:
         record = self._waiting(call, "Record")
@@ -891,12 +1214,13 @@ class TwilioNetwork:
         dial = call.waiting_on
         if dial is None or dial.tag != "Dial":
             return
+        params = call._params()
+        params.update(self._dial_params(call, "completed", None))
+        self._hang_up_far_end(call.dial)
         call.waiting_on = None
         call.dialed = []
         action = dial.get("action")
         if action:
-            params = call._params()
-            params.update(self._dial_params(call, "completed", 0))
             self._send("dial-action", urljoin(call._doc_url, action), params)
 
     def _redirect(self, call: SimCall, url: str) -> None:
@@ -918,8 +1242,9 @@ class TwilioNetwork:
         if not call.live:
             return
         waiting = call.waiting_on
+        self._stop_timer(call)
         call.status = status
-        call.ended_at = _now()
+        call.ended_at = self.clock.now()
         if duration is None:
             start = call.answered_at or call.ended_at
             duration = int((call.ended_at - start).total_seconds())
@@ -931,10 +1256,21 @@ class TwilioNetwork:
             self._enqueue(lambda: self._abandon_dial(call))
         else:
             call.waiting_on = None
+            self._hang_up_far_end(call.dial)
         for transcription in call.transcriptions:
             if transcription["active"]:
                 self._stop_transcription(call, transcription)
         self._enqueue(lambda: self._status_callback(call, "completed", duration))
+
+
+def _sip_uri_parts(uri: str) -> "tuple[str, str, dict[str, str]]":
+    """(user, host, X- headers) of sip:user@host;params?headers."""
+    rest = uri[4:] if uri.lower().startswith("sip:") else uri
+    rest, _, query = rest.partition("?")
+    user, _, host = rest.rpartition("@")
+    host = host.split(";")[0].split(":")[0].lower()
+    headers = {name: value for name, value in parse_qsl(query, keep_blank_values=True)}
+    return user, host, headers
 
 
 def basic_credentials(header: Optional[str]) -> Optional["tuple[str, str]"]:

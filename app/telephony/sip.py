@@ -1,7 +1,16 @@
-"""How a Twilio leg reaches a LiveKit room: the SIP URI user chooses the room.
+"""How a Twilio leg reaches a LiveKit room: the SIP URI user chooses the room, the caller ID the identity.
 
 The provisioned callee dispatch rule names the room `<prefix>_<URI user>`
 (LiveKit inserts the `_`), so choosing the URI user chooses the room.
+
+LiveKit names a SIP participant `sip_` + the INVITE's From user and replaces
+a participant whose identity is already in the room (livekit/protocol
+`sip/sip.go`, EvaluateDispatchRule; livekit-server `roommanager.go`). A
+<Dial> carries the parent call's caller ID unless callerId says otherwise,
+and every agent leg is placed from the company number: so every leg dials
+with a caller ID of its own (`leg-<id>`), which Twilio accepts for <Sip>
+("any alphanumeric string ... +, -, _ and ."), and the leg knows its
+LiveKit identity before it joins.
 """
 
 from __future__ import annotations
@@ -9,6 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config import Settings
+
+# How long a leg's <Dial> into a room may ring: LiveKit answers a SIP call
+# only once it can subscribe to a track there (livekit/sip inbound.go,
+# waitSubscribe), so a leg that arrives first rings until the other party
+# joins, a second or two for a redirect. Twilio's default is 30 s; this says
+# it, with room to spare, within Twilio's 5-600 s.
+ROOM_DIAL_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -18,6 +34,8 @@ class SipTarget:
     uri: str
     username: str
     password: str
+    caller_id: str
+    dial_timeout: int = ROOM_DIAL_TIMEOUT_SECONDS
 
 
 def call_room_user(call_id: int) -> str:
@@ -43,8 +61,18 @@ def room_user_of(settings: Settings, room: str) -> str:
     return room[len(prefix):]
 
 
-def sip_target(settings: Settings, room_user: str) -> SipTarget:
-    """The <Sip> noun that puts a Twilio leg into the room of ROOM_USER."""
+def leg_caller_id(leg_id: int) -> str:
+    """The caller ID a leg's <Dial> into LiveKit carries: the From user LiveKit names it by."""
+    return f"leg-{leg_id}"
+
+
+def leg_identity(leg_id: int) -> str:
+    """The LiveKit identity of a leg's SIP participant."""
+    return "sip_" + leg_caller_id(leg_id)
+
+
+def sip_target(settings: Settings, room_user: str, leg_id: int) -> SipTarget:
+    """The <Dial><Sip> that puts leg LEG_ID into the room of ROOM_USER."""
     if not settings.livekit_sip_host:
         from app.telephony.context import IntegrationMissing
 
@@ -53,4 +81,5 @@ def sip_target(settings: Settings, room_user: str) -> SipTarget:
         uri=f"sip:{room_user}@{settings.livekit_sip_host};transport=tcp",
         username=settings.livekit_sip_username,
         password=settings.livekit_sip_password,
+        caller_id=leg_caller_id(leg_id),
     )

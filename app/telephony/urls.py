@@ -25,12 +25,15 @@ AGENT_WHISPER = "/twilio/agent/whisper"
 AGENT_STATUS = "/twilio/agent/status"
 AGENT_BRIDGE_ENDED = "/twilio/agent/bridge-ended"
 AGENT_REJOIN = "/twilio/agent/rejoin"
+AGENT_FALLBACK = "/twilio/agent/fallback"
 TRANSFER_MENU = "/twilio/transfer/menu"
 TRANSFER_CONSULT_MENU = "/twilio/transfer/consult-menu"
 TRANSFER_ANSWER = "/twilio/transfer/answer"
 TRANSFER_WHISPER = "/twilio/transfer/whisper"
 TRANSFER_STATUS = "/twilio/transfer/status"
 LIVEKIT_WEBHOOK = "/livekit/webhook"
+# The service's own hold music (app/static/audio/hold.wav), served to Twilio.
+HOLD_MUSIC = "/static/audio/hold.wav"
 
 
 class WebhookUrls:
@@ -44,11 +47,15 @@ class WebhookUrls:
         query = urlencode({k: v for k, v in params.items() if v is not None})
         return f"{self.base}{path}" + (f"?{query}" if query else "")
 
+    def hold_music(self, configured: str = "") -> str:
+        """HOLD_MUSIC_URL if one is set, else the service's own clip."""
+        return configured or self.url(HOLD_MUSIC)
+
     def ivr(self, call_id: int, attempt: int) -> str:
         return self.url(IVR, call=call_id, attempt=attempt)
 
-    def transcription(self, call_id: int) -> str:
-        return self.url(TRANSCRIPTION, call=call_id)
+    def transcription(self, call_id: int, leg_id: int | None = None) -> str:
+        return self.url(TRANSCRIPTION, call=call_id, leg=leg_id)
 
     def caller_wait(self, call_id: int) -> str:
         return self.url(CALLER_WAIT, call=call_id)
@@ -79,6 +86,9 @@ class WebhookUrls:
 
     def agent_bridge_ended(self, leg_id: int, placement: int) -> str:
         return self.url(AGENT_BRIDGE_ENDED, leg=leg_id, v=placement)
+
+    def agent_fallback(self, leg_id: int) -> str:
+        return self.url(AGENT_FALLBACK, leg=leg_id)
 
     def agent_rejoin(self, leg_id: int, say: str | None = None) -> str:
         return self.url(AGENT_REJOIN, leg=leg_id, say=say or None)

@@ -26,7 +26,7 @@ from app.logs import get_logger
 from app.models import WebhookDelivery, utcnow
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.twiml import twiml_response
-from app.telephony.urls import FALLBACK_RECORDED
+from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
 
 log = get_logger("switchboard.webhooks")
 
@@ -90,7 +90,8 @@ def retry_twiml() -> Response:
     carried = {f"{CARRY}{name}": request.form[name] for name in CARRIED_FIELDS if request.form.get(name)}
     query = {**request.args.to_dict(), **carried, "retry": str(attempt)}
     retry_url = settings.public_base_url + request.path + "?" + urlencode(query)
-    return twiml_response("common/retry.xml", **voice, music_url=settings.hold_music_url, retry_url=retry_url)
+    music = WebhookUrls(settings.public_base_url).hold_music(settings.hold_music_url)
+    return twiml_response("common/retry.xml", **voice, music_url=music, retry_url=retry_url)
 
 
 IN_PROGRESS = 0

@@ -232,7 +232,14 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
     if from_leg is None or from_leg.is_final:
         return ""
     if transfer.mode == "warm":
-        place_agent(t, from_leg, transfer.consult_room, requester=requester, say="calling")
+        if from_leg.twilio_call_sid:
+            # A phone leg waits on music, not alone in the consult room: LiveKit
+            # would keep its SIP call ringing there until someone publishes a
+            # track (livekit/sip inbound.go, waitSubscribe), longer than the
+            # target may ring. A joins the consult room when the target accepts.
+            hold_agent(t, from_leg, requester=requester, say="calling")
+        else:
+            place_agent(t, from_leg, transfer.consult_room, requester=requester, say="calling")
         return "calling"
     release_agent_leg(t, from_leg, "blind_transfer", requester=requester, say="transferred")
     return "transferred"
@@ -299,6 +306,8 @@ def target_accepted(t: Telephony, leg: Leg) -> str:
     if transfer.mode == "warm" and from_leg is not None:
         place_agent(t, leg, transfer.consult_room, requester=leg)
         move(t, transfer, TransferState.CONSULTING, target=leg.agent.extension)
+        if from_leg.room_name != transfer.consult_room or from_leg.status != LegStatus.CONNECTED:
+            place_agent(t, from_leg, transfer.consult_room, requester=leg, say="accepted")
         return "consult"
     complete(t, transfer, requester=leg)
     return "connected"

@@ -38,7 +38,8 @@ def _say(code: str, transfer: Transfer | None) -> str | None:
     if transfer and transfer.target_leg and transfer.target_leg.agent:
         target = transfer.target_leg.agent.name
     return {
-        "calling": f"Calling {target}. The caller is on hold. Press star for transfer options.",
+        "calling": f"Calling {target}. The caller is on hold. Press 1 to return to your caller.",
+        "accepted": f"{target} accepted. The caller is still on hold. Press star for transfer options.",
         "transferred": "Transferring the caller. Goodbye.",
         "completed": "Transfer complete. Goodbye.",
         "connected": "You are now connected to the caller.",
@@ -61,15 +62,18 @@ def _leg_and_transfer(t) -> tuple[Leg, Transfer]:
     return leg, transfer
 
 
-def rejoin(leg: Leg, code: str = ""):
-    """TwiML placing an agent's leg where the database says: a room, on hold, or gone."""
+def rejoin(leg: Leg, code: str = "", text: str | None = None):
+    """TwiML placing an agent's leg where the database says: a room, on hold, or gone; saying CODE or TEXT first."""
     t = telephony()
     transfer = active_transfer(leg.call) or (leg.call.transfers[-1] if leg.call.transfers else None)
-    text = _say(code, transfer)
+    text = text or _say(code, transfer)
     if leg.is_final or leg.call.is_final:
         return twiml_response("common/goodbye.xml", **hold_context(t), text=text or "Goodbye.")
     if leg.status == "on_hold":
-        return twiml_response("agents/hold.xml", **hold_context(t), text=text, rejoin_url=t.urls.agent_rejoin(leg.id))
+        # The transferring agent waiting for the target can press 1 to go back.
+        waiting = transfer is not None and not transfer.is_final and transfer.from_agent_id == leg.agent_id
+        return twiml_response("agents/hold.xml", **hold_context(t), text=text, rejoin_url=t.urls.agent_rejoin(leg.id),
+                              menu_url=t.urls.transfer_consult_menu(transfer.id, leg.id) if waiting else None)
     return bridge_agent(leg, leg.room_name or leg.call.room_name, text)
 
 
@@ -150,7 +154,7 @@ def consult_menu_choice(form: TwilioForm):
             service.swap(t, transfer, requester=leg)
             return rejoin(leg)
     except service.TransferRefused as refusal:
-        return bridge_agent(leg, leg.room_name, f"Sorry, {refusal}.")
+        return rejoin(leg, text=f"Sorry, {refusal}.")
     return rejoin(leg)
 
 
@@ -164,10 +168,10 @@ def target_answer(form: TwilioForm):
     if transfer is None:
         return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
     wait_for_summary(t.session, transfer, t.settings.summary_deadline_seconds)
-    return _whisper(leg, transfer)
+    return _whisper(leg, transfer, transcription_url=t.urls.transcription(leg.call_id, leg.id))
 
 
-def _whisper(leg: Leg, transfer: Transfer):
+def _whisper(leg: Leg, transfer: Transfer, transcription_url: str | None = None):
     t = telephony()
     from_name = transfer.from_agent.name if transfer.from_agent else "a colleague"
     return twiml_response(
@@ -176,6 +180,7 @@ def _whisper(leg: Leg, transfer: Transfer):
         from_name=from_name,
         summary=transfer.summary_spoken or "No summary is available.",
         action_url=t.urls.transfer_whisper(leg.id),
+        transcription_url=transcription_url,
     )
 
 
@@ -213,6 +218,29 @@ def target_status(form: TwilioForm):
         else:
             agent_leg_status(t, leg, "completed")
     return empty_twiml()
+
+
+@blueprint.post(urls.AGENT_FALLBACK)
+@twilio_webhook()
+def agent_fallback(form: TwilioForm):
+    """An agent call's fallback URL: a step failed or timed out; carry the leg on where it is."""
+    from app.routing.service import agent_answered
+
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.raw.get("ErrorCode", "")[:16])
+    if leg.is_final or leg.status not in ("dialing", "whisper"):
+        return rejoin(leg, text="Sorry for the wait.")
+    if leg.role == "target":
+        transfer = service.target_answered(t, leg)
+        if transfer is not None:
+            return _whisper(leg, transfer)
+        return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
+    whisper = agent_answered(t, leg)
+    if whisper is None:
+        return twiml_response("common/goodbye.xml", **hold_context(t), text="This caller is no longer waiting. Goodbye.")
+    return twiml_response("agents/whisper.xml", **hold_context(t), whisper=whisper,
+                          action_url=t.urls.agent_whisper(leg.id), transcription_url=None)
 
 
 @blueprint.post(urls.AGENT_REJOIN)

@@ -1,0 +1,25 @@
+"""The service's one clock.
+
+Everything that stores or compares a moment asks `utcnow()`. In production it
+is the system's time; a sandbox that runs the service in its own process can
+hand it a virtual clock (`use_clock`), so ring timeouts and queue waits are
+tested in milliseconds instead of being slept through.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+_source: Callable[[], datetime] | None = None
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now: the system's time unless a virtual clock was handed in."""
+    return _source() if _source is not None else datetime.now(timezone.utc)
+
+
+def use_clock(source: Callable[[], datetime] | None) -> None:
+    """Read the time from SOURCE from now on (None: the system's time again)."""
+    global _source
+    _source = source
