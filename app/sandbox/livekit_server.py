@@ -29,7 +29,6 @@ from app.sandbox.clock import VirtualClock
 from app.sandbox.livekit_sip import (
     SipCall,
     SipInvite,
-    SipRejected,
     authenticate,
     conflicting_trunk,
     match_dispatch_rule,

@@ -1,0 +1,223 @@
+"""The Twilio simulator's REST API: calls and phone numbers, as twilio-python reaches them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Optional
+from urllib.parse import parse_qsl, urlsplit
+
+from werkzeug.datastructures import MultiDict
+
+
+from app.sandbox.twilio_calls import (
+    API_VERSION,
+    RING_TIMEOUT_DEFAULT,
+    RestRequest,
+    SimCall,
+    _sid,
+)
+
+
+class RestApi:
+    """Twilio's REST API for the simulator: Calls and IncomingPhoneNumbers."""
+
+    def add_number(self, phone_number: str, voice_url: Optional[str] = None,
+                   voice_method: str = "POST", status_callback: Optional[str] = None,
+                   voice_fallback_url: Optional[str] = None) -> str:
+        """Give the account a phone number; return its sid."""
+        sid = _sid("PN")
+        with self._state:
+            self.numbers[sid] = {
+                "sid": sid, "phone_number": phone_number, "friendly_name": phone_number,
+                "voice_url": voice_url or "", "voice_method": voice_method,
+                "status_callback": status_callback or "", "status_callback_method": "POST",
+                "voice_fallback_url": voice_fallback_url or "",
+                "voice_fallback_method": "POST",
+            }
+        return sid
+
+    def number(self, phone_number: str) -> Optional[dict]:
+        """Return the resource of one of the account's numbers, or None."""
+        for resource in list(self.numbers.values()):
+            if resource["phone_number"] == phone_number:
+                return self._number_resource(resource)
+        return None
+
+    def rest_create_call(self, form) -> "tuple[int, dict]":
+        """POST Calls.json."""
+        return self.handle_rest("POST", self._path("Calls.json"), form=form, auth=self._auth)
+
+    def rest_update_call(self, sid: str, form) -> "tuple[int, dict]":
+        """POST Calls/{sid}.json."""
+        return self.handle_rest("POST", self._path(f"Calls/{sid}.json"), form=form,
+                                auth=self._auth)
+
+    def rest_get_call(self, sid: str) -> "tuple[int, dict]":
+        """GET Calls/{sid}.json."""
+        return self.handle_rest("GET", self._path(f"Calls/{sid}.json"), auth=self._auth)
+
+    def handle_rest(self, method: str, path: str, query=None, form=None,
+                    auth: Optional["tuple[str, str]"] = None) -> "tuple[int, dict]":
+        """Answer one REST request made with Basic credentials `auth`; return (status, JSON)."""
+        form = MultiDict(form or {})
+        query = MultiDict(query or {})
+        with self._state:
+            self.rest_log.append(RestRequest(method.upper(), path, form, query))
+            if auth != self._auth:
+                return _error(401, 20003, "Authenticate")
+            match = re.search(r"/2010-04-01/Accounts/([^/]+)/(.+)$", path)
+            if not match or match.group(1) != self.account_sid:
+                return _error(404, 20404, f"The requested resource {path} was not found")
+            route, method = match.group(2), method.upper()
+            for index, (fail_route, status, code, message) in enumerate(self.faults):
+                if fail_route == route and method == "POST":
+                    del self.faults[index]
+                    return _error(status, code, message)
+            if route == "Calls.json" and method == "POST":
+                return self._create_call(form)
+            found = re.fullmatch(r"Calls/([^/]+)\.json", route)
+            if found and method in ("GET", "POST"):
+                call = self.calls.get(found.group(1))
+                if call is None:
+                    return _error(404, 20404, f"The requested resource {path} was not found")
+                if method == "GET":
+                    return 200, call.resource()
+                return self._update_call(call, form)
+            if route == "IncomingPhoneNumbers.json" and method == "GET":
+                return self._list_numbers(query, path)
+            found = re.fullmatch(r"IncomingPhoneNumbers/([^/]+)\.json", route)
+            if found and method in ("GET", "POST") and found.group(1) in self.numbers:
+                resource = self.numbers[found.group(1)]
+                if method == "POST":
+                    self._update_number(resource, form)
+                return 200, self._number_resource(resource)
+            return _error(404, 20404, f"The requested resource {path} was not found")
+
+    def fail_next(self, route: str = "Calls.json", status: int = 500, code: int = 20500,
+                  message: str = "Internal Server Error") -> None:
+        """Make the next POST to ROUTE (e.g. Calls.json) fail as Twilio's API does."""
+        with self._state:
+            self.faults.append((route, status, code, message))
+
+    def install(self, responses_mock, base_url: str = "https://api.twilio.com") -> None:
+        """Serve the REST routes through a `responses` mock."""
+        pattern = re.compile(re.escape(base_url.rstrip("/")) + r"/2010-04-01/Accounts/.*")
+        for method in ("GET", "POST", "DELETE"):
+            responses_mock.add_callback(method, pattern, callback=self._responses_callback,
+                                        content_type="application/json")
+
+    def _responses_callback(self, request):
+        parts = urlsplit(request.url)
+        body = request.body or ""
+        if isinstance(body, bytes):
+            body = body.decode("utf-8")
+        status, payload = self.handle_rest(
+            request.method, parts.path,
+            query=parse_qsl(parts.query, keep_blank_values=True),
+            form=parse_qsl(body, keep_blank_values=True),
+            auth=basic_credentials(request.headers.get("Authorization")))
+        return status, {}, json.dumps(payload)
+
+    @property
+    def _auth(self) -> "tuple[str, str]":
+        return self.account_sid, self.auth_token
+
+    def _path(self, route: str) -> str:
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/{route}"
+
+    def _create_call(self, form: MultiDict) -> "tuple[int, dict]":
+        for name, code in (("To", 21201), ("From", 21213)):
+            if not form.get(name):
+                return _error(400, code, f"Required parameter {name} missing.")
+        if not form.get("Url"):
+            # Inline Twiml and ApplicationSid are not simulated.
+            return _error(400, 21205, "Url parameter is required.")
+        timeout = int(form.get("Timeout") or RING_TIMEOUT_DEFAULT)
+        if not 1 <= timeout <= 600:
+            return _error(400, 21208, "Timeout must be between 1 and 600 seconds.")
+        call = SimCall(self, _sid("CA"), form["From"], form["To"], "outbound-api", "queued",
+                       url=form["Url"], status_callback=form.get("StatusCallback"),
+                       status_events=form.getlist("StatusCallbackEvent"), timeout=timeout)
+        call.fallback_url = form.get("FallbackUrl") or None
+        self.calls[call.sid] = call
+        self._enqueue(lambda: self._status_callback(call, "initiated"))
+        # Nobody picks up within Timeout: no-answer (Call resource, Timeout).
+        call._timer = self.clock.call_later(timeout, lambda: self._ring_timed_out(call), f"{call.sid} rings out")
+        return 201, call.resource()
+
+    def _ring_timed_out(self, call: SimCall) -> None:
+        if call.status in ("queued", "ringing"):
+            self._ring(call)
+            self._end(call, "no-answer", duration=0)
+
+    def _update_call(self, call: SimCall, form: MultiDict) -> "tuple[int, dict]":
+        status, url = form.get("Status"), form.get("Url")
+        if status:
+            if not call.live:
+                return _error(400, 21220, "Call is not in-progress. Cannot redirect.")
+            if status == "canceled":
+                # Twilio: canceled ends queued or ringing calls and leaves
+                # answered ones untouched.
+                if call.status in ("queued", "ringing"):
+                    self._end(call, "canceled", duration=0)
+            elif status == "completed":
+                self._end(call, "completed" if call.answered_at else "canceled")
+            else:
+                return _error(400, 21218, f"Invalid Status {status!r}.")
+        elif url:
+            if not call.live:
+                return _error(400, 21220, "Call is not in-progress. Cannot redirect.")
+            if call.answered_at is None:
+                call.url = url
+            else:
+                self._enqueue(lambda: self._redirect(call, url))
+        return 200, call.resource()
+
+    def _list_numbers(self, query: MultiDict, path: str) -> "tuple[int, dict]":
+        wanted = query.get("PhoneNumber")
+        found = [self._number_resource(n) for n in self.numbers.values()
+                 if not wanted or wanted in n["phone_number"]]
+        return 200, {
+            "incoming_phone_numbers": found, "page": 0, "page_size": 50, "start": 0,
+            "end": max(len(found) - 1, 0), "uri": path, "first_page_uri": path,
+            "next_page_uri": None, "previous_page_uri": None,
+        }
+
+    def _update_number(self, resource: dict, form: MultiDict) -> None:
+        names = {
+            "VoiceUrl": "voice_url", "VoiceMethod": "voice_method",
+            "StatusCallback": "status_callback",
+            "StatusCallbackMethod": "status_callback_method",
+            "VoiceFallbackUrl": "voice_fallback_url",
+            "VoiceFallbackMethod": "voice_fallback_method",
+        }
+        for param, key in names.items():
+            if param in form:
+                resource[key] = form[param]
+
+    def _number_resource(self, resource: dict) -> dict:
+        return {
+            **resource, "account_sid": self.account_sid, "api_version": API_VERSION,
+            "capabilities": {"voice": True, "sms": True, "mms": False, "fax": False},
+            "uri": self._path(f"IncomingPhoneNumbers/{resource['sid']}.json"),
+        }
+
+
+def basic_credentials(header: Optional[str]) -> Optional["tuple[str, str]"]:
+    """Decode an HTTP Basic Authorization header into (user, password)."""
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
+    except ValueError:
+        return None
+    return user, password
+
+
+def _error(status: int, code: int, message: str) -> "tuple[int, dict]":
+    return status, {
+        "code": code, "message": message, "status": status,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+    }
