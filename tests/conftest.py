@@ -180,6 +180,16 @@ def centre_settings(settings, livekit, llm) -> Settings:
     )
 
 
+def sandbox_seed() -> int:
+    """The seed that orders callbacks fired side by side: SANDBOX_SEED to repeat a run, else a new one."""
+    import random
+
+    seed = int(os.environ.get("SANDBOX_SEED") or random.randrange(1_000_000))
+    # Shown with a failing test's captured output: SANDBOX_SEED=<seed> runs it again the same way.
+    print(f"SANDBOX_SEED={seed}")
+    return seed
+
+
 @pytest.fixture
 def centre(make_app, centre_settings, livekit, llm):
     """The whole contact centre: the app with the demo roster, Twilio simulated, LiveKit and LLM on loopback."""
@@ -189,7 +199,8 @@ def centre(make_app, centre_settings, livekit, llm):
 
     app = make_app(centre_settings)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        centre = CallCentre(app, PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, livekit=livekit, llm=llm)
+        centre = CallCentre(app, PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, livekit=livekit, llm=llm,
+                            seed=sandbox_seed())
         centre.network.install(rsps)
         centre.load_roster()
         yield centre

@@ -419,3 +419,107 @@ def test_http_transport_over_loopback(toy):
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def test_signatures_follow_twilios_documented_example():
+    # twilio.com/docs/usage/security: the worked example, signed by our own implementation.
+    url = "https://example.com/myapp.php?foo=1&bar=2"
+    params = {"CallSid": "CA1234567890ABCDE", "Caller": "+14158675310", "Digits": "1234",
+              "From": "+14158675310", "To": "+18005551212"}
+    assert twilio_signature("12345", url, params) == "L/OH5YylLD5NRKLltdqwSvS0BnU="
+    assert RequestValidator("12345").validate(url, params, twilio_signature("12345", url, params))
+
+
+def test_a_dial_to_sip_nobody_answers_gives_up_after_its_timeout_and_the_buffer(network, received):
+    from app.sandbox.livekit_server import LiveKitStandIn
+    from livekit.protocol import sip
+
+    with LiveKitStandIn("APIkey", "a-secret-long-enough-for-hs256-signing", clock=network.clock) as livekit:
+        livekit.trunks["ST_1"] = sip.SIPInboundTrunkInfo(sip_trunk_id="ST_1", auth_username="agent",
+                                                         auth_password="secret")
+        livekit.dispatch_rules["SDR_1"] = sip.SIPDispatchRuleInfo(
+            sip_dispatch_rule_id="SDR_1", trunk_ids=["ST_1"],
+            rule=sip.SIPDispatchRule(dispatch_rule_callee=sip.SIPDispatchRuleCallee(room_prefix="call")))
+        network.sip_endpoints["sip.test"] = livekit
+        call = network.incoming_call(CALLER, NUMBER).press("1")  # <Dial timeout="20"> into an empty room
+        assert set(livekit.participants["call_room-1"]) == {f"sip_{CALLER}"}
+        assert not call.bridged
+        call.press_star()  # nobody to hang up on yet: ignored
+        assert call.ignored_keys == ["*"] and call.waiting_on.tag == "Dial"
+        call.wait(24)
+        assert call.waiting_on.tag == "Dial"
+        call.wait(1)  # 20 s + Twilio's five-second buffer
+        done = forms(received, "/dial-done")[0]
+        assert (done["DialCallStatus"], done["DialSipResponseCode"], done["DialBridged"]) == ("no-answer", "487", "false")
+        assert livekit.participants["call_room-1"] == {}
+
+
+def test_calls_create_waits_its_turn_at_one_call_per_second(network):
+    form = {"To": "sip:a@x.test", "From": NUMBER, "Url": BASE + "/agent"}
+    _, first = network.rest_create_call(form)
+    _, second = network.rest_create_call(form)
+    assert (first["queue_time"], second["queue_time"]) == ("0", "1000")
+    later = network.call(second["sid"])
+    network.answer(later.sid)  # picking up means it rang: Twilio placed it a second later
+    assert (later.answered_at - network.call(first["sid"]).created_at).total_seconds() == 1.0
+
+
+def test_callbacks_fired_together_arrive_in_a_seeded_order(toy):
+    import random
+
+    orders = []
+    for seed in (1, 1, 2, 3, 4):
+        seen = []
+        network = TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, flask_client_transport(toy.test_client(), BASE))
+        network.shuffle = random.Random(seed)
+        for name in "abcdef":
+            network.in_turn(lambda name=name: seen.append(name))
+        network.run_pending()
+        orders.append("".join(seen))
+    assert orders[0] == orders[1]  # the same seed, the same order
+    assert sorted(orders[0]) == list("abcdef") and len(set(orders)) > 1
+
+
+def test_a_webhook_slower_than_twilios_limit_goes_to_the_fallback(toy, received):
+    import time
+
+    @toy.post("/slow")
+    def slow():
+        time.sleep(0.3)
+        return Response("<Response><Say>Too late.</Say></Response>", mimetype="text/xml")
+
+    @toy.post("/fallback")
+    def fallback():
+        received.append({"path": "/fallback", "form": request.form.to_dict()})
+        return Response("<Response><Say>Fallback here.</Say><Hangup/></Response>", mimetype="text/xml")
+
+    network = TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, flask_client_transport(toy.test_client(), BASE))
+    network.webhook_timeout = 0.2  # Twilio's is 15 s; the rule is the same
+    network.add_number(NUMBER, voice_url=BASE + "/slow", voice_fallback_url=BASE + "/fallback")
+    call = network.incoming_call(CALLER, NUMBER)
+    assert call.heard == ["Fallback here."]
+    [fallback_form] = [r["form"] for r in received if r["path"] == "/fallback"]
+    assert fallback_form["ErrorCode"] == "11205" and fallback_form["ErrorUrl"] == BASE + "/slow"
+
+
+def test_a_play_lasts_as_long_as_its_audio(toy):
+    import io
+    import wave
+
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as clip:
+        clip.setnchannels(1), clip.setsampwidth(2), clip.setframerate(8000)
+        clip.writeframes(b"\0\0" * 8000 * 4)  # four seconds
+
+    @toy.post("/music")
+    def music():
+        return Response(f"<Response><Play>{BASE}/clip.wav</Play><Say>After the music.</Say></Response>",
+                        mimetype="text/xml")
+
+    network = TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, flask_client_transport(toy.test_client(), BASE),
+                            media_fetcher=lambda url: buffer.getvalue() if url.endswith("clip.wav") else None)
+    call = network.incoming_call(CALLER, NUMBER, voice_url=BASE + "/music")
+    call.wait(3.9)
+    assert call.waiting_on.tag == "Play"
+    call.wait(0.1)
+    assert call.heard[-1] == "After the music."

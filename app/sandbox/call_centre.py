@@ -7,6 +7,7 @@ real webhooks, signed as Twilio signs them.
 
 from __future__ import annotations
 
+import random
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -25,7 +26,7 @@ class CallCentre:
     """The service plus its simulated outside world."""
 
     def __init__(self, app: Flask, public_base_url: str, account_sid: str, auth_token: str,
-                 *, livekit=None, llm=None, transport=None):
+                 *, livekit=None, llm=None, transport=None, seed: int | None = None):
         self.app = app
         self.public_base_url = public_base_url.rstrip("/")
         self.livekit = livekit
@@ -39,6 +40,12 @@ class CallCentre:
             clock=self.clock, media_fetcher=self._fetch_media,
         )
         self.livekit_deliveries: list[tuple[str, int]] = []
+        # With a seed, callbacks that Twilio and LiveKit fire side by side
+        # arrive in an order that varies from seed to seed, as on the real
+        # services; the same seed gives the same order again.
+        self.seed = seed
+        if seed is not None:
+            self.network.shuffle = random.Random(seed)
         settings = app.config["SETTINGS"]
         self.number = settings.twilio_phone_number
         if livekit is not None and settings.livekit_sip_host:

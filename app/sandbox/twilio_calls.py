@@ -48,6 +48,10 @@ DIAL_TIMEOUT_DEFAULT, DIAL_TIMEOUT_MIN, DIAL_TIMEOUT_MAX, DIAL_TIMEOUT_BUFFER = 
 RING_TIMEOUT_DEFAULT = 60
 # <Gather timeout> default (twilio.com/docs/voice/twiml/gather).
 GATHER_TIMEOUT_DEFAULT = 5
+# "By default, each account is granted one CPS for calls created via POST
+# requests to the /Calls endpoint ... Calls beyond your account's CPS limit
+# will be queued and will execute at the CPS rate" (Call resource).
+CALLS_PER_SECOND = 1.0
 # "Twilio will wait for a total of 15 seconds to receive an HTTP response"
 # (twilio.com/docs/api/errors/11205); then the fallback URL is requested.
 WEBHOOK_TIMEOUT_SECONDS = 15.0
@@ -172,6 +176,7 @@ class SimCall:
         self.twiml_log: list[str] = []
         self.transcriptions: list[dict] = []
         self.created_at = network.clock.now()
+        self.placed_at = self.created_at  # calls.create waits its turn at the account's calls per second
         self.answered_at: Optional[datetime] = None
         self.ended_at: Optional[datetime] = None
         self.duration: Optional[int] = None
@@ -277,7 +282,8 @@ class SimCall:
             "start_time": _rfc2822(self.answered_at), "end_time": _rfc2822(self.ended_at),
             "duration": None if self.duration is None else str(self.duration),
             "price": None, "price_unit": "USD", "answered_by": None, "caller_name": None,
-            "forwarded_from": None, "group_sid": None, "queue_time": "0",
+            "forwarded_from": None, "group_sid": None,
+            "queue_time": str(int((self.placed_at - self.created_at).total_seconds() * 1000)),
             "trunk_sid": None, "annotation": None,
             "uri": f"/{API_VERSION}/Accounts/{account}/Calls/{self.sid}.json",
             "subresource_uris": {},

@@ -13,6 +13,7 @@ the queue of webhooks to deliver, in turn, on the virtual clock.
 
 from __future__ import annotations
 
+import random
 import threading
 import uuid
 from collections import deque
@@ -23,6 +24,7 @@ from app.sandbox.clock import VirtualClock
 from app.sandbox.signing import signed_headers
 from app.sandbox.twilio_calls import (
     API_VERSION,
+    CALLS_PER_SECOND,
     TWILIO_SIGNALLING_IP,
     WEBHOOK_TIMEOUT_SECONDS,
     Delivery,
@@ -91,6 +93,8 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         self.media_fetcher = media_fetcher
         self.audio_seconds: dict[str, float] = {}
         self.webhook_timeout = WEBHOOK_TIMEOUT_SECONDS
+        self.calls_per_second = CALLS_PER_SECOND
+        self._next_placement = self.clock.now()
         self.webhook_faults: list[tuple[str, int]] = []
         self.calls: dict[str, SimCall] = {}
         self.faults: list[tuple[str, int, int, str]] = []
@@ -102,7 +106,10 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         # Webhooks go out one at a time and never under the state lock: the
         # service answers some of them by calling the REST side back.
         self._delivering = threading.RLock()
-        self._pending: deque[Callable[[], None]] = deque()
+        self._pending: deque[tuple[Callable[[], None], bool]] = deque()
+        # A seeded random.Random: callbacks side by side in the queue go out
+        # in the order it picks (None: in the order they were fired).
+        self.shuffle: Optional[random.Random] = None
         self._last: Optional[Delivery] = None
 
     def call(self, sid: str) -> SimCall:
@@ -146,6 +153,7 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         call = self.calls[sid]
 
         def work():
+            self._until_placed(call)
             if call.status != "queued" and call.status != "ringing":
                 raise TwimlError(f"{call!r} cannot be answered")
             self._stop_timer(call)
@@ -165,6 +173,7 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         call = self.calls[sid]
 
         def work():
+            self._until_placed(call)
             if call.status not in ("queued", "ringing"):
                 raise TwimlError(f"{call!r} is not ringing")
             if status != "failed":
@@ -187,7 +196,15 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         return delivery
 
     def run_pending(self) -> int:
-        """Deliver the webhooks Twilio has queued, in order; return how many ran."""
+        """Deliver the webhooks Twilio has queued; return how many ran.
+
+        Callbacks next to each other in the queue (status callbacks, the
+        action of a <Dial> whose call is gone, LiveKit's webhooks) go out in
+        an order the seeded `shuffle` picks: "events are fired in order, [but]
+        they are made as separate HTTP requests, and there is no guarantee
+        they will arrive in the same order" (Call resource, StatusCallback).
+        Everything else keeps its order.
+        """
         if not self._pending:
             return 0
         done = 0
@@ -196,13 +213,35 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
                 with self._state:
                     if not self._pending:
                         return done
-                    work = self._pending.popleft()
+                    work = self._take_next()
                 work()
                 done += 1
 
-    def in_turn(self, work: Callable[[], None]) -> None:
-        """Run WORK (another service's webhook, say) in turn with Twilio's own deliveries."""
-        self._enqueue(work)
+    def _take_next(self) -> Callable[[], None]:
+        if self.shuffle is not None and self._pending[0][1]:
+            run = 1
+            while run < len(self._pending) and self._pending[run][1]:
+                run += 1
+            if run > 1:
+                pick = self.shuffle.randrange(run)
+                self._pending.rotate(-pick)
+                work = self._pending.popleft()[0]
+                self._pending.rotate(pick)
+                return work
+        return self._pending.popleft()[0]
+
+    def _until_placed(self, call: SimCall) -> None:
+        # A phone rings only once Twilio has placed its call: time passes until then.
+        wait = (call.placed_at - self.clock.now()).total_seconds()
+        if wait > 0:
+            self.clock.advance(wait, between=self.run_pending)
+
+    def in_turn(self, work: Callable[[], None], callback: bool = True) -> None:
+        """Run WORK (another service's webhook, say) in turn with Twilio's own deliveries.
+
+        A CALLBACK may overtake its neighbours when callbacks are shuffled.
+        """
+        self._enqueue(work, callback=callback)
 
     def advance(self, seconds: float) -> int:
         """Let SECONDS pass on the virtual clock: timers fire in order, webhooks go out between them."""
@@ -221,9 +260,9 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         with self._state:
             self.webhook_faults.append((path, status))
 
-    def _enqueue(self, work: Callable[[], None]) -> None:
+    def _enqueue(self, work: Callable[[], None], callback: bool = False) -> None:
         with self._state:
-            self._pending.append(work)
+            self._pending.append((work, callback))
 
     def _drive(self, work: Callable[[], None]) -> None:
         with self._delivering:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from datetime import timedelta
 from typing import Optional
 from urllib.parse import parse_qsl, urlsplit
 
@@ -142,9 +143,20 @@ class RestApi:
                        status_events=form.getlist("StatusCallbackEvent"), timeout=timeout)
         call.fallback_url = form.get("FallbackUrl") or None
         self.calls[call.sid] = call
-        self._enqueue(lambda: self._status_callback(call, "initiated"))
-        # Nobody picks up within Timeout: no-answer (Call resource, Timeout).
-        call._timer = self.clock.call_later(timeout, lambda: self._ring_timed_out(call), f"{call.sid} rings out")
+        now = self.clock.now()
+        call.placed_at = max(now, self._next_placement)
+        self._next_placement = call.placed_at + timedelta(seconds=1 / self.calls_per_second)
+
+        def place() -> None:
+            self._enqueue(lambda: self._status_callback(call, "initiated"), callback=True)
+            # Nobody picks up within Timeout: no-answer (Call resource, Timeout).
+            call._timer = self.clock.call_later(timeout, lambda: self._ring_timed_out(call), f"{call.sid} rings out")
+
+        if call.placed_at > now:
+            call._timer = self.clock.call_later((call.placed_at - now).total_seconds(), place,
+                                                f"{call.sid} waits for its turn (calls per second)")
+        else:
+            place()
         return 201, call.resource()
 
     def _ring_timed_out(self, call: SimCall) -> None:

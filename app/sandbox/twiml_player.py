@@ -399,11 +399,11 @@ class TwimlPlayer:
             # When the caller hangs up during a <Dial>, Twilio still requests
             # the action URL (with CallStatus=completed) and ignores its TwiML.
             call.waiting_on = waiting
-            self._enqueue(lambda: self._abandon_dial(call))
+            self._enqueue(lambda: self._abandon_dial(call), callback=True)
         else:
             call.waiting_on = None
             self._hang_up_far_end(call.dial)
         for transcription in call.transcriptions:
             if transcription["active"]:
                 self._stop_transcription(call, transcription)
-        self._enqueue(lambda: self._status_callback(call, "completed", duration))
+        self._enqueue(lambda: self._status_callback(call, "completed", duration), callback=True)
