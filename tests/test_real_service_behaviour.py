@@ -195,3 +195,15 @@ def test_a_second_trunk_without_numbers_makes_livekit_refuse_the_call(centre):
     dial_results = [d.params.get("DialSipResponseCode") for d in centre.network.sent("twiml")
                     if "DialCallStatus" in d.params]
     assert "503" in dial_results
+
+
+def test_a_can_go_back_to_the_caller_while_b_still_rings(centre):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    bob = centre.agent_phone(BOB)
+    alice.press("1")  # on the music: back to the caller
+    assert "Returning you to your caller" in alice.heard_text
+    call_id = call_row(centre, caller.sid).id
+    assert in_room(alice, str(call_id)) and in_room(caller, str(call_id))
+    assert not bob.live and transfer_row(centre).state == "cancelled"
