@@ -322,9 +322,16 @@ def _redis_answers() -> bool:
         return False
 
 
-@pytest.mark.skipif(not _redis_answers(), reason="no Redis server on 127.0.0.1:6379 to share the limit through")
 def test_with_redis_the_login_limit_is_shared_by_every_worker(make_app, settings, people):
+    import os
     import uuid
+
+    if not _redis_answers():
+        # CI starts Redis (.ci/run): there a missing server fails the run.
+        message = "no Redis server on 127.0.0.1:6379 to share the limit through"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
     # Two apps stand for two gunicorn workers; the address only names the counter.
     workers = [make_app(settings, ratelimit_storage_uri="redis://127.0.0.1:6379/15") for _ in range(2)]
