@@ -1,6 +1,6 @@
 # The two commands of the README:
 #   make run   install what is needed, migrate, load the demo roster, serve on :8000 (SQLite default)
-#   make test  install what is needed and run the whole suite on SQLite, then on PostgreSQL
+#   make test  install what is needed, check the import layers, run the whole suite on SQLite, then on PostgreSQL
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -42,5 +42,6 @@ demo: install
 
 test: install-test app/static/vendor/livekit-client.umd.js
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	$(BIN)/lint-imports
 	TEST_DATABASE=sqlite $(BIN)/python -m pytest
 	TEST_DATABASE=postgres $(BIN)/python -m pytest -m "not browser"

@@ -14,6 +14,7 @@ from flask.cli import with_appcontext
 
 from app.agents import service
 from app.db import session_scope
+from app.models import WebhookDelivery, utcnow
 from config import PROJECT_ROOT
 
 DEMO_ROSTER = PROJECT_ROOT / "app" / "fixtures" / "demo_roster.toml"
@@ -64,8 +65,6 @@ def prune(older_than_hours: int) -> None:
     from datetime import timedelta
 
     from sqlalchemy import delete
-
-    from app.models import WebhookDelivery, utcnow
 
     cutoff = utcnow() - timedelta(hours=older_than_hours)
     with session_scope(current_app) as session:

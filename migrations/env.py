@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from app import models  # noqa: F401  (registers the tables)
-from app.db import Base, make_engine
+from app.database import Base, make_engine
 
 config = context.config
 target_metadata = Base.metadata

@@ -12,7 +12,15 @@ from app.auth.service import create_user
 from app.models import Agent, Call, Leg, LegRole, utcnow
 from app.routing.service import offer_call
 from app.telephony.web import telephony
-from tests.transfer_helpers import ALICE, BOB, agent_activity, call_row, connected_call, in_room, transfer_row
+from tests.transfer_helpers import (
+    ALICE,
+    BOB,
+    agent_activity,
+    call_row,
+    connected_call,
+    in_room,
+    transfer_row,
+)
 
 STATIC = Path(__file__).resolve().parent.parent / "app" / "static"
 PASSWORD = "console-password-1"

@@ -2,7 +2,7 @@
 
 from sqlalchemy import select
 
-from app.db import make_engine
+from app.database import make_engine
 from app.demo.cli import demo_command
 from app.models import Agent, Transfer
 

@@ -336,7 +336,7 @@ def test_a_failing_twilio_api_costs_a_webhook_at_most_two_dials(centre):
 
 def test_a_step_reads_its_leg_after_taking_the_call_lock(centre):
     """A step that waited for another step of the same call sees what that step left, not a stale copy."""
-    from app.calls.service import find_leg
+    from app.calls.legs import find_leg
     from app.telephony.web import telephony
 
     caller = centre.dial()

@@ -9,7 +9,12 @@ import jwt
 import pytest
 from livekit import api
 
-from app.gateways.livekit import InvalidLiveKitWebhook, LiveKitError, LiveKitGateway, api_url
+from app.gateways.livekit import (
+    InvalidLiveKitWebhook,
+    LiveKitError,
+    LiveKitGateway,
+    api_url,
+)
 from app.sandbox.livekit_server import LiveKitStandIn, sign_webhook, webhook_body
 
 KEY = "APIswitchboard"

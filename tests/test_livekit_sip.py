@@ -2,7 +2,8 @@
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
-from livekit.protocol import room as proto_room, sip
+from livekit.protocol import room as proto_room
+from livekit.protocol import sip
 
 from app.gateways.livekit import LiveKitGateway
 from app.sandbox.livekit_server import LiveKitStandIn, sign_webhook

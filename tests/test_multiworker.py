@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.agents.service import load_roster
 from app.cli import DEMO_ROSTER, read_roster
-from app.db import make_engine
+from app.database import make_engine
 from app.models import Call, Transfer
 from app.sandbox.served import NUMBER, gunicorn_service
 from tests.conftest import LIVEKIT_API_KEY, LIVEKIT_API_SECRET

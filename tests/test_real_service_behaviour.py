@@ -8,7 +8,15 @@ from the company number, as in production.
 from sqlalchemy import select
 
 from app.models import Event, Queue, Transfer
-from tests.transfer_helpers import ALICE, BOB, call_row, connected_call, consulting, in_room, transfer_row
+from tests.transfer_helpers import (
+    ALICE,
+    BOB,
+    call_row,
+    connected_call,
+    consulting,
+    in_room,
+    transfer_row,
+)
 
 
 def identities(centre, room):

@@ -7,7 +7,12 @@ import pytest
 import requests
 import responses
 
-from app.gateways.twilio import BaseUrlHttpClient, NumberConfig, TwilioError, TwilioGateway
+from app.gateways.twilio import (
+    BaseUrlHttpClient,
+    NumberConfig,
+    TwilioError,
+    TwilioGateway,
+)
 from app.sandbox.twilio_network import TwilioNetwork
 from app.sandbox.twilio_server import TwilioStandIn
 

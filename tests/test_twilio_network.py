@@ -11,7 +11,11 @@ from werkzeug.serving import make_server
 
 from app.sandbox.signing import signed_headers, twilio_signature
 from app.sandbox.twilio_network import (
-    TwilioNetwork, TwimlError, flask_client_transport, http_transport)
+    TwilioNetwork,
+    TwimlError,
+    flask_client_transport,
+    http_transport,
+)
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "toy-auth-token"
@@ -431,8 +435,9 @@ def test_signatures_follow_twilios_documented_example():
 
 
 def test_a_dial_to_sip_nobody_answers_gives_up_after_its_timeout_and_the_buffer(network, received):
-    from app.sandbox.livekit_server import LiveKitStandIn
     from livekit.protocol import sip
+
+    from app.sandbox.livekit_server import LiveKitStandIn
 
     with LiveKitStandIn("APIkey", "a-secret-long-enough-for-hs256-signing", clock=network.clock) as livekit:
         livekit.trunks["ST_1"] = sip.SIPInboundTrunkInfo(sip_trunk_id="ST_1", auth_username="agent",

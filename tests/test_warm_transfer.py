@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from tests.transfer_helpers import BOB, CARMEN, agent_activity, call_row, connected_call, in_room, transfer_row
+from tests.transfer_helpers import (
+    BOB,
+    CARMEN,
+    agent_activity,
+    call_row,
+    connected_call,
+    in_room,
+    transfer_row,
+)
 
 
 def test_dtmf_warm_transfer_to_an_agent(centre):
@@ -410,8 +418,8 @@ def test_completing_from_the_whisper_puts_the_target_on_the_call(centre):
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    from app.transfers import service
     from app.telephony.web import telephony
+    from app.transfers import service
 
     with centre.app.test_request_context():
         t = telephony()

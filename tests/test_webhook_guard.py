@@ -9,7 +9,12 @@ from app.models import Call, Event, WebhookDelivery
 from app.sandbox.livekit_server import sign_webhook, webhook_body
 from app.sandbox.signing import signed_headers
 from app.telephony import urls
-from tests.conftest import LIVEKIT_API_KEY, LIVEKIT_API_SECRET, PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN
+from tests.conftest import (
+    LIVEKIT_API_KEY,
+    LIVEKIT_API_SECRET,
+    PUBLIC_BASE_URL,
+    TWILIO_AUTH_TOKEN,
+)
 
 VOICE_FORM = {"CallSid": "CA" + "a" * 32, "From": "+15551230099", "To": "+15550100000", "CallStatus": "ringing"}
 TWIML_PATHS = [

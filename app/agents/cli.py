@@ -12,7 +12,6 @@ from app.agents import service
 from app.db import session_scope
 from app.models import Presence
 
-
 PRESENCES = [presence.value for presence in Presence]
 
 

@@ -10,70 +10,36 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from app.calls.ivr import choose_queue, default_queue
+from app.calls.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.events import record_event
+from app.gateways.livekit import LiveKitError
+from app.gateways.twilio import TwilioError
 from app.logs import get_logger
 from app.models import (
     Call,
     CallStatus,
+    Event,
     Leg,
     LegRole,
     LegStatus,
     Queue,
-    Transfer,
     Utterance,
     utcnow,
 )
-from app.routing.service import caller_leg, close_leg, offer_call, ringing_leg
+from app.routing.service import offer_call
 from app.summaries.redaction import redact
 from app.telephony.context import Telephony
+from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.moves import MOVED, redirect_leg
 from app.telephony.sip import call_room_user, leg_identity, room_name
-from app.telephony.forms import MalformedWebhook, TwilioForm
+from app.transfers.lifecycle import caller_hung_up_during_transfers
+from app.transfers.service import expire_stale_transfer
 
 log = get_logger("switchboard.calls")
 
 # Statuses that end a call but say more than "completed".
 KEEP_FINAL = (CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED)
 TWILIO_FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
-# FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
-# reference the call (events, utterances: KEY SHARE) are not blocked by it.
-CALL_LOCK = {"key_share": True}
-
-
-def find_call(t: Telephony, call_id: str | int | None) -> Call:
-    """The call named by a webhook's ?call= parameter, locked for this step; or MalformedWebhook."""
-    try:
-        call = lock_call(t, int(call_id)) if call_id is not None else None
-    except (TypeError, ValueError):
-        call = None
-    if call is None:
-        raise MalformedWebhook(f"unknown call {call_id!r}")
-    return call
-
-
-def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
-    """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook."""
-    try:
-        call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == int(leg_id))) if leg_id is not None else None
-    except (TypeError, ValueError):
-        call_id = None
-    if call_id is None:
-        raise MalformedWebhook(f"unknown leg {leg_id!r}")
-    # Two webhooks of one call (the target accepting as the caller hangs up)
-    # take turns on PostgreSQL (SQLite's write lock already serialises them);
-    # the leg is read after the lock, so it is what the other step left.
-    lock_call(t, call_id)
-    return t.session.get(Leg, int(leg_id), populate_existing=True)
-
-
-def lock_call(t: Telephony, call_id: int) -> Call | None:
-    """Take the call's row lock for this step and read the call, its legs and transfers afresh."""
-    call = t.session.get(Call, call_id, with_for_update=CALL_LOCK, populate_existing=True)
-    if call is not None:
-        fresh = {"populate_existing": True}
-        t.session.scalars(select(Leg).where(Leg.call_id == call_id).execution_options(**fresh)).all()
-        t.session.scalars(select(Transfer).where(Transfer.call_id == call_id).execution_options(**fresh)).all()
-    return call
 
 
 def receive_call(t: Telephony, form: TwilioForm) -> Call:
@@ -136,7 +102,6 @@ def handle_ivr_input(t: Telephony, call: Call, form: TwilioForm, attempt: int) -
 
 def enqueue_call(t: Telephony, call: Call) -> None:
     """Put the call in its queue: make its room, then ring the first agent."""
-    from app.gateways.livekit import LiveKitError
 
     call.status = CallStatus.QUEUED
     call.queued_at = utcnow()
@@ -166,8 +131,6 @@ def caller_waited(t: Telephony, call: Call) -> str:
     if call.is_final:
         return "ended"
     if call.status == CallStatus.ON_HOLD:
-        from app.transfers.service import expire_stale_transfer
-
         expire_stale_transfer(t, call)
         t.session.refresh(call)
         return "connect" if call.status == CallStatus.CONNECTED else "hold"
@@ -278,7 +241,6 @@ def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, placement: s
 
 def call_events(t: Telephony, call: Call):
     """The call's timeline, oldest first."""
-    from app.models import Event
 
     return list(t.session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id)))
 
@@ -337,8 +299,6 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
             (to_hang_up if ringing else to_tell).append(leg)
         reason = "caller_hung_up" if leg.role != LegRole.CALLER else twilio_status
         close_leg(t, leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, reason)
-    from app.transfers.lifecycle import caller_hung_up_during_transfers
-
     rooms = caller_hung_up_during_transfers(t, call)
     if call.status not in KEEP_FINAL:
         call.status = CallStatus.COMPLETED if call.answered_at else CallStatus.ABANDONED
@@ -367,9 +327,6 @@ def _cancel_ringing(t: Telephony, call: Call) -> None:
 
 
 def _hang_up_and_close(t: Telephony, call: Call, call_sids: list[str], rooms: list[str | None]) -> None:
-    from app.gateways.livekit import LiveKitError
-    from app.gateways.twilio import TwilioError
-
     for sid in call_sids:
         try:
             t.twilio.end_call(sid)
@@ -382,10 +339,3 @@ def _hang_up_and_close(t: Telephony, call: Call, call_sids: list[str], rooms: li
             record_event(t.session, call, "room_close_failed", room=name, error=str(error)[:200])
 
 
-def hold_context(t: Telephony) -> dict:
-    """What every caller-facing TwiML template needs from the settings."""
-    return {
-        "voice": t.settings.say_voice,
-        "language": t.settings.say_language,
-        "music_url": t.urls.hold_music(t.settings.hold_music_url),
-    }

@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import service
+from app.calls.legs import find_call
 from app.logs import get_logger
 from app.telephony import urls
-from app.telephony.sip import room_user_of, sip_target
-from app.telephony.twiml import empty_twiml, twiml_response
-from app.telephony.web import telephony
 from app.telephony.forms import TwilioForm
+from app.telephony.sip import room_user_of, sip_target
+from app.telephony.twiml import empty_twiml, hold_context, twiml_response
+from app.telephony.web import telephony
 from app.telephony.webhook import twilio_webhook
 
 blueprint = Blueprint("calls", __name__)
@@ -27,7 +28,7 @@ def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
     hints = ",".join(sorted({hint for q in queues for hint in [q.name, *q.speech_hints]}))
     return twiml_response(
         "calls/greeting.xml",
-        **service.hold_context(t),
+        **hold_context(t),
         text=prompt.format(menu=menu),
         hints=hints,
         # The longest queue code: a shorter one is taken after the timeout or #.
@@ -39,11 +40,11 @@ def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
 
 def _hold(call, text: str | None = None):
     t = telephony()
-    return twiml_response("calls/hold.xml", **service.hold_context(t), text=text, wait_url=t.urls.caller_wait(call.id))
+    return twiml_response("calls/hold.xml", **hold_context(t), text=text, wait_url=t.urls.caller_wait(call.id))
 
 
 def _goodbye(text: str):
-    return twiml_response("common/goodbye.xml", **service.hold_context(telephony()), text=text)
+    return twiml_response("common/goodbye.xml", **hold_context(telephony()), text=text)
 
 
 @blueprint.post(urls.VOICE)
@@ -59,7 +60,7 @@ def voice(form: TwilioForm):
 def ivr(form: TwilioForm):
     """The caller answered the IVR (or said nothing)."""
     t = telephony()
-    call = service.find_call(t, request.args.get("call"))
+    call = find_call(t, request.args.get("call"))
     attempt = request.args.get("attempt", "1")
     outcome = service.handle_ivr_input(t, call, form, int(attempt) if attempt.isdigit() else 1)
     if outcome.ask_again:
@@ -73,7 +74,7 @@ def ivr(form: TwilioForm):
 def caller_wait(form: TwilioForm):
     """A stretch of hold music ended."""
     t = telephony()
-    call = service.find_call(t, request.args.get("call"))
+    call = find_call(t, request.args.get("call"))
     outcome = service.caller_waited(t, call)
     if outcome == "options":
         return _options(call)
@@ -88,7 +89,7 @@ def _options(call):
     t = telephony()
     return twiml_response(
         "calls/options.xml",
-        **service.hold_context(t),
+        **hold_context(t),
         action_url=t.urls.caller_options(call.id),
         wait_url=t.urls.caller_wait(call.id),
     )
@@ -99,10 +100,10 @@ def _options(call):
 def caller_options(form: TwilioForm):
     """Voicemail, a callback, or more waiting."""
     t = telephony()
-    call = service.find_call(t, request.args.get("call"))
+    call = find_call(t, request.args.get("call"))
     choice = service.caller_chose(t, call, form.digits)
     if choice == "voicemail":
-        return twiml_response("calls/voicemail.xml", **service.hold_context(t), action_url=t.urls.caller_voicemail(call.id))
+        return twiml_response("calls/voicemail.xml", **hold_context(t), action_url=t.urls.caller_voicemail(call.id))
     if choice == "callback":
         return _goodbye("Thank you. We will call you back on the number you are calling from. Goodbye.")
     return _hold(call, "Thank you for holding.")
@@ -113,7 +114,7 @@ def caller_options(form: TwilioForm):
 def caller_voicemail(form: TwilioForm):
     """The recording finished."""
     t = telephony()
-    call = service.find_call(t, request.args.get("call"))
+    call = find_call(t, request.args.get("call"))
     service.save_voicemail(t, call, form)
     return _goodbye("Thank you, we have your message. Goodbye.")
 
@@ -123,7 +124,7 @@ def caller_voicemail(form: TwilioForm):
 def caller_connect(form: TwilioForm):
     """Bridge the caller into the call's LiveKit room."""
     t = telephony()
-    call = service.find_call(t, request.args.get("call"))
+    call = find_call(t, request.args.get("call"))
     return _connect(call, service.connect_caller(t, call))
 
 
@@ -131,7 +132,7 @@ def _connect(call, room: str, text: str | None = None):
     t = telephony()
     return twiml_response(
         "calls/connect.xml",
-        **service.hold_context(t),
+        **hold_context(t),
         text=text,
         sip=sip_target(t.settings, room_user_of(t.settings, room), service.caller_leg_id(call)),
         action_url=t.urls.caller_bridge_ended(call.id, service.caller_placement(call)),
@@ -143,7 +144,7 @@ def _connect(call, room: str, text: str | None = None):
 def caller_bridge_ended(form: TwilioForm):
     """The caller's leg left the room: hung up, moved on purpose, or lost."""
     t = telephony()
-    call = service.find_call(t, request.args.get("call"))
+    call = find_call(t, request.args.get("call"))
     what = service.caller_bridge_ended(t, call, form, request.args.get("v", ""))
     if what == "reconnect":
         return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
@@ -180,7 +181,7 @@ def caller_goodbye(form: TwilioForm):
 def transcription(form: TwilioForm):
     """A real-time transcription event for the call."""
     t = telephony()
-    call = service.find_call(t, request.args.get("call"))
+    call = find_call(t, request.args.get("call"))
     service.record_transcription(t, call, form, agent_leg=request.args.get("leg"))
     return empty_twiml()
 
@@ -201,7 +202,7 @@ def fallback(form: TwilioForm):
     call = service.call_for_fallback(t, form)
     if call is None:
         # The very first request failed: apologise, then greet the caller afresh.
-        return twiml_response("common/retry.xml", **service.hold_context(t), retry_url=t.urls.url(urls.VOICE))
+        return twiml_response("common/retry.xml", **hold_context(t), retry_url=t.urls.url(urls.VOICE))
     return _resume(call, "Sorry for the wait.")
 
 

@@ -2,7 +2,7 @@
 
 Everything is read from the database on every poll, so any worker can answer
 it. A browser agent's ringing leg has no Twilio callbacks, so each poll also
-enforces the ring timeout of every browser leg (routing.expire_browser_legs).
+enforces the ring timeout of every browser leg (reactions.expire_browser_legs).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.agents.service import set_presence
+from app.calls import legs, reactions
 from app.models import (
     FINAL_LEG_STATUSES,
     Agent,
@@ -86,11 +87,11 @@ def _live_legs(session: Session, agent_id: int) -> list[Leg]:
 
 
 def _offered_leg(session: Session, agent_id: int) -> Leg | None:
-    return next((leg for leg in _live_legs(session, agent_id) if leg.status in routing.RINGING_LEG_STATUSES), None)
+    return next((leg for leg in _live_legs(session, agent_id) if leg.status in legs.RINGING_LEG_STATUSES), None)
 
 
 def _call_leg(session: Session, agent_id: int) -> Leg | None:
-    return next((leg for leg in _live_legs(session, agent_id) if leg.status not in routing.RINGING_LEG_STATUSES),
+    return next((leg for leg in _live_legs(session, agent_id) if leg.status not in legs.RINGING_LEG_STATUSES),
                 None)
 
 
@@ -118,7 +119,7 @@ def _offer(t: Telephony, leg: Leg) -> dict:
     offer = {
         "leg_id": leg.id,
         "kind": "call" if leg.role == LegRole.AGENT else "transfer",
-        "in_browser": routing.is_browser_leg(leg),
+        "in_browser": legs.is_browser_leg(leg),
         "caller": call.from_number,
         "queue": call.queue.name if call.queue else "",
         "reason": call.ivr_reason or "",
@@ -165,7 +166,7 @@ def _live_call(leg: Leg, agent_id: int) -> dict:
         "reason": call.ivr_reason or "",
         "status": call.status,
         "leg_status": leg.status,
-        "in_browser": routing.is_browser_leg(leg),
+        "in_browser": legs.is_browser_leg(leg),
         "has_caller": call.agent_id == agent_id,
         # Only a connected leg is in a room: on hold (a swap) the browser leaves it.
         "room": leg.room_name if leg.status == LegStatus.CONNECTED else None,
@@ -176,7 +177,7 @@ def _live_call(leg: Leg, agent_id: int) -> dict:
 
 def console_state(t: Telephony, agent_id: int) -> dict:
     """Everything the console shows for this agent, read from the database now."""
-    routing.expire_browser_legs(t)
+    reactions.expire_browser_legs(t)
     agent = t.session.get(Agent, agent_id)
     offered = _offered_leg(t.session, agent_id)
     live = _call_leg(t.session, agent_id)
@@ -219,9 +220,9 @@ def _my_leg(t: Telephony, agent_id: int, leg_id: int) -> Leg:
 
 def _offered(t: Telephony, agent_id: int, leg_id: int) -> Leg:
     leg = _my_leg(t, agent_id, leg_id)
-    if not routing.is_browser_leg(leg):
+    if not legs.is_browser_leg(leg):
         raise ConsoleRefused("this call rings on your phone: answer it there")
-    if routing.expire_browser_leg(t, leg):
+    if reactions.expire_browser_leg(t, leg):
         raise ConsoleRefused("too late: it was not answered in time and went to someone else")
     if leg.is_final or leg.call.is_final:
         raise ConsoleRefused("the offer is over: the caller hung up or it went to someone else")
@@ -231,7 +232,7 @@ def _offered(t: Telephony, agent_id: int, leg_id: int) -> Leg:
 def accept_offer(t: Telephony, agent_id: int, leg_id: int) -> str:
     """Take the call or transfer offered in the browser, as pressing 1 in the whisper does."""
     leg = _offered(t, agent_id, leg_id)
-    if leg.status not in routing.RINGING_LEG_STATUSES:
+    if leg.status not in legs.RINGING_LEG_STATUSES:
         return "already accepted"
     if leg.role == LegRole.AGENT:
         if routing.agent_answered(t, leg) is None:
@@ -251,7 +252,7 @@ def accept_offer(t: Telephony, agent_id: int, leg_id: int) -> str:
 def decline_offer(t: Telephony, agent_id: int, leg_id: int) -> None:
     """Decline the call or transfer offered in the browser, as pressing 2 in the whisper does."""
     leg = _offered(t, agent_id, leg_id)
-    if leg.status not in routing.RINGING_LEG_STATUSES:
+    if leg.status not in legs.RINGING_LEG_STATUSES:
         raise ConsoleRefused("you have already accepted it")
     if leg.role == LegRole.AGENT:
         routing.agent_declined(t, leg, pressed="console")
@@ -262,13 +263,13 @@ def decline_offer(t: Telephony, agent_id: int, leg_id: int) -> None:
 def hang_up(t: Telephony, agent_id: int, leg_id: int) -> None:
     """Leave the call from the browser, as hanging up the phone does."""
     leg = _my_leg(t, agent_id, leg_id)
-    if not routing.is_browser_leg(leg):
+    if not legs.is_browser_leg(leg):
         raise ConsoleRefused("you are on this call by phone: hang up there")
     if leg.is_final:
         return
-    if leg.status in routing.RINGING_LEG_STATUSES:
+    if leg.status in legs.RINGING_LEG_STATUSES:
         raise ConsoleRefused("the call is still being offered: accept or decline it")
-    routing.agent_left(t, leg)
+    reactions.agent_left(t, leg)
 
 
 def _my_live_call_leg(t: Telephony, agent_id: int) -> Leg:

@@ -27,14 +27,25 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app.agents.service import load_roster
 from app.cli import DEMO_ROSTER, alembic_config, read_roster
-from app.db import make_engine
-from app.models import Agent, Call, Event, Transfer
+from app.database import make_engine
 from app.demo.scenarios import SCENARIOS, LlmScenario
+from app.models import Agent, Call, Event, Transfer
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
-from app.sandbox.twilio_network import SimCall, TwilioNetwork, TwimlError, http_transport
-from app.sandbox.wiring import TWILIO_SIGNALLING_RANGE, http_post, provision_livekit, unwire_livekit, wire_livekit
+from app.sandbox.twilio_network import (
+    SimCall,
+    TwilioNetwork,
+    TwimlError,
+    http_transport,
+)
 from app.sandbox.twilio_server import TwilioStandIn
+from app.sandbox.wiring import (
+    TWILIO_SIGNALLING_RANGE,
+    http_post,
+    provision_livekit,
+    unwire_livekit,
+    wire_livekit,
+)
 from app.telephony import urls
 from config import Settings
 

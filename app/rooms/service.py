@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from app.calls.legs import lock_call
+from app.calls.reactions import agent_left
 from app.events import record_event
+from app.gateways.livekit import LiveKitError, WebhookEvent
 from app.logs import get_logger
-from app.gateways.livekit import WebhookEvent
-from app.models import Call, Leg, LegStatus
-from app.routing.service import agent_left
+from app.models import Call, Leg, LegStatus, Transfer
 from app.telephony.context import Telephony
 
 log = get_logger("switchboard.rooms")
@@ -24,8 +25,6 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
     call = _call_for_room(t, room)
     if call is None:
         return
-    from app.calls.service import lock_call
-
     call = lock_call(t, call.id)
     identity = event.participant.identity if event.participant else None
     # Every leg knows its identity before it joins: `sip_leg-<id>` for a
@@ -58,8 +57,6 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
 def _still_in_room(t: Telephony, room: str, identity: str) -> bool:
     # A reloaded console joins again under the same identity, and LiveKit then
     # reports the old connection as having left: ask the room who is there.
-    from app.gateways.livekit import LiveKitError
-
     t.session.commit()  # no transaction (SQLite's write lock) across the API call
     try:
         return identity in {p.identity for p in t.livekit.list_participants(room)}
@@ -72,7 +69,5 @@ def _call_for_room(t: Telephony, room: str) -> Call | None:
     call = t.session.scalar(select(Call).where(Call.room_name == room))
     if call is not None:
         return call
-    from app.models import Transfer
-
     transfer = t.session.scalar(select(Transfer).where(Transfer.consult_room == room))
     return transfer.call if transfer else None

@@ -23,7 +23,10 @@ import jwt
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from livekit.api.access_token import AccessToken, Claims, TokenVerifier
-from livekit.protocol import models, room as proto_room, sip as proto_sip, webhook as proto_webhook
+from livekit.protocol import models
+from livekit.protocol import room as proto_room
+from livekit.protocol import sip as proto_sip
+from livekit.protocol import webhook as proto_webhook
 
 from app.sandbox.clock import VirtualClock
 from app.sandbox.livekit_sip import (

@@ -14,7 +14,6 @@ from typing import Callable, Optional
 
 from livekit.protocol import sip as proto_sip
 
-
 # livekit/sip drops an INVITE no trunk or rule matches without answering at
 # all (`cc.Drop()`, "Rejecting inbound flood"): the status of a SipRejected
 # that never reaches the caller.

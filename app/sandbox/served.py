@@ -21,7 +21,12 @@ from typing import Iterator
 
 from app.sandbox.twilio_network import TwilioNetwork, http_transport
 from app.sandbox.twilio_server import TwilioStandIn
-from app.sandbox.wiring import TWILIO_SIGNALLING_RANGE, http_post, unwire_livekit, wire_livekit
+from app.sandbox.wiring import (
+    TWILIO_SIGNALLING_RANGE,
+    http_post,
+    unwire_livekit,
+    wire_livekit,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_SID = "AC" + "0" * 31 + "7"

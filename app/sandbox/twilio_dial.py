@@ -6,18 +6,16 @@ import xml.etree.ElementTree as ET
 from typing import Optional
 from urllib.parse import parse_qsl, urljoin
 
-
 from app.sandbox.livekit_sip import NO_RESPONSE, SipInvite, SipRejected
-
 from app.sandbox.twilio_calls import (
     DIAL_STATUSES,
     DIAL_TIMEOUT_BUFFER,
     DIAL_TIMEOUT_DEFAULT,
     DIAL_TIMEOUT_MAX,
     DIAL_TIMEOUT_MIN,
-    DialLeg,
-    DialedNoun,
     SIP_CALLER_ID,
+    DialedNoun,
+    DialLeg,
     SimCall,
     TwimlError,
     _sid,

@@ -11,7 +11,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 from werkzeug.datastructures import MultiDict
 
-
 from app.sandbox.twilio_calls import (
     API_VERSION,
     RING_TIMEOUT_DEFAULT,

@@ -11,20 +11,18 @@ import xml.etree.ElementTree as ET
 from typing import Callable, Optional
 from urllib.parse import urljoin, urlsplit
 
-
-
 from app.sandbox.twilio_calls import (
     ALL_VERBS,
     DIAL_NOUNS,
-    Delivery,
     GATHER_CHILDREN,
     GATHER_TIMEOUT_DEFAULT,
     SIMULATED_VERBS,
     START_NOUNS,
+    UNKNOWN_AUDIO_SECONDS,
+    Delivery,
     Said,
     SimCall,
     TwimlError,
-    UNKNOWN_AUDIO_SECONDS,
     _sid,
 )
 

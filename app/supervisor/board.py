@@ -28,6 +28,7 @@ from app.models import (
     TransferState,
     Utterance,
 )
+from app.transfers.service import TransferRefused, find_target
 
 STRUCTURED_LABELS = (
     ("reason", "Reason"),
@@ -306,7 +307,6 @@ def transfer_targets(session: Session) -> tuple[list[tuple[str, str]], list[tupl
 
 def target_of_choice(session: Session, choice: str):
     """The transfer target a form choice ('agent:102', 'queue:billing') names; TransferRefused if none."""
-    from app.transfers.service import TransferRefused, find_target
 
     kind, _, key = (choice or "").partition(":")
     if kind not in ("agent", "queue") or not key:

@@ -9,7 +9,16 @@ the threads Twilio's webhooks need.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, flash, jsonify, redirect, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, TextAreaField

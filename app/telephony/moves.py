@@ -7,7 +7,6 @@ from app.gateways.twilio import TwilioError
 from app.models import Leg
 from app.telephony.context import Telephony
 
-
 MOVED, GONE, FAILED = "moved", "gone", "failed"
 
 

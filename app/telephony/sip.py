@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.telephony.context import IntegrationMissing
 from config import Settings
 
 # How long a leg's <Dial> into a room may ring: LiveKit answers a SIP call
@@ -74,8 +75,6 @@ def leg_identity(leg_id: int) -> str:
 def sip_target(settings: Settings, room_user: str, leg_id: int) -> SipTarget:
     """The <Dial><Sip> that puts leg LEG_ID into the room of ROOM_USER."""
     if not settings.livekit_sip_host:
-        from app.telephony.context import IntegrationMissing
-
         raise IntegrationMissing("LiveKit SIP is not configured (LIVEKIT_SIP_HOST)")
     return SipTarget(
         uri=f"sip:{room_user}@{settings.livekit_sip_host};transport=tcp",

@@ -7,6 +7,7 @@ from functools import lru_cache
 from flask import Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from app.telephony.context import Telephony
 from config import PROJECT_ROOT
 
 TWIML_MEDIA_TYPE = "text/xml"
@@ -37,3 +38,12 @@ def twiml_response(template: str, **context) -> Response:
 def empty_twiml() -> Response:
     """An empty <Response/>: for callbacks whose TwiML Twilio ignores."""
     return Response('<?xml version="1.0" encoding="UTF-8"?>\n<Response/>', mimetype=TWIML_MEDIA_TYPE)
+
+
+def hold_context(t: Telephony) -> dict:
+    """What every caller-facing TwiML template needs from the settings."""
+    return {
+        "voice": t.settings.say_voice,
+        "language": t.settings.say_language,
+        "music_url": t.urls.hold_music(t.settings.hold_music_url),
+    }

@@ -24,9 +24,11 @@ from twilio.request_validator import RequestValidator
 from app.db import request_session
 from app.logs import get_logger
 from app.models import WebhookDelivery, utcnow
+from app.routing.service import offer_waiting_calls
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.twiml import twiml_response
 from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
+from app.telephony.web import telephony
 
 log = get_logger("switchboard.webhooks")
 
@@ -175,9 +177,6 @@ def _with_secrets(body: str) -> str:
 def _offer_waiting_calls() -> None:
     # Agents this webhook freed take waiting calls now, not when a caller's
     # hold music next ends. A failure here must not spoil the answer.
-    from app.routing.service import offer_waiting_calls
-    from app.telephony.web import telephony
-
     t = telephony()
     if not t.freed_agent_ids:
         return

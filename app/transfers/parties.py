@@ -7,23 +7,12 @@ own request caused the move gets its TwiML in the answer instead.
 
 from __future__ import annotations
 
+from app.calls.legs import caller_leg, close_leg
 from app.events import record_event
-from app.models import Call, CallStatus, Leg, LegRole, LegStatus, utcnow
-from app.routing.service import caller_leg, close_leg, offer_call
+from app.models import Call, CallStatus, Leg, LegStatus, utcnow
+from app.routing.service import offer_call
 from app.telephony.context import Telephony
 from app.telephony.moves import redirect_leg
-
-
-def agent_leg_of(call: Call, agent_id: int | None) -> Leg | None:
-    """The live phone leg of this agent on this call."""
-    return next(
-        (
-            leg
-            for leg in call.legs
-            if leg.agent_id == agent_id and leg.role in (LegRole.AGENT, LegRole.TARGET) and not leg.is_final
-        ),
-        None,
-    )
 
 
 def hold_caller(t: Telephony, call: Call) -> None:

@@ -15,6 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.agents.availability import reserve_agent
+from app.calls.legs import RINGING_LEG_STATUSES, agent_leg_of, close_leg, lock_call
+from app.calls.ringing import ring_leg
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.gateways.twilio import TwilioError
@@ -33,17 +36,10 @@ from app.models import (
     TransferState,
     utcnow,
 )
-from app.routing.service import (
-    RINGING_LEG_STATUSES,
-    close_leg,
-    reserve_agent,
-    ring_leg,
-)
 from app.telephony.context import Telephony
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
 from app.transfers.parties import (
-    agent_leg_of,
     hold_agent,
     hold_caller,
     place_agent,
@@ -248,7 +244,6 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
 def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigger: str,
                    notes: str | None = None) -> Transfer:
     """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent."""
-    from app.calls.service import lock_call
 
     call = lock_call(t, call.id)  # the caller hanging up meanwhile waits for this step, or wins before it
     if call.is_final:

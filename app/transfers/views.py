@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from app.calls.service import find_leg, hold_context
+from app.calls.legs import find_leg
+from app.calls.reactions import agent_leg_status
 from app.events import record_event
 from app.models import Leg, Transfer, TransferState
+from app.rooms.presence import star_pressed
+from app.routing.service import agent_answered
 from app.routing.views import bridge_agent
 from app.telephony import urls
-from app.telephony.twiml import empty_twiml, twiml_response
-from app.telephony.web import telephony
 from app.telephony.forms import MalformedWebhook, TwilioForm
+from app.telephony.twiml import empty_twiml, hold_context, twiml_response
+from app.telephony.web import telephony
 from app.telephony.webhook import twilio_webhook
 from app.transfers import service
 from app.transfers.lifecycle import active_transfer
@@ -206,7 +209,6 @@ def target_whisper(form: TwilioForm):
 @twilio_webhook(answer="callback")
 def target_status(form: TwilioForm):
     """Status callbacks of the target's leg."""
-    from app.routing.service import agent_leg_status
 
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
@@ -220,11 +222,40 @@ def target_status(form: TwilioForm):
     return empty_twiml()
 
 
+@blueprint.post(urls.AGENT_BRIDGE_ENDED)
+@twilio_webhook()
+def agent_bridge_ended(form: TwilioForm):
+    """The agent's <Dial> ended: * pressed (transfer menu), the room dropped or rang out, or moved by us."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    if form.call_status != "in-progress" or leg.is_final:
+        return empty_twiml()  # the agent hung up: Twilio ignores this answer
+    if str(leg.placement) != request.args.get("v"):
+        # A stale action: our own redirect ended this <Dial> (Twilio ignores
+        # the answer), or a redirect that failed after the placement moved on
+        # (then this answer is what puts the leg where it belongs).
+        return rejoin(leg)
+    if form.dial_call_status != "completed":
+        # Nobody answered in the room (LiveKit rang until the <Dial> timeout,
+        # or refused the call): wait on music and try the room again.
+        record_event(t.session, leg.call, "agent_room_unanswered", leg_id=leg.id, dial_status=form.dial_call_status)
+        return _try_room_again(leg, "Still connecting, one moment.")
+    in_call_room = leg.room_name == leg.call.room_name
+    if in_call_room and active_transfer(leg.call) is None and not star_pressed(t, leg):
+        return _try_room_again(leg, "We lost the connection to the caller. Reconnecting.")
+    return transfer_menu(leg)
+
+
+def _try_room_again(leg, text: str):
+    t = telephony()
+    return twiml_response("agents/hold.xml", **hold_context(t), text=text,
+                          rejoin_url=t.urls.agent_rejoin(leg.id), menu_url=None)
+
+
 @blueprint.post(urls.AGENT_FALLBACK)
 @twilio_webhook()
 def agent_fallback(form: TwilioForm):
     """An agent call's fallback URL: a step failed or timed out; carry the leg on where it is."""
-    from app.routing.service import agent_answered
 
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))

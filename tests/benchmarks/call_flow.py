@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from app.agents.service import load_roster
 from app.cli import DEMO_ROSTER, alembic_config, read_roster
-from app.db import make_engine
+from app.database import make_engine
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
 from app.sandbox.served import AUTH_TOKEN, NUMBER, gunicorn_service

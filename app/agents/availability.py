@@ -1,0 +1,57 @@
+"""Whether an agent can take a call: reserving one (idle -> ringing) and making one idle again.
+
+An agent is reserved by a compare-and-set UPDATE (idle -> ringing) that only
+one transaction can win, on PostgreSQL (row lock, re-checked after the
+winner commits) and on SQLite (whose write lock is taken at BEGIN), so no
+agent ever gets two calls.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from sqlalchemy import select, update
+
+from app.events import record_event
+from app.models import Activity, Agent, Call, Presence, utcnow
+from app.telephony.context import Telephony
+
+
+def reserve_agent(session, skill: str, exclude: Iterable[int] = ()) -> Agent | None:
+    """Reserve (idle -> ringing) the longest-idle available agent with SKILL; None if nobody is free."""
+    excluded = set(exclude)
+    candidates = session.execute(
+        select(Agent.id, Agent.skills)
+        .where(Agent.presence == Presence.AVAILABLE, Agent.activity == Activity.IDLE)
+        .order_by(Agent.last_call_ended_at.asc().nulls_first(), Agent.id)
+    ).all()
+    for agent_id, skills in candidates:
+        if agent_id in excluded or skill not in (skills or []):
+            continue
+        won = session.execute(
+            update(Agent)
+            .where(Agent.id == agent_id, Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)
+            .values(activity=Activity.RINGING)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won == 1:
+            agent = session.get(Agent, agent_id)
+            session.refresh(agent)
+            return agent
+    return None
+
+
+def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, call: Call | None = None) -> None:
+    """Make an agent idle again; a missed call counts towards being set away."""
+    if agent is None:
+        return
+    agent.activity = Activity.IDLE
+    agent.last_call_ended_at = utcnow()
+    t.freed_agent_ids.add(agent.id)
+    if not missed:
+        return
+    agent.missed_in_row += 1
+    limit = t.settings.missed_calls_before_away
+    if limit and agent.missed_in_row >= limit and agent.presence == Presence.AVAILABLE:
+        agent.presence = Presence.AWAY
+        record_event(t.session, call, "agent_set_away", agent=agent.extension, missed_in_row=agent.missed_in_row)

@@ -1,0 +1,141 @@
+"""The legs of a call, below routing and transfers: find and lock them, close them, tell who is who.
+
+Every webhook step takes its call's row lock here (lock_call), so two
+webhooks of one call take turns on any number of workers, and reads the
+call's legs and transfers afresh after it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from app.agents.availability import release_agent
+from app.models import (
+    Activity,
+    Agent,
+    Call,
+    CallStatus,
+    Leg,
+    LegRole,
+    LegStatus,
+    Transfer,
+    utcnow,
+)
+from app.telephony.context import Telephony
+from app.telephony.forms import MalformedWebhook
+
+# FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
+# reference the call (events, utterances: KEY SHARE) are not blocked by it.
+CALL_LOCK = {"key_share": True}
+
+
+def find_call(t: Telephony, call_id: str | int | None) -> Call:
+    """The call named by a webhook's ?call= parameter, locked for this step; or MalformedWebhook."""
+    try:
+        call = lock_call(t, int(call_id)) if call_id is not None else None
+    except (TypeError, ValueError):
+        call = None
+    if call is None:
+        raise MalformedWebhook(f"unknown call {call_id!r}")
+    return call
+
+
+def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
+    """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook."""
+    try:
+        call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == int(leg_id))) if leg_id is not None else None
+    except (TypeError, ValueError):
+        call_id = None
+    if call_id is None:
+        raise MalformedWebhook(f"unknown leg {leg_id!r}")
+    # Two webhooks of one call (the target accepting as the caller hangs up)
+    # take turns on PostgreSQL (SQLite's write lock already serialises them);
+    # the leg is read after the lock, so it is what the other step left.
+    lock_call(t, call_id)
+    return t.session.get(Leg, int(leg_id), populate_existing=True)
+
+
+def lock_call(t: Telephony, call_id: int) -> Call | None:
+    """Take the call's row lock for this step and read the call, its legs and transfers afresh."""
+    call = t.session.get(Call, call_id, with_for_update=CALL_LOCK, populate_existing=True)
+    if call is not None:
+        fresh = {"populate_existing": True}
+        t.session.scalars(select(Leg).where(Leg.call_id == call_id).execution_options(**fresh)).all()
+        t.session.scalars(select(Transfer).where(Transfer.call_id == call_id).execution_options(**fresh)).all()
+    return call
+
+
+RINGING_LEG_STATUSES = (LegStatus.DIALING, LegStatus.WHISPER)
+
+
+def browser_identity(agent: Agent) -> str:
+    """The LiveKit identity of an agent in the browser (the console's token uses the same)."""
+    return f"agent-{agent.extension}"
+
+
+def is_browser_leg(leg: Leg) -> bool:
+    """Whether this leg is a browser agent's (rung by their console, not by Twilio)."""
+    return leg.role != LegRole.CALLER and leg.twilio_call_sid is None and leg.livekit_identity is not None
+
+
+def ringing_leg(call: Call) -> Leg | None:
+    """The agent leg currently ringing or whispering for this call, if any."""
+    return next(
+        (leg for leg in call.legs if leg.role == LegRole.AGENT and leg.status in RINGING_LEG_STATUSES), None
+    )
+
+
+def caller_leg(call: Call) -> Leg | None:
+    """The caller's own leg."""
+    return next((leg for leg in call.legs if leg.role == LegRole.CALLER), None)
+
+
+def close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool = False) -> None:
+    """End a leg (once) and free its agent; a missed ring counts towards being set away."""
+    if leg.is_final:
+        return
+    was_ringing = leg.status in RINGING_LEG_STATUSES
+    leg.status = status
+    leg.end_reason = reason
+    leg.ended_at = utcnow()
+    if leg.agent is not None and (was_ringing or leg.agent.activity != Activity.IDLE):
+        release_agent(t, leg.agent, missed=missed and was_ringing, call=leg.call)
+    if leg.call.status == CallStatus.RINGING_AGENT and ringing_leg(leg.call) is None:
+        leg.call.status = CallStatus.QUEUED
+
+
+def claim_expired_browser_ring(t: Telephony, leg: Leg) -> bool:
+    """A browser leg rang past its timeout, and this request is the one that claims it (True)."""
+    if not _browser_ring_expired(t, leg):
+        return False
+    # Claim the leg first: two workers may notice the same timeout at once.
+    won = t.session.execute(
+        update(Leg)
+        .where(Leg.id == leg.id, Leg.status.in_(RINGING_LEG_STATUSES))
+        .values(placement=Leg.placement + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    t.session.refresh(leg)
+    return won == 1
+
+
+def _browser_ring_expired(t: Telephony, leg: Leg) -> bool:
+    if not is_browser_leg(leg) or leg.status not in RINGING_LEG_STATUSES:
+        return False
+    timeout = (t.settings.transfer_ring_timeout_seconds if leg.role == LegRole.TARGET
+               else t.settings.agent_ring_timeout_seconds)
+    return utcnow() - leg.created_at >= timedelta(seconds=timeout)
+
+
+def agent_leg_of(call: Call, agent_id: int | None) -> Leg | None:
+    """The live phone leg of this agent on this call."""
+    return next(
+        (
+            leg
+            for leg in call.legs
+            if leg.agent_id == agent_id and leg.role in (LegRole.AGENT, LegRole.TARGET) and not leg.is_final
+        ),
+        None,
+    )

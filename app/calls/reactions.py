@@ -1,0 +1,89 @@
+"""What happens when an agent's leg ends or goes quiet: the reactions that concern routing and transfers together.
+
+Routing and transfers each know their own part; a leg ending during a
+transfer is the transfer's, otherwise the call's routing decides. This
+module sits above both, so neither imports the other to react.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.calls.legs import (
+    RINGING_LEG_STATUSES,
+    caller_leg,
+    claim_expired_browser_ring,
+    close_leg,
+)
+from app.events import record_event
+from app.models import CallStatus, Leg, LegRole, LegStatus
+from app.routing.service import TWILIO_MISSED, browser_agent_missed, offer_call
+from app.telephony.context import Telephony
+from app.telephony.moves import redirect_leg
+from app.transfers.service import agent_left_during_transfer, target_declined
+
+
+def agent_leg_status(t: Telephony, leg: Leg, status: str) -> None:
+    """A status callback for an agent's phone leg."""
+    call = leg.call
+    if leg.is_final:
+        return
+    if status in TWILIO_MISSED:
+        close_leg(t, leg, TWILIO_MISSED[status], status, missed=status != "canceled")
+        record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=status)
+        t.session.commit()
+        offer_call(t, call)
+    elif status == "completed":
+        if leg.status in RINGING_LEG_STATUSES:
+            # Hung up during the whisper: the same as declining.
+            close_leg(t, leg, LegStatus.DECLINED, "hung_up_in_whisper", missed=True)
+            record_event(t.session, call, "agent_hung_up_in_whisper", agent=leg.agent.extension)
+            t.session.commit()
+            offer_call(t, call)
+        else:
+            agent_left(t, leg)
+
+
+def agent_left(t: Telephony, leg: Leg) -> None:
+    """A connected agent hung up: the caller, alone in the room, is thanked and the call ends."""
+    call = leg.call
+    close_leg(t, leg, LegStatus.ENDED, "agent_hung_up")
+    record_event(t.session, call, "agent_left", agent=leg.agent.extension if leg.agent else None)
+    if agent_left_during_transfer(t, leg):
+        return
+    if call.status != CallStatus.CONNECTED or call.agent_id != leg.agent_id:
+        return
+    staying = next(
+        (other for other in call.legs
+         if other.role != LegRole.CALLER and other.status == LegStatus.CONNECTED and other.room_name == call.room_name),
+        None,
+    )
+    if staying is not None:
+        # After a three-way call the other agent keeps the caller.
+        call.agent_id = staying.agent_id
+        record_event(t.session, call, "call_agent_changed", agent=staying.agent.extension)
+        return
+    caller = caller_leg(call)
+    if caller is not None and not caller.is_final:
+        redirect_leg(t, caller, t.urls.caller_goodbye(call.id))
+
+
+def expire_browser_legs(t: Telephony) -> int:
+    """Treat every browser leg rung past its timeout as no answer; returns how many."""
+    ringing = t.session.scalars(
+        select(Leg)
+        .where(Leg.status.in_(RINGING_LEG_STATUSES), Leg.twilio_call_sid.is_(None), Leg.livekit_identity.is_not(None))
+        .order_by(Leg.id)
+    ).all()
+    return sum(expire_browser_leg(t, leg) for leg in ringing)
+
+
+def expire_browser_leg(t: Telephony, leg: Leg) -> bool:
+    """A browser leg rang past its timeout: no answer, as Twilio's callback would say; True if it did."""
+    if not claim_expired_browser_ring(t, leg):
+        return False
+    if leg.role == LegRole.TARGET:
+        target_declined(t, leg, "no-answer")
+    else:
+        browser_agent_missed(t, leg)
+    return True

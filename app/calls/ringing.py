@@ -1,0 +1,42 @@
+"""Ringing an agent for a leg: Twilio dials a phone; a browser agent's console finds the leg itself."""
+
+from __future__ import annotations
+
+from app.agents.availability import release_agent
+from app.calls.legs import browser_identity
+from app.gateways.twilio import TwilioError
+from app.models import Agent, Leg, LegStatus, utcnow
+from app.telephony.context import Telephony
+
+
+def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_url: str, timeout: int) -> str | None:
+    """Ring AGENT for LEG; None when it rings, else why Twilio could not place the call (leg failed, agent freed).
+
+    A browser agent's console finds the leg by polling, so nothing is dialled;
+    a phone is dialled only after the leg is committed, so its callbacks find it.
+    """
+    if not agent.sip_uri:
+        leg.livekit_identity = browser_identity(agent)
+        t.session.flush()
+        return None
+    t.dials_left -= 1
+    t.session.commit()
+    try:
+        leg.twilio_call_sid = t.twilio.create_call(
+            to=agent.sip_uri,
+            from_=t.settings.twilio_phone_number or leg.call.to_number,
+            url=answer_url,
+            status_callback=status_url,
+            timeout_seconds=timeout,
+            # Any of this call's steps that fails or times out resumes it where it is.
+            fallback_url=t.urls.agent_fallback(leg.id),
+        )
+        t.session.flush()
+        return None
+    except TwilioError as error:
+        leg.status = LegStatus.FAILED
+        leg.end_reason = "dial_failed"
+        leg.ended_at = utcnow()
+        release_agent(t, agent)
+        t.freed_agent_ids.discard(agent.id)  # not free to be dialled again in this request
+        return str(error)[:200]

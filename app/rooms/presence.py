@@ -1,0 +1,37 @@
+"""Who LiveKit says is in a room: the service's one way to ask, for decisions a webhook alone cannot make."""
+
+from __future__ import annotations
+
+from app.calls.legs import caller_leg
+from app.events import record_event
+from app.gateways.livekit import LiveKitError
+from app.models import Leg
+from app.telephony.context import Telephony
+
+
+def star_pressed(t: Telephony, leg: Leg) -> bool:
+    """An agent's <Dial> into the call's room ended as `*` does: was it `*`, or did the far side drop?
+
+    Twilio reports both as DialCallStatus=completed (hangupOnStar). After a
+    `*` the caller is still in the room; when LiveKit closed the room or
+    dropped the call's SIP legs, the caller is not. If LiveKit cannot be
+    asked, `*` is assumed (named in the timeline).
+    """
+    call = leg.call
+    caller = caller_leg(call)
+    if caller is None or caller.is_final or caller.livekit_identity is None or t.livekit_gateway is None:
+        return True
+    t.session.commit()  # no transaction (SQLite's write lock) across the API call
+    try:
+        present = {p.identity for p in t.livekit.list_participants(call.room_name)}
+    except LiveKitError as error:
+        if error.code == "not_found":
+            present = set()
+        else:
+            record_event(t.session, call, "star_assumed_livekit_unreachable", leg_id=leg.id, error=str(error)[:200])
+            return True
+    if caller.livekit_identity in present:
+        return True
+    record_event(t.session, call, "agent_bridge_dropped", leg_id=leg.id, room=call.room_name,
+                 caller_in_room=False)
+    return False
