@@ -45,3 +45,26 @@ def test_no_module_of_the_service_takes_part_in_an_import_cycle():
     # The package's own __init__ builds the app from every part, lazily; it is the root, not a member of a loop.
     modules = {m for m in graph.modules if m != "app"}
     assert _cycles(graph, modules) == []
+
+
+TWILIO_WORDS = ("queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled")
+
+
+def test_twilio_status_words_are_compared_only_where_the_form_is_parsed():
+    import re
+
+    from config import PROJECT_ROOT
+
+    word = "|".join(re.escape(w) for w in TWILIO_WORDS)
+    compared = re.compile(rf"""(==|!=|\bin)\s*[(\[{{]?\s*["']({word})["']""")
+    # The parsing edge (forms), the REST gateway (Twilio's own API) and the stand-ins speak Twilio.
+    edge = {"app/telephony/forms.py", "app/gateways/twilio.py"}
+    found = []
+    for path in sorted((PROJECT_ROOT / "app").rglob("*.py")):
+        name = path.relative_to(PROJECT_ROOT).as_posix()
+        if name in edge or name.startswith(("app/sandbox/", "app/demo/")):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if compared.search(line):
+                found.append(f"{name}:{number}: {line.strip()}")
+    assert found == []

@@ -8,6 +8,7 @@ call's legs and transfers afresh after it.
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import select, update
 
@@ -24,7 +25,33 @@ from app.models import (
     utcnow,
 )
 from app.telephony.context import Telephony
-from app.telephony.forms import MalformedWebhook
+from app.telephony.forms import CallProgress, MalformedWebhook
+
+
+class Missed(StrEnum):
+    """Why a ringing leg was not taken."""
+
+    DECLINED = "declined"
+    NO_ANSWER = "no-answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @classmethod
+    def of(cls, progress: CallProgress) -> "Missed":
+        """The reason an unanswered Twilio call gives (busy, failed, no-answer, canceled)."""
+        return cls(progress.value)
+
+    @property
+    def leg_status(self) -> LegStatus:
+        """The leg's final status for this reason."""
+        return {Missed.DECLINED: LegStatus.DECLINED, Missed.NO_ANSWER: LegStatus.NO_ANSWER, Missed.BUSY: LegStatus.BUSY,
+                Missed.FAILED: LegStatus.FAILED, Missed.CANCELED: LegStatus.CANCELED}[self]
+
+    @property
+    def agent_missed_it(self) -> bool:
+        """Whether it counts towards the agent being set away (they let it ring)."""
+        return self in (Missed.NO_ANSWER, Missed.BUSY)
 
 # FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
 # reference the call (events, utterances: KEY SHARE) are not blocked by it.

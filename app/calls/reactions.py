@@ -11,29 +11,32 @@ from sqlalchemy import select
 
 from app.calls.legs import (
     RINGING_LEG_STATUSES,
+    Missed,
     caller_leg,
     claim_expired_browser_ring,
     close_leg,
 )
 from app.events import record_event
 from app.models import CallStatus, Leg, LegRole, LegStatus
-from app.routing.service import TWILIO_MISSED, browser_agent_missed, offer_call
+from app.routing.service import browser_agent_missed, offer_call
 from app.telephony.context import Telephony
+from app.telephony.forms import CallProgress
 from app.telephony.moves import redirect_leg
 from app.transfers.service import agent_left_during_transfer, target_declined
 
 
-def agent_leg_status(t: Telephony, leg: Leg, status: str) -> None:
+def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
     """A status callback for an agent's phone leg."""
     call = leg.call
     if leg.is_final:
         return
-    if status in TWILIO_MISSED:
-        close_leg(t, leg, TWILIO_MISSED[status], status, missed=status != "canceled")
-        record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=status)
+    if progress.unanswered:
+        missed = Missed.of(progress)
+        close_leg(t, leg, missed.leg_status, missed, missed=missed != Missed.CANCELED)
+        record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=missed)
         t.session.commit()
         offer_call(t, call)
-    elif status == "completed":
+    elif progress == CallProgress.COMPLETED:
         if leg.status in RINGING_LEG_STATUSES:
             # Hung up during the whisper: the same as declining.
             close_leg(t, leg, LegStatus.DECLINED, "hung_up_in_whisper", missed=True)
@@ -83,7 +86,7 @@ def expire_browser_leg(t: Telephony, leg: Leg) -> bool:
     if not claim_expired_browser_ring(t, leg):
         return False
     if leg.role == LegRole.TARGET:
-        target_declined(t, leg, "no-answer")
+        target_declined(t, leg, Missed.NO_ANSWER)
     else:
         browser_agent_missed(t, leg)
     return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -30,16 +31,16 @@ from app.routing.service import offer_call
 from app.summaries.redaction import redact
 from app.telephony.context import Telephony
 from app.telephony.forms import MalformedWebhook, TwilioForm
-from app.telephony.moves import MOVED, redirect_leg
+from app.telephony.moves import Moved, redirect_leg
 from app.telephony.sip import call_room_user, leg_identity, room_name
 from app.transfers.lifecycle import caller_hung_up_during_transfers
+from app.transfers.parties import Prompt
 from app.transfers.service import expire_stale_transfer
 
 log = get_logger("switchboard.calls")
 
 # Statuses that end a call but say more than "completed".
 KEEP_FINAL = (CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED)
-TWILIO_FINAL = ("completed", "busy", "failed", "no-answer", "canceled")
 
 
 def receive_call(t: Telephony, form: TwilioForm) -> Call:
@@ -122,41 +123,60 @@ def enqueue_call(t: Telephony, call: Call) -> None:
         record_event(t.session, call, "no_agent_available", queue=call.queue.name)
 
 
-def caller_waited(t: Telephony, call: Call) -> str:
-    """A stretch of music ended: 'hold' (more music), 'options' (voicemail or callback), 'connect' or 'ended'."""
+class CallerNext(StrEnum):
+    """Where the caller's leg goes next; the caller's webhooks turn it into TwiML."""
+
+    ROOM = "room"  # into the call's LiveKit room
+    RECONNECT = "reconnect"  # back into the room after losing it, told so
+    HOLD = "hold"  # music, then the hold loop again
+    OPTIONS = "options"  # voicemail, a callback or more waiting
+    IVR = "ivr"  # asked again why they call
+    GOODBYE = "goodbye"  # the call is over
+    NOTHING = "nothing"  # the caller hung up: Twilio ignores the answer
+
+
+class CallerChoice(StrEnum):
+    """The caller's answer to the options menu."""
+
+    VOICEMAIL = "voicemail"
+    CALLBACK = "callback"
+    WAIT = "wait"
+
+
+def caller_waited(t: Telephony, call: Call) -> CallerNext:
+    """A stretch of music ended: more music, the options, the room, or goodbye."""
     if call.status == CallStatus.CONNECTED:
         # The caller should be in the room (a redirect was lost): send them there.
-        connect_caller(t, call)
-        return "connect"
+        return CallerNext.ROOM
     if call.is_final:
-        return "ended"
+        return CallerNext.GOODBYE
     if call.status == CallStatus.ON_HOLD:
         expire_stale_transfer(t, call)
         t.session.refresh(call)
-        return "connect" if call.status == CallStatus.CONNECTED else "hold"
+        return CallerNext.ROOM if call.status == CallStatus.CONNECTED else CallerNext.HOLD
     if call.status not in (CallStatus.QUEUED, CallStatus.RINGING_AGENT):
-        return "hold"
+        return CallerNext.HOLD
     # offer_call keeps a ringing phone, and replaces a browser offer past its ring timeout.
     offer_call(t, call)
     waited = utcnow() - (call.queued_at or call.created_at)
     if ringing_leg(call) is None and waited >= timedelta(seconds=t.settings.max_queue_wait_seconds):
         record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))
-        return "options"
-    return "hold"
+        return CallerNext.OPTIONS
+    return CallerNext.HOLD
 
 
-def caller_chose(t: Telephony, call: Call, digits: str) -> str:
-    """The caller's answer to the options: 'voicemail', 'callback' or 'wait'."""
+def caller_chose(t: Telephony, call: Call, digits: str) -> CallerChoice:
+    """The caller's answer to the options: 1 voicemail, 2 a callback, anything else more waiting."""
     if digits == "1":
         record_event(t.session, call, "voicemail_started")
-        return "voicemail"
+        return CallerChoice.VOICEMAIL
     if digits == "2":
         call.status = CallStatus.CALLBACK_REQUESTED
         call.ended_at = utcnow()
         _cancel_ringing(t, call)
         record_event(t.session, call, "callback_requested", number=call.from_number)
-        return "callback"
-    return "wait"
+        return CallerChoice.CALLBACK
+    return CallerChoice.WAIT
 
 
 def save_voicemail(t: Telephony, call: Call, form: TwilioForm) -> None:
@@ -213,30 +233,30 @@ def save_last_resort_message(t: Telephony, form: TwilioForm) -> None:
     save_voicemail(t, call, form)
 
 
-def caller_place(call: Call) -> str:
-    """Where the database says the caller belongs now: 'room', 'hold', 'ivr' or 'gone'."""
+def caller_place(call: Call) -> CallerNext:
+    """Where the database says the caller belongs now: the room, hold, the IVR, or goodbye."""
     if call.is_final:
-        return "gone"
+        return CallerNext.GOODBYE
     if call.status == CallStatus.CONNECTED:
-        return "room"
+        return CallerNext.ROOM
     if call.status == CallStatus.IVR:
-        return "ivr"
-    return "hold"
+        return CallerNext.IVR
+    return CallerNext.HOLD
 
 
-def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, placement: str) -> str:
-    """The caller's <Dial> ended: 'ignore' (hung up), 'resume' (a stale action), 'reconnect' or 'options'."""
+def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, placement: str) -> CallerNext:
+    """The caller's <Dial> ended: hung up (nothing), a stale action, or the room lost (reconnect, then options)."""
     leg = caller_leg(call)
-    if form.call_status in TWILIO_FINAL or leg is None:
-        return "ignore"
+    if form.call_status.is_final or leg is None:
+        return CallerNext.NOTHING
     if str(leg.placement) != placement or call.status != CallStatus.CONNECTED:
         # Our own redirect ended this <Dial> (Twilio ignores the answer), or a
         # redirect failed after the placement moved on: the answer is then
         # what puts the caller where they belong.
-        return "resume"
+        return caller_place(call)
     lost = sum(1 for event in call_events(t, call) if event.name == "caller_bridge_lost")
     record_event(t.session, call, "caller_bridge_lost", dial_status=form.dial_call_status, attempt=lost + 1)
-    return "reconnect" if lost < 2 else "options"
+    return CallerNext.RECONNECT if lost < 2 else CallerNext.OPTIONS
 
 
 def call_events(t: Telephony, call: Call):
@@ -279,7 +299,7 @@ def call_status_changed(t: Telephony, form: TwilioForm) -> None:
         log.info("status_for_unknown_call", call_status=form.call_status)
         return
     call = lock_call(t, call_id)
-    if form.call_status in TWILIO_FINAL:
+    if form.call_status.is_final:
         end_call(t, call, form.call_status)
 
 
@@ -312,7 +332,7 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
 
 
 def _redirect_or_hang_up(t: Telephony, call: Call, leg: Leg) -> None:
-    if redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, "caller_gone")) != MOVED:
+    if redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, Prompt.CALLER_GONE)) != Moved.MOVED:
         _hang_up_and_close(t, call, [leg.twilio_call_sid], [])
 
 

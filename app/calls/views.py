@@ -6,6 +6,7 @@ from flask import Blueprint, request
 
 from app.calls import service
 from app.calls.legs import find_call
+from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
 from app.telephony import urls
 from app.telephony.forms import TwilioForm
@@ -75,14 +76,7 @@ def caller_wait(form: TwilioForm):
     """A stretch of hold music ended."""
     t = telephony()
     call = find_call(t, request.args.get("call"))
-    outcome = service.caller_waited(t, call)
-    if outcome == "options":
-        return _options(call)
-    if outcome == "connect":
-        return _connect(call, call.room_name)
-    if outcome == "ended":
-        return _goodbye("Thank you for calling. Goodbye.")
-    return _hold(call)
+    return _next(call, service.caller_waited(t, call))
 
 
 def _options(call):
@@ -102,9 +96,9 @@ def caller_options(form: TwilioForm):
     t = telephony()
     call = find_call(t, request.args.get("call"))
     choice = service.caller_chose(t, call, form.digits)
-    if choice == "voicemail":
+    if choice == CallerChoice.VOICEMAIL:
         return twiml_response("calls/voicemail.xml", **hold_context(t), action_url=t.urls.caller_voicemail(call.id))
-    if choice == "callback":
+    if choice == CallerChoice.CALLBACK:
         return _goodbye("Thank you. We will call you back on the number you are calling from. Goodbye.")
     return _hold(call, "Thank you for holding.")
 
@@ -145,27 +139,25 @@ def caller_bridge_ended(form: TwilioForm):
     """The caller's leg left the room: hung up, moved on purpose, or lost."""
     t = telephony()
     call = find_call(t, request.args.get("call"))
-    what = service.caller_bridge_ended(t, call, form, request.args.get("v", ""))
-    if what == "reconnect":
-        return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
-    if what == "options":
-        return _options(call)
-    if what == "resume":
-        return _resume(call)
-    return empty_twiml()
+    return _next(call, service.caller_bridge_ended(t, call, form, request.args.get("v", "")))
 
 
-def _resume(call, text: str | None = None):
-    """TwiML that carries the caller on from where the database says they are; never starts the call again."""
+def _next(call, where: CallerNext, text: str | None = None):
+    """The TwiML that takes the caller where the domain decided; it never starts the call again."""
     t = telephony()
-    place = service.caller_place(call)
-    if place == "room":
+    if where == CallerNext.ROOM:
         return _connect(call, service.connect_caller(t, call), text)
-    if place == "gone":
-        return _goodbye("Thank you for calling. Goodbye.")
-    if place == "ivr":
+    if where == CallerNext.RECONNECT:
+        return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
+    if where == CallerNext.OPTIONS:
+        return _options(call)
+    if where == CallerNext.IVR:
         # Transcription already runs since the first greeting: never a second one.
         return _greeting(call, call.ivr_attempts + 1, ASK_AGAIN, transcribe=False)
+    if where == CallerNext.GOODBYE:
+        return _goodbye("Thank you for calling. Goodbye.")
+    if where == CallerNext.NOTHING:
+        return empty_twiml()
     return _hold(call, text)
 
 
@@ -203,7 +195,7 @@ def fallback(form: TwilioForm):
     if call is None:
         # The very first request failed: apologise, then greet the caller afresh.
         return twiml_response("common/retry.xml", **hold_context(t), retry_url=t.urls.url(urls.VOICE))
-    return _resume(call, "Sorry for the wait.")
+    return _next(call, service.caller_place(call), "Sorry for the wait.")
 
 
 @blueprint.post(urls.FALLBACK_RECORDED)

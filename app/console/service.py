@@ -244,9 +244,11 @@ def accept_offer(t: Telephony, agent_id: int, leg_id: int) -> str:
     if transfers.target_answered(t, leg) is None:
         raise ConsoleRefused("the transfer is over")
     outcome = transfers.target_accepted(t, leg)
-    if outcome == "gone":
+    if outcome == transfers.Accepted.GONE:
         raise ConsoleRefused("the transfer is over")
-    return "consulting with the transferring agent" if outcome == "consult" else "connected to the caller"
+    if outcome == transfers.Accepted.CONSULT:
+        return "consulting with the transferring agent"
+    return "connected to the caller"
 
 
 def decline_offer(t: Telephony, agent_id: int, leg_id: int) -> None:
@@ -257,7 +259,7 @@ def decline_offer(t: Telephony, agent_id: int, leg_id: int) -> None:
     if leg.role == LegRole.AGENT:
         routing.agent_declined(t, leg, pressed="console")
     else:
-        transfers.target_declined(t, leg, "declined")
+        transfers.target_declined(t, leg, legs.Missed.DECLINED)
 
 
 def hang_up(t: Telephony, agent_id: int, leg_id: int) -> None:

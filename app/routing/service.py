@@ -23,6 +23,7 @@ from app.agents.availability import reserve_agent
 from app.calls.ivr import speakable_number
 from app.calls.legs import (
     RINGING_LEG_STATUSES,
+    Missed,
     caller_leg,
     claim_expired_browser_ring,
     close_leg,
@@ -43,13 +44,11 @@ from app.models import (
     utcnow,
 )
 from app.telephony.context import Telephony
-from app.telephony.moves import FAILED, GONE, redirect_leg
+from app.telephony.moves import Moved, redirect_leg
 
 log = get_logger("switchboard.routing")
 
 WAITING_STATUSES = (CallStatus.QUEUED, CallStatus.RINGING_AGENT)
-TWILIO_MISSED = {"no-answer": LegStatus.NO_ANSWER, "busy": LegStatus.BUSY, "failed": LegStatus.FAILED,
-                 "canceled": LegStatus.CANCELED}
 
 
 # An agent who let a call go is not offered it again for this long, so the
@@ -174,12 +173,12 @@ def agent_accepted(t: Telephony, leg: Leg) -> bool:
     call.answered_at = call.answered_at or now
     record_event(t.session, call, "agent_accepted", agent=agent.extension, leg_id=leg.id)
     moved = redirect_leg(t, caller_leg(call), t.urls.caller_connect(call.id))
-    if moved == FAILED:
+    if moved == Moved.FAILED:
         # Fallback, named: the caller's hold loop sees the call connected and
         # joins the room on its next turn.
         record_event(t.session, call, "caller_connect_left_to_hold_loop")
         return True
-    if moved == GONE:
+    if moved == Moved.GONE:
         record_event(t.session, call, "caller_gone_before_connect")
         return False
     return True
@@ -199,8 +198,8 @@ def agent_declined(t: Telephony, leg: Leg, *, pressed: str) -> None:
 def browser_agent_missed(t: Telephony, leg: Leg, *, offer_next: bool = True) -> None:
     """A browser agent let a call ring past its timeout (claimed by claim_expired_browser_ring): the next agent."""
     call = leg.call
-    close_leg(t, leg, LegStatus.NO_ANSWER, "no-answer", missed=True)
-    record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status="no-answer", browser=True)
+    close_leg(t, leg, LegStatus.NO_ANSWER, Missed.NO_ANSWER, missed=True)
+    record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=Missed.NO_ANSWER, browser=True)
     if offer_next:
         t.session.commit()
         offer_call(t, call)

@@ -3,11 +3,65 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Mapping
 
 
 class MalformedWebhook(ValueError):
     """A signed webhook that lacks what its step needs."""
+
+
+class CallProgress(StrEnum):
+    """A call's status as Twilio reports it (CallStatus), parsed once here; UNKNOWN for anything else."""
+
+    QUEUED = "queued"
+    INITIATED = "initiated"
+    RINGING = "ringing"
+    IN_PROGRESS = "in-progress"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    FAILED = "failed"
+    NO_ANSWER = "no-answer"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the call has ended."""
+        return self in _FINAL_PROGRESS
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether the call ended without being answered."""
+        return self in (CallProgress.BUSY, CallProgress.FAILED, CallProgress.NO_ANSWER, CallProgress.CANCELED)
+
+
+_FINAL_PROGRESS = frozenset({CallProgress.COMPLETED, CallProgress.BUSY, CallProgress.FAILED,
+                             CallProgress.NO_ANSWER, CallProgress.CANCELED})
+
+
+class DialOutcome(StrEnum):
+    """How a <Dial> ended (DialCallStatus); NONE when the request is not a Dial action."""
+
+    COMPLETED = "completed"
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    NONE = "none"
+
+    @property
+    def bridged(self) -> bool:
+        """Whether the dialled party answered before the <Dial> ended."""
+        return self in (DialOutcome.COMPLETED, DialOutcome.ANSWERED)
+
+
+def _enum(kind, value: str | None, default):
+    try:
+        return kind((value or "").strip().lower())
+    except ValueError:
+        return default
 
 
 @dataclass(frozen=True)
@@ -17,11 +71,11 @@ class TwilioForm:
     call_sid: str
     from_number: str
     to_number: str
-    call_status: str
+    call_status: CallProgress
     digits: str
     speech_result: str
     confidence: float | None
-    dial_call_status: str
+    dial_call_status: DialOutcome
     recording_url: str
     recording_duration: int | None
     sequence_number: int | None
@@ -38,11 +92,11 @@ class TwilioForm:
             call_sid=form.get("CallSid", "").strip(),
             from_number=form.get("From", "").strip(),
             to_number=form.get("To", "").strip(),
-            call_status=form.get("CallStatus", "").strip().lower(),
+            call_status=_enum(CallProgress, form.get("CallStatus"), CallProgress.UNKNOWN),
             digits=form.get("Digits", "").strip(),
             speech_result=form.get("SpeechResult", "").strip(),
             confidence=_float(form.get("Confidence")),
-            dial_call_status=form.get("DialCallStatus", "").strip().lower(),
+            dial_call_status=_enum(DialOutcome, form.get("DialCallStatus"), DialOutcome.NONE),
             recording_url=form.get("RecordingUrl", "").strip(),
             recording_duration=_int(form.get("RecordingDuration")),
             sequence_number=_int(form.get("SequenceNumber")),

@@ -7,12 +7,41 @@ own request caused the move gets its TwiML in the answer instead.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from app.calls.legs import caller_leg, close_leg
 from app.events import record_event
 from app.models import Call, CallStatus, Leg, LegStatus, utcnow
 from app.routing.service import offer_call
 from app.telephony.context import Telephony
 from app.telephony.moves import redirect_leg
+
+
+class Prompt(StrEnum):
+    """What an agent hears on arriving where a transfer step put them (carried in their rejoin URL)."""
+
+    NONE = ""
+    CALLING = "calling"
+    ACCEPTED = "accepted"
+    TRANSFERRED = "transferred"
+    COMPLETED = "completed"
+    CONNECTED = "connected"
+    THREE_WAY = "three_way"
+    RETURNED = "returned"
+    DECLINED = "declined"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+    HOLD = "hold"
+    SWAPPED = "swapped"
+    CALLER_GONE = "caller_gone"
+
+    @classmethod
+    def parse(cls, value: str | None) -> "Prompt":
+        """The prompt a rejoin URL names; NONE for anything else."""
+        try:
+            return cls(value or "")
+        except ValueError:
+            return cls.NONE
 
 
 def hold_caller(t: Telephony, call: Call) -> None:
@@ -37,19 +66,20 @@ def unhold_caller(t: Telephony, call: Call) -> None:
     redirect_leg(t, caller, t.urls.caller_connect(call.id))
 
 
-def place_agent(t: Telephony, leg: Leg, room: str, *, requester: Leg | None, say: str = "") -> None:
+def place_agent(t: Telephony, leg: Leg, room: str, *, requester: Leg | None, say: Prompt = Prompt.NONE) -> None:
     """Put an agent's leg in ROOM; REST-redirect it unless it is the requester."""
     if not room:
         raise ValueError("place_agent needs a room")
     _set_agent_place(t, leg, LegStatus.CONNECTED, room, requester, say)
 
 
-def hold_agent(t: Telephony, leg: Leg, *, requester: Leg | None, say: str = "hold") -> None:
+def hold_agent(t: Telephony, leg: Leg, *, requester: Leg | None, say: Prompt = Prompt.HOLD) -> None:
     """Put an agent's leg on hold music (during a swap)."""
     _set_agent_place(t, leg, LegStatus.ON_HOLD, leg.room_name, requester, say)
 
 
-def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requester: Leg | None, say: str) -> None:
+def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requester: Leg | None,
+                     say: Prompt) -> None:
     if leg.is_final:
         return
     leg.status = status
@@ -58,7 +88,8 @@ def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requ
         redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
 
 
-def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | None, say: str = "") -> None:
+def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | None,
+                      say: Prompt = Prompt.NONE) -> None:
     """End an agent's part in the call: the leg hears SAY and hangs up."""
     if leg.is_final:
         return

@@ -10,13 +10,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.agents.availability import reserve_agent
-from app.calls.legs import RINGING_LEG_STATUSES, agent_leg_of, close_leg, lock_call
+from app.calls.legs import (
+    RINGING_LEG_STATUSES,
+    Missed,
+    agent_leg_of,
+    close_leg,
+    lock_call,
+)
 from app.calls.ringing import ring_leg
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
@@ -40,6 +47,7 @@ from app.telephony.context import Telephony
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
 from app.transfers.parties import (
+    Prompt,
     hold_agent,
     hold_caller,
     place_agent,
@@ -223,22 +231,22 @@ def _open_consult_room(t: Telephony, transfer: Transfer) -> None:
                      room=transfer.consult_room, error=str(error)[:200])
 
 
-def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *, requester: Leg | None) -> str:
+def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *, requester: Leg | None) -> Prompt:
     """Where the transferring agent goes once the target rings: the consult room (warm) or away (blind)."""
     if from_leg is None or from_leg.is_final:
-        return ""
+        return Prompt.NONE
     if transfer.mode == "warm":
         if from_leg.twilio_call_sid:
             # A phone leg waits on music, not alone in the consult room: LiveKit
             # would keep its SIP call ringing there until someone publishes a
             # track (livekit/sip inbound.go, waitSubscribe), longer than the
             # target may ring. A joins the consult room when the target accepts.
-            hold_agent(t, from_leg, requester=requester, say="calling")
+            hold_agent(t, from_leg, requester=requester, say=Prompt.CALLING)
         else:
-            place_agent(t, from_leg, transfer.consult_room, requester=requester, say="calling")
-        return "calling"
-    release_agent_leg(t, from_leg, "blind_transfer", requester=requester, say="transferred")
-    return "transferred"
+            place_agent(t, from_leg, transfer.consult_room, requester=requester, say=Prompt.CALLING)
+        return Prompt.CALLING
+    release_agent_leg(t, from_leg, "blind_transfer", requester=requester, say=Prompt.TRANSFERRED)
+    return Prompt.TRANSFERRED
 
 
 def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigger: str,
@@ -289,12 +297,20 @@ def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
     return transfer
 
 
-def target_accepted(t: Telephony, leg: Leg) -> str:
-    """The target pressed 1: 'consult' (join the transferring agent) or 'connected' (straight to the caller)."""
+class Accepted(StrEnum):
+    """What the target's accepting led to."""
+
+    CONSULT = "consult"  # with the transferring agent, the caller on hold
+    CONNECTED = "connected"  # straight to the caller (a blind transfer, or A gone)
+    GONE = "gone"  # the transfer was over
+
+
+def target_accepted(t: Telephony, leg: Leg) -> Accepted:
+    """The target pressed 1: join the transferring agent (CONSULT) or go straight to the caller (CONNECTED)."""
     transfer = transfer_of_target_leg(t, leg)
     if transfer is None or transfer.is_final or leg.is_final:
         close_leg(t, leg, LegStatus.CANCELED, "transfer_over")
-        return "gone"
+        return Accepted.GONE
     leg.agent.activity = Activity.ON_CALL
     leg.agent.missed_in_row = 0
     from_leg = agent_leg_of(transfer.call, transfer.from_agent_id)
@@ -302,20 +318,17 @@ def target_accepted(t: Telephony, leg: Leg) -> str:
         place_agent(t, leg, transfer.consult_room, requester=leg)
         move(t, transfer, TransferState.CONSULTING, target=leg.agent.extension)
         if from_leg.room_name != transfer.consult_room or from_leg.status != LegStatus.CONNECTED:
-            place_agent(t, from_leg, transfer.consult_room, requester=leg, say="accepted")
-        return "consult"
+            place_agent(t, from_leg, transfer.consult_room, requester=leg, say=Prompt.ACCEPTED)
+        return Accepted.CONSULT
     complete(t, transfer, requester=leg)
-    return "connected"
+    return Accepted.CONNECTED
 
 
-def target_declined(t: Telephony, leg: Leg, reason: str) -> None:
+def target_declined(t: Telephony, leg: Leg, reason: Missed) -> None:
     """The target declined, did not answer, was busy or failed: the next agent of a queue, or back to A."""
     transfer = transfer_of_target_leg(t, leg)
-    status = {"declined": LegStatus.DECLINED, "no-answer": LegStatus.NO_ANSWER, "busy": LegStatus.BUSY}.get(
-        reason, LegStatus.FAILED
-    )
     was_ringing = leg.status in RINGING_LEG_STATUSES
-    close_leg(t, leg, status, reason, missed=reason in ("no-answer", "busy"))
+    close_leg(t, leg, reason.leg_status, reason, missed=reason.agent_missed_it)
     if transfer is None or transfer.is_final or not was_ringing:
         return
     record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,
@@ -324,9 +337,8 @@ def target_declined(t: Telephony, leg: Leg, reason: str) -> None:
         transfer.state = TransferState.REQUESTED
         if ring_target(t, transfer):
             return
-    final = TransferState.DECLINED if reason == "declined" else TransferState.NO_ANSWER
-    if reason == "failed":
-        final = TransferState.FAILED
+    final = {Missed.DECLINED: TransferState.DECLINED, Missed.FAILED: TransferState.FAILED}.get(
+        reason, TransferState.NO_ANSWER)
     _give_back(t, transfer, final, reason)
 
 
@@ -342,13 +354,12 @@ def _give_back(t: Telephony, transfer: Transfer, final: str, reason: str) -> Non
         requeue_caller(t, call)
 
 
-def _returning_code(state: str) -> str:
+def _returning_code(state: str) -> Prompt:
     return {
-        TransferState.DECLINED: "declined",
-        TransferState.NO_ANSWER: "no_answer",
-        TransferState.FAILED: "failed",
-        TransferState.CANCELLED: "returned",
-    }.get(state, "returned")
+        TransferState.DECLINED: Prompt.DECLINED,
+        TransferState.NO_ANSWER: Prompt.NO_ANSWER,
+        TransferState.FAILED: Prompt.FAILED,
+    }.get(state, Prompt.RETURNED)
 
 
 # --- consult actions --------------------------------------------------------------
@@ -368,10 +379,10 @@ def complete(t: Telephony, transfer: Transfer, *, requester: Leg | None, keep_fr
     from_leg = agent_leg_of(call, transfer.from_agent_id)
     if from_leg is not None:
         if keep_from_agent:
-            place_agent(t, from_leg, call.room_name, requester=requester, say="three_way")
+            place_agent(t, from_leg, call.room_name, requester=requester, say=Prompt.THREE_WAY)
         else:
-            release_agent_leg(t, from_leg, "transferred", requester=requester, say="completed")
-    place_agent(t, target_leg, call.room_name, requester=requester, say="connected")
+            release_agent_leg(t, from_leg, "transferred", requester=requester, say=Prompt.COMPLETED)
+    place_agent(t, target_leg, call.room_name, requester=requester, say=Prompt.CONNECTED)
     unhold_caller(t, call)
     _close_consult_room(t, transfer)
 
@@ -394,7 +405,7 @@ def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | No
     move(t, transfer, TransferState.CANCELLED, reason=reason)
     from_leg = agent_leg_of(call, transfer.from_agent_id)
     if from_leg is not None:
-        place_agent(t, from_leg, call.room_name, requester=requester, say="returned")
+        place_agent(t, from_leg, call.room_name, requester=requester, say=Prompt.RETURNED)
         unhold_caller(t, call)
     else:
         requeue_caller(t, call)
@@ -416,7 +427,7 @@ def swap(t: Telephony, transfer: Transfer, *, requester: Leg) -> str:
     place_agent(t, requester, transfer.consult_room, requester=requester)
     record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="target")
     hold_caller(t, call)
-    place_agent(t, target_leg, transfer.consult_room, requester=requester, say="swapped")
+    place_agent(t, target_leg, transfer.consult_room, requester=requester, say=Prompt.SWAPPED)
     return "target"
 
 
@@ -481,5 +492,5 @@ def expire_stale_transfer(t: Telephony, call: Call) -> bool:
             t.twilio.end_call(leg.twilio_call_sid)
         except TwilioError as error:
             record_event(t.session, call, "leg_hangup_failed", leg_id=leg.id, error=str(error)[:200])
-    target_declined(t, leg, "no-answer")
+    target_declined(t, leg, Missed.NO_ANSWER)
     return True

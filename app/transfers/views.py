@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from app.calls.legs import find_leg
+from app.calls.legs import Missed, find_leg
 from app.calls.reactions import agent_leg_status
 from app.events import record_event
 from app.models import Leg, Transfer, TransferState
@@ -18,12 +18,13 @@ from app.rooms.presence import star_pressed
 from app.routing.service import agent_answered
 from app.routing.views import bridge_agent
 from app.telephony import urls
-from app.telephony.forms import MalformedWebhook, TwilioForm
+from app.telephony.forms import CallProgress, MalformedWebhook, TwilioForm
 from app.telephony.twiml import empty_twiml, hold_context, twiml_response
 from app.telephony.web import telephony
 from app.telephony.webhook import twilio_webhook
 from app.transfers import service
 from app.transfers.lifecycle import active_transfer
+from app.transfers.parties import Prompt
 from app.transfers.summary import wait_for_summary
 
 blueprint = Blueprint("transfer_voice", __name__)
@@ -36,24 +37,24 @@ MAX_MENU_ATTEMPTS = 2
 DTMF_MODES = {"2": "warm", "1": "blind"}
 
 
-def _say(code: str, transfer: Transfer | None) -> str | None:
+def _say(code: Prompt, transfer: Transfer | None) -> str | None:
     target = transfer.target_agent.name if transfer and transfer.target_agent else "the next agent"
     if transfer and transfer.target_leg and transfer.target_leg.agent:
         target = transfer.target_leg.agent.name
     return {
-        "calling": f"Calling {target}. The caller is on hold. Press 1 to return to your caller.",
-        "accepted": f"{target} accepted. The caller is still on hold. Press star for transfer options.",
-        "transferred": "Transferring the caller. Goodbye.",
-        "completed": "Transfer complete. Goodbye.",
-        "connected": "You are now connected to the caller.",
-        "three_way": "Three-way call. Hang up whenever you want to leave.",
-        "returned": "Returning you to your caller.",
-        "declined": f"{target} declined the transfer. Returning you to your caller.",
-        "no_answer": f"{target} did not answer. Returning you to your caller.",
-        "failed": "The transfer could not be placed. Returning you to your caller.",
-        "hold": "Please hold.",
-        "swapped": "You are back with the transferring agent.",
-        "caller_gone": "The caller hung up. Goodbye.",
+        Prompt.CALLING: f"Calling {target}. The caller is on hold. Press 1 to return to your caller.",
+        Prompt.ACCEPTED: f"{target} accepted. The caller is still on hold. Press star for transfer options.",
+        Prompt.TRANSFERRED: "Transferring the caller. Goodbye.",
+        Prompt.COMPLETED: "Transfer complete. Goodbye.",
+        Prompt.CONNECTED: "You are now connected to the caller.",
+        Prompt.THREE_WAY: "Three-way call. Hang up whenever you want to leave.",
+        Prompt.RETURNED: "Returning you to your caller.",
+        Prompt.DECLINED: f"{target} declined the transfer. Returning you to your caller.",
+        Prompt.NO_ANSWER: f"{target} did not answer. Returning you to your caller.",
+        Prompt.FAILED: "The transfer could not be placed. Returning you to your caller.",
+        Prompt.HOLD: "Please hold.",
+        Prompt.SWAPPED: "You are back with the transferring agent.",
+        Prompt.CALLER_GONE: "The caller hung up. Goodbye.",
     }.get(code)
 
 
@@ -65,7 +66,7 @@ def _leg_and_transfer(t) -> tuple[Leg, Transfer]:
     return leg, transfer
 
 
-def rejoin(leg: Leg, code: str = "", text: str | None = None):
+def rejoin(leg: Leg, code: Prompt = Prompt.NONE, text: str | None = None):
     """TwiML placing an agent's leg where the database says: a room, on hold, or gone; saying CODE or TEXT first."""
     t = telephony()
     transfer = active_transfer(leg.call) or (leg.call.transfers[-1] if leg.call.transfers else None)
@@ -99,7 +100,7 @@ def transfer_menu(leg: Leg):
         if transfer.from_agent_id == leg.agent_id:
             return twiml_response("transfers/consult_menu.xml", **hold_context(t),
                                   action_url=t.urls.transfer_consult_menu(transfer.id, leg.id))
-        return rejoin(leg, "")
+        return rejoin(leg)
     try:
         transfer = service.open_transfer(t, call, leg, trigger="dtmf")
     except service.TransferRefused as refusal:
@@ -119,7 +120,7 @@ def transfer_menu_choice(form: TwilioForm):
     digits = form.digits.strip("#*")
     if not digits:
         service.cancel(t, transfer, "nothing entered in the transfer menu", requester=leg)
-        return rejoin(leg, "returned")
+        return rejoin(leg, Prompt.RETURNED)
     try:
         mode = DTMF_MODES.get(digits[0])
         if mode is None:
@@ -130,7 +131,7 @@ def transfer_menu_choice(form: TwilioForm):
                      attempt=attempt)
         if attempt >= MAX_MENU_ATTEMPTS:
             service.cancel(t, transfer, str(refusal), requester=leg)
-            return rejoin(leg, "returned")
+            return rejoin(leg, Prompt.RETURNED)
         return _menu(transfer, leg, attempt + 1, f"Sorry, {refusal}.")
     return rejoin(leg, service.after_target_rung(t, transfer, leg, requester=leg))
 
@@ -146,13 +147,13 @@ def consult_menu_choice(form: TwilioForm):
     try:
         if form.digits == "1":
             service.cancel(t, transfer, "returned to the caller from the consult menu", requester=leg)
-            return rejoin(leg, "returned")
+            return rejoin(leg, Prompt.RETURNED)
         if form.digits == "2":
             service.complete(t, transfer, requester=leg)
-            return rejoin(leg, "completed")
+            return rejoin(leg, Prompt.COMPLETED)
         if form.digits == "3":
             service.complete(t, transfer, requester=leg, keep_from_agent=True)
-            return rejoin(leg, "three_way")
+            return rejoin(leg, Prompt.THREE_WAY)
         if form.digits == "4":
             service.swap(t, transfer, requester=leg)
             return rejoin(leg)
@@ -198,10 +199,10 @@ def target_whisper(form: TwilioForm):
         return _whisper(leg, transfer)
     if form.digits == "1":
         outcome = service.target_accepted(t, leg)
-        if outcome == "gone":
+        if outcome == service.Accepted.GONE:
             return twiml_response("common/goodbye.xml", **hold_context(t), text="Sorry, this transfer has ended. Goodbye.")
-        return rejoin(leg, "connected" if outcome == "connected" else "")
-    service.target_declined(t, leg, "declined")
+        return rejoin(leg, Prompt.CONNECTED if outcome == service.Accepted.CONNECTED else Prompt.NONE)
+    service.target_declined(t, leg, Missed.DECLINED)
     return twiml_response("common/goodbye.xml", **hold_context(t), text="Transfer declined. Goodbye.")
 
 
@@ -212,13 +213,13 @@ def target_status(form: TwilioForm):
 
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
-    if form.call_status in ("no-answer", "busy", "failed", "canceled"):
-        service.target_declined(t, leg, form.call_status)
-    elif form.call_status == "completed":
+    if form.call_status.unanswered:
+        service.target_declined(t, leg, Missed.of(form.call_status))
+    elif form.call_status == CallProgress.COMPLETED:
         if leg.status in ("dialing", "whisper"):
-            service.target_declined(t, leg, "declined")
+            service.target_declined(t, leg, Missed.DECLINED)
         else:
-            agent_leg_status(t, leg, "completed")
+            agent_leg_status(t, leg, CallProgress.COMPLETED)
     return empty_twiml()
 
 
@@ -228,14 +229,14 @@ def agent_bridge_ended(form: TwilioForm):
     """The agent's <Dial> ended: * pressed (transfer menu), the room dropped or rang out, or moved by us."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
-    if form.call_status != "in-progress" or leg.is_final:
+    if form.call_status != CallProgress.IN_PROGRESS or leg.is_final:
         return empty_twiml()  # the agent hung up: Twilio ignores this answer
     if str(leg.placement) != request.args.get("v"):
         # A stale action: our own redirect ended this <Dial> (Twilio ignores
         # the answer), or a redirect that failed after the placement moved on
         # (then this answer is what puts the leg where it belongs).
         return rejoin(leg)
-    if form.dial_call_status != "completed":
+    if not form.dial_call_status.bridged:
         # Nobody answered in the room (LiveKit rang until the <Dial> timeout,
         # or refused the call): wait on music and try the room again.
         record_event(t.session, leg.call, "agent_room_unanswered", leg_id=leg.id, dial_status=form.dial_call_status)
@@ -279,4 +280,4 @@ def agent_fallback(form: TwilioForm):
 def agent_rejoin(form: TwilioForm):
     """An agent's leg was redirected: put it where the database says."""
     t = telephony()
-    return rejoin(find_leg(t, request.args.get("leg")), request.args.get("say", ""))
+    return rejoin(find_leg(t, request.args.get("leg")), Prompt.parse(request.args.get("say")))
