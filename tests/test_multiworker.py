@@ -13,9 +13,10 @@ from app.agents.service import load_roster
 from app.cli import DEMO_ROSTER, read_roster
 from app.database import make_engine
 from app.models import Call, Transfer
+from app.sandbox.scenarios import warm_transfer_by_dtmf
 from app.sandbox.served import NUMBER, gunicorn_service
 from tests.conftest import LIVEKIT_API_KEY, LIVEKIT_API_SECRET
-from tests.transfer_helpers import ALICE, BOB, in_room
+from tests.transfer_helpers import in_room
 
 
 @pytest.fixture
@@ -36,21 +37,8 @@ def served(clean_database, livekit, llm):
 def test_warm_transfer_across_three_gunicorn_workers(served, llm):
     served, engine = served
     network = served.network
-    caller = network.incoming_call("+15551230001", NUMBER)
-    caller.speak("my internet bill is wrong")
-    alice = network.last_call(to=ALICE)
-    network.answer(alice.sid)
-    alice.press("1")
-    caller.transcribe("I was charged twice this month", track="inbound_track")
-    alice.press_star()
-    alice.press("2102#")
-    bob = network.last_call(to=BOB)
-    network.answer(bob.sid)
+    caller, alice, bob = warm_transfer_by_dtmf(network, NUMBER)
     assert "Transfer from Alice Moreno" in bob.heard_text
-    bob.press("1")
-    alice.press_star()
-    alice.press("2")
-    network.run_pending()
     with Session(engine) as session:
         call = session.scalar(select(Call))
         transfer = session.scalar(select(Transfer))

@@ -3,34 +3,18 @@
 from sqlalchemy import select
 
 from app.models import Agent, Call, Transfer
-
-ALICE = "sip:alice@switchboard-demo.sip.twilio.com"
-BOB = "sip:bob@switchboard-demo.sip.twilio.com"
-CARMEN = "sip:carmen@switchboard-demo.sip.twilio.com"
+from app.sandbox import scenarios
+from app.sandbox.scenarios import ALICE, BOB, CARMEN  # noqa: F401 - the roster's phones, for the tests
 
 
-def connected_call(centre, number="+15551230001", reason="I was charged twice for my internet bill"):
+def connected_call(centre, number=scenarios.CALLER, reason=scenarios.REASON):
     """A caller connected to Alice (billing), with a little transcript; returns (caller, alice)."""
-    caller = centre.dial(number)
-    caller.speak(reason)
-    alice = centre.agent_phone(ALICE)
-    centre.network.answer(alice.sid)
-    alice.press("1")
-    caller.transcribe("Hi, my bill shows two charges of 49 dollars this month", track="inbound_track")
-    caller.transcribe("my card number is 4111 1111 1111 1111", track="inbound_track")
-    alice.transcribe("I see the duplicate charge, let me get billing to refund it", track="inbound_track")
-    return centre.network.call(caller.sid), centre.network.call(alice.sid)
+    return scenarios.connected_call(centre.network, centre.number, number, reason)
 
 
 def consulting(centre):
     """A caller on hold while Alice consults Bob (warm transfer by DTMF); returns (caller, alice, bob)."""
-    caller, alice = connected_call(centre)
-    alice.press_star()
-    alice.press("2102#")
-    bob = centre.agent_phone(BOB)
-    centre.network.answer(bob.sid)
-    bob.press("1")
-    return caller, alice, centre.network.call(bob.sid)
+    return scenarios.consulting(centre.network, centre.number)
 
 
 def transfer_row(centre):

@@ -36,12 +36,11 @@ from app.cli import DEMO_ROSTER, alembic_config, read_roster
 from app.database import make_engine
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
+from app.sandbox.scenarios import warm_transfer_by_dtmf
 from app.sandbox.served import AUTH_TOKEN, NUMBER, gunicorn_service
 from app.sandbox.signing import signed_headers
 
 LIVEKIT_KEY, LIVEKIT_SECRET = "APIbenchmark", "benchmark-livekit-secret-0123456789"
-ALICE = "sip:alice@switchboard-demo.sip.twilio.com"
-BOB = "sip:bob@switchboard-demo.sip.twilio.com"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -83,19 +82,7 @@ def whole_transfers(served, calls: int, timings) -> float:
     network.transport = timed_transport(timings)
     started = time.perf_counter()
     for n in range(calls):
-        caller = network.incoming_call(f"+1555300{n:04d}", NUMBER)
-        caller.speak("I was charged twice on my bill")
-        alice = network.last_call(to=ALICE)
-        network.answer(alice.sid)
-        alice.press("1")
-        caller.transcribe("two charges of 49 dollars this month", track="inbound_track")
-        alice.press_star()
-        alice.press("2102#")
-        bob = network.last_call(to=BOB)
-        network.answer(bob.sid)
-        bob.press("1")
-        alice.press_star()
-        alice.press("2")
+        caller, alice, bob = warm_transfer_by_dtmf(network, NUMBER, f"+1555300{n:04d}")
         caller.hangup()
         network.run_pending()
         for leg in (alice, bob):
