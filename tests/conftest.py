@@ -205,3 +205,29 @@ def centre(make_app, centre_settings, livekit, llm):
         centre.load_roster()
         yield centre
         centre.close()
+
+
+def _signed_post(client, path, form, token=TWILIO_AUTH_TOKEN, headers=None):
+    from app.sandbox.signing import signed_headers
+
+    url = PUBLIC_BASE_URL + path
+    return client.post(path, data=form, headers={**signed_headers(token, url, form), **(headers or {})})
+
+
+@pytest.fixture
+def signed_post():
+    """POST a form to a test client as Twilio would: signed for PUBLIC_BASE_URL + path (with TOKEN)."""
+    return _signed_post
+
+
+@pytest.fixture
+def api_headers():
+    """Authorization headers with a new API token of APP's database: api_headers(app)."""
+    from app.auth.service import create_api_token
+    from app.db import session_scope
+
+    def headers(app, name="crm"):
+        with session_scope(app) as session:
+            return {"Authorization": f"Bearer {create_api_token(session, name)}"}
+
+    return headers

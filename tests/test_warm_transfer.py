@@ -315,13 +315,9 @@ def test_chained_transfer_a_to_b_to_c(centre):
     assert first_summary in json.dumps(centre.llm.requests[1].body)
 
 
-def test_warm_transfer_started_from_the_api(centre):
+def test_warm_transfer_started_from_the_api(centre, api_headers):
     caller, alice = connected_call(centre)
-    with centre.db() as session:
-        from app.auth.service import create_api_token
-
-        token = create_api_token(session, "crm")
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = api_headers(centre.app)
     response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102", "notes": "VIP"},
                                   headers=headers)
     assert response.status_code == 201, response.get_json()
@@ -346,12 +342,9 @@ def test_warm_transfer_started_from_the_api(centre):
     assert centre.client.get(f"/api/transfers/{transfer['id']}").status_code == 401
 
 
-def test_api_refuses_clearly(centre):
+def test_api_refuses_clearly(centre, api_headers):
     caller, alice = connected_call(centre)
-    with centre.db() as session:
-        from app.auth.service import create_api_token
-
-        headers = {"Authorization": f"Bearer {create_api_token(session, 'crm')}"}
+    headers = api_headers(centre.app)
     post = centre.client.post
     assert post("/api/calls/CAnope/transfers", json={"extension": "102"}, headers=headers).status_code == 404
     bad = post(f"/api/calls/{caller.sid}/transfers", json={"mode": "warm"}, headers=headers)
@@ -433,7 +426,7 @@ def test_completing_from_the_whisper_puts_the_target_on_the_call(centre):
     assert transfer_row(centre).state == "completed"
 
 
-def test_an_unexpected_failure_starting_a_transfer_takes_the_caller_off_hold(centre, monkeypatch):
+def test_an_unexpected_failure_starting_a_transfer_takes_the_caller_off_hold(centre, monkeypatch, api_headers):
     from app.transfers import service
 
     def broken(*args, **kwargs):
@@ -441,10 +434,7 @@ def test_an_unexpected_failure_starting_a_transfer_takes_the_caller_off_hold(cen
 
     caller, alice = connected_call(centre)
     monkeypatch.setattr(service, "ring_target", broken)
-    with centre.db() as session:
-        from app.auth.service import create_api_token
-
-        headers = {"Authorization": f"Bearer {create_api_token(session, 'crm')}"}
+    headers = api_headers(centre.app)
     with pytest.raises(RuntimeError):  # the test client re-raises what production answers with a 500
         centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102"}, headers=headers)
     centre.network.run_pending()
@@ -475,12 +465,9 @@ def test_a_retried_menu_step_keeps_the_keys_the_agent_pressed(centre, monkeypatc
 
 
 @pytest.mark.parametrize("queue", ["technical", "2"])
-def test_the_api_takes_a_queue_by_name_or_by_its_code(centre, queue):
+def test_the_api_takes_a_queue_by_name_or_by_its_code(centre, queue, api_headers):
     caller, alice = connected_call(centre)
-    with centre.db() as session:
-        from app.auth.service import create_api_token
-
-        headers = {"Authorization": f"Bearer {create_api_token(session, 'crm')}"}
+    headers = api_headers(centre.app)
     response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"queue": queue}, headers=headers)
     assert response.status_code == 201 and response.get_json()["target_queue"] == "technical"
     unknown = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"queue": "sales"}, headers=headers)

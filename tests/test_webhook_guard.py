@@ -31,13 +31,8 @@ def count(centre, model):
         return session.scalar(select(func.count()).select_from(model))
 
 
-def signed_post(client, path, form, token=TWILIO_AUTH_TOKEN, headers=None):
-    url = PUBLIC_BASE_URL + path
-    return client.post(path, data=form, headers={**signed_headers(token, url, form), **(headers or {})})
-
-
 @pytest.mark.parametrize("path", TWIML_PATHS + CALLBACK_PATHS)
-def test_unsigned_or_wrongly_signed_webhooks_get_403_and_change_nothing(centre, path):
+def test_unsigned_or_wrongly_signed_webhooks_get_403_and_change_nothing(centre, path, signed_post):
     before = count(centre, Event)
     unsigned = centre.client.post(path, data=VOICE_FORM)
     wrong = signed_post(centre.client, path, VOICE_FORM, token="not-the-token")
@@ -81,7 +76,7 @@ def test_repeated_status_callbacks_change_nothing(centre):
     assert count(centre, Event) == events
 
 
-def test_out_of_order_status_callbacks_do_not_reopen_a_call(centre):
+def test_out_of_order_status_callbacks_do_not_reopen_a_call(centre, signed_post):
     caller = centre.dial()
     caller.press("1")
     caller.hangup()
@@ -92,7 +87,7 @@ def test_out_of_order_status_callbacks_do_not_reopen_a_call(centre):
 
 
 @pytest.mark.parametrize("form", [{}, {"CallSid": "garbage"}, {"From": "<Hangup/>"}])
-def test_a_malformed_form_still_gets_twiml_that_keeps_the_caller_on_the_line(centre, form):
+def test_a_malformed_form_still_gets_twiml_that_keeps_the_caller_on_the_line(centre, form, signed_post):
     response = signed_post(centre.client, urls.VOICE, form)
     assert response.status_code == 200 and response.mimetype == "text/xml"
     root = ET.fromstring(response.data)
@@ -101,7 +96,7 @@ def test_a_malformed_form_still_gets_twiml_that_keeps_the_caller_on_the_line(cen
     assert "try again" in root.find("Say").text
 
 
-def test_an_unknown_call_in_a_step_gets_safe_twiml(centre):
+def test_an_unknown_call_in_a_step_gets_safe_twiml(centre, signed_post):
     response = signed_post(centre.client, f"{urls.CALLER_WAIT}?call=999", VOICE_FORM)
     root = ET.fromstring(response.data)
     assert response.mimetype == "text/xml" and root.find("Redirect").text.endswith("/twilio/caller/wait?call=999&retry=1")
@@ -120,7 +115,7 @@ def test_a_failing_step_keeps_the_caller_on_the_line(centre, monkeypatch):
     assert caller.live and caller.waiting_on.tag == "Play"
 
 
-def test_fallback_url_apologises_and_retries(centre):
+def test_fallback_url_apologises_and_retries(centre, signed_post):
     response = signed_post(centre.client, urls.FALLBACK, {**VOICE_FORM, "ErrorCode": "11200"})
     root = ET.fromstring(response.data)
     assert root.find("Redirect").text == PUBLIC_BASE_URL + urls.VOICE
@@ -208,7 +203,7 @@ def test_old_deliveries_are_pruned(centre, runner):
     assert count(centre, WebhookDelivery) == 0
 
 
-def test_a_repeat_that_arrives_while_the_first_is_running_waits_for_its_answer(centre):
+def test_a_repeat_that_arrives_while_the_first_is_running_waits_for_its_answer(centre, signed_post):
     import threading
     import time
 
@@ -275,7 +270,7 @@ def test_a_step_that_keeps_failing_ends_in_a_message_not_silence(centre, monkeyp
         assert session.scalar(select(Call.voicemail_url)).endswith("RE999")
 
 
-def test_while_rotating_the_previous_auth_token_still_signs(make_app, centre_settings):
+def test_while_rotating_the_previous_auth_token_still_signs(make_app, centre_settings, signed_post):
     from dataclasses import replace
 
     app = make_app(replace(centre_settings, twilio_auth_token="the-new-token-0123456789",
