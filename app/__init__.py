@@ -67,14 +67,14 @@ def init_auth(app: Flask) -> None:
 def init_blueprints(app: Flask) -> None:
     from app.auth.setup import csrf_exempt
     from app.auth.views import blueprint as auth
-    from app.calls.views import blueprint as calls
     from app.console.views import blueprint as console
     from app.health.views import blueprint as health
     from app.rooms.views import blueprint as livekit
-    from app.routing.views import blueprint as agent_voice
     from app.supervisor.views import blueprint as supervisor
     from app.transfers.api import blueprint as transfers_api
-    from app.transfers.views import blueprint as transfer_voice
+    from app.voice.agent import blueprint as agent_voice
+    from app.voice.caller import blueprint as calls
+    from app.voice.target import blueprint as transfer_voice
 
     # Webhooks prove themselves by signature and the API by bearer token, not by a CSRF token.
     for exempt in (calls, agent_voice, transfer_voice, livekit, transfers_api):

@@ -215,3 +215,15 @@ def test_a_can_go_back_to_the_caller_while_b_still_rings(centre):
     call_id = call_row(centre, caller.sid).id
     assert in_room(alice, str(call_id)) and in_room(caller, str(call_id))
     assert not bob.live and transfer_row(centre).state == "cancelled"
+
+
+def test_a_target_calls_fallback_url_carries_the_whisper_on(centre):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    bob = centre.agent_phone(BOB)
+    centre.network.fail_next_webhook("/twilio/transfer/answer")
+    centre.network.answer(bob.sid)
+    assert "Transfer from Alice Moreno" in bob.heard_text and bob.waiting_on.tag == "Gather"
+    bob.press("1")
+    assert transfer_row(centre).state == "consulting"

@@ -9,7 +9,8 @@ from app.models import Agent, Leg, LegStatus, utcnow
 from app.telephony.context import Telephony
 
 
-def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_url: str, timeout: int) -> str | None:
+def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_url: str, fallback_url: str,
+             timeout: int) -> str | None:
     """Ring AGENT for LEG; None when it rings, else why Twilio could not place the call (leg failed, agent freed).
 
     A browser agent's console finds the leg by polling, so nothing is dialled;
@@ -29,7 +30,7 @@ def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_ur
             status_callback=status_url,
             timeout_seconds=timeout,
             # Any of this call's steps that fails or times out resumes it where it is.
-            fallback_url=t.urls.agent_fallback(leg.id),
+            fallback_url=fallback_url,
         )
         t.session.flush()
         return None

@@ -91,7 +91,8 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id,
                      browser=not agent.sip_uri)
         failure = ring_leg(t, leg, agent, answer_url=t.urls.agent_answer(leg.id),
-                           status_url=t.urls.agent_status(leg.id), timeout=t.settings.agent_ring_timeout_seconds)
+                           status_url=t.urls.agent_status(leg.id),
+                           fallback_url=t.urls.agent_fallback(leg.id), timeout=t.settings.agent_ring_timeout_seconds)
         if failure is None:
             return leg
         record_event(t.session, call, "agent_dial_failed", agent=agent.extension, error=failure)

@@ -31,6 +31,7 @@ TRANSFER_CONSULT_MENU = "/twilio/transfer/consult-menu"
 TRANSFER_ANSWER = "/twilio/transfer/answer"
 TRANSFER_WHISPER = "/twilio/transfer/whisper"
 TRANSFER_STATUS = "/twilio/transfer/status"
+TRANSFER_FALLBACK = "/twilio/transfer/fallback"
 LIVEKIT_WEBHOOK = "/livekit/webhook"
 # The service's own hold music (app/static/audio/hold.wav), served to Twilio.
 HOLD_MUSIC = "/static/audio/hold.wav"
@@ -104,6 +105,9 @@ class WebhookUrls:
 
     def transfer_whisper(self, leg_id: int) -> str:
         return self.url(TRANSFER_WHISPER, leg=leg_id)
+
+    def transfer_fallback(self, leg_id: int) -> str:
+        return self.url(TRANSFER_FALLBACK, leg=leg_id)
 
     def transfer_status(self, leg_id: int) -> str:
         return self.url(TRANSFER_STATUS, leg=leg_id)

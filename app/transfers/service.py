@@ -186,6 +186,7 @@ def ring_target(t: Telephony, transfer: Transfer) -> bool:
         move(t, transfer, TransferState.DIALING, target=agent.extension, mode=transfer.mode)
         failure = ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id),
                            status_url=t.urls.transfer_status(leg.id),
+                           fallback_url=t.urls.transfer_fallback(leg.id),
                            timeout=t.settings.transfer_ring_timeout_seconds)
         if failure is None:
             return True

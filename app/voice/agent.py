@@ -1,4 +1,4 @@
-"""Twilio webhooks of a transfer: the agent's * menus, the target's phone, and agents rejoining rooms.
+"""Twilio webhooks of an agent's phone leg: answer, whisper, status, the end of its bridge, the transfer menus, rejoining.
 
 DTMF follows the PBX habit (Asterisk features.conf): * opens the menu;
 2 + extension or queue + # is a warm transfer, 1 + target + # a blind one,
@@ -10,30 +10,89 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from app.calls.legs import Missed, find_leg
-from app.calls.reactions import agent_leg_status
+from app.calls import reactions
+from app.calls.legs import RINGING_LEG_STATUSES, find_leg
 from app.events import record_event
 from app.models import Leg, Transfer, TransferState
 from app.rooms.presence import star_pressed
-from app.routing.service import agent_answered
-from app.routing.views import bridge_agent
+from app.routing import service as routing
 from app.telephony import urls
 from app.telephony.forms import CallProgress, MalformedWebhook, TwilioForm
+from app.telephony.sip import leg_identity, room_user_of, sip_target
 from app.telephony.twiml import empty_twiml, hold_context, twiml_response
 from app.telephony.web import telephony
 from app.telephony.webhook import twilio_webhook
-from app.transfers import service
+from app.transfers import service as transfers
 from app.transfers.lifecycle import active_transfer
 from app.transfers.parties import Prompt
-from app.transfers.summary import wait_for_summary
 
-blueprint = Blueprint("transfer_voice", __name__)
+blueprint = Blueprint("agent_voice", __name__)
+
+
+def _goodbye(text: str):
+    return twiml_response("common/goodbye.xml", **hold_context(telephony()), text=text)
+
+
+def bridge_agent(leg, room: str, text: str | None = None):
+    """TwiML that puts an agent's leg in ROOM, with * for the transfer menu."""
+    t = telephony()
+    leg.room_name = room
+    leg.livekit_identity = leg_identity(leg.id)
+    return twiml_response(
+        "agents/bridge.xml",
+        **hold_context(t),
+        text=text,
+        sip=sip_target(t.settings, room_user_of(t.settings, room), leg.id),
+        action_url=t.urls.agent_bridge_ended(leg.id, leg.placement),
+    )
+
+
+@blueprint.post(urls.AGENT_ANSWER)
+@twilio_webhook()
+def agent_answer(form: TwilioForm):
+    """The agent picked up: whisper who is calling and why."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    whisper = routing.agent_answered(t, leg)
+    if whisper is None:
+        return _goodbye("This caller is no longer waiting. Goodbye.")
+    return twiml_response("agents/whisper.xml", **hold_context(t), whisper=whisper,
+                          action_url=t.urls.agent_whisper(leg.id),
+                          transcription_url=t.urls.transcription(leg.call_id, leg.id))
+
+
+@blueprint.post(urls.AGENT_WHISPER)
+@twilio_webhook()
+def agent_whisper(form: TwilioForm):
+    """The agent's key in the whisper: 1 accepts, anything else declines."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    if form.digits == "1":
+        if routing.agent_accepted(t, leg):
+            return bridge_agent(leg, leg.call.room_name, "Connecting.")
+        return _goodbye("Sorry, the caller hung up. Goodbye.")
+    routing.agent_declined(t, leg, pressed=form.digits)
+    return _goodbye("Call declined. Goodbye.")
+
+
+@blueprint.post(urls.AGENT_STATUS)
+@twilio_webhook(answer="callback")
+def agent_status(form: TwilioForm):
+    """A status callback of the agent's leg."""
+    t = telephony()
+    reactions.agent_leg_status(t, find_leg(t, request.args.get("leg")), form.call_status)
+    return empty_twiml()
+
 
 MENU = (
     "Transfer menu. For a warm transfer, press 2, then the extension or queue number, then pound. "
     "For a blind transfer, press 1, then the number, then pound. To return to your caller, press pound."
 )
+
+
 MAX_MENU_ATTEMPTS = 2
+
+
 DTMF_MODES = {"2": "warm", "1": "blind"}
 
 
@@ -102,8 +161,8 @@ def transfer_menu(leg: Leg):
                                   action_url=t.urls.transfer_consult_menu(transfer.id, leg.id))
         return rejoin(leg)
     try:
-        transfer = service.open_transfer(t, call, leg, trigger="dtmf")
-    except service.TransferRefused as refusal:
+        transfer = transfers.open_transfer(t, call, leg, trigger="dtmf")
+    except transfers.TransferRefused as refusal:
         return bridge_agent(leg, leg.room_name, f"Transfer not possible: {refusal}.")
     return _menu(transfer, leg, 1)
 
@@ -119,21 +178,21 @@ def transfer_menu_choice(form: TwilioForm):
         return rejoin(leg)
     digits = form.digits.strip("#*")
     if not digits:
-        service.cancel(t, transfer, "nothing entered in the transfer menu", requester=leg)
+        transfers.cancel(t, transfer, "nothing entered in the transfer menu", requester=leg)
         return rejoin(leg, Prompt.RETURNED)
     try:
         mode = DTMF_MODES.get(digits[0])
         if mode is None:
-            raise service.TransferRefused("start with 2 for a warm transfer or 1 for a blind one")
-        service.choose_target(t, transfer, service.resolve_target(t, digits[1:]), mode)
-    except service.TransferRefused as refusal:
+            raise transfers.TransferRefused("start with 2 for a warm transfer or 1 for a blind one")
+        transfers.choose_target(t, transfer, transfers.resolve_target(t, digits[1:]), mode)
+    except transfers.TransferRefused as refusal:
         record_event(t.session, transfer.call, "transfer_target_refused", transfer=transfer, reason=str(refusal),
                      attempt=attempt)
         if attempt >= MAX_MENU_ATTEMPTS:
-            service.cancel(t, transfer, str(refusal), requester=leg)
+            transfers.cancel(t, transfer, str(refusal), requester=leg)
             return rejoin(leg, Prompt.RETURNED)
         return _menu(transfer, leg, attempt + 1, f"Sorry, {refusal}.")
-    return rejoin(leg, service.after_target_rung(t, transfer, leg, requester=leg))
+    return rejoin(leg, transfers.after_target_rung(t, transfer, leg, requester=leg))
 
 
 @blueprint.post(urls.TRANSFER_CONSULT_MENU)
@@ -146,81 +205,20 @@ def consult_menu_choice(form: TwilioForm):
         return rejoin(leg)
     try:
         if form.digits == "1":
-            service.cancel(t, transfer, "returned to the caller from the consult menu", requester=leg)
+            transfers.cancel(t, transfer, "returned to the caller from the consult menu", requester=leg)
             return rejoin(leg, Prompt.RETURNED)
         if form.digits == "2":
-            service.complete(t, transfer, requester=leg)
+            transfers.complete(t, transfer, requester=leg)
             return rejoin(leg, Prompt.COMPLETED)
         if form.digits == "3":
-            service.complete(t, transfer, requester=leg, keep_from_agent=True)
+            transfers.complete(t, transfer, requester=leg, keep_from_agent=True)
             return rejoin(leg, Prompt.THREE_WAY)
         if form.digits == "4":
-            service.swap(t, transfer, requester=leg)
+            transfers.swap(t, transfer, requester=leg)
             return rejoin(leg)
-    except service.TransferRefused as refusal:
+    except transfers.TransferRefused as refusal:
         return rejoin(leg, text=f"Sorry, {refusal}.")
     return rejoin(leg)
-
-
-@blueprint.post(urls.TRANSFER_ANSWER)
-@twilio_webhook()
-def target_answer(form: TwilioForm):
-    """The target picked up: wait (bounded) for the summary, then whisper it."""
-    t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
-    transfer = service.target_answered(t, leg)
-    if transfer is None:
-        return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
-    wait_for_summary(t.session, transfer, t.settings.summary_deadline_seconds)
-    return _whisper(leg, transfer, transcription_url=t.urls.transcription(leg.call_id, leg.id))
-
-
-def _whisper(leg: Leg, transfer: Transfer, transcription_url: str | None = None):
-    t = telephony()
-    from_name = transfer.from_agent.name if transfer.from_agent else "a colleague"
-    return twiml_response(
-        "transfers/whisper.xml",
-        **hold_context(t),
-        from_name=from_name,
-        summary=transfer.summary_spoken or "No summary is available.",
-        action_url=t.urls.transfer_whisper(leg.id),
-        transcription_url=transcription_url,
-    )
-
-
-@blueprint.post(urls.TRANSFER_WHISPER)
-@twilio_webhook()
-def target_whisper(form: TwilioForm):
-    """The target's key: 1 accept, 9 repeat, anything else (or nothing) declines."""
-    t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
-    transfer = service.transfer_of_target_leg(t, leg)
-    if form.digits == "9" and transfer is not None and not transfer.is_final:
-        return _whisper(leg, transfer)
-    if form.digits == "1":
-        outcome = service.target_accepted(t, leg)
-        if outcome == service.Accepted.GONE:
-            return twiml_response("common/goodbye.xml", **hold_context(t), text="Sorry, this transfer has ended. Goodbye.")
-        return rejoin(leg, Prompt.CONNECTED if outcome == service.Accepted.CONNECTED else Prompt.NONE)
-    service.target_declined(t, leg, Missed.DECLINED)
-    return twiml_response("common/goodbye.xml", **hold_context(t), text="Transfer declined. Goodbye.")
-
-
-@blueprint.post(urls.TRANSFER_STATUS)
-@twilio_webhook(answer="callback")
-def target_status(form: TwilioForm):
-    """Status callbacks of the target's leg."""
-
-    t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
-    if form.call_status.unanswered:
-        service.target_declined(t, leg, Missed.of(form.call_status))
-    elif form.call_status == CallProgress.COMPLETED:
-        if leg.status in ("dialing", "whisper"):
-            service.target_declined(t, leg, Missed.DECLINED)
-        else:
-            agent_leg_status(t, leg, CallProgress.COMPLETED)
-    return empty_twiml()
 
 
 @blueprint.post(urls.AGENT_BRIDGE_ENDED)
@@ -257,18 +255,12 @@ def _try_room_again(leg, text: str):
 @twilio_webhook()
 def agent_fallback(form: TwilioForm):
     """An agent call's fallback URL: a step failed or timed out; carry the leg on where it is."""
-
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
     record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.raw.get("ErrorCode", "")[:16])
-    if leg.is_final or leg.status not in ("dialing", "whisper"):
+    if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
         return rejoin(leg, text="Sorry for the wait.")
-    if leg.role == "target":
-        transfer = service.target_answered(t, leg)
-        if transfer is not None:
-            return _whisper(leg, transfer)
-        return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
-    whisper = agent_answered(t, leg)
+    whisper = routing.agent_answered(t, leg)
     if whisper is None:
         return twiml_response("common/goodbye.xml", **hold_context(t), text="This caller is no longer waiting. Goodbye.")
     return twiml_response("agents/whisper.xml", **hold_context(t), whisper=whisper,

@@ -1,0 +1,101 @@
+"""Twilio webhooks of a transfer target's phone while it rings: answer, whisper (the summary), status, fallback.
+
+Once the target accepts, their leg is an agent's like any other and the
+agent webhooks (app/voice/agent.py) serve it.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from app.calls.legs import RINGING_LEG_STATUSES, Missed, find_leg
+from app.calls.reactions import agent_leg_status
+from app.events import record_event
+from app.models import Leg, Transfer
+from app.telephony import urls
+from app.telephony.forms import CallProgress, TwilioForm
+from app.telephony.twiml import empty_twiml, hold_context, twiml_response
+from app.telephony.web import telephony
+from app.telephony.webhook import twilio_webhook
+from app.transfers import service
+from app.transfers.parties import Prompt
+from app.transfers.summary import wait_for_summary
+from app.voice.agent import rejoin
+
+blueprint = Blueprint("target_voice", __name__)
+
+
+@blueprint.post(urls.TRANSFER_ANSWER)
+@twilio_webhook()
+def target_answer(form: TwilioForm):
+    """The target picked up: wait (bounded) for the summary, then whisper it."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    transfer = service.target_answered(t, leg)
+    if transfer is None:
+        return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
+    wait_for_summary(t.session, transfer, t.settings.summary_deadline_seconds)
+    return _whisper(leg, transfer, transcription_url=t.urls.transcription(leg.call_id, leg.id))
+
+
+def _whisper(leg: Leg, transfer: Transfer, transcription_url: str | None = None):
+    t = telephony()
+    from_name = transfer.from_agent.name if transfer.from_agent else "a colleague"
+    return twiml_response(
+        "transfers/whisper.xml",
+        **hold_context(t),
+        from_name=from_name,
+        summary=transfer.summary_spoken or "No summary is available.",
+        action_url=t.urls.transfer_whisper(leg.id),
+        transcription_url=transcription_url,
+    )
+
+
+@blueprint.post(urls.TRANSFER_WHISPER)
+@twilio_webhook()
+def target_whisper(form: TwilioForm):
+    """The target's key: 1 accept, 9 repeat, anything else (or nothing) declines."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    transfer = service.transfer_of_target_leg(t, leg)
+    if form.digits == "9" and transfer is not None and not transfer.is_final:
+        return _whisper(leg, transfer)
+    if form.digits == "1":
+        outcome = service.target_accepted(t, leg)
+        if outcome == service.Accepted.GONE:
+            return twiml_response("common/goodbye.xml", **hold_context(t), text="Sorry, this transfer has ended. Goodbye.")
+        return rejoin(leg, Prompt.CONNECTED if outcome == service.Accepted.CONNECTED else Prompt.NONE)
+    service.target_declined(t, leg, Missed.DECLINED)
+    return twiml_response("common/goodbye.xml", **hold_context(t), text="Transfer declined. Goodbye.")
+
+
+@blueprint.post(urls.TRANSFER_STATUS)
+@twilio_webhook(answer="callback")
+def target_status(form: TwilioForm):
+    """Status callbacks of the target's leg."""
+
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    if form.call_status.unanswered:
+        service.target_declined(t, leg, Missed.of(form.call_status))
+    elif form.call_status == CallProgress.COMPLETED:
+        if leg.status in ("dialing", "whisper"):
+            service.target_declined(t, leg, Missed.DECLINED)
+        else:
+            agent_leg_status(t, leg, CallProgress.COMPLETED)
+    return empty_twiml()
+
+
+@blueprint.post(urls.TRANSFER_FALLBACK)
+@twilio_webhook()
+def target_fallback(form: TwilioForm):
+    """A target call's fallback URL: a step failed or timed out; the whisper again, or where the leg is now."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.raw.get("ErrorCode", "")[:16])
+    if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
+        return rejoin(leg, text="Sorry for the wait.")
+    transfer = service.target_answered(t, leg)
+    if transfer is None:
+        return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
+    return _whisper(leg, transfer)
