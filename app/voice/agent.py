@@ -256,15 +256,24 @@ def _try_room_again(leg, text: str):
 def agent_fallback(form: TwilioForm):
     """An agent call's fallback URL: a step failed or timed out; carry the leg on where it is."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
-    record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.raw.get("ErrorCode", "")[:16])
-    if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
-        return rejoin(leg, text="Sorry for the wait.")
+    leg, resumed = leg_after_fallback(form)
+    if resumed is not None:
+        return resumed
     whisper = routing.agent_answered(t, leg)
     if whisper is None:
         return twiml_response("common/goodbye.xml", **hold_context(t), text="This caller is no longer waiting. Goodbye.")
     return twiml_response("agents/whisper.xml", **hold_context(t), whisper=whisper,
                           action_url=t.urls.agent_whisper(leg.id), transcription_url=None)
+
+
+def leg_after_fallback(form: TwilioForm):
+    """A phone leg's fallback request, in the timeline: (leg, TwiML resuming it), or (leg, None) while it still rings."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.raw.get("ErrorCode", "")[:16])
+    if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
+        return leg, rejoin(leg, text="Sorry for the wait.")
+    return leg, None
 
 
 @blueprint.post(urls.AGENT_REJOIN)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from app.calls.legs import RINGING_LEG_STATUSES, Missed, find_leg
+from app.calls.legs import Missed, find_leg
 from app.calls.reactions import agent_leg_status
-from app.events import record_event
 from app.models import Leg, Transfer
 from app.telephony import urls
 from app.telephony.forms import CallProgress, TwilioForm
@@ -20,7 +19,7 @@ from app.telephony.webhook import twilio_webhook
 from app.transfers import service
 from app.transfers.parties import Prompt
 from app.transfers.summary import wait_for_summary
-from app.voice.agent import rejoin
+from app.voice.agent import leg_after_fallback, rejoin
 
 blueprint = Blueprint("target_voice", __name__)
 
@@ -91,10 +90,9 @@ def target_status(form: TwilioForm):
 def target_fallback(form: TwilioForm):
     """A target call's fallback URL: a step failed or timed out; the whisper again, or where the leg is now."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
-    record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.raw.get("ErrorCode", "")[:16])
-    if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
-        return rejoin(leg, text="Sorry for the wait.")
+    leg, resumed = leg_after_fallback(form)
+    if resumed is not None:
+        return resumed
     transfer = service.target_answered(t, leg)
     if transfer is None:
         return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
