@@ -32,7 +32,7 @@ install-test: $(VENV)/.installed-test
 
 run: install app/static/vendor/livekit-client.umd.js
 	$(BIN)/flask --app wsgi db upgrade
-	$(BIN)/flask --app wsgi roster load
+	$(BIN)/flask --app wsgi roster load --if-empty
 	$(BIN)/flask --app wsgi users bootstrap
 	$(BIN)/gunicorn -c app/gunicorn_conf.py wsgi:app
 

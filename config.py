@@ -333,6 +333,35 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         problems.append("SUPERVISOR_PASSWORD: must be at least 10 characters")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
+    if not 1 <= settings.port <= 65535:
+        problems.append(f"PORT: {settings.port} is not a TCP port (1 to 65535)")
+    if settings.production:
+        problems.extend(_production_checks(settings))
+    return problems
+
+
+# Twilio signs every webhook for the URL it calls: in production that must be
+# the public https address, and a session key must be long enough to guess.
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _production_checks(settings: Settings) -> list[str]:
+    problems = []
+    parts = urlsplit(settings.public_base_url)
+    if parts.scheme != "https":
+        problems.append(f"PUBLIC_BASE_URL: {settings.public_base_url} is not https; Twilio must reach the "
+                        "service at its public https address")
+    if (parts.hostname or "") in ("localhost", "127.0.0.1", "::1", "0.0.0.0"):
+        problems.append(f"PUBLIC_BASE_URL: {settings.public_base_url} is this machine; give the address Twilio "
+                        "and LiveKit call (webhook signatures are checked against it)")
+    if settings.secret_key and len(settings.secret_key) < MIN_SECRET_KEY_LENGTH:
+        problems.append(f"SECRET_KEY: at least {MIN_SECRET_KEY_LENGTH} characters in production "
+                        "(python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+    if (PROJECT_ROOT / ".env").is_file():
+        # The flask CLI loads .env into the environment by itself, so
+        # ignoring it here is not enough: production refuses to start beside one.
+        problems.append(f".env: {PROJECT_ROOT / '.env'} exists; production takes its settings from the "
+                        "environment only (the flask CLI would read that file): remove or rename it")
     return problems
 
 

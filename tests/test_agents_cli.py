@@ -75,3 +75,17 @@ def test_bad_input_is_refused_in_words(runner, tmp_path):
     broken.write_text("[[agents]\n")
     result = runner.invoke(args=["roster", "load", str(broken)])
     assert result.exit_code != 0 and "not valid TOML/JSON" in result.output
+
+
+def test_if_empty_never_loads_over_an_existing_roster(runner):
+    assert runner.invoke(args=["agents", "add", "--name", "Real Agent", "--extension", "301",
+                               "--skills", "billing"]).exit_code == 0
+    result = runner.invoke(args=["roster", "load", "--if-empty"])
+    assert result.exit_code == 0 and "roster not loaded" in result.output
+    agents = json.loads(runner.invoke(args=["agents", "list", "--json"]).output)
+    assert [a["extension"] for a in agents] == ["301"]
+
+
+def test_if_empty_loads_into_an_empty_database(runner):
+    result = runner.invoke(args=["roster", "load", "--if-empty"])
+    assert result.exit_code == 0 and "loaded 2 queues and 4 agents" in result.output

@@ -345,3 +345,13 @@ def test_with_redis_the_login_limit_is_shared_by_every_worker(make_app, settings
         client, token = clients[attempt % 2], tokens[attempt % 2]
         statuses.append(client.post("/login", data={"username": "sam", "password": "", "csrf_token": token}).status_code)
     assert statuses == [200, 200, 200, 200, 200, 429]
+
+
+def test_the_start_page_leads_to_sign_in_or_the_users_home(app, people):
+    anonymous = app.test_client()
+    assert anonymous.get("/").headers["Location"] == "/login"
+    supervisor, agent = app.test_client(), app.test_client()
+    log_in(supervisor, "sam", SUPERVISOR_PASSWORD)
+    log_in(agent, "ada", AGENT_PASSWORD)
+    assert supervisor.get("/").headers["Location"] == "/board"
+    assert agent.get("/").headers["Location"] == "/console"

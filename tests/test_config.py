@@ -102,3 +102,43 @@ def test_dotenv_is_read_in_development_and_ignored_in_production(tmp_path, monke
     with pytest.raises(ConfigError) as raised:
         config.load_settings()
     assert "GROQ_API_KEY" not in str(raised.value) and "SECRET_KEY" in str(raised.value)
+
+
+PRODUCTION = {
+    "APP_ENV": "production", "DATABASE_URL": "postgresql://u:p@db/switchboard",
+    "SECRET_KEY": "k" * 48, "PUBLIC_BASE_URL": "https://switchboard.example.com",
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "t" * 32, "TWILIO_PHONE_NUMBER": "+15550100000",
+    "LIVEKIT_URL": "wss://x.livekit.cloud", "LIVEKIT_API_KEY": "APIx", "LIVEKIT_API_SECRET": "s" * 32,
+    "LIVEKIT_SIP_HOST": "x.sip.livekit.cloud", "LIVEKIT_SIP_USERNAME": "switchboard", "LIVEKIT_SIP_PASSWORD": "p" * 16,
+}
+
+
+def test_a_correct_production_environment_is_accepted():
+    assert load_settings(dict(PRODUCTION)).production
+
+
+@pytest.mark.parametrize(("changes", "named"), [
+    ({"PUBLIC_BASE_URL": "http://switchboard.example.com"}, "PUBLIC_BASE_URL: http://switchboard.example.com is not https"),
+    ({"PUBLIC_BASE_URL": "https://localhost:8000"}, "PUBLIC_BASE_URL: https://localhost:8000 is this machine"),
+    ({"SECRET_KEY": "x"}, "SECRET_KEY: at least 32 characters in production"),
+    ({"PORT": "99999"}, "PORT: 99999 is not a TCP port"),
+])
+def test_production_refuses_settings_that_would_fail_later(changes, named):
+    with pytest.raises(ConfigError) as raised:
+        load_settings({**PRODUCTION, **changes})
+    assert named in str(raised.value)
+
+
+def test_a_port_out_of_range_is_refused_everywhere():
+    with pytest.raises(ConfigError, match="PORT: 0 is not a TCP port"):
+        load_settings({"PORT": "0"})
+
+
+def test_production_refuses_to_start_beside_a_dotenv_file(tmp_path, monkeypatch):
+    import config
+
+    (tmp_path / ".env").write_text("TWILIO_AUTH_TOKEN=from-a-developer-file\n")
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path)
+    with pytest.raises(ConfigError) as raised:
+        config.load_settings(dict(PRODUCTION))
+    assert ".env:" in str(raised.value) and "from-a-developer-file" not in str(raised.value)

@@ -97,6 +97,11 @@ def upsert_queue(session: Session, spec: QueueSpec) -> Queue:
     return queue
 
 
+def roster_exists(session: Session) -> bool:
+    """Whether any queue or agent is defined."""
+    return session.scalar(select(Queue.id).limit(1)) is not None or session.scalar(select(Agent.id).limit(1)) is not None
+
+
 def load_roster(session: Session, roster: dict[str, Any]) -> tuple[list[Queue], list[Agent]]:
     """Apply a whole roster ({queues: [...], agents: [...]}); every entry is checked before any is written."""
     queue_specs = [parse_queue(entry) for entry in roster.get("queues", [])]

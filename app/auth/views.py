@@ -47,6 +47,14 @@ def home_for(role: str) -> str:
     return HOME_BY_ROLE.get(role, "/login")
 
 
+@blueprint.get("/")
+def home():
+    """The start page: the signed-in user's home, or the sign-in page."""
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user.role))
+    return redirect("/login")
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
     """Show the login form; on the right credentials start a session and go on."""
