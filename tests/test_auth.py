@@ -292,8 +292,8 @@ def test_cli_bootstrap_creates_the_supervisor_once(make_app, settings):
 
 
 def test_cli_bootstrap_without_settings_does_nothing(runner, app):
-    result = runner.invoke(users_cli, ["bootstrap"])
-    assert result.exit_code == 0 and "not set" in result.output
+    result = runner.invoke(users_cli, ["bootstrap"])  # no terminal here: it says how, and creates nobody
+    assert result.exit_code == 0 and "No supervisor exists yet" in result.output
     with session_scope(app) as session:
         assert session.scalars(select(User)).all() == []
 
@@ -355,3 +355,21 @@ def test_the_start_page_leads_to_sign_in_or_the_users_home(app, people):
     log_in(agent, "ada", AGENT_PASSWORD)
     assert supervisor.get("/").headers["Location"] == "/board"
     assert agent.get("/").headers["Location"] == "/console"
+
+
+def test_bootstrap_asks_at_the_terminal_for_the_first_supervisor_once(app, runner):
+    from app.auth.service import authenticate
+
+    answered = runner.invoke(args=["users", "bootstrap", "--ask"],
+                             input="first-sup\nlong-enough-password\nlong-enough-password\n")
+    assert answered.exit_code == 0, answered.output
+    assert "supervisor first-sup created" in answered.output
+    with session_scope(app) as session:
+        assert authenticate(session, "first-sup", "long-enough-password") is not None
+    again = runner.invoke(args=["users", "bootstrap", "--ask"], input="someone\nx\nx\n")
+    assert "a supervisor exists; nothing to do" in again.output
+
+
+def test_bootstrap_without_a_terminal_says_how_to_create_a_supervisor(runner):
+    result = runner.invoke(args=["users", "bootstrap", "--no-ask"])
+    assert result.exit_code == 0 and "users create --username NAME --role supervisor" in result.output

@@ -82,12 +82,36 @@ def set_password(username: str, password_stdin: bool) -> None:
 
 
 @users_cli.command("bootstrap")
+@click.option("--ask/--no-ask", default=None,
+              help="Ask on this terminal for the first supervisor when none exists "
+                   "(default: when standard input is a terminal).")
 @with_appcontext
-def bootstrap() -> None:
-    """Create the supervisor named by SUPERVISOR_USERNAME/SUPERVISOR_PASSWORD unless a supervisor exists."""
+def bootstrap(ask: bool | None) -> None:
+    """Make sure someone can sign in: the supervisor from SUPERVISOR_USERNAME/PASSWORD, or one asked for here."""
     settings = current_app.config["SETTINGS"]
     if not (settings.supervisor_username and settings.supervisor_password):
-        click.echo("SUPERVISOR_USERNAME and SUPERVISOR_PASSWORD are not set; nothing to do")
+        with session_scope(current_app) as session:
+            if service.supervisor_exists(session):
+                click.echo("a supervisor exists; nothing to do")
+                return
+        if ask is None:
+            ask = sys.stdin.isatty()
+        if not ask:
+            click.echo("No supervisor exists yet, so nobody can sign in. Create one with "
+                       "`flask --app wsgi users create --username NAME --role supervisor`, or set "
+                       "SUPERVISOR_USERNAME and SUPERVISOR_PASSWORD.", err=True)
+            return
+        # Only someone at this machine's terminal can answer, and only while no supervisor exists.
+        click.echo("No supervisor exists yet: create the first one now.")
+        username = click.prompt("Username")
+        password = click.prompt("Password (at least 10 characters)", hide_input=True, confirmation_prompt=True)
+        try:
+            with session_scope(current_app) as session:
+                created = service.bootstrap_supervisor(session, username, password)
+        except service.AuthError as error:
+            _fail(error)
+        click.echo(f"supervisor {username} created; sign in at {settings.public_base_url}/login"
+                   if created else "a supervisor already exists; nothing changed")
         return
     try:
         with session_scope(current_app) as session:

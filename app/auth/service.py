@@ -123,9 +123,14 @@ def session_fingerprint(user: User) -> str:
     return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
 
 
+def supervisor_exists(session: Session) -> bool:
+    """Whether anyone can sign in as a supervisor."""
+    return bool(session.scalar(select(exists().where(User.role == Role.SUPERVISOR))))
+
+
 def bootstrap_supervisor(session: Session, username: str, password: str) -> bool:
     """Create the first supervisor unless one exists; True if it was created."""
-    if session.scalar(select(exists().where(User.role == Role.SUPERVISOR))):
+    if supervisor_exists(session):
         return False
     create_user(session, username, password, Role.SUPERVISOR)
     return True
