@@ -2,7 +2,8 @@
 # Switchboard's webhook service: gunicorn serving wsgi:app as a non-root user.
 
 # The agent console's livekit-client, from the npm registry (served by the app, no CDN).
-FROM node:20-slim AS console
+# Node 22: livekit-client's dependency machina declares node >= 22.22.
+FROM node:22-slim AS console
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund

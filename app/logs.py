@@ -104,6 +104,8 @@ def logging_dict_config(log_format: str, level: str, secrets: Iterable[str] = ()
             "gunicorn.error": {"handlers": ["default"], "level": level.upper(), "propagate": False},
             "gunicorn.access": {"handlers": ["default"], "level": "INFO", "propagate": False},
             "werkzeug": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            # Alembic announces every plugin it sets up at info: that is debugging detail.
+            "alembic.runtime.plugins": {"level": "WARNING"},
             # twilio-python logs whole request bodies at DEBUG; keep it at INFO.
             "twilio.http_client": {"level": "WARNING"},
         },

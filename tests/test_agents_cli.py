@@ -89,3 +89,11 @@ def test_if_empty_never_loads_over_an_existing_roster(runner):
 def test_if_empty_loads_into_an_empty_database(runner):
     result = runner.invoke(args=["roster", "load", "--if-empty"])
     assert result.exit_code == 0 and "loaded 2 queues and 4 agents" in result.output
+
+
+def test_agents_list_has_a_header_and_names_browser_agents(runner):
+    assert "no agents yet" in runner.invoke(args=["agents", "list"]).output
+    runner.invoke(args=["agents", "add", "--name", "Web Agent", "--extension", "301"])
+    lines = runner.invoke(args=["agents", "list"]).output.splitlines()
+    assert lines[0].split() == ["ext", "name", "presence", "activity", "skills", "softphone"]
+    assert lines[1].split()[0] == "301" and lines[1].split()[-1] == "browser"

@@ -54,10 +54,14 @@ def list_agents(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        click.echo("no agents yet: flask --app wsgi agents add, or roster load")
+        return
+    click.echo(f"{'ext':>6}  {'name':<20} {'presence':<9} {'activity':<8} {'skills':<20} softphone")
     for row in rows:
         click.echo(
             f"{row['extension']:>6}  {row['name']:<20} {row['presence']:<9} {row['activity']:<8} "
-            f"{','.join(row['skills']):<20} {row['sip_uri'] or '-'}"
+            f"{','.join(row['skills']):<20} {row['sip_uri'] or 'browser'}"
         )
 
 
