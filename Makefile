@@ -37,7 +37,6 @@ run: install app/static/vendor/livekit-client.umd.js
 	$(BIN)/gunicorn -c app/gunicorn_conf.py wsgi:app
 
 demo: install
-	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi demo
 
 test: install-test app/static/vendor/livekit-client.umd.js

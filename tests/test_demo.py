@@ -20,7 +20,7 @@ def test_demo_on_a_fresh_database_migrates_loads_the_roster_and_completes(make_a
     database_url = f"sqlite:///{tmp_path / 'fresh' / 'switchboard.db'}"
     app = make_app(settings, database_url=database_url)
 
-    result = app.test_cli_runner().invoke(demo_command, [])
+    result = app.test_cli_runner().invoke(demo_command, ["--database", database_url])
 
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -47,7 +47,7 @@ def test_demo_on_a_fresh_database_migrates_loads_the_roster_and_completes(make_a
 def test_demo_with_a_slow_llm_speaks_the_fallback_and_discards_the_late_answer(make_app, settings):
     app = make_app(settings)
 
-    result = app.test_cli_runner().invoke(demo_command, ["--llm", "slow"])
+    result = app.test_cli_runner().invoke(demo_command, ["--llm", "slow", "--database", settings.database_url])
 
     assert result.exit_code == 0, result.output
     out = result.stdout
@@ -64,7 +64,18 @@ def test_demo_refuses_to_run_when_an_agent_it_needs_is_away(make_app, settings):
     assert runner.invoke(args=["roster", "load"]).exit_code == 0
     assert runner.invoke(args=["agents", "presence", "102", "away"]).exit_code == 0
 
-    result = runner.invoke(demo_command, [])
+    result = runner.invoke(demo_command, ["--database", settings.database_url])
 
     assert result.exit_code == 1
     assert "demo failed before the call: agent 102 (Bob Okafor) is away: flask agents presence 102 available" in result.output
+
+
+def test_by_default_the_demo_runs_again_and_again_and_leaves_the_services_database_alone(make_app, settings):
+    app = make_app(settings)
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(demo_command, [])
+        assert result.exit_code == 0, result.output
+        assert "has no schema yet: migrating it" in result.stdout  # a fresh file of its own, every time
+        assert "this number has called" not in result.stdout.lower()
+    assert _rows(settings.database_url, Transfer) == [] and _rows(settings.database_url, Agent) == []

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -26,10 +30,21 @@ def _close_app(app) -> None:
 @click.option("--llm", "llm", type=click.Choice(sorted(SCENARIOS)), default="normal", show_default=True,
               help="normal: the LLM answers at once; slow: it misses the whisper's deadline and the fallback is spoken.")
 @click.option("--verbose", is_flag=True, help="Also show the service's own log lines (on stderr).")
+@click.option("--database", "database_url", default=None, metavar="URL",
+              help="Run on this database (migrated and given the demo roster if empty) instead of a fresh "
+                   "throw-away SQLite file; the service's own database is never used unless named here.")
 @with_appcontext
-def demo_command(llm: str, verbose: bool) -> None:
+def demo_command(llm: str, verbose: bool, database_url: str | None) -> None:
     """Place a scripted call and warm-transfer it from Alice to Bob, all on this machine."""
-    settings = current_app.config["SETTINGS"]
+    if database_url is None:
+        with tempfile.TemporaryDirectory(prefix="switchboard-demo-") as folder:
+            _run(llm, verbose, f"sqlite:///{Path(folder) / 'demo.db'}")
+    else:
+        _run(llm, verbose, database_url)
+
+
+def _run(llm: str, verbose: bool, database_url: str) -> None:
+    settings = replace(current_app.config["SETTINGS"], database_url=database_url)
     try:
         # The sandbox is loaded here, for this command only: the service never imports it.
         from app.demo.script import DemoFailed, run_demo
