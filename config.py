@@ -87,6 +87,8 @@ class Settings:
     missed_calls_before_away: int = 3
     ivr_max_attempts: int = 2
     room_empty_timeout_seconds: int = 1800
+    # "on" (every call), "off", or the names of the queues whose calls are transcribed.
+    transcription: tuple[str, ...] = ("on",)
 
     web_concurrency: int = 2
     web_threads: int = 4
@@ -98,6 +100,17 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def transcribes_every_call(self) -> bool:
+        """Whether real-time transcription starts with the greeting, for every call."""
+        return self.transcription == ("on",)
+
+    def transcribes_queue(self, queue_name: str | None) -> bool:
+        """Whether calls to this queue are transcribed."""
+        if self.transcription == ("off",):
+            return False
+        return self.transcribes_every_call or (queue_name is not None and queue_name.lower() in self.transcription)
 
     @property
     def twilio_configured(self) -> bool:
@@ -212,6 +225,15 @@ def _choice(options: tuple[str, ...]):
     return parse
 
 
+def _transcription(value: str) -> tuple[str, ...]:
+    names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+    if not names:
+        raise ValueError("expected on, off, or queue names separated by commas")
+    if len(names) > 1 and ({"on", "off"} & set(names)):
+        raise ValueError("on and off stand alone; list queue names to transcribe only some queues")
+    return names
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
@@ -250,6 +272,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "LIVEKIT_TIMEOUT_SECONDS": ("livekit_timeout_seconds", _seconds),
     "LIVEKIT_ALLOWED_ADDRESSES": ("livekit_allowed_addresses", _csv),
     "LLM_PROVIDER": ("llm_provider", _choice(LLM_PROVIDERS)),
+    "TRANSCRIPTION": ("transcription", _transcription),
     "LLM_MODEL": ("llm_model", _text),
     "LLM_BASE_URL": ("llm_base_url", _url),
     "LLM_TIMEOUT_SECONDS": ("llm_timeout_seconds", _seconds),

@@ -142,3 +142,13 @@ def test_production_refuses_to_start_beside_a_dotenv_file(tmp_path, monkeypatch)
     with pytest.raises(ConfigError) as raised:
         config.load_settings(dict(PRODUCTION))
     assert ".env:" in str(raised.value) and "from-a-developer-file" not in str(raised.value)
+
+
+def test_transcription_is_on_off_or_some_queues():
+    assert load_settings({}).transcribes_queue(None)
+    off = load_settings({"TRANSCRIPTION": "off"})
+    assert not off.transcribes_every_call and not off.transcribes_queue("billing")
+    some = load_settings({"TRANSCRIPTION": "Billing, technical"})
+    assert some.transcribes_queue("billing") and not some.transcribes_queue("sales") and not some.transcribes_queue(None)
+    with pytest.raises(ConfigError, match="TRANSCRIPTION"):
+        load_settings({"TRANSCRIPTION": "on,billing"})

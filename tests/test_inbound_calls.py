@@ -352,3 +352,31 @@ def test_a_step_reads_its_leg_after_taking_the_call_lock(centre):
             other.get(Leg, leg_id).status = "connected"
         assert find_leg(t, leg_id).status == "connected"
         t.session.rollback()
+
+
+@pytest.mark.parametrize(("setting", "queue_pressed", "transcribed"), [
+    (("off",), "1", False),
+    (("technical",), "1", False),
+    (("technical",), "2", True),
+])
+def test_the_transcription_setting_decides_which_calls_are_transcribed(make_app, centre_settings, livekit, llm,
+                                                                       setting, queue_pressed, transcribed):
+    import responses
+
+    from app.sandbox.call_centre import CallCentre
+    from tests.conftest import PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
+
+    app = make_app(centre_settings, transcription=setting)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        centre = CallCentre(app, PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, livekit=livekit, llm=llm)
+        centre.network.install(rsps)
+        centre.load_roster()
+        try:
+            caller = centre.dial()
+            caller.press(queue_pressed)
+            assert bool(caller.transcriptions) is transcribed
+            agent = centre.network.last_call(to=BOB if queue_pressed == "2" else ALICE)
+            centre.network.answer(agent.sid)
+            assert bool(agent.transcriptions) is transcribed  # an agent's words follow the call's setting
+        finally:
+            centre.close()

@@ -60,6 +60,11 @@ def receive_call(t: Telephony, form: TwilioForm) -> Call:
     return call
 
 
+def transcribed(t: Telephony, call: Call) -> bool:
+    """Whether the call's words are transcribed (TRANSCRIPTION: every call, none, or some queues')."""
+    return t.settings.transcribes_queue(call.queue.name if call.queue else None)
+
+
 def list_queues(t: Telephony) -> list[Queue]:
     """Queues in the order the IVR reads them."""
     return list(t.session.scalars(select(Queue).order_by(Queue.dtmf_code)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import reactions
+from app.calls import service as calls
 from app.calls.legs import RINGING_LEG_STATUSES, find_leg
 from app.events import record_event
 from app.models import Leg, Transfer, TransferState
@@ -58,7 +59,8 @@ def agent_answer(form: TwilioForm):
         return _goodbye("This caller is no longer waiting. Goodbye.")
     return twiml_response("agents/whisper.xml", **hold_context(t), whisper=whisper,
                           action_url=t.urls.agent_whisper(leg.id),
-                          transcription_url=t.urls.transcription(leg.call_id, leg.id))
+                          transcription_url=t.urls.transcription(leg.call_id, leg.id)
+                          if calls.transcribed(t, leg.call) else None)
 
 
 @blueprint.post(urls.AGENT_WHISPER)

@@ -35,13 +35,19 @@ def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
         # The longest queue code: a shorter one is taken after the timeout or #.
         num_digits=max((len(q.dtmf_code) for q in queues), default=1),
         action_url=t.urls.ivr(call.id, attempt),
-        transcription_url=t.urls.transcription(call.id) if (attempt == 1 if transcribe is None else transcribe) else None,
+        transcription_url=t.urls.transcription(call.id) if _starts_transcription(t, attempt, transcribe) else None,
     )
 
 
-def _hold(call, text: str | None = None):
+def _starts_transcription(t, attempt: int, transcribe: bool | None) -> bool:
+    # With TRANSCRIPTION=on it starts with the first greeting, once per call.
+    return t.settings.transcribes_every_call and (attempt == 1 if transcribe is None else transcribe)
+
+
+def _hold(call, text: str | None = None, transcription_url: str | None = None):
     t = telephony()
-    return twiml_response("calls/hold.xml", **hold_context(t), text=text, wait_url=t.urls.caller_wait(call.id))
+    return twiml_response("calls/hold.xml", **hold_context(t), text=text, wait_url=t.urls.caller_wait(call.id),
+                          transcription_url=transcription_url)
 
 
 def _goodbye(text: str):
@@ -67,7 +73,10 @@ def ivr(form: TwilioForm):
     if outcome.ask_again:
         return _greeting(call, outcome.attempt, ASK_AGAIN)
     queue = call.queue.name if call.queue else "an agent"
-    return _hold(call, f"Thank you. Connecting you to {queue}. Please hold.")
+    # TRANSCRIPTION naming queues: it starts once the IVR chose one of them, here, once per call.
+    starts = not t.settings.transcribes_every_call and service.transcribed(t, call)
+    return _hold(call, f"Thank you. Connecting you to {queue}. Please hold.",
+                 transcription_url=t.urls.transcription(call.id) if starts else None)
 
 
 @blueprint.post(urls.CALLER_WAIT)

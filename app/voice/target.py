@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from app.calls import service as calls
 from app.calls.legs import Missed, find_leg
 from app.calls.reactions import agent_leg_status
 from app.models import Leg, Transfer
@@ -34,7 +35,8 @@ def target_answer(form: TwilioForm):
     if transfer is None:
         return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
     wait_for_summary(t.session, transfer, t.settings.summary_deadline_seconds)
-    return _whisper(leg, transfer, transcription_url=t.urls.transcription(leg.call_id, leg.id))
+    transcribe = calls.transcribed(t, leg.call)
+    return _whisper(leg, transfer, transcription_url=t.urls.transcription(leg.call_id, leg.id) if transcribe else None)
 
 
 def _whisper(leg: Leg, transfer: Transfer, transcription_url: str | None = None):
