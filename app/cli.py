@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import json
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import click
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy.orm import Session
 
 from app.agents import service
+from app.database import schema_state
 from app.db import session_scope
 from app.models import WebhookDelivery, utcnow
 from config import PROJECT_ROOT
 
 DEMO_ROSTER = PROJECT_ROOT / "app" / "fixtures" / "demo_roster.toml"
+
+
+@contextmanager
+def database_session() -> Iterator[Session]:
+    """A session for a CLI command: a database that is unreachable or not migrated is a message, not a traceback."""
+    state = schema_state(current_app.extensions["db_engine"])
+    if not state.ready:
+        raise click.ClickException(state.problem)
+    with session_scope(current_app) as session:
+        yield session
 
 
 def alembic_config(database_url: str) -> AlembicConfig:
@@ -67,7 +81,7 @@ def prune(older_than_hours: int) -> None:
     from sqlalchemy import delete
 
     cutoff = utcnow() - timedelta(hours=older_than_hours)
-    with session_scope(current_app) as session:
+    with database_session() as session:
         removed = session.execute(delete(WebhookDelivery).where(WebhookDelivery.created_at < cutoff)).rowcount
     click.echo(f"removed {removed} webhook deliveries older than {older_than_hours} h")
 
@@ -103,7 +117,7 @@ def load(path: Path, if_empty: bool) -> None:
     except (ValueError, tomllib.TOMLDecodeError) as error:
         raise click.ClickException(f"{path.name}: not valid TOML/JSON: {error}") from None
     try:
-        with session_scope(current_app) as session:
+        with database_session() as session:
             if if_empty and service.roster_exists(session):
                 click.echo(f"roster not loaded from {path.name}: the database already has queues or agents "
                            "(change them with `flask agents` and `flask queues`, or load without --if-empty)")

@@ -6,8 +6,11 @@ session per web request lives in app/db.py.
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, create_engine, event
+from dataclasses import dataclass
+
+from sqlalchemy import MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
 
@@ -52,3 +55,42 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Whether the database answers and carries the schema this code needs; PROBLEM says what to do if not."""
+
+    reachable: bool
+    revision: str | None
+    head: str
+    problem: str | None
+
+    @property
+    def ready(self) -> bool:
+        return self.problem is None
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """Ask the database for its Alembic revision and compare it with the code's head."""
+    from alembic.script import ScriptDirectory
+
+    from config import PROJECT_ROOT
+
+    head = ScriptDirectory(str(PROJECT_ROOT / "migrations")).get_current_head() or ""
+    try:
+        with engine.connect() as connection:
+            # Alembic's own table, read directly (its MigrationContext logs at info on every look).
+            revision = None
+            if inspect(connection).has_table("alembic_version"):
+                revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", error)).strip().splitlines()[0][:200]
+        where = engine.url.render_as_string(hide_password=True)
+        return SchemaState(False, None, head, f"the database at {where} is not reachable ({reason})")
+    if revision is None:
+        return SchemaState(True, None, head, "the database has no schema yet: run `flask --app wsgi db upgrade`")
+    if revision != head:
+        return SchemaState(True, revision, head, f"the database is at revision {revision} and this code needs "
+                                                 f"{head}: run `flask --app wsgi db upgrade`")
+    return SchemaState(True, revision, head, None)

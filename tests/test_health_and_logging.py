@@ -63,3 +63,20 @@ def test_a_new_request_id_is_made_when_none_is_sent(client):
     first = client.get("/health").headers["X-Request-Id"]
     second = client.get("/health").headers["X-Request-Id"]
     assert first != second and len(first) == 32
+
+
+def test_ready_and_the_cli_say_in_words_that_the_database_is_not_migrated(make_app, settings, tmp_path):
+    app = make_app(settings, database_url=f"sqlite:///{tmp_path / 'empty.db'}")
+    response = app.test_client().get("/ready")
+    body = response.get_json()
+    assert response.status_code == 503 and body["database"] == "not migrated"
+    assert "no schema yet: run `flask --app wsgi db upgrade`" in body["problem"]
+    result = app.test_cli_runner().invoke(args=["agents", "list"])
+    assert result.exit_code == 1 and "no schema yet" in result.output and "Traceback" not in result.output
+
+
+def test_the_cli_says_in_words_that_the_database_is_unreachable(make_app, settings, tmp_path):
+    app = make_app(settings, database_url=f"sqlite:///{tmp_path}/missing/dir/db.sqlite")
+    result = app.test_cli_runner().invoke(args=["roster", "load"])
+    assert result.exit_code == 1 and "is not reachable" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from app.agents import service
-from app.db import session_scope
+from app.cli import database_session
 from app.models import Presence
 
 PRESENCES = [presence.value for presence in Presence]
@@ -37,7 +36,7 @@ def add_agent(name, extension, sip_uri, skills, presence) -> None:
         spec = service.parse_agent(
             {"name": name, "extension": extension, "sip_uri": sip_uri, "skills": skills, "presence": presence}
         )
-        with session_scope(current_app) as session:
+        with database_session() as session:
             agent = service.upsert_agent(session, spec)
             click.echo(f"agent {agent.extension} {agent.name} saved")
     except service.RosterError as error:
@@ -49,7 +48,7 @@ def add_agent(name, extension, sip_uri, skills, presence) -> None:
 @with_appcontext
 def list_agents(as_json: bool) -> None:
     """List agents with presence and activity."""
-    with session_scope(current_app) as session:
+    with database_session() as session:
         rows = [service.agent_as_dict(agent) for agent in service.list_agents(session)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -72,7 +71,7 @@ def list_agents(as_json: bool) -> None:
 def set_presence(extension: str, presence: str) -> None:
     """Set an agent's presence."""
     try:
-        with session_scope(current_app) as session:
+        with database_session() as session:
             service.set_presence(session, extension, presence)
         click.echo(f"agent {extension} is {presence}")
     except service.RosterError as error:
@@ -85,7 +84,7 @@ def set_presence(extension: str, presence: str) -> None:
 def remove_agent(extension: str) -> None:
     """Remove an agent."""
     try:
-        with session_scope(current_app) as session:
+        with database_session() as session:
             service.remove_agent(session, extension)
         click.echo(f"agent {extension} removed")
     except service.RosterError as error:
@@ -116,7 +115,7 @@ def add_queue(name, dtmf_code, skill, hints, is_default) -> None:
                 "default": is_default,
             }
         )
-        with session_scope(current_app) as session:
+        with database_session() as session:
             queue = service.upsert_queue(session, spec)
             click.echo(f"queue {queue.name} saved (press {queue.dtmf_code})")
     except service.RosterError as error:
@@ -128,7 +127,7 @@ def add_queue(name, dtmf_code, skill, hints, is_default) -> None:
 @with_appcontext
 def list_queues(as_json: bool) -> None:
     """List queues."""
-    with session_scope(current_app) as session:
+    with database_session() as session:
         rows = [service.queue_as_dict(queue) for queue in service.list_queues(session)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))

@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.auth import service
-from app.db import session_scope
+from app.cli import database_session
 
 ROLES = [role.value for role in service.Role]
 
@@ -44,7 +44,7 @@ def create_user(username: str, role: str, agent_extension: str | None, password_
     """Create a user; the password is asked for, never passed as an option."""
     password = _read_password(password_stdin)
     try:
-        with session_scope(current_app) as session:
+        with database_session() as session:
             user = service.create_user(session, username, password, role, agent_extension)
             click.echo(f"user {user.username} created ({user.role})")
     except service.AuthError as error:
@@ -55,7 +55,7 @@ def create_user(username: str, role: str, agent_extension: str | None, password_
 @with_appcontext
 def list_users() -> None:
     """List users with their role and agent extension."""
-    with session_scope(current_app) as session:
+    with database_session() as session:
         rows = [
             (user.username, user.role, user.agent.extension if user.agent else "-")
             for user in service.list_users(session)
@@ -74,7 +74,7 @@ def set_password(username: str, password_stdin: bool) -> None:
     """Set a user's password; their open sessions end."""
     password = _read_password(password_stdin)
     try:
-        with session_scope(current_app) as session:
+        with database_session() as session:
             service.change_password(session, username, password)
         click.echo(f"password of {username} changed")
     except service.AuthError as error:
@@ -90,7 +90,7 @@ def bootstrap(ask: bool | None) -> None:
     """Make sure someone can sign in: the supervisor from SUPERVISOR_USERNAME/PASSWORD, or one asked for here."""
     settings = current_app.config["SETTINGS"]
     if not (settings.supervisor_username and settings.supervisor_password):
-        with session_scope(current_app) as session:
+        with database_session() as session:
             if service.supervisor_exists(session):
                 click.echo("a supervisor exists; nothing to do")
                 return
@@ -106,7 +106,7 @@ def bootstrap(ask: bool | None) -> None:
         username = click.prompt("Username")
         password = click.prompt("Password (at least 10 characters)", hide_input=True, confirmation_prompt=True)
         try:
-            with session_scope(current_app) as session:
+            with database_session() as session:
                 created = service.bootstrap_supervisor(session, username, password)
         except service.AuthError as error:
             _fail(error)
@@ -114,7 +114,7 @@ def bootstrap(ask: bool | None) -> None:
                    if created else "a supervisor already exists; nothing changed")
         return
     try:
-        with session_scope(current_app) as session:
+        with database_session() as session:
             created = service.bootstrap_supervisor(session, settings.supervisor_username, settings.supervisor_password)
     except service.AuthError as error:
         _fail(error)
@@ -135,7 +135,7 @@ def api_tokens_cli() -> None:
 def create_token(name: str) -> None:
     """Create a token and print it once; only its SHA-256 is kept."""
     try:
-        with session_scope(current_app) as session:
+        with database_session() as session:
             token = service.create_api_token(session, name)
     except service.AuthError as error:
         _fail(error)
@@ -147,7 +147,7 @@ def create_token(name: str) -> None:
 @with_appcontext
 def list_tokens() -> None:
     """List token names and when they were created (never the tokens)."""
-    with session_scope(current_app) as session:
+    with database_session() as session:
         rows = [(token.name, token.created_at) for token in service.list_api_tokens(session)]
     if not rows:
         click.echo("no tokens")
@@ -161,7 +161,7 @@ def list_tokens() -> None:
 def revoke_token(name: str) -> None:
     """Revoke a token; requests with it are refused at once."""
     try:
-        with session_scope(current_app) as session:
+        with database_session() as session:
             service.revoke_api_token(session, name)
         click.echo(f"token {name} revoked")
     except service.AuthError as error:

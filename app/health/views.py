@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
 
-from app.db import request_session
+from app.database import schema_state
 from app.logs import get_logger
 
 blueprint = Blueprint("health", __name__)
@@ -22,15 +21,15 @@ def health():
 def ready():
     """The database answers; which integrations are configured (never their secrets)."""
     settings = current_app.config["SETTINGS"]
-    try:
-        request_session().execute(text("SELECT 1"))
-        database = "ok"
-    except Exception as error:  # noqa: BLE001 - any failure means not ready
-        log.warning("database_unreachable", error=type(error).__name__)
-        database = "unreachable"
+    state = schema_state(current_app.extensions["db_engine"])
+    database = "ok" if state.ready else ("unreachable" if not state.reachable else "not migrated")
+    if not state.ready:
+        log.warning("database_not_ready", problem=state.problem)
     body = {
-        "status": "ok" if database == "ok" else "unavailable",
+        "status": "ok" if state.ready else "unavailable",
         "database": database,
+        "problem": state.problem,
+        "revision": state.revision,
         "integrations": {
             "twilio": settings.twilio_configured,
             "livekit": settings.livekit_configured,
