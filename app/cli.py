@@ -53,7 +53,7 @@ def db_cli() -> None:
 def upgrade(revision: str) -> None:
     """Migrate the database up to REVISION (default: head)."""
     _ensure_sqlite_folder(current_app.config["SETTINGS"].database_url)
-    command.upgrade(alembic_config(current_app.config["SETTINGS"].database_url), revision)
+    _migrating(lambda url: command.upgrade(alembic_config(url), revision))
 
 
 @db_cli.command("downgrade")
@@ -61,14 +61,22 @@ def upgrade(revision: str) -> None:
 @with_appcontext
 def downgrade(revision: str) -> None:
     """Migrate the database down to REVISION (e.g. -1 or base)."""
-    command.downgrade(alembic_config(current_app.config["SETTINGS"].database_url), revision)
+    _migrating(lambda url: command.downgrade(alembic_config(url), revision))
 
 
 @db_cli.command("current")
 @with_appcontext
 def current() -> None:
     """Show the database's revision."""
-    command.current(alembic_config(current_app.config["SETTINGS"].database_url))
+    _migrating(lambda url: command.current(alembic_config(url)))
+
+
+def _migrating(step) -> None:
+    # An unreachable database is a sentence, not Alembic's traceback.
+    state = schema_state(current_app.extensions["db_engine"])
+    if not state.reachable:
+        raise click.ClickException(state.problem)
+    step(current_app.config["SETTINGS"].database_url)
 
 
 @db_cli.command("prune")

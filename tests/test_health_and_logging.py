@@ -80,3 +80,9 @@ def test_the_cli_says_in_words_that_the_database_is_unreachable(make_app, settin
     result = app.test_cli_runner().invoke(args=["roster", "load"])
     assert result.exit_code == 1 and "is not reachable" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_migrating_an_unreachable_database_is_a_sentence(make_app, settings):
+    app = make_app(settings, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 1 and "is not reachable" in result.output and "Traceback" not in result.output
