@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 from app.gateways.livekit import LiveKitError
 from app.gateways.registry import gateways
 from app.gateways.twilio import TwilioError
+from app.provisioning.doctor import run_checks
 from app.provisioning.plan import (
     SYSTEMS,
     Change,
@@ -96,3 +97,18 @@ def _report_plan(changes: tuple[Change, ...]) -> None:
     for change in changes:
         click.echo(f"  - {change.sentence}")
     click.echo(f"{len(changes)} change(s); run without --dry-run to apply them.")
+
+
+@click.command("doctor")
+@with_appcontext
+def doctor_command() -> None:
+    """Check, changing nothing, that the real accounts and this service are ready for a first call."""
+    settings = current_app.config["SETTINGS"]
+    found = gateways()
+    checks = run_checks(settings, found.twilio, found.livekit, found.llm)
+    for check in checks:
+        click.echo(check.line)
+    failed = [check.name for check in checks if not check.ok]
+    if failed:
+        raise click.ClickException(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+    click.echo("All checks passed.")

@@ -1,0 +1,93 @@
+"""`flask doctor` against the stand-ins: it passes on a correct set-up and names each fault on a broken one."""
+
+from dataclasses import replace
+
+import pytest
+import responses
+from livekit.protocol import sip
+
+from app.provisioning.cli import doctor_command, provision_command
+from app.sandbox.twilio_network import TwilioNetwork
+from tests.browser_support import LiveServer
+from tests.conftest import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
+
+
+def no_webhooks(url, params, headers):
+    raise AssertionError(f"the doctor must not place calls ({url})")
+
+
+@pytest.fixture
+def world(make_app, centre_settings):
+    """The service served over HTTP at its PUBLIC_BASE_URL, Twilio's REST API simulated, LiveKit and the LLM on loopback."""
+    server = LiveServer()
+    settings = replace(centre_settings, public_base_url=server.url)
+    app = make_app(settings)
+    server.start(app)
+    try:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+            rsps.add_passthru(server.url)
+            rsps.add_passthru("http://127.0.0.1")
+            network = TwilioNetwork(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, no_webhooks)
+            network.install(rsps)
+            network.add_number(settings.twilio_phone_number)
+            yield app, settings, network
+    finally:
+        server.stop()
+
+
+def provisioned(app, settings, network):
+    """As `flask provision` leaves the accounts (its Twilio half refuses a loopback PUBLIC_BASE_URL, so set here)."""
+    base = settings.public_base_url
+    [number] = network.numbers.values()
+    number.update(voice_url=base + "/twilio/voice", status_callback=base + "/twilio/status",
+                  voice_fallback_url=base + "/twilio/fallback")
+    result = app.test_cli_runner().invoke(provision_command, ["--only", "livekit"])
+    assert result.exit_code == 0, result.output
+
+
+def doctor(app):
+    result = app.test_cli_runner().invoke(doctor_command, [])
+    lines = {line.split()[1]: line for line in result.output.splitlines() if line.startswith(("ok", "FAIL"))}
+    return result, lines
+
+
+def test_a_correct_setup_passes_every_check(world):
+    app, settings, network = world
+    provisioned(app, settings, network)
+    result, lines = doctor(app)
+    assert result.exit_code == 0, result.output
+    assert set(lines) == {"twilio", "public", "livekit", "hold", "llm", "transcription"}
+    assert all(line.startswith("ok") for line in lines.values())
+    assert "All checks passed." in result.output
+    assert "openai gpt-4o-mini answered in" in lines["llm"] and "audio/" in lines["hold"]
+
+
+def test_an_unprovisioned_account_names_the_number_and_livekit(world):
+    app, settings, network = world
+    result, lines = doctor(app)
+    assert result.exit_code == 1
+    assert lines["twilio"].startswith("FAIL") and "voice URL is unset" in lines["twilio"]
+    assert lines["livekit"].startswith("FAIL") and "create LiveKit inbound trunk" in lines["livekit"]
+    assert lines["public"].startswith("ok") and "plain http" in lines["public"]
+    assert "2 check(s) failed: twilio number, livekit" in result.output
+
+
+def test_a_service_that_does_not_accept_our_signature_is_named(world, make_app):
+    app, settings, network = world
+    provisioned(app, settings, network)
+    other = make_app(replace(settings, twilio_auth_token="another-token-0123456789abcdef"))
+    result, lines = doctor(other)
+    assert lines["public"].startswith("FAIL") and "answered 403" in lines["public"]
+
+
+def test_a_conflicting_trunk_an_unreachable_llm_and_hold_music_that_is_not_audio(world, make_app, llm, livekit):
+    app, settings, network = world
+    provisioned(app, settings, network)
+    livekit.trunks["ST_old"] = sip.SIPInboundTrunkInfo(sip_trunk_id="ST_old", name="old-pbx")
+    llm.mode = "error"
+    broken = make_app(replace(settings, hold_music_url=settings.public_base_url + "/health"))
+    result, lines = doctor(broken)
+    assert result.exit_code == 1
+    assert "ST_old (old-pbx)" in lines["livekit"]
+    assert lines["llm"].startswith("FAIL") and "did not answer" in lines["llm"]
+    assert lines["hold"].startswith("FAIL") and "not audio" in lines["hold"]
