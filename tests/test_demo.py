@@ -35,7 +35,7 @@ def test_demo_on_a_fresh_database_migrates_loads_the_roster_and_completes(make_a
     spoken = out.split("Words spoken to Bob Okafor before accepting:")[1]
     assert "[card number removed]" in spoken
     assert out.rstrip().splitlines()[-1].startswith(
-        "Result: transfer completed; summary source: llm (openai gpt-4o-mini, ")
+        "Result: transfer completed; summary source: llm (openai gpt-4o-mini on the local stand-in, ")
 
     (transfer,) = _rows(database_url, Transfer)
     assert transfer.state == "completed" and transfer.summary_source == "llm"

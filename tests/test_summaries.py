@@ -74,7 +74,8 @@ def test_normal_answer_is_an_llm_summary_with_provenance(stand_in, make_gateway)
     assert "refund of the second payment" in summary.spoken
     assert set(summary.structured) == set(STRUCTURED_KEYS)
     assert summary.structured["reason"] == "billing"
-    assert summary.structured["mood"] == NOT_MENTIONED
+    assert summary.structured["customer"] == NOT_MENTIONED  # "not mentioned" comes through as such
+    assert summary.structured["mood"] == "frustrated"  # the stand-in reads the caller's "charged twice"
 
 
 def test_request_carries_model_key_and_redacted_data(stand_in, make_gateway):

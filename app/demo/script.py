@@ -508,7 +508,8 @@ class ScriptedCall:
 
 def _summary_detail(transfer: Transfer) -> str:
     if transfer.summary_source == "llm":
-        return f"{transfer.summary_provider} {transfer.summary_model}, {transfer.summary_latency_ms} ms"
+        return (f"{transfer.summary_provider} {transfer.summary_model} on the local stand-in, "
+                f"{transfer.summary_latency_ms} ms")
     return transfer.summary_error or "built without the LLM"
 
 

@@ -64,29 +64,45 @@ def _call_data(body: dict) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+# Words that, in a caller's mouth, a summary would read as upset, and what
+# they would be calling to get: the stand-in's whole "understanding".
+UPSET_WORDS = ("twice", "wrong", "again", "still", "complaint", "angry", "cancel")
+WANTS = (("refund", "a refund"), ("cancel", "to cancel"), ("fix", "a fix"), ("callback", "a call back"))
+
+
 def derive_summary(body: dict) -> dict:
-    """A short deterministic summary of the call data found in a chat request."""
+    """A plausible, deterministic summary of the call data in a chat request: built from it, never invented.
+
+    It reads the IVR reason, the caller's and the agent's words and the
+    notes the way a summary would, so what comes back depends on what was
+    sent; it understands nothing (a stand-in, as the demo says).
+    """
     data = _call_data(body)
-    transcript = data.get("transcript") or []
-    said = [
-        u.get("text", "") for u in transcript
-        if isinstance(u, dict) and u.get("speaker") == "caller" and u.get("text")
-    ]
-    reason = data.get("ivr_reason") or (said[0] if said else None)
+    transcript = [u for u in data.get("transcript") or [] if isinstance(u, dict) and u.get("text")]
+    caller = [u["text"].rstrip(".") for u in transcript if u.get("speaker") == "caller"]
+    agent = [u["text"].rstrip(".") for u in transcript if u.get("speaker") == "agent"]
+    reason = (data.get("ivr_reason") or (caller[0] if caller else "")).rstrip(".")
+    words = " ".join([reason, *caller, *agent, data.get("agent_notes") or ""]).lower()
+    mood = "frustrated" if any(w in words for w in UPSET_WORDS) else NOT_MENTIONED
+    expects = next((want for word, want in WANTS if word in words), NOT_MENTIONED)
     spoken = []
     if reason:
-        spoken.append(f"In the menu the caller said: {reason.rstrip('.')}.")
-    if said:
-        spoken.append(f"They last said: {said[-1].rstrip('.')}.")
+        spoken.append(f"The caller is calling because: {reason}.")
+    if len(caller) > 1 or (caller and caller[0] != reason):
+        spoken.append(f"They said: {caller[-1] if len(caller) > 1 else caller[0]}.")
+    if agent:
+        spoken.append(f"The agent told them: {agent[-1]}.")
     if data.get("agent_notes"):
-        spoken.append(f"The agent noted: {data['agent_notes'].rstrip('.')}.")
+        spoken.append(f"Notes: {data['agent_notes'].rstrip('.')}.")
+    if expects != NOT_MENTIONED:
+        spoken.append(f"They expect {expects}.")
     return {
         "spoken": " ".join(spoken) or "No details were given about this call.",
         "reason": reason or NOT_MENTIONED,
         "customer": NOT_MENTIONED,
-        "tried": data.get("agent_notes") or NOT_MENTIONED,
-        "mood": NOT_MENTIONED,
-        "expects": NOT_MENTIONED,
+        "tried": agent[-1] if agent else data.get("agent_notes") or NOT_MENTIONED,
+        "mood": mood,
+        "expects": expects,
     }
 
 
