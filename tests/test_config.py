@@ -152,3 +152,23 @@ def test_transcription_is_on_off_or_some_queues():
     assert some.transcribes_queue("billing") and not some.transcribes_queue("sales") and not some.transcribes_queue(None)
     with pytest.raises(ConfigError, match="TRANSCRIPTION"):
         load_settings({"TRANSCRIPTION": "on,billing"})
+
+
+def test_the_flask_cli_in_production_refuses_to_run_beside_a_dotenv_file(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    import config
+
+    # A copy of the project with a developer's .env in it; the flask CLI loads .env by itself.
+    copy = tmp_path / "switchboard"
+    shutil.copytree(config.PROJECT_ROOT, copy, ignore=shutil.ignore_patterns(
+        ".venv", "node_modules", ".git", "instance", "__pycache__", "*.png", "vendor"))
+    (copy / ".env").write_text("TWILIO_AUTH_TOKEN=from-a-developer-file\n")
+    environment = {"PATH": "/usr/bin:/bin", **{k: v for k, v in PRODUCTION.items() if not k.startswith("TWILIO")}}
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "current"], cwd=copy,
+                            env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert ".env:" in result.stderr and "production takes its settings from the environment only" in result.stderr
+    assert "from-a-developer-file" not in result.stderr + result.stdout
