@@ -91,3 +91,16 @@ def test_a_conflicting_trunk_an_unreachable_llm_and_hold_music_that_is_not_audio
     assert "ST_old (old-pbx)" in lines["livekit"]
     assert lines["llm"].startswith("FAIL") and "did not answer" in lines["llm"]
     assert lines["hold"].startswith("FAIL") and "not audio" in lines["hold"]
+
+
+def test_refused_credentials_are_named_for_twilio_and_livekit(world, make_app):
+    app, settings, network = world
+    provisioned(app, settings, network)
+    wrong = make_app(replace(settings, twilio_auth_token="a-wrong-twilio-token-0123456789",
+                             livekit_api_secret="a-wrong-livekit-secret-0123456789abcdef"))
+    result, lines = doctor(wrong)
+    assert result.exit_code == 1
+    assert lines["twilio"].startswith("FAIL") and "Twilio refused the request" in lines["twilio"]
+    assert "20003" in lines["twilio"]
+    assert lines["livekit"].startswith("FAIL") and "LiveKit refused the request" in lines["livekit"]
+    assert "a-wrong" not in result.output
