@@ -9,12 +9,15 @@ an argument and only flush, unless a step must be durable before a network call
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from flask import Flask, g
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.database import make_engine
+from app.logs import get_logger
+
+log = get_logger("switchboard.db")
 
 
 def init_db(app: Flask) -> None:
@@ -39,12 +42,24 @@ def request_session() -> Session:
     return g.db_session
 
 
+def after_commit(work: Callable[[], None]) -> None:
+    """Run WORK once this request's transaction is committed (never if it is not)."""
+    g.setdefault("after_commit", []).append(work)
+
+
 def _commit_request_session(response):
     # Commit before the response leaves, so a failed commit becomes a 500
     # (and Twilio's fallback URL) rather than a success that was never stored.
     session: Session | None = g.get("db_session")
     if session is not None and response.status_code < 500:
         session.commit()
+        for work in g.pop("after_commit", []):
+            # What runs after the commit cannot undo the request's answer.
+            try:
+                work()
+            except Exception:  # noqa: BLE001 - logged; the answer stands
+                session.rollback()
+                log.exception("after_commit_failed")
     return response
 
 

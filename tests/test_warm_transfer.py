@@ -5,6 +5,7 @@ import json
 import pytest
 
 from tests.transfer_helpers import (
+    ALICE,
     BOB,
     CARMEN,
     agent_activity,
@@ -472,3 +473,20 @@ def test_the_api_takes_a_queue_by_name_or_by_its_code(centre, queue, api_headers
     assert response.status_code == 201 and response.get_json()["target_queue"] == "technical"
     unknown = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"queue": "sales"}, headers=headers)
     assert unknown.status_code == 409 and "no queue is named or numbered sales" in unknown.get_json()["error"]
+
+
+def test_a_caller_requeued_by_an_api_request_rings_the_next_agent_at_once(centre, api_headers):
+    # Requeueing is the transfer's, ringing is routing's: the request's edge
+    # offers the call once the step is committed, whichever edge it was.
+    caller, alice = connected_call(centre)
+    headers = api_headers(centre.app)
+    response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102"}, headers=headers)
+    assert response.status_code == 201, response.get_json()
+    centre.network.run_pending()
+    alice.hangup()  # A leaves while B still rings
+    transfer_id = response.get_json()["id"]
+    assert centre.client.post(f"/api/transfers/{transfer_id}/cancel", headers=headers).status_code == 200
+    centre.network.run_pending()
+    timeline = centre.timeline(caller.sid)
+    assert timeline[timeline.index("call_requeued") + 1] == "agent_ringing"  # in the same request, after its commit
+    assert len(centre.ringing()) == 1 and centre.ringing()[0].to != ALICE

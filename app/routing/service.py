@@ -27,6 +27,7 @@ from app.calls.legs import (
     caller_leg,
     claim_expired_browser_ring,
     close_leg,
+    lock_call,
     ringing_leg,
 )
 from app.calls.ringing import ring_leg
@@ -101,8 +102,14 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
 
 
 def offer_waiting_calls(t: Telephony) -> int:
-    """Agents freed during this request take the longest-waiting calls for their skills; returns calls offered."""
+    """After a request committed: calls it put back in the queue ring their next agent, and agents it freed
+    take the longest-waiting calls for their skills; returns calls offered."""
     offered = 0
+    for call_id in sorted(t.requeued_call_ids):
+        call = lock_call(t, call_id)
+        if call is not None and offer_call(t, call) is not None:
+            offered += 1
+    t.requeued_call_ids.clear()
     for agent_id in sorted(t.freed_agent_ids):
         agent = t.session.get(Agent, agent_id)
         if agent is None or agent.presence != Presence.AVAILABLE or agent.activity != Activity.IDLE:

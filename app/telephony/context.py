@@ -28,6 +28,9 @@ class Telephony:
     summarise_later: Callable[[int], None]
     # Agents made idle during this request: offered waiting calls before it ends.
     freed_agent_ids: set[int] = field(default_factory=set)
+    # Calls put back in the queue during this request: offered to the next
+    # agent by the request's edge once it has committed.
+    requeued_call_ids: set[int] = field(default_factory=set)
     # Twilio dials this request may still make: each can take the REST timeout
     # when Twilio is failing, and Twilio gives a webhook 15 s.
     dials_left: int = 2

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import current_app, g
 
-from app.db import request_session
+from app.db import after_commit, request_session
 from app.gateways.registry import gateways
+from app.routing.service import offer_waiting_calls
 from app.telephony.context import Telephony
 from app.telephony.urls import WebhookUrls
 from app.transfers.summary import background_summariser
@@ -25,4 +26,12 @@ def telephony() -> Telephony:
             llm_gateway=outside.llm,
             summarise_later=background_summariser(current_app.extensions["db_sessionmaker"], outside.llm),
         )
+        after_commit(lambda: _offer_waiting_calls(g.telephony))
     return g.telephony
+
+
+def _offer_waiting_calls(t: Telephony) -> None:
+    # Calls this request put back in the queue, and agents it freed, are
+    # offered now, not when a caller's hold music next ends.
+    if t.freed_agent_ids or t.requeued_call_ids:
+        offer_waiting_calls(t)

@@ -24,11 +24,9 @@ from twilio.request_validator import RequestValidator
 from app.db import request_session
 from app.logs import get_logger
 from app.models import WebhookDelivery, utcnow
-from app.routing.service import offer_waiting_calls
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.twiml import twiml_response
 from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
-from app.telephony.web import telephony
 
 log = get_logger("switchboard.webhooks")
 
@@ -174,19 +172,6 @@ def _with_secrets(body: str) -> str:
     return body.replace(SIP_PASSWORD_SLOT, current_app.config["SETTINGS"].livekit_sip_password)
 
 
-def _offer_waiting_calls() -> None:
-    # Agents this webhook freed take waiting calls now, not when a caller's
-    # hold music next ends. A failure here must not spoil the answer.
-    t = telephony()
-    if not t.freed_agent_ids:
-        return
-    try:
-        offer_waiting_calls(t)
-    except Exception:  # noqa: BLE001 - the hold loop offers the call again
-        t.session.rollback()
-        log.exception("offer_waiting_calls_failed")
-
-
 def twilio_webhook(answer: str = "twiml") -> Callable:
     """Guard a Twilio webhook view; ANSWER is 'twiml' (a voice step) or 'callback' (status and events)."""
     if answer not in ("twiml", "callback"):
@@ -232,9 +217,8 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                 else:
                     _give_up_claim(session, key)
             # The step and its remembered answer are durable before anything
-            # else runs, so a failure offering waiting calls cannot undo them.
+            # else runs (waiting calls are offered after the commit: app/db.py).
             session.commit()
-            _offer_waiting_calls()
             return response
 
         return guarded

@@ -12,7 +12,6 @@ from enum import StrEnum
 from app.calls.legs import caller_leg, close_leg
 from app.events import record_event
 from app.models import Call, CallStatus, Leg, LegStatus, utcnow
-from app.routing.service import offer_call
 from app.telephony.context import Telephony
 from app.telephony.moves import redirect_leg
 
@@ -99,10 +98,14 @@ def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | N
 
 
 def requeue_caller(t: Telephony, call: Call) -> None:
-    """No agent is left on the call: the caller waits in the queue again (already hearing music)."""
+    """No agent is left on the call: the caller waits in the queue again (already hearing music).
+
+    Ringing the next agent is routing's: the request's edge offers the call
+    once this step is committed (routing.offer_waiting_calls); the caller's
+    hold loop does it otherwise, on its next turn.
+    """
     call.status = CallStatus.QUEUED
     call.agent_id = None
     call.queued_at = utcnow()
     record_event(t.session, call, "call_requeued", queue=call.queue.name if call.queue else None)
-    t.session.commit()
-    offer_call(t, call)
+    t.requeued_call_ids.add(call.id)
