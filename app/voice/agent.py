@@ -54,13 +54,18 @@ def agent_answer(form: TwilioForm):
     """The agent picked up: whisper who is calling and why."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
+    return _whisper_or_goodbye(leg, start_transcription=calls.transcribed(t, leg.call))
+
+
+def _whisper_or_goodbye(leg, *, start_transcription: bool):
+    """The agent's whisper (who is calling and why), or goodbye if the caller is no longer waiting."""
+    t = telephony()
     whisper = routing.agent_answered(t, leg)
     if whisper is None:
         return _goodbye("This caller is no longer waiting. Goodbye.")
     return twiml_response("agents/whisper.xml", **hold_context(t), whisper=whisper,
                           action_url=t.urls.agent_whisper(leg.id),
-                          transcription_url=t.urls.transcription(leg.call_id, leg.id)
-                          if calls.transcribed(t, leg.call) else None)
+                          transcription_url=t.urls.transcription(leg.call_id, leg.id) if start_transcription else None)
 
 
 @blueprint.post(urls.AGENT_WHISPER)
@@ -257,15 +262,11 @@ def _try_room_again(leg, text: str):
 @twilio_webhook()
 def agent_fallback(form: TwilioForm):
     """An agent call's fallback URL: a step failed or timed out; carry the leg on where it is."""
-    t = telephony()
     leg, resumed = leg_after_fallback(form)
     if resumed is not None:
         return resumed
-    whisper = routing.agent_answered(t, leg)
-    if whisper is None:
-        return twiml_response("common/goodbye.xml", **hold_context(t), text="This caller is no longer waiting. Goodbye.")
-    return twiml_response("agents/whisper.xml", **hold_context(t), whisper=whisper,
-                          action_url=t.urls.agent_whisper(leg.id), transcription_url=None)
+    # Transcription started with the first whisper, if at all: never a second one.
+    return _whisper_or_goodbye(leg, start_transcription=False)
 
 
 def leg_after_fallback(form: TwilioForm):
