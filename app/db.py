@@ -54,9 +54,11 @@ def _commit_request_session(response):
     if session is not None and response.status_code < 500:
         session.commit()
         for work in g.pop("after_commit", []):
-            # What runs after the commit cannot undo the request's answer.
+            # What runs after the commit cannot undo the request's answer;
+            # what it writes (the timeline of its effects) is committed too.
             try:
                 work()
+                session.commit()
             except Exception:  # noqa: BLE001 - logged; the answer stands
                 session.rollback()
                 log.exception("after_commit_failed")

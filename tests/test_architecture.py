@@ -68,3 +68,32 @@ def test_twilio_status_words_are_compared_only_where_the_form_is_parsed():
             if compared.search(line):
                 found.append(f"{name}:{number}: {line.strip()}")
     assert found == []
+
+
+# Where the service commits: the request edges, and the named commit-before-network
+# places, each with its test in tests/test_commit_points.py. The demo is a command
+# of its own that narrates a script.
+COMMITS = {
+    "app/db.py": 3,  # the request's one commit, what runs after it, and a CLI/background session scope
+    "app/telephony/webhook.py": 3,  # the guard: a delivery claim given up, a repeat's look, the step's commit
+    "app/calls/ringing.py": 1,  # before Twilio dials a leg
+    "app/rooms/presence.py": 1,  # before LiveKit says who is in a room
+    "app/transfers/summary.py": 1,  # before the whisper waits for the summary
+    "app/demo/script.py": 1,
+}
+
+
+def test_the_service_commits_only_at_its_edges_and_its_named_places():
+    import re
+
+    from config import PROJECT_ROOT
+
+    found = {}
+    for path in sorted((PROJECT_ROOT / "app").rglob("*.py")):
+        name = path.relative_to(PROJECT_ROOT).as_posix()
+        if name.startswith("app/sandbox/"):
+            continue
+        count = len(re.findall(r"\.commit\(\)", path.read_text()))
+        if count:
+            found[name] = count
+    assert found == COMMITS

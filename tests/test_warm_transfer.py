@@ -3,7 +3,9 @@
 import json
 
 import pytest
+from sqlalchemy import func, select
 
+from app.models import Transfer
 from tests.transfer_helpers import (
     ALICE,
     BOB,
@@ -427,7 +429,7 @@ def test_completing_from_the_whisper_puts_the_target_on_the_call(centre):
     assert transfer_row(centre).state == "completed"
 
 
-def test_an_unexpected_failure_starting_a_transfer_takes_the_caller_off_hold(centre, monkeypatch, api_headers):
+def test_an_unexpected_failure_before_ringing_changes_nothing(centre, monkeypatch, api_headers):
     from app.transfers import service
 
     def broken(*args, **kwargs):
@@ -435,11 +437,33 @@ def test_an_unexpected_failure_starting_a_transfer_takes_the_caller_off_hold(cen
 
     caller, alice = connected_call(centre)
     monkeypatch.setattr(service, "ring_target", broken)
-    headers = api_headers(centre.app)
-    with pytest.raises(RuntimeError):  # the test client re-raises what production answers with a 500
-        centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102"}, headers=headers)
+    sent = len(centre.network.rest_log)
+    response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102"},
+                                  headers=api_headers(centre.app))
     centre.network.run_pending()
+    assert response.status_code == 409 and response.get_json() == {"error": "the transfer could not be started"}
+    # Nothing was committed, so nothing was sent to Twilio: the caller never left the room.
+    assert centre.network.rest_log[sent:] == []
+    assert in_room(caller, str(call_row(centre, caller.sid).id)) and in_room(alice, str(call_row(centre, caller.sid).id))
+    with centre.db() as session:
+        assert session.scalar(select(func.count()).select_from(Transfer)) == 0
+
+
+def test_an_unexpected_failure_after_ringing_takes_the_caller_off_hold(centre, monkeypatch, api_headers):
+    from app.transfers import service
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database hiccup")
+
+    caller, alice = connected_call(centre)
+    monkeypatch.setattr(service, "after_target_rung", broken)
+    response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102"},
+                                  headers=api_headers(centre.app))
+    centre.network.run_pending()
+    assert response.status_code == 409 and response.get_json() == {"error": "the transfer could not be started"}
+    # Bob's leg was committed before Twilio dialled him: the transfer is cancelled, his phone stops ringing.
     assert transfer_row(centre).state == "cancelled"
+    assert not centre.network.last_call(to=BOB).live
     assert in_room(caller, str(call_row(centre, caller.sid).id))
 
 

@@ -17,17 +17,20 @@ from app.models import Activity, Agent, Call, Presence, utcnow
 from app.telephony.context import Telephony
 
 
-def reserve_agent(session, skill: str, exclude: Iterable[int] = ()) -> Agent | None:
-    """Reserve (idle -> ringing) the longest-idle available agent with SKILL; None if nobody is free."""
+def free_agents(session, skill: str, exclude: Iterable[int] = ()) -> list[int]:
+    """The ids of available idle agents with SKILL, longest idle first (a look: nothing is reserved)."""
     excluded = set(exclude)
     candidates = session.execute(
         select(Agent.id, Agent.skills)
         .where(Agent.presence == Presence.AVAILABLE, Agent.activity == Activity.IDLE)
         .order_by(Agent.last_call_ended_at.asc().nulls_first(), Agent.id)
     ).all()
-    for agent_id, skills in candidates:
-        if agent_id in excluded or skill not in (skills or []):
-            continue
+    return [agent_id for agent_id, skills in candidates if agent_id not in excluded and skill in (skills or [])]
+
+
+def reserve_agent(session, skill: str, exclude: Iterable[int] = ()) -> Agent | None:
+    """Reserve (idle -> ringing) the longest-idle available agent with SKILL; None if nobody is free."""
+    for agent_id in free_agents(session, skill, exclude):
         won = session.execute(
             update(Agent)
             .where(Agent.id == agent_id, Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)

@@ -34,14 +34,12 @@ def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
         missed = Missed.of(progress)
         close_leg(t, leg, missed.leg_status, missed, missed=missed != Missed.CANCELED)
         record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=missed)
-        t.session.commit()
         offer_call(t, call)
     elif progress == CallProgress.COMPLETED:
         if leg.status in RINGING_LEG_STATUSES:
             # Hung up during the whisper: the same as declining.
             close_leg(t, leg, LegStatus.DECLINED, "hung_up_in_whisper", missed=True)
             record_event(t.session, call, "agent_hung_up_in_whisper", agent=leg.agent.extension)
-            t.session.commit()
             offer_call(t, call)
         else:
             agent_left(t, leg)

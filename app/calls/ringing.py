@@ -13,8 +13,11 @@ def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_ur
              timeout: int) -> str | None:
     """Ring AGENT for LEG; None when it rings, else why Twilio could not place the call (leg failed, agent freed).
 
-    A browser agent's console finds the leg by polling, so nothing is dialled;
-    a phone is dialled only after the leg is committed, so its callbacks find it.
+    A browser agent's console finds the leg by polling, so nothing is dialled.
+    A phone is one of the service's named commit-before-network places: the
+    step so far is committed before Twilio dials, because Twilio may ask the
+    answer URL, or post a status callback, before calls.create has answered,
+    and those requests must find the leg (tests/test_commit_points.py).
     """
     if not agent.sip_uri:
         leg.livekit_identity = browser_identity(agent)

@@ -14,7 +14,6 @@ from app.calls.ivr import choose_queue, default_queue
 from app.calls.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
-from app.gateways.twilio import TwilioError
 from app.logs import get_logger
 from app.models import (
     Call,
@@ -30,8 +29,9 @@ from app.models import (
 from app.routing.service import offer_call
 from app.summaries.redaction import redact
 from app.telephony.context import Telephony
+from app.telephony.effects import close_room, hang_up
 from app.telephony.forms import MalformedWebhook, TwilioForm
-from app.telephony.moves import Moved, redirect_leg
+from app.telephony.moves import redirect_leg
 from app.telephony.sip import call_room_user, leg_identity, room_name
 from app.transfers.lifecycle import caller_hung_up_during_transfers
 from app.transfers.parties import Prompt
@@ -329,16 +329,13 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
         call.status = CallStatus.COMPLETED if call.answered_at else CallStatus.ABANDONED
     call.ended_at = call.ended_at or now
     record_event(t.session, call, "call_ended", status=call.status, twilio_status=twilio_status)
-    # Durable before the network: callbacks from the legs we end must see them ended.
-    t.session.commit()
+    # Carried out after the commit: callbacks from the legs we end find them ended.
     for leg in to_tell:
-        _redirect_or_hang_up(t, call, leg)
-    _hang_up_and_close(t, call, [leg.twilio_call_sid for leg in to_hang_up], [call.room_name, *rooms])
-
-
-def _redirect_or_hang_up(t: Telephony, call: Call, leg: Leg) -> None:
-    if redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, Prompt.CALLER_GONE)) != Moved.MOVED:
-        _hang_up_and_close(t, call, [leg.twilio_call_sid], [])
+        redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, Prompt.CALLER_GONE), hang_up_otherwise=True)
+    for leg in to_hang_up:
+        hang_up(t, call, leg.twilio_call_sid, leg_id=leg.id)
+    for room in (call.room_name, *rooms):
+        close_room(t, call, room)
 
 
 def _cancel_ringing(t: Telephony, call: Call) -> None:
@@ -346,21 +343,6 @@ def _cancel_ringing(t: Telephony, call: Call) -> None:
     if leg is None:
         return
     close_leg(t, leg, LegStatus.CANCELED, "caller_left_queue")
-    t.session.commit()
-    if leg.twilio_call_sid:
-        _hang_up_and_close(t, call, [leg.twilio_call_sid], [])
-
-
-def _hang_up_and_close(t: Telephony, call: Call, call_sids: list[str], rooms: list[str | None]) -> None:
-    for sid in call_sids:
-        try:
-            t.twilio.end_call(sid)
-        except TwilioError as error:
-            record_event(t.session, call, "leg_hangup_failed", twilio_call_sid=sid, error=str(error)[:200])
-    for name in filter(None, rooms):
-        try:
-            t.livekit.delete_room(name)
-        except LiveKitError as error:
-            record_event(t.session, call, "room_close_failed", room=name, error=str(error)[:200])
+    hang_up(t, call, leg.twilio_call_sid, leg_id=leg.id)
 
 

@@ -5,8 +5,28 @@ from __future__ import annotations
 from app.calls.legs import caller_leg
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
+from app.logs import get_logger
 from app.models import Leg
 from app.telephony.context import Telephony
+
+log = get_logger("switchboard.rooms")
+
+
+def identities_in_room(t: Telephony, room: str) -> set[str]:
+    """The identities LiveKit has in ROOM (empty when the room is gone); LiveKitError when it cannot say.
+
+    One of the service's named commit-before-network places: the step so far
+    is committed first, because a transaction (on SQLite, the database's write
+    lock) must not be held while LiveKit answers. The step goes on afterwards
+    with the values it has (tests/test_commit_points.py).
+    """
+    t.session.commit()
+    try:
+        return {p.identity for p in t.livekit.list_participants(room)}
+    except LiveKitError as error:
+        if error.code == "not_found":
+            return set()
+        raise
 
 
 def star_pressed(t: Telephony, leg: Leg) -> bool:
@@ -21,17 +41,22 @@ def star_pressed(t: Telephony, leg: Leg) -> bool:
     caller = caller_leg(call)
     if caller is None or caller.is_final or caller.livekit_identity is None or t.livekit_gateway is None:
         return True
-    t.session.commit()  # no transaction (SQLite's write lock) across the API call
     try:
-        present = {p.identity for p in t.livekit.list_participants(call.room_name)}
+        present = identities_in_room(t, call.room_name)
     except LiveKitError as error:
-        if error.code == "not_found":
-            present = set()
-        else:
-            record_event(t.session, call, "star_assumed_livekit_unreachable", leg_id=leg.id, error=str(error)[:200])
-            return True
+        record_event(t.session, call, "star_assumed_livekit_unreachable", leg_id=leg.id, error=str(error)[:200])
+        return True
     if caller.livekit_identity in present:
         return True
     record_event(t.session, call, "agent_bridge_dropped", leg_id=leg.id, room=call.room_name,
                  caller_in_room=False)
     return False
+
+
+def still_in_room(t: Telephony, room: str, identity: str) -> bool:
+    """Whether IDENTITY is in ROOM now; False (logged) when LiveKit cannot say."""
+    try:
+        return identity in identities_in_room(t, room)
+    except LiveKitError as error:
+        log.warning("livekit_participants_unknown", room=room, error=str(error)[:200])
+        return False

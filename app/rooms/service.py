@@ -7,9 +7,10 @@ from sqlalchemy import select
 from app.calls.legs import lock_call
 from app.calls.reactions import agent_left
 from app.events import record_event
-from app.gateways.livekit import LiveKitError, WebhookEvent
+from app.gateways.livekit import WebhookEvent
 from app.logs import get_logger
 from app.models import Call, Leg, LegStatus, Transfer
+from app.rooms.presence import still_in_room
 from app.telephony.context import Telephony
 
 log = get_logger("switchboard.rooms")
@@ -47,22 +48,11 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
         leg_id=leg.id if leg else None,
         role=leg.role if leg else None,
     )
-    if browser_left and not _still_in_room(t, room, identity):
+    if browser_left and not still_in_room(t, room, identity):
         # A browser agent's tab closed or its network died for good (LiveKit
         # reports a departure only after its own reconnection attempts): the
         # caller must not sit in a silent room.
         agent_left(t, leg)
-
-
-def _still_in_room(t: Telephony, room: str, identity: str) -> bool:
-    # A reloaded console joins again under the same identity, and LiveKit then
-    # reports the old connection as having left: ask the room who is there.
-    t.session.commit()  # no transaction (SQLite's write lock) across the API call
-    try:
-        return identity in {p.identity for p in t.livekit.list_participants(room)}
-    except LiveKitError as error:
-        log.warning("livekit_participants_unknown", room=room, error=str(error)[:200])
-        return False
 
 
 def _call_for_room(t: Telephony, room: str) -> Call | None:

@@ -45,7 +45,7 @@ from app.models import (
     utcnow,
 )
 from app.telephony.context import Telephony
-from app.telephony.moves import Moved, redirect_leg
+from app.telephony.moves import redirect_leg
 
 log = get_logger("switchboard.routing")
 
@@ -180,15 +180,11 @@ def agent_accepted(t: Telephony, leg: Leg) -> bool:
     call.agent_id = agent.id
     call.answered_at = call.answered_at or now
     record_event(t.session, call, "agent_accepted", agent=agent.extension, leg_id=leg.id)
-    moved = redirect_leg(t, caller_leg(call), t.urls.caller_connect(call.id))
-    if moved == Moved.FAILED:
-        # Fallback, named: the caller's hold loop sees the call connected and
-        # joins the room on its next turn.
-        record_event(t.session, call, "caller_connect_left_to_hold_loop")
-        return True
-    if moved == Moved.GONE:
-        record_event(t.session, call, "caller_gone_before_connect")
-        return False
+    # If Twilio refuses the move (named): the caller's hold loop sees the call
+    # connected and joins the room on its next turn. If the caller is already
+    # gone, their status callback tells the agent.
+    redirect_leg(t, caller_leg(call), t.urls.caller_connect(call.id),
+                 if_failed="caller_connect_left_to_hold_loop", if_gone="caller_gone_before_connect")
     return True
 
 
@@ -199,7 +195,6 @@ def agent_declined(t: Telephony, leg: Leg, *, pressed: str) -> None:
     missed = pressed == ""
     close_leg(t, leg, LegStatus.DECLINED, "no_key" if missed else "declined", missed=missed)
     record_event(t.session, leg.call, "agent_declined", agent=leg.agent.extension, pressed=pressed or "nothing")
-    t.session.commit()
     offer_call(t, leg.call)
 
 
@@ -209,7 +204,6 @@ def browser_agent_missed(t: Telephony, leg: Leg, *, offer_next: bool = True) -> 
     close_leg(t, leg, LegStatus.NO_ANSWER, Missed.NO_ANSWER, missed=True)
     record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=Missed.NO_ANSWER, browser=True)
     if offer_next:
-        t.session.commit()
         offer_call(t, call)
 
 

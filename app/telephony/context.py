@@ -7,6 +7,7 @@ from typing import Callable
 
 from sqlalchemy.orm import Session
 
+from app.telephony.effects import PendingEffects
 from app.telephony.urls import WebhookUrls
 from config import Settings
 
@@ -34,6 +35,12 @@ class Telephony:
     # Twilio dials this request may still make: each can take the REST timeout
     # when Twilio is failing, and Twilio gives a webhook 15 s.
     dials_left: int = 2
+    # What must happen outside the database once the step is committed
+    # (app/telephony/effects.py): the edge carries these out after its commit.
+    effects: PendingEffects = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.effects = PendingEffects(self.session)
 
     @property
     def twilio(self):

@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-from app.events import record_event
-from app.gateways.twilio import TwilioError
 from app.models import Leg
 from app.telephony.context import Telephony
+from app.telephony.effects import HangUp, Redirect
 
 
-class Moved(StrEnum):
-    """What became of a redirect: MOVED, GONE (the call is over, or never was a Twilio call), FAILED."""
+def redirect_leg(t: Telephony, leg: Leg | None, url: str, *, hang_up_otherwise: bool = False,
+                 if_failed: str | None = None, if_gone: str | None = None) -> bool:
+    """Bump the leg's placement and record that Twilio must fetch URL for it once the step is committed.
 
-    MOVED = "moved"
-    GONE = "gone"
-    FAILED = "failed"
-
-
-def redirect_leg(t: Telephony, leg: Leg | None, url: str) -> Moved:
-    """Bump the leg's placement, commit, then have Twilio fetch URL for it.
-
-    Returns MOVED, GONE (the call is over, or was never a Twilio call) or
-    FAILED (Twilio did not answer or refused: the call may still be up).
-    Committing first means the webhooks the redirect causes (the new URL, and
-    the action of the <Dial> it interrupts) see where the leg is meant to be.
+    False when there is nothing to redirect (no leg, or not a Twilio call).
+    The redirect runs after the commit (app/telephony/effects.py), so the
+    webhooks it causes (the new URL, and the action of the <Dial> it
+    interrupts) read where the leg is meant to be. HANG_UP_OTHERWISE ends the
+    call if it cannot be moved; IF_FAILED / IF_GONE name the timeline event
+    written when Twilio refuses or the call is already over.
     """
     if leg is None or not leg.twilio_call_sid:
-        return Moved.GONE
+        return False
     leg.placement += 1
-    t.session.commit()
-    try:
-        moved = t.twilio.redirect_call(leg.twilio_call_sid, url)
-    except TwilioError as error:
-        record_event(t.session, leg.call, "leg_redirect_failed", leg_id=leg.id, error=str(error)[:200])
-        return Moved.FAILED
-    if not moved:
-        record_event(t.session, leg.call, "leg_redirect_missed", leg_id=leg.id, reason="call no longer in progress")
-        return Moved.GONE
-    return Moved.MOVED
+    otherwise = HangUp(leg.call_id, leg.twilio_call_sid, leg.id) if hang_up_otherwise else None
+    t.effects.add(Redirect(leg.call_id, leg.id, leg.twilio_call_sid, url, otherwise, if_failed, if_gone))
+    return True

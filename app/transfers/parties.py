@@ -1,8 +1,9 @@
 """Where the parties of a transfer are: the caller held or back in the room, agents placed, held or released.
 
-A party is moved by writing where it should be and committing, then asking
-Twilio to redirect its leg to a URL that reads the database; the party whose
-own request caused the move gets its TwiML in the answer instead.
+A party is moved by writing where it should be and recording a redirect of
+its leg to a URL that reads the database, which Twilio is asked for once the
+step is committed (app/telephony/effects.py); the party whose own request
+caused the move gets its TwiML in the answer instead.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Prompt(StrEnum):
 
 
 def hold_caller(t: Telephony, call: Call) -> None:
-    """Put the caller on hold music (committed first, then Twilio redirects the leg)."""
+    """Put the caller on hold music (Twilio redirects the leg once the step is committed)."""
     caller = caller_leg(call)
     call.status = CallStatus.ON_HOLD
     if caller is not None:

@@ -1,9 +1,9 @@
 """Warm and blind transfers: one state machine for DTMF, the web form and the JSON API.
 
-Parties are moved as app/transfers/parties.py does it (write, commit, then
-redirect), so a redirect that arrives late or twice lands where the
-database says, and every path ends with the caller connected to a person
-or told what happens next.
+Parties are moved as app/transfers/parties.py does it (write where they
+belong; Twilio is told once the step is committed), so a redirect that
+arrives late or twice lands where the database says, and every path ends
+with the caller connected to a person or told what happens next.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.agents.availability import reserve_agent
+from app.agents.availability import free_agents, reserve_agent
 from app.calls.legs import (
     RINGING_LEG_STATUSES,
     Missed,
@@ -27,7 +27,6 @@ from app.calls.legs import (
 from app.calls.ringing import ring_leg
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
-from app.gateways.twilio import TwilioError
 from app.logs import get_logger
 from app.models import (
     Activity,
@@ -44,6 +43,7 @@ from app.models import (
     utcnow,
 )
 from app.telephony.context import Telephony
+from app.telephony.effects import close_room, hang_up, start_summary
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
 from app.transfers.parties import (
@@ -118,12 +118,7 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: str, note
     """Begin a transfer: one per call, the caller on hold, the summary started now."""
     if trigger not in TRIGGERS:
         raise ValueError(trigger)
-    if active_transfer(call) is not None:
-        raise TransferRefused("a transfer is already under way for this call")
-    if call.status != CallStatus.CONNECTED:
-        raise TransferRefused(f"the call is {call.status.replace('_', ' ')}, not connected to an agent")
-    if from_leg.is_final or from_leg.agent_id is None:
-        raise TransferRefused("the transferring agent is not on the call")
+    refuse_opening(call, from_leg)
     transfer = Transfer(
         call_id=call.id,
         mode="warm",
@@ -142,21 +137,43 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: str, note
     record_event(t.session, call, "transfer_requested", transfer=transfer, trigger=trigger,
                  from_agent=from_leg.agent.extension)
     hold_caller(t, call)
-    t.summarise_later(transfer.id)
+    start_summary(t, transfer)
     return transfer
+
+
+def refuse_opening(call: Call, from_leg: Leg | None) -> None:
+    """TransferRefused, with the reason, if this call cannot start a transfer now (nothing is touched)."""
+    if call.is_final:
+        raise TransferRefused("the call has ended")
+    if active_transfer(call) is not None:
+        raise TransferRefused("a transfer is already under way for this call")
+    if call.status != CallStatus.CONNECTED:
+        raise TransferRefused(f"the call is {call.status.replace('_', ' ')}, not connected to an agent")
+    if from_leg is None or from_leg.is_final or from_leg.agent_id is None:
+        raise TransferRefused("the transferring agent is not on the call")
+
+
+def refuse_target(t: Telephony, from_agent_id: int | None, target: Target, mode: str) -> None:
+    """TransferRefused, with the reason, if TARGET cannot take the call now (a look: nothing is touched)."""
+    if mode not in MODES:
+        raise TransferRefused("the mode must be warm or blind")
+    if target.agent is not None:
+        if target.agent.id == from_agent_id:
+            raise TransferRefused("you cannot transfer a call to yourself")
+        if target.agent.presence != Presence.AVAILABLE or target.agent.activity != Activity.IDLE:
+            raise TransferRefused(f"{target.agent.name} is not available")
+    elif target.queue is not None:
+        if not free_agents(t.session, target.queue.skill, exclude={from_agent_id}):
+            raise TransferRefused(f"nobody at {target.label} is available")
+    else:
+        raise TransferRefused("give a target: an agent's extension or a queue")
 
 
 def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: str) -> None:
     """Set the target and mode and ring the target; TransferRefused (transfer unchanged) if impossible."""
-    if mode not in MODES:
-        raise TransferRefused("the mode must be warm or blind")
     if transfer.state != TransferState.REQUESTED:
         raise TransferRefused(f"the transfer is already {transfer.state}")
-    if target.agent is not None:
-        if target.agent.id == transfer.from_agent_id:
-            raise TransferRefused("you cannot transfer a call to yourself")
-        if target.agent.presence != Presence.AVAILABLE or target.agent.activity != Activity.IDLE:
-            raise TransferRefused(f"{target.agent.name} is not available")
+    refuse_target(t, transfer.from_agent_id, target, mode)
     transfer.mode = mode
     transfer.target_agent_id = target.agent.id if target.agent else None
     transfer.target_queue_id = target.queue.id if target.queue else None
@@ -252,28 +269,39 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
 
 def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigger: str,
                    notes: str | None = None) -> Transfer:
-    """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent."""
+    """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent.
 
+    The call and the target are checked first: a refusal touches no leg.
+    """
     call = lock_call(t, call.id)  # the caller hanging up meanwhile waits for this step, or wins before it
-    if call.is_final:
-        raise TransferRefused("the call has ended")
     from_leg = agent_leg_of(call, call.agent_id)
+    refuse_opening(call, from_leg)
     # A browser agent's leg is moved by writing its room: their console reconnects.
-    if from_leg is None or not (from_leg.twilio_call_sid or from_leg.livekit_identity):
+    if not (from_leg.twilio_call_sid or from_leg.livekit_identity):
         raise TransferRefused("the call's agent has no phone leg to move")
+    refuse_target(t, from_leg.agent_id, target, mode)
     transfer = open_transfer(t, call, from_leg, trigger=trigger, notes=notes)
     try:
         choose_target(t, transfer, target, mode)
         after_target_rung(t, transfer, from_leg, requester=None)
     except TransferRefused as refusal:
+        # The target was taken meanwhile, or Twilio could not dial them.
         cancel(t, transfer, str(refusal), requester=None)
         raise
     except Exception:
-        # The caller is already on hold (committed): never leave them there.
-        t.session.rollback()
-        cancel(t, t.session.get(Transfer, transfer.id), "the transfer could not be started", requester=None)
-        t.session.commit()
-        raise
+        log.exception("transfer_start_failed", transfer_id=transfer.id)
+        transfer_id = transfer.id
+        dialled = transfer.target_leg.twilio_call_sid if transfer.target_leg else None
+        t.session.rollback()  # what was not committed is dropped, with its effects
+        stored = t.session.get(Transfer, transfer_id)
+        if stored is not None and not stored.is_final:
+            # Committed before Twilio dialled the target: the caller is on
+            # hold, so the transfer is cancelled (the target's phone with it)
+            # and the caller brought back.
+            if stored.target_leg is not None and dialled:
+                stored.target_leg.twilio_call_sid = dialled
+            cancel(t, stored, "the transfer could not be started", requester=None)
+        raise TransferRefused("the transfer could not be started") from None
     return transfer
 
 
@@ -397,12 +425,7 @@ def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | No
     if target_leg is not None and not target_leg.is_final:
         ringing = target_leg.status in RINGING_LEG_STATUSES
         close_leg(t, target_leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, "transfer_cancelled")
-        if target_leg.twilio_call_sid:
-            t.session.commit()
-            try:
-                t.twilio.end_call(target_leg.twilio_call_sid)
-            except TwilioError as error:
-                record_event(t.session, call, "leg_hangup_failed", leg_id=target_leg.id, error=str(error)[:200])
+        hang_up(t, call, target_leg.twilio_call_sid, leg_id=target_leg.id)
     move(t, transfer, TransferState.CANCELLED, reason=reason)
     from_leg = agent_leg_of(call, transfer.from_agent_id)
     if from_leg is not None:
@@ -433,14 +456,7 @@ def swap(t: Telephony, transfer: Transfer, *, requester: Leg) -> str:
 
 
 def _close_consult_room(t: Telephony, transfer: Transfer) -> None:
-    if not transfer.consult_room:
-        return
-    t.session.commit()
-    try:
-        t.livekit.delete_room(transfer.consult_room)
-    except LiveKitError as error:
-        record_event(t.session, transfer.call, "room_close_failed", transfer=transfer, room=transfer.consult_room,
-                     error=str(error)[:200])
+    close_room(t, transfer.call, transfer.consult_room, transfer=transfer)
 
 
 # --- parties leaving -----------------------------------------------------------------
@@ -487,11 +503,6 @@ def expire_stale_transfer(t: Telephony, call: Call) -> bool:
     if now - leg.created_at <= limit:
         return False
     record_event(t.session, call, "transfer_target_silent", transfer=transfer, target=leg.agent.extension)
-    if leg.twilio_call_sid:
-        t.session.commit()
-        try:
-            t.twilio.end_call(leg.twilio_call_sid)
-        except TwilioError as error:
-            record_event(t.session, call, "leg_hangup_failed", leg_id=leg.id, error=str(error)[:200])
+    hang_up(t, call, leg.twilio_call_sid, leg_id=leg.id)
     target_declined(t, leg, Missed.NO_ANSWER)
     return True

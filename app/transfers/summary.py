@@ -83,17 +83,15 @@ def store_summary(session: Session, transfer_id: int, summary: Summary) -> bool:
 
 
 def generate_summary(make_session: sessionmaker, llm_gateway, transfer_id: int) -> None:
-    """Summarise the call of a transfer and store it (runs in the background)."""
-    with make_session() as session:
+    """Summarise the call of a transfer and store it (runs in the background, in two short transactions)."""
+    with make_session.begin() as session:  # released before the LLM thinks
         transfer = session.get(Transfer, transfer_id)
         if transfer is None or transfer.summary_source is not None:
             return
         inp = summary_input(session, transfer)
-        session.commit()  # release the database while the LLM thinks
     summary = summarize(inp, llm_gateway)
-    with make_session() as session:
+    with make_session.begin() as session:
         store_summary(session, transfer_id, summary)
-        session.commit()
 
 
 def background_summariser(make_session: sessionmaker, llm_gateway) -> Callable[[int], None]:
@@ -112,17 +110,22 @@ def background_summariser(make_session: sessionmaker, llm_gateway) -> Callable[[
 
 
 def wait_for_summary(session: Session, transfer: Transfer, deadline_seconds: float) -> None:
-    """Wait (bounded) for the background summary; past the deadline store and use the fallback."""
-    session.commit()  # never hold a transaction (SQLite's write lock) while waiting
+    """Wait (bounded) for the background summary; past the deadline store and use the fallback.
+
+    One of the service's named commit-before-network places: the step so far
+    is committed before the wait, because no transaction (on SQLite, the
+    database's write lock) may be held while the summary is written by
+    another thread or host. Each look is its own short session.
+    """
+    session.commit()
     give_up = time.monotonic() + deadline_seconds
     while True:
-        source = session.scalar(select(Transfer.summary_source).where(Transfer.id == transfer.id))
-        session.commit()
+        with Session(bind=session.get_bind()) as look:
+            source = look.scalar(select(Transfer.summary_source).where(Transfer.id == transfer.id))
         if source is not None or time.monotonic() >= give_up:
             break
         time.sleep(0.05)
     if source is None:
         inp = summary_input(session, transfer)
         store_summary(session, transfer.id, fallback_summary(inp, f"deadline: no summary within {deadline_seconds:g} s"))
-        session.commit()
     session.refresh(transfer)

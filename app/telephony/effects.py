@@ -1,0 +1,194 @@
+"""What a step does outside the database, recorded while it runs and carried out after its one commit.
+
+A domain step writes where legs belong and records the effects that make
+Twilio and LiveKit follow: redirect a leg, hang up a call, close a room.
+The request's edge commits once, then carries the effects out in the order
+they were recorded (`carry_out`), logging each; a failure is written to the
+call's timeline and never undoes the step.
+
+Effects recorded after the last commit are dropped when the session rolls
+back (the state they would act on was never stored); effects recorded before
+a commit stay, because what they act on is durable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
+from urllib.parse import urlsplit
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.events import record_event
+from app.gateways.livekit import LiveKitError
+from app.gateways.twilio import TwilioError
+from app.logs import get_logger
+from app.models import Call, Transfer
+
+if TYPE_CHECKING:
+    from app.telephony.context import Telephony
+
+log = get_logger("switchboard.effects")
+
+
+@dataclass(frozen=True)
+class HangUp:
+    """Twilio ends a call (a ringing phone is cancelled, an answered one hung up)."""
+
+    call_id: int
+    call_sid: str
+    leg_id: int | None = None
+
+    def run(self, t: Telephony) -> None:
+        try:
+            t.twilio.end_call(self.call_sid)
+        except TwilioError as error:
+            log.warning("effect_failed", effect="hang_up", leg_id=self.leg_id, error=str(error)[:200])
+            record_event(t.session, _call(t, self.call_id), "leg_hangup_failed", leg_id=self.leg_id,
+                         twilio_call_sid=self.call_sid, error=str(error)[:200])
+            return
+        log.info("effect_done", effect="hang_up", leg_id=self.leg_id)
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Twilio fetches URL for a live leg; IF_FAILED / IF_GONE name what the timeline says when it cannot."""
+
+    call_id: int
+    leg_id: int
+    call_sid: str
+    url: str
+    otherwise: HangUp | None = None  # carried out when the leg did not move
+    if_failed: str | None = None
+    if_gone: str | None = None
+
+    def run(self, t: Telephony) -> None:
+        path = urlsplit(self.url).path
+        try:
+            moved = t.twilio.redirect_call(self.call_sid, self.url)
+        except TwilioError as error:
+            log.warning("effect_failed", effect="redirect", leg_id=self.leg_id, to=path, error=str(error)[:200])
+            self._record(t, "leg_redirect_failed", self.if_failed, error=str(error)[:200])
+        else:
+            if moved:
+                log.info("effect_done", effect="redirect", leg_id=self.leg_id, to=path)
+                return
+            log.info("effect_missed", effect="redirect", leg_id=self.leg_id, to=path, reason="call not in progress")
+            self._record(t, "leg_redirect_missed", self.if_gone, reason="call no longer in progress")
+        if self.otherwise is not None:
+            self.otherwise.run(t)
+
+    def _record(self, t: Telephony, name: str, named: str | None, **detail) -> None:
+        call = _call(t, self.call_id)
+        record_event(t.session, call, name, leg_id=self.leg_id, **detail)
+        if named:
+            record_event(t.session, call, named, leg_id=self.leg_id)
+
+
+@dataclass(frozen=True)
+class CloseRoom:
+    """LiveKit deletes a room (its SIP participants' calls end with it)."""
+
+    call_id: int
+    room: str
+    transfer_id: int | None = None
+
+    def run(self, t: Telephony) -> None:
+        try:
+            t.livekit.delete_room(self.room)
+        except LiveKitError as error:
+            log.warning("effect_failed", effect="close_room", room=self.room, error=str(error)[:200])
+            transfer = t.session.get(Transfer, self.transfer_id) if self.transfer_id else None
+            record_event(t.session, _call(t, self.call_id), "room_close_failed", transfer=transfer, room=self.room,
+                         error=str(error)[:200])
+            return
+        log.info("effect_done", effect="close_room", room=self.room)
+
+
+@dataclass(frozen=True)
+class StartSummary:
+    """The transfer's summary starts in the background (it reads the transfer, so only once it is stored)."""
+
+    transfer_id: int
+
+    def run(self, t: Telephony) -> None:
+        t.summarise_later(self.transfer_id)
+        log.info("effect_done", effect="start_summary", transfer_id=self.transfer_id)
+
+
+Effect = Union[HangUp, Redirect, CloseRoom, StartSummary]
+
+
+class PendingEffects:
+    """The effects of one request, tied to its session's transactions."""
+
+    def __init__(self, session: Session) -> None:
+        self._effects: list[Effect] = []
+        self._durable = 0  # effects[:durable] were recorded before a commit
+        event.listen(session, "after_commit", self._committed)
+        event.listen(session, "after_rollback", self._rolled_back)
+
+    def add(self, effect: Effect) -> None:
+        if isinstance(effect, Redirect):
+            # A leg only needs to reach the last place a step put it; a move
+            # recorded before a commit stays, because it is durable and its
+            # replacement may yet be rolled back.
+            for index in range(self._durable, len(self._effects)):
+                earlier = self._effects[index]
+                if isinstance(earlier, Redirect) and earlier.leg_id == effect.leg_id:
+                    del self._effects[index]
+                    break
+        self._effects.append(effect)
+
+    def take(self) -> list[Effect]:
+        """The effects to carry out now (all of them: the caller has just committed), in order."""
+        taken, self._effects, self._durable = self._effects, [], 0
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._effects)
+
+    def __iter__(self):
+        return iter(self._effects)
+
+    def _committed(self, _session: Session) -> None:
+        self._durable = len(self._effects)
+
+    def _rolled_back(self, _session: Session) -> None:
+        dropped = self._effects[self._durable:]
+        if dropped:
+            log.info("effects_dropped_on_rollback", count=len(dropped))
+        del self._effects[self._durable:]
+
+
+def carry_out(t: Telephony) -> int:
+    """Carry out the effects recorded so far, in order (after the commit); returns how many ran."""
+    effects = t.effects.take()
+    for effect in effects:
+        try:
+            effect.run(t)
+        except Exception:  # noqa: BLE001 - one effect failing must not stop the others
+            log.exception("effect_crashed", effect=type(effect).__name__)
+    return len(effects)
+
+
+def _call(t: Telephony, call_id: int) -> Call:
+    return t.session.get(Call, call_id)
+
+
+def hang_up(t: Telephony, call: Call, call_sid: str | None, *, leg_id: int | None = None) -> None:
+    """Record that Twilio must end CALL_SID once the step is committed."""
+    if call_sid:
+        t.effects.add(HangUp(call.id, call_sid, leg_id))
+
+
+def start_summary(t: Telephony, transfer: Transfer) -> None:
+    """Record that the transfer's summary must start once the step is committed."""
+    t.effects.add(StartSummary(transfer.id))
+
+
+def close_room(t: Telephony, call: Call, room: str | None, *, transfer: Transfer | None = None) -> None:
+    """Record that LiveKit must delete ROOM once the step is committed."""
+    if room:
+        t.effects.add(CloseRoom(call.id, room, transfer.id if transfer else None))
