@@ -1,99 +1,137 @@
 """The JSON API for transfers (token or supervisor session): start, status, complete, cancel.
 
-Documented in app/transfers/openapi.json, served at /api/openapi.json.
+Requests and answers are the pydantic models of app/transfers/schemas.py;
+spectree checks each request against them and writes the OpenAPI document
+from them and these views, served at /api/openapi.json.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
 
-from flask import Blueprint, g, jsonify, request, send_file
+from flask import Blueprint, current_app, g, jsonify, request
+from spectree import Response, SecurityScheme, SpecTree
+from spectree.models import SecureType, SecuritySchemeData
 from sqlalchemy import select
 
 from app.auth.guards import api_token_required
 from app.models import Call, Event, Transfer
 from app.telephony.web import telephony
-from app.transfers import service
+from app.transfers import schemas, service
 
 blueprint = Blueprint("transfers_api", __name__, url_prefix="/api")
-OPENAPI = Path(__file__).with_name("openapi.json")
+
+# Ids are bounded like the database's integers: a larger one is no transfer (404), not an error.
+MAX_ID = 2**31 - 1
+
+
+def _error_in_words(req, resp, req_validation_error, instance, *_):
+    # spectree answers a malformed request with pydantic's error list; the
+    # API answers every error as {"error": "..."} (schemas.Error).
+    if req_validation_error is None or resp is None:
+        return
+    problems = json.loads(resp.get_data(as_text=True) or "[]")
+    words = "; ".join(_problem_in_words(p) for p in problems) or "send a JSON object"
+    resp.set_data(json.dumps({"error": words}))
+    resp.mimetype = "application/json"
+
+
+def _problem_in_words(problem: dict) -> str:
+    where = ".".join(str(part) for part in problem.get("loc", ()) if part not in ("body", "__root__"))
+    message = str(problem.get("msg", "is not valid")).removeprefix("Value error, ")
+    return f"'{where}': {message}" if where else message
+
+
+spec = SpecTree(
+    "flask",
+    title="Switchboard transfer API",
+    version="1.0.0",
+    description=(
+        "Start, follow, complete and cancel warm and blind transfers of live calls. Authenticate with "
+        "`Authorization: Bearer <token>` (create one with `flask api-tokens create NAME`); a signed-in "
+        "supervisor's browser session also works, with the CSRF token in `X-CSRFToken` on POST."
+    ),
+    mode="strict",
+    validation_error_status=400,
+    before=_error_in_words,
+    security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer"))],
+    security={"bearer": []},
+    naming_strategy=lambda model: model.__name__,
+)
+
+ERRORS = {"HTTP_400": schemas.Error, "HTTP_401": schemas.Error, "HTTP_403": schemas.Error,
+          "HTTP_404": schemas.Error, "HTTP_409": schemas.Error}
 
 
 def transfer_as_dict(transfer: Transfer) -> dict:
-    """A transfer in the API's shape."""
+    """A transfer in the API's shape (schemas.Transfer)."""
     session = telephony().session
     events = session.scalars(select(Event).where(Event.transfer_id == transfer.id).order_by(Event.id))
-    return {
-        "id": transfer.id,
-        "call_sid": transfer.call.call_sid,
-        "mode": transfer.mode,
-        "trigger": transfer.trigger,
-        "state": transfer.state,
-        "from_agent": transfer.from_agent.extension if transfer.from_agent else None,
-        "target_agent": transfer.target_agent.extension if transfer.target_agent else None,
-        "target_queue": transfer.target_queue.name if transfer.target_queue else None,
-        "answered_by": transfer.target_leg.agent.extension if transfer.target_leg and transfer.target_leg.agent else None,
-        "notes": transfer.notes,
-        "summary": {
-            "spoken": transfer.summary_spoken,
-            "structured": transfer.summary_structured,
-            "source": transfer.summary_source,
-            "provider": transfer.summary_provider,
-            "model": transfer.summary_model,
-            "latency_ms": transfer.summary_latency_ms,
-            "error": transfer.summary_error,
-        },
-        "end_reason": transfer.end_reason,
-        "created_at": transfer.created_at.isoformat(),
-        "ended_at": transfer.ended_at.isoformat() if transfer.ended_at else None,
-        "events": [{"name": e.name, "at": e.created_at.isoformat(), "detail": e.detail} for e in events],
-    }
+    return schemas.Transfer(
+        id=transfer.id,
+        call_sid=transfer.call.call_sid,
+        mode=transfer.mode,
+        trigger=transfer.trigger,
+        state=transfer.state,
+        from_agent=transfer.from_agent.extension if transfer.from_agent else None,
+        target_agent=transfer.target_agent.extension if transfer.target_agent else None,
+        target_queue=transfer.target_queue.name if transfer.target_queue else None,
+        answered_by=transfer.target_leg.agent.extension if transfer.target_leg and transfer.target_leg.agent else None,
+        notes=transfer.notes,
+        summary=schemas.Summary(
+            spoken=transfer.summary_spoken,
+            structured=transfer.summary_structured,
+            source=transfer.summary_source,
+            provider=transfer.summary_provider,
+            model=transfer.summary_model,
+            latency_ms=transfer.summary_latency_ms,
+            error=transfer.summary_error,
+        ),
+        end_reason=transfer.end_reason,
+        created_at=transfer.created_at,
+        ended_at=transfer.ended_at,
+        events=[schemas.TimelineEvent(name=e.name, at=e.created_at, detail=e.detail or {}) for e in events],
+    ).model_dump(mode="json")
 
 
 def _error(status: int, message: str):
-    return jsonify(error=message), status
-
-
-def _target(body: dict) -> service.Target:
-    extension, queue = body.get("extension"), body.get("queue")
-    if not extension and not queue:
-        raise ValueError("give a target: 'extension' or 'queue'")
-    return service.find_target(telephony().session, extension=str(extension or "") or None,
-                               queue=str(queue or "") or None)
+    return jsonify(schemas.Error(error=message).model_dump()), status
 
 
 @blueprint.post("/calls/<call_sid>/transfers")
 @api_token_required
+@spec.validate(json=schemas.StartTransfer, resp=Response(HTTP_201=schemas.Transfer, **ERRORS), tags=["transfers"])
 def start(call_sid: str):
-    """Start a warm or blind transfer of a live call."""
+    """Start a transfer of a connected call.
+
+    Checks the call and the target first (a refusal, 409, touches no leg);
+    then puts the caller on hold, starts the summary, rings the target and
+    moves the call's agent to hold music (warm) or off the call (blind).
+    """
     t = telephony()
-    call = t.session.scalar(select(Call).where(Call.call_sid == call_sid))
+    call = t.session.scalar(select(Call).where(Call.call_sid == call_sid[:64]))
     if call is None:
-        return _error(404, f"no call {call_sid}")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return _error(400, "send a JSON object")
-    mode = body.get("mode", "warm")
-    notes = body.get("notes")
-    if notes is not None and not isinstance(notes, str):
-        return _error(400, "'notes' must be text")
+        return _error(404, f"no call {call_sid[:64]}")
+    body: schemas.StartTransfer = request.context.json
     try:
-        target = _target(body)
-        transfer = service.start_transfer(t, call, target, mode=mode,
-                                          trigger="api" if "api_token_name" in g else "web", notes=notes)
-    except ValueError as error:
-        return _error(400, str(error))
+        target = service.find_target(t.session, extension=(body.extension or "").strip() or None,
+                                     queue=(body.queue or "").strip() or None)
+        transfer = service.start_transfer(t, call, target, mode=body.mode,
+                                          trigger="api" if "api_token_name" in g else "web", notes=body.notes)
     except service.TransferRefused as refusal:
         return _error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer)), 201
 
 
 def _transfer(transfer_id: int) -> Transfer | None:
+    if transfer_id > MAX_ID:
+        return None
     return telephony().session.get(Transfer, transfer_id)
 
 
 @blueprint.get("/transfers/<int:transfer_id>")
 @api_token_required
+@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
 def status(transfer_id: int):
     """A transfer's state, summary and events."""
     transfer = _transfer(transfer_id)
@@ -104,6 +142,7 @@ def status(transfer_id: int):
 
 @blueprint.post("/transfers/<int:transfer_id>/complete")
 @api_token_required
+@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
 def complete(transfer_id: int):
     """Connect the caller with the target; the transferring agent leaves."""
     transfer = _transfer(transfer_id)
@@ -118,6 +157,7 @@ def complete(transfer_id: int):
 
 @blueprint.post("/transfers/<int:transfer_id>/cancel")
 @api_token_required
+@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
 def cancel(transfer_id: int):
     """Abort: the target is released and the transferring agent returns to the caller."""
     transfer = _transfer(transfer_id)
@@ -132,5 +172,5 @@ def cancel(transfer_id: int):
 
 @blueprint.get("/openapi.json")
 def openapi():
-    """The API's OpenAPI description."""
-    return send_file(OPENAPI, mimetype="application/json")
+    """The API's OpenAPI description, written by spectree from the views and schemas above."""
+    return current_app.json.response(spec.spec)

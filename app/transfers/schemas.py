@@ -1,0 +1,78 @@
+"""The JSON API's request and response shapes (pydantic); spectree validates with them and writes the OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.models import TransferState
+
+# Bounded, so an oversized field is refused before it reaches the database.
+NOTES_LIMIT = 2000
+
+
+class StartTransfer(BaseModel):
+    """Who to transfer to, and how."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    extension: str | None = Field(None, max_length=16, description="target agent's extension (give this or queue)")
+    queue: str | None = Field(
+        None, max_length=64,
+        description="target queue's name or IVR code: its next free agent is rung, then the next on decline")
+    mode: Literal["warm", "blind"] = "warm"
+    notes: str | None = Field(None, max_length=NOTES_LIMIT, description="added to the summary's input")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "StartTransfer":
+        if not (self.extension or "").strip() and not (self.queue or "").strip():
+            raise ValueError("give a target: 'extension' or 'queue'")
+        return self
+
+
+class Summary(BaseModel):
+    """The summary the target heard (or will hear)."""
+
+    spoken: str | None = None
+    structured: dict[str, Any] | None = None
+    source: Literal["llm", "fallback"] | None = Field(None, description="fallback: written without the LLM")
+    provider: str | None = None
+    model: str | None = None
+    latency_ms: int | None = None
+    error: str | None = Field(None, description="why the fallback was used")
+
+
+class TimelineEvent(BaseModel):
+    """One step of the transfer, as the call's timeline has it."""
+
+    name: str
+    at: datetime
+    detail: dict[str, Any]
+
+
+class Transfer(BaseModel):
+    """A transfer: its state, the parties, the summary and its events."""
+
+    id: int
+    call_sid: str
+    mode: Literal["warm", "blind"]
+    trigger: Literal["dtmf", "web", "api"]
+    state: TransferState
+    from_agent: str | None = Field(None, description="extension of the transferring agent")
+    target_agent: str | None = None
+    target_queue: str | None = None
+    answered_by: str | None = Field(None, description="extension of the agent who answered")
+    notes: str | None = None
+    summary: Summary
+    end_reason: str | None = None
+    created_at: datetime
+    ended_at: datetime | None = None
+    events: list[TimelineEvent]
+
+
+class Error(BaseModel):
+    """What went wrong, in words."""
+
+    error: str
