@@ -315,3 +315,14 @@ def test_a_refused_page_polls_and_says_so(browser, live_centre):
     page.wait_for_selector("text=The call has ended.")
     held.release()
     context.close()
+
+
+def test_a_call_stream_says_gone_and_ends_when_the_call_disappears(centre):
+    from app.supervisor.stream import follow
+
+    timing = StreamTiming(poll_seconds=10, refresh_seconds=1000, heartbeat_seconds=15, max_seconds=60)
+    make_session = centre.app.extensions["db_sessionmaker"]
+    ticks = iter(range(0, 1000, 10))
+    messages = list(follow(make_session, lambda s: "7", lambda s: None, None, timing,
+                           sleep=lambda _s: None, clock=lambda: next(ticks)))
+    assert messages == ["retry: 2000\n\n", "event: gone\ndata: {}\n\n"]

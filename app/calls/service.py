@@ -13,7 +13,6 @@ from sqlalchemy import select
 from app.calls.ivr import choose_queue, default_queue
 from app.calls.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.events import record_event
-from app.gateways.livekit import LiveKitError
 from app.logs import get_logger
 from app.models import (
     Call,
@@ -29,7 +28,7 @@ from app.models import (
 from app.routing.service import offer_call
 from app.summaries.redaction import redact
 from app.telephony.context import Telephony
-from app.telephony.effects import close_room, hang_up
+from app.telephony.effects import close_room, hang_up, open_room
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.moves import redirect_leg
 from app.telephony.sip import call_room_user, leg_identity, room_name
@@ -113,17 +112,7 @@ def enqueue_call(t: Telephony, call: Call) -> None:
     call.queued_at = utcnow()
     call.room_name = room_name(t.settings, call_room_user(call.id))
     record_event(t.session, call, "call_queued", queue=call.queue.name, room=call.room_name)
-    try:
-        t.livekit.ensure_room(
-            call.room_name,
-            empty_timeout_s=t.settings.room_empty_timeout_seconds,
-            departure_timeout_s=t.settings.room_empty_timeout_seconds,
-            metadata=json.dumps({"call_sid": call.call_sid}),
-        )
-    except LiveKitError as error:
-        # Fallback, named as one: the dispatch rule creates the room when the
-        # first SIP leg arrives, with the rule's own timeouts.
-        record_event(t.session, call, "room_create_failed_fallback_dispatch_rule", error=str(error)[:200])
+    open_room(t, call, call.room_name, metadata=json.dumps({"call_sid": call.call_sid}))
     if offer_call(t, call) is None:
         record_event(t.session, call, "no_agent_available", queue=call.queue.name)
 

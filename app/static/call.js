@@ -179,6 +179,7 @@
     texts: {
       live: "Live: this page follows the call.",
       polling: "Polling: this page refreshes every few seconds (live updates are busy).",
+      gone: "This call's records were removed: the page no longer follows it.",
     },
   });
 })();

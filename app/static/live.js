@@ -10,8 +10,8 @@
   var POLL_MS = 3000, STREAM_RETRY_MS = 30000, RECONNECT_GRACE_MS = 10000;
 
   // options: streamUrl, snapshotUrl, show(snapshot), say(text, ok), and
-  // texts.live / texts.polling (texts.reconnecting / texts.unreachable are
-  // optional). Returns { stop() } so a page can stop following for good.
+  // texts.live / texts.polling (texts.reconnecting / texts.unreachable /
+  // texts.gone are optional). Returns { stop() } so a page can stop following for good.
   function follow(options) {
     var show = options.show, say = options.say, texts = options.texts;
     var RECONNECTING = texts.reconnecting || "Reconnecting…";
@@ -88,6 +88,12 @@
         if (stream !== source) return;
         live();
         show(JSON.parse(message.data));
+      });
+      // What the page shows no longer exists (a call's records were removed).
+      stream.addEventListener("gone", function () {
+        if (stream !== source) return;
+        stop();
+        say(texts.gone || "This page's subject no longer exists.", false);
       });
       stream.addEventListener("error", function () {
         if (stream !== source) return;

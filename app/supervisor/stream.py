@@ -54,14 +54,18 @@ def sse_message(data: str, *, event: str | None = None, event_id: str | None = N
 def follow(
     make_session: sessionmaker,
     cursor_of: Callable[[Session], str],
-    snapshot_of: Callable[[Session], dict],
+    snapshot_of: Callable[[Session], dict | None],
     last_event_id: str | None = None,
     timing: StreamTiming = StreamTiming(),
     *,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[str]:
-    """Yield server-sent events carrying SNAPSHOT_OF's data whenever it changes, until max_seconds pass."""
+    """Yield server-sent events carrying SNAPSHOT_OF's data whenever it changes, until max_seconds pass.
+
+    SNAPSHOT_OF answers None when what the page shows no longer exists: the
+    stream then says `gone` and ends.
+    """
     yield f"retry: {timing.retry_ms}\n\n"
     sent_id = last_event_id
     seen_cursor = None
@@ -76,6 +80,9 @@ def follow(
             cursor = cursor_of(session)
             if cursor != seen_cursor or now - last_build >= timing.refresh_seconds:
                 snapshot = snapshot_of(session)
+                if snapshot is None:
+                    yield sse_message("{}", event="gone")
+                    return
             session.rollback()
         if snapshot is not None:
             seen_cursor, last_build = cursor, now

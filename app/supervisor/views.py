@@ -176,10 +176,14 @@ def call_stream(call_sid: str):
     if refused:
         return refused
     call_id, may_act = call.id, _is_supervisor()
-    return _stream(
-        lambda session: board.call_cursor(session, call_id),
-        lambda session: {**board.call_page(session, session.get(Call, call_id)), "may_act": may_act},
-    )
+
+    def snapshot(session):
+        current = session.get(Call, call_id)
+        if current is None:  # the call's records were removed while the page watched
+            return None
+        return {**board.call_page(session, current), "may_act": may_act}
+
+    return _stream(lambda session: board.call_cursor(session, call_id), snapshot)
 
 
 # --- the transfer form ---------------------------------------------------------------------

@@ -107,6 +107,31 @@ class CloseRoom:
 
 
 @dataclass(frozen=True)
+class OpenRoom:
+    """LiveKit creates a room with the service's timeouts (if it fails, the dispatch rule makes it on first join)."""
+
+    call_id: int
+    room: str
+    empty_timeout_s: int
+    metadata: str = ""
+    transfer_id: int | None = None
+
+    def run(self, t: Telephony) -> None:
+        try:
+            t.livekit.ensure_room(self.room, empty_timeout_s=self.empty_timeout_s,
+                                  departure_timeout_s=self.empty_timeout_s, metadata=self.metadata)
+        except LiveKitError as error:
+            # Fallback, named as one: the dispatch rule creates the room when
+            # the first SIP leg arrives, with the rule's own timeouts.
+            log.warning("effect_failed", effect="open_room", room=self.room, error=str(error)[:200])
+            transfer = t.session.get(Transfer, self.transfer_id) if self.transfer_id else None
+            record_event(t.session, _call(t, self.call_id), "room_create_failed_fallback_dispatch_rule",
+                         transfer=transfer, room=self.room, error=str(error)[:200])
+            return
+        log.info("effect_done", effect="open_room", room=self.room)
+
+
+@dataclass(frozen=True)
 class StartSummary:
     """The transfer's summary starts in the background (it reads the transfer, so only once it is stored)."""
 
@@ -117,7 +142,7 @@ class StartSummary:
         log.info("effect_done", effect="start_summary", transfer_id=self.transfer_id)
 
 
-Effect = Union[HangUp, Redirect, CloseRoom, StartSummary]
+Effect = Union[HangUp, Redirect, OpenRoom, CloseRoom, StartSummary]
 
 
 class PendingEffects:
@@ -186,6 +211,12 @@ def hang_up(t: Telephony, call: Call, call_sid: str | None, *, leg_id: int | Non
 def start_summary(t: Telephony, transfer: Transfer) -> None:
     """Record that the transfer's summary must start once the step is committed."""
     t.effects.add(StartSummary(transfer.id))
+
+
+def open_room(t: Telephony, call: Call, room: str, *, metadata: str = "", transfer: Transfer | None = None) -> None:
+    """Record that LiveKit must create ROOM, with the service's timeouts, once the step is committed."""
+    t.effects.add(OpenRoom(call.id, room, t.settings.room_empty_timeout_seconds, metadata,
+                           transfer.id if transfer else None))
 
 
 def close_room(t: Telephony, call: Call, room: str | None, *, transfer: Transfer | None = None) -> None:

@@ -26,7 +26,6 @@ from app.calls.legs import (
 )
 from app.calls.ringing import ring_leg
 from app.events import record_event
-from app.gateways.livekit import LiveKitError
 from app.logs import get_logger
 from app.models import (
     Activity,
@@ -43,7 +42,7 @@ from app.models import (
     utcnow,
 )
 from app.telephony.context import Telephony
-from app.telephony.effects import close_room, hang_up, start_summary
+from app.telephony.effects import close_room, hang_up, open_room, start_summary
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
 from app.transfers.parties import (
@@ -238,15 +237,7 @@ def _reserve_target(t: Telephony, transfer: Transfer) -> Agent | None:
 def _open_consult_room(t: Telephony, transfer: Transfer) -> None:
     user = consult_room_user(transfer.call_id, transfer.id)
     transfer.consult_room = room_name(t.settings, user)
-    try:
-        t.livekit.ensure_room(
-            transfer.consult_room,
-            empty_timeout_s=t.settings.room_empty_timeout_seconds,
-            departure_timeout_s=t.settings.room_empty_timeout_seconds,
-        )
-    except LiveKitError as error:
-        record_event(t.session, transfer.call, "room_create_failed_fallback_dispatch_rule", transfer=transfer,
-                     room=transfer.consult_room, error=str(error)[:200])
+    open_room(t, transfer.call, transfer.consult_room, transfer=transfer)
 
 
 def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *, requester: Leg | None) -> Prompt:
@@ -436,8 +427,8 @@ def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | No
     _close_consult_room(t, transfer)
 
 
-def swap(t: Telephony, transfer: Transfer, *, requester: Leg) -> str:
-    """A switches between the caller and the target; the other one holds. Returns who A is with now."""
+def swap(t: Telephony, transfer: Transfer, *, requester: Leg) -> None:
+    """A switches between the caller and the target; the other one holds (the timeline says who A is with)."""
     if transfer.state != TransferState.CONSULTING:
         raise TransferRefused("swap needs the target on the line")
     call = transfer.call
@@ -447,12 +438,11 @@ def swap(t: Telephony, transfer: Transfer, *, requester: Leg) -> str:
         place_agent(t, requester, call.room_name, requester=requester)
         record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="caller")
         unhold_caller(t, call)
-        return "caller"
+        return
     place_agent(t, requester, transfer.consult_room, requester=requester)
     record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="target")
     hold_caller(t, call)
     place_agent(t, target_leg, transfer.consult_room, requester=requester, say=Prompt.SWAPPED)
-    return "target"
 
 
 def _close_consult_room(t: Telephony, transfer: Transfer) -> None:

@@ -1,0 +1,112 @@
+"""The transfer state machine, step by step: refusals touch nothing; moves are recorded as effects."""
+
+import pytest
+from sqlalchemy import func, select
+
+from app.calls.service import end_call
+from app.models import (
+    Activity,
+    CallStatus,
+    Leg,
+    LegRole,
+    LegStatus,
+    Presence,
+    Transfer,
+    TransferState,
+)
+from app.routing import service as routing
+from app.telephony.effects import CloseRoom, HangUp, OpenRoom, Redirect, StartSummary
+from app.transfers import service as transfers
+from tests.fast.conftest import agent, set_presence, waiting_call
+
+
+def connected(t, phone_sid="CAalice"):
+    """A call connected to Alice, whose leg is a phone (so it can be moved)."""
+    call = waiting_call(t)
+    leg = routing.offer_call(t, call)
+    leg.twilio_call_sid = phone_sid
+    routing.agent_accepted(t, leg)
+    t.effects.take()  # the room's creation and the caller's move into it: not this test's business
+    t.session.refresh(call)
+    return call, leg
+
+
+def _kinds(t):
+    return [(type(e).__name__, getattr(e, "url", getattr(e, "room", None))) for e in t.effects]
+
+
+@pytest.mark.parametrize("target, why", [
+    ({"extension": "101"}, "yourself"),
+    ({"extension": "201", "presence": Presence.AWAY}, "not available"),
+    ({"queue": "technical", "away": ("102",)}, "nobody at the technical queue is available"),
+])
+def test_a_refused_transfer_touches_no_leg(t, target, why):
+    call, alice_leg = connected(t)
+    if "presence" in target:
+        set_presence(t, target["extension"], target["presence"])
+    for extension in target.get("away", ()):
+        set_presence(t, extension, Presence.AWAY)
+    found = transfers.find_target(t.session, extension=target.get("extension"), queue=target.get("queue"))
+    before = [(leg.id, leg.status, leg.placement) for leg in call.legs]
+    with pytest.raises(transfers.TransferRefused, match=why):
+        transfers.start_transfer(t, call, found, mode="warm", trigger="api")
+    assert [(leg.id, leg.status, leg.placement) for leg in call.legs] == before
+    assert t.session.scalar(select(func.count()).select_from(Transfer)) == 0
+    assert len(t.effects) == 0 and call.status == CallStatus.CONNECTED
+
+
+def test_a_busy_target_is_refused_before_the_caller_is_held(t):
+    call, _ = connected(t)
+    agent(t, "102").activity = Activity.ON_CALL
+    with pytest.raises(transfers.TransferRefused, match="Bob is not available"):
+        transfers.start_transfer(t, call, transfers.find_target(t.session, extension="102"), mode="warm",
+                                 trigger="web")
+    assert len(t.effects) == 0
+
+
+def test_a_warm_transfer_holds_the_caller_rings_the_target_and_holds_the_agent(t):
+    call, alice_leg = connected(t)
+    transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, extension="102"),
+                                        mode="warm", trigger="api")
+    assert transfer.state == TransferState.DIALING and call.status == CallStatus.ON_HOLD
+    assert agent(t, "102").activity == Activity.RINGING
+    effects = list(t.effects)
+    assert [type(e) for e in effects] == [Redirect, StartSummary, OpenRoom, Redirect]
+    caller_move, alice_move = effects[0], effects[3]
+    assert caller_move.url == t.urls.caller_wait(call.id)
+    assert effects[2].room == transfer.consult_room
+    assert alice_move.leg_id == alice_leg.id and alice_leg.status == LegStatus.ON_HOLD
+
+
+def test_cancelling_brings_everyone_back_and_closes_the_consult_room(t):
+    call, alice_leg = connected(t)
+    transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, extension="102"),
+                                        mode="warm", trigger="api")
+    target_leg = transfer.target_leg
+    target_leg.twilio_call_sid = "CAbob"
+    t.effects.take()
+    transfers.cancel(t, transfer, "changed my mind", requester=None)
+    assert transfer.state == TransferState.CANCELLED and call.status == CallStatus.CONNECTED
+    assert target_leg.status == LegStatus.CANCELED and agent(t, "102").activity == Activity.IDLE
+    assert _kinds(t) == [
+        ("HangUp", None),
+        ("Redirect", t.urls.agent_rejoin(alice_leg.id, "returned")),
+        ("Redirect", t.urls.caller_connect(call.id)),
+        ("CloseRoom", transfer.consult_room),
+    ]
+
+
+def test_the_caller_hanging_up_ends_every_leg_and_records_what_twilio_and_livekit_must_do(t):
+    call, alice_leg = connected(t)
+    ringing = Leg(call_id=call.id, role=LegRole.TARGET, agent_id=agent(t, "102").id, status=LegStatus.DIALING,
+                  twilio_call_sid="CAbob")
+    t.session.add(ringing)
+    t.session.flush()
+    t.session.refresh(call)
+    end_call(t, call, "completed")
+    assert call.status == CallStatus.COMPLETED and all(leg.is_final for leg in call.legs)
+    hang_up, = [e for e in t.effects if isinstance(e, HangUp)]
+    tell, = [e for e in t.effects if isinstance(e, Redirect)]
+    assert hang_up.call_sid == "CAbob"
+    assert tell.leg_id == alice_leg.id and tell.otherwise == HangUp(call.id, "CAalice", alice_leg.id)
+    assert [e.room for e in t.effects if isinstance(e, CloseRoom)] == [call.room_name]
