@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.auth.service import create_user
 from app.models import Transfer
+from app.sandbox import scenarios
 from app.supervisor.stream import StreamTiming
 from tests.transfer_helpers import BOB, call_row, connected_call, transfer_row
 
@@ -71,16 +72,8 @@ def unread_body(centre, client, path):
 
 
 def warm_transfer_by_dtmf(centre):
-    """Alice transfers her caller to Bob with *2102#, Bob accepts, Alice completes."""
-    caller, alice = connected_call(centre)
-    alice.press_star()
-    alice.press("2102#")
-    bob = centre.agent_phone(BOB)
-    centre.network.answer(bob.sid)
-    bob.press("1")
-    alice.press_star()
-    alice.press("2")
-    return caller
+    """Alice transfers her caller to Bob with *2102#, Bob accepts, Alice completes; returns the caller."""
+    return scenarios.warm_transfer_by_dtmf(centre.network, centre.number)[0]
 
 
 def test_board_needs_a_signed_in_supervisor(centre, users):

@@ -32,6 +32,7 @@ from app.demo.scenarios import SCENARIOS, LlmScenario
 from app.models import Agent, Call, Event, Transfer
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
+from app.sandbox.scenarios import ScenarioFailed, warm_transfer_by_dtmf
 from app.sandbox.twilio_network import (
     SimCall,
     TwilioNetwork,
@@ -280,75 +281,28 @@ class ScriptedCall:
         self.prefix = world.settings.livekit_room_prefix
 
     def run(self) -> Outcome:
-        """Play the whole call, telling each step; raise DemoFailed where it goes wrong."""
-        agents = self._demo_agents()
-        network = self.network
+        """Play the whole call, telling each step; raise DemoFailed where it goes wrong.
 
-        self._step(f"The caller dials {SERVICE_NUMBER} from {CALLER_NUMBER}.")
-        caller = self._join("caller", network.incoming_call(CALLER_NUMBER, SERVICE_NUMBER))
-        self._expect(caller, "Gather", "the IVR to ask why they are calling")
-
-        self._step(f'The caller says: "{CALLER_REASON}".')
-        caller.leg.speak(CALLER_REASON)
-        first = self._new_agent_leg(agents)
-        name_a, ext_a = agents[first.to]
-        ext_b = DEMO_EXTENSIONS[1] if ext_a != DEMO_EXTENSIONS[1] else DEMO_EXTENSIONS[0]
-        sip_b, (name_b, _) = next((sip, who) for sip, who in agents.items() if who[1] == ext_b)
-        a = self._join(name_a, first, announce=f"Twilio rings {name_a} (ext {ext_a}) at {first.to}.")
-
-        self._step(f"{name_a} answers.")
-        network.answer(a.leg.sid)
-        self._expect(a, "Gather", f"{name_a} to be offered the call")
-
-        self._step(f"{name_a} presses 1 to take the call.")
-        a.leg.press("1")
-        self._expect(a, "Dial", f"{name_a} to be connected to the caller")
-        self._expect(caller, "Dial", "the caller to be connected")
-
-        self._step("They talk; Twilio's live transcription sends each sentence to the service.")
-        for speaker, words in CONVERSATION:
-            self.echo(f'   {"caller" if speaker == "caller" else name_a}: "{words}"')
-            (caller if speaker == "caller" else a).leg.transcribe(words, track="inbound_track")
-            self._check()
-
-        self._step(f"{name_a} presses * for the transfer menu; the summary starts in the background.")
-        a.leg.press_star()
-        self._expect(a, "Gather", "the transfer menu")
-        self._expect(caller, "Play", "the caller to hear hold music")
-
-        self._step(f"{name_a} keys 2, {ext_b}, # : warm transfer to extension {ext_b}.")
-        a.leg.press(f"2{ext_b}#")
+        The call is app/sandbox/scenarios.warm_transfer_by_dtmf, the one the
+        tests and the benchmark place; this object narrates it (before,
+        expect) and checks every step on the way.
+        """
+        self.agents = self._demo_agents()
+        self.whisper: list[str] = []
+        self.whisper_seconds = 0.0
+        try:
+            caller, a, b = warm_transfer_by_dtmf(self.network, SERVICE_NUMBER, CALLER_NUMBER,
+                                                 target=self._target, narrator=self)
+        except ScenarioFailed as failure:
+            raise DemoFailed(str(failure)) from None
         self._check()
-        ringing = [c for c in network.calls_to(sip_b) if c.status in ("queued", "ringing")]
-        if not ringing:
-            raise DemoFailed(f"{name_b}'s phone did not ring after {name_a} asked for extension {ext_b}")
-        b = self._join(name_b, ringing[-1], announce=f"Twilio rings {name_b} (ext {ext_b}) at {sip_b}.")
-
-        self._step(f"{name_b} answers and hears the whisper.")
-        started = time.monotonic()
-        network.answer(b.leg.sid)
-        whisper_seconds = time.monotonic() - started
-        whisper = list(b.leg.heard)
-        self._expect(b, "Gather", f"{name_b} to hear the summary and the accept menu")
-        self.echo(f"   (the whisper was answered in {whisper_seconds:.2f} s)")
-
-        self._step(f"{name_b} presses 1 to accept and joins {name_a} in the consult room.")
-        b.leg.press("1")
-        self._expect(b, "Dial", f"{name_b} to join the consult room")
-        self._expect_state("consulting")
-
-        self._step(f"{name_a} presses * again for the consult menu.")
-        a.leg.press_star()
-        self._expect(a, "Gather", "the consult menu")
-
-        self._step(f"{name_a} presses 2 to complete the transfer.")
-        a.leg.press("2")
-        self._check()
-        if a.leg.live:
+        name_a, name_b = self._name(a), self._name(b)
+        if a.live:
             raise DemoFailed(f"{name_a}'s leg is still up after completing the transfer")
-        self._expect(caller, "Dial", f"the caller to be connected to {name_b}")
-        self._expect(b, "Dial", f"{name_b} to be connected to the caller")
         transfer = self._expect_state("completed")
+        whisper = self.whisper
+        caller = self._party("caller", caller)
+        b = self._party("target", b)
 
         self._step(f"The caller and {name_b} sort out the refund and hang up.")
         caller.leg.hangup()
@@ -366,6 +320,74 @@ class ScriptedCall:
             raise DemoFailed(f"{name_b} heard the {transfer.summary_source} summary, expected the {expected} one")
         return Outcome(caller.leg.sid, transfer.state, transfer.summary_source, _summary_detail(transfer),
                        transfer.summary_spoken or "")
+
+    # --- narrating the shared scenario -------------------------------------------------
+
+    def _target(self, agent_leg: SimCall) -> tuple[str, str]:
+        """Whom the first agent transfers to: the other demo agent (extension, phone)."""
+        ext_a = self.agents[agent_leg.to][1]
+        ext_b = DEMO_EXTENSIONS[1] if ext_a != DEMO_EXTENSIONS[1] else DEMO_EXTENSIONS[0]
+        sip_b = next(sip for sip, (_name, extension) in self.agents.items() if extension == ext_b)
+        return ext_b, sip_b
+
+    def _name(self, leg: SimCall) -> str:
+        return self.agents[leg.to][0] if leg.to in self.agents else "caller"
+
+    def _party(self, role: str, leg: SimCall) -> Party:
+        for party in self.parties:
+            if party.leg.sid == leg.sid:
+                return party
+        return self._join(self._name(leg) if role != "caller" else "caller", leg)
+
+    def before(self, step: str, **about) -> None:
+        """The scenario is about to take STEP: tell it."""
+        a = next((p.name for p in self.parties if p.leg.to in self.agents), "the agent")
+        b = next((p.name for p in self.parties[2:3]), "the colleague")
+        if step == "dial":
+            self._step(f"The caller dials {SERVICE_NUMBER} from {CALLER_NUMBER}.")
+        elif step == "say_reason":
+            self._step(f'The caller says: "{CALLER_REASON}".')
+        elif step in ("agent_rings", "target_rings"):
+            leg = about["agent"] if step == "agent_rings" else about["target"]
+            self._check()
+            if leg.to not in self.agents:
+                raise DemoFailed(f"Twilio was asked to ring {leg.to}, which is not an agent of the roster")
+            name, extension = self.agents[leg.to]
+            self._join(name, leg, announce=f"Twilio rings {name} (ext {extension}) at {leg.to}.")
+        elif step == "agent_answers":
+            self._step(f"{a} answers.")
+        elif step == "agent_accepts":
+            self._step(f"{a} presses 1 to take the call.")
+        elif step == "talk":
+            self._step("They talk; Twilio's live transcription sends each sentence to the service.")
+        elif step == "said":
+            self._check()
+            self.echo(f'   {"caller" if about["speaker"] == "caller" else a}: "{about["words"]}"')
+        elif step == "transfer_menu":
+            self._check()
+            self._step(f"{a} presses * for the transfer menu; the summary starts in the background.")
+        elif step == "key_target":
+            self._step(f"{a} keys 2, {about['target']}, # : warm transfer to extension {about['target']}.")
+        elif step == "target_answers":
+            self._step(f"{b} answers and hears the whisper.")
+            self.answered_at = time.monotonic()
+        elif step == "target_accepts":
+            self._step(f"{b} presses 1 to accept and joins {a} in the consult room.")
+        elif step == "consult_menu":
+            self._expect_state("consulting")
+            self._step(f"{a} presses * again for the consult menu.")
+        elif step == "complete":
+            self._step(f"{a} presses 2 to complete the transfer.")
+
+    def expect(self, role: str, leg: SimCall, verb: str, what: str) -> None:
+        """The scenario expects LEG to wait on VERB now: check it (DemoFailed if not)."""
+        party = self._party(role, leg)
+        if role == "target" and verb == "Gather" and not self.whisper:
+            self.whisper_seconds = time.monotonic() - self.answered_at
+            self.whisper = list(leg.heard)
+        self._expect(party, verb, what)
+        if role == "target" and verb == "Gather":
+            self.echo(f"   (the whisper was answered in {self.whisper_seconds:.2f} s)")
 
     def hang_up_everyone(self) -> None:
         """End every leg still up, so no agent is left busy in the database."""
@@ -398,17 +420,6 @@ class ScriptedCall:
                 raise DemoFailed(f"agent {extension} ({agent.name}) is {agent.activity}, not idle: "
                                  f"wait for that call to end and run the demo again")
         return {agent.sip_uri: (agent.name, agent.extension) for agent in agents}
-
-    def _new_agent_leg(self, agents: dict[str, tuple[str, str]]) -> SimCall:
-        self._check()
-        ringing = [c for c in self.network.calls.values()
-                   if c.direction == "outbound-api" and c.status in ("queued", "ringing")]
-        if not ringing:
-            raise DemoFailed("no agent's phone rang for the caller (are agents 101 and 102 available?)")
-        leg = ringing[-1]
-        if leg.to not in agents:
-            raise DemoFailed(f"Twilio was asked to ring {leg.to}, which is not an agent of the roster")
-        return leg
 
     def _join(self, name: str, leg: SimCall, announce: str = "") -> Party:
         party = Party(name, leg)

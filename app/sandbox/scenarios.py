@@ -1,11 +1,18 @@
-"""The calls tests, the benchmark and the gunicorn harness place again and again, written once.
+"""The calls tests, the benchmark, the gunicorn harness and `flask demo` place again and again, written once.
 
 Each takes the simulated Twilio network and the service's number, and plays
-the people on the demo roster (Alice 101 and Carmen 201 in billing, Bob 102
-in technical) through the service's real webhooks.
+the people through the service's real webhooks: by default the demo roster
+(Alice 101 and Carmen 201 in billing, Bob 102 in billing and technical).
+
+A Narrator watches: `before(step)` is called before each step and
+`expect(role, leg, verb, what)` where the step should have left a leg
+waiting on a TwiML verb. Tests pass none (they assert for themselves); the demo's
+narrator tells each step and checks each expectation.
 """
 
 from __future__ import annotations
+
+from typing import Callable, Protocol, Union
 
 from app.sandbox.twilio_network import SimCall, TwilioNetwork
 
@@ -14,39 +21,113 @@ BOB = "sip:bob@switchboard-demo.sip.twilio.com"
 CARMEN = "sip:carmen@switchboard-demo.sip.twilio.com"
 CALLER = "+15551230001"
 REASON = "I was charged twice for my internet bill"
+# (speaker, words): each is transcribed on the inbound track of their own leg.
+CONVERSATION = (
+    ("caller", "Hi, my bill shows two charges of 49 dollars this month"),
+    ("caller", "my card number is 4111 1111 1111 1111"),
+    ("agent", "I see the duplicate charge, let me get billing to refund it"),
+)
+
+
+class ScenarioFailed(AssertionError):
+    """A step found the world other than the scenario needs (a phone that did not ring)."""
+
+
+class Narrator(Protocol):
+    def before(self, step: str, **about: object) -> None: ...
+
+    def expect(self, role: str, leg: SimCall, verb: str, what: str) -> None: ...
+
+
+class Silent:
+    """The narrator of tests: says nothing, checks nothing."""
+
+    def before(self, step: str, **about: object) -> None:
+        pass
+
+    def expect(self, role: str, leg: SimCall, verb: str, what: str) -> None:
+        pass
+
+
+SILENT = Silent()
+
+
+def _ringing(network: TwilioNetwork, to: str | None) -> SimCall:
+    """The newest outbound call Twilio is ringing (to TO, if given)."""
+    ringing = [c for c in network.calls.values()
+               if c.direction == "outbound-api" and c.status in ("queued", "ringing") and (to is None or c.to == to)]
+    if not ringing:
+        raise ScenarioFailed(f"no phone rang{f' at {to}' if to else ''}")
+    return ringing[-1]
 
 
 def connected_call(network: TwilioNetwork, service_number: str, caller_number: str = CALLER,
-                   reason: str = REASON) -> tuple[SimCall, SimCall]:
-    """A caller connected to Alice (billing), with a little transcript; returns (caller, alice)."""
+                   reason: str = REASON, *, conversation=CONVERSATION,
+                   narrator: Narrator = SILENT) -> tuple[SimCall, SimCall]:
+    """A caller connected to the first agent rung (Alice on the demo roster), after a little conversation.
+
+    Returns (caller, agent).
+    """
+    narrator.before("dial", caller=caller_number, number=service_number)
     caller = network.incoming_call(caller_number, service_number)
+    narrator.expect("caller", caller, "Gather", "the IVR to ask why they are calling")
+    narrator.before("say_reason", reason=reason)
     caller.speak(reason)
-    alice = network.last_call(to=ALICE)
-    network.answer(alice.sid)
-    alice.press("1")
-    caller.transcribe("Hi, my bill shows two charges of 49 dollars this month", track="inbound_track")
-    caller.transcribe("my card number is 4111 1111 1111 1111", track="inbound_track")
-    alice.transcribe("I see the duplicate charge, let me get billing to refund it", track="inbound_track")
-    return network.call(caller.sid), network.call(alice.sid)
+    agent = network.call(_ringing(network, None).sid)
+    narrator.before("agent_rings", agent=agent)
+    narrator.before("agent_answers")
+    network.answer(agent.sid)
+    narrator.expect("agent", agent, "Gather", "the agent to be offered the call")
+    narrator.before("agent_accepts")
+    agent.press("1")
+    narrator.expect("agent", agent, "Dial", "the agent to be connected to the caller")
+    narrator.expect("caller", caller, "Dial", "the caller to be connected")
+    narrator.before("talk")
+    for speaker, words in conversation:
+        narrator.before("said", speaker=speaker, words=words)
+        (caller if speaker == "caller" else agent).transcribe(words, track="inbound_track")
+    return network.call(caller.sid), network.call(agent.sid)
+
+
+Target = Union[tuple[str, str], Callable[[SimCall], tuple[str, str]]]
 
 
 def consulting(network: TwilioNetwork, service_number: str, caller_number: str = CALLER,
-               target: str = "102") -> tuple[SimCall, SimCall, SimCall]:
-    """The caller on hold while Alice consults the target (warm transfer by DTMF); returns (caller, alice, bob)."""
-    caller, alice = connected_call(network, service_number, caller_number)
-    alice.press_star()
-    alice.press(f"2{target}#")
-    bob = network.last_call(to=BOB)
-    network.answer(bob.sid)
-    bob.press("1")
-    return caller, alice, network.call(bob.sid)
+               target: Target = ("102", BOB), *, narrator: Narrator = SILENT) -> tuple[SimCall, SimCall, SimCall]:
+    """The caller on hold while the agent consults TARGET (warm transfer by DTMF); returns (caller, a, b).
+
+    TARGET is (extension, phone), or a function of the agent's leg giving it.
+    """
+    caller, a = connected_call(network, service_number, caller_number, narrator=narrator)
+    extension, target_phone = target(a) if callable(target) else target
+    narrator.before("transfer_menu")
+    a.press_star()
+    narrator.expect("agent", a, "Gather", "the transfer menu")
+    narrator.expect("caller", caller, "Play", "the caller to hear hold music")
+    narrator.before("key_target", target=extension)
+    a.press(f"2{extension}#")
+    b = network.call(_ringing(network, target_phone).sid)
+    narrator.before("target_rings", target=b)
+    narrator.before("target_answers")
+    network.answer(b.sid)
+    narrator.expect("target", b, "Gather", "the target to hear the summary and the accept menu")
+    narrator.before("target_accepts")
+    b.press("1")
+    narrator.expect("target", b, "Dial", "the target to join the consult room")
+    return caller, a, network.call(b.sid)
 
 
-def warm_transfer_by_dtmf(network: TwilioNetwork, service_number: str,
-                          caller_number: str = CALLER) -> tuple[SimCall, SimCall, SimCall]:
-    """A whole warm transfer by phone keys, Alice to Bob, completed; returns (caller, alice, bob)."""
-    caller, alice, bob = consulting(network, service_number, caller_number)
-    alice.press_star()
-    alice.press("2")
+def warm_transfer_by_dtmf(network: TwilioNetwork, service_number: str, caller_number: str = CALLER,
+                          target: Target = ("102", BOB), *,
+                          narrator: Narrator = SILENT) -> tuple[SimCall, SimCall, SimCall]:
+    """A whole warm transfer by phone keys, the first agent to TARGET, completed; returns (caller, a, b)."""
+    caller, a, b = consulting(network, service_number, caller_number, target, narrator=narrator)
+    narrator.before("consult_menu")
+    a.press_star()
+    narrator.expect("agent", a, "Gather", "the consult menu")
+    narrator.before("complete")
+    a.press("2")
     network.run_pending()
-    return caller, alice, bob
+    narrator.expect("caller", caller, "Dial", "the caller to be connected to the target")
+    narrator.expect("target", b, "Dial", "the target to be connected to the caller")
+    return caller, a, b

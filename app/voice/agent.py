@@ -14,7 +14,7 @@ from app.calls import reactions
 from app.calls import service as calls
 from app.calls.legs import RINGING_LEG_STATUSES, find_leg
 from app.events import record_event
-from app.models import Leg, Transfer, TransferState
+from app.models import Leg, LegStatus, Transfer, TransferState
 from app.rooms.presence import star_pressed
 from app.routing import service as routing
 from app.telephony import urls
@@ -139,7 +139,7 @@ def rejoin(leg: Leg, code: Prompt = Prompt.NONE, text: str | None = None):
     text = text or _say(code, transfer)
     if leg.is_final or leg.call.is_final:
         return twiml_response("common/goodbye.xml", **hold_context(t), text=text or "Goodbye.")
-    if leg.status == "on_hold":
+    if leg.status == LegStatus.ON_HOLD:
         # The transferring agent waiting for the target can press 1 to go back.
         waiting = transfer is not None and not transfer.is_final and transfer.from_agent_id == leg.agent_id
         return twiml_response("agents/hold.xml", **hold_context(t), text=text, rejoin_url=t.urls.agent_rejoin(leg.id),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import service as calls
-from app.calls.legs import Missed, find_leg
+from app.calls.legs import RINGING_LEG_STATUSES, Missed, find_leg
 from app.calls.reactions import agent_leg_status
 from app.models import Leg, Transfer
 from app.telephony import urls
@@ -80,7 +80,7 @@ def target_status(form: TwilioForm):
     if form.call_status.unanswered:
         service.target_declined(t, leg, Missed.of(form.call_status))
     elif form.call_status == CallProgress.COMPLETED:
-        if leg.status in ("dialing", "whisper"):
+        if leg.status in RINGING_LEG_STATUSES:
             service.target_declined(t, leg, Missed.DECLINED)
         else:
             agent_leg_status(t, leg, CallProgress.COMPLETED)
