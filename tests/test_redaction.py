@@ -1,6 +1,6 @@
 import pytest
 
-from app.summaries.redaction import redact
+from app.summaries.redaction import redact, redact_across
 
 CARD = "[card number removed]"
 
@@ -14,6 +14,10 @@ REMOVED = [
     ("13-digits", "number 4222222222222 please", CARD, "4222222222222"),
     ("19-digits", "6011 0000 0000 0000 004", CARD, "6011"),
     ("comma-grouped", "4111, 1111, 1111, 1111", CARD, "1111"),
+    ("dot-grouped", "card 4111.1111.1111.1111 thanks", CARD, "1111"),
+    ("slash-grouped", "card 4111/1111/1111/1111 thanks", CARD, "1111"),
+    ("underscore-grouped", "card 4111_1111_1111_1111 thanks", CARD, "1111"),
+    ("en-dash-grouped", "card 4111\u20131111\u20131111\u20131111 thanks", CARD, "1111"),
     ("inside-reference", "ref ABC4111111111111111", CARD, "4111111111111111"),
     (
         "spoken-digits",
@@ -88,3 +92,20 @@ def test_redaction_is_idempotent():
 
 def test_empty_text():
     assert redact("") == ""
+
+
+
+def test_a_card_read_out_across_two_utterances_is_removed_from_both():
+    previous, current = redact_across("sure, it is 4111 1111", "1111 1111 and it expires in May")
+    assert previous == f"sure, it is {CARD}" and current == f"{CARD} and it expires in May"
+
+
+def test_two_short_numbers_in_a_row_are_not_a_card():
+    assert redact_across("my order is 4411", "and the amount 49 dollars") == (
+        "my order is 4411", "and the amount 49 dollars")
+    assert redact_across("call me on 020 7946 0018", "thanks") == ("call me on 020 7946 0018", "thanks")
+
+
+def test_dates_amounts_and_phone_numbers_with_dots_are_kept():
+    for text in ("on 12.03.2026 I paid 49.99", "my number is 555.123.4567", "version 1.2.3"):
+        assert redact(text) == text

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.auth.service import create_user
-from app.models import Transfer
+from app.models import Transfer, Utterance
 from app.sandbox import scenarios
 from app.supervisor.stream import StreamTiming
 from tests.transfer_helpers import BOB, call_row, connected_call, transfer_row
@@ -319,3 +319,28 @@ def test_a_call_stream_says_gone_and_ends_when_the_call_disappears(centre):
     messages = list(follow(make_session, lambda s: "7", lambda s: None, None, timing,
                            sleep=lambda _s: None, clock=lambda: next(ticks)))
     assert messages == ["retry: 2000\n\n", "event: gone\ndata: {}\n\n"]
+
+
+def test_card_numbers_in_notes_and_split_across_utterances_never_reach_rows_pages_api_or_the_llm(
+        centre, users, api_headers):
+    caller, alice = connected_call(centre)
+    # Read out in two breaths: neither result holds a whole card number by itself.
+    caller.transcribe("the other card is 5500 0000", track="inbound_track")
+    caller.transcribe("0000 0004, can you check it", track="inbound_track")
+    notes = "VIP. Card 4000.0566.5566.5556, IBAN GB82 WEST 1234 5698 7654 32"
+    response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102", "notes": notes},
+                                  headers=api_headers(centre.app))
+    assert response.status_code == 201, response.get_json()
+    centre.network.answer(centre.agent_phone(BOB).sid)  # Bob hears the whisper: the summary is made
+    secrets = ("5566", "5556", "0004", "5500 0000", "WEST 1234", "7654")
+    with centre.db() as session:
+        stored = [u.text for u in session.scalars(select(Utterance))] + [t.notes for t in session.scalars(select(Transfer))]
+    api = json.dumps(centre.client.get(f"/api/transfers/{response.get_json()['id']}",
+                                       headers=api_headers(centre.app, "crm2")).get_json())
+    page = signed_in(centre, "sam").get(f"/calls/{caller.sid}").get_data(as_text=True)
+    sent = json.dumps([r.body for r in centre.llm.requests])
+    assert centre.llm.requests and "VIP." in sent  # the notes did reach the LLM, redacted
+    for place, text in (("rows", json.dumps(stored)), ("api", api), ("page", page), ("llm", sent)):
+        assert not any(secret in text for secret in secrets), place
+    assert "[card number removed]" in json.dumps(stored) and "[IBAN removed]" in api
+    assert "VIP." in api

@@ -313,9 +313,12 @@ def test_chained_transfer_a_to_b_to_c(centre):
     assert in_room(caller, str(call_id)) and in_room(carmen, str(call_id)) and not bob.live
     second = transfer_row(centre)
     assert second.state == "completed"
-    # The second summary was asked for with the first one as context: it covers the whole call.
+    # The second summary covers the whole call from its transcript, told it is a chained
+    # transfer, and never carries the first summary's text forward (no summaries of summaries).
     assert len(centre.llm.requests) == 2
-    assert first_summary in json.dumps(centre.llm.requests[1].body)
+    second_request = json.dumps(centre.llm.requests[1].body)
+    assert "let me get billing to refund it" in second_request and '\\"chained_transfer\\": true' in second_request
+    assert first_summary not in second_request
 
 
 def test_warm_transfer_started_from_the_api(centre, api_headers):

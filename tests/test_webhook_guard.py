@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Call, Event, WebhookDelivery
+from app.sandbox import scenarios
 from app.sandbox.livekit_server import sign_webhook, webhook_body
 from app.sandbox.signing import signed_headers
 from app.telephony import urls
@@ -279,3 +280,44 @@ def test_while_rotating_the_previous_auth_token_still_signs(make_app, centre_set
     assert signed_post(client, urls.VOICE, VOICE_FORM).status_code == 200  # signed with the old token
     assert signed_post(client, urls.VOICE, VOICE_FORM, token="the-new-token-0123456789").status_code == 200
     assert signed_post(client, urls.VOICE, VOICE_FORM, token="some-other-token-000").status_code == 403
+
+
+def test_a_retried_step_carries_the_callers_speech_sealed_never_in_the_url(centre, monkeypatch):
+    from app.calls import service
+
+    original, failures = service.handle_ivr_input, []
+
+    def fails_twice(*args, **kwargs):
+        if len(failures) < 2:
+            failures.append("once")
+            raise RuntimeError("database hiccup")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(service, "handle_ivr_input", fails_twice)
+    caller = centre.dial()
+    caller.speak("my bill on card 4111 1111 1111 1111 was charged twice")
+    caller.music_ends()  # the first retry fails too: its own retry must still carry the words
+    caller.music_ends()
+    fetched = [d.url for d in centre.network.sent()]
+    retries = [url for url in fetched if "retry=" in url]
+    assert len(retries) == 2 and all("carry=" in url for url in retries)
+    assert not any("4111" in url or "charged" in url or "SpeechResult" in url for url in fetched)
+    with centre.db() as session:
+        assert session.scalar(select(Call.ivr_reason)).endswith("was charged twice")  # the words arrived
+    assert centre.agent_phone(scenarios.ALICE).live  # and the call went to billing
+
+
+def test_a_sealed_input_that_was_altered_is_refused(centre, signed_post):
+    from app.telephony.webhook import seal_input
+
+    caller = centre.dial()
+    with centre.app.test_request_context():
+        token = seal_input({"Digits": "1"})
+    good = signed_post(centre.client, f"{urls.IVR}?call=1&attempt=1&carry={token}&retry=1",
+                       {**VOICE_FORM, "CallSid": caller.sid, "CallStatus": "in-progress"})
+    assert ET.fromstring(good.data).find("Gather") is None  # the sealed key 1 chose billing
+    forged = token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+    again = centre.dial("+15551230077")
+    response = signed_post(centre.client, f"{urls.IVR}?call=2&attempt=1&carry={forged}&retry=1",
+                           {**VOICE_FORM, "CallSid": again.sid, "CallStatus": "in-progress"})
+    assert response.status_code == 200 and ET.fromstring(response.data).find("Gather") is not None  # asked again

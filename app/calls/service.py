@@ -26,7 +26,7 @@ from app.models import (
     utcnow,
 )
 from app.routing.service import offer_call
-from app.summaries.redaction import redact
+from app.summaries.redaction import redact, redact_across
 from app.telephony.context import Telephony
 from app.telephony.effects import close_room, hang_up, open_room
 from app.telephony.forms import MalformedWebhook, TwilioForm
@@ -283,6 +283,14 @@ def record_transcription(t: Telephony, call: Call, form: TwilioForm, agent_leg: 
     if not text:
         return
     speaker = "agent" if agent_leg else "caller"
+    # A card number read out in two breaths arrives as two results: the
+    # speaker's last utterance and this one are redacted as one text too.
+    previous = t.session.scalar(
+        select(Utterance).where(Utterance.call_id == call.id, Utterance.speaker == speaker)
+        .order_by(Utterance.id.desc()).limit(1)
+    )
+    if previous is not None:
+        previous.text, text = redact_across(previous.text, text)
     t.session.add(Utterance(call_id=call.id, speaker=speaker, text=text))
 
 

@@ -11,8 +11,8 @@ Decisions:
   passes the Luhn check. Speech recognition mishears digits and callers
   misread their cards, so a failed checksum is no evidence that the number
   is harmless. Runs longer than 19 digits are removed as "[number removed]".
-* A run is digits written plainly or grouped with spaces, hyphens or commas,
-  or spoken: digit by digit ("four one one one", "oh" or "nought" for zero),
+* A run is digits written plainly or grouped with spaces, hyphens, en or em
+  dashes, commas, full stops, slashes or underscores, or spoken: digit by digit ("four one one one", "oh" or "nought" for zero),
   with "double"/"triple", or in pairs ("forty one eleven"), in any mix.
 * Kept: a run that follows "+" (or the word "plus") and holds 10 to 15 digits
   is a phone number in E.164 form. Runs of up to 12 digits (order numbers,
@@ -30,7 +30,7 @@ Decisions:
 
 import re
 
-__all__ = ["redact"]
+__all__ = ["redact", "redact_across"]
 
 CARD = "[card number removed]"
 LONG_NUMBER = "[number removed]"
@@ -74,7 +74,8 @@ _TOKEN = (
     rf"|\b(?:{_alt(_TENS)})\b(?:[\s-]+{_NONZERO_UNIT}\b)?"
     rf"|\b(?:{_alt(_TEENS)}|{_alt(_UNITS)})\b)"
 )
-_RUN = rf"{_TOKEN}(?:[\s,-]+{_TOKEN})*"
+_SEPARATOR = r"[\s,.\-/_\u2013\u2014]+"
+_RUN = rf"{_TOKEN}(?:{_SEPARATOR}{_TOKEN})*"
 
 _RUN_RE = re.compile(_RUN, re.IGNORECASE)
 _PIECE_RE = re.compile(r"\d+|[a-z]+", re.IGNORECASE)
@@ -187,3 +188,26 @@ def redact(text: str) -> str:
     before_runs = text
     text = _RUN_RE.sub(lambda m: _long_run(m, before_runs), before_runs)
     return _SSN_SHAPE_RE.sub(SSN, text)
+
+
+_TRAILING_RUN_RE = re.compile(rf"(?:{_RUN})[\s,.]*$", re.IGNORECASE)
+_LEADING_RUN_RE = re.compile(rf"^[\s,.]*(?:{_RUN})", re.IGNORECASE)
+
+
+def redact_across(previous: str, current: str) -> tuple[str, str]:
+    """Redact a card number read out across two utterances of one speaker; returns both texts.
+
+    Each text is redacted on its own first. Then the digits that end
+    PREVIOUS and those that begin CURRENT are read as one run: if together
+    they make a card-length number, both halves are replaced by the marker.
+    """
+    previous, current = redact(previous), redact(current)
+    tail = _TRAILING_RUN_RE.search(previous)
+    head = _LEADING_RUN_RE.search(current)
+    if tail is None or head is None:
+        return previous, current
+    count = len(_digits(tail.group(0))) + len(_digits(head.group(0)))
+    if count < 13:
+        return previous, current
+    marker = CARD if count <= 19 else LONG_NUMBER
+    return previous[:tail.start()] + marker, marker + current[head.end():]

@@ -8,7 +8,9 @@ fails still answers valid TwiML that keeps the caller on the line.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import time
 from datetime import timedelta
 from functools import wraps
@@ -16,6 +18,7 @@ from typing import Callable
 from urllib.parse import urlencode
 
 import structlog
+from cryptography.fernet import Fernet, InvalidToken
 from flask import Response, current_app, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -63,16 +66,37 @@ def _delivery_key(answer: str) -> str | None:
 
 
 MAX_RETRIES = 3
-CARRY = "carry_"
+CARRY = "carry"
 CARRIED_FIELDS = ("Digits", "SpeechResult", "Confidence", "RecordingUrl", "RecordingDuration", "DialCallStatus")
+# A retry comes back within seconds (music, then the redirect); an older
+# sealed input is not trusted.
+CARRY_TTL_SECONDS = 300
+
+
+def _carry_key() -> Fernet:
+    # A key of its own for this one use, derived from SECRET_KEY.
+    secret = current_app.config["SETTINGS"].secret_key.encode()
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"switchboard carried input|" + secret).digest()))
+
+
+def seal_input(fields: dict[str, str]) -> str:
+    """What the person entered, encrypted for a retry URL: their speech or keys never appear in a URL."""
+    return _carry_key().encrypt(json.dumps(fields).encode()).decode()
+
+
+def unseal_input(token: str) -> dict[str, str]:
+    """The fields a retry URL carries; {} (logged) if the token is not ours, was altered or is too old."""
+    try:
+        fields = json.loads(_carry_key().decrypt(token.encode(), ttl=CARRY_TTL_SECONDS))
+    except (InvalidToken, ValueError):
+        log.warning("carried_input_refused", path=request.path)
+        return {}
+    return {key: str(value) for key, value in fields.items() if key in CARRIED_FIELDS}
 
 
 def _form_with_carried_input() -> dict[str, str]:
-    carried = {
-        key[len(CARRY):]: value
-        for key, value in request.args.items()
-        if key.startswith(CARRY) and key[len(CARRY):] in CARRIED_FIELDS
-    }
+    token = request.args.get(CARRY)
+    carried = unseal_input(token) if token else {}
     return {**carried, **request.form.to_dict()}
 
 
@@ -86,9 +110,14 @@ def retry_twiml() -> Response:
         base = settings.public_base_url
         return twiml_response("common/last_resort.xml", **voice, action_url=base + FALLBACK_RECORDED)
     # A <Redirect> posts only the call's own parameters: carry what the person
-    # entered (keys, speech, a recording) so the retried step sees it.
-    carried = {f"{CARRY}{name}": request.form[name] for name in CARRIED_FIELDS if request.form.get(name)}
-    query = {**request.args.to_dict(), **carried, "retry": str(attempt)}
+    # entered (keys, speech, a recording) so the retried step sees it, sealed,
+    # so that neither Twilio's logs nor an access log ever hold it.
+    form = _form_with_carried_input()  # a retry of a retry keeps what the first one carried
+    entered = {name: form[name] for name in CARRIED_FIELDS if form.get(name)}
+    query = {key: value for key, value in request.args.items() if key != CARRY}
+    if entered:
+        query[CARRY] = seal_input(entered)
+    query["retry"] = str(attempt)
     retry_url = settings.public_base_url + request.path + "?" + urlencode(query)
     music = WebhookUrls(settings.public_base_url).hold_music(settings.hold_music_url)
     return twiml_response("common/retry.xml", **voice, music_url=music, retry_url=retry_url)

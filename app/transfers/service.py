@@ -41,6 +41,7 @@ from app.models import (
     TransferState,
     utcnow,
 )
+from app.summaries.redaction import redact
 from app.telephony.context import Telephony
 from app.telephony.effects import close_room, hang_up, open_room, start_summary
 from app.telephony.sip import consult_room_user, room_name
@@ -124,7 +125,8 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: str, note
         trigger=trigger,
         state=TransferState.REQUESTED,
         from_agent_id=from_leg.agent_id,
-        notes=(notes or "").strip()[:2000] or None,
+        # Notes are the caller's data like the transcript: redacted before they are stored, shown or sent.
+        notes=redact((notes or "").strip()[:2000]) or None,
         tried_agent_ids=[],
     )
     try:

@@ -32,10 +32,11 @@ def summary_input(session: Session, transfer: Transfer) -> SummaryInput:
         .order_by(Call.created_at.desc())
         .limit(3)
     )
+    # The summary covers the call itself: its transcript and every transfer's
+    # notes, never an earlier summary's text (which would nest summaries of
+    # summaries, and carry an earlier LLM answer forward as fact).
     notes = [t.notes for t in call.transfers if t.notes and t.id <= transfer.id]
     earlier_transfers = [t for t in call.transfers if t.id < transfer.id and t.summary_spoken]
-    if earlier_transfers:
-        notes.insert(0, "Earlier transfer summary: " + earlier_transfers[-1].summary_spoken)
     return SummaryInput(
         ivr_reason=call.ivr_reason,
         utterances=[(u.speaker, u.text) for u in utterances],
