@@ -344,3 +344,22 @@ def test_card_numbers_in_notes_and_split_across_utterances_never_reach_rows_page
         assert not any(secret in text for secret in secrets), place
     assert "[card number removed]" in json.dumps(stored) and "[IBAN removed]" in api
     assert "VIP." in api
+
+
+def test_the_transfer_form_starts_at_choose_shows_each_targets_state_and_refuses_for_free(centre, users):
+    caller, alice = connected_call(centre)
+    sam = signed_in(centre, "sam")
+    page = sam.get(f"/calls/{caller.sid}")
+    html = page.get_data(as_text=True)
+    options = re.findall(r"<option[^>]*>([^<]*)</option>", html)
+    assert options[0] == "Choose…"
+    assert "101 · Alice Moreno (on this call)" in options and "102 · Bob Okafor (free)" in options
+    assert "billing queue (1 free)" in options  # Bob; Alice is on the call, Dev is away
+    sent = len(centre.network.rest_log)
+    for target in ("", "agent:101"):  # nothing chosen; the call's own agent
+        refused = sam.post(f"/calls/{caller.sid}/transfer",
+                           data={"csrf_token": csrf_token_from(page), "target": target, "mode": "warm"})
+        assert refused.status_code in (400, 409)
+    assert centre.network.rest_log[sent:] == []  # no leg was touched
+    with centre.db() as session:
+        assert session.scalar(select(Transfer)) is None  # and no transfer, so no summary, was made

@@ -2,7 +2,7 @@
 
 Each takes the simulated Twilio network and the service's number, and plays
 the people through the service's real webhooks: by default the demo roster
-(Alice 101 and Carmen 201 in billing, Bob 102 in billing and technical).
+(Alice 101 in billing, Bob 102 in billing and technical, Carmen 201 in technical).
 
 A Narrator watches: `before(step)` is called before each step and
 `expect(role, leg, verb, what)` where the step should have left a leg

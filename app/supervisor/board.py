@@ -14,15 +14,18 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.agents.availability import free_agents
 from app.models import (
     FINAL_CALL_STATUSES,
     FINAL_LEG_STATUSES,
     FINAL_TRANSFER_STATES,
+    Activity,
     Agent,
     Call,
     CallStatus,
     Event,
     Leg,
+    Presence,
     Queue,
     Transfer,
     TransferState,
@@ -292,16 +295,21 @@ def call_page(session: Session, call: Call) -> dict:
     }
 
 
-def transfer_targets(session: Session) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Choices for the transfer form: (value, label) for every agent and every queue."""
-    agent_choices = [
-        (f"agent:{agent.extension}", f"{agent.extension} · {agent.name} ({agent.presence}, {label(agent.activity)})")
-        for agent in session.scalars(select(Agent).order_by(Agent.extension))
-    ]
-    queue_choices = [
-        (f"queue:{queue.name}", f"{queue.name} queue (next free agent)")
-        for queue in session.scalars(select(Queue).order_by(Queue.name))
-    ]
+def transfer_targets(session: Session, call: Call) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Choices for the transfer form: (value, label) for every agent and every queue, with their state now."""
+    agent_choices = []
+    for agent in session.scalars(select(Agent).order_by(Agent.extension)):
+        if agent.id == call.agent_id:
+            state = "on this call"
+        elif agent.presence == Presence.AVAILABLE and agent.activity == Activity.IDLE:
+            state = "free"
+        else:
+            state = f"{agent.presence}, {label(agent.activity)}"
+        agent_choices.append((f"agent:{agent.extension}", f"{agent.extension} · {agent.name} ({state})"))
+    queue_choices = []
+    for queue in session.scalars(select(Queue).order_by(Queue.name)):
+        free = len(free_agents(session, queue.skill, exclude={call.agent_id} if call.agent_id else ()))
+        queue_choices.append((f"queue:{queue.name}", f"{queue.name} queue ({free} free)"))
     return agent_choices, queue_choices
 
 

@@ -59,10 +59,12 @@ class ActionForm(FlaskForm):
     """Complete or Cancel: nothing to fill in but the CSRF token."""
 
 
-def _transfer_form(formdata=None) -> TransferForm:
+def _transfer_form(call: Call, formdata=None) -> TransferForm:
     form = TransferForm(formdata=formdata) if formdata is not None else TransferForm()
-    agent_choices, queue_choices = board.transfer_targets(request_session())
-    form.target.choices = [SelectChoice(value, text, optgroup="Agents") for value, text in agent_choices] + [
+    agent_choices, queue_choices = board.transfer_targets(request_session(), call)
+    # Nothing is chosen until someone chooses: one click never transfers to the call's own agent.
+    form.target.choices = [SelectChoice("", "Choose…")] + [
+        SelectChoice(value, text, optgroup="Agents") for value, text in agent_choices] + [
         SelectChoice(value, text, optgroup="Queues") for value, text in queue_choices
     ]
     return form
@@ -148,7 +150,7 @@ def _call_data(call: Call) -> dict:
 
 def _render_call(call: Call, form: TransferForm | None = None, refusal: str | None = None, status: int = 200):
     data = _call_data(call)
-    form = form or (_transfer_form() if data["may_act"] else None)
+    form = form or (_transfer_form(call) if data["may_act"] else None)
     return render_template("supervisor/call.html", data=data, form=form, actions=ActionForm(), refusal=refusal), status
 
 
@@ -196,7 +198,7 @@ def start_transfer(call_sid: str):
     call, refused = _viewable_call(call_sid)
     if refused:
         return refused
-    form = _transfer_form(request.form)
+    form = _transfer_form(call, request.form)
     if not form.validate():
         return _render_call(call, form, "Check the form: " + _first_error(form), 400)
     try:
