@@ -321,3 +321,33 @@ def test_stand_in_shuts_down_while_a_slow_request_waits(make_gateway, stand_in):
     with pytest.raises(LLMError):
         make_gateway(timeout_seconds=0.2).complete(build_messages(CALL))
     # The fixture's stop() must return at once although the handler is asleep.
+
+
+def test_invented_facts_are_never_spoken(stand_in, make_gateway):
+    from app.sandbox.llm_server import INVENTED
+
+    stand_in.mode = "invent"
+    summary = summarize(CALL, make_gateway())
+    assert summary.source == "llm" and summary.dropped == (INVENTED,)
+    assert "Maria" not in summary.spoken and "500" not in summary.spoken
+    assert "refund of the second payment" in summary.spoken  # what the call says is still spoken
+
+
+def test_an_answer_with_nothing_borne_out_speaks_the_fallback(stand_in, make_gateway, monkeypatch):
+    from app.sandbox import llm_server
+
+    monkeypatch.setattr(llm_server, "derive_summary", lambda body: {
+        "spoken": "Maria approved 500 dollars on Monday.", **{key: NOT_MENTIONED for key in STRUCTURED_KEYS}})
+    summary = summarize(CALL, make_gateway())
+    assert summary.source == "fallback" and summary.error.startswith("verification")
+    assert summary.spoken.startswith("Automatic summary unavailable.") and summary.dropped
+
+
+def test_verification_keeps_what_the_call_bears_out():
+    from app.summaries.verify import verify
+
+    sources = ["order 4411 for 49 dollars", "Priya from Leeds called on Monday", "[card number removed]"]
+    checked = verify("Priya is calling about order 4 4 1 1. She paid forty nine dollars on Monday. "
+                     "Her card number was [card number removed]. She lives in York.", sources)
+    assert checked.dropped == ("She lives in York.",)
+    assert checked.kept.startswith("Priya is calling about order 4 4 1 1.")

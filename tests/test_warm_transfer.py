@@ -13,6 +13,7 @@ from tests.transfer_helpers import (
     agent_activity,
     call_row,
     connected_call,
+    consulting,
     in_room,
     transfer_row,
 )
@@ -518,3 +519,12 @@ def test_a_caller_requeued_by_an_api_request_rings_the_next_agent_at_once(centre
     timeline = [e for e in centre.timeline(caller.sid) if not e.startswith("summary_")]
     assert timeline[timeline.index("call_requeued") + 1] == "agent_ringing"  # in the same request, after its commit
     assert len(centre.ringing()) == 1 and centre.ringing()[0].to != ALICE
+
+
+def test_facts_the_llm_invents_are_never_spoken_to_the_target(centre):
+    centre.llm.mode = "invent"
+    caller, alice, bob = consulting(centre)
+    assert "Transfer from Alice Moreno" in bob.heard_text and "duplicate charge" in bob.heard_text
+    assert "Maria" not in bob.heard_text and "500" not in bob.heard_text
+    assert "summary_sentences_dropped" in centre.timeline(caller.sid)
+    assert transfer_row(centre).summary_source == "llm"

@@ -16,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from app.summaries.compose import DATA_END, DATA_START, NOT_MENTIONED
 
-MODES = ("normal", "slow", "error", "garbage", "unauthorized")
+MODES = ("normal", "slow", "error", "garbage", "unauthorized", "invent")
+# What the "invent" mode adds to an otherwise faithful summary: facts no call held.
+INVENTED = "Maria from the refunds team approved a refund of 500 dollars on 3 June."
 
 
 class Headers(dict):
@@ -166,7 +168,10 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "garbage":
             content = "Sure! Here is a lovely summary of the call: the customer was calling about something."
         else:
-            content = json.dumps(derive_summary(body))
+            summary = derive_summary(body)
+            if mode == "invent":
+                summary["spoken"] = f"{summary['spoken']} {INVENTED}"
+            content = json.dumps(summary)
         self._send(200, _completion(body["model"], content))
 
     def _record(self, body: object, raw: str) -> None:

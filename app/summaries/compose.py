@@ -13,10 +13,11 @@ import html
 import json
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from app.gateways.llm import LLMError, LLMGateway
 from app.summaries.redaction import redact
+from app.summaries.verify import verify
 
 DATA_START = "<<<CALL_DATA"
 DATA_END = "CALL_DATA>>>"
@@ -89,6 +90,8 @@ class Summary:
     model: str | None = None
     latency_ms: int | None = None
     error: str | None = None
+    # Sentences of the LLM's answer left unspoken: they held facts the call does not (app/summaries/verify.py).
+    dropped: tuple[str, ...] = ()
 
 
 _DELIMITER_RE = re.compile(f"{re.escape(DATA_START)}|{re.escape(DATA_END)}", re.IGNORECASE)
@@ -277,6 +280,12 @@ def fallback_summary(inp: SummaryInput, error: str | None) -> Summary:
     )
 
 
+def _sources(inp: SummaryInput) -> list[str]:
+    """What a spoken fact must be found in: the same redacted text the LLM was given."""
+    return [_clean_data(inp.ivr_reason), *(_clean_data(text) for _speaker, text in inp.utterances),
+            _clean_data(inp.notes), *(_clean_data(call) for call in inp.earlier_calls)]
+
+
 def summarize(inp: SummaryInput, gateway: LLMGateway | None) -> Summary:
     """Summary from the LLM, or the fallback summary when there is none or it fails; never raises."""
     if gateway is None:
@@ -291,8 +300,13 @@ def summarize(inp: SummaryInput, gateway: LLMGateway | None) -> Summary:
         return fallback_summary(inp, f"format: {exc}")
     except Exception as exc:  # noqa: BLE001 - a summary must never break a transfer
         return fallback_summary(inp, f"unexpected: {type(exc).__name__}")
+    checked = verify(spoken, _sources(inp))
+    if not checked.kept:
+        fallback = fallback_summary(inp, "verification: no sentence of the LLM's answer is borne out by the call")
+        return replace(fallback, dropped=checked.dropped)
     return Summary(
-        spoken=spoken,
+        spoken=checked.kept,
+        dropped=checked.dropped,
         structured=structured,
         source="llm",
         provider=gateway.provider,

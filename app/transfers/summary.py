@@ -80,6 +80,10 @@ def store_summary(session: Session, transfer_id: int, summary: Summary) -> bool:
         latency_ms=summary.latency_ms,
         error=summary.error,
     )
+    if kept and summary.dropped:
+        # Named in the timeline: what the LLM said that the call does not bear out, never spoken.
+        record_event(session, transfer.call, "summary_sentences_dropped", transfer=transfer,
+                     count=len(summary.dropped), sentences=[s[:300] for s in summary.dropped])
     return bool(kept)
 
 
