@@ -394,3 +394,25 @@ def test_a_reloaded_console_is_not_taken_for_the_agent_leaving(centre):
     centre.network.run_pending()
     assert "The agent has ended the call" not in centre.network.call(caller.sid).heard_text
     assert agent_activity(centre, "101") == "on_call"
+
+
+def test_browser_agent_swaps_and_makes_a_three_way_call_from_the_console(centre):
+    caller, alice = accepted_browser_call(centre)
+    call_room = call_row(centre, caller.sid).room_name
+    assert act(centre, alice, "/console/transfer", target="102", mode="warm").status_code == 200
+    transfer = transfer_row(centre)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    offered = state(alice)["call"]["transfer"]
+    assert offered["can_swap"] and offered["can_three_way"]
+
+    assert act(centre, alice, "/console/transfer/swap", transfer_id=transfer.id).status_code == 200
+    assert state(alice)["call"]["room"] == call_room  # the console reconnects to the caller
+    assert in_room(centre.network.call(caller.sid), str(call_row(centre, caller.sid).id))
+    assert centre.network.call(bob.sid).waiting_on.tag == "Play"  # Bob holds
+
+    assert act(centre, alice, "/console/transfer/three-way", transfer_id=transfer.id).status_code == 200
+    assert transfer_row(centre).state == "completed"
+    assert state(alice)["call"]["room"] == call_room
+    assert in_room(centre.network.call(bob.sid), str(call_row(centre, caller.sid).id))

@@ -363,3 +363,23 @@ def test_the_transfer_form_starts_at_choose_shows_each_targets_state_and_refuses
     assert centre.network.rest_log[sent:] == []  # no leg was touched
     with centre.db() as session:
         assert session.scalar(select(Transfer)) is None  # and no transfer, so no summary, was made
+
+
+def test_a_supervisor_swaps_then_makes_a_three_way_call_from_the_call_page(centre, users):
+    caller, alice, bob = scenarios.consulting(centre.network, centre.number)
+    transfer_id = transfer_row(centre).id
+    sam = signed_in(centre, "sam")
+    data = sam.get(f"/calls/{caller.sid}/snapshot").get_json()
+    offered = next(t for t in data["transfers"] if t["id"] == transfer_id)
+    assert offered["can_swap"] and offered["can_three_way"]
+    page = sam.get(f"/calls/{caller.sid}")
+    for action in ("swap", "three-way"):
+        done = sam.post(f"/calls/{caller.sid}/transfers/{transfer_id}/{action}",
+                        data={"csrf_token": csrf_token_from(page)})
+        centre.network.run_pending()
+        assert done.status_code == 302
+    call_id = str(call_row(centre, caller.sid).id)
+    assert transfer_row(centre).state == "completed"
+    assert all(leg.live and leg.dialed[-1].target.startswith(f"sip:{call_id}@")
+               for leg in (centre.network.call(caller.sid), centre.network.call(alice.sid),
+                           centre.network.call(bob.sid)))

@@ -528,3 +528,28 @@ def test_facts_the_llm_invents_are_never_spoken_to_the_target(centre):
     assert "Maria" not in bob.heard_text and "500" not in bob.heard_text
     assert "summary_sentences_dropped" in centre.timeline(caller.sid)
     assert transfer_row(centre).summary_source == "llm"
+
+
+def test_swap_and_three_way_from_the_api(centre, api_headers):
+    caller, alice, bob = consulting(centre)
+    headers = api_headers(centre.app)
+    transfer_id = transfer_row(centre).id
+    call_id = str(call_row(centre, caller.sid).id)
+    consult = transfer_row(centre).consult_room.split("_", 1)[1]
+
+    swapped = centre.client.post(f"/api/transfers/{transfer_id}/swap", headers=headers)
+    centre.network.run_pending()
+    assert swapped.status_code == 200 and swapped.get_json()["state"] == "consulting"
+    assert in_room(alice, call_id) and in_room(caller, call_id) and bob.waiting_on.tag == "Play"
+    back = centre.client.post(f"/api/transfers/{transfer_id}/swap", headers=headers)
+    centre.network.run_pending()
+    assert back.status_code == 200 and caller.waiting_on.tag == "Play"
+    assert in_room(alice, consult) and in_room(bob, consult)
+
+    together = centre.client.post(f"/api/transfers/{transfer_id}/three-way", headers=headers)
+    centre.network.run_pending()
+    assert together.status_code == 200 and together.get_json()["state"] == "completed"
+    assert all(in_room(leg, call_id) for leg in (caller, alice, bob))
+    assert "Three-way call" in alice.heard_text
+    again = centre.client.post(f"/api/transfers/{transfer_id}/swap", headers=headers)
+    assert again.status_code == 409 and again.get_json() == {"error": "swap needs the target on the line"}

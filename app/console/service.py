@@ -151,6 +151,8 @@ def _transfer_view(transfer: Transfer, agent_id: int) -> dict:
         "target": target.name if target else (f"the {transfer.target_queue.name} queue"
                                               if transfer.target_queue else ""),
         "can_complete": mine and transfer.state in (TransferState.CONSULTING, TransferState.WHISPERING),
+        "can_three_way": mine and transfer.state in (TransferState.CONSULTING, TransferState.WHISPERING),
+        "can_swap": mine and transfer.state == TransferState.CONSULTING,
         "can_cancel": mine and not transfer.is_final,
     }
 
@@ -295,14 +297,19 @@ def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str 
 
 
 def finish_transfer(t: Telephony, agent_id: int, transfer_id: int, action: str) -> None:
-    """Complete or cancel the transfer the agent started."""
+    """Complete, cancel, make three-way or swap the transfer the agent started."""
     transfer = t.session.get(Transfer, transfer_id)
     if transfer is None or transfer.from_agent_id != agent_id:
         raise ConsoleRefused("that transfer is not yours", 404)
+    steps = {
+        "complete": lambda: transfers.complete(t, transfer, requester=None),
+        "cancel": lambda: transfers.cancel(t, transfer, "cancelled from the agent console", requester=None),
+        "three_way": lambda: transfers.three_way(t, transfer, requester=None),
+        "swap": lambda: transfers.swap(t, transfer, requester=None),
+    }
+    if action not in steps:
+        raise ValueError(action)
     try:
-        if action == "complete":
-            transfers.complete(t, transfer, requester=None)
-        else:
-            transfers.cancel(t, transfer, "cancelled from the agent console", requester=None)
+        steps[action]()
     except transfers.TransferRefused as refusal:
         raise ConsoleRefused(str(refusal)) from None

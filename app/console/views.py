@@ -135,6 +135,22 @@ def cancel_transfer():
                 "Transfer cancelled: you are back with the caller.")
 
 
+@blueprint.post("/console/transfer/three-way")
+@roles_required("agent")
+def three_way_transfer():
+    """Bring the caller, the target and the agent together; the target keeps the call."""
+    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), "three_way"),
+                "Three-way call: you, the caller and your colleague.")
+
+
+@blueprint.post("/console/transfer/swap")
+@roles_required("agent")
+def swap_transfer():
+    """Switch between the caller and the target; the other one holds."""
+    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), "swap"),
+                "Swapped: you are with the other party; the first one holds.")
+
+
 @blueprint.get("/console/token")
 @roles_required("agent")
 def livekit_token():

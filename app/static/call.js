@@ -126,6 +126,8 @@
     if (data.may_act && (transfer.can_complete || transfer.can_cancel)) {
       var actions = el("div", null, "transfer-actions");
       if (transfer.can_complete) actions.appendChild(actionForm(data.call, transfer, "complete", "Complete"));
+      if (transfer.can_three_way) actions.appendChild(actionForm(data.call, transfer, "three-way", "Three-way", "secondary"));
+      if (transfer.can_swap) actions.appendChild(actionForm(data.call, transfer, "swap", "Swap", "secondary"));
       if (transfer.can_cancel) actions.appendChild(actionForm(data.call, transfer, "cancel", "Cancel", "secondary"));
       card.appendChild(actions);
     }

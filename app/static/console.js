@@ -195,6 +195,8 @@
     setText("call-transfer", transferLine(call));
     const transfer = call.transfer;
     show(button("complete"), Boolean(transfer && transfer.can_complete));
+    show(button("three-way"), Boolean(transfer && transfer.can_three_way));
+    show(button("swap"), Boolean(transfer && transfer.can_swap));
     show(button("cancel"), Boolean(transfer && transfer.can_cancel));
     show(button("hangup"), call.in_browser);
     if (!call.in_browser) mediaStatus.textContent = "You are on this call by phone.";
@@ -343,6 +345,8 @@
       post("/console/transfer/complete", { transfer_id: state.call.transfer.id });
     } else if (name === "cancel" && state.call && state.call.transfer) {
       post("/console/transfer/cancel", { transfer_id: state.call.transfer.id });
+    } else if ((name === "three-way" || name === "swap") && state.call && state.call.transfer) {
+      post(`/console/transfer/${name}`, { transfer_id: state.call.transfer.id });
     }
   });
 

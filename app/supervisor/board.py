@@ -265,6 +265,8 @@ def transfer_view(transfer: Transfer) -> dict:
         "ended": _clock(transfer.ended_at),
         "summary": summary_view(transfer),
         "can_complete": transfer.state in COMPLETABLE_STATES,
+        "can_three_way": transfer.state in COMPLETABLE_STATES,
+        "can_swap": transfer.state == TransferState.CONSULTING,
         "can_cancel": not transfer.is_final,
     }
 

@@ -251,6 +251,26 @@ def complete_transfer(call_sid: str, transfer_id: int):
     )
 
 
+@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/three-way")
+@roles_required(Role.SUPERVISOR)
+def three_way_transfer(call_sid: str, transfer_id: int):
+    """The caller, the target and the transferring agent talk together; the target keeps the call."""
+    return _transfer_action(
+        call_sid, transfer_id, lambda t, transfer: service.three_way(t, transfer, requester=None),
+        "Three-way call: the caller, the agent and the new agent are together.",
+    )
+
+
+@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/swap")
+@roles_required(Role.SUPERVISOR)
+def swap_transfer(call_sid: str, transfer_id: int):
+    """The transferring agent switches between the caller and the target."""
+    return _transfer_action(
+        call_sid, transfer_id, lambda t, transfer: service.swap(t, transfer, requester=None),
+        "Swapped: the agent is with the other party; the first one holds.",
+    )
+
+
 @blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/cancel")
 @roles_required(Role.SUPERVISOR)
 def cancel_transfer(call_sid: str, transfer_id: int):

@@ -1,4 +1,4 @@
-"""The JSON API for transfers (token or supervisor session): start, status, complete, cancel.
+"""The JSON API for transfers (token or supervisor session): start, status, complete, cancel, three-way, swap.
 
 Requests and answers are the pydantic models of app/transfers/schemas.py;
 spectree checks each request against them and writes the OpenAPI document
@@ -145,14 +145,7 @@ def status(transfer_id: int):
 @spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
 def complete(transfer_id: int):
     """Connect the caller with the target; the transferring agent leaves."""
-    transfer = _transfer(transfer_id)
-    if transfer is None:
-        return _error(404, f"no transfer {transfer_id}")
-    try:
-        service.complete(telephony(), transfer, requester=None)
-    except service.TransferRefused as refusal:
-        return _error(409, str(refusal))
-    return jsonify(transfer_as_dict(transfer))
+    return _act(transfer_id, lambda t, transfer: service.complete(t, transfer, requester=None))
 
 
 @blueprint.post("/transfers/<int:transfer_id>/cancel")
@@ -160,11 +153,32 @@ def complete(transfer_id: int):
 @spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
 def cancel(transfer_id: int):
     """Abort: the target is released and the transferring agent returns to the caller."""
+    return _act(transfer_id, lambda t, transfer: service.cancel(t, transfer, "cancelled through the API",
+                                                                 requester=None))
+
+
+@blueprint.post("/transfers/<int:transfer_id>/three-way")
+@api_token_required
+@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
+def three_way(transfer_id: int):
+    """The caller, the target and the transferring agent talk together; the target keeps the call after."""
+    return _act(transfer_id, lambda t, transfer: service.three_way(t, transfer, requester=None))
+
+
+@blueprint.post("/transfers/<int:transfer_id>/swap")
+@api_token_required
+@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
+def swap(transfer_id: int):
+    """The transferring agent switches between the caller and the target (the other one holds)."""
+    return _act(transfer_id, lambda t, transfer: service.swap(t, transfer, requester=None))
+
+
+def _act(transfer_id: int, action):
     transfer = _transfer(transfer_id)
     if transfer is None:
         return _error(404, f"no transfer {transfer_id}")
     try:
-        service.cancel(telephony(), transfer, "cancelled through the API", requester=None)
+        action(telephony(), transfer)
     except service.TransferRefused as refusal:
         return _error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer))

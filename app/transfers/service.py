@@ -429,22 +429,35 @@ def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | No
     _close_consult_room(t, transfer)
 
 
-def swap(t: Telephony, transfer: Transfer, *, requester: Leg) -> None:
-    """A switches between the caller and the target; the other one holds (the timeline says who A is with)."""
+def swap(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> None:
+    """The transferring agent switches between the caller and the target; the other one holds.
+
+    REQUESTER is the leg whose own webhook asked (it gets its TwiML in the
+    answer); None when a page or the API asked. The timeline says who the
+    agent is with now.
+    """
     if transfer.state != TransferState.CONSULTING:
         raise TransferRefused("swap needs the target on the line")
     call = transfer.call
     target_leg = transfer.target_leg
-    if requester.room_name == transfer.consult_room:
+    from_leg = agent_leg_of(call, transfer.from_agent_id)
+    if from_leg is None or from_leg.is_final:
+        raise TransferRefused("the transferring agent is not on the call")
+    if from_leg.room_name == transfer.consult_room:
         hold_agent(t, target_leg, requester=requester)
-        place_agent(t, requester, call.room_name, requester=requester)
+        place_agent(t, from_leg, call.room_name, requester=requester)
         record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="caller")
         unhold_caller(t, call)
         return
-    place_agent(t, requester, transfer.consult_room, requester=requester)
+    place_agent(t, from_leg, transfer.consult_room, requester=requester)
     record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="target")
     hold_caller(t, call)
     place_agent(t, target_leg, transfer.consult_room, requester=requester, say=Prompt.SWAPPED)
+
+
+def three_way(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> None:
+    """The caller, the target and the transferring agent together in the call's room; the target keeps the call."""
+    complete(t, transfer, requester=requester, keep_from_agent=True)
 
 
 def _close_consult_room(t: Telephony, transfer: Transfer) -> None:

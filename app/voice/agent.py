@@ -218,7 +218,7 @@ def consult_menu_choice(form: TwilioForm):
             transfers.complete(t, transfer, requester=leg)
             return rejoin(leg, Prompt.COMPLETED)
         if form.digits == "3":
-            transfers.complete(t, transfer, requester=leg, keep_from_agent=True)
+            transfers.three_way(t, transfer, requester=leg)
             return rejoin(leg, Prompt.THREE_WAY)
         if form.digits == "4":
             transfers.swap(t, transfer, requester=leg)
