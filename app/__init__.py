@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_database(app)
     init_gateways(app)
     init_requests(app)
+    init_security_headers(app)
     init_auth(app)
     init_blueprints(app)
     init_cli(app)
@@ -50,6 +51,12 @@ def init_gateways(app: Flask) -> None:
     from app.gateways.registry import init_gateways as register
 
     register(app)
+
+
+def init_security_headers(app: Flask) -> None:
+    from app.web.security_headers import init_security_headers as secure
+
+    secure(app, app.config["SETTINGS"])
 
 
 def init_requests(app: Flask) -> None:
@@ -114,3 +121,7 @@ def announce(app: Flask) -> None:
     log.info("app_created", env=settings.app_env, database=database, public_base_url=settings.public_base_url)
     for integration in settings.unconfigured():
         log.warning("integration_not_configured", integration=integration)
+    if settings.ratelimit_storage_uri.startswith("memory://") and settings.web_concurrency > 1:
+        # Each worker counts sign-in attempts on its own: the limit is that many times looser.
+        log.warning("login_limit_per_worker", workers=settings.web_concurrency,
+                    advice="set RATELIMIT_STORAGE_URI to a shared store, e.g. redis://localhost:6379/0")

@@ -22,5 +22,7 @@ def record_event(session: Session, call: Call | None, name: str, transfer: Trans
     )
     session.add(event)
     session.flush()
-    log.info(name, call_id=event.call_id, transfer_id=event.transfer_id, **detail)
+    # A step that failed, or a fallback taken, is a warning in the log: what an operator alerts on.
+    fault = name.endswith(("_failed", "_unreachable")) or "fallback" in name or "unreachable" in name
+    (log.warning if fault else log.info)(name, call_id=event.call_id, transfer_id=event.transfer_id, **detail)
     return event

@@ -34,6 +34,20 @@ def utcnow() -> datetime:
     return clock.utcnow()
 
 
+# Ids are the database's integers: a larger one names no row (and PostgreSQL
+# would refuse to compare it), so it is turned away before any query.
+MAX_ID = 2**31 - 1
+
+
+def parse_id(value: object) -> int | None:
+    """VALUE as a row id (1..MAX_ID), or None for anything else."""
+    text = str(value).strip() if value is not None else ""
+    if not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
+
 class UTCDateTime(TypeDecorator):
     """A timezone-aware DateTime that comes back aware on SQLite too (which forgets the zone)."""
 

@@ -416,3 +416,10 @@ def test_browser_agent_swaps_and_makes_a_three_way_call_from_the_console(centre)
     assert transfer_row(centre).state == "completed"
     assert state(alice)["call"]["room"] == call_room
     assert in_room(centre.network.call(bob.sid), str(call_row(centre, caller.sid).id))
+
+
+def test_an_id_beyond_the_databases_integers_is_refused_in_words(centre):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    response = act(centre, alice, "/console/accept", leg_id="99999999999999999999999")
+    assert response.status_code == 400 and response.get_json() == {"error": "leg id is not an id"}

@@ -86,3 +86,50 @@ def test_migrating_an_unreachable_database_is_a_sentence(make_app, settings):
     app = make_app(settings, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code == 1 and "is not reachable" in result.output and "Traceback" not in result.output
+
+
+def test_every_response_carries_the_security_headers(client):
+    for path in ("/login", "/health", "/api/openapi.json"):
+        headers = client.get(path).headers
+        assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
+        policy = headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+        assert headers["Referrer-Policy"] == "same-origin"
+    assert "Strict-Transport-Security" not in client.get("/login").headers  # plain HTTP: no HSTS
+    secure = client.get("/login", base_url="https://switchboard.example.com").headers
+    assert secure["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+def test_the_console_may_reach_livekit_and_nothing_else(make_app, settings):
+    from dataclasses import replace
+
+    app = make_app(replace(settings, livekit_url="wss://example.livekit.cloud", livekit_api_key="k",
+                           livekit_api_secret="s" * 32))
+    policy = app.test_client().get("/login").headers["Content-Security-Policy"]
+    assert "connect-src 'self' wss://example.livekit.cloud https://example.livekit.cloud" in policy
+
+
+def test_provider_faults_are_logged_as_warnings(centre, caplog):
+    centre.network.fail_next("Calls.json", status=503, code=20503, message="Service Unavailable")
+    caller = centre.dial()
+    caller.press("1")
+    levels = {}
+    for record in caplog.records:
+        if isinstance(record.msg, dict) and "event" in record.msg:
+            levels.setdefault(record.msg["event"], set()).add(record.levelname)
+    assert levels["agent_dial_failed"] == {"WARNING"} and levels["agent_ringing"] == {"INFO"}
+
+
+def test_a_login_limit_kept_per_worker_is_named_at_start_up(make_app, settings, capfd):
+    from dataclasses import replace
+
+    def warnings() -> list[dict]:
+        out, err = capfd.readouterr()
+        lines = [json.loads(line) for line in (out + err).splitlines() if line.startswith("{")]
+        return [line for line in lines if line.get("event") == "login_limit_per_worker"]
+
+    make_app(replace(settings, web_concurrency=3, ratelimit_storage_uri="memory://"))
+    warned = warnings()
+    assert warned and warned[0]["workers"] == 3 and warned[0]["level"] == "warning" and "redis://" in warned[0]["advice"]
+    make_app(replace(settings, web_concurrency=3, ratelimit_storage_uri="redis://localhost:6379/0"))
+    assert warnings() == []

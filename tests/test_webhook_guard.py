@@ -321,3 +321,22 @@ def test_a_sealed_input_that_was_altered_is_refused(centre, signed_post):
     response = signed_post(centre.client, f"{urls.IVR}?call=2&attempt=1&carry={forged}&retry=1",
                            {**VOICE_FORM, "CallSid": again.sid, "CallStatus": "in-progress"})
     assert response.status_code == 200 and ET.fromstring(response.data).find("Gather") is not None  # asked again
+
+
+@pytest.mark.parametrize("query", ["call=99999999999999999999999", "call=-1", "leg=1e9", "leg=4294967296",
+                                   "call=1&transfer=99999999999999999999&leg=1"])
+def test_ids_beyond_the_databases_integers_get_harmless_twiml(centre, signed_post, query):
+    for path in (urls.CALLER_WAIT, urls.AGENT_REJOIN, urls.TRANSFER_MENU):
+        response = signed_post(centre.client, f"{path}?{query}", VOICE_FORM)
+        assert response.status_code == 200 and response.mimetype == "text/xml"
+        assert ET.fromstring(response.data).find("Hangup") is None
+
+
+def test_a_callsid_that_is_not_twilios_shape_is_no_callsid(centre, signed_post):
+    long_sid = "CA" + "f" * 200
+    response = signed_post(centre.client, urls.VOICE, {**VOICE_FORM, "CallSid": long_sid})
+    assert response.status_code == 200 and ET.fromstring(response.data).find("Redirect") is not None
+    status = signed_post(centre.client, urls.STATUS, {**VOICE_FORM, "CallSid": long_sid, "CallStatus": "completed"})
+    assert status.status_code == 400  # a callback with no usable CallSid: refused in words, nothing stored
+    with centre.db() as session:
+        assert session.scalar(select(func.count()).select_from(Call)) == 0

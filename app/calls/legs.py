@@ -22,6 +22,7 @@ from app.models import (
     LegRole,
     LegStatus,
     Transfer,
+    parse_id,
     utcnow,
 )
 from app.telephony.context import Telephony
@@ -60,23 +61,19 @@ CALL_LOCK = {"key_share": True}
 
 def find_call(t: Telephony, call_id: str | int | None) -> Call:
     """The call named by a webhook's ?call= parameter, locked for this step; or MalformedWebhook."""
-    try:
-        call = lock_call(t, int(call_id)) if call_id is not None else None
-    except (TypeError, ValueError):
-        call = None
+    number = parse_id(call_id)
+    call = lock_call(t, number) if number is not None else None
     if call is None:
-        raise MalformedWebhook(f"unknown call {call_id!r}")
+        raise MalformedWebhook(f"unknown call {str(call_id)[:20]!r}")
     return call
 
 
 def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
     """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook."""
-    try:
-        call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == int(leg_id))) if leg_id is not None else None
-    except (TypeError, ValueError):
-        call_id = None
+    number = parse_id(leg_id)
+    call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == number)) if number is not None else None
     if call_id is None:
-        raise MalformedWebhook(f"unknown leg {leg_id!r}")
+        raise MalformedWebhook(f"unknown leg {str(leg_id)[:20]!r}")
     # Two webhooks of one call (the target accepting as the caller hangs up)
     # take turns on PostgreSQL (SQLite's write lock already serialises them);
     # the leg is read after the lock, so it is what the other step left.

@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, render_template, request
 from app.auth.guards import current_agent_id, error_page, roles_required
 from app.console import service
 from app.db import request_session
-from app.models import Presence
+from app.models import Presence, parse_id
 from app.telephony.context import IntegrationMissing
 from app.telephony.web import telephony
 
@@ -40,9 +40,11 @@ def _act(action, done: str):
 
 def _int_field(name: str) -> int:
     value = request.form.get(name, "")
-    if not value.isdigit():
-        raise service.ConsoleRefused(f"{name.replace('_', ' ')} is missing", 400)
-    return int(value)
+    number = parse_id(value)
+    if number is None:
+        problem = "is not an id" if value.strip() else "is missing"
+        raise service.ConsoleRefused(f"{name.replace('_', ' ')} {problem}", 400)
+    return number
 
 
 @blueprint.get("/console")

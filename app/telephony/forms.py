@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Mapping
@@ -88,8 +89,10 @@ class TwilioForm:
     @classmethod
     def parse(cls, form: Mapping[str, str]) -> "TwilioForm":
         """Read the fields the service uses; anything missing becomes empty, never an error here."""
+        sid = form.get("CallSid", "").strip()
         return cls(
-            call_sid=form.get("CallSid", "").strip(),
+            # Twilio's SIDs are CA + 32 hex digits (34 characters): anything else is no CallSid at all.
+            call_sid=sid if _CALL_SID_RE.fullmatch(sid) else "",
             from_number=form.get("From", "").strip(),
             to_number=form.get("To", "").strip(),
             call_status=_enum(CallProgress, form.get("CallStatus"), CallProgress.UNKNOWN),
@@ -109,9 +112,12 @@ class TwilioForm:
 
     def require_call_sid(self) -> str:
         """The CallSid, or MalformedWebhook."""
-        if not self.call_sid.startswith("CA"):
+        if not self.call_sid:
             raise MalformedWebhook("CallSid missing or malformed")
         return self.call_sid
+
+
+_CALL_SID_RE = re.compile(r"CA[0-9a-fA-F]{32}")
 
 
 def _float(value: str | None) -> float | None:

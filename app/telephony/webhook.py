@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator
 
 from app.db import request_session
 from app.logs import get_logger
-from app.models import WebhookDelivery, utcnow
+from app.models import WebhookDelivery, parse_id, utcnow
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.twiml import twiml_response
 from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
@@ -104,7 +104,7 @@ def retry_twiml() -> Response:
     """Apology, music, then the same step again; after MAX_RETRIES, take a message (Twilio keeps it)."""
     settings = current_app.config["SETTINGS"]
     voice = {"voice": settings.say_voice, "language": settings.say_language}
-    attempt = int(request.args.get("retry", "0") or 0) + 1 if request.args.get("retry", "0").isdigit() else 1
+    attempt = min(parse_id(request.args.get("retry")) or 0, MAX_RETRIES) + 1
     if attempt > MAX_RETRIES:
         log.error("webhook_retries_exhausted", path=request.path)
         base = settings.public_base_url

@@ -15,15 +15,11 @@ from spectree.models import SecureType, SecuritySchemeData
 from sqlalchemy import select
 
 from app.auth.guards import api_token_required
-from app.models import Call, Event, Transfer
+from app.models import Call, Event, Transfer, parse_id
 from app.telephony.web import telephony
 from app.transfers import schemas, service
 
 blueprint = Blueprint("transfers_api", __name__, url_prefix="/api")
-
-# Ids are bounded like the database's integers: a larger one is no transfer (404), not an error.
-MAX_ID = 2**31 - 1
-
 
 def _error_in_words(req, resp, req_validation_error, instance, *_):
     # spectree answers a malformed request with pydantic's error list; the
@@ -124,7 +120,7 @@ def start(call_sid: str):
 
 
 def _transfer(transfer_id: int) -> Transfer | None:
-    if transfer_id > MAX_ID:
+    if parse_id(transfer_id) is None:  # beyond the database's integers: no transfer (404), not an error
         return None
     return telephony().session.get(Transfer, transfer_id)
 

@@ -14,7 +14,7 @@ from app.calls import reactions
 from app.calls import service as calls
 from app.calls.legs import RINGING_LEG_STATUSES, find_leg
 from app.events import record_event
-from app.models import Leg, LegStatus, Transfer, TransferState
+from app.models import Leg, LegStatus, Transfer, TransferState, parse_id
 from app.rooms.presence import star_pressed
 from app.routing import service as routing
 from app.telephony import urls
@@ -126,7 +126,8 @@ def _say(code: Prompt, transfer: Transfer | None) -> str | None:
 
 def _leg_and_transfer(t) -> tuple[Leg, Transfer]:
     leg = find_leg(t, request.args.get("leg"))
-    transfer = t.session.get(Transfer, int(request.args.get("transfer", "0") or 0))
+    transfer_id = parse_id(request.args.get("transfer"))
+    transfer = t.session.get(Transfer, transfer_id) if transfer_id is not None else None
     if transfer is None or transfer.call_id != leg.call_id:
         raise MalformedWebhook("unknown transfer")
     return leg, transfer
@@ -180,7 +181,7 @@ def transfer_menu_choice(form: TwilioForm):
     """The digits entered in the transfer menu."""
     t = telephony()
     leg, transfer = _leg_and_transfer(t)
-    attempt = int(request.args.get("attempt", "1") or 1)
+    attempt = parse_id(request.args.get("attempt")) or 1
     if transfer.state != TransferState.REQUESTED:
         return rejoin(leg)
     digits = form.digits.strip("#*")
