@@ -409,6 +409,7 @@ def test_browser_agent_swaps_and_makes_a_three_way_call_from_the_console(centre)
 
     assert act(centre, alice, "/console/transfer/swap", transfer_id=transfer.id).status_code == 200
     assert state(alice)["call"]["room"] == call_room  # the console reconnects to the caller
+    centre.browser_joins(call_room, "agent-101")
     assert in_room(centre.network.call(caller.sid), str(call_row(centre, caller.sid).id))
     assert centre.network.call(bob.sid).waiting_on.tag == "Play"  # Bob holds
 
@@ -423,3 +424,25 @@ def test_an_id_beyond_the_databases_integers_is_refused_in_words(centre):
     alice = sign_in(centre, "alice")
     response = act(centre, alice, "/console/accept", leg_id="99999999999999999999999")
     assert response.status_code == 400 and response.get_json() == {"error": "leg id is not an id"}
+
+
+def test_a_browser_agent_who_hands_the_call_on_leaves_its_room_and_cannot_come_back(centre):
+    caller, alice = accepted_browser_call(centre)
+    call_room = call_row(centre, caller.sid).room_name
+    assert "agent-101" in centre.livekit.participants[call_room]
+    assert act(centre, alice, "/console/transfer", target="102", mode="warm").status_code == 200
+    consult = transfer_row(centre).consult_room
+    # Moved to the consult room: LiveKit removes the console from the caller's room.
+    assert "agent-101" not in centre.livekit.participants.get(call_room, {})
+    centre.browser_joins(consult, "agent-101")
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    assert act(centre, alice, "/console/transfer/complete", transfer_id=transfer_row(centre).id).status_code == 200
+    assert "agent-101" not in centre.livekit.participants.get(consult, {})
+    # A console kept open (its token, or one LiveKit refreshed, still valid) joins the caller's room again:
+    centre.livekit.add_participant(call_room, "agent-101")
+    centre.network.run_pending()
+    assert "agent-101" not in centre.livekit.participants.get(call_room, {})
+    assert "livekit_participant_refused" in centre.timeline(caller.sid, livekit=True)
+    assert centre.client.get("/console/token").status_code in (302, 401, 404)  # and no new token for it

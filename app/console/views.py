@@ -13,7 +13,11 @@ from app.telephony.web import telephony
 
 blueprint = Blueprint("console", __name__)
 
-TOKEN_TTL_SECONDS = 600
+# Only for joining: "expiration time only impacts the initial connection, and
+# not subsequent reconnects" (LiveKit's authentication docs), so the service
+# also removes a console from a room its agent has left, and refuses it there
+# again on reconnection (app/rooms/service.py).
+TOKEN_TTL_SECONDS = 60
 MODES = ("warm", "blind")
 
 

@@ -12,9 +12,11 @@ from app.logs import get_logger
 from app.models import Call, Leg, LegStatus, Transfer
 from app.rooms.presence import still_in_room
 from app.telephony.context import Telephony
+from app.telephony.effects import remove_from_room
 
 log = get_logger("switchboard.rooms")
 
+BROWSER_PREFIX = "agent-"  # app/calls/legs.browser_identity
 HANDLED_EVENTS = ("participant_joined", "participant_left", "room_started", "room_finished")
 
 
@@ -48,11 +50,24 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
         leg_id=leg.id if leg else None,
         role=leg.role if leg else None,
     )
+    if event.event == "participant_joined" and identity and identity.startswith(BROWSER_PREFIX):
+        _admit_or_remove(t, call, room, identity)
     if browser_left and not still_in_room(t, room, identity):
         # A browser agent's tab closed or its network died for good (LiveKit
         # reports a departure only after its own reconnection attempts): the
         # caller must not sit in a silent room.
         agent_left(t, leg)
+
+
+def _admit_or_remove(t: Telephony, call: Call, room: str, identity: str) -> None:
+    # The check on every (re)connection: a browser agent is admitted only to
+    # the room their live leg is placed in. A token still valid, or one
+    # LiveKit refreshed, no longer admits them once their part is over.
+    placed = any(leg.livekit_identity == identity and not leg.is_final and leg.room_name == room
+                 for leg in call.legs)
+    if not placed:
+        record_event(t.session, call, "livekit_participant_refused", room=room, identity=identity)
+        remove_from_room(t, call, room, identity)
 
 
 def _call_for_room(t: Telephony, room: str) -> Call | None:

@@ -132,6 +132,26 @@ class OpenRoom:
 
 
 @dataclass(frozen=True)
+class RemoveFromRoom:
+    """LiveKit disconnects a participant from a room (a browser agent whose part there is over)."""
+
+    call_id: int
+    room: str
+    identity: str
+
+    def run(self, t: Telephony) -> None:
+        try:
+            present = t.livekit.remove_participant(self.room, self.identity)
+        except LiveKitError as error:
+            log.warning("effect_failed", effect="remove_from_room", room=self.room, error=str(error)[:200])
+            record_event(t.session, _call(t, self.call_id), "participant_remove_failed", room=self.room,
+                         identity=self.identity, error=str(error)[:200])
+            return
+        log.info("effect_done", effect="remove_from_room", room=self.room, identity=self.identity,
+                 was_there=bool(present))
+
+
+@dataclass(frozen=True)
 class StartSummary:
     """The transfer's summary starts in the background (it reads the transfer, so only once it is stored)."""
 
@@ -142,7 +162,7 @@ class StartSummary:
         log.info("effect_done", effect="start_summary", transfer_id=self.transfer_id)
 
 
-Effect = Union[HangUp, Redirect, OpenRoom, CloseRoom, StartSummary]
+Effect = Union[HangUp, Redirect, OpenRoom, CloseRoom, RemoveFromRoom, StartSummary]
 
 
 class PendingEffects:
@@ -217,6 +237,12 @@ def open_room(t: Telephony, call: Call, room: str, *, metadata: str = "", transf
     """Record that LiveKit must create ROOM, with the service's timeouts, once the step is committed."""
     t.effects.add(OpenRoom(call.id, room, t.settings.room_empty_timeout_seconds, metadata,
                            transfer.id if transfer else None))
+
+
+def remove_from_room(t: Telephony, call: Call, room: str | None, identity: str | None) -> None:
+    """Record that LiveKit must disconnect IDENTITY from ROOM once the step is committed."""
+    if room and identity:
+        t.effects.add(RemoveFromRoom(call.id, room, identity))
 
 
 def close_room(t: Telephony, call: Call, room: str | None, *, transfer: Transfer | None = None) -> None:

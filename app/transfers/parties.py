@@ -14,6 +14,7 @@ from app.calls.legs import caller_leg, close_leg
 from app.events import record_event
 from app.models import Call, CallStatus, Leg, LegStatus, utcnow
 from app.telephony.context import Telephony
+from app.telephony.effects import remove_from_room
 from app.telephony.moves import redirect_leg
 
 
@@ -82,6 +83,8 @@ def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requ
                      say: Prompt) -> None:
     if leg.is_final:
         return
+    if room != leg.room_name:
+        _leave_room(t, leg)
     leg.status = status
     leg.room_name = room
     if leg is not requester:
@@ -93,9 +96,18 @@ def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | N
     """End an agent's part in the call: the leg hears SAY and hangs up."""
     if leg.is_final:
         return
+    _leave_room(t, leg)
     close_leg(t, leg, LegStatus.ENDED, reason)
     if leg is not requester:
         redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
+
+
+def _leave_room(t: Telephony, leg: Leg) -> None:
+    # A browser agent's part in a room ends with their place there: LiveKit
+    # disconnects them, so a console kept open cannot go on listening. (A
+    # phone leg leaves with its <Dial>, which the redirect ends.)
+    if leg.livekit_identity and not leg.twilio_call_sid and leg.room_name:
+        remove_from_room(t, leg.call, leg.room_name, leg.livekit_identity)
 
 
 def requeue_caller(t: Telephony, call: Call) -> None:
