@@ -92,6 +92,8 @@ def lock_call(t: Telephony, call_id: int) -> Call | None:
 
 
 RINGING_LEG_STATUSES = (LegStatus.DIALING, LegStatus.WHISPER)
+# A caller still waiting for an agent (in the queue, or one is being rung).
+WAITING_STATUSES = (CallStatus.QUEUED, CallStatus.RINGING_AGENT)
 
 
 def browser_identity(agent: Agent) -> str:
@@ -163,3 +165,20 @@ def agent_leg_of(call: Call, agent_id: int | None) -> Leg | None:
         ),
         None,
     )
+
+
+def misfit(leg: Leg, call_sid: str, *, roles: tuple[str, ...], statuses: tuple[str, ...]) -> str | None:
+    """Why a webhook for LEG does not fit where the leg is (None if it does).
+
+    A webhook fits when it comes from the leg's own Twilio call, for a leg of
+    one of ROLES, while the leg is in one of STATUSES. A replayed or late
+    webhook (a whisper key after the agent was connected, an answer after the
+    call moved on) does not, and must change nothing.
+    """
+    if leg.twilio_call_sid and call_sid and call_sid != leg.twilio_call_sid:
+        return "callsid"
+    if leg.role not in roles:
+        return "role"
+    if leg.status not in statuses:
+        return "state"
+    return None

@@ -23,6 +23,7 @@ from app.models import (
     LegStatus,
     Queue,
     Utterance,
+    parse_id,
     utcnow,
 )
 from app.routing.service import offer_call
@@ -257,6 +258,13 @@ def call_events(t: Telephony, call: Call):
     """The call's timeline, oldest first."""
 
     return list(t.session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id)))
+
+
+def leg_call_sid(t: Telephony, call: Call, leg_id: str) -> str | None:
+    """The Twilio CallSid of one of CALL's legs (None if it has none, or is not the call's)."""
+    number = parse_id(leg_id)
+    leg = t.session.get(Leg, number) if number is not None else None
+    return leg.twilio_call_sid if leg is not None and leg.call_id == call.id else None
 
 
 def record_transcription(t: Telephony, call: Call, form: TwilioForm, agent_leg: str | None = None) -> None:

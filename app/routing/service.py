@@ -23,6 +23,7 @@ from app.agents.availability import reserve_agent
 from app.calls.ivr import speakable_number
 from app.calls.legs import (
     RINGING_LEG_STATUSES,
+    WAITING_STATUSES,
     Missed,
     caller_leg,
     claim_expired_browser_ring,
@@ -49,7 +50,6 @@ from app.telephony.moves import redirect_leg
 
 log = get_logger("switchboard.routing")
 
-WAITING_STATUSES = (CallStatus.QUEUED, CallStatus.RINGING_AGENT)
 
 
 # An agent who let a call go is not offered it again for this long, so the

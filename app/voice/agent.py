@@ -12,9 +12,10 @@ from flask import Blueprint, request
 
 from app.calls import reactions
 from app.calls import service as calls
-from app.calls.legs import RINGING_LEG_STATUSES, find_leg
+from app.calls.legs import RINGING_LEG_STATUSES, find_leg, misfit
 from app.events import record_event
-from app.models import Leg, LegStatus, Transfer, TransferState, parse_id
+from app.logs import get_logger
+from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_id
 from app.rooms.presence import star_pressed
 from app.routing import service as routing
 from app.telephony import urls
@@ -28,6 +29,7 @@ from app.transfers.lifecycle import active_transfer
 from app.transfers.parties import Prompt
 
 blueprint = Blueprint("agent_voice", __name__)
+log = get_logger("switchboard.webhooks")
 
 
 def _goodbye(text: str):
@@ -54,7 +56,22 @@ def agent_answer(form: TwilioForm):
     """The agent picked up: whisper who is calling and why."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
+    if (out_of_place := _out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
+        return out_of_place
     return _whisper_or_goodbye(leg, start_transcription=calls.transcribed(t, leg.call))
+
+
+def _out_of_place(leg: Leg, form: TwilioForm, statuses: tuple[str, ...], roles=(LegRole.AGENT,)):
+    """The harmless answer to a webhook that does not fit where the leg is (logged), or None if it fits."""
+    reason = misfit(leg, form.call_sid, roles=roles, statuses=statuses)
+    if reason is None:
+        return None
+    log.warning("webhook_out_of_place", reason=reason, leg_id=leg.id, leg_status=leg.status, role=leg.role)
+    if reason == "callsid":
+        raise MalformedWebhook("the CallSid is not this leg's")
+    if leg.status == LegStatus.DIALING:
+        return _whisper_or_goodbye(leg, start_transcription=False)
+    return rejoin(leg)
 
 
 def _whisper_or_goodbye(leg, *, start_transcription: bool):
@@ -74,6 +91,8 @@ def agent_whisper(form: TwilioForm):
     """The agent's key in the whisper: 1 accepts, anything else declines."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
+    if (out_of_place := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
+        return out_of_place
     if form.digits == "1":
         if routing.agent_accepted(t, leg):
             return bridge_agent(leg, leg.call.room_name, "Connecting.")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import service
-from app.calls.legs import find_call
+from app.calls.legs import WAITING_STATUSES, find_call
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
 from app.telephony import urls
-from app.telephony.forms import TwilioForm
+from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.sip import room_user_of, sip_target
 from app.telephony.twiml import empty_twiml, hold_context, twiml_response
 from app.telephony.web import telephony
@@ -20,6 +20,15 @@ log = get_logger("switchboard.calls")
 
 GREETING = "Thanks for calling. In a few words, tell us why you are calling, or {menu}."
 ASK_AGAIN = "Sorry, I didn't catch that. Please say what you are calling about, or {menu}."
+
+
+def _call_of(t, form: TwilioForm):
+    """The call this caller step names, locked; MalformedWebhook if the request is not from its caller."""
+    call = find_call(t, request.args.get("call"))
+    if form.call_sid and form.call_sid != call.call_sid:
+        log.warning("webhook_out_of_place", reason="callsid", call_id=call.id)
+        raise MalformedWebhook("the CallSid is not this call's caller")
+    return call
 
 
 def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
@@ -67,7 +76,7 @@ def voice(form: TwilioForm):
 def ivr(form: TwilioForm):
     """The caller answered the IVR (or said nothing)."""
     t = telephony()
-    call = find_call(t, request.args.get("call"))
+    call = _call_of(t, form)
     attempt = request.args.get("attempt", "1")
     outcome = service.handle_ivr_input(t, call, form, int(attempt) if attempt.isdigit() else 1)
     if outcome.ask_again:
@@ -84,7 +93,7 @@ def ivr(form: TwilioForm):
 def caller_wait(form: TwilioForm):
     """A stretch of hold music ended."""
     t = telephony()
-    call = find_call(t, request.args.get("call"))
+    call = _call_of(t, form)
     return _next(call, service.caller_waited(t, call))
 
 
@@ -103,7 +112,11 @@ def _options(call):
 def caller_options(form: TwilioForm):
     """Voicemail, a callback, or more waiting."""
     t = telephony()
-    call = find_call(t, request.args.get("call"))
+    call = _call_of(t, form)
+    if call.status not in WAITING_STATUSES:
+        # A late key (the caller was connected meanwhile): it changes nothing.
+        log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
+        return _next(call, service.caller_place(call))
     choice = service.caller_chose(t, call, form.digits)
     if choice == CallerChoice.VOICEMAIL:
         return twiml_response("calls/voicemail.xml", **hold_context(t), action_url=t.urls.caller_voicemail(call.id))
@@ -117,7 +130,10 @@ def caller_options(form: TwilioForm):
 def caller_voicemail(form: TwilioForm):
     """The recording finished."""
     t = telephony()
-    call = find_call(t, request.args.get("call"))
+    call = _call_of(t, form)
+    if call.status not in WAITING_STATUSES:
+        log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
+        return _next(call, service.caller_place(call))
     service.save_voicemail(t, call, form)
     return _goodbye("Thank you, we have your message. Goodbye.")
 
@@ -127,7 +143,7 @@ def caller_voicemail(form: TwilioForm):
 def caller_connect(form: TwilioForm):
     """Bridge the caller into the call's LiveKit room."""
     t = telephony()
-    call = find_call(t, request.args.get("call"))
+    call = _call_of(t, form)
     return _connect(call, service.connect_caller(t, call))
 
 
@@ -147,7 +163,7 @@ def _connect(call, room: str, text: str | None = None):
 def caller_bridge_ended(form: TwilioForm):
     """The caller's leg left the room: hung up, moved on purpose, or lost."""
     t = telephony()
-    call = find_call(t, request.args.get("call"))
+    call = _call_of(t, form)
     return _next(call, service.caller_bridge_ended(t, call, form, request.args.get("v", "")))
 
 
@@ -180,9 +196,14 @@ def caller_goodbye(form: TwilioForm):
 @blueprint.post(urls.TRANSCRIPTION)
 @twilio_webhook(answer="callback")
 def transcription(form: TwilioForm):
-    """A real-time transcription event for the call."""
+    """A real-time transcription event for the call (the caller's leg, or an agent's: ?leg=)."""
     t = telephony()
     call = find_call(t, request.args.get("call"))
+    leg_id = request.args.get("leg")
+    expected = call.call_sid if leg_id is None else service.leg_call_sid(t, call, leg_id)
+    if form.call_sid and expected and form.call_sid != expected:
+        log.warning("webhook_out_of_place", reason="callsid", call_id=call.id)
+        raise MalformedWebhook("the CallSid is not this leg's")
     service.record_transcription(t, call, form, agent_leg=request.args.get("leg"))
     return empty_twiml()
 

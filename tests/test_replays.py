@@ -1,0 +1,86 @@
+"""Replayed, late and misdirected signed webhooks change nothing: each is checked against where its leg is."""
+
+import xml.etree.ElementTree as ET
+from urllib.parse import urlsplit
+
+import pytest
+
+from app.telephony import urls
+from tests.transfer_helpers import (
+    ALICE,
+    BOB,
+    agent_activity,
+    call_row,
+    connected_call,
+    in_room,
+    transfer_row,
+)
+
+
+def _replay(centre, signed_post, path: str, *, with_token: bool, **changes):
+    """Send again, signed as Twilio signs, the last webhook Twilio sent to PATH (with CHANGES to its form)."""
+    delivery = [d for d in centre.network.sent() if urlsplit(d.url).path == path][-1]
+    parts = urlsplit(delivery.url)
+    headers = {"I-Twilio-Idempotency-Token": delivery.headers["I-Twilio-Idempotency-Token"]} if with_token else {}
+    return signed_post(centre.client, f"{parts.path}?{parts.query}", {**delivery.params, **changes}, headers=headers)
+
+
+@pytest.mark.parametrize("with_token", [True, False])
+def test_a_replayed_agent_answer_after_accepting_leaves_the_agent_on_the_call(centre, signed_post, with_token):
+    caller, alice = connected_call(centre)
+    response = _replay(centre, signed_post, urls.AGENT_ANSWER, with_token=with_token)
+    assert response.status_code == 200 and ET.fromstring(response.data).find("Hangup") is None
+    assert agent_activity(centre, "101") == "on_call" and call_row(centre, caller.sid).status == "connected"
+    assert in_room(centre.network.call(caller.sid), str(call_row(centre, caller.sid).id))
+
+
+@pytest.mark.parametrize("with_token", [True, False])
+def test_a_replayed_whisper_key_changes_nothing(centre, signed_post, with_token):
+    caller, alice = connected_call(centre)
+    declined = _replay(centre, signed_post, urls.AGENT_WHISPER, with_token=with_token, Digits="2")
+    assert declined.status_code == 200
+    assert agent_activity(centre, "101") == "on_call" and call_row(centre, caller.sid).status == "connected"
+    if not with_token:  # answered as where the leg is: Alice's <Dial> into the call's room
+        dial = ET.fromstring(declined.data).find("Dial")
+        assert dial is not None and dial.find("Sip").text.startswith(f"sip:{call_row(centre, caller.sid).id}@")
+
+
+def test_late_caller_options_and_voicemail_do_not_end_a_connected_call(centre, signed_post):
+    caller, alice = connected_call(centre)
+    call_id = call_row(centre, caller.sid).id
+    form = {"CallSid": caller.sid, "From": caller.from_, "To": centre.number, "CallStatus": "in-progress"}
+    callback = signed_post(centre.client, f"{urls.CALLER_OPTIONS}?call={call_id}", {**form, "Digits": "2"})
+    voicemail = signed_post(centre.client, f"{urls.CALLER_VOICEMAIL}?call={call_id}",
+                            {**form, "RecordingUrl": "https://api.twilio.com/rec/RE1", "RecordingDuration": "4"})
+    for response in (callback, voicemail):
+        assert response.status_code == 200
+        assert ET.fromstring(response.data).find("Dial") is not None  # back into the room, where the caller is
+    call = call_row(centre, caller.sid)
+    assert call.status == "connected" and call.voicemail_url is None
+    assert agent_activity(centre, "101") == "on_call"
+
+
+def test_a_whisper_key_before_the_target_answered_does_not_move_the_transfer_on(centre, signed_post):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("2102#")
+    bob = centre.agent_phone(BOB)
+    leg_id = transfer_row(centre).target_leg_id
+    early = signed_post(centre.client, f"{urls.TRANSFER_WHISPER}?leg={leg_id}",
+                        {"CallSid": bob.sid, "From": "+15550100000", "To": BOB, "CallStatus": "ringing",
+                         "Digits": "1"})
+    assert early.status_code == 200
+    assert transfer_row(centre).state in ("dialing", "whispering")  # not accepted by a key nobody pressed
+    assert ET.fromstring(early.data).find("Gather") is not None  # the whisper, from its start
+
+
+def test_a_webhook_with_another_calls_callsid_is_refused_harmlessly(centre, signed_post):
+    caller, alice = connected_call(centre)
+    other = connected_call(centre, number="+15551230077")[0]
+    response = _replay(centre, signed_post, urls.AGENT_WHISPER, with_token=False, CallSid=other.sid, Digits="2")
+    assert response.status_code == 200 and ET.fromstring(response.data).find("Hangup") is None
+    assert agent_activity(centre, "101") == "on_call"
+    wrong_caller = signed_post(centre.client, f"{urls.CALLER_OPTIONS}?call={call_row(centre, caller.sid).id}",
+                               {"CallSid": other.sid, "CallStatus": "in-progress", "Digits": "2"})
+    assert wrong_caller.status_code == 200 and call_row(centre, caller.sid).status == "connected"
+    assert centre.agent_phone(ALICE).live
