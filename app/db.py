@@ -11,7 +11,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-from flask import Flask, g
+from flask import Flask, Response, g, request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.database import make_engine
@@ -52,7 +53,19 @@ def _commit_request_session(response):
     # (and Twilio's fallback URL) rather than a success that was never stored.
     session: Session | None = g.get("db_session")
     if session is not None and response.status_code < 500:
-        session.commit()
+        try:
+            session.commit()
+        except SQLAlchemyError:
+            log.error("request_commit_failed", path=request.path)
+            try:
+                session.rollback()
+            except SQLAlchemyError:
+                pass
+            g.pop("after_commit", None)
+            # A Twilio step says what the caller hears instead (app/telephony/webhook.py).
+            answer = g.get("answer_when_database_fails")
+            return answer() if answer else Response("the database is unavailable\n", status=503,
+                                                    mimetype="text/plain")
         for work in g.pop("after_commit", []):
             # What runs after the commit cannot undo the request's answer;
             # what it writes (the timeline of its effects) is committed too.

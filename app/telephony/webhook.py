@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
 from app.db import request_session
@@ -175,16 +175,43 @@ def _give_up_claim(session, key: str | None) -> None:
     # The step failed: roll back, and forget the claim (a step may have
     # committed it already) at once, even if the answer is a 500 that the
     # request's own commit skips, so Twilio's retry runs the step again.
-    session.rollback()
-    if key is not None:
-        session.execute(
-            delete(WebhookDelivery).where(
-                WebhookDelivery.source == "twilio",
-                WebhookDelivery.delivery_key == key,
-                WebhookDelivery.status_code == IN_PROGRESS,
+    # With the database gone this cannot be done, and must not raise: the
+    # claim is then taken over once it is ABANDONED_CLAIM old.
+    try:
+        session.rollback()
+        if key is not None:
+            session.execute(
+                delete(WebhookDelivery).where(
+                    WebhookDelivery.source == "twilio",
+                    WebhookDelivery.delivery_key == key,
+                    WebhookDelivery.status_code == IN_PROGRESS,
+                )
             )
-        )
-        session.commit()
+            session.commit()
+    except SQLAlchemyError:
+        log.error("database_unavailable", step="give_up_claim", path=request.path)
+        try:
+            session.rollback()
+        except SQLAlchemyError:
+            pass
+
+
+def _database_down_answer() -> Response:
+    # Named as what it is: the step could not be stored; the caller hears an
+    # apology and music, and the step is tried again (then a message is taken,
+    # which Twilio keeps: its goodbye needs no database).
+    log.error("database_unavailable", path=request.path, answered="retry_twiml")
+    if request.path == FALLBACK_RECORDED:
+        settings = current_app.config["SETTINGS"]
+        return twiml_response("common/goodbye.xml", voice=settings.say_voice, language=settings.say_language,
+                              text="Thank you. We have your message and will call you back. Goodbye.")
+    return retry_twiml()
+
+
+def _callback_not_stored() -> Response:
+    log.error("database_unavailable", path=request.path, answered="503")
+    return Response("the database is unavailable; this callback was not stored\n", status=503,
+                    mimetype="text/plain")
 
 
 SIP_PASSWORD_SLOT = "{{LIVEKIT_SIP_PASSWORD}}"
@@ -218,8 +245,15 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
             session = request_session()
             key = _delivery_key(answer)
             claim = None
+            # If the database fails where the request commits (app/db.py), the
+            # caller still gets TwiML that keeps them on the line.
+            g.answer_when_database_fails = _database_down_answer if answer == "twiml" else _callback_not_stored
             if key is not None:
-                claim = _claim_delivery(session, key)
+                try:
+                    claim = _claim_delivery(session, key)
+                except SQLAlchemyError:
+                    _give_up_claim(session, None)
+                    return g.answer_when_database_fails()
                 if isinstance(claim, Response):
                     return claim
 
@@ -231,6 +265,11 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                 if answer == "callback":
                     return Response(f"{error}\n", status=400, mimetype="text/plain")
                 return retry_twiml()
+            except SQLAlchemyError as error:
+                # The database failed under the step: no traceback, one line that says so.
+                _give_up_claim(session, key)
+                log.error("webhook_database_failed", error=str(error).splitlines()[0][:200])
+                return g.answer_when_database_fails()
             except Exception:
                 _give_up_claim(session, key)
                 log.exception("webhook_failed")
@@ -247,7 +286,11 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                     _give_up_claim(session, key)
             # The step and its remembered answer are durable before anything
             # else runs (waiting calls are offered after the commit: app/db.py).
-            session.commit()
+            try:
+                session.commit()
+            except SQLAlchemyError:
+                _give_up_claim(session, None)
+                return g.answer_when_database_fails()
             return response
 
         return guarded
