@@ -380,3 +380,12 @@ def test_the_transcription_setting_decides_which_calls_are_transcribed(make_app,
             assert bool(agent.transcriptions) is transcribed  # an agent's words follow the call's setting
         finally:
             centre.close()
+
+
+@pytest.mark.parametrize("status, counts", [("busy", 0), ("failed", 0), ("no-answer", 1)])
+def test_only_a_call_left_to_ring_out_counts_as_a_miss(centre, status, counts):
+    caller = centre.dial()
+    caller.press("1")
+    centre.network.ring_out(centre.agent_phone(ALICE).sid, status)
+    assert agent_state(centre, "101") == ("available", "idle", counts)  # a busy softphone is not a miss
+    assert centre.agent_phone(BOB).live  # the next agent rings either way

@@ -51,8 +51,12 @@ class Missed(StrEnum):
 
     @property
     def agent_missed_it(self) -> bool:
-        """Whether it counts towards the agent being set away (they let it ring)."""
-        return self in (Missed.NO_ANSWER, Missed.BUSY)
+        """Whether it counts towards the agent being set away: only a call they let ring out.
+
+        A busy softphone (SIP 486: the phone is in use) or a failed dial is
+        not the agent letting a call ring, and does not count.
+        """
+        return self == Missed.NO_ANSWER
 
 # FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
 # reference the call (events, utterances: KEY SHARE) are not blocked by it.

@@ -32,7 +32,7 @@ def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
         return
     if progress.unanswered:
         missed = Missed.of(progress)
-        close_leg(t, leg, missed.leg_status, missed, missed=missed != Missed.CANCELED)
+        close_leg(t, leg, missed.leg_status, missed, missed=missed.agent_missed_it)
         record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=missed)
         offer_call(t, call)
     elif progress == CallProgress.COMPLETED:
