@@ -56,22 +56,32 @@ def agent_answer(form: TwilioForm):
     """The agent picked up: whisper who is calling and why."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
-    if (out_of_place := _out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
-        return out_of_place
+    if (misplaced := out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
+        return misplaced
     return _whisper_or_goodbye(leg, start_transcription=calls.transcribed(t, leg.call))
 
 
-def _out_of_place(leg: Leg, form: TwilioForm, statuses: tuple[str, ...], roles=(LegRole.AGENT,)):
-    """The harmless answer to a webhook that does not fit where the leg is (logged), or None if it fits."""
-    reason = misfit(leg, form.call_sid, roles=roles, statuses=statuses)
+def out_of_place(leg: Leg, form: TwilioForm, statuses: tuple[str, ...], *, role: str = LegRole.AGENT,
+                 answer_ringing=None):
+    """The harmless answer to a webhook that does not fit where the leg is (logged), or None if it fits.
+
+    Another call's CallSid is malformed (retry TwiML); otherwise the leg gets
+    the TwiML for where it is: ANSWER_RINGING(leg) while it still rings (a
+    key before the answer counts for nothing), else where rejoin puts it.
+    """
+    reason = misfit(leg, form.call_sid, roles=(role,), statuses=statuses)
     if reason is None:
         return None
     log.warning("webhook_out_of_place", reason=reason, leg_id=leg.id, leg_status=leg.status, role=leg.role)
     if reason == "callsid":
         raise MalformedWebhook("the CallSid is not this leg's")
     if leg.status == LegStatus.DIALING:
-        return _whisper_or_goodbye(leg, start_transcription=False)
+        return (answer_ringing or _answer_ringing)(leg)
     return rejoin(leg)
+
+
+def _answer_ringing(leg: Leg):
+    return _whisper_or_goodbye(leg, start_transcription=False)
 
 
 def _whisper_or_goodbye(leg, *, start_transcription: bool):
@@ -91,8 +101,8 @@ def agent_whisper(form: TwilioForm):
     """The agent's key in the whisper: 1 accepts, anything else declines."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
-    if (out_of_place := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
-        return out_of_place
+    if (misplaced := out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
+        return misplaced
     if form.digits == "1":
         if routing.agent_accepted(t, leg):
             return bridge_agent(leg, leg.call.room_name, "Connecting.")

@@ -31,6 +31,13 @@ def _call_of(t, form: TwilioForm):
     return call
 
 
+def _no_longer_waiting(call):
+    # A late key or recording (the caller was connected meanwhile): it changes
+    # nothing; the caller is answered with where they are.
+    log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
+    return _next(call, service.caller_place(call))
+
+
 def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
     t = telephony()
     queues = service.list_queues(t)
@@ -114,9 +121,7 @@ def caller_options(form: TwilioForm):
     t = telephony()
     call = _call_of(t, form)
     if call.status not in WAITING_STATUSES:
-        # A late key (the caller was connected meanwhile): it changes nothing.
-        log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
-        return _next(call, service.caller_place(call))
+        return _no_longer_waiting(call)
     choice = service.caller_chose(t, call, form.digits)
     if choice == CallerChoice.VOICEMAIL:
         return twiml_response("calls/voicemail.xml", **hold_context(t), action_url=t.urls.caller_voicemail(call.id))
@@ -132,8 +137,7 @@ def caller_voicemail(form: TwilioForm):
     t = telephony()
     call = _call_of(t, form)
     if call.status not in WAITING_STATUSES:
-        log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
-        return _next(call, service.caller_place(call))
+        return _no_longer_waiting(call)
     service.save_voicemail(t, call, form)
     return _goodbye("Thank you, we have your message. Goodbye.")
 

@@ -9,19 +9,19 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import service as calls
-from app.calls.legs import RINGING_LEG_STATUSES, Missed, find_leg, misfit
+from app.calls.legs import RINGING_LEG_STATUSES, Missed, find_leg
 from app.calls.reactions import agent_leg_status
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer
 from app.telephony import urls
-from app.telephony.forms import CallProgress, MalformedWebhook, TwilioForm
+from app.telephony.forms import CallProgress, TwilioForm
 from app.telephony.twiml import empty_twiml, hold_context, twiml_response
 from app.telephony.web import telephony
 from app.telephony.webhook import twilio_webhook
 from app.transfers import service
 from app.transfers.parties import Prompt
 from app.transfers.summary import wait_for_summary
-from app.voice.agent import leg_after_fallback, rejoin
+from app.voice.agent import leg_after_fallback, out_of_place, rejoin
 
 blueprint = Blueprint("target_voice", __name__)
 log = get_logger("switchboard.webhooks")
@@ -33,8 +33,8 @@ def target_answer(form: TwilioForm):
     """The target picked up: wait (bounded) for the summary, then whisper it."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
-    if (out_of_place := _out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
-        return out_of_place
+    if (misplaced := _out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
+        return misplaced
     return _answered(leg)
 
 
@@ -68,8 +68,8 @@ def target_whisper(form: TwilioForm):
     """The target's key: 1 accept, 9 repeat, anything else (or nothing) declines."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
-    if (out_of_place := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
-        return out_of_place
+    if (misplaced := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
+        return misplaced
     transfer = service.transfer_of_target_leg(t, leg)
     if form.digits == "9" and transfer is not None and not transfer.is_final:
         return _whisper(leg, transfer)
@@ -83,16 +83,8 @@ def target_whisper(form: TwilioForm):
 
 
 def _out_of_place(leg: Leg, form: TwilioForm, statuses: tuple[str, ...]):
-    """The harmless answer to a webhook that does not fit where the target's leg is (logged), or None."""
-    reason = misfit(leg, form.call_sid, roles=(LegRole.TARGET,), statuses=statuses)
-    if reason is None:
-        return None
-    log.warning("webhook_out_of_place", reason=reason, leg_id=leg.id, leg_status=leg.status, role=leg.role)
-    if reason == "callsid":
-        raise MalformedWebhook("the CallSid is not this leg's")
-    if leg.status == LegStatus.DIALING:  # a key before the answer: it counts for nothing; the whisper starts
-        return _answered(leg)
-    return rejoin(leg)
+    """The harmless answer to a webhook that does not fit where the target's leg is, or None."""
+    return out_of_place(leg, form, statuses, role=LegRole.TARGET, answer_ringing=_answered)
 
 
 @blueprint.post(urls.TRANSFER_STATUS)
