@@ -313,6 +313,23 @@ class User(Base):
     agent: Mapped[Agent | None] = relationship()
 
 
+class LoginSession(Base):
+    """A signed-in browser: the session cookie names it, and signing out deletes it, so a copied cookie dies too.
+
+    Only the SHA-256 of the key in the cookie is stored, as for API tokens.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
 class ApiToken(Base):
     """A bearer token for the JSON API; only its SHA-256 is stored."""
 

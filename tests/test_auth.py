@@ -1,15 +1,17 @@
-"""Sign-in, guards, CSRF, the login rate limit, API tokens and the user/token commands, over real HTTP."""
+"""Sign-in, sign-out, guards, CSRF, the login rate limit, API tokens and the user/token commands, over real HTTP."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from datetime import timedelta
 
 import pytest
 from flask import Blueprint, jsonify, render_template_string
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from werkzeug.security import generate_password_hash
 
+from app import clock
 from app.auth import service
 from app.auth.cli import api_tokens_cli, users_cli
 from app.auth.guards import api_token_required, current_agent_id, roles_required
@@ -17,7 +19,7 @@ from app.auth.setup import csrf_exempt, init_auth
 from app.auth.views import blueprint as auth_blueprint
 from app.auth.views import safe_next
 from app.db import session_scope
-from app.models import Agent, ApiToken, User
+from app.models import Agent, ApiToken, LoginSession, User, utcnow
 
 SUPERVISOR_PASSWORD = "sup-password-0001"
 AGENT_PASSWORD = "agent-password-0001"
@@ -373,3 +375,142 @@ def test_bootstrap_asks_at_the_terminal_for_the_first_supervisor_once(app, runne
 def test_bootstrap_without_a_terminal_says_how_to_create_a_supervisor(runner):
     result = runner.invoke(args=["users", "bootstrap", "--no-ask"])
     assert result.exit_code == 0 and "users create --username NAME --role supervisor" in result.output
+
+
+# Signing out ends the session on the server: a copy of the cookie taken before is refused after.
+
+PASSWORDS = {"sam": SUPERVISOR_PASSWORD, "ada": AGENT_PASSWORD}
+
+
+def copy_of_cookie(app, client):
+    """A second browser holding the same session cookie as CLIENT."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None, "no session cookie after sign-in"
+    thief = app.test_client()
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def login_sessions(app) -> int:
+    with session_scope(app) as session:
+        return session.scalar(select(func.count()).select_from(LoginSession))
+
+
+def sign_out(client, page):
+    response = client.post("/logout", data={"csrf_token": csrf_token_from(client.get(page))})
+    assert response.status_code == 302 and response.headers["Location"] == "/login"
+
+
+def test_a_supervisor_cookie_copied_before_logout_is_refused_after(app, client, people):
+    log_in(client, "sam", SUPERVISOR_PASSWORD)
+    thief = copy_of_cookie(app, client)
+    assert thief.get("/board").status_code == 200, "the copy works while the session is open"
+    assert thief.get("/api/transfers/1").status_code == 404, "and on the JSON API"
+
+    sign_out(client, "/board")
+    assert login_sessions(app) == 0
+
+    page = thief.get("/board")
+    assert page.status_code == 302
+    assert page.headers["Location"] == "/login?next=%2Fboard"
+    api = thief.get("/api/transfers/1", headers={"Accept": "application/json"})
+    assert api.status_code == 401
+    assert "error" in api.get_json()
+
+
+def test_an_agent_cookie_copied_before_logout_is_refused_after(app, client, people):
+    log_in(client, "ada", AGENT_PASSWORD)
+    thief = copy_of_cookie(app, client)
+    assert thief.get("/console").status_code == 200
+    assert thief.get("/console/state").status_code == 200
+
+    sign_out(client, "/console")
+
+    for path in ("/console", "/console/state"):
+        response = thief.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/login?next=")
+    # A change with the dead cookie and a CSRF token that fits it does nothing either.
+    token = csrf_token_from(thief.get("/login"))
+    assert thief.post("/console/presence", data={"presence": "away", "csrf_token": token}).status_code == 302
+    with session_scope(app) as session:
+        assert session.scalar(select(Agent.presence)) != "away"
+
+
+def test_signing_out_ends_only_that_browser(app, people):
+    desk, phone = app.test_client(), app.test_client()
+    log_in(desk, "sam", SUPERVISOR_PASSWORD)
+    log_in(phone, "sam", SUPERVISOR_PASSWORD)
+    assert login_sessions(app) == 2
+    sign_out(desk, "/board")
+    assert desk.get("/board").status_code == 302
+    assert phone.get("/board").status_code == 200
+
+
+def test_signing_in_again_ends_the_session_the_browser_had(app, client, people):
+    log_in(client, "sam", SUPERVISOR_PASSWORD)
+    before = copy_of_cookie(app, client)
+    token = csrf_token_from(client.get("/board"))
+    response = client.post("/login", data={"username": "ada", "password": AGENT_PASSWORD, "csrf_token": token})
+    assert response.headers["Location"] == "/console"
+    assert login_sessions(app) == 1
+    assert before.get("/board").status_code == 302
+    assert client.get("/console").status_code == 200
+
+
+def test_a_password_change_from_the_cli_ends_every_session_of_that_user(app, people, runner):
+    sam, ada = app.test_client(), app.test_client()
+    log_in(sam, "sam", SUPERVISOR_PASSWORD)
+    log_in(ada, "ada", AGENT_PASSWORD)
+    result = runner.invoke(args=["users", "set-password", "--username", "sam", "--password-stdin"],
+                           input="sam-password-0002\n")
+    assert result.exit_code == 0, result.output
+    assert sam.get("/board").status_code == 302
+    assert ada.get("/console").status_code == 200, "other users stay signed in"
+
+
+def test_deleting_a_user_ends_their_sessions(app, client, people):
+    log_in(client, "ada", AGENT_PASSWORD)
+    with session_scope(app) as session:
+        session.execute(delete(User).where(User.username == "ada"))
+    assert login_sessions(app) == 0, "the database drops a deleted user's sessions"
+    assert client.get("/console").status_code == 302
+
+
+def test_only_a_digest_of_the_session_key_is_stored(app, client, people):
+    log_in(client, "sam", SUPERVISOR_PASSWORD)
+    with client.session_transaction() as cookie:
+        key = cookie["_user_id"]
+    with session_scope(app) as session:
+        stored = session.scalar(select(LoginSession.key_hash))
+    assert key not in stored and stored == service.hash_api_token(key)
+
+
+@pytest.mark.parametrize("forged", ["1", "1:0123456789abcdef", "x" * 10_000, ""])
+def test_a_forged_session_key_signs_nobody_in(app, people, forged):
+    # With the secret key, someone could sign any cookie; what it names must still be an open session.
+    client = app.test_client()
+    with client.session_transaction() as cookie:
+        cookie["_user_id"] = forged
+    assert client.get("/board").status_code == 302
+
+
+def test_last_seen_is_written_only_every_few_minutes(app, client, people):
+    log_in(client, "sam", SUPERVISOR_PASSWORD)
+
+    def last_seen():
+        with session_scope(app) as session:
+            return session.scalar(select(LoginSession.last_seen_at))
+
+    signed_in = last_seen()
+    start = utcnow()
+    try:
+        clock.use_clock(lambda: start + timedelta(minutes=1))
+        assert client.get("/board").status_code == 200
+        assert last_seen() == signed_in
+        later = start + service.LAST_SEEN_RESOLUTION + timedelta(minutes=1)
+        clock.use_clock(lambda: later)
+        assert client.get("/board").status_code == 200
+        assert last_seen() == later
+    finally:
+        clock.use_clock(None)

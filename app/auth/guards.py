@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from functools import wraps
 from typing import Callable
@@ -21,33 +20,30 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 @dataclass(frozen=True)
 class SignedInUser(UserMixin):
-    """The user of a login session, detached from the database row it was read from."""
+    """The user of a login session, detached from the database rows it was read from."""
 
     id: int
     username: str
     role: str
     agent_id: int | None
-    fingerprint: str
+    session_key: str
 
     @classmethod
-    def from_user(cls, user: User) -> SignedInUser:
-        """Wrap a User row."""
-        return cls(user.id, user.username, user.role, user.agent_id, service.session_fingerprint(user))
+    def from_user(cls, user: User, session_key: str) -> SignedInUser:
+        """Wrap a User row signed in under this login session key."""
+        return cls(user.id, user.username, user.role, user.agent_id, session_key)
 
     def get_id(self) -> str:
-        """What the session cookie keeps: the id and a digest of the password hash."""
-        return f"{self.id}:{self.fingerprint}"
+        """What the session cookie keeps: the key of the login session row, never the user id itself."""
+        return self.session_key
 
 
-def load_signed_in_user(session_id: str) -> SignedInUser | None:
-    """Flask-Login's user loader: the user of this session, unless deleted or their password changed since."""
-    user_id, _, fingerprint = session_id.partition(":")
-    if not user_id.isdigit():
+def load_signed_in_user(session_key: str) -> SignedInUser | None:
+    """Flask-Login's user loader: the user of this login session, unless it has ended since."""
+    login = service.find_login_session(request_session(), session_key)
+    if login is None:
         return None
-    user = service.find_user(request_session(), int(user_id))
-    if user is None or not hmac.compare_digest(fingerprint, service.session_fingerprint(user)):
-        return None
-    return SignedInUser.from_user(user)
+    return SignedInUser.from_user(login.user, session_key)
 
 
 def current_agent_id() -> int | None:

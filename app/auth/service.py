@@ -9,21 +9,26 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from datetime import timedelta
 from enum import StrEnum
 from functools import cache
 
-from sqlalchemy import exists, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.models import Agent, ApiToken, User
+from app.models import Agent, ApiToken, LoginSession, User, utcnow
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 TOKEN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 TOKEN_PREFIX = "sb_"
-
+# A login session's key is secrets.token_urlsafe(32): 43 characters.
+MAX_SESSION_KEY_LENGTH = 64
+# last_seen_at is a hint for whoever reads the table, not a clock to the
+# second: writing it at most this often keeps page views from writing at all.
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)
 
 
 class Role(StrEnum):
@@ -114,13 +119,40 @@ def change_password(session: Session, username: str, new_password: str) -> User:
     if user is None:
         raise AuthError(f"no user {username!r}")
     user.password_hash = generate_password_hash(new_password)
+    end_login_sessions_of(session, user.id)
     session.flush()
     return user
 
 
-def session_fingerprint(user: User) -> str:
-    """A short digest of the password hash, stored in the login session so a password change ends it."""
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+def start_login_session(session: Session, user: User) -> str:
+    """Open a login session for USER and return its key for the session cookie (only its SHA-256 is stored)."""
+    key = secrets.token_urlsafe(32)
+    session.add(LoginSession(key_hash=hash_api_token(key), user_id=user.id))
+    session.flush()
+    return key
+
+
+def find_login_session(session: Session, key: str) -> LoginSession | None:
+    """The open login session with this key, or None once it has ended (signed out, password changed, user gone)."""
+    if not key or len(key) > MAX_SESSION_KEY_LENGTH:
+        return None
+    login = session.scalar(select(LoginSession).where(LoginSession.key_hash == hash_api_token(key)))
+    if login is None:
+        return None
+    now = utcnow()
+    if now - login.last_seen_at >= LAST_SEEN_RESOLUTION:
+        login.last_seen_at = now
+    return login
+
+
+def end_login_session(session: Session, key: str) -> None:
+    """End the login session with this key, so its cookie, and every copy of it, is refused from now on."""
+    session.execute(delete(LoginSession).where(LoginSession.key_hash == hash_api_token(key)))
+
+
+def end_login_sessions_of(session: Session, user_id: int) -> None:
+    """End every login session of a user."""
+    session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
 
 
 def supervisor_exists(session: Session) -> bool:
@@ -137,7 +169,7 @@ def bootstrap_supervisor(session: Session, username: str, password: str) -> bool
 
 
 def hash_api_token(token: str) -> str:
-    """The SHA-256 (hex) under which a token is stored."""
+    """The SHA-256 (hex) under which a token (or a login session's key) is stored."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

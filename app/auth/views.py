@@ -67,9 +67,13 @@ def login():
         user = service.authenticate(request_session(), form.username.data, form.password.data)
         if user is not None:
             # A fresh session on every sign-in, so a session id planted
-            # before login is worth nothing after it.
+            # before login is worth nothing after it; one open in this
+            # browser before ends here.
+            if current_user.is_authenticated:
+                service.end_login_session(request_session(), current_user.session_key)
             session.clear()
-            login_user(SignedInUser.from_user(user))
+            key = service.start_login_session(request_session(), user)
+            login_user(SignedInUser.from_user(user, key))
             log.info("user_logged_in", user_id=user.id, role=user.role)
             return redirect(target or home_for(user.role))
         log.info("login_refused")
@@ -79,8 +83,9 @@ def login():
 
 @blueprint.post("/logout")
 def logout():
-    """End the session and go back to the login page."""
+    """End the session on the server, so a copy of its cookie is refused too, and go back to the login page."""
     if current_user.is_authenticated:
+        service.end_login_session(request_session(), current_user.session_key)
         log.info("user_logged_out", user_id=current_user.id)
     logout_user()
     session.clear()
