@@ -104,6 +104,12 @@ def init_cli(app: Flask) -> None:
 
 
 def init_proxy(app: Flask) -> None:
+    """Believe X-Forwarded-* only as deep as TRUSTED_PROXY_HOPS.
+
+    ProxyFix reads each header from the right: with one hop the client is the
+    address the proxy appended last, and whatever a client wrote further left
+    (a forged X-Forwarded-For) is ignored.
+    """
     settings: Settings = app.config["SETTINGS"]
     if settings.trusted_proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -125,3 +131,23 @@ def announce(app: Flask) -> None:
         # Each worker counts sign-in attempts on its own: the limit is that many times looser.
         log.warning("login_limit_per_worker", workers=settings.web_concurrency,
                     advice="set RATELIMIT_STORAGE_URI to a shared store, e.g. redis://localhost:6379/0")
+    if settings.trusted_proxy_hops and not _binds_to_loopback(settings.host):
+        # Whoever reaches the port directly, past the proxy, writes the
+        # X-Forwarded-For the service believes: their address is what they say.
+        log.warning("proxy_can_be_bypassed", host=settings.host, trusted_proxy_hops=settings.trusted_proxy_hops,
+                    risk="clients that reach this address directly can forge their address (X-Forwarded-For) "
+                         "and dodge the login rate limit",
+                    advice="bind HOST to 127.0.0.1 or a private interface only the proxy reaches, "
+                           "or firewall the port to the proxy's address")
+
+
+def _binds_to_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        # Any other host name may resolve to an interface others reach.
+        return False
