@@ -87,6 +87,8 @@ class Settings:
     missed_calls_before_away: int = 3
     ivr_max_attempts: int = 2
     room_empty_timeout_seconds: int = 1800
+    # How often each worker's reconciler asks Twilio about live calls (0: only `flask calls reconcile`).
+    reconcile_interval_seconds: int = 60
     # "on" (every call), "off", or the names of the queues whose calls are transcribed.
     transcription: tuple[str, ...] = ("on",)
 
@@ -289,6 +291,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "MISSED_CALLS_BEFORE_AWAY": ("missed_calls_before_away", _int),
     "IVR_MAX_ATTEMPTS": ("ivr_max_attempts", _int),
     "ROOM_EMPTY_TIMEOUT_SECONDS": ("room_empty_timeout_seconds", _int),
+    "RECONCILE_INTERVAL_SECONDS": ("reconcile_interval_seconds", _int),
     "WEB_CONCURRENCY": ("web_concurrency", _int),
     "WEB_THREADS": ("web_threads", _int),
     "SUPERVISOR_USERNAME": ("supervisor_username", _text),

@@ -93,12 +93,13 @@ def init_blueprints(app: Flask) -> None:
 def init_cli(app: Flask) -> None:
     from app.agents.cli import agents_cli, queues_cli
     from app.auth.cli import api_tokens_cli, users_cli
+    from app.calls.cli import calls_cli
     from app.cli import db_cli, roster_cli
     from app.demo.cli import demo_command
     from app.provisioning.cli import doctor_command, provision_command
 
     groups = (db_cli, agents_cli, queues_cli, roster_cli, provision_command, doctor_command, users_cli,
-              api_tokens_cli, demo_command)
+              api_tokens_cli, demo_command, calls_cli)
     for group in groups:
         app.cli.add_command(group)
 

@@ -23,3 +23,10 @@ forwarded_allow_ips = "*" if _settings.trusted_proxy_hops else "127.0.0.1"
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 logconfig_dict = logging_dict_config(_settings.log_format, _settings.log_level, _settings.secret_values())
+
+
+def post_worker_init(worker) -> None:
+    """Each worker starts its reconciler: a pass at start-up, then every RECONCILE_INTERVAL_SECONDS."""
+    from app.calls.reconcile_job import reconciler_of
+
+    reconciler_of(worker.wsgi).start()

@@ -70,6 +70,9 @@ class Activity(StrEnum):
     IDLE = "idle"
     RINGING = "ringing"
     ON_CALL = "on_call"
+    # Their last leg is over for the service but Twilio has not said so yet
+    # (a hang-up that failed): not offered a call until it does.
+    LEAVING = "leaving"
 
 
 class CallStatus(StrEnum):

@@ -80,6 +80,7 @@ COMMITS = {
     "app/rooms/presence.py": 1,  # before LiveKit says who is in a room
     "app/transfers/summary.py": 1,  # before the whisper waits for the summary
     "app/demo/script.py": 1,
+    "app/calls/reconcile_job.py": 2,  # the reconciler's advisory lock taken and given back, on a connection of its own
 }
 
 

@@ -114,16 +114,30 @@ def test_a_star_still_opens_the_menu_when_the_caller_is_in_the_room(centre):
     assert "Transfer menu" in alice.heard_text and caller.waiting_on.tag == "Play"
 
 
-def test_a_stale_dial_action_after_a_failed_redirect_puts_the_caller_where_they_belong(centre):
+def test_a_redirect_that_fails_once_is_retried(centre):
+    caller, alice = connected_call(centre)
+    centre.network.fail_next(f"Calls/{caller.sid}.json")  # the redirect to hold music fails once
+    alice.press_star()
+    assert caller.live and caller.waiting_on.tag == "Play"  # the retry moved the caller to hold
+    assert "leg_redirect_failed" not in centre.timeline(caller.sid)
+    to_hold = [r for r in centre.network.rest_log
+               if r.path.endswith(f"Calls/{caller.sid}.json") and "/twilio/caller/wait" in r.form.get("Url", "")]
+    assert len(to_hold) == 2  # the same request, sent again
+
+
+def test_a_redirect_that_keeps_failing_takes_the_caller_out_of_the_room_and_the_next_webhook_holds_them(centre):
     caller, alice = connected_call(centre)
     call = call_row(centre, caller.sid)
-    centre.network.fail_next(f"Calls/{caller.sid}.json")  # the redirect to hold music fails
+    for _ in range(2):  # the redirect to hold music and its retry both fail
+        centre.network.fail_next(f"Calls/{caller.sid}.json")
     alice.press_star()
-    assert "leg_redirect_failed" in centre.timeline(caller.sid)
-    assert caller.waiting_on.tag == "Dial"  # still in the room, alone
-    centre.livekit.close_room(call.room_name)  # that <Dial> then ends on its own
+    timeline = centre.timeline(caller.sid)
+    assert "leg_redirect_failed" in timeline and "leg_taken_out_of_rooms" in timeline
     centre.network.run_pending()
-    assert caller.live and caller.waiting_on.tag == "Play"  # held, as the database says, not hung up
+    # LiveKit removed the caller's SIP participant, their <Dial> ended, and
+    # the stale Dial action answered with where the database says they are.
+    assert caller.live and caller.waiting_on.tag == "Play"  # held, not alone in the room, not hung up
+    assert "sip_leg-1" not in centre.livekit.participants.get(call.room_name, {})
     alice.press("#")  # A returns
     assert in_room(caller, str(call.id)) and in_room(alice, str(call.id))
 

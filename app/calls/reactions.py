@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from app.agents.availability import release_agent
 from app.calls.legs import (
     RINGING_LEG_STATUSES,
     Missed,
@@ -17,7 +18,7 @@ from app.calls.legs import (
     close_leg,
 )
 from app.events import record_event
-from app.models import CallStatus, Leg, LegRole, LegStatus
+from app.models import FINAL_LEG_STATUSES, Activity, CallStatus, Leg, LegRole, LegStatus
 from app.routing.service import browser_agent_missed, offer_call
 from app.telephony.context import Telephony
 from app.telephony.forms import CallProgress
@@ -29,6 +30,8 @@ def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
     """A status callback for an agent's phone leg."""
     call = leg.call
     if leg.is_final:
+        if progress.is_final:
+            leg_confirmed_over(t, leg)
         return
     if progress.unanswered:
         missed = Missed.of(progress)
@@ -43,6 +46,34 @@ def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
             offer_call(t, call)
         else:
             agent_left(t, leg)
+
+
+def target_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
+    """A status callback for a transfer target's phone leg."""
+    if leg.is_final:
+        if progress.is_final:
+            leg_confirmed_over(t, leg)
+        return
+    if progress.unanswered:
+        target_declined(t, leg, Missed.of(progress))
+    elif progress == CallProgress.COMPLETED:
+        if leg.status in RINGING_LEG_STATUSES:
+            target_declined(t, leg, Missed.DECLINED)
+        else:
+            agent_leg_status(t, leg, CallProgress.COMPLETED)
+
+
+def leg_confirmed_over(t: Telephony, leg: Leg) -> None:
+    """Twilio reports a leg the service had already ended as over: an agent kept for it (LEAVING) is free."""
+    agent = leg.agent
+    if agent is None or agent.activity != Activity.LEAVING:
+        return
+    still_live = t.session.scalar(
+        select(Leg.id).where(Leg.agent_id == agent.id, Leg.id != leg.id, Leg.status.not_in(FINAL_LEG_STATUSES))
+    )
+    if still_live is None:
+        release_agent(t, agent)
+        record_event(t.session, leg.call, "agent_free_after_leg_over", agent=agent.extension, leg_id=leg.id)
 
 
 def agent_left(t: Telephony, leg: Leg) -> None:

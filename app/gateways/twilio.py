@@ -27,6 +27,19 @@ class TwilioError(Exception):
         self.code = code
         self.message = message
 
+    @property
+    def worth_retrying(self) -> bool:
+        """Whether the same request may succeed a moment later: no answer, 429, or a 5xx from Twilio.
+
+        Twilio: "An API Request that receives an error 429 response is never
+        processed and is always safe to retry" (twilio.com/docs/errors/20429).
+        A 5xx or no answer at all may or may not have been applied; the
+        service retries only requests that are safe to repeat (redirecting a
+        call to the same URL, ending a call). A 4xx answer (a bad request, a
+        call that is over) would be the same the second time.
+        """
+        return self.status is None or self.status == 429 or self.status >= 500
+
 
 @dataclass(frozen=True)
 class NumberConfig:
@@ -124,6 +137,16 @@ class TwilioGateway:
                 return False
             raise
         return True
+
+    def call_status(self, sid: str) -> Optional[str]:
+        """Twilio's status of a call (queued, ringing, in-progress, completed, busy, ...); None if Twilio does not know it."""
+        try:
+            call = self._do(lambda: self.client.calls(sid).fetch())
+        except TwilioError as error:
+            if error.status == 404:
+                return None
+            raise
+        return call.status
 
     def find_number(self, phone_number: str) -> Optional[NumberConfig]:
         """Return the voice settings of one of the account's numbers, or None."""

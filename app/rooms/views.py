@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import structlog
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from app.calls.reconcile_job import reconciler_of
 from app.db import request_session
 from app.gateways.livekit import InvalidLiveKitWebhook
 from app.logs import get_logger
@@ -32,6 +34,18 @@ def livekit_webhook():
         log.warning("livekit_webhook_rejected", reason=str(error)[:200])
         return jsonify(error="invalid LiveKit webhook signature"), 403
     structlog.contextvars.bind_contextvars(livekit_event=event.event)
+    try:
+        return _record_once(t, event)
+    except SQLAlchemyError as error:
+        # Not stored: the reconciler asks Twilio about the legs once the
+        # database is back (app/calls/reconcile.py).
+        request_session().rollback()
+        log.warning("livekit_webhook_database_failed", error=type(error).__name__)
+        reconciler_of(current_app).soon()
+        return jsonify(error="the database is unavailable; the event was not stored"), 503
+
+
+def _record_once(t, event):
     session = request_session()
     key = event.event_id or None
     if key and session.scalar(

@@ -71,8 +71,8 @@ class RestApi:
             if not match or match.group(1) != self.account_sid:
                 return _error(404, 20404, f"The requested resource {path} was not found")
             route, method = match.group(2), method.upper()
-            for index, (fail_route, status, code, message) in enumerate(self.faults):
-                if fail_route == route and method == "POST":
+            for index, (fail_route, fail_method, status, code, message) in enumerate(self.faults):
+                if fail_route == route and method == fail_method:
                     del self.faults[index]
                     return _error(status, code, message)
             if route == "Calls.json" and method == "POST":
@@ -96,10 +96,10 @@ class RestApi:
             return _error(404, 20404, f"The requested resource {path} was not found")
 
     def fail_next(self, route: str = "Calls.json", status: int = 500, code: int = 20500,
-                  message: str = "Internal Server Error") -> None:
-        """Make the next POST to ROUTE (e.g. Calls.json) fail as Twilio's API does."""
+                  message: str = "Internal Server Error", method: str = "POST") -> None:
+        """Make the next METHOD request to ROUTE (e.g. POST Calls.json) fail as Twilio's API does."""
         with self._state:
-            self.faults.append((route, status, code, message))
+            self.faults.append((route, method.upper(), status, code, message))
 
     def install(self, responses_mock, base_url: str = "https://api.twilio.com") -> None:
         """Serve the REST routes through a `responses` mock."""

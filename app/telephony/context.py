@@ -35,6 +35,9 @@ class Telephony:
     # Twilio dials this request may still make: each can take the REST timeout
     # when Twilio is failing, and Twilio gives a webhook 15 s.
     dials_left: int = 2
+    # Twilio requests this request may still repeat after a failure worth
+    # retrying (app/telephony/effects.py), within the same 15 s.
+    retries_left: int = 2
     # What must happen outside the database once the step is committed
     # (app/telephony/effects.py): the edge carries these out after its commit.
     effects: PendingEffects = field(init=False)

@@ -24,7 +24,7 @@ from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.gateways.twilio import TwilioError
 from app.logs import get_logger
-from app.models import Call, Transfer
+from app.models import Activity, Call, Leg, Transfer
 
 if TYPE_CHECKING:
     from app.telephony.context import Telephony
@@ -42,11 +42,18 @@ class HangUp:
 
     def run(self, t: Telephony) -> None:
         try:
-            t.twilio.end_call(self.call_sid)
+            _with_one_retry(t, "hang_up", lambda: t.twilio.end_call(self.call_sid))
         except TwilioError as error:
             log.warning("effect_failed", effect="hang_up", leg_id=self.leg_id, error=str(error)[:200])
             record_event(t.session, _call(t, self.call_id), "leg_hangup_failed", leg_id=self.leg_id,
                          twilio_call_sid=self.call_sid, error=str(error)[:200])
+            leg = t.session.get(Leg, self.leg_id) if self.leg_id else None
+            if leg is not None:
+                # The phone may still ring or be on the line: its agent is
+                # not offered a call until Twilio reports the leg over
+                # (its status callback, or the reconciler asking Twilio).
+                keep_agent_until_leg_over(t, leg)
+                _take_out_of_rooms(t, leg)
             return
         log.info("effect_done", effect="hang_up", leg_id=self.leg_id)
 
@@ -66,10 +73,17 @@ class Redirect:
     def run(self, t: Telephony) -> None:
         path = urlsplit(self.url).path
         try:
-            moved = t.twilio.redirect_call(self.call_sid, self.url)
+            moved = _with_one_retry(t, "redirect", lambda: t.twilio.redirect_call(self.call_sid, self.url))
         except TwilioError as error:
             log.warning("effect_failed", effect="redirect", leg_id=self.leg_id, to=path, error=str(error)[:200])
             self._record(t, "leg_redirect_failed", self.if_failed, error=str(error)[:200])
+            if self.otherwise is None:
+                # The leg stays where it was: if that is a room, LiveKit takes
+                # it out, its <Dial> ends, and the Dial action (a stale
+                # placement) answers with where the leg belongs now.
+                leg = t.session.get(Leg, self.leg_id)
+                if leg is not None:
+                    _take_out_of_rooms(t, leg)
         else:
             if moved:
                 log.info("effect_done", effect="redirect", leg_id=self.leg_id, to=path)
@@ -84,6 +98,40 @@ class Redirect:
         record_event(t.session, call, name, leg_id=self.leg_id, **detail)
         if named:
             record_event(t.session, call, named, leg_id=self.leg_id)
+
+
+def _with_one_retry(t: Telephony, effect: str, operation):
+    """OPERATION, run once more when Twilio's failure is worth retrying and the request may still wait.
+
+    Only requests that are safe to repeat come here: redirecting a call to
+    the same URL, ending a call. Each retry spends one of the request's
+    retries (Twilio gives a webhook 15 s; a retry after a timeout costs the
+    REST timeout again).
+    """
+    try:
+        return operation()
+    except TwilioError as error:
+        if not error.worth_retrying or t.retries_left <= 0:
+            raise
+        t.retries_left -= 1
+        log.warning("effect_retried", effect=effect, error=str(error)[:200])
+        return operation()
+
+
+def _take_out_of_rooms(t: Telephony, leg: Leg) -> None:
+    """LiveKit disconnects a Twilio leg's SIP participant from every room of its call (harmless where it is not).
+
+    The last resort when Twilio would not move or end the leg: its <Dial>
+    into the room ends with the participant, and Twilio asks the Dial's
+    action URL, whose answer puts the leg where the database says it belongs.
+    """
+    if not leg.twilio_call_sid or not leg.livekit_identity or t.livekit_gateway is None:
+        return
+    call = leg.call
+    rooms = {room for room in (call.room_name, *(transfer.consult_room for transfer in call.transfers)) if room}
+    for room in sorted(rooms):
+        RemoveFromRoom(call.id, room, leg.livekit_identity).run(t)
+    record_event(t.session, call, "leg_taken_out_of_rooms", leg_id=leg.id, rooms=sorted(rooms))
 
 
 @dataclass(frozen=True)
@@ -249,3 +297,12 @@ def close_room(t: Telephony, call: Call, room: str | None, *, transfer: Transfer
     """Record that LiveKit must delete ROOM once the step is committed."""
     if room:
         t.effects.add(CloseRoom(call.id, room, transfer.id if transfer else None))
+
+
+def keep_agent_until_leg_over(t: Telephony, leg: Leg) -> None:
+    """The leg's agent is kept from new calls (LEAVING) until Twilio reports the leg over."""
+    agent = leg.agent
+    if agent is not None and agent.activity == Activity.IDLE:
+        agent.activity = Activity.LEAVING
+        t.freed_agent_ids.discard(agent.id)
+        record_event(t.session, leg.call, "agent_kept_until_leg_over", agent=agent.extension, leg_id=leg.id)

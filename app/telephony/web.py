@@ -6,9 +6,8 @@ from flask import current_app, g
 
 from app.db import after_commit, request_session
 from app.gateways.registry import gateways
-from app.routing.service import offer_waiting_calls
 from app.telephony.context import Telephony
-from app.telephony.effects import carry_out
+from app.telephony.steps import follow_up
 from app.telephony.urls import WebhookUrls
 from app.transfers.summary import background_summariser
 
@@ -32,12 +31,7 @@ def telephony() -> Telephony:
 
 
 def _after_commit(t: Telephony) -> None:
-    # The step is committed: Twilio and LiveKit follow it (redirects, hang-ups,
-    # rooms closed), in the order the step recorded them. Then calls this
+    # The step is committed: Twilio and LiveKit follow it. Then calls this
     # request put back in the queue, and agents it freed, are offered now,
-    # not when a caller's hold music next ends (offering records effects too).
-    carry_out(t)
-    if t.freed_agent_ids or t.requeued_call_ids:
-        offer_waiting_calls(t)
-        t.session.flush()
-        carry_out(t)
+    # not when a caller's hold music next ends.
+    follow_up(t)

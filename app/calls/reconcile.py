@@ -1,0 +1,171 @@
+"""The reconciler: Twilio's word on every call and leg the database thinks is live, and the fixes it calls for.
+
+Twilio does not retry a status callback, so one that meets a database
+outage (answered 503) or a crash is lost: the call stays `connected`, its
+agent `on_call`. The reconciler asks Twilio's REST API (GET Calls/{sid})
+for the status of each Twilio leg the database holds as live, and of the
+last leg of each agent kept LEAVING, and feeds a final status through the
+same reaction its status callback would have run. So a lost callback is
+caught up exactly as the callback would have done it, nothing more.
+
+It runs one call at a time: Twilio is asked with no transaction open, then
+the call is locked and its leg read afresh, so a callback that arrived
+meanwhile wins and the reconciler changes nothing. An agent left busy with
+no live leg at all (a state no callback can fix) is freed, with an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.agents.availability import release_agent
+from app.calls.legs import lock_call
+from app.calls.reactions import agent_leg_status, leg_confirmed_over, target_leg_status
+from app.calls.service import end_call
+from app.events import record_event
+from app.logs import get_logger
+from app.models import FINAL_LEG_STATUSES, Activity, Agent, Leg, LegRole
+from app.telephony.context import Telephony
+from app.telephony.effects import hang_up
+from app.telephony.forms import CallProgress
+
+log = get_logger("switchboard.reconcile")
+
+# Twilio no longer knows the call (404): it ended long enough ago to be gone,
+# or never existed; either way nobody is on it.
+UNKNOWN_TO_TWILIO = "unknown"
+
+
+@dataclass(frozen=True)
+class LiveLeg:
+    """A Twilio leg to ask about: live in the database, or the last leg of an agent kept LEAVING."""
+
+    call_id: int
+    leg_id: int
+    call_sid: str
+    keeps_agent: bool = False  # ended here, its agent kept LEAVING until Twilio says it is over
+
+
+@dataclass
+class Reconciliation:
+    """What one pass found: legs asked about, legs fixed, Twilio failures, agents freed."""
+
+    asked: int = 0
+    fixed: list[int] = field(default_factory=list)
+    unanswered: list[int] = field(default_factory=list)
+    agents_freed: list[str] = field(default_factory=list)
+
+
+def legs_to_ask(session: Session) -> list[LiveLeg]:
+    """Every Twilio leg the database holds as live, and the last leg of each agent kept LEAVING, by id."""
+    live = select(Leg.call_id, Leg.id, Leg.twilio_call_sid).where(
+        Leg.twilio_call_sid.is_not(None), Leg.status.not_in(FINAL_LEG_STATUSES)
+    )
+    last_of_leaving = (
+        select(func.max(Leg.id))
+        .join(Agent, Agent.id == Leg.agent_id)
+        .where(Agent.activity == Activity.LEAVING, Leg.twilio_call_sid.is_not(None))
+        .group_by(Agent.id)
+    )
+    leaving = select(Leg.call_id, Leg.id, Leg.twilio_call_sid).where(Leg.id.in_(last_of_leaving))
+    rows = {row.id: LiveLeg(row.call_id, row.id, row.twilio_call_sid) for row in session.execute(live)}
+    rows.update({row.id: LiveLeg(row.call_id, row.id, row.twilio_call_sid, keeps_agent=True)
+                 for row in session.execute(leaving)})
+    return [rows[leg_id] for leg_id in sorted(rows)]
+
+
+def apply_twilio_status(t: Telephony, live: LiveLeg, twilio_status: str) -> bool:
+    """Bring one leg in line with Twilio's status (its call locked); True if anything changed."""
+    call = lock_call(t, live.call_id)
+    leg = t.session.get(Leg, live.leg_id) if call is not None else None
+    if leg is None:
+        return False
+    progress = CallProgress.COMPLETED if twilio_status == UNKNOWN_TO_TWILIO else _progress(twilio_status)
+    agent = leg.agent
+    if leg.is_final:
+        if agent is None or agent.activity != Activity.LEAVING:
+            return False
+        if progress.is_final:
+            leg_confirmed_over(t, leg)
+            return agent.activity != Activity.LEAVING
+        # Twilio still carries the leg the service ended: end it again.
+        record_event(t.session, call, "leg_still_live_hung_up_again", leg_id=leg.id, twilio_status=twilio_status)
+        hang_up(t, call, leg.twilio_call_sid, leg_id=leg.id)
+        return True
+    if not progress.is_final:
+        return False
+    record_event(t.session, call, "leg_reconciled", leg_id=leg.id, role=leg.role, was=leg.status,
+                 twilio_status=twilio_status)
+    log.warning("leg_reconciled", call_id=call.id, leg_id=leg.id, role=leg.role, was=leg.status,
+                twilio_status=twilio_status)
+    if leg.role == LegRole.CALLER:
+        end_call(t, call, progress)
+    elif leg.role == LegRole.TARGET:
+        target_leg_status(t, leg, progress)
+    else:
+        agent_leg_status(t, leg, progress)
+    return True
+
+
+def free_stranded_agents(t: Telephony) -> list[str]:
+    """Agents busy (ringing, on a call, leaving) with no live leg at all: freed, each with an event."""
+    live_agent_ids = select(Leg.agent_id).where(Leg.agent_id.is_not(None), Leg.status.not_in(FINAL_LEG_STATUSES))
+    stranded = t.session.scalars(
+        select(Agent)
+        .where(Agent.activity != Activity.IDLE, Agent.id.not_in(live_agent_ids))
+        .order_by(Agent.id)
+        .with_for_update(skip_locked=True)  # an agent a step holds right now is that step's
+    ).all()
+    freed = []
+    for agent in stranded:
+        last_leg = t.session.scalar(select(Leg).where(Leg.agent_id == agent.id).order_by(Leg.id.desc()).limit(1))
+        if agent.activity == Activity.LEAVING and last_leg is not None and last_leg.twilio_call_sid:
+            continue  # Twilio's word on that leg frees them (apply_twilio_status)
+        record_event(t.session, last_leg.call if last_leg else None, "agent_freed_by_reconciler",
+                     agent=agent.extension, was=agent.activity)
+        log.warning("agent_freed_by_reconciler", agent=agent.extension, was=agent.activity)
+        release_agent(t, agent)
+        freed.append(agent.extension)
+    return freed
+
+
+def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None], session: Session) -> Reconciliation:
+    """One pass: ask Twilio about each leg of `legs_to_ask`, fix what it contradicts, free stranded agents.
+
+    STEP opens one committed step (a context manager giving a Telephony);
+    ASK_TWILIO answers a call's status (None when Twilio does not know it)
+    and raises TwilioError when Twilio cannot answer; SESSION reads the list.
+    """
+    from app.gateways.twilio import TwilioError
+
+    result = Reconciliation()
+    legs = legs_to_ask(session)
+    session.rollback()  # no transaction stays open while Twilio answers
+    for live in legs:
+        result.asked += 1
+        try:
+            status = ask_twilio(live.call_sid) or UNKNOWN_TO_TWILIO
+        except TwilioError as error:
+            log.warning("reconcile_twilio_failed", leg_id=live.leg_id, error=str(error)[:200])
+            result.unanswered.append(live.leg_id)
+            continue
+        if live.keeps_agent or status == UNKNOWN_TO_TWILIO or _progress(status).is_final:
+            with step() as t:
+                if apply_twilio_status(t, live, status):
+                    result.fixed.append(live.leg_id)
+    with step() as t:
+        result.agents_freed = free_stranded_agents(t)
+    log.info("reconcile_done", asked=result.asked, fixed=len(result.fixed), unanswered=len(result.unanswered),
+             agents_freed=len(result.agents_freed))
+    return result
+
+
+def _progress(status: str) -> CallProgress:
+    try:
+        return CallProgress(status)
+    except ValueError:
+        return CallProgress.UNKNOWN
