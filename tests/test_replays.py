@@ -4,7 +4,9 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import select
 
+from app.models import Agent
 from app.telephony import urls
 from tests.transfer_helpers import (
     ALICE,
@@ -84,3 +86,41 @@ def test_a_webhook_with_another_calls_callsid_is_refused_harmlessly(centre, sign
                                {"CallSid": other.sid, "CallStatus": "in-progress", "Digits": "2"})
     assert wrong_caller.status_code == 200 and call_row(centre, caller.sid).status == "connected"
     assert centre.agent_phone(ALICE).live
+
+
+def _status_deliveries(centre, path: str, sid: str):
+    return [d for d in centre.network.sent() if urlsplit(d.url).path == path and d.params.get("CallSid") == sid]
+
+
+def test_status_callbacks_arriving_out_of_order_never_bring_a_leg_back(centre, signed_post):
+    """Twilio's callbacks carry SequenceNumber because they may arrive out of order; a final status is final."""
+    caller, alice = connected_call(centre)
+    alice.hangup()  # the caller is thanked and their call ends too
+    earlier = [d for d in _status_deliveries(centre, urls.AGENT_STATUS, alice.sid)
+               if d.params["CallStatus"] != "completed"]
+    assert {d.params["CallStatus"] for d in earlier} >= {"ringing", "in-progress"}
+    for delivery in reversed(earlier):  # the earlier callbacks, late and in reverse
+        parts = urlsplit(delivery.url)
+        assert signed_post(centre.client, f"{parts.path}?{parts.query}", delivery.params).status_code == 200
+    late_caller = {**_status_deliveries(centre, urls.STATUS, caller.sid)[-1].params, "CallStatus": "in-progress"}
+    assert signed_post(centre.client, urls.STATUS, late_caller).status_code == 200
+    assert call_row(centre, caller.sid).status == "completed"
+    assert agent_activity(centre, "101") == "idle"
+    assert centre.timeline(caller.sid).count("call_ended") == 1
+
+
+def test_an_old_legs_completed_callback_replayed_with_a_fresh_token_does_not_free_the_agent_from_a_new_call(
+        centre, signed_post):
+    first, alice = connected_call(centre)
+    first.hangup()
+    old = _status_deliveries(centre, urls.AGENT_STATUS, alice.sid)[-1]
+    assert old.params["CallStatus"] == "completed"
+    with centre.db() as session:
+        session.scalar(select(Agent).where(Agent.extension == "102")).presence = "offline"  # Bob
+    second, alice_again = connected_call(centre, number="+15551230099")
+    assert agent_activity(centre, "101") == "on_call"
+    parts = urlsplit(old.url)
+    replay = signed_post(centre.client, f"{parts.path}?{parts.query}", old.params,
+                         headers={"I-Twilio-Idempotency-Token": "a-token-the-replayer-chose"})
+    assert replay.status_code == 200
+    assert agent_activity(centre, "101") == "on_call" and call_row(centre, second.sid).status == "connected"
