@@ -56,11 +56,16 @@ def free_port() -> int:
 
 @contextmanager
 def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livekit_secret: str,
-                     workers: int = 3, threads: int = 4, extra_env: dict[str, str] | None = None) -> Iterator[Served]:
-    """Run gunicorn on a free port against DATABASE_URL (migrated, with a roster) and the given stand-ins."""
+                     workers: int = 3, threads: int = 4, extra_env: dict[str, str] | None = None,
+                     network: TwilioNetwork | None = None) -> Iterator[Served]:
+    """Run gunicorn on a free port against DATABASE_URL (migrated, with a roster) and the given stand-ins.
+
+    NETWORK is Twilio's side (default: one TwilioNetwork over HTTP); the load
+    check passes several behind one REST API (tests/benchmarks/load.py).
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    network = TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, http_transport(timeout=20))
+    network = network or TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, http_transport(timeout=20))
     network.add_number(NUMBER, voice_url=base + "/twilio/voice", status_callback=base + "/twilio/status")
     with TwilioStandIn(network) as twilio:
         env = {
