@@ -9,6 +9,7 @@ once, naming each variable, so an operator fixes them in one go.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 from contextlib import contextmanager
@@ -83,6 +84,10 @@ class Settings:
     hold_music_url: str = ""
     agent_ring_timeout_seconds: int = 20
     transfer_ring_timeout_seconds: int = 25
+    # Outside transfers: E.164 prefixes ("+44") and SIP hosts or domains they may call; none: they are off.
+    outside_transfer_allow: tuple[str, ...] = ()
+    # The caller ID an outside party sees: "ours" (the number the caller dialled).
+    outside_transfer_caller_id: str = "ours"
     max_queue_wait_seconds: int = 120
     missed_calls_before_away: int = 3
     ivr_max_attempts: int = 2
@@ -113,6 +118,21 @@ class Settings:
         if self.transcription == ("off",):
             return False
         return self.transcribes_every_call or (queue_name is not None and queue_name.lower() in self.transcription)
+
+    @property
+    def outside_transfers_enabled(self) -> bool:
+        """Whether the allow-list names anywhere an outside transfer may call."""
+        return bool(self.outside_transfer_allow)
+
+    @property
+    def outside_transfer_prefixes(self) -> tuple[str, ...]:
+        """The E.164 prefixes of the allow-list."""
+        return tuple(entry for entry in self.outside_transfer_allow if entry.startswith("+"))
+
+    @property
+    def outside_transfer_sip_domains(self) -> tuple[str, ...]:
+        """The SIP hosts and domains of the allow-list."""
+        return tuple(entry for entry in self.outside_transfer_allow if not entry.startswith("+"))
 
     @property
     def twilio_configured(self) -> bool:
@@ -247,6 +267,20 @@ def _phone(value: str) -> str:
     return value
 
 
+E164_PREFIX = re.compile(r"^\+[1-9]\d{0,14}$")
+SIP_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
+
+
+def _outside_allow(value: str) -> tuple[str, ...]:
+    entries = tuple(entry.lower().replace(" ", "") for entry in _csv(value))
+    for entry in entries:
+        if entry.startswith("+") and not E164_PREFIX.match(entry):
+            raise ValueError(f"{entry} is not an E.164 prefix (+ and 1 to 15 digits, such as +44 or +1212)")
+        if not entry.startswith("+") and not SIP_DOMAIN.match(entry):
+            raise ValueError(f"{entry} is neither an E.164 prefix (+44) nor a SIP host or domain (pbx.example.com)")
+    return entries
+
+
 VARIABLES: dict[str, tuple[str, object]] = {
     "APP_ENV": ("app_env", _choice(APP_ENVS)),
     "DEBUG": ("debug", _bool),
@@ -287,6 +321,8 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "HOLD_MUSIC_URL": ("hold_music_url", _url),
     "AGENT_RING_TIMEOUT_SECONDS": ("agent_ring_timeout_seconds", _int),
     "TRANSFER_RING_TIMEOUT_SECONDS": ("transfer_ring_timeout_seconds", _int),
+    "OUTSIDE_TRANSFER_ALLOW": ("outside_transfer_allow", _outside_allow),
+    "OUTSIDE_TRANSFER_CALLER_ID": ("outside_transfer_caller_id", _choice(("ours", "caller"))),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
     "MISSED_CALLS_BEFORE_AWAY": ("missed_calls_before_away", _int),
     "IVR_MAX_ATTEMPTS": ("ivr_max_attempts", _int),
@@ -357,6 +393,12 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         problems.append("SUPERVISOR_USERNAME, SUPERVISOR_PASSWORD: set both or neither")
     elif settings.supervisor_password and len(settings.supervisor_password) < 10:
         problems.append("SUPERVISOR_PASSWORD: must be at least 10 characters")
+    if settings.outside_transfer_caller_id == "caller":
+        # Outside parties are rung by the REST API (to take part in the consult),
+        # and Twilio takes as From of such a call only "a Twilio number or a
+        # verified caller ID" (error 21210); the caller's own number is neither.
+        problems.append("OUTSIDE_TRANSFER_CALLER_ID: caller is not possible: Twilio shows only a Twilio number or a "
+                        "verified caller ID on a call it places by its API (error 21210); use ours")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
     if not 1 <= settings.port <= 65535:

@@ -254,6 +254,8 @@ class Transfer(Base):
     target_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     target_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
     target_leg_id: Mapped[int | None] = mapped_column(ForeignKey("legs.id", ondelete="SET NULL"))
+    # An outside target: the E.164 number or SIP URI rung (its leg has no agent).
+    target_number: Mapped[str | None] = mapped_column(String(255))
     consult_room: Mapped[str | None] = mapped_column(String(128))
     notes: Mapped[str | None] = mapped_column(Text)
     tried_agent_ids: Mapped[list[int]] = mapped_column(JSON, default=list)

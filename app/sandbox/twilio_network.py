@@ -39,7 +39,7 @@ from app.sandbox.twilio_calls import (
     _sid,
 )
 from app.sandbox.twilio_dial import DialPlayer
-from app.sandbox.twilio_rest import RestApi, basic_credentials
+from app.sandbox.twilio_rest import RestApi, _error, basic_credentials
 from app.sandbox.twiml_player import TwimlPlayer
 
 
@@ -99,6 +99,8 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         self.calls: dict[str, SimCall] = {}
         self.faults: list[tuple[str, int, int, str]] = []
         self.numbers: dict[str, dict] = {}
+        # The account's verified outgoing caller IDs (OutgoingCallerIds): numbers it may show besides its own.
+        self.verified_caller_ids: set[str] = set()
         self.rest_log: list[RestRequest] = []
         self.deliveries: list[Delivery] = []
         self.errors: list[BaseException] = []
@@ -147,6 +149,20 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
             self.calls[call.sid] = call
         self._drive(lambda: self._fetch(call, voice_url, answering=True))
         return call
+
+    def _create_call(self, form) -> "tuple[int, dict]":
+        """POST Calls.json, with Twilio's rule on its caller ID: a phone number as From must be the account's own.
+
+        "If using a phone number, it must be a Twilio number or a verified
+        caller ID" (Call resource, From); otherwise error 21210, "The From
+        number used to make outbound call not a Twilio number or not a
+        verified caller ID" (twilio.com/docs/errors/21210).
+        """
+        caller_id = form.get("From") or ""
+        if caller_id.startswith("+") and self.number(caller_id) is None and caller_id not in self.verified_caller_ids:
+            return _error(400, 21210, f"The source phone number provided, {caller_id}, is not yet verified for "
+                                      "your account.")
+        return super()._create_call(form)
 
     def answer(self, sid: str) -> SimCall:
         """The callee of a REST-created call picks up; Twilio fetches its Url."""

@@ -70,6 +70,9 @@ def _target_name(transfer: Transfer) -> str:
         return _agent_name(transfer.target_agent)
     if transfer.target_queue is not None:
         return f"{transfer.target_queue.name} queue"
+    if transfer.target_number:
+        # An outside number is the company's contact, not caller data: shown as dialled.
+        return f"outside {transfer.target_number}"
     return "not chosen yet"
 
 
@@ -316,9 +319,14 @@ def transfer_targets(session: Session, call: Call) -> tuple[list[tuple[str, str]
 
 
 def target_of_choice(session: Session, choice: str):
-    """The transfer target a form choice ('agent:102', 'queue:billing') names; TransferRefused if none."""
+    """The transfer target a form choice ('agent:102', 'queue:billing', 'outside:+44…') names; TransferRefused if none."""
 
     kind, _, key = (choice or "").partition(":")
+    if kind == "outside" and key.strip():
+        # Free text from the form: a number, or a SIP URI (checked against the allow-list when started).
+        key = key.strip()
+        return find_target(session, sip_uri=key) if key.lower().startswith(("sip:", "sips:")) else (
+            find_target(session, number=key))
     if kind not in ("agent", "queue") or not key:
         raise TransferRefused("choose an agent or a queue")
     return find_target(session, extension=key if kind == "agent" else None, queue=key if kind == "queue" else None)

@@ -72,6 +72,7 @@ def transfer_as_dict(transfer: Transfer) -> dict:
         from_agent=transfer.from_agent.extension if transfer.from_agent else None,
         target_agent=transfer.target_agent.extension if transfer.target_agent else None,
         target_queue=transfer.target_queue.name if transfer.target_queue else None,
+        target_number=transfer.target_number,
         answered_by=transfer.target_leg.agent.extension if transfer.target_leg and transfer.target_leg.agent else None,
         notes=transfer.notes,
         summary=schemas.Summary(
@@ -111,7 +112,9 @@ def start(call_sid: str):
     body: schemas.StartTransfer = request.context.json
     try:
         target = service.find_target(t.session, extension=(body.extension or "").strip() or None,
-                                     queue=(body.queue or "").strip() or None)
+                                     queue=(body.queue or "").strip() or None,
+                                     number=(body.number or "").strip() or None,
+                                     sip_uri=(body.sip_uri or "").strip() or None)
         transfer = service.start_transfer(t, call, target, mode=body.mode,
                                           trigger="api" if "api_token_name" in g else "web", notes=body.notes)
     except service.TransferRefused as refusal:

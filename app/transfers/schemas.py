@@ -8,6 +8,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.models import TransferState
+from app.transfers.outside import (
+    DestinationRefused,
+    normalise_number,
+    normalise_sip_uri,
+)
 
 # Bounded, so an oversized field is refused before it reaches the database.
 NOTES_LIMIT = 2000
@@ -22,14 +27,34 @@ class StartTransfer(BaseModel):
     queue: str | None = Field(
         None, max_length=64,
         description="target queue's name or IVR code: its next free agent is rung, then the next on decline")
+    number: str | None = Field(
+        None, max_length=32,
+        description="an outside E.164 number (+442079460000); rung only if OUTSIDE_TRANSFER_ALLOW names its prefix")
+    sip_uri: str | None = Field(
+        None, max_length=255,
+        description="an outside SIP URI (sip:desk@pbx.example.com); rung only if OUTSIDE_TRANSFER_ALLOW names its host")
     mode: Literal["warm", "blind"] = "warm"
     notes: str | None = Field(None, max_length=NOTES_LIMIT, description="added to the summary's input")
 
     @model_validator(mode="after")
     def _one_target(self) -> "StartTransfer":
-        if not (self.extension or "").strip() and not (self.queue or "").strip():
-            raise ValueError("give a target: 'extension' or 'queue'")
+        given = [name for name in TARGET_FIELDS if (getattr(self, name) or "").strip()]
+        if len(given) != 1:
+            raise ValueError("give a target: 'extension' or 'queue', or an outside 'number' or 'sip_uri' "
+                             "(exactly one)")
+        try:
+            # A malformed destination is a bad request; one the allow-list
+            # does not name is a refusal (409), checked with the call.
+            if self.number:
+                normalise_number(self.number)
+            if self.sip_uri:
+                normalise_sip_uri(self.sip_uri)
+        except DestinationRefused as malformed:
+            raise ValueError(str(malformed)) from None
         return self
+
+
+TARGET_FIELDS = ("extension", "queue", "number", "sip_uri")
 
 
 class Summary(BaseModel):
@@ -63,6 +88,7 @@ class Transfer(BaseModel):
     from_agent: str | None = Field(None, description="extension of the transferring agent")
     target_agent: str | None = None
     target_queue: str | None = None
+    target_number: str | None = Field(None, description="the outside number or SIP URI rung")
     answered_by: str | None = Field(None, description="extension of the agent who answered")
     notes: str | None = None
     summary: Summary

@@ -46,6 +46,12 @@ from app.telephony.context import Telephony
 from app.telephony.effects import close_room, hang_up, open_room, start_summary
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
+from app.transfers.outside import (
+    DestinationRefused,
+    OutsideParty,
+    check_number,
+    check_sip_uri,
+)
 from app.transfers.parties import (
     Prompt,
     hold_agent,
@@ -68,20 +74,42 @@ class TransferRefused(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Who a transfer goes to: one agent, or the next free agent of a queue."""
+    """Who a transfer goes to: one agent, the next free agent of a queue, or an outside number or SIP URI.
+
+    An outside destination is held as it was given until refuse_target has
+    checked it against the allow-list (app/transfers/outside.py).
+    """
 
     agent: Agent | None = None
     queue: Queue | None = None
+    number: str | None = None
+    sip_uri: str | None = None
+
+    @property
+    def outside(self) -> str | None:
+        """The outside destination as given, if this is one."""
+        return self.number or self.sip_uri
 
     @property
     def label(self) -> str:
         if self.agent is not None:
             return self.agent.name
+        if self.outside:
+            return self.outside.strip()[:60]
         return f"the {self.queue.name} queue" if self.queue else "nobody"
 
 
-def find_target(session: Session, *, extension: str | None = None, queue: str | None = None) -> Target:
-    """The agent with EXTENSION, or the queue named or numbered QUEUE; TransferRefused if there is none."""
+def find_target(session: Session, *, extension: str | None = None, queue: str | None = None,
+                number: str | None = None, sip_uri: str | None = None) -> Target:
+    """The agent with EXTENSION, the queue named or numbered QUEUE, or an outside NUMBER or SIP_URI.
+
+    TransferRefused if no agent or queue matches; an outside destination is
+    checked later, by refuse_target.
+    """
+    if number:
+        return Target(number=number)
+    if sip_uri:
+        return Target(sip_uri=sip_uri)
     if extension:
         agent = session.scalar(select(Agent).where(Agent.extension == extension.strip()))
         if agent is None:
@@ -93,7 +121,7 @@ def find_target(session: Session, *, extension: str | None = None, queue: str | 
         if found is None:
             raise TransferRefused(f"no queue is named or numbered {queue}")
         return Target(queue=found)
-    raise TransferRefused("give a target: an agent's extension or a queue")
+    raise TransferRefused("give a target: an agent's extension, a queue, a number or a SIP URI")
 
 
 def resolve_target(t: Telephony, code: str) -> Target:
@@ -150,6 +178,8 @@ def refuse_opening(call: Call, from_leg: Leg | None) -> None:
         raise TransferRefused("a transfer is already under way for this call")
     if call.status != CallStatus.CONNECTED:
         raise TransferRefused(f"the call is {call.status.replace('_', ' ')}, not connected to an agent")
+    if from_leg is not None and not from_leg.is_final and from_leg.agent_id is None:
+        raise TransferRefused("the call is with an outside party: only an agent can transfer it")
     if from_leg is None or from_leg.is_final or from_leg.agent_id is None:
         raise TransferRefused("the transferring agent is not on the call")
 
@@ -158,7 +188,9 @@ def refuse_target(t: Telephony, from_agent_id: int | None, target: Target, mode:
     """TransferRefused, with the reason, if TARGET cannot take the call now (a look: nothing is touched)."""
     if mode not in MODES:
         raise TransferRefused("the mode must be warm or blind")
-    if target.agent is not None:
+    if target.outside:
+        outside_destination(t, target)
+    elif target.agent is not None:
         if target.agent.id == from_agent_id:
             raise TransferRefused("you cannot transfer a call to yourself")
         if target.agent.presence != Presence.AVAILABLE or target.agent.activity != Activity.IDLE:
@@ -167,7 +199,17 @@ def refuse_target(t: Telephony, from_agent_id: int | None, target: Target, mode:
         if not free_agents(t.session, target.queue.skill, exclude={from_agent_id}):
             raise TransferRefused(f"nobody at {target.label} is available")
     else:
-        raise TransferRefused("give a target: an agent's extension or a queue")
+        raise TransferRefused("give a target: an agent's extension, a queue, a number or a SIP URI")
+
+
+def outside_destination(t: Telephony, target: Target) -> str:
+    """The normalised number or SIP URI of an outside TARGET, if the allow-list lets it be rung; else TransferRefused."""
+    try:
+        if target.number:
+            return check_number(t.settings, target.number)
+        return check_sip_uri(t.settings, target.sip_uri or "")
+    except DestinationRefused as refusal:
+        raise TransferRefused(str(refusal)) from None
 
 
 def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: str) -> None:
@@ -178,41 +220,67 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: str) -
     transfer.mode = mode
     transfer.target_agent_id = target.agent.id if target.agent else None
     transfer.target_queue_id = target.queue.id if target.queue else None
+    transfer.target_number = outside_destination(t, target) if target.outside else None
     t.session.flush()
     t.session.refresh(transfer)
     if not ring_target(t, transfer):
-        transfer.target_agent_id = transfer.target_queue_id = None
-        raise TransferRefused(f"nobody at {target.label} is available")
+        outside = transfer.target_number
+        transfer.target_agent_id = transfer.target_queue_id = transfer.target_number = None
+        raise TransferRefused(f"{outside} could not be called" if outside else f"nobody at {target.label} is available")
 
 
 def ring_target(t: Telephony, transfer: Transfer) -> bool:
-    """Reserve and ring the (next) target agent; False when nobody can be rung."""
-    call = transfer.call
+    """Reserve and ring the (next) target agent, or the outside destination; False when nobody can be rung."""
+    if transfer.target_number:
+        return _ring_outside(t, transfer)
     while t.dials_left > 0:
         agent = _reserve_target(t, transfer)
         if agent is None:
             return False
         transfer.tried_agent_ids = [*transfer.tried_agent_ids, agent.id]
-        leg = Leg(call_id=call.id, role=LegRole.TARGET, agent_id=agent.id, status=LegStatus.DIALING)
-        t.session.add(leg)
-        t.session.flush()
-        transfer.target_leg_id = leg.id
-        if transfer.mode == "warm" and transfer.consult_room is None:
-            _open_consult_room(t, transfer)
-        t.session.flush()
-        t.session.refresh(transfer)
-        move(t, transfer, TransferState.DIALING, target=agent.extension, mode=transfer.mode)
-        failure = ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id),
-                           status_url=t.urls.transfer_status(leg.id),
-                           fallback_url=t.urls.transfer_fallback(leg.id),
-                           timeout=t.settings.transfer_ring_timeout_seconds)
-        if failure is None:
+        if _dial_target(t, transfer, agent, agent.extension) is None:
             return True
-        record_event(t.session, call, "transfer_dial_failed", transfer=transfer, target=agent.extension, error=failure)
-        transfer.state = TransferState.REQUESTED
         if transfer.target_agent_id is not None:
             return False
     return False
+
+
+def _ring_outside(t: Telephony, transfer: Transfer) -> bool:
+    """Ring the outside destination once, as a softphone agent is rung; the caller ID is ours."""
+    if t.dials_left <= 0 or transfer.target_leg_id is not None:
+        return False
+    return _dial_target(t, transfer, OutsideParty(transfer.target_number), transfer.target_number,
+                        outside=True) is None
+
+
+def _dial_target(t: Telephony, transfer: Transfer, party: Agent | OutsideParty, target: str,
+                 **detail) -> str | None:
+    """A target leg for PARTY, the consult room (warm), then ring it; None when it rings, else why not."""
+    call = transfer.call
+    leg = Leg(call_id=call.id, role=LegRole.TARGET, agent_id=party.id, status=LegStatus.DIALING)
+    t.session.add(leg)
+    t.session.flush()
+    transfer.target_leg_id = leg.id
+    if transfer.mode == "warm" and transfer.consult_room is None:
+        _open_consult_room(t, transfer)
+    t.session.flush()
+    t.session.refresh(transfer)
+    move(t, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
+    failure = ring_leg(t, leg, party, answer_url=t.urls.transfer_answer(leg.id),
+                       status_url=t.urls.transfer_status(leg.id),
+                       fallback_url=t.urls.transfer_fallback(leg.id),
+                       timeout=t.settings.transfer_ring_timeout_seconds)
+    if failure is not None:
+        record_event(t.session, call, "transfer_dial_failed", transfer=transfer, target=target, error=failure)
+        transfer.state = TransferState.REQUESTED
+    return failure
+
+
+def target_of(transfer: Transfer | None, leg: Leg) -> str | None:
+    """Who a target leg rings, for the timeline: the agent's extension, or the outside destination."""
+    if leg.agent is not None:
+        return leg.agent.extension
+    return transfer.target_number if transfer is not None else None
 
 
 def _reserve_target(t: Telephony, transfer: Transfer) -> Agent | None:
@@ -268,11 +336,18 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigg
     """
     call = lock_call(t, call.id)  # the caller hanging up meanwhile waits for this step, or wins before it
     from_leg = agent_leg_of(call, call.agent_id)
-    refuse_opening(call, from_leg)
-    # A browser agent's leg is moved by writing its room: their console reconnects.
-    if not (from_leg.twilio_call_sid or from_leg.livekit_identity):
-        raise TransferRefused("the call's agent has no phone leg to move")
-    refuse_target(t, from_leg.agent_id, target, mode)
+    try:
+        refuse_opening(call, from_leg)
+        # A browser agent's leg is moved by writing its room: their console reconnects.
+        if not (from_leg.twilio_call_sid or from_leg.livekit_identity):
+            raise TransferRefused("the call's agent has no phone leg to move")
+        refuse_target(t, from_leg.agent_id, target, mode)
+    except TransferRefused as refusal:
+        if target.outside:
+            # An outside destination refused is kept on the timeline: a
+            # transfer to numbers nobody allowed is how toll fraud starts.
+            record_event(t.session, call, "transfer_refused", target=target.label, reason=str(refusal))
+        raise
     transfer = open_transfer(t, call, from_leg, trigger=trigger, notes=notes)
     try:
         choose_target(t, transfer, target, mode)
@@ -315,7 +390,7 @@ def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
     if transfer.state == TransferState.DIALING:
         leg.status = LegStatus.WHISPER
         leg.answered_at = utcnow()
-        move(t, transfer, TransferState.WHISPERING, target=leg.agent.extension)
+        move(t, transfer, TransferState.WHISPERING, target=target_of(transfer, leg))
     return transfer
 
 
@@ -333,12 +408,13 @@ def target_accepted(t: Telephony, leg: Leg) -> Accepted:
     if transfer is None or transfer.is_final or leg.is_final:
         close_leg(t, leg, LegStatus.CANCELED, "transfer_over")
         return Accepted.GONE
-    leg.agent.activity = Activity.ON_CALL
-    leg.agent.missed_in_row = 0
+    if leg.agent is not None:
+        leg.agent.activity = Activity.ON_CALL
+        leg.agent.missed_in_row = 0
     from_leg = agent_leg_of(transfer.call, transfer.from_agent_id)
     if transfer.mode == "warm" and from_leg is not None:
         place_agent(t, leg, transfer.consult_room, requester=leg)
-        move(t, transfer, TransferState.CONSULTING, target=leg.agent.extension)
+        move(t, transfer, TransferState.CONSULTING, target=target_of(transfer, leg))
         if from_leg.room_name != transfer.consult_room or from_leg.status != LegStatus.CONNECTED:
             place_agent(t, from_leg, transfer.consult_room, requester=leg, say=Prompt.ACCEPTED)
         return Accepted.CONSULT
@@ -354,7 +430,7 @@ def target_declined(t: Telephony, leg: Leg, reason: Missed) -> None:
     if transfer is None or transfer.is_final or not was_ringing:
         return
     record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,
-                 target=leg.agent.extension, reason=reason)
+                 target=target_of(transfer, leg), reason=reason)
     if transfer.target_queue_id is not None:
         transfer.state = TransferState.REQUESTED
         if ring_target(t, transfer):
@@ -393,10 +469,13 @@ def complete(t: Telephony, transfer: Transfer, *, requester: Leg | None, keep_fr
         raise TransferRefused(f"the transfer cannot be completed while it is {transfer.state}")
     call = transfer.call
     target_leg = transfer.target_leg
+    # An outside party has no agent row: the call is then with nobody the
+    # service can route to, and only its caller or that party can end it.
     call.agent_id = target_leg.agent_id
     target_leg.answered_at = target_leg.answered_at or utcnow()
-    target_leg.agent.activity = Activity.ON_CALL
-    target_leg.agent.missed_in_row = 0
+    if target_leg.agent is not None:
+        target_leg.agent.activity = Activity.ON_CALL
+        target_leg.agent.missed_in_row = 0
     move(t, transfer, TransferState.COMPLETED, three_way=keep_from_agent, reason="three-way" if keep_from_agent else "completed")
     from_leg = agent_leg_of(call, transfer.from_agent_id)
     if from_leg is not None:
@@ -507,7 +586,7 @@ def expire_stale_transfer(t: Telephony, call: Call) -> bool:
     limit = timedelta(seconds=t.settings.transfer_ring_timeout_seconds) + STALE_TARGET_MARGIN
     if now - leg.created_at <= limit:
         return False
-    record_event(t.session, call, "transfer_target_silent", transfer=transfer, target=leg.agent.extension)
+    record_event(t.session, call, "transfer_target_silent", transfer=transfer, target=target_of(transfer, leg))
     hang_up(t, call, leg.twilio_call_sid, leg_id=leg.id)
     target_declined(t, leg, Missed.NO_ANSWER)
     return True

@@ -1,0 +1,95 @@
+"""Outside targets: a transfer to an E.164 number or a SIP URI, checked against the allow-list before anything rings.
+
+Toll fraud is the classic attack on a transfer to outside numbers: whoever
+can start a transfer can make the account call premium or far-away numbers.
+So a destination is rung only if it is well formed and OUTSIDE_TRANSFER_ALLOW
+names its prefix (numbers) or its host (SIP URIs); with an empty allow-list
+outside transfers are off. Every check here is a look: nothing is written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from config import Settings
+
+# E.164: a plus, a country code that does not start with 0, at most 15 digits
+# in all (ITU-T E.164); fewer than 8 is no dialable number anywhere.
+E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+# What people type around the digits of a number: spaces, dashes, dots, brackets.
+NUMBER_PUNCTUATION = re.compile(r"[\s\-.()]")
+# sip:user@host[:port][;params]: no password, no ?headers (they would become
+# SIP headers of Twilio's INVITE), no whitespace.
+SIP_URI = re.compile(
+    r"^(?i:sips?):(?P<user>[A-Za-z0-9\-_.!~*'()&=+$,;]+)@(?P<host>[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9])?)"
+    r"(?::(?P<port>\d{1,5}))?(?P<params>(?:;[A-Za-z0-9\-_.=]+)*)$"
+)
+NOT_ENABLED = "outside transfers are not enabled"
+
+
+class DestinationRefused(ValueError):
+    """An outside destination that may not be rung, with the reason in words."""
+
+
+def normalise_number(text: str) -> str:
+    """TEXT as an E.164 number ('+44 20 7946-0000' -> '+442079460000'); DestinationRefused if it is none."""
+    number = NUMBER_PUNCTUATION.sub("", text or "")
+    if not E164.match(number):
+        raise DestinationRefused(f"{(text or '').strip()[:40]} is not an E.164 number (+, country code, number)")
+    return number
+
+
+def normalise_sip_uri(text: str) -> str:
+    """TEXT as a SIP URI with a lower-case host; DestinationRefused if it is malformed."""
+    uri = (text or "").strip()
+    match = SIP_URI.match(uri)
+    if match is None or ".." in match["host"]:
+        raise DestinationRefused(f"{uri[:60]} is not a SIP URI (sip:user@host, no headers)")
+    if match["port"] and not 0 < int(match["port"]) <= 65535:
+        raise DestinationRefused(f"{uri[:60]} names no valid port")
+    scheme = uri[:uri.index(":")].lower()
+    return f"{scheme}:{match['user']}@{match['host'].lower()}" + (f":{match['port']}" if match["port"] else "") + (
+        match["params"] or "")
+
+
+def sip_host(uri: str) -> str:
+    """The host of a SIP URI normalise_sip_uri accepted."""
+    return SIP_URI.match(uri)["host"].lower()
+
+
+def check_number(settings: Settings, text: str) -> str:
+    """The E.164 number TEXT names, if the allow-list lets it be rung; DestinationRefused otherwise."""
+    if not settings.outside_transfers_enabled:
+        raise DestinationRefused(NOT_ENABLED)
+    number = normalise_number(text)
+    if not any(number.startswith(prefix) for prefix in settings.outside_transfer_prefixes):
+        raise DestinationRefused(f"{number} is not in a country or prefix outside transfers may call")
+    return number
+
+
+def check_sip_uri(settings: Settings, text: str) -> str:
+    """The SIP URI TEXT names, if the allow-list names its host or a domain above it; DestinationRefused otherwise."""
+    if not settings.outside_transfers_enabled:
+        raise DestinationRefused(NOT_ENABLED)
+    uri = normalise_sip_uri(text)
+    host = sip_host(uri)
+    if not any(host == domain or host.endswith("." + domain) for domain in settings.outside_transfer_sip_domains):
+        raise DestinationRefused(f"{host} is not a SIP host outside transfers may call")
+    return uri
+
+
+@dataclass
+class OutsideParty:
+    """The phone an outside target answers, in the shape ring_leg rings and frees: it has no agent row.
+
+    ring_leg dials what `sip_uri` names (here an E.164 number or a SIP URI)
+    and, when Twilio refuses the call, makes the party idle again; an outside
+    party has no presence, so that changes nothing stored.
+    """
+
+    sip_uri: str
+    id: int | None = None
+    activity: str = ""
+    last_call_ended_at: datetime | None = None

@@ -1,0 +1,51 @@
+"""Outside targets in the transfer state machine: every refusal is a look that touches nothing but the timeline."""
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import CallStatus, Event, Transfer
+from app.transfers import outside
+from app.transfers import service as transfers
+from tests.fast.test_transfer_machine import connected
+
+
+@pytest.mark.parametrize("allow, target, why", [
+    ((), {"number": "+442079460123"}, "outside transfers are not enabled"),
+    (("+44",), {"number": "+33142685300"}, "not in a country or prefix"),
+    (("+44",), {"number": "442079460123"}, "not an E.164 number"),
+    (("partner.example",), {"sip_uri": "sip:desk@partner.example.evil.net"}, "not a SIP host"),
+    (("partner.example",), {"sip_uri": "sip:desk@pbx.partner.example?X-Header=1"}, "not a SIP URI"),
+])
+def test_a_refused_outside_destination_touches_nothing_and_is_on_the_timeline(t, allow, target, why):
+    t.settings = replace(t.settings, outside_transfer_allow=allow)
+    call, _alice_leg = connected(t)
+    before = [(leg.id, leg.status, leg.placement) for leg in call.legs]
+    with pytest.raises(transfers.TransferRefused, match=why):
+        transfers.start_transfer(t, call, transfers.find_target(t.session, **target), mode="warm", trigger="api")
+    assert [(leg.id, leg.status, leg.placement) for leg in call.legs] == before
+    assert t.session.scalar(select(func.count()).select_from(Transfer)) == 0
+    assert len(t.effects) == 0 and call.status == CallStatus.CONNECTED
+    (refused,) = t.session.scalars(select(Event).where(Event.name == "transfer_refused")).all()
+    assert why in refused.detail["reason"]
+
+
+def test_numbers_and_sip_uris_are_normalised():
+    assert outside.normalise_number(" +44 (20) 7946-0123 ") == "+442079460123"
+    assert outside.normalise_sip_uri("SIP:desk@PBX.Partner.Example:5061;transport=tls") == (
+        "sip:desk@pbx.partner.example:5061;transport=tls")
+    for malformed in ("+0442079460123", "+44", "sip:user:secret@pbx.example", "sip:desk@pbx..example"):
+        with pytest.raises(outside.DestinationRefused):
+            (outside.normalise_sip_uri if malformed.startswith("sip") else outside.normalise_number)(malformed)
+
+
+def test_an_allowed_destination_passes_the_checks_normalised(t):
+    t.settings = replace(t.settings, outside_transfer_allow=("+44", "partner.example"))
+    call, alice_leg = connected(t)
+    number = transfers.find_target(t.session, number="+44 20 7946 0123")
+    transfers.refuse_target(t, alice_leg.agent_id, number, "blind")
+    assert transfers.outside_destination(t, number) == "+442079460123"
+    desk = transfers.find_target(t.session, sip_uri="sip:desk@PBX.partner.example")
+    assert transfers.outside_destination(t, desk) == "sip:desk@pbx.partner.example"
+    assert len(t.effects) == 0
