@@ -4,6 +4,13 @@ The web layer owns the transaction: a request's session is committed once when
 the view returns and rolled back on error. Domain functions take the session as
 an argument and only flush, unless a step must be durable before a network call
 (they say so and commit explicitly).
+
+On PostgreSQL a transaction can lose a deadlock or a serialization conflict
+(SQLSTATE 40P01, 40001) through no fault of its own; `lost_a_lock_conflict`
+names such a failure, and the Twilio webhook guard (app/telephony/webhook.py)
+runs the step once more. Each session counts its commits (`commits`), so a
+retry can tell that a step already committed before a network call and must
+not run again.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from flask import Flask, Response, g, request
+from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +37,9 @@ def init_db(app: Flask) -> None:
     # Objects keep their values after a commit: a step commits, then calls
     # Twilio or LiveKit with what it just wrote; reloading them would open a
     # transaction (on SQLite: the write lock) for the length of that call.
-    app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "after_commit", _count_commit)
+    app.extensions["db_sessionmaker"] = factory
     app.after_request(_commit_request_session)
     app.teardown_appcontext(_close_request_session)
 
@@ -41,6 +51,25 @@ def request_session() -> Session:
 
         g.db_session = current_app.extensions["db_sessionmaker"]()
     return g.db_session
+
+
+# PostgreSQL's SQLSTATEs for a transaction chosen as a deadlock's victim and
+# for a serialization failure: the same work, run again, normally succeeds.
+LOCK_CONFLICTS = {"40P01": "deadlock", "40001": "serialization_failure"}
+
+
+def lost_a_lock_conflict(error: BaseException) -> str | None:
+    """'deadlock' or 'serialization_failure' when ERROR is PostgreSQL aborting the transaction for one; else None."""
+    return LOCK_CONFLICTS.get(getattr(getattr(error, "orig", None), "sqlstate", None))
+
+
+def _count_commit(session: Session) -> None:
+    session.info["commits"] = session.info.get("commits", 0) + 1
+
+
+def commits(session: Session) -> int:
+    """How many times SESSION has committed."""
+    return session.info.get("commits", 0)
 
 
 def after_commit(work: Callable[[], None]) -> None:

@@ -1,9 +1,16 @@
 """Whether an agent can take a call: reserving one (idle -> ringing) and making one idle again.
 
 An agent is reserved by a compare-and-set UPDATE (idle -> ringing) that only
-one transaction can win, on PostgreSQL (row lock, re-checked after the
-winner commits) and on SQLite (whose write lock is taken at BEGIN), so no
-agent ever gets two calls.
+one transaction can win, on PostgreSQL (row lock) and on SQLite (whose write
+lock is taken at BEGIN), so no agent ever gets two calls.
+
+Lock order (app/calls/legs.py): a step holds its call's row and its live
+legs' agents, by id, before it frees or connects any of them. Reserving
+comes later and may need an agent that is not in that order, so it never
+waits for one: an agent row another transaction holds (reserving, freeing,
+changing presence) is skipped for the next candidate. The agent is taken
+once that transaction commits: freed, it is offered the waiting calls
+(routing.offer_waiting_calls).
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ def free_agents(session, skill: str, exclude: Iterable[int] = ()) -> list[int]:
 def reserve_agent(session, skill: str, exclude: Iterable[int] = ()) -> Agent | None:
     """Reserve (idle -> ringing) the longest-idle available agent with SKILL; None if nobody is free."""
     for agent_id in free_agents(session, skill, exclude):
+        # SKIP LOCKED: no wait on another transaction's agent row, so no
+        # deadlock through it (PostgreSQL; SQLite ignores it and needs none).
+        held = session.scalar(
+            select(Agent.id).where(Agent.id == agent_id).with_for_update(key_share=True, skip_locked=True)
+        )
+        if held is None:
+            continue
         won = session.execute(
             update(Agent)
             .where(Agent.id == agent_id, Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)

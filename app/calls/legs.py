@@ -3,6 +3,15 @@
 Every webhook step takes its call's row lock here (lock_call), so two
 webhooks of one call take turns on any number of workers, and reads the
 call's legs and transfers afresh after it.
+
+The lock order, everywhere (PostgreSQL; SQLite's write lock serialises all):
+the call's row first, then the rows of the agents on its live legs, by id
+(lock_call takes both). A transaction that holds more than one call takes
+them in id order, or skips a call another transaction holds
+(routing.offer_waiting_calls). Reserving an agent never waits for another
+transaction's agent row (agents.availability.reserve_agent skips it), so
+it cannot close a cycle either. A step that still loses a deadlock is run
+once more by the webhook guard (app/telephony/webhook.py).
 """
 
 from __future__ import annotations
@@ -86,13 +95,24 @@ def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
 
 
 def lock_call(t: Telephony, call_id: int) -> Call | None:
-    """Take the call's row lock for this step and read the call, its legs and transfers afresh."""
+    """Take the call's row lock, then its live legs' agents' (by id), and read the call, legs and transfers afresh."""
     call = t.session.get(Call, call_id, with_for_update=CALL_LOCK, populate_existing=True)
     if call is not None:
         fresh = {"populate_existing": True}
-        t.session.scalars(select(Leg).where(Leg.call_id == call_id).execution_options(**fresh)).all()
+        legs = t.session.scalars(select(Leg).where(Leg.call_id == call_id).execution_options(**fresh)).all()
         t.session.scalars(select(Transfer).where(Transfer.call_id == call_id).execution_options(**fresh)).all()
+        _lock_agents(t, {leg.agent_id for leg in legs if leg.agent_id is not None and not leg.is_final})
     return call
+
+
+def _lock_agents(t: Telephony, agent_ids: set[int]) -> None:
+    # In id order, after the call: whatever this step then writes of these
+    # agents (freed, connected, set away) waits for nobody.
+    if agent_ids:
+        t.session.scalars(
+            select(Agent).where(Agent.id.in_(agent_ids)).order_by(Agent.id)
+            .with_for_update(key_share=True).execution_options(populate_existing=True)
+        ).all()
 
 
 RINGING_LEG_STATUSES = (LegStatus.DIALING, LegStatus.WHISPER)

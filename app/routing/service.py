@@ -6,10 +6,15 @@ browser leg, so its ring timeout is enforced by whoever looks at it next
 (expire_browser_legs).
 
 An agent is reserved by a compare-and-set UPDATE (idle -> ringing) that only
-one transaction can win, on PostgreSQL (row lock, re-checked after the
-winner commits) and on SQLite (whose write lock is taken at BEGIN), so no
-agent ever gets two calls. The reservation is committed before Twilio is
-asked to dial, so the agent's callbacks always find it.
+one transaction can win, on PostgreSQL (row lock) and on SQLite (whose write
+lock is taken at BEGIN), so no agent ever gets two calls. The reservation is
+committed before Twilio is asked to dial, so the agent's callbacks always
+find it.
+
+Locks are taken in the order app/calls/legs.py names: the call, then its
+agents by id; the reservation skips an agent row someone else holds. After
+a request, offer_waiting_calls locks the calls it put back in id order and
+skips a waiting call another transaction holds.
 """
 
 from __future__ import annotations

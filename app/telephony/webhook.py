@@ -4,6 +4,14 @@ A request whose X-Twilio-Signature does not match the public URL Twilio used
 gets 403 and changes nothing. A delivery already handled (Twilio retries and
 repeats) gets the answer it got the first time. A voice webhook whose handler
 fails still answers valid TwiML that keeps the caller on the line.
+
+A step that PostgreSQL aborts as a deadlock's victim or for a serialization
+failure, before any of it was committed, is rolled back (its recorded
+effects with it: none was carried out) and run once more from the claim on
+(`transaction_retried`, a warning); failing again, it is answered as any
+database failure is. A step that committed before a network call
+(calls/ringing.ring_leg, rooms/presence, transfers/summary) is never run
+again, since that call might be repeated.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
-from app.db import request_session
+from app.db import commits, lost_a_lock_conflict, request_session
 from app.logs import get_logger
 from app.models import WebhookDelivery, parse_id, utcnow
 from app.telephony.forms import MalformedWebhook, TwilioForm
@@ -228,6 +236,77 @@ def _with_secrets(body: str) -> str:
     return body.replace(SIP_PASSWORD_SLOT, current_app.config["SETTINGS"].livekit_sip_password)
 
 
+class _LostLockConflict(Exception):
+    """The step lost a deadlock or a serialization conflict before committing anything: it may run again."""
+
+    def __init__(self, conflict: str, error: str):
+        super().__init__(conflict)
+        self.conflict = conflict
+        self.error = error
+
+
+def _handle(view: Callable[..., Response], form: TwilioForm, session, key: str | None, answer: str,
+            args, kwargs) -> Response:
+    """Claim the delivery, run the step, remember its answer and commit; _LostLockConflict if it may run again."""
+    commits_before = commits(session)
+
+    def failed(error: SQLAlchemyError, key_to_forget: str | None) -> Response:
+        conflict = lost_a_lock_conflict(error)
+        text = str(error).splitlines()[0][:200]
+        if conflict is not None and commits(session) == commits_before:
+            session.rollback()  # the claim, the step and its effects go with it
+            raise _LostLockConflict(conflict, text)
+        # A step that committed before a network call (calls/ringing.ring_leg)
+        # is never run twice: that call might be made again.
+        _give_up_claim(session, key_to_forget)
+        log.error("webhook_database_failed", error=text, conflict=conflict)
+        return g.answer_when_database_fails()
+
+    claim = None
+    if key is not None:
+        try:
+            claim = _claim_delivery(session, key)
+        except SQLAlchemyError as error:
+            return failed(error, None)
+        if isinstance(claim, Response):
+            return claim
+        # A repeat's wait commits on its own; the step starts counting here.
+        commits_before = commits(session)
+
+    try:
+        response = view(form, *args, **kwargs)
+    except MalformedWebhook as error:
+        _give_up_claim(session, key)
+        log.warning("webhook_malformed", reason=str(error))
+        if answer == "callback":
+            return Response(f"{error}\n", status=400, mimetype="text/plain")
+        return retry_twiml()
+    except SQLAlchemyError as error:
+        # The database failed under the step: no traceback, one line that says so.
+        return failed(error, key)
+    except Exception:
+        _give_up_claim(session, key)
+        log.exception("webhook_failed")
+        if answer == "callback":
+            raise
+        return retry_twiml()
+
+    if claim is not None:
+        if response.status_code < 500:
+            claim.status_code = response.status_code
+            claim.content_type = response.content_type or "text/plain"
+            claim.body = _without_secrets(response.get_data(as_text=True))
+        else:
+            _give_up_claim(session, key)
+    # The step and its remembered answer are durable before anything
+    # else runs (waiting calls are offered after the commit: app/db.py).
+    try:
+        session.commit()
+    except SQLAlchemyError as error:
+        return failed(error, None)
+    return response
+
+
 def twilio_webhook(answer: str = "twiml") -> Callable:
     """Guard a Twilio webhook view; ANSWER is 'twiml' (a voice step) or 'callback' (status and events)."""
     if answer not in ("twiml", "callback"):
@@ -244,54 +323,22 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
 
             session = request_session()
             key = _delivery_key(answer)
-            claim = None
             # If the database fails where the request commits (app/db.py), the
             # caller still gets TwiML that keeps them on the line.
             g.answer_when_database_fails = _database_down_answer if answer == "twiml" else _callback_not_stored
-            if key is not None:
-                try:
-                    claim = _claim_delivery(session, key)
-                except SQLAlchemyError:
-                    _give_up_claim(session, None)
-                    return g.answer_when_database_fails()
-                if isinstance(claim, Response):
-                    return claim
-
             try:
-                response = view(form, *args, **kwargs)
-            except MalformedWebhook as error:
-                _give_up_claim(session, key)
-                log.warning("webhook_malformed", reason=str(error))
-                if answer == "callback":
-                    return Response(f"{error}\n", status=400, mimetype="text/plain")
-                return retry_twiml()
-            except SQLAlchemyError as error:
-                # The database failed under the step: no traceback, one line that says so.
-                _give_up_claim(session, key)
-                log.error("webhook_database_failed", error=str(error).splitlines()[0][:200])
-                return g.answer_when_database_fails()
-            except Exception:
-                _give_up_claim(session, key)
-                log.exception("webhook_failed")
-                if answer == "callback":
-                    raise
-                return retry_twiml()
-
-            if claim is not None:
-                if response.status_code < 500:
-                    claim.status_code = response.status_code
-                    claim.content_type = response.content_type or "text/plain"
-                    claim.body = _without_secrets(response.get_data(as_text=True))
-                else:
-                    _give_up_claim(session, key)
-            # The step and its remembered answer are durable before anything
-            # else runs (waiting calls are offered after the commit: app/db.py).
+                return _handle(view, form, session, key, answer, args, kwargs)
+            except _LostLockConflict as lost:
+                # The step was rolled back whole before it reached Twilio or
+                # LiveKit (nothing of it committed): run it once more, afresh.
+                log.warning("transaction_retried", conflict=lost.conflict, error=lost.error)
+                g.pop("telephony", None)  # its freed agents and requeued calls were rolled back
+                g.pop("after_commit", None)  # work promised after a commit that never came
             try:
-                session.commit()
-            except SQLAlchemyError:
-                _give_up_claim(session, None)
+                return _handle(view, form, session, key, answer, args, kwargs)
+            except _LostLockConflict as lost:
+                log.error("webhook_database_failed", conflict=lost.conflict, error=lost.error, retried=True)
                 return g.answer_when_database_fails()
-            return response
 
         return guarded
 
