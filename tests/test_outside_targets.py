@@ -42,7 +42,8 @@ def test_warm_transfer_to_an_outside_number_rings_it_and_completes(centre, api_h
     dialled = calls_created(centre)[-1].form
     # Rung by the REST API from the number the caller dialled (a Twilio number of the account).
     assert dialled["To"] == OUTSIDE and dialled["From"] == centre.number
-    assert "The caller is on hold" in alice.heard_text and caller.waiting_on.tag == "Play"
+    assert "Calling the outside number 4 4 2 0 7 9 4 6 0 1 2 3. The caller is on hold" in alice.heard_text
+    assert caller.waiting_on.tag == "Play"
     outside = centre.network.last_call(to=OUTSIDE)
     centre.network.answer(outside.sid)
     whisper = outside.heard_text
@@ -144,6 +145,8 @@ def test_an_outside_party_that_does_not_take_the_call_gives_the_caller_back_to_a
     assert not outside.live
     assert in_room(caller, str(call_row(centre, caller.sid).id)) and in_room(alice, str(call_row(centre, caller.sid).id))
     assert "transfer_target_missed" in centre.timeline(caller.sid)
+    said = "did not answer" if outcome == "rings_out" else "declined the transfer"
+    assert f"the outside number 4 4 2 0 7 9 4 6 0 1 2 3 {said}" in alice.heard_text
 
 
 def test_twilio_refuses_a_caller_id_the_account_does_not_own(centre):

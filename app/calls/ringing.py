@@ -9,25 +9,28 @@ from app.models import Agent, Leg, LegStatus, utcnow
 from app.telephony.context import Telephony
 
 
-def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_url: str, fallback_url: str,
-             timeout: int) -> str | None:
-    """Ring AGENT for LEG; None when it rings, else why Twilio could not place the call (leg failed, agent freed).
+def ring_leg(t: Telephony, leg: Leg, agent: Agent | None, *, answer_url: str, status_url: str, fallback_url: str,
+             timeout: int, to: str | None = None) -> str | None:
+    """Ring AGENT (or the outside destination TO) for LEG; None when it rings, else why Twilio could not place
+    the call (leg failed, agent freed).
 
     A browser agent's console finds the leg by polling, so nothing is dialled.
+    An outside party (no agent row) is dialled at TO, from our number.
     A phone is one of the service's named commit-before-network places: the
     step so far is committed before Twilio dials, because Twilio may ask the
     answer URL, or post a status callback, before calls.create has answered,
     and those requests must find the leg (tests/test_commit_points.py).
     """
-    if not agent.sip_uri:
+    if agent is not None and not agent.sip_uri:
         leg.livekit_identity = browser_identity(agent)
         t.session.flush()
         return None
+    destination = to or agent.sip_uri
     t.dials_left -= 1
     t.session.commit()
     try:
         leg.twilio_call_sid = t.twilio.create_call(
-            to=agent.sip_uri,
+            to=destination,
             from_=t.settings.twilio_phone_number or leg.call.to_number,
             url=answer_url,
             status_callback=status_url,
@@ -41,6 +44,7 @@ def ring_leg(t: Telephony, leg: Leg, agent: Agent, *, answer_url: str, status_ur
         leg.status = LegStatus.FAILED
         leg.end_reason = "dial_failed"
         leg.ended_at = utcnow()
-        release_agent(t, agent)
-        t.freed_agent_ids.discard(agent.id)  # not free to be dialled again in this request
+        if agent is not None:
+            release_agent(t, agent)
+            t.freed_agent_ids.discard(agent.id)  # not free to be dialled again in this request
         return str(error)[:200]

@@ -10,8 +10,6 @@ outside transfers are off. Every check here is a look: nothing is written.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
 
 from config import Settings
 
@@ -78,18 +76,3 @@ def check_sip_uri(settings: Settings, text: str) -> str:
     if not any(host == domain or host.endswith("." + domain) for domain in settings.outside_transfer_sip_domains):
         raise DestinationRefused(f"{host} is not a SIP host outside transfers may call")
     return uri
-
-
-@dataclass
-class OutsideParty:
-    """The phone an outside target answers, in the shape ring_leg rings and frees: it has no agent row.
-
-    ring_leg dials what `sip_uri` names (here an E.164 number or a SIP URI)
-    and, when Twilio refuses the call, makes the party idle again; an outside
-    party has no presence, so that changes nothing stored.
-    """
-
-    sip_uri: str
-    id: int | None = None
-    activity: str = ""
-    last_call_ended_at: datetime | None = None

@@ -48,7 +48,6 @@ from app.telephony.sip import consult_room_user, room_name
 from app.transfers.lifecycle import active_transfer, move
 from app.transfers.outside import (
     DestinationRefused,
-    OutsideParty,
     check_number,
     check_sip_uri,
 )
@@ -249,15 +248,15 @@ def _ring_outside(t: Telephony, transfer: Transfer) -> bool:
     """Ring the outside destination once, as a softphone agent is rung; the caller ID is ours."""
     if t.dials_left <= 0 or transfer.target_leg_id is not None:
         return False
-    return _dial_target(t, transfer, OutsideParty(transfer.target_number), transfer.target_number,
-                        outside=True) is None
+    return _dial_target(t, transfer, None, transfer.target_number, outside=True) is None
 
 
-def _dial_target(t: Telephony, transfer: Transfer, party: Agent | OutsideParty, target: str,
+def _dial_target(t: Telephony, transfer: Transfer, agent: Agent | None, target: str,
                  **detail) -> str | None:
-    """A target leg for PARTY, the consult room (warm), then ring it; None when it rings, else why not."""
+    """A target leg for AGENT (None: the outside destination), the consult room (warm), then ring it;
+    None when it rings, else why not."""
     call = transfer.call
-    leg = Leg(call_id=call.id, role=LegRole.TARGET, agent_id=party.id, status=LegStatus.DIALING)
+    leg = Leg(call_id=call.id, role=LegRole.TARGET, agent_id=agent.id if agent else None, status=LegStatus.DIALING)
     t.session.add(leg)
     t.session.flush()
     transfer.target_leg_id = leg.id
@@ -266,10 +265,11 @@ def _dial_target(t: Telephony, transfer: Transfer, party: Agent | OutsideParty, 
     t.session.flush()
     t.session.refresh(transfer)
     move(t, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
-    failure = ring_leg(t, leg, party, answer_url=t.urls.transfer_answer(leg.id),
+    failure = ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id),
                        status_url=t.urls.transfer_status(leg.id),
                        fallback_url=t.urls.transfer_fallback(leg.id),
-                       timeout=t.settings.transfer_ring_timeout_seconds)
+                       timeout=t.settings.transfer_ring_timeout_seconds,
+                       to=None if agent else transfer.target_number)
     if failure is not None:
         record_event(t.session, call, "transfer_dial_failed", transfer=transfer, target=target, error=failure)
         transfer.state = TransferState.REQUESTED
@@ -422,11 +422,13 @@ def target_accepted(t: Telephony, leg: Leg) -> Accepted:
     return Accepted.CONNECTED
 
 
-def target_declined(t: Telephony, leg: Leg, reason: Missed) -> None:
-    """The target declined, did not answer, was busy or failed: the next agent of a queue, or back to A."""
+def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: bool = False) -> None:
+    """The target declined, did not answer, was busy or failed: the next agent of a queue, or back to A.
+
+    OVER_AT_TWILIO: Twilio's status callback said so (see legs.close_leg)."""
     transfer = transfer_of_target_leg(t, leg)
     was_ringing = leg.status in RINGING_LEG_STATUSES
-    close_leg(t, leg, reason.leg_status, reason, missed=reason.agent_missed_it)
+    close_leg(t, leg, reason.leg_status, reason, missed=reason.agent_missed_it, over_at_twilio=over_at_twilio)
     if transfer is None or transfer.is_final or not was_ringing:
         return
     record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,

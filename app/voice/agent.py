@@ -12,6 +12,7 @@ from flask import Blueprint, request
 
 from app.calls import reactions
 from app.calls import service as calls
+from app.calls.ivr import speakable_number
 from app.calls.legs import RINGING_LEG_STATUSES, find_leg, misfit
 from app.events import record_event
 from app.logs import get_logger
@@ -132,10 +133,23 @@ MAX_MENU_ATTEMPTS = 2
 DTMF_MODES = {"2": "warm", "1": "blind"}
 
 
+def _target_words(transfer: Transfer | None) -> str:
+    """Who the transfer rings, as A hears it: the agent's name, the outside number digit by digit, or the queue's."""
+    if transfer is None:
+        return "the next agent"
+    if transfer.target_leg and transfer.target_leg.agent:
+        return transfer.target_leg.agent.name
+    if transfer.target_agent:
+        return transfer.target_agent.name
+    if transfer.target_number:
+        if transfer.target_number.startswith("+"):
+            return f"the outside number {speakable_number(transfer.target_number)}"
+        return "the outside line"
+    return "the next agent"
+
+
 def _say(code: Prompt, transfer: Transfer | None) -> str | None:
-    target = transfer.target_agent.name if transfer and transfer.target_agent else "the next agent"
-    if transfer and transfer.target_leg and transfer.target_leg.agent:
-        target = transfer.target_leg.agent.name
+    target = _target_words(transfer)
     return {
         Prompt.CALLING: f"Calling {target}. The caller is on hold. Press 1 to return to your caller.",
         Prompt.ACCEPTED: f"{target} accepted. The caller is still on hold. Press star for transfer options.",
