@@ -76,6 +76,7 @@ def test_billing_caller_reaches_the_billing_agent(centre):
         "agent_answered",
         "agent_accepted",
         "call_ended",
+        "agent_free_after_leg_over",  # Twilio's completed callback for Alice's leg
     ]
 
 

@@ -4,9 +4,9 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from app.models import Agent
+from app.models import Agent, WebhookDelivery
 from app.telephony import urls
 from tests.transfer_helpers import (
     ALICE,
@@ -120,7 +120,11 @@ def test_an_old_legs_completed_callback_replayed_with_a_fresh_token_does_not_fre
     second, alice_again = connected_call(centre, number="+15551230099")
     assert agent_activity(centre, "101") == "on_call"
     parts = urlsplit(old.url)
+    with centre.db() as session:
+        remembered = session.scalar(select(func.count(WebhookDelivery.id)))
     replay = signed_post(centre.client, f"{parts.path}?{parts.query}", old.params,
                          headers={"I-Twilio-Idempotency-Token": "a-token-the-replayer-chose"})
     assert replay.status_code == 200
+    with centre.db() as session:  # known by its signed body: a repeat, not a new delivery
+        assert session.scalar(select(func.count(WebhookDelivery.id))) == remembered
     assert agent_activity(centre, "101") == "on_call" and call_row(centre, second.sid).status == "connected"

@@ -58,13 +58,24 @@ def reserve_agent(session, skill: str, exclude: Iterable[int] = ()) -> Agent | N
     return None
 
 
-def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, call: Call | None = None) -> None:
-    """Make an agent idle again; a missed call counts towards being set away."""
+def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, call: Call | None = None,
+                  until_twilio_confirms: bool = False) -> None:
+    """Make an agent idle again; a missed call counts towards being set away.
+
+    UNTIL_TWILIO_CONFIRMS: their phone leg is over for the service, but
+    Twilio still carries it (a goodbye playing, a cancel on its way); they
+    are LEAVING, offered nothing, until the leg's final status callback (or
+    the reconciler) says it is over (app/calls/reactions.leg_confirmed_over).
+    """
     if agent is None:
         return
-    agent.activity = Activity.IDLE
     agent.last_call_ended_at = utcnow()
-    t.freed_agent_ids.add(agent.id)
+    if until_twilio_confirms:
+        agent.activity = Activity.LEAVING
+        t.freed_agent_ids.discard(agent.id)
+    else:
+        agent.activity = Activity.IDLE
+        t.freed_agent_ids.add(agent.id)
     if not missed:
         return
     agent.missed_in_row += 1

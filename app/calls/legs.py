@@ -142,8 +142,14 @@ def caller_leg(call: Call) -> Leg | None:
     return next((leg for leg in call.legs if leg.role == LegRole.CALLER), None)
 
 
-def close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool = False) -> None:
-    """End a leg (once) and free its agent; a missed ring counts towards being set away."""
+def close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool = False,
+              over_at_twilio: bool = False) -> None:
+    """End a leg (once) and free its agent; a missed ring counts towards being set away.
+
+    OVER_AT_TWILIO: Twilio itself reported the leg over (its final status
+    callback). Otherwise a Twilio leg's agent is kept LEAVING until it does,
+    so nobody rings a phone that still plays "Goodbye".
+    """
     if leg.is_final:
         return
     was_ringing = leg.status in RINGING_LEG_STATUSES
@@ -151,7 +157,8 @@ def close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool 
     leg.end_reason = reason
     leg.ended_at = utcnow()
     if leg.agent is not None and (was_ringing or leg.agent.activity != Activity.IDLE):
-        release_agent(t, leg.agent, missed=missed and was_ringing, call=leg.call)
+        release_agent(t, leg.agent, missed=missed and was_ringing, call=leg.call,
+                      until_twilio_confirms=bool(leg.twilio_call_sid) and not over_at_twilio)
     if leg.call.status == CallStatus.RINGING_AGENT and ringing_leg(leg.call) is None:
         leg.call.status = CallStatus.QUEUED
 

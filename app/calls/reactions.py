@@ -35,17 +35,17 @@ def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
         return
     if progress.unanswered:
         missed = Missed.of(progress)
-        close_leg(t, leg, missed.leg_status, missed, missed=missed.agent_missed_it)
+        close_leg(t, leg, missed.leg_status, missed, missed=missed.agent_missed_it, over_at_twilio=True)
         record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=missed)
         offer_call(t, call)
     elif progress == CallProgress.COMPLETED:
         if leg.status in RINGING_LEG_STATUSES:
             # Hung up during the whisper: the same as declining.
-            close_leg(t, leg, LegStatus.DECLINED, "hung_up_in_whisper", missed=True)
+            close_leg(t, leg, LegStatus.DECLINED, "hung_up_in_whisper", missed=True, over_at_twilio=True)
             record_event(t.session, call, "agent_hung_up_in_whisper", agent=leg.agent.extension)
             offer_call(t, call)
         else:
-            agent_left(t, leg)
+            agent_left(t, leg, over_at_twilio=True)
 
 
 def target_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
@@ -55,10 +55,10 @@ def target_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
             leg_confirmed_over(t, leg)
         return
     if progress.unanswered:
-        target_declined(t, leg, Missed.of(progress))
+        target_declined(t, leg, Missed.of(progress), over_at_twilio=True)
     elif progress == CallProgress.COMPLETED:
         if leg.status in RINGING_LEG_STATUSES:
-            target_declined(t, leg, Missed.DECLINED)
+            target_declined(t, leg, Missed.DECLINED, over_at_twilio=True)
         else:
             agent_leg_status(t, leg, CallProgress.COMPLETED)
 
@@ -76,10 +76,10 @@ def leg_confirmed_over(t: Telephony, leg: Leg) -> None:
         record_event(t.session, leg.call, "agent_free_after_leg_over", agent=agent.extension, leg_id=leg.id)
 
 
-def agent_left(t: Telephony, leg: Leg) -> None:
+def agent_left(t: Telephony, leg: Leg, *, over_at_twilio: bool = False) -> None:
     """A connected agent hung up: the caller, alone in the room, is thanked and the call ends."""
     call = leg.call
-    close_leg(t, leg, LegStatus.ENDED, "agent_hung_up")
+    close_leg(t, leg, LegStatus.ENDED, "agent_hung_up", over_at_twilio=over_at_twilio)
     record_event(t.session, call, "agent_left", agent=leg.agent.extension if leg.agent else None)
     if agent_left_during_transfer(t, leg):
         return

@@ -24,7 +24,7 @@ from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.gateways.twilio import TwilioError
 from app.logs import get_logger
-from app.models import Activity, Call, Leg, Transfer
+from app.models import Call, Leg, Transfer
 
 if TYPE_CHECKING:
     from app.telephony.context import Telephony
@@ -49,10 +49,9 @@ class HangUp:
                          twilio_call_sid=self.call_sid, error=str(error)[:200])
             leg = t.session.get(Leg, self.leg_id) if self.leg_id else None
             if leg is not None:
-                # The phone may still ring or be on the line: its agent is
-                # not offered a call until Twilio reports the leg over
-                # (its status callback, or the reconciler asking Twilio).
-                keep_agent_until_leg_over(t, leg)
+                # The phone may still ring or be on the line; its agent stays
+                # LEAVING (legs.close_leg) until Twilio reports the leg over:
+                # its status callback, or the reconciler asking Twilio.
                 _take_out_of_rooms(t, leg)
             return
         log.info("effect_done", effect="hang_up", leg_id=self.leg_id)
@@ -298,11 +297,3 @@ def close_room(t: Telephony, call: Call, room: str | None, *, transfer: Transfer
     if room:
         t.effects.add(CloseRoom(call.id, room, transfer.id if transfer else None))
 
-
-def keep_agent_until_leg_over(t: Telephony, leg: Leg) -> None:
-    """The leg's agent is kept from new calls (LEAVING) until Twilio reports the leg over."""
-    agent = leg.agent
-    if agent is not None and agent.activity == Activity.IDLE:
-        agent.activity = Activity.LEAVING
-        t.freed_agent_ids.discard(agent.id)
-        record_event(t.session, leg.call, "agent_kept_until_leg_over", agent=agent.extension, leg_id=leg.id)

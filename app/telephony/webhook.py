@@ -61,16 +61,18 @@ def signature_is_valid() -> bool:
 
 
 def _delivery_key(answer: str) -> str | None:
-    token = request.headers.get("I-Twilio-Idempotency-Token", "").strip()
-    if token:
-        return token[:128]
     if answer == "callback":
-        # Status callbacks carry a sequence number and timestamp: identical
-        # bodies are repeats. TwiML requests without a token are not deduplicated,
-        # since a <Redirect> loop legitimately repeats the same parameters.
+        # A callback is known by what Twilio signed, never by a header a
+        # replayer may change (the signature does not cover headers): its
+        # CallSid, CallStatus, SequenceNumber and Timestamp make identical
+        # bodies repeats, whatever I-Twilio-Idempotency-Token they carry.
         body = "&".join(f"{k}={v}" for k, v in sorted(request.form.items(multi=True)))
         return "sha256:" + hashlib.sha256(f"{request.full_path}|{body}".encode()).hexdigest()
-    return None
+    # A TwiML request without a token is not deduplicated: a <Redirect> loop
+    # legitimately repeats the same parameters. A replay under another token
+    # is answered by where its leg is now (calls.legs.misfit).
+    token = request.headers.get("I-Twilio-Idempotency-Token", "").strip()
+    return token[:128] if token else None
 
 
 MAX_RETRIES = 3
@@ -218,6 +220,11 @@ def _database_down_answer() -> Response:
 
 def _callback_not_stored() -> Response:
     log.error("database_unavailable", path=request.path, answered="503")
+    # Twilio never sends it again: the reconciler asks Twilio instead, as soon
+    # as the database answers (app/calls/reconcile.py).
+    from app.calls.reconcile_job import reconciler_of
+
+    reconciler_of(current_app).soon()
     return Response("the database is unavailable; this callback was not stored\n", status=503,
                     mimetype="text/plain")
 

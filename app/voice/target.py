@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from app.calls import reactions
 from app.calls import service as calls
 from app.calls.legs import RINGING_LEG_STATUSES, Missed, find_leg
-from app.calls.reactions import agent_leg_status
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer
 from app.telephony import urls
-from app.telephony.forms import CallProgress, TwilioForm
+from app.telephony.forms import TwilioForm
 from app.telephony.twiml import empty_twiml, hold_context, twiml_response
 from app.telephony.web import telephony
 from app.telephony.webhook import twilio_webhook
@@ -91,16 +91,8 @@ def _out_of_place(leg: Leg, form: TwilioForm, statuses: tuple[str, ...]):
 @twilio_webhook(answer="callback")
 def target_status(form: TwilioForm):
     """Status callbacks of the target's leg."""
-
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
-    if form.call_status.unanswered:
-        service.target_declined(t, leg, Missed.of(form.call_status))
-    elif form.call_status == CallProgress.COMPLETED:
-        if leg.status in RINGING_LEG_STATUSES:
-            service.target_declined(t, leg, Missed.DECLINED)
-        else:
-            agent_leg_status(t, leg, CallProgress.COMPLETED)
+    reactions.target_leg_status(t, find_leg(t, request.args.get("leg")), form.call_status)
     return empty_twiml()
 
 

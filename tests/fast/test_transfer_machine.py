@@ -3,6 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
+from app.calls import reactions
 from app.calls.service import end_call
 from app.models import (
     Activity,
@@ -16,6 +17,7 @@ from app.models import (
 )
 from app.routing import service as routing
 from app.telephony.effects import CloseRoom, HangUp, OpenRoom, Redirect, StartSummary
+from app.telephony.forms import CallProgress
 from app.transfers import service as transfers
 from tests.fast.conftest import agent, set_presence, waiting_call
 
@@ -87,13 +89,16 @@ def test_cancelling_brings_everyone_back_and_closes_the_consult_room(t):
     t.effects.take()
     transfers.cancel(t, transfer, "changed my mind", requester=None)
     assert transfer.state == TransferState.CANCELLED and call.status == CallStatus.CONNECTED
-    assert target_leg.status == LegStatus.CANCELED and agent(t, "102").activity == Activity.IDLE
+    # Bob's phone is cancelled: he is offered nothing until Twilio confirms it.
+    assert target_leg.status == LegStatus.CANCELED and agent(t, "102").activity == Activity.LEAVING
     assert _kinds(t) == [
         ("HangUp", None),
         ("Redirect", t.urls.agent_rejoin(alice_leg.id, "returned")),
         ("Redirect", t.urls.caller_connect(call.id)),
         ("CloseRoom", transfer.consult_room),
     ]
+    reactions.target_leg_status(t, target_leg, CallProgress.CANCELED)  # Twilio's callback for Bob's leg
+    assert agent(t, "102").activity == Activity.IDLE and agent(t, "102").id in t.freed_agent_ids
 
 
 def test_the_caller_hanging_up_ends_every_leg_and_records_what_twilio_and_livekit_must_do(t):
