@@ -383,3 +383,87 @@ def test_a_supervisor_swaps_then_makes_a_three_way_call_from_the_call_page(centr
     assert all(leg.live and leg.dialed[-1].target.startswith(f"sip:{call_id}@")
                for leg in (centre.network.call(caller.sid), centre.network.call(alice.sid),
                            centre.network.call(bob.sid)))
+
+
+@pytest.fixture
+def outside_allowed(centre):
+    """Outside transfers on: numbers in the UK, SIP hosts under partner.example."""
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"],
+                                            outside_transfer_allow=("+44", "partner.example"))
+
+
+def calls_placed(centre) -> list:
+    """The calls.create requests the simulated Twilio received, oldest first."""
+    return [r for r in centre.network.rest_log if r.method == "POST" and r.path.endswith("/Calls.json")]
+
+
+@pytest.mark.parametrize("target, typed, dialled", [
+    ("", "+44 20 7946-0123", "+442079460123"),  # nothing chosen: the typed number is the target
+    ("outside", "sip:desk@PBX.partner.example", "sip:desk@pbx.partner.example"),
+])
+def test_an_outside_destination_typed_in_the_form_is_rung(centre, users, outside_allowed, target, typed, dialled):
+    caller, alice = connected_call(centre)
+    sam = signed_in(centre, "sam")
+    page = sam.get(f"/calls/{caller.sid}")
+    html = page.get_data(as_text=True)
+    assert 'name="outside"' in html and "numbers starting +44; SIP hosts under partner.example" in html
+    assert '<option value="outside">Outside number or SIP URI (type it below)</option>' in html
+    placed = len(calls_placed(centre))
+    response = sam.post(f"/calls/{caller.sid}/transfer", data={
+        "csrf_token": csrf_token_from(page), "target": target, "outside": typed, "mode": "warm"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    (ring,) = calls_placed(centre)[placed:]
+    assert ring.form["To"] == dialled and ring.form["From"] == centre.number
+    transfer = transfer_row(centre)
+    assert transfer.target_number == dialled and transfer.trigger == "web" and transfer.state == "dialing"
+    centre.network.run_pending()
+    assert caller.waiting_on.tag == "Play"  # the caller holds while the outside party rings
+    shown = sam.get(response.headers["Location"]).get_data(as_text=True)
+    assert f"Transfer started: calling {typed}." in shown and f"Warm transfer to outside {dialled}" in shown
+
+
+@pytest.mark.parametrize("target, typed, status, reason", [
+    ("", "+33 1 23 45 67 89", 409,
+     "The transfer was refused: +33123456789 is not in a country or prefix outside transfers may call."),
+    ("outside", "sip:desk@pbx.elsewhere.example", 409,
+     "The transfer was refused: pbx.elsewhere.example is not a SIP host outside transfers may call."),
+    ("", "<script>alert(1)</script>", 400,
+     "Outside number or SIP URI: &lt;script&gt;alert(1)&lt;/script&gt; is not an E.164 number"),
+    ("outside", "sip:desk@pbx.partner.example?X-Evil=1", 400, "is not a SIP URI (sip:user@host, no headers)."),
+    ("agent:102", "+442079460123", 400, "Choose an agent or a queue, or type an outside number: not both."),
+    ("outside", "  ", 400, "Choose who to transfer the call to, or type an outside number or SIP URI."),
+])
+def test_a_refused_outside_destination_is_shown_in_words_and_sends_nothing(
+        centre, users, outside_allowed, target, typed, status, reason):
+    caller, alice = connected_call(centre)
+    sam = signed_in(centre, "sam")
+    page = sam.get(f"/calls/{caller.sid}")
+    requests_before = len(centre.network.rest_log)
+    response = sam.post(f"/calls/{caller.sid}/transfer", data={
+        "csrf_token": csrf_token_from(page), "target": target, "outside": typed, "mode": "warm"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == status and reason in html
+    assert "<script>alert(1)" not in html  # what was typed comes back as text only
+    centre.network.run_pending()
+    assert centre.network.rest_log[requests_before:] == []
+    with centre.db() as session:
+        assert session.scalar(select(Transfer)) is None
+    assert call_row(centre, caller.sid).status == "connected" and alice.bridged
+
+
+def test_with_no_allow_list_the_outside_field_is_off_and_a_typed_number_is_refused(centre, users):
+    caller, _alice = connected_call(centre)
+    sam = signed_in(centre, "sam")
+    page = sam.get(f"/calls/{caller.sid}")
+    html = page.get_data(as_text=True)
+    assert re.search(r'<input[^>]*disabled[^>]*name="outside"|<input[^>]*name="outside"[^>]*disabled', html)
+    assert "Outside transfers are off on this service" in html and "OUTSIDE_TRANSFER_ALLOW" in html
+    assert 'value="outside"' not in html
+    requests_before = len(centre.network.rest_log)
+    # A form posted anyway, with the field filled in by hand.
+    response = sam.post(f"/calls/{caller.sid}/transfer", data={
+        "csrf_token": csrf_token_from(page), "target": "", "outside": "+442079460123", "mode": "blind"})
+    assert response.status_code == 409
+    assert "The transfer was refused: outside transfers are not enabled." in response.get_data(as_text=True)
+    assert centre.network.rest_log[requests_before:] == []
+    assert "transfer_refused" in centre.timeline(caller.sid) and "transfer_requested" not in centre.timeline(caller.sid)

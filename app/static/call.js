@@ -7,6 +7,19 @@
   if (!root) return;
   var status = root.querySelector("[data-live-status]");
 
+  // Typing an outside destination chooses it, and choosing an agent or a queue
+  // clears it, so the form never names two targets.
+  var targetChoice = root.querySelector("#target");
+  var outsideText = root.querySelector("#outside");
+  if (targetChoice && outsideText && targetChoice.querySelector('option[value="outside"]')) {
+    outsideText.addEventListener("input", function () {
+      if (outsideText.value.trim()) targetChoice.value = "outside";
+    });
+    targetChoice.addEventListener("change", function () {
+      if (targetChoice.value && targetChoice.value !== "outside") outsideText.value = "";
+    });
+  }
+
   function el(tag, text, className) {
     var node = document.createElement(tag);
     if (text !== undefined && text !== null) node.textContent = text;

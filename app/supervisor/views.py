@@ -21,9 +21,9 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import RadioField, SelectField, TextAreaField
+from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import Length, Optional, ValidationError
 
 from app.auth.guards import current_agent_id, error_page, roles_required
 from app.auth.service import Role
@@ -35,15 +35,22 @@ from app.supervisor.stream import StreamGate, StreamTiming, follow
 from app.telephony.context import IntegrationMissing
 from app.telephony.web import telephony
 from app.transfers import service
+from app.transfers.outside import (
+    DestinationRefused,
+    normalise_number,
+    normalise_sip_uri,
+)
 
 blueprint = Blueprint("supervisor", __name__)
 log = get_logger("switchboard.supervisor")
 
 STREAM_RETRY_AFTER_SECONDS = 30
+OUTSIDE = "outside"  # the select's choice for the typed outside destination
 
 
 class TransferForm(FlaskForm):
-    target = SelectField("Transfer to", validators=[InputRequired(message="Choose who to transfer the call to.")])
+    target = SelectField("Transfer to")
+    outside = StringField("Outside number or SIP URI", validators=[Optional(), Length(max=200)])
     mode = RadioField(
         "Kind of transfer",
         choices=[
@@ -53,6 +60,27 @@ class TransferForm(FlaskForm):
         default="warm",
     )
     notes = TextAreaField("Notes for the summary (optional)", validators=[Optional(), Length(max=2000)])
+
+    def validate_target(self, field) -> None:
+        outside = (self.outside.data or "").strip()
+        if field.data in ("", OUTSIDE) and not outside:
+            raise ValidationError("Choose who to transfer the call to, or type an outside number or SIP URI.")
+        if field.data not in ("", OUTSIDE) and outside:
+            raise ValidationError("Choose an agent or a queue, or type an outside number: not both.")
+
+    def validate_outside(self, field) -> None:
+        # Malformed is a form error, as in the API (400); whether it may be rung is the transfer's to say.
+        text = (field.data or "").strip()
+        try:
+            if text:
+                normalise_sip_uri(text) if board.is_sip_uri(text) else normalise_number(text)
+        except DestinationRefused as refusal:
+            raise ValidationError(f"{refusal}.") from None
+
+    def choice(self) -> str:
+        """What board.target_of_choice is given: the agent or queue chosen, or 'outside:' and the text typed."""
+        outside = (self.outside.data or "").strip()
+        return f"{OUTSIDE}:{outside}" if outside else self.target.data
 
 
 class ActionForm(FlaskForm):
@@ -67,7 +95,20 @@ def _transfer_form(call: Call, formdata=None) -> TransferForm:
         SelectChoice(value, text, optgroup="Agents") for value, text in agent_choices] + [
         SelectChoice(value, text, optgroup="Queues") for value, text in queue_choices
     ]
+    if current_app.config["SETTINGS"].outside_transfers_enabled:
+        form.target.choices.append(SelectChoice(OUTSIDE, "Outside number or SIP URI (type it below)",
+                                                optgroup="Outside"))
     return form
+
+
+def _outside_allowed() -> dict:
+    """Whether the outside field is open, and where the allow-list lets it call, for the form's note."""
+    settings = current_app.config["SETTINGS"]
+    return {
+        "enabled": settings.outside_transfers_enabled,
+        "prefixes": list(settings.outside_transfer_prefixes),
+        "domains": list(settings.outside_transfer_sip_domains),
+    }
 
 
 def _is_supervisor() -> bool:
@@ -151,7 +192,8 @@ def _call_data(call: Call) -> dict:
 def _render_call(call: Call, form: TransferForm | None = None, refusal: str | None = None, status: int = 200):
     data = _call_data(call)
     form = form or (_transfer_form(call) if data["may_act"] else None)
-    return render_template("supervisor/call.html", data=data, form=form, actions=ActionForm(), refusal=refusal), status
+    return render_template("supervisor/call.html", data=data, form=form, actions=ActionForm(), refusal=refusal,
+                           outside=_outside_allowed()), status
 
 
 @blueprint.get("/calls/<call_sid>")
@@ -202,7 +244,7 @@ def start_transfer(call_sid: str):
     if not form.validate():
         return _render_call(call, form, "Check the form: " + _first_error(form), 400)
     try:
-        target = board.target_of_choice(request_session(), form.target.data)
+        target = board.target_of_choice(request_session(), form.choice())
         transfer = service.start_transfer(
             telephony(), call, target, mode=form.mode.data, trigger="web", notes=form.notes.data,
         )
