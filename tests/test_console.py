@@ -12,6 +12,7 @@ from app.auth.service import create_user
 from app.models import Agent, Call, Leg, LegRole, utcnow
 from app.routing.service import offer_call
 from app.telephony.web import telephony
+from tests.test_supervisor_pages import calls_placed, outside_allowed  # noqa: F401 - outside_allowed is a fixture
 from tests.transfer_helpers import (
     ALICE,
     BOB,
@@ -446,3 +447,52 @@ def test_a_browser_agent_who_hands_the_call_on_leaves_its_room_and_cannot_come_b
     assert "agent-101" not in centre.livekit.participants.get(call_room, {})
     assert "livekit_participant_refused" in centre.timeline(caller.sid, livekit=True)
     assert centre.client.get("/console/token").status_code in (302, 401, 404)  # and no new token for it
+
+
+@pytest.mark.usefixtures("outside_allowed")
+def test_browser_agent_transfers_to_an_outside_number_from_the_form(centre):
+    caller, alice = accepted_browser_call(centre)
+    page = alice.get("/console").get_data(as_text=True)
+    assert 'name="outside"' in page and "numbers starting +44; SIP hosts under partner.example" in page
+    placed = len(calls_placed(centre))
+    response = act(centre, alice, "/console/transfer", target="", outside="+44 20 7946-0123", mode="warm")
+    assert response.status_code == 200, response.get_json()
+    (ring,) = calls_placed(centre)[placed:]
+    assert ring.form["To"] == "+442079460123" and ring.form["From"] == centre.number
+    transfer = transfer_row(centre)
+    assert transfer.target_number == "+442079460123" and transfer.trigger == "web"
+    assert centre.network.call(caller.sid).waiting_on.tag == "Play"  # the caller holds
+    shown = state(alice)["call"]["transfer"]
+    assert shown["target"] == "+442079460123" and shown["state"] == "dialing" and shown["can_cancel"]
+
+
+@pytest.mark.parametrize("fields, status, error", [
+    ({"outside": "+33 1 23 45 67 89"}, 409, "+33123456789 is not in a country or prefix outside transfers may call"),
+    ({"outside": "sip:desk@pbx.elsewhere.example"}, 409, "pbx.elsewhere.example is not a SIP host outside transfers may call"),
+    ({"outside": "<img src=x onerror=alert(1)>"}, 400,
+     "<img src=x onerror=alert(1)> is not an E.164 number (+, country code, number)"),
+    ({"outside": "+442079460123", "target": "102"}, 400,
+     "enter an extension or a queue number, or an outside number: not both"),
+    ({"outside": " "}, 400, "enter an extension or a queue number, or an outside number or SIP URI"),
+])
+@pytest.mark.usefixtures("outside_allowed")
+def test_an_outside_destination_the_console_refuses_rings_nothing(centre, fields, status, error):
+    caller, alice = accepted_browser_call(centre)
+    requests_before = len(centre.network.rest_log)
+    response = act(centre, alice, "/console/transfer", mode="warm", **fields)
+    # JSON carries the reason as data; console.js places it with textContent only.
+    assert response.status_code == status and response.get_json() == {"error": error}
+    assert centre.network.rest_log[requests_before:] == []
+    assert state(alice)["call"]["transfer"] is None and call_row(centre, caller.sid).status == "connected"
+
+
+def test_with_no_allow_list_the_consoles_outside_field_is_off_and_a_number_is_refused(centre):
+    caller, alice = accepted_browser_call(centre)
+    page = alice.get("/console").get_data(as_text=True)
+    assert re.search(r'<input[^>]*name="outside"[^>]*disabled', page)
+    assert "Outside transfers are off on this service" in page and "OUTSIDE_TRANSFER_ALLOW" in page
+    requests_before = len(centre.network.rest_log)
+    response = act(centre, alice, "/console/transfer", outside="+442079460123", mode="blind")
+    assert response.status_code == 409 and response.get_json() == {"error": "outside transfers are not enabled"}
+    assert centre.network.rest_log[requests_before:] == []
+    assert "transfer_refused" in centre.timeline(caller.sid) and state(alice)["call"]["transfer"] is None

@@ -31,6 +31,11 @@ from app.routing import service as routing
 from app.telephony.context import Telephony
 from app.transfers import service as transfers
 from app.transfers.lifecycle import active_transfer
+from app.transfers.outside import (
+    DestinationRefused,
+    normalise_number,
+    normalise_sip_uri,
+)
 from app.transfers.summary import wait_for_summary
 
 SUMMARY_LABELS = (
@@ -149,7 +154,7 @@ def _transfer_view(transfer: Transfer, agent_id: int) -> dict:
         "role": "from" if mine else "target",
         "from_agent": transfer.from_agent.name if transfer.from_agent else "",
         "target": target.name if target else (f"the {transfer.target_queue.name} queue"
-                                              if transfer.target_queue else ""),
+                                              if transfer.target_queue else transfer.target_number or ""),
         "can_complete": mine and transfer.state in (TransferState.CONSULTING, TransferState.WHISPERING),
         "can_three_way": mine and transfer.state in (TransferState.CONSULTING, TransferState.WHISPERING),
         "can_swap": mine and transfer.state == TransferState.CONSULTING,
@@ -283,14 +288,27 @@ def _my_live_call_leg(t: Telephony, agent_id: int) -> Leg:
     return leg
 
 
-def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str | None) -> Transfer:
-    """Transfer the agent's own live call to an extension or a queue."""
+def _outside_target(t: Telephony, text: str) -> transfers.Target:
+    """The outside number or SIP URI typed; a malformed one is refused here (400), one not allowed when started."""
+    is_sip_uri = text.lower().startswith(("sip:", "sips:"))
+    try:
+        normalise_sip_uri(text) if is_sip_uri else normalise_number(text)
+    except DestinationRefused as refusal:
+        raise ConsoleRefused(str(refusal), 400) from None
+    if is_sip_uri:
+        return transfers.find_target(t.session, sip_uri=text)
+    return transfers.find_target(t.session, number=text)
+
+
+def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str | None,
+                  outside: str = "") -> Transfer:
+    """Transfer the agent's own live call to an extension or a queue, or to an OUTSIDE number or SIP URI."""
     leg = _my_live_call_leg(t, agent_id)
     call = leg.call
     if call.agent_id != agent_id:
         raise ConsoleRefused("only the agent with the caller can transfer the call")
     try:
-        target = transfers.resolve_target(t, code)
+        target = _outside_target(t, outside) if outside else transfers.resolve_target(t, code)
         return transfers.start_transfer(t, call, target, mode=mode, trigger="web", notes=notes)
     except transfers.TransferRefused as refusal:
         raise ConsoleRefused(str(refusal)) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 
 from app.auth.guards import current_agent_id, error_page, roles_required
 from app.console import service
@@ -58,10 +58,13 @@ def console_page():
     agent_id, refused = _agent_or_refusal()
     if refused:
         return refused
+    settings = current_app.config["SETTINGS"]
     return render_template(
         "console/console.html",
         presences=list(Presence),
         targets=service.transfer_targets(request_session(), agent_id),
+        outside={"enabled": settings.outside_transfers_enabled, "prefixes": settings.outside_transfer_prefixes,
+                 "domains": settings.outside_transfer_sip_domains},
     )
 
 
@@ -110,16 +113,19 @@ def hang_up():
 @blueprint.post("/console/transfer")
 @roles_required("agent")
 def transfer():
-    """Transfer the agent's own call to an extension or a queue, warm or blind."""
+    """Transfer the agent's own call to an extension or a queue, or an outside number or SIP URI, warm or blind."""
     def act(t, agent_id):
         mode = request.form.get("mode", "warm")
         if mode not in MODES:
             raise service.ConsoleRefused("the kind of transfer must be warm or blind", 400)
         code = request.form.get("target", "").strip()
-        if not code:
-            raise service.ConsoleRefused("enter an extension or a queue number", 400)
+        outside = request.form.get("outside", "").strip()[:200]
+        if code and outside:
+            raise service.ConsoleRefused("enter an extension or a queue number, or an outside number: not both", 400)
+        if not (code or outside):
+            raise service.ConsoleRefused("enter an extension or a queue number, or an outside number or SIP URI", 400)
         notes = request.form.get("notes", "")[:2000]
-        done = service.transfer_call(t, agent_id, code, mode, notes)
+        done = service.transfer_call(t, agent_id, code, mode, notes, outside=outside)
         return f"Transfer started ({done.mode})."
 
     return _act(act, "")

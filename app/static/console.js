@@ -350,12 +350,24 @@
     }
   });
 
-  $("[data-transfer-form]").addEventListener("submit", async (event) => {
+  const transferForm = $("[data-transfer-form]");
+  // An extension or queue, or an outside destination: typing in one clears the other.
+  const targetText = transferForm.elements.target;
+  const outsideText = transferForm.elements.outside;
+  targetText.addEventListener("input", () => {
+    if (targetText.value.trim()) outsideText.value = "";
+  });
+  outsideText.addEventListener("input", () => {
+    if (outsideText.value.trim()) targetText.value = "";
+  });
+
+  transferForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const form = event.target;
     const data = new FormData(form);
     const done = await post("/console/transfer", {
       target: data.get("target") || "",
+      outside: data.get("outside") || "",
       mode: data.get("mode") || "warm",
       notes: data.get("notes") || "",
     });
