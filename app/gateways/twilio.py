@@ -148,6 +148,25 @@ class TwilioGateway:
             raise
         return call.status
 
+    def stop_transcription(self, call_sid: str, name: str) -> None:
+        """Stop a live call's real-time transcription, named by the `name` it started with (or its SID).
+
+        Twilio: "Stop a Transcription using either the SID of the
+        Transcription resource or the name used when creating the resource"
+        (twilio.com/docs/voice/api/realtime-transcription-resource).
+        """
+        self._do(lambda: self.client.calls(call_sid).transcriptions(name).update(status="stopped"))
+
+    def start_transcription(self, call_sid: str, *, name: str, status_callback_url: str, language_code: str,
+                            track: str = "inbound_track", inbound_track_label: Optional[str] = None,
+                            hints: Optional[str] = None) -> str:
+        """Start real-time transcription on a live call, as `<Start><Transcription>` does; return its SID."""
+        transcription = self._do(lambda: self.client.calls(call_sid).transcriptions.create(
+            name=name, track=track, status_callback_url=status_callback_url, status_callback_method="POST",
+            language_code=language_code, inbound_track_label=inbound_track_label, hints=hints,
+        ))
+        return transcription.sid
+
     def find_number(self, phone_number: str) -> Optional[NumberConfig]:
         """Return the voice settings of one of the account's numbers, or None."""
         numbers = self._do(lambda: self.client.incoming_phone_numbers.list(

@@ -16,6 +16,7 @@ from app.sandbox.twilio_calls import (
     RING_TIMEOUT_DEFAULT,
     RestRequest,
     SimCall,
+    _rfc2822,
     _sid,
 )
 
@@ -77,6 +78,14 @@ class RestApi:
                     return _error(status, code, message)
             if route == "Calls.json" and method == "POST":
                 return self._create_call(form)
+            found = re.fullmatch(r"Calls/([^/]+)/Transcriptions(?:/([^/]+))?\.json", route)
+            if found and method == "POST":
+                call = self.calls.get(found.group(1))
+                if call is None:
+                    return _error(404, 20404, f"The requested resource {path} was not found")
+                if found.group(2) is None:
+                    return self._create_transcription(call, form)
+                return self._update_transcription(call, found.group(2), form, path)
             found = re.fullmatch(r"Calls/([^/]+)\.json", route)
             if found and method in ("GET", "POST"):
                 call = self.calls.get(found.group(1))
@@ -185,6 +194,59 @@ class RestApi:
             else:
                 self._enqueue(lambda: self._redirect(call, url))
         return 200, call.resource()
+
+    def _create_transcription(self, call: SimCall, form: MultiDict) -> "tuple[int, dict]":
+        """POST Calls/{sid}/Transcriptions.json: a real-time transcription starts on the live call.
+
+        Twilio: "You can start and stop a transcription on any in-progress
+        call via API or via the <Transcription> TwiML Noun"; the parameters
+        are <Transcription>'s (twilio.com/docs/voice/api/realtime-transcription-resource).
+        """
+        if call.status != "in-progress":
+            # Guess: the docs name no error for a call that is not in progress; the Call resource's 21220.
+            return _error(400, 21220, "Call is not in-progress. Cannot start a transcription.")
+        name = form.get("Name") or None
+        if name and any(t["active"] and t["name"] == name for t in call.transcriptions):
+            # Guess (the code borrowed too): the docs do not say what a second live transcription of
+            # one name does; refused here, so a service that starts one twice is caught.
+            return _error(400, 21220, f"A transcription named {name!r} is already in progress on this call.")
+        track = form.get("Track") or "inbound_track"
+        transcription = self._begin_transcription(
+            call, name, form.get("StatusCallbackUrl") or None, track, form.get("LanguageCode") or "en-US",
+            form.get("TranscriptionEngine") or "google")
+        transcription["form"] = dict(form.items())
+        return 201, self._transcription_resource(call, transcription)
+
+    def _update_transcription(self, call: SimCall, sid_or_name: str, form: MultiDict,
+                              path: str) -> "tuple[int, dict]":
+        """POST Calls/{sid}/Transcriptions/{Sid or Name}.json, Status=stopped: the transcription stops.
+
+        "Stop a Transcription using either the SID of the Transcription
+        resource or the name used when creating the resource"; Status "Value
+        is stopped" (realtime-transcription-resource). Its `transcription-stopped`
+        callback follows, and no content after it (twilio.com/docs/voice/twiml/transcription).
+        """
+        if form.get("Status") != "stopped":
+            # Guess: the code for another Status is not documented for this resource.
+            return _error(400, 21218, f"Invalid Status {form.get('Status')!r}.")
+        named = [t for t in call.transcriptions if sid_or_name in (t["sid"], t["name"])]
+        if not named:
+            # Guess: an unknown SID or name is answered as any unknown resource is (20404).
+            return _error(404, 20404, f"The requested resource {path} was not found")
+        # A name may have been used again after a stop: the live one is meant, else the newest.
+        transcription = next((t for t in named if t["active"]), named[-1])
+        if transcription["active"]:
+            self._stop_transcription(call, transcription)
+        # Guess: stopping one that is already stopped answers its resource again and sends no callback.
+        return 200, self._transcription_resource(call, transcription)
+
+    def _transcription_resource(self, call: SimCall, transcription: dict) -> dict:
+        return {
+            "sid": transcription["sid"], "account_sid": self.account_sid, "call_sid": call.sid,
+            "name": transcription["name"], "status": "in-progress" if transcription["active"] else "stopped",
+            "date_updated": _rfc2822(transcription["updated_at"]),
+            "uri": self._path(f"Calls/{call.sid}/Transcriptions/{transcription['sid']}.json"),
+        }
 
     def _list_numbers(self, query: MultiDict, path: str) -> "tuple[int, dict]":
         wanted = query.get("PhoneNumber")

@@ -263,20 +263,28 @@ class TwimlPlayer:
             if noun.tag != "Transcription":
                 continue
             target = noun.get("statusCallbackUrl")
-            transcription = {
-                "sid": _sid("GT"), "name": noun.get("name"), "active": True,
-                "url": urljoin(call._doc_url, target) if target else None,
-                "track": noun.get("track", "both_tracks"),
-                "language": noun.get("languageCode", "en-US"),
-                "sequence": itertools.count(1),
-            }
-            call.transcriptions.append(transcription)
-            started = {
-                "TranscriptionEngine": noun.get("transcriptionEngine", "google"),
-                "ProviderConfiguration": json.dumps({"profanityFilter": "true"}),
-            }
-            self._enqueue(lambda t=transcription, extra=started: self._transcription_event(
-                call, t, "transcription-started", extra))
+            self._begin_transcription(
+                call, noun.get("name"), urljoin(call._doc_url, target) if target else None,
+                noun.get("track", "both_tracks"), noun.get("languageCode", "en-US"),
+                noun.get("transcriptionEngine", "google"))
+
+    def _begin_transcription(self, call: SimCall, name: Optional[str], url: Optional[str], track: str,
+                             language: str, engine: str = "google") -> dict:
+        """A real-time transcription starts on CALL (<Start><Transcription>, or the REST API); `transcription-started`."""
+        transcription = {
+            "sid": _sid("GT"), "name": name, "active": True, "url": url, "track": track,
+            "language": language, "sequence": itertools.count(1),
+            # Words spoken on its track after it stopped: nobody transcribed them.
+            "unheard": [],
+            "updated_at": self.clock.now(),
+        }
+        call.transcriptions.append(transcription)
+        started = {
+            "TranscriptionEngine": engine,
+            "ProviderConfiguration": json.dumps({"profanityFilter": "true"}),
+        }
+        self._enqueue(lambda: self._transcription_event(call, transcription, "transcription-started", started))
+        return transcription
 
     def _stop(self, call: SimCall, verb: ET.Element) -> None:
         for noun in verb:
@@ -288,6 +296,7 @@ class TwimlPlayer:
 
     def _stop_transcription(self, call: SimCall, transcription: dict) -> None:
         transcription["active"] = False
+        transcription["updated_at"] = self.clock.now()
         self._enqueue(lambda: self._transcription_event(
             call, transcription, "transcription-stopped", {}))
 
@@ -317,6 +326,11 @@ class TwimlPlayer:
                     "Final": "true" if final else "false",
                 })
                 return
+        stopped = [t for t in call.transcriptions if t["track"] in (track, "both_tracks")]
+        if stopped and call.live:
+            # Its transcription was stopped: the words are spoken, and no callback carries them.
+            stopped[-1]["unheard"].append(text)
+            return
         raise TwimlError(f"{call!r} has no active <Transcription> covering {track}")
 
     def _waiting(self, call: SimCall, *tags: str) -> ET.Element:
