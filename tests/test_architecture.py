@@ -78,7 +78,6 @@ COMMITS = {
     "app/telephony/webhook.py": 3,  # the guard: a delivery claim given up, a repeat's look, the step's commit
     "app/calls/ringing.py": 1,  # before Twilio dials a leg
     "app/rooms/presence.py": 1,  # before LiveKit says who is in a room
-    "app/transfers/summary.py": 1,  # before the whisper waits for the summary
     "app/demo/script.py": 1,
     "app/calls/reconcile_job.py": 2,  # the reconciler's advisory lock taken and given back, on a connection of its own
 }

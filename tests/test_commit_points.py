@@ -1,29 +1,27 @@
 """The service's named commit-before-network places: each fails its test if its commit is removed.
 
 A step commits once, at its edge, and its effects run after that commit
-(app/telephony/effects.py). Three places commit earlier, because something
+(app/telephony/effects.py). Two places commit earlier, because something
 outside must see the step, or must not wait for it, while the network call
 is under way:
 
 - `app/calls/ringing.ring_leg`: Twilio may ask for the new leg before
   calls.create has answered, so the leg must already be stored;
 - `app/rooms/presence.identities_in_room`: no transaction (on SQLite, the
-  database's write lock) is held while LiveKit answers;
-- `app/transfers/summary.wait_for_summary`: the same, while the summary is
-  written by another thread.
+  database's write lock) is held while LiveKit answers.
+
+No step waits for the transfer summary any more: the target's phone asks
+again on short turns (app/voice/target.py), so nothing is held meanwhile.
 
 Each test looks from a second connection at the moment of the network call.
 """
 
 from __future__ import annotations
 
-import time
-from types import SimpleNamespace
-
 from sqlalchemy import create_engine, select, text
 
 from app.models import Leg, LegStatus
-from tests.transfer_helpers import ALICE, BOB, connected_call
+from tests.transfer_helpers import ALICE, connected_call
 
 
 def _other_connection(centre):
@@ -82,27 +80,4 @@ def test_no_transaction_is_held_while_livekit_says_who_is_in_the_room(centre, mo
     alice.press_star()  # `*` or a far-end drop? the service asks LiveKit
     assert writable == [True]
     assert "Transfer menu" in alice.heard_text
-    engine.dispose()
-
-
-def test_no_transaction_is_held_while_the_whisper_waits_for_the_summary(centre, monkeypatch):
-    from app.transfers import summary
-
-    caller, alice = connected_call(centre)
-    engine = _other_connection(centre)
-    with centre.db() as session:
-        call_id = session.scalar(select(Leg.call_id).where(Leg.twilio_call_sid == caller.sid))
-    writable = []
-
-    def sleep(seconds):  # each pause of the wait: could the summary thread write now?
-        writable.append(_can_write_call(engine, call_id))
-        time.sleep(seconds)
-
-    monkeypatch.setattr(summary, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
-    centre.llm.mode = "slow"
-    centre.llm.delay_seconds = 0.5
-    alice.press_star()
-    alice.press("2102#")
-    centre.network.answer(centre.network.last_call(to=BOB).sid)
-    assert writable and all(writable)
     engine.dispose()

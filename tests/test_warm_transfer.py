@@ -5,7 +5,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Transfer
+from app.models import Event, Transfer
 from tests.transfer_helpers import (
     ALICE,
     BOB,
@@ -251,20 +251,45 @@ def test_a_hangs_up_and_b_declines_so_the_caller_is_queued_again(centre):
     assert caller.live and caller.waiting_on.tag == "Play"
 
 
-def test_llm_slower_than_the_deadline_speaks_the_marked_fallback(centre):
+def test_with_the_llm_slower_than_the_deadline_b_is_greeted_at_once_then_hears_the_marked_fallback(centre):
     centre.llm.mode = "slow"
     centre.llm.delay_seconds = 5
     caller, alice = connected_call(centre)
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    assert "Automatic summary unavailable" in bob.heard_text
+    # Within the answer's own webhook: who the transfer is from, then a short pause.
+    assert bob.heard_text == "Transfer from Alice Moreno. One moment, the summary is on its way."
+    assert bob.waiting_on.tag == "Pause" and transfer_row(centre).summary_source is None
+    centre.network.advance(1)  # the pause ends: the next turn is past the 1 s deadline
+    assert "Here is the summary. Automatic summary unavailable" in bob.heard_text
     assert "I was charged twice for my internet bill" in bob.heard_text
     transfer = transfer_row(centre)
     assert transfer.summary_source == "fallback" and transfer.summary_error.startswith("deadline")
-    assert "summary_fallback_used" in centre.timeline(caller.sid)
+    timeline = centre.timeline(caller.sid)
+    assert "summary_fallback_used" in timeline and "summary_whispered" in timeline
+    with centre.db() as session:
+        whispered = session.scalar(select(Event).where(Event.name == "summary_whispered"))
+        assert whispered.detail["waited_ms"] == 1000 and whispered.detail["source"] == "fallback"
     bob.press("1")
     assert transfer_row(centre).state == "consulting"
+
+
+def test_no_request_waits_for_the_summary_and_b_hears_it_on_the_turn_after_it_is_stored(centre):
+    from app.sandbox.call_centre import settle_summaries
+
+    centre.llm.mode = "slow"
+    centre.llm.delay_seconds = 2.5  # longer than a phone takes to be answered
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    assert bob.waiting_on.tag == "Pause" and "One moment" in bob.heard_text
+    settle_summaries(5)  # meanwhile the summary is written: no transaction of B's holds it up
+    assert transfer_row(centre).summary_source == "llm"
+    centre.network.advance(1)
+    assert "Here is the summary." in bob.heard_text and "Automatic summary unavailable" not in bob.heard_text
+    assert bob.waiting_on.tag == "Gather"
 
 
 @pytest.mark.parametrize(("mode", "error"), [("error", "http 500"), ("garbage", "format")])

@@ -154,6 +154,7 @@ class LocalWorld:
         self.livekit = LiveKitStandIn(livekit_key, livekit_secret).start()
         self.llm = LLMStandIn(scenario.mode, delay_seconds=scenario.delay_seconds or 2.0).start()
         self.network = TwilioNetwork(account_sid, auth_token, http_transport(timeout=15))
+        self.network.pauses_in_real_time = True  # the service here runs on the real clock
         self.twilio = TwilioStandIn(self.network)
         # The service's address must be known before the app is built, because
         # webhook signatures are checked against PUBLIC_BASE_URL.

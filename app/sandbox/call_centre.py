@@ -8,6 +8,8 @@ real webhooks, signed as Twilio signs them.
 from __future__ import annotations
 
 import random
+import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -20,6 +22,20 @@ from app.sandbox.clock import VirtualClock
 from app.sandbox.twilio_network import SimCall, TwilioNetwork, flask_client_transport
 from app.sandbox.wiring import provision_livekit, unwire_livekit, wire_livekit
 from app.telephony import urls
+
+# How long, in real time, a phone's answer waits for the service's summaries
+# being written: a person takes a second or two to pick up, and a summary
+# from the LLM stand-in takes milliseconds. One slower than this (the
+# stand-in's "slow" mode) is still being written when the target answers.
+SETTLE_SECONDS = 2.0
+
+
+def settle_summaries(seconds: float = SETTLE_SECONDS) -> None:
+    """Let the service's background summary threads (named summary-<id>) finish, for at most SECONDS in all."""
+    give_up = time.monotonic() + seconds
+    for thread in threading.enumerate():
+        if thread.name.startswith("summary-"):
+            thread.join(max(0.0, give_up - time.monotonic()))
 
 
 class CallCentre:
@@ -40,6 +56,7 @@ class CallCentre:
             clock=self.clock, media_fetcher=self._fetch_media,
         )
         self.livekit_deliveries: list[tuple[str, int]] = []
+        self.network.before_answer = settle_summaries
         # With a seed, callbacks that Twilio and LiveKit fire side by side
         # arrive in an order that varies from seed to seed, as on the real
         # services; the same seed gives the same order again.

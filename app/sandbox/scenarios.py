@@ -12,6 +12,7 @@ narrator tells each step and checks each expectation.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Protocol, Union
 
 from app.sandbox.twilio_network import SimCall, TwilioNetwork
@@ -92,6 +93,17 @@ def connected_call(network: TwilioNetwork, service_number: str, caller_number: s
 Target = Union[tuple[str, str], Callable[[SimCall], tuple[str, str]]]
 
 
+def summary_reaches(network: TwilioNetwork, target: SimCall, most_turns: int = 30) -> None:
+    """A greeted target waits out the service's short pauses until the summary (or its fallback) is spoken."""
+    for _ in range(most_turns):
+        if target.waiting_on is None or target.waiting_on.tag != "Pause":
+            return
+        seconds = float(target.waiting_on.get("length", "1"))
+        if network.pauses_in_real_time:
+            time.sleep(seconds)
+        network.advance(seconds)
+
+
 def consulting(network: TwilioNetwork, service_number: str, caller_number: str = CALLER,
                target: Target = ("102", BOB), *, narrator: Narrator = SILENT) -> tuple[SimCall, SimCall, SimCall]:
     """The caller on hold while the agent consults TARGET (warm transfer by DTMF); returns (caller, a, b).
@@ -110,6 +122,7 @@ def consulting(network: TwilioNetwork, service_number: str, caller_number: str =
     narrator.before("target_rings", target=b)
     narrator.before("target_answers")
     network.answer(b.sid)
+    summary_reaches(network, b)
     narrator.expect("target", b, "Gather", "the target to hear the summary and the accept menu")
     narrator.before("target_accepts")
     b.press("1")

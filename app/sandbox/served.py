@@ -66,6 +66,7 @@ def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livek
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     network = network or TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, http_transport(timeout=20))
+    network.pauses_in_real_time = True  # the service runs on the real clock
     network.add_number(NUMBER, voice_url=base + "/twilio/voice", status_callback=base + "/twilio/status")
     with TwilioStandIn(network) as twilio:
         env = {

@@ -91,6 +91,12 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         self.sip_endpoints: dict[str, object] = {}
         self.signalling_ip = TWILIO_SIGNALLING_IP
         self.media_fetcher = media_fetcher
+        # Run before a REST-created call is answered (the call centre lets the
+        # service's background work settle: a person takes a moment to pick up).
+        self.before_answer: Optional[Callable[[], None]] = None
+        # A service on the real clock (served over HTTP, not sharing this
+        # simulator's virtual clock) needs a <Pause> to last in real time too.
+        self.pauses_in_real_time = False
         self.audio_seconds: dict[str, float] = {}
         self.webhook_timeout = WEBHOOK_TIMEOUT_SECONDS
         self.calls_per_second = CALLS_PER_SECOND
@@ -167,6 +173,8 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
     def answer(self, sid: str) -> SimCall:
         """The callee of a REST-created call picks up; Twilio fetches its Url."""
         call = self.calls[sid]
+        if self.before_answer is not None:
+            self.before_answer()
 
         def work():
             self._until_placed(call)

@@ -30,6 +30,7 @@ TRANSFER_MENU = "/twilio/transfer/menu"
 TRANSFER_CONSULT_MENU = "/twilio/transfer/consult-menu"
 TRANSFER_ANSWER = "/twilio/transfer/answer"
 TRANSFER_WHISPER = "/twilio/transfer/whisper"
+TRANSFER_SUMMARY_WAIT = "/twilio/transfer/summary-wait"
 TRANSFER_STATUS = "/twilio/transfer/status"
 TRANSFER_FALLBACK = "/twilio/transfer/fallback"
 LIVEKIT_WEBHOOK = "/livekit/webhook"
@@ -105,6 +106,9 @@ class WebhookUrls:
 
     def transfer_whisper(self, leg_id: int) -> str:
         return self.url(TRANSFER_WHISPER, leg=leg_id)
+
+    def transfer_summary_wait(self, leg_id: int) -> str:
+        return self.url(TRANSFER_SUMMARY_WAIT, leg=leg_id)
 
     def transfer_fallback(self, leg_id: int) -> str:
         return self.url(TRANSFER_FALLBACK, leg=leg_id)

@@ -60,6 +60,7 @@ from app.transfers.parties import (
     requeue_caller,
     unhold_caller,
 )
+from app.transfers.summary import settle_summary
 
 log = get_logger("switchboard.transfers")
 
@@ -392,6 +393,22 @@ def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
         leg.answered_at = utcnow()
         move(t, transfer, TransferState.WHISPERING, target=target_of(transfer, leg))
     return transfer
+
+
+def summary_ready_for_target(t: Telephony, leg: Leg, transfer: Transfer) -> bool:
+    """Whether the answered target can hear the summary now (past the deadline, the fallback is stored).
+
+    When it is, the timeline records how long they waited after answering
+    (`summary_whispered`, waited_ms): the dead air of a warm transfer for
+    its target, shown on the call page.
+    """
+    ready = settle_summary(t.session, transfer, since=leg.answered_at,
+                           deadline_seconds=t.settings.summary_deadline_seconds)
+    if ready:
+        waited = (utcnow() - leg.answered_at).total_seconds() if leg.answered_at else 0.0
+        record_event(t.session, transfer.call, "summary_whispered", transfer=transfer, leg_id=leg.id,
+                     waited_ms=int(waited * 1000), source=transfer.summary_source)
+    return ready
 
 
 class Accepted(StrEnum):

@@ -1,4 +1,4 @@
-"""The transfer summary: started in the background when a transfer starts, read with a deadline by the whisper.
+"""The transfer summary: started in the background when a transfer starts, looked at by each turn of the whisper.
 
 The first summary stored wins (a conditional UPDATE), so a late LLM answer
 never replaces the fallback the target already heard, and any worker on any
@@ -8,7 +8,7 @@ host can wait for it through the database.
 from __future__ import annotations
 
 import threading
-import time
+from datetime import datetime
 from typing import Callable
 
 from sqlalchemy import select, update
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.events import record_event
 from app.logs import get_logger
-from app.models import Call, Transfer, Utterance
+from app.models import Call, Transfer, Utterance, utcnow
 from app.summaries.compose import Summary, SummaryInput, fallback_summary, summarize
 
 log = get_logger("switchboard.summaries")
@@ -114,23 +114,24 @@ def background_summariser(make_session: sessionmaker, llm_gateway) -> Callable[[
     return start
 
 
-def wait_for_summary(session: Session, transfer: Transfer, deadline_seconds: float) -> None:
-    """Wait (bounded) for the background summary; past the deadline store and use the fallback.
+def settle_summary(session: Session, transfer: Transfer, *, since: datetime | None,
+                   deadline_seconds: float) -> bool:
+    """Whether the summary can be spoken now: stored already, or DEADLINE_SECONDS past SINCE (then the fallback
+    is stored, named as one). Never waits: the target's phone asks again on its next turn.
 
-    One of the service's named commit-before-network places: the step so far
-    is committed before the wait, because no transaction (on SQLite, the
-    database's write lock) may be held while the summary is written by
-    another thread or host. Each look is its own short session.
+    TRANSFER must have been read in this step (legs.lock_call reads it
+    afresh), so a summary another thread or host stored is seen.
     """
-    session.commit()
-    give_up = time.monotonic() + deadline_seconds
-    while True:
-        with Session(bind=session.get_bind()) as look:
-            source = look.scalar(select(Transfer.summary_source).where(Transfer.id == transfer.id))
-        if source is not None or time.monotonic() >= give_up:
-            break
-        time.sleep(0.05)
-    if source is None:
-        inp = summary_input(session, transfer)
-        store_summary(session, transfer.id, fallback_summary(inp, f"deadline: no summary within {deadline_seconds:g} s"))
+    if transfer.summary_source is not None:
+        return True
+    if since is not None and (utcnow() - since).total_seconds() < deadline_seconds:
+        return False
+    inp = summary_input(session, transfer)
+    store_summary(session, transfer.id, fallback_summary(inp, f"deadline: no summary within {deadline_seconds:g} s"))
     session.refresh(transfer)
+    return True
+
+
+def wait_for_summary(session: Session, transfer: Transfer, deadline_seconds: float) -> None:
+    """Past the deadline: store the fallback unless a summary is there (the console's look)."""
+    settle_summary(session, transfer, since=None, deadline_seconds=deadline_seconds)

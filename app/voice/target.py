@@ -20,7 +20,6 @@ from app.telephony.web import telephony
 from app.telephony.webhook import twilio_webhook
 from app.transfers import service
 from app.transfers.parties import Prompt
-from app.transfers.summary import wait_for_summary
 from app.voice.agent import leg_after_fallback, out_of_place, rejoin
 
 blueprint = Blueprint("target_voice", __name__)
@@ -30,7 +29,7 @@ log = get_logger("switchboard.webhooks")
 @blueprint.post(urls.TRANSFER_ANSWER)
 @twilio_webhook()
 def target_answer(form: TwilioForm):
-    """The target picked up: wait (bounded) for the summary, then whisper it."""
+    """The target picked up: the whisper if the summary is ready, else a greeting and a short wait."""
     t = telephony()
     leg = find_leg(t, request.args.get("leg"))
     if (misplaced := _out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
@@ -39,27 +38,78 @@ def target_answer(form: TwilioForm):
 
 
 def _answered(leg: Leg):
-    """The target is on the line: wait (bounded) for the summary, then whisper it."""
+    """The target is on the line: the whisper now, or a greeting now and the summary on a later turn.
+
+    No request waits for the LLM: while the summary is not stored, the
+    target hears who the transfer is from at once, then short pauses, each
+    ending in a look at the database (TRANSFER_SUMMARY_WAIT), until the
+    summary is there or SUMMARY_DEADLINE_SECONDS after answering the
+    fallback is stored and spoken.
+    """
     t = telephony()
     transfer = service.target_answered(t, leg)
     if transfer is None:
-        return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
-    wait_for_summary(t.session, transfer, t.settings.summary_deadline_seconds)
+        return _no_longer_waiting()
     transcribe = calls.transcribed(t, leg.call)
-    return _whisper(leg, transfer, transcription_url=t.urls.transcription(leg.call_id, leg.id) if transcribe else None)
+    transcription_url = t.urls.transcription(leg.call_id, leg.id) if transcribe else None
+    if service.summary_ready_for_target(t, leg, transfer):
+        return _whisper(leg, transfer, transcription_url=transcription_url)
+    return _wait_for_summary(leg, transfer, greet=True, transcription_url=transcription_url)
 
 
-def _whisper(leg: Leg, transfer: Transfer, transcription_url: str | None = None):
+def _no_longer_waiting():
     t = telephony()
-    from_name = transfer.from_agent.name if transfer.from_agent else "a colleague"
+    return twiml_response("common/goodbye.xml", **hold_context(t), text="This transfer is no longer waiting. Goodbye.")
+
+
+# How long each wait turn pauses before looking again (<Pause length>, whole seconds).
+SUMMARY_WAIT_TURN_SECONDS = 1
+
+
+def _wait_for_summary(leg: Leg, transfer: Transfer, *, greet: bool, transcription_url: str | None = None):
+    t = telephony()
+    return twiml_response(
+        "transfers/summary_wait.xml",
+        **hold_context(t),
+        greet=greet,
+        from_name=_from_name(transfer),
+        pause_seconds=SUMMARY_WAIT_TURN_SECONDS,
+        wait_url=t.urls.transfer_summary_wait(leg.id),
+        transcription_url=transcription_url,
+    )
+
+
+def _from_name(transfer: Transfer) -> str:
+    return transfer.from_agent.name if transfer.from_agent else "a colleague"
+
+
+def _whisper(leg: Leg, transfer: Transfer, transcription_url: str | None = None, *, greeted: bool = False):
+    t = telephony()
     return twiml_response(
         "transfers/whisper.xml",
         **hold_context(t),
-        from_name=from_name,
+        from_name=_from_name(transfer),
+        greeted=greeted,
         summary=transfer.summary_spoken or "No summary is available.",
         action_url=t.urls.transfer_whisper(leg.id),
         transcription_url=transcription_url,
     )
+
+
+@blueprint.post(urls.TRANSFER_SUMMARY_WAIT)
+@twilio_webhook()
+def target_summary_wait(form: TwilioForm):
+    """A wait turn of the greeted target: the whisper once the summary (or, past the deadline, the fallback) is stored."""
+    t = telephony()
+    leg = find_leg(t, request.args.get("leg"))
+    if (misplaced := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
+        return misplaced
+    transfer = service.transfer_of_target_leg(t, leg)
+    if transfer is None or transfer.is_final:
+        return _no_longer_waiting()
+    if service.summary_ready_for_target(t, leg, transfer):
+        return _whisper(leg, transfer, greeted=True)
+    return _wait_for_summary(leg, transfer, greet=False)
 
 
 @blueprint.post(urls.TRANSFER_WHISPER)
