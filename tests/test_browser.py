@@ -51,8 +51,6 @@ def test_supervisor_follows_a_call_and_transfers_it_from_the_form(browser, live_
     page.select_option("#target", "agent:102")
     page.check("input[value=warm]")
     page.fill("#notes", "Refund agreed in principle; <b>check</b> the second charge")
-    page.locator("#transfer-form").scroll_into_view_if_needed()
-    page.screenshot(path=str(SCREENSHOTS / "transfer-form.png"))
     page.click("text=Start transfer")
 
     page.wait_for_selector("text=Transfer started: calling Bob Okafor.")
