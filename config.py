@@ -96,6 +96,8 @@ class Settings:
     reconcile_interval_seconds: int = 60
     # "on" (every call), "off", or the names of the queues whose calls are transcribed.
     transcription: tuple[str, ...] = ("on",)
+    # How long the caller's transcription stays stopped once a card number starts to be read.
+    transcription_card_pause_seconds: int = 60
 
     web_concurrency: int = 2
     web_threads: int = 4
@@ -309,6 +311,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "LIVEKIT_ALLOWED_ADDRESSES": ("livekit_allowed_addresses", _csv),
     "LLM_PROVIDER": ("llm_provider", _choice(LLM_PROVIDERS)),
     "TRANSCRIPTION": ("transcription", _transcription),
+    "TRANSCRIPTION_CARD_PAUSE_SECONDS": ("transcription_card_pause_seconds", _int),
     "LLM_MODEL": ("llm_model", _text),
     "LLM_BASE_URL": ("llm_base_url", _url),
     "LLM_TIMEOUT_SECONDS": ("llm_timeout_seconds", _seconds),

@@ -189,6 +189,10 @@ class Call(Base):
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The caller's real-time transcription was stopped while a card number
+    # was read (calls/card_pause.py): since when, and when it starts again.
+    transcription_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    transcription_resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
     queue: Mapped[Queue | None] = relationship()
     agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])

@@ -17,6 +17,7 @@ from typing import Callable
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.calls.card_pause import resume_due_pauses
 from app.calls.reconcile import Reconciliation, reconcile
 from app.logs import get_logger
 from app.telephony.steps import JobTools, job_step
@@ -54,8 +55,10 @@ class Reconciler:
                     return Reconciliation()
                 try:
                     with self.tools.make_session() as session:
-                        return reconcile(lambda: job_step(self.tools), self.tools.outside.twilio.call_status,
-                                         session)
+                        outcome = reconcile(lambda: job_step(self.tools), self.tools.outside.twilio.call_status,
+                                            session)
+                    resume_paused_transcriptions(self.tools)
+                    return outcome
                 finally:
                     _end_turn(guard)
         except SQLAlchemyError as error:
@@ -87,6 +90,17 @@ class Reconciler:
             self._wake.clear()
             wait = self.interval if outcome is not None else min(self.interval, RETRY_AFTER_OUTAGE_SECONDS)
             self._wake.wait(wait)
+
+
+def resume_paused_transcriptions(tools: JobTools) -> list[int]:
+    """The pass after each reconcile: callers' transcriptions paused for a card number and now due start again.
+
+    The reconciler's timer is the one that is always there: a paused
+    transcription sends no callbacks of its own, so the next transcription
+    callback of the call (calls/card_pause.screen) may never come.
+    """
+    with tools.make_session() as session:
+        return resume_due_pauses(lambda: job_step(tools), session)
 
 
 def reconciler_of(app) -> Reconciler:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
+from app.calls import card_pause
 from app.calls.ivr import choose_queue, default_queue
 from app.calls.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.events import record_event
@@ -287,10 +288,11 @@ def record_transcription(t: Telephony, call: Call, form: TwilioForm, agent_leg: 
         data = json.loads(form.transcription_data or "{}")
     except json.JSONDecodeError:
         raise MalformedWebhook("TranscriptionData is not JSON") from None
-    text = redact(str(data.get("transcript", "")).strip())[:2000]
+    speaker = "agent" if agent_leg else "caller"
+    # A card number being read stops the caller's transcription for a while (calls/card_pause.py).
+    text = redact(card_pause.screen(t, call, speaker, str(data.get("transcript", "")).strip()))[:2000]
     if not text:
         return
-    speaker = "agent" if agent_leg else "caller"
     # A card number read out in two breaths arrives as two results: the
     # speaker's last utterance and this one are redacted as one text too.
     previous = t.session.scalar(

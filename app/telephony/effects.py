@@ -24,7 +24,7 @@ from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.gateways.twilio import TwilioError
 from app.logs import get_logger
-from app.models import Call, Leg, Transfer
+from app.models import Call, Leg, Transfer, utcnow
 
 if TYPE_CHECKING:
     from app.telephony.context import Telephony
@@ -209,7 +209,67 @@ class StartSummary:
         log.info("effect_done", effect="start_summary", transfer_id=self.transfer_id)
 
 
-Effect = Union[HangUp, Redirect, OpenRoom, CloseRoom, RemoveFromRoom, StartSummary]
+@dataclass(frozen=True)
+class SwitchTranscription:
+    """Twilio stops a call's named real-time transcription (START false), or starts it again as its TwiML did.
+
+    What came of it goes on the call's timeline. A stop Twilio refuses is a
+    named fallback (`transcription_pause_failed`): the transcription runs
+    on, the pause is forgotten (the next card digits try again), and the
+    redactor still removes card numbers before anything is stored. A start
+    that fails for a reason worth retrying is tried again at the next resume
+    pass; otherwise the transcription stays off for the rest of the call.
+    """
+
+    call_id: int
+    call_sid: str
+    name: str
+    start: bool
+    reason: str = ""
+    status_callback_url: str = ""
+    language_code: str = ""
+    inbound_track_label: str = ""
+
+    def run(self, t: Telephony) -> None:
+        effect = "resume_transcription" if self.start else "pause_transcription"
+        try:
+            if self.start:
+                t.twilio.start_transcription(self.call_sid, name=self.name,
+                                             status_callback_url=self.status_callback_url,
+                                             language_code=self.language_code,
+                                             inbound_track_label=self.inbound_track_label or None)
+            else:
+                # Stopping twice is harmless; starting twice is not, so only the stop is retried.
+                _with_one_retry(t, effect, lambda: t.twilio.stop_transcription(self.call_sid, self.name))
+        except TwilioError as error:
+            log.warning("effect_failed", effect=effect, error=str(error)[:200])
+            self._failed(t, error)
+            return
+        log.info("effect_done", effect=effect)
+        call = _call(t, self.call_id)
+        if self.start:
+            call.transcription_paused_at = None
+            record_event(t.session, call, "transcription_resumed", transcription=self.name)
+        else:
+            record_event(t.session, call, "transcription_paused", transcription=self.name, reason=self.reason,
+                         resume_at=call.transcription_resume_at.isoformat() if call.transcription_resume_at else None)
+
+    def _failed(self, t: Telephony, error: TwilioError) -> None:
+        call = _call(t, self.call_id)
+        if not self.start:
+            call.transcription_paused_at = call.transcription_resume_at = None
+            record_event(t.session, call, "transcription_pause_failed", transcription=self.name, reason=self.reason,
+                         fallback="redaction", error=str(error)[:200])
+            return
+        if error.worth_retrying and not call.is_final:
+            call.transcription_resume_at = utcnow()  # due again: the next resume pass tries once more
+        else:
+            call.transcription_paused_at = None
+        record_event(t.session, call, "transcription_resume_failed", transcription=self.name,
+                     will_retry=call.transcription_resume_at is not None, error=str(error)[:200])
+
+
+Effect = Union[HangUp, Redirect, OpenRoom, CloseRoom, RemoveFromRoom, StartSummary, SwitchTranscription]
 
 
 class PendingEffects:
