@@ -7,6 +7,7 @@ psql and in the timeline.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
@@ -39,10 +40,14 @@ def utcnow() -> datetime:
 MAX_ID = 2**31 - 1
 
 
+_ID_TEXT = re.compile(r"[0-9]{1,10}")
+
+
 def parse_id(value: object) -> int | None:
     """VALUE as a row id (1..MAX_ID), or None for anything else."""
     text = str(value).strip() if value is not None else ""
-    if not text.isdigit() or len(text) > 10:
+    # ASCII digits only: str.isdigit() is true of "²" and "①", which int() refuses.
+    if not _ID_TEXT.fullmatch(text):
         return None
     number = int(text)
     return number if 0 < number <= MAX_ID else None

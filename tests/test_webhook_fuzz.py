@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from urllib.parse import urlencode
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -185,19 +185,6 @@ def live_call(centre):
     return centre, real
 
 
-def known_fault(query) -> bool:
-    """Inputs that make a step raise today; test_known_faults keeps them, strictly expected to fail."""
-    # str.isdigit() is true of "²" and "①", which int() refuses (app/models.py parse_id).
-    return any(value.strip().isdigit() and not value.strip().isdecimal() for _name, value in query)
-
-
-# Steps that raise today on some states, found by this test; test_known_faults keeps each, strictly expected to fail.
-KNOWN_FAILURES = {
-    # A caller's connect for a call not yet given a room (still in the IVR): room_user_of(None).
-    (urls.CALLER_CONNECT, "webhook_failed: AttributeError(\"'NoneType' object has no attribute 'startswith'\")"),
-}
-
-
 def failures_logged(caplog) -> list[str]:
     """The steps that raised: TwiML webhooks answer those with the retry TwiML, which hides them from the status."""
     return [f"{record.msg['event']}: {record.exc_info[1]!r}" if record.exc_info else record.msg["event"]
@@ -213,12 +200,10 @@ def test_every_voice_webhook_survives_hostile_signed_forms(live_call, caplog):
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def run(webhook):
         path, query, form = webhook
-        assume(not known_fault(query))
         caplog.clear()
         response = post(centre.client, path, query, form)
         check_answer(response, query, form)
-        unknown = [failure for failure in failures_logged(caplog) if (path, failure) not in KNOWN_FAILURES]
-        assert unknown == [], (path, query, form)
+        assert failures_logged(caplog) == [], (path, query, form)
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
     run()
@@ -258,10 +243,10 @@ def _repeated_field(centre, real):
         ("StirVerstat", "TN-Validation-Passed-B")]
 
 
-@pytest.mark.xfail(strict=True, reason="faults this fuzzer found in the service; each one's fix makes it pass")
+# Faults this fuzzer found, each kept as a case of its own now that it is fixed.
 @pytest.mark.parametrize("fault", [_unicode_digit_id, _connect_before_the_ivr_chose, _repeated_field],
                          ids=["unicode-digit-id", "connect-before-the-ivr-chose", "repeated-field"])
-def test_known_faults(live_call, caplog, fault):
+def test_faults_the_fuzzer_found_stay_fixed(live_call, caplog, fault):
     centre, real = live_call
     path, query, form = fault(centre, real)
     caplog.clear()

@@ -281,7 +281,8 @@ def record_transcription(t: Telephony, call: Call, form: TwilioForm, agent_leg: 
     if form.track != "inbound_track":
         return
     if agent_leg is not None:
-        leg = t.session.get(Leg, int(agent_leg)) if agent_leg.isdigit() else None
+        number = parse_id(agent_leg)
+        leg = t.session.get(Leg, number) if number is not None else None
         if leg is None or leg.call_id != call.id or leg.role == LegRole.CALLER:
             raise MalformedWebhook(f"leg {agent_leg!r} is not an agent leg of this call")
     try:

@@ -56,7 +56,8 @@ def signature_is_valid() -> bool:
     tokens = [token for token in (settings.twilio_auth_token, settings.twilio_previous_auth_token) if token]
     if not tokens or not signature:
         return False
-    url, params = public_request_url(), request.form.to_dict()
+    # The whole form: twilio's validator signs every value of a repeated field.
+    url, params = public_request_url(), request.form
     return any(RequestValidator(token).validate(url, params, signature) for token in tokens)
 
 

@@ -21,6 +21,14 @@ from app.transfers import schemas, service
 
 blueprint = Blueprint("transfers_api", __name__, url_prefix="/api")
 
+
+@blueprint.app_errorhandler(404)
+def _not_found(error):
+    """Under /api, a path no route matches (an id that is not digits) is answered in JSON like the rest."""
+    if request.path.startswith("/api/"):
+        return jsonify(error="not found"), 404
+    return error
+
 def _error_in_words(req, resp, req_validation_error, instance, *_):
     # spectree answers a malformed request with pydantic's error list; the
     # API answers every error as {"error": "..."} (schemas.Error).

@@ -8,6 +8,7 @@ from app.calls import service
 from app.calls.legs import WAITING_STATUSES, find_call
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
+from app.models import parse_id
 from app.telephony import urls
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.sip import room_user_of, sip_target
@@ -84,8 +85,7 @@ def ivr(form: TwilioForm):
     """The caller answered the IVR (or said nothing)."""
     t = telephony()
     call = _call_of(t, form)
-    attempt = request.args.get("attempt", "1")
-    outcome = service.handle_ivr_input(t, call, form, int(attempt) if attempt.isdigit() else 1)
+    outcome = service.handle_ivr_input(t, call, form, parse_id(request.args.get("attempt")) or 1)
     if outcome.ask_again:
         return _greeting(call, outcome.attempt, ASK_AGAIN)
     queue = call.queue.name if call.queue else "an agent"
@@ -148,6 +148,11 @@ def caller_connect(form: TwilioForm):
     """Bridge the caller into the call's LiveKit room."""
     t = telephony()
     call = _call_of(t, form)
+    if call.room_name is None:
+        # Misplaced: the IVR has not chosen a queue (nor so a room) yet; the
+        # caller is answered with where they belong now.
+        log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
+        return _next(call, service.caller_place(call))
     return _connect(call, service.connect_caller(t, call))
 
 
