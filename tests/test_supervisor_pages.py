@@ -119,8 +119,14 @@ def test_the_call_page_shows_timeline_transcript_and_summary(centre, users):
     assert transfer.summary_spoken in html.replace("&#39;", "'")
     assert "Written by the LLM" in html and "gpt-4o-mini" in html and f"{transfer.summary_latency_ms} ms" in html
     assert "Reason" in html and "Expects next" in html
+    # Dead air, step by step: the caller put on hold, the target waiting for the summary.
+    assert "Dead air" in html
+    assert "The caller, from being put on hold to the hold message" in html
+    assert "The transfer&#39;s target, from answering (greeted at once) to the summary" in html
 
     data = signed_in(centre, "sam").get(f"/calls/{caller.sid}/snapshot").get_json()
+    assert [row["who"].split(",")[0] for row in data["dead_air"]] == ["The caller", "The transfer's target"]
+    assert all(row["ms"] >= 0 for row in data["dead_air"])
     (shown,) = data["transfers"]
     assert shown["state"] == "completed" and shown["summary"]["source"] == "llm"
     assert {"speaker": "agent"}.items() <= data["transcript"][-1].items()

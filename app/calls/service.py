@@ -35,7 +35,7 @@ from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.moves import redirect_leg
 from app.telephony.sip import call_room_user, leg_identity, room_name
 from app.transfers.lifecycle import caller_hung_up_during_transfers
-from app.transfers.parties import Prompt
+from app.transfers.parties import Prompt, caller_hears_hold
 from app.transfers.service import expire_stale_transfer
 
 log = get_logger("switchboard.calls")
@@ -147,6 +147,7 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
     if call.is_final:
         return CallerNext.GOODBYE
     if call.status == CallStatus.ON_HOLD:
+        caller_hears_hold(t, call)
         expire_stale_transfer(t, call)
         t.session.refresh(call)
         return CallerNext.ROOM if call.status == CallStatus.CONNECTED else CallerNext.HOLD

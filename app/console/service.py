@@ -8,7 +8,6 @@ enforces the ring timeout of every browser leg (reactions.expire_browser_legs).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -36,7 +35,7 @@ from app.transfers.outside import (
     normalise_number,
     normalise_sip_uri,
 )
-from app.transfers.summary import wait_for_summary
+from app.transfers.summary import settle_summary
 
 SUMMARY_LABELS = (
     ("reason", "Reason"),
@@ -106,9 +105,8 @@ def _seconds_since(moment) -> int:
 
 def summary_view(t: Telephony, transfer: Transfer) -> dict:
     """The transfer's summary for the screen; past the whisper's deadline the fallback is stored and shown."""
-    deadline = timedelta(seconds=t.settings.summary_deadline_seconds)
-    if transfer.summary_source is None and utcnow() - transfer.created_at >= deadline:
-        wait_for_summary(t.session, transfer, 0)
+    settle_summary(t.session, transfer, since=transfer.created_at,
+                   deadline_seconds=t.settings.summary_deadline_seconds)
     structured = transfer.summary_structured or {}
     return {
         "ready": transfer.summary_source is not None,

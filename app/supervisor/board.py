@@ -192,6 +192,27 @@ def call_cursor(session: Session, call_id: int) -> str:
     return f"{event_id}.{utterance_id}"
 
 
+# The timeline events that measure how long someone on the call heard nothing.
+DEAD_AIR_EVENTS = {
+    "caller_heard_hold": ("silent_ms", "The caller, from being put on hold to the hold message"),
+    "summary_whispered": ("waited_ms", "The transfer's target, from answering (greeted at once) to the summary"),
+}
+
+
+def dead_air(session: Session, call: Call) -> list[dict]:
+    """Each step's dead air on this call, from its timeline: who, when, and how long (ms)."""
+    events = session.scalars(
+        select(Event).where(Event.call_id == call.id, Event.name.in_(tuple(DEAD_AIR_EVENTS))).order_by(Event.id)
+    )
+    rows = []
+    for event in events:
+        key, who = DEAD_AIR_EVENTS[event.name]
+        milliseconds = int((event.detail or {}).get(key) or 0)
+        rows.append({"who": who, "time": _clock(event.created_at), "at": _iso(event.created_at),
+                     "ms": milliseconds, "seconds": f"{milliseconds / 1000:.1f} s"})
+    return rows
+
+
 def timeline(session: Session, call: Call) -> list[dict]:
     """Every event of the call with its time, oldest first."""
     events = session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id))
@@ -294,6 +315,7 @@ def call_page(session: Session, call: Call) -> dict:
             "ended": _clock(call.ended_at),
         },
         "timeline": timeline(session, call),
+        "dead_air": dead_air(session, call),
         "transcript": transcript(session, call),
         "transfers": [transfer_view(t) for t in call.transfers],
         "can_transfer": call.status == CallStatus.CONNECTED and active is None,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from sqlalchemy import select
+
 from app.calls.legs import caller_leg, close_leg
 from app.events import record_event
-from app.models import Call, CallStatus, Leg, LegStatus, utcnow
+from app.models import Call, CallStatus, Event, Leg, LegStatus, utcnow
 from app.telephony.context import Telephony
 from app.telephony.effects import remove_from_room
 from app.telephony.moves import redirect_leg
@@ -43,6 +45,24 @@ class Prompt(StrEnum):
             return cls(value or "")
         except ValueError:
             return cls.NONE
+
+
+def caller_hears_hold(t: Telephony, call: Call) -> None:
+    """The caller's first hold turn since a transfer put them on hold: how long they heard nothing, on the timeline.
+
+    From the step that moved them (caller_on_hold) to this webhook, which
+    answers with the hold TwiML: the caller's dead air of that step
+    (`caller_heard_hold`, silent_ms).
+    """
+    last = t.session.scalars(
+        select(Event)
+        .where(Event.call_id == call.id, Event.name.in_(("caller_on_hold", "caller_heard_hold")))
+        .order_by(Event.id.desc())
+        .limit(1)
+    ).first()
+    if last is not None and last.name == "caller_on_hold":
+        silent = (utcnow() - last.created_at).total_seconds()
+        record_event(t.session, call, "caller_heard_hold", silent_ms=int(silent * 1000))
 
 
 def hold_caller(t: Telephony, call: Call) -> None:

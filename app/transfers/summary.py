@@ -131,7 +131,3 @@ def settle_summary(session: Session, transfer: Transfer, *, since: datetime | No
     session.refresh(transfer)
     return True
 
-
-def wait_for_summary(session: Session, transfer: Transfer, deadline_seconds: float) -> None:
-    """Past the deadline: store the fallback unless a summary is there (the console's look)."""
-    settle_summary(session, transfer, since=None, deadline_seconds=deadline_seconds)
