@@ -28,17 +28,19 @@ from urllib.parse import urlsplit
 
 import requests
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from app.agents.service import load_roster
 from app.cli import DEMO_ROSTER, alembic_config, read_roster
 from app.database import make_engine
+from app.models import Event
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
 from app.sandbox.scenarios import warm_transfer_by_dtmf
 from app.sandbox.served import AUTH_TOKEN, NUMBER, gunicorn_service
 from app.sandbox.signing import signed_headers
+from app.supervisor.board import DEAD_AIR_EVENTS
 
 LIVEKIT_KEY, LIVEKIT_SECRET = "APIbenchmark", "benchmark-livekit-secret-0123456789"
 
@@ -89,6 +91,18 @@ def whole_transfers(served, calls: int, timings) -> float:
             if leg.live:
                 leg.hangup()
     return (time.perf_counter() - started) / calls
+
+
+def dead_air(url: str) -> dict[str, list[int]]:
+    """The dead air the service recorded for the transfers (milliseconds): the caller on hold, the target's wait."""
+    engine = make_engine(url, pooled=False)
+    with Session(engine) as session:
+        found: dict[str, list[int]] = defaultdict(list)
+        for event in session.scalars(select(Event).where(Event.name.in_(tuple(DEAD_AIR_EVENTS)))):
+            key, _who = DEAD_AIR_EVENTS[event.name]
+            found[event.name].append(int(event.detail.get(key) or 0))
+    engine.dispose()
+    return found
 
 
 def burst(served, size: int) -> tuple[list[float], float]:
@@ -145,6 +159,7 @@ def main() -> None:
                                  livekit_secret=LIVEKIT_SECRET, workers=2, threads=4) as served:
             timings: dict[str, list[float]] = defaultdict(list)
             per_call = whole_transfers(served, args.calls, timings)
+            silences = dead_air(url)
             burst_latencies, rate = burst(served, args.burst)
             memory = worker_memory_mib(served.process.pid)
     finally:
@@ -158,6 +173,12 @@ def main() -> None:
     for path, values in sorted(timings.items(), key=lambda item: -statistics.median(item[1])):
         print(f"| `{path}` | {len(values)} | {statistics.median(values):.1f} | {percentile(values, 0.95):.1f} "
               f"| {max(values):.1f} |")
+    print("\nDead air the service recorded per transfer (the call page's panel):\n")
+    print("| who, between what | transfers | p50 ms | max ms |")
+    print("| --- | --- | --- | --- |")
+    for name, (_key, who) in DEAD_AIR_EVENTS.items():
+        values = silences.get(name) or [0]
+        print(f"| {who} | {len(silences.get(name, []))} | {statistics.median(values):.0f} | {max(values):.0f} |")
     print(f"\nBurst of {args.burst} new callers from 8 client threads (voice + IVR choice, each rings an agent or "
           f"queues): {rate:.0f} requests/s, p50 {statistics.median(burst_latencies):.1f} ms, "
           f"p95 {percentile(burst_latencies, 0.95):.1f} ms, max {max(burst_latencies):.1f} ms\n")
