@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from app.calls.legs import caller_leg, lock_call
 from app.logs import get_logger
 from app.models import Call, utcnow
-from app.summaries.redaction import _RUN_RE, CARD, _digits
+from app.summaries.redaction import CARD, DIGIT_RUN, digits_of
 from app.telephony.context import Telephony
 from app.telephony.effects import SwitchTranscription
 
@@ -152,8 +152,8 @@ def _due_after(t: Telephony, now: datetime) -> datetime:
 def _card_starts(words: str) -> list[re.Match]:
     """The digit runs in WORDS that could open a card number."""
     found = []
-    for match in _RUN_RE.finditer(words):
-        digits = _digits(match.group(0))
+    for match in DIGIT_RUN.finditer(words):
+        digits = digits_of(match.group(0))
         if len(digits) < CARD_START_DIGITS or digits[0] == "0":
             continue  # ISO/IEC 7812: no payment card number starts with 0
         if len(digits) == 4 and 1900 <= int(digits) <= 2099:

@@ -35,7 +35,7 @@ class TwilioError(Exception):
         processed and is always safe to retry" (twilio.com/docs/errors/20429).
         A 5xx or no answer at all may or may not have been applied; the
         service retries only requests that are safe to repeat (redirecting a
-        call to the same URL, ending a call). A 4xx answer (a bad request, a
+        call to the same URL, ending a call, stopping a named transcription). A 4xx answer (a bad request, a
         call that is over) would be the same the second time.
         """
         return self.status is None or self.status == 429 or self.status >= 500

@@ -77,12 +77,12 @@ _TOKEN = (
 _SEPARATOR = r"[\s,.\-/_\u2013\u2014]+"
 _RUN = rf"{_TOKEN}(?:{_SEPARATOR}{_TOKEN})*"
 
-_RUN_RE = re.compile(_RUN, re.IGNORECASE)
+DIGIT_RUN = re.compile(_RUN, re.IGNORECASE)
 _PIECE_RE = re.compile(r"\d+|[a-z]+", re.IGNORECASE)
 _PHONE_PREFIX_RE = re.compile(r"(?:\+|\bplus)\s*$", re.IGNORECASE)
 
 
-def _digits(run: str) -> str:
+def digits_of(run: str) -> str:
     """Digits a run stands for, reading spoken words as a caller means them."""
     pieces = [p.lower() for p in _PIECE_RE.findall(run)]
     out: list[str] = []
@@ -160,7 +160,7 @@ def _iban(match: re.Match) -> str:
 
 def _keyword_replacer(counts, marker: str):
     def replace(match: re.Match) -> str:
-        if len(_digits(match.group("run"))) in counts:
+        if len(digits_of(match.group("run"))) in counts:
             return match.group("lead") + marker
         return match.group(0)
 
@@ -168,7 +168,7 @@ def _keyword_replacer(counts, marker: str):
 
 
 def _long_run(match: re.Match, text: str) -> str:
-    count = len(_digits(match.group(0)))
+    count = len(digits_of(match.group(0)))
     if count < 13:
         return match.group(0)
     if 10 <= count <= 15 and _PHONE_PREFIX_RE.search(text, 0, match.start()):
@@ -186,7 +186,7 @@ def redact(text: str) -> str:
     for pattern, counts, marker in _KEYWORD_RES:
         text = pattern.sub(_keyword_replacer(counts, marker), text)
     before_runs = text
-    text = _RUN_RE.sub(lambda m: _long_run(m, before_runs), before_runs)
+    text = DIGIT_RUN.sub(lambda m: _long_run(m, before_runs), before_runs)
     return _SSN_SHAPE_RE.sub(SSN, text)
 
 
@@ -206,7 +206,7 @@ def redact_across(previous: str, current: str) -> tuple[str, str]:
     head = _LEADING_RUN_RE.search(current)
     if tail is None or head is None:
         return previous, current
-    count = len(_digits(tail.group(0))) + len(_digits(head.group(0)))
+    count = len(digits_of(tail.group(0))) + len(digits_of(head.group(0)))
     if count < 13:
         return previous, current
     marker = CARD if count <= 19 else LONG_NUMBER

@@ -103,7 +103,7 @@ def _with_one_retry(t: Telephony, effect: str, operation):
     """OPERATION, run once more when Twilio's failure is worth retrying and the request may still wait.
 
     Only requests that are safe to repeat come here: redirecting a call to
-    the same URL, ending a call. Each retry spends one of the request's
+    the same URL, ending a call, stopping a named transcription. Each retry spends one of the request's
     retries (Twilio gives a webhook 15 s; a retry after a timeout costs the
     REST timeout again).
     """
