@@ -138,3 +138,19 @@ def wait_until(check, timeout=10.0, step=0.05):
         if time.monotonic() > give_up:
             raise AssertionError("timed out waiting")
         time.sleep(step)
+
+
+VIEWPORT = {"width": 1280, "height": 800}
+
+
+def new_page(browser, centre):
+    context = browser.new_context(viewport=VIEWPORT, base_url=centre.url)
+    context.set_default_timeout(15000)
+    return context.new_page()
+
+
+def sign_in(page, username, password=PASSWORD):
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")

@@ -231,3 +231,10 @@ def api_headers():
             return {"Authorization": f"Bearer {create_api_token(session, name)}"}
 
     return headers
+
+
+@pytest.fixture
+def outside_allowed(centre):
+    """Outside transfers on: numbers in the UK, SIP hosts under partner.example."""
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"],
+                                            outside_transfer_allow=("+44", "partner.example"))

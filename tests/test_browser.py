@@ -4,26 +4,10 @@ import re
 
 import pytest
 
-from tests.browser_support import PASSWORD, SCREENSHOTS, wait_until
+from tests.browser_support import SCREENSHOTS, new_page, sign_in, wait_until
 from tests.transfer_helpers import BOB, connected_call, transfer_row
 
 pytestmark = pytest.mark.browser
-
-VIEWPORT = {"width": 1280, "height": 800}
-
-
-def new_page(browser, centre):
-    context = browser.new_context(viewport=VIEWPORT, base_url=centre.url)
-    context.set_default_timeout(15000)
-    return context.new_page()
-
-
-def sign_in(page, username, password=PASSWORD):
-    page.goto("/login")
-    page.fill("#username", username)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-
 
 def test_supervisor_follows_a_call_and_transfers_it_from_the_form(browser, live_centre):
     centre = live_centre

@@ -12,12 +12,12 @@ from app.auth.service import create_user
 from app.models import Agent, Call, Leg, LegRole, utcnow
 from app.routing.service import offer_call
 from app.telephony.web import telephony
-from tests.test_supervisor_pages import calls_placed, outside_allowed  # noqa: F401 - outside_allowed is a fixture
 from tests.transfer_helpers import (
     ALICE,
     BOB,
     agent_activity,
     call_row,
+    calls_placed,
     connected_call,
     in_room,
     transfer_row,

@@ -5,8 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.browser_support import SCREENSHOTS, wait_until
-from tests.test_browser import new_page, sign_in
+from tests.browser_support import SCREENSHOTS, new_page, sign_in, wait_until
 from tests.transfer_helpers import connected_call, transfer_row
 
 pytestmark = pytest.mark.browser

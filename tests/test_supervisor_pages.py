@@ -11,7 +11,13 @@ from app.auth.service import create_user
 from app.models import Transfer, Utterance
 from app.sandbox import scenarios
 from app.supervisor.stream import StreamTiming
-from tests.transfer_helpers import BOB, call_row, connected_call, transfer_row
+from tests.transfer_helpers import (
+    BOB,
+    call_row,
+    calls_placed,
+    connected_call,
+    transfer_row,
+)
 
 PASSWORD = "a-long-test-password-1"
 CSRF_INPUT = re.compile(r'<input[^>]*name="csrf_token"[^>]*value="([^"]+)"')
@@ -389,18 +395,6 @@ def test_a_supervisor_swaps_then_makes_a_three_way_call_from_the_call_page(centr
     assert all(leg.live and leg.dialed[-1].target.startswith(f"sip:{call_id}@")
                for leg in (centre.network.call(caller.sid), centre.network.call(alice.sid),
                            centre.network.call(bob.sid)))
-
-
-@pytest.fixture
-def outside_allowed(centre):
-    """Outside transfers on: numbers in the UK, SIP hosts under partner.example."""
-    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"],
-                                            outside_transfer_allow=("+44", "partner.example"))
-
-
-def calls_placed(centre) -> list:
-    """The calls.create requests the simulated Twilio received, oldest first."""
-    return [r for r in centre.network.rest_log if r.method == "POST" and r.path.endswith("/Calls.json")]
 
 
 @pytest.mark.parametrize("target, typed, dialled", [

@@ -39,3 +39,8 @@ def agent_activity(centre, extension):
 def in_room(leg, room_suffix: str) -> bool:
     """Whether a simulated leg is dialled into the room whose SIP user is ROOM_SUFFIX, and LiveKit answered it."""
     return leg.live and leg.bridged and bool(leg.dialed) and leg.dialed[0].target.startswith(f"sip:{room_suffix}@")
+
+
+def calls_placed(centre) -> list:
+    """The calls.create requests the simulated Twilio received, oldest first."""
+    return [r for r in centre.network.rest_log if r.method == "POST" and r.path.endswith("/Calls.json")]
