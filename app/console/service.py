@@ -30,11 +30,7 @@ from app.routing import service as routing
 from app.telephony.context import Telephony
 from app.transfers import service as transfers
 from app.transfers.lifecycle import active_transfer
-from app.transfers.outside import (
-    DestinationRefused,
-    normalise_number,
-    normalise_sip_uri,
-)
+from app.transfers.outside import DestinationRefused, destination_kind
 from app.transfers.summary import settle_summary
 
 SUMMARY_LABELS = (
@@ -288,14 +284,11 @@ def _my_live_call_leg(t: Telephony, agent_id: int) -> Leg:
 
 def _outside_target(t: Telephony, text: str) -> transfers.Target:
     """The outside number or SIP URI typed; a malformed one is refused here (400), one not allowed when started."""
-    is_sip_uri = text.lower().startswith(("sip:", "sips:"))
     try:
-        normalise_sip_uri(text) if is_sip_uri else normalise_number(text)
+        kind = destination_kind(text)
     except DestinationRefused as refusal:
         raise ConsoleRefused(str(refusal), 400) from None
-    if is_sip_uri:
-        return transfers.find_target(t.session, sip_uri=text)
-    return transfers.find_target(t.session, number=text)
+    return transfers.find_target(t.session, **{kind: text})
 
 
 def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str | None,

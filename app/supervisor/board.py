@@ -31,6 +31,7 @@ from app.models import (
     TransferState,
     Utterance,
 )
+from app.transfers.outside import is_sip_uri
 from app.transfers.service import TransferRefused, find_target
 
 STRUCTURED_LABELS = (
@@ -340,11 +341,6 @@ def transfer_targets(session: Session, call: Call) -> tuple[list[tuple[str, str]
     return agent_choices, queue_choices
 
 
-def is_sip_uri(text: str) -> bool:
-    """Whether free text typed as an outside destination names a SIP URI (else it is taken for a number)."""
-    return text.lower().startswith(("sip:", "sips:"))
-
-
 def target_of_choice(session: Session, choice: str):
     """The transfer target a form choice ('agent:102', 'queue:billing', 'outside:+44…') names; TransferRefused if none."""
 
@@ -352,7 +348,7 @@ def target_of_choice(session: Session, choice: str):
     if kind == "outside" and key.strip():
         # Free text from the form: a number, or a SIP URI (checked against the allow-list when started).
         key = key.strip()
-        return find_target(session, sip_uri=key) if is_sip_uri(key) else find_target(session, number=key)
+        return find_target(session, **{"sip_uri" if is_sip_uri(key) else "number": key})
     if kind not in ("agent", "queue") or not key:
         raise TransferRefused("choose an agent or a queue")
     return find_target(session, extension=key if kind == "agent" else None, queue=key if kind == "queue" else None)

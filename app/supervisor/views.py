@@ -35,11 +35,7 @@ from app.supervisor.stream import StreamGate, StreamTiming, follow
 from app.telephony.context import IntegrationMissing
 from app.telephony.web import telephony
 from app.transfers import service
-from app.transfers.outside import (
-    DestinationRefused,
-    normalise_number,
-    normalise_sip_uri,
-)
+from app.transfers.outside import DestinationRefused, destination_kind
 
 blueprint = Blueprint("supervisor", __name__)
 log = get_logger("switchboard.supervisor")
@@ -73,7 +69,7 @@ class TransferForm(FlaskForm):
         text = (field.data or "").strip()
         try:
             if text:
-                normalise_sip_uri(text) if board.is_sip_uri(text) else normalise_number(text)
+                destination_kind(text)
         except DestinationRefused as refusal:
             raise ValidationError(f"{refusal}.") from None
 

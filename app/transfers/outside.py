@@ -52,6 +52,25 @@ def normalise_sip_uri(text: str) -> str:
         match["params"] or "")
 
 
+def is_sip_uri(text: str) -> bool:
+    """Whether free text typed as an outside destination names a SIP URI (else it is taken for a number)."""
+    return (text or "").strip().lower().startswith(("sip:", "sips:"))
+
+
+def destination_kind(text: str) -> str:
+    """What free text typed as an outside destination is ('sip_uri' or 'number'); DestinationRefused if malformed.
+
+    The one reading of a typed destination, for the supervisor's form and
+    the console (the API names the field itself); whether it may be rung is
+    the allow-list's, checked when the transfer starts.
+    """
+    if is_sip_uri(text):
+        normalise_sip_uri(text)
+        return "sip_uri"
+    normalise_number(text)
+    return "number"
+
+
 def sip_host(uri: str) -> str:
     """The host of a SIP URI normalise_sip_uri accepted."""
     return SIP_URI.match(uri)["host"].lower()
