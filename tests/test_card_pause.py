@@ -216,6 +216,16 @@ def test_ordinary_numbers_pause_nothing(centre, words):
     assert centre.network.call(caller.sid).transcriptions[0]["active"] is True
 
 
+def test_a_pause_of_zero_seconds_never_stops_it_and_the_redactor_still_removes_the_card(centre):
+    from dataclasses import replace
+
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], transcription_card_pause_seconds=0)
+    caller, _alice = connected(centre, (("caller", "my card is 4111 1111 1111 1111"),))
+    assert transcription_requests(centre, caller) == []
+    assert events(centre, caller, "transcription_paused") == []
+    assert stored_words(centre) == [("caller", "my card is [card number removed]")]
+
+
 @pytest.mark.parametrize(("speaker", "words", "reason"), [
     ("caller", "it's 4111", "card_digits"),
     ("caller", "four one one one", "card_digits"),

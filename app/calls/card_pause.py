@@ -75,7 +75,8 @@ def screen(t: Telephony, call: Call, speaker: str, words: str) -> str:
     runs that could open a card number are removed from the caller's words.
     """
     now = utcnow()
-    reason = card_reason(speaker, words)
+    # TRANSCRIPTION_CARD_PAUSE_SECONDS=0: never paused (the redactor still removes card numbers).
+    reason = card_reason(speaker, words) if t.settings.transcription_card_pause_seconds else None
     if reason is not None and call.transcription_paused_at is None:
         pause(t, call, reason, now)
     elif reason is not None and call.transcription_resume_at is not None:
