@@ -105,6 +105,8 @@ class Settings:
     supervisor_username: str = ""
     supervisor_password: str = ""
     ratelimit_storage_uri: str = "memory://"
+    # A login session unused this long is ended (0: only by signing out or a password change).
+    login_idle_hours: int = 12
 
     @property
     def production(self) -> bool:
@@ -336,6 +338,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "SUPERVISOR_USERNAME": ("supervisor_username", _text),
     "SUPERVISOR_PASSWORD": ("supervisor_password", _text),
     "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", _text),
+    "LOGIN_IDLE_HOURS": ("login_idle_hours", _int),
 }
 
 

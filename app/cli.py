@@ -83,15 +83,22 @@ def _migrating(step) -> None:
 @click.option("--older-than-hours", type=click.IntRange(min=1), default=48, show_default=True)
 @with_appcontext
 def prune(older_than_hours: int) -> None:
-    """Delete remembered webhook deliveries older than the given age (Twilio retries within minutes)."""
+    """Delete remembered webhook deliveries older than the given age (Twilio retries within minutes), and login
+    sessions idle past LOGIN_IDLE_HOURS."""
     from datetime import timedelta
 
     from sqlalchemy import delete
 
+    from app.auth.service import end_idle_login_sessions
+
     cutoff = utcnow() - timedelta(hours=older_than_hours)
+    idle_hours = current_app.config["SETTINGS"].login_idle_hours
     with database_session() as session:
         removed = session.execute(delete(WebhookDelivery).where(WebhookDelivery.created_at < cutoff)).rowcount
+        ended = end_idle_login_sessions(session, timedelta(hours=idle_hours)) if idle_hours else 0
     click.echo(f"removed {removed} webhook deliveries older than {older_than_hours} h")
+    if idle_hours:
+        click.echo(f"ended {ended} login sessions idle for more than {idle_hours} h")
 
 
 def _ensure_sqlite_folder(database_url: str) -> None:

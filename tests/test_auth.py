@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 from flask import Blueprint, jsonify, render_template_string
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from werkzeug.security import generate_password_hash
 
 from app import clock
@@ -514,3 +514,31 @@ def test_last_seen_is_written_only_every_few_minutes(app, client, people):
         assert last_seen() == later
     finally:
         clock.use_clock(None)
+
+
+def test_a_session_left_idle_past_the_limit_is_ended(app, client, people):
+    log_in(client, "sam", SUPERVISOR_PASSWORD)
+    start = utcnow()
+    idle = timedelta(hours=app.config["SETTINGS"].login_idle_hours)
+    try:
+        clock.use_clock(lambda: start + idle - timedelta(minutes=1))
+        assert client.get("/board").status_code == 200  # used within the limit: it goes on
+        clock.use_clock(lambda: start + 2 * idle)
+        assert client.get("/board").status_code == 302  # idle past it: signed out
+        assert login_sessions(app) == 0
+    finally:
+        clock.use_clock(None)
+
+
+def test_prune_ends_sessions_nobody_came_back_to(app, people, runner):
+    desk, phone = app.test_client(), app.test_client()
+    log_in(desk, "sam", SUPERVISOR_PASSWORD)
+    log_in(phone, "ada", AGENT_PASSWORD)
+    with session_scope(app) as session:
+        idle = utcnow() - timedelta(hours=app.config["SETTINGS"].login_idle_hours + 1)
+        session.execute(update(LoginSession).where(LoginSession.user_id == select(User.id).where(
+            User.username == "sam").scalar_subquery()).values(last_seen_at=idle))
+    result = runner.invoke(args=["db", "prune"])
+    assert result.exit_code == 0, result.output
+    assert "ended 1 login sessions idle for more than 12 h" in result.output
+    assert login_sessions(app) == 1 and phone.get("/console").status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from typing import Callable
 from urllib.parse import urlencode
@@ -40,7 +41,9 @@ class SignedInUser(UserMixin):
 
 def load_signed_in_user(session_key: str) -> SignedInUser | None:
     """Flask-Login's user loader: the user of this login session, unless it has ended since."""
-    login = service.find_login_session(request_session(), session_key)
+    hours = current_app.config["SETTINGS"].login_idle_hours
+    login = service.find_login_session(request_session(), session_key,
+                                       timedelta(hours=hours) if hours else None)
     if login is None:
         return None
     return SignedInUser.from_user(login.user, session_key)

@@ -132,14 +132,18 @@ def start_login_session(session: Session, user: User) -> str:
     return key
 
 
-def find_login_session(session: Session, key: str) -> LoginSession | None:
-    """The open login session with this key, or None once it has ended (signed out, password changed, user gone)."""
+def find_login_session(session: Session, key: str, idle_limit: timedelta | None = None) -> LoginSession | None:
+    """The open login session with this key, or None once it has ended (signed out, password changed, user gone,
+    or unused for longer than IDLE_LIMIT: then it is ended here)."""
     if not key or len(key) > MAX_SESSION_KEY_LENGTH:
         return None
     login = session.scalar(select(LoginSession).where(LoginSession.key_hash == hash_api_token(key)))
     if login is None:
         return None
     now = utcnow()
+    if idle_limit is not None and now - login.last_seen_at > idle_limit:
+        session.delete(login)
+        return None
     if now - login.last_seen_at >= LAST_SEEN_RESOLUTION:
         login.last_seen_at = now
     return login
@@ -148,6 +152,12 @@ def find_login_session(session: Session, key: str) -> LoginSession | None:
 def end_login_session(session: Session, key: str) -> None:
     """End the login session with this key, so its cookie, and every copy of it, is refused from now on."""
     session.execute(delete(LoginSession).where(LoginSession.key_hash == hash_api_token(key)))
+
+
+def end_idle_login_sessions(session: Session, idle_limit: timedelta) -> int:
+    """End every login session unused for longer than IDLE_LIMIT (flask db prune); returns how many."""
+    cutoff = utcnow() - idle_limit
+    return session.execute(delete(LoginSession).where(LoginSession.last_seen_at < cutoff)).rowcount
 
 
 def end_login_sessions_of(session: Session, user_id: int) -> None:
