@@ -385,6 +385,9 @@ def test_a_supervisor_swaps_then_makes_a_three_way_call_from_the_call_page(centr
     offered = next(t for t in data["transfers"] if t["id"] == transfer_id)
     assert offered["can_swap"] and offered["can_three_way"]
     page = sam.get(f"/calls/{caller.sid}")
+    html = page.get_data(as_text=True)  # the page drawn by the server offers what its script draws
+    for action in ("complete", "three-way", "swap", "cancel"):
+        assert f'action="/calls/{caller.sid}/transfers/{transfer_id}/{action}"' in html
     for action in ("swap", "three-way"):
         done = sam.post(f"/calls/{caller.sid}/transfers/{transfer_id}/{action}",
                         data={"csrf_token": csrf_token_from(page)})
