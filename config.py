@@ -393,8 +393,10 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         problems.append("SECRET_KEY: required in production")
     if settings.production and settings.database_url.startswith("sqlite"):
         problems.append("DATABASE_URL: production needs PostgreSQL, not the embedded SQLite file")
-    if settings.summary_deadline_seconds >= 12:
-        problems.append("SUMMARY_DEADLINE_SECONDS: must stay well under Twilio's 15 s webhook limit (use < 12)")
+    if settings.summary_deadline_seconds >= 30:
+        # No webhook waits for the summary any more; this bounds how long a
+        # greeted target listens to pauses before the fallback is spoken.
+        problems.append("SUMMARY_DEADLINE_SECONDS: the target waits this long after the greeting (use < 30)")
     if bool(settings.supervisor_username) != bool(settings.supervisor_password):
         problems.append("SUPERVISOR_USERNAME, SUPERVISOR_PASSWORD: set both or neither")
     elif settings.supervisor_password and len(settings.supervisor_password) < 10:

@@ -172,3 +172,9 @@ def test_the_flask_cli_in_production_refuses_to_run_beside_a_dotenv_file(tmp_pat
     assert result.returncode != 0
     assert ".env:" in result.stderr and "production takes its settings from the environment only" in result.stderr
     assert "from-a-developer-file" not in result.stderr + result.stdout
+
+
+def test_a_summary_deadline_past_what_a_greeted_target_should_wait_is_refused():
+    with pytest.raises(ConfigError, match="SUMMARY_DEADLINE_SECONDS: the target waits this long after the greeting"):
+        load_settings({"SUMMARY_DEADLINE_SECONDS": "45"}, dotenv=False)
+    assert load_settings({"SUMMARY_DEADLINE_SECONDS": "15"}, dotenv=False).summary_deadline_seconds == 15
