@@ -176,3 +176,30 @@ def test_on_postgresql_one_pass_runs_at_a_time(centre):
         assert reconciler_of(centre.app).run_once().asked == 0  # another worker's pass is running
         other_worker.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
     assert reconciler_of(centre.app).run_once().asked == 2
+
+
+def test_the_background_reconciler_runs_at_start_up_and_again_when_woken(centre):
+    import time
+
+    from app.calls.reconcile_job import Reconciler
+
+    caller, _alice = connected_call(centre)
+    runner = Reconciler(reconciler_of(centre.app).tools, interval_seconds=3600)
+
+    def passes() -> int:  # each pass asks Twilio about the caller's leg once
+        return _asked(centre).count(f"{caller.sid}.json")
+
+    def until(count: int) -> None:
+        give_up = time.monotonic() + 10
+        while passes() < count and time.monotonic() < give_up:
+            time.sleep(0.01)
+
+    runner.start()
+    try:
+        until(1)
+        assert passes() == 1  # at start-up; the next is an hour away
+        runner.soon()  # a webhook met the database failing
+        until(2)
+        assert passes() == 2
+    finally:
+        runner.stop()

@@ -11,8 +11,6 @@ changes nothing.
 from __future__ import annotations
 
 import threading
-import time
-from typing import Callable
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,11 +31,9 @@ RETRY_AFTER_OUTAGE_SECONDS = 5.0
 class Reconciler:
     """One process's reconciler: `run_once` for a pass, `start` for the background thread."""
 
-    def __init__(self, tools: JobTools, interval_seconds: float, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, tools: JobTools, interval_seconds: float) -> None:
         self.tools = tools
         self.interval = interval_seconds
-        self.clock = clock
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,12 +78,13 @@ class Reconciler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            # Cleared before the pass: a wake-up during it asks for one more.
+            self._wake.clear()
             try:
                 outcome = self.run_once()
             except Exception:  # noqa: BLE001 - the thread must live on; the next pass tries again
                 log.exception("reconcile_crashed")
                 outcome = None
-            self._wake.clear()
             wait = self.interval if outcome is not None else min(self.interval, RETRY_AFTER_OUTAGE_SECONDS)
             self._wake.wait(wait)
 
