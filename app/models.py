@@ -76,7 +76,8 @@ class Activity(StrEnum):
     RINGING = "ringing"
     ON_CALL = "on_call"
     # Their last leg is over for the service but Twilio has not said so yet
-    # (a hang-up that failed): not offered a call until it does.
+    # (a cancel on its way, a goodbye playing, a hang-up that failed): not
+    # offered a call until it does.
     LEAVING = "leaving"
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.calls.reconcile_job import reconciler_of
 from app.models import Agent, Call, Leg
+from tests.conftest import TEST_DATABASE
 from tests.test_database_outage import database_down
 from tests.transfer_helpers import ALICE, agent_activity, call_row, connected_call
 
@@ -162,14 +163,15 @@ def test_the_reconciler_needs_twilio_configured(tmp_path):
     assert "reconcile_skipped" in done.stdout + done.stderr
 
 
+@pytest.mark.postgres
+@pytest.mark.skipif(TEST_DATABASE != "postgres",
+                    reason="the advisory lock is PostgreSQL's; SQLite's write lock makes each step take its turn")
 def test_on_postgresql_one_pass_runs_at_a_time(centre):
     from sqlalchemy import text
 
     from app.calls.reconcile_job import ADVISORY_KEY
 
     engine = centre.app.extensions["db_engine"]
-    if engine.dialect.name != "postgresql":
-        pytest.skip("the advisory lock is PostgreSQL's; SQLite's write lock makes each step take its turn")
     caller, _alice = connected_call(centre)
     with engine.connect() as other_worker:
         other_worker.scalar(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})

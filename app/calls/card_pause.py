@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from app.calls.legs import caller_leg, lock_call
 from app.logs import get_logger
 from app.models import Call, utcnow
-from app.summaries.redaction import CARD, DIGIT_RUN, digits_of
+from app.summaries.redaction import CARD, DIGIT_RUN, PHONE_PREFIX, digits_of
 from app.telephony.context import Telephony
 from app.telephony.effects import SwitchTranscription
 
@@ -60,7 +60,6 @@ _NAMES_THE_CARD = re.compile(
     r"|\b(?:16|sixteen)[\s-]digits?\b",
     re.IGNORECASE,
 )
-_PHONE_PREFIX = re.compile(r"(?:\+|\bplus)\s*$", re.IGNORECASE)
 _CURRENCY_BEFORE = re.compile(r"[$£€]\s*$")
 _CURRENCY_AFTER = re.compile(r"\s*(?:dollars?|pounds?|euros?|cents?|pence|quid|bucks)\b", re.IGNORECASE)
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-](?:\d{4}|\d{2})")
@@ -160,7 +159,7 @@ def _card_starts(words: str) -> list[re.Match]:
         if len(digits) == 4 and 1900 <= int(digits) <= 2099:
             continue  # a year ("since 2019"): Mastercard's 2-series starts at 2221, and 1 is only UATP's
         before, after = words[:match.start()], words[match.end():]
-        if _PHONE_PREFIX.search(before) or _CURRENCY_BEFORE.search(before) or _CURRENCY_AFTER.match(after):
+        if PHONE_PREFIX.search(before) or _CURRENCY_BEFORE.search(before) or _CURRENCY_AFTER.match(after):
             continue
         if _DATE.fullmatch(match.group(0).strip()):
             continue

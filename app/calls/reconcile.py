@@ -84,7 +84,7 @@ def apply_twilio_status(t: Telephony, live: LiveLeg, twilio_status: str) -> bool
     leg = t.session.get(Leg, live.leg_id) if call is not None else None
     if leg is None:
         return False
-    progress = CallProgress.COMPLETED if twilio_status == UNKNOWN_TO_TWILIO else _progress(twilio_status)
+    progress = CallProgress.COMPLETED if twilio_status == UNKNOWN_TO_TWILIO else CallProgress.parse(twilio_status)
     agent = leg.agent
     if leg.is_final:
         if agent is None or agent.activity != Activity.LEAVING:
@@ -153,7 +153,7 @@ def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None
             log.warning("reconcile_twilio_failed", leg_id=live.leg_id, error=str(error)[:200])
             result.unanswered.append(live.leg_id)
             continue
-        if live.keeps_agent or status == UNKNOWN_TO_TWILIO or _progress(status).is_final:
+        if live.keeps_agent or status == UNKNOWN_TO_TWILIO or CallProgress.parse(status).is_final:
             with step() as t:
                 if apply_twilio_status(t, live, status):
                     result.fixed.append(live.leg_id)
@@ -163,9 +163,3 @@ def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None
              agents_freed=len(result.agents_freed))
     return result
 
-
-def _progress(status: str) -> CallProgress:
-    try:
-        return CallProgress(status)
-    except ValueError:
-        return CallProgress.UNKNOWN

@@ -79,7 +79,7 @@ _RUN = rf"{_TOKEN}(?:{_SEPARATOR}{_TOKEN})*"
 
 DIGIT_RUN = re.compile(_RUN, re.IGNORECASE)
 _PIECE_RE = re.compile(r"\d+|[a-z]+", re.IGNORECASE)
-_PHONE_PREFIX_RE = re.compile(r"(?:\+|\bplus)\s*$", re.IGNORECASE)
+PHONE_PREFIX = re.compile(r"(?:\+|\bplus)\s*$", re.IGNORECASE)
 
 
 def digits_of(run: str) -> str:
@@ -171,7 +171,7 @@ def _long_run(match: re.Match, text: str) -> str:
     count = len(digits_of(match.group(0)))
     if count < 13:
         return match.group(0)
-    if 10 <= count <= 15 and _PHONE_PREFIX_RE.search(text, 0, match.start()):
+    if 10 <= count <= 15 and PHONE_PREFIX.search(text, 0, match.start()):
         return match.group(0)
     return CARD if count <= 19 else LONG_NUMBER
 

@@ -26,6 +26,11 @@ class CallProgress(StrEnum):
     CANCELED = "canceled"
     UNKNOWN = "unknown"
 
+    @classmethod
+    def parse(cls, value: str | None) -> "CallProgress":
+        """Twilio's status text (a webhook's CallStatus, a Call resource's status); UNKNOWN for anything else."""
+        return _enum(cls, value, cls.UNKNOWN)
+
     @property
     def is_final(self) -> bool:
         """Whether the call has ended."""
@@ -95,7 +100,7 @@ class TwilioForm:
             call_sid=sid if _CALL_SID_RE.fullmatch(sid) else "",
             from_number=form.get("From", "").strip(),
             to_number=form.get("To", "").strip(),
-            call_status=_enum(CallProgress, form.get("CallStatus"), CallProgress.UNKNOWN),
+            call_status=CallProgress.parse(form.get("CallStatus")),
             digits=form.get("Digits", "").strip(),
             speech_result=form.get("SpeechResult", "").strip(),
             confidence=_float(form.get("Confidence")),
