@@ -252,8 +252,7 @@ def test_a_hangs_up_and_b_declines_so_the_caller_is_queued_again(centre):
 
 
 def test_with_the_llm_slower_than_the_deadline_b_is_greeted_at_once_then_hears_the_marked_fallback(centre):
-    centre.llm.mode = "slow"
-    centre.llm.delay_seconds = 5
+    centre.llm.mode = "held"  # no answer until the test is over
     caller, alice = connected_call(centre)
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
@@ -278,14 +277,14 @@ def test_with_the_llm_slower_than_the_deadline_b_is_greeted_at_once_then_hears_t
 def test_no_request_waits_for_the_summary_and_b_hears_it_on_the_turn_after_it_is_stored(centre):
     from app.sandbox.call_centre import settle_summaries
 
-    centre.llm.mode = "slow"
-    centre.llm.delay_seconds = 2.5  # longer than a phone takes to be answered
+    centre.llm.mode = "held"  # the LLM answers when the test says so
     caller, alice = connected_call(centre)
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
     assert bob.waiting_on.tag == "Pause" and "One moment" in bob.heard_text
-    settle_summaries(5)  # meanwhile the summary is written: no transaction of B's holds it up
+    centre.llm.released.set()
+    settle_summaries(10)  # the summary is written meanwhile: no transaction of B's holds it up
     assert transfer_row(centre).summary_source == "llm"
     centre.network.advance(1)
     assert "Here is the summary." in bob.heard_text and "Automatic summary unavailable" not in bob.heard_text

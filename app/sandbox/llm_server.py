@@ -3,7 +3,8 @@
 In mode "normal" it answers POST /v1/chat/completions with a summary built
 from the call data in the request (the caller's own words), so what comes
 back depends on what was sent. The other modes reproduce what goes wrong
-with real providers: "slow" (answers after delay_seconds), "error" (HTTP
+with real providers: "slow" (answers after delay_seconds), "held" (answers
+only once a test calls release(), so a test decides when the LLM is done), "error" (HTTP
 500), "garbage" (prose instead of JSON) and "unauthorized" (HTTP 401).
 """
 
@@ -16,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from app.summaries.compose import DATA_END, DATA_START, NOT_MENTIONED
 
-MODES = ("normal", "slow", "error", "garbage", "unauthorized", "invent")
+MODES = ("normal", "slow", "held", "error", "garbage", "unauthorized", "invent")
 # What the "invent" mode adds to an otherwise faithful summary: facts no call held.
 INVENTED = "Maria from the refunds team approved a refund of 500 dollars on 3 June."
 
@@ -165,6 +166,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if mode == "slow" and stand_in.stopping.wait(stand_in.delay_seconds):
             return
+        if mode == "held":
+            while not stand_in.released.wait(0.05):
+                if stand_in.stopping.is_set():
+                    return
         if mode == "garbage":
             content = "Sure! Here is a lovely summary of the call: the customer was calling about something."
         else:
@@ -221,6 +226,7 @@ class LLMStandIn:
         self.requests: list[RecordedRequest] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
+        self.released = threading.Event()  # the "held" mode's answers go out once this is set
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
