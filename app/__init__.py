@@ -16,6 +16,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_database(app)
     init_gateways(app)
     init_requests(app)
+    init_text_input(app)
     init_security_headers(app)
     init_auth(app)
     init_blueprints(app)
@@ -51,6 +52,12 @@ def init_gateways(app: Flask) -> None:
     from app.gateways.registry import init_gateways as register
 
     register(app)
+
+
+def init_text_input(app: Flask) -> None:
+    from app.web.text_input import init_text_input_check
+
+    init_text_input_check(app)
 
 
 def init_security_headers(app: Flask) -> None:

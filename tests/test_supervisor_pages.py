@@ -231,6 +231,22 @@ def test_refusals_are_shown_in_words(centre, users):
     assert call_row(centre, caller.sid).status == "connected"
 
 
+def test_a_nul_character_in_a_form_or_the_api_is_refused_in_words_and_changes_nothing(centre, users, api_headers):
+    # PostgreSQL's text columns cannot hold NUL: refused before any view, not a database error.
+    caller, _alice = connected_call(centre)
+    sam = signed_in(centre, "sam")
+    page = sam.get(f"/calls/{caller.sid}")
+    form = sam.post(f"/calls/{caller.sid}/transfer",
+                    data={"csrf_token": csrf_token_from(page), "target": "agent:102", "notes": "VIP\x00"})
+    assert form.status_code == 400 and "NUL characters" in form.get_data(as_text=True)
+    api = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "\x00"},
+                             headers=api_headers(centre.app))
+    assert api.status_code == 400 and api.get_json() == {"error": "text may not contain NUL characters"}
+    with centre.db() as session:
+        assert session.scalar(select(Transfer)) is None
+    assert call_row(centre, caller.sid).status == "connected"
+
+
 def test_the_stream_beats_and_ends_after_its_time(centre):
     from app.supervisor.stream import follow
 
