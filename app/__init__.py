@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_logging(app)
     init_database(app)
     init_gateways(app)
+    init_background(app)
     init_requests(app)
     init_text_input(app)
     init_security_headers(app)
@@ -52,6 +53,34 @@ def init_gateways(app: Flask) -> None:
     from app.gateways.registry import init_gateways as register
 
     register(app)
+
+
+def init_background(app: Flask) -> None:
+    from app.transfers.summary import BackgroundSummaries
+
+    app.extensions["summaries"] = BackgroundSummaries(app.extensions["db_sessionmaker"],
+                                                      app.extensions["gateways"].llm)
+
+
+def close_app(app: Flask, wait_seconds: float = 10.0) -> bool:
+    """Stop what the app runs in the background, then release its gateways and connections (tests, commands).
+
+    Live page streams are ended, summaries under way are waited for (at
+    most WAIT_SECONDS each) and the reconciler's thread is stopped, so
+    nothing uses the database after its engine is gone; False if something
+    was still running at the end.
+    """
+    from app.gateways.registry import close_gateways
+
+    streams = app.extensions.get("supervisor_stream_gate")
+    stopped = streams.close(wait_seconds) if streams is not None else True
+    stopped = app.extensions["summaries"].wait(wait_seconds) and stopped
+    reconciler = app.extensions.get("reconciler")
+    if reconciler is not None:
+        stopped = reconciler.stop(wait_seconds) and stopped
+    close_gateways(app)
+    app.extensions["db_engine"].dispose()
+    return stopped
 
 
 def init_text_input(app: Flask) -> None:

@@ -11,12 +11,15 @@ or processes.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import Pool
 
 from app import create_app
 from app.cli import alembic_config
@@ -65,9 +68,56 @@ def database_url(tmp_path_factory) -> str:
     drop()
 
 
+# Connections opened to the database and not yet closed, whoever opened them:
+# a test must close every one it opened (tests/conftest.leaves_nothing_behind).
+_OPEN_CONNECTIONS: dict[int, str] = {}
+
+
+@event.listens_for(Pool, "connect")
+def _opened(dbapi_connection, _record) -> None:
+    _OPEN_CONNECTIONS[id(dbapi_connection)] = threading.current_thread().name
+
+
+@event.listens_for(Pool, "close")
+def _closed(dbapi_connection, _record) -> None:
+    _OPEN_CONNECTIONS.pop(id(dbapi_connection), None)
+
+
+@event.listens_for(Pool, "close_detached")
+def _closed_detached(dbapi_connection) -> None:
+    _OPEN_CONNECTIONS.pop(id(dbapi_connection), None)
+
+
+# How long a test's threads get, after its fixtures are torn down, to finish.
+LEFTOVER_GRACE_SECONDS = 5.0
+
+
+@pytest.fixture(autouse=True)
+def leaves_nothing_behind():
+    """Fails the test that leaves a thread running or a database connection open once its fixtures are gone.
+
+    Autouse and function-scoped, so it is set up before, and torn down after,
+    every other fixture of the test: whatever the app, the stand-ins and the
+    servers started must have stopped by then. Background work that outlives
+    its test writes into the next one's database (and blocks its clean-up).
+    """
+    threads_before = set(threading.enumerate())
+    connections_before = set(_OPEN_CONNECTIONS)
+    yield
+    give_up = time.monotonic() + LEFTOVER_GRACE_SECONDS
+    started = [thread for thread in threading.enumerate() if thread not in threads_before]
+    for thread in started:
+        thread.join(max(0.0, give_up - time.monotonic()))
+    running = sorted(thread.name for thread in started if thread.is_alive())
+    still_open = sorted(name for key, name in list(_OPEN_CONNECTIONS.items()) if key not in connections_before)
+    assert not running, f"the test left threads running: {running}"
+    assert not still_open, f"the test left database connections open (opened by threads {still_open})"
+
+
 @pytest.fixture(scope="session")
 def _cleanup_engine(database_url):
-    engine = make_engine(database_url)
+    # Unpooled: its connection is closed after each clean-up, so none is left open between tests.
+    engine = make_engine(database_url, pooled=False)
     yield engine
     engine.dispose()
 
@@ -102,8 +152,13 @@ def settings(clean_database) -> Settings:
 
 
 @pytest.fixture
-def make_app(request):
-    """Build apps from settings and close their gateways and engines afterwards."""
+def make_app(clean_database):
+    """Build apps from settings and close them afterwards: background work waited for, gateways and engines closed.
+
+    It depends on the database fixture so that the apps are closed before the
+    database is emptied: a summary still being written would otherwise hold
+    its rows while the tables are truncated.
+    """
     apps = []
 
     def build(settings: Settings, **changes):
@@ -113,11 +168,10 @@ def make_app(request):
         return app
 
     yield build
-    from app.gateways.registry import close_gateways
+    from app import close_app
 
-    for app in apps:
-        close_gateways(app)
-        app.extensions["db_engine"].dispose()
+    stopped = [close_app(app) for app in apps]
+    assert all(stopped), "an app's background work was still running after its test"
 
 
 @pytest.fixture

@@ -1,17 +1,21 @@
 """Effects recorded by a step: kept in order, the last move of a leg wins, dropped with what was never committed."""
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
 from app.telephony.effects import CloseRoom, HangUp, PendingEffects, Redirect
 
 
-def _session():
-    return Session(create_engine("sqlite://"))
+@pytest.fixture
+def session():
+    engine = create_engine("sqlite://")
+    with Session(engine) as session:
+        yield session
+    engine.dispose()
 
 
-def test_effects_run_in_the_order_the_step_recorded_them():
-    session = _session()
+def test_effects_run_in_the_order_the_step_recorded_them(session):
     effects = PendingEffects(session)
     effects.add(HangUp(1, "CA1", 2))
     effects.add(Redirect(1, 3, "CA3", "https://x/twilio/agent/rejoin"))
@@ -20,8 +24,8 @@ def test_effects_run_in_the_order_the_step_recorded_them():
     assert effects.take() == []
 
 
-def test_only_the_last_redirect_of_a_leg_is_kept():
-    effects = PendingEffects(_session())
+def test_only_the_last_redirect_of_a_leg_is_kept(session):
+    effects = PendingEffects(session)
     effects.add(Redirect(1, 3, "CA3", "https://x/hold"))
     effects.add(HangUp(1, "CA9", 9))
     effects.add(Redirect(1, 3, "CA3", "https://x/room"))
@@ -30,8 +34,7 @@ def test_only_the_last_redirect_of_a_leg_is_kept():
         ("HangUp", None), ("Redirect", "https://x/room"), ("Redirect", "https://x/other")]
 
 
-def test_a_rollback_drops_what_was_recorded_since_the_last_commit():
-    session = _session()
+def test_a_rollback_drops_what_was_recorded_since_the_last_commit(session):
     effects = PendingEffects(session)
     session.execute(text("select 1"))
     effects.add(HangUp(1, "CA1"))
@@ -43,8 +46,7 @@ def test_a_rollback_drops_what_was_recorded_since_the_last_commit():
     assert [e.call_sid for e in effects.take()] == ["CA1"]
 
 
-def test_a_redirect_recorded_before_a_commit_is_never_replaced():
-    session = _session()
+def test_a_redirect_recorded_before_a_commit_is_never_replaced(session):
     effects = PendingEffects(session)
     session.execute(text("select 1"))
     effects.add(Redirect(1, 5, "CA5", "https://x/hold"))

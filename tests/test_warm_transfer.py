@@ -275,7 +275,6 @@ def test_with_the_llm_slower_than_the_deadline_b_is_greeted_at_once_then_hears_t
 
 
 def test_no_request_waits_for_the_summary_and_b_hears_it_on_the_turn_after_it_is_stored(centre):
-    from app.sandbox.call_centre import settle_summaries
 
     centre.llm.mode = "held"  # the LLM answers when the test says so
     caller, alice = connected_call(centre)
@@ -284,7 +283,7 @@ def test_no_request_waits_for_the_summary_and_b_hears_it_on_the_turn_after_it_is
     centre.network.answer(bob.sid)
     assert bob.waiting_on.tag == "Pause" and "One moment" in bob.heard_text
     centre.llm.released.set()
-    settle_summaries(10)  # the summary is written meanwhile: no transaction of B's holds it up
+    centre.settle_summaries(10)  # the summary is written meanwhile: no transaction of B's holds it up
     assert transfer_row(centre).summary_source == "llm"
     centre.network.advance(1)
     assert "Here is the summary." in bob.heard_text and "Automatic summary unavailable" not in bob.heard_text

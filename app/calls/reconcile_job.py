@@ -72,9 +72,14 @@ class Reconciler:
         self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait_seconds: float = 0.0) -> bool:
+        """Stop the background thread (waiting at most WAIT_SECONDS for its pass); True when it has stopped."""
         self._stop.set()
         self._wake.set()
+        if self._thread is not None:
+            self._thread.join(wait_seconds)
+            return not self._thread.is_alive()
+        return True
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -103,11 +108,9 @@ def resume_paused_transcriptions(tools: JobTools) -> list[int]:
 def reconciler_of(app) -> Reconciler:
     """The app's reconciler (made on first use), from its sessions, settings and gateways."""
     if "reconciler" not in app.extensions:
-        from app.transfers.summary import background_summariser
-
         settings = app.config["SETTINGS"]
         make_session, outside = app.extensions["db_sessionmaker"], app.extensions["gateways"]
-        tools = JobTools(make_session, settings, outside, background_summariser(make_session, outside.llm))
+        tools = JobTools(make_session, settings, outside, app.extensions["summaries"].start)
         app.extensions["reconciler"] = Reconciler(tools, settings.reconcile_interval_seconds)
     return app.extensions["reconciler"]
 

@@ -20,10 +20,9 @@ def _build_app(settings):
 
 
 def _close_app(app) -> None:
-    from app.gateways.registry import close_gateways
+    from app import close_app
 
-    close_gateways(app)
-    app.extensions["db_engine"].dispose()
+    close_app(app)
 
 
 @click.command("demo")

@@ -8,8 +8,6 @@ real webhooks, signed as Twilio signs them.
 from __future__ import annotations
 
 import random
-import threading
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -30,14 +28,6 @@ from app.telephony import urls
 SETTLE_SECONDS = 2.0
 
 
-def settle_summaries(seconds: float = SETTLE_SECONDS) -> None:
-    """Let the service's background summary threads (named summary-<id>) finish, for at most SECONDS in all."""
-    give_up = time.monotonic() + seconds
-    for thread in threading.enumerate():
-        if thread.name.startswith("summary-"):
-            thread.join(max(0.0, give_up - time.monotonic()))
-
-
 class CallCentre:
     """The service plus its simulated outside world."""
 
@@ -56,7 +46,7 @@ class CallCentre:
             clock=self.clock, media_fetcher=self._fetch_media,
         )
         self.livekit_deliveries: list[tuple[str, int]] = []
-        self.network.before_answer = settle_summaries
+        self.network.before_answer = self.settle_summaries
         # With a seed, callbacks that Twilio and LiveKit fire side by side
         # arrive in an order that varies from seed to seed, as on the real
         # services; the same seed gives the same order again.
@@ -75,6 +65,10 @@ class CallCentre:
             status_callback=self.public_base_url + urls.STATUS,
             voice_fallback_url=self.public_base_url + urls.FALLBACK,
         )
+
+    def settle_summaries(self, seconds: float = SETTLE_SECONDS) -> None:
+        """Let the service's summaries being written in the background finish, for at most SECONDS in all."""
+        self.app.extensions["summaries"].wait(seconds)
 
     def close(self) -> None:
         """Give the service its system clock back and stop LiveKit's webhooks."""

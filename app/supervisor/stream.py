@@ -60,11 +60,13 @@ def follow(
     *,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    closing: threading.Event | None = None,
 ) -> Iterator[str]:
     """Yield server-sent events carrying SNAPSHOT_OF's data whenever it changes, until max_seconds pass.
 
     SNAPSHOT_OF answers None when what the page shows no longer exists: the
-    stream then says `gone` and ends.
+    stream then says `gone` and ends. It also ends as soon as CLOSING is set
+    (the process is shutting down; EventSource reconnects to another).
     """
     yield f"retry: {timing.retry_ms}\n\n"
     sent_id = last_event_id
@@ -95,7 +97,7 @@ def follow(
         if now - last_output >= timing.heartbeat_seconds:
             yield ": still here\n\n"
             last_output = now
-        if now - started >= timing.max_seconds:
+        if now - started >= timing.max_seconds or (closing is not None and closing.is_set()):
             return
         sleep(timing.poll_seconds)
 
@@ -103,8 +105,8 @@ def follow(
 class StreamSlot:
     """One place in a StreamGate, given back once however often release is called."""
 
-    def __init__(self, semaphore: threading.BoundedSemaphore):
-        self._semaphore = semaphore
+    def __init__(self, gate: "StreamGate"):
+        self._gate = gate
         self._lock = threading.Lock()
         self._held = True
 
@@ -114,7 +116,7 @@ class StreamSlot:
             if not self._held:
                 return
             self._held = False
-        self._semaphore.release()
+        self._gate._give_back()
 
     def guard(self, events: Iterable[str]) -> Iterator[str]:
         """Yield EVENTS, giving the place back when they end, fail or the viewer goes away."""
@@ -127,14 +129,34 @@ class StreamSlot:
 
 
 class StreamGate:
-    """At most LIMIT streams at once in this process; a refused viewer polls instead."""
+    """At most LIMIT streams at once in this process; a refused viewer polls instead.
+
+    Closing the gate (the process is stopping) ends the streams under way at
+    their next look and waits for them, so none reads the database after the
+    process has let its connections go.
+    """
 
     def __init__(self, limit: int):
         self.limit = limit
-        self._semaphore = threading.BoundedSemaphore(limit)
+        self.closing = threading.Event()
+        self._open = 0
+        self._changed = threading.Condition()
 
     def enter(self) -> StreamSlot | None:
         """A slot if one is free now, else None: never waits, so a refusal holds no thread."""
-        if not self._semaphore.acquire(blocking=False):
-            return None
-        return StreamSlot(self._semaphore)
+        with self._changed:
+            if self._open >= self.limit or self.closing.is_set():
+                return None
+            self._open += 1
+        return StreamSlot(self)
+
+    def _give_back(self) -> None:
+        with self._changed:
+            self._open -= 1
+            self._changed.notify_all()
+
+    def close(self, wait_seconds: float) -> bool:
+        """End the streams under way and wait at most WAIT_SECONDS for them; True when none is left."""
+        self.closing.set()
+        with self._changed:
+            return self._changed.wait_for(lambda: self._open == 0, wait_seconds)

@@ -133,7 +133,8 @@ def _stream(cursor_of, snapshot_of) -> Response:
         return refused
     timing = current_app.config.get("SUPERVISOR_STREAM_TIMING") or StreamTiming()
     events = follow(
-        current_app.extensions["db_sessionmaker"], cursor_of, snapshot_of, request.headers.get("Last-Event-ID"), timing
+        current_app.extensions["db_sessionmaker"], cursor_of, snapshot_of, request.headers.get("Last-Event-ID"), timing,
+        closing=gate.closing,
     )
     response = Response(
         slot.guard(events), mimetype="text/event-stream",

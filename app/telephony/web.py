@@ -9,7 +9,6 @@ from app.gateways.registry import gateways
 from app.telephony.context import Telephony
 from app.telephony.steps import follow_up
 from app.telephony.urls import WebhookUrls
-from app.transfers.summary import background_summariser
 
 
 def telephony() -> Telephony:
@@ -24,7 +23,7 @@ def telephony() -> Telephony:
             twilio_gateway=outside.twilio,
             livekit_gateway=outside.livekit,
             llm_gateway=outside.llm,
-            summarise_later=background_summariser(current_app.extensions["db_sessionmaker"], outside.llm),
+            summarise_later=current_app.extensions["summaries"].start,
         )
         after_commit(lambda: _after_commit(g.telephony))
     return g.telephony

@@ -40,7 +40,7 @@ ROSTER = {
 
 @pytest.fixture(scope="session")
 def fast_engine(database_url):
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, pooled=False)
     yield engine
     engine.dispose()
 
