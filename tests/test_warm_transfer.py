@@ -197,6 +197,39 @@ def test_b_declines(centre):
     assert transfer_row(centre).state == "declined"
 
 
+def _rooms_deleted(centre):
+    return [r.body["room"] for r in centre.livekit.requests if r.method == "DeleteRoom"]
+
+
+@pytest.mark.parametrize("how", ["declines", "does not answer", "is busy"])
+def test_a_transfer_b_does_not_take_closes_its_consult_room_once(centre, how):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    if how == "declines":
+        centre.network.answer(bob.sid)
+        bob.press("2")
+    else:
+        centre.network.ring_out(bob.sid, "no-answer" if how == "does not answer" else "busy")
+    consult_room = transfer_row(centre).consult_room
+    assert _rooms_deleted(centre).count(consult_room) == 1
+    assert consult_room not in centre.livekit.rooms
+    assert agent_activity(centre, "102") == "idle"
+
+
+def test_b_hanging_up_in_the_consult_sends_a_back_to_the_caller(centre):
+    caller, alice, bob = consulting(centre)
+    assert transfer_row(centre).state == "consulting"
+    bob.hangup()
+    call_id = call_row(centre, caller.sid).id
+    assert "Bob Okafor hung up. Returning you to your caller." in alice.heard_text
+    assert in_room(alice, str(call_id)) and in_room(caller, str(call_id))
+    transfer = transfer_row(centre)
+    assert transfer.state == "cancelled" and transfer.end_reason == "the target hung up during the consult"
+    assert _rooms_deleted(centre).count(transfer.consult_room) == 1
+    assert agent_activity(centre, "101") == "on_call" and agent_activity(centre, "102") == "idle"
+
+
 def test_b_does_not_answer(centre):
     caller, alice = connected_call(centre)
     start_warm(centre, alice)

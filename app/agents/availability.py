@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from app.events import record_event
 from app.models import Activity, Agent, Call, Presence, utcnow
+from app.states.agents import move_activity, set_presence, take_if_idle
 from app.telephony.context import Telephony
 
 
@@ -35,24 +35,25 @@ def free_agents(session, skill: str, exclude: Iterable[int] = ()) -> list[int]:
     return [agent_id for agent_id, skills in candidates if agent_id not in excluded and skill in (skills or [])]
 
 
-def reserve_agent(session, skill: str, exclude: Iterable[int] = ()) -> Agent | None:
-    """Reserve (idle -> ringing) the longest-idle available agent with SKILL; None if nobody is free."""
-    for agent_id in free_agents(session, skill, exclude):
-        # SKIP LOCKED: no wait on another transaction's agent row, so no
-        # deadlock through it (PostgreSQL; SQLite ignores it and needs none).
-        held = session.scalar(
-            select(Agent.id).where(Agent.id == agent_id).with_for_update(key_share=True, skip_locked=True)
-        )
-        if held is None:
-            continue
-        won = session.execute(
-            update(Agent)
-            .where(Agent.id == agent_id, Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)
-            .values(activity=Activity.RINGING)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if won == 1:
-            agent = session.get(Agent, agent_id)
+def reserve_agent(session, *, skill: str | None = None, agent_id: int | None = None,
+                  exclude: Iterable[int] = ()) -> Agent | None:
+    """Reserve (idle -> ringing) the agent AGENT_ID, or the longest-idle available agent with SKILL; None if
+    nobody is free.
+
+    The one reservation, for a call's next agent and a transfer's named or
+    queue target alike: each candidate is taken by states.agents.take_if_idle
+    (SKIP LOCKED, then a compare-and-set), so it never waits for another
+    transaction's agent row and no agent is reserved twice.
+    """
+    if agent_id is not None:
+        candidates = [] if agent_id in set(exclude) else [agent_id]
+    elif skill is not None:
+        candidates = free_agents(session, skill, exclude)
+    else:
+        raise ValueError("reserve_agent needs a skill or an agent")
+    for candidate in candidates:
+        if take_if_idle(session, candidate):
+            agent = session.get(Agent, candidate)
             session.refresh(agent)
             return agent
     return None
@@ -71,15 +72,15 @@ def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, ca
         return
     agent.last_call_ended_at = utcnow()
     if until_twilio_confirms:
-        agent.activity = Activity.LEAVING
+        move_activity(agent, Activity.LEAVING)
         t.freed_agent_ids.discard(agent.id)
     else:
-        agent.activity = Activity.IDLE
+        move_activity(agent, Activity.IDLE)
         t.freed_agent_ids.add(agent.id)
     if not missed:
         return
     agent.missed_in_row += 1
     limit = t.settings.missed_calls_before_away
     if limit and agent.missed_in_row >= limit and agent.presence == Presence.AVAILABLE:
-        agent.presence = Presence.AWAY
-        record_event(t.session, call, "agent_set_away", agent=agent.extension, missed_in_row=agent.missed_in_row)
+        set_presence(t.session, agent, Presence.AWAY, call=call, event="agent_set_away",
+                     missed_in_row=agent.missed_in_row)

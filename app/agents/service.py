@@ -9,6 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Activity, Agent, Presence, Queue
+from app.states import agents as states
+from app.states.agents import new_agent
 
 
 class RosterError(ValueError):
@@ -70,12 +72,12 @@ def upsert_agent(session: Session, spec: AgentSpec) -> Agent:
     """Create the agent with this extension, or update it."""
     agent = session.scalar(select(Agent).where(Agent.extension == spec.extension))
     if agent is None:
-        agent = Agent(extension=spec.extension, activity=Activity.IDLE)
-        session.add(agent)
+        agent = new_agent(session, spec.extension)
     agent.name = spec.name
     agent.sip_uri = spec.sip_uri
     agent.skills = list(spec.skills)
-    agent.presence = spec.presence
+    session.flush()
+    states.set_presence(session, agent, Presence(spec.presence))
     session.flush()
     return agent
 
@@ -137,9 +139,7 @@ def set_presence(session: Session, extension: str, presence: str) -> Agent:
     if presence not in Presence.__members__.values():
         raise RosterError(f"presence must be one of {', '.join(Presence)}")
     agent = find_agent(session, extension)
-    agent.presence = presence
-    if presence == Presence.AVAILABLE:
-        agent.missed_in_row = 0
+    states.set_presence(session, agent, Presence(presence))
     session.flush()
     return agent
 

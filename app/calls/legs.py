@@ -34,6 +34,8 @@ from app.models import (
     parse_id,
     utcnow,
 )
+from app.states.calls import move_call
+from app.states.legs import move_leg
 from app.telephony.context import Telephony
 from app.telephony.forms import CallProgress, MalformedWebhook
 
@@ -84,14 +86,23 @@ def find_call(t: Telephony, call_id: str | int | None) -> Call:
 def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
     """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook."""
     number = parse_id(leg_id)
-    call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == number)) if number is not None else None
-    if call_id is None:
+    leg = lock_leg(t, number) if number is not None else None
+    if leg is None:
         raise MalformedWebhook(f"unknown leg {str(leg_id)[:20]!r}")
-    # Two webhooks of one call (the target accepting as the caller hangs up)
-    # take turns on PostgreSQL (SQLite's write lock already serialises them);
-    # the leg is read after the lock, so it is what the other step left.
+    return leg
+
+
+def lock_leg(t: Telephony, leg_id: int) -> Leg | None:
+    """The leg, read after its call's lock is taken (lock_call), so it is what any other step left; None if unknown.
+
+    Two steps of one call (the target accepting as the caller hangs up)
+    take turns on PostgreSQL; SQLite's write lock already serialises them.
+    """
+    call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == leg_id))
+    if call_id is None:
+        return None
     lock_call(t, call_id)
-    return t.session.get(Leg, int(leg_id), populate_existing=True)
+    return t.session.get(Leg, leg_id, populate_existing=True)
 
 
 def lock_call(t: Telephony, call_id: int) -> Call | None:
@@ -153,14 +164,12 @@ def close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool 
     if leg.is_final:
         return
     was_ringing = leg.status in RINGING_LEG_STATUSES
-    leg.status = status
-    leg.end_reason = reason
-    leg.ended_at = utcnow()
+    move_leg(leg, status, reason=reason)
     if leg.agent is not None and (was_ringing or leg.agent.activity != Activity.IDLE):
         release_agent(t, leg.agent, missed=missed and was_ringing, call=leg.call,
                       until_twilio_confirms=bool(leg.twilio_call_sid) and not over_at_twilio)
     if leg.call.status == CallStatus.RINGING_AGENT and ringing_leg(leg.call) is None:
-        leg.call.status = CallStatus.QUEUED
+        move_call(t.session, leg.call, CallStatus.QUEUED)
 
 
 def claim_expired_browser_ring(t: Telephony, leg: Leg) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from app.agents.availability import release_agent
 from app.calls.legs import browser_identity
 from app.gateways.twilio import TwilioError
-from app.models import Agent, Leg, LegStatus, utcnow
+from app.models import Agent, Leg, LegStatus
+from app.states.legs import move_leg
 from app.telephony.context import Telephony
 
 
@@ -41,9 +42,7 @@ def ring_leg(t: Telephony, leg: Leg, agent: Agent | None, *, answer_url: str, st
         t.session.flush()
         return None
     except TwilioError as error:
-        leg.status = LegStatus.FAILED
-        leg.end_reason = "dial_failed"
-        leg.ended_at = utcnow()
+        move_leg(leg, LegStatus.FAILED, reason="dial_failed")
         if agent is not None:
             release_agent(t, agent)
             t.freed_agent_ids.discard(agent.id)  # not free to be dialled again in this request

@@ -29,14 +29,15 @@ from app.models import (
 )
 from app.routing.service import offer_call
 from app.summaries.redaction import redact, redact_across
+from app.states.calls import move_call, new_call
+from app.states.legs import new_leg
 from app.telephony.context import Telephony
 from app.telephony.effects import close_room, hang_up, open_room
 from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.moves import redirect_leg
 from app.telephony.sip import call_room_user, leg_identity, room_name
-from app.transfers.lifecycle import caller_hung_up_during_transfers
 from app.transfers.parties import Prompt, caller_hears_hold
-from app.transfers.service import expire_stale_transfer
+from app.transfers.service import caller_left_during_transfer, expire_stale_transfer
 
 log = get_logger("switchboard.calls")
 
@@ -50,13 +51,9 @@ def receive_call(t: Telephony, form: TwilioForm) -> Call:
     call = t.session.scalar(select(Call).where(Call.call_sid == call_sid))
     if call is not None:
         return call
-    call = Call(call_sid=call_sid, from_number=form.from_number[:32], to_number=form.to_number[:32])
-    t.session.add(call)
-    t.session.flush()
-    t.session.add(
-        Leg(call_id=call.id, role=LegRole.CALLER, twilio_call_sid=call_sid, status=LegStatus.CONNECTED,
+    call = new_call(t.session, call_sid, form.from_number[:32], form.to_number[:32])
+    new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=call_sid,
             answered_at=utcnow())
-    )
     record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
     return call
 
@@ -110,10 +107,9 @@ def handle_ivr_input(t: Telephony, call: Call, form: TwilioForm, attempt: int) -
 def enqueue_call(t: Telephony, call: Call) -> None:
     """Put the call in its queue: make its room, then ring the first agent."""
 
-    call.status = CallStatus.QUEUED
     call.queued_at = utcnow()
     call.room_name = room_name(t.settings, call_room_user(call.id))
-    record_event(t.session, call, "call_queued", queue=call.queue.name, room=call.room_name)
+    move_call(t.session, call, CallStatus.QUEUED, "call_queued", queue=call.queue.name, room=call.room_name)
     open_room(t, call, call.room_name, metadata=json.dumps({"call_sid": call.call_sid}))
     if offer_call(t, call) is None:
         record_event(t.session, call, "no_agent_available", queue=call.queue.name)
@@ -168,8 +164,7 @@ def caller_chose(t: Telephony, call: Call, digits: str) -> CallerChoice:
         record_event(t.session, call, "voicemail_started")
         return CallerChoice.VOICEMAIL
     if digits == "2":
-        call.status = CallStatus.CALLBACK_REQUESTED
-        call.ended_at = utcnow()
+        move_call(t.session, call, CallStatus.CALLBACK_REQUESTED)
         _cancel_ringing(t, call)
         record_event(t.session, call, "callback_requested", number=call.from_number)
         return CallerChoice.CALLBACK
@@ -182,8 +177,7 @@ def save_voicemail(t: Telephony, call: Call, form: TwilioForm) -> None:
         record_event(t.session, call, "voicemail_empty")
         return
     call.voicemail_url = form.recording_url[:512]
-    call.status = CallStatus.VOICEMAIL
-    call.ended_at = utcnow()
+    move_call(t.session, call, CallStatus.VOICEMAIL)
     _cancel_ringing(t, call)
     record_event(t.session, call, "voicemail_recorded", recording_url=call.voicemail_url,
                  duration=form.recording_duration)
@@ -322,7 +316,6 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
     caller = caller_leg(call)
     if caller is None or caller.is_final:
         return
-    now = utcnow()
     to_hang_up, to_tell = [], []
     for leg in call.legs:
         if leg.is_final:
@@ -333,18 +326,17 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
             (to_hang_up if ringing else to_tell).append(leg)
         reason = "caller_hung_up" if leg.role != LegRole.CALLER else twilio_status
         close_leg(t, leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, reason)
-    rooms = caller_hung_up_during_transfers(t, call)
-    if call.status not in KEEP_FINAL:
-        call.status = CallStatus.COMPLETED if call.answered_at else CallStatus.ABANDONED
-    call.ended_at = call.ended_at or now
-    record_event(t.session, call, "call_ended", status=call.status, twilio_status=twilio_status)
+    final = call.status if call.status in KEEP_FINAL else (
+        CallStatus.COMPLETED if call.answered_at else CallStatus.ABANDONED)
+    move_call(t.session, call, final, "call_ended", status=final, twilio_status=twilio_status)
     # Carried out after the commit: callbacks from the legs we end find them ended.
     for leg in to_tell:
         redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, Prompt.CALLER_GONE), hang_up_otherwise=True)
     for leg in to_hang_up:
         hang_up(t, call, leg.twilio_call_sid, leg_id=leg.id)
-    for room in (call.room_name, *rooms):
-        close_room(t, call, room)
+    # Rooms close last, after the legs in them were told: a transfer's consult room with its ending.
+    caller_left_during_transfer(t, call)
+    close_room(t, call, call.room_name)
 
 
 def _cancel_ringing(t: Telephony, call: Call) -> None:

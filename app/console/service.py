@@ -23,13 +23,13 @@ from app.models import (
     Presence,
     Queue,
     Transfer,
-    TransferState,
     utcnow,
 )
 from app.routing import service as routing
 from app.telephony.context import Telephony
 from app.transfers import service as transfers
-from app.transfers.lifecycle import active_transfer
+from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer, possible_actions
+from app.states.transfers import active_transfer
 from app.transfers.outside import DestinationRefused, destination_kind
 from app.transfers.summary import settle_summary
 
@@ -149,10 +149,7 @@ def _transfer_view(transfer: Transfer, agent_id: int) -> dict:
         "from_agent": transfer.from_agent.name if transfer.from_agent else "",
         "target": target.name if target else (f"the {transfer.target_queue.name} queue"
                                               if transfer.target_queue else transfer.target_number or ""),
-        "can_complete": mine and transfer.state in (TransferState.CONSULTING, TransferState.WHISPERING),
-        "can_three_way": mine and transfer.state in (TransferState.CONSULTING, TransferState.WHISPERING),
-        "can_swap": mine and transfer.state == TransferState.CONSULTING,
-        "can_cancel": mine and not transfer.is_final,
+        **possible_actions(transfer, allowed=mine),
     }
 
 
@@ -213,7 +210,9 @@ def change_presence(session: Session, agent_id: int, presence: str) -> Agent:
 
 
 def _my_leg(t: Telephony, agent_id: int, leg_id: int) -> Leg:
-    leg = t.session.get(Leg, leg_id)
+    # The call is locked first, so an accept or a hang-up racing the caller's
+    # own hang-up acts on what that step left.
+    leg = legs.lock_leg(t, leg_id)
     if leg is None or leg.agent_id != agent_id:
         raise ConsoleRefused("that call is not yours", 404)
     return leg
@@ -305,20 +304,15 @@ def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str 
         raise ConsoleRefused(str(refusal)) from None
 
 
-def finish_transfer(t: Telephony, agent_id: int, transfer_id: int, action: str) -> None:
-    """Complete, cancel, make three-way or swap the transfer the agent started."""
+def finish_transfer(t: Telephony, agent_id: int, transfer_id: int, action: str) -> str:
+    """Complete, cancel, make three-way or swap the transfer the agent started; what the console says."""
     transfer = t.session.get(Transfer, transfer_id)
     if transfer is None or transfer.from_agent_id != agent_id:
         raise ConsoleRefused("that transfer is not yours", 404)
-    steps = {
-        "complete": lambda: transfers.complete(t, transfer, requester=None),
-        "cancel": lambda: transfers.cancel(t, transfer, "cancelled from the agent console", requester=None),
-        "three_way": lambda: transfers.three_way(t, transfer, requester=None),
-        "swap": lambda: transfers.swap(t, transfer, requester=None),
-    }
-    if action not in steps:
-        raise ValueError(action)
+    if action not in TRANSFER_ACTIONS:
+        raise ConsoleRefused(f"there is no transfer action {action[:20]!r}", 404)
     try:
-        steps[action]()
+        act_on_transfer(t, transfer_id, action, by="from the agent console")
     except transfers.TransferRefused as refusal:
         raise ConsoleRefused(str(refusal)) from None
+    return TRANSFER_ACTIONS[action].told_agent

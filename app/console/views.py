@@ -9,7 +9,7 @@ from app.console import service
 from app.db import request_session
 from app.models import Presence, parse_id
 from app.telephony.context import IntegrationMissing
-from app.telephony.web import telephony
+from app.telephony.web import run_step, telephony
 
 blueprint = Blueprint("console", __name__)
 
@@ -34,7 +34,7 @@ def _act(action, done: str):
     if refused:
         return refused
     try:
-        message = action(telephony(), agent_id)
+        message = run_step(lambda t: action(t, agent_id))
     except service.ConsoleRefused as refusal:
         return jsonify(error=str(refusal)), refusal.status
     except IntegrationMissing as missing:
@@ -131,36 +131,11 @@ def transfer():
     return _act(act, "")
 
 
-@blueprint.post("/console/transfer/complete")
+@blueprint.post("/console/transfer/<action>")
 @roles_required("agent")
-def complete_transfer():
-    """Complete the agent's transfer: the caller joins the target, the agent leaves."""
-    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), "complete"),
-                "Transfer completed.")
-
-
-@blueprint.post("/console/transfer/cancel")
-@roles_required("agent")
-def cancel_transfer():
-    """Cancel the agent's transfer: back to the caller."""
-    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), "cancel"),
-                "Transfer cancelled: you are back with the caller.")
-
-
-@blueprint.post("/console/transfer/three-way")
-@roles_required("agent")
-def three_way_transfer():
-    """Bring the caller, the target and the agent together; the target keeps the call."""
-    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), "three_way"),
-                "Three-way call: you, the caller and your colleague.")
-
-
-@blueprint.post("/console/transfer/swap")
-@roles_required("agent")
-def swap_transfer():
-    """Switch between the caller and the target; the other one holds."""
-    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), "swap"),
-                "Swapped: you are with the other party; the first one holds.")
+def transfer_action(action: str):
+    """Complete, cancel, make three-way or swap the agent's transfer (the actions of app/transfers/actions.py)."""
+    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), action), "")
 
 
 @blueprint.get("/console/token")

@@ -50,6 +50,9 @@ from app.models import (
     Presence,
     utcnow,
 )
+from app.states.agents import move_activity
+from app.states.calls import move_call
+from app.states.legs import move_leg, new_leg
 from app.telephony.context import Telephony
 from app.telephony.moves import redirect_leg
 
@@ -85,24 +88,20 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         browser_agent_missed(t, already, offer_next=False)
     excluded = tried_agent_ids(call)
     while t.dials_left > 0:  # past the request's budget the hold loop tries again
-        agent = reserve_agent(t.session, call.queue.skill, excluded)
+        agent = reserve_agent(t.session, skill=call.queue.skill, exclude=excluded)
         if agent is None:
-            call.status = CallStatus.QUEUED
+            move_call(t.session, call, CallStatus.QUEUED)
             return None
         excluded.add(agent.id)
-        leg = Leg(call_id=call.id, role=LegRole.AGENT, agent_id=agent.id, status=LegStatus.DIALING)
-        t.session.add(leg)
-        call.status = CallStatus.RINGING_AGENT
-        t.session.flush()
-        record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id,
-                     browser=not agent.sip_uri)
+        leg = new_leg(t.session, call, LegRole.AGENT, agent=agent)
+        move_call(t.session, call, CallStatus.RINGING_AGENT, "agent_ringing", agent=agent.extension, leg_id=leg.id,
+                  browser=not agent.sip_uri)
         failure = ring_leg(t, leg, agent, answer_url=t.urls.agent_answer(leg.id),
                            status_url=t.urls.agent_status(leg.id),
                            fallback_url=t.urls.agent_fallback(leg.id), timeout=t.settings.agent_ring_timeout_seconds)
         if failure is None:
             return leg
-        record_event(t.session, call, "agent_dial_failed", agent=agent.extension, error=failure)
-        call.status = CallStatus.QUEUED
+        move_call(t.session, call, CallStatus.QUEUED, "agent_dial_failed", agent=agent.extension, error=failure)
     return None
 
 
@@ -158,7 +157,7 @@ def agent_answered(t: Telephony, leg: Leg) -> Whisper | None:
         close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
         return None
     if leg.status == LegStatus.DIALING:
-        leg.status = LegStatus.WHISPER
+        move_leg(leg, LegStatus.WHISPER)
         leg.answered_at = utcnow()
         record_event(t.session, call, "agent_answered", agent=leg.agent.extension, leg_id=leg.id)
     return Whisper(
@@ -177,14 +176,13 @@ def agent_accepted(t: Telephony, leg: Leg) -> bool:
         close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
         return False
     now = utcnow()
-    leg.status = LegStatus.CONNECTED
+    move_leg(leg, LegStatus.CONNECTED)
     agent = leg.agent
-    agent.activity = Activity.ON_CALL
+    move_activity(agent, Activity.ON_CALL)
     agent.missed_in_row = 0
-    call.status = CallStatus.CONNECTED
     call.agent_id = agent.id
     call.answered_at = call.answered_at or now
-    record_event(t.session, call, "agent_accepted", agent=agent.extension, leg_id=leg.id)
+    move_call(t.session, call, CallStatus.CONNECTED, "agent_accepted", agent=agent.extension, leg_id=leg.id)
     # If Twilio refuses the move (named): the caller's hold loop sees the call
     # connected and joins the room on its next turn. If the caller is already
     # gone, their status callback tells the agent.

@@ -28,9 +28,9 @@ from app.models import (
     Presence,
     Queue,
     Transfer,
-    TransferState,
     Utterance,
 )
+from app.transfers.actions import possible_actions
 from app.transfers.outside import is_sip_uri
 from app.transfers.service import TransferRefused, find_target
 
@@ -41,7 +41,6 @@ STRUCTURED_LABELS = (
     ("mood", "Mood"),
     ("expects", "Expects next"),
 )
-COMPLETABLE_STATES = frozenset({TransferState.WHISPERING, TransferState.CONSULTING})
 
 
 def label(value: str | None) -> str:
@@ -289,10 +288,7 @@ def transfer_view(transfer: Transfer) -> dict:
         "started": _clock(transfer.created_at),
         "ended": _clock(transfer.ended_at),
         "summary": summary_view(transfer),
-        "can_complete": transfer.state in COMPLETABLE_STATES,
-        "can_three_way": transfer.state in COMPLETABLE_STATES,
-        "can_swap": transfer.state == TransferState.CONSULTING,
-        "can_cancel": not transfer.is_final,
+        **possible_actions(transfer),
     }
 
 

@@ -33,8 +33,9 @@ from app.models import Call
 from app.supervisor import board
 from app.supervisor.stream import StreamGate, StreamTiming, follow
 from app.telephony.context import IntegrationMissing
-from app.telephony.web import telephony
+from app.telephony.web import run_step
 from app.transfers import service
+from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer
 from app.transfers.outside import DestinationRefused, destination_kind
 
 blueprint = Blueprint("supervisor", __name__)
@@ -190,7 +191,7 @@ def _render_call(call: Call, form: TransferForm | None = None, refusal: str | No
     data = _call_data(call)
     form = form or (_transfer_form(call) if data["may_act"] else None)
     return render_template("supervisor/call.html", data=data, form=form, actions=ActionForm(), refusal=refusal,
-                           outside=_outside_allowed()), status
+                           transfer_actions=TRANSFER_ACTIONS.values(), outside=_outside_allowed()), status
 
 
 @blueprint.get("/calls/<call_sid>")
@@ -242,9 +243,8 @@ def start_transfer(call_sid: str):
         return _render_call(call, form, "Check the form: " + _first_error(form), 400)
     try:
         target = board.target_of_choice(request_session(), form.choice())
-        transfer = service.start_transfer(
-            telephony(), call, target, mode=form.mode.data, trigger="web", notes=form.notes.data,
-        )
+        transfer = run_step(lambda t: service.start_transfer(t, call, target, mode=form.mode.data, trigger="web",
+                                                             notes=form.notes.data))
     except service.TransferRefused as refusal:
         return _render_call(call, form, f"The transfer was refused: {refusal}.", 409)
     except IntegrationMissing as missing:
@@ -260,62 +260,24 @@ def _first_error(form: FlaskForm) -> str:
     return "a field is not valid"
 
 
-def _transfer_action(call_sid: str, transfer_id: int, act, done: str):
+@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/<action>")
+@roles_required(Role.SUPERVISOR)
+def transfer_action(call_sid: str, transfer_id: int, action: str):
+    """Complete, cancel, make three-way or swap a transfer of the call (the actions of app/transfers/actions.py)."""
     call, refused = _viewable_call(call_sid)
     if refused:
         return refused
     transfer = board.find_transfer(request_session(), call, transfer_id)
-    if transfer is None:
-        return error_page(404, "No such transfer", f"Call {call_sid} has no transfer {transfer_id}.")
+    if transfer is None or action not in TRANSFER_ACTIONS:
+        return error_page(404, "No such transfer", f"Call {call_sid} has no transfer {transfer_id} to {action[:20]}.")
     if not ActionForm().validate():
         return error_page(400, "Form incomplete", "This button's form was not accepted. Reload the page and try again.")
     try:
-        act(telephony(), transfer)
+        run_step(lambda t: act_on_transfer(t, transfer.id, action, by="from the call page"))
     except service.TransferRefused as refusal:
         flash(f"Not done: {refusal}.")
     except IntegrationMissing as missing:
         flash(f"Not done: {missing}.")
     else:
-        flash(done)
+        flash(TRANSFER_ACTIONS[action].done)
     return redirect(f"{board.call_href(call.call_sid)}#transfer-{transfer_id}")
-
-
-@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/complete")
-@roles_required(Role.SUPERVISOR)
-def complete_transfer(call_sid: str, transfer_id: int):
-    """Connect the caller with the target; the transferring agent leaves."""
-    return _transfer_action(
-        call_sid, transfer_id, lambda t, transfer: service.complete(t, transfer, requester=None),
-        "Transfer completed: the caller is connected to the new agent.",
-    )
-
-
-@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/three-way")
-@roles_required(Role.SUPERVISOR)
-def three_way_transfer(call_sid: str, transfer_id: int):
-    """The caller, the target and the transferring agent talk together; the target keeps the call."""
-    return _transfer_action(
-        call_sid, transfer_id, lambda t, transfer: service.three_way(t, transfer, requester=None),
-        "Three-way call: the caller, the agent and the new agent are together.",
-    )
-
-
-@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/swap")
-@roles_required(Role.SUPERVISOR)
-def swap_transfer(call_sid: str, transfer_id: int):
-    """The transferring agent switches between the caller and the target."""
-    return _transfer_action(
-        call_sid, transfer_id, lambda t, transfer: service.swap(t, transfer, requester=None),
-        "Swapped: the agent is with the other party; the first one holds.",
-    )
-
-
-@blueprint.post("/calls/<call_sid>/transfers/<int:transfer_id>/cancel")
-@roles_required(Role.SUPERVISOR)
-def cancel_transfer(call_sid: str, transfer_id: int):
-    """Abort the transfer: the target is released and the agent returns to the caller."""
-    return _transfer_action(
-        call_sid, transfer_id,
-        lambda t, transfer: service.cancel(t, transfer, "cancelled from the call page", requester=None),
-        "Transfer cancelled: the agent is back with the caller.",
-    )

@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from app.auth.guards import api_token_required
 from app.models import Call, Event, Transfer, parse_id
-from app.telephony.web import telephony
+from app.telephony.web import run_step, telephony
 from app.transfers import schemas, service
+from app.transfers.actions import TRANSFER_ACTIONS, TransferAction, act_on_transfer
 
 blueprint = Blueprint("transfers_api", __name__, url_prefix="/api")
 
@@ -123,8 +124,8 @@ def start(call_sid: str):
                                      queue=(body.queue or "").strip() or None,
                                      number=(body.number or "").strip() or None,
                                      sip_uri=(body.sip_uri or "").strip() or None)
-        transfer = service.start_transfer(t, call, target, mode=body.mode,
-                                          trigger="api" if "api_token_name" in g else "web", notes=body.notes)
+        transfer = run_step(lambda t: service.start_transfer(
+            t, call, target, mode=body.mode, trigger="api" if "api_token_name" in g else "web", notes=body.notes))
     except service.TransferRefused as refusal:
         return _error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer)), 201
@@ -147,48 +148,29 @@ def status(transfer_id: int):
     return jsonify(transfer_as_dict(transfer))
 
 
-@blueprint.post("/transfers/<int:transfer_id>/complete")
-@api_token_required
-@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
-def complete(transfer_id: int):
-    """Connect the caller with the target; the transferring agent leaves."""
-    return _act(transfer_id, lambda t, transfer: service.complete(t, transfer, requester=None))
-
-
-@blueprint.post("/transfers/<int:transfer_id>/cancel")
-@api_token_required
-@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
-def cancel(transfer_id: int):
-    """Abort: the target is released and the transferring agent returns to the caller."""
-    return _act(transfer_id, lambda t, transfer: service.cancel(t, transfer, "cancelled through the API",
-                                                                 requester=None))
-
-
-@blueprint.post("/transfers/<int:transfer_id>/three-way")
-@api_token_required
-@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
-def three_way(transfer_id: int):
-    """The caller, the target and the transferring agent talk together; the target keeps the call after."""
-    return _act(transfer_id, lambda t, transfer: service.three_way(t, transfer, requester=None))
-
-
-@blueprint.post("/transfers/<int:transfer_id>/swap")
-@api_token_required
-@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
-def swap(transfer_id: int):
-    """The transferring agent switches between the caller and the target (the other one holds)."""
-    return _act(transfer_id, lambda t, transfer: service.swap(t, transfer, requester=None))
-
-
-def _act(transfer_id: int, action):
-    transfer = _transfer(transfer_id)
-    if transfer is None:
+def _act(transfer_id: int, name: str):
+    if _transfer(transfer_id) is None:
         return _error(404, f"no transfer {transfer_id}")
     try:
-        action(telephony(), transfer)
+        transfer = run_step(lambda t: act_on_transfer(t, transfer_id, name, by="through the API"))
     except service.TransferRefused as refusal:
         return _error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer))
+
+
+def _action_view(action: TransferAction):
+    def view(transfer_id: int):
+        return _act(transfer_id, action.name)
+
+    view.__name__ = action.name.replace("-", "_")
+    view.__doc__ = action.summary
+    guarded = api_token_required(spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS),
+                                               tags=["transfers"])(view))
+    blueprint.add_url_rule(f"/transfers/<int:transfer_id>/{action.name}", view_func=guarded, methods=["POST"])
+
+
+for _action in TRANSFER_ACTIONS.values():
+    _action_view(_action)
 
 
 @blueprint.get("/openapi.json")

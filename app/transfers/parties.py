@@ -15,6 +15,8 @@ from sqlalchemy import select
 from app.calls.legs import caller_leg, close_leg
 from app.events import record_event
 from app.models import Call, CallStatus, Event, Leg, LegStatus, utcnow
+from app.states.calls import move_call
+from app.states.legs import move_leg
 from app.telephony.context import Telephony
 from app.telephony.effects import remove_from_room
 from app.telephony.moves import redirect_leg
@@ -36,6 +38,7 @@ class Prompt(StrEnum):
     FAILED = "failed"
     HOLD = "hold"
     SWAPPED = "swapped"
+    TARGET_GONE = "target_gone"
     CALLER_GONE = "caller_gone"
 
     @classmethod
@@ -68,10 +71,9 @@ def caller_hears_hold(t: Telephony, call: Call) -> None:
 def hold_caller(t: Telephony, call: Call) -> None:
     """Put the caller on hold music (Twilio redirects the leg once the step is committed)."""
     caller = caller_leg(call)
-    call.status = CallStatus.ON_HOLD
     if caller is not None:
-        caller.status = LegStatus.ON_HOLD
-    record_event(t.session, call, "caller_on_hold")
+        move_leg(caller, LegStatus.ON_HOLD)
+    move_call(t.session, call, CallStatus.ON_HOLD, "caller_on_hold")
     redirect_leg(t, caller, t.urls.caller_wait(call.id))
 
 
@@ -80,10 +82,9 @@ def unhold_caller(t: Telephony, call: Call) -> None:
     caller = caller_leg(call)
     if caller is None or caller.is_final or call.is_final:
         return
-    call.status = CallStatus.CONNECTED
-    caller.status = LegStatus.CONNECTED
+    move_leg(caller, LegStatus.CONNECTED)
     caller.room_name = call.room_name
-    record_event(t.session, call, "caller_off_hold", room=call.room_name)
+    move_call(t.session, call, CallStatus.CONNECTED, "caller_off_hold", room=call.room_name)
     redirect_leg(t, caller, t.urls.caller_connect(call.id))
 
 
@@ -105,7 +106,7 @@ def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requ
         return
     if room != leg.room_name:
         _leave_room(t, leg)
-    leg.status = status
+    move_leg(leg, status)
     leg.room_name = room
     if leg is not requester:
         redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
@@ -137,8 +138,7 @@ def requeue_caller(t: Telephony, call: Call) -> None:
     once this step is committed (routing.offer_waiting_calls); the caller's
     hold loop does it otherwise, on its next turn.
     """
-    call.status = CallStatus.QUEUED
     call.agent_id = None
     call.queued_at = utcnow()
-    record_event(t.session, call, "call_requeued", queue=call.queue.name if call.queue else None)
+    move_call(t.session, call, CallStatus.QUEUED, "call_requeued", queue=call.queue.name if call.queue else None)
     t.requeued_call_ids.add(call.id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,10 +42,12 @@ from app.models import (
     utcnow,
 )
 from app.summaries.redaction import redact
+from app.states.agents import move_activity
+from app.states.legs import move_leg, new_leg
+from app.states.transfers import active_transfer, move_transfer, new_transfer
 from app.telephony.context import Telephony
 from app.telephony.effects import close_room, hang_up, open_room, start_summary
 from app.telephony.sip import consult_room_user, room_name
-from app.transfers.lifecycle import active_transfer, move
 from app.transfers.outside import (
     DestinationRefused,
     check_number,
@@ -147,15 +149,10 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: str, note
     if trigger not in TRIGGERS:
         raise ValueError(trigger)
     refuse_opening(call, from_leg)
-    transfer = Transfer(
-        call_id=call.id,
-        mode="warm",
-        trigger=trigger,
-        state=TransferState.REQUESTED,
-        from_agent_id=from_leg.agent_id,
+    transfer = new_transfer(
+        t.session, call, mode="warm", trigger=trigger, from_agent_id=from_leg.agent_id,
         # Notes are the caller's data like the transcript: redacted before they are stored, shown or sent.
         notes=redact((notes or "").strip()[:2000]) or None,
-        tried_agent_ids=[],
     )
     try:
         with t.session.begin_nested():
@@ -257,23 +254,21 @@ def _dial_target(t: Telephony, transfer: Transfer, agent: Agent | None, target: 
     """A target leg for AGENT (None: the outside destination), the consult room (warm), then ring it;
     None when it rings, else why not."""
     call = transfer.call
-    leg = Leg(call_id=call.id, role=LegRole.TARGET, agent_id=agent.id if agent else None, status=LegStatus.DIALING)
-    t.session.add(leg)
-    t.session.flush()
+    leg = new_leg(t.session, call, LegRole.TARGET, agent=agent)
     transfer.target_leg_id = leg.id
     if transfer.mode == "warm" and transfer.consult_room is None:
         _open_consult_room(t, transfer)
     t.session.flush()
     t.session.refresh(transfer)
-    move(t, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
+    move_transfer(t.session, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
     failure = ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id),
                        status_url=t.urls.transfer_status(leg.id),
                        fallback_url=t.urls.transfer_fallback(leg.id),
                        timeout=t.settings.transfer_ring_timeout_seconds,
                        to=None if agent else transfer.target_number)
     if failure is not None:
-        record_event(t.session, call, "transfer_dial_failed", transfer=transfer, target=target, error=failure)
-        transfer.state = TransferState.REQUESTED
+        move_transfer(t.session, transfer, TransferState.REQUESTED, "transfer_dial_failed", target=target,
+                      error=failure)
     return failure
 
 
@@ -285,24 +280,13 @@ def target_of(transfer: Transfer | None, leg: Leg) -> str | None:
 
 
 def _reserve_target(t: Telephony, transfer: Transfer) -> Agent | None:
-    if transfer.target_agent_id is not None:
-        if transfer.target_agent_id in transfer.tried_agent_ids:
-            return None
-        won = t.session.execute(
-            update(Agent)
-            .where(Agent.id == transfer.target_agent_id, Agent.activity == Activity.IDLE,
-                   Agent.presence == Presence.AVAILABLE)
-            .values(activity=Activity.RINGING)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        agent = t.session.get(Agent, transfer.target_agent_id)
-        t.session.refresh(agent)
-        return agent if won == 1 else None
-    queue = transfer.target_queue
-    if queue is None:
-        return None
+    # The named agent once, or a queue's agents one after another, never the transferring one.
     exclude = {*transfer.tried_agent_ids, transfer.from_agent_id}
-    return reserve_agent(t.session, queue.skill, exclude)
+    if transfer.target_agent_id is not None:
+        return reserve_agent(t.session, agent_id=transfer.target_agent_id, exclude=exclude)
+    if transfer.target_queue is None:
+        return None
+    return reserve_agent(t.session, skill=transfer.target_queue.skill, exclude=exclude)
 
 
 def _open_consult_room(t: Telephony, transfer: Transfer) -> None:
@@ -389,9 +373,9 @@ def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
         close_leg(t, leg, LegStatus.CANCELED, "transfer_over")
         return None
     if transfer.state == TransferState.DIALING:
-        leg.status = LegStatus.WHISPER
+        move_leg(leg, LegStatus.WHISPER)
         leg.answered_at = utcnow()
-        move(t, transfer, TransferState.WHISPERING, target=target_of(transfer, leg))
+        move_transfer(t.session, transfer, TransferState.WHISPERING, target=target_of(transfer, leg))
     return transfer
 
 
@@ -425,18 +409,22 @@ def target_accepted(t: Telephony, leg: Leg) -> Accepted:
     if transfer is None or transfer.is_final or leg.is_final:
         close_leg(t, leg, LegStatus.CANCELED, "transfer_over")
         return Accepted.GONE
-    if leg.agent is not None:
-        leg.agent.activity = Activity.ON_CALL
-        leg.agent.missed_in_row = 0
+    _target_on_call(leg)
     from_leg = agent_leg_of(transfer.call, transfer.from_agent_id)
     if transfer.mode == "warm" and from_leg is not None:
         place_agent(t, leg, transfer.consult_room, requester=leg)
-        move(t, transfer, TransferState.CONSULTING, target=target_of(transfer, leg))
+        move_transfer(t.session, transfer, TransferState.CONSULTING, target=target_of(transfer, leg))
         if from_leg.room_name != transfer.consult_room or from_leg.status != LegStatus.CONNECTED:
             place_agent(t, from_leg, transfer.consult_room, requester=leg, say=Prompt.ACCEPTED)
         return Accepted.CONSULT
     complete(t, transfer, requester=leg)
     return Accepted.CONNECTED
+
+
+def _target_on_call(leg: Leg) -> None:
+    if leg.agent is not None:
+        move_activity(leg.agent, Activity.ON_CALL)
+        leg.agent.missed_in_row = 0
 
 
 def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: bool = False) -> None:
@@ -448,35 +436,18 @@ def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: b
     close_leg(t, leg, reason.leg_status, reason, missed=reason.agent_missed_it, over_at_twilio=over_at_twilio)
     if transfer is None or transfer.is_final or not was_ringing:
         return
-    record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,
-                 target=target_of(transfer, leg), reason=reason)
     if transfer.target_queue_id is not None:
-        transfer.state = TransferState.REQUESTED
+        # The queue's next agent: back to requested, then rung (transfer_dialing again).
+        move_transfer(t.session, transfer, TransferState.REQUESTED, "transfer_target_missed",
+                      target=target_of(transfer, leg), reason=reason)
         if ring_target(t, transfer):
             return
-    final = {Missed.DECLINED: TransferState.DECLINED, Missed.FAILED: TransferState.FAILED}.get(
-        reason, TransferState.NO_ANSWER)
-    _give_back(t, transfer, final, reason)
-
-
-def _give_back(t: Telephony, transfer: Transfer, final: str, reason: str) -> None:
-    """The target will not take the call: A returns to the caller, or, with A gone, the caller is queued again."""
-    call = transfer.call
-    move(t, transfer, final, reason=reason)
-    from_leg = agent_leg_of(call, transfer.from_agent_id)
-    if from_leg is not None:
-        place_agent(t, from_leg, call.room_name, requester=None, say=_returning_code(final))
-        unhold_caller(t, call)
     else:
-        requeue_caller(t, call)
-
-
-def _returning_code(state: str) -> Prompt:
-    return {
-        TransferState.DECLINED: Prompt.DECLINED,
-        TransferState.NO_ANSWER: Prompt.NO_ANSWER,
-        TransferState.FAILED: Prompt.FAILED,
-    }.get(state, Prompt.RETURNED)
+        record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,
+                     target=target_of(transfer, leg), reason=reason)
+    ending = {Missed.DECLINED: Ending.DECLINED, Missed.FAILED: Ending.FAILED, Missed.BUSY: Ending.BUSY}.get(
+        reason, Ending.NO_ANSWER)
+    end_transfer(t, transfer, ending, reason=reason)
 
 
 # --- consult actions --------------------------------------------------------------
@@ -486,45 +457,12 @@ def complete(t: Telephony, transfer: Transfer, *, requester: Leg | None, keep_fr
     """The caller and the target are connected in the call's room; A leaves (or stays, for a three-way)."""
     if transfer.state not in (TransferState.CONSULTING, TransferState.WHISPERING):
         raise TransferRefused(f"the transfer cannot be completed while it is {transfer.state}")
-    call = transfer.call
-    target_leg = transfer.target_leg
-    # An outside party has no agent row: the call is then with nobody the
-    # service can route to, and only its caller or that party can end it.
-    call.agent_id = target_leg.agent_id
-    target_leg.answered_at = target_leg.answered_at or utcnow()
-    if target_leg.agent is not None:
-        target_leg.agent.activity = Activity.ON_CALL
-        target_leg.agent.missed_in_row = 0
-    move(t, transfer, TransferState.COMPLETED, three_way=keep_from_agent, reason="three-way" if keep_from_agent else "completed")
-    from_leg = agent_leg_of(call, transfer.from_agent_id)
-    if from_leg is not None:
-        if keep_from_agent:
-            place_agent(t, from_leg, call.room_name, requester=requester, say=Prompt.THREE_WAY)
-        else:
-            release_agent_leg(t, from_leg, "transferred", requester=requester, say=Prompt.COMPLETED)
-    place_agent(t, target_leg, call.room_name, requester=requester, say=Prompt.CONNECTED)
-    unhold_caller(t, call)
-    _close_consult_room(t, transfer)
+    end_transfer(t, transfer, Ending.THREE_WAY if keep_from_agent else Ending.COMPLETED, requester=requester)
 
 
 def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | None) -> None:
     """Abort: the target's leg ends, A returns to the caller (the caller to the queue if A is gone)."""
-    if transfer.is_final:
-        raise TransferRefused(f"the transfer is already {transfer.state}")
-    call = transfer.call
-    target_leg = transfer.target_leg
-    if target_leg is not None and not target_leg.is_final:
-        ringing = target_leg.status in RINGING_LEG_STATUSES
-        close_leg(t, target_leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, "transfer_cancelled")
-        hang_up(t, call, target_leg.twilio_call_sid, leg_id=target_leg.id)
-    move(t, transfer, TransferState.CANCELLED, reason=reason)
-    from_leg = agent_leg_of(call, transfer.from_agent_id)
-    if from_leg is not None:
-        place_agent(t, from_leg, call.room_name, requester=requester, say=Prompt.RETURNED)
-        unhold_caller(t, call)
-    else:
-        requeue_caller(t, call)
-    _close_consult_room(t, transfer)
+    end_transfer(t, transfer, Ending.CANCELLED, reason=reason, requester=requester)
 
 
 def swap(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> None:
@@ -558,27 +496,144 @@ def three_way(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> Non
     complete(t, transfer, requester=requester, keep_from_agent=True)
 
 
-def _close_consult_room(t: Telephony, transfer: Transfer) -> None:
-    close_room(t, transfer.call, transfer.consult_room, transfer=transfer)
+# --- the one way out ------------------------------------------------------------------
+
+
+class Ending(StrEnum):
+    """How a transfer ended: each is one way through end_transfer."""
+
+    COMPLETED = "completed"  # the caller is with the target; the transferring agent left
+    THREE_WAY = "three_way"  # the caller is with the target; the transferring agent stayed
+    CANCELLED = "cancelled"  # the agent, a page or the API gave up, or the menu was left unanswered
+    DECLINED = "declined"
+    NO_ANSWER = "no_answer"  # the target let it ring out, or went silent
+    BUSY = "busy"
+    FAILED = "failed"  # the target could not be called
+    CALLER_HUNG_UP = "caller_hung_up"
+    AGENT_HUNG_UP = "agent_hung_up"  # the transferring agent left before a target was chosen
+    TARGET_HUNG_UP = "target_hung_up"  # the target left during the consult
+
+    @property
+    def state(self) -> TransferState:
+        """The transfer's final state for this ending."""
+        return {
+            Ending.COMPLETED: TransferState.COMPLETED, Ending.THREE_WAY: TransferState.COMPLETED,
+            Ending.DECLINED: TransferState.DECLINED, Ending.NO_ANSWER: TransferState.NO_ANSWER,
+            Ending.BUSY: TransferState.NO_ANSWER, Ending.FAILED: TransferState.FAILED,
+            Ending.CALLER_HUNG_UP: TransferState.CALLER_HUNG_UP,
+        }.get(self, TransferState.CANCELLED)
+
+    @property
+    def connects_target(self) -> bool:
+        return self in (Ending.COMPLETED, Ending.THREE_WAY)
+
+    @property
+    def prompt(self) -> Prompt:
+        """What the transferring agent hears on going back to the caller."""
+        return {
+            Ending.DECLINED: Prompt.DECLINED, Ending.NO_ANSWER: Prompt.NO_ANSWER, Ending.BUSY: Prompt.NO_ANSWER,
+            Ending.FAILED: Prompt.FAILED, Ending.TARGET_HUNG_UP: Prompt.TARGET_GONE,
+        }.get(self, Prompt.RETURNED)
+
+
+def end_transfer(t: Telephony, transfer: Transfer, ending: Ending, *, reason: str | None = None,
+                 requester: Leg | None = None) -> None:
+    """The one way a transfer ends, whatever ended it: everything it opened is tidied here.
+
+    The target's leg is connected to the caller (completed, three-way) or
+    ended if it still rings or talks; the transferring agent leaves, stays
+    (three-way) or goes back to the caller, who comes off hold; with the
+    agent gone the caller waits in the queue again; with the caller gone
+    nobody is moved. Agents are freed as their legs end (legs.close_leg),
+    so none stays reserved. The consult room is closed, once, here. The
+    timeline gets `transfer_<state>` with the reason. REQUESTER is the leg
+    whose own webhook asked (it gets its TwiML in the answer).
+    """
+    if transfer.is_final:
+        raise TransferRefused(f"the transfer is already {transfer.state}")
+    call = transfer.call
+    target_leg = transfer.target_leg
+    from_leg = agent_leg_of(call, transfer.from_agent_id)
+    if ending.connects_target:
+        _connect_target(t, transfer, keep_from_agent=ending == Ending.THREE_WAY, from_leg=from_leg,
+                        requester=requester)
+    else:
+        if target_leg is not None and not target_leg.is_final:
+            ringing = target_leg.status in RINGING_LEG_STATUSES
+            close_leg(t, target_leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, f"transfer_{ending}")
+            hang_up(t, call, target_leg.twilio_call_sid, leg_id=target_leg.id)
+        move_transfer(t.session, transfer, ending.state, reason=reason or ending.value.replace("_", " "))
+        if ending != Ending.CALLER_HUNG_UP:
+            _back_to_the_caller(t, call, from_leg, ending.prompt, requester)
+    close_room(t, call, transfer.consult_room, transfer=transfer)
+
+
+def _connect_target(t: Telephony, transfer: Transfer, *, keep_from_agent: bool, from_leg: Leg | None,
+                    requester: Leg | None) -> None:
+    call = transfer.call
+    target_leg = transfer.target_leg
+    # An outside party has no agent row: the call is then with nobody the
+    # service can route to, and only its caller or that party can end it.
+    call.agent_id = target_leg.agent_id
+    target_leg.answered_at = target_leg.answered_at or utcnow()
+    _target_on_call(target_leg)
+    move_transfer(t.session, transfer, TransferState.COMPLETED, three_way=keep_from_agent,
+                  reason="three-way" if keep_from_agent else "completed")
+    if from_leg is not None:
+        if keep_from_agent:
+            place_agent(t, from_leg, call.room_name, requester=requester, say=Prompt.THREE_WAY)
+        else:
+            release_agent_leg(t, from_leg, "transferred", requester=requester, say=Prompt.COMPLETED)
+    place_agent(t, target_leg, call.room_name, requester=requester, say=Prompt.CONNECTED)
+    unhold_caller(t, call)
+
+
+def _back_to_the_caller(t: Telephony, call: Call, from_leg: Leg | None, say: Prompt, requester: Leg | None) -> None:
+    if from_leg is not None:
+        place_agent(t, from_leg, call.room_name, requester=requester, say=say)
+        unhold_caller(t, call)
+    else:
+        requeue_caller(t, call)
 
 
 # --- parties leaving -----------------------------------------------------------------
 
 
 def agent_left_during_transfer(t: Telephony, leg: Leg) -> bool:
-    """A's leg ended while a transfer was under way; True if the transfer took care of the call."""
+    """An agent's leg ended while a transfer was under way; True if the transfer took care of the call.
+
+    The transferring agent leaving before a target was chosen cancels it (the
+    caller waits in the queue again); during the consult the target keeps the
+    caller; while the target rings or hears the whisper, the target is
+    connected to the caller on accepting, or the caller is queued again if
+    they do not. The target leaving during the consult ends it: the
+    transferring agent goes back to the caller.
+    """
     transfer = active_transfer(leg.call)
-    if transfer is None or leg.agent_id != transfer.from_agent_id:
+    if transfer is None:
+        return False
+    if transfer.target_leg_id == leg.id:
+        if transfer.state != TransferState.CONSULTING:
+            return False
+        record_event(t.session, leg.call, "transfer_target_left", transfer=transfer, state=transfer.state)
+        end_transfer(t, transfer, Ending.TARGET_HUNG_UP, reason="the target hung up during the consult")
+        return True
+    if leg.agent_id != transfer.from_agent_id:
         return False
     record_event(t.session, leg.call, "transfer_agent_left", transfer=transfer, state=transfer.state)
     if transfer.state == TransferState.REQUESTED:
-        move(t, transfer, TransferState.CANCELLED, reason="transferring agent hung up before choosing a target")
-        requeue_caller(t, leg.call)
+        end_transfer(t, transfer, Ending.AGENT_HUNG_UP,
+                     reason="transferring agent hung up before choosing a target")
     elif transfer.state == TransferState.CONSULTING:
         complete(t, transfer, requester=None)
-    # Dialing or whispering: the target is connected to the caller on accepting,
-    # or the caller is queued again if the target does not take the call.
     return True
+
+
+def caller_left_during_transfer(t: Telephony, call: Call) -> None:
+    """The caller hung up (their legs are already closed): the transfer under way ends, and its room closes."""
+    transfer = active_transfer(call)
+    if transfer is not None:
+        end_transfer(t, transfer, Ending.CALLER_HUNG_UP, reason="caller hung up")
 
 
 # A target's phone that neither answered nor reported back this long after

@@ -26,7 +26,7 @@ from app.telephony.twiml import empty_twiml, hold_context, twiml_response
 from app.telephony.web import telephony
 from app.telephony.webhook import twilio_webhook
 from app.transfers import service as transfers
-from app.transfers.lifecycle import active_transfer
+from app.states.transfers import active_transfer
 from app.transfers.parties import Prompt
 
 blueprint = Blueprint("agent_voice", __name__)
@@ -164,6 +164,7 @@ def _say(code: Prompt, transfer: Transfer | None) -> str | None:
         Prompt.HOLD: "Please hold.",
         Prompt.SWAPPED: "You are back with the transferring agent.",
         Prompt.CALLER_GONE: "The caller hung up. Goodbye.",
+        Prompt.TARGET_GONE: f"{target} hung up. Returning you to your caller.",
     }.get(code)
 
 

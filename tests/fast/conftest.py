@@ -93,3 +93,16 @@ def waiting_call(t: Telephony, queue: str = "billing", sid: str = "CAfast0001") 
 def set_presence(t: Telephony, extension: str, presence: Presence) -> None:
     agent(t, extension).presence = presence
     t.session.flush()
+
+
+def connected(t: Telephony, phone_sid: str = "CAalice") -> tuple[Call, Leg]:
+    """A call connected to Alice, whose leg is a phone (so it can be moved); returns (call, Alice's leg)."""
+    from app.routing import service as routing
+
+    call = waiting_call(t)
+    leg = routing.offer_call(t, call)
+    leg.twilio_call_sid = phone_sid
+    routing.agent_accepted(t, leg)
+    t.effects.take()  # the room's creation and the caller's move into it: not this test's business
+    t.session.refresh(call)
+    return call, leg

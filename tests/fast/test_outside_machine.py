@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.models import CallStatus, Event, Transfer
 from app.transfers import outside
 from app.transfers import service as transfers
-from tests.fast.test_transfer_machine import connected
+from tests.fast.conftest import connected
 
 
 @pytest.mark.parametrize("allow, target, why", [

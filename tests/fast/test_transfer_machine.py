@@ -19,18 +19,7 @@ from app.routing import service as routing
 from app.telephony.effects import CloseRoom, HangUp, OpenRoom, Redirect, StartSummary
 from app.telephony.forms import CallProgress
 from app.transfers import service as transfers
-from tests.fast.conftest import agent, set_presence, waiting_call
-
-
-def connected(t, phone_sid="CAalice"):
-    """A call connected to Alice, whose leg is a phone (so it can be moved)."""
-    call = waiting_call(t)
-    leg = routing.offer_call(t, call)
-    leg.twilio_call_sid = phone_sid
-    routing.agent_accepted(t, leg)
-    t.effects.take()  # the room's creation and the caller's move into it: not this test's business
-    t.session.refresh(call)
-    return call, leg
+from tests.fast.conftest import agent, connected, set_presence, waiting_call
 
 
 def _kinds(t):

@@ -1,0 +1,84 @@
+"""An agent's state: the one writer of `Agent.activity` and `Agent.presence`, and the moves they allow.
+
+Presence is the agent's own choice (available, away, offline), or set away
+by the service after missed calls. Activity is what the service has them
+doing: `idle`, `ringing` (reserved for one call: only `take_if_idle` puts
+them there, by a compare-and-set), `on_call`, and `leaving` (their last
+phone leg is over for the service, not yet for Twilio).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.events import record_event
+from app.models import Activity, Agent, Call, Presence
+from app.states.moves import check_move
+
+ACTIVITY_MOVES: dict[str, frozenset[str]] = {
+    # Idle to on a call or leaving: a leg the reconciler had already given
+    # up on (and freed its agent for) that Twilio then reports answered or over.
+    Activity.IDLE: frozenset({Activity.RINGING, Activity.ON_CALL, Activity.LEAVING}),
+    Activity.RINGING: frozenset({Activity.ON_CALL, Activity.IDLE, Activity.LEAVING}),
+    Activity.ON_CALL: frozenset({Activity.IDLE, Activity.LEAVING}),
+    Activity.LEAVING: frozenset({Activity.IDLE, Activity.ON_CALL}),
+}
+PRESENCE_MOVES: dict[str, frozenset[str]] = {
+    presence: frozenset(Presence) - {presence} for presence in Presence
+}
+
+
+def new_agent(session: Session, extension: str) -> Agent:
+    """A new agent of the roster: idle, offline until the roster or they say otherwise."""
+    agent = Agent(extension=extension, activity=Activity.IDLE, presence=Presence.OFFLINE)
+    session.add(agent)
+    return agent
+
+
+def take_if_idle(session: Session, agent_id: int) -> bool:
+    """Reserve the agent (idle and available -> ringing) if no other transaction holds or took them first.
+
+    The only way to RINGING. SKIP LOCKED: an agent row another transaction
+    holds is passed over, never waited for, so a reservation closes no
+    deadlock (PostgreSQL; SQLite's write lock already serialises writers).
+    The compare-and-set UPDATE is won by one transaction only.
+    """
+    held = session.scalar(select(Agent.id).where(Agent.id == agent_id).with_for_update(key_share=True,
+                                                                                     skip_locked=True))
+    if held is None:
+        return False
+    won = session.execute(
+        update(Agent)
+        .where(Agent.id == agent_id, Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)
+        .values(activity=Activity.RINGING)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return won == 1
+
+
+def move_activity(agent: Agent, to: Activity) -> bool:
+    """Move the agent's activity to TO (not RINGING: that is take_if_idle's); False if they already are in TO."""
+    if to == Activity.RINGING:
+        raise ValueError("an agent is reserved by take_if_idle, never set ringing")
+    moved = check_move("agent", agent.id, ACTIVITY_MOVES, agent.activity, to)
+    if moved:
+        agent.activity = to
+    return moved
+
+
+def set_presence(session: Session, agent: Agent, presence: Presence, *, call: Call | None = None,
+                 event: str | None = None, **detail: Any) -> bool:
+    """Set the agent's presence; becoming available clears their missed calls. EVENT goes on CALL's timeline."""
+    if presence not in PRESENCE_MOVES:
+        raise ValueError(f"presence must be one of {', '.join(Presence)}")
+    moved = check_move("agent_presence", agent.id, PRESENCE_MOVES, agent.presence, presence)
+    if moved:
+        agent.presence = presence
+    if presence == Presence.AVAILABLE:
+        agent.missed_in_row = 0
+    if event is not None:
+        record_event(session, call, event, agent=agent.extension, **detail)
+    return moved

@@ -1,0 +1,58 @@
+"""A call's status: the one writer of `Call.status`, and the moves it allows.
+
+A caller is in the IVR, then waits in a queue while agents are rung, is
+connected, may be held during a transfer (and go back to the queue when no
+agent is left), and ends: completed once answered, abandoned before,
+or with a voicemail or a callback asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.events import record_event
+from app.models import FINAL_CALL_STATUSES, Call, CallStatus, utcnow
+from app.states.moves import check_move
+
+_ENDED = frozenset({CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED})
+_LEFT_THE_QUEUE = frozenset({CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED})
+
+# A message taken after a step kept failing (the last resort) is a voicemail whatever the call was doing.
+_MESSAGE = frozenset({CallStatus.VOICEMAIL})
+
+CALL_MOVES: dict[str, frozenset[str]] = {
+    CallStatus.IVR: frozenset({CallStatus.QUEUED}) | _MESSAGE | _ENDED,
+    # An agent accepting is connected from either waiting status (a browser
+    # agent's offer may outlive the ring that made the call RINGING_AGENT).
+    CallStatus.QUEUED: frozenset({CallStatus.RINGING_AGENT, CallStatus.CONNECTED}) | _LEFT_THE_QUEUE | _ENDED,
+    CallStatus.RINGING_AGENT: frozenset({CallStatus.QUEUED, CallStatus.CONNECTED}) | _LEFT_THE_QUEUE | _ENDED,
+    CallStatus.CONNECTED: frozenset({CallStatus.ON_HOLD, CallStatus.QUEUED}) | _MESSAGE | _ENDED,
+    CallStatus.ON_HOLD: frozenset({CallStatus.CONNECTED, CallStatus.QUEUED}) | _MESSAGE | _ENDED,
+    # Final: a caller who chose voicemail or a callback and then hangs up keeps that status.
+}
+
+
+def new_call(session: Session, call_sid: str, from_number: str, to_number: str) -> Call:
+    """A call that has just arrived on the number, in the IVR."""
+    call = Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR)
+    session.add(call)
+    session.flush()
+    return call
+
+
+def move_call(session: Session, call: Call, to: CallStatus, event: str | None = None, **detail: Any) -> bool:
+    """Move CALL to TO (a final status stamps ended_at) and write EVENT, the step's name, on its timeline.
+
+    False when the call already is in TO (nothing is written but EVENT);
+    IllegalMove when CALL_MOVES does not allow it.
+    """
+    moved = check_move("call", call.id, CALL_MOVES, call.status, to)
+    if moved:
+        call.status = to
+        if to in FINAL_CALL_STATUSES:
+            call.ended_at = call.ended_at or utcnow()
+    if event is not None:
+        record_event(session, call, event, **detail)
+    return moved

@@ -1,0 +1,50 @@
+"""A leg's status: the one writer of `Leg.status`, and the moves it allows.
+
+A leg rings (DIALING), may hear a whisper before taking the call, is
+connected in a room or held on music, and ends once, with a reason in the
+service's own words: ended, not answered, busy, declined, failed or
+cancelled.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.models import FINAL_LEG_STATUSES, Agent, Call, Leg, LegRole, LegStatus, utcnow
+from app.states.moves import check_move
+
+_ENDINGS = FINAL_LEG_STATUSES
+
+LEG_MOVES: dict[str, frozenset[str]] = {
+    # A browser agent's offer is accepted in one step (no whisper to hear).
+    LegStatus.DIALING: frozenset({LegStatus.WHISPER, LegStatus.CONNECTED}) | _ENDINGS,
+    LegStatus.WHISPER: frozenset({LegStatus.CONNECTED}) | _ENDINGS,
+    LegStatus.CONNECTED: frozenset({LegStatus.ON_HOLD}) | _ENDINGS,
+    LegStatus.ON_HOLD: frozenset({LegStatus.CONNECTED}) | _ENDINGS,
+}
+
+
+def new_leg(session: Session, call: Call, role: LegRole, *, agent: Agent | None = None,
+            status: LegStatus = LegStatus.DIALING, twilio_call_sid: str | None = None,
+            answered_at: datetime | None = None) -> Leg:
+    """A new leg of CALL: a phone or browser being rung (DIALING), or the caller's own, already CONNECTED."""
+    if status not in (LegStatus.DIALING, LegStatus.CONNECTED):
+        raise ValueError(f"a leg starts dialing or connected, not {status}")
+    leg = Leg(call_id=call.id, role=role, agent_id=agent.id if agent is not None else None, status=status,
+              twilio_call_sid=twilio_call_sid, answered_at=answered_at)
+    session.add(leg)
+    session.flush()
+    return leg
+
+
+def move_leg(leg: Leg, to: LegStatus, *, reason: str | None = None) -> bool:
+    """Move LEG to TO; a final status stamps ended_at and the end REASON. False if it already is in TO."""
+    moved = check_move("leg", leg.id, LEG_MOVES, leg.status, to)
+    if moved:
+        leg.status = to
+        if to in FINAL_LEG_STATUSES:
+            leg.end_reason = reason
+            leg.ended_at = utcnow()
+    return moved
