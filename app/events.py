@@ -11,6 +11,9 @@ from app.models import Call, Event, Transfer
 
 log = get_logger("switchboard.events")
 
+# Event names that say something went wrong (or a worker died): warnings in the log.
+FAULT_ENDINGS = ("_failed", "_unreachable", "_unconfirmed", "_after_crash", "_recovered")
+
 
 def record_event(session: Session, call: Call | None, name: str, transfer: Transfer | None = None, **detail: Any) -> Event:
     """Add a step to a call's timeline (and log it under the same snake_case name)."""
@@ -23,6 +26,6 @@ def record_event(session: Session, call: Call | None, name: str, transfer: Trans
     session.add(event)
     session.flush()
     # A step that failed, or a fallback taken, is a warning in the log: what an operator alerts on.
-    fault = name.endswith(("_failed", "_unreachable")) or "fallback" in name or "unreachable" in name
+    fault = name.endswith(FAULT_ENDINGS) or "fallback" in name or "unreachable" in name
     (log.warning if fault else log.info)(name, call_id=event.call_id, transfer_id=event.transfer_id, **detail)
     return event

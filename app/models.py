@@ -370,3 +370,17 @@ class WebhookDelivery(Base):
     content_type: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class OutboxEffect(Base):
+    """What a committed step must still do outside the database: written in the step's own transaction,
+    deleted once done (app/telephony/effects.py); what a dead worker left is carried out by the reconciler."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    effect: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # Set, and committed, before an effect that must not run twice (a dial) goes out.
+    tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -76,7 +76,11 @@ def test_twilio_status_words_are_compared_only_where_the_form_is_parsed():
 COMMITS = {
     "app/db.py": 3,  # the request's one commit, what runs after it, and a CLI/background session scope
     "app/telephony/webhook.py": 3,  # the guard: a delivery claim given up, a repeat's look, the step's commit
-    "app/calls/ringing.py": 1,  # before Twilio dials a leg
+    "app/telephony/steps.py": 2,  # a background step's one commit, and what follows it
+    # After the step's commit: a dial marked tried before it goes out, no
+    # transaction held while Twilio answers it, its CallSid (or its hang-up)
+    # committed at once under the call's lock.
+    "app/telephony/effects.py": 4,
     "app/rooms/presence.py": 1,  # before LiveKit says who is in a room
     "app/demo/script.py": 1,
     "app/calls/reconcile_job.py": 2,  # the reconciler's advisory lock taken and given back, on a connection of its own

@@ -1,14 +1,14 @@
-"""The service's named commit-before-network places: each fails its test if its commit is removed.
+"""What is stored before the service's network calls: each test fails if that stops being so.
 
 A step commits once, at its edge, and its effects run after that commit
-(app/telephony/effects.py). Two places commit earlier, because something
-outside must see the step, or must not wait for it, while the network call
-is under way:
+(app/telephony/effects.py):
 
-- `app/calls/ringing.ring_leg`: Twilio may ask for the new leg before
-  calls.create has answered, so the leg must already be stored;
-- `app/rooms/presence.identities_in_room`: no transaction (on SQLite, the
-  database's write lock) is held while LiveKit answers.
+- a dial is an effect (`effects.Dial`): Twilio may ask for the new leg
+  before calls.create has answered, so the leg must already be stored, and
+  it is, since the step committed before any effect runs;
+- `app/rooms/presence.identities_in_room` commits before LiveKit answers,
+  the one place that does: no transaction (on SQLite, the database's write
+  lock) is held while LiveKit answers.
 
 No step waits for the transfer summary any more: the target's phone asks
 again on short turns (app/voice/target.py), so nothing is held meanwhile.

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from app.auth.service import create_user
 from app.models import Agent, Call, Leg, LegRole, utcnow
 from app.routing.service import offer_call
+from app.telephony.steps import follow_up
 from app.telephony.web import telephony
 from tests.transfer_helpers import (
     ALICE,
@@ -163,6 +164,8 @@ def test_offering_the_call_again_replaces_a_browser_leg_past_its_timeout(centre)
         assert offer_call(t, call).id == first.id  # still within the timeout: the same leg
         t.session.get(Leg, first.id).created_at = utcnow() - timedelta(seconds=60)
         assert offer_call(t, call).agent.extension == "102"
+        t.session.commit()
+        follow_up(t)  # as every edge does once its step is committed: Twilio dials Bob
         t.session.commit()
     centre.network.run_pending()
     assert leg_of(centre, "101").status == "no_answer"

@@ -1,18 +1,39 @@
 """Effects recorded by a step: kept in order, the last move of a leg wins, dropped with what was never committed."""
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from app.telephony.effects import CloseRoom, HangUp, PendingEffects, Redirect
+from app.database import Base
+from app.models import OutboxEffect
+from app.telephony.effects import (
+    EFFECT_KINDS,
+    CloseRoom,
+    Dial,
+    HangUp,
+    OpenRoom,
+    PendingEffects,
+    Redirect,
+    RemoveFromRoom,
+    StartSummary,
+    SwitchTranscription,
+    effect_as_row,
+    effect_from_row,
+    repeatable,
+)
 
 
 @pytest.fixture
 def session():
     engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
     with Session(engine) as session:
         yield session
     engine.dispose()
+
+
+def _outbox(session) -> int:
+    return session.scalar(select(func.count()).select_from(OutboxEffect))
 
 
 def test_effects_run_in_the_order_the_step_recorded_them(session):
@@ -57,3 +78,38 @@ def test_a_redirect_recorded_before_a_commit_is_never_replaced(session):
     session.rollback()
     # The hold is stored; its replacement was not: the caller must still reach the hold.
     assert [getattr(e, "url", e.call_sid) for e in effects.take()] == ["https://x/hold", "CA1"]
+
+
+def test_each_effect_is_kept_in_the_outbox_with_its_step_and_a_rolled_back_step_keeps_none(session):
+    effects = PendingEffects(session)
+    effects.add(HangUp(1, "CA1"))
+    effects.add(Redirect(1, 5, "CA5", "https://x/hold"))
+    effects.add(Redirect(1, 5, "CA5", "https://x/room"))  # replaces the first move of leg 5: one row for it
+    session.commit()
+    assert _outbox(session) == 2
+    effects.add(CloseRoom(1, "call_1"))
+    session.rollback()
+    assert _outbox(session) == 2 and [type(e).__name__ for e in effects.take()] == ["HangUp", "Redirect"]
+
+
+EXAMPLES = [
+    HangUp(1, "CA1", 2),
+    Redirect(1, 3, "CA3", "https://x/rejoin", HangUp(1, "CA3", 3), "if_failed", None),
+    OpenRoom(1, "call_1", 1800, "{}", 4),
+    CloseRoom(1, "call_1-consult-4", 4),
+    RemoveFromRoom(1, "call_1", "agent-101"),
+    StartSummary(1, 4),
+    SwitchTranscription(1, "CA1", "caller", True, "card_digits", "https://x/t", "en-US", "caller"),
+    Dial(1, 6, "sip:bob@example.com", "+15550100000", "https://x/a", "https://x/s", "https://x/f", 20),
+]
+
+
+def test_every_kind_of_effect_comes_back_from_its_outbox_row_as_it_was():
+    assert {type(effect) for effect in EXAMPLES} == set(EFFECT_KINDS.values())
+    for effect in EXAMPLES:
+        assert effect_from_row(effect_as_row(effect)) == effect
+
+
+def test_only_a_dial_and_a_transcription_start_must_never_run_twice():
+    assert [type(e).__name__ for e in EXAMPLES if not repeatable(e)] == ["SwitchTranscription", "Dial"]
+    assert repeatable(SwitchTranscription(1, "CA1", "caller", False))

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from app.logs import get_logger
 from tests.conftest import TWILIO_AUTH_TOKEN
 
@@ -109,15 +111,16 @@ def test_the_console_may_reach_livekit_and_nothing_else(make_app, settings):
     assert "connect-src 'self' wss://example.livekit.cloud https://example.livekit.cloud" in policy
 
 
-def test_provider_faults_are_logged_as_warnings(centre, caplog):
-    centre.network.fail_next("Calls.json", status=503, code=20503, message="Service Unavailable")
+@pytest.mark.parametrize("status, event", [(503, "leg_dial_unconfirmed"), (400, "agent_dial_failed")])
+def test_provider_faults_are_logged_as_warnings(centre, caplog, status, event):
+    centre.network.fail_next("Calls.json", status=status, code=20000 + status, message="Twilio says no")
     caller = centre.dial()
     caller.press("1")
     levels = {}
     for record in caplog.records:
         if isinstance(record.msg, dict) and "event" in record.msg:
             levels.setdefault(record.msg["event"], set()).add(record.levelname)
-    assert levels["agent_dial_failed"] == {"WARNING"} and levels["agent_ringing"] == {"INFO"}
+    assert levels[event] == {"WARNING"} and levels["agent_ringing"] == {"INFO"}
 
 
 def test_a_login_limit_kept_per_worker_is_named_at_start_up(make_app, settings, capfd):

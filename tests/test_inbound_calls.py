@@ -326,14 +326,39 @@ def test_twilio_failing_to_move_the_caller_leaves_it_to_the_hold_loop(centre):
 
 def test_a_failing_twilio_api_costs_a_webhook_at_most_two_dials(centre):
     caller = centre.dial()
-    centre.network.fail_next("Calls.json")
-    centre.network.fail_next("Calls.json")
+    for _ in range(2):  # refused: Twilio placed nothing, so the next agent is dialled
+        centre.network.fail_next("Calls.json", status=400, code=21210, message="Caller phone number not verified")
     caller.press("1")
     assert centre.timeline(caller.sid).count("agent_dial_failed") == 2
     assert centre.ringing() == [] and caller.waiting_on.tag == "Play"
     _age_agent_legs(centre, 31)
     caller.music_ends()
     assert len(centre.ringing()) == 1
+
+
+def test_a_dial_whose_answer_was_lost_is_not_failed_but_adopted_by_its_first_webhook(centre):
+    caller = centre.dial()
+    # Twilio placed the call to Alice; its answer to calls.create never arrived.
+    centre.network.fail_next("Calls.json", status=502, code=20500, message="Bad Gateway", applied=True)
+    caller.press("1")
+    alice = centre.agent_phone(ALICE)
+    assert "leg_dial_unconfirmed" in centre.timeline(caller.sid) and alice.live
+    centre.network.answer(alice.sid)
+    alice.press("1")
+    assert call_row(centre, caller.sid).status == "connected"
+    with centre.db() as session:
+        assert session.scalar(select(Leg.twilio_call_sid).where(Leg.role == "agent")) == alice.sid
+
+
+def test_a_dial_twilio_never_confirms_is_given_up_and_the_next_agent_rung(centre):
+    caller = centre.dial()
+    centre.network.fail_next("Calls.json", status=503, code=20503, message="Service Unavailable")  # not placed
+    caller.press("1")
+    assert centre.ringing() == [] and call_row(centre, caller.sid).status == "ringing_agent"
+    centre.network.advance(21)  # the caller's hold music ends past UNCONFIRMED_DIAL_AFTER
+    assert [call.to for call in centre.ringing()] == [BOB]
+    assert "agent_dial_failed" in centre.timeline(caller.sid)
+    assert agent_state(centre, "101") == ("available", "idle", 0)  # a lost dial is not Alice's miss
 
 
 def test_a_step_reads_its_leg_after_taking_the_call_lock(centre):

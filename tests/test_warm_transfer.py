@@ -5,7 +5,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Event, Transfer
+from app.models import Event, Leg, Transfer
 from tests.transfer_helpers import (
     ALICE,
     BOB,
@@ -337,15 +337,44 @@ def test_llm_down_or_garbage_falls_back(centre, mode, error):
     assert transfer_row(centre).state == "consulting"
 
 
-def test_twilio_fails_when_dialling_b(centre):
+def test_twilio_refusing_to_dial_b_sends_a_back_to_the_caller(centre):
     caller, alice = connected_call(centre)
     alice.press_star()
-    centre.network.fail_next("Calls.json")
+    # A refusal (4xx): Twilio placed nothing. The dial goes out after the menu's step is committed.
+    centre.network.fail_next("Calls.json", status=400, code=21210, message="Caller phone number not verified")
     alice.press("2102#")
-    assert "nobody at Bob Okafor is available" in alice.heard_text
+    assert "The transfer could not be placed. Returning you to your caller." in alice.heard_text
     assert "transfer_dial_failed" in centre.timeline(caller.sid)
-    assert agent_activity(centre, "102") == "idle"
-    alice.press("#")
+    transfer = transfer_row(centre)
+    assert transfer.state == "failed" and agent_activity(centre, "102") == "idle"
+    assert in_room(caller, str(call_row(centre, caller.sid).id)) and in_room(alice, str(call_row(centre, caller.sid).id))
+
+
+def test_a_dial_of_b_whose_answer_was_lost_is_adopted_by_its_first_webhook(centre):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    # Twilio placed the call; its answer to calls.create was lost (a 5xx, a timeout).
+    centre.network.fail_next("Calls.json", status=502, code=20500, message="Bad Gateway", applied=True)
+    alice.press("2102#")
+    assert "leg_dial_unconfirmed" in centre.timeline(caller.sid)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    transfer = transfer_row(centre)
+    assert transfer.state == "consulting"
+    with centre.db() as session:
+        assert session.get(Leg, transfer.target_leg_id).twilio_call_sid == bob.sid
+
+
+def test_a_dial_of_b_that_twilio_never_confirms_is_given_up_while_the_caller_holds(centre):
+    caller, alice = connected_call(centre)
+    alice.press_star()
+    centre.network.fail_next("Calls.json", status=503, code=20503, message="Service Unavailable")  # not placed
+    alice.press("2102#")
+    assert transfer_row(centre).state == "dialing"  # not failed yet: Twilio may have placed it
+    centre.network.advance(21)  # past UNCONFIRMED_DIAL_AFTER, the caller's hold music has ended twice
+    assert "The transfer could not be placed. Returning you to your caller." in alice.heard_text
+    assert transfer_row(centre).state == "failed" and agent_activity(centre, "102") == "idle"
     assert in_room(caller, str(call_row(centre, caller.sid).id))
 
 
@@ -509,7 +538,7 @@ def test_an_unexpected_failure_before_ringing_changes_nothing(centre, monkeypatc
         assert session.scalar(select(func.count()).select_from(Transfer)) == 0
 
 
-def test_an_unexpected_failure_after_ringing_takes_the_caller_off_hold(centre, monkeypatch, api_headers):
+def test_an_unexpected_failure_after_ringing_changes_nothing_and_rings_nobody(centre, monkeypatch, api_headers):
     from app.transfers import service
 
     def broken(*args, **kwargs):
@@ -517,14 +546,16 @@ def test_an_unexpected_failure_after_ringing_takes_the_caller_off_hold(centre, m
 
     caller, alice = connected_call(centre)
     monkeypatch.setattr(service, "after_target_rung", broken)
+    sent = len(centre.network.rest_log)
     response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102"},
                                   headers=api_headers(centre.app))
     centre.network.run_pending()
     assert response.status_code == 409 and response.get_json() == {"error": "the transfer could not be started"}
-    # Bob's leg was committed before Twilio dialled him: the transfer is cancelled, his phone stops ringing.
-    assert transfer_row(centre).state == "cancelled"
-    assert not centre.network.last_call(to=BOB).live
-    assert in_room(caller, str(call_row(centre, caller.sid).id))
+    # The dial is an effect of the step, carried out only once it is committed: rolled back, nothing rang.
+    with centre.db() as session:
+        assert session.scalar(select(func.count()).select_from(Transfer)) == 0
+    assert centre.network.rest_log[sent:] == []
+    assert in_room(caller, str(call_row(centre, caller.sid).id)) and agent_activity(centre, "102") == "idle"
 
 
 def test_a_retried_menu_step_keeps_the_keys_the_agent_pressed(centre, monkeypatch):

@@ -26,6 +26,8 @@ def reconcile_command() -> None:
     if outcome is None:
         raise click.ClickException("the database could not be reached; nothing was reconciled")
     click.echo(f"asked Twilio about {outcome.asked} legs; fixed {len(outcome.fixed)}; "
-               f"Twilio did not answer for {len(outcome.unanswered)}; agents freed: {len(outcome.agents_freed)}")
+               f"Twilio did not answer for {len(outcome.unanswered)}; agents freed: {len(outcome.agents_freed)}; "
+               f"calls whose left-over effects were carried out: {len(outcome.calls_recovered)}; "
+               f"rings given up: {outcome.rings_given_up}")
     if outcome.unanswered:
         raise click.ClickException(f"Twilio did not answer for legs {outcome.unanswered}; run again later")

@@ -22,6 +22,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 
 from app.agents.availability import release_agent
+from app.logs import get_logger
 from app.models import (
     Activity,
     Agent,
@@ -38,6 +39,9 @@ from app.states.calls import move_call
 from app.states.legs import move_leg
 from app.telephony.context import Telephony
 from app.telephony.forms import CallProgress, MalformedWebhook
+
+
+log = get_logger("switchboard.legs")
 
 
 class Missed(StrEnum):
@@ -83,12 +87,21 @@ def find_call(t: Telephony, call_id: str | int | None) -> Call:
     return call
 
 
-def find_leg(t: Telephony, leg_id: str | int | None) -> Leg:
-    """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook."""
+def find_leg(t: Telephony, leg_id: str | int | None, call_sid: str = "") -> Leg:
+    """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook.
+
+    A phone leg Twilio was asked to dial whose CallSid is not known yet (the
+    answer to calls.create was lost, or Twilio's request came first) takes
+    CALL_SID, the CallSid of Twilio's request about it.
+    """
     number = parse_id(leg_id)
     leg = lock_leg(t, number) if number is not None else None
     if leg is None:
         raise MalformedWebhook(f"unknown leg {str(leg_id)[:20]!r}")
+    if (call_sid and leg.twilio_call_sid is None and leg.role != LegRole.CALLER and not is_browser_leg(leg)
+            and leg.status == LegStatus.DIALING):
+        leg.twilio_call_sid = call_sid
+        log.info("leg_call_sid_adopted", leg_id=leg.id)
     return leg
 
 
@@ -172,9 +185,20 @@ def close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool 
         move_call(t.session, leg.call, CallStatus.QUEUED)
 
 
-def claim_expired_browser_ring(t: Telephony, leg: Leg) -> bool:
-    """A browser leg rang past its timeout, and this request is the one that claims it (True)."""
-    if not _browser_ring_expired(t, leg):
+# Twilio's `initiated` status callback for a call it placed arrives within a
+# second or two: a dial whose answer was lost (effects.Dial) and that no
+# webhook confirmed within this long was not placed.
+UNCONFIRMED_DIAL_AFTER = timedelta(seconds=20)
+
+
+def claim_expired_ring(t: Telephony, leg: Leg) -> bool:
+    """A ringing leg nobody will report on any more, and this request is the one that claims it (True).
+
+    A browser agent's ring past its timeout (nothing calls back for a
+    browser), or a phone dial Twilio never confirmed within
+    UNCONFIRMED_DIAL_AFTER (its answer was lost and no webhook came).
+    """
+    if not (_browser_ring_expired(t, leg) or dial_unconfirmed(leg)):
         return False
     # Claim the leg first: two workers may notice the same timeout at once.
     won = t.session.execute(
@@ -185,6 +209,12 @@ def claim_expired_browser_ring(t: Telephony, leg: Leg) -> bool:
     ).rowcount
     t.session.refresh(leg)
     return won == 1
+
+
+def dial_unconfirmed(leg: Leg) -> bool:
+    """Whether LEG is a phone Twilio was asked to dial, long enough ago, with no word from Twilio since."""
+    return (leg.status == LegStatus.DIALING and leg.twilio_call_sid is None and not is_browser_leg(leg)
+            and utcnow() - leg.created_at >= UNCONFIRMED_DIAL_AFTER)
 
 
 def _browser_ring_expired(t: Telephony, leg: Leg) -> bool:

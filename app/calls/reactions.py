@@ -14,16 +14,17 @@ from app.calls.legs import (
     RINGING_LEG_STATUSES,
     Missed,
     caller_leg,
-    claim_expired_browser_ring,
+    is_browser_leg,
+    claim_expired_ring,
     close_leg,
 )
 from app.events import record_event
 from app.models import FINAL_LEG_STATUSES, Activity, CallStatus, Leg, LegRole, LegStatus
-from app.routing.service import browser_agent_missed, offer_call
+from app.routing.service import agent_dial_failed, offer_call, ring_given_up
 from app.telephony.context import Telephony
 from app.telephony.forms import CallProgress
 from app.telephony.moves import redirect_leg
-from app.transfers.service import agent_left_during_transfer, target_declined
+from app.transfers.service import agent_left_during_transfer, target_declined, target_dial_failed
 
 
 def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
@@ -100,22 +101,36 @@ def agent_left(t: Telephony, leg: Leg, *, over_at_twilio: bool = False) -> None:
         redirect_leg(t, caller, t.urls.caller_goodbye(call.id))
 
 
-def expire_browser_legs(t: Telephony) -> int:
-    """Treat every browser leg rung past its timeout as no answer; returns how many."""
+def expire_rings(t: Telephony) -> int:
+    """Give up every ring nobody will report on any more: browser legs past their timeout, phone dials Twilio never
+    confirmed (legs.claim_expired_ring); returns how many."""
     ringing = t.session.scalars(
         select(Leg)
-        .where(Leg.status.in_(RINGING_LEG_STATUSES), Leg.twilio_call_sid.is_(None), Leg.livekit_identity.is_not(None))
+        .where(Leg.status.in_(RINGING_LEG_STATUSES), Leg.twilio_call_sid.is_(None))
         .order_by(Leg.id)
     ).all()
-    return sum(expire_browser_leg(t, leg) for leg in ringing)
+    return sum(expire_ring(t, leg) for leg in ringing)
 
 
-def expire_browser_leg(t: Telephony, leg: Leg) -> bool:
-    """A browser leg rang past its timeout: no answer, as Twilio's callback would say; True if it did."""
-    if not claim_expired_browser_ring(t, leg):
+def expire_ring(t: Telephony, leg: Leg) -> bool:
+    """A ring this request claimed as given up: no answer (a browser), a failed dial (a phone); True if it was."""
+    if not claim_expired_ring(t, leg):
         return False
     if leg.role == LegRole.TARGET:
-        target_declined(t, leg, Missed.NO_ANSWER)
+        if is_browser_leg(leg):
+            target_declined(t, leg, Missed.NO_ANSWER)
+        else:
+            target_dial_failed(t, leg, "no word from Twilio about the call")
     else:
-        browser_agent_missed(t, leg)
+        ring_given_up(t, leg)
     return True
+
+
+def dial_refused(t: Telephony, leg: Leg, error: str) -> None:
+    """Twilio refused to place the call for LEG (effects.Dial), after the step committed: as a failed call."""
+    if leg.is_final or leg.status != LegStatus.DIALING or leg.twilio_call_sid:
+        return
+    if leg.role == LegRole.TARGET:
+        target_dial_failed(t, leg, error)
+    else:
+        agent_dial_failed(t, leg, error)

@@ -12,11 +12,17 @@ It runs one call at a time: Twilio is asked with no transaction open, then
 the call is locked and its leg read afresh, so a callback that arrived
 meanwhile wins and the reconciler changes nothing. An agent left busy with
 no live leg at all (a state no callback can fix) is freed, with an event.
+
+Before asking Twilio, a pass carries out what a dead worker left in the
+outbox (effects committed but never carried out: `carry_out_leftovers`),
+and gives up rings nobody will report on (a browser ring past its timeout,
+a dial Twilio never confirmed: reactions.expire_rings).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Callable
 
 from sqlalchemy import func, select
@@ -24,13 +30,13 @@ from sqlalchemy.orm import Session
 
 from app.agents.availability import release_agent
 from app.calls.legs import lock_call
-from app.calls.reactions import agent_leg_status, leg_confirmed_over, target_leg_status
+from app.calls.reactions import agent_leg_status, expire_rings, leg_confirmed_over, target_leg_status
 from app.calls.service import end_call
 from app.events import record_event
 from app.logs import get_logger
-from app.models import FINAL_LEG_STATUSES, Activity, Agent, Leg, LegRole
+from app.models import FINAL_LEG_STATUSES, Activity, Agent, Leg, LegRole, OutboxEffect, utcnow
 from app.telephony.context import Telephony
-from app.telephony.effects import hang_up
+from app.telephony.effects import effect_from_row, hang_up, repeatable
 from app.telephony.forms import CallProgress
 
 log = get_logger("switchboard.reconcile")
@@ -58,6 +64,51 @@ class Reconciliation:
     fixed: list[int] = field(default_factory=list)
     unanswered: list[int] = field(default_factory=list)
     agents_freed: list[str] = field(default_factory=list)
+    calls_recovered: set[int] = field(default_factory=set)  # calls whose left-over effects were carried out
+    rings_given_up: int = 0
+
+
+# A request carries out its effects within seconds of its commit (Twilio
+# gives it 15 s): outbox rows this old were left by a worker that died.
+LEFTOVER_AFTER = timedelta(seconds=30)
+
+
+def carry_out_leftovers(step: Callable[[], object], session: Session) -> set[int]:
+    """Carry out, call by call under the call's lock, the effects a dead worker committed and never carried out.
+
+    Each is on the call's timeline (`effect_recovered`) and its row is
+    deleted once done, as a live request would. An effect that must not run
+    twice (a dial) and was already tried may have gone out: it is dropped
+    (`effect_abandoned_after_crash`); its leg, with no word from Twilio, is
+    given up like any unconfirmed dial. Returns the ids of the calls whose
+    effects were carried out.
+    """
+    cutoff = utcnow() - LEFTOVER_AFTER
+    call_ids = session.scalars(
+        select(OutboxEffect.call_id).where(OutboxEffect.created_at < cutoff, OutboxEffect.call_id.is_not(None))
+        .group_by(OutboxEffect.call_id).order_by(func.min(OutboxEffect.id))
+    ).all()
+    session.rollback()
+    recovered = set()
+    for call_id in call_ids:
+        with step() as t:
+            call = lock_call(t, call_id)
+            rows = t.session.scalars(
+                select(OutboxEffect).where(OutboxEffect.call_id == call_id, OutboxEffect.created_at < cutoff)
+                .order_by(OutboxEffect.id)
+            ).all()
+            for row in rows:
+                effect = effect_from_row(row.effect)
+                kind = type(effect).__name__
+                if row.tried_at is not None and not repeatable(effect):
+                    record_event(t.session, call, "effect_abandoned_after_crash", effect=kind,
+                                 leg_id=getattr(effect, "leg_id", None))
+                    t.session.delete(row)
+                    continue
+                record_event(t.session, call, "effect_recovered", effect=kind, leg_id=getattr(effect, "leg_id", None))
+                t.effects.adopt(effect, row)
+                recovered.add(call_id)
+    return recovered
 
 
 def legs_to_ask(session: Session) -> list[LiveLeg]:
@@ -143,7 +194,12 @@ def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None
     from app.gateways.twilio import TwilioError
 
     result = Reconciliation()
-    legs = legs_to_ask(session)
+    result.calls_recovered = carry_out_leftovers(step, session)
+    with step() as t:
+        result.rings_given_up = expire_rings(t)
+    # A call whose effects were just carried out is in motion (a goodbye still
+    # to play, a redirect on its way): Twilio is asked about it next pass.
+    legs = [live for live in legs_to_ask(session) if live.call_id not in result.calls_recovered]
     session.rollback()  # no transaction stays open while Twilio answers
     for live in legs:
         result.asked += 1
@@ -160,6 +216,7 @@ def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None
     with step() as t:
         result.agents_freed = free_stranded_agents(t)
     log.info("reconcile_done", asked=result.asked, fixed=len(result.fixed), unanswered=len(result.unanswered),
-             agents_freed=len(result.agents_freed))
+             agents_freed=len(result.agents_freed), calls_recovered=len(result.calls_recovered),
+             rings_given_up=result.rings_given_up)
     return result
 

@@ -2,7 +2,7 @@
 
 Everything is read from the database on every poll, so any worker can answer
 it. A browser agent's ringing leg has no Twilio callbacks, so each poll also
-enforces the ring timeout of every browser leg (reactions.expire_browser_legs).
+enforces the ring timeout of every browser leg (reactions.expire_rings).
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def _live_call(leg: Leg, agent_id: int) -> dict:
 
 def console_state(t: Telephony, agent_id: int) -> dict:
     """Everything the console shows for this agent, read from the database now."""
-    reactions.expire_browser_legs(t)
+    reactions.expire_rings(t)
     agent = t.session.get(Agent, agent_id)
     offered = _offered_leg(t.session, agent_id)
     live = _call_leg(t.session, agent_id)
@@ -222,7 +222,7 @@ def _offered(t: Telephony, agent_id: int, leg_id: int) -> Leg:
     leg = _my_leg(t, agent_id, leg_id)
     if not legs.is_browser_leg(leg):
         raise ConsoleRefused("this call rings on your phone: answer it there")
-    if reactions.expire_browser_leg(t, leg):
+    if reactions.expire_ring(t, leg):
         raise ConsoleRefused("too late: it was not answered in time and went to someone else")
     if leg.is_final or leg.call.is_final:
         raise ConsoleRefused("the offer is over: the caller hung up or it went to someone else")

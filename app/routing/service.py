@@ -3,7 +3,7 @@
 A SIP agent is rung by Twilio; a browser agent (no SIP URI) is "rung" by
 writing their leg, which their console polls. Nothing calls back for a
 browser leg, so its ring timeout is enforced by whoever looks at it next
-(expire_browser_legs).
+(reactions.expire_rings).
 
 An agent is reserved by a compare-and-set UPDATE (idle -> ringing) that only
 one transaction can win, on PostgreSQL (row lock) and on SQLite (whose write
@@ -31,7 +31,8 @@ from app.calls.legs import (
     WAITING_STATUSES,
     Missed,
     caller_leg,
-    claim_expired_browser_ring,
+    claim_expired_ring,
+    is_browser_leg,
     close_leg,
     lock_call,
     ringing_leg,
@@ -83,26 +84,21 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         return None
     already = ringing_leg(call)
     if already is not None:
-        if not claim_expired_browser_ring(t, already):
+        if not claim_expired_ring(t, already):
             return already
-        browser_agent_missed(t, already, offer_next=False)
-    excluded = tried_agent_ids(call)
-    while t.dials_left > 0:  # past the request's budget the hold loop tries again
-        agent = reserve_agent(t.session, skill=call.queue.skill, exclude=excluded)
-        if agent is None:
-            move_call(t.session, call, CallStatus.QUEUED)
-            return None
-        excluded.add(agent.id)
-        leg = new_leg(t.session, call, LegRole.AGENT, agent=agent)
-        move_call(t.session, call, CallStatus.RINGING_AGENT, "agent_ringing", agent=agent.extension, leg_id=leg.id,
-                  browser=not agent.sip_uri)
-        failure = ring_leg(t, leg, agent, answer_url=t.urls.agent_answer(leg.id),
-                           status_url=t.urls.agent_status(leg.id),
-                           fallback_url=t.urls.agent_fallback(leg.id), timeout=t.settings.agent_ring_timeout_seconds)
-        if failure is None:
-            return leg
-        move_call(t.session, call, CallStatus.QUEUED, "agent_dial_failed", agent=agent.extension, error=failure)
-    return None
+        ring_given_up(t, already, offer_next=False)
+    if t.dials_left <= 0:  # past the request's budget the hold loop tries again
+        return None
+    agent = reserve_agent(t.session, skill=call.queue.skill, exclude=tried_agent_ids(call))
+    if agent is None:
+        move_call(t.session, call, CallStatus.QUEUED)
+        return None
+    leg = new_leg(t.session, call, LegRole.AGENT, agent=agent)
+    move_call(t.session, call, CallStatus.RINGING_AGENT, "agent_ringing", agent=agent.extension, leg_id=leg.id,
+              browser=not agent.sip_uri)
+    ring_leg(t, leg, agent, answer_url=t.urls.agent_answer(leg.id), status_url=t.urls.agent_status(leg.id),
+             fallback_url=t.urls.agent_fallback(leg.id), timeout=t.settings.agent_ring_timeout_seconds)
+    return leg
 
 
 def offer_waiting_calls(t: Telephony) -> int:
@@ -201,12 +197,25 @@ def agent_declined(t: Telephony, leg: Leg, *, pressed: str) -> None:
     offer_call(t, leg.call)
 
 
-def browser_agent_missed(t: Telephony, leg: Leg, *, offer_next: bool = True) -> None:
-    """A browser agent let a call ring past its timeout (claimed by claim_expired_browser_ring): the next agent."""
+def ring_given_up(t: Telephony, leg: Leg, *, offer_next: bool = True) -> None:
+    """A ring claimed by legs.claim_expired_ring: a browser agent let it ring out (a miss), or Twilio never
+    confirmed the dial (a failed dial, not the agent's miss); then the next agent."""
     call = leg.call
+    if not is_browser_leg(leg):
+        agent_dial_failed(t, leg, "no word from Twilio about the call", offer_next=offer_next)
+        return
     close_leg(t, leg, LegStatus.NO_ANSWER, Missed.NO_ANSWER, missed=True)
     record_event(t.session, call, "agent_missed", agent=leg.agent.extension, status=Missed.NO_ANSWER, browser=True)
     if offer_next:
         offer_call(t, call)
 
 
+def agent_dial_failed(t: Telephony, leg: Leg, error: str, *, offer_next: bool = True) -> None:
+    """Twilio refused (or never confirmed) the dial of an agent's phone: the next agent, not this one at once."""
+    close_leg(t, leg, LegStatus.FAILED, "dial_failed")
+    if leg.agent_id is not None:
+        t.freed_agent_ids.discard(leg.agent_id)  # not offered the call again in this request
+    record_event(t.session, leg.call, "agent_dial_failed", agent=leg.agent.extension if leg.agent else None,
+                 error=error)
+    if offer_next:
+        offer_call(t, leg.call)

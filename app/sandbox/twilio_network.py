@@ -103,7 +103,7 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         self._next_placement = self.clock.now()
         self.webhook_faults: list[tuple[str, int]] = []
         self.calls: dict[str, SimCall] = {}
-        self.faults: list[tuple[str, int, int, str]] = []
+        self.faults: list[tuple[str, str, int, int, str, bool]] = []
         self.numbers: dict[str, dict] = {}
         # The account's verified outgoing caller IDs (OutgoingCallerIds): numbers it may show besides its own.
         self.verified_caller_ids: set[str] = set()

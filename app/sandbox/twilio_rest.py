@@ -72,43 +72,59 @@ class RestApi:
             if not match or match.group(1) != self.account_sid:
                 return _error(404, 20404, f"The requested resource {path} was not found")
             route, method = match.group(2), method.upper()
-            for index, (fail_route, fail_method, status, code, message) in enumerate(self.faults):
-                if fail_route == route and method == fail_method:
-                    del self.faults[index]
-                    return _error(status, code, message)
-            if route == "Calls.json" and method == "POST":
-                return self._create_call(form)
-            found = re.fullmatch(r"Calls/([^/]+)/Transcriptions(?:/([^/]+))?\.json", route)
-            if found and method == "POST":
-                call = self.calls.get(found.group(1))
-                if call is None:
-                    return _error(404, 20404, f"The requested resource {path} was not found")
-                if found.group(2) is None:
-                    return self._create_transcription(call, form)
-                return self._update_transcription(call, found.group(2), form, path)
-            found = re.fullmatch(r"Calls/([^/]+)\.json", route)
-            if found and method in ("GET", "POST"):
-                call = self.calls.get(found.group(1))
-                if call is None:
-                    return _error(404, 20404, f"The requested resource {path} was not found")
-                if method == "GET":
-                    return 200, call.resource()
-                return self._update_call(call, form)
-            if route == "IncomingPhoneNumbers.json" and method == "GET":
-                return self._list_numbers(query, path)
-            found = re.fullmatch(r"IncomingPhoneNumbers/([^/]+)\.json", route)
-            if found and method in ("GET", "POST") and found.group(1) in self.numbers:
-                resource = self.numbers[found.group(1)]
-                if method == "POST":
-                    self._update_number(resource, form)
-                return 200, self._number_resource(resource)
-            return _error(404, 20404, f"The requested resource {path} was not found")
+            fault = self._take_fault(route, method)
+            if fault is not None and not fault[5]:
+                return _error(*fault[2:5])
+            answer = self._route(route, method, path, form, query)
+            # Applied but answered with an error: Twilio did it, the client never heard so.
+            return _error(*fault[2:5]) if fault is not None else answer
+
+    def _take_fault(self, route: str, method: str):
+        for index, fault in enumerate(self.faults):
+            if fault[0] == route and fault[1] == method:
+                del self.faults[index]
+                return fault
+        return None
+
+    def _route(self, route: str, method: str, path: str, form: MultiDict, query: MultiDict) -> "tuple[int, dict]":
+        if route == "Calls.json" and method == "POST":
+            return self._create_call(form)
+        found = re.fullmatch(r"Calls/([^/]+)/Transcriptions(?:/([^/]+))?\.json", route)
+        if found and method == "POST":
+            call = self.calls.get(found.group(1))
+            if call is None:
+                return _error(404, 20404, f"The requested resource {path} was not found")
+            if found.group(2) is None:
+                return self._create_transcription(call, form)
+            return self._update_transcription(call, found.group(2), form, path)
+        found = re.fullmatch(r"Calls/([^/]+)\.json", route)
+        if found and method in ("GET", "POST"):
+            call = self.calls.get(found.group(1))
+            if call is None:
+                return _error(404, 20404, f"The requested resource {path} was not found")
+            if method == "GET":
+                return 200, call.resource()
+            return self._update_call(call, form)
+        if route == "IncomingPhoneNumbers.json" and method == "GET":
+            return self._list_numbers(query, path)
+        found = re.fullmatch(r"IncomingPhoneNumbers/([^/]+)\.json", route)
+        if found and method in ("GET", "POST") and found.group(1) in self.numbers:
+            resource = self.numbers[found.group(1)]
+            if method == "POST":
+                self._update_number(resource, form)
+            return 200, self._number_resource(resource)
+        return _error(404, 20404, f"The requested resource {path} was not found")
 
     def fail_next(self, route: str = "Calls.json", status: int = 500, code: int = 20500,
-                  message: str = "Internal Server Error", method: str = "POST") -> None:
-        """Make the next METHOD request to ROUTE (e.g. POST Calls.json) fail as Twilio's API does."""
+                  message: str = "Internal Server Error", method: str = "POST", applied: bool = False) -> None:
+        """Make the next METHOD request to ROUTE (e.g. POST Calls.json) fail as Twilio's API does.
+
+        APPLIED: Twilio carries the request out, and only its answer is the
+        error (a 5xx "may or may not have been applied", and an answer lost on
+        the way looks the same to the client): a call is placed all the same.
+        """
         with self._state:
-            self.faults.append((route, method.upper(), status, code, message))
+            self.faults.append((route, method.upper(), status, code, message, applied))
 
     def install(self, responses_mock, base_url: str = "https://api.twilio.com") -> None:
         """Serve the REST routes through a `responses` mock."""

@@ -35,6 +35,9 @@ class Telephony:
     # Twilio dials this request may still make: each can take the REST timeout
     # when Twilio is failing, and Twilio gives a webhook 15 s.
     dials_left: int = 2
+    # Legs whose dial Twilio refused, with its words (effects.Dial): the
+    # edge's follow-up reacts as to a failed call (reactions.dial_refused).
+    refused_dials: list[tuple[int, str]] = field(default_factory=list)
     # Twilio requests this request may still repeat after a failure worth
     # retrying (app/telephony/effects.py), within the same 15 s.
     retries_left: int = 2

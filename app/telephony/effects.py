@@ -6,25 +6,32 @@ The request's edge commits once, then carries the effects out in the order
 they were recorded (`carry_out`), logging each; a failure is written to the
 call's timeline and never undoes the step.
 
+Each effect is also written to the outbox table in the step's own
+transaction, and its row is deleted once it has been carried out: a worker
+that dies between the commit and its effects leaves the rows, and the
+reconciler carries them out (app/calls/reconcile_job.py). Effects are safe
+to run again, except a dial, which is marked as tried (and committed) before
+it goes out and is never dialled twice.
+
 Effects recorded after the last commit are dropped when the session rolls
-back (the state they would act on was never stored); effects recorded before
-a commit stay, because what they act on is durable.
+back (the state they would act on was never stored, nor were their rows);
+effects recorded before a commit stay, because what they act on is durable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 from urllib.parse import urlsplit
 
-from sqlalchemy import event
+from sqlalchemy import delete, event
 from sqlalchemy.orm import Session
 
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.gateways.twilio import TwilioError
 from app.logs import get_logger
-from app.models import Call, Leg, Transfer, utcnow
+from app.models import Call, Leg, OutboxEffect, Transfer, utcnow
 
 if TYPE_CHECKING:
     from app.telephony.context import Telephony
@@ -99,18 +106,20 @@ class Redirect:
             record_event(t.session, call, named, leg_id=self.leg_id)
 
 
-def _with_one_retry(t: Telephony, effect: str, operation):
+def _with_one_retry(t: Telephony, effect: str, operation, *, only_unprocessed: bool = False):
     """OPERATION, run once more when Twilio's failure is worth retrying and the request may still wait.
 
     Only requests that are safe to repeat come here: redirecting a call to
-    the same URL, ending a call, stopping a named transcription. Each retry spends one of the request's
-    retries (Twilio gives a webhook 15 s; a retry after a timeout costs the
-    REST timeout again).
+    the same URL, ending a call, stopping a named transcription; and, with
+    ONLY_UNPROCESSED, a new call, repeated only after a 429 (which Twilio
+    never processed). Each retry spends one of the request's retries (Twilio
+    gives a webhook 15 s; a retry after a timeout costs the REST timeout again).
     """
     try:
         return operation()
     except TwilioError as error:
-        if not error.worth_retrying or t.retries_left <= 0:
+        retry = error.status == 429 if only_unprocessed else error.worth_retrying
+        if not retry or t.retries_left <= 0:
             raise
         t.retries_left -= 1
         log.warning("effect_retried", effect=effect, error=str(error)[:200])
@@ -202,6 +211,7 @@ class RemoveFromRoom:
 class StartSummary:
     """The transfer's summary starts in the background (it reads the transfer, so only once it is stored)."""
 
+    call_id: int
     transfer_id: int
 
     def run(self, t: Telephony) -> None:
@@ -229,6 +239,11 @@ class SwitchTranscription:
     status_callback_url: str = ""
     language_code: str = ""
     inbound_track_label: str = ""
+
+    @property
+    def repeatable(self) -> bool:
+        """Stopping twice is harmless; starting twice would run two transcriptions."""
+        return not self.start
 
     def run(self, t: Telephony) -> None:
         effect = "resume_transcription" if self.start else "pause_transcription"
@@ -269,32 +284,132 @@ class SwitchTranscription:
                      will_retry=call.transcription_resume_at is not None, error=str(error)[:200])
 
 
-Effect = Union[HangUp, Redirect, OpenRoom, CloseRoom, RemoveFromRoom, StartSummary, SwitchTranscription]
+@dataclass(frozen=True)
+class Dial:
+    """Twilio places a call for a leg (an agent's softphone, a transfer target, an outside number).
+
+    The leg is stored, DIALING with no CallSid, before this runs, so any of
+    Twilio's requests for it find it. Twilio refusing the call (a 4xx, or a
+    429 twice) is a refused dial: the edge reacts as to a failed call (the
+    next agent, or the transfer's next target). An answer that never came, or
+    a 5xx, may hide a call Twilio placed anyway: the leg stays DIALING,
+    unconfirmed, and its first webhook (the `initiated` status callback)
+    records its CallSid; with none within UNCONFIRMED_DIAL_SECONDS it is given
+    up (calls.legs.claim_expired_ring). Never run twice.
+    """
+
+    call_id: int
+    leg_id: int
+    to: str
+    from_: str
+    answer_url: str
+    status_url: str
+    fallback_url: str
+    timeout: int
+
+    repeatable: ClassVar[bool] = False
+
+    def run(self, t: Telephony) -> None:
+        leg = t.session.get(Leg, self.leg_id, populate_existing=True)
+        if leg is None or leg.is_final or leg.twilio_call_sid:
+            # The caller left meanwhile, or Twilio's first request for it came first.
+            log.info("effect_skipped", effect="dial", leg_id=self.leg_id,
+                     reason="leg over" if leg is None or leg.is_final else "already known")
+            return
+        t.session.commit()  # no transaction (SQLite's write lock) is held while Twilio answers
+        try:
+            sid = _with_one_retry(t, "dial", lambda: self._call_twilio(t), only_unprocessed=True)
+        except TwilioError as error:
+            if error.status is None or error.status >= 500:
+                log.warning("effect_failed", effect="dial", leg_id=self.leg_id, error=str(error)[:200])
+                record_event(t.session, _call(t, self.call_id), "leg_dial_unconfirmed", leg_id=self.leg_id,
+                             error=str(error)[:200])
+            else:
+                log.warning("effect_failed", effect="dial", leg_id=self.leg_id, error=str(error)[:200])
+                t.refused_dials.append((self.leg_id, str(error)[:200]))
+            return
+        # Under the call's lock (taken as every step takes it), committed at
+        # once: a step ending the leg meanwhile (the caller hanging up) either
+        # came first, and the phone is hung up here, or comes after and finds
+        # the CallSid to hang up.
+        t.session.get(Call, self.call_id, with_for_update={"key_share": True}, populate_existing=True)
+        leg = t.session.get(Leg, self.leg_id, populate_existing=True)
+        if leg.is_final:
+            # Given up on while Twilio answered: the phone must not ring for nothing.
+            t.session.commit()
+            HangUp(self.call_id, sid, self.leg_id).run(t)
+            return
+        leg.twilio_call_sid = leg.twilio_call_sid or sid
+        t.session.commit()
+        log.info("effect_done", effect="dial", leg_id=self.leg_id)
+
+    def _call_twilio(self, t: Telephony) -> str:
+        return t.twilio.create_call(to=self.to, from_=self.from_, url=self.answer_url,
+                                    status_callback=self.status_url, timeout_seconds=self.timeout,
+                                    # Any of this call's steps that fails or times out resumes it where it is.
+                                    fallback_url=self.fallback_url)
+
+
+Effect = Union[HangUp, Redirect, OpenRoom, CloseRoom, RemoveFromRoom, StartSummary, SwitchTranscription, Dial]
+EFFECT_KINDS: dict[str, type] = {kind.__name__: kind for kind in (
+    HangUp, Redirect, OpenRoom, CloseRoom, RemoveFromRoom, StartSummary, SwitchTranscription, Dial)}
+
+
+def effect_as_row(effect: Effect) -> dict[str, Any]:
+    """The effect as the outbox keeps it (JSON)."""
+    return {"kind": type(effect).__name__, **asdict(effect)}
+
+
+def effect_from_row(data: dict[str, Any]) -> Effect:
+    """The effect an outbox row keeps."""
+    fields = dict(data)
+    kind = EFFECT_KINDS[fields.pop("kind")]
+    if kind is Redirect and fields.get("otherwise"):
+        fields["otherwise"] = HangUp(**fields["otherwise"])
+    return kind(**fields)
+
+
+def repeatable(effect: Effect) -> bool:
+    """Whether running the effect again (after a crash) is harmless."""
+    return getattr(effect, "repeatable", True)
 
 
 class PendingEffects:
-    """The effects of one request, tied to its session's transactions."""
+    """The effects of one request (or job step), tied to its session's transactions, each with its outbox row."""
 
     def __init__(self, session: Session) -> None:
-        self._effects: list[Effect] = []
+        self._session = session
+        self._effects: list[tuple[Effect, OutboxEffect]] = []
         self._durable = 0  # effects[:durable] were recorded before a commit
         event.listen(session, "after_commit", self._committed)
         event.listen(session, "after_rollback", self._rolled_back)
 
     def add(self, effect: Effect) -> None:
+        """Record EFFECT, and its outbox row in the step's transaction."""
         if isinstance(effect, Redirect):
             # A leg only needs to reach the last place a step put it; a move
             # recorded before a commit stays, because it is durable and its
             # replacement may yet be rolled back.
             for index in range(self._durable, len(self._effects)):
-                earlier = self._effects[index]
+                earlier, row = self._effects[index]
                 if isinstance(earlier, Redirect) and earlier.leg_id == effect.leg_id:
                     del self._effects[index]
+                    self._forget(row)
                     break
-        self._effects.append(effect)
+        row = OutboxEffect(call_id=effect.call_id, effect=effect_as_row(effect))
+        self._session.add(row)
+        self._effects.append((effect, row))
+
+    def adopt(self, effect: Effect, row: OutboxEffect) -> None:
+        """Carry out an effect whose row is already stored (one a dead worker left)."""
+        self._effects.append((effect, row))
 
     def take(self) -> list[Effect]:
         """The effects to carry out now (all of them: the caller has just committed), in order."""
+        return [effect for effect, _row in self.take_with_rows()]
+
+    def take_with_rows(self) -> list[tuple[Effect, OutboxEffect]]:
+        """The effects to carry out now, each with its outbox row, in order."""
         taken, self._effects, self._durable = self._effects, [], 0
         return taken
 
@@ -302,7 +417,13 @@ class PendingEffects:
         return len(self._effects)
 
     def __iter__(self):
-        return iter(self._effects)
+        return iter([effect for effect, _row in self._effects])
+
+    def _forget(self, row: OutboxEffect) -> None:
+        if row in self._session.new:
+            self._session.expunge(row)
+        else:
+            self._session.delete(row)
 
     def _committed(self, _session: Session) -> None:
         self._durable = len(self._effects)
@@ -315,14 +436,27 @@ class PendingEffects:
 
 
 def carry_out(t: Telephony) -> int:
-    """Carry out the effects recorded so far, in order (after the commit); returns how many ran."""
-    effects = t.effects.take()
-    for effect in effects:
+    """Carry out the effects recorded so far, in order (after the commit), deleting each one's outbox row once
+    done; returns how many ran.
+
+    An effect that must not run twice (a dial) has its row marked tried, and
+    committed, before it goes out: a worker that dies during it leaves a row
+    the reconciler will not run again.
+    """
+    taken = t.effects.take_with_rows()
+    for effect, row in taken:
+        if not repeatable(effect):
+            row.tried_at = utcnow()
+            t.session.commit()
         try:
             effect.run(t)
         except Exception:  # noqa: BLE001 - one effect failing must not stop the others
             log.exception("effect_crashed", effect=type(effect).__name__)
-    return len(effects)
+        if row in t.session.new:  # never stored (nothing was committed): nothing to delete
+            t.session.expunge(row)
+        else:
+            t.session.execute(delete(OutboxEffect).where(OutboxEffect.id == row.id))
+    return len(taken)
 
 
 def _call(t: Telephony, call_id: int) -> Call:
@@ -337,7 +471,7 @@ def hang_up(t: Telephony, call: Call, call_sid: str | None, *, leg_id: int | Non
 
 def start_summary(t: Telephony, transfer: Transfer) -> None:
     """Record that the transfer's summary must start once the step is committed."""
-    t.effects.add(StartSummary(transfer.id))
+    t.effects.add(StartSummary(transfer.call_id, transfer.id))
 
 
 def open_room(t: Telephony, call: Call, room: str, *, metadata: str = "", transfer: Transfer | None = None) -> None:

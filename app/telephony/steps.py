@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from sqlalchemy.orm import sessionmaker
 
+from app.calls.legs import lock_leg
+from app.calls.reactions import dial_refused
+from app.logs import get_logger
 from app.routing.service import offer_waiting_calls
 from app.telephony.context import Telephony
 from app.telephony.effects import carry_out
@@ -23,16 +26,39 @@ from config import Settings
 if TYPE_CHECKING:
     from app.gateways.registry import Gateways
 
+log = get_logger("switchboard.steps")
+
+
+# Rounds of effects and reactions one step's follow-up runs at most: each
+# round's effects come from the one before (a refused dial rings the next
+# agent), and the dial budget ends them long before this.
+MAX_FOLLOW_UP_ROUNDS = 5
+
 
 def follow_up(t: Telephony) -> None:
-    """After a step committed: Twilio and LiveKit follow it, then freed agents and requeued calls are offered."""
-    # The effects run in the order the step recorded them (redirects,
-    # hang-ups, rooms closed). Offering records effects of its own.
-    carry_out(t)
-    if t.freed_agent_ids or t.requeued_call_ids:
-        offer_waiting_calls(t)
-        t.session.flush()
+    """After a step committed: Twilio and LiveKit follow it; dials Twilio refused are reacted to; freed agents
+    and requeued calls are offered; and so on while that records more effects.
+
+    The effects run in the order the step recorded them (redirects, dials,
+    hang-ups, rooms closed). A refused dial is a failed call (the next agent,
+    or the transfer's next target), and offering rings agents: both record
+    effects of their own, carried out in the next round. Each dial spends
+    the request's budget (Telephony.dials_left), so the rounds end.
+    """
+    for _ in range(MAX_FOLLOW_UP_ROUNDS):
         carry_out(t)
+        refused, t.refused_dials = t.refused_dials, []
+        for leg_id, error in refused:
+            leg = lock_leg(t, leg_id)
+            if leg is not None:
+                dial_refused(t, leg, error)
+        if t.freed_agent_ids or t.requeued_call_ids:
+            offer_waiting_calls(t)
+        t.session.flush()
+        if not len(t.effects):
+            return
+    # Left in the outbox: the reconciler carries them out (app/calls/reconcile_job.py).
+    log.warning("follow_up_rounds_exhausted", effects_left=len(t.effects))
 
 
 @dataclass(frozen=True)
@@ -58,7 +84,11 @@ def job_step(tools: JobTools) -> Iterator[Telephony]:
             llm_gateway=tools.outside.llm,
             summarise_later=tools.summarise_later,
         )
-        with session.begin():  # committed here, rolled back if the step raises
+        try:
             yield t
-        with session.begin():  # what Twilio and LiveKit did, and the offers it led to
-            follow_up(t)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        follow_up(t)  # what Twilio and LiveKit did, and the offers it led to
+        session.commit()

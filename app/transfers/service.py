@@ -21,7 +21,9 @@ from app.calls.legs import (
     RINGING_LEG_STATUSES,
     Missed,
     agent_leg_of,
+    claim_expired_ring,
     close_leg,
+    dial_unconfirmed,
     lock_call,
 )
 from app.calls.ringing import ring_leg
@@ -227,32 +229,29 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: str) -
 
 
 def ring_target(t: Telephony, transfer: Transfer) -> bool:
-    """Reserve and ring the (next) target agent, or the outside destination; False when nobody can be rung."""
-    if transfer.target_number:
-        return _ring_outside(t, transfer)
-    while t.dials_left > 0:
-        agent = _reserve_target(t, transfer)
-        if agent is None:
-            return False
-        transfer.tried_agent_ids = [*transfer.tried_agent_ids, agent.id]
-        if _dial_target(t, transfer, agent, agent.extension) is None:
-            return True
-        if transfer.target_agent_id is not None:
-            return False
-    return False
+    """Reserve and ring the (next) target agent, or the outside destination (once); False when nobody can be rung.
 
-
-def _ring_outside(t: Telephony, transfer: Transfer) -> bool:
-    """Ring the outside destination once, as a softphone agent is rung; the caller ID is ours."""
-    if t.dials_left <= 0 or transfer.target_leg_id is not None:
+    A phone is dialled once the step is committed (calls.ringing.ring_leg); if
+    Twilio refuses, target_dial_failed tries the queue's next agent or ends
+    the transfer, as a target that did not answer does.
+    """
+    if t.dials_left <= 0:
         return False
-    return _dial_target(t, transfer, None, transfer.target_number, outside=True) is None
+    if transfer.target_number:
+        if transfer.target_leg_id is not None:  # an outside destination is rung once
+            return False
+        _ring(t, transfer, None, transfer.target_number, outside=True)
+        return True
+    agent = _reserve_target(t, transfer)
+    if agent is None:
+        return False
+    transfer.tried_agent_ids = [*transfer.tried_agent_ids, agent.id]
+    _ring(t, transfer, agent, agent.extension)
+    return True
 
 
-def _dial_target(t: Telephony, transfer: Transfer, agent: Agent | None, target: str,
-                 **detail) -> str | None:
-    """A target leg for AGENT (None: the outside destination), the consult room (warm), then ring it;
-    None when it rings, else why not."""
+def _ring(t: Telephony, transfer: Transfer, agent: Agent | None, target: str, **detail) -> None:
+    """A target leg for AGENT (None: the outside destination), the consult room (warm), then ring it."""
     call = transfer.call
     leg = new_leg(t.session, call, LegRole.TARGET, agent=agent)
     transfer.target_leg_id = leg.id
@@ -261,15 +260,9 @@ def _dial_target(t: Telephony, transfer: Transfer, agent: Agent | None, target: 
     t.session.flush()
     t.session.refresh(transfer)
     move_transfer(t.session, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
-    failure = ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id),
-                       status_url=t.urls.transfer_status(leg.id),
-                       fallback_url=t.urls.transfer_fallback(leg.id),
-                       timeout=t.settings.transfer_ring_timeout_seconds,
-                       to=None if agent else transfer.target_number)
-    if failure is not None:
-        move_transfer(t.session, transfer, TransferState.REQUESTED, "transfer_dial_failed", target=target,
-                      error=failure)
-    return failure
+    ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id), status_url=t.urls.transfer_status(leg.id),
+             fallback_url=t.urls.transfer_fallback(leg.id), timeout=t.settings.transfer_ring_timeout_seconds,
+             to=None if agent else transfer.target_number)
 
 
 def target_of(transfer: Transfer | None, leg: Leg) -> str | None:
@@ -338,22 +331,14 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigg
         choose_target(t, transfer, target, mode)
         after_target_rung(t, transfer, from_leg, requester=None)
     except TransferRefused as refusal:
-        # The target was taken meanwhile, or Twilio could not dial them.
+        # The target was taken meanwhile.
         cancel(t, transfer, str(refusal), requester=None)
         raise
     except Exception:
+        # Nothing of the step is committed (the dial is an effect carried out
+        # after the commit): rolled back whole, with its effects, nothing rang.
         log.exception("transfer_start_failed", transfer_id=transfer.id)
-        transfer_id = transfer.id
-        dialled = transfer.target_leg.twilio_call_sid if transfer.target_leg else None
-        t.session.rollback()  # what was not committed is dropped, with its effects
-        stored = t.session.get(Transfer, transfer_id)
-        if stored is not None and not stored.is_final:
-            # Committed before Twilio dialled the target: the caller is on
-            # hold, so the transfer is cancelled (the target's phone with it)
-            # and the caller brought back.
-            if stored.target_leg is not None and dialled:
-                stored.target_leg.twilio_call_sid = dialled
-            cancel(t, stored, "the transfer could not be started", requester=None)
+        t.session.rollback()
         raise TransferRefused("the transfer could not be started") from None
     return transfer
 
@@ -425,6 +410,18 @@ def _target_on_call(leg: Leg) -> None:
     if leg.agent is not None:
         move_activity(leg.agent, Activity.ON_CALL)
         leg.agent.missed_in_row = 0
+
+
+def target_dial_failed(t: Telephony, leg: Leg, error: str) -> None:
+    """Twilio refused (or never confirmed) the dial of the target's phone: as a target that failed, the queue's
+    next agent or the end of the transfer; this agent is not offered anything at once."""
+    transfer = transfer_of_target_leg(t, leg)
+    if transfer is not None and not transfer.is_final:
+        record_event(t.session, transfer.call, "transfer_dial_failed", transfer=transfer,
+                     target=target_of(transfer, leg), error=error)
+    target_declined(t, leg, Missed.FAILED)
+    if leg.agent_id is not None:
+        t.freed_agent_ids.discard(leg.agent_id)
 
 
 def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: bool = False) -> None:
@@ -657,6 +654,9 @@ def expire_stale_transfer(t: Telephony, call: Call) -> bool:
     leg = transfer.target_leg
     if transfer.state not in (TransferState.DIALING, TransferState.WHISPERING) or leg is None or leg.is_final:
         return False
+    if dial_unconfirmed(leg) and claim_expired_ring(t, leg):
+        target_dial_failed(t, leg, "no word from Twilio about the call")
+        return True
     limit = timedelta(seconds=t.settings.transfer_ring_timeout_seconds) + STALE_TARGET_MARGIN
     if now - leg.created_at <= limit:
         return False

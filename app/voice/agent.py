@@ -56,7 +56,7 @@ def bridge_agent(leg, room: str, text: str | None = None):
 def agent_answer(form: TwilioForm):
     """The agent picked up: whisper who is calling and why."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
+    leg = find_leg(t, request.args.get("leg"), form.call_sid)
     if (misplaced := out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
         return misplaced
     return _whisper_or_goodbye(leg, start_transcription=calls.transcribed(t, leg.call))
@@ -101,7 +101,7 @@ def _whisper_or_goodbye(leg, *, start_transcription: bool):
 def agent_whisper(form: TwilioForm):
     """The agent's key in the whisper: 1 accepts, anything else declines."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
+    leg = find_leg(t, request.args.get("leg"), form.call_sid)
     if (misplaced := out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
         return misplaced
     if form.digits == "1":
@@ -117,7 +117,7 @@ def agent_whisper(form: TwilioForm):
 def agent_status(form: TwilioForm):
     """A status callback of the agent's leg."""
     t = telephony()
-    reactions.agent_leg_status(t, find_leg(t, request.args.get("leg")), form.call_status)
+    reactions.agent_leg_status(t, find_leg(t, request.args.get("leg"), form.call_sid), form.call_status)
     return empty_twiml()
 
 
@@ -278,7 +278,7 @@ def consult_menu_choice(form: TwilioForm):
 def agent_bridge_ended(form: TwilioForm):
     """The agent's <Dial> ended: * pressed (transfer menu), the room dropped or rang out, or moved by us."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
+    leg = find_leg(t, request.args.get("leg"), form.call_sid)
     if form.call_status != CallProgress.IN_PROGRESS or leg.is_final:
         return empty_twiml()  # the agent hung up: Twilio ignores this answer
     if str(leg.placement) != request.args.get("v"):
@@ -317,7 +317,7 @@ def agent_fallback(form: TwilioForm):
 def leg_after_fallback(form: TwilioForm):
     """A phone leg's fallback request, in the timeline: (leg, TwiML resuming it), or (leg, None) while it still rings."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
+    leg = find_leg(t, request.args.get("leg"), form.call_sid)
     record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.raw.get("ErrorCode", "")[:16])
     if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
         return leg, rejoin(leg, text="Sorry for the wait.")
@@ -329,4 +329,4 @@ def leg_after_fallback(form: TwilioForm):
 def agent_rejoin(form: TwilioForm):
     """An agent's leg was redirected: put it where the database says."""
     t = telephony()
-    return rejoin(find_leg(t, request.args.get("leg")), Prompt.parse(request.args.get("say")))
+    return rejoin(find_leg(t, request.args.get("leg"), form.call_sid), Prompt.parse(request.args.get("say")))

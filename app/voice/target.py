@@ -31,7 +31,7 @@ log = get_logger("switchboard.webhooks")
 def target_answer(form: TwilioForm):
     """The target picked up: the whisper if the summary is ready, else a greeting and a short wait."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
+    leg = find_leg(t, request.args.get("leg"), form.call_sid)
     if (misplaced := _out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
         return misplaced
     return _answered(leg)
@@ -101,7 +101,7 @@ def _whisper(leg: Leg, transfer: Transfer, transcription_url: str | None = None,
 def target_summary_wait(form: TwilioForm):
     """A wait turn of the greeted target: the whisper once the summary (or, past the deadline, the fallback) is stored."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
+    leg = find_leg(t, request.args.get("leg"), form.call_sid)
     if (misplaced := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
         return misplaced
     transfer = service.transfer_of_target_leg(t, leg)
@@ -117,7 +117,7 @@ def target_summary_wait(form: TwilioForm):
 def target_whisper(form: TwilioForm):
     """The target's key: 1 accept, 9 repeat, anything else (or nothing) declines."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"))
+    leg = find_leg(t, request.args.get("leg"), form.call_sid)
     if (misplaced := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
         return misplaced
     transfer = service.transfer_of_target_leg(t, leg)
@@ -142,7 +142,7 @@ def _out_of_place(leg: Leg, form: TwilioForm, statuses: tuple[str, ...]):
 def target_status(form: TwilioForm):
     """Status callbacks of the target's leg."""
     t = telephony()
-    reactions.target_leg_status(t, find_leg(t, request.args.get("leg")), form.call_status)
+    reactions.target_leg_status(t, find_leg(t, request.args.get("leg"), form.call_sid), form.call_status)
     return empty_twiml()
 
 

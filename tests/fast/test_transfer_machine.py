@@ -15,11 +15,10 @@ from app.models import (
     Transfer,
     TransferState,
 )
-from app.routing import service as routing
 from app.telephony.effects import CloseRoom, HangUp, OpenRoom, Redirect, StartSummary
 from app.telephony.forms import CallProgress
 from app.transfers import service as transfers
-from tests.fast.conftest import agent, connected, set_presence, waiting_call
+from tests.fast.conftest import agent, connected, set_presence
 
 
 def _kinds(t):
