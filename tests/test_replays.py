@@ -133,3 +133,64 @@ def test_an_old_legs_completed_callback_replayed_with_a_fresh_token_does_not_fre
     with centre.db() as session:  # known by its signed body: a repeat, not a new delivery
         assert session.scalar(select(func.count(WebhookDelivery.id))) == remembered
     assert agent_activity(centre, "101") == "on_call" and call_row(centre, second.sid).status == "connected"
+
+
+def _snapshot(centre) -> tuple:
+    """What a replay must not change: every call's, leg's, transfer's and agent's state, the timeline, the
+    transcript, the outbox, and what was asked of Twilio and LiveKit."""
+    from app.models import Call, Event, Leg, OutboxEffect, Transfer, Utterance
+
+    with centre.db() as session:
+        return (
+            session.execute(select(Call.id, Call.status, Call.agent_id).order_by(Call.id)).all(),
+            session.execute(select(Leg.id, Leg.status, Leg.placement, Leg.room_name, Leg.twilio_call_sid)
+                            .order_by(Leg.id)).all(),
+            session.execute(select(Transfer.id, Transfer.state, Transfer.target_leg_id).order_by(Transfer.id)).all(),
+            session.execute(select(Agent.extension, Agent.activity, Agent.presence).order_by(Agent.id)).all(),
+            session.scalars(select(Event.name).order_by(Event.id)).all(),
+            session.scalar(select(func.count()).select_from(Utterance)),
+            session.scalar(select(func.count()).select_from(OutboxEffect)),
+            len(centre.network.rest_log),
+            len(centre.livekit.requests),
+        )
+
+
+class ReplayEverything:
+    """At each step of a scenario, every webhook Twilio sent so far is sent again, signed, each under a fresh
+    idempotency token (so none is known as a repeat by its token), and must change nothing."""
+
+    def __init__(self, centre, signed_post):
+        self.centre, self.signed_post = centre, signed_post
+        self.steps = []
+
+    def before(self, step: str, **_details) -> None:
+        self.centre.network.run_pending()
+        self.centre.settle_summaries()  # a summary written meanwhile is the LLM's doing, not a replay's
+        before = _snapshot(self.centre)
+        for number, delivery in enumerate(self.centre.network.sent()):
+            parts = urlsplit(delivery.url)
+            token = f"replay-{step}-{number}"
+            response = self.signed_post(self.centre.client, f"{parts.path}?{parts.query}", dict(delivery.params),
+                                        headers={"I-Twilio-Idempotency-Token": token})
+            assert response.status_code < 500, (step, delivery.url)
+        assert _snapshot(self.centre) == before, f"replaying the webhooks before {step!r} changed something"
+        self.steps.append(step)
+
+    def expect(self, *_args) -> None:
+        pass
+
+
+def test_replaying_every_webhook_of_a_warm_transfer_after_each_step_changes_nothing(centre, signed_post):
+    from app.sandbox import scenarios
+
+    narrator = ReplayEverything(centre, signed_post)
+    caller, alice, bob = scenarios.consulting(centre.network, centre.number, narrator=narrator)
+    for keys in ("4", "4", "1"):  # swap to the caller, swap back to Bob, then back to the caller for good
+        narrator.before(f"consult menu {keys}")
+        alice.press_star()
+        alice.press(keys)
+    narrator.before("the end")
+    call_id = str(call_row(centre, caller.sid).id)
+    assert in_room(caller, call_id) and in_room(alice, call_id) and not bob.live
+    assert transfer_row(centre).state == "cancelled"
+    assert len(narrator.steps) >= 8

@@ -24,3 +24,13 @@ def redirect_leg(t: Telephony, leg: Leg | None, url: str, *, hang_up_otherwise: 
     otherwise = HangUp(leg.call_id, leg.twilio_call_sid, leg.id) if hang_up_otherwise else None
     t.effects.add(Redirect(leg.call_id, leg.id, leg.twilio_call_sid, url, otherwise, if_failed, if_gone))
     return True
+
+
+def moved_by_its_own_answer(leg: Leg) -> None:
+    """The leg's own webhook is answered with TwiML that puts it somewhere new (a room, music): a new placement.
+
+    Its next <Dial> and menus carry the new number, so a late or replayed
+    request from where it was before (a `*` from the consult room, a key of
+    a menu already answered) is known as stale and changes nothing.
+    """
+    leg.placement += 1

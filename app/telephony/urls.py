@@ -95,11 +95,11 @@ class WebhookUrls:
     def agent_rejoin(self, leg_id: int, say: str | None = None) -> str:
         return self.url(AGENT_REJOIN, leg=leg_id, say=say or None)
 
-    def transfer_menu(self, transfer_id: int, leg_id: int, attempt: int) -> str:
-        return self.url(TRANSFER_MENU, transfer=transfer_id, leg=leg_id, attempt=attempt)
+    def transfer_menu(self, transfer_id: int, leg_id: int, placement: int, attempt: int) -> str:
+        return self.url(TRANSFER_MENU, transfer=transfer_id, leg=leg_id, v=placement, attempt=attempt)
 
-    def transfer_consult_menu(self, transfer_id: int, leg_id: int) -> str:
-        return self.url(TRANSFER_CONSULT_MENU, transfer=transfer_id, leg=leg_id)
+    def transfer_consult_menu(self, transfer_id: int, leg_id: int, placement: int) -> str:
+        return self.url(TRANSFER_CONSULT_MENU, transfer=transfer_id, leg=leg_id, v=placement)
 
     def transfer_answer(self, leg_id: int) -> str:
         return self.url(TRANSFER_ANSWER, leg=leg_id)

@@ -19,7 +19,7 @@ from app.states.calls import move_call
 from app.states.legs import move_leg
 from app.telephony.context import Telephony
 from app.telephony.effects import remove_from_room
-from app.telephony.moves import redirect_leg
+from app.telephony.moves import moved_by_its_own_answer, redirect_leg
 
 
 class Prompt(StrEnum):
@@ -108,8 +108,7 @@ def _set_agent_place(t: Telephony, leg: Leg, status: str, room: str | None, requ
         _leave_room(t, leg)
     move_leg(leg, status)
     leg.room_name = room
-    if leg is not requester:
-        redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
+    _send(t, leg, requester, say)
 
 
 def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | None,
@@ -119,7 +118,14 @@ def release_agent_leg(t: Telephony, leg: Leg, reason: str, *, requester: Leg | N
         return
     _leave_room(t, leg)
     close_leg(t, leg, LegStatus.ENDED, reason)
-    if leg is not requester:
+    _send(t, leg, requester, say)
+
+
+def _send(t: Telephony, leg: Leg, requester: Leg | None, say: Prompt) -> None:
+    # By REST, or by the answer to its own request: either way a new placement.
+    if leg is requester:
+        moved_by_its_own_answer(leg)
+    else:
         redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, say))
 
 

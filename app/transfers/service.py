@@ -34,6 +34,7 @@ from app.models import (
     Agent,
     Call,
     CallStatus,
+    Event,
     Leg,
     LegRole,
     LegStatus,
@@ -373,11 +374,18 @@ def summary_ready_for_target(t: Telephony, leg: Leg, transfer: Transfer) -> bool
     """
     ready = settle_summary(t.session, transfer, since=leg.answered_at,
                            deadline_seconds=t.settings.summary_deadline_seconds)
-    if ready:
+    if ready and not _whispered_before(t, transfer, leg):
         waited = (utcnow() - leg.answered_at).total_seconds() if leg.answered_at else 0.0
         record_event(t.session, transfer.call, "summary_whispered", transfer=transfer, leg_id=leg.id,
                      waited_ms=int(waited * 1000), source=transfer.summary_source)
     return ready
+
+
+def _whispered_before(t: Telephony, transfer: Transfer, leg: Leg) -> bool:
+    # The wait is measured once per target: a repeated or replayed request (a `9` to hear it again) is not.
+    details = t.session.scalars(select(Event.detail).where(Event.transfer_id == transfer.id,
+                                                           Event.name == "summary_whispered"))
+    return any(detail.get("leg_id") == leg.id for detail in details)
 
 
 class Accepted(StrEnum):

@@ -168,6 +168,22 @@ def _say(code: Prompt, transfer: Transfer | None) -> str | None:
     }.get(code)
 
 
+def _stale(leg: Leg) -> bool:
+    """Whether this request comes from where the leg was before it was last moved (a late or replayed one).
+
+    Every <Dial> and menu of an agent's leg carries the leg's placement in
+    its URL (v=); the placement changes whenever the service moves the leg.
+    """
+    return str(leg.placement) != request.args.get("v")
+
+
+def _stale_menu_key(leg: Leg) -> bool:
+    stale = _stale(leg)
+    if stale:  # a key of a menu already answered, or one the leg has left
+        log.warning("webhook_out_of_place", reason="placement", leg_id=leg.id, leg_status=leg.status, role=leg.role)
+    return stale
+
+
 def _leg_and_transfer(t) -> tuple[Leg, Transfer]:
     leg = find_leg(t, request.args.get("leg"))
     transfer_id = parse_id(request.args.get("transfer"))
@@ -188,7 +204,7 @@ def rejoin(leg: Leg, code: Prompt = Prompt.NONE, text: str | None = None):
         # The transferring agent waiting for the target can press 1 to go back.
         waiting = transfer is not None and not transfer.is_final and transfer.from_agent_id == leg.agent_id
         return twiml_response("agents/hold.xml", **hold_context(t), text=text, rejoin_url=t.urls.agent_rejoin(leg.id),
-                              menu_url=t.urls.transfer_consult_menu(transfer.id, leg.id) if waiting else None)
+                              menu_url=t.urls.transfer_consult_menu(transfer.id, leg.id, leg.placement) if waiting else None)
     return bridge_agent(leg, leg.room_name or leg.call.room_name, text)
 
 
@@ -198,7 +214,7 @@ def _menu(transfer: Transfer, leg: Leg, attempt: int, prefix: str = ""):
         "transfers/menu.xml",
         **hold_context(t),
         text=(prefix + " " + MENU).strip(),
-        action_url=t.urls.transfer_menu(transfer.id, leg.id, attempt),
+        action_url=t.urls.transfer_menu(transfer.id, leg.id, leg.placement, attempt),
     )
 
 
@@ -210,7 +226,7 @@ def transfer_menu(leg: Leg):
     if transfer is not None:
         if transfer.from_agent_id == leg.agent_id:
             return twiml_response("transfers/consult_menu.xml", **hold_context(t),
-                                  action_url=t.urls.transfer_consult_menu(transfer.id, leg.id))
+                                  action_url=t.urls.transfer_consult_menu(transfer.id, leg.id, leg.placement))
         return rejoin(leg)
     try:
         transfer = transfers.open_transfer(t, call, leg, trigger="dtmf")
@@ -226,7 +242,7 @@ def transfer_menu_choice(form: TwilioForm):
     t = telephony()
     leg, transfer = _leg_and_transfer(t)
     attempt = parse_id(request.args.get("attempt")) or 1
-    if transfer.state != TransferState.REQUESTED:
+    if transfer.state != TransferState.REQUESTED or _stale_menu_key(leg):
         return rejoin(leg)
     digits = form.digits.strip("#*")
     if not digits:
@@ -253,7 +269,7 @@ def consult_menu_choice(form: TwilioForm):
     """1 return to the caller, 2 complete, 3 three-way, 4 swap; anything else goes back where A was."""
     t = telephony()
     leg, transfer = _leg_and_transfer(t)
-    if transfer.is_final:
+    if transfer.is_final or _stale_menu_key(leg):
         return rejoin(leg)
     try:
         if form.digits == "1":
@@ -281,7 +297,7 @@ def agent_bridge_ended(form: TwilioForm):
     leg = find_leg(t, request.args.get("leg"), form.call_sid)
     if form.call_status != CallProgress.IN_PROGRESS or leg.is_final:
         return empty_twiml()  # the agent hung up: Twilio ignores this answer
-    if str(leg.placement) != request.args.get("v"):
+    if _stale(leg):
         # A stale action: our own redirect ended this <Dial> (Twilio ignores
         # the answer), or a redirect that failed after the placement moved on
         # (then this answer is what puts the leg where it belongs).
