@@ -45,8 +45,10 @@ def init_logging(app: Flask) -> None:
 
 def init_database(app: Flask) -> None:
     from app.db import init_db
+    from app.web.unit_of_work import init_unit_of_work
 
     init_db(app)
+    init_unit_of_work(app)
 
 
 def init_gateways(app: Flask) -> None:
@@ -112,11 +114,11 @@ def init_blueprints(app: Flask) -> None:
     from app.auth.views import blueprint as auth
     from app.console.views import blueprint as console
     from app.health.views import blueprint as health
-    from app.rooms.views import blueprint as livekit
     from app.supervisor.views import blueprint as supervisor
     from app.transfers.api import blueprint as transfers_api
     from app.voice.agent import blueprint as agent_voice
     from app.voice.caller import blueprint as calls
+    from app.voice.livekit import blueprint as livekit
     from app.voice.target import blueprint as transfer_voice
 
     # Webhooks prove themselves by signature and the API by bearer token, not by a CSRF token.

@@ -58,7 +58,7 @@ def test_twilio_status_words_are_compared_only_where_the_form_is_parsed():
     word = "|".join(re.escape(w) for w in TWILIO_WORDS)
     compared = re.compile(rf"""(==|!=|\bin)\s*[(\[{{]?\s*["']({word})["']""")
     # The parsing edge (forms), the REST gateway (Twilio's own API) and the stand-ins speak Twilio.
-    edge = {"app/telephony/forms.py", "app/gateways/twilio.py"}
+    edge = {"app/voice/forms.py", "app/gateways/twilio.py"}
     found = []
     for path in sorted((PROJECT_ROOT / "app").rglob("*.py")):
         name = path.relative_to(PROJECT_ROOT).as_posix()
@@ -74,8 +74,9 @@ def test_twilio_status_words_are_compared_only_where_the_form_is_parsed():
 # places, each with its test in tests/test_commit_points.py. The demo is a command
 # of its own that narrates a script.
 COMMITS = {
-    "app/db.py": 3,  # the request's one commit, what runs after it, and a CLI/background session scope
-    "app/telephony/webhook.py": 3,  # the guard: a delivery claim given up, a repeat's look, the step's commit
+    "app/db.py": 1,  # a command's or a background session's scope
+    "app/web/unit_of_work.py": 2,  # a request's one commit, and what runs after it
+    "app/voice/guard.py": 3,  # the guard: a delivery claim given up, a repeat's look, the step's commit
     "app/telephony/steps.py": 2,  # a background step's one commit, and what follows it
     # After the step's commit: a dial marked tried before it goes out, no
     # transaction held while Twilio answers it, its CallSid (or its hang-up)
@@ -101,3 +102,27 @@ def test_the_service_commits_only_at_its_edges_and_its_named_places():
         if count:
             found[name] = count
     assert found == COMMITS
+
+
+def test_twilios_form_stops_at_the_voice_edge():
+    """Only the Twilio webhooks (app/voice/) read Twilio's form; the domain is given inputs in its own words."""
+    graph = grimp.build_graph("app", exclude_type_checking_imports=True)
+    readers = graph.find_modules_that_directly_import("app.voice.forms")
+    assert sorted(m for m in readers if not m.startswith("app.voice")) == []
+
+
+def test_no_webhook_view_loads_or_locks_a_leg_or_a_call_by_hand():
+    """The guard loads, locks and checks what a webhook serves (ServesLeg, ServesCall) and hands it to the view."""
+    import re
+
+    from config import PROJECT_ROOT
+
+    by_hand = re.compile(r"\b(lock_leg|lock_call|find_leg|find_call)\(|session\.get\((Leg|Call),")
+    found = []
+    for path in sorted((PROJECT_ROOT / "app" / "voice").glob("*.py")):
+        if path.name == "guard.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if by_hand.search(line):
+                found.append(f"{path.name}:{number}: {line.strip()}")
+    assert found == []

@@ -18,7 +18,13 @@ from sqlalchemy import func, select
 
 from app.calls.reconcile_job import reconciler_of
 from app.models import OutboxEffect
-from tests.transfer_helpers import agent_activity, call_row, consulting, in_room, transfer_row
+from tests.transfer_helpers import (
+    agent_activity,
+    call_row,
+    consulting,
+    in_room,
+    transfer_row,
+)
 
 WORKER = """
 import os, pickle, sys

@@ -363,8 +363,8 @@ def test_a_dial_twilio_never_confirms_is_given_up_and_the_next_agent_rung(centre
 
 def test_a_step_reads_its_leg_after_taking_the_call_lock(centre):
     """A step that waited for another step of the same call sees what that step left, not a stale copy."""
-    from app.calls.legs import find_leg
-    from app.telephony.web import telephony
+    from app.calls.legs import lock_leg
+    from app.web.unit_of_work import telephony
 
     caller = centre.dial()
     caller.press("1")
@@ -377,7 +377,7 @@ def test_a_step_reads_its_leg_after_taking_the_call_lock(centre):
         t.session.commit()
         with centre.db() as other:  # meanwhile, another worker's step finished
             other.get(Leg, leg_id).status = "connected"
-        assert find_leg(t, leg_id).status == "connected"
+        assert lock_leg(t, leg_id).status == "connected"
         t.session.rollback()
 
 

@@ -71,7 +71,11 @@ def test_each_table_names_only_its_own_states(table, states):
 
 
 def test_final_states_have_no_way_out():
-    from app.models import FINAL_CALL_STATUSES, FINAL_LEG_STATUSES, FINAL_TRANSFER_STATES
+    from app.models import (
+        FINAL_CALL_STATUSES,
+        FINAL_LEG_STATUSES,
+        FINAL_TRANSFER_STATES,
+    )
 
     for table, final in ((CALL_MOVES, FINAL_CALL_STATUSES), (LEG_MOVES, FINAL_LEG_STATUSES),
                          (TRANSFER_MOVES, FINAL_TRANSFER_STATES)):

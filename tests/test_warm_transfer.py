@@ -503,8 +503,8 @@ def test_completing_from_the_whisper_puts_the_target_on_the_call(centre):
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    from app.telephony.web import telephony
     from app.transfers import service
+    from app.web.unit_of_work import telephony
 
     with centre.app.test_request_context():
         t = telephony()

@@ -308,7 +308,7 @@ def test_a_retried_step_carries_the_callers_speech_sealed_never_in_the_url(centr
 
 
 def test_a_sealed_input_that_was_altered_is_refused(centre, signed_post):
-    from app.telephony.webhook import seal_input
+    from app.voice.guard import seal_input
 
     caller = centre.dial()
     with centre.app.test_request_context():

@@ -13,8 +13,8 @@ from flask import current_app, g, jsonify, redirect, render_template, request
 from flask_login import UserMixin, current_user
 
 from app.auth import service
-from app.db import request_session
 from app.models import User
+from app.web.unit_of_work import request_session
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -12,8 +12,8 @@ from wtforms.validators import InputRequired, Length
 
 from app.auth import service
 from app.auth.guards import SignedInUser
-from app.db import request_session
 from app.logs import get_logger
+from app.web.unit_of_work import request_session
 
 blueprint = Blueprint("auth", __name__)
 log = get_logger(__name__)

@@ -11,13 +11,12 @@ them in id order, or skips a call another transaction holds
 (routing.offer_waiting_calls). Reserving an agent never waits for another
 transaction's agent row (agents.availability.reserve_agent skips it), so
 it cannot close a cycle either. A step that still loses a deadlock is run
-once more by the webhook guard (app/telephony/webhook.py).
+once more by the webhook guard (app/voice/guard.py).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from enum import StrEnum
 
 from sqlalchemy import select, update
 
@@ -32,77 +31,27 @@ from app.models import (
     LegRole,
     LegStatus,
     Transfer,
-    parse_id,
     utcnow,
 )
 from app.states.calls import move_call
 from app.states.legs import move_leg
 from app.telephony.context import Telephony
-from app.telephony.forms import CallProgress, MalformedWebhook
-
 
 log = get_logger("switchboard.legs")
 
-
-class Missed(StrEnum):
-    """Why a ringing leg was not taken."""
-
-    DECLINED = "declined"
-    NO_ANSWER = "no-answer"
-    BUSY = "busy"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-    @classmethod
-    def of(cls, progress: CallProgress) -> "Missed":
-        """The reason an unanswered Twilio call gives (busy, failed, no-answer, canceled)."""
-        return cls(progress.value)
-
-    @property
-    def leg_status(self) -> LegStatus:
-        """The leg's final status for this reason."""
-        return {Missed.DECLINED: LegStatus.DECLINED, Missed.NO_ANSWER: LegStatus.NO_ANSWER, Missed.BUSY: LegStatus.BUSY,
-                Missed.FAILED: LegStatus.FAILED, Missed.CANCELED: LegStatus.CANCELED}[self]
-
-    @property
-    def agent_missed_it(self) -> bool:
-        """Whether it counts towards the agent being set away: only a call they let ring out.
-
-        A busy softphone (SIP 486: the phone is in use) or a failed dial is
-        not the agent letting a call ring, and does not count.
-        """
-        return self == Missed.NO_ANSWER
 
 # FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
 # reference the call (events, utterances: KEY SHARE) are not blocked by it.
 CALL_LOCK = {"key_share": True}
 
 
-def find_call(t: Telephony, call_id: str | int | None) -> Call:
-    """The call named by a webhook's ?call= parameter, locked for this step; or MalformedWebhook."""
-    number = parse_id(call_id)
-    call = lock_call(t, number) if number is not None else None
-    if call is None:
-        raise MalformedWebhook(f"unknown call {str(call_id)[:20]!r}")
-    return call
-
-
-def find_leg(t: Telephony, leg_id: str | int | None, call_sid: str = "") -> Leg:
-    """The leg named by a webhook's ?leg= parameter, its call locked for this step; or MalformedWebhook.
-
-    A phone leg Twilio was asked to dial whose CallSid is not known yet (the
-    answer to calls.create was lost, or Twilio's request came first) takes
-    CALL_SID, the CallSid of Twilio's request about it.
-    """
-    number = parse_id(leg_id)
-    leg = lock_leg(t, number) if number is not None else None
-    if leg is None:
-        raise MalformedWebhook(f"unknown leg {str(leg_id)[:20]!r}")
+def adopt_call_sid(leg: Leg, call_sid: str) -> None:
+    """A phone leg Twilio was asked to dial, whose CallSid is not known yet (the answer to calls.create was lost,
+    or Twilio's request came first), takes CALL_SID, the CallSid of Twilio's request about it."""
     if (call_sid and leg.twilio_call_sid is None and leg.role != LegRole.CALLER and not is_browser_leg(leg)
             and leg.status == LegStatus.DIALING):
         leg.twilio_call_sid = call_sid
         log.info("leg_call_sid_adopted", leg_id=leg.id)
-    return leg
 
 
 def lock_leg(t: Telephony, leg_id: int) -> Leg | None:
@@ -237,18 +186,18 @@ def agent_leg_of(call: Call, agent_id: int | None) -> Leg | None:
     )
 
 
-def misfit(leg: Leg, call_sid: str, *, roles: tuple[str, ...], statuses: tuple[str, ...]) -> str | None:
+def misfit(leg: Leg, call_sid: str, *, roles: tuple[str, ...], statuses: tuple[str, ...] | None) -> str | None:
     """Why a webhook for LEG does not fit where the leg is (None if it does).
 
     A webhook fits when it comes from the leg's own Twilio call, for a leg of
-    one of ROLES, while the leg is in one of STATUSES. A replayed or late
-    webhook (a whisper key after the agent was connected, an answer after the
-    call moved on) does not, and must change nothing.
+    one of ROLES, while the leg is in one of STATUSES (None: any). A replayed
+    or late webhook (a whisper key after the agent was connected, an answer
+    after the call moved on) does not, and must change nothing.
     """
     if leg.twilio_call_sid and call_sid and call_sid != leg.twilio_call_sid:
         return "callsid"
     if leg.role not in roles:
         return "role"
-    if leg.status not in statuses:
+    if statuses is not None and leg.status not in statuses:
         return "state"
     return None

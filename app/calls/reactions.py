@@ -12,19 +12,22 @@ from sqlalchemy import select
 from app.agents.availability import release_agent
 from app.calls.legs import (
     RINGING_LEG_STATUSES,
-    Missed,
     caller_leg,
-    is_browser_leg,
     claim_expired_ring,
     close_leg,
+    is_browser_leg,
 )
 from app.events import record_event
 from app.models import FINAL_LEG_STATUSES, Activity, CallStatus, Leg, LegRole, LegStatus
 from app.routing.service import agent_dial_failed, offer_call, ring_given_up
 from app.telephony.context import Telephony
-from app.telephony.forms import CallProgress
 from app.telephony.moves import redirect_leg
-from app.transfers.service import agent_left_during_transfer, target_declined, target_dial_failed
+from app.telephony.outcomes import CallProgress, Missed
+from app.transfers.service import (
+    agent_left_during_transfer,
+    target_declined,
+    target_dial_failed,
+)
 
 
 def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:

@@ -30,14 +30,27 @@ from sqlalchemy.orm import Session
 
 from app.agents.availability import release_agent
 from app.calls.legs import lock_call
-from app.calls.reactions import agent_leg_status, expire_rings, leg_confirmed_over, target_leg_status
+from app.calls.reactions import (
+    agent_leg_status,
+    expire_rings,
+    leg_confirmed_over,
+    target_leg_status,
+)
 from app.calls.service import end_call
 from app.events import record_event
 from app.logs import get_logger
-from app.models import FINAL_LEG_STATUSES, Activity, Agent, Leg, LegRole, OutboxEffect, utcnow
+from app.models import (
+    FINAL_LEG_STATUSES,
+    Activity,
+    Agent,
+    Leg,
+    LegRole,
+    OutboxEffect,
+    utcnow,
+)
 from app.telephony.context import Telephony
 from app.telephony.effects import effect_from_row, hang_up, repeatable
-from app.telephony.forms import CallProgress
+from app.telephony.outcomes import CallProgress
 
 log = get_logger("switchboard.reconcile")
 

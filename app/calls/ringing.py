@@ -7,6 +7,7 @@ from app.models import Agent, Leg
 from app.telephony.context import Telephony
 from app.telephony.effects import Dial
 
+
 def ring_leg(t: Telephony, leg: Leg, agent: Agent | None, *, answer_url: str, status_url: str, fallback_url: str,
              timeout: int, to: str | None = None) -> None:
     """Ring AGENT (or the outside destination TO) for LEG.

@@ -6,11 +6,18 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
 from app.calls import card_pause
+from app.calls.inputs import (
+    Arrival,
+    BridgeEnd,
+    FallbackReport,
+    IvrAnswer,
+    Recording,
+    TranscriptChunk,
+)
 from app.calls.ivr import choose_queue, default_queue
 from app.calls.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.events import record_event
@@ -24,17 +31,16 @@ from app.models import (
     LegStatus,
     Queue,
     Utterance,
-    parse_id,
     utcnow,
 )
 from app.routing.service import offer_call
-from app.summaries.redaction import redact, redact_across
 from app.states.calls import move_call, new_call
 from app.states.legs import new_leg
+from app.summaries.redaction import redact, redact_across
 from app.telephony.context import Telephony
 from app.telephony.effects import close_room, hang_up, open_room
-from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.moves import redirect_leg
+from app.telephony.outcomes import CallProgress
 from app.telephony.sip import call_room_user, leg_identity, room_name
 from app.transfers.parties import Prompt, caller_hears_hold
 from app.transfers.service import caller_left_during_transfer, expire_stale_transfer
@@ -45,14 +51,13 @@ log = get_logger("switchboard.calls")
 KEEP_FINAL = (CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED)
 
 
-def receive_call(t: Telephony, form: TwilioForm) -> Call:
+def receive_call(t: Telephony, arrival: Arrival) -> Call:
     """A call arrived on the number: record it (once, however often Twilio asks)."""
-    call_sid = form.require_call_sid()
-    call = t.session.scalar(select(Call).where(Call.call_sid == call_sid))
+    call = t.session.scalar(select(Call).where(Call.call_sid == arrival.call_sid))
     if call is not None:
         return call
-    call = new_call(t.session, call_sid, form.from_number[:32], form.to_number[:32])
-    new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=call_sid,
+    call = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number)
+    new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
             answered_at=utcnow())
     record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
     return call
@@ -76,13 +81,13 @@ class IvrOutcome:
     attempt: int = 1
 
 
-def handle_ivr_input(t: Telephony, call: Call, form: TwilioForm, attempt: int) -> IvrOutcome:
+def handle_ivr_input(t: Telephony, call: Call, answer: IvrAnswer, attempt: int) -> IvrOutcome:
     """Route on what the caller pressed or said; ask again a bounded number of times, then the default queue."""
     if call.status != CallStatus.IVR:
         return IvrOutcome(ask_again=False)
     queues = list_queues(t)
-    digits = form.digits[:4] if form.digits.isdigit() else ""
-    speech = redact(form.speech_result[:500])
+    digits = answer.digits
+    speech = redact(answer.speech)
     queue = choose_queue(queues, digits, speech)
     call.ivr_attempts = attempt
     if queue is None and attempt < t.settings.ivr_max_attempts:
@@ -171,16 +176,16 @@ def caller_chose(t: Telephony, call: Call, digits: str) -> CallerChoice:
     return CallerChoice.WAIT
 
 
-def save_voicemail(t: Telephony, call: Call, form: TwilioForm) -> None:
+def save_voicemail(t: Telephony, call: Call, recording: Recording) -> None:
     """Keep the recording with the call."""
-    if not form.recording_url:
+    if not recording.url:
         record_event(t.session, call, "voicemail_empty")
         return
-    call.voicemail_url = form.recording_url[:512]
+    call.voicemail_url = recording.url
     move_call(t.session, call, CallStatus.VOICEMAIL)
     _cancel_ringing(t, call)
     record_event(t.session, call, "voicemail_recorded", recording_url=call.voicemail_url,
-                 duration=form.recording_duration)
+                 duration=recording.duration_seconds)
 
 
 def connect_caller(t: Telephony, call: Call) -> str:
@@ -203,25 +208,24 @@ def caller_placement(call: Call) -> int:
     return leg.placement if leg else 0
 
 
-def call_for_fallback(t: Telephony, form: TwilioForm) -> Call | None:
+def call_for_fallback(t: Telephony, call_sid: str, report: FallbackReport) -> Call | None:
     """The call a fallback request belongs to, locked, with the failure in its timeline; None for a new call."""
-    call_id = t.session.scalar(select(Call.id).where(Call.call_sid == form.require_call_sid()))
+    call_id = t.session.scalar(select(Call.id).where(Call.call_sid == call_sid))
     if call_id is None:
         return None
     call = lock_call(t, call_id)
-    record_event(t.session, call, "twilio_fallback", error_code=form.raw.get("ErrorCode", "")[:16],
-                 error_path=urlsplit(form.raw.get("ErrorUrl", "")).path[:128])
+    record_event(t.session, call, "twilio_fallback", error_code=report.error_code, error_path=report.error_path)
     return call
 
 
-def save_last_resort_message(t: Telephony, form: TwilioForm) -> None:
+def save_last_resort_message(t: Telephony, call_sid: str, recording: Recording) -> None:
     """A message recorded after a step kept failing: keep it with its call, if the call is known."""
-    call = t.session.scalar(select(Call).where(Call.call_sid == form.call_sid))
-    if call is None or not form.recording_url:
-        log.warning("last_resort_message_without_call", recording_url=form.recording_url or None)
+    call = t.session.scalar(select(Call).where(Call.call_sid == call_sid)) if call_sid else None
+    if call is None or not recording.url:
+        log.warning("last_resort_message_without_call", recording_url=recording.url or None)
         return
-    record_event(t.session, call, "last_resort_message", recording_url=form.recording_url[:512])
-    save_voicemail(t, call, form)
+    record_event(t.session, call, "last_resort_message", recording_url=recording.url)
+    save_voicemail(t, call, recording)
 
 
 def caller_place(call: Call) -> CallerNext:
@@ -235,10 +239,10 @@ def caller_place(call: Call) -> CallerNext:
     return CallerNext.HOLD
 
 
-def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, placement: str) -> CallerNext:
+def caller_bridge_ended(t: Telephony, call: Call, ended: BridgeEnd, placement: str) -> CallerNext:
     """The caller's <Dial> ended: hung up (nothing), a stale action, or the room lost (reconnect, then options)."""
     leg = caller_leg(call)
-    if form.call_status.is_final or leg is None:
+    if ended.call_over or leg is None:
         return CallerNext.NOTHING
     if str(leg.placement) != placement or call.status != CallStatus.CONNECTED:
         # Our own redirect ended this <Dial> (Twilio ignores the answer), or a
@@ -246,7 +250,7 @@ def caller_bridge_ended(t: Telephony, call: Call, form: TwilioForm, placement: s
         # what puts the caller where they belong.
         return caller_place(call)
     lost = sum(1 for event in call_events(t, call) if event.name == "caller_bridge_lost")
-    record_event(t.session, call, "caller_bridge_lost", dial_status=form.dial_call_status, attempt=lost + 1)
+    record_event(t.session, call, "caller_bridge_lost", dial_status=ended.dial, attempt=lost + 1)
     return CallerNext.RECONNECT if lost < 2 else CallerNext.OPTIONS
 
 
@@ -256,37 +260,15 @@ def call_events(t: Telephony, call: Call):
     return list(t.session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id)))
 
 
-def leg_call_sid(t: Telephony, call: Call, leg_id: str) -> str | None:
-    """The Twilio CallSid of one of CALL's legs (None if it has none, or is not the call's)."""
-    number = parse_id(leg_id)
-    leg = t.session.get(Leg, number) if number is not None else None
-    return leg.twilio_call_sid if leg is not None and leg.call_id == call.id else None
+def record_transcription(t: Telephony, call: Call, chunk: TranscriptChunk, agent_leg: Leg | None = None) -> None:
+    """Keep a final piece of what a party said as an utterance (redacted): the caller's, or AGENT_LEG's.
 
-
-def record_transcription(t: Telephony, call: Call, form: TwilioForm, agent_leg: str | None = None) -> None:
-    """Keep a final real-time transcription result as an utterance (redacted).
-
-    Only inbound tracks count: each party is transcribed on their own leg
-    (the caller on the call, an agent on their phone leg, AGENT_LEG). An
-    outbound track is what that leg hears, our own prompts included, so it
-    is never stored as anyone's words.
+    Each party is transcribed on their own leg (the caller on the call, an
+    agent on their phone leg); the edge passes only their inbound track.
     """
-    if form.transcription_event != "transcription-content" or not form.transcription_final:
-        return
-    if form.track != "inbound_track":
-        return
-    if agent_leg is not None:
-        number = parse_id(agent_leg)
-        leg = t.session.get(Leg, number) if number is not None else None
-        if leg is None or leg.call_id != call.id or leg.role == LegRole.CALLER:
-            raise MalformedWebhook(f"leg {agent_leg!r} is not an agent leg of this call")
-    try:
-        data = json.loads(form.transcription_data or "{}")
-    except json.JSONDecodeError:
-        raise MalformedWebhook("TranscriptionData is not JSON") from None
-    speaker = "agent" if agent_leg else "caller"
+    speaker = "agent" if agent_leg is not None else "caller"
     # A card number being read stops the caller's transcription for a while (calls/card_pause.py).
-    text = redact(card_pause.screen(t, call, speaker, str(data.get("transcript", "")).strip()))[:2000]
+    text = redact(card_pause.screen(t, call, speaker, chunk.text))[:2000]
     if not text:
         return
     # A card number read out in two breaths arrives as two results: the
@@ -300,18 +282,18 @@ def record_transcription(t: Telephony, call: Call, form: TwilioForm, agent_leg: 
     t.session.add(Utterance(call_id=call.id, speaker=speaker, text=text))
 
 
-def call_status_changed(t: Telephony, form: TwilioForm) -> None:
+def call_status_changed(t: Telephony, call_sid: str, progress: CallProgress) -> None:
     """The caller's status callback: a final status ends the call everywhere."""
-    call_id = t.session.scalar(select(Call.id).where(Call.call_sid == form.require_call_sid()))
+    call_id = t.session.scalar(select(Call.id).where(Call.call_sid == call_sid))
     if call_id is None:
-        log.info("status_for_unknown_call", call_status=form.call_status)
+        log.info("status_for_unknown_call", call_status=progress)
         return
     call = lock_call(t, call_id)
-    if form.call_status.is_final:
-        end_call(t, call, form.call_status)
+    if progress.is_final:
+        end_call(t, call, progress)
 
 
-def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
+def end_call(t: Telephony, call: Call, progress: CallProgress) -> None:
     """The caller is gone: end every leg, free the agents, close the rooms, write the final status."""
     caller = caller_leg(call)
     if caller is None or caller.is_final:
@@ -324,11 +306,11 @@ def end_call(t: Telephony, call: Call, twilio_status: str) -> None:
         if leg.role != LegRole.CALLER and leg.twilio_call_sid:
             # Ringing phones are cancelled; agents on the line hear that the caller hung up.
             (to_hang_up if ringing else to_tell).append(leg)
-        reason = "caller_hung_up" if leg.role != LegRole.CALLER else twilio_status
+        reason = "caller_hung_up" if leg.role != LegRole.CALLER else progress.end_reason
         close_leg(t, leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, reason)
     final = call.status if call.status in KEEP_FINAL else (
         CallStatus.COMPLETED if call.answered_at else CallStatus.ABANDONED)
-    move_call(t.session, call, final, "call_ended", status=final, twilio_status=twilio_status)
+    move_call(t.session, call, final, "call_ended", status=final, twilio_status=progress)
     # Carried out after the commit: callbacks from the legs we end find them ended.
     for leg in to_tell:
         redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, Prompt.CALLER_GONE), hang_up_otherwise=True)

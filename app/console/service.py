@@ -26,10 +26,11 @@ from app.models import (
     utcnow,
 )
 from app.routing import service as routing
+from app.states.transfers import active_transfer
 from app.telephony.context import Telephony
+from app.telephony.outcomes import Missed
 from app.transfers import service as transfers
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer, possible_actions
-from app.states.transfers import active_transfer
 from app.transfers.outside import DestinationRefused, destination_kind
 from app.transfers.summary import settle_summary
 
@@ -259,7 +260,7 @@ def decline_offer(t: Telephony, agent_id: int, leg_id: int) -> None:
     if leg.role == LegRole.AGENT:
         routing.agent_declined(t, leg, pressed="console")
     else:
-        transfers.target_declined(t, leg, legs.Missed.DECLINED)
+        transfers.target_declined(t, leg, Missed.DECLINED)
 
 
 def hang_up(t: Telephony, agent_id: int, leg_id: int) -> None:

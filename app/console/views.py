@@ -6,10 +6,9 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 
 from app.auth.guards import current_agent_id, error_page, roles_required
 from app.console import service
-from app.db import request_session
 from app.models import Presence, parse_id
 from app.telephony.context import IntegrationMissing
-from app.telephony.web import run_step, telephony
+from app.web.unit_of_work import request_session, run_step, telephony
 
 blueprint = Blueprint("console", __name__)
 

@@ -29,11 +29,10 @@ from app.calls.ivr import speakable_number
 from app.calls.legs import (
     RINGING_LEG_STATUSES,
     WAITING_STATUSES,
-    Missed,
     caller_leg,
     claim_expired_ring,
-    is_browser_leg,
     close_leg,
+    is_browser_leg,
     lock_call,
     ringing_leg,
 )
@@ -56,6 +55,7 @@ from app.states.calls import move_call
 from app.states.legs import move_leg, new_leg
 from app.telephony.context import Telephony
 from app.telephony.moves import redirect_leg
+from app.telephony.outcomes import Missed
 
 log = get_logger("switchboard.routing")
 

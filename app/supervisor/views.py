@@ -27,16 +27,15 @@ from wtforms.validators import Length, Optional, ValidationError
 
 from app.auth.guards import current_agent_id, error_page, roles_required
 from app.auth.service import Role
-from app.db import request_session
 from app.logs import get_logger
 from app.models import Call
 from app.supervisor import board
 from app.supervisor.stream import StreamGate, StreamTiming, follow
 from app.telephony.context import IntegrationMissing
-from app.telephony.web import run_step
 from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer
 from app.transfers.outside import DestinationRefused, destination_kind
+from app.web.unit_of_work import request_session, run_step
 
 blueprint = Blueprint("supervisor", __name__)
 log = get_logger("switchboard.supervisor")

@@ -25,7 +25,6 @@ class Telephony:
     urls: WebhookUrls
     twilio_gateway: object | None
     livekit_gateway: object | None
-    llm_gateway: object | None
     summarise_later: Callable[[int], None]
     # Agents made idle during this request: offered waiting calls before it ends.
     freed_agent_ids: set[int] = field(default_factory=set)

@@ -42,6 +42,11 @@ class CallProgress(StrEnum):
         """Whether the call ended without being answered."""
         return self in _UNANSWERED
 
+    @property
+    def end_reason(self) -> str:
+        """What the service stores as the end reason of a leg Twilio reports over in this status."""
+        return Missed.of(self).value if self in _UNANSWERED else "ended"
+
 
 _FINAL_PROGRESS = frozenset({CallProgress.COMPLETED, CallProgress.BUSY, CallProgress.FAILED,
                              CallProgress.NO_ANSWER, CallProgress.CANCELED})

@@ -1,7 +1,7 @@
 """A step on calls outside a web request (the reconciler), and what follows every step's commit.
 
 A web request's step commits once in app/db.py and then runs `follow_up`
-(app/telephony/web.py). A background job does the same with `job_step`:
+(app/web/unit_of_work.py). A background job does the same with `job_step`:
 one session and one commit per step, then the effects it recorded, then the
 calls and agents it freed are offered, then those effects.
 """
@@ -81,7 +81,6 @@ def job_step(tools: JobTools) -> Iterator[Telephony]:
             urls=WebhookUrls(tools.settings.public_base_url),
             twilio_gateway=tools.outside.twilio,
             livekit_gateway=tools.outside.livekit,
-            llm_gateway=tools.outside.llm,
             summarise_later=tools.summarise_later,
         )
         try:

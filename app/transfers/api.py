@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from app.auth.guards import api_token_required
 from app.models import Call, Event, Transfer, parse_id
-from app.telephony.web import run_step, telephony
 from app.transfers import schemas, service
 from app.transfers.actions import TRANSFER_ACTIONS, TransferAction, act_on_transfer
+from app.web.unit_of_work import run_step, telephony
 
 blueprint = Blueprint("transfers_api", __name__, url_prefix="/api")
 

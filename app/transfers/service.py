@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from app.agents.availability import free_agents, reserve_agent
 from app.calls.legs import (
     RINGING_LEG_STATUSES,
-    Missed,
     agent_leg_of,
     claim_expired_ring,
     close_leg,
@@ -44,12 +43,13 @@ from app.models import (
     TransferState,
     utcnow,
 )
-from app.summaries.redaction import redact
 from app.states.agents import move_activity
 from app.states.legs import move_leg, new_leg
 from app.states.transfers import active_transfer, move_transfer, new_transfer
+from app.summaries.redaction import redact
 from app.telephony.context import Telephony
 from app.telephony.effects import close_room, hang_up, open_room, start_summary
+from app.telephony.outcomes import Missed
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.outside import (
     DestinationRefused,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 

@@ -13,21 +13,22 @@ from flask import Blueprint, request
 from app.calls import reactions
 from app.calls import service as calls
 from app.calls.ivr import speakable_number
-from app.calls.legs import RINGING_LEG_STATUSES, find_leg, misfit
+from app.calls.legs import RINGING_LEG_STATUSES
 from app.events import record_event
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_id
 from app.rooms.presence import star_pressed
 from app.routing import service as routing
-from app.telephony import urls
-from app.telephony.forms import CallProgress, MalformedWebhook, TwilioForm
-from app.telephony.sip import leg_identity, room_user_of, sip_target
-from app.telephony.twiml import empty_twiml, hold_context, twiml_response
-from app.telephony.web import telephony
-from app.telephony.webhook import twilio_webhook
-from app.transfers import service as transfers
 from app.states.transfers import active_transfer
+from app.telephony import urls
+from app.telephony.outcomes import CallProgress
+from app.telephony.sip import leg_identity, room_user_of, sip_target
+from app.transfers import service as transfers
 from app.transfers.parties import Prompt
+from app.voice.forms import MalformedWebhook, TwilioForm
+from app.voice.guard import ServesLeg, twilio_webhook
+from app.voice.twiml import empty_twiml, hold_context, twiml_response
+from app.web.unit_of_work import telephony
 
 blueprint = Blueprint("agent_voice", __name__)
 log = get_logger("switchboard.webhooks")
@@ -51,38 +52,26 @@ def bridge_agent(leg, room: str, text: str | None = None):
     )
 
 
-@blueprint.post(urls.AGENT_ANSWER)
-@twilio_webhook()
-def agent_answer(form: TwilioForm):
-    """The agent picked up: whisper who is calling and why."""
-    t = telephony()
-    leg = find_leg(t, request.args.get("leg"), form.call_sid)
-    if (misplaced := out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
-        return misplaced
-    return _whisper_or_goodbye(leg, start_transcription=calls.transcribed(t, leg.call))
-
-
-def out_of_place(leg: Leg, form: TwilioForm, statuses: tuple[str, ...], *, role: str = LegRole.AGENT,
-                 answer_ringing=None):
-    """The harmless answer to a webhook that does not fit where the leg is (logged), or None if it fits.
-
-    Another call's CallSid is malformed (retry TwiML); otherwise the leg gets
-    the TwiML for where it is: ANSWER_RINGING(leg) while it still rings (a
-    key before the answer counts for nothing), else where rejoin puts it.
-    """
-    reason = misfit(leg, form.call_sid, roles=(role,), statuses=statuses)
-    if reason is None:
-        return None
-    log.warning("webhook_out_of_place", reason=reason, leg_id=leg.id, leg_status=leg.status, role=leg.role)
-    if reason == "callsid":
-        raise MalformedWebhook("the CallSid is not this leg's")
+def where_it_is(leg: Leg):
+    """The harmless answer to a webhook that does not fit where an agent's leg is: the whisper while it still
+    rings (a key before the answer counts for nothing), else where rejoin puts it."""
     if leg.status == LegStatus.DIALING:
-        return (answer_ringing or _answer_ringing)(leg)
+        return _whisper_or_goodbye(leg, start_transcription=False)
     return rejoin(leg)
 
 
-def _answer_ringing(leg: Leg):
-    return _whisper_or_goodbye(leg, start_transcription=False)
+# What the agent webhooks serve (the guard loads, locks and checks the leg: app/voice/guard.py).
+RINGING_AGENT = ServesLeg(roles=(LegRole.AGENT,), fits=RINGING_LEG_STATUSES, misfit=where_it_is)
+WHISPERED_AGENT = ServesLeg(roles=(LegRole.AGENT,), fits=(LegStatus.WHISPER,), misfit=where_it_is)
+# Any of its states: a target who accepted is served by the agent webhooks from then on.
+AGENT_OR_TARGET = ServesLeg()
+
+
+@blueprint.post(urls.AGENT_ANSWER)
+@twilio_webhook(serves=RINGING_AGENT)
+def agent_answer(form: TwilioForm, leg: Leg):
+    """The agent picked up: whisper who is calling and why."""
+    return _whisper_or_goodbye(leg, start_transcription=calls.transcribed(telephony(), leg.call))
 
 
 def _whisper_or_goodbye(leg, *, start_transcription: bool):
@@ -97,13 +86,10 @@ def _whisper_or_goodbye(leg, *, start_transcription: bool):
 
 
 @blueprint.post(urls.AGENT_WHISPER)
-@twilio_webhook()
-def agent_whisper(form: TwilioForm):
+@twilio_webhook(serves=WHISPERED_AGENT)
+def agent_whisper(form: TwilioForm, leg: Leg):
     """The agent's key in the whisper: 1 accepts, anything else declines."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"), form.call_sid)
-    if (misplaced := out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
-        return misplaced
     if form.digits == "1":
         if routing.agent_accepted(t, leg):
             return bridge_agent(leg, leg.call.room_name, "Connecting.")
@@ -113,11 +99,10 @@ def agent_whisper(form: TwilioForm):
 
 
 @blueprint.post(urls.AGENT_STATUS)
-@twilio_webhook(answer="callback")
-def agent_status(form: TwilioForm):
+@twilio_webhook(answer="callback", serves=AGENT_OR_TARGET)
+def agent_status(form: TwilioForm, leg: Leg):
     """A status callback of the agent's leg."""
-    t = telephony()
-    reactions.agent_leg_status(t, find_leg(t, request.args.get("leg"), form.call_sid), form.call_status)
+    reactions.agent_leg_status(telephony(), leg, form.call_status)
     return empty_twiml()
 
 
@@ -184,13 +169,12 @@ def _stale_menu_key(leg: Leg) -> bool:
     return stale
 
 
-def _leg_and_transfer(t) -> tuple[Leg, Transfer]:
-    leg = find_leg(t, request.args.get("leg"))
+def _transfer_of(t, leg: Leg) -> Transfer:
     transfer_id = parse_id(request.args.get("transfer"))
     transfer = t.session.get(Transfer, transfer_id) if transfer_id is not None else None
     if transfer is None or transfer.call_id != leg.call_id:
         raise MalformedWebhook("unknown transfer")
-    return leg, transfer
+    return transfer
 
 
 def rejoin(leg: Leg, code: Prompt = Prompt.NONE, text: str | None = None):
@@ -236,11 +220,11 @@ def transfer_menu(leg: Leg):
 
 
 @blueprint.post(urls.TRANSFER_MENU)
-@twilio_webhook()
-def transfer_menu_choice(form: TwilioForm):
+@twilio_webhook(serves=AGENT_OR_TARGET)
+def transfer_menu_choice(form: TwilioForm, leg: Leg):
     """The digits entered in the transfer menu."""
     t = telephony()
-    leg, transfer = _leg_and_transfer(t)
+    transfer = _transfer_of(t, leg)
     attempt = parse_id(request.args.get("attempt")) or 1
     if transfer.state != TransferState.REQUESTED or _stale_menu_key(leg):
         return rejoin(leg)
@@ -264,11 +248,11 @@ def transfer_menu_choice(form: TwilioForm):
 
 
 @blueprint.post(urls.TRANSFER_CONSULT_MENU)
-@twilio_webhook()
-def consult_menu_choice(form: TwilioForm):
+@twilio_webhook(serves=AGENT_OR_TARGET)
+def consult_menu_choice(form: TwilioForm, leg: Leg):
     """1 return to the caller, 2 complete, 3 three-way, 4 swap; anything else goes back where A was."""
     t = telephony()
-    leg, transfer = _leg_and_transfer(t)
+    transfer = _transfer_of(t, leg)
     if transfer.is_final or _stale_menu_key(leg):
         return rejoin(leg)
     try:
@@ -290,11 +274,10 @@ def consult_menu_choice(form: TwilioForm):
 
 
 @blueprint.post(urls.AGENT_BRIDGE_ENDED)
-@twilio_webhook()
-def agent_bridge_ended(form: TwilioForm):
+@twilio_webhook(serves=AGENT_OR_TARGET)
+def agent_bridge_ended(form: TwilioForm, leg: Leg):
     """The agent's <Dial> ended: * pressed (transfer menu), the room dropped or rang out, or moved by us."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"), form.call_sid)
     if form.call_status != CallProgress.IN_PROGRESS or leg.is_final:
         return empty_twiml()  # the agent hung up: Twilio ignores this answer
     if _stale(leg):
@@ -320,29 +303,27 @@ def _try_room_again(leg, text: str):
 
 
 @blueprint.post(urls.AGENT_FALLBACK)
-@twilio_webhook()
-def agent_fallback(form: TwilioForm):
+@twilio_webhook(serves=AGENT_OR_TARGET)
+def agent_fallback(form: TwilioForm, leg: Leg):
     """An agent call's fallback URL: a step failed or timed out; carry the leg on where it is."""
-    leg, resumed = leg_after_fallback(form)
+    resumed = after_fallback(form, leg)
     if resumed is not None:
         return resumed
     # Transcription started with the first whisper, if at all: never a second one.
     return _whisper_or_goodbye(leg, start_transcription=False)
 
 
-def leg_after_fallback(form: TwilioForm):
-    """A phone leg's fallback request, in the timeline: (leg, TwiML resuming it), or (leg, None) while it still rings."""
+def after_fallback(form: TwilioForm, leg: Leg):
+    """A phone leg's fallback request, in the timeline: TwiML resuming it, or None while it still rings."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"), form.call_sid)
-    record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.raw.get("ErrorCode", "")[:16])
+    record_event(t.session, leg.call, "twilio_fallback", leg_id=leg.id, error_code=form.fallback_report().error_code)
     if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
-        return leg, rejoin(leg, text="Sorry for the wait.")
-    return leg, None
+        return rejoin(leg, text="Sorry for the wait.")
+    return None
 
 
 @blueprint.post(urls.AGENT_REJOIN)
-@twilio_webhook()
-def agent_rejoin(form: TwilioForm):
+@twilio_webhook(serves=AGENT_OR_TARGET)
+def agent_rejoin(form: TwilioForm, leg: Leg):
     """An agent's leg was redirected: put it where the database says."""
-    t = telephony()
-    return rejoin(find_leg(t, request.args.get("leg"), form.call_sid), Prompt.parse(request.args.get("say")))
+    return rejoin(leg, Prompt.parse(request.args.get("say")))

@@ -5,16 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import service
-from app.calls.legs import WAITING_STATUSES, find_call
+from app.calls.legs import WAITING_STATUSES
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
-from app.models import parse_id
+from app.models import Call, Leg, parse_id
 from app.telephony import urls
-from app.telephony.forms import MalformedWebhook, TwilioForm
 from app.telephony.sip import room_user_of, sip_target
-from app.telephony.twiml import empty_twiml, hold_context, twiml_response
-from app.telephony.web import telephony
-from app.telephony.webhook import twilio_webhook
+from app.voice.forms import TwilioForm
+from app.voice.guard import ServesCall, twilio_webhook
+from app.voice.twiml import empty_twiml, hold_context, twiml_response
+from app.web.unit_of_work import telephony
 
 blueprint = Blueprint("calls", __name__)
 log = get_logger("switchboard.calls")
@@ -23,13 +23,8 @@ GREETING = "Thanks for calling. In a few words, tell us why you are calling, or 
 ASK_AGAIN = "Sorry, I didn't catch that. Please say what you are calling about, or {menu}."
 
 
-def _call_of(t, form: TwilioForm):
-    """The call this caller step names, locked; MalformedWebhook if the request is not from its caller."""
-    call = find_call(t, request.args.get("call"))
-    if form.call_sid and form.call_sid != call.call_sid:
-        log.warning("webhook_out_of_place", reason="callsid", call_id=call.id)
-        raise MalformedWebhook("the CallSid is not this call's caller")
-    return call
+# What the caller's webhooks serve: the call named by ?call=, from its own caller (app/voice/guard.py).
+CALLER = ServesCall()
 
 
 def _no_longer_waiting(call):
@@ -75,17 +70,16 @@ def _goodbye(text: str):
 @twilio_webhook()
 def voice(form: TwilioForm):
     """A call comes in: greet and ask why."""
-    call = service.receive_call(telephony(), form)
+    call = service.receive_call(telephony(), form.arrival())
     return _greeting(call, 1, GREETING)
 
 
 @blueprint.post(urls.IVR)
-@twilio_webhook()
-def ivr(form: TwilioForm):
+@twilio_webhook(serves=CALLER)
+def ivr(form: TwilioForm, call: Call):
     """The caller answered the IVR (or said nothing)."""
     t = telephony()
-    call = _call_of(t, form)
-    outcome = service.handle_ivr_input(t, call, form, parse_id(request.args.get("attempt")) or 1)
+    outcome = service.handle_ivr_input(t, call, form.ivr_answer(), parse_id(request.args.get("attempt")) or 1)
     if outcome.ask_again:
         return _greeting(call, outcome.attempt, ASK_AGAIN)
     queue = call.queue.name if call.queue else "an agent"
@@ -96,11 +90,10 @@ def ivr(form: TwilioForm):
 
 
 @blueprint.post(urls.CALLER_WAIT)
-@twilio_webhook()
-def caller_wait(form: TwilioForm):
+@twilio_webhook(serves=CALLER)
+def caller_wait(form: TwilioForm, call: Call):
     """A stretch of hold music ended."""
     t = telephony()
-    call = _call_of(t, form)
     return _next(call, service.caller_waited(t, call))
 
 
@@ -115,11 +108,10 @@ def _options(call):
 
 
 @blueprint.post(urls.CALLER_OPTIONS)
-@twilio_webhook()
-def caller_options(form: TwilioForm):
+@twilio_webhook(serves=CALLER)
+def caller_options(form: TwilioForm, call: Call):
     """Voicemail, a callback, or more waiting."""
     t = telephony()
-    call = _call_of(t, form)
     if call.status not in WAITING_STATUSES:
         return _no_longer_waiting(call)
     choice = service.caller_chose(t, call, form.digits)
@@ -131,23 +123,21 @@ def caller_options(form: TwilioForm):
 
 
 @blueprint.post(urls.CALLER_VOICEMAIL)
-@twilio_webhook()
-def caller_voicemail(form: TwilioForm):
+@twilio_webhook(serves=CALLER)
+def caller_voicemail(form: TwilioForm, call: Call):
     """The recording finished."""
     t = telephony()
-    call = _call_of(t, form)
     if call.status not in WAITING_STATUSES:
         return _no_longer_waiting(call)
-    service.save_voicemail(t, call, form)
+    service.save_voicemail(t, call, form.recording())
     return _goodbye("Thank you, we have your message. Goodbye.")
 
 
 @blueprint.post(urls.CALLER_CONNECT)
-@twilio_webhook()
-def caller_connect(form: TwilioForm):
+@twilio_webhook(serves=CALLER)
+def caller_connect(form: TwilioForm, call: Call):
     """Bridge the caller into the call's LiveKit room."""
     t = telephony()
-    call = _call_of(t, form)
     if call.room_name is None:
         # Misplaced: the IVR has not chosen a queue (nor so a room) yet; the
         # caller is answered with where they belong now.
@@ -168,12 +158,11 @@ def _connect(call, room: str, text: str | None = None):
 
 
 @blueprint.post(urls.CALLER_BRIDGE_ENDED)
-@twilio_webhook()
-def caller_bridge_ended(form: TwilioForm):
+@twilio_webhook(serves=CALLER)
+def caller_bridge_ended(form: TwilioForm, call: Call):
     """The caller's leg left the room: hung up, moved on purpose, or lost."""
     t = telephony()
-    call = _call_of(t, form)
-    return _next(call, service.caller_bridge_ended(t, call, form, request.args.get("v", "")))
+    return _next(call, service.caller_bridge_ended(t, call, form.bridge_end(), request.args.get("v", "")))
 
 
 def _next(call, where: CallerNext, text: str | None = None):
@@ -203,17 +192,12 @@ def caller_goodbye(form: TwilioForm):
 
 
 @blueprint.post(urls.TRANSCRIPTION)
-@twilio_webhook(answer="callback")
-def transcription(form: TwilioForm):
-    """A real-time transcription event for the call (the caller's leg, or an agent's: ?leg=)."""
-    t = telephony()
-    call = find_call(t, request.args.get("call"))
-    leg_id = request.args.get("leg")
-    expected = call.call_sid if leg_id is None else service.leg_call_sid(t, call, leg_id)
-    if form.call_sid and expected and form.call_sid != expected:
-        log.warning("webhook_out_of_place", reason="callsid", call_id=call.id)
-        raise MalformedWebhook("the CallSid is not this leg's")
-    service.record_transcription(t, call, form, agent_leg=request.args.get("leg"))
+@twilio_webhook(answer="callback", serves=ServesCall(with_party=True))
+def transcription(form: TwilioForm, call: Call, agent_leg: Leg | None):
+    """A real-time transcription event for the call: the caller's leg, or an agent's (?leg=)."""
+    chunk = form.transcript_chunk()
+    if chunk is not None:
+        service.record_transcription(telephony(), call, chunk, agent_leg)
     return empty_twiml()
 
 
@@ -221,7 +205,7 @@ def transcription(form: TwilioForm):
 @twilio_webhook(answer="callback")
 def status(form: TwilioForm):
     """The caller's call status changed (set as the number's status callback)."""
-    service.call_status_changed(telephony(), form)
+    service.call_status_changed(telephony(), form.require_call_sid(), form.call_status)
     return empty_twiml()
 
 
@@ -230,7 +214,7 @@ def status(form: TwilioForm):
 def fallback(form: TwilioForm):
     """The number's fallback URL: a step failed or timed out; carry the call on where it is, never restart it."""
     t = telephony()
-    call = service.call_for_fallback(t, form)
+    call = service.call_for_fallback(t, form.require_call_sid(), form.fallback_report())
     if call is None:
         # The very first request failed: apologise, then greet the caller afresh.
         return twiml_response("common/retry.xml", **hold_context(t), retry_url=t.urls.url(urls.VOICE))
@@ -243,7 +227,7 @@ def fallback_recorded(form: TwilioForm):
     """The message taken when a step kept failing: keep it with the call if we can (Twilio keeps it anyway)."""
     t = telephony()
     try:
-        service.save_last_resort_message(t, form)
+        service.save_last_resort_message(t, form.call_sid, form.recording())
     except Exception:  # noqa: BLE001 - the caller is told goodbye either way; the recording stays at Twilio
         t.session.rollback()
         log.exception("last_resort_message_not_stored", recording_url=form.recording_url)

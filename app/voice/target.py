@@ -6,34 +6,45 @@ agent webhooks (app/voice/agent.py) serve it.
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint
 
 from app.calls import reactions
 from app.calls import service as calls
-from app.calls.legs import RINGING_LEG_STATUSES, Missed, find_leg
+from app.calls.legs import RINGING_LEG_STATUSES
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer
 from app.telephony import urls
-from app.telephony.forms import TwilioForm
-from app.telephony.twiml import empty_twiml, hold_context, twiml_response
-from app.telephony.web import telephony
-from app.telephony.webhook import twilio_webhook
+from app.telephony.outcomes import Missed
 from app.transfers import service
 from app.transfers.parties import Prompt
-from app.voice.agent import leg_after_fallback, out_of_place, rejoin
+from app.voice.agent import after_fallback, rejoin
+from app.voice.forms import TwilioForm
+from app.voice.guard import ServesLeg, twilio_webhook
+from app.voice.twiml import empty_twiml, hold_context, twiml_response
+from app.web.unit_of_work import telephony
 
 blueprint = Blueprint("target_voice", __name__)
 log = get_logger("switchboard.webhooks")
 
 
+def _where_it_is(leg: Leg):
+    """The harmless answer to a webhook that does not fit where the target's leg is: the answer while it still
+    rings (a key before the answer counts for nothing), else where rejoin puts it."""
+    if leg.status == LegStatus.DIALING:
+        return _answered(leg)
+    return rejoin(leg)
+
+
+# What the target webhooks serve (the guard loads, locks and checks the leg: app/voice/guard.py).
+RINGING_TARGET = ServesLeg(roles=(LegRole.TARGET,), fits=RINGING_LEG_STATUSES, misfit=_where_it_is)
+WHISPERED_TARGET = ServesLeg(roles=(LegRole.TARGET,), fits=(LegStatus.WHISPER,), misfit=_where_it_is)
+TARGET = ServesLeg(roles=(LegRole.TARGET,))
+
+
 @blueprint.post(urls.TRANSFER_ANSWER)
-@twilio_webhook()
-def target_answer(form: TwilioForm):
+@twilio_webhook(serves=RINGING_TARGET)
+def target_answer(form: TwilioForm, leg: Leg):
     """The target picked up: the whisper if the summary is ready, else a greeting and a short wait."""
-    t = telephony()
-    leg = find_leg(t, request.args.get("leg"), form.call_sid)
-    if (misplaced := _out_of_place(leg, form, RINGING_LEG_STATUSES)) is not None:
-        return misplaced
     return _answered(leg)
 
 
@@ -97,13 +108,10 @@ def _whisper(leg: Leg, transfer: Transfer, transcription_url: str | None = None,
 
 
 @blueprint.post(urls.TRANSFER_SUMMARY_WAIT)
-@twilio_webhook()
-def target_summary_wait(form: TwilioForm):
+@twilio_webhook(serves=WHISPERED_TARGET)
+def target_summary_wait(form: TwilioForm, leg: Leg):
     """A wait turn of the greeted target: the whisper once the summary (or, past the deadline, the fallback) is stored."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"), form.call_sid)
-    if (misplaced := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
-        return misplaced
     transfer = service.transfer_of_target_leg(t, leg)
     if transfer is None or transfer.is_final:
         return _no_longer_waiting()
@@ -113,13 +121,10 @@ def target_summary_wait(form: TwilioForm):
 
 
 @blueprint.post(urls.TRANSFER_WHISPER)
-@twilio_webhook()
-def target_whisper(form: TwilioForm):
+@twilio_webhook(serves=WHISPERED_TARGET)
+def target_whisper(form: TwilioForm, leg: Leg):
     """The target's key: 1 accept, 9 repeat, anything else (or nothing) declines."""
     t = telephony()
-    leg = find_leg(t, request.args.get("leg"), form.call_sid)
-    if (misplaced := _out_of_place(leg, form, (LegStatus.WHISPER,))) is not None:
-        return misplaced
     transfer = service.transfer_of_target_leg(t, leg)
     if form.digits == "9" and transfer is not None and not transfer.is_final:
         return _whisper(leg, transfer)
@@ -132,26 +137,20 @@ def target_whisper(form: TwilioForm):
     return twiml_response("common/goodbye.xml", **hold_context(t), text="Transfer declined. Goodbye.")
 
 
-def _out_of_place(leg: Leg, form: TwilioForm, statuses: tuple[str, ...]):
-    """The harmless answer to a webhook that does not fit where the target's leg is, or None."""
-    return out_of_place(leg, form, statuses, role=LegRole.TARGET, answer_ringing=_answered)
-
-
 @blueprint.post(urls.TRANSFER_STATUS)
-@twilio_webhook(answer="callback")
-def target_status(form: TwilioForm):
+@twilio_webhook(answer="callback", serves=TARGET)
+def target_status(form: TwilioForm, leg: Leg):
     """Status callbacks of the target's leg."""
-    t = telephony()
-    reactions.target_leg_status(t, find_leg(t, request.args.get("leg"), form.call_sid), form.call_status)
+    reactions.target_leg_status(telephony(), leg, form.call_status)
     return empty_twiml()
 
 
 @blueprint.post(urls.TRANSFER_FALLBACK)
-@twilio_webhook()
-def target_fallback(form: TwilioForm):
+@twilio_webhook(serves=TARGET)
+def target_fallback(form: TwilioForm, leg: Leg):
     """A target call's fallback URL: a step failed or timed out; the whisper again, or where the leg is now."""
     t = telephony()
-    leg, resumed = leg_after_fallback(form)
+    resumed = after_fallback(form, leg)
     if resumed is not None:
         return resumed
     transfer = service.target_answered(t, leg)

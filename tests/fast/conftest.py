@@ -67,7 +67,7 @@ def t(session) -> Telephony:
                         database_url=str(session.get_bind().engine.url), public_base_url=PUBLIC_BASE_URL,
                         missed_calls_before_away=2)
     telephony = Telephony(session=session, settings=settings, urls=WebhookUrls(PUBLIC_BASE_URL),
-                          twilio_gateway=None, livekit_gateway=None, llm_gateway=None,
+                          twilio_gateway=None, livekit_gateway=None,
                           summarise_later=started.append)
     return telephony
 

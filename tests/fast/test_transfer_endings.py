@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from app import clock
 from app.calls import reactions
-from app.calls.legs import Missed
 from app.calls.service import end_call
 from app.models import Activity, Agent, CallStatus, LegStatus, TransferState, utcnow
 from app.telephony.effects import CloseRoom
+from app.telephony.outcomes import CallProgress, Missed
 from app.transfers import service as transfers
 from tests.fast.conftest import connected
 
@@ -89,7 +89,7 @@ def _stale_target(t):
 
 def _caller_hung_up(t):
     call, _, transfer = consulting(t)
-    end_call(t, call, "completed")
+    end_call(t, call, CallProgress.COMPLETED)
     return call, transfer
 
 

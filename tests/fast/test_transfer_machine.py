@@ -16,7 +16,7 @@ from app.models import (
     TransferState,
 )
 from app.telephony.effects import CloseRoom, HangUp, OpenRoom, Redirect, StartSummary
-from app.telephony.forms import CallProgress
+from app.telephony.outcomes import CallProgress
 from app.transfers import service as transfers
 from tests.fast.conftest import agent, connected, set_presence
 
@@ -96,7 +96,7 @@ def test_the_caller_hanging_up_ends_every_leg_and_records_what_twilio_and_liveki
     t.session.add(ringing)
     t.session.flush()
     t.session.refresh(call)
-    end_call(t, call, "completed")
+    end_call(t, call, CallProgress.COMPLETED)
     assert call.status == CallStatus.COMPLETED and all(leg.is_final for leg in call.legs)
     hang_up, = [e for e in t.effects if isinstance(e, HangUp)]
     tell, = [e for e in t.effects if isinstance(e, Redirect)]

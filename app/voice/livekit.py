@@ -8,13 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.calls.reconcile_job import reconciler_of
-from app.db import request_session
 from app.gateways.livekit import InvalidLiveKitWebhook
 from app.logs import get_logger
 from app.models import WebhookDelivery
 from app.rooms.service import room_event
 from app.telephony import urls
-from app.telephony.web import telephony
+from app.web.unit_of_work import request_session, telephony
 
 blueprint = Blueprint("livekit", __name__)
 log = get_logger("switchboard.webhooks")

@@ -1,4 +1,11 @@
-"""The one guard on every Twilio webhook: signature, idempotency, log context, safe failure.
+"""The one guard on every Twilio webhook: signature, idempotency, the leg or call it serves, log context, safe failure.
+
+A view declares what it serves (`ServesLeg`, `ServesCall`): the guard loads
+and locks it (`legs.lock_call`, the call's lock first), checks that the
+request comes from its own CallSid, for a leg of the roles and in the
+states the step fits, answers one that does not fit with the view's own
+answer for where the leg is (`webhook_out_of_place`), and hands the view
+what it loaded.
 
 A request whose X-Twilio-Signature does not match the public URL Twilio used
 gets 403 and changes nothing. A delivery already handled (Twilio retries and
@@ -10,8 +17,7 @@ failure, before any of it was committed, is rolled back (its recorded
 effects with it: none was carried out) and run once more from the claim on
 (`transaction_retried`, a warning); failing again, it is answered as any
 database failure is. A step that committed before a network call
-(calls/ringing.ring_leg, rooms/presence, transfers/summary) is never run
-again, since that call might be repeated.
+(rooms/presence) is never run again, since that call might be repeated.
 """
 
 from __future__ import annotations
@@ -20,24 +26,27 @@ import base64
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
-from typing import Callable
+from typing import Callable, Union
 from urllib.parse import urlencode
 
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
-from flask import Response, current_app, g, request
+from flask import Response, current_app, request
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
-from app.db import commits, lost_a_lock_conflict, request_session
+from app.calls.legs import adopt_call_sid, lock_call, lock_leg, misfit
+from app.db import commits, lost_a_lock_conflict
 from app.logs import get_logger
-from app.models import WebhookDelivery, parse_id, utcnow
-from app.telephony.forms import MalformedWebhook, TwilioForm
-from app.telephony.twiml import twiml_response
+from app.models import Call, Leg, LegRole, WebhookDelivery, parse_id, utcnow
 from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
+from app.voice.forms import MalformedWebhook, TwilioForm
+from app.voice.twiml import twiml_response
+from app.web.unit_of_work import current_work
 
 log = get_logger("switchboard.webhooks")
 
@@ -244,6 +253,72 @@ def _with_secrets(body: str) -> str:
     return body.replace(SIP_PASSWORD_SLOT, current_app.config["SETTINGS"].livekit_sip_password)
 
 
+@dataclass(frozen=True)
+class ServesLeg:
+    """A webhook of one leg, named by ?leg=: the roles it serves, the statuses its step fits (None: any), and the
+    answer to a leg that does not fit (MISFIT(leg): where the leg is now)."""
+
+    roles: tuple[str, ...] = (LegRole.AGENT, LegRole.TARGET)
+    fits: tuple[str, ...] | None = None
+    misfit: Callable[[Leg], Response] | None = None
+
+
+@dataclass(frozen=True)
+class ServesCall:
+    """A webhook of the caller's leg, named by ?call=: only from the call's own CallSid.
+
+    WITH_PARTY: or of one of its agents' legs, named by ?leg= as well (from
+    that leg's CallSid); the view is given the call and that leg, or None.
+    """
+
+    with_party: bool = False
+
+
+Serves = Union[ServesLeg, ServesCall, None]
+
+
+def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
+    """What the webhook serves, locked (its call first) and checked, as the view's arguments; a Response for a
+    leg that does not fit."""
+    if serves is None:
+        return ()
+    t = current_work().telephony
+    if isinstance(serves, ServesCall):
+        number = parse_id(request.args.get("call"))
+        call = lock_call(t, number) if number is not None else None
+        if call is None:
+            raise MalformedWebhook(f"unknown call {request.args.get('call', '')[:20]!r}")
+        party = _party_of(call, request.args.get("leg")) if serves.with_party else None
+        expected = party.twilio_call_sid if party is not None else call.call_sid
+        if form.call_sid and expected and form.call_sid != expected:
+            log.warning("webhook_out_of_place", reason="callsid", call_id=call.id)
+            raise MalformedWebhook("the CallSid is not this call's caller, nor the leg's")
+        return (call, party) if serves.with_party else (call,)
+    number = parse_id(request.args.get("leg"))
+    leg = lock_leg(t, number) if number is not None else None
+    if leg is None:
+        raise MalformedWebhook(f"unknown leg {request.args.get('leg', '')[:20]!r}")
+    adopt_call_sid(leg, form.call_sid)
+    reason = misfit(leg, form.call_sid, roles=serves.roles, statuses=serves.fits)
+    if reason is None:
+        return (leg,)
+    log.warning("webhook_out_of_place", reason=reason, leg_id=leg.id, leg_status=leg.status, role=leg.role)
+    if reason == "callsid" or serves.misfit is None:
+        raise MalformedWebhook("the CallSid is not this leg's" if reason == "callsid" else f"a {leg.role} leg")
+    return serves.misfit(leg)
+
+
+def _party_of(call: Call, leg_id: str | None) -> Leg | None:
+    """The agent or target leg of CALL that ?leg= names (None when none is named); MalformedWebhook otherwise."""
+    if leg_id is None:
+        return None
+    number = parse_id(leg_id)
+    leg = next((leg for leg in call.legs if leg.id == number), None)
+    if leg is None or leg.role == LegRole.CALLER:
+        raise MalformedWebhook(f"leg {leg_id[:20]!r} is not an agent leg of this call")
+    return leg
+
+
 class _LostLockConflict(Exception):
     """The step lost a deadlock or a serialization conflict before committing anything: it may run again."""
 
@@ -253,8 +328,8 @@ class _LostLockConflict(Exception):
         self.error = error
 
 
-def _handle(view: Callable[..., Response], form: TwilioForm, session, key: str | None, answer: str,
-            args, kwargs) -> Response:
+def _handle(view: Callable[..., Response], serves: Serves, form: TwilioForm, session, key: str | None,
+            answer: str, args, kwargs) -> Response:
     """Claim the delivery, run the step, remember its answer and commit; _LostLockConflict if it may run again."""
     commits_before = commits(session)
 
@@ -264,11 +339,11 @@ def _handle(view: Callable[..., Response], form: TwilioForm, session, key: str |
         if conflict is not None and commits(session) == commits_before:
             session.rollback()  # the claim, the step and its effects go with it
             raise _LostLockConflict(conflict, text)
-        # A step that committed before a network call (calls/ringing.ring_leg)
-        # is never run twice: that call might be made again.
+        # A step that committed before a network call (rooms/presence) is
+        # never run twice: that call might be made again.
         _give_up_claim(session, key_to_forget)
         log.error("webhook_database_failed", error=text, conflict=conflict)
-        return g.answer_when_database_fails()
+        return current_work().answer_when_database_fails()
 
     claim = None
     if key is not None:
@@ -282,7 +357,11 @@ def _handle(view: Callable[..., Response], form: TwilioForm, session, key: str |
         commits_before = commits(session)
 
     try:
-        response = view(form, *args, **kwargs)
+        loaded = _load(serves, form)
+        if isinstance(loaded, Response):
+            response = loaded  # a leg the step does not fit: answered with where it is
+        else:
+            response = view(form, *loaded, *args, **kwargs)
     except MalformedWebhook as error:
         _give_up_claim(session, key)
         log.warning("webhook_malformed", reason=str(error))
@@ -307,7 +386,7 @@ def _handle(view: Callable[..., Response], form: TwilioForm, session, key: str |
         else:
             _give_up_claim(session, key)
     # The step and its remembered answer are durable before anything
-    # else runs (waiting calls are offered after the commit: app/db.py).
+    # else runs (effects and offers follow the commit: app/web/unit_of_work.py).
     try:
         session.commit()
     except SQLAlchemyError as error:
@@ -315,8 +394,12 @@ def _handle(view: Callable[..., Response], form: TwilioForm, session, key: str |
     return response
 
 
-def twilio_webhook(answer: str = "twiml") -> Callable:
-    """Guard a Twilio webhook view; ANSWER is 'twiml' (a voice step) or 'callback' (status and events)."""
+def twilio_webhook(answer: str = "twiml", *, serves: Serves = None) -> Callable:
+    """Guard a Twilio webhook view; ANSWER is 'twiml' (a voice step) or 'callback' (status and events).
+
+    SERVES declares the leg (ServesLeg) or call (ServesCall) the webhook is
+    about: the view is then called with it, loaded, locked and checked.
+    """
     if answer not in ("twiml", "callback"):
         raise ValueError(answer)
 
@@ -329,24 +412,23 @@ def twilio_webhook(answer: str = "twiml") -> Callable:
                 log.warning("twilio_signature_rejected", path=request.path)
                 return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
 
-            session = request_session()
+            work = current_work()
             key = _delivery_key(answer)
-            # If the database fails where the request commits (app/db.py), the
-            # caller still gets TwiML that keeps them on the line.
-            g.answer_when_database_fails = _database_down_answer if answer == "twiml" else _callback_not_stored
+            # If the database fails where the request commits, the caller
+            # still gets TwiML that keeps them on the line.
+            work.answer_when_database_fails = _database_down_answer if answer == "twiml" else _callback_not_stored
             try:
-                return _handle(view, form, session, key, answer, args, kwargs)
+                return _handle(view, serves, form, work.session, key, answer, args, kwargs)
             except _LostLockConflict as lost:
                 # The step was rolled back whole before it reached Twilio or
                 # LiveKit (nothing of it committed): run it once more, afresh.
                 log.warning("transaction_retried", conflict=lost.conflict, error=lost.error)
-                g.pop("telephony", None)  # its freed agents and requeued calls were rolled back
-                g.pop("after_commit", None)  # work promised after a commit that never came
+                work.forget_step()  # its freed agents, requeued calls and effects were rolled back
             try:
-                return _handle(view, form, session, key, answer, args, kwargs)
+                return _handle(view, serves, form, work.session, key, answer, args, kwargs)
             except _LostLockConflict as lost:
                 log.error("webhook_database_failed", conflict=lost.conflict, error=lost.error, retried=True)
-                return g.answer_when_database_fails()
+                return work.answer_when_database_fails()
 
         return guarded
 

@@ -1,0 +1,56 @@
+"""What a caller's steps are given, in the service's own words: read from Twilio's requests at the edge
+(app/voice/forms.py), so the domain never sees Twilio's form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.telephony.outcomes import DialOutcome
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A call that has just reached the number."""
+
+    call_sid: str
+    from_number: str
+    to_number: str
+
+
+@dataclass(frozen=True)
+class IvrAnswer:
+    """What the caller pressed or said to the IVR (either may be empty)."""
+
+    digits: str
+    speech: str
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A message the caller left (Twilio keeps the audio at URL)."""
+
+    url: str
+    duration_seconds: int | None
+
+
+@dataclass(frozen=True)
+class TranscriptChunk:
+    """One final piece of what a party said, from their own (inbound) track."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class FallbackReport:
+    """Twilio gave up on one of the service's answers and asked the fallback URL: which error, at which path."""
+
+    error_code: str
+    error_path: str
+
+
+@dataclass(frozen=True)
+class BridgeEnd:
+    """How a caller's <Dial> into the room ended."""
+
+    call_over: bool  # the caller hung up
+    dial: DialOutcome

@@ -1,0 +1,122 @@
+"""The parameters of Twilio's webhooks as small typed objects: Twilio's CamelCase stops here."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from app.calls.inputs import (
+    Arrival,
+    BridgeEnd,
+    FallbackReport,
+    IvrAnswer,
+    Recording,
+    TranscriptChunk,
+)
+from app.telephony.outcomes import CallProgress, DialOutcome
+
+
+class MalformedWebhook(ValueError):
+    """A signed webhook that lacks what its step needs."""
+
+
+@dataclass(frozen=True)
+class TwilioForm:
+    """The parameters of a Twilio webhook, with Twilio's CamelCase stopped at this edge."""
+
+    call_sid: str
+    from_number: str
+    to_number: str
+    call_status: CallProgress
+    digits: str
+    speech_result: str
+    dial_call_status: DialOutcome
+    recording_url: str
+    recording_duration: int | None
+    transcription_event: str
+    transcription_final: bool
+    transcription_data: str
+    track: str
+    raw: Mapping[str, str]
+
+    @classmethod
+    def parse(cls, form: Mapping[str, str]) -> "TwilioForm":
+        """Read the fields the service uses; anything missing becomes empty, never an error here."""
+        sid = form.get("CallSid", "").strip()
+        return cls(
+            # Twilio's SIDs are CA + 32 hex digits (34 characters): anything else is no CallSid at all.
+            call_sid=sid if _CALL_SID_RE.fullmatch(sid) else "",
+            from_number=form.get("From", "").strip(),
+            to_number=form.get("To", "").strip(),
+            call_status=CallProgress.parse(form.get("CallStatus")),
+            digits=form.get("Digits", "").strip(),
+            speech_result=form.get("SpeechResult", "").strip(),
+            dial_call_status=DialOutcome.parse(form.get("DialCallStatus")),
+            recording_url=form.get("RecordingUrl", "").strip(),
+            recording_duration=_int(form.get("RecordingDuration")),
+            transcription_event=form.get("TranscriptionEvent", "").strip(),
+            transcription_final=form.get("Final", "true").strip().lower() == "true",
+            transcription_data=form.get("TranscriptionData", ""),
+            track=form.get("Track", "").strip(),
+            raw=dict(form),
+        )
+
+    def require_call_sid(self) -> str:
+        """The CallSid, or MalformedWebhook."""
+        if not self.call_sid:
+            raise MalformedWebhook("CallSid missing or malformed")
+        return self.call_sid
+
+    # What each step is given, in the service's words (app/calls/inputs.py).
+
+    def arrival(self) -> Arrival:
+        """The call reaching the number."""
+        return Arrival(self.require_call_sid(), self.from_number[:32], self.to_number[:32])
+
+    def ivr_answer(self) -> IvrAnswer:
+        """The caller's keys (digits only, at most four) and words (at most 500 characters)."""
+        digits = self.digits[:4] if self.digits.isdigit() else ""
+        return IvrAnswer(digits, self.speech_result[:500])
+
+    def recording(self) -> Recording:
+        """The message recorded, if any (an empty URL: nothing was recorded)."""
+        return Recording(self.recording_url[:512], self.recording_duration)
+
+    def transcript_chunk(self) -> TranscriptChunk | None:
+        """The words of a final transcription result on the party's own (inbound) track; None for anything else.
+
+        An outbound track is what the leg hears, our own prompts included, so
+        it is never anyone's words; partial results are replaced by a final one.
+        """
+        if self.transcription_event != "transcription-content" or not self.transcription_final:
+            return None
+        if self.track != "inbound_track":
+            return None
+        try:
+            data = json.loads(self.transcription_data or "{}")
+        except json.JSONDecodeError:
+            raise MalformedWebhook("TranscriptionData is not JSON") from None
+        if not isinstance(data, dict):
+            raise MalformedWebhook("TranscriptionData is not a JSON object")
+        return TranscriptChunk(str(data.get("transcript", "")).strip())
+
+    def fallback_report(self) -> FallbackReport:
+        """Which error made Twilio ask the fallback URL, and where."""
+        return FallbackReport(self.raw.get("ErrorCode", "")[:16], urlsplit(self.raw.get("ErrorUrl", "")).path[:128])
+
+    def bridge_end(self) -> BridgeEnd:
+        """How the caller's <Dial> into the room ended."""
+        return BridgeEnd(call_over=self.call_status.is_final, dial=self.dial_call_status)
+
+
+_CALL_SID_RE = re.compile(r"CA[0-9a-fA-F]{32}")
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None

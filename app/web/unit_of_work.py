@@ -1,0 +1,162 @@
+"""One request's unit of work, built once in one place: its database session, the telephony tools of its step,
+what follows its commit, and what it answers if the database fails.
+
+Every request that reads or writes the database goes through it: a Twilio
+webhook (app/voice/guard.py), a page, the JSON API. The session is
+committed once, after the view, and rolled back on error; once committed,
+what the step recorded for Twilio and LiveKit is carried out and the calls
+and agents it freed are offered (telephony.steps.follow_up). A page's or an
+API request's step on calls runs in `run_step`, which runs it once more when
+PostgreSQL aborts it as a deadlock's victim (the webhook guard does the same
+for webhooks).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from app.db import commits, lost_a_lock_conflict
+from app.logs import get_logger
+from app.telephony.context import Telephony
+from app.telephony.steps import follow_up
+from app.telephony.urls import WebhookUrls
+
+log = get_logger("switchboard.web")
+T = TypeVar("T")
+
+
+class UnitOfWork:
+    """The database work of one request."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.session: Session = app.extensions["db_sessionmaker"]()
+        # What a Twilio webhook answers when the database fails (TwiML that
+        # keeps the caller on the line); pages and the API answer a 503.
+        self.answer_when_database_fails: Callable[[], Response] | None = None
+        self._telephony: Telephony | None = None
+
+    @property
+    def telephony(self) -> Telephony:
+        """The tools of this request's step on calls (made on first use)."""
+        if self._telephony is None:
+            settings = self.app.config["SETTINGS"]
+            outside = self.app.extensions["gateways"]
+            self._telephony = Telephony(
+                session=self.session,
+                settings=settings,
+                urls=WebhookUrls(settings.public_base_url),
+                twilio_gateway=outside.twilio,
+                livekit_gateway=outside.livekit,
+                summarise_later=self.app.extensions["summaries"].start,
+            )
+        return self._telephony
+
+    def forget_step(self) -> None:
+        """The step was rolled back whole: what it freed, requeued and recorded goes with it."""
+        self._telephony = None
+
+    def run_step(self, work: Callable[[Telephony], T]) -> T:
+        """WORK, a page's or an API request's step on calls, run once more afresh if PostgreSQL aborted it.
+
+        A transaction chosen as a deadlock's victim, or failed for a
+        serialization conflict, before any of it was committed, is rolled back
+        (its recorded effects with it) and run again (`transaction_retried`, a
+        warning). What WORK wrote is flushed inside it, so such a conflict
+        shows here and not at the request's commit.
+        """
+        before = commits(self.session)
+        try:
+            result = work(self.telephony)
+            self.session.flush()
+            return result
+        except SQLAlchemyError as error:
+            conflict = lost_a_lock_conflict(error)
+            if conflict is None or commits(self.session) != before:
+                raise
+            self.session.rollback()
+            self.forget_step()
+            log.warning("transaction_retried", conflict=conflict, error=str(error).splitlines()[0][:200])
+        result = work(self.telephony)
+        self.session.flush()
+        return result
+
+    def finish(self, response: Response) -> Response:
+        """Commit the request's work (not for a 5xx), then carry out what follows the commit."""
+        if response.status_code >= 500:
+            return response
+        try:
+            self.session.commit()
+        except SQLAlchemyError:
+            log.error("request_commit_failed", path=request.path)
+            self._roll_back()
+            self.forget_step()
+            answer = self.answer_when_database_fails
+            return answer() if answer else Response("the database is unavailable\n", status=503,
+                                                    mimetype="text/plain")
+        if self._telephony is not None:
+            # The step is committed: Twilio and LiveKit follow it, then the calls it
+            # put back in the queue and the agents it freed are offered now.
+            try:
+                follow_up(self._telephony)
+                self.session.commit()
+            except Exception:  # noqa: BLE001 - logged; the answer stands, and the outbox keeps what is left
+                self._roll_back()
+                log.exception("after_commit_failed")
+        return response
+
+    def close(self) -> None:
+        """Roll back what was not committed and give the connection back."""
+        self._roll_back()
+        self.session.close()
+
+    def _roll_back(self) -> None:
+        try:
+            self.session.rollback()
+        except SQLAlchemyError:
+            pass
+
+
+def current_work() -> UnitOfWork:
+    """The unit of work of the current request (made on first use)."""
+    if "unit_of_work" not in g:
+        g.unit_of_work = UnitOfWork(current_app)
+    return g.unit_of_work
+
+
+def request_session() -> Session:
+    """The database session of the current request."""
+    return current_work().session
+
+
+def telephony() -> Telephony:
+    """The telephony tools of the current request's step."""
+    return current_work().telephony
+
+
+def run_step(work: Callable[[Telephony], T]) -> T:
+    """Run a page's or an API request's step on calls in the current request's unit of work."""
+    return current_work().run_step(work)
+
+
+def init_unit_of_work(app: Flask) -> None:
+    """Commit each request's work after its view, and close it at the end."""
+    app.after_request(_finish)
+    app.teardown_appcontext(_close)
+
+
+def _finish(response: Response) -> Response:
+    # Committed before the response leaves, so a failed commit becomes the
+    # failure answer rather than a success that was never stored.
+    work = g.get("unit_of_work")
+    return work.finish(response) if work is not None else response
+
+
+def _close(_error: BaseException | None) -> None:
+    work = g.pop("unit_of_work", None)
+    if work is not None:
+        work.close()
