@@ -110,12 +110,12 @@ def init_auth(app: Flask) -> None:
 
 
 def init_blueprints(app: Flask) -> None:
+    from app.api.transfers import blueprint as transfers_api
     from app.auth.setup import csrf_exempt
     from app.auth.views import blueprint as auth
     from app.console.views import blueprint as console
     from app.health.views import blueprint as health
     from app.supervisor.views import blueprint as supervisor
-    from app.transfers.api import blueprint as transfers_api
     from app.voice.agent import blueprint as agent_voice
     from app.voice.caller import blueprint as calls
     from app.voice.livekit import blueprint as livekit
@@ -129,12 +129,13 @@ def init_blueprints(app: Flask) -> None:
 
 
 def init_cli(app: Flask) -> None:
-    from app.agents.cli import agents_cli, queues_cli
-    from app.auth.cli import api_tokens_cli, users_cli
-    from app.calls.cli import calls_cli
-    from app.cli import db_cli, roster_cli
+    from app.commands.agents import agents_cli, queues_cli
+    from app.commands.calls import calls_cli
+    from app.commands.database import db_cli
+    from app.commands.provisioning import doctor_command, provision_command
+    from app.commands.roster import roster_cli
+    from app.commands.users import api_tokens_cli, users_cli
     from app.demo.cli import demo_command
-    from app.provisioning.cli import doctor_command, provision_command
 
     groups = (db_cli, agents_cli, queues_cli, roster_cli, provision_command, doctor_command, users_cli,
               api_tokens_cli, demo_command, calls_cli)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import MetaData, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.pool import NullPool
+
+from config import PROJECT_ROOT
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -75,8 +78,6 @@ def schema_state(engine: Engine) -> SchemaState:
     """Ask the database for its Alembic revision and compare it with the code's head."""
     from alembic.script import ScriptDirectory
 
-    from config import PROJECT_ROOT
-
     head = ScriptDirectory(str(PROJECT_ROOT / "migrations")).get_current_head() or ""
     try:
         with engine.connect() as connection:
@@ -94,3 +95,11 @@ def schema_state(engine: Engine) -> SchemaState:
         return SchemaState(True, revision, head, f"the database is at revision {revision} and this code needs "
                                                  f"{head}: run `flask --app wsgi db upgrade`")
     return SchemaState(True, revision, head, None)
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    """Alembic's configuration, pointed at migrations/ and the configured database."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    cfg.attributes["database_url"] = database_url
+    return cfg

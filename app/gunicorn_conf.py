@@ -27,6 +27,6 @@ logconfig_dict = logging_dict_config(_settings.log_format, _settings.log_level, 
 
 def post_worker_init(worker) -> None:
     """Each worker starts its reconciler: a pass at start-up, then every RECONCILE_INTERVAL_SECONDS."""
-    from app.calls.reconcile_job import reconciler_of
+    from app.jobs.reconciler import reconciler_of
 
     reconciler_of(worker.wsgi).start()

@@ -374,7 +374,7 @@ class WebhookDelivery(Base):
 
 class OutboxEffect(Base):
     """What a committed step must still do outside the database: written in the step's own transaction,
-    deleted once done (app/telephony/effects.py); what a dead worker left is carried out by the reconciler."""
+    deleted once done (app/primitives/effects.py); what a dead worker left is carried out by the reconciler."""
 
     __tablename__ = "outbox"
 

@@ -22,8 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import Pool
 
 from app import create_app
-from app.cli import alembic_config
-from app.database import Base, make_engine
+from app.database import Base, alembic_config, make_engine
 from config import Settings
 
 # The browser fixtures (live server, Chromium) live in their own module.

@@ -2,7 +2,7 @@
 
 import json
 
-from app.cli import DEMO_ROSTER
+from app.agents.service import DEMO_ROSTER
 
 
 def test_demo_roster_loads_and_lists_as_json(runner):

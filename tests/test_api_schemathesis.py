@@ -22,8 +22,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from app.api.schemas import StartTransfer
 from app.models import MAX_ID
-from app.transfers.schemas import StartTransfer
 from tests.transfer_helpers import connected_call
 
 pytestmark = pytest.mark.load

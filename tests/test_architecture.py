@@ -77,14 +77,14 @@ COMMITS = {
     "app/db.py": 1,  # a command's or a background session's scope
     "app/web/unit_of_work.py": 2,  # a request's one commit, and what runs after it
     "app/voice/guard.py": 3,  # the guard: a delivery claim given up, a repeat's look, the step's commit
-    "app/telephony/steps.py": 2,  # a background step's one commit, and what follows it
+    "app/jobs/steps.py": 2,  # a background step's one commit, and what follows it
     # After the step's commit: a dial marked tried before it goes out, no
     # transaction held while Twilio answers it, its CallSid (or its hang-up)
     # committed at once under the call's lock.
-    "app/telephony/effects.py": 4,
-    "app/rooms/presence.py": 1,  # before LiveKit says who is in a room
+    "app/primitives/effects.py": 4,
+    "app/primitives/presence.py": 1,  # before LiveKit says who is in a room
     "app/demo/script.py": 1,
-    "app/calls/reconcile_job.py": 2,  # the reconciler's advisory lock taken and given back, on a connection of its own
+    "app/jobs/reconciler.py": 2,  # the reconciler's advisory lock taken and given back, on a connection of its own
 }
 
 
@@ -126,3 +126,19 @@ def test_no_webhook_view_loads_or_locks_a_leg_or_a_call_by_hand():
             if by_hand.search(line):
                 found.append(f"{path.name}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_every_module_of_the_service_is_on_a_floor():
+    """Each module of app/ falls under one floor of the layers contract (pyproject.toml), checked by lint-imports."""
+    import tomllib
+
+    from config import PROJECT_ROOT
+
+    contract, = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    assert contract["type"] == "layers"
+    floors = [name.strip() for layer in contract["layers"] for name in layer.replace(":", "|").split("|")]
+    graph = grimp.build_graph("app", exclude_type_checking_imports=True)
+    # The package itself is the factory, above every floor.
+    homeless = sorted(module for module in graph.modules - {"app"}
+                      if not any(module == floor or module.startswith(floor + ".") for floor in floors))
+    assert homeless == []

@@ -13,11 +13,11 @@ from werkzeug.security import generate_password_hash
 
 from app import clock
 from app.auth import service
-from app.auth.cli import api_tokens_cli, users_cli
 from app.auth.guards import api_token_required, current_agent_id, roles_required
 from app.auth.setup import csrf_exempt, init_auth
 from app.auth.views import blueprint as auth_blueprint
 from app.auth.views import safe_next
+from app.commands.users import api_tokens_cli, users_cli
 from app.db import session_scope
 from app.models import Agent, ApiToken, LoginSession, User, utcnow
 

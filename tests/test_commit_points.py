@@ -1,12 +1,12 @@
 """What is stored before the service's network calls: each test fails if that stops being so.
 
 A step commits once, at its edge, and its effects run after that commit
-(app/telephony/effects.py):
+(app/primitives/effects.py):
 
 - a dial is an effect (`effects.Dial`): Twilio may ask for the new leg
   before calls.create has answered, so the leg must already be stored, and
   it is, since the step committed before any effect runs;
-- `app/rooms/presence.identities_in_room` commits before LiveKit answers,
+- `app/primitives/presence.identities_in_room` commits before LiveKit answers,
   the one place that does: no transaction (on SQLite, the database's write
   lock) is held while LiveKit answers.
 

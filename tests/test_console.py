@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select, update
 
 from app.auth.service import create_user
+from app.jobs.steps import follow_up
 from app.models import Agent, Call, Leg, LegRole, utcnow
 from app.routing.service import offer_call
-from app.telephony.steps import follow_up
 from app.web.unit_of_work import telephony
 from tests.transfer_helpers import (
     ALICE,

@@ -16,7 +16,7 @@ import sys
 
 from sqlalchemy import func, select
 
-from app.calls.reconcile_job import reconciler_of
+from app.jobs.reconciler import reconciler_of
 from app.models import OutboxEffect
 from tests.transfer_helpers import (
     agent_activity,
@@ -29,7 +29,7 @@ from tests.transfer_helpers import (
 WORKER = """
 import os, pickle, sys
 from app import clock, create_app
-from app.telephony import steps
+from app.jobs import steps
 
 settings, now, path, headers = pickle.load(open(sys.argv[1], "rb"))
 clock.use_clock(lambda: now)  # the test's virtual time, so the rows it leaves are dated as the call's

@@ -6,7 +6,7 @@ import pytest
 import responses
 from livekit.protocol import sip
 
-from app.provisioning.cli import doctor_command, provision_command
+from app.commands.provisioning import doctor_command, provision_command
 from app.sandbox.twilio_network import TwilioNetwork
 from tests.browser_support import LiveServer
 from tests.conftest import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from app.database import Base
 from app.models import OutboxEffect
-from app.telephony.effects import (
+from app.primitives.effects import (
     EFFECT_KINDS,
     CloseRoom,
     Dial,

@@ -363,7 +363,7 @@ def test_a_dial_twilio_never_confirms_is_given_up_and_the_next_agent_rung(centre
 
 def test_a_step_reads_its_leg_after_taking_the_call_lock(centre):
     """A step that waited for another step of the same call sees what that step left, not a stale copy."""
-    from app.calls.legs import lock_leg
+    from app.primitives.legs import lock_leg
     from app.web.unit_of_work import telephony
 
     caller = centre.dial()

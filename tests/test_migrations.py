@@ -8,8 +8,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select
 
-from app.cli import alembic_config
-from app.database import Base, make_engine
+from app.database import Base, alembic_config, make_engine
 from app.models import Agent, Call, Event, Leg, Queue, Transfer, Utterance, utcnow
 from tests.conftest import TEST_DATABASE, _create_postgres_database
 

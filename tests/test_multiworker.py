@@ -9,8 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.agents.service import load_roster
-from app.cli import DEMO_ROSTER, read_roster
+from app.agents.service import DEMO_ROSTER, load_roster, read_roster
 from app.database import make_engine
 from app.models import Call, Transfer
 from app.sandbox.scenarios import warm_transfer_by_dtmf

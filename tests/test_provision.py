@@ -3,7 +3,7 @@
 import pytest
 import responses
 
-from app.provisioning.cli import provision_command
+from app.commands.provisioning import provision_command
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.twilio_network import TwilioNetwork
 from tests.conftest import PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN

@@ -14,7 +14,7 @@ import sys
 import pytest
 from sqlalchemy import select
 
-from app.calls.reconcile_job import reconciler_of
+from app.jobs.reconciler import reconciler_of
 from app.models import Agent, Call, Leg
 from tests.conftest import TEST_DATABASE
 from tests.test_database_outage import database_down
@@ -155,7 +155,7 @@ def test_the_reconcile_command_reports_what_it_did(centre, tmp_path):
 
 def test_the_reconciler_needs_twilio_configured(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db", "APP_ENV": "development"}
-    script = ("from app import create_app; from app.calls.reconcile_job import reconciler_of; "
+    script = ("from app import create_app; from app.jobs.reconciler import reconciler_of; "
               "r = reconciler_of(create_app()); print(r.run_once().asked); r.start(); print(r._thread)")
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -169,7 +169,7 @@ def test_the_reconciler_needs_twilio_configured(tmp_path):
 def test_on_postgresql_one_pass_runs_at_a_time(centre):
     from sqlalchemy import text
 
-    from app.calls.reconcile_job import ADVISORY_KEY
+    from app.jobs.reconciler import ADVISORY_KEY
 
     engine = centre.app.extensions["db_engine"]
     caller, _alice = connected_call(centre)
@@ -183,7 +183,7 @@ def test_on_postgresql_one_pass_runs_at_a_time(centre):
 def test_the_background_reconciler_runs_at_start_up_and_again_when_woken(centre):
     import time
 
-    from app.calls.reconcile_job import Reconciler
+    from app.jobs.reconciler import Reconciler
 
     caller, _alice = connected_call(centre)
     runner = Reconciler(reconciler_of(centre.app).tools, interval_seconds=3600)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import select
@@ -11,6 +14,10 @@ from sqlalchemy.orm import Session
 from app.models import Activity, Agent, Presence, Queue
 from app.states import agents as states
 from app.states.agents import new_agent
+from config import PROJECT_ROOT
+
+# The roster `make run` loads into an empty database, and the tests and the demo use.
+DEMO_ROSTER = PROJECT_ROOT / "app" / "fixtures" / "demo_roster.toml"
 
 
 class RosterError(ValueError):
@@ -185,3 +192,11 @@ def queue_as_dict(queue: Queue) -> dict[str, Any]:
         "speech_hints": list(queue.speech_hints),
         "default": queue.is_default,
     }
+
+
+def read_roster(path: Path) -> dict:
+    """Read a roster file: TOML or JSON, by its suffix."""
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    with path.open("rb") as handle:
+        return tomllib.load(handle)

@@ -9,11 +9,12 @@ from typing import Callable
 from urllib.parse import urlencode
 
 import structlog
-from flask import current_app, g, jsonify, redirect, render_template, request
+from flask import current_app, g, jsonify, redirect, request
 from flask_login import UserMixin, current_user
 
 from app.auth import service
 from app.models import User
+from app.web.errors import error_page
 from app.web.unit_of_work import request_session
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -54,19 +55,6 @@ def current_agent_id() -> int | None:
     if not current_user.is_authenticated:
         return None
     return current_user.agent_id
-
-
-def wants_json() -> bool:
-    """Whether the client asked for JSON rather than a page."""
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
-
-
-def error_page(status: int, title: str, message: str):
-    """An error in words: a page for browsers, {"error": message} for JSON clients."""
-    if wants_json():
-        return jsonify(error=message), status
-    return render_template("error.html", status=status, title=title, message=message), status
 
 
 def roles_required(*roles: str) -> Callable:

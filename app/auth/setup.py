@@ -14,9 +14,10 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from app.auth.guards import error_page, load_signed_in_user
+from app.auth.guards import load_signed_in_user
 from app.auth.views import blueprint as auth_blueprint
 from app.logs import get_logger
+from app.web.errors import error_page
 
 LOGIN_RATE_LIMIT = "5 per minute"
 

@@ -39,12 +39,12 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.calls.legs import caller_leg, lock_call
 from app.logs import get_logger
 from app.models import Call, utcnow
+from app.primitives.context import Telephony
+from app.primitives.effects import SwitchTranscription
+from app.primitives.legs import caller_leg, lock_call
 from app.summaries.redaction import CARD, DIGIT_RUN, PHONE_PREFIX, digits_of
-from app.telephony.context import Telephony
-from app.telephony.effects import SwitchTranscription
 
 log = get_logger("switchboard.calls")
 

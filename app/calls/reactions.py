@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.agents.availability import release_agent
-from app.calls.legs import (
+from app.events import record_event
+from app.models import FINAL_LEG_STATUSES, Activity, CallStatus, Leg, LegRole, LegStatus
+from app.primitives.availability import release_agent
+from app.primitives.context import Telephony
+from app.primitives.legs import (
     RINGING_LEG_STATUSES,
     caller_leg,
     claim_expired_ring,
     close_leg,
     is_browser_leg,
 )
-from app.events import record_event
-from app.models import FINAL_LEG_STATUSES, Activity, CallStatus, Leg, LegRole, LegStatus
+from app.primitives.moves import redirect_leg
 from app.routing.service import agent_dial_failed, offer_call, ring_given_up
-from app.telephony.context import Telephony
-from app.telephony.moves import redirect_leg
 from app.telephony.outcomes import CallProgress, Missed
 from app.transfers.service import (
     agent_left_during_transfer,

@@ -28,8 +28,6 @@ from typing import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.agents.availability import release_agent
-from app.calls.legs import lock_call
 from app.calls.reactions import (
     agent_leg_status,
     expire_rings,
@@ -48,8 +46,10 @@ from app.models import (
     OutboxEffect,
     utcnow,
 )
-from app.telephony.context import Telephony
-from app.telephony.effects import effect_from_row, hang_up, repeatable
+from app.primitives.availability import release_agent
+from app.primitives.context import Telephony
+from app.primitives.effects import effect_from_row, hang_up, repeatable
+from app.primitives.legs import lock_call
 from app.telephony.outcomes import CallProgress
 
 log = get_logger("switchboard.reconcile")

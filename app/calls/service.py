@@ -18,8 +18,6 @@ from app.calls.inputs import (
     Recording,
     TranscriptChunk,
 )
-from app.calls.ivr import choose_queue, default_queue
-from app.calls.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.events import record_event
 from app.logs import get_logger
 from app.models import (
@@ -33,13 +31,15 @@ from app.models import (
     Utterance,
     utcnow,
 )
+from app.primitives.context import Telephony
+from app.primitives.effects import close_room, hang_up, open_room
+from app.primitives.legs import caller_leg, close_leg, lock_call, ringing_leg
+from app.primitives.moves import redirect_leg
+from app.routing.ivr import choose_queue, default_queue
 from app.routing.service import offer_call
 from app.states.calls import move_call, new_call
 from app.states.legs import new_leg
 from app.summaries.redaction import redact, redact_across
-from app.telephony.context import Telephony
-from app.telephony.effects import close_room, hang_up, open_room
-from app.telephony.moves import redirect_leg
 from app.telephony.outcomes import CallProgress
 from app.telephony.sip import call_room_user, leg_identity, room_name
 from app.transfers.parties import Prompt, caller_hears_hold

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.agents.service import set_presence
-from app.calls import legs, reactions
+from app.calls import reactions
 from app.models import (
     FINAL_LEG_STATUSES,
     Agent,
@@ -25,9 +25,10 @@ from app.models import (
     Transfer,
     utcnow,
 )
+from app.primitives import legs
+from app.primitives.context import Telephony
 from app.routing import service as routing
 from app.states.transfers import active_transfer
-from app.telephony.context import Telephony
 from app.telephony.outcomes import Missed
 from app.transfers import service as transfers
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer, possible_actions

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from app.auth.guards import current_agent_id, error_page, roles_required
+from app.auth.guards import current_agent_id, roles_required
 from app.console import service
+from app.gateways import IntegrationMissing
 from app.models import Presence, parse_id
-from app.telephony.context import IntegrationMissing
+from app.web.errors import error_page
 from app.web.unit_of_work import request_session, run_step, telephony
 
 blueprint = Blueprint("console", __name__)
@@ -15,7 +16,7 @@ blueprint = Blueprint("console", __name__)
 # Only for joining: "expiration time only impacts the initial connection, and
 # not subsequent reconnects" (LiveKit's authentication docs), so the service
 # also removes a console from a room its agent has left, and refuses it there
-# again on reconnection (app/rooms/service.py).
+# again on reconnection (app/calls/room_events.py).
 TOKEN_TTL_SECONDS = 60
 MODES = ("warm", "blind")
 

@@ -25,9 +25,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from app.agents.service import load_roster
-from app.cli import DEMO_ROSTER, alembic_config, read_roster
-from app.database import make_engine
+from app.agents.service import DEMO_ROSTER, load_roster, read_roster
+from app.database import alembic_config, make_engine
 from app.demo.scenarios import SCENARIOS, LlmScenario
 from app.models import Agent, Call, Event, Transfer
 from app.sandbox.livekit_server import LiveKitStandIn

@@ -1,0 +1,5 @@
+"""The outside world's clients: Twilio, LiveKit and the LLM, behind small synchronous classes."""
+
+
+class IntegrationMissing(RuntimeError):
+    """A step needs an integration the service was not configured with."""

@@ -11,7 +11,7 @@ lock is taken at BEGIN), so no agent ever gets two calls. The reservation is
 committed before Twilio is asked to dial, so the agent's callbacks always
 find it.
 
-Locks are taken in the order app/calls/legs.py names: the call, then its
+Locks are taken in the order app/primitives/legs.py names: the call, then its
 agents by id; the reservation skips an agent row someone else holds. After
 a request, offer_waiting_calls locks the calls it put back in id order and
 skips a waiting call another transaction holds.
@@ -24,19 +24,6 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.agents.availability import reserve_agent
-from app.calls.ivr import speakable_number
-from app.calls.legs import (
-    RINGING_LEG_STATUSES,
-    WAITING_STATUSES,
-    caller_leg,
-    claim_expired_ring,
-    close_leg,
-    is_browser_leg,
-    lock_call,
-    ringing_leg,
-)
-from app.calls.ringing import ring_leg
 from app.events import record_event
 from app.logs import get_logger
 from app.models import (
@@ -50,11 +37,24 @@ from app.models import (
     Presence,
     utcnow,
 )
+from app.primitives.availability import reserve_agent
+from app.primitives.context import Telephony
+from app.primitives.legs import (
+    RINGING_LEG_STATUSES,
+    WAITING_STATUSES,
+    caller_leg,
+    claim_expired_ring,
+    close_leg,
+    is_browser_leg,
+    lock_call,
+    ringing_leg,
+)
+from app.primitives.moves import redirect_leg
+from app.primitives.ringing import ring_leg
+from app.routing.ivr import speakable_number
 from app.states.agents import move_activity
 from app.states.calls import move_call
 from app.states.legs import move_leg, new_leg
-from app.telephony.context import Telephony
-from app.telephony.moves import redirect_leg
 from app.telephony.outcomes import Missed
 
 log = get_logger("switchboard.routing")

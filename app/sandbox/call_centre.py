@@ -95,8 +95,7 @@ class CallCentre:
 
     def load_roster(self, path=None) -> None:
         """Load a roster file (default: the demo roster) into the database."""
-        from app.agents.service import load_roster
-        from app.cli import DEMO_ROSTER, read_roster
+        from app.agents.service import DEMO_ROSTER, load_roster, read_roster
 
         with self.db() as session:
             load_roster(session, read_roster(path or DEMO_ROSTER))

@@ -14,7 +14,6 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.agents.availability import free_agents
 from app.models import (
     FINAL_CALL_STATUSES,
     FINAL_LEG_STATUSES,
@@ -30,6 +29,7 @@ from app.models import (
     Transfer,
     Utterance,
 )
+from app.primitives.availability import free_agents
 from app.transfers.actions import possible_actions
 from app.transfers.outside import is_sip_uri
 from app.transfers.service import TransferRefused, find_target

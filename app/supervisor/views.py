@@ -25,16 +25,17 @@ from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
-from app.auth.guards import current_agent_id, error_page, roles_required
+from app.auth.guards import current_agent_id, roles_required
 from app.auth.service import Role
+from app.gateways import IntegrationMissing
 from app.logs import get_logger
 from app.models import Call
 from app.supervisor import board
 from app.supervisor.stream import StreamGate, StreamTiming, follow
-from app.telephony.context import IntegrationMissing
 from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer
 from app.transfers.outside import DestinationRefused, destination_kind
+from app.web.errors import error_page
 from app.web.unit_of_work import request_session, run_step
 
 blueprint = Blueprint("supervisor", __name__)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.telephony.context import IntegrationMissing
+from app.gateways import IntegrationMissing
 from config import Settings
 
 # How long a leg's <Dial> into a room may ring: LiveKit answers a SIP call

@@ -13,9 +13,9 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from app.calls.legs import lock_call
 from app.models import Transfer, TransferState
-from app.telephony.context import Telephony
+from app.primitives.context import Telephony
+from app.primitives.legs import lock_call
 from app.transfers import service
 
 

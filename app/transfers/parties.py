@@ -2,7 +2,7 @@
 
 A party is moved by writing where it should be and recording a redirect of
 its leg to a URL that reads the database, which Twilio is asked for once the
-step is committed (app/telephony/effects.py); the party whose own request
+step is committed (app/primitives/effects.py); the party whose own request
 caused the move gets its TwiML in the answer instead.
 """
 
@@ -12,14 +12,14 @@ from enum import StrEnum
 
 from sqlalchemy import select
 
-from app.calls.legs import caller_leg, close_leg
 from app.events import record_event
 from app.models import Call, CallStatus, Event, Leg, LegStatus, utcnow
+from app.primitives.context import Telephony
+from app.primitives.effects import remove_from_room
+from app.primitives.legs import caller_leg, close_leg
+from app.primitives.moves import moved_by_its_own_answer, redirect_leg
 from app.states.calls import move_call
 from app.states.legs import move_leg
-from app.telephony.context import Telephony
-from app.telephony.effects import remove_from_room
-from app.telephony.moves import moved_by_its_own_answer, redirect_leg
 
 
 class Prompt(StrEnum):

@@ -16,16 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.agents.availability import free_agents, reserve_agent
-from app.calls.legs import (
-    RINGING_LEG_STATUSES,
-    agent_leg_of,
-    claim_expired_ring,
-    close_leg,
-    dial_unconfirmed,
-    lock_call,
-)
-from app.calls.ringing import ring_leg
 from app.events import record_event
 from app.logs import get_logger
 from app.models import (
@@ -43,12 +33,22 @@ from app.models import (
     TransferState,
     utcnow,
 )
+from app.primitives.availability import free_agents, reserve_agent
+from app.primitives.context import Telephony
+from app.primitives.effects import close_room, hang_up, open_room, start_summary
+from app.primitives.legs import (
+    RINGING_LEG_STATUSES,
+    agent_leg_of,
+    claim_expired_ring,
+    close_leg,
+    dial_unconfirmed,
+    lock_call,
+)
+from app.primitives.ringing import ring_leg
 from app.states.agents import move_activity
 from app.states.legs import move_leg, new_leg
 from app.states.transfers import active_transfer, move_transfer, new_transfer
 from app.summaries.redaction import redact
-from app.telephony.context import Telephony
-from app.telephony.effects import close_room, hang_up, open_room, start_summary
 from app.telephony.outcomes import Missed
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.outside import (

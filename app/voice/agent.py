@@ -12,13 +12,13 @@ from flask import Blueprint, request
 
 from app.calls import reactions
 from app.calls import service as calls
-from app.calls.ivr import speakable_number
-from app.calls.legs import RINGING_LEG_STATUSES
 from app.events import record_event
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_id
-from app.rooms.presence import star_pressed
+from app.primitives.legs import RINGING_LEG_STATUSES
+from app.primitives.presence import star_pressed
 from app.routing import service as routing
+from app.routing.ivr import speakable_number
 from app.states.transfers import active_transfer
 from app.telephony import urls
 from app.telephony.outcomes import CallProgress

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import service
-from app.calls.legs import WAITING_STATUSES
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
 from app.models import Call, Leg, parse_id
+from app.primitives.legs import WAITING_STATUSES
 from app.telephony import urls
 from app.telephony.sip import room_user_of, sip_target
 from app.voice.forms import TwilioForm

@@ -17,7 +17,7 @@ failure, before any of it was committed, is rolled back (its recorded
 effects with it: none was carried out) and run once more from the claim on
 (`transaction_retried`, a warning); failing again, it is answered as any
 database failure is. A step that committed before a network call
-(rooms/presence) is never run again, since that call might be repeated.
+(primitives/presence) is never run again, since that call might be repeated.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
-from app.calls.legs import adopt_call_sid, lock_call, lock_leg, misfit
 from app.db import commits, lost_a_lock_conflict
 from app.logs import get_logger
 from app.models import Call, Leg, LegRole, WebhookDelivery, parse_id, utcnow
+from app.primitives.legs import adopt_call_sid, lock_call, lock_leg, misfit
 from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
 from app.voice.forms import MalformedWebhook, TwilioForm
 from app.voice.twiml import twiml_response
@@ -232,7 +232,7 @@ def _callback_not_stored() -> Response:
     log.error("database_unavailable", path=request.path, answered="503")
     # Twilio never sends it again: the reconciler asks Twilio instead, as soon
     # as the database answers (app/calls/reconcile.py).
-    from app.calls.reconcile_job import reconciler_of
+    from app.jobs.reconciler import reconciler_of
 
     reconciler_of(current_app).soon()
     return Response("the database is unavailable; this callback was not stored\n", status=503,
@@ -339,7 +339,7 @@ def _handle(view: Callable[..., Response], serves: Serves, form: TwilioForm, ses
         if conflict is not None and commits(session) == commits_before:
             session.rollback()  # the claim, the step and its effects go with it
             raise _LostLockConflict(conflict, text)
-        # A step that committed before a network call (rooms/presence) is
+        # A step that committed before a network call (primitives/presence) is
         # never run twice: that call might be made again.
         _give_up_claim(session, key_to_forget)
         log.error("webhook_database_failed", error=text, conflict=conflict)

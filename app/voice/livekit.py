@@ -7,11 +7,11 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.calls.reconcile_job import reconciler_of
+from app.calls.room_events import room_event
 from app.gateways.livekit import InvalidLiveKitWebhook
+from app.jobs.reconciler import reconciler_of
 from app.logs import get_logger
 from app.models import WebhookDelivery
-from app.rooms.service import room_event
 from app.telephony import urls
 from app.web.unit_of_work import request_session, telephony
 

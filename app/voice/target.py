@@ -10,9 +10,9 @@ from flask import Blueprint
 
 from app.calls import reactions
 from app.calls import service as calls
-from app.calls.legs import RINGING_LEG_STATUSES
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer
+from app.primitives.legs import RINGING_LEG_STATUSES
 from app.telephony import urls
 from app.telephony.outcomes import Missed
 from app.transfers import service

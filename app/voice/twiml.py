@@ -7,7 +7,7 @@ from functools import lru_cache
 from flask import Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from app.telephony.context import Telephony
+from app.primitives.context import Telephony
 from config import PROJECT_ROOT
 
 TWIML_MEDIA_TYPE = "text/xml"

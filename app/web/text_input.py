@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from app.auth.guards import error_page
+from app.web.errors import error_page
 
 WEBHOOK_PREFIXES = ("/twilio/", "/livekit/")
 REFUSAL = "text may not contain NUL characters"

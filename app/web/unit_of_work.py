@@ -20,9 +20,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.db import commits, lost_a_lock_conflict
+from app.jobs.steps import follow_up
 from app.logs import get_logger
-from app.telephony.context import Telephony
-from app.telephony.steps import follow_up
+from app.primitives.context import Telephony
 from app.telephony.urls import WebhookUrls
 
 log = get_logger("switchboard.web")

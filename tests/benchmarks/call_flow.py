@@ -31,9 +31,8 @@ from alembic import command
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
-from app.agents.service import load_roster
-from app.cli import DEMO_ROSTER, alembic_config, read_roster
-from app.database import make_engine
+from app.agents.service import DEMO_ROSTER, load_roster, read_roster
+from app.database import alembic_config, make_engine
 from app.models import Event
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn

@@ -38,9 +38,8 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.agents.service import load_roster
-from app.cli import DEMO_ROSTER, alembic_config, read_roster
-from app.database import make_engine
+from app.agents.service import DEMO_ROSTER, load_roster, read_roster
+from app.database import alembic_config, make_engine
 from app.models import (
     FINAL_CALL_STATUSES,
     Activity,

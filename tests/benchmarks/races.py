@@ -34,10 +34,9 @@ import requests
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.agents.service import load_roster
+from app.agents.service import DEMO_ROSTER, load_roster, read_roster
 from app.auth.service import create_api_token, create_user
-from app.cli import DEMO_ROSTER, alembic_config, read_roster
-from app.database import make_engine
+from app.database import alembic_config, make_engine
 from app.models import (
     ACTIVE_TRANSFER_SQL,
     FINAL_CALL_STATUSES,
@@ -124,7 +123,7 @@ def race_roster(bob_in_browser: bool = False) -> dict:
 class Console:
     """Bob's browser: his console signed in over HTTP, and his microphone in LiveKit's rooms."""
 
-    IDENTITY = "agent-102"  # app/calls/legs.browser_identity
+    IDENTITY = "agent-102"  # app/primitives/legs.browser_identity
 
     def __init__(self, base_url: str, livekit: LiveKitStandIn):
         self.base, self.livekit = base_url, livekit

@@ -7,7 +7,7 @@ join_transaction_mode="create_savepoint" a commit releases a savepoint.
 
 Nothing leaves the process: agents are browser agents (ringing one writes
 its leg, no Twilio dial), and what a step would ask of Twilio and LiveKit is
-read from the effects it records (app/telephony/effects.py), which nobody
+read from the effects it records (app/primitives/effects.py), which nobody
 carries out here. The whole-call tier (tests/test_*.py) plays the same
 machines through Twilio's and LiveKit's stand-ins.
 """
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.agents.service import load_roster
 from app.database import make_engine
 from app.models import Agent, Call, CallStatus, Leg, LegRole, LegStatus, Presence, Queue
-from app.telephony.context import Telephony
+from app.primitives.context import Telephony
 from app.telephony.urls import WebhookUrls
 from config import Settings
 from tests.conftest import PUBLIC_BASE_URL

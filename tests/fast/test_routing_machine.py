@@ -1,8 +1,8 @@
 """Routing's state machine, step by step, with the effects each step records."""
 
 from app.models import Activity, CallStatus, LegStatus, Presence
+from app.primitives.effects import Redirect
 from app.routing import service as routing
-from app.telephony.effects import Redirect
 from tests.fast.conftest import agent, set_presence, waiting_call
 
 

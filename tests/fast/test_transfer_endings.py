@@ -14,7 +14,7 @@ from app import clock
 from app.calls import reactions
 from app.calls.service import end_call
 from app.models import Activity, Agent, CallStatus, LegStatus, TransferState, utcnow
-from app.telephony.effects import CloseRoom
+from app.primitives.effects import CloseRoom
 from app.telephony.outcomes import CallProgress, Missed
 from app.transfers import service as transfers
 from tests.fast.conftest import connected

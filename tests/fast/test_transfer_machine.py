@@ -15,7 +15,7 @@ from app.models import (
     Transfer,
     TransferState,
 )
-from app.telephony.effects import CloseRoom, HangUp, OpenRoom, Redirect, StartSummary
+from app.primitives.effects import CloseRoom, HangUp, OpenRoom, Redirect, StartSummary
 from app.telephony.outcomes import CallProgress
 from app.transfers import service as transfers
 from tests.fast.conftest import agent, connected, set_presence

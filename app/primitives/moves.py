@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.models import Leg
-from app.telephony.context import Telephony
-from app.telephony.effects import HangUp, Redirect
+from app.primitives.context import Telephony
+from app.primitives.effects import HangUp, Redirect
 
 
 def redirect_leg(t: Telephony, leg: Leg | None, url: str, *, hang_up_otherwise: bool = False,
@@ -12,7 +12,7 @@ def redirect_leg(t: Telephony, leg: Leg | None, url: str, *, hang_up_otherwise: 
     """Bump the leg's placement and record that Twilio must fetch URL for it once the step is committed.
 
     False when there is nothing to redirect (no leg, or not a Twilio call).
-    The redirect runs after the commit (app/telephony/effects.py), so the
+    The redirect runs after the commit (app/primitives/effects.py), so the
     webhooks it causes (the new URL, and the action of the <Dial> it
     interrupts) read where the leg is meant to be. HANG_UP_OTHERWISE ends the
     call if it cannot be moved; IF_FAILED / IF_GONE name the timeline event

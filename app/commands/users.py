@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.auth import service
-from app.cli import database_session
+from app.commands.database import database_session
 
 ROLES = [role.value for role in service.Role]
 

@@ -1,6 +1,6 @@
 """The JSON API for transfers (token or supervisor session): start, status, complete, cancel, three-way, swap.
 
-Requests and answers are the pydantic models of app/transfers/schemas.py;
+Requests and answers are the pydantic models of app/api/schemas.py;
 spectree checks each request against them and writes the OpenAPI document
 from them and these views, served at /api/openapi.json.
 """
@@ -14,9 +14,10 @@ from spectree import Response, SecurityScheme, SpecTree
 from spectree.models import SecureType, SecuritySchemeData
 from sqlalchemy import select
 
+from app.api import schemas
 from app.auth.guards import api_token_required
 from app.models import Call, Event, Transfer, parse_id
-from app.transfers import schemas, service
+from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, TransferAction, act_on_transfer
 from app.web.unit_of_work import run_step, telephony
 

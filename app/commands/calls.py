@@ -6,8 +6,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from app.calls.reconcile_job import reconciler_of
 from app.database import schema_state
+from app.jobs.reconciler import reconciler_of
 
 
 @click.group("calls")

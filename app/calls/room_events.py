@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.calls.legs import lock_call
 from app.calls.reactions import agent_left
 from app.events import record_event
 from app.gateways.livekit import WebhookEvent
 from app.logs import get_logger
 from app.models import Call, Leg, LegStatus, Transfer
-from app.rooms.presence import still_in_room
-from app.telephony.context import Telephony
-from app.telephony.effects import remove_from_room
+from app.primitives.context import Telephony
+from app.primitives.effects import remove_from_room
+from app.primitives.legs import lock_call
+from app.primitives.presence import still_in_room
 
 log = get_logger("switchboard.rooms")
 
-BROWSER_PREFIX = "agent-"  # app/calls/legs.browser_identity
+BROWSER_PREFIX = "agent-"  # app/primitives/legs.browser_identity
 HANDLED_EVENTS = ("participant_joined", "participant_left", "room_started", "room_finished")
 
 

@@ -7,13 +7,10 @@ from typing import Callable
 
 from sqlalchemy.orm import Session
 
-from app.telephony.effects import PendingEffects
+from app.gateways import IntegrationMissing
+from app.primitives.effects import PendingEffects
 from app.telephony.urls import WebhookUrls
 from config import Settings
-
-
-class IntegrationMissing(RuntimeError):
-    """A step needs an integration the service was not configured with."""
 
 
 @dataclass
@@ -38,10 +35,10 @@ class Telephony:
     # edge's follow-up reacts as to a failed call (reactions.dial_refused).
     refused_dials: list[tuple[int, str]] = field(default_factory=list)
     # Twilio requests this request may still repeat after a failure worth
-    # retrying (app/telephony/effects.py), within the same 15 s.
+    # retrying (app/primitives/effects.py), within the same 15 s.
     retries_left: int = 2
     # What must happen outside the database once the step is committed
-    # (app/telephony/effects.py): the edge carries these out after its commit.
+    # (app/primitives/effects.py): the edge carries these out after its commit.
     effects: PendingEffects = field(init=False)
 
     def __post_init__(self) -> None:

@@ -4,7 +4,7 @@ An agent is reserved by a compare-and-set UPDATE (idle -> ringing) that only
 one transaction can win, on PostgreSQL (row lock) and on SQLite (whose write
 lock is taken at BEGIN), so no agent ever gets two calls.
 
-Lock order (app/calls/legs.py): a step holds its call's row and its live
+Lock order (app/primitives/legs.py): a step holds its call's row and its live
 legs' agents, by id, before it frees or connects any of them. Reserving
 comes later and may need an agent that is not in that order, so it never
 waits for one: an agent row another transaction holds (reserving, freeing,
@@ -20,8 +20,8 @@ from typing import Iterable
 from sqlalchemy import select
 
 from app.models import Activity, Agent, Call, Presence, utcnow
+from app.primitives.context import Telephony
 from app.states.agents import move_activity, set_presence, take_if_idle
-from app.telephony.context import Telephony
 
 
 def free_agents(session, skill: str, exclude: Iterable[int] = ()) -> list[int]:

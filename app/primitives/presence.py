@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from app.calls.legs import caller_leg
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.logs import get_logger
 from app.models import Leg
-from app.telephony.context import Telephony
+from app.primitives.context import Telephony
+from app.primitives.legs import caller_leg
 
 log = get_logger("switchboard.rooms")
 

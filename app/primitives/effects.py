@@ -9,7 +9,7 @@ call's timeline and never undoes the step.
 Each effect is also written to the outbox table in the step's own
 transaction, and its row is deleted once it has been carried out: a worker
 that dies between the commit and its effects leaves the rows, and the
-reconciler carries them out (app/calls/reconcile_job.py). Effects are safe
+reconciler carries them out (app/jobs/reconciler.py). Effects are safe
 to run again, except a dial, which is marked as tried (and committed) before
 it goes out and is never dialled twice.
 
@@ -34,7 +34,7 @@ from app.logs import get_logger
 from app.models import Call, Leg, OutboxEffect, Transfer, utcnow
 
 if TYPE_CHECKING:
-    from app.telephony.context import Telephony
+    from app.primitives.context import Telephony
 
 log = get_logger("switchboard.effects")
 

@@ -8,7 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.agents import service
-from app.cli import database_session
+from app.commands.database import database_session
 from app.models import Presence
 
 PRESENCES = [presence.value for presence in Presence]

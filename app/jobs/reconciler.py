@@ -17,8 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.calls.card_pause import resume_due_pauses
 from app.calls.reconcile import Reconciliation, reconcile
+from app.jobs.steps import JobTools, job_step
 from app.logs import get_logger
-from app.telephony.steps import JobTools, job_step
 
 log = get_logger("switchboard.reconcile")
 

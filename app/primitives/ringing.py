@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.calls.legs import browser_identity
 from app.models import Agent, Leg
-from app.telephony.context import Telephony
-from app.telephony.effects import Dial
+from app.primitives.context import Telephony
+from app.primitives.effects import Dial
+from app.primitives.legs import browser_identity
 
 
 def ring_leg(t: Telephony, leg: Leg, agent: Agent | None, *, answer_url: str, status_url: str, fallback_url: str,

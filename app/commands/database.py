@@ -1,27 +1,20 @@
-"""Operator commands: database migrations and roster files."""
+"""`flask db`: database migrations, and pruning what is kept only for a while."""
 
 from __future__ import annotations
 
-import json
-import tomllib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import click
 from alembic import command
-from alembic.config import Config as AlembicConfig
 from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy.orm import Session
 
-from app.agents import service
-from app.database import schema_state
+from app.database import alembic_config, schema_state
 from app.db import session_scope
 from app.models import WebhookDelivery, utcnow
-from config import PROJECT_ROOT
-
-DEMO_ROSTER = PROJECT_ROOT / "app" / "fixtures" / "demo_roster.toml"
 
 
 @contextmanager
@@ -32,14 +25,6 @@ def database_session() -> Iterator[Session]:
         raise click.ClickException(state.problem)
     with session_scope(current_app) as session:
         yield session
-
-
-def alembic_config(database_url: str) -> AlembicConfig:
-    """Alembic's configuration, pointed at migrations/ and the configured database."""
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    cfg.attributes["database_url"] = database_url
-    return cfg
 
 
 @click.group("db")
@@ -104,40 +89,3 @@ def prune(older_than_hours: int) -> None:
 def _ensure_sqlite_folder(database_url: str) -> None:
     if database_url.startswith("sqlite:///"):
         Path(database_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-
-
-def read_roster(path: Path) -> dict:
-    """Read a roster file: TOML or JSON, by its suffix."""
-    if path.suffix == ".json":
-        return json.loads(path.read_text())
-    with path.open("rb") as handle:
-        return tomllib.load(handle)
-
-
-@click.group("roster")
-def roster_cli() -> None:
-    """Load queues and agents from a file."""
-
-
-@roster_cli.command("load")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=DEMO_ROSTER)
-@click.option("--if-empty", is_flag=True,
-              help="Load only into a database with no queues and no agents (what `make run` does), "
-                   "so a real roster is never overwritten.")
-@with_appcontext
-def load(path: Path, if_empty: bool) -> None:
-    """Load a roster file (TOML or JSON); default: the demo roster."""
-    try:
-        roster = read_roster(path)
-    except (ValueError, tomllib.TOMLDecodeError) as error:
-        raise click.ClickException(f"{path.name}: not valid TOML/JSON: {error}") from None
-    try:
-        with database_session() as session:
-            if if_empty and service.roster_exists(session):
-                click.echo(f"roster not loaded from {path.name}: the database already has queues or agents "
-                           "(change them with `flask agents` and `flask queues`, or load without --if-empty)")
-                return
-            queues, agents = service.load_roster(session, roster)
-            click.echo(f"loaded {len(queues)} queues and {len(agents)} agents from {path.name}")
-    except service.RosterError as error:
-        raise click.ClickException(f"{path.name}: {error}") from None

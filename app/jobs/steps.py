@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from sqlalchemy.orm import sessionmaker
 
-from app.calls.legs import lock_leg
 from app.calls.reactions import dial_refused
 from app.logs import get_logger
+from app.primitives.context import Telephony
+from app.primitives.effects import carry_out
+from app.primitives.legs import lock_leg
 from app.routing.service import offer_waiting_calls
-from app.telephony.context import Telephony
-from app.telephony.effects import carry_out
 from app.telephony.urls import WebhookUrls
 from config import Settings
 
@@ -57,7 +57,7 @@ def follow_up(t: Telephony) -> None:
         t.session.flush()
         if not len(t.effects):
             return
-    # Left in the outbox: the reconciler carries them out (app/calls/reconcile_job.py).
+    # Left in the outbox: the reconciler carries them out (app/jobs/reconciler.py).
     log.warning("follow_up_rounds_exhausted", effects_left=len(t.effects))
 
 

@@ -20,7 +20,6 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from app.agents.availability import release_agent
 from app.logs import get_logger
 from app.models import (
     Activity,
@@ -33,9 +32,10 @@ from app.models import (
     Transfer,
     utcnow,
 )
+from app.primitives.availability import release_agent
+from app.primitives.context import Telephony
 from app.states.calls import move_call
 from app.states.legs import move_leg
-from app.telephony.context import Telephony
 
 log = get_logger("switchboard.legs")
 
