@@ -9,21 +9,21 @@ from config import INSTANCE_DIR, Settings, development_secret_key, load_settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the application: each step initialises one concern, in order."""
-    settings = settings or load_settings()
+    from app.auth.setup import init_auth
+    from app.db import init_db
+    from app.gateways.registry import init_gateways
+    from app.transfers.summary import init_summaries
+    from app.web.request_context import init_request_context
+    from app.web.security_headers import init_security_headers
+    from app.web.text_input import init_text_input_check
+    from app.web.unit_of_work import init_unit_of_work
+
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
-    init_settings(app, settings)
-    init_logging(app)
-    init_database(app)
-    init_gateways(app)
-    init_background(app)
-    init_requests(app)
-    init_text_input(app)
-    init_security_headers(app)
-    init_auth(app)
-    init_blueprints(app)
-    init_cli(app)
-    init_proxy(app)
-    announce(app)
+    init_settings(app, settings or load_settings())
+    for step in (init_logging, init_db, init_unit_of_work, init_gateways, init_summaries, init_request_context,
+                 init_text_input_check, init_security_headers, init_auth, init_blueprints, init_cli, init_proxy,
+                 announce):
+        step(app)
     return app
 
 
@@ -41,27 +41,6 @@ def init_logging(app: Flask) -> None:
 
     settings: Settings = app.config["SETTINGS"]
     configure_logging(settings.log_format, settings.log_level, settings.secret_values())
-
-
-def init_database(app: Flask) -> None:
-    from app.db import init_db
-    from app.web.unit_of_work import init_unit_of_work
-
-    init_db(app)
-    init_unit_of_work(app)
-
-
-def init_gateways(app: Flask) -> None:
-    from app.gateways.registry import init_gateways as register
-
-    register(app)
-
-
-def init_background(app: Flask) -> None:
-    from app.transfers.summary import BackgroundSummaries
-
-    app.extensions["summaries"] = BackgroundSummaries(app.extensions["db_sessionmaker"],
-                                                      app.extensions["gateways"].llm)
 
 
 def close_app(app: Flask, wait_seconds: float = 10.0) -> bool:
@@ -83,30 +62,6 @@ def close_app(app: Flask, wait_seconds: float = 10.0) -> bool:
     close_gateways(app)
     app.extensions["db_engine"].dispose()
     return stopped
-
-
-def init_text_input(app: Flask) -> None:
-    from app.web.text_input import init_text_input_check
-
-    init_text_input_check(app)
-
-
-def init_security_headers(app: Flask) -> None:
-    from app.web.security_headers import init_security_headers as secure
-
-    secure(app, app.config["SETTINGS"])
-
-
-def init_requests(app: Flask) -> None:
-    from app.web.request_context import init_request_context
-
-    init_request_context(app)
-
-
-def init_auth(app: Flask) -> None:
-    from app.auth.setup import init_auth as setup
-
-    setup(app)
 
 
 def init_blueprints(app: Flask) -> None:

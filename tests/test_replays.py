@@ -194,3 +194,20 @@ def test_replaying_every_webhook_of_a_warm_transfer_after_each_step_changes_noth
     assert in_room(caller, call_id) and in_room(alice, call_id) and not bob.live
     assert transfer_row(centre).state == "cancelled"
     assert len(narrator.steps) >= 8
+
+
+@pytest.mark.parametrize("path", [urls.AGENT_ANSWER, urls.AGENT_WHISPER, urls.TRANSFER_WHISPER])
+def test_a_webhook_naming_a_leg_of_another_role_changes_nothing_and_keeps_the_caller_on(centre, signed_post, caplog,
+                                                                                         path):
+    caller, alice = connected_call(centre)
+    before = _snapshot(centre)
+    with centre.db() as session:
+        from app.models import Leg
+
+        caller_leg = session.scalar(select(Leg.id).where(Leg.role == "caller"))
+    # Found by the signed-form fuzzer: an agent's or a target's URL naming the caller's own leg.
+    response = signed_post(centre.client, f"{path}?leg={caller_leg}", {"CallSid": caller.sid, "Digits": "1"})
+    assert response.status_code == 200 and ET.fromstring(response.data).find("Redirect") is not None
+    assert _snapshot(centre) == before
+    events = [record.msg.get("event") for record in caplog.records if isinstance(record.msg, dict)]
+    assert "webhook_malformed" in events and "webhook_failed" not in events

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from app.kinds import SummarySource, TransferMode, TransferTrigger
 from app.models import TransferState
 from app.transfers.outside import (
     DestinationRefused,
@@ -33,7 +34,7 @@ class StartTransfer(BaseModel):
     sip_uri: str | None = Field(
         None, max_length=255,
         description="an outside SIP URI (sip:desk@pbx.example.com); rung only if OUTSIDE_TRANSFER_ALLOW names its host")
-    mode: Literal["warm", "blind"] = "warm"
+    mode: Literal[TransferMode.WARM, TransferMode.BLIND] = TransferMode.WARM
     notes: str | None = Field(None, max_length=NOTES_LIMIT, description="added to the summary's input")
 
     @model_validator(mode="after")
@@ -62,7 +63,8 @@ class Summary(BaseModel):
 
     spoken: str | None = None
     structured: dict[str, Any] | None = None
-    source: Literal["llm", "fallback"] | None = Field(None, description="fallback: written without the LLM")
+    source: Literal[SummarySource.LLM, SummarySource.FALLBACK] | None = Field(
+        None, description="fallback: written without the LLM")
     provider: str | None = None
     model: str | None = None
     latency_ms: int | None = None
@@ -82,8 +84,8 @@ class Transfer(BaseModel):
 
     id: int
     call_sid: str
-    mode: Literal["warm", "blind"]
-    trigger: Literal["dtmf", "web", "api"]
+    mode: Literal[TransferMode.WARM, TransferMode.BLIND]
+    trigger: Literal[TransferTrigger.DTMF, TransferTrigger.WEB, TransferTrigger.API]
     state: TransferState
     from_agent: str | None = Field(None, description="extension of the transferring agent")
     target_agent: str | None = None

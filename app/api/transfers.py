@@ -16,9 +16,11 @@ from sqlalchemy import select
 
 from app.api import schemas
 from app.auth.guards import api_token_required
+from app.kinds import TransferTrigger
 from app.models import Call, Event, Transfer, parse_id
 from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, TransferAction, act_on_transfer
+from app.transfers.summary import stored_summary
 from app.web.unit_of_work import run_step, telephony
 
 blueprint = Blueprint("transfers_api", __name__, url_prefix="/api")
@@ -85,15 +87,7 @@ def transfer_as_dict(transfer: Transfer) -> dict:
         target_number=transfer.target_number,
         answered_by=transfer.target_leg.agent.extension if transfer.target_leg and transfer.target_leg.agent else None,
         notes=transfer.notes,
-        summary=schemas.Summary(
-            spoken=transfer.summary_spoken,
-            structured=transfer.summary_structured,
-            source=transfer.summary_source,
-            provider=transfer.summary_provider,
-            model=transfer.summary_model,
-            latency_ms=transfer.summary_latency_ms,
-            error=transfer.summary_error,
-        ),
+        summary=schemas.Summary(**stored_summary(transfer)),
         end_reason=transfer.end_reason,
         created_at=transfer.created_at,
         ended_at=transfer.ended_at,
@@ -126,7 +120,8 @@ def start(call_sid: str):
                                      number=(body.number or "").strip() or None,
                                      sip_uri=(body.sip_uri or "").strip() or None)
         transfer = run_step(lambda t: service.start_transfer(
-            t, call, target, mode=body.mode, trigger="api" if "api_token_name" in g else "web", notes=body.notes))
+            t, call, target, mode=body.mode, trigger=TransferTrigger.API if "api_token_name" in g else TransferTrigger.WEB,
+            notes=body.notes))
     except service.TransferRefused as refusal:
         return _error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer)), 201

@@ -39,6 +39,7 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.kinds import Speaker
 from app.logs import get_logger
 from app.models import Call, utcnow
 from app.primitives.context import Telephony
@@ -83,14 +84,14 @@ def screen(t: Telephony, call: Call, speaker: str, words: str) -> str:
         call.transcription_resume_at = max(call.transcription_resume_at, _due_after(t, now))
     elif is_due(call, now):
         resume(t, call)
-    if speaker == "caller" and call.transcription_paused_at is not None:
+    if speaker == Speaker.CALLER and call.transcription_paused_at is not None:
         return _remove_card_starts(words)
     return words
 
 
 def card_reason(speaker: str, words: str) -> str | None:
     """Why WORDS show a card number being read (`card_digits`, `card_number_named`), or None."""
-    if speaker == "caller" and _card_starts(words):
+    if speaker == Speaker.CALLER and _card_starts(words):
         return "card_digits"
     if _NAMES_THE_CARD.search(words):
         return "card_number_named"

@@ -19,6 +19,7 @@ from app.calls.inputs import (
     TranscriptChunk,
 )
 from app.events import record_event
+from app.kinds import Speaker
 from app.logs import get_logger
 from app.models import (
     Call,
@@ -266,7 +267,7 @@ def record_transcription(t: Telephony, call: Call, chunk: TranscriptChunk, agent
     Each party is transcribed on their own leg (the caller on the call, an
     agent on their phone leg); the edge passes only their inbound track.
     """
-    speaker = "agent" if agent_leg is not None else "caller"
+    speaker = Speaker.AGENT if agent_leg is not None else Speaker.CALLER
     # A card number being read stops the caller's transcription for a while (calls/card_pause.py).
     text = redact(card_pause.screen(t, call, speaker, chunk.text))[:2000]
     if not text:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.agents.service import set_presence
 from app.calls import reactions
+from app.kinds import SummarySource, TransferTrigger
 from app.models import (
     FINAL_LEG_STATUSES,
     Agent,
@@ -29,19 +30,12 @@ from app.primitives import legs
 from app.primitives.context import Telephony
 from app.routing import service as routing
 from app.states.transfers import active_transfer
+from app.summaries.compose import SUMMARY_FIELDS
 from app.telephony.outcomes import Missed
 from app.transfers import service as transfers
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer, possible_actions
 from app.transfers.outside import DestinationRefused, destination_kind
 from app.transfers.summary import settle_summary
-
-SUMMARY_LABELS = (
-    ("reason", "Reason"),
-    ("customer", "Customer"),
-    ("tried", "Already tried"),
-    ("mood", "Mood"),
-    ("expects", "Expects next"),
-)
 
 
 class ConsoleRefused(Exception):
@@ -108,9 +102,9 @@ def summary_view(t: Telephony, transfer: Transfer) -> dict:
     structured = transfer.summary_structured or {}
     return {
         "ready": transfer.summary_source is not None,
-        "fallback": transfer.summary_source == "fallback",
+        "fallback": transfer.summary_source == SummarySource.FALLBACK,
         "spoken": transfer.summary_spoken or "",
-        "fields": [{"label": label, "value": str(structured[key])} for key, label in SUMMARY_LABELS
+        "fields": [{"label": label, "value": str(structured[key])} for key, label in SUMMARY_FIELDS
                    if structured.get(key)],
     }
 
@@ -301,7 +295,7 @@ def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str 
         raise ConsoleRefused("only the agent with the caller can transfer the call")
     try:
         target = _outside_target(t, outside) if outside else transfers.resolve_target(t, code)
-        return transfers.start_transfer(t, call, target, mode=mode, trigger="web", notes=notes)
+        return transfers.start_transfer(t, call, target, mode=mode, trigger=TransferTrigger.WEB, notes=notes)
     except transfers.TransferRefused as refusal:
         raise ConsoleRefused(str(refusal)) from None
 

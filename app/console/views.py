@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from app.auth.guards import current_agent_id, roles_required
 from app.console import service
 from app.gateways import IntegrationMissing
+from app.kinds import TransferMode
 from app.models import Presence, parse_id
 from app.web.errors import error_page
 from app.web.unit_of_work import request_session, run_step, telephony
@@ -18,7 +19,6 @@ blueprint = Blueprint("console", __name__)
 # also removes a console from a room its agent has left, and refuses it there
 # again on reconnection (app/calls/room_events.py).
 TOKEN_TTL_SECONDS = 60
-MODES = ("warm", "blind")
 
 
 def _agent_or_refusal():
@@ -115,8 +115,8 @@ def hang_up():
 def transfer():
     """Transfer the agent's own call to an extension or a queue, or an outside number or SIP URI, warm or blind."""
     def act(t, agent_id):
-        mode = request.form.get("mode", "warm")
-        if mode not in MODES:
+        mode = request.form.get("mode", TransferMode.WARM)
+        if mode not in set(TransferMode):
             raise service.ConsoleRefused("the kind of transfer must be warm or blind", 400)
         code = request.form.get("target", "").strip()
         outside = request.form.get("outside", "").strip()[:200]

@@ -318,8 +318,6 @@ class ScriptedCall:
         return Outcome(caller.leg.sid, transfer.state, transfer.summary_source, _summary_detail(transfer),
                        transfer.summary_spoken or "")
 
-    # --- narrating the shared scenario -------------------------------------------------
-
     def _target(self, agent_leg: SimCall) -> tuple[str, str]:
         """Whom the first agent transfers to: the other demo agent (extension, phone)."""
         ext_a = self.agents[agent_leg.to][1]

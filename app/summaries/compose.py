@@ -16,12 +16,21 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 
 from app.gateways.llm import LLMError, LLMGateway
+from app.kinds import Speaker, SummarySource
 from app.summaries.redaction import redact
 from app.summaries.verify import verify
 
 DATA_START = "<<<CALL_DATA"
 DATA_END = "CALL_DATA>>>"
-STRUCTURED_KEYS = ("reason", "customer", "tried", "mood", "expects")
+# The structured summary's fields, in order, with the words the pages show for each.
+SUMMARY_FIELDS = (
+    ("reason", "Reason"),
+    ("customer", "Customer"),
+    ("tried", "Already tried"),
+    ("mood", "Mood"),
+    ("expects", "Expects next"),
+)
+STRUCTURED_KEYS = tuple(key for key, _label in SUMMARY_FIELDS)
 OUTPUT_KEYS = ("spoken", *STRUCTURED_KEYS)
 NOT_MENTIONED = "not mentioned"
 
@@ -85,7 +94,7 @@ class Summary:
 
     spoken: str
     structured: dict
-    source: str
+    source: SummarySource
     provider: str | None = None
     model: str | None = None
     latency_ms: int | None = None
@@ -112,7 +121,7 @@ def _recent_transcript(utterances: list[tuple[str, str]]) -> tuple[list[dict], b
         size += len(text)
         if size > MAX_TRANSCRIPT_CHARS and kept:
             return list(reversed(kept)), True
-        who = speaker if speaker in ("caller", "agent") else "other"
+        who = speaker if speaker in set(Speaker) else "other"
         kept.append({"speaker": who, "text": text})
     return list(reversed(kept)), False
 
@@ -248,7 +257,7 @@ def fallback_summary(inp: SummaryInput, error: str | None) -> Summary:
     caller_words = [
         " ".join(redact(text).split()).rstrip(".!? ")
         for speaker, text in inp.utterances
-        if speaker == "caller" and text and text.strip()
+        if speaker == Speaker.CALLER and text and text.strip()
     ][-FALLBACK_CALLER_UTTERANCES:]
 
     sentences = ["Automatic summary unavailable."]
@@ -275,7 +284,7 @@ def fallback_summary(inp: SummaryInput, error: str | None) -> Summary:
     return Summary(
         spoken=speakable(" ".join(sentences)),
         structured=structured,
-        source="fallback",
+        source=SummarySource.FALLBACK,
         error=error,
     )
 
@@ -308,7 +317,7 @@ def summarize(inp: SummaryInput, gateway: LLMGateway | None) -> Summary:
         spoken=checked.kept,
         dropped=checked.dropped,
         structured=structured,
-        source="llm",
+        source=SummarySource.LLM,
         provider=gateway.provider,
         model=completion.model,
         latency_ms=completion.latency_ms,

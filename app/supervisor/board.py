@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.kinds import SummarySource
 from app.models import (
     FINAL_CALL_STATUSES,
     FINAL_LEG_STATUSES,
@@ -30,17 +31,11 @@ from app.models import (
     Utterance,
 )
 from app.primitives.availability import free_agents
+from app.summaries.compose import SUMMARY_FIELDS
 from app.transfers.actions import possible_actions
 from app.transfers.outside import is_sip_uri
 from app.transfers.service import TransferRefused, find_target
-
-STRUCTURED_LABELS = (
-    ("reason", "Reason"),
-    ("customer", "Customer"),
-    ("tried", "Already tried"),
-    ("mood", "Mood"),
-    ("expects", "Expects next"),
-)
+from app.transfers.summary import stored_summary
 
 
 def label(value: str | None) -> str:
@@ -80,9 +75,6 @@ def digest(data: dict) -> str:
     """A short fingerprint of page data, to tell whether anything a viewer sees has changed."""
     encoded = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]
-
-
-# --- the board -------------------------------------------------------------------------
 
 
 def board_cursor(session: Session) -> str:
@@ -170,9 +162,6 @@ def board_snapshot(session: Session) -> dict:
     return {"calls": live_calls(session), "agents": agents(session), "transfers": transfers_under_way(session)}
 
 
-# --- one call -------------------------------------------------------------------------
-
-
 def find_call(session: Session, call_sid: str) -> Call | None:
     """The call with this Twilio call SID, or None."""
     return session.scalar(select(Call).where(Call.call_sid == call_sid))
@@ -249,24 +238,14 @@ def transcript(session: Session, call: Call) -> list[dict]:
 
 def summary_view(transfer: Transfer) -> dict:
     """A transfer's summary as shown: spoken text, fields, and where it came from."""
-    structured = transfer.summary_structured or {}
-    source = transfer.summary_source
-    if source == "llm":
-        source_label = "Written by the LLM"
-    elif source == "fallback":
-        source_label = "Fallback summary: written without the LLM"
-    else:
-        source_label = "Not ready yet"
+    summary = stored_summary(transfer)
+    structured = summary["structured"] or {}
+    source = summary["source"]
     return {
+        **summary,
         "ready": source is not None,
-        "spoken": transfer.summary_spoken,
-        "fields": [[title, str(structured[key])] for key, title in STRUCTURED_LABELS if structured.get(key)],
-        "source": source,
-        "source_label": source_label,
-        "provider": transfer.summary_provider,
-        "model": transfer.summary_model,
-        "latency_ms": transfer.summary_latency_ms,
-        "error": transfer.summary_error,
+        "fields": [[title, str(structured[key])] for key, title in SUMMARY_FIELDS if structured.get(key)],
+        "source_label": SummarySource(source).label if source else "Not ready yet",
     }
 
 

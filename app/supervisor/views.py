@@ -28,6 +28,7 @@ from wtforms.validators import Length, Optional, ValidationError
 from app.auth.guards import current_agent_id, roles_required
 from app.auth.service import Role
 from app.gateways import IntegrationMissing
+from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Call
 from app.supervisor import board
@@ -51,10 +52,10 @@ class TransferForm(FlaskForm):
     mode = RadioField(
         "Kind of transfer",
         choices=[
-            SelectChoice("warm", "Warm: talk to them first"),
-            SelectChoice("blind", "Blind: hand the caller straight over"),
+            SelectChoice(TransferMode.WARM, "Warm: talk to them first"),
+            SelectChoice(TransferMode.BLIND, "Blind: hand the caller straight over"),
         ],
-        default="warm",
+        default=TransferMode.WARM,
     )
     notes = TextAreaField("Notes for the summary (optional)", validators=[Optional(), Length(max=2000)])
 
@@ -146,9 +147,6 @@ def _stream(cursor_of, snapshot_of) -> Response:
     return response
 
 
-# --- the board --------------------------------------------------------------------------
-
-
 @blueprint.get("/board")
 @roles_required(Role.SUPERVISOR)
 def board_page():
@@ -168,9 +166,6 @@ def board_snapshot():
 def board_stream():
     """The board's data as server-sent events, whenever it changes."""
     return _stream(board.board_cursor, board.board_snapshot)
-
-
-# --- one call -----------------------------------------------------------------------------
 
 
 def _viewable_call(call_sid: str) -> tuple[Call | None, Response | None]:
@@ -228,9 +223,6 @@ def call_stream(call_sid: str):
     return _stream(lambda session: board.call_cursor(session, call_id), snapshot)
 
 
-# --- the transfer form ---------------------------------------------------------------------
-
-
 @blueprint.post("/calls/<call_sid>/transfer")
 @roles_required(Role.SUPERVISOR)
 def start_transfer(call_sid: str):
@@ -243,7 +235,7 @@ def start_transfer(call_sid: str):
         return _render_call(call, form, "Check the form: " + _first_error(form), 400)
     try:
         target = board.target_of_choice(request_session(), form.choice())
-        transfer = run_step(lambda t: service.start_transfer(t, call, target, mode=form.mode.data, trigger="web",
+        transfer = run_step(lambda t: service.start_transfer(t, call, target, mode=form.mode.data, trigger=TransferTrigger.WEB,
                                                              notes=form.notes.data))
     except service.TransferRefused as refusal:
         return _render_call(call, form, f"The transfer was refused: {refusal}.", 409)

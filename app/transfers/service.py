@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.events import record_event
+from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import (
     Activity,
@@ -68,9 +69,6 @@ from app.transfers.parties import (
 from app.transfers.summary import settle_summary
 
 log = get_logger("switchboard.transfers")
-
-MODES = ("warm", "blind")
-TRIGGERS = ("dtmf", "web", "api")
 
 
 class TransferRefused(Exception):
@@ -144,16 +142,13 @@ def resolve_target(t: Telephony, code: str) -> Target:
         raise TransferRefused(f"{' '.join(code)} is not an extension or a queue") from None
 
 
-# --- starting ------------------------------------------------------------------
-
-
-def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: str, notes: str | None = None) -> Transfer:
+def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferTrigger,
+                  notes: str | None = None) -> Transfer:
     """Begin a transfer: one per call, the caller on hold, the summary started now."""
-    if trigger not in TRIGGERS:
-        raise ValueError(trigger)
+    trigger = TransferTrigger(trigger)
     refuse_opening(call, from_leg)
     transfer = new_transfer(
-        t.session, call, mode="warm", trigger=trigger, from_agent_id=from_leg.agent_id,
+        t.session, call, mode=TransferMode.WARM, trigger=trigger, from_agent_id=from_leg.agent_id,
         # Notes are the caller's data like the transcript: redacted before they are stored, shown or sent.
         notes=redact((notes or "").strip()[:2000]) or None,
     )
@@ -184,9 +179,9 @@ def refuse_opening(call: Call, from_leg: Leg | None) -> None:
         raise TransferRefused("the transferring agent is not on the call")
 
 
-def refuse_target(t: Telephony, from_agent_id: int | None, target: Target, mode: str) -> None:
+def refuse_target(t: Telephony, from_agent_id: int | None, target: Target, mode: TransferMode) -> None:
     """TransferRefused, with the reason, if TARGET cannot take the call now (a look: nothing is touched)."""
-    if mode not in MODES:
+    if mode not in set(TransferMode):
         raise TransferRefused("the mode must be warm or blind")
     if target.outside:
         outside_destination(t, target)
@@ -212,7 +207,7 @@ def outside_destination(t: Telephony, target: Target) -> str:
         raise TransferRefused(str(refusal)) from None
 
 
-def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: str) -> None:
+def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: TransferMode) -> None:
     """Set the target and mode and ring the target; TransferRefused (transfer unchanged) if impossible."""
     if transfer.state != TransferState.REQUESTED:
         raise TransferRefused(f"the transfer is already {transfer.state}")
@@ -256,7 +251,7 @@ def _ring(t: Telephony, transfer: Transfer, agent: Agent | None, target: str, **
     call = transfer.call
     leg = new_leg(t.session, call, LegRole.TARGET, agent=agent)
     transfer.target_leg_id = leg.id
-    if transfer.mode == "warm" and transfer.consult_room is None:
+    if transfer.mode == TransferMode.WARM and transfer.consult_room is None:
         _open_consult_room(t, transfer)
     t.session.flush()
     t.session.refresh(transfer)
@@ -293,7 +288,7 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
     """Where the transferring agent goes once the target rings: the consult room (warm) or away (blind)."""
     if from_leg is None or from_leg.is_final:
         return Prompt.NONE
-    if transfer.mode == "warm":
+    if transfer.mode == TransferMode.WARM:
         if from_leg.twilio_call_sid:
             # A phone leg waits on music, not alone in the consult room: LiveKit
             # would keep its SIP call ringing there until someone publishes a
@@ -307,7 +302,7 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
     return Prompt.TRANSFERRED
 
 
-def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigger: str,
+def start_transfer(t: Telephony, call: Call, target: Target, *, mode: TransferMode, trigger: TransferTrigger,
                    notes: str | None = None) -> Transfer:
     """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent.
 
@@ -342,9 +337,6 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: str, trigg
         t.session.rollback()
         raise TransferRefused("the transfer could not be started") from None
     return transfer
-
-
-# --- the target's phone ----------------------------------------------------------
 
 
 def transfer_of_target_leg(t: Telephony, leg: Leg) -> Transfer | None:
@@ -404,7 +396,7 @@ def target_accepted(t: Telephony, leg: Leg) -> Accepted:
         return Accepted.GONE
     _target_on_call(leg)
     from_leg = agent_leg_of(transfer.call, transfer.from_agent_id)
-    if transfer.mode == "warm" and from_leg is not None:
+    if transfer.mode == TransferMode.WARM and from_leg is not None:
         place_agent(t, leg, transfer.consult_room, requester=leg)
         move_transfer(t.session, transfer, TransferState.CONSULTING, target=target_of(transfer, leg))
         if from_leg.room_name != transfer.consult_room or from_leg.status != LegStatus.CONNECTED:
@@ -455,9 +447,6 @@ def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: b
     end_transfer(t, transfer, ending, reason=reason)
 
 
-# --- consult actions --------------------------------------------------------------
-
-
 def complete(t: Telephony, transfer: Transfer, *, requester: Leg | None, keep_from_agent: bool = False) -> None:
     """The caller and the target are connected in the call's room; A leaves (or stays, for a three-way)."""
     if transfer.state not in (TransferState.CONSULTING, TransferState.WHISPERING):
@@ -499,9 +488,6 @@ def swap(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> None:
 def three_way(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> None:
     """The caller, the target and the transferring agent together in the call's room; the target keeps the call."""
     complete(t, transfer, requester=requester, keep_from_agent=True)
-
-
-# --- the one way out ------------------------------------------------------------------
 
 
 class Ending(StrEnum):
@@ -599,9 +585,6 @@ def _back_to_the_caller(t: Telephony, call: Call, from_leg: Leg | None, say: Pro
         unhold_caller(t, call)
     else:
         requeue_caller(t, call)
-
-
-# --- parties leaving -----------------------------------------------------------------
 
 
 def agent_left_during_transfer(t: Telephony, leg: Leg) -> bool:

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.events import record_event
+from app.kinds import SummarySource
 from app.logs import get_logger
 from app.models import Call, Transfer, Utterance, utcnow
 from app.summaries.compose import Summary, SummaryInput, fallback_summary, summarize
@@ -49,26 +50,34 @@ def summary_input(session: Session, transfer: Transfer) -> SummaryInput:
     )
 
 
+# What a transfer keeps of its summary, each in the column summary_<name>.
+SUMMARY_COLUMNS = ("spoken", "structured", "source", "provider", "model", "latency_ms", "error")
+
+
+def summary_columns(summary: Summary) -> dict:
+    """SUMMARY as the transfer keeps it: {name: value} of SUMMARY_COLUMNS (its error cut to the column)."""
+    columns = {name: getattr(summary, name) for name in SUMMARY_COLUMNS}
+    columns["error"] = (summary.error or None) and summary.error[:255]
+    return columns
+
+
+def stored_summary(transfer: Transfer) -> dict:
+    """The summary a transfer keeps: {name: value} of SUMMARY_COLUMNS, all None until one is stored."""
+    return {name: getattr(transfer, f"summary_{name}") for name in SUMMARY_COLUMNS}
+
+
 def store_summary(session: Session, transfer_id: int, summary: Summary) -> bool:
     """Store SUMMARY unless one is already stored; True if this one was kept."""
     kept = session.execute(
         update(Transfer)
         .where(Transfer.id == transfer_id, Transfer.summary_source.is_(None))
-        .values(
-            summary_spoken=summary.spoken,
-            summary_structured=summary.structured,
-            summary_source=summary.source,
-            summary_provider=summary.provider,
-            summary_model=summary.model,
-            summary_latency_ms=summary.latency_ms,
-            summary_error=(summary.error or None) and summary.error[:255],
-        )
+        .values({f"summary_{name}": value for name, value in summary_columns(summary).items()})
         .execution_options(synchronize_session=False)
     ).rowcount
     transfer = session.get(Transfer, transfer_id, populate_existing=True)
     if transfer is None:  # the call's records were removed meanwhile
         return False
-    name = "summary_ready" if summary.source == "llm" else "summary_fallback_used"
+    name = "summary_ready" if summary.source == SummarySource.LLM else "summary_fallback_used"
     record_event(
         session,
         transfer.call,
@@ -155,3 +164,9 @@ def settle_summary(session: Session, transfer: Transfer, *, since: datetime | No
     session.refresh(transfer)
     return True
 
+
+
+def init_summaries(app) -> None:
+    """Give the app its summariser (app.extensions["summaries"]), which close_app waits for."""
+    app.extensions["summaries"] = BackgroundSummaries(app.extensions["db_sessionmaker"],
+                                                      app.extensions["gateways"].llm)

@@ -13,6 +13,7 @@ from flask import Blueprint, request
 from app.calls import reactions
 from app.calls import service as calls
 from app.events import record_event
+from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_id
 from app.primitives.legs import RINGING_LEG_STATUSES
@@ -115,7 +116,7 @@ MENU = (
 MAX_MENU_ATTEMPTS = 2
 
 
-DTMF_MODES = {"2": "warm", "1": "blind"}
+DTMF_MODES = {"2": TransferMode.WARM, "1": TransferMode.BLIND}
 
 
 def _target_words(transfer: Transfer | None) -> str:
@@ -213,7 +214,7 @@ def transfer_menu(leg: Leg):
                                   action_url=t.urls.transfer_consult_menu(transfer.id, leg.id, leg.placement))
         return rejoin(leg)
     try:
-        transfer = transfers.open_transfer(t, call, leg, trigger="dtmf")
+        transfer = transfers.open_transfer(t, call, leg, trigger=TransferTrigger.DTMF)
     except transfers.TransferRefused as refusal:
         return bridge_agent(leg, leg.room_name, f"Transfer not possible: {refusal}.")
     return _menu(transfer, leg, 1)

@@ -303,9 +303,11 @@ def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
     if reason is None:
         return (leg,)
     log.warning("webhook_out_of_place", reason=reason, leg_id=leg.id, leg_status=leg.status, role=leg.role)
-    if reason == "callsid" or serves.misfit is None:
-        raise MalformedWebhook("the CallSid is not this leg's" if reason == "callsid" else f"a {leg.role} leg")
-    return serves.misfit(leg)
+    if reason == "state" and serves.misfit is not None:
+        return serves.misfit(leg)
+    # Another leg's CallSid, or a leg of a role this URL never serves: not
+    # Twilio's request about this leg (the service gives each leg its own URLs).
+    raise MalformedWebhook("the CallSid is not this leg's" if reason == "callsid" else f"not a webhook of a {leg.role} leg")
 
 
 def _party_of(call: Call, leg_id: str | None) -> Leg | None:

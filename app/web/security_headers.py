@@ -26,8 +26,9 @@ def livekit_origins(livekit_url: str) -> list[str]:
     return [f"{'wss' if secure else 'ws'}://{parts.netloc}", f"{'https' if secure else 'http'}://{parts.netloc}"]
 
 
-def init_security_headers(app: Flask, settings: Settings) -> None:
+def init_security_headers(app: Flask) -> None:
     """Send the security headers on every response."""
+    settings: Settings = app.config["SETTINGS"]
     Talisman(
         app,
         force_https=False,
