@@ -19,8 +19,8 @@ from tests.benchmarks.races import run_pair
 from tests.conftest import TEST_DATABASE
 
 REPEATS = 10
-# The console's races take longer to set up (a transfer offered in the browser): fewer, to stay near 3 minutes.
-CONSOLE_REPEATS = 6
+# The console's races take longer to set up, and three-way and swap add to the run: fewer, to stay near 3 minutes.
+FEWER_REPEATS = 6
 
 # Each pair, what its races must show, and how often it is played.
 PAIRS = {
@@ -32,14 +32,17 @@ PAIRS = {
     "complete-vs-agent": REPEATS,
     # Whichever ends the consult, the API's cancel or B leaving, the caller ends with A alone in the call's room.
     "cancel-vs-target": REPEATS,
+    # A three-way call or a swap asked for as the caller hangs up leaves nobody on a call with nobody.
+    "three-way-vs-caller": FEWER_REPEATS,
+    "swap-vs-caller": FEWER_REPEATS,
     # Starting a transfer as the caller hangs up leaves no target phone ringing and no agent held for a gone caller.
     "start-vs-caller": REPEATS,
     # A transfer accepted in the browser as the caller hangs up never leaves B on a call with nobody.
-    "console-accept-vs-caller": CONSOLE_REPEATS,
+    "console-accept-vs-caller": FEWER_REPEATS,
     # A transfer declined in the browser as the caller hangs up never sends A back to a caller who is gone.
-    "console-decline-vs-caller": CONSOLE_REPEATS,
+    "console-decline-vs-caller": FEWER_REPEATS,
     # The browser agent and the caller hanging up together end the call once, with the agent free.
-    "console-hangup-vs-caller": CONSOLE_REPEATS,
+    "console-hangup-vs-caller": FEWER_REPEATS,
 }
 
 

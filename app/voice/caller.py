@@ -23,15 +23,14 @@ GREETING = "Thanks for calling. In a few words, tell us why you are calling, or 
 ASK_AGAIN = "Sorry, I didn't catch that. Please say what you are calling about, or {menu}."
 
 
+def _where_they_are(call):
+    """The caller's TwiML for where they are now (a late key or recording changes nothing)."""
+    return _next(call, service.caller_place(call))
+
+
 # What the caller's webhooks serve: the call named by ?call=, from its own caller (app/voice/guard.py).
 CALLER = ServesCall()
-
-
-def _no_longer_waiting(call):
-    # A late key or recording (the caller was connected meanwhile): it changes
-    # nothing; the caller is answered with where they are.
-    log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
-    return _next(call, service.caller_place(call))
+WAITING_CALLER = ServesCall(fits=WAITING_STATUSES, misfit=_where_they_are)
 
 
 def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
@@ -108,12 +107,10 @@ def _options(call):
 
 
 @blueprint.post(urls.CALLER_OPTIONS)
-@twilio_webhook(serves=CALLER)
+@twilio_webhook(serves=WAITING_CALLER)
 def caller_options(form: TwilioForm, call: Call):
     """Voicemail, a callback, or more waiting."""
     t = telephony()
-    if call.status not in WAITING_STATUSES:
-        return _no_longer_waiting(call)
     choice = service.caller_chose(t, call, form.digits)
     if choice == CallerChoice.VOICEMAIL:
         return twiml_response("calls/voicemail.xml", **hold_context(t), action_url=t.urls.caller_voicemail(call.id))
@@ -123,13 +120,10 @@ def caller_options(form: TwilioForm, call: Call):
 
 
 @blueprint.post(urls.CALLER_VOICEMAIL)
-@twilio_webhook(serves=CALLER)
+@twilio_webhook(serves=WAITING_CALLER)
 def caller_voicemail(form: TwilioForm, call: Call):
     """The recording finished."""
-    t = telephony()
-    if call.status not in WAITING_STATUSES:
-        return _no_longer_waiting(call)
-    service.save_voicemail(t, call, form.recording())
+    service.save_voicemail(telephony(), call, form.recording())
     return _goodbye("Thank you, we have your message. Goodbye.")
 
 
@@ -142,7 +136,7 @@ def caller_connect(form: TwilioForm, call: Call):
         # Misplaced: the IVR has not chosen a queue (nor so a room) yet; the
         # caller is answered with where they belong now.
         log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
-        return _next(call, service.caller_place(call))
+        return _where_they_are(call)
     return _connect(call, service.connect_caller(t, call))
 
 

@@ -265,13 +265,16 @@ class ServesLeg:
 
 @dataclass(frozen=True)
 class ServesCall:
-    """A webhook of the caller's leg, named by ?call=: only from the call's own CallSid.
+    """A webhook of the caller's leg, named by ?call=: only from the call's own CallSid, while the call is in
+    one of FITS (None: any); MISFIT(call) answers one that is not (where the caller is now).
 
     WITH_PARTY: or of one of its agents' legs, named by ?leg= as well (from
     that leg's CallSid); the view is given the call and that leg, or None.
     """
 
     with_party: bool = False
+    fits: tuple[str, ...] | None = None
+    misfit: Callable[[Call], Response] | None = None
 
 
 Serves = Union[ServesLeg, ServesCall, None]
@@ -293,6 +296,11 @@ def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
         if form.call_sid and expected and form.call_sid != expected:
             log.warning("webhook_out_of_place", reason="callsid", call_id=call.id)
             raise MalformedWebhook("the CallSid is not this call's caller, nor the leg's")
+        if serves.fits is not None and call.status not in serves.fits:
+            # A late key or recording (the caller was connected meanwhile): it
+            # changes nothing; the caller is answered with where they are.
+            log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
+            return serves.misfit(call)
         return (call, party) if serves.with_party else (call,)
     number = parse_id(request.args.get("leg"))
     leg = lock_leg(t, number) if number is not None else None

@@ -96,6 +96,8 @@ PAIRS = {pair.name: pair for pair in (
     Pair("cancel-vs-caller", "cancel", "caller", "consulting"),
     Pair("complete-vs-agent", "complete", "agent", "consulting"),
     Pair("cancel-vs-target", "cancel", "target", "consulting"),
+    Pair("three-way-vs-caller", "three-way", "caller", "consulting"),
+    Pair("swap-vs-caller", "swap", "caller", "consulting"),
     Pair("start-vs-caller", "start", "caller", "connected"),
     Pair("console-accept-vs-caller", "accept", "caller", "offered"),
     Pair("console-decline-vs-caller", "decline", "caller", "offered"),
