@@ -18,9 +18,11 @@ Each test looks from a second connection at the moment of the network call.
 
 from __future__ import annotations
 
+import threading
+
 from sqlalchemy import create_engine, select, text
 
-from app.models import Leg, LegStatus
+from app.models import Call, Leg, LegStatus
 from tests.transfer_helpers import ALICE, connected_call
 
 
@@ -81,3 +83,41 @@ def test_no_transaction_is_held_while_livekit_says_who_is_in_the_room(centre, mo
     assert writable == [True]
     assert "Transfer menu" in alice.heard_text
     engine.dispose()
+
+
+def test_a_caller_hanging_up_while_livekit_is_asked_is_what_the_step_goes_on_with(centre, monkeypatch, signed_post,
+                                                                                 caplog):
+    """The step takes the call's lock again after LiveKit answers: it sees the caller gone and opens no transfer.
+
+    Without that, it went on with the call as it was before the commit, and
+    the state machine refused to put an ended call on hold (IllegalMove):
+    the step failed and was answered with the retry TwiML.
+    """
+    from app.models import Transfer
+    from app.telephony import urls
+
+    caller, alice = connected_call(centre)
+    livekit = centre.app.extensions["gateways"].livekit
+    original = livekit.list_participants
+
+    def caller_hangs_up_meanwhile(room):
+        present = original(room)  # the caller is still in the room as LiveKit answers...
+        # ...and hangs up before the step goes on: their status callback, a request of its own (another thread,
+        # as another worker would serve it), ends the call meanwhile.
+        answers = []
+        hang_up = threading.Thread(target=lambda: answers.append(signed_post(
+            centre.client, urls.STATUS, {"CallSid": caller.sid, "CallStatus": "completed", "From": caller.from_,
+                                         "To": centre.number}).status_code))
+        hang_up.start()
+        hang_up.join(10)
+        assert answers == [200]
+        return present
+
+    monkeypatch.setattr(livekit, "list_participants", caller_hangs_up_meanwhile)
+    alice.press_star()
+    with centre.db() as session:
+        assert session.scalar(select(Transfer.id)) is None
+        assert session.scalar(select(Call.status).where(Call.call_sid == caller.sid)) == "completed"
+    assert "Transfer menu" not in alice.heard_text
+    failed = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "webhook_failed"]
+    assert failed == []

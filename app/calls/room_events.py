@@ -52,7 +52,7 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
     )
     if event.event == "participant_joined" and identity and identity.startswith(BROWSER_PREFIX):
         _admit_or_remove(t, call, room, identity)
-    if browser_left and not still_in_room(t, room, identity):
+    if browser_left and not still_in_room(t, call, room, identity) and not leg.is_final:
         # A browser agent's tab closed or its network died for good (LiveKit
         # reports a departure only after its own reconnection attempts): the
         # caller must not sit in a silent room.
