@@ -294,8 +294,8 @@ class Dial:
     next agent, or the transfer's next target). An answer that never came, or
     a 5xx, may hide a call Twilio placed anyway: the leg stays DIALING,
     unconfirmed, and its first webhook (the `initiated` status callback)
-    records its CallSid; with none within UNCONFIRMED_DIAL_SECONDS it is given
-    up (calls.legs.claim_expired_ring). Never run twice.
+    records its CallSid; with none within legs.UNCONFIRMED_DIAL_AFTER it is
+    given up (legs.claim_expired_ring). Never run twice.
     """
 
     call_id: int
@@ -320,12 +320,11 @@ class Dial:
         try:
             sid = _with_one_retry(t, "dial", lambda: self._call_twilio(t), only_unprocessed=True)
         except TwilioError as error:
+            log.warning("effect_failed", effect="dial", leg_id=self.leg_id, error=str(error)[:200])
             if error.status is None or error.status >= 500:
-                log.warning("effect_failed", effect="dial", leg_id=self.leg_id, error=str(error)[:200])
                 record_event(t.session, _call(t, self.call_id), "leg_dial_unconfirmed", leg_id=self.leg_id,
                              error=str(error)[:200])
             else:
-                log.warning("effect_failed", effect="dial", leg_id=self.leg_id, error=str(error)[:200])
                 t.refused_dials.append((self.leg_id, str(error)[:200]))
             return
         # Under the call's lock (taken as every step takes it), committed at

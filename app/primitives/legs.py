@@ -9,7 +9,7 @@ the call's row first, then the rows of the agents on its live legs, by id
 (lock_call takes both). A transaction that holds more than one call takes
 them in id order, or skips a call another transaction holds
 (routing.offer_waiting_calls). Reserving an agent never waits for another
-transaction's agent row (agents.availability.reserve_agent skips it), so
+transaction's agent row (primitives.availability.reserve_agent skips it), so
 it cannot close a cycle either. A step that still loses a deadlock is run
 once more by the webhook guard (app/voice/guard.py).
 """

@@ -80,7 +80,7 @@ def _delivery_key(answer: str) -> str | None:
         return "sha256:" + hashlib.sha256(f"{request.full_path}|{body}".encode()).hexdigest()
     # A TwiML request without a token is not deduplicated: a <Redirect> loop
     # legitimately repeats the same parameters. A replay under another token
-    # is answered by where its leg is now (calls.legs.misfit).
+    # is answered by where its leg is now (primitives.legs.misfit).
     token = request.headers.get("I-Twilio-Idempotency-Token", "").strip()
     return token[:128] if token else None
 

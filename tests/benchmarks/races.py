@@ -8,15 +8,21 @@ pair starts (PAIRS: A consulting B, the caller connected to A, a transfer
 offered in B's browser...), lets everything settle, then releases two real
 HTTP requests together (a threading.Barrier): the action's request (the JSON
 API's, or a button of B's signed-in console), and the final status callback
-Twilio sends when the party hangs up. The simulated Twilio ends that party's leg at that moment and the
+Twilio sends when the party (the caller, the transferring agent A or the
+target B) hangs up. The simulated Twilio ends that party's leg at that moment and the
 racing thread sends the leg's final callback itself (the simulator's own
 copy is held back); whatever else Twilio owes, a <Dial> action say, goes
 out as it would. One side gets a head start of a few milliseconds that
 changes from one repetition to the next (HEAD_STARTS_MS), so both orders and
 near-ties are played. Once the simulated Twilio and LiveKit have delivered
-everything pending, the end state is read from the database and the
-simulated phones and checked (RaceRig.check). Then every phone still live
-hangs up and the next repetition starts from idle agents.
+everything pending (and, when the caller is still there and the transfer
+still rings B's phone, B has answered and accepted, or been busy, in turn
+from one race to the next), the end state is read from the database and the
+simulated phones and checked (RaceRig.check): consistent, and, when the
+caller did not hang up, the end the service's rules give for the order the
+two requests were served in (Pair.if_action_first, Pair.if_hang_up_first).
+Then every phone still live hangs up and the next repetition starts from
+idle agents.
 """
 
 from __future__ import annotations
@@ -53,7 +59,13 @@ from app.models import (
 )
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
-from app.sandbox.scenarios import ALICE, BOB, connected_call, consulting
+from app.sandbox.scenarios import (
+    ALICE,
+    BOB,
+    connected_call,
+    consulting,
+    summary_reaches,
+)
 from app.sandbox.served import NUMBER, Served, gunicorn_service
 from app.sandbox.twilio_network import Delivery, SimCall, TwilioNetwork, TwimlError
 from tests.benchmarks.call_flow import fresh_database
@@ -67,23 +79,41 @@ SERVICE_ENV = {"SUMMARY_DEADLINE_SECONDS": "3", "RECONCILE_INTERVAL_SECONDS": "0
 LIVE_TRANSFER_STATES = (TransferState.REQUESTED, TransferState.DIALING, TransferState.WHISPERING,
                         TransferState.CONSULTING)
 WAITING = (CallStatus.QUEUED, CallStatus.RINGING_AGENT)
+# What the caller hears when the only agent with them hung up (app/voice/caller.caller_goodbye).
+AGENT_ENDED_THE_CALL = "The agent has ended the call"
+
+# Where the caller ends, when they did not hang up themselves (Pair.if_action_first, if_hang_up_first).
+WITH_A = "A"  # connected in the call's room with the transferring agent alone
+WITH_B = "B"  # connected in the call's room with the target alone
+SENT_AWAY = "sent away"  # the agent they were left with hung up: thanked, and the call is over
+WAITING_AGAIN = "waiting in the queue"  # no agent left with them: queued (or ringing the next agent) again
+# The transfer still rings B when the race is over: B's answer decides (RaceRig._target_decides).
+TARGET_DECIDES = "the target decides"
 
 
 @dataclass(frozen=True)
 class Pair:
-    """One race: ACTION (the API's complete, cancel or start; the console's accept, decline or hangup)
-    against WHO (caller, agent, target) hanging up, from the call at START.
+    """One race: ACTION (the API's complete, cancel, three-way, swap or start; the console's accept, decline
+    or hangup) against WHO (caller, agent, target) hanging up, from the call at START.
 
     START: `consulting` (A consulting B), `connected` (the caller with A),
     `offered` (A started a transfer to B, offered in B's browser console),
     `with-browser` (the transfer completed: the caller with B in the browser).
     A is Alice (101) on her phone; B is Bob (102), in the browser from `offered` on.
+
+    When WHO is not the caller: where the service's rules leave the caller
+    (WITH_A, WITH_B, SENT_AWAY, TARGET_DECIDES) when the action's step is
+    served first (it answers 2xx) and when the hang-up's is (the action then
+    finds the transfer over, or the agent gone, and answers 409). Both take
+    the call's lock, so one of the two orders is what happened.
     """
 
     name: str
     action: str
     who: str
     start: str
+    if_action_first: str | None = None
+    if_hang_up_first: str | None = None
 
     @property
     def in_console(self) -> bool:
@@ -91,14 +121,41 @@ class Pair:
         return self.start in ("offered", "with-browser")
 
 
+# The rules the ends follow (app/transfers/service.py, app/calls/reactions.py):
+# - A hanging up during the consult completes the transfer (agent_left_during_transfer): B keeps the caller.
+# - A hanging up while B's phone rings leaves the transfer to B: B accepting is connected to the caller; B
+#   not answering (busy) puts the caller back in the queue, where A (free again) is rung.
+# - B hanging up during the consult ends it (Ending.TARGET_HUNG_UP): A goes back to the caller.
+# - An agent hanging up with no transfer under way: the other agent still connected in the call's room keeps
+#   the caller (after a three-way); if none is, the caller is thanked and the call ends (reactions.agent_left).
+# - A leg the action ended already (A leaving on a complete, B on a cancel) changes nothing when its final
+#   callback comes.
 PAIRS = {pair.name: pair for pair in (
     Pair("complete-vs-caller", "complete", "caller", "consulting"),
     Pair("cancel-vs-caller", "cancel", "caller", "consulting"),
-    Pair("complete-vs-agent", "complete", "agent", "consulting"),
-    Pair("cancel-vs-target", "cancel", "target", "consulting"),
+    Pair("complete-vs-agent", "complete", "agent", "consulting", if_action_first=WITH_B, if_hang_up_first=WITH_B),
+    Pair("cancel-vs-target", "cancel", "target", "consulting", if_action_first=WITH_A, if_hang_up_first=WITH_A),
     Pair("three-way-vs-caller", "three-way", "caller", "consulting"),
     Pair("swap-vs-caller", "swap", "caller", "consulting"),
     Pair("start-vs-caller", "start", "caller", "connected"),
+    # Cancelled first: A, back with the caller, is the only agent left with them when A hangs up.
+    Pair("cancel-vs-agent", "cancel", "agent", "consulting", if_action_first=SENT_AWAY, if_hang_up_first=WITH_B),
+    # Three-way first: B is the call's agent and stays in the room when A leaves it.
+    Pair("three-way-vs-agent", "three-way", "agent", "consulting", if_action_first=WITH_B,
+         if_hang_up_first=WITH_B),
+    # Swapped first: A is with the caller, B holds in the consult room; A leaving still completes the transfer.
+    Pair("swap-vs-agent", "swap", "agent", "consulting", if_action_first=WITH_B, if_hang_up_first=WITH_B),
+    # Started first: A leaves while B's phone rings. A gone first: nobody is on the call to transfer it.
+    Pair("start-vs-agent", "start", "agent", "connected", if_action_first=TARGET_DECIDES,
+         if_hang_up_first=SENT_AWAY),
+    # Completed first: B alone with the caller (A released) when B hangs up.
+    Pair("complete-vs-target", "complete", "target", "consulting", if_action_first=SENT_AWAY,
+         if_hang_up_first=WITH_A),
+    # Three-way first: A, still in the call's room, keeps the caller when B leaves.
+    Pair("three-way-vs-target", "three-way", "target", "consulting", if_action_first=WITH_A,
+         if_hang_up_first=WITH_A),
+    # Swapped first: A is back with the caller while B holds; B leaving ends the consult.
+    Pair("swap-vs-target", "swap", "target", "consulting", if_action_first=WITH_A, if_hang_up_first=WITH_A),
     Pair("console-accept-vs-caller", "accept", "caller", "offered"),
     Pair("console-decline-vs-caller", "decline", "caller", "offered"),
     Pair("console-hangup-vs-caller", "hangup", "caller", "with-browser"),
@@ -226,6 +283,18 @@ class StatusWatcher:
         return None
 
 
+@dataclass(frozen=True)
+class Raced:
+    """The call one race played on, as the race began."""
+
+    call_id: int
+    room: str  # the call's room
+    caller: SimCall
+    leaving: SimCall  # the phone that hung up
+    parties: dict[str, str]  # the extensions of A and B (WITH_A, WITH_B)
+    transfers_before: frozenset[int]  # the call's transfers already there
+
+
 @dataclass
 class Repetition:
     """One race played: who got a head start, what both requests were answered, what was wrong after."""
@@ -233,6 +302,8 @@ class Repetition:
     number: int
     head_start_ms: int
     answers: dict[str, object] = field(default_factory=dict)
+    # What B did with a transfer still ringing their phone once the race was over (RaceRig._target_decides).
+    target_did: str | None = None
     problems: list[tuple[str, str]] = field(default_factory=list)
     server_errors: list[str] = field(default_factory=list)
 
@@ -261,14 +332,15 @@ class PairResult:
         kinds = Counter(kind for r in self.repetitions for kind in dict.fromkeys(k for k, _ in r.problems))
         errors = Counter(e for r in self.repetitions for e in dict.fromkeys(r.server_errors))
         answers = Counter(f"{self.pair.action} {r.answers.get('action')} / hang-up {r.answers.get('hangup')}"
-                          for r in self.repetitions)
+                          + (f" / target {r.target_did}" if r.target_did else "") for r in self.repetitions)
         lines = [(f"{self.pair.name}: {len(self.repetitions)} races, {len(self.inconsistent)} inconsistent, "
                   f"{len(self.with_server_errors)} with a 5xx; answers {dict(answers)}; "
                   f"tracebacks logged: {self.output.count('Traceback')}")]
         lines += [f"  {count}x {kind}" for kind, count in kinds.most_common()]
         lines += [f"  {count}x 5xx: {error}" for error, count in errors.most_common()]
         for r in self.inconsistent:
-            lines.append(f"  race {r.number} ({self.pair.action} {r.head_start_ms} ms ahead, answers {r.answers}):")
+            did = f", target {r.target_did}" if r.target_did else ""
+            lines.append(f"  race {r.number} ({self.pair.action} {r.head_start_ms} ms ahead, answers {r.answers}{did}):")
             lines += [f"    - {kind}{': ' + detail if detail else ''}" for kind, detail in r.problems]
         lines += [f"  harness: {error}" for error in self.harness_errors]
         return "\n".join(lines)
@@ -282,6 +354,7 @@ class RaceRig:
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"Bearer {token}"
         self.harness_errors: list[str] = []
+        self.target_decisions = 0  # how often B was left to decide (RaceRig._target_decides): accept, then busy...
 
     def settle(self, seconds: float = 20.0) -> None:
         """Until the simulated Twilio and LiveKit have nothing left to deliver (and nothing in flight)."""
@@ -308,8 +381,11 @@ class RaceRig:
             return rep
         with Session(self.engine) as session:
             call_id, room = session.execute(select(Call.id, Call.room_name).where(Call.call_sid == caller.sid)).one()
+            transfers_before = frozenset(session.scalars(select(Transfer.id).where(Transfer.call_id == call_id)))
         act = self._action(pair, caller, a, transfer_id, b_leg_id)
         leaving = {"caller": caller, "agent": a, "target": b}[pair.who]
+        raced = Raced(call_id, room, caller, leaving, {WITH_A: "101" if a.to == ALICE else "102",
+                                                       WITH_B: the_other_agent(a)[0]}, transfers_before)
         marks = (len(self.network.deliveries), len(self.network.errors), len(self.served.livekit_webhook_failures))
         hang_up_answered = []  # how many REST requests Twilio had had when the service answered the callback
 
@@ -318,14 +394,16 @@ class RaceRig:
             hang_up_answered.append(len(self.network.rest_log))
             return status
 
-        with StatusWatcher(self.engine, call_id) as watcher:
+        with StatusWatcher(self.engine, raced.call_id) as watcher:
             rep.answers = self._race(act, hang_up, rep.head_start_ms)
             if self.console is not None:
                 self.console.follow()
             self.settle()
-        self.check(pair, rep, call_id, room, caller, marks, watcher)
+            if pair.who != "caller":
+                self._target_decides(rep, caller)
+        self.check(pair, rep, raced, marks, watcher)
         if pair.who == "caller" and hang_up_answered:
-            self._dialled_after(rep, call_id, hang_up_answered[0])
+            self._dialled_after(rep, raced.call_id, hang_up_answered[0])
         self.tidy(rep)
         return rep
 
@@ -358,6 +436,36 @@ class RaceRig:
             b_leg = session.scalar(select(Leg.id).where(Leg.agent_id == select(Agent.id).where(
                 Agent.extension == "102").scalar_subquery()).order_by(Leg.id.desc()).limit(1))
         return caller, a, b, transfer and transfer.id, b_leg
+
+    def _target_decides(self, rep: Repetition, caller: SimCall) -> None:
+        """B, whose phone the call's transfer still rings once the race is over, answers and accepts (the
+        first time, and every other time after) or is busy (not a miss: presence stays); what B did goes in
+        REP (nothing if no transfer rings B). Then everything that follows is delivered."""
+        transfer = self._transfer(caller)
+        if transfer is None or transfer.state != TransferState.DIALING or transfer.target_leg_id is None:
+            return
+        with Session(self.engine) as session:
+            sid = session.scalar(select(Leg.twilio_call_sid).where(Leg.id == transfer.target_leg_id))
+        phone = self.network.calls.get(sid) if sid else None
+        if phone is None or phone.status not in ("queued", "ringing"):
+            return
+        self.target_decisions += 1
+        try:
+            if self.target_decisions % 2 == 0:
+                self.network.ring_out(phone.sid, "busy")
+                rep.target_did = "busy"
+            else:
+                self.network.answer(phone.sid)
+                summary_reaches(self.network, phone)
+                if phone.waiting_on is None or phone.waiting_on.tag != "Gather":
+                    rep.target_did = f"answered, offered no key ({phone.heard_text[-80:]!r})"
+                else:
+                    phone.press("1")
+                    rep.target_did = "accepted"
+        except TwimlError as error:
+            rep.target_did = "could not act"
+            self.harness_errors.append(f"race {rep.number}: B could not answer the transfer's ring: {error}")
+        self.settle()
 
     @staticmethod
     def _expect(got: object, wanted: object, what: str) -> None:
@@ -401,7 +509,7 @@ class RaceRig:
             thread.join(timeout=60)
         return answers
 
-    def check(self, pair: Pair, rep: Repetition, call_id: int, room: str, caller: SimCall, marks, watcher) -> None:
+    def check(self, pair: Pair, rep: Repetition, raced: Raced, marks, watcher) -> None:
         """Write down in REP every way the end state is not consistent, and every 5xx."""
         deliveries, errors, livekit = marks
         for name in ("action", "hangup"):
@@ -426,11 +534,11 @@ class RaceRig:
             rep.problem(f"final call became live again ({watcher.reopened()})")
 
         with Session(self.engine) as session:
-            call = session.get(Call, call_id)
-            legs = session.scalars(select(Leg).where(Leg.call_id == call_id).order_by(Leg.id)).all()
-            transfers = session.scalars(select(Transfer).where(Transfer.call_id == call_id)).all()
+            call = session.get(Call, raced.call_id)
+            legs = session.scalars(select(Leg).where(Leg.call_id == raced.call_id).order_by(Leg.id)).all()
+            transfers = session.scalars(select(Transfer).where(Transfer.call_id == raced.call_id)).all()
             agents = {agent.id: agent for agent in session.scalars(select(Agent))}
-            self._check_state(pair, rep, call, legs, transfers, agents, room, caller)
+            self._check_state(pair, rep, raced, call, legs, transfers, agents)
 
     def _dialled_after(self, rep: Repetition, call_id: int, mark: int) -> None:
         """A phone of this call that Twilio was asked to dial once the service had answered the caller's hang-up."""
@@ -443,7 +551,7 @@ class RaceRig:
                     rep.problem("a phone was dialled after the service had answered the caller's hang-up",
                                 f"leg {leg}, {request.form.get('To')}")
 
-    def _check_state(self, pair, rep, call, legs, transfers, agents, room, caller) -> None:
+    def _check_state(self, pair, rep, raced, call, legs, transfers, agents) -> None:
         phone = {leg.id: self.network.calls.get(leg.twilio_call_sid) for leg in legs}
         agent_legs = [leg for leg in legs if leg.role != LegRole.CALLER]
         live_transfers = [t.state for t in transfers if t.state in LIVE_TRANSFER_STATES]
@@ -452,10 +560,21 @@ class RaceRig:
                 if leg.created_at > call.ended_at:
                     rep.problem("an agent was rung after the caller had gone",
                                 f"{leg.role} leg {leg.id} of agent {leg.agent_id}")
+        # Nobody pressed `*` during the race: the start's transfer is the only one either request may open.
+        asked = 1 if pair.action == "start" and rep.answers.get("action") == 201 else 0
+        opened = [t for t in transfers if t.id not in raced.transfers_before]
+        if len(opened) > asked:
+            rep.problem(f"{len(opened)} transfers opened during the race, {asked} asked for",
+                        ", ".join(f"transfer {t.id} by {t.trigger} from "
+                                  f"{agents[t.from_agent_id].extension if t.from_agent_id else None}, {t.state}"
+                                  for t in opened))
         if pair.who == "caller":
             self._caller_gone(rep, call, legs, agent_legs, live_transfers, agents, phone)
         else:
-            self._caller_stayed(rep, call, legs, agent_legs, live_transfers, agents, phone, room, caller)
+            left = next((leg for leg in agent_legs if leg.twilio_call_sid == raced.leaving.sid), None)
+            self._caller_stayed(rep, call, legs, agent_legs, transfers, live_transfers, agents, phone, raced.room,
+                                raced.caller, left)
+            self._ends_by_the_rules(pair, rep, call, agent_legs, agents, raced.caller, raced.parties)
 
     def _caller_gone(self, rep, call, legs, agent_legs, live_transfers, agents, phone) -> None:
         if call.status not in (CallStatus.COMPLETED, CallStatus.ABANDONED):
@@ -477,30 +596,52 @@ class RaceRig:
                             f"leg {leg.id}, {leg.status} in the database; the service asked Twilio to end it "
                             f"{asked} times")
 
-    def _caller_stayed(self, rep, call, legs, agent_legs, live_transfers, agents, phone, room, caller) -> None:
+    @staticmethod
+    def _with_the_caller(call: Call, agent_legs: list[Leg]) -> list[Leg]:
+        """The agent legs connected in the call's room."""
+        return [leg for leg in agent_legs if leg.status == LegStatus.CONNECTED and leg.room_name == call.room_name]
+
+    def _caller_stayed(self, rep, call, legs, agent_legs, transfers, live_transfers, agents, phone, room, caller,
+                       left) -> None:
+        """The caller did not hang up: connected with the agents in the call's room, waiting in the queue, or
+        sent away (thanked, the call over) because the agent LEFT, who hung up, was the only one with them."""
         room_user = room.split("_", 1)[1]
         for state in live_transfers:
             rep.problem(f"transfer still {state} after both requests", f"call {call.status}")
-        in_room_legs = [leg for leg in agent_legs
-                        if leg.status == LegStatus.CONNECTED and leg.room_name == call.room_name]
+        in_room_legs = self._with_the_caller(call, agent_legs)
         if call.status == CallStatus.CONNECTED:
-            if len(in_room_legs) != 1:
+            # One agent with the caller; two after a three-way call (until one of them leaves).
+            three_way = any(t.state == TransferState.COMPLETED and t.end_reason == "three-way" for t in transfers)
+            if len(in_room_legs) not in ((1, 2) if three_way else (1,)):
                 rep.problem(f"caller connected with {len(in_room_legs)} live agent legs in the call's room",
                             ", ".join(f"{leg.role} leg {leg.id} {leg.status} in {leg.room_name}" for leg in agent_legs))
-            elif (agent_phone := phone[in_room_legs[0].id]) is not None and not in_room(agent_phone, room_user):
-                rep.problem("the agent connected in the database is not in the call's room at Twilio",
-                            f"{in_room_legs[0].role} leg {in_room_legs[0].id}: {agent_phone!r}")
+            for leg in in_room_legs:
+                if (agent_phone := phone[leg.id]) is not None and not in_room(agent_phone, room_user):
+                    rep.problem("the agent connected in the database is not in the call's room at Twilio",
+                                f"{leg.role} leg {leg.id}: {agent_phone!r}")
+            for leg in agent_legs:
+                if not leg.is_final and leg not in in_room_legs:
+                    rep.problem(f"{leg.role} leg {leg.status} outside the call's room while the caller is connected",
+                                f"leg {leg.id} of {agents[leg.agent_id].extension if leg.agent_id else None} "
+                                f"in {leg.room_name}")
             if not in_room(caller, room_user):
                 rep.problem("caller connected in the database but not in the call's room at Twilio", repr(caller))
         elif call.status in WAITING:
             if not caller.live:
                 rep.problem(f"call {call.status} but the caller's leg is over at Twilio")
+        elif call.is_final and AGENT_ENDED_THE_CALL in caller.heard_text:
+            self._sent_away(rep, call, agent_legs, agents, left)
         else:
             rep.problem(f"call left {call.status} though the caller did not hang up",
-                        f"caller at Twilio: {caller.status}")
+                        f"caller at Twilio: {caller.status}; heard {caller.heard_text[-120:]!r}")
         for leg in legs:
-            if not leg.is_final and phone[leg.id] is not None and not phone[leg.id].live:
+            if phone[leg.id] is None:
+                continue
+            if not leg.is_final and not phone[leg.id].live:
                 rep.problem(f"{leg.role} leg {leg.status} in the database but over at Twilio", f"leg {leg.id}")
+            if leg.is_final and phone[leg.id].live:
+                rep.problem(f"{leg.role} leg {leg.status} in the database but {phone[leg.id].status} at Twilio",
+                            f"leg {leg.id}")
         for agent_id in {leg.agent_id for leg in agent_legs if leg.agent_id}:
             live = any(not leg.is_final for leg in agent_legs if leg.agent_id == agent_id)
             activity = agents[agent_id].activity
@@ -508,6 +649,49 @@ class RaceRig:
                 rep.problem(f"agent left {activity} with no live leg", agents[agent_id].extension)
             if live and activity == Activity.IDLE:
                 rep.problem("agent idle with a live leg", agents[agent_id].extension)
+
+    @staticmethod
+    def _sent_away(rep, call, agent_legs, agents, left) -> None:
+        """The caller heard the goodbye and the call is over: the agent who hung up (LEFT) was the call's agent,
+        and every other agent's leg had ended before theirs did."""
+        if left is None or not left.is_final:
+            rep.problem("caller sent away though the leg that hung up is not over in the database",
+                        f"leg {left and left.id} {left and left.status}")
+            return
+        if call.agent_id != left.agent_id:
+            rep.problem("caller sent away while the call's agent was not the one who hung up",
+                        f"call's agent {agents[call.agent_id].extension if call.agent_id else None}, "
+                        f"hung up: {agents[left.agent_id].extension if left.agent_id else None}")
+        for leg in agent_legs:
+            if leg is not left and (leg.ended_at is None or leg.ended_at > left.ended_at):
+                rep.problem(f"caller sent away while a {leg.role} leg was still live",
+                            f"leg {leg.id} of {agents[leg.agent_id].extension if leg.agent_id else None} "
+                            f"ended {leg.ended_at}, after the leg that hung up ({left.ended_at})")
+
+    def _ends_by_the_rules(self, pair, rep, call, agent_legs, agents, caller, parties) -> None:
+        """Where the caller ended is where the service's rules leave them, for the order the requests were served."""
+        answer = rep.answers.get("action")
+        if answer not in (200, 201, 409):
+            return  # a failed or unexpected answer is a problem already
+        end = pair.if_hang_up_first if answer == 409 else pair.if_action_first
+        if end == TARGET_DECIDES:
+            end = {"accepted": WITH_B, "busy": WAITING_AGAIN}.get(rep.target_did)
+            if end is None:
+                rep.problem(f"no transfer rang B for an answer once the {pair.action} answered {answer}"
+                            if rep.target_did is None else f"B's answer to the transfer: {rep.target_did}")
+                return
+        wanted = {WITH_A: f"with {parties[WITH_A]}", WITH_B: f"with {parties[WITH_B]}"}.get(end, end)
+        if call.status == CallStatus.CONNECTED:
+            got = "with " + " and ".join(sorted(agents[leg.agent_id].extension if leg.agent_id else "someone outside"
+                                                for leg in self._with_the_caller(call, agent_legs)))
+        elif call.status in WAITING:
+            got = WAITING_AGAIN
+        elif call.is_final and AGENT_ENDED_THE_CALL in caller.heard_text:
+            got = SENT_AWAY
+        else:
+            got = f"in a call left {call.status}"
+        if got != wanted:
+            rep.problem(f"caller {got} after the {pair.action} answered {answer}", f"the service's rules: {wanted}")
 
     def tidy(self, rep: Repetition) -> None:
         """Every phone still live hangs up (callers first); what the service still holds after that is reset."""
