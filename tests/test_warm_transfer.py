@@ -643,3 +643,26 @@ def test_swap_and_three_way_from_the_api(centre, api_headers):
     assert "Three-way call" in alice.heard_text
     again = centre.client.post(f"/api/transfers/{transfer_id}/swap", headers=headers)
     assert again.status_code == 409 and again.get_json() == {"error": "swap needs the target on the line"}
+
+
+def test_two_quick_moves_of_one_leg_are_never_taken_for_a_star(centre, api_headers, signed_post):
+    """B is moved twice before Twilio fetches the first move: the <Dial> the first move's answer starts, ended by
+    the second move, is stale, not a `*` (found by the race tests: a transfer nobody asked for, the caller held)."""
+    from app.telephony import urls
+
+    caller, alice, bob = consulting(centre)
+    transfer_id = transfer_row(centre).id
+    swapped = centre.client.post(f"/api/transfers/{transfer_id}/swap", headers=api_headers(centre.app))
+    assert swapped.status_code == 200  # Alice is with the caller; Bob is sent to music (not fetched yet)
+    with centre.db() as session:
+        alice_leg = session.scalar(select(Leg.id).where(Leg.twilio_call_sid == alice.sid))
+    # Alice hangs up before Twilio fetched Bob's first move: Bob is moved again, into the caller's room.
+    left = signed_post(centre.client, f"{urls.AGENT_STATUS}?leg={alice_leg}",
+                       {"CallSid": alice.sid, "CallStatus": "completed", "From": alice.from_, "To": alice.to})
+    assert left.status_code == 200
+    centre.network.run_pending()
+    with centre.db() as session:
+        assert session.scalar(select(func.count()).select_from(Transfer)) == 1  # no transfer opened by itself
+    call_id = str(call_row(centre, caller.sid).id)
+    assert in_room(bob, call_id) and in_room(caller, call_id)
+    assert "Transfer menu" not in bob.heard_text

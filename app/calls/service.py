@@ -35,7 +35,7 @@ from app.models import (
 from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room
 from app.primitives.legs import caller_leg, close_leg, lock_call, ringing_leg
-from app.primitives.moves import redirect_leg
+from app.primitives.moves import placement_answered, redirect_leg
 from app.routing.ivr import choose_queue, default_queue
 from app.routing.service import offer_call
 from app.states.calls import move_call, new_call
@@ -203,10 +203,11 @@ def caller_leg_id(call: Call) -> int:
     return caller_leg(call).id
 
 
-def caller_placement(call: Call) -> int:
-    """The caller leg's placement number, carried by its <Dial> action URL."""
+def caller_placement(call: Call, asked: str | None = None) -> int:
+    """The placement number the caller's <Dial> action URL carries: the leg's own, or ASKED, the one the
+    redirect being answered made, when a later move has overtaken it (moves.placement_answered)."""
     leg = caller_leg(call)
-    return leg.placement if leg else 0
+    return placement_answered(leg, asked) if leg else 0
 
 
 def call_for_fallback(t: Telephony, call_sid: str, report: FallbackReport) -> Call | None:

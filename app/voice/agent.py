@@ -17,6 +17,7 @@ from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_id
 from app.primitives.legs import RINGING_LEG_STATUSES
+from app.primitives.moves import placement_answered
 from app.primitives.presence import star_pressed
 from app.routing import service as routing
 from app.routing.ivr import speakable_number
@@ -39,8 +40,9 @@ def _goodbye(text: str):
     return twiml_response("common/goodbye.xml", **hold_context(telephony()), text=text)
 
 
-def bridge_agent(leg, room: str, text: str | None = None):
-    """TwiML that puts an agent's leg in ROOM, with * for the transfer menu."""
+def bridge_agent(leg, room: str, text: str | None = None, placement: int | None = None):
+    """TwiML that puts an agent's leg in ROOM, with * for the transfer menu (its action carries PLACEMENT, by
+    default the leg's own)."""
     t = telephony()
     leg.room_name = room
     leg.livekit_identity = leg_identity(leg.id)
@@ -49,7 +51,7 @@ def bridge_agent(leg, room: str, text: str | None = None):
         **hold_context(t),
         text=text,
         sip=sip_target(t.settings, room_user_of(t.settings, room), leg.id),
-        action_url=t.urls.agent_bridge_ended(leg.id, leg.placement),
+        action_url=t.urls.agent_bridge_ended(leg.id, leg.placement if placement is None else placement),
     )
 
 
@@ -178,8 +180,13 @@ def _transfer_of(t, leg: Leg) -> Transfer:
     return transfer
 
 
-def rejoin(leg: Leg, code: Prompt = Prompt.NONE, text: str | None = None):
-    """TwiML placing an agent's leg where the database says: a room, on hold, or gone; saying CODE or TEXT first."""
+def rejoin(leg: Leg, code: Prompt = Prompt.NONE, text: str | None = None, placement: int | None = None):
+    """TwiML placing an agent's leg where the database says: a room, on hold, or gone; saying CODE or TEXT first.
+
+    Its <Dial> and menu carry PLACEMENT (by default the leg's own): the
+    answer to a redirect a later move overtook belongs to the placement that
+    redirect made (moves.placement_answered)."""
+    placement = leg.placement if placement is None else placement
     t = telephony()
     transfer = active_transfer(leg.call) or (leg.call.transfers[-1] if leg.call.transfers else None)
     text = text or _say(code, transfer)
@@ -189,8 +196,8 @@ def rejoin(leg: Leg, code: Prompt = Prompt.NONE, text: str | None = None):
         # The transferring agent waiting for the target can press 1 to go back.
         waiting = transfer is not None and not transfer.is_final and transfer.from_agent_id == leg.agent_id
         return twiml_response("agents/hold.xml", **hold_context(t), text=text, rejoin_url=t.urls.agent_rejoin(leg.id),
-                              menu_url=t.urls.transfer_consult_menu(transfer.id, leg.id, leg.placement) if waiting else None)
-    return bridge_agent(leg, leg.room_name or leg.call.room_name, text)
+                              menu_url=t.urls.transfer_consult_menu(transfer.id, leg.id, placement) if waiting else None)
+    return bridge_agent(leg, leg.room_name or leg.call.room_name, text, placement)
 
 
 def _menu(transfer: Transfer, leg: Leg, attempt: int, prefix: str = ""):
@@ -329,4 +336,4 @@ def after_fallback(form: TwilioForm, leg: Leg):
 @twilio_webhook(serves=AGENT_OR_TARGET)
 def agent_rejoin(form: TwilioForm, leg: Leg):
     """An agent's leg was redirected: put it where the database says."""
-    return rejoin(leg, Prompt.parse(request.args.get("say")))
+    return rejoin(leg, Prompt.parse(request.args.get("say")), placement=placement_answered(leg, request.args.get("v")))

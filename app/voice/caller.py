@@ -137,17 +137,18 @@ def caller_connect(form: TwilioForm, call: Call):
         # caller is answered with where they belong now.
         log.warning("webhook_out_of_place", reason="state", call_id=call.id, call_status=call.status)
         return _where_they_are(call)
-    return _connect(call, service.connect_caller(t, call))
+    return _connect(call, service.connect_caller(t, call), placement=service.caller_placement(call, request.args.get("v")))
 
 
-def _connect(call, room: str, text: str | None = None):
+def _connect(call, room: str, text: str | None = None, placement: int | None = None):
     t = telephony()
     return twiml_response(
         "calls/connect.xml",
         **hold_context(t),
         text=text,
         sip=sip_target(t.settings, room_user_of(t.settings, room), service.caller_leg_id(call)),
-        action_url=t.urls.caller_bridge_ended(call.id, service.caller_placement(call)),
+        action_url=t.urls.caller_bridge_ended(call.id, service.caller_placement(call) if placement is None
+                                              else placement),
     )
 
 

@@ -564,10 +564,11 @@ class RaceRig:
         asked = 1 if pair.action == "start" and rep.answers.get("action") == 201 else 0
         opened = [t for t in transfers if t.id not in raced.transfers_before]
         if len(opened) > asked:
-            rep.problem(f"{len(opened)} transfers opened during the race, {asked} asked for",
-                        ", ".join(f"transfer {t.id} by {t.trigger} from "
-                                  f"{agents[t.from_agent_id].extension if t.from_agent_id else None}, {t.state}"
-                                  for t in opened))
+            rep.problem("a transfer opened during the race that neither request asked for",
+                        f"{len(opened)} opened, {asked} asked for: " + ", ".join(
+                            f"transfer {t.id} by {t.trigger} from "
+                            f"{agents[t.from_agent_id].extension if t.from_agent_id else None}, {t.state}"
+                            for t in opened))
         if pair.who == "caller":
             self._caller_gone(rep, call, legs, agent_legs, live_transfers, agents, phone)
         else:
@@ -682,12 +683,14 @@ class RaceRig:
                 return
         wanted = {WITH_A: f"with {parties[WITH_A]}", WITH_B: f"with {parties[WITH_B]}"}.get(end, end)
         if call.status == CallStatus.CONNECTED:
-            got = "with " + " and ".join(sorted(agents[leg.agent_id].extension if leg.agent_id else "someone outside"
-                                                for leg in self._with_the_caller(call, agent_legs)))
+            got = "with " + (" and ".join(sorted(agents[leg.agent_id].extension if leg.agent_id else "someone outside"
+                                                 for leg in self._with_the_caller(call, agent_legs))) or "no agent")
         elif call.status in WAITING:
             got = WAITING_AGAIN
         elif call.is_final and AGENT_ENDED_THE_CALL in caller.heard_text:
             got = SENT_AWAY
+        elif call.status == CallStatus.ON_HOLD:
+            got = "on hold"
         else:
             got = f"in a call left {call.status}"
         if got != wanted:

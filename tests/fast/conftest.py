@@ -106,3 +106,8 @@ def connected(t: Telephony, phone_sid: str = "CAalice") -> tuple[Call, Leg]:
     t.effects.take()  # the room's creation and the caller's move into it: not this test's business
     t.session.refresh(call)
     return call, leg
+
+
+def moved_to(url: str, leg: Leg) -> str:
+    """The URL a redirect of LEG was recorded with: URL and the placement the move gave the leg (v=)."""
+    return f"{url}{'&' if '?' in url else '?'}v={leg.placement}"

@@ -2,8 +2,9 @@
 
 from app.models import Activity, CallStatus, LegStatus, Presence
 from app.primitives.effects import Redirect
+from app.primitives.legs import caller_leg
 from app.routing import service as routing
-from tests.fast.conftest import agent, set_presence, waiting_call
+from tests.fast.conftest import agent, moved_to, set_presence, waiting_call
 
 
 def test_a_waiting_call_rings_the_longest_idle_agent_with_the_skill(t):
@@ -55,7 +56,7 @@ def test_accepting_connects_the_agent_and_records_the_callers_move(t):
     assert call.status == CallStatus.CONNECTED and call.agent_id == leg.agent_id
     assert agent(t, "101").activity == Activity.ON_CALL
     (move,) = list(t.effects)
-    assert isinstance(move, Redirect) and move.url == t.urls.caller_connect(call.id)
+    assert isinstance(move, Redirect) and move.url == moved_to(t.urls.caller_connect(call.id), caller_leg(call))
     assert move.if_failed == "caller_connect_left_to_hold_loop"
 
 

@@ -17,7 +17,7 @@ from app.models import Activity, Agent, CallStatus, LegStatus, TransferState, ut
 from app.primitives.effects import CloseRoom
 from app.telephony.outcomes import CallProgress, Missed
 from app.transfers import service as transfers
-from tests.fast.conftest import connected
+from tests.fast.conftest import connected, moved_to
 
 
 def warm_to(t, **target):
@@ -148,7 +148,8 @@ def test_the_target_hanging_up_in_the_consult_sends_the_agent_back_to_the_caller
     reactions.agent_left(t, transfer.target_leg)
     assert transfer.end_reason == "the target hung up during the consult"
     assert alice_leg.status == LegStatus.CONNECTED and alice_leg.room_name == call.room_name
-    assert t.urls.agent_rejoin(alice_leg.id, "target_gone") in [getattr(e, "url", None) for e in t.effects]
+    assert moved_to(t.urls.agent_rejoin(alice_leg.id, "target_gone"), alice_leg) in [getattr(e, "url", None)
+                                                                                   for e in t.effects]
 
 
 @pytest.mark.parametrize("how", ["menu left unanswered", "agent hung up before choosing"])

@@ -16,9 +16,10 @@ from app.models import (
     TransferState,
 )
 from app.primitives.effects import CloseRoom, HangUp, OpenRoom, Redirect, StartSummary
+from app.primitives.legs import caller_leg
 from app.telephony.outcomes import CallProgress
 from app.transfers import service as transfers
-from tests.fast.conftest import agent, connected, set_presence
+from tests.fast.conftest import agent, connected, moved_to, set_presence
 
 
 def _kinds(t):
@@ -63,7 +64,7 @@ def test_a_warm_transfer_holds_the_caller_rings_the_target_and_holds_the_agent(t
     effects = list(t.effects)
     assert [type(e) for e in effects] == [Redirect, StartSummary, OpenRoom, Redirect]
     caller_move, alice_move = effects[0], effects[3]
-    assert caller_move.url == t.urls.caller_wait(call.id)
+    assert caller_move.url == moved_to(t.urls.caller_wait(call.id), caller_leg(call))
     assert effects[2].room == transfer.consult_room
     assert alice_move.leg_id == alice_leg.id and alice_leg.status == LegStatus.ON_HOLD
 
@@ -81,8 +82,8 @@ def test_cancelling_brings_everyone_back_and_closes_the_consult_room(t):
     assert target_leg.status == LegStatus.CANCELED and agent(t, "102").activity == Activity.LEAVING
     assert _kinds(t) == [
         ("HangUp", None),
-        ("Redirect", t.urls.agent_rejoin(alice_leg.id, "returned")),
-        ("Redirect", t.urls.caller_connect(call.id)),
+        ("Redirect", moved_to(t.urls.agent_rejoin(alice_leg.id, "returned"), alice_leg)),
+        ("Redirect", moved_to(t.urls.caller_connect(call.id), caller_leg(call))),
         ("CloseRoom", transfer.consult_room),
     ]
     reactions.target_leg_status(t, target_leg, CallProgress.CANCELED)  # Twilio's callback for Bob's leg
