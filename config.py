@@ -92,8 +92,14 @@ class Settings:
     missed_calls_before_away: int = 3
     ivr_max_attempts: int = 2
     room_empty_timeout_seconds: int = 1800
-    # How often each worker's reconciler asks Twilio about live calls (0: only `flask calls reconcile`).
+    # How often the reconciler job asks Twilio about live calls (0: only `flask calls reconcile`).
     reconcile_interval_seconds: int = 60
+    # Whether each service process also works jobs (true), or only separate `flask jobs work` processes do.
+    jobs_in_process: bool = True
+    # How many jobs one worker runs at once.
+    job_concurrency: int = 2
+    # A job whose worker has not beaten its heart for this long is queued again (its worker died).
+    job_stalled_after_seconds: int = 30
     # "on" (every call), "off", or the names of the queues whose calls are transcribed.
     transcription: tuple[str, ...] = ("on",)
     # How long the caller's transcription stays stopped once a card number starts to be read.
@@ -333,6 +339,9 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "IVR_MAX_ATTEMPTS": ("ivr_max_attempts", _int),
     "ROOM_EMPTY_TIMEOUT_SECONDS": ("room_empty_timeout_seconds", _int),
     "RECONCILE_INTERVAL_SECONDS": ("reconcile_interval_seconds", _int),
+    "JOBS_IN_PROCESS": ("jobs_in_process", _bool),
+    "JOB_CONCURRENCY": ("job_concurrency", _int),
+    "JOB_STALLED_AFTER_SECONDS": ("job_stalled_after_seconds", _int),
     "WEB_CONCURRENCY": ("web_concurrency", _int),
     "WEB_THREADS": ("web_threads", _int),
     "SUPERVISOR_USERNAME": ("supervisor_username", _text),
@@ -393,6 +402,13 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         problems.append("SECRET_KEY: required in production")
     if settings.production and settings.database_url.startswith("sqlite"):
         problems.append("DATABASE_URL: production needs PostgreSQL, not the embedded SQLite file")
+    if not settings.jobs_in_process and settings.database_url.startswith("sqlite"):
+        problems.append("JOBS_IN_PROCESS: must be true on the embedded SQLite database, whose jobs live in the "
+                        "process's memory (separate job workers need PostgreSQL)")
+    if settings.job_concurrency < 1:
+        problems.append("JOB_CONCURRENCY: must be at least 1")
+    if settings.job_stalled_after_seconds < 2:
+        problems.append("JOB_STALLED_AFTER_SECONDS: must be at least 2 (a worker beats its heart every third of it)")
     if settings.summary_deadline_seconds >= 30:
         # No webhook waits for the summary any more; this bounds how long a
         # greeted target listens to pauses before the fallback is spoken.

@@ -12,7 +12,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.auth.setup import init_auth
     from app.db import init_db
     from app.gateways.registry import init_gateways
-    from app.transfers.summary import init_summaries
+    from app.jobs.setup import init_jobs
     from app.web.request_context import init_request_context
     from app.web.security_headers import init_security_headers
     from app.web.text_input import init_text_input_check
@@ -20,7 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     init_settings(app, settings or load_settings())
-    for step in (init_logging, init_db, init_unit_of_work, init_gateways, init_summaries, init_request_context,
+    for step in (init_logging, init_db, init_unit_of_work, init_gateways, init_jobs, init_request_context,
                  init_text_input_check, init_security_headers, init_auth, init_blueprints, init_cli, init_proxy,
                  announce):
         step(app)
@@ -46,8 +46,8 @@ def init_logging(app: Flask) -> None:
 def close_app(app: Flask, wait_seconds: float = 10.0) -> bool:
     """Stop what the app runs in the background, then release its gateways and connections (tests, commands).
 
-    Live page streams are ended, summaries under way are waited for (at
-    most WAIT_SECONDS each) and the reconciler's thread is stopped, so
+    Live page streams are ended and the job worker is stopped, the jobs under
+    way (a summary being written) waited for at most WAIT_SECONDS, so
     nothing uses the database after its engine is gone; False if something
     was still running at the end.
     """
@@ -55,10 +55,7 @@ def close_app(app: Flask, wait_seconds: float = 10.0) -> bool:
 
     streams = app.extensions.get("supervisor_stream_gate")
     stopped = streams.close(wait_seconds) if streams is not None else True
-    stopped = app.extensions["summaries"].wait(wait_seconds) and stopped
-    reconciler = app.extensions.get("reconciler")
-    if reconciler is not None:
-        stopped = reconciler.stop(wait_seconds) and stopped
+    stopped = app.extensions["jobs"].stop(wait_seconds) and stopped
     close_gateways(app)
     app.extensions["db_engine"].dispose()
     return stopped
@@ -87,13 +84,14 @@ def init_cli(app: Flask) -> None:
     from app.commands.agents import agents_cli, queues_cli
     from app.commands.calls import calls_cli
     from app.commands.database import db_cli
+    from app.commands.jobs import jobs_cli
     from app.commands.provisioning import doctor_command, provision_command
     from app.commands.roster import roster_cli
     from app.commands.users import api_tokens_cli, users_cli
     from app.demo.cli import demo_command
 
     groups = (db_cli, agents_cli, queues_cli, roster_cli, provision_command, doctor_command, users_cli,
-              api_tokens_cli, demo_command, calls_cli)
+              api_tokens_cli, demo_command, calls_cli, jobs_cli)
     for group in groups:
         app.cli.add_command(group)
 

@@ -32,6 +32,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def models_own(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Whether Alembic compares this table with the models: every one but the job queue's (procrastinate's own
+    schema, migration 0007)."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for several workers."""
     if database_url.startswith("sqlite"):

@@ -26,7 +26,8 @@ logconfig_dict = logging_dict_config(_settings.log_format, _settings.log_level, 
 
 
 def post_worker_init(worker) -> None:
-    """Each worker starts its reconciler: a pass at start-up, then every RECONCILE_INTERVAL_SECONDS."""
-    from app.jobs.reconciler import reconciler_of
+    """With JOBS_IN_PROCESS (the default), each worker also works jobs and runs the timers (docs/jobs.md)."""
+    if _settings.jobs_in_process:
+        from app.jobs.setup import start_jobs
 
-    reconciler_of(worker.wsgi).start()
+        start_jobs(worker.wsgi)

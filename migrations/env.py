@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from app import models  # noqa: F401  (registers the tables)
-from app.database import Base, make_engine
+from app.database import Base, make_engine, models_own
 
 config = context.config
 target_metadata = Base.metadata
@@ -35,6 +35,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=url.startswith("sqlite"),
             compare_type=True,
+            include_name=models_own,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -121,6 +121,9 @@ def _cleanup_engine(database_url):
     engine.dispose()
 
 
+JOB_TABLES = ("procrastinate_events", "procrastinate_periodic_defers", "procrastinate_jobs", "procrastinate_workers")
+
+
 @pytest.fixture
 def clean_database(database_url, _cleanup_engine):
     """The run's database, emptied again after the test."""
@@ -128,7 +131,8 @@ def clean_database(database_url, _cleanup_engine):
     engine = _cleanup_engine
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+            # The job queue's tables (migration 0007) are procrastinate's, not the models'.
+            names = ", ".join([f'"{table.name}"' for table in Base.metadata.sorted_tables] + list(JOB_TABLES))
             connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
             for table in reversed(Base.metadata.sorted_tables):

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from app.auth.service import create_user
 from app.calls.card_pause import card_reason
 from app.gateways.twilio import TwilioError
-from app.jobs.reconciler import reconciler_of
+from app.jobs.setup import reconciler_of
 from app.models import Call, Event, Utterance
 from app.sandbox import scenarios
 from app.sandbox.scenarios import BOB

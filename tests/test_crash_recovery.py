@@ -16,7 +16,7 @@ import sys
 
 from sqlalchemy import func, select
 
-from app.jobs.reconciler import reconciler_of
+from app.jobs.setup import reconciler_of
 from app.models import OutboxEffect
 from tests.transfer_helpers import (
     agent_activity,

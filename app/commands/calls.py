@@ -7,7 +7,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.database import schema_state
-from app.jobs.reconciler import reconciler_of
+from app.jobs.setup import reconciler_of
 
 
 @click.group("calls")

@@ -215,7 +215,7 @@ class LocalWorld:
         """Wait (bounded by the LLM timeout) for summary threads still running."""
         # A summary still waiting on the LLM (the slow scenario) writes its late
         # answer to the timeline when it returns, and needs the database to do so.
-        self.app.extensions["summaries"].wait(self.settings.llm_timeout_seconds + 2)
+        self.app.extensions["jobs"].wait_idle(self.settings.llm_timeout_seconds + 2)
 
     def close(self) -> None:
         """Stop everything, callers' side first, so nothing calls a server that has gone."""

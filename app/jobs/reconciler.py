@@ -1,16 +1,14 @@
-"""Running the reconciler: once by command, at each worker's start, every RECONCILE_INTERVAL_SECONDS, and
-again soon after the database comes back from an outage.
+"""Running the reconciler: once by command (`flask calls reconcile`), and as the `reconcile` job, every
+RECONCILE_INTERVAL_SECONDS and soon after a webhook met a database outage (app/jobs/tasks.py).
 
-Several workers (and hosts) may each run it; on PostgreSQL a session-level
-advisory lock lets one pass run at a time and the others skip theirs. On
-SQLite the database's write lock already makes each step take its turn,
-and every fix re-reads its leg under the call's lock, so a second pass
-changes nothing.
+The job runs once per tick across all instances; the command may run beside
+it, so on PostgreSQL a session-level advisory lock lets one pass run at a
+time and the other skips its turn. On SQLite the database's write lock
+already makes each step take its turn, and every fix re-reads its leg under
+the call's lock, so a second pass changes nothing.
 """
 
 from __future__ import annotations
-
-import threading
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,19 +22,13 @@ log = get_logger("switchboard.reconcile")
 
 # pg_try_advisory_lock's key for the reconciler ("SWBDRECN" as a number).
 ADVISORY_KEY = 0x535742445245434E & 0x7FFFFFFFFFFFFFFF
-# After a pass met a database outage, the next try comes this much sooner.
-RETRY_AFTER_OUTAGE_SECONDS = 5.0
 
 
 class Reconciler:
-    """One process's reconciler: `run_once` for a pass, `start` for the background thread."""
+    """One reconciler pass at a time across all workers (`run_once`); the `reconcile` job runs it on a timer."""
 
-    def __init__(self, tools: JobTools, interval_seconds: float) -> None:
+    def __init__(self, tools: JobTools) -> None:
         self.tools = tools
-        self.interval = interval_seconds
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> Reconciliation | None:
         """One pass (empty if another worker's pass is running); None if the database could not be reached."""
@@ -61,38 +53,6 @@ class Reconciler:
             log.warning("reconcile_database_unreachable", error=type(error).__name__)
             return None
 
-    def soon(self) -> None:
-        """Run the next pass now (a webhook met the database failing: the pass after it catches up)."""
-        self._wake.set()
-
-    def start(self) -> None:
-        """Run a pass now (start-up), then every interval, in a daemon thread."""
-        if self.interval <= 0 or self._thread is not None or self.tools.outside.twilio is None:
-            return
-        self._thread = threading.Thread(target=self._loop, name="reconciler", daemon=True)
-        self._thread.start()
-
-    def stop(self, wait_seconds: float = 0.0) -> bool:
-        """Stop the background thread (waiting at most WAIT_SECONDS for its pass); True when it has stopped."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(wait_seconds)
-            return not self._thread.is_alive()
-        return True
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            # Cleared before the pass: a wake-up during it asks for one more.
-            self._wake.clear()
-            try:
-                outcome = self.run_once()
-            except Exception:  # noqa: BLE001 - the thread must live on; the next pass tries again
-                log.exception("reconcile_crashed")
-                outcome = None
-            wait = self.interval if outcome is not None else min(self.interval, RETRY_AFTER_OUTAGE_SECONDS)
-            self._wake.wait(wait)
-
 
 def resume_paused_transcriptions(tools: JobTools) -> list[int]:
     """The pass after each reconcile: callers' transcriptions paused for a card number and now due start again.
@@ -103,16 +63,6 @@ def resume_paused_transcriptions(tools: JobTools) -> list[int]:
     """
     with tools.make_session() as session:
         return resume_due_pauses(lambda: job_step(tools), session)
-
-
-def reconciler_of(app) -> Reconciler:
-    """The app's reconciler (made on first use), from its sessions, settings and gateways."""
-    if "reconciler" not in app.extensions:
-        settings = app.config["SETTINGS"]
-        make_session, outside = app.extensions["db_sessionmaker"], app.extensions["gateways"]
-        tools = JobTools(make_session, settings, outside, app.extensions["summaries"].start)
-        app.extensions["reconciler"] = Reconciler(tools, settings.reconcile_interval_seconds)
-    return app.extensions["reconciler"]
 
 
 def _take_turn(guard) -> bool:

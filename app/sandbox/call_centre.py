@@ -68,7 +68,7 @@ class CallCentre:
 
     def settle_summaries(self, seconds: float = SETTLE_SECONDS) -> None:
         """Let the service's summaries being written in the background finish, for at most SECONDS in all."""
-        self.app.extensions["summaries"].wait(seconds)
+        self.app.extensions["jobs"].wait_idle(seconds)
 
     def close(self) -> None:
         """Give the service its system clock back and stop LiveKit's webhooks."""

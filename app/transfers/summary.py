@@ -7,8 +7,6 @@ host can wait for it through the database.
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -108,45 +106,6 @@ def generate_summary(make_session: sessionmaker, llm_gateway, transfer_id: int) 
         store_summary(session, transfer_id, summary)
 
 
-class BackgroundSummaries:
-    """The summaries this process writes in the background, each in a thread of its own; waited for on close.
-
-    Nothing else runs them, so a process that stops waits for the ones under
-    way (`wait`) rather than cutting them off mid-write; a summary a dead
-    process never wrote is replaced by the fallback at the whisper's
-    deadline (settle_summary).
-    """
-
-    def __init__(self, make_session: sessionmaker, llm_gateway) -> None:
-        self._make_session = make_session
-        self._llm = llm_gateway
-        self._threads: set[threading.Thread] = set()
-        self._lock = threading.Lock()
-
-    def start(self, transfer_id: int) -> None:
-        """Start writing the summary of a transfer (its row must be committed)."""
-        thread = threading.Thread(target=self._run, args=(transfer_id,), name=f"summary-{transfer_id}", daemon=True)
-        with self._lock:
-            self._threads = {running for running in self._threads if running.is_alive()}
-            self._threads.add(thread)
-        thread.start()
-
-    def _run(self, transfer_id: int) -> None:
-        try:
-            generate_summary(self._make_session, self._llm, transfer_id)
-        except Exception:  # noqa: BLE001 - the whisper falls back on its deadline
-            log.exception("summary_job_failed", transfer_id=transfer_id)
-
-    def wait(self, seconds: float) -> bool:
-        """Wait at most SECONDS in all for the summaries being written; True when none is left running."""
-        give_up = time.monotonic() + seconds
-        with self._lock:
-            running = list(self._threads)
-        for thread in running:
-            thread.join(max(0.0, give_up - time.monotonic()))
-        return not any(thread.is_alive() for thread in running)
-
-
 def settle_summary(session: Session, transfer: Transfer, *, since: datetime | None,
                    deadline_seconds: float) -> bool:
     """Whether the summary can be spoken now: stored already, or DEADLINE_SECONDS past SINCE (then the fallback
@@ -163,10 +122,3 @@ def settle_summary(session: Session, transfer: Transfer, *, since: datetime | No
     store_summary(session, transfer.id, fallback_summary(inp, f"deadline: no summary within {deadline_seconds:g} s"))
     session.refresh(transfer)
     return True
-
-
-
-def init_summaries(app) -> None:
-    """Give the app its summariser (app.extensions["summaries"]), which close_app waits for."""
-    app.extensions["summaries"] = BackgroundSummaries(app.extensions["db_sessionmaker"],
-                                                      app.extensions["gateways"].llm)

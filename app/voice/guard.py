@@ -232,9 +232,9 @@ def _callback_not_stored() -> Response:
     log.error("database_unavailable", path=request.path, answered="503")
     # Twilio never sends it again: the reconciler asks Twilio instead, as soon
     # as the database answers (app/calls/reconcile.py).
-    from app.jobs.reconciler import reconciler_of
+    from app.jobs.setup import reconcile_soon
 
-    reconciler_of(current_app).soon()
+    reconcile_soon(current_app)
     return Response("the database is unavailable; this callback was not stored\n", status=503,
                     mimetype="text/plain")
 

@@ -9,7 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.calls.room_events import room_event
 from app.gateways.livekit import InvalidLiveKitWebhook
-from app.jobs.reconciler import reconciler_of
+from app.jobs.setup import reconcile_soon
 from app.logs import get_logger
 from app.models import WebhookDelivery
 from app.telephony import urls
@@ -40,7 +40,7 @@ def livekit_webhook():
         # database is back (app/calls/reconcile.py).
         request_session().rollback()
         log.warning("livekit_webhook_database_failed", error=type(error).__name__)
-        reconciler_of(current_app).soon()
+        reconcile_soon(current_app)
         return jsonify(error="the database is unavailable; the event was not stored"), 503
 
 

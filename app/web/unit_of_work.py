@@ -52,7 +52,7 @@ class UnitOfWork:
                 urls=WebhookUrls(settings.public_base_url),
                 twilio_gateway=outside.twilio,
                 livekit_gateway=outside.livekit,
-                summarise_later=self.app.extensions["summaries"].start,
+                summarise_later=self.app.extensions["jobs"].context["tools"].summarise_later,
             )
         return self._telephony
 

@@ -1,0 +1,73 @@
+"""An app's jobs: made at start-up (`init_jobs`), started by gunicorn's workers and `flask jobs work`.
+
+Deferring needs nothing started: the first deferral opens the connector (and,
+when this process works jobs, starts its worker). The timers (the reconciler
+every RECONCILE_INTERVAL_SECONDS, stalled jobs every JOB_STALLED_AFTER_SECONDS)
+run only in a process started with `start_jobs`: gunicorn's workers when
+JOBS_IN_PROCESS is true, and every `flask jobs work` process. Each tick is
+deferred once across them all.
+"""
+
+from __future__ import annotations
+
+from app.jobs.engine import JobRuntime, cron_every
+from app.jobs.reconciler import Reconciler
+from app.jobs.steps import JobTools
+from app.jobs.tasks import register
+from app.logs import get_logger
+
+log = get_logger("switchboard.jobs")
+
+# A webhook that met a database outage asks for a reconciler pass this much later.
+RECONCILE_SOON_SECONDS = 5
+
+
+def init_jobs(app) -> None:
+    """Give the app its job runtime (app.extensions["jobs"]), which close_app stops."""
+    settings = app.config["SETTINGS"]
+    stalled = settings.job_stalled_after_seconds
+    runtime = JobRuntime(settings.database_url, register, {}, concurrency=settings.job_concurrency,
+                         heartbeat_seconds=stalled / 3, stalled_after_seconds=stalled,
+                         work_here=settings.jobs_in_process)
+    runtime.context["tools"] = JobTools(app.extensions["db_sessionmaker"], settings, app.extensions["gateways"],
+                                        summarise_later=lambda transfer_id: summarise_later(runtime, transfer_id))
+    app.extensions["jobs"] = runtime
+
+
+def jobs_of(app) -> JobRuntime:
+    """The app's job runtime."""
+    return app.extensions["jobs"]
+
+
+def summarise_later(runtime: JobRuntime, transfer_id: int) -> None:
+    """Queue the job that writes a transfer's summary (one at a time per transfer)."""
+    runtime.defer("summarise", lock=f"summary-{transfer_id}", transfer_id=transfer_id)
+
+
+def start_jobs(app) -> None:
+    """Start this process's worker with the service's timers (gunicorn's workers, `flask jobs work`)."""
+    runtime = jobs_of(app)
+    interval = app.config["SETTINGS"].reconcile_interval_seconds
+    if interval > 0:
+        runtime.every("reconcile", cron_every(interval))
+    runtime.every("retry_stalled", cron_every(app.config["SETTINGS"].job_stalled_after_seconds))
+    runtime.every("forget_old_jobs", "17 * * * *")  # hourly
+    runtime.start()
+    if interval > 0:
+        # A pass at start-up too (once, whichever instance starts first): what happened while none ran.
+        runtime.defer_soon("reconcile", lock="reconcile")
+
+
+def reconcile_soon(app) -> None:
+    """A webhook met the database failing: queue a reconciler pass a few seconds on, without waiting for it.
+
+    On PostgreSQL the queue is in the database that just failed, so this may
+    not be stored either (logged as `job_not_queued`); the reconciler's
+    timer then catches up within RECONCILE_INTERVAL_SECONDS.
+    """
+    jobs_of(app).defer_soon("reconcile", lock="reconcile", schedule_in={"seconds": RECONCILE_SOON_SECONDS})
+
+
+def reconciler_of(app) -> Reconciler:
+    """A reconciler with the app's sessions, settings and gateways (`flask calls reconcile`, tests)."""
+    return Reconciler(jobs_of(app).context["tools"])

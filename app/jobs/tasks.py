@@ -1,0 +1,65 @@
+"""The service's jobs, as procrastinate tasks: what each does and how it is retried.
+
+Each job reads what it acts on from the service's tables and changes it in
+steps that lock the call (app/jobs/steps.py), so a job that runs again (a
+retry, a stalled job retried) changes nothing twice: a summary already
+stored is not written again, a reconciled leg is not fixed again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import procrastinate
+from procrastinate import JobContext, RetryStrategy
+
+from app.jobs.engine import QUEUE
+from app.jobs.reconciler import Reconciler
+from app.jobs.steps import JobTools
+from app.logs import get_logger
+from app.transfers.summary import generate_summary
+
+log = get_logger("switchboard.jobs")
+
+# A summary whose database write failed is tried again after 2, 4 s (the LLM's
+# own failures are not retried: they become the named fallback at once).
+SUMMARY_RETRY = RetryStrategy(max_attempts=3, exponential_wait=2)
+# How long finished jobs stay in the queue's tables for `flask jobs list` and inspection.
+KEEP_FINISHED_JOBS_HOURS = 72
+
+
+def _tools(context: JobContext) -> JobTools:
+    return context.additional_context["tools"]
+
+
+def register(app: procrastinate.App) -> dict[str, Any]:
+    """Add the service's tasks to APP; returns them by name."""
+
+    @app.task(name="summarise", queue=QUEUE, pass_context=True, retry=SUMMARY_RETRY)
+    def summarise(context: JobContext, transfer_id: int) -> None:
+        """Write a transfer's summary (nothing if one is stored already)."""
+        tools = _tools(context)
+        log.info("summary_job_started", transfer_id=transfer_id, job_id=context.job.id)
+        generate_summary(tools.make_session, tools.outside.llm, transfer_id)
+
+    @app.task(name="reconcile", queue=QUEUE, pass_context=True, queueing_lock="reconcile")
+    def reconcile(context: JobContext, timestamp: int | None = None) -> None:
+        """One reconciler pass (app/calls/reconcile.py); on a timer, or soon after a webhook met a database outage."""
+        Reconciler(_tools(context)).run_once()
+
+    @app.task(name="retry_stalled", queue=QUEUE, pass_context=True, queueing_lock="retry_stalled")
+    async def retry_stalled(context: JobContext, timestamp: int | None = None) -> None:
+        """Jobs whose worker stopped beating its heart (killed, its host gone) are queued again."""
+        runtime = context.additional_context["runtime"]
+        manager = context.app.job_manager
+        for job in await manager.get_stalled_jobs(seconds_since_heartbeat=runtime.stalled_after_seconds):
+            log.warning("job_stalled_retried", task=job.task_name, job_id=job.id)
+            await manager.retry_job(job)
+
+    @app.task(name="forget_old_jobs", queue=QUEUE, pass_context=True, queueing_lock="forget_old_jobs")
+    async def forget_old_jobs(context: JobContext, timestamp: int | None = None) -> None:
+        """Finished jobs (and their events) older than KEEP_FINISHED_JOBS_HOURS are deleted; failed ones too."""
+        await context.app.job_manager.delete_old_jobs(nb_hours=KEEP_FINISHED_JOBS_HOURS, include_failed=True)
+
+    return {"summarise": summarise, "reconcile": reconcile, "retry_stalled": retry_stalled,
+            "forget_old_jobs": forget_old_jobs}
