@@ -125,6 +125,7 @@ FINAL_LEG_STATUSES = frozenset(
 
 class TransferState(StrEnum):
     REQUESTED = "requested"
+    WAITING = "waiting"  # at a queue whose agents are all busy, for the first one to be free
     DIALING = "dialing"
     WHISPERING = "whispering"
     CONSULTING = "consulting"
@@ -239,7 +240,7 @@ class Leg(Base):
         return self.status in FINAL_LEG_STATUSES
 
 
-ACTIVE_TRANSFER_SQL = "state IN ('requested', 'dialing', 'whispering', 'consulting')"
+ACTIVE_TRANSFER_SQL = "state IN ('requested', 'waiting', 'dialing', 'whispering', 'consulting')"
 
 
 class Transfer(Base):
@@ -269,6 +270,8 @@ class Transfer(Base):
     consult_room: Mapped[str | None] = mapped_column(String(128))
     notes: Mapped[str | None] = mapped_column(Text)
     tried_agent_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # Since when it waits at its target queue (state waiting), for its place in line; kept once it rings.
+    waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     summary_spoken: Mapped[str | None] = mapped_column(Text)
     summary_structured: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     summary_source: Mapped[str | None] = mapped_column(String(16))  # llm | fallback

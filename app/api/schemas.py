@@ -90,6 +90,7 @@ class Transfer(BaseModel):
     from_agent: str | None = Field(None, description="extension of the transferring agent")
     target_agent: str | None = None
     target_queue: str | None = None
+    place_in_line: int | None = Field(None, description="while waiting at a busy queue: 1 is next")
     target_number: str | None = Field(None, description="the outside number or SIP URI rung")
     answered_by: str | None = Field(None, description="extension of the agent who answered")
     notes: str | None = None

@@ -18,6 +18,7 @@ from app.api import schemas
 from app.auth.guards import api_token_required
 from app.kinds import TransferTrigger
 from app.models import Call, Event, Transfer, parse_id
+from app.states.transfers import place_in_line
 from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, TransferAction, act_on_transfer
 from app.transfers.summary import stored_summary
@@ -84,6 +85,7 @@ def transfer_as_dict(transfer: Transfer) -> dict:
         from_agent=transfer.from_agent.extension if transfer.from_agent else None,
         target_agent=transfer.target_agent.extension if transfer.target_agent else None,
         target_queue=transfer.target_queue.name if transfer.target_queue else None,
+        place_in_line=place_in_line(session, transfer),
         target_number=transfer.target_number,
         answered_by=transfer.target_leg.agent.extension if transfer.target_leg and transfer.target_leg.agent else None,
         notes=transfer.notes,

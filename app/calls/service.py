@@ -29,6 +29,7 @@ from app.models import (
     LegRole,
     LegStatus,
     Queue,
+    TransferState,
     Utterance,
     utcnow,
 )
@@ -36,10 +37,11 @@ from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room
 from app.primitives.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.primitives.moves import placement_answered, redirect_leg
-from app.routing.ivr import choose_queue, default_queue
+from app.routing.ivr import choose_queue, default_queue, in_line_words
 from app.routing.service import offer_call
 from app.states.calls import move_call, new_call
 from app.states.legs import new_leg
+from app.states.transfers import active_transfer, place_in_line
 from app.summaries.redaction import redact, redact_across
 from app.telephony.outcomes import CallProgress
 from app.telephony.sip import call_room_user, leg_identity, room_name
@@ -162,6 +164,17 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
         record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))
         return CallerNext.OPTIONS
     return CallerNext.HOLD
+
+
+def hold_words(t: Telephony, call: Call) -> str | None:
+    """What the caller hears before the next stretch of music: while their transfer waits at a busy queue,
+    where they are in its line; nothing otherwise."""
+    transfer = active_transfer(call)
+    if transfer is None or transfer.state != TransferState.WAITING or transfer.target_queue is None:
+        return None
+    place = place_in_line(t.session, transfer)
+    return (f"You are being transferred to {transfer.target_queue.name}. Everyone there is busy; you are "
+            f"{in_line_words(place)}. Please hold.")
 
 
 def caller_chose(t: Telephony, call: Call, digits: str) -> CallerChoice:

@@ -21,6 +21,7 @@ from app.primitives.effects import carry_out
 from app.primitives.legs import lock_leg
 from app.routing.service import offer_waiting_calls
 from app.telephony.urls import WebhookUrls
+from app.transfers.service import offer_waiting_transfers
 from config import Settings
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ def follow_up(t: Telephony) -> None:
             leg = lock_leg(t, leg_id)
             if leg is not None:
                 dial_refused(t, leg, error)
+        if t.freed_agent_ids:
+            offer_waiting_transfers(t)  # transfers waiting at a queue go before its callers
         if t.freed_agent_ids or t.requeued_call_ids:
             offer_waiting_calls(t)
         t.session.flush()

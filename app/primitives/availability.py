@@ -35,6 +35,13 @@ def free_agents(session, skill: str, exclude: Iterable[int] = ()) -> list[int]:
     return [agent_id for agent_id, skills in candidates if agent_id not in excluded and skill in (skills or [])]
 
 
+def staffed_agents(session, skill: str, exclude: Iterable[int] = ()) -> list[int]:
+    """The ids of available agents with SKILL, busy or not (a look): who could take a call waiting for SKILL."""
+    excluded = set(exclude)
+    candidates = session.execute(select(Agent.id, Agent.skills).where(Agent.presence == Presence.AVAILABLE)).all()
+    return [agent_id for agent_id, skills in candidates if agent_id not in excluded and skill in (skills or [])]
+
+
 def reserve_agent(session, *, skill: str | None = None, agent_id: int | None = None,
                   exclude: Iterable[int] = ()) -> Agent | None:
     """Reserve (idle -> ringing) the agent AGENT_ID, or the longest-idle available agent with SKILL; None if

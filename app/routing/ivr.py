@@ -40,3 +40,14 @@ def speakable_number(number: str) -> str:
     """A phone number read digit by digit ("+1 5 5 5 ...") so <Say> does not read it as an amount."""
     digits = [ch for ch in number if ch.isdigit()]
     return " ".join(digits) if digits else "an unknown number"
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+
+def in_line_words(place: int | None) -> str:
+    """A place in a queue's line as said to a caller or an agent: "first in line", "number 12 in line"; only
+    "in line" when the place is not known (never a guess)."""
+    if place is None or place < 1:
+        return "in line"
+    return f"{ORDINALS[place - 1]} in line" if place <= len(ORDINALS) else f"number {place} in line"

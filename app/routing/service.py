@@ -55,6 +55,7 @@ from app.routing.ivr import speakable_number
 from app.states.agents import move_activity
 from app.states.calls import move_call
 from app.states.legs import move_leg, new_leg
+from app.states.transfers import waiting_transfers
 from app.telephony.outcomes import Missed
 
 log = get_logger("switchboard.routing")
@@ -88,6 +89,11 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
             return already
         ring_given_up(t, already, offer_next=False)
     if t.dials_left <= 0:  # past the request's budget the hold loop tries again
+        return None
+    if waiting_transfers(t.session, [call.queue.skill]):
+        # A transfer waiting at this queue goes first (transfers.offer_waiting_transfers, or its caller's
+        # next hold turn); this caller waits on.
+        move_call(t.session, call, CallStatus.QUEUED)
         return None
     agent = reserve_agent(t.session, skill=call.queue.skill, exclude=tried_agent_ids(call))
     if agent is None:

@@ -1,6 +1,7 @@
 """A transfer's state: the one writer of `Transfer.state`, and the moves it allows.
 
 `requested` (the menu is open, or the form's target is being checked) →
+[`waiting` (at a queue whose agents are all busy, until one is free) →]
 `dialing` (the target rings) → `whispering` (they hear the summary) →
 `consulting` (they talk with the transferring agent) → `completed`; it
 ends early as `declined`, `no_answer`, `failed`, `cancelled` or
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
 from app.events import record_event
-from app.models import Call, Transfer, TransferState, utcnow
+from app.models import Call, Queue, Transfer, TransferState, utcnow
 from app.states.moves import check_move
 
 _GIVEN_UP = frozenset({TransferState.DECLINED, TransferState.NO_ANSWER, TransferState.FAILED,
@@ -24,7 +26,9 @@ _GIVEN_UP = frozenset({TransferState.DECLINED, TransferState.NO_ANSWER, Transfer
 
 TRANSFER_MOVES: dict[str, frozenset[str]] = {
     # Given up from requested too: a queue whose agents all let it go.
-    TransferState.REQUESTED: frozenset({TransferState.DIALING}) | _GIVEN_UP,
+    TransferState.REQUESTED: frozenset({TransferState.WAITING, TransferState.DIALING}) | _GIVEN_UP,
+    # Given up from waiting: cancelled, the caller gone, or nobody free within the wait limit.
+    TransferState.WAITING: frozenset({TransferState.DIALING}) | _GIVEN_UP,
     # Back to requested: the dial failed, or the queue's next agent is rung.
     TransferState.DIALING: frozenset({TransferState.REQUESTED, TransferState.WHISPERING}) | _GIVEN_UP,
     TransferState.WHISPERING: frozenset({TransferState.REQUESTED, TransferState.CONSULTING,
@@ -65,3 +69,27 @@ def move_transfer(session: Session, transfer: Transfer, to: TransferState, event
 def active_transfer(call: Call) -> Transfer | None:
     """The call's transfer under way, if any (there is at most one)."""
     return next((transfer for transfer in call.transfers if not transfer.is_final), None)
+
+
+def waiting_transfers(session: Session, skills: list[str] | None = None) -> list[int]:
+    """Ids of the transfers waiting at a queue (of one of SKILLS, if given), the longest-waiting first."""
+    query = (select(Transfer.id).join(Queue, Queue.id == Transfer.target_queue_id)
+             .where(Transfer.state == TransferState.WAITING).order_by(Transfer.waiting_since, Transfer.id))
+    if skills is not None:
+        query = query.where(Queue.skill.in_(skills))
+    return list(session.scalars(query))
+
+
+def place_in_line(session: Session, transfer: Transfer) -> int | None:
+    """The waiting transfer's place at its queue (1: next), counting the transfers waiting there before it;
+    None when it is not waiting. Transfers go ahead of the queue's callers."""
+    if transfer.state != TransferState.WAITING or transfer.waiting_since is None:
+        return None
+    ahead = session.scalar(
+        select(func.count(Transfer.id)).where(
+            Transfer.state == TransferState.WAITING,
+            Transfer.target_queue_id == transfer.target_queue_id,
+            tuple_(Transfer.waiting_since, Transfer.id) < tuple_(transfer.waiting_since, transfer.id),
+        )
+    )
+    return int(ahead or 0) + 1

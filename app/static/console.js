@@ -170,6 +170,7 @@
       const target = transfer.target || "the target";
       const words = {
         requested: "Transfer requested: the caller is on hold.",
+        waiting: `Everyone at ${target} is busy: the transfer waits there for the first one free; the caller is on hold. Cancel to go back to the caller.`,
         dialing: `Calling ${target}: the caller is on hold.`,
         whispering: `${target} is hearing the summary.`,
         consulting: `You are talking to ${target}; the caller is on hold. Complete or cancel the transfer.`,

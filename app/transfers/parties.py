@@ -27,6 +27,8 @@ class Prompt(StrEnum):
 
     NONE = ""
     CALLING = "calling"
+    QUEUED = "queued"  # everyone at the target queue is busy: the transfer waits there
+    TRANSFERRED_QUEUED = "transferred_queued"  # a blind transfer left waiting at the target queue
     ACCEPTED = "accepted"
     TRANSFERRED = "transferred"
     COMPLETED = "completed"

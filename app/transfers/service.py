@@ -34,7 +34,7 @@ from app.models import (
     TransferState,
     utcnow,
 )
-from app.primitives.availability import free_agents, reserve_agent
+from app.primitives.availability import free_agents, reserve_agent, staffed_agents
 from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room, start_summary
 from app.primitives.legs import (
@@ -48,7 +48,13 @@ from app.primitives.legs import (
 from app.primitives.ringing import ring_leg
 from app.states.agents import move_activity
 from app.states.legs import move_leg, new_leg
-from app.states.transfers import active_transfer, move_transfer, new_transfer
+from app.states.transfers import (
+    active_transfer,
+    move_transfer,
+    new_transfer,
+    place_in_line,
+    waiting_transfers,
+)
 from app.summaries.redaction import redact
 from app.telephony.outcomes import Missed
 from app.telephony.sip import consult_room_user, room_name
@@ -191,7 +197,9 @@ def refuse_target(t: Telephony, from_agent_id: int | None, target: Target, mode:
         if target.agent.presence != Presence.AVAILABLE or target.agent.activity != Activity.IDLE:
             raise TransferRefused(f"{target.agent.name} is not available")
     elif target.queue is not None:
-        if not free_agents(t.session, target.queue.skill, exclude={from_agent_id}):
+        # A queue whose agents are all busy takes the transfer to wait there; one with nobody signed in
+        # and available (all away or offline) cannot.
+        if not staffed_agents(t.session, target.queue.skill, exclude={from_agent_id}):
             raise TransferRefused(f"nobody at {target.label} is available")
     else:
         raise TransferRefused("give a target: an agent's extension, a queue, a number or a SIP URI")
@@ -218,10 +226,58 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: Transf
     transfer.target_number = outside_destination(t, target) if target.outside else None
     t.session.flush()
     t.session.refresh(transfer)
+    if transfer.target_queue_id is not None and not free_agents(t.session, target.queue.skill,
+                                                                  exclude={transfer.from_agent_id}):
+        wait_at_queue(t, transfer)
+        return
     if not ring_target(t, transfer):
         outside = transfer.target_number
         transfer.target_agent_id = transfer.target_queue_id = transfer.target_number = None
         raise TransferRefused(f"{outside} could not be called" if outside else f"nobody at {target.label} is available")
+
+
+def wait_at_queue(t: Telephony, transfer: Transfer) -> None:
+    """Everyone at the target queue is busy: the transfer waits there, ahead of the queue's callers, for the
+    first agent who is free (offer_waiting_transfers), at most MAX_QUEUE_WAIT_SECONDS."""
+    transfer.waiting_since = utcnow()
+    t.session.flush()
+    move_transfer(t.session, transfer, TransferState.WAITING, queue=transfer.target_queue.name, mode=transfer.mode,
+                  place=place_in_line(t.session, transfer))
+
+
+def ring_waiting_transfer(t: Telephony, transfer: Transfer) -> bool:
+    """Ring the waiting transfer's queue again (an agent may be free); the transferring agent hears it is
+    calling. False when nobody could be reserved: it waits on."""
+    if transfer.state != TransferState.WAITING or not ring_target(t, transfer):
+        return False
+    waited = int((utcnow() - (transfer.waiting_since or transfer.created_at)).total_seconds())
+    record_event(t.session, transfer.call, "transfer_wait_over", transfer=transfer, waited_seconds=waited)
+    after_target_rung(t, transfer, agent_leg_of(transfer.call, transfer.from_agent_id), requester=None)
+    return True
+
+
+def offer_waiting_transfers(t: Telephony) -> int:
+    """After a step committed: agents it freed ring the transfers waiting at their queues, the longest-waiting
+    first, before any caller of those queues is offered (routing.offer_waiting_calls); returns how many rang.
+
+    The call is locked skipping one another step holds (its own step offers
+    it), and the transfer read afresh under the lock."""
+    rang = 0
+    for agent_id in sorted(t.freed_agent_ids):
+        agent = t.session.get(Agent, agent_id)
+        if agent is None or agent.presence != Presence.AVAILABLE or agent.activity != Activity.IDLE:
+            continue
+        for transfer_id in waiting_transfers(t.session, list(agent.skills or [])):
+            call_id = t.session.scalar(select(Transfer.call_id).where(Transfer.id == transfer_id))
+            call = t.session.get(Call, call_id, populate_existing=True,
+                                 with_for_update={"key_share": True, "skip_locked": True})
+            if call is None:
+                continue
+            transfer = t.session.get(Transfer, transfer_id, populate_existing=True)
+            if transfer is not None and ring_waiting_transfer(t, transfer):
+                rang += 1
+                break
+    return rang
 
 
 def ring_target(t: Telephony, transfer: Transfer) -> bool:
@@ -288,6 +344,13 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
     """Where the transferring agent goes once the target rings: the consult room (warm) or away (blind)."""
     if from_leg is None or from_leg.is_final:
         return Prompt.NONE
+    if transfer.state == TransferState.WAITING:
+        if transfer.mode == TransferMode.WARM:
+            # A waits on music (a browser agent too: no consult room until someone rings), 1 to go back.
+            hold_agent(t, from_leg, requester=requester, say=Prompt.QUEUED)
+            return Prompt.QUEUED
+        release_agent_leg(t, from_leg, "blind_transfer", requester=requester, say=Prompt.TRANSFERRED_QUEUED)
+        return Prompt.TRANSFERRED_QUEUED
     if transfer.mode == TransferMode.WARM:
         if from_leg.twilio_call_sid:
             # A phone leg waits on music, not alone in the consult room: LiveKit
@@ -642,6 +705,8 @@ def expire_stale_transfer(t: Telephony, call: Call) -> bool:
     if transfer.state == TransferState.REQUESTED and now - transfer.created_at > STALE_MENU_AFTER:
         cancel(t, transfer, "the transfer menu was left unanswered", requester=None)
         return True
+    if transfer.state == TransferState.WAITING:
+        return _keep_waiting_or_give_up(t, transfer, now)
     leg = transfer.target_leg
     if transfer.state not in (TransferState.DIALING, TransferState.WHISPERING) or leg is None or leg.is_final:
         return False
@@ -654,4 +719,18 @@ def expire_stale_transfer(t: Telephony, call: Call) -> bool:
     record_event(t.session, call, "transfer_target_silent", transfer=transfer, target=target_of(transfer, leg))
     hang_up(t, call, leg.twilio_call_sid, leg_id=leg.id)
     target_declined(t, leg, Missed.NO_ANSWER)
+    return True
+
+
+def _keep_waiting_or_give_up(t: Telephony, transfer: Transfer, now) -> bool:
+    """The caller's hold turn while their transfer waits: ring if someone is free now (an agent freed by a step
+    that offered nobody), end it past MAX_QUEUE_WAIT_SECONDS; True if something changed."""
+    if ring_waiting_transfer(t, transfer):
+        return True
+    waited = now - (transfer.waiting_since or transfer.created_at)
+    if waited < timedelta(seconds=t.settings.max_queue_wait_seconds):
+        return False
+    queue = transfer.target_queue.name if transfer.target_queue else "the queue"
+    end_transfer(t, transfer, Ending.NO_ANSWER,
+                 reason=f"nobody at {queue} was free within {t.settings.max_queue_wait_seconds} s")
     return True

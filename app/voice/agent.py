@@ -20,8 +20,8 @@ from app.primitives.legs import RINGING_LEG_STATUSES
 from app.primitives.moves import placement_answered
 from app.primitives.presence import star_pressed
 from app.routing import service as routing
-from app.routing.ivr import speakable_number
-from app.states.transfers import active_transfer
+from app.routing.ivr import in_line_words, speakable_number
+from app.states.transfers import active_transfer, place_in_line
 from app.telephony import urls
 from app.telephony.outcomes import CallProgress
 from app.telephony.sip import leg_identity, room_user_of, sip_target
@@ -133,13 +133,25 @@ def _target_words(transfer: Transfer | None) -> str:
         if transfer.target_number.startswith("+"):
             return f"the outside number {speakable_number(transfer.target_number)}"
         return "the outside line"
+    if transfer.target_queue:
+        return transfer.target_queue.name
     return "the next agent"
+
+
+def _in_line(transfer: Transfer | None) -> str:
+    """Where a waiting transfer is in its queue's line, in words ("first in line"); "in line" when not known."""
+    place = place_in_line(telephony().session, transfer) if transfer is not None else None
+    return in_line_words(place)
 
 
 def _say(code: Prompt, transfer: Transfer | None) -> str | None:
     target = _target_words(transfer)
     return {
         Prompt.CALLING: f"Calling {target}. The caller is on hold. Press 1 to return to your caller.",
+        Prompt.QUEUED: f"Everyone at {target} is busy. The caller is on hold, {_in_line(transfer)}, and you will "
+                       "hear when someone is called. Press 1 to return to your caller.",
+        Prompt.TRANSFERRED_QUEUED: f"Everyone at {target} is busy. The caller waits there, {_in_line(transfer)}. "
+                                   "Goodbye.",
         Prompt.ACCEPTED: f"{target} accepted. The caller is still on hold. Press star for transfer options.",
         Prompt.TRANSFERRED: "Transferring the caller. Goodbye.",
         Prompt.COMPLETED: "Transfer complete. Goodbye.",

@@ -93,7 +93,8 @@ def ivr(form: TwilioForm, call: Call):
 def caller_wait(form: TwilioForm, call: Call):
     """A stretch of hold music ended."""
     t = telephony()
-    return _next(call, service.caller_waited(t, call))
+    where = service.caller_waited(t, call)
+    return _next(call, where, service.hold_words(t, call) if where == CallerNext.HOLD else None)
 
 
 def _options(call):

@@ -104,3 +104,56 @@ def test_the_caller_hanging_up_ends_every_leg_and_records_what_twilio_and_liveki
     assert hang_up.call_sid == "CAbob"
     assert tell.leg_id == alice_leg.id and tell.otherwise == HangUp(call.id, "CAalice", alice_leg.id)
     assert [e.room for e in t.effects if isinstance(e, CloseRoom)] == [call.room_name]
+
+
+def _technical_busy(t):
+    agent(t, "102").activity = Activity.ON_CALL  # Bob, the fast roster's one technical agent
+
+
+def test_a_transfer_to_a_busy_queue_waits_there_with_the_agent_on_hold_and_rings_no_one(t):
+    call, alice_leg = connected(t)
+    _technical_busy(t)
+    transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, queue="technical"),
+                                        mode="warm", trigger="api")
+    assert transfer.state == TransferState.WAITING and transfer.waiting_since is not None
+    assert transfer.target_leg_id is None and transfer.consult_room is None
+    assert call.status == CallStatus.ON_HOLD and alice_leg.status == LegStatus.ON_HOLD
+    assert [type(e) for e in t.effects] == [Redirect, StartSummary, Redirect]  # no room opened, nobody dialled
+    assert list(t.effects)[2].url == moved_to(t.urls.agent_rejoin(alice_leg.id, "queued"), alice_leg)
+
+
+def test_a_waiting_transfer_rings_the_first_agent_freed_then_goes_on_as_any_other(t):
+    call, alice_leg = connected(t)
+    _technical_busy(t)
+    transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, queue="technical"),
+                                        mode="warm", trigger="api")
+    t.effects.take()
+    bob = agent(t, "102")
+    bob.activity = Activity.IDLE
+    t.freed_agent_ids.add(bob.id)
+    assert transfers.offer_waiting_transfers(t) == 1
+    assert transfer.state == TransferState.DIALING and transfer.target_leg.agent_id == bob.id
+    assert bob.activity == Activity.RINGING
+    assert [type(e).__name__ for e in t.effects][:1] == ["OpenRoom"]  # the consult room, now someone rings
+
+
+def test_a_waiting_transfer_past_the_wait_limit_ends_and_returns_the_agent(t):
+    from datetime import timedelta
+
+    call, alice_leg = connected(t)
+    _technical_busy(t)
+    transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, queue="technical"),
+                                        mode="warm", trigger="api")
+    transfer.waiting_since -= timedelta(seconds=t.settings.max_queue_wait_seconds + 1)
+    assert transfers.expire_stale_transfer(t, call)
+    assert transfer.state == TransferState.NO_ANSWER and "was free within" in transfer.end_reason
+    assert call.status == CallStatus.CONNECTED and alice_leg.status == LegStatus.CONNECTED
+
+
+def test_the_transfer_table_lets_a_waiting_transfer_ring_or_end_but_not_connect():
+    from app.states.transfers import TRANSFER_MOVES
+
+    waiting = TRANSFER_MOVES[TransferState.WAITING]
+    assert TransferState.DIALING in waiting and TransferState.CANCELLED in waiting
+    assert TransferState.CONSULTING not in waiting and TransferState.COMPLETED not in waiting
+    assert TransferState.WAITING in TRANSFER_MOVES[TransferState.REQUESTED]
