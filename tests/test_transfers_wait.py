@@ -158,3 +158,30 @@ def test_the_api_starts_a_transfer_that_waits_and_says_its_place(centre, api_hea
     status = centre.client.get(f"/api/transfers/{transfer['id']}", headers=headers).get_json()
     assert status["state"] == "dialing" and status["place_in_line"] is None
 
+
+DEV = "sip:dev@switchboard-demo.sip.twilio.com"  # technical, away on the demo roster
+
+
+def test_an_agent_made_available_from_the_cli_is_rung_for_the_waiting_transfer_at_once(centre):
+    _busy, caller, alice = _waiting_transfer(centre, "1")
+    result = centre.app.test_cli_runner().invoke(args=["agents", "presence", "202", "available"])
+    assert result.exit_code == 0, result.output
+    centre.network.run_pending()
+    dev = centre.agent_phone(DEV)
+    assert transfer_row(centre).state == "dialing"
+    centre.network.answer(dev.sid)
+    dev.press("1")
+    assert in_room(caller, str(call_row(centre, caller.sid).id)) and transfer_row(centre).state == "completed"
+
+
+def test_a_browser_agent_made_available_in_the_console_is_offered_the_waiting_transfer_at_once(centre):
+    from tests.test_console import act, make_browser_agent, sign_in, state
+
+    make_browser_agent(centre, "202", "dev")
+    _busy, caller, alice = _waiting_transfer(centre, "2")
+    dev = sign_in(centre, "dev")
+    response = act(centre, dev, "/console/presence", presence="available")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    offer = state(dev)["offer"]
+    assert offer is not None and offer["kind"] == "transfer", offer
+    assert transfer_row(centre).state == "dialing"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Activity, Agent, Presence, Queue
+from app.primitives.context import Telephony
 from app.states import agents as states
 from app.states.agents import new_agent
 from config import PROJECT_ROOT
@@ -148,6 +149,15 @@ def set_presence(session: Session, extension: str, presence: str) -> Agent:
     agent = find_agent(session, extension)
     states.set_presence(session, agent, Presence(presence))
     session.flush()
+    return agent
+
+
+def set_presence_and_offer(t: Telephony, extension: str, presence: str) -> Agent:
+    """Set an agent's presence as a step on calls: an agent who is now available and idle is offered the
+    transfers and callers waiting for their skills once the step commits (jobs.steps.follow_up)."""
+    agent = set_presence(t.session, extension, presence)
+    if agent.presence == Presence.AVAILABLE and agent.activity == Activity.IDLE:
+        t.freed_agent_ids.add(agent.id)
     return agent
 
 

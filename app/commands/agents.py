@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from app.agents import service
 from app.commands.database import database_session
+from app.jobs.setup import jobs_of
+from app.jobs.steps import job_step
 from app.models import Presence
 
 PRESENCES = [presence.value for presence in Presence]
@@ -71,8 +74,9 @@ def list_agents(as_json: bool) -> None:
 def set_presence(extension: str, presence: str) -> None:
     """Set an agent's presence."""
     try:
-        with database_session() as session:
-            service.set_presence(session, extension, presence)
+        # A step on calls: an agent made available is offered the waiting transfers and callers at once.
+        with job_step(jobs_of(current_app).context["tools"]) as t:
+            service.set_presence_and_offer(t, extension, presence)
         click.echo(f"agent {extension} is {presence}")
     except service.RosterError as error:
         _fail(error)

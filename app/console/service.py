@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.agents.service import set_presence
+from app.agents.service import set_presence_and_offer
 from app.calls import reactions
 from app.kinds import SummarySource, TransferTrigger
 from app.models import (
@@ -197,12 +197,12 @@ def transfer_targets(session: Session, agent_id: int) -> list[tuple[str, str]]:
     ]
 
 
-def change_presence(session: Session, agent_id: int, presence: str) -> Agent:
-    """Set the signed-in agent's presence."""
+def change_presence(t: Telephony, agent_id: int, presence: str) -> Agent:
+    """Set the signed-in agent's presence; made available, they are offered what waits for them at once."""
     if presence not in Presence.__members__.values():
         raise ConsoleRefused(f"presence must be one of {', '.join(Presence)}", 400)
-    agent = session.get(Agent, agent_id)
-    return set_presence(session, agent.extension, presence)
+    agent = t.session.get(Agent, agent_id)
+    return set_presence_and_offer(t, agent.extension, presence)
 
 
 def _my_leg(t: Telephony, agent_id: int, leg_id: int) -> Leg:

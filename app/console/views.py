@@ -83,7 +83,7 @@ def console_state():
 def presence():
     """Set the signed-in agent available, away or offline."""
     def act(t, agent_id):
-        agent = service.change_presence(t.session, agent_id, request.form.get("presence", ""))
+        agent = service.change_presence(t, agent_id, request.form.get("presence", ""))
         return f"You are {agent.presence}."
 
     return _act(act, "")
