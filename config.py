@@ -89,6 +89,8 @@ class Settings:
     # The caller ID an outside party sees: "ours" (the number the caller dialled).
     outside_transfer_caller_id: str = "ours"
     max_queue_wait_seconds: int = 120
+    # A queued caller hears their place (and the queue's recent wait) when queued, then every this often (0: never).
+    queue_announce_seconds: int = 60
     missed_calls_before_away: int = 3
     ivr_max_attempts: int = 2
     room_empty_timeout_seconds: int = 1800
@@ -335,6 +337,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "OUTSIDE_TRANSFER_ALLOW": ("outside_transfer_allow", _outside_allow),
     "OUTSIDE_TRANSFER_CALLER_ID": ("outside_transfer_caller_id", _choice(("ours", "caller"))),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
+    "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),
     "MISSED_CALLS_BEFORE_AWAY": ("missed_calls_before_away", _int),
     "IVR_MAX_ATTEMPTS": ("ivr_max_attempts", _int),
     "ROOM_EMPTY_TIMEOUT_SECONDS": ("room_empty_timeout_seconds", _int),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.calls import card_pause
 from app.calls.inputs import (
@@ -38,6 +38,7 @@ from app.primitives.effects import close_room, hang_up, open_room
 from app.primitives.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.primitives.moves import placement_answered, redirect_leg
 from app.routing.ivr import choose_queue, default_queue, in_line_words
+from app.routing.line import place_in_queue, recent_wait, wait_words
 from app.routing.service import offer_call
 from app.states.calls import move_call, new_call
 from app.states.legs import new_leg
@@ -168,13 +169,34 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
 
 def hold_words(t: Telephony, call: Call) -> str | None:
     """What the caller hears before the next stretch of music: while their transfer waits at a busy queue,
-    where they are in its line; nothing otherwise."""
+    where they are in its line; while queued, their place and the queue's recent wait, when first queued and
+    then every QUEUE_ANNOUNCE_SECONDS; nothing otherwise (and never a number the service does not know)."""
     transfer = active_transfer(call)
-    if transfer is None or transfer.state != TransferState.WAITING or transfer.target_queue is None:
+    if transfer is not None and transfer.state == TransferState.WAITING and transfer.target_queue is not None:
+        place = place_in_line(t.session, transfer)
+        return (f"You are being transferred to {transfer.target_queue.name}. Everyone there is busy; you are "
+                f"{in_line_words(place)}. Please hold.")
+    place = place_in_queue(t.session, call)
+    if place is None or not _announcement_due(t, call):
         return None
-    place = place_in_line(t.session, transfer)
-    return (f"You are being transferred to {transfer.target_queue.name}. Everyone there is busy; you are "
-            f"{in_line_words(place)}. Please hold.")
+    wait = recent_wait(t.session, call.queue_id, utcnow())
+    record_event(t.session, call, "queue_position_said", place=place,
+                 recent_wait_seconds=int(wait.total_seconds()) if wait is not None else None)
+    words = f"You are {in_line_words(place)}."
+    if wait is not None:
+        words += f" Callers have recently waited {wait_words(wait)}."
+    return words + " Please hold."
+
+
+def _announcement_due(t: Telephony, call: Call) -> bool:
+    # At the first hold turn since the caller was queued, then every QUEUE_ANNOUNCE_SECONDS (0: never).
+    every = t.settings.queue_announce_seconds
+    if every <= 0:
+        return False
+    last = t.session.scalar(select(func.max(Event.created_at)).where(Event.call_id == call.id,
+                                                                     Event.name == "queue_position_said"))
+    since = call.queued_at or call.created_at
+    return last is None or last < since or utcnow() - last >= timedelta(seconds=every)
 
 
 def caller_chose(t: Telephony, call: Call, digits: str) -> CallerChoice:
