@@ -89,6 +89,10 @@ class Settings:
     # The caller ID an outside party sees: "ours" (the number the caller dialled).
     outside_transfer_caller_id: str = "ours"
     max_queue_wait_seconds: int = 120
+    # After a call they talked on, an agent is in after-call work (wrap-up) this long before the next offer (0: off).
+    wrap_up_seconds: int = 0
+    # The disposition codes an agent picks from when their after-call work is done.
+    disposition_codes: tuple[str, ...] = ("resolved", "follow-up", "escalated", "other")
     # A queued caller hears their place (and the queue's recent wait) when queued, then every this often (0: never).
     queue_announce_seconds: int = 60
     missed_calls_before_away: int = 3
@@ -338,6 +342,8 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "OUTSIDE_TRANSFER_CALLER_ID": ("outside_transfer_caller_id", _choice(("ours", "caller"))),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
     "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),
+    "WRAP_UP_SECONDS": ("wrap_up_seconds", _int),
+    "DISPOSITION_CODES": ("disposition_codes", _csv),
     "MISSED_CALLS_BEFORE_AWAY": ("missed_calls_before_away", _int),
     "IVR_MAX_ATTEMPTS": ("ivr_max_attempts", _int),
     "ROOM_EMPTY_TIMEOUT_SECONDS": ("room_empty_timeout_seconds", _int),

@@ -79,6 +79,9 @@ class Activity(StrEnum):
     # (a cancel on its way, a goodbye playing, a hang-up that failed): not
     # offered a call until it does.
     LEAVING = "leaving"
+    # After-call work: their call is over; offered nothing until wrap_up_until, or until they (or a
+    # supervisor) say they are ready.
+    WRAP_UP = "wrap_up"
 
 
 class CallStatus(StrEnum):
@@ -161,6 +164,8 @@ class Agent(Base):
     activity: Mapped[str] = mapped_column(String(16), default=Activity.IDLE)
     missed_in_row: Mapped[int] = mapped_column(Integer, default=0)
     last_call_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when a call they talked on ends and WRAP_UP_SECONDS is on: their after-call work lasts until then.
+    wrap_up_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Activity, Agent, Presence, Queue
+from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
 from app.states import agents as states
 from app.states.agents import new_agent
@@ -159,6 +160,11 @@ def set_presence_and_offer(t: Telephony, extension: str, presence: str) -> Agent
     if agent.presence == Presence.AVAILABLE and agent.activity == Activity.IDLE:
         t.freed_agent_ids.add(agent.id)
     return agent
+
+
+def end_wrap_up_early(t: Telephony, extension: str, by: str) -> bool:
+    """A supervisor ends an agent's after-call work now; False if they were not in it."""
+    return end_wrap_up(t, find_agent(t.session, extension), "supervisor", by=by)
 
 
 def remove_agent(session: Session, extension: str) -> None:

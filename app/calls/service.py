@@ -33,6 +33,7 @@ from app.models import (
     Utterance,
     utcnow,
 )
+from app.primitives.availability import end_due_wrap_ups
 from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room
 from app.primitives.legs import caller_leg, close_leg, lock_call, ringing_leg
@@ -158,6 +159,8 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
         return CallerNext.ROOM if call.status == CallStatus.CONNECTED else CallerNext.HOLD
     if call.status not in (CallStatus.QUEUED, CallStatus.RINGING_AGENT):
         return CallerNext.HOLD
+    # Agents whose after-call work is over are free again (the wrap-up timer's job does it too).
+    end_due_wrap_ups(t)
     # offer_call keeps a ringing phone, and replaces a browser offer past its ring timeout.
     offer_call(t, call)
     waited = utcnow() - (call.queued_at or call.created_at)

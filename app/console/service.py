@@ -17,6 +17,7 @@ from app.calls import reactions
 from app.kinds import SummarySource, TransferTrigger
 from app.models import (
     FINAL_LEG_STATUSES,
+    Activity,
     Agent,
     Leg,
     LegRole,
@@ -27,10 +28,12 @@ from app.models import (
     utcnow,
 )
 from app.primitives import legs
+from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
 from app.routing import service as routing
 from app.states.transfers import active_transfer
 from app.summaries.compose import SUMMARY_FIELDS
+from app.summaries.redaction import redact
 from app.telephony.outcomes import Missed
 from app.transfers import service as transfers
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer, possible_actions
@@ -182,10 +185,36 @@ def console_state(t: Telephony, agent_id: int) -> dict:
             "presence": agent.presence,
             "activity": agent.activity,
             "browser": not agent.sip_uri,
+            "wrap_up_seconds_left": _wrap_up_left(agent),
+            "dispositions": list(t.settings.disposition_codes),
         },
         "offer": _offer(t, offered) if offered is not None else None,
         "call": _live_call(live, agent_id) if live is not None else None,
     }
+
+
+def _wrap_up_left(agent: Agent) -> int | None:
+    if agent.activity != Activity.WRAP_UP or agent.wrap_up_until is None:
+        return None
+    return max(0, int((agent.wrap_up_until - utcnow()).total_seconds()))
+
+
+# The longest after-call note kept.
+WRAP_UP_NOTES_MAX = 1000
+
+
+def finish_wrap_up(t: Telephony, agent_id: int, disposition: str, notes: str) -> None:
+    """The agent is done with their after-call work: the disposition code and notes go on the call's timeline
+    (card numbers and the like redacted), and they are offered the next call."""
+    agent = t.session.get(Agent, agent_id)
+    codes = t.settings.disposition_codes
+    disposition = disposition.strip()
+    if disposition and disposition not in codes:
+        raise ConsoleRefused(f"the disposition must be one of {', '.join(codes)}", 400)
+    if len(notes) > WRAP_UP_NOTES_MAX:
+        raise ConsoleRefused(f"the notes are too long (at most {WRAP_UP_NOTES_MAX} characters)", 400)
+    if not end_wrap_up(t, agent, "ready", disposition=disposition or None, notes=redact(notes.strip()) or None):
+        raise ConsoleRefused("you are not in after-call work", 409)
 
 
 def transfer_targets(session: Session, agent_id: int) -> list[tuple[str, str]]:

@@ -89,6 +89,16 @@ def presence():
     return _act(act, "")
 
 
+@blueprint.post("/console/ready")
+@roles_required("agent")
+def ready():
+    """End the signed-in agent's after-call work, with a disposition code and notes."""
+    def act(t, agent_id):
+        service.finish_wrap_up(t, agent_id, request.form.get("disposition", ""), request.form.get("notes", ""))
+
+    return _act(act, "Ready: calls are offered to you again.")
+
+
 @blueprint.post("/console/accept")
 @roles_required("agent")
 def accept():

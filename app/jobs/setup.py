@@ -18,6 +18,8 @@ from app.logs import get_logger
 
 log = get_logger("switchboard.jobs")
 
+# How often the timer ends the after-call work that is over (a queued caller's hold turn does it too).
+WRAP_UP_CHECK_SECONDS = 5
 # A webhook that met a database outage asks for a reconciler pass this much later.
 RECONCILE_SOON_SECONDS = 5
 
@@ -52,6 +54,8 @@ def start_jobs(app) -> None:
         runtime.every("reconcile", cron_every(interval))
     runtime.every("retry_stalled", cron_every(app.config["SETTINGS"].job_stalled_after_seconds))
     runtime.every("forget_old_jobs", "17 * * * *")  # hourly
+    if app.config["SETTINGS"].wrap_up_seconds > 0:
+        runtime.every("end_wrap_ups", cron_every(WRAP_UP_CHECK_SECONDS))
     runtime.start()
     if interval > 0:
         # A pass at start-up too (once, whichever instance starts first): what happened while none ran.

@@ -15,8 +15,9 @@ from procrastinate import JobContext, RetryStrategy
 
 from app.jobs.engine import QUEUE
 from app.jobs.reconciler import Reconciler
-from app.jobs.steps import JobTools
+from app.jobs.steps import JobTools, job_step
 from app.logs import get_logger
+from app.primitives.availability import end_due_wrap_ups
 from app.transfers.summary import generate_summary
 
 log = get_logger("switchboard.jobs")
@@ -56,10 +57,16 @@ def register(app: procrastinate.App) -> dict[str, Any]:
             log.warning("job_stalled_retried", task=job.task_name, job_id=job.id)
             await manager.retry_job(job)
 
+    @app.task(name="end_wrap_ups", queue=QUEUE, pass_context=True, queueing_lock="end_wrap_ups")
+    def end_wrap_ups(context: JobContext, timestamp: int | None = None) -> None:
+        """Agents whose after-call work is over go idle and are offered what waits (WRAP_UP_SECONDS)."""
+        with job_step(_tools(context)) as t:
+            end_due_wrap_ups(t)
+
     @app.task(name="forget_old_jobs", queue=QUEUE, pass_context=True, queueing_lock="forget_old_jobs")
     async def forget_old_jobs(context: JobContext, timestamp: int | None = None) -> None:
         """Finished jobs (and their events) older than KEEP_FINISHED_JOBS_HOURS are deleted; failed ones too."""
         await context.app.job_manager.delete_old_jobs(nb_hours=KEEP_FINISHED_JOBS_HOURS, include_failed=True)
 
     return {"summarise": summarise, "reconcile": reconcile, "retry_stalled": retry_stalled,
-            "forget_old_jobs": forget_old_jobs}
+            "end_wrap_ups": end_wrap_ups, "forget_old_jobs": forget_old_jobs}

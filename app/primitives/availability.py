@@ -15,11 +15,13 @@ once that transaction commits: freed, it is offered the waiting calls
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Iterable
 
 from sqlalchemy import select
 
-from app.models import Activity, Agent, Call, Presence, utcnow
+from app.events import record_event
+from app.models import Activity, Agent, Call, Leg, Presence, utcnow
 from app.primitives.context import Telephony
 from app.states.agents import move_activity, set_presence, take_if_idle
 
@@ -81,7 +83,11 @@ def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, ca
     if until_twilio_confirms:
         move_activity(agent, Activity.LEAVING)
         t.freed_agent_ids.discard(agent.id)
+    elif agent.wrap_up_until is not None and agent.wrap_up_until > utcnow():
+        move_activity(agent, Activity.WRAP_UP)  # offered nothing until end_wrap_up
+        t.freed_agent_ids.discard(agent.id)
     else:
+        agent.wrap_up_until = None
         move_activity(agent, Activity.IDLE)
         t.freed_agent_ids.add(agent.id)
     if not missed:
@@ -91,3 +97,37 @@ def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, ca
     if limit and agent.missed_in_row >= limit and agent.presence == Presence.AVAILABLE:
         set_presence(t.session, agent, Presence.AWAY, call=call, event="agent_set_away",
                      missed_in_row=agent.missed_in_row)
+
+
+def owe_wrap_up(t: Telephony, agent: Agent | None, call: Call) -> None:
+    """A call AGENT talked on is over for them: with WRAP_UP_SECONDS on, after-call work until then (the agent
+    goes to wrap-up instead of idle once their leg is over; release_agent)."""
+    seconds = t.settings.wrap_up_seconds
+    if agent is None or seconds <= 0:
+        return
+    agent.wrap_up_until = utcnow() + timedelta(seconds=seconds)
+    record_event(t.session, call, "wrap_up_started", agent=agent.extension, seconds=seconds)
+
+
+def end_wrap_up(t: Telephony, agent: Agent, why: str, **detail) -> bool:
+    """End the agent's after-call work (its time is up, or they or a supervisor say they are ready): idle, and
+    offered the waiting transfers and callers once the step commits; False if they were not in wrap-up."""
+    if agent.activity != Activity.WRAP_UP:
+        agent.wrap_up_until = None
+        return False
+    agent.wrap_up_until = None
+    move_activity(agent, Activity.IDLE)
+    t.freed_agent_ids.add(agent.id)
+    last_call = t.session.scalar(select(Call).join(Leg, Leg.call_id == Call.id).where(Leg.agent_id == agent.id)
+                                 .order_by(Leg.id.desc()).limit(1))
+    record_event(t.session, last_call, "wrap_up_ended", agent=agent.extension, why=why, **detail)
+    return True
+
+
+def end_due_wrap_ups(t: Telephony) -> int:
+    """Every agent whose after-call work is over by now goes idle (the timer's job, and each queue turn)."""
+    due = t.session.scalars(
+        select(Agent).where(Agent.activity == Activity.WRAP_UP, Agent.wrap_up_until <= utcnow())
+        .order_by(Agent.id).with_for_update(skip_locked=True)
+    ).all()
+    return sum(1 for agent in due if end_wrap_up(t, agent, "time"))

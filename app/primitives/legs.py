@@ -32,7 +32,7 @@ from app.models import (
     Transfer,
     utcnow,
 )
-from app.primitives.availability import release_agent
+from app.primitives.availability import owe_wrap_up, release_agent
 from app.primitives.context import Telephony
 from app.states.calls import move_call
 from app.states.legs import move_leg
@@ -126,7 +126,10 @@ def close_leg(t: Telephony, leg: Leg, status: str, reason: str, *, missed: bool 
     if leg.is_final:
         return
     was_ringing = leg.status in RINGING_LEG_STATUSES
+    talked = leg.status in (LegStatus.CONNECTED, LegStatus.ON_HOLD)
     move_leg(leg, status, reason=reason)
+    if talked and leg.agent is not None:
+        owe_wrap_up(t, leg.agent, leg.call)
     if leg.agent is not None and (was_ringing or leg.agent.activity != Activity.IDLE):
         release_agent(t, leg.agent, missed=missed and was_ringing, call=leg.call,
                       until_twilio_confirms=bool(leg.twilio_call_sid) and not over_at_twilio)

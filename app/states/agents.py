@@ -3,8 +3,9 @@
 Presence is the agent's own choice (available, away, offline), or set away
 by the service after missed calls. Activity is what the service has them
 doing: `idle`, `ringing` (reserved for one call: only `take_if_idle` puts
-them there, by a compare-and-set), `on_call`, and `leaving` (their last
-phone leg is over for the service, not yet for Twilio).
+them there, by a compare-and-set), `on_call`, `leaving` (their last
+phone leg is over for the service, not yet for Twilio), and `wrap_up`
+(after-call work, offered nothing until it ends).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ ACTIVITY_MOVES: dict[str, frozenset[str]] = {
     # up on (and freed its agent for) that Twilio then reports answered or over.
     Activity.IDLE: frozenset({Activity.RINGING, Activity.ON_CALL, Activity.LEAVING}),
     Activity.RINGING: frozenset({Activity.ON_CALL, Activity.IDLE, Activity.LEAVING}),
-    Activity.ON_CALL: frozenset({Activity.IDLE, Activity.LEAVING}),
-    Activity.LEAVING: frozenset({Activity.IDLE, Activity.ON_CALL}),
+    Activity.ON_CALL: frozenset({Activity.IDLE, Activity.LEAVING, Activity.WRAP_UP}),
+    Activity.LEAVING: frozenset({Activity.IDLE, Activity.ON_CALL, Activity.WRAP_UP}),
+    # On a call again from wrap-up: a leg the reconciler had given up on that Twilio reports answered.
+    Activity.WRAP_UP: frozenset({Activity.IDLE, Activity.ON_CALL, Activity.LEAVING}),
 }
 PRESENCE_MOVES: dict[str, frozenset[str]] = {
     presence: frozenset(Presence) - {presence} for presence in Presence

@@ -68,13 +68,27 @@
     return row;
   }
 
+  function endWrapUpForm(extension) {
+    var form = el("form", null, "inline");
+    form.method = "post";
+    form.action = "/agents/" + encodeURIComponent(extension) + "/end-wrap-up";
+    var token = el("input");
+    token.type = "hidden";
+    token.name = "csrf_token";
+    token.value = root.dataset.csrf;
+    form.appendChild(token);
+    form.appendChild(el("button", "End wrap-up", "secondary"));
+    return form;
+  }
+
   function drawAgent(agent) {
     var row = el("tr");
     row.dataset.extension = agent.extension;
     var name = cell(row, agent.name + " ", "name");
     name.appendChild(el("span", agent.extension, "muted"));
     cell(row, badge(agent.presence, "presence-" + agent.presence));
-    cell(row, agent.activity_label);
+    var activity = cell(row, agent.activity_label);
+    if (agent.activity === "wrap_up") activity.appendChild(endWrapUpForm(agent.extension));
     cell(row, agent.current_call ? link(agent.current_call_href, agent.current_call_caller) : "—");
     cell(row, String(agent.missed_in_row), "num");
     return row;

@@ -220,7 +220,16 @@
     renderOffer(state.offer);
     renderCall(state.call);
     renderDuration();
-    show(panel("idle"), !state.offer && !state.call);
+    const wrapping = agent.activity === "wrap_up";
+    show(panel("wrap-up"), wrapping);
+    if (wrapping) {
+      setText("wrap-up-text", `Your next call is offered in ${agent.wrap_up_seconds_left} s, or when you are ready.`);
+      const select = $('[data-field="dispositions"]');
+      if (select.options.length === 1) {
+        for (const code of agent.dispositions) select.appendChild(new Option(code, code));
+      }
+    }
+    show(panel("idle"), !state.offer && !state.call && !wrapping);
     setText("idle-text", agent.presence === "available"
       ? "You are available: calls and transfers offered to you appear here."
       : `You are ${agent.presence}: set yourself available to take calls.`);
@@ -373,6 +382,14 @@
       notes: data.get("notes") || "",
     });
     if (done) form.reset();
+  });
+
+  const wrapUpForm = $("[data-wrap-up-form]");
+  wrapUpForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(wrapUpForm);
+    const done = await post("/console/ready", { disposition: data.get("disposition") || "", notes: data.get("notes") || "" });
+    if (done) wrapUpForm.reset();
   });
 
   setInterval(renderDuration, 1000);

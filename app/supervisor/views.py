@@ -25,6 +25,7 @@ from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length, Optional, ValidationError
 
+from app.agents import service as agents
 from app.auth.guards import current_agent_id, roles_required
 from app.auth.service import Role
 from app.gateways import IntegrationMissing
@@ -273,3 +274,18 @@ def transfer_action(call_sid: str, transfer_id: int, action: str):
     else:
         flash(TRANSFER_ACTIONS[action].done)
     return redirect(f"{board.call_href(call.call_sid)}#transfer-{transfer_id}")
+
+
+@blueprint.post("/agents/<extension>/end-wrap-up")
+@roles_required(Role.SUPERVISOR)
+def end_wrap_up(extension: str):
+    """End an agent's after-call work now: they are offered the next call."""
+    if not ActionForm().validate():
+        return error_page(400, "Form incomplete", "This button's form was not accepted. Reload the page and try again.")
+    try:
+        ended = run_step(lambda t: agents.end_wrap_up_early(t, extension, by=str(current_user.get_id())))
+    except agents.RosterError as missing:
+        return error_page(404, "No such agent", str(missing))
+    flash(f"Agent {extension}'s after-call work ended: calls are offered to them again." if ended
+          else f"Agent {extension} is not in after-call work.")
+    return redirect("/board")

@@ -1,0 +1,95 @@
+"""After-call work: an agent whose call ended is offered nothing for WRAP_UP_SECONDS, or until they (or a
+supervisor) say they are ready, with a disposition code and notes on the call's timeline.
+
+Whole calls on the demo roster: billing is Alice (101) and Bob (102).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+from app.models import Event
+from tests.test_supervisor_pages import csrf_token_from, signed_in, users  # noqa: F401 - the users fixture
+from tests.transfer_helpers import ALICE, agent_activity, call_row, connected_call
+
+BILL = "I was charged twice for my internet bill"
+WRAP_UP = 30
+
+
+@pytest.fixture
+def wrapping(centre):
+    """The centre with 30 s of after-call work; Alice's call just ended, Bob is on a call."""
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], wrap_up_seconds=WRAP_UP)
+    first, alice = connected_call(centre, number="+15557770301")
+    assert alice.to == ALICE
+    connected_call(centre, number="+15557770302")  # Bob
+    first.hangup()
+    assert agent_activity(centre, "101") == "wrap_up"
+    assert "wrap_up_started" in centre.timeline(first.sid)
+    return first
+
+
+def _queued_caller(centre):
+    caller = centre.network.incoming_call("+15557770309", centre.number)
+    caller.speak(BILL)
+    return caller
+
+
+def test_wrap_up_delays_the_next_offer_until_its_time_is_over(centre, wrapping):
+    caller = _queued_caller(centre)
+    assert call_row(centre, caller.sid).status == "queued"  # Alice wraps up, Bob talks
+    centre.network.advance(WRAP_UP - 10)
+    assert call_row(centre, caller.sid).status == "queued" and not centre.network.calls_to(ALICE)[1:]
+    centre.network.advance(15)  # past the wrap-up: the caller's next hold turn frees Alice and rings her
+    assert agent_activity(centre, "101") == "ringing"
+    assert call_row(centre, caller.sid).status == "ringing_agent"
+    assert "wrap_up_ended" in centre.timeline(wrapping.sid)
+
+
+def test_the_agent_says_ready_in_the_console_with_a_disposition_and_notes(centre, wrapping, users):  # noqa: F811
+    caller = _queued_caller(centre)
+    alice = signed_in(centre, "alice")
+    token = csrf_token_from(alice.get("/console"))
+    state = alice.get("/console/state").get_json()["agent"]
+    assert state["activity"] == "wrap_up" and 0 < state["wrap_up_seconds_left"] <= WRAP_UP
+    bad = alice.post("/console/ready", data={"csrf_token": token, "disposition": "lunch"},
+                     headers={"Accept": "application/json"})
+    assert bad.status_code == 400 and "disposition must be one of" in bad.get_json()["error"]
+    done = alice.post("/console/ready", data={"csrf_token": token, "disposition": "resolved",
+                                              "notes": "Refund promised to card 4111 1111 1111 1111"},
+                      headers={"Accept": "application/json"})
+    assert done.status_code == 200, done.get_data(as_text=True)
+    centre.network.run_pending()
+    assert call_row(centre, caller.sid).status == "ringing_agent"  # offered at once, not at the next turn
+    first_call_id = call_row(centre, wrapping.sid).id
+    with centre.db() as session:
+        ended = session.scalar(select(Event).where(Event.name == "wrap_up_ended"))
+        assert ended.call_id == first_call_id
+        assert ended.detail["disposition"] == "resolved" and ended.detail["why"] == "ready"
+        assert "4111" not in ended.detail["notes"] and "Refund promised" in ended.detail["notes"]
+    again = alice.post("/console/ready", data={"csrf_token": token}, headers={"Accept": "application/json"})
+    assert again.status_code == 409
+
+
+def test_a_supervisor_ends_an_agents_wrap_up_early_from_the_board(centre, wrapping, users):  # noqa: F811
+    caller = _queued_caller(centre)
+    sam = signed_in(centre, "sam")
+    board = sam.get("/board")
+    assert "End wrap-up" in board.get_data(as_text=True)
+    response = sam.post("/agents/101/end-wrap-up", data={"csrf_token": csrf_token_from(board)})
+    assert response.status_code == 302
+    centre.network.run_pending()
+    assert call_row(centre, caller.sid).status == "ringing_agent" and agent_activity(centre, "101") == "ringing"
+    assert sam.post("/agents/101/end-wrap-up", data={}).status_code == 400  # no CSRF token
+    alice = signed_in(centre, "alice")
+    token = csrf_token_from(alice.get("/console"))
+    assert alice.post("/agents/101/end-wrap-up", data={"csrf_token": token}).status_code == 403  # agents may not
+
+
+def test_without_wrap_up_an_agent_is_idle_the_moment_the_call_ends(centre):
+    first, alice = connected_call(centre)
+    first.hangup()
+    assert agent_activity(centre, "101") == "idle"
