@@ -172,6 +172,11 @@ class Agent(Base):
         return f"<Agent {self.extension} {self.name} {self.presence}/{self.activity}>"
 
 
+# A queue's own settings (its columns of the same names); each falls back to the service-wide setting
+# (WRAP_UP_SECONDS, QUEUE_ANNOUNCE_SECONDS, MAX_QUEUE_WAIT_SECONDS).
+QUEUE_SETTINGS = ("wrap_up_seconds", "announce_seconds", "max_wait_seconds")
+
+
 class Queue(Base):
     __tablename__ = "queues"
 
@@ -181,6 +186,17 @@ class Queue(Base):
     skill: Mapped[str] = mapped_column(String(64))
     speech_hints: Mapped[list[str]] = mapped_column(JSON, default=list)
     is_default: Mapped[bool] = mapped_column(default=False)
+    # The queue's own settings; None: the service-wide setting of the same name (QUEUE_SETTINGS).
+    wrap_up_seconds: Mapped[int | None] = mapped_column(Integer)
+    announce_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+
+    def setting(self, name: str, default: int) -> int:
+        """The queue's own NAME (one of QUEUE_SETTINGS), or DEFAULT, the service-wide one, when it has none."""
+        if name not in QUEUE_SETTINGS:
+            raise KeyError(name)
+        value = getattr(self, name)
+        return default if value is None else value
 
 
 class Call(Base):

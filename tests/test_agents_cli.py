@@ -97,3 +97,25 @@ def test_agents_list_has_a_header_and_names_browser_agents(runner):
     lines = runner.invoke(args=["agents", "list"]).output.splitlines()
     assert lines[0].split() == ["ext", "name", "presence", "activity", "skills", "softphone"]
     assert lines[1].split()[0] == "301" and lines[1].split()[-1] == "browser"
+
+
+def test_a_queue_keeps_its_own_settings_from_the_roster_and_the_cli(runner, tmp_path):
+    roster = tmp_path / "roster.toml"
+    roster.write_text('[[queues]]\nname = "sales"\ndtmf_code = "3"\nwrap_up_seconds = 45\nmax_wait_seconds = 300\n')
+    assert runner.invoke(args=["roster", "load", str(roster)]).exit_code == 0
+    sales = json.loads(runner.invoke(args=["queues", "list", "--json"]).output)[0]
+    assert (sales["wrap_up_seconds"], sales["announce_seconds"], sales["max_wait_seconds"]) == (45, None, 300)
+    changed = runner.invoke(args=["queues", "add", "--name", "sales", "--dtmf-code", "3", "--announce-seconds", "30"])
+    assert changed.exit_code == 0, changed.output
+    sales = json.loads(runner.invoke(args=["queues", "list", "--json"]).output)[0]
+    # What the CLI names is the whole of the queue's own settings; the others follow the service's again.
+    assert (sales["wrap_up_seconds"], sales["announce_seconds"], sales["max_wait_seconds"]) == (None, 30, None)
+
+
+def test_bad_queue_settings_are_refused_in_words(runner, tmp_path):
+    roster = tmp_path / "roster.toml"
+    roster.write_text('[[queues]]\nname = "sales"\ndtmf_code = "3"\nwrap_up_seconds = "soon"\n')
+    result = runner.invoke(args=["roster", "load", str(roster)])
+    assert result.exit_code != 0 and "queue 'sales': wrap_up_seconds must be a whole number of seconds" in result.output
+    negative = runner.invoke(args=["queues", "add", "--name", "sales", "--dtmf-code", "3", "--max-wait-seconds", "-5"])
+    assert negative.exit_code != 0 and "max_wait_seconds must be a whole number of seconds, 0 or more" in negative.output

@@ -93,3 +93,16 @@ def test_without_wrap_up_an_agent_is_idle_the_moment_the_call_ends(centre):
     first, alice = connected_call(centre)
     first.hangup()
     assert agent_activity(centre, "101") == "idle"
+
+
+def test_a_queues_own_wrap_up_time_applies_to_its_calls(centre):
+    cli = centre.app.test_cli_runner()
+    saved = cli.invoke(args=["queues", "add", "--name", "billing", "--dtmf-code", "1", "--default",
+                             "--hints", "bill,billing,invoice,charge", "--wrap-up-seconds", "20"])
+    assert saved.exit_code == 0, saved.output
+    first, alice = connected_call(centre)  # WRAP_UP_SECONDS is 0: billing's own 20 s apply
+    first.hangup()
+    assert agent_activity(centre, "101") == "wrap_up"
+    with centre.db() as session:
+        started = session.scalar(select(Event).where(Event.name == "wrap_up_started"))
+        assert started.detail["seconds"] == 20

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Activity, Agent, Presence, Queue
+from app.models import QUEUE_SETTINGS, Activity, Agent, Presence, Queue
 from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
 from app.states import agents as states
@@ -42,6 +42,8 @@ class QueueSpec:
     skill: str
     speech_hints: tuple[str, ...] = ()
     is_default: bool = False
+    # QUEUE_SETTINGS the roster gives this queue; the others follow the service-wide settings.
+    settings: tuple[tuple[str, int], ...] = ()
 
 
 def parse_agent(entry: dict[str, Any]) -> AgentSpec:
@@ -74,7 +76,23 @@ def parse_queue(entry: dict[str, Any]) -> QueueSpec:
         raise RosterError(f"queue {name!r}: dtmf_code must be 1 to 4 digits")
     skill = str(entry.get("skill", name)).strip().lower()
     hints = tuple(str(h).strip() for h in entry.get("speech_hints", []) if str(h).strip())
-    return QueueSpec(name, code, skill, hints, bool(entry.get("default", False)))
+    return QueueSpec(name, code, skill, hints, bool(entry.get("default", False)), _queue_settings(name, entry))
+
+
+def _queue_settings(name: str, entry: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    given = []
+    for setting in QUEUE_SETTINGS:
+        value = entry.get(setting)
+        if value is None or value == "":
+            continue
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise RosterError(f"queue {name!r}: {setting} must be a whole number of seconds") from None
+        if number < 0 or isinstance(value, bool):
+            raise RosterError(f"queue {name!r}: {setting} must be a whole number of seconds, 0 or more")
+        given.append((setting, number))
+    return tuple(given)
 
 
 def upsert_agent(session: Session, spec: AgentSpec) -> Agent:
@@ -100,6 +118,9 @@ def upsert_queue(session: Session, spec: QueueSpec) -> Queue:
     queue.dtmf_code = spec.dtmf_code
     queue.skill = spec.skill
     queue.speech_hints = list(spec.speech_hints)
+    own = dict(spec.settings)
+    for setting in QUEUE_SETTINGS:
+        setattr(queue, setting, own.get(setting))
     if spec.is_default:
         for other in session.scalars(select(Queue).where(Queue.is_default.is_(True))):
             other.is_default = False
@@ -207,6 +228,7 @@ def queue_as_dict(queue: Queue) -> dict[str, Any]:
         "skill": queue.skill,
         "speech_hints": list(queue.speech_hints),
         "default": queue.is_default,
+        **{setting: getattr(queue, setting) for setting in QUEUE_SETTINGS},
     }
 
 

@@ -164,7 +164,8 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
     # offer_call keeps a ringing phone, and replaces a browser offer past its ring timeout.
     offer_call(t, call)
     waited = utcnow() - (call.queued_at or call.created_at)
-    if ringing_leg(call) is None and waited >= timedelta(seconds=t.settings.max_queue_wait_seconds):
+    limit = call.queue.setting("max_wait_seconds", t.settings.max_queue_wait_seconds)
+    if ringing_leg(call) is None and waited >= timedelta(seconds=limit):
         record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))
         return CallerNext.OPTIONS
     return CallerNext.HOLD
@@ -193,7 +194,7 @@ def hold_words(t: Telephony, call: Call) -> str | None:
 
 def _announcement_due(t: Telephony, call: Call) -> bool:
     # At the first hold turn since the caller was queued, then every QUEUE_ANNOUNCE_SECONDS (0: never).
-    every = t.settings.queue_announce_seconds
+    every = call.queue.setting("announce_seconds", t.settings.queue_announce_seconds)
     if every <= 0:
         return False
     last = t.session.scalar(select(func.max(Event.created_at)).where(Event.call_id == call.id,

@@ -106,8 +106,14 @@ def queues_cli() -> None:
 @click.option("--skill", default=None, help="agents with this skill answer the queue (default: its name)")
 @click.option("--hints", default="", help="comma-separated speech hints")
 @click.option("--default", "is_default", is_flag=True, help="where callers go when the IVR cannot tell")
+@click.option("--wrap-up-seconds", default=None, help="after-call work of its agents (default: WRAP_UP_SECONDS)")
+@click.option("--announce-seconds", default=None,
+              help="how often a queued caller hears their place (default: QUEUE_ANNOUNCE_SECONDS)")
+@click.option("--max-wait-seconds", default=None,
+              help="longest wait before the options or a transfer's end (default: MAX_QUEUE_WAIT_SECONDS)")
 @with_appcontext
-def add_queue(name, dtmf_code, skill, hints, is_default) -> None:
+def add_queue(name, dtmf_code, skill, hints, is_default, wrap_up_seconds, announce_seconds,
+              max_wait_seconds) -> None:
     """Add a queue (or update the one with this name)."""
     try:
         spec = service.parse_queue(
@@ -117,6 +123,9 @@ def add_queue(name, dtmf_code, skill, hints, is_default) -> None:
                 "skill": skill or name,
                 "speech_hints": hints.split(","),
                 "default": is_default,
+                "wrap_up_seconds": wrap_up_seconds,
+                "announce_seconds": announce_seconds,
+                "max_wait_seconds": max_wait_seconds,
             }
         )
         with database_session() as session:

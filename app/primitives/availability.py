@@ -102,7 +102,8 @@ def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, ca
 def owe_wrap_up(t: Telephony, agent: Agent | None, call: Call) -> None:
     """A call AGENT talked on is over for them: with WRAP_UP_SECONDS on, after-call work until then (the agent
     goes to wrap-up instead of idle once their leg is over; release_agent)."""
-    seconds = t.settings.wrap_up_seconds
+    seconds = (call.queue.setting("wrap_up_seconds", t.settings.wrap_up_seconds) if call.queue
+               else t.settings.wrap_up_seconds)
     if agent is None or seconds <= 0:
         return
     agent.wrap_up_until = utcnow() + timedelta(seconds=seconds)

@@ -728,9 +728,11 @@ def _keep_waiting_or_give_up(t: Telephony, transfer: Transfer, now) -> bool:
     if ring_waiting_transfer(t, transfer):
         return True
     waited = now - (transfer.waiting_since or transfer.created_at)
-    if waited < timedelta(seconds=t.settings.max_queue_wait_seconds):
+    queue = transfer.target_queue
+    limit = queue.setting("max_wait_seconds", t.settings.max_queue_wait_seconds) if queue \
+        else t.settings.max_queue_wait_seconds
+    if waited < timedelta(seconds=limit):
         return False
-    queue = transfer.target_queue.name if transfer.target_queue else "the queue"
     end_transfer(t, transfer, Ending.NO_ANSWER,
-                 reason=f"nobody at {queue} was free within {t.settings.max_queue_wait_seconds} s")
+                 reason=f"nobody at {queue.name if queue else 'the queue'} was free within {limit} s")
     return True
