@@ -43,6 +43,11 @@ log = get_logger("switchboard.jobs")
 DEFER_TIMEOUT_SECONDS = 10.0
 # The queue every job of the service is on.
 QUEUE = "switchboard"
+# How often an idle worker looks for jobs besides PostgreSQL's notifications (procrastinate's default is 5 s).
+# A worker starts listening while it makes its first look, so a job queued in between is seen only at the
+# next look: a summary queued by the first transfer after a worker started would wait that long, past the
+# whisper's deadline.
+POLL_SECONDS = 1.0
 
 
 class _App(procrastinate.App):
@@ -227,6 +232,7 @@ class JobRuntime:
             additional_context=self.context,
             update_heartbeat_interval=self.heartbeat_seconds,
             stalled_worker_timeout=self.stalled_after_seconds,
+            fetch_job_polling_interval=POLL_SECONDS,
             shutdown_graceful_timeout=None,
         ))
         log.info("job_worker_started", concurrency=self.concurrency, timers=[t for t, _ in self._timers])
