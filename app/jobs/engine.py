@@ -182,6 +182,9 @@ class JobRuntime:
         """Run COROUTINE on the runtime's loop (started on first use)."""
         with self._lock:
             if self._loop is None:
+                # The one thread the job engine needs: procrastinate's worker and connector are asyncio, the
+                # service is synchronous. It runs no step of its own; jobs run as steps (jobs.steps.job_step)
+                # and close_app stops it.
                 ready = threading.Event()
                 self._loop = asyncio.new_event_loop()
                 self._thread = threading.Thread(target=self._run_loop, args=(self._loop, ready), name="jobs",

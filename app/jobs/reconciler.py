@@ -69,6 +69,8 @@ def _take_turn(guard) -> bool:
     if guard.dialect.name != "postgresql":
         return True
     taken = bool(guard.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}))
+    # Not a step's commit: this connection only holds the session-level advisory lock, and ends its
+    # transaction so no snapshot stays open for the length of the pass.
     guard.commit()
     return taken
 
