@@ -88,6 +88,10 @@ class Settings:
     outside_transfer_allow: tuple[str, ...] = ()
     # The caller ID an outside party sees: "ours" (the number the caller dialled).
     outside_transfer_caller_id: str = "ours"
+    # Outbound calls (an agent dialling a customer, a callback): the E.164 prefixes they may call; none: they are off.
+    outbound_call_allow: tuple[str, ...] = ()
+    # How long an outbound call rings the customer before it is unanswered.
+    outbound_ring_timeout_seconds: int = 30
     max_queue_wait_seconds: int = 120
     # After a call they talked on, an agent is in after-call work (wrap-up) this long before the next offer (0: off).
     wrap_up_seconds: int = 0
@@ -287,6 +291,14 @@ E164_PREFIX = re.compile(r"^\+[1-9]\d{0,14}$")
 SIP_DOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$")
 
 
+def _prefixes(value: str) -> tuple[str, ...]:
+    entries = tuple(entry.replace(" ", "") for entry in _csv(value))
+    for entry in entries:
+        if not E164_PREFIX.match(entry):
+            raise ValueError(f"{entry} is not an E.164 prefix (+ and 1 to 15 digits, such as +44 or +1212)")
+    return entries
+
+
 def _outside_allow(value: str) -> tuple[str, ...]:
     entries = tuple(entry.lower().replace(" ", "") for entry in _csv(value))
     for entry in entries:
@@ -340,6 +352,8 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "TRANSFER_RING_TIMEOUT_SECONDS": ("transfer_ring_timeout_seconds", _int),
     "OUTSIDE_TRANSFER_ALLOW": ("outside_transfer_allow", _outside_allow),
     "OUTSIDE_TRANSFER_CALLER_ID": ("outside_transfer_caller_id", _choice(("ours", "caller"))),
+    "OUTBOUND_CALL_ALLOW": ("outbound_call_allow", _prefixes),
+    "OUTBOUND_RING_TIMEOUT_SECONDS": ("outbound_ring_timeout_seconds", _int),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
     "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),
     "WRAP_UP_SECONDS": ("wrap_up_seconds", _int),
@@ -432,6 +446,12 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         # verified caller ID" (error 21210); the caller's own number is neither.
         problems.append("OUTSIDE_TRANSFER_CALLER_ID: caller is not possible: Twilio shows only a Twilio number or a "
                         "verified caller ID on a call it places by its API (error 21210); use ours")
+    if not 5 <= settings.outbound_ring_timeout_seconds <= MAX_OUTBOUND_RING_SECONDS:
+        # The agent waits in the call's room, ringing, while the customer's phone rings (LiveKit answers a SIP
+        # call only once another party's track is there); their <Dial> into the room gives up after 60 s
+        # (ROOM_DIAL_TIMEOUT_SECONDS in app/telephony/sip.py), so the customer must ring for less.
+        problems.append(f"OUTBOUND_RING_TIMEOUT_SECONDS: must be 5 to {MAX_OUTBOUND_RING_SECONDS} (the agent "
+                        "waits in the room, which rings for at most 60 s)")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
     if not 1 <= settings.port <= 65535:
@@ -439,6 +459,10 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
     if settings.production:
         problems.extend(_production_checks(settings))
     return problems
+
+
+# The longest an outbound call rings the customer: well inside the 60 s its agent's <Dial> into the room rings.
+MAX_OUTBOUND_RING_SECONDS = 45
 
 
 # Twilio signs every webhook for the URL it calls: in production that must be

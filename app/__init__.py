@@ -62,7 +62,10 @@ def close_app(app: Flask, wait_seconds: float = 10.0) -> bool:
 
 
 def init_blueprints(app: Flask) -> None:
-    from app.api.transfers import blueprint as transfers_api
+    # The API's views join its blueprint as their modules load.
+    from app.api import calls as _calls_api  # noqa: F401
+    from app.api import transfers as _transfers_api  # noqa: F401
+    from app.api.common import blueprint as api
     from app.auth.setup import csrf_exempt
     from app.auth.views import blueprint as auth
     from app.console.views import blueprint as console
@@ -74,9 +77,9 @@ def init_blueprints(app: Flask) -> None:
     from app.voice.target import blueprint as transfer_voice
 
     # Webhooks prove themselves by signature and the API by bearer token, not by a CSRF token.
-    for exempt in (calls, agent_voice, transfer_voice, livekit, transfers_api):
+    for exempt in (calls, agent_voice, transfer_voice, livekit, api):
         csrf_exempt(exempt)
-    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, transfers_api, supervisor, console):
+    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, api, supervisor, console):
         app.register_blueprint(blueprint)
 
 

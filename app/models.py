@@ -22,6 +22,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    and_,
+    or_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -84,8 +86,15 @@ class Activity(StrEnum):
     WRAP_UP = "wrap_up"
 
 
+class CallDirection(StrEnum):
+    INBOUND = "inbound"  # a caller dialled our number
+    OUTBOUND = "outbound"  # the service dialled a customer for an agent (routing/outbound.py)
+
+
 class CallStatus(StrEnum):
     IVR = "ivr"
+    # An outbound call before the customer answers: its agent is rung first, then the customer.
+    DIALING = "dialing"
     QUEUED = "queued"
     RINGING_AGENT = "ringing_agent"
     CONNECTED = "connected"
@@ -93,12 +102,15 @@ class CallStatus(StrEnum):
     VOICEMAIL = "voicemail"
     CALLBACK_REQUESTED = "callback_requested"
     COMPLETED = "completed"
+    # An outbound call whose customer did not answer (busy, no answer, the number failed).
+    UNANSWERED = "unanswered"
     ABANDONED = "abandoned"
     FAILED = "failed"
 
 
 FINAL_CALL_STATUSES = frozenset(
-    {CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED, CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED}
+    {CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED, CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED,
+     CallStatus.UNANSWERED}
 )
 
 
@@ -203,7 +215,10 @@ class Call(Base):
     __tablename__ = "calls"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The call's name in pages and the API: an inbound call's is the caller's Twilio CallSid; an outbound call,
+    # placed before Twilio names any leg, has its own (OUTBOUND_SID_PREFIX and 32 hex digits).
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(8), default=CallDirection.INBOUND, server_default="inbound")
     from_number: Mapped[str] = mapped_column(String(32), default="")
     to_number: Mapped[str] = mapped_column(String(32), default="")
     room_name: Mapped[str | None] = mapped_column(String(128))
@@ -230,6 +245,21 @@ class Call(Base):
     @property
     def is_final(self) -> bool:
         return self.status in FINAL_CALL_STATUSES
+
+    @property
+    def is_outbound(self) -> bool:
+        return self.direction == CallDirection.OUTBOUND
+
+    @property
+    def customer_number(self) -> str:
+        """The customer's number: who called us, or whom an outbound call dials."""
+        return self.to_number if self.is_outbound else self.from_number
+
+
+def same_customer(number: str):
+    """The SQL condition for calls with the customer NUMBER: inbound from it, or outbound to it."""
+    return or_(and_(Call.direction == CallDirection.INBOUND, Call.from_number == number),
+               and_(Call.direction == CallDirection.OUTBOUND, Call.to_number == number))
 
 
 class Leg(Base):

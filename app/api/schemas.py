@@ -8,12 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.kinds import SummarySource, TransferMode, TransferTrigger
-from app.models import TransferState
-from app.transfers.outside import (
-    DestinationRefused,
-    normalise_number,
-    normalise_sip_uri,
-)
+from app.models import CallDirection, CallStatus, TransferState
+from app.telephony.numbers import DestinationRefused, normalise_number
+from app.transfers.outside import normalise_sip_uri
 
 # Bounded, so an oversized field is refused before it reaches the database.
 NOTES_LIMIT = 2000
@@ -72,7 +69,7 @@ class Summary(BaseModel):
 
 
 class TimelineEvent(BaseModel):
-    """One step of the transfer, as the call's timeline has it."""
+    """One step of a call or a transfer, as the call's timeline has it."""
 
     name: str
     at: datetime
@@ -97,6 +94,45 @@ class Transfer(BaseModel):
     summary: Summary
     end_reason: str | None = None
     created_at: datetime
+    ended_at: datetime | None = None
+    events: list[TimelineEvent]
+
+
+class PlaceCall(BaseModel):
+    """An outbound call: whom to call, which agent makes it, and why."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    to: str = Field(..., max_length=32, description=(
+        "the customer's E.164 number (+15551234567); dialled only if OUTBOUND_CALL_ALLOW names its prefix"))
+    agent: str = Field(..., max_length=16, description=(
+        "extension of the agent making the call: their phone (or console) rings first, then the customer"))
+    reason: str | None = Field(None, max_length=200, description="why the call is made: told to the agent, kept "
+                                                                 "with the call")
+
+    @model_validator(mode="after")
+    def _a_number(self) -> "PlaceCall":
+        # A malformed number is a bad request; one the allow-list does not name is a refusal (409).
+        try:
+            normalise_number(self.to)
+        except DestinationRefused as malformed:
+            raise ValueError(str(malformed)) from None
+        return self
+
+
+class Call(BaseModel):
+    """A call, inbound or outbound: where it is, who has it, and its timeline."""
+
+    call_sid: str = Field(..., description="an inbound call's Twilio CallSid; an outbound call's own id (OB...)")
+    direction: Literal[CallDirection.INBOUND, CallDirection.OUTBOUND]
+    status: CallStatus
+    from_number: str
+    to_number: str
+    queue: str | None = None
+    agent: str | None = Field(None, description="extension of the agent who has the call")
+    reason: str | None = Field(None, description="what the caller said in the IVR, or why an outbound call is made")
+    created_at: datetime
+    answered_at: datetime | None = None
     ended_at: datetime | None = None
     events: list[TimelineEvent]
 

@@ -1,20 +1,13 @@
-"""The JSON API for transfers (token or supervisor session): start, status, complete, cancel, three-way, swap.
-
-Requests and answers are the pydantic models of app/api/schemas.py;
-spectree checks each request against them and writes the OpenAPI document
-from them and these views, served at /api/openapi.json.
-"""
+"""The JSON API for transfers (token or supervisor session): start, status, complete, cancel, three-way, swap."""
 
 from __future__ import annotations
 
-import json
-
-from flask import Blueprint, current_app, g, jsonify, request
-from spectree import Response, SecurityScheme, SpecTree
-from spectree.models import SecureType, SecuritySchemeData
+from flask import g, jsonify, request
+from spectree import Response
 from sqlalchemy import select
 
 from app.api import schemas
+from app.api.common import ERRORS, blueprint, error, spec
 from app.auth.guards import api_token_required
 from app.kinds import TransferTrigger
 from app.models import Call, Event, Transfer, parse_id
@@ -23,53 +16,6 @@ from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, TransferAction, act_on_transfer
 from app.transfers.summary import stored_summary
 from app.web.unit_of_work import run_step, telephony
-
-blueprint = Blueprint("transfers_api", __name__, url_prefix="/api")
-
-
-@blueprint.app_errorhandler(404)
-def _not_found(error):
-    """Under /api, a path no route matches (an id that is not digits) is answered in JSON like the rest."""
-    if request.path.startswith("/api/"):
-        return jsonify(error="not found"), 404
-    return error
-
-def _error_in_words(req, resp, req_validation_error, instance, *_):
-    # spectree answers a malformed request with pydantic's error list; the
-    # API answers every error as {"error": "..."} (schemas.Error).
-    if req_validation_error is None or resp is None:
-        return
-    problems = json.loads(resp.get_data(as_text=True) or "[]")
-    words = "; ".join(_problem_in_words(p) for p in problems) or "send a JSON object"
-    resp.set_data(json.dumps({"error": words}))
-    resp.mimetype = "application/json"
-
-
-def _problem_in_words(problem: dict) -> str:
-    where = ".".join(str(part) for part in problem.get("loc", ()) if part not in ("body", "__root__"))
-    message = str(problem.get("msg", "is not valid")).removeprefix("Value error, ")
-    return f"'{where}': {message}" if where else message
-
-
-spec = SpecTree(
-    "flask",
-    title="Switchboard transfer API",
-    version="1.0.0",
-    description=(
-        "Start, follow, complete and cancel warm and blind transfers of live calls. Authenticate with "
-        "`Authorization: Bearer <token>` (create one with `flask api-tokens create NAME`); a signed-in "
-        "supervisor's browser session also works, with the CSRF token in `X-CSRFToken` on POST."
-    ),
-    mode="strict",
-    validation_error_status=400,
-    before=_error_in_words,
-    security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer"))],
-    security={"bearer": []},
-    naming_strategy=lambda model: model.__name__,
-)
-
-ERRORS = {"HTTP_400": schemas.Error, "HTTP_401": schemas.Error, "HTTP_403": schemas.Error,
-          "HTTP_404": schemas.Error, "HTTP_409": schemas.Error}
 
 
 def transfer_as_dict(transfer: Transfer) -> dict:
@@ -97,10 +43,6 @@ def transfer_as_dict(transfer: Transfer) -> dict:
     ).model_dump(mode="json")
 
 
-def _error(status: int, message: str):
-    return jsonify(schemas.Error(error=message).model_dump()), status
-
-
 @blueprint.post("/calls/<call_sid>/transfers")
 @api_token_required
 @spec.validate(json=schemas.StartTransfer, resp=Response(HTTP_201=schemas.Transfer, **ERRORS), tags=["transfers"])
@@ -114,7 +56,7 @@ def start(call_sid: str):
     t = telephony()
     call = t.session.scalar(select(Call).where(Call.call_sid == call_sid[:64]))
     if call is None:
-        return _error(404, f"no call {call_sid[:64]}")
+        return error(404, f"no call {call_sid[:64]}")
     body: schemas.StartTransfer = request.context.json
     try:
         target = service.find_target(t.session, extension=(body.extension or "").strip() or None,
@@ -125,7 +67,7 @@ def start(call_sid: str):
             t, call, target, mode=body.mode, trigger=TransferTrigger.API if "api_token_name" in g else TransferTrigger.WEB,
             notes=body.notes))
     except service.TransferRefused as refusal:
-        return _error(409, str(refusal))
+        return error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer)), 201
 
 
@@ -142,17 +84,17 @@ def status(transfer_id: int):
     """A transfer's state, summary and events."""
     transfer = _transfer(transfer_id)
     if transfer is None:
-        return _error(404, f"no transfer {transfer_id}")
+        return error(404, f"no transfer {transfer_id}")
     return jsonify(transfer_as_dict(transfer))
 
 
 def _act(transfer_id: int, name: str):
     if _transfer(transfer_id) is None:
-        return _error(404, f"no transfer {transfer_id}")
+        return error(404, f"no transfer {transfer_id}")
     try:
         transfer = run_step(lambda t: act_on_transfer(t, transfer_id, name, by="through the API"))
     except service.TransferRefused as refusal:
-        return _error(409, str(refusal))
+        return error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer))
 
 
@@ -169,9 +111,3 @@ def _action_view(action: TransferAction):
 
 for _action in TRANSFER_ACTIONS.values():
     _action_view(_action)
-
-
-@blueprint.get("/openapi.json")
-def openapi():
-    """The API's OpenAPI description, written by spectree from the views and schemas above."""
-    return current_app.json.response(spec.spec)

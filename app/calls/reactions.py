@@ -1,14 +1,17 @@
-"""What happens when an agent's leg ends or goes quiet: the reactions that concern routing and transfers together.
+"""What happens when an agent answers, ends or goes quiet: the reactions that concern routing, transfers and
+outbound calls together.
 
-Routing and transfers each know their own part; a leg ending during a
-transfer is the transfer's, otherwise the call's routing decides. This
-module sits above both, so neither imports the other to react.
+Routing, transfers and outbound calls each know their own part; a leg
+ending during a transfer is the transfer's, an outbound call's agent leg
+before its customer answered is the outbound call's, otherwise the call's
+routing decides. This module sits above them, so none imports another to react.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
+from app.calls import outbound
 from app.events import record_event
 from app.models import FINAL_LEG_STATUSES, Activity, CallStatus, Leg, LegRole, LegStatus
 from app.primitives.availability import release_agent
@@ -21,7 +24,8 @@ from app.primitives.legs import (
     is_browser_leg,
 )
 from app.primitives.moves import redirect_leg
-from app.routing.service import agent_dial_failed, offer_call, ring_given_up
+from app.routing import service as routing
+from app.routing.service import Whisper, agent_dial_failed, offer_call, ring_given_up
 from app.telephony.outcomes import CallProgress, Missed
 from app.transfers.service import (
     agent_left_during_transfer,
@@ -30,12 +34,46 @@ from app.transfers.service import (
 )
 
 
+def _before_the_customer(leg: Leg) -> bool:
+    """Whether LEG is an outbound call's agent leg before the customer answered (the outbound call's to react to)."""
+    return leg.role == LegRole.AGENT and leg.call.is_outbound and leg.call.status == CallStatus.DIALING
+
+
+def agent_answered(t: Telephony, leg: Leg) -> Whisper | None:
+    """The agent picked up an offered call: the whisper (a caller's, or where an outbound call goes); None when
+    it is over."""
+    if leg.call.is_outbound:
+        return outbound.agent_answered(t, leg)
+    return routing.agent_answered(t, leg)
+
+
+def agent_accepted(t: Telephony, leg: Leg) -> bool:
+    """The agent took the call: connected to the caller, or an outbound call's customer dialled; False when over."""
+    if leg.call.is_outbound:
+        return outbound.agent_accepted(t, leg)
+    return routing.agent_accepted(t, leg)
+
+
+def agent_declined(t: Telephony, leg: Leg, *, pressed: str) -> None:
+    """The agent declined an offered call: the caller's next agent, or the outbound call is not made."""
+    if leg.call.is_outbound:
+        outbound.agent_declined(t, leg, pressed=pressed)
+    else:
+        routing.agent_declined(t, leg, pressed=pressed)
+
+
 def agent_leg_status(t: Telephony, leg: Leg, progress: CallProgress) -> None:
     """A status callback for an agent's phone leg."""
     call = leg.call
     if leg.is_final:
         if progress.is_final:
             leg_confirmed_over(t, leg)
+        return
+    if progress.is_final and _before_the_customer(leg):
+        missed = Missed.of(progress) if progress.unanswered else None
+        outbound.agent_gone(t, leg, missed.leg_status if missed else LegStatus.ENDED,
+                            missed or "agent_hung_up", missed=bool(missed and missed.agent_missed_it),
+                            over_at_twilio=True)
         return
     if progress.unanswered:
         missed = Missed.of(progress)
@@ -119,7 +157,15 @@ def expire_ring(t: Telephony, leg: Leg) -> bool:
     """A ring this request claimed as given up: no answer (a browser), a failed dial (a phone); True if it was."""
     if not claim_expired_ring(t, leg):
         return False
-    if leg.role == LegRole.TARGET:
+    if _before_the_customer(leg):
+        if is_browser_leg(leg):
+            outbound.agent_gone(t, leg, LegStatus.NO_ANSWER, Missed.NO_ANSWER, missed=True)
+        else:
+            outbound.agent_gone(t, leg, LegStatus.FAILED, "dial_failed")
+    elif leg.role == LegRole.CALLER:
+        # An outbound call's customer whose dial Twilio never confirmed.
+        outbound.customer_unanswered(t, leg, Missed.FAILED)
+    elif leg.role == LegRole.TARGET:
         if is_browser_leg(leg):
             target_declined(t, leg, Missed.NO_ANSWER)
         else:
@@ -133,7 +179,11 @@ def dial_refused(t: Telephony, leg: Leg, error: str) -> None:
     """Twilio refused to place the call for LEG (effects.Dial), after the step committed: as a failed call."""
     if leg.is_final or leg.status != LegStatus.DIALING or leg.twilio_call_sid:
         return
-    if leg.role == LegRole.TARGET:
+    if _before_the_customer(leg):
+        outbound.agent_gone(t, leg, LegStatus.FAILED, "dial_failed")
+    elif leg.role == LegRole.CALLER:
+        outbound.customer_unanswered(t, leg, Missed.FAILED)
+    elif leg.role == LegRole.TARGET:
         target_dial_failed(t, leg, error)
     else:
         agent_dial_failed(t, leg, error)

@@ -28,6 +28,7 @@ from typing import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.calls.outbound import customer_status
 from app.calls.reactions import (
     agent_leg_status,
     expire_rings,
@@ -166,7 +167,9 @@ def apply_twilio_status(t: Telephony, live: LiveLeg, twilio_status: str) -> bool
                  twilio_status=twilio_status)
     log.warning("leg_reconciled", call_id=call.id, leg_id=leg.id, role=leg.role, was=leg.status,
                 twilio_status=twilio_status)
-    if leg.role == LegRole.CALLER:
+    if leg.role == LegRole.CALLER and call.is_outbound:
+        customer_status(t, leg, progress)
+    elif leg.role == LegRole.CALLER:
         end_call(t, call, progress)
     elif leg.role == LegRole.TARGET:
         target_leg_status(t, leg, progress)

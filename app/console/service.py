@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.agents.service import set_presence_and_offer
-from app.calls import reactions
+from app.calls import outbound, reactions
 from app.kinds import SummarySource, TransferTrigger
 from app.models import (
     FINAL_LEG_STATUSES,
@@ -30,14 +30,14 @@ from app.models import (
 from app.primitives import legs
 from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
-from app.routing import service as routing
 from app.states.transfers import active_transfer
 from app.summaries.compose import SUMMARY_FIELDS
 from app.summaries.redaction import redact
+from app.telephony.numbers import DestinationRefused
 from app.telephony.outcomes import Missed
 from app.transfers import service as transfers
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer, possible_actions
-from app.transfers.outside import DestinationRefused, destination_kind
+from app.transfers.outside import destination_kind
 from app.transfers.summary import settle_summary
 
 
@@ -116,9 +116,9 @@ def _offer(t: Telephony, leg: Leg) -> dict:
     call = leg.call
     offer = {
         "leg_id": leg.id,
-        "kind": "call" if leg.role == LegRole.AGENT else "transfer",
+        "kind": ("outbound" if call.is_outbound else "call") if leg.role == LegRole.AGENT else "transfer",
         "in_browser": legs.is_browser_leg(leg),
-        "caller": call.from_number,
+        "caller": call.customer_number,
         "queue": call.queue.name if call.queue else "",
         "reason": call.ivr_reason or "",
         "ringing_seconds": _seconds_since(leg.created_at),
@@ -158,7 +158,8 @@ def _live_call(leg: Leg, agent_id: int) -> dict:
     return {
         "leg_id": leg.id,
         "call_sid": call.call_sid,
-        "caller": call.from_number,
+        "direction": call.direction,
+        "caller": call.customer_number,
         "queue": call.queue.name if call.queue else "",
         "reason": call.ivr_reason or "",
         "status": call.status,
@@ -260,10 +261,10 @@ def accept_offer(t: Telephony, agent_id: int, leg_id: int) -> str:
     if leg.status not in legs.RINGING_LEG_STATUSES:
         return "already accepted"
     if leg.role == LegRole.AGENT:
-        if routing.agent_answered(t, leg) is None:
+        if reactions.agent_answered(t, leg) is None:
             raise ConsoleRefused("the caller is no longer waiting")
         leg.room_name = leg.call.room_name
-        if not routing.agent_accepted(t, leg):
+        if not reactions.agent_accepted(t, leg):
             raise ConsoleRefused("the caller hung up before you were connected")
         return "connected to the caller"
     if transfers.target_answered(t, leg) is None:
@@ -282,7 +283,7 @@ def decline_offer(t: Telephony, agent_id: int, leg_id: int) -> None:
     if leg.status not in legs.RINGING_LEG_STATUSES:
         raise ConsoleRefused("you have already accepted it")
     if leg.role == LegRole.AGENT:
-        routing.agent_declined(t, leg, pressed="console")
+        reactions.agent_declined(t, leg, pressed="console")
     else:
         transfers.target_declined(t, leg, Missed.DECLINED)
 
@@ -297,6 +298,22 @@ def hang_up(t: Telephony, agent_id: int, leg_id: int) -> None:
     if leg.status in legs.RINGING_LEG_STATUSES:
         raise ConsoleRefused("the call is still being offered: accept or decline it")
     reactions.agent_left(t, leg)
+
+
+def call_customer(t: Telephony, agent_id: int, number: str, reason: str) -> str:
+    """Place an outbound call from the signed-in agent: their phone rings first (they press 1), or, in the
+    browser, they are taken as having answered and the customer is dialled at once; what the console says."""
+    agent = t.session.get(Agent, agent_id)
+    try:
+        call = outbound.place_call(t, agent, number, reason=reason, by="the agent console")
+    except outbound.OutboundRefused as refusal:
+        raise ConsoleRefused(str(refusal)) from None
+    if agent.sip_uri:
+        return f"Your phone is ringing: answer it and press 1 to call {call.to_number}."
+    leg = legs.agent_leg_of(call, agent_id)
+    reactions.agent_answered(t, leg)
+    reactions.agent_accepted(t, leg)
+    return f"Calling {call.to_number}."
 
 
 def _my_live_call_leg(t: Telephony, agent_id: int) -> Leg:

@@ -65,6 +65,7 @@ def console_page():
         targets=service.transfer_targets(request_session(), agent_id),
         outside={"enabled": settings.outside_transfers_enabled, "prefixes": settings.outside_transfer_prefixes,
                  "domains": settings.outside_transfer_sip_domains},
+        outbound={"enabled": bool(settings.outbound_call_allow), "prefixes": settings.outbound_call_allow},
     )
 
 
@@ -118,6 +119,19 @@ def decline():
 def hang_up():
     """Leave the call from the browser."""
     return _act(lambda t, agent_id: service.hang_up(t, agent_id, _int_field("leg_id")), "You left the call.")
+
+
+@blueprint.post("/console/call")
+@roles_required("agent")
+def call_customer():
+    """Place an outbound call from the signed-in agent to a customer's number."""
+    def act(t, agent_id):
+        number = request.form.get("number", "").strip()[:40]
+        if not number:
+            raise service.ConsoleRefused("enter the number to call", 400)
+        return service.call_customer(t, agent_id, number, request.form.get("reason", "")[:200])
+
+    return _act(act, "")
 
 
 @blueprint.post("/console/transfer")

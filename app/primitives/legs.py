@@ -46,9 +46,10 @@ CALL_LOCK = {"key_share": True}
 
 
 def adopt_call_sid(leg: Leg, call_sid: str) -> None:
-    """A phone leg Twilio was asked to dial, whose CallSid is not known yet (the answer to calls.create was lost,
-    or Twilio's request came first), takes CALL_SID, the CallSid of Twilio's request about it."""
-    if (call_sid and leg.twilio_call_sid is None and leg.role != LegRole.CALLER and not is_browser_leg(leg)
+    """A phone leg Twilio was asked to dial (an agent's, a target's, an outbound call's customer), whose CallSid is
+    not known yet (the answer to calls.create was lost, or Twilio's request came first), takes CALL_SID, the
+    CallSid of Twilio's request about it. An inbound caller's leg always has its own."""
+    if (call_sid and leg.twilio_call_sid is None and not is_browser_leg(leg)
             and leg.status == LegStatus.DIALING):
         leg.twilio_call_sid = call_sid
         log.info("leg_call_sid_adopted", leg_id=leg.id)

@@ -102,8 +102,7 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
     leg = new_leg(t.session, call, LegRole.AGENT, agent=agent)
     move_call(t.session, call, CallStatus.RINGING_AGENT, "agent_ringing", agent=agent.extension, leg_id=leg.id,
               browser=not agent.sip_uri)
-    ring_leg(t, leg, agent, answer_url=t.urls.agent_answer(leg.id), status_url=t.urls.agent_status(leg.id),
-             fallback_url=t.urls.agent_fallback(leg.id), timeout=t.settings.agent_ring_timeout_seconds)
+    ring_agent(t, leg, agent)
     return leg
 
 
@@ -145,11 +144,24 @@ def offer_waiting_calls(t: Telephony) -> int:
 
 @dataclass(frozen=True)
 class Whisper:
-    """What an answering agent hears before accepting."""
+    """What an answering agent hears before accepting (a key then accepts or declines)."""
 
-    caller: str
-    queue: str
-    reason: str
+    words: str
+
+
+def ring_agent(t: Telephony, leg: Leg, agent: Agent) -> None:
+    """Ring AGENT, reserved for LEG (an inbound call's offer, an outbound call's first ring), for
+    AGENT_RING_TIMEOUT_SECONDS; their phone's answer plays the whisper."""
+    ring_leg(t, leg, agent, answer_url=t.urls.agent_answer(leg.id), status_url=t.urls.agent_status(leg.id),
+             fallback_url=t.urls.agent_fallback(leg.id), timeout=t.settings.agent_ring_timeout_seconds)
+
+
+def agent_picked_up(t: Telephony, leg: Leg) -> None:
+    """The agent's ringing leg was answered (their phone, or their console's Accept): it hears the whisper."""
+    if leg.status == LegStatus.DIALING:
+        move_leg(leg, LegStatus.WHISPER)
+        leg.answered_at = utcnow()
+        record_event(t.session, leg.call, "agent_answered", agent=leg.agent.extension, leg_id=leg.id)
 
 
 def agent_answered(t: Telephony, leg: Leg) -> Whisper | None:
@@ -158,15 +170,10 @@ def agent_answered(t: Telephony, leg: Leg) -> Whisper | None:
     if leg.is_final or call.status not in WAITING_STATUSES:
         close_leg(t, leg, LegStatus.CANCELED, "caller_gone")
         return None
-    if leg.status == LegStatus.DIALING:
-        move_leg(leg, LegStatus.WHISPER)
-        leg.answered_at = utcnow()
-        record_event(t.session, call, "agent_answered", agent=leg.agent.extension, leg_id=leg.id)
-    return Whisper(
-        caller=speakable_number(call.from_number),
-        queue=call.queue.name if call.queue else "no queue",
-        reason=call.ivr_reason or "no reason given",
-    )
+    agent_picked_up(t, leg)
+    queue = call.queue.name if call.queue else "no queue"
+    return Whisper(f"Call from {speakable_number(call.from_number)}, for {queue}. The caller said: "
+                   f"{call.ivr_reason or 'no reason given'}. Press 1 to accept, 2 to decline.")
 
 
 def agent_accepted(t: Telephony, leg: Leg) -> bool:

@@ -4,6 +4,10 @@ A caller is in the IVR, then waits in a queue while agents are rung, is
 connected, may be held during a transfer (and go back to the queue when no
 agent is left), and ends: completed once answered, abandoned before,
 or with a voicemail or a callback asked for.
+
+An outbound call starts DIALING (its agent rung, then the customer), is
+connected when the customer answers, and ends unanswered when they do not,
+or failed when its agent never took it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.events import record_event
-from app.models import FINAL_CALL_STATUSES, Call, CallStatus, utcnow
+from app.models import FINAL_CALL_STATUSES, Call, CallDirection, CallStatus, utcnow
 from app.states.moves import check_move
 
 _ENDED = frozenset({CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED})
@@ -30,6 +34,7 @@ CALL_MOVES: dict[str, frozenset[str]] = {
     CallStatus.RINGING_AGENT: frozenset({CallStatus.QUEUED, CallStatus.CONNECTED}) | _LEFT_THE_QUEUE | _ENDED,
     CallStatus.CONNECTED: frozenset({CallStatus.ON_HOLD, CallStatus.QUEUED}) | _MESSAGE | _ENDED,
     CallStatus.ON_HOLD: frozenset({CallStatus.CONNECTED, CallStatus.QUEUED}) | _MESSAGE | _ENDED,
+    CallStatus.DIALING: frozenset({CallStatus.CONNECTED, CallStatus.UNANSWERED}) | _ENDED,
     # Final: a caller who chose voicemail or a callback and then hangs up keeps that status.
 }
 
@@ -37,6 +42,15 @@ CALL_MOVES: dict[str, frozenset[str]] = {
 def new_call(session: Session, call_sid: str, from_number: str, to_number: str) -> Call:
     """A call that has just arrived on the number, in the IVR."""
     call = Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR)
+    session.add(call)
+    session.flush()
+    return call
+
+
+def new_outbound_call(session: Session, call_sid: str, from_number: str, to_number: str) -> Call:
+    """An outbound call to TO_NUMBER from our FROM_NUMBER, just placed: DIALING (its agent is rung first)."""
+    call = Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.DIALING,
+                direction=CallDirection.OUTBOUND)
     session.add(call)
     session.flush()
     return call

@@ -149,7 +149,10 @@
     show(panel("offer"), Boolean(offer));
     if (!offer) return;
     const transfer = offer.kind === "transfer";
-    setText("offer-title", transfer ? `Incoming transfer from ${offer.from_agent || "a colleague"}` : "Incoming call");
+    const outbound = offer.kind === "outbound";
+    setText("offer-title", transfer ? `Incoming transfer from ${offer.from_agent || "a colleague"}`
+      : outbound ? `Outbound call to ${offer.caller}: accept to dial it` : "Incoming call");
+    setText("offer-caller-label", outbound ? "Customer" : "Caller");
     setText("offer-caller", offer.caller || "unknown number");
     setText("offer-queue", offer.queue || "no queue");
     setText("offer-reason", offer.reason || "no reason given");
@@ -189,11 +192,12 @@
     show(panel("transfer"), canTransfer);
     root.classList.toggle("has-side", canTransfer);
     if (!call) return;
+    setText("call-caller-label", call.direction === "outbound" ? "Customer" : "Caller");
     setText("call-caller", call.caller || "unknown number");
     setText("call-queue", call.queue || "no queue");
     setText("call-reason", call.reason || "no reason given");
     setText("call-room", call.room || (call.leg_status === "on_hold" ? "on hold" : "none"));
-    setText("call-transfer", transferLine(call));
+    setText("call-transfer", call.status === "dialing" ? `Calling ${call.caller}: it is ringing.` : transferLine(call));
     const transfer = call.transfer;
     show(button("complete"), Boolean(transfer && transfer.can_complete));
     show(button("three-way"), Boolean(transfer && transfer.can_three_way));
@@ -383,6 +387,16 @@
     });
     if (done) form.reset();
   });
+
+  const dialForm = $("[data-dial-form]");
+  if (dialForm) {
+    dialForm.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(dialForm);
+      const done = await post("/console/call", { number: data.get("number") || "", reason: data.get("reason") || "" });
+      if (done) dialForm.reset();
+    });
+  }
 
   const wrapUpForm = $("[data-wrap-up-form]");
   wrapUpForm.addEventListener("submit", async (event) => {

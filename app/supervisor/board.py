@@ -94,7 +94,8 @@ def live_calls(session: Session) -> list[dict]:
             {
                 "call_sid": call.call_sid,
                 "href": call_href(call.call_sid),
-                "caller": call.from_number,
+                "caller": call.customer_number,
+                "direction": call.direction,
                 "queue": call.queue.name if call.queue else None,
                 "agent": _agent_name(call.agent),
                 "state": call.status,
@@ -110,12 +111,12 @@ def live_calls(session: Session) -> list[dict]:
 def agents(session: Session) -> list[dict]:
     """Every agent: presence, activity, the call they are on, calls missed in a row."""
     live_legs = session.execute(
-        select(Leg.agent_id, Call.call_sid, Call.from_number)
+        select(Leg.agent_id, Call)
         .join(Call, Leg.call_id == Call.id)
         .where(Leg.agent_id.is_not(None), Leg.status.not_in(list(FINAL_LEG_STATUSES)))
         .order_by(Leg.id)
     ).all()
-    current = {agent_id: (call_sid, caller) for agent_id, call_sid, caller in live_legs}
+    current = {agent_id: (call.call_sid, call.customer_number) for agent_id, call in live_legs}
     rows = []
     for agent in session.scalars(select(Agent).order_by(Agent.extension)):
         call_sid, caller = current.get(agent.id, (None, None))
@@ -278,7 +279,8 @@ def call_page(session: Session, call: Call) -> dict:
     return {
         "call": {
             "call_sid": call.call_sid,
-            "caller": call.from_number,
+            "caller": call.customer_number,
+            "direction": call.direction,
             "queue": call.queue.name if call.queue else None,
             "agent": _agent_name(call.agent),
             "ivr_reason": call.ivr_reason,

@@ -34,9 +34,10 @@ from app.logs import get_logger
 from app.models import Call
 from app.supervisor import board
 from app.supervisor.stream import StreamGate, StreamTiming, follow
+from app.telephony.numbers import DestinationRefused
 from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer
-from app.transfers.outside import DestinationRefused, destination_kind
+from app.transfers.outside import destination_kind
 from app.web.errors import error_page
 from app.web.unit_of_work import request_session, run_step
 

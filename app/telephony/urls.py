@@ -20,6 +20,10 @@ CALLER_VOICEMAIL = "/twilio/caller/voicemail"
 CALLER_CONNECT = "/twilio/caller/connect"
 CALLER_BRIDGE_ENDED = "/twilio/caller/bridge-ended"
 CALLER_GOODBYE = "/twilio/caller/goodbye"
+# An outbound call's customer leg (the call's caller leg, dialled by us).
+CUSTOMER_ANSWER = "/twilio/customer/answer"
+CUSTOMER_STATUS = "/twilio/customer/status"
+CUSTOMER_FALLBACK = "/twilio/customer/fallback"
 AGENT_ANSWER = "/twilio/agent/answer"
 AGENT_WHISPER = "/twilio/agent/whisper"
 AGENT_STATUS = "/twilio/agent/status"
@@ -76,6 +80,15 @@ class WebhookUrls:
 
     def caller_goodbye(self, call_id: int) -> str:
         return self.url(CALLER_GOODBYE, call=call_id)
+
+    def customer_answer(self, leg_id: int) -> str:
+        return self.url(CUSTOMER_ANSWER, leg=leg_id)
+
+    def customer_status(self, leg_id: int) -> str:
+        return self.url(CUSTOMER_STATUS, leg=leg_id)
+
+    def customer_fallback(self, leg_id: int) -> str:
+        return self.url(CUSTOMER_FALLBACK, leg=leg_id)
 
     def agent_answer(self, leg_id: int) -> str:
         return self.url(AGENT_ANSWER, leg=leg_id)

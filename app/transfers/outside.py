@@ -1,23 +1,18 @@
 """Outside targets: a transfer to an E.164 number or a SIP URI, checked against the allow-list before anything rings.
 
-Toll fraud is the classic attack on a transfer to outside numbers: whoever
-can start a transfer can make the account call premium or far-away numbers.
-So a destination is rung only if it is well formed and OUTSIDE_TRANSFER_ALLOW
-names its prefix (numbers) or its host (SIP URIs); with an empty allow-list
-outside transfers are off. Every check here is a look: nothing is written.
+A destination is rung only if it is well formed and OUTSIDE_TRANSFER_ALLOW
+names its prefix (numbers: telephony/numbers.py, which says why) or its host
+(SIP URIs); with an empty allow-list outside transfers are off. Every check
+here is a look: nothing is written.
 """
 
 from __future__ import annotations
 
 import re
 
+from app.telephony.numbers import DestinationRefused, allowed_number, normalise_number
 from config import Settings
 
-# E.164: a plus, a country code that does not start with 0, at most 15 digits
-# in all (ITU-T E.164); fewer than 8 is no dialable number anywhere.
-E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-# What people type around the digits of a number: spaces, dashes, dots, brackets.
-NUMBER_PUNCTUATION = re.compile(r"[\s\-.()]")
 # sip:user@host[:port][;params]: no password, no ?headers (they would become
 # SIP headers of Twilio's INVITE), no whitespace.
 SIP_URI = re.compile(
@@ -25,18 +20,6 @@ SIP_URI = re.compile(
     r"(?::(?P<port>\d{1,5}))?(?P<params>(?:;[A-Za-z0-9\-_.=]+)*)$"
 )
 NOT_ENABLED = "outside transfers are not enabled"
-
-
-class DestinationRefused(ValueError):
-    """An outside destination that may not be rung, with the reason in words."""
-
-
-def normalise_number(text: str) -> str:
-    """TEXT as an E.164 number ('+44 20 7946-0000' -> '+442079460000'); DestinationRefused if it is none."""
-    number = NUMBER_PUNCTUATION.sub("", text or "")
-    if not E164.match(number):
-        raise DestinationRefused(f"{(text or '').strip()[:40]} is not an E.164 number (+, country code, number)")
-    return number
 
 
 def normalise_sip_uri(text: str) -> str:
@@ -80,10 +63,7 @@ def check_number(settings: Settings, text: str) -> str:
     """The E.164 number TEXT names, if the allow-list lets it be rung; DestinationRefused otherwise."""
     if not settings.outside_transfers_enabled:
         raise DestinationRefused(NOT_ENABLED)
-    number = normalise_number(text)
-    if not any(number.startswith(prefix) for prefix in settings.outside_transfer_prefixes):
-        raise DestinationRefused(f"{number} is not in a country or prefix outside transfers may call")
-    return number
+    return allowed_number(text, settings.outside_transfer_prefixes, off=NOT_ENABLED, what="outside transfers")
 
 
 def check_sip_uri(settings: Settings, text: str) -> str:

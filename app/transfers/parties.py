@@ -42,6 +42,7 @@ class Prompt(StrEnum):
     SWAPPED = "swapped"
     TARGET_GONE = "target_gone"
     CALLER_GONE = "caller_gone"
+    CUSTOMER_UNANSWERED = "customer_unanswered"  # an outbound call's customer did not answer
 
     @classmethod
     def parse(cls, value: str | None) -> "Prompt":

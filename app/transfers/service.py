@@ -56,13 +56,10 @@ from app.states.transfers import (
     waiting_transfers,
 )
 from app.summaries.redaction import redact
+from app.telephony.numbers import DestinationRefused
 from app.telephony.outcomes import Missed
 from app.telephony.sip import consult_room_user, room_name
-from app.transfers.outside import (
-    DestinationRefused,
-    check_number,
-    check_sip_uri,
-)
+from app.transfers.outside import check_number, check_sip_uri
 from app.transfers.parties import (
     Prompt,
     hold_agent,

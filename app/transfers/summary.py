@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.events import record_event
 from app.kinds import SummarySource
 from app.logs import get_logger
-from app.models import Call, Transfer, Utterance, utcnow
+from app.models import Call, Transfer, Utterance, same_customer, utcnow
 from app.summaries.compose import Summary, SummaryInput, fallback_summary, summarize
 
 log = get_logger("switchboard.summaries")
@@ -27,7 +27,7 @@ def summary_input(session: Session, transfer: Transfer) -> SummaryInput:
     utterances = session.scalars(select(Utterance).where(Utterance.call_id == call.id).order_by(Utterance.id))
     earlier = session.scalars(
         select(Call)
-        .where(Call.from_number == call.from_number, Call.id != call.id, Call.created_at < call.created_at)
+        .where(same_customer(call.customer_number), Call.id != call.id, Call.created_at < call.created_at)
         .order_by(Call.created_at.desc())
         .limit(3)
     )

@@ -19,7 +19,6 @@ from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_i
 from app.primitives.legs import RINGING_LEG_STATUSES
 from app.primitives.moves import placement_answered
 from app.primitives.presence import star_pressed
-from app.routing import service as routing
 from app.routing.ivr import in_line_words, speakable_number
 from app.states.transfers import active_transfer, place_in_line
 from app.telephony import urls
@@ -80,7 +79,7 @@ def agent_answer(form: TwilioForm, leg: Leg):
 def _whisper_or_goodbye(leg, *, start_transcription: bool):
     """The agent's whisper (who is calling and why), or goodbye if the caller is no longer waiting."""
     t = telephony()
-    whisper = routing.agent_answered(t, leg)
+    whisper = reactions.agent_answered(t, leg)
     if whisper is None:
         return _goodbye("This caller is no longer waiting. Goodbye.")
     return twiml_response("agents/whisper.xml", **hold_context(t), whisper=whisper,
@@ -94,10 +93,10 @@ def agent_whisper(form: TwilioForm, leg: Leg):
     """The agent's key in the whisper: 1 accepts, anything else declines."""
     t = telephony()
     if form.digits == "1":
-        if routing.agent_accepted(t, leg):
+        if reactions.agent_accepted(t, leg):
             return bridge_agent(leg, leg.call.room_name, "Connecting.")
         return _goodbye("Sorry, the caller hung up. Goodbye.")
-    routing.agent_declined(t, leg, pressed=form.digits)
+    reactions.agent_declined(t, leg, pressed=form.digits)
     return _goodbye("Call declined. Goodbye.")
 
 
@@ -164,6 +163,7 @@ def _say(code: Prompt, transfer: Transfer | None) -> str | None:
         Prompt.HOLD: "Please hold.",
         Prompt.SWAPPED: "You are back with the transferring agent.",
         Prompt.CALLER_GONE: "The caller hung up. Goodbye.",
+        Prompt.CUSTOMER_UNANSWERED: "The customer did not answer. Goodbye.",
         Prompt.TARGET_GONE: f"{target} hung up. Returning you to your caller.",
     }.get(code)
 

@@ -1,18 +1,19 @@
-"""Twilio webhooks of the caller's leg: arrival, IVR, queue, room, voicemail, status, fallback."""
+"""Twilio webhooks of the caller's leg: arrival, IVR, queue, room, voicemail, status, fallback; and of an outbound
+call's customer, whose leg is that call's caller leg: answer, status, fallback."""
 
 from __future__ import annotations
 
 from flask import Blueprint, request
 
-from app.calls import service
+from app.calls import outbound, service
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
-from app.models import Call, Leg, parse_id
+from app.models import Call, Leg, LegRole, LegStatus, parse_id
 from app.primitives.legs import WAITING_STATUSES
 from app.telephony import urls
 from app.telephony.sip import room_user_of, sip_target
 from app.voice.forms import TwilioForm
-from app.voice.guard import ServesCall, twilio_webhook
+from app.voice.guard import ServesCall, ServesLeg, twilio_webhook
 from app.voice.twiml import empty_twiml, hold_context, twiml_response
 from app.web.unit_of_work import telephony
 
@@ -141,12 +142,14 @@ def caller_connect(form: TwilioForm, call: Call):
     return _connect(call, service.connect_caller(t, call), placement=service.caller_placement(call, request.args.get("v")))
 
 
-def _connect(call, room: str, text: str | None = None, placement: int | None = None):
+def _connect(call, room: str, text: str | None = None, placement: int | None = None,
+             transcription_url: str | None = None):
     t = telephony()
     return twiml_response(
         "calls/connect.xml",
         **hold_context(t),
         text=text,
+        transcription_url=transcription_url,
         sip=sip_target(t.settings, room_user_of(t.settings, room), service.caller_leg_id(call)),
         action_url=t.urls.caller_bridge_ended(call.id, service.caller_placement(call) if placement is None
                                               else placement),
@@ -228,3 +231,44 @@ def fallback_recorded(form: TwilioForm):
         t.session.rollback()
         log.exception("last_resort_message_not_stored", recording_url=form.recording_url)
     return _goodbye("Thank you. We have your message and will call you back. Goodbye.")
+
+
+# An outbound call's customer (the caller leg of that call, dialled by the service).
+CUSTOMER = ServesLeg(roles=(LegRole.CALLER,))
+
+
+def _customer_where(leg: Leg):
+    # A late or repeated answer: the customer is answered with where the database says they belong.
+    return _where_they_are(leg.call)
+
+
+RINGING_CUSTOMER = ServesLeg(roles=(LegRole.CALLER,), fits=(LegStatus.DIALING,), misfit=_customer_where)
+
+
+@blueprint.post(urls.CUSTOMER_ANSWER)
+@twilio_webhook(serves=RINGING_CUSTOMER)
+def customer_answer(form: TwilioForm, leg: Leg):
+    """The customer of an outbound call picked up: into the room, where their agent waits."""
+    t = telephony()
+    call = leg.call
+    room = outbound.customer_answered(t, leg)
+    if room is None:
+        return _goodbye("Sorry, we called you but the agent is no longer on the line. Goodbye.")
+    # The customer's own voice is transcribed from their answer, as a caller's is from the greeting.
+    transcribe = service.transcribed(t, call)
+    return _connect(call, room, transcription_url=t.urls.transcription(call.id) if transcribe else None)
+
+
+@blueprint.post(urls.CUSTOMER_STATUS)
+@twilio_webhook(answer="callback", serves=CUSTOMER)
+def customer_status(form: TwilioForm, leg: Leg):
+    """A status callback of an outbound call's customer leg."""
+    outbound.customer_status(telephony(), leg, form.call_status)
+    return empty_twiml()
+
+
+@blueprint.post(urls.CUSTOMER_FALLBACK)
+@twilio_webhook(serves=CUSTOMER)
+def customer_fallback(form: TwilioForm, leg: Leg):
+    """The customer leg's fallback URL: a step failed; carry the call on where it is."""
+    return _next(leg.call, service.caller_place(leg.call), "Sorry for the wait.")

@@ -42,7 +42,7 @@ from twilio.request_validator import RequestValidator
 from app.db import commits, lost_a_lock_conflict
 from app.logs import get_logger
 from app.models import Call, Leg, LegRole, WebhookDelivery, parse_id, utcnow
-from app.primitives.legs import adopt_call_sid, lock_call, lock_leg, misfit
+from app.primitives.legs import adopt_call_sid, caller_leg, lock_call, lock_leg, misfit
 from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
 from app.voice.forms import MalformedWebhook, TwilioForm
 from app.voice.twiml import twiml_response
@@ -292,7 +292,9 @@ def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
         if call is None:
             raise MalformedWebhook(f"unknown call {request.args.get('call', '')[:20]!r}")
         party = _party_of(call, request.args.get("leg")) if serves.with_party else None
-        expected = party.twilio_call_sid if party is not None else call.call_sid
+        # The caller's own CallSid: an inbound call's is its call_sid; an outbound call's customer leg has its own.
+        caller = caller_leg(call)
+        expected = party.twilio_call_sid if party is not None else caller.twilio_call_sid if caller else None
         if form.call_sid and expected and form.call_sid != expected:
             log.warning("webhook_out_of_place", reason="callsid", call_id=call.id)
             raise MalformedWebhook("the CallSid is not this call's caller, nor the leg's")

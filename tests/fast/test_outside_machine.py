@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import CallStatus, Event, Transfer
+from app.telephony import numbers
 from app.transfers import outside
 from app.transfers import service as transfers
 from tests.fast.conftest import connected
@@ -32,12 +33,12 @@ def test_a_refused_outside_destination_touches_nothing_and_is_on_the_timeline(t,
 
 
 def test_numbers_and_sip_uris_are_normalised():
-    assert outside.normalise_number(" +44 (20) 7946-0123 ") == "+442079460123"
+    assert numbers.normalise_number(" +44 (20) 7946-0123 ") == "+442079460123"
     assert outside.normalise_sip_uri("SIP:desk@PBX.Partner.Example:5061;transport=tls") == (
         "sip:desk@pbx.partner.example:5061;transport=tls")
     for malformed in ("+0442079460123", "+44", "sip:user:secret@pbx.example", "sip:desk@pbx..example"):
-        with pytest.raises(outside.DestinationRefused):
-            (outside.normalise_sip_uri if malformed.startswith("sip") else outside.normalise_number)(malformed)
+        with pytest.raises(numbers.DestinationRefused):
+            (outside.normalise_sip_uri if malformed.startswith("sip") else numbers.normalise_number)(malformed)
 
 
 def test_an_allowed_destination_passes_the_checks_normalised(t):

@@ -1,0 +1,67 @@
+"""The JSON API for calls (token or supervisor session): place an outbound call, read a call and its timeline."""
+
+from __future__ import annotations
+
+from flask import g, jsonify, request
+from spectree import Response
+from sqlalchemy import select
+
+from app.api import schemas
+from app.api.common import ERRORS, blueprint, error, spec
+from app.auth.guards import api_token_required
+from app.calls import outbound
+from app.models import Agent, Call, Event
+from app.web.unit_of_work import run_step, telephony
+
+
+def call_as_dict(call: Call) -> dict:
+    """A call in the API's shape (schemas.Call)."""
+    session = telephony().session
+    events = session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id))
+    return schemas.Call(
+        call_sid=call.call_sid,
+        direction=call.direction,
+        status=call.status,
+        from_number=call.from_number,
+        to_number=call.to_number,
+        queue=call.queue.name if call.queue else None,
+        agent=call.agent.extension if call.agent else None,
+        reason=call.ivr_reason,
+        created_at=call.created_at,
+        answered_at=call.answered_at,
+        ended_at=call.ended_at,
+        events=[schemas.TimelineEvent(name=e.name, at=e.created_at, detail=e.detail or {}) for e in events],
+    ).model_dump(mode="json")
+
+
+@blueprint.post("/calls")
+@api_token_required
+@spec.validate(json=schemas.PlaceCall, resp=Response(HTTP_201=schemas.Call, **ERRORS), tags=["calls"])
+def place_call():
+    """Place an outbound call: the agent's phone (or console) rings first, then the customer.
+
+    Refused (409, nothing rung) when OUTBOUND_CALL_ALLOW does not name the
+    number's prefix, or the agent is not available and free.
+    """
+    t = telephony()
+    body: schemas.PlaceCall = request.context.json
+    agent = t.session.scalar(select(Agent).where(Agent.extension == body.agent.strip()))
+    if agent is None:
+        return error(404, f"no agent with extension {body.agent.strip()[:16]}")
+    by = f"API token {g.api_token_name}" if "api_token_name" in g else "a supervisor through the API"
+    try:
+        call = run_step(lambda t: outbound.place_call(t, agent, body.to, reason=body.reason, by=by))
+    except outbound.OutboundRefused as refusal:
+        return error(409, str(refusal))
+    return jsonify(call_as_dict(call)), 201
+
+
+@blueprint.get("/calls/<call_sid>")
+@api_token_required
+@spec.validate(resp=Response(HTTP_200=schemas.Call, **ERRORS), tags=["calls"])
+def call_status(call_sid: str):
+    """A call's status, parties and timeline."""
+    call = telephony().session.scalar(select(Call).where(Call.call_sid == call_sid[:64]))
+    if call is None:
+        return error(404, f"no call {call_sid[:64]}")
+    return jsonify(call_as_dict(call))
