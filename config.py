@@ -92,6 +92,9 @@ class Settings:
     outbound_call_allow: tuple[str, ...] = ()
     # How long an outbound call rings the customer before it is unanswered.
     outbound_ring_timeout_seconds: int = 30
+    # A callback rings its customer at most this many times, this long apart, before it is marked failed.
+    callback_attempts: int = 3
+    callback_retry_seconds: int = 300
     max_queue_wait_seconds: int = 120
     # After a call they talked on, an agent is in after-call work (wrap-up) this long before the next offer (0: off).
     wrap_up_seconds: int = 0
@@ -354,6 +357,8 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "OUTSIDE_TRANSFER_CALLER_ID": ("outside_transfer_caller_id", _choice(("ours", "caller"))),
     "OUTBOUND_CALL_ALLOW": ("outbound_call_allow", _prefixes),
     "OUTBOUND_RING_TIMEOUT_SECONDS": ("outbound_ring_timeout_seconds", _int),
+    "CALLBACK_ATTEMPTS": ("callback_attempts", _int),
+    "CALLBACK_RETRY_SECONDS": ("callback_retry_seconds", _int),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
     "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),
     "WRAP_UP_SECONDS": ("wrap_up_seconds", _int),
@@ -452,6 +457,8 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         # (ROOM_DIAL_TIMEOUT_SECONDS in app/telephony/sip.py), so the customer must ring for less.
         problems.append(f"OUTBOUND_RING_TIMEOUT_SECONDS: must be 5 to {MAX_OUTBOUND_RING_SECONDS} (the agent "
                         "waits in the room, which rings for at most 60 s)")
+    if settings.callback_attempts < 1:
+        problems.append("CALLBACK_ATTEMPTS: must be at least 1")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
     if not 1 <= settings.port <= 65535:

@@ -164,6 +164,16 @@ FINAL_TRANSFER_STATES = frozenset(
 )
 
 
+class CallbackState(StrEnum):
+    PENDING = "pending"  # in line (from when the caller queued), due at next_attempt_at
+    CALLING = "calling"  # an attempt's outbound call is under way: its agent rung, then the customer
+    COMPLETED = "completed"  # the customer answered an attempt
+    FAILED = "failed"  # every attempt went unanswered, or the number may no longer be dialled
+
+
+FINAL_CALLBACK_STATES = frozenset({CallbackState.COMPLETED, CallbackState.FAILED})
+
+
 class Agent(Base):
     __tablename__ = "agents"
 
@@ -219,6 +229,11 @@ class Call(Base):
     # placed before Twilio names any leg, has its own (OUTBOUND_SID_PREFIX and 32 hex digits).
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     direction: Mapped[str] = mapped_column(String(8), default=CallDirection.INBOUND, server_default="inbound")
+    # An outbound call made as an attempt of this callback.
+    # (use_alter: callbacks name their call too; the constraint is added after both tables exist.)
+    callback_id: Mapped[int | None] = mapped_column(
+        ForeignKey("callbacks.id", ondelete="SET NULL", use_alter=True, name="fk_calls_callback_id_callbacks"),
+        index=True)
     from_number: Mapped[str] = mapped_column(String(32), default="")
     to_number: Mapped[str] = mapped_column(String(32), default="")
     room_name: Mapped[str | None] = mapped_column(String(128))
@@ -344,6 +359,35 @@ class Transfer(Base):
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_TRANSFER_STATES
+
+
+class Callback(Base):
+    """A caller's request to be called back: in line from when they queued, then attempts, each an outbound call."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_due", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The call on which it was asked for (its timeline gets every attempt).
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
+    number: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default=CallbackState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # attempts that rang the customer
+    # Its place in line: when the caller queued (a callback keeps the place the caller had).
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    call: Mapped[Call] = relationship(foreign_keys=[call_id])
+    queue: Mapped[Queue | None] = relationship()
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_CALLBACK_STATES
 
 
 class Utterance(Base):

@@ -4,8 +4,16 @@ import ast
 
 import pytest
 
-from app.models import Activity, CallStatus, LegStatus, Presence, TransferState
+from app.models import (
+    Activity,
+    CallbackState,
+    CallStatus,
+    LegStatus,
+    Presence,
+    TransferState,
+)
 from app.states.agents import ACTIVITY_MOVES, PRESENCE_MOVES
+from app.states.callbacks import CALLBACK_MOVES
 from app.states.calls import CALL_MOVES
 from app.states.legs import LEG_MOVES
 from app.states.moves import IllegalMove, check_move
@@ -15,11 +23,11 @@ from config import PROJECT_ROOT
 # Each state column, by the attribute name it is written through, and the modules allowed to write it.
 OWNERS = {
     "status": {"app/states/calls.py", "app/states/legs.py"},  # Call.status, Leg.status
-    "state": {"app/states/transfers.py"},  # Transfer.state
+    "state": {"app/states/transfers.py", "app/states/callbacks.py"},  # Transfer.state, Callback.state
     "activity": {"app/states/agents.py"},
     "presence": {"app/states/agents.py"},
 }
-MODELS = {"Call", "Leg", "Transfer", "Agent"}
+MODELS = {"Call", "Leg", "Transfer", "Agent", "Callback"}
 
 
 def _writes(tree: ast.AST):
@@ -63,7 +71,7 @@ def test_the_scan_sees_each_way_of_writing():
 
 @pytest.mark.parametrize("table, states", [
     (CALL_MOVES, CallStatus), (LEG_MOVES, LegStatus), (TRANSFER_MOVES, TransferState),
-    (ACTIVITY_MOVES, Activity), (PRESENCE_MOVES, Presence),
+    (ACTIVITY_MOVES, Activity), (PRESENCE_MOVES, Presence), (CALLBACK_MOVES, CallbackState),
 ])
 def test_each_table_names_only_its_own_states(table, states):
     named = set(table) | {to for moves in table.values() for to in moves}
@@ -73,12 +81,13 @@ def test_each_table_names_only_its_own_states(table, states):
 def test_final_states_have_no_way_out():
     from app.models import (
         FINAL_CALL_STATUSES,
+        FINAL_CALLBACK_STATES,
         FINAL_LEG_STATUSES,
         FINAL_TRANSFER_STATES,
     )
 
     for table, final in ((CALL_MOVES, FINAL_CALL_STATUSES), (LEG_MOVES, FINAL_LEG_STATUSES),
-                         (TRANSFER_MOVES, FINAL_TRANSFER_STATES)):
+                         (TRANSFER_MOVES, FINAL_TRANSFER_STATES), (CALLBACK_MOVES, FINAL_CALLBACK_STATES)):
         assert not any(table.get(state) for state in final)
 
 
@@ -95,6 +104,7 @@ def test_every_live_state_can_end():
     (TRANSFER_MOVES, TransferState.CANCELLED, TransferState.CONSULTING),
     (TRANSFER_MOVES, TransferState.REQUESTED, TransferState.CONSULTING),
     (ACTIVITY_MOVES, Activity.LEAVING, Activity.RINGING),  # nobody rings a phone still saying goodbye
+    (CALLBACK_MOVES, CallbackState.FAILED, CallbackState.CALLING),  # a failed callback is never dialled again
 ])
 def test_a_move_the_table_does_not_allow_is_refused(table, current, to):
     with pytest.raises(IllegalMove, match=f"{current} -> {to}"):

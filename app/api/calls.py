@@ -1,4 +1,5 @@
-"""The JSON API for calls (token or supervisor session): place an outbound call, read a call and its timeline."""
+"""The JSON API for calls (token or supervisor session): place an outbound call, read a call and its timeline, list
+the callbacks."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from app.api.common import ERRORS, blueprint, error, spec
 from app.auth.guards import api_token_required
 from app.calls import outbound
 from app.models import Agent, Call, Event
+from app.routing.callbacks import callbacks_by_state
 from app.web.unit_of_work import run_step, telephony
 
 
@@ -65,3 +67,14 @@ def call_status(call_sid: str):
     if call is None:
         return error(404, f"no call {call_sid[:64]}")
     return jsonify(call_as_dict(call))
+
+
+@blueprint.get("/callbacks")
+@api_token_required
+@spec.validate(query=schemas.CallbackQuery, resp=Response(HTTP_200=schemas.CallbackList, **ERRORS), tags=["calls"])
+def callbacks():
+    """Callbacks, as the supervisor's list shows them (at most 100 of each finished state)."""
+    query: schemas.CallbackQuery = request.context.query
+    rows = [row for state, rows in callbacks_by_state(telephony().session).items()
+            if query.state is None or state == query.state for row in rows]
+    return jsonify(schemas.CallbackList(callbacks=[schemas.Callback(**row) for row in rows]).model_dump(mode="json"))

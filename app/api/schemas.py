@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.kinds import SummarySource, TransferMode, TransferTrigger
-from app.models import CallDirection, CallStatus, TransferState
+from app.models import CallbackState, CallDirection, CallStatus, TransferState
 from app.telephony.numbers import DestinationRefused, normalise_number
 from app.transfers.outside import normalise_sip_uri
 
@@ -135,6 +135,37 @@ class Call(BaseModel):
     answered_at: datetime | None = None
     ended_at: datetime | None = None
     events: list[TimelineEvent]
+
+
+class Callback(BaseModel):
+    """A caller's request to be called back: its place in line, attempts and what came of them."""
+
+    id: int
+    state: CallbackState
+    number: str
+    queue: str | None = None
+    reason: str | None = Field(None, description="what the caller said in the IVR")
+    attempts: int = Field(..., description="attempts that rang the customer")
+    requested_at: datetime = Field(..., description="its place in line: when the caller queued")
+    next_attempt_at: datetime | None = Field(None, description="while pending: when it may be offered next")
+    end_reason: str | None = Field(None, description="reached, not_answered, number_not_allowed or queue_gone")
+    ended_at: datetime | None = None
+    call_sid: str | None = Field(None, description="the call on which the callback was asked for")
+    latest_attempt_call_sid: str | None = Field(None, description="the outbound call of the latest attempt")
+
+
+class CallbackQuery(BaseModel):
+    """Which callbacks to list."""
+
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 400, never silently ignored
+
+    state: CallbackState | None = Field(None, description="only callbacks in this state")
+
+
+class CallbackList(BaseModel):
+    """Callbacks: calling and pending in their place in line, then failed and completed, newest first."""
+
+    callbacks: list[Callback]
 
 
 class Error(BaseModel):

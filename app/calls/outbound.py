@@ -10,7 +10,8 @@ caller's. Only numbers OUTBOUND_CALL_ALLOW names are dialled
 
 The call is DIALING until the customer answers (CONNECTED), and ends
 UNANSWERED when they do not (busy, no answer, a failed number: the agent is
-told and freed) or FAILED when the agent never took it.
+told and freed) or FAILED when the agent never took it. A callback's
+attempt (routing/callbacks.py) is such a call, told each ending.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from app.models import (
     Activity,
     Agent,
     Call,
+    Callback,
     CallStatus,
     Leg,
     LegRole,
@@ -38,6 +40,12 @@ from app.primitives.effects import close_room, hang_up, open_room
 from app.primitives.legs import caller_leg, close_leg
 from app.primitives.moves import redirect_leg
 from app.primitives.ringing import ring_leg
+from app.routing.callbacks import (
+    AttemptOutcome,
+    attempt_ended,
+    attempt_started,
+    offer_words,
+)
 from app.routing.ivr import speakable_number
 from app.routing.service import Whisper, agent_picked_up, ring_agent
 from app.states.agents import move_activity
@@ -76,20 +84,46 @@ def place_call(t: Telephony, agent: Agent, number: str, *, reason: str | None, b
     BY says who asked (the console, the API, a callback), for the timeline.
     """
     customer = check_number(t, number)
-    if not t.settings.twilio_phone_number:
-        raise OutboundRefused("TWILIO_PHONE_NUMBER is not set: an outbound call needs the number it comes from")
+    _check_our_number(t)
     if agent.presence != Presence.AVAILABLE:
         raise OutboundRefused(f"{agent.name} ({agent.extension}) is {agent.presence}: only an available agent "
                               "places calls")
     if reserve_agent(t.session, agent_id=agent.id) is None:
         raise OutboundRefused(f"{agent.name} ({agent.extension}) is busy ({agent.activity}): try again when they "
                               "are free")
+    return _ring_agent_first(t, agent, customer, reason=redact((reason or "").strip()[:REASON_LIMIT]) or None,
+                             by=by)
+
+
+def callback_number(t: Telephony, callback: Callback) -> str:
+    """The number CALLBACK dials, if it may be dialled now; OutboundRefused otherwise (the allow-list changed)."""
+    customer = check_number(t, callback.number)
+    _check_our_number(t)
+    return customer
+
+
+def place_callback(t: Telephony, callback: Callback, agent: Agent, customer: str) -> Call:
+    """An attempt of CALLBACK to CUSTOMER (its callback_number), offered to AGENT, reserved for it: an outbound
+    call whose agent is told who, why and how long ago."""
+    return _ring_agent_first(t, agent, customer, reason=callback.reason, by="a callback", callback=callback)
+
+
+def _check_our_number(t: Telephony) -> None:
+    if not t.settings.twilio_phone_number:
+        raise OutboundRefused("TWILIO_PHONE_NUMBER is not set: an outbound call needs the number it comes from")
+
+
+def _ring_agent_first(t: Telephony, agent: Agent, customer: str, *, reason: str | None, by: str,
+                      callback: Callback | None = None) -> Call:
     call = new_outbound_call(t.session, OUTBOUND_SID_PREFIX + uuid.uuid4().hex, t.settings.twilio_phone_number,
                              customer)
-    call.ivr_reason = redact((reason or "").strip()[:REASON_LIMIT]) or None
+    call.ivr_reason = reason
+    call.queue_id = callback.queue_id if callback is not None else None
     call.room_name = room_name(t.settings, call_room_user(call.id))
     record_event(t.session, call, "outbound_call_placed", number=customer, agent=agent.extension, by=by,
-                 reason=call.ivr_reason)
+                 reason=call.ivr_reason, callback_id=callback.id if callback is not None else None)
+    if callback is not None:
+        attempt_started(t, callback, call, agent.extension)
     open_room(t, call, call.room_name, metadata=json.dumps({"call_sid": call.call_sid}))
     leg = new_leg(t.session, call, LegRole.AGENT, agent=agent)
     record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id, browser=not agent.sip_uri)
@@ -109,6 +143,9 @@ def agent_answered(t: Telephony, leg: Leg) -> Whisper | None:
         close_leg(t, leg, LegStatus.CANCELED, "call_over")
         return None
     agent_picked_up(t, leg)
+    callback = t.session.get(Callback, call.callback_id) if call.callback_id else None
+    if callback is not None:
+        return Whisper(f"{offer_words(callback, utcnow())} Press 1 to call them now, 2 to decline.")
     about = f" About: {call.ivr_reason}." if call.ivr_reason else ""
     return Whisper(f"Outbound call to {speakable_number(call.to_number)}.{about} "
                    "Press 1 to call them now, 2 to cancel.")
@@ -167,6 +204,7 @@ def _fail(t: Telephony, call: Call, why: str, **detail) -> None:
         return
     move_call(t.session, call, CallStatus.FAILED, "outbound_call_failed", why=why, **detail)
     close_room(t, call, call.room_name)
+    attempt_ended(t, call, AttemptOutcome.NOT_RUNG)
 
 
 def customer_answered(t: Telephony, leg: Leg) -> str | None:
@@ -181,6 +219,7 @@ def customer_answered(t: Telephony, leg: Leg) -> str | None:
         leg.answered_at = now
         call.answered_at = call.answered_at or now
         move_call(t.session, call, CallStatus.CONNECTED, "customer_answered", leg_id=leg.id)
+        attempt_ended(t, call, AttemptOutcome.REACHED)
     leg.room_name = call.room_name
     leg.livekit_identity = leg_identity(leg.id)
     return call.room_name
@@ -193,6 +232,7 @@ def customer_unanswered(t: Telephony, leg: Leg, missed: Missed) -> None:
     if call.is_final:
         return
     move_call(t.session, call, CallStatus.UNANSWERED, "customer_unanswered", status=missed)
+    attempt_ended(t, call, AttemptOutcome.UNANSWERED)
     for agent_leg in call.legs:
         if agent_leg.role == LegRole.CALLER or agent_leg.is_final:
             continue

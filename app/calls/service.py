@@ -38,6 +38,7 @@ from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room
 from app.primitives.legs import caller_leg, close_leg, lock_call, ringing_leg
 from app.primitives.moves import placement_answered, redirect_leg
+from app.routing.callbacks import callback_possible, request_callback
 from app.routing.ivr import choose_queue, default_queue, in_line_words
 from app.routing.line import place_in_queue, recent_wait, wait_words
 from app.routing.service import offer_call
@@ -204,16 +205,25 @@ def _announcement_due(t: Telephony, call: Call) -> bool:
 
 
 def caller_chose(t: Telephony, call: Call, digits: str) -> CallerChoice:
-    """The caller's answer to the options: 1 voicemail, 2 a callback, anything else more waiting."""
+    """The caller's answer to the options: 1 voicemail, 2 a callback (a Callback in line from when they
+    queued: routing/callbacks.py), anything else more waiting."""
     if digits == "1":
         record_event(t.session, call, "voicemail_started")
         return CallerChoice.VOICEMAIL
-    if digits == "2":
+    if digits == "2" and callback_possible(t, call):
         move_call(t.session, call, CallStatus.CALLBACK_REQUESTED)
         _cancel_ringing(t, call)
-        record_event(t.session, call, "callback_requested", number=call.from_number)
+        request_callback(t, call)
         return CallerChoice.CALLBACK
+    if digits == "2":
+        # Not offered to this caller (callback_offered), so not a choice they could make.
+        record_event(t.session, call, "callback_not_possible", why="the caller's number may not be dialled")
     return CallerChoice.WAIT
+
+
+def callback_offered(t: Telephony, call: Call) -> bool:
+    """Whether the options offer CALL's caller a callback: only to a number outbound calls may dial."""
+    return callback_possible(t, call)
 
 
 def save_voicemail(t: Telephony, call: Call, recording: Recording) -> None:

@@ -19,6 +19,7 @@ from app.models import (
     FINAL_LEG_STATUSES,
     Activity,
     Agent,
+    Callback,
     Leg,
     LegRole,
     LegStatus,
@@ -30,6 +31,7 @@ from app.models import (
 from app.primitives import legs
 from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
+from app.routing.callbacks import offer_words
 from app.states.transfers import active_transfer
 from app.summaries.compose import SUMMARY_FIELDS
 from app.summaries.redaction import redact
@@ -112,17 +114,27 @@ def summary_view(t: Telephony, transfer: Transfer) -> dict:
     }
 
 
+def _kind(call) -> str:
+    """What an agent's offer is: a caller's call, an outbound call they (or the API) placed, or a callback."""
+    if call.callback_id:
+        return "callback"
+    return "outbound" if call.is_outbound else "call"
+
+
 def _offer(t: Telephony, leg: Leg) -> dict:
     call = leg.call
     offer = {
         "leg_id": leg.id,
-        "kind": ("outbound" if call.is_outbound else "call") if leg.role == LegRole.AGENT else "transfer",
+        "kind": _kind(call) if leg.role == LegRole.AGENT else "transfer",
         "in_browser": legs.is_browser_leg(leg),
         "caller": call.customer_number,
         "queue": call.queue.name if call.queue else "",
         "reason": call.ivr_reason or "",
         "ringing_seconds": _seconds_since(leg.created_at),
     }
+    callback = t.session.get(Callback, call.callback_id) if call.callback_id else None
+    if callback is not None:
+        offer["about"] = offer_words(callback, utcnow())  # who, for what, why, how long ago
     transfer = transfers.transfer_of_target_leg(t, leg) if leg.role == LegRole.TARGET else None
     if transfer is not None:
         offer.update(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from sqlalchemy.orm import sessionmaker
 
+from app.calls.callbacks import offer_due_callbacks
 from app.calls.reactions import dial_refused
 from app.logs import get_logger
 from app.primitives.context import Telephony
@@ -55,6 +56,8 @@ def follow_up(t: Telephony) -> None:
                 dial_refused(t, leg, error)
         if t.freed_agent_ids:
             offer_waiting_transfers(t)  # transfers waiting at a queue go before its callers
+        if t.freed_agent_ids or t.callbacks_due:
+            offer_due_callbacks(t)  # a callback asked for before a caller queued goes before them
         if t.freed_agent_ids or t.requeued_call_ids:
             offer_waiting_calls(t)
         t.session.flush()

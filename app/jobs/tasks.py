@@ -13,6 +13,7 @@ from typing import Any
 import procrastinate
 from procrastinate import JobContext, RetryStrategy
 
+from app.calls.callbacks import offer_due_callbacks
 from app.jobs.engine import QUEUE
 from app.jobs.reconciler import Reconciler
 from app.jobs.steps import JobTools, job_step
@@ -63,10 +64,16 @@ def register(app: procrastinate.App) -> dict[str, Any]:
         with job_step(_tools(context)) as t:
             end_due_wrap_ups(t)
 
+    @app.task(name="offer_callbacks", queue=QUEUE, pass_context=True, queueing_lock="offer_callbacks")
+    def offer_callbacks(context: JobContext, timestamp: int | None = None) -> None:
+        """Callbacks whose next attempt fell due are offered to free agents (CALLBACK_RETRY_SECONDS)."""
+        with job_step(_tools(context)) as t:
+            offer_due_callbacks(t)
+
     @app.task(name="forget_old_jobs", queue=QUEUE, pass_context=True, queueing_lock="forget_old_jobs")
     async def forget_old_jobs(context: JobContext, timestamp: int | None = None) -> None:
         """Finished jobs (and their events) older than KEEP_FINISHED_JOBS_HOURS are deleted; failed ones too."""
         await context.app.job_manager.delete_old_jobs(nb_hours=KEEP_FINISHED_JOBS_HOURS, include_failed=True)
 
     return {"summarise": summarise, "reconcile": reconcile, "retry_stalled": retry_stalled,
-            "end_wrap_ups": end_wrap_ups, "forget_old_jobs": forget_old_jobs}
+            "end_wrap_ups": end_wrap_ups, "offer_callbacks": offer_callbacks, "forget_old_jobs": forget_old_jobs}

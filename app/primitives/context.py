@@ -28,6 +28,9 @@ class Telephony:
     # Calls put back in the queue during this request: offered to the next
     # agent by the request's edge once it has committed.
     requeued_call_ids: set[int] = field(default_factory=set)
+    # A callback was put back in line, or a caller let an older callback go first, during this request: the
+    # follow-up offers due callbacks to free agents (calls/callbacks.py).
+    callbacks_due: bool = False
     # Twilio dials this request may still make: each can take the REST timeout
     # when Twilio is failing, and Twilio gives a webhook 15 s.
     dials_left: int = 2

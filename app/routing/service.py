@@ -51,6 +51,7 @@ from app.primitives.legs import (
 )
 from app.primitives.moves import redirect_leg
 from app.primitives.ringing import ring_leg
+from app.routing.callbacks import callback_ahead_of
 from app.routing.ivr import speakable_number
 from app.states.agents import move_activity
 from app.states.calls import move_call
@@ -94,6 +95,11 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         # A transfer waiting at this queue goes first (transfers.offer_waiting_transfers, or its caller's
         # next hold turn); this caller waits on.
         move_call(t.session, call, CallStatus.QUEUED)
+        return None
+    if callback_ahead_of(t.session, call.queue.skill, call.queued_at or call.created_at, utcnow()):
+        # A callback asked for before this caller queued keeps its place: offered first (the follow-up).
+        move_call(t.session, call, CallStatus.QUEUED)
+        t.callbacks_due = True
         return None
     agent = reserve_agent(t.session, skill=call.queue.skill, exclude=tried_agent_ids(call))
     if agent is None:

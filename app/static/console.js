@@ -149,9 +149,13 @@
     show(panel("offer"), Boolean(offer));
     if (!offer) return;
     const transfer = offer.kind === "transfer";
-    const outbound = offer.kind === "outbound";
-    setText("offer-title", transfer ? `Incoming transfer from ${offer.from_agent || "a colleague"}`
-      : outbound ? `Outbound call to ${offer.caller}: accept to dial it` : "Incoming call");
+    const outbound = offer.kind === "outbound" || offer.kind === "callback";
+    const titles = {
+      transfer: `Incoming transfer from ${offer.from_agent || "a colleague"}`,
+      outbound: `Outbound call to ${offer.caller}: accept to dial it`,
+      callback: `${offer.about || "A callback"} Accept to call them now.`,
+    };
+    setText("offer-title", titles[offer.kind] || "Incoming call");
     setText("offer-caller-label", outbound ? "Customer" : "Caller");
     setText("offer-caller", offer.caller || "unknown number");
     setText("offer-queue", offer.queue || "no queue");

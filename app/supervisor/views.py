@@ -32,6 +32,7 @@ from app.gateways import IntegrationMissing
 from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Call
+from app.routing.callbacks import callbacks_by_state
 from app.supervisor import board
 from app.supervisor.stream import StreamGate, StreamTiming, follow
 from app.telephony.numbers import DestinationRefused
@@ -154,6 +155,14 @@ def _stream(cursor_of, snapshot_of) -> Response:
 def board_page():
     """Live calls, agents and transfers under way."""
     return render_template("supervisor/board.html", data=board.board_snapshot(request_session()))
+
+
+@blueprint.get("/callbacks")
+@roles_required(Role.SUPERVISOR)
+def callbacks_page():
+    """Every callback: calling and pending in their place in line, then failed and completed."""
+    return render_template("supervisor/callbacks.html", callbacks=callbacks_by_state(request_session()),
+                           href=board.call_href)
 
 
 @blueprint.get("/board/snapshot")

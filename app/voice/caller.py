@@ -105,6 +105,7 @@ def _options(call):
         **hold_context(t),
         action_url=t.urls.caller_options(call.id),
         wait_url=t.urls.caller_wait(call.id),
+        callback=service.callback_offered(t, call),
     )
 
 
