@@ -17,6 +17,7 @@ from app.hours import (
     time_words,
     week_from_lines,
 )
+from app.models import Queue
 
 UTC = timezone.utc
 
@@ -140,6 +141,14 @@ def test_what_a_caller_hears_of_the_next_opening():
     friday = at(2026, 1, 9, 18, 0)
     assert closed_words("billing", office.next_opening(friday), friday) == (
         "Billing is closed. We open again Monday at 9 AM.")
+
+
+def test_a_queue_reads_its_hours_with_the_centres_time_zone_when_it_names_none():
+    queue = Queue(name="billing", timezone=None, hours={"mon": ["09:00-17:00"]}, holidays=None)
+    assert queue.opening_hours("America/New_York").is_open(at(2026, 1, 5, 14, 0))  # 09:00 in New York
+    assert not queue.opening_hours("UTC").is_open(at(2026, 1, 5, 17, 30))
+    queue.timezone = "Asia/Tokyo"
+    assert queue.opening_hours("America/New_York").is_open(at(2026, 1, 5, 0, 0))  # 09:00 in Tokyo
 
 
 def test_the_roster_form_is_kept_in_order_with_days_named_once():
