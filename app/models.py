@@ -87,6 +87,8 @@ class Activity(StrEnum):
 
 class CallStatus(StrEnum):
     IVR = "ivr"
+    # The IVR chose a queue outside its business hours: the caller hears when it opens, and the options.
+    AFTER_HOURS = "after_hours"
     QUEUED = "queued"
     RINGING_AGENT = "ringing_agent"
     CONNECTED = "connected"

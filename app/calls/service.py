@@ -19,6 +19,7 @@ from app.calls.inputs import (
     TranscriptChunk,
 )
 from app.events import record_event
+from app.hours import closed_words as hours_words
 from app.kinds import Speaker
 from app.logs import get_logger
 from app.models import (
@@ -36,7 +37,13 @@ from app.models import (
 from app.primitives.availability import end_due_wrap_ups
 from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room
-from app.primitives.legs import caller_leg, close_leg, lock_call, ringing_leg
+from app.primitives.legs import (
+    WAITING_STATUSES,
+    caller_leg,
+    close_leg,
+    lock_call,
+    ringing_leg,
+)
 from app.primitives.moves import placement_answered, redirect_leg
 from app.routing.ivr import choose_queue, default_queue, in_line_words
 from app.routing.line import place_in_queue, recent_wait, wait_words
@@ -54,6 +61,14 @@ log = get_logger("switchboard.calls")
 
 # Statuses that end a call but say more than "completed".
 KEEP_FINAL = (CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED)
+# Callers who may answer the options (voicemail, a callback): waiting in a queue, or at a closed one.
+AT_THE_OPTIONS = (*WAITING_STATUSES, CallStatus.AFTER_HOURS)
+# How often a caller at a closed queue who presses nothing hears the options before goodbye.
+CLOSED_OPTIONS_TIMES = 2
+
+BUSY_OPTIONS = ("All of our agents are still busy. To leave a message, press 1. To have us call you back, press 2. "
+                "To keep holding, press 3 or stay on the line.")
+CLOSED_OPTIONS = "To leave a message, press 1. To have us call you back, press 2."
 
 
 def receive_call(t: Telephony, arrival: Arrival) -> Call:
@@ -80,10 +95,11 @@ def list_queues(t: Telephony) -> list[Queue]:
 
 @dataclass(frozen=True)
 class IvrOutcome:
-    """What the IVR does next: ask again (attempt), or the call was queued."""
+    """What the IVR does next: ask again (attempt), or the call was queued, or its queue is closed."""
 
     ask_again: bool
     attempt: int = 1
+    closed: bool = False
 
 
 def handle_ivr_input(t: Telephony, call: Call, answer: IvrAnswer, attempt: int) -> IvrOutcome:
@@ -110,8 +126,37 @@ def handle_ivr_input(t: Telephony, call: Call, answer: IvrAnswer, attempt: int) 
     t.session.flush()
     t.session.refresh(call)
     record_event(t.session, call, "ivr_completed", queue=queue.name, chosen_by=how, reason=call.ivr_reason)
+    if reached_closed_queue(t, call):
+        return IvrOutcome(ask_again=False, closed=True)
     enqueue_call(t, call)
     return IvrOutcome(ask_again=False)
+
+
+def reached_closed_queue(t: Telephony, call: Call) -> bool:
+    """Whether the call's queue is outside its business hours now; if so the caller is never queued: they are
+    after hours, told when it opens again, and offered voicemail or a callback (`queue_closed` on the timeline)."""
+    now = utcnow()
+    hours = call.queue.opening_hours(t.settings.centre_timezone)
+    if hours.is_open(now):
+        return False
+    opens = hours.next_opening(now)
+    move_call(t.session, call, CallStatus.AFTER_HOURS, "queue_closed", queue=call.queue.name,
+              opens_at=opens.isoformat() if opens else None)
+    return True
+
+
+def closed_words(t: Telephony, call: Call) -> str:
+    """What a caller at a closed queue hears: "Billing is closed. We open again Monday at 9 AM." """
+    now = utcnow()
+    return hours_words(call.queue.name, call.queue.opening_hours(t.settings.centre_timezone).next_opening(now), now)
+
+
+def options_words(t: Telephony, call: Call) -> str:
+    """The options as the caller hears them: at a closed queue, when it opens, voicemail or a callback; while
+    waiting, that everyone is still busy, voicemail, a callback, or more waiting."""
+    if call.status == CallStatus.AFTER_HOURS:
+        return f"{closed_words(t, call)} {CLOSED_OPTIONS}"
+    return BUSY_OPTIONS
 
 
 def enqueue_call(t: Telephony, call: Call) -> None:
@@ -147,6 +192,8 @@ class CallerChoice(StrEnum):
 
 def caller_waited(t: Telephony, call: Call) -> CallerNext:
     """A stretch of music ended: more music, the options, the room, or goodbye."""
+    if call.status == CallStatus.AFTER_HOURS:
+        return _closed_options_again(t, call)
     if call.status == CallStatus.CONNECTED:
         # The caller should be in the room (a redirect was lost): send them there.
         return CallerNext.ROOM
@@ -169,6 +216,24 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
         record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))
         return CallerNext.OPTIONS
     return CallerNext.HOLD
+
+
+def caller_kept_waiting(t: Telephony, call: Call) -> CallerNext:
+    """The caller chose neither voicemail nor a callback: more hold music, or at a closed queue, where there
+    is nobody to wait for, the options once more and then goodbye."""
+    if call.status == CallStatus.AFTER_HOURS:
+        return _closed_options_again(t, call)
+    return CallerNext.HOLD
+
+
+def _closed_options_again(t: Telephony, call: Call) -> CallerNext:
+    heard = t.session.scalar(select(func.count(Event.id)).where(Event.call_id == call.id,
+                                                                 Event.name == "queue_closed_options_again"))
+    if heard + 1 < CLOSED_OPTIONS_TIMES:
+        record_event(t.session, call, "queue_closed_options_again", queue=call.queue.name)
+        return CallerNext.OPTIONS
+    record_event(t.session, call, "queue_closed_goodbye", queue=call.queue.name)
+    return CallerNext.GOODBYE
 
 
 def hold_words(t: Telephony, call: Call) -> str | None:
@@ -277,6 +342,8 @@ def caller_place(call: Call) -> CallerNext:
         return CallerNext.ROOM
     if call.status == CallStatus.IVR:
         return CallerNext.IVR
+    if call.status == CallStatus.AFTER_HOURS:
+        return CallerNext.OPTIONS
     return CallerNext.HOLD
 
 
