@@ -29,6 +29,7 @@ from app.models import (
     Leg,
     LegRole,
     LegStatus,
+    Overflow,
     Queue,
     TransferState,
     Utterance,
@@ -177,6 +178,9 @@ class CallerNext(StrEnum):
     RECONNECT = "reconnect"  # back into the room after losing it, told so
     HOLD = "hold"  # music, then the hold loop again
     OPTIONS = "options"  # voicemail, a callback or more waiting
+    VOICEMAIL = "voicemail"  # straight to recording a message (the queue's overflow)
+    CALLBACK = "callback"  # a callback was asked for them (the queue's overflow): told so, goodbye
+    OVERFLOWED = "overflowed"  # moved to the queue's overflow queue: told so, then music
     IVR = "ivr"  # asked again why they call
     GOODBYE = "goodbye"  # the call is over
     NOTHING = "nothing"  # the caller hung up: Twilio ignores the answer
@@ -210,12 +214,77 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
     end_due_wrap_ups(t)
     # offer_call keeps a ringing phone, and replaces a browser offer past its ring timeout.
     offer_call(t, call)
-    waited = utcnow() - (call.queued_at or call.created_at)
+    # The wait limit counts from when the caller joined this queue: queued, or moved here by an overflow.
+    moved = _overflowed_to_a_queue(t, call)
+    waited = utcnow() - (moved.created_at if moved else (call.queued_at or call.created_at))
     limit = call.queue.setting("max_wait_seconds", t.settings.max_queue_wait_seconds)
     if ringing_leg(call) is None and waited >= timedelta(seconds=limit):
-        record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))
-        return CallerNext.OPTIONS
+        return _overflow(t, call, int(waited.total_seconds()), moved)
     return CallerNext.HOLD
+
+
+# What the caller's answer to the options makes of their leg.
+_CHOSEN = {CallerChoice.VOICEMAIL: CallerNext.VOICEMAIL, CallerChoice.CALLBACK: CallerNext.CALLBACK,
+           CallerChoice.WAIT: CallerNext.HOLD}
+
+
+def _overflow(t: Telephony, call: Call, waited: int, moved: Event | None) -> CallerNext:
+    """The caller waited past their queue's longest wait: what its overflow says (Overflow, or a queue)."""
+    queue = call.queue
+    overflow = queue.overflow or Overflow.OPTIONS
+    if overflow in (Overflow.VOICEMAIL, Overflow.CALLBACK):
+        record_event(t.session, call, "queue_overflowed", **{"from": queue.name, "to": overflow},
+                     waited_seconds=waited)
+        # As if the caller had pressed 1 or 2 at the options: one way to a voicemail and to a callback.
+        return _CHOSEN[caller_chose(t, call, "1" if overflow == Overflow.VOICEMAIL else "2")]
+    if overflow != Overflow.OPTIONS and _overflow_to_queue(t, call, overflow, waited, moved):
+        return CallerNext.OVERFLOWED
+    record_event(t.session, call, "queue_options_offered", waited_seconds=waited)
+    return CallerNext.OPTIONS
+
+
+def _overflow_to_queue(t: Telephony, call: Call, name: str, waited: int, moved: Event | None) -> bool:
+    """Move the caller to the queue NAME, keeping their queued time (their place among its callers) and ringing
+    its next agent; False, with the reason on the timeline, when they cannot go there (the options follow)."""
+    origin = call.queue
+    if moved is not None:
+        # At most one overflow per call: two queues that overflow into each other never pass a caller round.
+        record_event(t.session, call, "queue_overflow_skipped", **{"from": origin.name, "to": name},
+                     reason=f"the call overflowed once already, from {moved.detail.get('from')}")
+        return False
+    target = t.session.scalar(select(Queue).where(Queue.name == name))
+    reason = None
+    if target is None:
+        reason = f"no queue is named {name}"
+    elif not target.opening_hours(t.settings.centre_timezone).is_open(utcnow()):
+        reason = f"{name} is closed"
+    if reason is not None:
+        # Named in the log (a warning) and on the timeline: the options stand in for the overflow.
+        record_event(t.session, call, "queue_overflow_fallback", **{"from": origin.name, "to": name},
+                     reason=reason, fallback=Overflow.OPTIONS)
+        return False
+    call.queue_id = target.id
+    t.session.flush()
+    t.session.refresh(call)
+    record_event(t.session, call, "queue_overflowed", **{"from": origin.name, "to": target.name},
+                 waited_seconds=waited)
+    if offer_call(t, call) is None:
+        record_event(t.session, call, "no_agent_available", queue=target.name)
+    return True
+
+
+def _overflowed_to_a_queue(t: Telephony, call: Call) -> Event | None:
+    """The call's move by overflow to another queue, if it had one."""
+    events = t.session.scalars(select(Event).where(Event.call_id == call.id, Event.name == "queue_overflowed"))
+    return next((event for event in events if event.detail.get("to") not in set(Overflow)), None)
+
+
+def overflow_words(t: Telephony, call: Call) -> str:
+    """What a caller moved by overflow hears: where they are going now."""
+    moved = _overflowed_to_a_queue(t, call)
+    origin = moved.detail.get("from") if moved else None
+    return (f"Everyone at {origin} is still busy, so we are passing your call to {call.queue.name}, "
+            "keeping your place. Please hold.")
 
 
 def caller_kept_waiting(t: Telephony, call: Call) -> CallerNext:
@@ -246,7 +315,7 @@ def hold_words(t: Telephony, call: Call) -> str | None:
         return (f"You are being transferred to {transfer.target_queue.name}. Everyone there is busy; you are "
                 f"{in_line_words(place)}. Please hold.")
     place = place_in_queue(t.session, call)
-    if place is None or not _announcement_due(t, call):
+    if place is None or not _announcement_due(t, call, _overflowed_to_a_queue(t, call)):
         return None
     wait = recent_wait(t.session, call.queue_id, utcnow())
     record_event(t.session, call, "queue_position_said", place=place,
@@ -257,14 +326,15 @@ def hold_words(t: Telephony, call: Call) -> str | None:
     return words + " Please hold."
 
 
-def _announcement_due(t: Telephony, call: Call) -> bool:
-    # At the first hold turn since the caller was queued, then every QUEUE_ANNOUNCE_SECONDS (0: never).
+def _announcement_due(t: Telephony, call: Call, moved: Event | None) -> bool:
+    # At the first hold turn since the caller was queued (or moved to this queue by an overflow), then every
+    # QUEUE_ANNOUNCE_SECONDS (0: never).
     every = call.queue.setting("announce_seconds", t.settings.queue_announce_seconds)
     if every <= 0:
         return False
     last = t.session.scalar(select(func.max(Event.created_at)).where(Event.call_id == call.id,
                                                                      Event.name == "queue_position_said"))
-    since = call.queued_at or call.created_at
+    since = max(call.queued_at or call.created_at, moved.created_at if moved else call.created_at)
     return last is None or last < since or utcnow() - last >= timedelta(seconds=every)
 
 

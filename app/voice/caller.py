@@ -118,11 +118,17 @@ def caller_options(form: TwilioForm, call: Call):
     t = telephony()
     choice = service.caller_chose(t, call, form.digits)
     if choice == CallerChoice.VOICEMAIL:
-        return twiml_response("calls/voicemail.xml", **hold_context(t), action_url=t.urls.caller_voicemail(call.id))
+        return _voicemail(call)
     if choice == CallerChoice.CALLBACK:
         return _goodbye("Thank you. We will call you back on the number you are calling from. Goodbye.")
     where = service.caller_kept_waiting(t, call)
     return _next(call, where, "Thank you for holding." if where == CallerNext.HOLD else None)
+
+
+def _voicemail(call, text: str | None = None):
+    t = telephony()
+    return twiml_response("calls/voicemail.xml", **hold_context(t), intro=text,
+                          action_url=t.urls.caller_voicemail(call.id))
 
 
 @blueprint.post(urls.CALLER_VOICEMAIL)
@@ -175,6 +181,14 @@ def _next(call, where: CallerNext, text: str | None = None):
         return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
     if where == CallerNext.OPTIONS:
         return _options(call)
+    # The queue's overflow, past its longest wait.
+    if where == CallerNext.VOICEMAIL:
+        return _voicemail(call, "All of our agents are still busy.")
+    if where == CallerNext.CALLBACK:
+        return _goodbye("All of our agents are still busy. We will call you back on the number you are calling "
+                        "from. Goodbye.")
+    if where == CallerNext.OVERFLOWED:
+        return _hold(call, service.overflow_words(t, call))
     if where == CallerNext.IVR:
         # Transcription already runs since the first greeting: never a second one.
         return _greeting(call, call.ivr_attempts + 1, ASK_AGAIN, transcribe=False)
