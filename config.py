@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
@@ -96,6 +97,8 @@ class Settings:
     callback_attempts: int = 3
     callback_retry_seconds: int = 300
     max_queue_wait_seconds: int = 120
+    # The time zone of the queues' business hours, for a queue that names none (an IANA name).
+    centre_timezone: str = "UTC"
     # After a call they talked on, an agent is in after-call work (wrap-up) this long before the next offer (0: off).
     wrap_up_seconds: int = 0
     # The disposition codes an agent picks from when their after-call work is done.
@@ -279,6 +282,17 @@ def _transcription(value: str) -> tuple[str, ...]:
     return names
 
 
+def _timezone(value: str) -> str:
+    name = value.strip()
+    try:
+        if name.startswith(("/", ".")) or ".." in name:
+            raise ValueError(name)
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone name such as Europe/London or UTC") from None
+    return name
+
+
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in value.split(",") if item.strip())
 
@@ -360,6 +374,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "CALLBACK_ATTEMPTS": ("callback_attempts", _int),
     "CALLBACK_RETRY_SECONDS": ("callback_retry_seconds", _int),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
+    "CENTRE_TIMEZONE": ("centre_timezone", _timezone),
     "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),
     "WRAP_UP_SECONDS": ("wrap_up_seconds", _int),
     "DISPOSITION_CODES": ("disposition_codes", _csv),

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app import clock
 from app.database import Base
+from app.hours import Hours
 
 
 def utcnow() -> datetime:
@@ -88,11 +89,13 @@ class Activity(StrEnum):
 
 class CallDirection(StrEnum):
     INBOUND = "inbound"  # a caller dialled our number
-    OUTBOUND = "outbound"  # the service dialled a customer for an agent (routing/outbound.py)
+    OUTBOUND = "outbound"  # the service dialled a customer for an agent (calls/outbound.py)
 
 
 class CallStatus(StrEnum):
     IVR = "ivr"
+    # The IVR chose a queue outside its business hours: the caller hears when it opens, and the options.
+    AFTER_HOURS = "after_hours"
     # An outbound call before the customer answers: its agent is rung first, then the customer.
     DIALING = "dialing"
     QUEUED = "queued"
@@ -199,6 +202,14 @@ class Agent(Base):
 QUEUE_SETTINGS = ("wrap_up_seconds", "announce_seconds", "max_wait_seconds")
 
 
+class Overflow(StrEnum):
+    """What a queue does with a caller still waiting past its longest wait; any other value names a queue."""
+
+    OPTIONS = "options"  # offered voicemail or a callback, or more waiting
+    VOICEMAIL = "voicemail"  # straight to recording a message
+    CALLBACK = "callback"  # a callback asked for on their behalf
+
+
 class Queue(Base):
     __tablename__ = "queues"
 
@@ -212,6 +223,13 @@ class Queue(Base):
     wrap_up_seconds: Mapped[int | None] = mapped_column(Integer)
     announce_seconds: Mapped[int | None] = mapped_column(Integer)
     max_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Business hours (app/hours.py): its time zone (None: CENTRE_TIMEZONE), its weekly hours as
+    # {"mon": ["09:00-17:00"], ...} (None: open all week), its holidays as ISO dates (closed all day).
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    hours: Mapped[dict[str, list[str]] | None] = mapped_column(JSON)
+    holidays: Mapped[list[str] | None] = mapped_column(JSON)
+    # Past its longest wait: an Overflow, or the name of the queue the caller moves to (None: options).
+    overflow: Mapped[str | None] = mapped_column(String(64))
 
     def setting(self, name: str, default: int) -> int:
         """The queue's own NAME (one of QUEUE_SETTINGS), or DEFAULT, the service-wide one, when it has none."""
@@ -219,6 +237,10 @@ class Queue(Base):
             raise KeyError(name)
         value = getattr(self, name)
         return default if value is None else value
+
+    def opening_hours(self, default_zone: str) -> Hours:
+        """The queue's business hours, on its own time zone or DEFAULT_ZONE (CENTRE_TIMEZONE)."""
+        return Hours.of(self.timezone or default_zone, self.hours, self.holidays or ())
 
 
 class Call(Base):

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from app.agents.service import DEMO_ROSTER
 
 
@@ -119,3 +121,82 @@ def test_bad_queue_settings_are_refused_in_words(runner, tmp_path):
     assert result.exit_code != 0 and "queue 'sales': wrap_up_seconds must be a whole number of seconds" in result.output
     negative = runner.invoke(args=["queues", "add", "--name", "sales", "--dtmf-code", "3", "--max-wait-seconds", "-5"])
     assert negative.exit_code != 0 and "max_wait_seconds must be a whole number of seconds, 0 or more" in negative.output
+
+
+HOURS_ROSTER = '''
+[[queues]]
+name = "billing"
+dtmf_code = "1"
+timezone = "Europe/London"
+hours = {mon-fri = "09:00-17:00", sat = ["10:00-12:00", "13:00-16:00"], sun = "closed"}
+holidays = [2026-12-25, "2026-12-26"]
+overflow = "technical"
+
+[[queues]]
+name = "technical"
+dtmf_code = "2"
+hours = {fri = "22:00-06:00"}
+overflow = "voicemail"
+'''
+
+
+def test_a_queue_keeps_its_hours_holidays_and_overflow_from_the_roster_and_the_cli(runner, tmp_path):
+    roster = tmp_path / "roster.toml"
+    roster.write_text(HOURS_ROSTER)
+    loaded = runner.invoke(args=["roster", "load", str(roster)])
+    assert loaded.exit_code == 0, loaded.output
+    billing, technical = json.loads(runner.invoke(args=["queues", "list", "--json"]).output)
+    assert billing["timezone"] == "Europe/London"
+    assert billing["hours"] == {"mon": ["09:00-17:00"], "tue": ["09:00-17:00"], "wed": ["09:00-17:00"],
+                                "thu": ["09:00-17:00"], "fri": ["09:00-17:00"], "sat": ["10:00-12:00", "13:00-16:00"]}
+    assert billing["holidays"] == ["2026-12-25", "2026-12-26"] and billing["overflow"] == "technical"
+    assert (technical["timezone"], technical["hours"], technical["holidays"], technical["overflow"]) == (
+        None, {"fri": ["22:00-06:00"]}, [], "voicemail")
+    changed = runner.invoke(args=["queues", "add", "--name", "technical", "--dtmf-code", "2",
+                                  "--timezone", "America/New_York", "--hours", "mon-fri=08:00-20:00",
+                                  "--hours", "sat=10:00-14:00", "--holiday", "2026-07-04", "--overflow", "billing"])
+    assert changed.exit_code == 0, changed.output
+    technical = json.loads(runner.invoke(args=["queues", "list", "--json"]).output)[1]
+    assert technical["timezone"] == "America/New_York" and technical["overflow"] == "billing"
+    assert technical["hours"]["sat"] == ["10:00-14:00"] and "sun" not in technical["hours"]
+    assert technical["holidays"] == ["2026-07-04"]
+    # What the CLI names is the whole of the queue's own settings: no hours is always open again.
+    plain = runner.invoke(args=["queues", "add", "--name", "technical", "--dtmf-code", "2"])
+    assert plain.exit_code == 0, plain.output
+    technical = json.loads(runner.invoke(args=["queues", "list", "--json"]).output)[1]
+    assert (technical["timezone"], technical["hours"], technical["holidays"], technical["overflow"]) == (
+        None, None, [], None)
+
+
+@pytest.mark.parametrize(("entry", "words"), [
+    ('timezone = "Mars/Olympus_Mons"', "queue 'sales': timezone 'Mars/Olympus_Mons' is not an IANA time zone name"),
+    ('hours = {mon = "9 to 5"}', "queue 'sales': hours for Monday: '9 to 5' is not a range"),
+    ('hours = {mon-fri = "09:00-17:00", fri = "closed"}', "queue 'sales': hours name Friday twice"),
+    ('hours = {someday = "09:00-17:00"}', "queue 'sales': hours day 'someday' is not a day"),
+    ('holidays = ["25/12/2026"]', "queue 'sales': holiday '25/12/2026' is not a date as YYYY-MM-DD"),
+    ('overflow = "sales"', "queue 'sales': overflow 'sales' is the queue itself"),
+    ('overflow = "nowhere"', "queue 'sales': overflow 'nowhere' is neither a queue nor one of options, voicemail, "
+                             "callback"),
+])
+def test_bad_hours_and_overflows_in_the_roster_are_refused_in_words_and_nothing_is_loaded(runner, tmp_path, entry,
+                                                                                          words):
+    roster = tmp_path / "roster.toml"
+    roster.write_text(f'[[queues]]\nname = "sales"\ndtmf_code = "3"\n{entry}\n')
+    result = runner.invoke(args=["roster", "load", str(roster)])
+    assert result.exit_code != 0 and words in result.output
+    assert json.loads(runner.invoke(args=["queues", "list", "--json"]).output) == []
+
+
+def test_bad_hours_and_overflows_on_the_command_line_are_refused_in_words(runner):
+    def add(*options):
+        return runner.invoke(args=["queues", "add", "--name", "sales", "--dtmf-code", "3", *options])
+
+    assert "queue 'sales': hours 'mon 09:00-17:00' must be DAYS=RANGES" in add("--hours", "mon 09:00-17:00").output
+    assert "queue 'sales': hours for Saturday: 09:00-13:00 and 12:00-17:00 overlap" in add(
+        "--hours", "sat=09:00-13:00,12:00-17:00").output
+    assert "timezone 'Europe/Londn' is not an IANA time zone name" in add("--timezone", "Europe/Londn").output
+    assert "holiday 'tomorrow' is not a date" in add("--holiday", "tomorrow").output
+    refused = add("--overflow", "billing")  # no queue is named billing in this database
+    assert refused.exit_code != 0 and "overflow 'billing' is neither a queue nor one of" in refused.output
+    assert json.loads(runner.invoke(args=["queues", "list", "--json"]).output) == []
+    assert add("--overflow", "callback").exit_code == 0

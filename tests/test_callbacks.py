@@ -42,7 +42,7 @@ def callback_row(centre) -> Callback:
         return callback
 
 
-def timer_runs(centre) -> None:
+def offer_callbacks_now(centre) -> None:
     """The `offer_callbacks` timer's job, once, then Twilio does what it caused."""
     with centre.app.app_context(), job_step(jobs_of(centre.app).context["tools"]) as t:
         offer_due_callbacks(t)
@@ -119,10 +119,10 @@ def test_an_unanswered_callback_is_retried_then_marked_failed(centre):
     assert callback.state == "pending" and callback.attempts == 1
     rung = len(calls_placed(centre))
     centre.network.advance(RETRY - 30)
-    timer_runs(centre)
+    offer_callbacks_now(centre)
     assert len(calls_placed(centre)) == rung  # not due yet: nobody rings
     centre.network.advance(40)
-    timer_runs(centre)  # due, and an agent idle all along: the timer offers it
+    offer_callbacks_now(centre)  # due, and an agent idle all along: the timer offers it
     attempt()
     callback = callback_row(centre)
     assert callback.state == "failed" and callback.attempts == 2 and callback.end_reason == "not_answered"
@@ -132,7 +132,7 @@ def test_an_unanswered_callback_is_retried_then_marked_failed(centre):
     assert names.count("callback_offered") == 2 and "callback_attempt_unanswered" in names
     assert names[-1] == "callback_failed"
     centre.network.advance(RETRY * 2)
-    timer_runs(centre)
+    offer_callbacks_now(centre)
     assert len(calls_placed(centre)) == rung + 2  # a failed callback rings nobody again
 
 

@@ -178,3 +178,11 @@ def test_a_summary_deadline_past_what_a_greeted_target_should_wait_is_refused():
     with pytest.raises(ConfigError, match="SUMMARY_DEADLINE_SECONDS: the target waits this long after the greeting"):
         load_settings({"SUMMARY_DEADLINE_SECONDS": "45"}, dotenv=False)
     assert load_settings({"SUMMARY_DEADLINE_SECONDS": "15"}, dotenv=False).summary_deadline_seconds == 15
+
+
+def test_the_centre_timezone_is_an_iana_name():
+    assert load_settings({}).centre_timezone == "UTC"
+    assert load_settings({"CENTRE_TIMEZONE": " Europe/London "}).centre_timezone == "Europe/London"
+    for bad in ("Mars/Olympus_Mons", "GMT+1 ", "../../etc/passwd"):
+        with pytest.raises(ConfigError, match="CENTRE_TIMEZONE: expected an IANA time zone name"):
+            load_settings({"CENTRE_TIMEZONE": bad})

@@ -11,7 +11,8 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import QUEUE_SETTINGS, Activity, Agent, Presence, Queue
+from app.hours import HoursError, parse_holidays, parse_week, parse_zone
+from app.models import QUEUE_SETTINGS, Activity, Agent, Overflow, Presence, Queue
 from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
 from app.states import agents as states
@@ -44,6 +45,12 @@ class QueueSpec:
     is_default: bool = False
     # QUEUE_SETTINGS the roster gives this queue; the others follow the service-wide settings.
     settings: tuple[tuple[str, int], ...] = ()
+    # Business hours (app/hours.py): None, none given (CENTRE_TIMEZONE; open all week).
+    timezone: str | None = None
+    hours: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+    holidays: tuple[str, ...] = ()
+    # Past the longest wait: an Overflow or another queue's name; None: the options.
+    overflow: str | None = None
 
 
 def parse_agent(entry: dict[str, Any]) -> AgentSpec:
@@ -76,7 +83,54 @@ def parse_queue(entry: dict[str, Any]) -> QueueSpec:
         raise RosterError(f"queue {name!r}: dtmf_code must be 1 to 4 digits")
     skill = str(entry.get("skill", name)).strip().lower()
     hints = tuple(str(h).strip() for h in entry.get("speech_hints", []) if str(h).strip())
-    return QueueSpec(name, code, skill, hints, bool(entry.get("default", False)), _queue_settings(name, entry))
+    return QueueSpec(name, code, skill, hints, bool(entry.get("default", False)), _queue_settings(name, entry),
+                     **_business_hours(name, entry), overflow=_overflow(name, entry.get("overflow")))
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value != "" and value != [] and value != ()
+
+
+def _business_hours(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    try:
+        zone = parse_zone(entry["timezone"]) if _given(entry.get("timezone")) else None
+        week = parse_week(entry["hours"]) if entry.get("hours") is not None else None
+        holidays = parse_holidays(entry["holidays"]) if _given(entry.get("holidays")) else []
+    except HoursError as error:
+        raise RosterError(f"queue {name!r}: {error}") from None
+    return {
+        "timezone": zone,
+        "hours": None if week is None else tuple((day, tuple(ranges)) for day, ranges in week.items()),
+        "holidays": tuple(holidays),
+    }
+
+
+def _overflow(name: str, value: Any) -> str | None:
+    if not _given(value):
+        return None
+    overflow = str(value).strip().lower()
+    if overflow == name:
+        raise RosterError(f"queue {name!r}: overflow {overflow!r} is the queue itself; name another queue, or "
+                          f"{', '.join(Overflow)}")
+    return overflow
+
+
+def check_overflows(session: Session, specs: Iterable[QueueSpec]) -> None:
+    """RosterError unless every queue SPECS overflow to exists, in SPECS or already in the database."""
+    specs = list(specs)
+    named = {spec.name for spec in specs}
+    for spec in specs:
+        if spec.overflow is None or spec.overflow in set(Overflow):
+            continue
+        if spec.overflow not in named and session.scalar(select(Queue.id).where(Queue.name == spec.overflow)) is None:
+            raise RosterError(f"queue {spec.name!r}: overflow {spec.overflow!r} is neither a queue nor one of "
+                              f"{', '.join(Overflow)}")
+
+
+def add_queue(session: Session, spec: QueueSpec) -> Queue:
+    """Create or update one queue (`flask queues add`), its overflow checked against the queues there are."""
+    check_overflows(session, [spec])
+    return upsert_queue(session, spec)
 
 
 def _queue_settings(name: str, entry: dict[str, Any]) -> tuple[tuple[str, int], ...]:
@@ -121,6 +175,10 @@ def upsert_queue(session: Session, spec: QueueSpec) -> Queue:
     own = dict(spec.settings)
     for setting in QUEUE_SETTINGS:
         setattr(queue, setting, own.get(setting))
+    queue.timezone = spec.timezone
+    queue.hours = None if spec.hours is None else {day: list(ranges) for day, ranges in spec.hours}
+    queue.holidays = list(spec.holidays) or None
+    queue.overflow = spec.overflow
     if spec.is_default:
         for other in session.scalars(select(Queue).where(Queue.is_default.is_(True))):
             other.is_default = False
@@ -143,6 +201,7 @@ def load_roster(session: Session, roster: dict[str, Any]) -> tuple[list[Queue], 
     _no_duplicates("agent extension", (a.extension for a in agent_specs))
     if sum(q.is_default for q in queue_specs) > 1:
         raise RosterError("more than one queue is marked default")
+    check_overflows(session, queue_specs)
     queues = [upsert_queue(session, spec) for spec in queue_specs]
     agents = [upsert_agent(session, spec) for spec in agent_specs]
     return queues, agents
@@ -229,6 +288,10 @@ def queue_as_dict(queue: Queue) -> dict[str, Any]:
         "speech_hints": list(queue.speech_hints),
         "default": queue.is_default,
         **{setting: getattr(queue, setting) for setting in QUEUE_SETTINGS},
+        "timezone": queue.timezone,
+        "hours": queue.hours,
+        "holidays": list(queue.holidays or []),
+        "overflow": queue.overflow,
     }
 
 

@@ -4,7 +4,8 @@ Run after every step that freed an agent or put a callback back in line
 (jobs/steps.follow_up), and by a timer (the `offer_callbacks` job), which
 finds the retries that fell due while every agent stayed idle. A caller who
 queued before the callback was asked for goes first; a waiting transfer goes
-before both (it is offered earlier in the follow-up).
+before both (it is offered earlier in the follow-up). A callback whose queue
+is closed (its business hours, app/hours.py) waits until it opens.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ def offer_due_callbacks(t: Telephony) -> int:
         if callback.queue is None:
             give_up(t, callback, "queue_gone")
             continue
+        if not callback.queue.opening_hours(t.settings.centre_timezone).is_open(now):
+            continue  # asked for after hours, or the queue closed since: it waits for the queue to open
         try:
             customer = outbound.callback_number(t, callback)
         except outbound.OutboundRefused as refusal:

@@ -19,6 +19,7 @@ from app.calls.inputs import (
     TranscriptChunk,
 )
 from app.events import record_event
+from app.hours import closed_words as hours_words
 from app.kinds import Speaker
 from app.logs import get_logger
 from app.models import (
@@ -28,6 +29,7 @@ from app.models import (
     Leg,
     LegRole,
     LegStatus,
+    Overflow,
     Queue,
     TransferState,
     Utterance,
@@ -36,7 +38,13 @@ from app.models import (
 from app.primitives.availability import end_due_wrap_ups
 from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room
-from app.primitives.legs import caller_leg, close_leg, lock_call, ringing_leg
+from app.primitives.legs import (
+    WAITING_STATUSES,
+    caller_leg,
+    close_leg,
+    lock_call,
+    ringing_leg,
+)
 from app.primitives.moves import placement_answered, redirect_leg
 from app.routing.callbacks import callback_possible, request_callback
 from app.routing.ivr import choose_queue, default_queue, in_line_words
@@ -55,6 +63,18 @@ log = get_logger("switchboard.calls")
 
 # Statuses that end a call but say more than "completed".
 KEEP_FINAL = (CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED)
+# Callers who may answer the options (voicemail, a callback): waiting in a queue, or at a closed one.
+AT_THE_OPTIONS = (*WAITING_STATUSES, CallStatus.AFTER_HOURS)
+# How often a caller at a closed queue who presses nothing hears the options before goodbye.
+CLOSED_OPTIONS_TIMES = 2
+
+BUSY_OPTIONS = ("All of our agents are still busy. To leave a message, press 1. To have us call you back, press 2. "
+                "To keep holding, press 3 or stay on the line.")
+CLOSED_OPTIONS = "To leave a message, press 1. To have us call you back, press 2."
+# Without the callback: only to a number outbound calls may dial (OUTBOUND_CALL_ALLOW) is one offered.
+BUSY_OPTIONS_NO_CALLBACK = ("All of our agents are still busy. To leave a message, press 1. "
+                            "To keep holding, press 3 or stay on the line.")
+CLOSED_OPTIONS_NO_CALLBACK = "To leave a message, press 1."
 
 
 def receive_call(t: Telephony, arrival: Arrival) -> Call:
@@ -81,10 +101,11 @@ def list_queues(t: Telephony) -> list[Queue]:
 
 @dataclass(frozen=True)
 class IvrOutcome:
-    """What the IVR does next: ask again (attempt), or the call was queued."""
+    """What the IVR does next: ask again (attempt), or the call was queued, or its queue is closed."""
 
     ask_again: bool
     attempt: int = 1
+    closed: bool = False
 
 
 def handle_ivr_input(t: Telephony, call: Call, answer: IvrAnswer, attempt: int) -> IvrOutcome:
@@ -111,8 +132,38 @@ def handle_ivr_input(t: Telephony, call: Call, answer: IvrAnswer, attempt: int) 
     t.session.flush()
     t.session.refresh(call)
     record_event(t.session, call, "ivr_completed", queue=queue.name, chosen_by=how, reason=call.ivr_reason)
+    if reached_closed_queue(t, call):
+        return IvrOutcome(ask_again=False, closed=True)
     enqueue_call(t, call)
     return IvrOutcome(ask_again=False)
+
+
+def reached_closed_queue(t: Telephony, call: Call) -> bool:
+    """Whether the call's queue is outside its business hours now; if so the caller is never queued: they are
+    after hours, told when it opens again, and offered voicemail or a callback (`queue_closed` on the timeline)."""
+    now = utcnow()
+    hours = call.queue.opening_hours(t.settings.centre_timezone)
+    if hours.is_open(now):
+        return False
+    opens = hours.next_opening(now)
+    move_call(t.session, call, CallStatus.AFTER_HOURS, "queue_closed", queue=call.queue.name,
+              opens_at=opens.isoformat() if opens else None)
+    return True
+
+
+def closed_words(t: Telephony, call: Call) -> str:
+    """What a caller at a closed queue hears: "Billing is closed. We open again Monday at 9 AM." """
+    now = utcnow()
+    return hours_words(call.queue.name, call.queue.opening_hours(t.settings.centre_timezone).next_opening(now), now)
+
+
+def options_words(t: Telephony, call: Call) -> str:
+    """The options as the caller hears them: at a closed queue, when it opens, voicemail or a callback; while
+    waiting, that everyone is still busy, voicemail, a callback, or more waiting."""
+    callback = callback_possible(t, call)
+    if call.status == CallStatus.AFTER_HOURS:
+        return f"{closed_words(t, call)} {CLOSED_OPTIONS if callback else CLOSED_OPTIONS_NO_CALLBACK}"
+    return BUSY_OPTIONS if callback else BUSY_OPTIONS_NO_CALLBACK
 
 
 def enqueue_call(t: Telephony, call: Call) -> None:
@@ -133,6 +184,9 @@ class CallerNext(StrEnum):
     RECONNECT = "reconnect"  # back into the room after losing it, told so
     HOLD = "hold"  # music, then the hold loop again
     OPTIONS = "options"  # voicemail, a callback or more waiting
+    VOICEMAIL = "voicemail"  # straight to recording a message (the queue's overflow)
+    CALLBACK = "callback"  # a callback was asked for them (the queue's overflow): told so, goodbye
+    OVERFLOWED = "overflowed"  # moved to the queue's overflow queue: told so, then music
     IVR = "ivr"  # asked again why they call
     GOODBYE = "goodbye"  # the call is over
     NOTHING = "nothing"  # the caller hung up: Twilio ignores the answer
@@ -148,6 +202,8 @@ class CallerChoice(StrEnum):
 
 def caller_waited(t: Telephony, call: Call) -> CallerNext:
     """A stretch of music ended: more music, the options, the room, or goodbye."""
+    if call.status == CallStatus.AFTER_HOURS:
+        return _closed_options_again(t, call)
     if call.status == CallStatus.CONNECTED:
         # The caller should be in the room (a redirect was lost): send them there.
         return CallerNext.ROOM
@@ -164,12 +220,101 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
     end_due_wrap_ups(t)
     # offer_call keeps a ringing phone, and replaces a browser offer past its ring timeout.
     offer_call(t, call)
-    waited = utcnow() - (call.queued_at or call.created_at)
+    # The wait limit counts from when the caller joined this queue: queued, or moved here by an overflow.
+    moved = _overflowed_to_a_queue(t, call)
+    waited = utcnow() - (moved.created_at if moved else (call.queued_at or call.created_at))
     limit = call.queue.setting("max_wait_seconds", t.settings.max_queue_wait_seconds)
     if ringing_leg(call) is None and waited >= timedelta(seconds=limit):
-        record_event(t.session, call, "queue_options_offered", waited_seconds=int(waited.total_seconds()))
-        return CallerNext.OPTIONS
+        return _overflow(t, call, int(waited.total_seconds()), moved)
     return CallerNext.HOLD
+
+
+# What the caller's answer to the options makes of their leg.
+_CHOSEN = {CallerChoice.VOICEMAIL: CallerNext.VOICEMAIL, CallerChoice.CALLBACK: CallerNext.CALLBACK,
+           CallerChoice.WAIT: CallerNext.HOLD}
+
+
+def _overflow(t: Telephony, call: Call, waited: int, moved: Event | None) -> CallerNext:
+    """The caller waited past their queue's longest wait: what its overflow says (Overflow, or a queue)."""
+    queue = call.queue
+    overflow = queue.overflow or Overflow.OPTIONS
+    if overflow == Overflow.CALLBACK and not callback_possible(t, call):
+        # Named: no callback the service could not make is promised; the options stand in for it.
+        record_event(t.session, call, "queue_overflow_fallback", **{"from": queue.name, "to": overflow},
+                     reason="the caller's number may not be dialled (OUTBOUND_CALL_ALLOW)", fallback=Overflow.OPTIONS)
+        record_event(t.session, call, "queue_options_offered", waited_seconds=waited)
+        return CallerNext.OPTIONS
+    if overflow in (Overflow.VOICEMAIL, Overflow.CALLBACK):
+        record_event(t.session, call, "queue_overflowed", **{"from": queue.name, "to": overflow},
+                     waited_seconds=waited)
+        # As if the caller had pressed 1 or 2 at the options: one way to a voicemail and to a callback.
+        return _CHOSEN[caller_chose(t, call, "1" if overflow == Overflow.VOICEMAIL else "2")]
+    if overflow != Overflow.OPTIONS and _overflow_to_queue(t, call, overflow, waited, moved):
+        return CallerNext.OVERFLOWED
+    record_event(t.session, call, "queue_options_offered", waited_seconds=waited)
+    return CallerNext.OPTIONS
+
+
+def _overflow_to_queue(t: Telephony, call: Call, name: str, waited: int, moved: Event | None) -> bool:
+    """Move the caller to the queue NAME, keeping their queued time (their place among its callers) and ringing
+    its next agent; False, with the reason on the timeline, when they cannot go there (the options follow)."""
+    origin = call.queue
+    if moved is not None:
+        # At most one overflow per call: two queues that overflow into each other never pass a caller round.
+        record_event(t.session, call, "queue_overflow_skipped", **{"from": origin.name, "to": name},
+                     reason=f"the call overflowed once already, from {moved.detail.get('from')}")
+        return False
+    target = t.session.scalar(select(Queue).where(Queue.name == name))
+    reason = None
+    if target is None:
+        reason = f"no queue is named {name}"
+    elif not target.opening_hours(t.settings.centre_timezone).is_open(utcnow()):
+        reason = f"{name} is closed"
+    if reason is not None:
+        # Named in the log (a warning) and on the timeline: the options stand in for the overflow.
+        record_event(t.session, call, "queue_overflow_fallback", **{"from": origin.name, "to": name},
+                     reason=reason, fallback=Overflow.OPTIONS)
+        return False
+    call.queue_id = target.id
+    t.session.flush()
+    t.session.refresh(call)
+    record_event(t.session, call, "queue_overflowed", **{"from": origin.name, "to": target.name},
+                 waited_seconds=waited)
+    if offer_call(t, call) is None:
+        record_event(t.session, call, "no_agent_available", queue=target.name)
+    return True
+
+
+def _overflowed_to_a_queue(t: Telephony, call: Call) -> Event | None:
+    """The call's move by overflow to another queue, if it had one."""
+    events = t.session.scalars(select(Event).where(Event.call_id == call.id, Event.name == "queue_overflowed"))
+    return next((event for event in events if event.detail.get("to") not in set(Overflow)), None)
+
+
+def overflow_words(t: Telephony, call: Call) -> str:
+    """What a caller moved by overflow hears: where they are going now."""
+    moved = _overflowed_to_a_queue(t, call)
+    origin = moved.detail.get("from") if moved else None
+    return (f"Everyone at {origin} is still busy, so we are passing your call to {call.queue.name}, "
+            "keeping your place. Please hold.")
+
+
+def caller_kept_waiting(t: Telephony, call: Call) -> CallerNext:
+    """The caller chose neither voicemail nor a callback: more hold music, or at a closed queue, where there
+    is nobody to wait for, the options once more and then goodbye."""
+    if call.status == CallStatus.AFTER_HOURS:
+        return _closed_options_again(t, call)
+    return CallerNext.HOLD
+
+
+def _closed_options_again(t: Telephony, call: Call) -> CallerNext:
+    heard = t.session.scalar(select(func.count(Event.id)).where(Event.call_id == call.id,
+                                                                 Event.name == "queue_closed_options_again"))
+    if heard + 1 < CLOSED_OPTIONS_TIMES:
+        record_event(t.session, call, "queue_closed_options_again", queue=call.queue.name)
+        return CallerNext.OPTIONS
+    record_event(t.session, call, "queue_closed_goodbye", queue=call.queue.name)
+    return CallerNext.GOODBYE
 
 
 def hold_words(t: Telephony, call: Call) -> str | None:
@@ -182,7 +327,7 @@ def hold_words(t: Telephony, call: Call) -> str | None:
         return (f"You are being transferred to {transfer.target_queue.name}. Everyone there is busy; you are "
                 f"{in_line_words(place)}. Please hold.")
     place = place_in_queue(t.session, call)
-    if place is None or not _announcement_due(t, call):
+    if place is None or not _announcement_due(t, call, _overflowed_to_a_queue(t, call)):
         return None
     wait = recent_wait(t.session, call.queue_id, utcnow())
     record_event(t.session, call, "queue_position_said", place=place,
@@ -193,14 +338,15 @@ def hold_words(t: Telephony, call: Call) -> str | None:
     return words + " Please hold."
 
 
-def _announcement_due(t: Telephony, call: Call) -> bool:
-    # At the first hold turn since the caller was queued, then every QUEUE_ANNOUNCE_SECONDS (0: never).
+def _announcement_due(t: Telephony, call: Call, moved: Event | None) -> bool:
+    # At the first hold turn since the caller was queued (or moved to this queue by an overflow), then every
+    # QUEUE_ANNOUNCE_SECONDS (0: never).
     every = call.queue.setting("announce_seconds", t.settings.queue_announce_seconds)
     if every <= 0:
         return False
     last = t.session.scalar(select(func.max(Event.created_at)).where(Event.call_id == call.id,
                                                                      Event.name == "queue_position_said"))
-    since = call.queued_at or call.created_at
+    since = max(call.queued_at or call.created_at, moved.created_at if moved else call.created_at)
     return last is None or last < since or utcnow() - last >= timedelta(seconds=every)
 
 
@@ -216,14 +362,9 @@ def caller_chose(t: Telephony, call: Call, digits: str) -> CallerChoice:
         request_callback(t, call)
         return CallerChoice.CALLBACK
     if digits == "2":
-        # Not offered to this caller (callback_offered), so not a choice they could make.
+        # Not offered to this caller (options_words), so not a choice they could make.
         record_event(t.session, call, "callback_not_possible", why="the caller's number may not be dialled")
     return CallerChoice.WAIT
-
-
-def callback_offered(t: Telephony, call: Call) -> bool:
-    """Whether the options offer CALL's caller a callback: only to a number outbound calls may dial."""
-    return callback_possible(t, call)
 
 
 def save_voicemail(t: Telephony, call: Call, recording: Recording) -> None:
@@ -287,6 +428,8 @@ def caller_place(call: Call) -> CallerNext:
         return CallerNext.ROOM
     if call.status == CallStatus.IVR:
         return CallerNext.IVR
+    if call.status == CallStatus.AFTER_HOURS:
+        return CallerNext.OPTIONS
     return CallerNext.HOLD
 
 

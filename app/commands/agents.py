@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 
 from app.agents import service
 from app.commands.database import database_session
+from app.hours import HoursError, week_from_lines
 from app.jobs.setup import jobs_of
 from app.jobs.steps import job_step
 from app.models import Presence
@@ -110,12 +111,23 @@ def queues_cli() -> None:
 @click.option("--announce-seconds", default=None,
               help="how often a queued caller hears their place (default: QUEUE_ANNOUNCE_SECONDS)")
 @click.option("--max-wait-seconds", default=None,
-              help="longest wait before the options or a transfer's end (default: MAX_QUEUE_WAIT_SECONDS)")
+              help="longest wait before the overflow or a transfer's end (default: MAX_QUEUE_WAIT_SECONDS)")
+@click.option("--timezone", default=None, help="time zone of its hours, e.g. Europe/London (default: CENTRE_TIMEZONE)")
+@click.option("--hours", "hours", multiple=True, metavar="DAYS=RANGES",
+              help="business hours, once per day or run of days: mon-fri=09:00-17:00, sat=10:00-12:00,13:00-16:00, "
+                   "sun=closed, fri=22:00-06:00 (past midnight); days not named are closed; none: always open")
+@click.option("--holiday", "holidays", multiple=True, metavar="YYYY-MM-DD", help="a date it is closed all day")
+@click.option("--overflow", default=None,
+              help="past the longest wait: options (default), voicemail, callback, or another queue's name")
 @with_appcontext
 def add_queue(name, dtmf_code, skill, hints, is_default, wrap_up_seconds, announce_seconds,
-              max_wait_seconds) -> None:
+              max_wait_seconds, timezone, hours, holidays, overflow) -> None:
     """Add a queue (or update the one with this name)."""
     try:
+        try:
+            week = week_from_lines(hours) if hours else None
+        except HoursError as error:
+            raise service.RosterError(f"queue {name.strip().lower()!r}: {error}") from None
         spec = service.parse_queue(
             {
                 "name": name,
@@ -126,10 +138,14 @@ def add_queue(name, dtmf_code, skill, hints, is_default, wrap_up_seconds, announ
                 "wrap_up_seconds": wrap_up_seconds,
                 "announce_seconds": announce_seconds,
                 "max_wait_seconds": max_wait_seconds,
+                "timezone": timezone,
+                "hours": week,
+                "holidays": list(holidays),
+                "overflow": overflow,
             }
         )
         with database_session() as session:
-            queue = service.upsert_queue(session, spec)
+            queue = service.add_queue(session, spec)
             click.echo(f"queue {queue.name} saved (press {queue.dtmf_code})")
     except service.RosterError as error:
         _fail(error)

@@ -3,7 +3,10 @@
 A caller is in the IVR, then waits in a queue while agents are rung, is
 connected, may be held during a transfer (and go back to the queue when no
 agent is left), and ends: completed once answered, abandoned before,
-or with a voicemail or a callback asked for.
+or with a voicemail or a callback asked for. A caller whose queue is
+outside its business hours is never queued: after the IVR they are
+`after_hours`, told when it opens, and may leave a message or ask for a
+callback.
 
 An outbound call starts DIALING (its agent rung, then the customer), is
 connected when the customer answers, and ends unanswered when they do not,
@@ -27,7 +30,8 @@ _LEFT_THE_QUEUE = frozenset({CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED
 _MESSAGE = frozenset({CallStatus.VOICEMAIL})
 
 CALL_MOVES: dict[str, frozenset[str]] = {
-    CallStatus.IVR: frozenset({CallStatus.QUEUED}) | _MESSAGE | _ENDED,
+    CallStatus.IVR: frozenset({CallStatus.QUEUED, CallStatus.AFTER_HOURS}) | _MESSAGE | _ENDED,
+    CallStatus.AFTER_HOURS: _LEFT_THE_QUEUE | _ENDED,
     # An agent accepting is connected from either waiting status (a browser
     # agent's offer may outlive the ring that made the call RINGING_AGENT).
     CallStatus.QUEUED: frozenset({CallStatus.RINGING_AGENT, CallStatus.CONNECTED}) | _LEFT_THE_QUEUE | _ENDED,

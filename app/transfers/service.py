@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.events import record_event
+from app.hours import opening_words
 from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import (
@@ -194,12 +195,26 @@ def refuse_target(t: Telephony, from_agent_id: int | None, target: Target, mode:
         if target.agent.presence != Presence.AVAILABLE or target.agent.activity != Activity.IDLE:
             raise TransferRefused(f"{target.agent.name} is not available")
     elif target.queue is not None:
+        closed = _closed_until(t, target.queue)
+        if closed is not None:
+            raise TransferRefused(f"{target.label} is closed{closed}")
         # A queue whose agents are all busy takes the transfer to wait there; one with nobody signed in
         # and available (all away or offline) cannot.
         if not staffed_agents(t.session, target.queue.skill, exclude={from_agent_id}):
             raise TransferRefused(f"nobody at {target.label} is available")
     else:
         raise TransferRefused("give a target: an agent's extension, a queue, a number or a SIP URI")
+
+
+def _closed_until(t: Telephony, queue: Queue) -> str | None:
+    """None while QUEUE is within its business hours; else when it opens again, as words to follow "closed"
+    ("; it opens again Monday at 9 AM", or nothing when it does not open within the year)."""
+    now = utcnow()
+    hours = queue.opening_hours(t.settings.centre_timezone)
+    if hours.is_open(now):
+        return None
+    opens = hours.next_opening(now)
+    return f"; it opens again {opening_words(opens, now)}" if opens is not None else ""
 
 
 def outside_destination(t: Telephony, target: Target) -> str:

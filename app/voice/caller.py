@@ -9,7 +9,6 @@ from app.calls import outbound, service
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
 from app.models import Call, Leg, LegRole, LegStatus, parse_id
-from app.primitives.legs import WAITING_STATUSES
 from app.telephony import urls
 from app.telephony.sip import room_user_of, sip_target
 from app.voice.forms import TwilioForm
@@ -31,7 +30,8 @@ def _where_they_are(call):
 
 # What the caller's webhooks serve: the call named by ?call=, from its own caller (app/voice/guard.py).
 CALLER = ServesCall()
-WAITING_CALLER = ServesCall(fits=WAITING_STATUSES, misfit=_where_they_are)
+# A caller who may answer the options: waiting in a queue, or at a closed one.
+WAITING_CALLER = ServesCall(fits=service.AT_THE_OPTIONS, misfit=_where_they_are)
 
 
 def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
@@ -82,6 +82,9 @@ def ivr(form: TwilioForm, call: Call):
     outcome = service.handle_ivr_input(t, call, form.ivr_answer(), parse_id(request.args.get("attempt")) or 1)
     if outcome.ask_again:
         return _greeting(call, outcome.attempt, ASK_AGAIN)
+    if outcome.closed:
+        # Outside the queue's hours: when it opens again, then voicemail or a callback.
+        return _options(call)
     queue = call.queue.name if call.queue else "an agent"
     # TRANSCRIPTION naming queues: it starts once the IVR chose one of them, here, once per call.
     starts = not t.settings.transcribes_every_call and service.transcribed(t, call)
@@ -103,9 +106,9 @@ def _options(call):
     return twiml_response(
         "calls/options.xml",
         **hold_context(t),
+        text=service.options_words(t, call),
         action_url=t.urls.caller_options(call.id),
         wait_url=t.urls.caller_wait(call.id),
-        callback=service.callback_offered(t, call),
     )
 
 
@@ -116,10 +119,17 @@ def caller_options(form: TwilioForm, call: Call):
     t = telephony()
     choice = service.caller_chose(t, call, form.digits)
     if choice == CallerChoice.VOICEMAIL:
-        return twiml_response("calls/voicemail.xml", **hold_context(t), action_url=t.urls.caller_voicemail(call.id))
+        return _voicemail(call)
     if choice == CallerChoice.CALLBACK:
         return _goodbye("Thank you. We will call you back on the number you are calling from. Goodbye.")
-    return _hold(call, "Thank you for holding.")
+    where = service.caller_kept_waiting(t, call)
+    return _next(call, where, "Thank you for holding." if where == CallerNext.HOLD else None)
+
+
+def _voicemail(call, text: str | None = None):
+    t = telephony()
+    return twiml_response("calls/voicemail.xml", **hold_context(t), intro=text,
+                          action_url=t.urls.caller_voicemail(call.id))
 
 
 @blueprint.post(urls.CALLER_VOICEMAIL)
@@ -174,6 +184,14 @@ def _next(call, where: CallerNext, text: str | None = None):
         return _connect(call, service.connect_caller(t, call), "Sorry, we lost the connection. Reconnecting you now.")
     if where == CallerNext.OPTIONS:
         return _options(call)
+    # The queue's overflow, past its longest wait.
+    if where == CallerNext.VOICEMAIL:
+        return _voicemail(call, "All of our agents are still busy.")
+    if where == CallerNext.CALLBACK:
+        return _goodbye("All of our agents are still busy. We will call you back on the number you are calling "
+                        "from. Goodbye.")
+    if where == CallerNext.OVERFLOWED:
+        return _hold(call, service.overflow_words(t, call))
     if where == CallerNext.IVR:
         # Transcription already runs since the first greeting: never a second one.
         return _greeting(call, call.ivr_attempts + 1, ASK_AGAIN, transcribe=False)
