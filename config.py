@@ -96,6 +96,9 @@ class Settings:
     # A callback rings its customer at most this many times, this long apart, before it is marked failed.
     callback_attempts: int = 3
     callback_retry_seconds: int = 300
+    # A caller cut off who calls again from the same number within this long goes back to their agent, or to
+    # their place in line, without the IVR (0: off).
+    resume_window_seconds: int = 120
     max_queue_wait_seconds: int = 120
     # The time zone of the queues' business hours, for a queue that names none (an IANA name).
     centre_timezone: str = "UTC"
@@ -373,6 +376,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "OUTBOUND_RING_TIMEOUT_SECONDS": ("outbound_ring_timeout_seconds", _int),
     "CALLBACK_ATTEMPTS": ("callback_attempts", _int),
     "CALLBACK_RETRY_SECONDS": ("callback_retry_seconds", _int),
+    "RESUME_WINDOW_SECONDS": ("resume_window_seconds", _int),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
     "CENTRE_TIMEZONE": ("centre_timezone", _timezone),
     "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),

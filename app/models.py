@@ -251,6 +251,10 @@ class Call(Base):
     # placed before Twilio names any leg, has its own (OUTBOUND_SID_PREFIX and 32 hex digits).
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     direction: Mapped[str] = mapped_column(String(8), default=CallDirection.INBOUND, server_default="inbound")
+    # A caller cut off who called straight back (calls/resume.py): the call they were cut off from, and the
+    # agent they go back to first.
+    resumed_from_call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    resume_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     # An outbound call made as an attempt of this callback.
     # (use_alter: callbacks name their call too; the constraint is added after both tables exist.)
     callback_id: Mapped[int | None] = mapped_column(
@@ -276,6 +280,8 @@ class Call(Base):
 
     queue: Mapped[Queue | None] = relationship()
     agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])
+    resume_agent: Mapped[Agent | None] = relationship(foreign_keys=[resume_agent_id])
+    resumed_from: Mapped[Call | None] = relationship(foreign_keys=[resumed_from_call_id], remote_side=[id])
     legs: Mapped[list[Leg]] = relationship(back_populates="call", order_by="Leg.id")
     transfers: Mapped[list[Transfer]] = relationship(back_populates="call", order_by="Transfer.id")
 

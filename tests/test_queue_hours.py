@@ -28,6 +28,7 @@ from tests.transfer_helpers import (
     transfer_row,
 )
 
+
 @pytest.fixture
 def centre_settings(centre_settings):
     # A callback is offered only to a number outbound calls may dial.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import func, select
@@ -166,10 +166,11 @@ def options_words(t: Telephony, call: Call) -> str:
     return BUSY_OPTIONS if callback else BUSY_OPTIONS_NO_CALLBACK
 
 
-def enqueue_call(t: Telephony, call: Call) -> None:
-    """Put the call in its queue: make its room, then ring the first agent."""
+def enqueue_call(t: Telephony, call: Call, *, since: datetime | None = None) -> None:
+    """Put the call in its queue, in line from SINCE (a resumed caller's old place) or now: make its room, then
+    ring the first agent."""
 
-    call.queued_at = utcnow()
+    call.queued_at = since or utcnow()
     call.room_name = room_name(t.settings, call_room_user(call.id))
     move_call(t.session, call, CallStatus.QUEUED, "call_queued", queue=call.queue.name, room=call.room_name)
     open_room(t, call, call.room_name, metadata=json.dumps({"call_sid": call.call_sid}))
@@ -504,7 +505,9 @@ def end_call(t: Telephony, call: Call, progress: CallProgress) -> None:
         close_leg(t, leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, reason)
     final = call.status if call.status in KEEP_FINAL else (
         CallStatus.COMPLETED if call.answered_at else CallStatus.ABANDONED)
-    move_call(t.session, call, final, "call_ended", status=final, twilio_status=progress)
+    # WAS: what the caller was doing when the call ended (a caller cut off then may resume: calls/resume.py).
+    was = call.status
+    move_call(t.session, call, final, "call_ended", status=final, twilio_status=progress, was=was)
     # Carried out after the commit: callbacks from the legs we end find them ended.
     for leg in to_tell:
         redirect_leg(t, leg, t.urls.agent_rejoin(leg.id, Prompt.CALLER_GONE), hang_up_otherwise=True)

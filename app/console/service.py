@@ -31,6 +31,7 @@ from app.models import (
 from app.primitives import legs
 from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
+from app.routing import service as routing
 from app.routing.callbacks import offer_words
 from app.states.transfers import active_transfer
 from app.summaries.compose import SUMMARY_FIELDS
@@ -135,6 +136,8 @@ def _offer(t: Telephony, leg: Leg) -> dict:
     callback = t.session.get(Callback, call.callback_id) if call.callback_id else None
     if callback is not None:
         offer["about"] = offer_words(callback, utcnow())  # who, for what, why, how long ago
+    elif leg.role == LegRole.AGENT and routing.resumed_words(call, leg):
+        offer["about"] = routing.resumed_words(call, leg)  # a caller of theirs, cut off and back
     transfer = transfers.transfer_of_target_leg(t, leg) if leg.role == LegRole.TARGET else None
     if transfer is not None:
         offer.update(

@@ -51,7 +51,7 @@ from app.primitives.legs import (
 )
 from app.primitives.moves import redirect_leg
 from app.primitives.ringing import ring_leg
-from app.routing.callbacks import callback_ahead_of
+from app.routing.callbacks import callback_ahead_of, minutes_words
 from app.routing.ivr import speakable_number
 from app.states.agents import move_activity
 from app.states.calls import move_call
@@ -101,7 +101,9 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         move_call(t.session, call, CallStatus.QUEUED)
         t.callbacks_due = True
         return None
-    agent = reserve_agent(t.session, skill=call.queue.skill, exclude=tried_agent_ids(call))
+    agent = _resume_agent(t, call)
+    if agent is None:
+        agent = reserve_agent(t.session, skill=call.queue.skill, exclude=tried_agent_ids(call))
     if agent is None:
         move_call(t.session, call, CallStatus.QUEUED)
         return None
@@ -110,6 +112,16 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
               browser=not agent.sip_uri)
     ring_agent(t, leg, agent)
     return leg
+
+
+def _resume_agent(t: Telephony, call: Call) -> Agent | None:
+    """A caller cut off and back (calls/resume.py) goes first to the agent who had them, if they are free and
+    were not rung for this call yet; None otherwise (the queue's next agent)."""
+    if call.resume_agent_id is None:
+        return None
+    if any(leg.agent_id == call.resume_agent_id for leg in call.legs if leg.role == LegRole.AGENT):
+        return None
+    return reserve_agent(t.session, agent_id=call.resume_agent_id)
 
 
 def offer_waiting_calls(t: Telephony) -> int:
@@ -178,8 +190,16 @@ def agent_answered(t: Telephony, leg: Leg) -> Whisper | None:
         return None
     agent_picked_up(t, leg)
     queue = call.queue.name if call.queue else "no queue"
-    return Whisper(f"Call from {speakable_number(call.from_number)}, for {queue}. The caller said: "
-                   f"{call.ivr_reason or 'no reason given'}. Press 1 to accept, 2 to decline.")
+    return Whisper(f"{resumed_words(call, leg)}Call from {speakable_number(call.from_number)}, for {queue}. "
+                   f"The caller said: {call.ivr_reason or 'no reason given'}. Press 1 to accept, 2 to decline.")
+
+
+def resumed_words(call: Call, leg: Leg) -> str:
+    """What the agent a cut-off caller comes back to hears first: that they were cut off, and when."""
+    if call.resume_agent_id is None or leg.agent_id != call.resume_agent_id or call.resumed_from is None:
+        return ""
+    ended = call.resumed_from.ended_at
+    return f"This caller was cut off {minutes_words(ended, utcnow())} and called back. " if ended else ""
 
 
 def agent_accepted(t: Telephony, leg: Leg) -> bool:

@@ -155,7 +155,7 @@
       outbound: `Outbound call to ${offer.caller}: accept to dial it`,
       callback: `${offer.about || "A callback"} Accept to call them now.`,
     };
-    setText("offer-title", titles[offer.kind] || "Incoming call");
+    setText("offer-title", titles[offer.kind] || (offer.about ? `Incoming call. ${offer.about}` : "Incoming call"));
     setText("offer-caller-label", outbound ? "Customer" : "Caller");
     setText("offer-caller", offer.caller || "unknown number");
     setText("offer-queue", offer.queue || "no queue");

@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from app.calls import outbound, service
+from app.calls.resume import resume
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
 from app.models import Call, Leg, LegRole, LegStatus, parse_id
@@ -69,8 +70,13 @@ def _goodbye(text: str):
 @blueprint.post(urls.VOICE)
 @twilio_webhook()
 def voice(form: TwilioForm):
-    """A call comes in: greet and ask why."""
-    call = service.receive_call(telephony(), form.arrival())
+    """A call comes in: greet and ask why; a caller cut off moments ago goes back where they were instead."""
+    t = telephony()
+    call = service.receive_call(t, form.arrival())
+    if resume(t, call) or call.resumed_from_call_id is not None:
+        # Their transcription starts here, as it would have with the greeting they skip.
+        return _hold(call, "Welcome back. We are putting you back through. Please hold.",
+                     transcription_url=t.urls.transcription(call.id) if service.transcribed(t, call) else None)
     return _greeting(call, 1, GREETING)
 
 
