@@ -305,6 +305,20 @@ def test_browser_agent_hangs_up(centre):
     assert "agent_left" in centre.timeline(caller.sid)
 
 
+def test_a_browser_agent_who_hangs_up_is_offered_the_waiting_caller_in_the_same_request(centre):
+    caller, alice = accepted_browser_call(centre)
+    with centre.db() as session:  # Bob away: Alice is billing's only agent
+        session.execute(update(Agent).where(Agent.extension == "102").values(presence="away"))
+    waiting = centre.network.incoming_call("+15557770912", centre.number)
+    waiting.speak("a question about my bill")
+    assert call_row(centre, waiting.sid).status == "queued"
+    act(centre, alice, "/console/hangup", leg_id=state(alice)["call"]["leg_id"])
+    # No hold turn, no clock moved: the hang-up's own follow-up offered her the waiting caller.
+    offer = state(alice)["offer"]
+    assert offer is not None and offer["caller"] == "+15557770912"
+    assert call_row(centre, waiting.sid).status == "ringing_agent"
+
+
 def test_presence_toggle(centre):
     make_browser_agent(centre, "101", "alice")
     alice = sign_in(centre, "alice")

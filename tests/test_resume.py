@@ -30,6 +30,7 @@ def test_a_caller_cut_off_who_calls_back_reaches_the_same_agent_who_is_told(cent
     first, alice = connected_call(centre, number=NUMBER)
     assert alice.to == ALICE
     first.hangup()  # cut off
+    alice.hangup()
     assert agent_activity(centre, "101") == "wrap_up"
     centre.network.advance(70)
     again = centre.network.incoming_call(NUMBER, centre.number)

@@ -27,6 +27,8 @@ def wrapping(centre):
     assert alice.to == ALICE
     connected_call(centre, number="+15557770302")  # Bob
     first.hangup()
+    assert agent_activity(centre, "101") == "leaving"  # on the phone, offered the disposition keys
+    alice.hangup()
     assert agent_activity(centre, "101") == "wrap_up"
     assert "wrap_up_started" in centre.timeline(first.sid)
     return first
@@ -102,7 +104,33 @@ def test_a_queues_own_wrap_up_time_applies_to_its_calls(centre):
     assert saved.exit_code == 0, saved.output
     first, alice = connected_call(centre)  # WRAP_UP_SECONDS is 0: billing's own 20 s apply
     first.hangup()
+    alice.hangup()  # without a disposition key
     assert agent_activity(centre, "101") == "wrap_up"
     with centre.db() as session:
         started = session.scalar(select(Event).where(Event.name == "wrap_up_started"))
         assert started.detail["seconds"] == 20
+
+
+def test_an_agent_on_a_phone_ends_their_wrap_up_with_a_disposition_key(centre):
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], wrap_up_seconds=WRAP_UP)
+    first, alice = connected_call(centre)
+    first.hangup()
+    heard = alice.heard_text
+    assert "The caller hung up. To end your after-call work, press 1 for resolved, 2 for follow-up" in heard, heard
+    alice.press("2")
+    assert "Recorded: follow-up. You are ready for your next call." in alice.heard_text and not alice.live
+    assert agent_activity(centre, "101") == "idle"  # once Twilio reported her leg over
+    with centre.db() as session:
+        ended = session.scalar(select(Event).where(Event.name == "wrap_up_ended"))
+        assert ended.detail["disposition"] == "follow-up" and ended.detail["by"] == "phone keys"
+    caller = _queued_caller(centre)
+    assert call_row(centre, caller.sid).status == "ringing_agent"  # offered at once: no wrap-up left
+
+
+def test_an_agent_who_hangs_up_without_a_key_stays_in_wrap_up_for_its_time(centre):
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], wrap_up_seconds=WRAP_UP)
+    first, alice = connected_call(centre)
+    first.hangup()
+    alice.press("9")  # no disposition has that key
+    assert "Your after-call work goes on" in alice.heard_text and not alice.live
+    assert agent_activity(centre, "101") == "wrap_up"

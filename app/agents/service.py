@@ -301,3 +301,18 @@ def read_roster(path: Path) -> dict:
         return json.loads(path.read_text())
     with path.open("rb") as handle:
         return tomllib.load(handle)
+
+
+def disposition_keys(codes: tuple[str, ...]) -> str:
+    """The disposition codes as a phone hears them: "press 1 for resolved, 2 for follow-up, ..." (at most 9)."""
+    return ", ".join(f"{number} for {code}" for number, code in enumerate(codes[:9], start=1))
+
+
+def wrap_up_by_key(t: Telephony, agent: Agent, key: str) -> str | None:
+    """The agent pressed KEY for a disposition at the end of their call: their after-call work is done, with that
+    disposition on the call's timeline; the disposition, or None for a key that names none."""
+    codes = t.settings.disposition_codes[:9]
+    if not (len(key) == 1 and key.isdigit() and 1 <= int(key) <= len(codes)):
+        return None
+    disposition = codes[int(key) - 1]
+    return disposition if end_wrap_up(t, agent, "ready", disposition=disposition, by="phone keys") else None

@@ -113,16 +113,27 @@ def owe_wrap_up(t: Telephony, agent: Agent | None, call: Call) -> None:
 def end_wrap_up(t: Telephony, agent: Agent, why: str, **detail) -> bool:
     """End the agent's after-call work (its time is up, or they or a supervisor say they are ready): idle, and
     offered the waiting transfers and callers once the step commits; False if they were not in wrap-up."""
-    if agent.activity != Activity.WRAP_UP:
+    if agent.activity == Activity.LEAVING and agent.wrap_up_until is not None:
+        # Still on the phone (their keys at the end of the call): ready, and idle once Twilio says the leg is
+        # over (reactions.leg_confirmed_over), with no after-call work left.
+        agent.wrap_up_until = None
+    elif agent.activity != Activity.WRAP_UP:
         agent.wrap_up_until = None
         return False
-    agent.wrap_up_until = None
-    move_activity(agent, Activity.IDLE)
-    t.freed_agent_ids.add(agent.id)
+    else:
+        agent.wrap_up_until = None
+        move_activity(agent, Activity.IDLE)
+        t.freed_agent_ids.add(agent.id)
     last_call = t.session.scalar(select(Call).join(Leg, Leg.call_id == Call.id).where(Leg.agent_id == agent.id)
                                  .order_by(Leg.id.desc()).limit(1))
     record_event(t.session, last_call, "wrap_up_ended", agent=agent.extension, why=why, **detail)
     return True
+
+
+def in_after_call_work(agent: Agent | None) -> bool:
+    """Whether AGENT owes after-call work now (in wrap-up, or about to be once their phone leg is over)."""
+    return (agent is not None and agent.wrap_up_until is not None and agent.wrap_up_until > utcnow()
+            and agent.activity in (Activity.WRAP_UP, Activity.LEAVING))
 
 
 def end_due_wrap_ups(t: Telephony) -> int:

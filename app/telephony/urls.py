@@ -29,6 +29,7 @@ AGENT_WHISPER = "/twilio/agent/whisper"
 AGENT_STATUS = "/twilio/agent/status"
 AGENT_BRIDGE_ENDED = "/twilio/agent/bridge-ended"
 AGENT_REJOIN = "/twilio/agent/rejoin"
+AGENT_WRAP_UP = "/twilio/agent/wrap-up"
 AGENT_FALLBACK = "/twilio/agent/fallback"
 TRANSFER_MENU = "/twilio/transfer/menu"
 TRANSFER_CONSULT_MENU = "/twilio/transfer/consult-menu"
@@ -104,6 +105,9 @@ class WebhookUrls:
 
     def agent_fallback(self, leg_id: int) -> str:
         return self.url(AGENT_FALLBACK, leg=leg_id)
+
+    def agent_wrap_up(self, leg_id: int) -> str:
+        return self.url(AGENT_WRAP_UP, leg=leg_id)
 
     def agent_rejoin(self, leg_id: int, say: str | None = None) -> str:
         return self.url(AGENT_REJOIN, leg=leg_id, say=say or None)

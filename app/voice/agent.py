@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from app.agents.service import disposition_keys, wrap_up_by_key
 from app.calls import reactions
 from app.calls import service as calls
 from app.events import record_event
 from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_id
+from app.primitives.availability import in_after_call_work
 from app.primitives.legs import RINGING_LEG_STATUSES
 from app.primitives.moves import placement_answered
 from app.primitives.presence import star_pressed
@@ -202,6 +204,13 @@ def rejoin(leg: Leg, code: Prompt = Prompt.NONE, text: str | None = None, placem
     t = telephony()
     transfer = active_transfer(leg.call) or (leg.call.transfers[-1] if leg.call.transfers else None)
     text = text or _say(code, transfer)
+    if leg.is_final and leg.agent is not None and in_after_call_work(leg.agent) and t.settings.disposition_codes:
+        # After-call work by phone keys, as a desk phone's agent expects (the console has the same).
+        keys = disposition_keys(t.settings.disposition_codes)
+        said = (text or "").removesuffix("Goodbye.").strip()  # the goodbye comes after the keys
+        return twiml_response("agents/wrap_up.xml", **hold_context(t), action_url=t.urls.agent_wrap_up(leg.id),
+                              text=f"{said + ' ' if said else ''}To end your after-call work, press {keys}. "
+                                   "Or hang up.")
     if leg.is_final or leg.call.is_final:
         return twiml_response("common/goodbye.xml", **hold_context(t), text=text or "Goodbye.")
     if leg.status == LegStatus.ON_HOLD:
@@ -342,6 +351,18 @@ def after_fallback(form: TwilioForm, leg: Leg):
     if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
         return rejoin(leg, text="Sorry for the wait.")
     return None
+
+
+@blueprint.post(urls.AGENT_WRAP_UP)
+@twilio_webhook(serves=AGENT_OR_TARGET)
+def agent_wrap_up(form: TwilioForm, leg: Leg):
+    """The agent's key for a disposition at the end of their call: after-call work done, or it runs its time."""
+    t = telephony()
+    disposition = wrap_up_by_key(t, leg.agent, form.digits) if leg.agent is not None else None
+    if disposition is None:
+        return _goodbye("Your after-call work goes on for its time, or until you say you are ready in the "
+                        "console. Goodbye.")
+    return _goodbye(f"Recorded: {disposition}. You are ready for your next call. Goodbye.")
 
 
 @blueprint.post(urls.AGENT_REJOIN)
