@@ -198,8 +198,8 @@ class Agent(Base):
 
 
 # A queue's own settings (its columns of the same names); each falls back to the service-wide setting
-# (WRAP_UP_SECONDS, QUEUE_ANNOUNCE_SECONDS, MAX_QUEUE_WAIT_SECONDS).
-QUEUE_SETTINGS = ("wrap_up_seconds", "announce_seconds", "max_wait_seconds")
+# (WRAP_UP_SECONDS, QUEUE_ANNOUNCE_SECONDS, MAX_QUEUE_WAIT_SECONDS, CALLBACK_ATTEMPTS).
+QUEUE_SETTINGS = ("wrap_up_seconds", "announce_seconds", "max_wait_seconds", "callback_attempts")
 
 
 class Overflow(StrEnum):
@@ -223,6 +223,10 @@ class Queue(Base):
     wrap_up_seconds: Mapped[int | None] = mapped_column(Integer)
     announce_seconds: Mapped[int | None] = mapped_column(Integer)
     max_wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    callback_attempts: Mapped[int | None] = mapped_column(Integer)
+    # An agent with the skills of several queues is offered the waiting caller of the highest priority first,
+    # then the longest waiting (routing/service.py).
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Business hours (app/hours.py): its time zone (None: CENTRE_TIMEZONE), its weekly hours as
     # {"mon": ["09:00-17:00"], ...} (None: open all week), its holidays as ISO dates (closed all day).
     timezone: Mapped[str | None] = mapped_column(String(64))

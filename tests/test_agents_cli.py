@@ -123,6 +123,18 @@ def test_bad_queue_settings_are_refused_in_words(runner, tmp_path):
     assert negative.exit_code != 0 and "max_wait_seconds must be a whole number of seconds, 0 or more" in negative.output
 
 
+def test_a_queue_keeps_its_priority_and_callback_attempts_and_bad_ones_are_refused_in_words(runner, tmp_path):
+    roster = tmp_path / "roster.toml"
+    roster.write_text('[[queues]]\nname = "vip"\ndtmf_code = "9"\npriority = 10\ncallback_attempts = 5\n')
+    assert runner.invoke(args=["roster", "load", str(roster)]).exit_code == 0
+    vip = json.loads(runner.invoke(args=["queues", "list", "--json"]).output)[0]
+    assert (vip["priority"], vip["callback_attempts"]) == (10, 5)
+    high = runner.invoke(args=["queues", "add", "--name", "vip", "--dtmf-code", "9", "--priority", "101"])
+    assert high.exit_code != 0 and "queue 'vip': priority must be a whole number from -100 to 100" in high.output
+    none = runner.invoke(args=["queues", "add", "--name", "vip", "--dtmf-code", "9", "--callback-attempts", "0"])
+    assert none.exit_code != 0 and "callback_attempts must be a whole number of attempts, 1 or more" in none.output
+
+
 HOURS_ROSTER = '''
 [[queues]]
 name = "billing"

@@ -51,6 +51,7 @@ class QueueSpec:
     holidays: tuple[str, ...] = ()
     # Past the longest wait: an Overflow or another queue's name; None: the options.
     overflow: str | None = None
+    priority: int = 0
 
 
 def parse_agent(entry: dict[str, Any]) -> AgentSpec:
@@ -84,7 +85,8 @@ def parse_queue(entry: dict[str, Any]) -> QueueSpec:
     skill = str(entry.get("skill", name)).strip().lower()
     hints = tuple(str(h).strip() for h in entry.get("speech_hints", []) if str(h).strip())
     return QueueSpec(name, code, skill, hints, bool(entry.get("default", False)), _queue_settings(name, entry),
-                     **_business_hours(name, entry), overflow=_overflow(name, entry.get("overflow")))
+                     **_business_hours(name, entry), overflow=_overflow(name, entry.get("overflow")),
+                     priority=_priority(name, entry.get("priority")))
 
 
 def _given(value: Any) -> bool:
@@ -133,20 +135,41 @@ def add_queue(session: Session, spec: QueueSpec) -> Queue:
     return upsert_queue(session, spec)
 
 
+# What each of QUEUE_SETTINGS counts, and its least value.
+_SETTING_UNITS = {"callback_attempts": ("attempts", 1)}
+
+
 def _queue_settings(name: str, entry: dict[str, Any]) -> tuple[tuple[str, int], ...]:
     given = []
     for setting in QUEUE_SETTINGS:
         value = entry.get(setting)
         if value is None or value == "":
             continue
+        unit, least = _SETTING_UNITS.get(setting, ("seconds", 0))
         try:
             number = int(value)
         except (TypeError, ValueError):
-            raise RosterError(f"queue {name!r}: {setting} must be a whole number of seconds") from None
-        if number < 0 or isinstance(value, bool):
-            raise RosterError(f"queue {name!r}: {setting} must be a whole number of seconds, 0 or more")
+            raise RosterError(f"queue {name!r}: {setting} must be a whole number of {unit}") from None
+        if number < least or isinstance(value, bool):
+            raise RosterError(f"queue {name!r}: {setting} must be a whole number of {unit}, {least} or more")
         given.append((setting, number))
     return tuple(given)
+
+
+# A queue's priority: the highest is offered first to an agent who serves several queues.
+PRIORITY_RANGE = range(-100, 101)
+
+
+def _priority(name: str, value: Any) -> int:
+    if not _given(value):
+        return 0
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RosterError(f"queue {name!r}: priority must be a whole number from -100 to 100") from None
+    if number not in PRIORITY_RANGE or isinstance(value, bool):
+        raise RosterError(f"queue {name!r}: priority must be a whole number from -100 to 100")
+    return number
 
 
 def upsert_agent(session: Session, spec: AgentSpec) -> Agent:
@@ -176,6 +199,7 @@ def upsert_queue(session: Session, spec: QueueSpec) -> Queue:
     for setting in QUEUE_SETTINGS:
         setattr(queue, setting, own.get(setting))
     queue.timezone = spec.timezone
+    queue.priority = spec.priority
     queue.hours = None if spec.hours is None else {day: list(ranges) for day, ranges in spec.hours}
     queue.holidays = list(spec.holidays) or None
     queue.overflow = spec.overflow
@@ -288,6 +312,7 @@ def queue_as_dict(queue: Queue) -> dict[str, Any]:
         "speech_hints": list(queue.speech_hints),
         "default": queue.is_default,
         **{setting: getattr(queue, setting) for setting in QUEUE_SETTINGS},
+        "priority": queue.priority,
         "timezone": queue.timezone,
         "hours": queue.hours,
         "holidays": list(queue.holidays or []),

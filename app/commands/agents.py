@@ -112,6 +112,10 @@ def queues_cli() -> None:
               help="how often a queued caller hears their place (default: QUEUE_ANNOUNCE_SECONDS)")
 @click.option("--max-wait-seconds", default=None,
               help="longest wait before the overflow or a transfer's end (default: MAX_QUEUE_WAIT_SECONDS)")
+@click.option("--callback-attempts", default=None,
+              help="times a callback rings its customer before it fails (default: CALLBACK_ATTEMPTS)")
+@click.option("--priority", default=None,
+              help="-100 to 100 (default 0): an agent serving several queues gets the highest one's caller first")
 @click.option("--timezone", default=None, help="time zone of its hours, e.g. Europe/London (default: CENTRE_TIMEZONE)")
 @click.option("--hours", "hours", multiple=True, metavar="DAYS=RANGES",
               help="business hours, once per day or run of days: mon-fri=09:00-17:00, sat=10:00-12:00,13:00-16:00, "
@@ -121,7 +125,7 @@ def queues_cli() -> None:
               help="past the longest wait: options (default), voicemail, callback, or another queue's name")
 @with_appcontext
 def add_queue(name, dtmf_code, skill, hints, is_default, wrap_up_seconds, announce_seconds,
-              max_wait_seconds, timezone, hours, holidays, overflow) -> None:
+              max_wait_seconds, callback_attempts, priority, timezone, hours, holidays, overflow) -> None:
     """Add a queue (or update the one with this name)."""
     try:
         try:
@@ -138,6 +142,8 @@ def add_queue(name, dtmf_code, skill, hints, is_default, wrap_up_seconds, announ
                 "wrap_up_seconds": wrap_up_seconds,
                 "announce_seconds": announce_seconds,
                 "max_wait_seconds": max_wait_seconds,
+                "callback_attempts": callback_attempts,
+                "priority": priority,
                 "timezone": timezone,
                 "hours": week,
                 "holidays": list(holidays),

@@ -7,7 +7,8 @@ earlier. It is offered to an agent with the queue's skill when one is free
 how long ago, and dials the customer once they accept. An attempt that
 reaches the customer completes the callback; one the customer does not
 answer counts, and the callback waits CALLBACK_RETRY_SECONDS before the
-next, until CALLBACK_ATTEMPTS have rung them (then it fails); one that never
+next, until CALLBACK_ATTEMPTS (or the queue's own callback_attempts) have
+rung them (then it fails); one that never
 rang the customer (the agent declined or did not answer) does not count, and
 the callback goes straight back to its place.
 
@@ -154,7 +155,9 @@ def attempt_ended(t: Telephony, call: Call, outcome: AttemptOutcome) -> None:
         t.callbacks_due = True
         return
     callback.attempts += 1
-    if callback.attempts >= t.settings.callback_attempts:
+    limit = callback.queue.setting("callback_attempts", t.settings.callback_attempts) if callback.queue else \
+        t.settings.callback_attempts
+    if callback.attempts >= limit:
         move_callback(t.session, callback, CallbackState.FAILED, "callback_failed", reason="not_answered",
                       attempts=callback.attempts, call_sid=call.call_sid)
         return

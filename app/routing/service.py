@@ -35,9 +35,10 @@ from app.models import (
     LegRole,
     LegStatus,
     Presence,
+    Queue,
     utcnow,
 )
-from app.primitives.availability import reserve_agent
+from app.primitives.availability import free_agents, reserve_agent
 from app.primitives.context import Telephony
 from app.primitives.legs import (
     RINGING_LEG_STATUSES,
@@ -101,6 +102,13 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         move_call(t.session, call, CallStatus.QUEUED)
         t.callbacks_due = True
         return None
+    higher = _higher_priority_caller(t, call)
+    if higher is not None:
+        # A caller of a queue with a higher priority, whom the same free agents serve, goes first: offered in
+        # the follow-up, after this step commits; this caller waits on.
+        move_call(t.session, call, CallStatus.QUEUED)
+        t.requeued_call_ids.add(higher)
+        return None
     agent = _resume_agent(t, call)
     if agent is None:
         agent = reserve_agent(t.session, skill=call.queue.skill, exclude=tried_agent_ids(call))
@@ -112,6 +120,23 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
               browser=not agent.sip_uri)
     ring_agent(t, leg, agent)
     return leg
+
+
+def _higher_priority_caller(t: Telephony, call: Call) -> int | None:
+    """A waiting caller of a queue with a higher priority than CALL's that a free agent of CALL's skill would
+    serve too (the longest waiting of the highest such queue); None when there is none."""
+    mine = free_agents(t.session, call.queue.skill)
+    if not mine:
+        return None
+    waiting = t.session.execute(
+        select(Call.id, Queue.skill).join(Queue, Call.queue_id == Queue.id)
+        .where(Call.status == CallStatus.QUEUED, Queue.priority > call.queue.priority, Call.id != call.id)
+        .order_by(Queue.priority.desc(), Call.queued_at, Call.id)
+    ).all()
+    for call_id, skill in waiting:
+        if set(mine) & set(free_agents(t.session, skill)):
+            return call_id
+    return None
 
 
 def _resume_agent(t: Telephony, call: Call) -> Agent | None:
@@ -137,8 +162,10 @@ def offer_waiting_calls(t: Telephony) -> int:
         agent = t.session.get(Agent, agent_id)
         if agent is None or agent.presence != Presence.AVAILABLE or agent.activity != Activity.IDLE:
             continue
+        # The highest priority queue's caller first, then the longest waiting (Queue.priority).
         waiting = t.session.scalars(
-            select(Call.id).where(Call.status == CallStatus.QUEUED).order_by(Call.queued_at, Call.id)
+            select(Call.id).join(Queue, Call.queue_id == Queue.id).where(Call.status == CallStatus.QUEUED)
+            .order_by(Queue.priority.desc(), Call.queued_at, Call.id)
         ).all()
         for call_id in waiting:
             # Skip a call whose own webhook holds it right now (it offers the
