@@ -33,9 +33,10 @@ def _away(centre, *extensions: str) -> None:
         session.execute(update(Agent).where(Agent.extension.in_(extensions)).values(presence="away"))
 
 
-def test_an_agent_who_frees_up_gets_the_higher_priority_queues_caller_though_another_waited_longer(centre):
-    _queue(centre, "billing", "1", "--priority", "10")
-    _away(centre, "101", "201")  # Bob alone serves both queues
+def _technical_then_billing_while_bob_talks(centre):
+    """Bob (alone serving both queues) on a call, a technical caller waiting, then a billing caller 20 s later;
+    Bob's call ends; returns (technical, billing)."""
+    _away(centre, "101", "201")
     first, bob = connected_call(centre, number="+15557771001")
     assert bob.to == BOB
     technical = centre.network.incoming_call("+15557771002", centre.number)
@@ -44,19 +45,18 @@ def test_an_agent_who_frees_up_gets_the_higher_priority_queues_caller_though_ano
     billing = centre.network.incoming_call("+15557771003", centre.number)
     billing.press("1")
     first.hangup()
+    return technical, billing
+
+
+def test_an_agent_who_frees_up_gets_the_higher_priority_queues_caller_though_another_waited_longer(centre):
+    _queue(centre, "billing", "1", "--priority", "10")
+    technical, billing = _technical_then_billing_while_bob_talks(centre)
     assert call_row(centre, billing.sid).status == "ringing_agent"
     assert call_row(centre, technical.sid).status == "queued"
 
 
 def test_with_equal_priorities_the_longest_waiting_caller_goes_first(centre):
-    _away(centre, "101", "201")
-    first, bob = connected_call(centre, number="+15557771001")
-    technical = centre.network.incoming_call("+15557771002", centre.number)
-    technical.press("2")
-    centre.network.advance(20)
-    billing = centre.network.incoming_call("+15557771003", centre.number)
-    billing.press("1")
-    first.hangup()
+    technical, billing = _technical_then_billing_while_bob_talks(centre)
     assert call_row(centre, technical.sid).status == "ringing_agent"
     assert call_row(centre, billing.sid).status == "queued"
 
