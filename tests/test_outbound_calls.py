@@ -200,3 +200,43 @@ def test_a_sip_agent_placing_a_call_in_the_console_answers_their_phone_first(cen
     with centre.db() as session:
         leg = session.scalar(select(Leg).where(Leg.role == LegRole.AGENT))
         assert leg.agent_id == session.scalar(select(Agent.id).where(Agent.extension == "101"))
+
+
+def _dial_out(centre, phone: str, dialled: str):
+    """PHONE dials DIALLED through the SIP domain (whose Voice URL and status callback are the service's)."""
+    base = centre.app.config["SETTINGS"].public_base_url
+    centre_calls = centre.network.incoming_call(
+        phone, f"sip:{dialled}@switchboard-demo.sip.twilio.com",
+        voice_url=base + "/twilio/agent/dial-out", status_callback=base + "/twilio/agent/dial-out/status")
+    centre.network.run_pending()
+    return centre_calls
+
+
+def test_an_agent_dials_a_customer_from_their_own_phone(centre):
+    alice = _dial_out(centre, ALICE, "+15557770123")
+    assert "Calling 1 5 5 5 7 7 7 0 1 2 3" in alice.heard_text
+    call = outbound_call(centre)
+    assert call.status == "dialing" and call.agent_id is not None
+    # Only the customer is dialled: the agent's own call is already up.
+    assert [r.form["To"] for r in calls_placed(centre)] == [CUSTOMER]
+    customer = centre.network.last_call(to=CUSTOMER)
+    centre.network.answer(customer.sid)
+    assert in_room(alice, str(call.id)) and in_room(customer, str(call.id))
+    assert outbound_call(centre).status == "connected" and agent_activity(centre, "101") == "on_call"
+    alice.hangup()  # the agent ends it from their phone: the customer is told, the agent is free
+    assert outbound_call(centre).status == "completed"
+    assert agent_activity(centre, "101") == "idle"
+    assert "outbound_call_placed" in timeline(centre, call.call_sid)
+
+
+def test_digits_alone_are_read_as_e164_and_a_number_off_the_list_is_refused_to_the_agent(centre):
+    alice = _dial_out(centre, ALICE, "442079460123")
+    assert "Not dialled: +442079460123 is not in a country or prefix outbound calls may call" in alice.heard_text
+    assert not alice.live and calls_placed(centre) == []
+    assert agent_activity(centre, "101") == "idle"
+
+
+def test_a_phone_that_is_no_agents_may_not_dial_out(centre):
+    stranger = _dial_out(centre, "sip:mallory@switchboard-demo.sip.twilio.com", "+15557770123")
+    assert "not an agent's phone" in stranger.heard_text and not stranger.live
+    assert calls_placed(centre) == []

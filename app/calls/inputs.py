@@ -18,6 +18,17 @@ class Arrival:
 
 
 @dataclass(frozen=True)
+class DialOut:
+    """An agent's own phone dialling out through the SIP domain: who (FROM_URI, and the SIP_USERNAME Twilio
+    authenticated, if any) dialled what (TO_URI)."""
+
+    call_sid: str
+    from_uri: str
+    to_uri: str
+    sip_username: str
+
+
+@dataclass(frozen=True)
 class IvrAnswer:
     """What the caller pressed or said to the IVR (either may be empty)."""
 

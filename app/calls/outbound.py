@@ -17,7 +17,11 @@ attempt (routing/callbacks.py) is such a call, told each ending.
 from __future__ import annotations
 
 import json
+import re
 import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.calls.service import end_call
 from app.events import record_event
@@ -115,6 +119,15 @@ def _check_our_number(t: Telephony) -> None:
 
 def _ring_agent_first(t: Telephony, agent: Agent, customer: str, *, reason: str | None, by: str,
                       callback: Callback | None = None) -> Call:
+    call = _new_call(t, agent, customer, reason=reason, by=by, callback=callback)
+    leg = new_leg(t.session, call, LegRole.AGENT, agent=agent)
+    record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id, browser=not agent.sip_uri)
+    ring_agent(t, leg, agent)
+    return call
+
+
+def _new_call(t: Telephony, agent: Agent, customer: str, *, reason: str | None, by: str,
+              callback: Callback | None = None) -> Call:
     call = new_outbound_call(t.session, OUTBOUND_SID_PREFIX + uuid.uuid4().hex, t.settings.twilio_phone_number,
                              customer)
     call.ivr_reason = reason
@@ -125,10 +138,48 @@ def _ring_agent_first(t: Telephony, agent: Agent, customer: str, *, reason: str 
     if callback is not None:
         attempt_started(t, callback, call, agent.extension)
     open_room(t, call, call.room_name, metadata=json.dumps({"call_sid": call.call_sid}))
-    leg = new_leg(t.session, call, LegRole.AGENT, agent=agent)
-    record_event(t.session, call, "agent_ringing", agent=agent.extension, leg_id=leg.id, browser=not agent.sip_uri)
-    ring_agent(t, leg, agent)
     return call
+
+
+def agent_of_phone(session: Session, from_uri: str, sip_username: str) -> Agent | None:
+    """The roster agent whose phone FROM_URI is (its sip_uri, user and host; any parameters or port aside), and,
+    when Twilio authenticated the INVITE by a credential list, whose SIP user is SIP_USERNAME; None otherwise."""
+    phone = _sip_address(from_uri)
+    if phone is None or (sip_username and phone[0] != sip_username):
+        return None
+    for agent in session.scalars(select(Agent).where(Agent.sip_uri.is_not(None))):
+        if _sip_address(agent.sip_uri) == phone:
+            return agent
+    return None
+
+
+def number_dialled(to_uri: str) -> str:
+    """The number an agent's phone dialled, from its SIP To URI (sip:+15551230199@domain); digits alone are read
+    as E.164 without its plus, as desk phones often send them."""
+    user = (_sip_address(to_uri) or ("", ""))[0]
+    return "+" + user if user.isdigit() else user
+
+
+def place_call_from_phone(t: Telephony, agent: Agent, number: str, call_sid: str) -> Leg:
+    """AGENT dialled NUMBER on their phone (its call CALL_SID, already answered): checked as any outbound call,
+    then their leg goes into the new call's room and the customer is dialled (OutboundRefused if not)."""
+    customer = check_number(t, number)
+    _check_our_number(t)
+    if agent.presence != Presence.AVAILABLE:
+        raise OutboundRefused(f"you are {agent.presence}: set yourself available to place calls")
+    if reserve_agent(t.session, agent_id=agent.id) is None:
+        raise OutboundRefused(f"you are busy ({agent.activity})")
+    call = _new_call(t, agent, customer, reason=None, by="the agent's phone")
+    leg = new_leg(t.session, call, LegRole.AGENT, agent=agent, twilio_call_sid=call_sid)
+    agent_picked_up(t, leg)
+    agent_accepted(t, leg)
+    return leg
+
+
+def _sip_address(uri: str) -> tuple[str, str] | None:
+    # (user, host) of sip:user@host[:port][;params], the host in lower case; None for anything else.
+    match = re.match(r"^sips?:([^@;:]+)@([^;:>]+)", (uri or "").strip().strip("<>"), re.IGNORECASE)
+    return (match[1], match[2].lower()) if match else None
 
 
 def _still_to_dial(call: Call) -> bool:

@@ -9,16 +9,17 @@ caller, 2 completes, 3 makes a three-way call, 4 swaps.
 from __future__ import annotations
 
 from flask import Blueprint, request
+from sqlalchemy import select
 
 from app.agents.service import disposition_keys, wrap_up_by_key
-from app.calls import reactions
+from app.calls import outbound, reactions
 from app.calls import service as calls
 from app.events import record_event
 from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_id
 from app.primitives.availability import in_after_call_work
-from app.primitives.legs import RINGING_LEG_STATUSES
+from app.primitives.legs import RINGING_LEG_STATUSES, lock_leg
 from app.primitives.moves import placement_answered
 from app.primitives.presence import star_pressed
 from app.routing.ivr import in_line_words, speakable_number
@@ -351,6 +352,44 @@ def after_fallback(form: TwilioForm, leg: Leg):
     if leg.is_final or leg.status not in RINGING_LEG_STATUSES:
         return rejoin(leg, text="Sorry for the wait.")
     return None
+
+
+@blueprint.post(urls.AGENT_DIAL_OUT)
+@twilio_webhook()
+def agent_dial_out(form: TwilioForm):
+    """An agent dialled a number on their own phone (the SIP domain's Voice URL): their call goes into a new
+    outbound call's room and the customer is dialled; a refusal is said to them, and nothing rings."""
+    t = telephony()
+    dial = form.dial_out()
+    known = t.session.scalar(select(Leg.id).where(Leg.twilio_call_sid == dial.call_sid))
+    if known is not None:
+        # Twilio asked again for a call already placed: where its leg is now.
+        return rejoin(lock_leg(t, known))
+    agent = outbound.agent_of_phone(t.session, dial.from_uri, dial.sip_username)
+    if agent is None:
+        log.warning("dial_out_refused", reason="not an agent's phone")
+        return _goodbye("This phone is not an agent's phone on this service. Goodbye.")
+    try:
+        leg = outbound.place_call_from_phone(t, agent, outbound.number_dialled(dial.to_uri), dial.call_sid)
+    except outbound.OutboundRefused as refusal:
+        log.info("dial_out_refused", agent=agent.extension, reason=str(refusal))
+        return _goodbye(f"Not dialled: {refusal}. Goodbye.")
+    return bridge_agent(leg, leg.call.room_name, f"Calling {speakable_number(leg.call.to_number)}.")
+
+
+@blueprint.post(urls.AGENT_DIAL_OUT_STATUS)
+@twilio_webhook(answer="callback")
+def agent_dial_out_status(form: TwilioForm):
+    """The SIP domain's status callback: a status of an agent's own dial-out call, found by its CallSid."""
+    t = telephony()
+    leg_id = t.session.scalar(select(Leg.id).where(Leg.twilio_call_sid == form.require_call_sid()))
+    leg = lock_leg(t, leg_id) if leg_id is not None else None
+    if leg is None:
+        # Refused, or never placed: the service has no leg for it.
+        log.info("status_for_unknown_call", call_status=form.call_status)
+        return empty_twiml()
+    reactions.agent_leg_status(t, leg, form.call_status)
+    return empty_twiml()
 
 
 @blueprint.post(urls.AGENT_WRAP_UP)

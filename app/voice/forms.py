@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from app.calls.inputs import (
     Arrival,
     BridgeEnd,
+    DialOut,
     FallbackReport,
     IvrAnswer,
     Recording,
@@ -75,6 +76,11 @@ class TwilioForm:
     def arrival(self) -> Arrival:
         """The call reaching the number."""
         return Arrival(self.require_call_sid(), self.from_number[:32], self.to_number[:32])
+
+    def dial_out(self) -> DialOut:
+        """An agent's phone dialling out through the SIP domain (its From and To are SIP URIs)."""
+        return DialOut(self.require_call_sid(), self.from_number[:255], self.to_number[:255],
+                       self.raw.get("SipUsername", "").strip()[:64])
 
     def ivr_answer(self) -> IvrAnswer:
         """The caller's keys (digits only, at most four) and words (at most 500 characters)."""
