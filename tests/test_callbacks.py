@@ -14,6 +14,7 @@ from app.calls.callbacks import offer_due_callbacks
 from app.jobs.setup import jobs_of
 from app.jobs.steps import job_step
 from app.models import Call, Callback, Event
+from tests.conftest import TEST_DATABASE
 from tests.test_console import act, make_browser_agent, sign_in, state
 from tests.test_supervisor_pages import signed_in, users  # noqa: F401 - the users fixture
 from tests.transfer_helpers import (
@@ -230,3 +231,26 @@ def both_billing_agents_busy_in_the_browser(centre):
     second, bob = connected_call(centre, number="+15557770302")
     assert bob.to == BOB
     return first, second
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(TEST_DATABASE != "postgres",
+                    reason="SKIP LOCKED is PostgreSQL's; SQLite's write lock makes each step take its turn")
+def test_a_callback_another_instance_is_offering_is_skipped_never_waited_for_and_offered_once(centre):
+    from sqlalchemy import text
+
+    first, second = both_billing_agents_busy(centre)
+    asks_for_a_callback(centre)
+    callback_id = callback_row(centre).id
+    engine = centre.app.extensions["db_engine"]
+    with engine.connect() as other_instance:
+        with other_instance.begin():
+            other_instance.execute(text("SELECT id FROM callbacks WHERE id = :id FOR UPDATE"), {"id": callback_id})
+            first.hangup()  # Alice frees up while the other instance holds the callback
+            assert callback_row(centre).state == "pending"  # skipped at once: this step did not wait
+    offer_callbacks_now(centre)
+    offer_callbacks_now(centre)
+    assert callback_row(centre).state == "calling"
+    with centre.db() as session:
+        attempts = session.scalars(select(Call.id).where(Call.callback_id == callback_id)).all()
+    assert len(attempts) == 1
