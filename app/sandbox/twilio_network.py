@@ -97,6 +97,9 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         # A service on the real clock (served over HTTP, not sharing this
         # simulator's virtual clock) needs a <Pause> to last in real time too.
         self.pauses_in_real_time = False
+        # Whether an inbound track's transcription events carry its inboundTrackLabel as `Track` instead of
+        # `inbound_track`: Twilio's docs do not say which (both are tested; see twiml_player._transcribe).
+        self.track_labels = False
         self.audio_seconds: dict[str, float] = {}
         self.webhook_timeout = WEBHOOK_TIMEOUT_SECONDS
         self.calls_per_second = CALLS_PER_SECOND

@@ -229,7 +229,7 @@ class RestApi:
         track = form.get("Track") or "inbound_track"
         transcription = self._begin_transcription(
             call, name, form.get("StatusCallbackUrl") or None, track, form.get("LanguageCode") or "en-US",
-            form.get("TranscriptionEngine") or "google")
+            form.get("TranscriptionEngine") or "google", label=form.get("InboundTrackLabel") or None)
         transcription["form"] = dict(form.items())
         return 201, self._transcription_resource(call, transcription)
 

@@ -266,13 +266,13 @@ class TwimlPlayer:
             self._begin_transcription(
                 call, noun.get("name"), urljoin(call._doc_url, target) if target else None,
                 noun.get("track", "both_tracks"), noun.get("languageCode", "en-US"),
-                noun.get("transcriptionEngine", "google"))
+                noun.get("transcriptionEngine", "google"), label=noun.get("inboundTrackLabel"))
 
     def _begin_transcription(self, call: SimCall, name: Optional[str], url: Optional[str], track: str,
-                             language: str, engine: str = "google") -> dict:
+                             language: str, engine: str = "google", label: Optional[str] = None) -> dict:
         """A real-time transcription starts on CALL (<Start><Transcription>, or the REST API); `transcription-started`."""
         transcription = {
-            "sid": _sid("GT"), "name": name, "active": True, "url": url, "track": track,
+            "sid": _sid("GT"), "name": name, "active": True, "url": url, "track": track, "label": label,
             "language": language, "sequence": itertools.count(1),
             # Words spoken on its track after it stopped: nobody transcribed them.
             "unheard": [],
@@ -319,8 +319,11 @@ class TwimlPlayer:
             raise ValueError(track)
         for transcription in call.transcriptions:
             if transcription["active"] and transcription["track"] in (track, "both_tracks"):
+                # Twilio does not document whether an inbound track's events name it `inbound_track` or by
+                # the inboundTrackLabel given (a guess either way): `track_labels` switches to the label.
+                named = transcription["label"] if self.track_labels and track == "inbound_track" else None
                 self._transcription_event(call, transcription, "transcription-content", {
-                    "LanguageCode": transcription["language"], "Track": track,
+                    "LanguageCode": transcription["language"], "Track": named or track,
                     "TranscriptionData": json.dumps(
                         {"transcript": text, "confidence": confidence}),
                     "Final": "true" if final else "false",

@@ -20,6 +20,10 @@ from app.calls.inputs import (
 from app.telephony.outcomes import CallProgress, DialOutcome
 
 
+# What a transcription event's `Track` may say for the service's own transcriptions (see transcript_chunk).
+INBOUND_TRACK_NAMES = frozenset({"inbound_track", "caller", "agent"})
+
+
 class MalformedWebhook(ValueError):
     """A signed webhook that lacks what its step needs."""
 
@@ -99,7 +103,10 @@ class TwilioForm:
         """
         if self.transcription_event != "transcription-content" or not self.transcription_final:
             return None
-        if self.track != "inbound_track":
+        # Every transcription the service starts is of one inbound track, labelled "caller" or "agent" (the
+        # speaker is known from the URL it reports to). Twilio does not document whether `Track` then says
+        # inbound_track or the label, so either is the party's words; outbound_track never is.
+        if self.track not in INBOUND_TRACK_NAMES:
             return None
         try:
             data = json.loads(self.transcription_data or "{}")
