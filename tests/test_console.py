@@ -319,6 +319,24 @@ def test_a_browser_agent_who_hangs_up_is_offered_the_waiting_caller_in_the_same_
     assert call_row(centre, waiting.sid).status == "ringing_agent"
 
 
+def test_a_browser_agent_whose_media_never_connects_sends_the_caller_back_to_be_offered_elsewhere(centre):
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    caller = caller_in_queue(centre)
+    act(centre, alice, "/console/accept", leg_id=state(alice)["offer"]["leg_id"])
+    room = state(alice)["call"]["room"]
+    queued_at = call_row(centre, caller.sid).queued_at
+    # The console's WebRTC never connects: LiveKit reports the participant's connection aborted.
+    centre.livekit.abort_connection(room, "agent-101")
+    centre.network.run_pending()
+    assert "agent_media_failed" in centre.timeline(caller.sid)
+    call = call_row(centre, caller.sid)
+    assert call.status == "ringing_agent" and call.queued_at == queued_at  # offered on, in their old place
+    assert centre.network.last_call(to=BOB).live
+    assert state(alice)["call"] is None and agent_activity(centre, "101") == "idle"
+    assert caller.waiting_on.tag == "Play"  # back on hold music, not ringing in an empty room
+
+
 def test_presence_toggle(centre):
     make_browser_agent(centre, "101", "alice")
     alice = sign_in(centre, "alice")

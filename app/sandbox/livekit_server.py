@@ -252,6 +252,22 @@ class LiveKitStandIn:
         with self._lock:
             self._delays.setdefault(method, []).append(seconds)
 
+    def abort_connection(self, room: str, identity: str) -> None:
+        """A participant (a browser whose media never connects) signals to join ROOM but never becomes active.
+
+        livekit-server sends `participant_joined` only once a participant is
+        active, and on its departure `participant_left` only if it was
+        (`pkg/telemetry/events.go`: ParticipantActive, ParticipantLeft);
+        later releases send `participant_connection_aborted` for one that
+        never was, which is what this sends. The participant is never listed
+        in the room.
+        """
+        with self._lock:
+            info = models.ParticipantInfo(sid=_new_id("PA_"), identity=identity,
+                                          state=models.ParticipantInfo.DISCONNECTED,
+                                          disconnect_reason=REASON.CONNECTION_TIMEOUT)
+            self._emit("participant_connection_aborted", room, info)
+
     def add_participant(
         self,
         room: str,

@@ -19,7 +19,6 @@ from app.calls.inputs import (
 )
 from app.telephony.outcomes import CallProgress, DialOutcome
 
-
 # What a transcription event's `Track` may say for the service's own transcriptions (see transcript_chunk).
 INBOUND_TRACK_NAMES = frozenset({"inbound_track", "caller", "agent"})
 
