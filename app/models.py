@@ -281,6 +281,9 @@ class Call(Base):
     # was read (calls/card_pause.py): since when, and when it starts again.
     transcription_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     transcription_resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # The SID of the caller's live transcription (its transcription-started callback, or the create that
+    # resumed it): a pause stops it by SID, and each resume starts one under a fresh name.
+    transcription_sid: Mapped[str | None] = mapped_column(String(64))
 
     queue: Mapped[Queue | None] = relationship()
     agent: Mapped[Agent | None] = relationship(foreign_keys=[agent_id])

@@ -30,6 +30,11 @@ def events(centre, caller, name):
         return [e.detail for e in session.scalars(select(Event).where(Event.call_id == call.id, Event.name == name))]
 
 
+def live_sid(centre, caller) -> str:
+    """The SID of the caller's first transcription (the greeting's), as Twilio knows it."""
+    return centre.network.call(caller.sid).transcriptions[0]["sid"]
+
+
 def stored_words(centre):
     with centre.db() as session:
         return [(u.speaker, u.text) for u in session.scalars(select(Utterance).order_by(Utterance.id))]
@@ -45,9 +50,9 @@ def test_a_caller_reading_a_card_stops_their_transcription(centre, llm):
         ("caller", "I was charged twice this month"),
         ("caller", "ok my card is 4111 2222"),
     ))
-    # Twilio is asked to stop the caller's transcription by the name the TwiML gave it.
+    # Twilio is asked to stop the caller's transcription by its SID (its transcription-started callback's).
     (stop,) = transcription_requests(centre, caller)
-    assert stop.path.endswith(f"/Calls/{caller.sid}/Transcriptions/caller.json")
+    assert stop.path.endswith(f"/Calls/{caller.sid}/Transcriptions/{live_sid(centre, caller)}.json")
     assert stop.form["Status"] == "stopped"
     (live,) = centre.network.call(caller.sid).transcriptions
     assert live["active"] is False
@@ -63,7 +68,8 @@ def test_a_caller_reading_a_card_stops_their_transcription(centre, llm):
         ("agent", "thank you, I see the duplicate charge"),
     ]
     (paused,) = events(centre, caller, "transcription_paused")
-    assert paused["reason"] == "card_digits" and paused["transcription"] == "caller" and paused["resume_at"]
+    assert paused["reason"] == "card_digits" and paused["resume_at"]
+    assert paused["transcription"] == live_sid(centre, caller) and paused["by"] == "sid"
     assert_no_card_digits(str(paused))
     deliveries = [d for d in centre.network.deliveries if d.kind == "transcription"]
     assert "transcription-stopped" in [d.params["TranscriptionEvent"] for d in deliveries]
@@ -107,7 +113,7 @@ def test_the_reconciler_pass_starts_it_again_once_the_pause_is_over(centre):
     _stop, start = transcription_requests(centre, caller)
     assert start.path.endswith(f"/Calls/{caller.sid}/Transcriptions.json")
     # The same parameters as the greeting's <Transcription>.
-    assert start.form["Name"] == "caller" and start.form["Track"] == "inbound_track"
+    assert start.form["Name"].startswith("caller-") and start.form["Track"] == "inbound_track"
     callback = f"https://switchboard.example.com/twilio/transcription?call={_call_id(centre, caller)}"
     assert start.form["StatusCallbackUrl"] == callback
     assert start.form["LanguageCode"] == "en-US" and start.form["InboundTrackLabel"] == "caller"
@@ -115,7 +121,8 @@ def test_the_reconciler_pass_starts_it_again_once_the_pause_is_over(centre):
 
     caller.transcribe("and it was the 49 dollar charge", track="inbound_track")
     assert stored_words(centre)[-1] == ("caller", "and it was the 49 dollar charge")
-    assert events(centre, caller, "transcription_resumed") == [{"transcription": "caller"}]
+    (resumed,) = events(centre, caller, "transcription_resumed")
+    assert resumed["transcription"].startswith("caller-")  # a fresh name: a name used twice is undocumented
     # A second pass finds nothing due: one transcription, started once.
     reconciler_of(centre.app).run_once()
     assert len(transcription_requests(centre, caller)) == 2
@@ -129,7 +136,8 @@ def test_a_start_twilio_fails_is_tried_again_at_the_next_pass(centre):
     (failed,) = events(centre, caller, "transcription_resume_failed")
     assert failed["will_retry"] is True and "20503" in failed["error"]
     reconciler_of(centre.app).run_once()
-    assert events(centre, caller, "transcription_resumed") == [{"transcription": "caller"}]
+    (resumed,) = events(centre, caller, "transcription_resumed")
+    assert resumed["transcription"].startswith("caller-")  # a fresh name: a name used twice is undocumented
     assert [t["active"] for t in centre.network.call(caller.sid).transcriptions] == [False, True]
 
 
@@ -149,7 +157,7 @@ def test_an_agents_words_after_the_due_time_start_it_again(centre):
     caller.wait(61)
     alice.transcribe("thanks, that went through", track="inbound_track")
     assert [r.path.rsplit("/", 1)[-1] for r in transcription_requests(centre, caller)] == [
-        "caller.json", "Transcriptions.json"]
+        f"{live_sid(centre, caller)}.json", "Transcriptions.json"]
     caller.transcribe("great, thank you", track="inbound_track")
     assert stored_words(centre)[-1] == ("caller", "great, thank you")
 
@@ -168,7 +176,8 @@ def test_a_card_still_being_read_keeps_it_stopped_longer(centre):
 
 def test_a_pause_twilio_refuses_is_a_named_fallback_and_the_redactor_still_works(centre):
     caller, _alice = connected(centre, (("caller", "I was charged twice"),))
-    centre.network.fail_next(f"Calls/{caller.sid}/Transcriptions/caller.json", status=404, code=20404,
+    centre.network.fail_next(f"Calls/{caller.sid}/Transcriptions/{live_sid(centre, caller)}.json", status=404,
+                             code=20404,
                              message="The requested resource was not found")
     caller.transcribe("my card is 4111 2222", track="inbound_track")
     caller.transcribe("3333 4444", track="inbound_track")  # still transcribed: the stop was refused
@@ -187,7 +196,8 @@ def test_a_pause_twilio_refuses_is_a_named_fallback_and_the_redactor_still_works
 def test_a_stop_twilio_fails_twice_leaves_the_transcript_to_the_redactor(centre):
     caller, _alice = connected(centre, ())
     for _ in range(2):  # a 5xx is tried once more (stopping twice is harmless), then given up
-        centre.network.fail_next(f"Calls/{caller.sid}/Transcriptions/caller.json", status=500, code=20500)
+        centre.network.fail_next(f"Calls/{caller.sid}/Transcriptions/{live_sid(centre, caller)}.json", status=500,
+                                 code=20500)
     caller.transcribe("my card is 4111 2222 3333 4444", track="inbound_track")
     assert len(transcription_requests(centre, caller)) == 2
     caller.transcribe("and the expiry is next year", track="inbound_track")
@@ -290,3 +300,17 @@ def _signed_in(centre, username):
     response = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
     assert response.status_code == 302
     return client
+
+
+def test_two_pauses_in_one_call_each_stop_the_live_transcription_by_its_sid(centre):
+    caller, alice = connected(centre, (("caller", "my card is 4111 2222"),))
+    caller.wait(61)
+    alice.transcribe("thanks, that went through", track="inbound_track")  # due: started again, a fresh name
+    first, second = centre.network.call(caller.sid).transcriptions
+    assert second["name"].startswith("caller-") and second["active"] and not first["active"]
+    caller.transcribe("and my other card is 5500 0000", track="inbound_track")
+    stops = [r.path.rsplit("/", 1)[-1] for r in transcription_requests(centre, caller) if r.form.get("Status")]
+    # Each stop named the transcription live at the time by the SID Twilio gave it.
+    assert stops == [f"{first['sid']}.json", f"{second['sid']}.json"]
+    assert not second["active"]
+    assert [e["by"] for e in events(centre, caller, "transcription_paused")] == ["sid", "sid"]

@@ -3,9 +3,14 @@
 Twilio's real-time transcription "is not PCI compliant"
 (twilio.com/docs/voice/api/realtime-transcription-resource), so once a
 transcription result shows a card number being read, the service stops the
-caller's transcription by REST (Status=stopped, by the name the TwiML gave
-it) and starts it again with the same parameters
-TRANSCRIPTION_CARD_PAUSE_SECONDS later. What sets it off:
+caller's transcription by REST (Status=stopped, by its SID: "Stop a
+Transcription using either the SID of the Transcription resource or the
+name") and starts it again with the same parameters
+TRANSCRIPTION_CARD_PAUSE_SECONDS later, under a fresh name (what a name
+used twice stops is not documented). The SID is the one its
+transcription-started callback carried, or the one the create that resumed
+it returned; before either is known the stop names it (`caller`), a
+fallback said so in the event. What sets it off:
 
 * the caller's words hold a run of at least four digits, written or spoken
   ("four one one one"), that could open a card number: not one starting
@@ -32,6 +37,7 @@ or by the resume pass that runs with each reconciler pass
 from __future__ import annotations
 
 import re
+import uuid
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Callable
@@ -105,7 +111,9 @@ def pause(t: Telephony, call: Call, reason: str, now: datetime) -> None:
         return
     call.transcription_paused_at = now
     call.transcription_resume_at = _due_after(t, now)
-    t.effects.add(SwitchTranscription(call.id, call.call_sid, CALLER_TRANSCRIPTION, start=False, reason=reason))
+    # By SID; by the name the TwiML gave it only while no callback has told the SID yet (named in the event).
+    t.effects.add(SwitchTranscription(call.id, caller_leg(call).twilio_call_sid or call.call_sid,
+                                      call.transcription_sid or CALLER_TRANSCRIPTION, start=False, reason=reason))
 
 
 def is_due(call: Call, now: datetime) -> bool:
@@ -122,10 +130,16 @@ def resume(t: Telephony, call: Call) -> None:
         call.transcription_paused_at = None
         return
     t.effects.add(SwitchTranscription(
-        call.id, call.call_sid, CALLER_TRANSCRIPTION, start=True,
+        call.id, leg.twilio_call_sid or call.call_sid, f"{CALLER_TRANSCRIPTION}-{uuid.uuid4().hex[:8]}", start=True,
         status_callback_url=t.urls.transcription(call.id), language_code=t.settings.say_language,
         inbound_track_label="caller",
     ))
+
+
+def transcription_started(call: Call, sid: str) -> None:
+    """The caller's transcription SID started (its transcription-started callback): a pause stops it by SID."""
+    if sid:
+        call.transcription_sid = sid
 
 
 def resume_due_pauses(step: Callable[[], AbstractContextManager[Telephony]], session: Session) -> list[int]:

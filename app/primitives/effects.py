@@ -249,7 +249,7 @@ class SwitchTranscription:
         effect = "resume_transcription" if self.start else "pause_transcription"
         try:
             if self.start:
-                t.twilio.start_transcription(self.call_sid, name=self.name,
+                sid = t.twilio.start_transcription(self.call_sid, name=self.name,
                                              status_callback_url=self.status_callback_url,
                                              language_code=self.language_code,
                                              inbound_track_label=self.inbound_track_label or None)
@@ -264,9 +264,12 @@ class SwitchTranscription:
         call = _call(t, self.call_id)
         if self.start:
             call.transcription_paused_at = None
+            call.transcription_sid = sid or None  # the next pause stops this one by its SID
             record_event(t.session, call, "transcription_resumed", transcription=self.name)
         else:
+            # Stopped by its SID (GT...), or by name when no callback had told the SID yet: a named fallback.
             record_event(t.session, call, "transcription_paused", transcription=self.name, reason=self.reason,
+                         by="sid" if self.name.startswith("GT") else "name_fallback",
                          resume_at=call.transcription_resume_at.isoformat() if call.transcription_resume_at else None)
 
     def _failed(self, t: Telephony, error: TwilioError) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from app.calls import outbound, service
+from app.calls import card_pause, outbound, service
 from app.calls.resume import resume
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
@@ -219,6 +219,8 @@ def caller_goodbye(form: TwilioForm):
 @twilio_webhook(answer="callback", serves=ServesCall(with_party=True))
 def transcription(form: TwilioForm, call: Call, agent_leg: Leg | None):
     """A real-time transcription event for the call: the caller's leg, or an agent's (?leg=)."""
+    if agent_leg is None:
+        card_pause.transcription_started(call, form.started_transcription())  # its SID, for a pause to stop
     chunk = form.transcript_chunk()
     if chunk is not None:
         service.record_transcription(telephony(), call, chunk, agent_leg)

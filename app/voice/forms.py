@@ -41,6 +41,7 @@ class TwilioForm:
     recording_url: str
     recording_duration: int | None
     transcription_event: str
+    transcription_sid: str
     transcription_final: bool
     transcription_data: str
     track: str
@@ -62,6 +63,7 @@ class TwilioForm:
             recording_url=form.get("RecordingUrl", "").strip(),
             recording_duration=_int(form.get("RecordingDuration")),
             transcription_event=form.get("TranscriptionEvent", "").strip(),
+            transcription_sid=form.get("TranscriptionSid", "").strip()[:64],
             transcription_final=form.get("Final", "true").strip().lower() == "true",
             transcription_data=form.get("TranscriptionData", ""),
             track=form.get("Track", "").strip(),
@@ -84,6 +86,10 @@ class TwilioForm:
         """An agent's phone dialling out through the SIP domain (its From and To are SIP URIs)."""
         return DialOut(self.require_call_sid(), self.from_number[:255], self.to_number[:255],
                        self.raw.get("SipUsername", "").strip()[:64])
+
+    def started_transcription(self) -> str:
+        """The SID of a transcription whose `transcription-started` event this is; '' for any other request."""
+        return self.transcription_sid if self.transcription_event == "transcription-started" else ""
 
     def ivr_answer(self) -> IvrAnswer:
         """The caller's keys (digits only, at most four) and words (at most 500 characters)."""
