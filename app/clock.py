@@ -8,10 +8,12 @@ tested in milliseconds instead of being slept through.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Callable
 
 _source: Callable[[], datetime] | None = None
+_sleeper: Callable[[float], None] = time.sleep
 
 
 def utcnow() -> datetime:
@@ -23,3 +25,14 @@ def use_clock(source: Callable[[], datetime] | None) -> None:
     """Read the time from SOURCE from now on (None: the system's time again)."""
     global _source
     _source = source
+
+
+def sleep(seconds: float) -> None:
+    """Wait SECONDS (a retry's back-off): the system's sleep unless a sandbox handed in its own (use_sleeper)."""
+    _sleeper(seconds)
+
+
+def use_sleeper(sleeper: Callable[[float], None] | None) -> None:
+    """Wait with SLEEPER from now on (None: the system's sleep again); a sandbox on a virtual clock records it."""
+    global _sleeper
+    _sleeper = sleeper or time.sleep

@@ -240,3 +240,13 @@ def test_a_phone_that_is_no_agents_may_not_dial_out(centre):
     stranger = _dial_out(centre, "sip:mallory@switchboard-demo.sip.twilio.com", "+15557770123")
     assert "not an agent's phone" in stranger.heard_text and not stranger.live
     assert calls_placed(centre) == []
+
+
+def test_a_dial_twilio_turns_away_with_429_is_retried_once_after_a_back_off(centre, api):
+    centre.network.fail_next("Calls.json", status=429, code=20429, message="Too Many Requests")
+    placed = place(centre, api, to=CUSTOMER, agent="101")
+    assert placed.status_code == 201
+    # Tried twice: the 429 (never processed, always safe to retry), then after a back-off with jitter.
+    assert [r.form["To"] for r in calls_placed(centre)] == [ALICE, ALICE]
+    assert len(centre.slept) == 1 and 0.5 <= centre.slept[0] <= 1.5
+    assert centre.network.last_call(to=ALICE).live

@@ -20,6 +20,7 @@ effects recorded before a commit stay, because what they act on is durable.
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 from urllib.parse import urlsplit
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, event
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.gateways.twilio import TwilioError
@@ -122,8 +124,22 @@ def _with_one_retry(t: Telephony, effect: str, operation, *, only_unprocessed: b
         if not retry or t.retries_left <= 0:
             raise
         t.retries_left -= 1
-        log.warning("effect_retried", effect=effect, error=str(error)[:200])
+        # Too many requests: "retry ... with an exponential backoff and jitter" (twilio.com/docs/errors/20429);
+        # one retry here, so one back-off, within the webhook's 15 s. Other failures are retried at once.
+        waited = backoff_seconds() if error.status == 429 else 0.0
+        log.warning("effect_retried", effect=effect, error=str(error)[:200], backoff_seconds=round(waited, 3))
+        if waited:
+            clock.sleep(waited)
         return operation()
+
+
+# A 429's one retry waits BACKOFF_SECONDS, give or take half of it (jitter: several workers do not retry together).
+BACKOFF_SECONDS = 1.0
+
+
+def backoff_seconds() -> float:
+    """How long to wait before retrying a request Twilio turned away with 429: BACKOFF_SECONDS +/- 50 %."""
+    return BACKOFF_SECONDS * random.uniform(0.5, 1.5)
 
 
 def _take_out_of_rooms(t: Telephony, leg: Leg) -> None:

@@ -41,6 +41,9 @@ class CallCentre:
         # One virtual clock for Twilio, LiveKit and the service in this process.
         self.clock = livekit.clock if livekit is not None else VirtualClock()
         service_clock.use_clock(self.clock.now)
+        # A retry's back-off is recorded, not slept through (the virtual clock keeps still in a webhook).
+        self.slept: list[float] = []
+        service_clock.use_sleeper(self.slept.append)
         self.network = TwilioNetwork(
             account_sid, auth_token, transport or flask_client_transport(self.client, self.public_base_url),
             clock=self.clock, media_fetcher=self._fetch_media,
@@ -73,6 +76,7 @@ class CallCentre:
     def close(self) -> None:
         """Give the service its system clock back and stop LiveKit's webhooks."""
         service_clock.use_clock(None)
+        service_clock.use_sleeper(None)
         if self.livekit is not None:
             unwire_livekit(self.livekit)
 
