@@ -51,7 +51,7 @@ from app.routing.callbacks import (
     offer_words,
 )
 from app.routing.ivr import speakable_number
-from app.routing.service import Whisper, agent_picked_up, ring_agent
+from app.routing.service import Whisper, agent_picked_up, decline_leg, ring_agent
 from app.states.agents import move_activity
 from app.states.calls import move_call, new_outbound_call
 from app.states.legs import move_leg, new_leg
@@ -231,8 +231,7 @@ def agent_declined(t: Telephony, leg: Leg, *, pressed: str) -> None:
     """The agent pressed another key (or none) instead of 1: the call is not made."""
     if leg.is_final:
         return
-    missed = pressed == ""
-    close_leg(t, leg, LegStatus.DECLINED, "no_key" if missed else "declined", missed=missed)
+    decline_leg(t, leg, pressed)
     _fail(t, leg.call, "agent_declined", agent=leg.agent.extension, pressed=pressed or "nothing")
 
 

@@ -253,12 +253,17 @@ def agent_accepted(t: Telephony, leg: Leg) -> bool:
     return True
 
 
+def decline_leg(t: Telephony, leg: Leg, pressed: str) -> None:
+    """Close an offered agent leg its agent declined with PRESSED, or let go with no key (a miss)."""
+    missed = pressed == ""
+    close_leg(t, leg, LegStatus.DECLINED, "no_key" if missed else "declined", missed=missed)
+
+
 def agent_declined(t: Telephony, leg: Leg, *, pressed: str) -> None:
     """The agent declined in the whisper (or pressed nothing): offer the call to the next agent."""
     if leg.is_final:
         return
-    missed = pressed == ""
-    close_leg(t, leg, LegStatus.DECLINED, "no_key" if missed else "declined", missed=missed)
+    decline_leg(t, leg, pressed)
     record_event(t.session, leg.call, "agent_declined", agent=leg.agent.extension, pressed=pressed or "nothing")
     offer_call(t, leg.call)
 
