@@ -9,7 +9,6 @@ caller, 2 completes, 3 makes a three-way call, 4 swaps.
 from __future__ import annotations
 
 from flask import Blueprint, request
-from sqlalchemy import select
 
 from app.agents.service import disposition_keys, wrap_up_by_key
 from app.calls import outbound, reactions
@@ -19,7 +18,7 @@ from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Leg, LegRole, LegStatus, Transfer, TransferState, parse_id
 from app.primitives.availability import in_after_call_work
-from app.primitives.legs import RINGING_LEG_STATUSES, lock_leg
+from app.primitives.legs import RINGING_LEG_STATUSES
 from app.primitives.moves import placement_answered
 from app.primitives.presence import star_pressed
 from app.routing.ivr import in_line_words, speakable_number
@@ -30,7 +29,7 @@ from app.telephony.sip import leg_identity, room_user_of, sip_target
 from app.transfers import service as transfers
 from app.transfers.parties import Prompt
 from app.voice.forms import MalformedWebhook, TwilioForm
-from app.voice.guard import ServesLeg, twilio_webhook
+from app.voice.guard import ServesLeg, ServesOwnLeg, twilio_webhook
 from app.voice.twiml import empty_twiml, hold_context, twiml_response
 from app.web.unit_of_work import telephony
 
@@ -355,16 +354,15 @@ def after_fallback(form: TwilioForm, leg: Leg):
 
 
 @blueprint.post(urls.AGENT_DIAL_OUT)
-@twilio_webhook()
-def agent_dial_out(form: TwilioForm):
+@twilio_webhook(serves=ServesOwnLeg())
+def agent_dial_out(form: TwilioForm, known: Leg | None):
     """An agent dialled a number on their own phone (the SIP domain's Voice URL): their call goes into a new
     outbound call's room and the customer is dialled; a refusal is said to them, and nothing rings."""
     t = telephony()
     dial = form.dial_out()
-    known = t.session.scalar(select(Leg.id).where(Leg.twilio_call_sid == dial.call_sid))
     if known is not None:
         # Twilio asked again for a call already placed: where its leg is now.
-        return rejoin(lock_leg(t, known))
+        return rejoin(known)
     agent = outbound.agent_of_phone(t.session, dial.from_uri, dial.sip_username)
     if agent is None:
         log.warning("dial_out_refused", reason="not an agent's phone")
@@ -378,12 +376,10 @@ def agent_dial_out(form: TwilioForm):
 
 
 @blueprint.post(urls.AGENT_DIAL_OUT_STATUS)
-@twilio_webhook(answer="callback")
-def agent_dial_out_status(form: TwilioForm):
+@twilio_webhook(answer="callback", serves=ServesOwnLeg())
+def agent_dial_out_status(form: TwilioForm, leg: Leg | None):
     """The SIP domain's status callback: a status of an agent's own dial-out call, found by its CallSid."""
     t = telephony()
-    leg_id = t.session.scalar(select(Leg.id).where(Leg.twilio_call_sid == form.require_call_sid()))
-    leg = lock_leg(t, leg_id) if leg_id is not None else None
     if leg is None:
         # Refused, or never placed: the service has no leg for it.
         log.info("status_for_unknown_call", call_status=form.call_status)

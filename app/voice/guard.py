@@ -277,7 +277,13 @@ class ServesCall:
     misfit: Callable[[Call], Response] | None = None
 
 
-Serves = Union[ServesLeg, ServesCall, None]
+@dataclass(frozen=True)
+class ServesOwnLeg:
+    """A webhook of the leg whose Twilio call it is, found by the request's own CallSid (an agent's dial-out call,
+    which names no leg in its URL): the view is given that leg, locked, or None when the service has none yet."""
+
+
+Serves = Union[ServesLeg, ServesCall, ServesOwnLeg, None]
 
 
 def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
@@ -286,6 +292,9 @@ def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
     if serves is None:
         return ()
     t = current_work().telephony
+    if isinstance(serves, ServesOwnLeg):
+        leg_id = t.session.scalar(select(Leg.id).where(Leg.twilio_call_sid == form.require_call_sid()))
+        return (lock_leg(t, leg_id) if leg_id is not None else None,)
     if isinstance(serves, ServesCall):
         number = parse_id(request.args.get("call"))
         call = lock_call(t, number) if number is not None else None
