@@ -109,3 +109,9 @@ def test_two_short_numbers_in_a_row_are_not_a_card():
 def test_dates_amounts_and_phone_numbers_with_dots_are_kept():
     for text in ("on 12.03.2026 I paid 49.99", "my number is 555.123.4567", "version 1.2.3"):
         assert redact(text) == text
+
+
+def test_control_characters_never_hide_a_card_number():
+    assert redact("my card is 4111\x001111\x1f1111\x7f1111 thanks") == "my card is [card number removed] thanks"
+    assert redact("four one one one\x07 one one one one 1111\x0b1111") == "[card number removed]"
+    assert redact("line one\r\nline two\ttab\x1b[2J") == "line one\nline two\ttab[2J"

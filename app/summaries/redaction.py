@@ -26,9 +26,13 @@ Decisions:
   Insurance number (AB 12 34 56 C, official prefix letters), an IBAN (country
   code, check digits, then groups holding digits), and a UK sort code written
   12-34-56 followed by an 8-digit account number.
+* Control characters are removed first (app/text.py): one between two
+  digit groups would otherwise hide the run they make.
 """
 
 import re
+
+from app.text import without_controls
 
 __all__ = ["redact", "redact_across"]
 
@@ -180,6 +184,7 @@ def redact(text: str) -> str:
     """Return text with card numbers, national ids and bank details replaced by markers."""
     if not text:
         return text or ""
+    text = without_controls(text)
     text = _IBAN_RE.sub(_iban, text)
     text = _NI_RE.sub(NI_NUMBER, text)
     text = _SORT_AND_ACCOUNT_RE.sub(SORT_CODE_AND_ACCOUNT, text)
