@@ -101,3 +101,112 @@ def test_whatever_reaches_a_twiml_value_leaves_the_document_well_formed():
                               text="bye\x01 </Say> \ud800\ufffe & \x7fthanks")
     root = parsed(twiml)
     assert root.find(".//Say").text == "bye </Say>  & thanks" and root.find(".//Say").get("voice") == "Polly.Joanna"
+
+
+TWENTY_MIB = 20 * 1024 * 1024
+
+
+class CountingBody:
+    """A request body of SIZE bytes, made as it is read, that counts what was read of it."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.read_bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        left = self.size - self.read_bytes
+        n = left if n is None or n < 0 else min(n, left)
+        self.read_bytes += n
+        return b"a" * n
+
+    def readline(self, n: int = -1) -> bytes:
+        return self.read(n)
+
+
+def _send(app, path, body, content_type, *, length=True, headers=None):
+    """Call the app as a WSGI server would; returns (status, content type, text) and how much of BODY it read."""
+    from werkzeug.test import EnvironBuilder
+
+    environ = EnvironBuilder(path=path, method="POST", content_type=content_type, headers=headers or {}).get_environ()
+    environ["wsgi.input"] = body
+    if length:
+        environ["CONTENT_LENGTH"] = str(body.size)
+    else:
+        environ.pop("CONTENT_LENGTH", None)
+        environ["wsgi.input_terminated"] = True  # chunked, as gunicorn passes it on
+    started = []
+    chunks = app(environ, lambda status, headers, exc_info=None: started.append((status, dict(headers))))
+    try:
+        text = b"".join(chunks).decode()
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    status, sent = started[0]
+    return int(status.split()[0]), sent["Content-Type"], text
+
+
+def test_a_twenty_mib_body_is_refused_413_before_a_byte_of_it_is_read_or_a_signature_checked(centre, api_headers,
+                                                                                              caplog):
+    from app.telephony import urls
+
+    form = "application/x-www-form-urlencoded"
+    webhook = CountingBody(TWENTY_MIB)
+    status, content_type, text = _send(centre.app, urls.VOICE, webhook, form,
+                                       headers={"X-Twilio-Signature": "forged"})
+    assert (status, webhook.read_bytes) == (413, 0)
+    assert content_type.startswith("text/xml") and ET.fromstring(text).tag == "Response"
+    assert "twilio_signature_rejected" not in caplog.text and "request_too_large" in caplog.text
+
+    api = CountingBody(TWENTY_MIB)
+    status, content_type, text = _send(centre.app, "/api/calls/CA" + "a" * 32 + "/transfers", api, "application/json",
+                                       headers=api_headers(centre.app))
+    assert (status, api.read_bytes, content_type) == (413, 0, "application/json")
+    assert json.loads(text) == {"error": "the request body is larger than 1048576 bytes"}
+
+    livekit = CountingBody(TWENTY_MIB)
+    status, content_type, _ = _send(centre.app, urls.LIVEKIT_WEBHOOK, livekit, "application/webhook+json")
+    assert (status, livekit.read_bytes, content_type) == (413, 0, "application/json")
+
+    page = CountingBody(TWENTY_MIB)
+    status, content_type, text = _send(centre.app, "/login", page, form, headers={"Accept": "text/html"})
+    assert (status, page.read_bytes) == (413, 0) and "larger than 1048576 bytes" in text
+    with centre.db() as session:
+        assert session.scalars(select(Call)).all() == []
+
+
+def test_a_chunked_body_without_a_length_is_refused_one_byte_past_the_limit(centre):
+    from app.telephony import urls
+
+    webhook = CountingBody(TWENTY_MIB)
+    status, content_type, text = _send(centre.app, urls.VOICE, webhook, "application/x-www-form-urlencoded",
+                                       length=False, headers={"X-Twilio-Signature": "forged"})
+    assert status == 413 and ET.fromstring(text).tag == "Response"
+    assert webhook.read_bytes == 1048576 + 1
+
+
+class KnownBody(CountingBody):
+    """A request body of the bytes given."""
+
+    def __init__(self, data: bytes):
+        super().__init__(len(data))
+        self.data = data
+
+    def read(self, n: int = -1) -> bytes:
+        start = self.read_bytes
+        return self.data[start:start + len(super().read(n))]
+
+
+def test_a_chunked_body_within_the_limit_is_served_whole(centre):
+    from urllib.parse import urlencode
+
+    from app.sandbox.signing import signed_headers
+    from app.telephony import urls
+    from tests.conftest import PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN
+
+    form = {"CallSid": "CA" + "b" * 32, "From": "+15551230099", "To": centre.number, "CallStatus": "ringing",
+            "Padding": "x" * 100_000}
+    body = KnownBody(urlencode(form).encode())
+    status, content_type, text = _send(centre.app, urls.VOICE, body, "application/x-www-form-urlencoded",
+                                       length=False, headers=signed_headers(TWILIO_AUTH_TOKEN, PUBLIC_BASE_URL + urls.VOICE,
+                                                                            form))
+    assert status == 200 and ET.fromstring(text).find(".//Gather") is not None
+    assert body.read_bytes == body.size
