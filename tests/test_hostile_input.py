@@ -210,3 +210,58 @@ def test_a_chunked_body_within_the_limit_is_served_whole(centre):
                                                                             form))
     assert status == 200 and ET.fromstring(text).find(".//Gather") is not None
     assert body.read_bytes == body.size
+
+
+PASSWORD = "a-long-test-password-1"
+
+
+def signed_in(centre, username):
+    client = centre.app.test_client()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', client.get("/login").get_data(as_text=True)).group(1)
+    response = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+    return client
+
+
+def test_a_card_an_agent_reads_back_in_four_results_reaches_no_row_page_or_llm(centre, api_headers):
+    from app.auth.service import create_user
+
+    with centre.db() as session:
+        create_user(session, "sam", PASSWORD, "supervisor")
+    caller, alice = connected_call(centre)
+    # The agent reads the number back, a group a breath; the caller confirms in between.
+    for words in ("let me read that back, 4532", "0151", "one two eight three", "0366 is that right?"):
+        alice.transcribe(words, track="inbound_track")
+    caller.transcribe("yes that's right", track="inbound_track")
+    response = centre.client.post(f"/api/calls/{caller.sid}/transfers", json={"extension": "102"},
+                                  headers=api_headers(centre.app))
+    assert response.status_code == 201, response.get_json()
+    centre.network.answer(centre.agent_phone(BOB).sid)
+    centre.network.run_pending()
+
+    with centre.db() as session:
+        rows = [(u.speaker, u.text) for u in session.scalars(select(Utterance).order_by(Utterance.id))]
+    page = signed_in(centre, "sam").get(f"/calls/{caller.sid}").get_data(as_text=True)
+    sent = json.dumps([r.body for r in centre.llm.requests])
+    assert centre.llm.requests and "is that right" in sent
+    for place, text in (("rows", json.dumps(rows)), ("page", page), ("llm", sent)):
+        for piece in ("4532", "0151", "one two eight three", "0366"):
+            assert piece not in text, (place, piece)
+    agent_words = [text for speaker, text in rows if speaker == "agent"][-4:]
+    assert agent_words == ["let me read that back, [card number removed]", "[card number removed]",
+                           "[card number removed]", "[card number removed] is that right?"]
+
+
+def test_digits_said_more_than_half_a_minute_apart_are_not_joined(centre):
+    from datetime import timedelta
+
+    caller, alice = connected_call(centre)
+    alice.transcribe("your order is 4532 0151", track="inbound_track")
+    with centre.db() as session:
+        for utterance in session.scalars(select(Utterance)):
+            utterance.created_at -= timedelta(seconds=31)
+    alice.transcribe("1283 0366 is your new reference", track="inbound_track")
+    with centre.db() as session:
+        agent = [u.text for u in session.scalars(select(Utterance).where(Utterance.speaker == "agent")
+                                                 .order_by(Utterance.id))]
+    assert agent[-2:] == ["your order is 4532 0151", "1283 0366 is your new reference"]
