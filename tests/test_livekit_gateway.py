@@ -246,13 +246,17 @@ def test_browser_token_grants_one_room_for_the_ttl(gateway, livekit):
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer=KEY)
     assert claims["sub"] == "agent-7" and claims["name"] == "Ana"
     assert claims["exp"] - claims["nbf"] == 900
+    # The least a voice console needs: join this room, publish its microphone, subscribe; no data messages.
     assert claims["video"] == {
         "roomJoin": True,
         "room": "consult_T1",
         "canPublish": True,
         "canSubscribe": True,
-        "canPublishData": True,
+        "canPublishData": False,
+        "canPublishSources": ["microphone"],
+        "canUpdateOwnMetadata": False,
     }
+    assert set(claims) == {"iss", "sub", "name", "nbf", "exp", "video"}
     assert livekit.requests == []
 
 

@@ -307,8 +307,18 @@ class LiveKitGateway:
         return self._call_unless("unimplemented", "MoveParticipant", lambda c: c.room.move_participant(request))
 
     def browser_token(self, identity: str, name: str, room: str, ttl_seconds: int) -> str:
-        """Join token for one room, allowed to publish and subscribe."""
-        grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
+        """Join token for one room with the least grants a voice console needs: publish its microphone, subscribe.
+
+        No data messages (canPublishData defaults to true when unset), no
+        camera or screen share (canPublishSources, when set, supersedes
+        canPublish: only the sources named may be published), no metadata
+        of its own, nothing about rooms but joining this one (livekit/node-sdks
+        src/grants.ts, VideoGrant). A console token that leaks lets its
+        holder speak and listen in one room for a minute, nothing more.
+        """
+        grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True,
+                                 can_publish_data=False, can_publish_sources=["microphone"],
+                                 can_update_own_metadata=False)
         return (
             api.AccessToken(self._api_key, self._api_secret)
             .with_identity(identity)
