@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime
+import json
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -329,7 +333,14 @@ class LiveKitGateway:
         )
 
     def verify_webhook(self, body: str, authorization: str) -> WebhookEvent:
-        """Check a LiveKit webhook's signature and body hash and parse it."""
+        """Check a LiveKit webhook's signature, body hash and expiry, and parse it.
+
+        livekit-api's TokenVerifier allows a minute of leeway on both the
+        token's nbf and its exp (DEFAULT_LEEWAY in livekit/api/access_token.py),
+        so a captured webhook could be replayed for a minute past its expiry.
+        The leeway stays for nbf (LiveKit's clock may run a little ahead of
+        ours), and the expiry is then checked with none.
+        """
         token = (authorization or "").removeprefix("Bearer ").strip()
         receiver = api.WebhookReceiver(api.TokenVerifier(self._api_key, self._api_secret))
         try:
@@ -337,6 +348,9 @@ class LiveKitGateway:
         except Exception as exc:
             # livekit-api raises bare Exception for a hash mismatch, jwt errors for the rest.
             raise InvalidLiveKitWebhook(f"{type(exc).__name__}: {exc}") from None
+        expires = _expiry(token)
+        if expires is None or expires <= time.time():
+            raise InvalidLiveKitWebhook(f"ExpiredSignatureError: the token expired at {expires}")
         return WebhookEvent(
             event=message.event,
             event_id=message.id,
@@ -448,6 +462,17 @@ class LiveKitGateway:
         """Delete a dispatch rule; False if it did not exist."""
         request = api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule_id)
         return self._call_unless("not_found", "DeleteSIPDispatchRule", lambda c: c.sip.delete_dispatch_rule(request))
+
+
+def _expiry(token: str) -> float | None:
+    """The exp claim of a JWT whose signature was checked already; None if it has none."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        expires = claims.get("exp")
+    except (IndexError, ValueError, binascii.Error, AttributeError):
+        return None
+    return float(expires) if isinstance(expires, (int, float)) and not isinstance(expires, bool) else None
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
