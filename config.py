@@ -50,6 +50,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     public_base_url: str = "http://localhost:8000"
     trusted_proxy_hops: int = 0
+    # A request body larger than this is answered 413 before anything reads it (app/web/request_size.py).
+    max_request_bytes: int = 1_048_576
     log_format: str = "console"
     log_level: str = "INFO"
 
@@ -338,6 +340,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "DATABASE_URL": ("database_url", _database_url),
     "PUBLIC_BASE_URL": ("public_base_url", _url),
     "TRUSTED_PROXY_HOPS": ("trusted_proxy_hops", _int),
+    "MAX_REQUEST_BYTES": ("max_request_bytes", _int),
     "LOG_FORMAT": ("log_format", _choice(("console", "json"))),
     "LOG_LEVEL": ("log_level", _choice(("debug", "info", "warning", "error"))),
     "TWILIO_ACCOUNT_SID": ("twilio_account_sid", _text),
@@ -480,12 +483,18 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         problems.append("CALLBACK_ATTEMPTS: must be at least 1")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
+    if settings.max_request_bytes < MIN_REQUEST_BYTES:
+        problems.append(f"MAX_REQUEST_BYTES: must be at least {MIN_REQUEST_BYTES} (Twilio's webhooks and the API's "
+                        "requests take a few kilobytes)")
     if not 1 <= settings.port <= 65535:
         problems.append(f"PORT: {settings.port} is not a TCP port (1 to 65535)")
     if settings.production:
         problems.extend(_production_checks(settings))
     return problems
 
+
+# The least MAX_REQUEST_BYTES may be: a Twilio webhook with a long transcript is a few kilobytes.
+MIN_REQUEST_BYTES = 16_384
 
 # The longest an outbound call rings the customer: well inside the 60 s its agent's <Dial> into the room rings.
 MAX_OUTBOUND_RING_SECONDS = 45

@@ -14,6 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.gateways.registry import init_gateways
     from app.jobs.setup import init_jobs
     from app.web.request_context import init_request_context
+    from app.web.request_size import init_request_size_limit
     from app.web.security_headers import init_security_headers
     from app.web.text_input import init_text_input_check
     from app.web.unit_of_work import init_unit_of_work
@@ -21,8 +22,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     init_settings(app, settings or load_settings())
     for step in (init_logging, init_db, init_unit_of_work, init_gateways, init_jobs, init_request_context,
-                 init_text_input_check, init_security_headers, init_auth, init_blueprints, init_cli, init_proxy,
-                 announce):
+                 init_request_size_limit, init_text_input_check, init_security_headers, init_auth, init_blueprints,
+                 init_cli, init_proxy, announce):
         step(app)
     return app
 

@@ -30,8 +30,10 @@ def test_agent_token_grants_only_the_room_of_their_call(centre):
     body = response.get_json()
     claims = jwt.decode(body["token"], LIVEKIT_API_SECRET, algorithms=["HS256"])
     assert body["room"] == "call_1" and body["identity"] == "agent-101" and body["expires_in"] == 60
-    assert claims["video"]["room"] == "call_1" and claims["video"]["roomJoin"] is True
-    assert not claims["video"].get("roomAdmin") and not claims["video"].get("roomCreate")
+    # Join this room, publish the microphone, subscribe: nothing more, no data messages.
+    assert claims["video"] == {"room": "call_1", "roomJoin": True, "canPublish": True, "canSubscribe": True,
+                               "canPublishData": False, "canPublishSources": ["microphone"],
+                               "canUpdateOwnMetadata": False}
     assert claims["exp"] - claims["nbf"] <= 60
 
     other = centre.app.test_client()

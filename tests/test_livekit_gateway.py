@@ -246,13 +246,17 @@ def test_browser_token_grants_one_room_for_the_ttl(gateway, livekit):
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer=KEY)
     assert claims["sub"] == "agent-7" and claims["name"] == "Ana"
     assert claims["exp"] - claims["nbf"] == 900
+    # The least a voice console needs: join this room, publish its microphone, subscribe; no data messages.
     assert claims["video"] == {
         "roomJoin": True,
         "room": "consult_T1",
         "canPublish": True,
         "canSubscribe": True,
-        "canPublishData": True,
+        "canPublishData": False,
+        "canPublishSources": ["microphone"],
+        "canUpdateOwnMetadata": False,
     }
+    assert set(claims) == {"iss", "sub", "name", "nbf", "exp", "video"}
     assert livekit.requests == []
 
 
@@ -285,3 +289,25 @@ def test_gateway_recreates_its_loop_after_fork(livekit, gateway):
 
     assert json.loads(answer) == ["before-fork"]
     assert gateway.list_rooms()[0].name == "before-fork"
+
+
+def _webhook_token(body, *, expires_in, not_before_in=-60):
+    import base64
+    import hashlib
+
+    now = int(time.time())
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    return jwt.encode({"iss": KEY, "sha256": digest, "nbf": now + not_before_in, "exp": now + expires_in},
+                      SECRET, "HS256")
+
+
+def test_a_webhook_token_past_its_expiry_is_refused_without_leeway(gateway):
+    body = webhook_body("room_finished", "call_CA1")
+    # livekit-api alone would let this pass: it allows a minute of leeway on exp.
+    with pytest.raises(InvalidLiveKitWebhook, match="expired"):
+        gateway.verify_webhook(body, _webhook_token(body, expires_in=-5))
+    with pytest.raises(InvalidLiveKitWebhook):
+        gateway.verify_webhook(body, _webhook_token(body, expires_in=-120))
+    assert gateway.verify_webhook(body, _webhook_token(body, expires_in=5)).event == "room_finished"
+    # A LiveKit clock a few seconds ahead of ours still gets through: nbf keeps its leeway.
+    assert gateway.verify_webhook(body, _webhook_token(body, expires_in=300, not_before_in=5)).event == "room_finished"

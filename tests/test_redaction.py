@@ -1,6 +1,6 @@
 import pytest
 
-from app.summaries.redaction import redact, redact_across
+from app.summaries.redaction import redact, redact_run
 
 CARD = "[card number removed]"
 
@@ -96,16 +96,37 @@ def test_empty_text():
 
 
 def test_a_card_read_out_across_two_utterances_is_removed_from_both():
-    previous, current = redact_across("sure, it is 4111 1111", "1111 1111 and it expires in May")
+    previous, current = redact_run(["sure, it is 4111 1111", "1111 1111 and it expires in May"])
     assert previous == f"sure, it is {CARD}" and current == f"{CARD} and it expires in May"
 
 
+def test_a_card_read_out_in_four_results_is_removed_from_every_one():
+    said = ["ok the card is 4111", "1111", "one one one one", "1111 and it expires in May"]
+    assert redact_run(said) == [f"ok the card is {CARD}", CARD, CARD, f"{CARD} and it expires in May"]
+    # Read in pieces of three and more: still one number.
+    assert redact_run(["4111 111", "1 1111", "11", "11"]) == [CARD, CARD, CARD, CARD]
+
+
+def test_a_chain_ends_where_a_result_holds_more_than_digits():
+    said = ["it is 4111", "1111 and my order is 2222", "3333"]
+    assert redact_run(said) == said
+    # A result that ends one chain may begin the next.
+    assert redact_run(["5500 0000", "0000 0004 and the other is 4111 1111", "1111 1111"]) == [
+        CARD, f"{CARD} and the other is {CARD}", CARD]
+
+
 def test_two_short_numbers_in_a_row_are_not_a_card():
-    assert redact_across("my order is 4411", "and the amount 49 dollars") == (
-        "my order is 4411", "and the amount 49 dollars")
-    assert redact_across("call me on 020 7946 0018", "thanks") == ("call me on 020 7946 0018", "thanks")
+    assert redact_run(["my order is 4411", "and the amount 49 dollars"]) == [
+        "my order is 4411", "and the amount 49 dollars"]
+    assert redact_run(["call me on 020 7946 0018", "thanks"]) == ["call me on 020 7946 0018", "thanks"]
 
 
 def test_dates_amounts_and_phone_numbers_with_dots_are_kept():
     for text in ("on 12.03.2026 I paid 49.99", "my number is 555.123.4567", "version 1.2.3"):
         assert redact(text) == text
+
+
+def test_control_characters_never_hide_a_card_number():
+    assert redact("my card is 4111\x001111\x1f1111\x7f1111 thanks") == "my card is [card number removed] thanks"
+    assert redact("four one one one\x07 one one one one 1111\x0b1111") == "[card number removed]"
+    assert redact("line one\r\nline two\ttab\x1b[2J") == "line one\nline two\ttab[2J"

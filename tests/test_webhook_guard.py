@@ -340,3 +340,39 @@ def test_a_callsid_that_is_not_twilios_shape_is_no_callsid(centre, signed_post):
     assert status.status_code == 400  # a callback with no usable CallSid: refused in words, nothing stored
     with centre.db() as session:
         assert session.scalar(select(func.count()).select_from(Call)) == 0
+
+
+def test_an_expired_livekit_token_is_refused_and_a_replay_without_an_event_id_is_handled_once(centre):
+    import base64
+    import hashlib
+    import json
+    import time
+
+    import jwt
+
+    from app.models import Leg
+    from tests.transfer_helpers import connected_call
+
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        room = session.scalar(select(Call.room_name))
+        agent_leg = session.scalar(select(Leg.id).where(Leg.twilio_call_sid == alice.sid))
+    event = json.loads(webhook_body("participant_left", room, participant_identity=f"sip_leg-{agent_leg}",
+                                    participant_kind="sip"))
+    del event["id"]  # an event without an id: only its body tells a replay
+    body = json.dumps(event)
+    digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+    now = int(time.time())
+    expired = jwt.encode({"iss": LIVEKIT_API_KEY, "sha256": digest, "nbf": now - 300, "exp": now - 5},
+                         LIVEKIT_API_SECRET, "HS256")
+    before = len(_livekit_events(centre, "livekit_participant_left"))
+
+    refused = centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers={"Authorization": expired})
+    assert refused.status_code == 403 and len(_livekit_events(centre, "livekit_participant_left")) == before
+
+    signed = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)}
+    first = centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=signed)
+    again = centre.client.post(urls.LIVEKIT_WEBHOOK, data=body,
+                               headers={"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)})
+    assert first.get_json() == {"status": "ok"} and again.get_json() == {"status": "ok", "repeated": True}
+    assert len(_livekit_events(centre, "livekit_participant_left")) == before + 1

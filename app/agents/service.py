@@ -17,6 +17,7 @@ from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
 from app.states import agents as states
 from app.states.agents import new_agent
+from app.text import control_character
 from config import PROJECT_ROOT
 
 # The roster `make run` loads into an empty database, and the tests and the demo use.
@@ -54,20 +55,33 @@ class QueueSpec:
     priority: int = 0
 
 
+def _plain(what: str, field_name: str, value: str) -> str:
+    """VALUE, or RosterError when it holds a control character: names are shown and spoken as given."""
+    found = control_character(value)
+    if found is not None:
+        raise RosterError(f"{what}: {field_name} {value!r} holds a control character ({found}); "
+                          "use letters, digits, spaces and punctuation only")
+    return value
+
+
 def parse_agent(entry: dict[str, Any]) -> AgentSpec:
     """Validate one roster entry for an agent."""
     name = str(entry.get("name", "")).strip()
     extension = str(entry.get("extension", "")).strip()
     if not name:
         raise RosterError("agent without a name")
+    _plain("agent", "name", name)
     if not extension.isdigit() or not 2 <= len(extension) <= 6:
         raise RosterError(f"agent {name!r}: extension must be 2 to 6 digits")
     sip_uri = (entry.get("sip_uri") or "").strip() or None
     if sip_uri and not sip_uri.startswith(("sip:", "sips:")):
         raise RosterError(f"agent {name!r}: sip_uri must start with sip:")
+    _plain(f"agent {name!r}", "sip_uri", sip_uri or "")
     skills = entry.get("skills", [])
     if isinstance(skills, str):
         skills = [s for s in skills.split(",")]
+    for skill in skills:
+        _plain(f"agent {name!r}", "skill", str(skill).strip())
     presence = str(entry.get("presence", Presence.OFFLINE)).strip()
     if presence not in Presence.__members__.values():
         raise RosterError(f"agent {name!r}: presence must be one of {', '.join(Presence)}")
@@ -80,10 +94,12 @@ def parse_queue(entry: dict[str, Any]) -> QueueSpec:
     code = str(entry.get("dtmf_code", "")).strip()
     if not name:
         raise RosterError("queue without a name")
+    _plain("queue", "name", name)
     if not code.isdigit() or not 1 <= len(code) <= 4:
         raise RosterError(f"queue {name!r}: dtmf_code must be 1 to 4 digits")
-    skill = str(entry.get("skill", name)).strip().lower()
-    hints = tuple(str(h).strip() for h in entry.get("speech_hints", []) if str(h).strip())
+    skill = _plain(f"queue {name!r}", "skill", str(entry.get("skill", name)).strip().lower())
+    hints = tuple(_plain(f"queue {name!r}", "speech hint", str(h).strip())
+                  for h in entry.get("speech_hints", []) if str(h).strip())
     return QueueSpec(name, code, skill, hints, bool(entry.get("default", False)), _queue_settings(name, entry),
                      **_business_hours(name, entry), overflow=_overflow(name, entry.get("overflow")),
                      priority=_priority(name, entry.get("priority")))
@@ -110,7 +126,7 @@ def _business_hours(name: str, entry: dict[str, Any]) -> dict[str, Any]:
 def _overflow(name: str, value: Any) -> str | None:
     if not _given(value):
         return None
-    overflow = str(value).strip().lower()
+    overflow = _plain(f"queue {name!r}", "overflow", str(value).strip().lower())
     if overflow == name:
         raise RosterError(f"queue {name!r}: overflow {overflow!r} is the queue itself; name another queue, or "
                           f"{', '.join(Overflow)}")

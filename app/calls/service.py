@@ -53,7 +53,7 @@ from app.routing.service import offer_call
 from app.states.calls import move_call, new_call
 from app.states.legs import new_leg
 from app.states.transfers import active_transfer, place_in_line
-from app.summaries.redaction import redact, redact_across
+from app.summaries.redaction import redact, redact_run
 from app.telephony.outcomes import CallProgress
 from app.telephony.sip import call_room_user, leg_identity, room_name
 from app.transfers.parties import Prompt, caller_hears_hold
@@ -455,6 +455,12 @@ def call_events(t: Telephony, call: Call):
     return list(t.session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id)))
 
 
+# A speaker's results this recent, at most this many, are read as one text by the redactor: a card number read
+# out in four breaths (four groups of four digits, as printed) is removed from every one of them.
+ACROSS_SECONDS = 30
+ACROSS_UTTERANCES = 8
+
+
 def record_transcription(t: Telephony, call: Call, chunk: TranscriptChunk, agent_leg: Leg | None = None) -> None:
     """Keep a final piece of what a party said as an utterance (redacted): the caller's, or AGENT_LEG's.
 
@@ -466,14 +472,17 @@ def record_transcription(t: Telephony, call: Call, chunk: TranscriptChunk, agent
     text = redact(card_pause.screen(t, call, speaker, chunk.text))[:2000]
     if not text:
         return
-    # A card number read out in two breaths arrives as two results: the
-    # speaker's last utterance and this one are redacted as one text too.
-    previous = t.session.scalar(
-        select(Utterance).where(Utterance.call_id == call.id, Utterance.speaker == speaker)
-        .order_by(Utterance.id.desc()).limit(1)
-    )
-    if previous is not None:
-        previous.text, text = redact_across(previous.text, text)
+    # A card number read out in several breaths arrives as several results:
+    # the speaker's recent utterances and this one are redacted as one run.
+    recent = list(reversed(t.session.scalars(
+        select(Utterance).where(Utterance.call_id == call.id, Utterance.speaker == speaker,
+                                Utterance.created_at >= utcnow() - timedelta(seconds=ACROSS_SECONDS))
+        .order_by(Utterance.id.desc()).limit(ACROSS_UTTERANCES)
+    ).all()))
+    *earlier, text = redact_run([u.text for u in recent] + [text])
+    for utterance, redacted in zip(recent, earlier):
+        if utterance.text != redacted:
+            utterance.text = redacted
     t.session.add(Utterance(call_id=call.id, speaker=speaker, text=text))
 
 

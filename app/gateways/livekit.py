@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime
+import json
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -307,8 +311,18 @@ class LiveKitGateway:
         return self._call_unless("unimplemented", "MoveParticipant", lambda c: c.room.move_participant(request))
 
     def browser_token(self, identity: str, name: str, room: str, ttl_seconds: int) -> str:
-        """Join token for one room, allowed to publish and subscribe."""
-        grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True)
+        """Join token for one room with the least grants a voice console needs: publish its microphone, subscribe.
+
+        No data messages (canPublishData defaults to true when unset), no
+        camera or screen share (canPublishSources, when set, supersedes
+        canPublish: only the sources named may be published), no metadata
+        of its own, nothing about rooms but joining this one (livekit/node-sdks
+        src/grants.ts, VideoGrant). A console token that leaks lets its
+        holder speak and listen in one room for a minute, nothing more.
+        """
+        grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True,
+                                 can_publish_data=False, can_publish_sources=["microphone"],
+                                 can_update_own_metadata=False)
         return (
             api.AccessToken(self._api_key, self._api_secret)
             .with_identity(identity)
@@ -319,7 +333,14 @@ class LiveKitGateway:
         )
 
     def verify_webhook(self, body: str, authorization: str) -> WebhookEvent:
-        """Check a LiveKit webhook's signature and body hash and parse it."""
+        """Check a LiveKit webhook's signature, body hash and expiry, and parse it.
+
+        livekit-api's TokenVerifier allows a minute of leeway on both the
+        token's nbf and its exp (DEFAULT_LEEWAY in livekit/api/access_token.py),
+        so a captured webhook could be replayed for a minute past its expiry.
+        The leeway stays for nbf (LiveKit's clock may run a little ahead of
+        ours), and the expiry is then checked with none.
+        """
         token = (authorization or "").removeprefix("Bearer ").strip()
         receiver = api.WebhookReceiver(api.TokenVerifier(self._api_key, self._api_secret))
         try:
@@ -327,6 +348,9 @@ class LiveKitGateway:
         except Exception as exc:
             # livekit-api raises bare Exception for a hash mismatch, jwt errors for the rest.
             raise InvalidLiveKitWebhook(f"{type(exc).__name__}: {exc}") from None
+        expires = _expiry(token)
+        if expires is None or expires <= time.time():
+            raise InvalidLiveKitWebhook(f"ExpiredSignatureError: the token expired at {expires}")
         return WebhookEvent(
             event=message.event,
             event_id=message.id,
@@ -438,6 +462,17 @@ class LiveKitGateway:
         """Delete a dispatch rule; False if it did not exist."""
         request = api.DeleteSIPDispatchRuleRequest(sip_dispatch_rule_id=rule_id)
         return self._call_unless("not_found", "DeleteSIPDispatchRule", lambda c: c.sip.delete_dispatch_rule(request))
+
+
+def _expiry(token: str) -> float | None:
+    """The exp claim of a JWT whose signature was checked already; None if it has none."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        expires = claims.get("exp")
+    except (IndexError, ValueError, binascii.Error, AttributeError):
+        return None
+    return float(expires) if isinstance(expires, (int, float)) and not isinstance(expires, bool) else None
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -26,11 +26,15 @@ Decisions:
   Insurance number (AB 12 34 56 C, official prefix letters), an IBAN (country
   code, check digits, then groups holding digits), and a UK sort code written
   12-34-56 followed by an 8-digit account number.
+* Control characters are removed first (app/text.py): one between two
+  digit groups would otherwise hide the run they make.
 """
 
 import re
 
-__all__ = ["redact", "redact_across"]
+from app.text import without_controls
+
+__all__ = ["redact", "redact_run"]
 
 CARD = "[card number removed]"
 LONG_NUMBER = "[number removed]"
@@ -180,6 +184,7 @@ def redact(text: str) -> str:
     """Return text with card numbers, national ids and bank details replaced by markers."""
     if not text:
         return text or ""
+    text = without_controls(text)
     text = _IBAN_RE.sub(_iban, text)
     text = _NI_RE.sub(NI_NUMBER, text)
     text = _SORT_AND_ACCOUNT_RE.sub(SORT_CODE_AND_ACCOUNT, text)
@@ -192,22 +197,50 @@ def redact(text: str) -> str:
 
 _TRAILING_RUN_RE = re.compile(rf"(?:{_RUN})[\s,.]*$", re.IGNORECASE)
 _LEADING_RUN_RE = re.compile(rf"^[\s,.]*(?:{_RUN})", re.IGNORECASE)
+_WHOLE_RUN_RE = re.compile(rf"^[\s,.]*(?:{_RUN})[\s,.]*$", re.IGNORECASE)
 
 
-def redact_across(previous: str, current: str) -> tuple[str, str]:
-    """Redact a card number read out across two utterances of one speaker; returns both texts.
+def redact_run(texts: list[str]) -> list[str]:
+    """Redact a card number read out across several utterances of one speaker, in the order they were said.
 
-    Each text is redacted on its own first. Then the digits that end
-    PREVIOUS and those that begin CURRENT are read as one run: if together
-    they make a card-length number, both halves are replaced by the marker.
+    Each text is redacted on its own first. Then digits are followed from
+    one text into the next: the run that ends a text, every following text
+    that is nothing but digits, and the run that begins the text after them
+    are read as one number ("4111 1111", "1111", "1111 1111" are one card).
+    When such a chain makes a card-length number (13 or more digits), every
+    piece of it is replaced by the marker, in each text it touches.
     """
-    previous, current = redact(previous), redact(current)
-    tail = _TRAILING_RUN_RE.search(previous)
-    head = _LEADING_RUN_RE.search(current)
-    if tail is None or head is None:
-        return previous, current
-    count = len(digits_of(tail.group(0))) + len(digits_of(head.group(0)))
-    if count < 13:
-        return previous, current
-    marker = CARD if count <= 19 else LONG_NUMBER
-    return previous[:tail.start()] + marker, marker + current[head.end():]
+    texts = [redact(text) for text in texts]
+    whole = [bool(_WHOLE_RUN_RE.match(text)) for text in texts]
+    heads = [_LEADING_RUN_RE.search(text) for text in texts]
+    tails = [_TRAILING_RUN_RE.search(text) for text in texts]
+    cuts: dict[tuple[int, str], str] = {}
+    start = 0
+    while start < len(texts):
+        if tails[start] is None:
+            start += 1
+            continue
+        # A chain from the run that ends text START, through texts of digits only, into the run that begins the next.
+        pieces, count, k = [(start, "tail")], len(digits_of(tails[start].group(0))), start + 1
+        while k < len(texts) and heads[k] is not None:
+            if not whole[k]:
+                pieces.append((k, "head"))
+                count += len(digits_of(heads[k].group(0)))
+                break
+            pieces.append((k, "whole"))
+            count += len(digits_of(texts[k]))
+            k += 1
+        if len(pieces) > 1 and count >= 13:
+            cuts.update({piece: CARD if count <= 19 else LONG_NUMBER for piece in pieces})
+        # The text a chain ended in may end in a run of its own: the next chain starts there.
+        start = k
+    for index, text in enumerate(texts):
+        if (index, "whole") in cuts:
+            texts[index] = cuts[(index, "whole")]
+            continue
+        if (index, "tail") in cuts:
+            text = text[:tails[index].start()] + cuts[(index, "tail")]
+        if (index, "head") in cuts:
+            text = cuts[(index, "head")] + text[heads[index].end():]
+        texts[index] = text
+    return texts

@@ -18,6 +18,7 @@ from app.calls.inputs import (
     TranscriptChunk,
 )
 from app.telephony.outcomes import CallProgress, DialOutcome
+from app.text import without_controls
 
 # What a transcription event's `Track` may say for the service's own transcriptions (see transcript_chunk).
 INBOUND_TRACK_NAMES = frozenset({"inbound_track", "caller", "agent"})
@@ -92,9 +93,9 @@ class TwilioForm:
         return self.transcription_sid if self.transcription_event == "transcription-started" else ""
 
     def ivr_answer(self) -> IvrAnswer:
-        """The caller's keys (digits only, at most four) and words (at most 500 characters)."""
+        """The caller's keys (digits only, at most four) and words (at most 500 characters, no control characters)."""
         digits = self.digits[:4] if self.digits.isdigit() else ""
-        return IvrAnswer(digits, self.speech_result[:500])
+        return IvrAnswer(digits, without_controls(self.speech_result).strip()[:500])
 
     def recording(self) -> Recording:
         """The message recorded, if any (an empty URL: nothing was recorded)."""
@@ -119,7 +120,7 @@ class TwilioForm:
             raise MalformedWebhook("TranscriptionData is not JSON") from None
         if not isinstance(data, dict):
             raise MalformedWebhook("TranscriptionData is not a JSON object")
-        return TranscriptChunk(str(data.get("transcript", "")).strip())
+        return TranscriptChunk(without_controls(str(data.get("transcript", ""))).strip())
 
     def fallback_report(self) -> FallbackReport:
         """Which error made Twilio ask the fallback URL, and where."""

@@ -1,6 +1,14 @@
-"""LiveKit's webhook: signed room and participant events."""
+"""LiveKit's webhook: signed room and participant events.
+
+Each event is handled once, known by the SHA-256 of its body (what LiveKit's
+token signs: a replay can change nothing of it) and by its event id when it
+has one: a replay of a body without an id, or the same event re-sent, is
+answered `repeated` and changes nothing.
+"""
 
 from __future__ import annotations
+
+import hashlib
 
 import structlog
 from flask import Blueprint, current_app, jsonify, request
@@ -34,7 +42,7 @@ def livekit_webhook():
         return jsonify(error="invalid LiveKit webhook signature"), 403
     structlog.contextvars.bind_contextvars(livekit_event=event.event)
     try:
-        return _record_once(t, event)
+        return _record_once(t, event, body)
     except SQLAlchemyError as error:
         # Not stored: the reconciler asks Twilio about the legs once the
         # database is back (app/calls/reconcile.py).
@@ -44,16 +52,18 @@ def livekit_webhook():
         return jsonify(error="the database is unavailable; the event was not stored"), 503
 
 
-def _record_once(t, event):
+def _record_once(t, event, body: str):
     session = request_session()
-    key = event.event_id or None
-    if key and session.scalar(
-        select(WebhookDelivery.id).where(WebhookDelivery.source == "livekit", WebhookDelivery.delivery_key == key)
+    keys = ["sha256:" + hashlib.sha256(body.encode()).hexdigest()]
+    if event.event_id:
+        keys.append(event.event_id[:128])
+    if session.scalar(
+        select(WebhookDelivery.id).where(WebhookDelivery.source == "livekit", WebhookDelivery.delivery_key.in_(keys))
     ):
         log.info("webhook_repeated", path=request.path)
         return jsonify(status="ok", repeated=True)
     room_event(t, event)
-    if key:
-        session.add(WebhookDelivery(source="livekit", delivery_key=key[:128], endpoint=request.path,
+    for key in keys:
+        session.add(WebhookDelivery(source="livekit", delivery_key=key, endpoint=request.path,
                                     status_code=200, content_type="application/json", body="{}"))
     return jsonify(status="ok")

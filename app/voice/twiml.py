@@ -1,4 +1,9 @@
-"""TwiML rendered from twiml_templates/<flow>/<step>.xml, autoescaped, served as text/xml."""
+"""TwiML rendered from twiml_templates/<flow>/<step>.xml, autoescaped, served as text/xml.
+
+Every value put into a template is escaped and loses the characters XML 1.0
+forbids even escaped (app/text.py): Twilio does not carry out TwiML it cannot
+parse (error 12100), so whatever reached a value, the document stays well-formed.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ from functools import lru_cache
 
 from flask import Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from app.primitives.context import Telephony
+from app.text import xml_safe
 from config import PROJECT_ROOT
 
 TWIML_MEDIA_TYPE = "text/xml"
@@ -22,7 +29,15 @@ def environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_xml_safe_value,
     )
+
+
+def _xml_safe_value(value):
+    # Applied to each {{ value }} before it is escaped; markup stays markup.
+    if isinstance(value, Markup):
+        return Markup(xml_safe(str(value)))
+    return xml_safe(value) if isinstance(value, str) else value
 
 
 def render_twiml_text(template: str, **context) -> str:
