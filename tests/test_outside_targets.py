@@ -7,7 +7,13 @@ from sqlalchemy import select
 
 from app.models import Event, Leg
 from config import ConfigError, load_settings
-from tests.transfer_helpers import call_row, connected_call, in_room, transfer_row
+from tests.transfer_helpers import (
+    accepts,
+    call_row,
+    connected_call,
+    in_room,
+    transfer_row,
+)
 
 OUTSIDE = "+442079460123"
 PARTNER_DESK = "sip:desk@pbx.partner.example"
@@ -46,11 +52,12 @@ def test_warm_transfer_to_an_outside_number_rings_it_and_completes(centre, api_h
     assert caller.waiting_on.tag == "Play"
     outside = centre.network.last_call(to=OUTSIDE)
     centre.network.answer(outside.sid)
+    assert outside.heard_text == "Transfer from Alice Moreno. Press 1 to hear the summary, or 2 to decline."
+    accepts(centre, outside)
     whisper = outside.heard_text
-    assert "Transfer from Alice Moreno" in whisper and "Press 1 to accept" in whisper
+    assert "Here is the summary." in whisper and "Press 1 to accept" in whisper
     assert "4111" not in whisper
     assert leg_of_transfer(centre).agent_id is None  # no agent row, no presence
-    outside.press("1")
     transfer = transfer_row(centre)
     consult = f"{call_id}-consult-{transfer.id}"
     assert transfer.state == "consulting"
@@ -80,7 +87,7 @@ def test_blind_transfer_to_a_sip_uri(centre, api_headers):
     desk = centre.network.last_call(to=PARTNER_DESK)
     assert calls_created(centre)[-1].form["From"] == centre.number
     centre.network.answer(desk.sid)
-    desk.press("1")
+    accepts(centre, desk)
     centre.network.run_pending()
     assert transfer_row(centre).state == "completed"
     assert in_room(caller, str(call_id)) and in_room(desk, str(call_id))

@@ -432,20 +432,49 @@ def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
     return transfer
 
 
-def summary_ready_for_target(t: Telephony, leg: Leg, transfer: Transfer) -> bool:
-    """Whether the answered target can hear the summary now (past the deadline, the fallback is stored).
+def target_asked_for_summary(t: Telephony, leg: Leg, transfer: Transfer) -> None:
+    """The answered target pressed 1 to hear the summary: the first word of the caller they may hear.
 
-    When it is, the timeline records how long they waited after answering
-    (`summary_whispered`, waited_ms): the dead air of a warm transfer for
-    its target, shown on the call page.
+    Until then they have heard only who is transferring (a machine that
+    answers hears nothing of the caller). The timeline records the moment
+    once per target (`summary_asked`): the summary's deadline and the
+    target's dead air are counted from it.
     """
-    ready = settle_summary(t.session, transfer, since=leg.answered_at,
-                           deadline_seconds=t.settings.summary_deadline_seconds)
+    if _summary_asked_at(t, transfer, leg) is None:
+        record_event(t.session, transfer.call, "summary_asked", transfer=transfer, leg_id=leg.id)
+
+
+def asked_for_summary(t: Telephony, leg: Leg, transfer: Transfer) -> bool:
+    """Whether the target on LEG has pressed 1 for the summary (only then may they hear anything of the caller)."""
+    return _summary_asked_at(t, transfer, leg) is not None
+
+
+def summary_ready_for_target(t: Telephony, leg: Leg, transfer: Transfer, *, settle_now: bool = False) -> bool:
+    """Whether the target who asked for the summary can hear it now (past the deadline, the fallback is stored).
+
+    SETTLE_NOW: whatever is ready is spoken at once (the LLM's summary if it
+    is stored, else the fallback is stored now), as when Twilio gave up on a
+    wait turn and asked the fallback URL. When it is ready, the timeline
+    records how long they waited after asking (`summary_whispered`,
+    waited_ms): the dead air of a warm transfer for its target, shown on the
+    call page.
+    """
+    since = _summary_asked_at(t, transfer, leg) or leg.answered_at
+    ready = settle_summary(t.session, transfer, since=since, deadline_seconds=t.settings.summary_deadline_seconds,
+                           at_once="fallback: Twilio gave up on a wait turn" if settle_now else None)
     if ready and not _whispered_before(t, transfer, leg):
-        waited = (utcnow() - leg.answered_at).total_seconds() if leg.answered_at else 0.0
+        waited = (utcnow() - since).total_seconds() if since else 0.0
         record_event(t.session, transfer.call, "summary_whispered", transfer=transfer, leg_id=leg.id,
                      waited_ms=int(waited * 1000), source=transfer.summary_source)
     return ready
+
+
+def _summary_asked_at(t: Telephony, transfer: Transfer, leg: Leg):
+    for created_at, detail in t.session.execute(select(Event.created_at, Event.detail).where(
+            Event.transfer_id == transfer.id, Event.name == "summary_asked")):
+        if detail.get("leg_id") == leg.id:
+            return created_at
+    return None
 
 
 def _whispered_before(t: Telephony, transfer: Transfer, leg: Leg) -> bool:
