@@ -153,6 +153,7 @@ class TransferState(StrEnum):
     CANCELLED = "cancelled"
     CALLER_HUNG_UP = "caller_hung_up"
     FAILED = "failed"
+    VOICEMAIL = "voicemail"  # an outside target's phone was answered by a machine
 
 
 FINAL_TRANSFER_STATES = frozenset(
@@ -163,6 +164,7 @@ FINAL_TRANSFER_STATES = frozenset(
         TransferState.CANCELLED,
         TransferState.CALLER_HUNG_UP,
         TransferState.FAILED,
+        TransferState.VOICEMAIL,
     }
 )
 

@@ -143,9 +143,11 @@ def test_an_outside_party_that_does_not_take_the_call_gives_the_caller_back_to_a
     elif outcome == "rings_out":
         centre.network.ring_out(outside.sid, "no-answer")
     else:
-        # A voicemail answers and records: nobody presses a key, the whisper times out.
-        centre.network.answer(outside.sid)
+        # A voicemail that detection took for a person (`unknown`) records the greeting: nobody presses a key.
+        centre.network.answer(outside.sid, answered_by="unknown")
+        assert outside.heard_text == "Transfer from Alice Moreno. Press 1 to hear the summary, or 2 to decline."
         outside.silence()
+        assert "summary." not in outside.heard_text.replace("hear the summary", "")
     centre.network.run_pending()
     transfer = transfer_row(centre)
     assert transfer.state == ("no_answer" if outcome == "rings_out" else "declined")
@@ -154,6 +156,33 @@ def test_an_outside_party_that_does_not_take_the_call_gives_the_caller_back_to_a
     assert "transfer_target_missed" in centre.timeline(caller.sid)
     said = "did not answer" if outcome == "rings_out" else "declined the transfer"
     assert f"the outside number 4 4 2 0 7 9 4 6 0 1 2 3 {said}" in alice.heard_text
+
+
+@pytest.mark.parametrize("answered_by", ["machine_start", "fax"])
+def test_a_machine_answering_an_outside_target_hears_nothing_and_a_hears_voicemail(centre, api_headers, answered_by):
+    caller, alice = connected_call(centre)
+    call_id = str(call_row(centre, caller.sid).id)
+    assert start(centre, api_headers, caller, number=OUTSIDE, notes="refund agreed").status_code == 201
+    centre.network.run_pending()
+    # Rung with Twilio's answering-machine detection; the answer URL is told who answered.
+    assert calls_created(centre)[-1].form["MachineDetection"] == "Enable"
+    outside = centre.network.last_call(to=OUTSIDE)
+    centre.network.answer(outside.sid, answered_by=answered_by)
+    centre.network.run_pending()
+    # Not a word: no greeting, no summary, not the caller's number.
+    assert outside.heard == [] and not outside.live
+    transfer = transfer_row(centre)
+    assert transfer.state == "voicemail"
+    assert "The transfer to the outside number 4 4 2 0 7 9 4 6 0 1 2 3 reached voicemail. Returning you to your " \
+           "caller." in alice.heard_text
+    assert "declined" not in alice.heard_text
+    assert in_room(caller, call_id) and in_room(alice, call_id)
+    timeline = centre.timeline(caller.sid)
+    assert "transfer_target_machine" in timeline and "transfer_voicemail" in timeline
+    with centre.db() as session:
+        machine = session.scalar(select(Event).where(Event.name == "transfer_target_machine"))
+        assert machine.detail["answered_by"] == ("fax" if answered_by == "fax" else "machine")
+        assert session.get(Leg, transfer.target_leg_id).end_reason == "voicemail"
 
 
 def test_twilio_refuses_a_caller_id_the_account_does_not_own(centre):

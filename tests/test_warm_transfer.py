@@ -15,6 +15,7 @@ from tests.transfer_helpers import (
     accepts,
     agent_activity,
     call_row,
+    calls_placed,
     connected_call,
     consulting,
     hears_summary,
@@ -32,6 +33,7 @@ def test_dtmf_warm_transfer_to_an_agent(centre):
     assert caller.waiting_on.tag == "Play"  # on hold music from the moment * is pressed
     alice.press("2102#")
     assert "Calling Bob Okafor" in alice.heard_text
+    assert "MachineDetection" not in calls_placed(centre)[-1].form  # an agent's softphone: no detection
     transfer = transfer_row(centre)
     assert alice.waiting_on.tag == "Gather" and alice.played  # music, not alone in the consult room
 

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from app.sandbox.clock import VirtualClock
 from app.sandbox.signing import signed_headers
 from app.sandbox.twilio_calls import (
+    ANSWERED_BY,
     API_VERSION,
     CALLS_PER_SECOND,
     TWILIO_SIGNALLING_IP,
@@ -170,9 +171,21 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
                                       "your account.")
         return super()._create_call(form)
 
-    def answer(self, sid: str) -> SimCall:
-        """The callee of a REST-created call picks up; Twilio fetches its Url."""
+    def answer(self, sid: str, answered_by: str = "human") -> SimCall:
+        """The callee of a REST-created call picks up; Twilio fetches its Url.
+
+        ANSWERED_BY is what the far end is, as answering-machine detection
+        would report it (`human`, `machine_start`, `fax`, ...): sent as
+        AnsweredBy with the request for the Url when the call asked for
+        detection and sends no keys (twilio_calls.ANSWERED_BY, SEND_DIGITS).
+        Without detection a machine hears the TwiML like anyone (the test
+        then plays it: silence, no key). How long detection takes is not
+        modelled: the Url is requested at once.
+        """
         call = self.calls[sid]
+        detection = call.machine_detection if not call.send_digits else None
+        if detection and answered_by not in ANSWERED_BY[detection]:
+            raise TwimlError(f"MachineDetection={detection} never reports AnsweredBy={answered_by}")
         if self.before_answer is not None:
             self.before_answer()
 
@@ -185,7 +198,15 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
             call.status = "in-progress"
             call.answered_at = self.clock.now()
             self._status_callback(call, "answered")
-            self._fetch(call, call.url)
+            if call.send_digits:
+                # Played to the far end once it connects (Call resource, SendDigits).
+                call.digits_sent.append(call.send_digits)
+            extra = {}
+            if detection:
+                call.answered_by = answered_by
+                # Guess: how long detection took, which the docs name but do not bound.
+                extra = {"AnsweredBy": answered_by, "MachineDetectionDuration": "2400"}
+            self._fetch(call, call.url, extra)
 
         self._drive(work)
         return call

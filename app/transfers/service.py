@@ -58,7 +58,7 @@ from app.states.transfers import (
 )
 from app.summaries.redaction import redact
 from app.telephony.numbers import DestinationRefused
-from app.telephony.outcomes import Missed
+from app.telephony.outcomes import Answerer, Missed
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.outside import check_number, check_sip_uri
 from app.transfers.parties import (
@@ -326,7 +326,7 @@ def _ring(t: Telephony, transfer: Transfer, agent: Agent | None, target: str, **
     move_transfer(t.session, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
     ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id), status_url=t.urls.transfer_status(leg.id),
              fallback_url=t.urls.transfer_fallback(leg.id), timeout=t.settings.transfer_ring_timeout_seconds,
-             to=None if agent else transfer.target_number)
+             to=None if agent else transfer.target_number, detect_machine=agent is None)
 
 
 def target_of(transfer: Transfer | None, leg: Leg) -> str | None:
@@ -528,6 +528,20 @@ def target_dial_failed(t: Telephony, leg: Leg, error: str) -> None:
         t.freed_agent_ids.discard(leg.agent_id)
 
 
+def target_reached_machine(t: Telephony, leg: Leg, answerer: Answerer) -> None:
+    """Twilio's answering-machine detection says a machine (or a fax) answered the target's phone.
+
+    The attempt ends as its own outcome (`voicemail`): the machine hears
+    nothing at all, the leg ends, and the transferring agent goes back to
+    the caller, as when nobody answers.
+    """
+    transfer = transfer_of_target_leg(t, leg)
+    if transfer is not None and not transfer.is_final:
+        record_event(t.session, transfer.call, "transfer_target_machine", transfer=transfer,
+                     target=target_of(transfer, leg), answered_by=answerer)
+    target_declined(t, leg, Missed.VOICEMAIL)
+
+
 def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: bool = False) -> None:
     """The target declined, did not answer, was busy or failed: the next agent of a queue, or back to A.
 
@@ -546,8 +560,8 @@ def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: b
     else:
         record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,
                      target=target_of(transfer, leg), reason=reason)
-    ending = {Missed.DECLINED: Ending.DECLINED, Missed.FAILED: Ending.FAILED, Missed.BUSY: Ending.BUSY}.get(
-        reason, Ending.NO_ANSWER)
+    ending = {Missed.DECLINED: Ending.DECLINED, Missed.FAILED: Ending.FAILED, Missed.BUSY: Ending.BUSY,
+              Missed.VOICEMAIL: Ending.VOICEMAIL}.get(reason, Ending.NO_ANSWER)
     end_transfer(t, transfer, ending, reason=reason)
 
 
@@ -604,6 +618,7 @@ class Ending(StrEnum):
     NO_ANSWER = "no_answer"  # the target let it ring out, or went silent
     BUSY = "busy"
     FAILED = "failed"  # the target could not be called
+    VOICEMAIL = "voicemail"  # a machine answered the target's phone (answering-machine detection)
     CALLER_HUNG_UP = "caller_hung_up"
     AGENT_HUNG_UP = "agent_hung_up"  # the transferring agent left before a target was chosen
     TARGET_HUNG_UP = "target_hung_up"  # the target left during the consult
@@ -615,7 +630,7 @@ class Ending(StrEnum):
             Ending.COMPLETED: TransferState.COMPLETED, Ending.THREE_WAY: TransferState.COMPLETED,
             Ending.DECLINED: TransferState.DECLINED, Ending.NO_ANSWER: TransferState.NO_ANSWER,
             Ending.BUSY: TransferState.NO_ANSWER, Ending.FAILED: TransferState.FAILED,
-            Ending.CALLER_HUNG_UP: TransferState.CALLER_HUNG_UP,
+            Ending.VOICEMAIL: TransferState.VOICEMAIL, Ending.CALLER_HUNG_UP: TransferState.CALLER_HUNG_UP,
         }.get(self, TransferState.CANCELLED)
 
     @property
@@ -628,6 +643,7 @@ class Ending(StrEnum):
         return {
             Ending.DECLINED: Prompt.DECLINED, Ending.NO_ANSWER: Prompt.NO_ANSWER, Ending.BUSY: Prompt.NO_ANSWER,
             Ending.FAILED: Prompt.FAILED, Ending.TARGET_HUNG_UP: Prompt.TARGET_GONE,
+            Ending.VOICEMAIL: Prompt.VOICEMAIL,
         }.get(self, Prompt.RETURNED)
 
 

@@ -162,6 +162,7 @@ def _say(code: Prompt, transfer: Transfer | None) -> str | None:
         Prompt.RETURNED: "Returning you to your caller.",
         Prompt.DECLINED: f"{target} declined the transfer. Returning you to your caller.",
         Prompt.NO_ANSWER: f"{target} did not answer. Returning you to your caller.",
+        Prompt.VOICEMAIL: f"The transfer to {target} reached voicemail. Returning you to your caller.",
         Prompt.FAILED: "The transfer could not be placed. Returning you to your caller.",
         Prompt.HOLD: "Please hold.",
         Prompt.SWAPPED: "You are back with the transferring agent.",

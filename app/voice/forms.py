@@ -17,7 +17,7 @@ from app.calls.inputs import (
     Recording,
     TranscriptChunk,
 )
-from app.telephony.outcomes import CallProgress, DialOutcome
+from app.telephony.outcomes import Answerer, CallProgress, DialOutcome
 
 
 class MalformedWebhook(ValueError):
@@ -108,6 +108,23 @@ class TwilioForm:
         if not isinstance(data, dict):
             raise MalformedWebhook("TranscriptionData is not a JSON object")
         return TranscriptChunk(str(data.get("transcript", "")).strip())
+
+    def answerer(self) -> Answerer:
+        """Who answered a call placed with answering-machine detection (Twilio's AnsweredBy).
+
+        Twilio sends `human`, `machine_start` or `fax` (MachineDetection=Enable),
+        the `machine_end_beep`, `machine_end_silence` and `machine_end_other`
+        verdicts of DetectMessageEnd, or `unknown`
+        (twilio.com/docs/voice/answering-machine-detection). `unknown`, and
+        anything else or nothing, is taken for a person: a choice, since
+        what follows the answer says nothing of the caller before a key.
+        """
+        verdict = self.raw.get("AnsweredBy", "").strip().lower()
+        if verdict == "fax":
+            return Answerer.FAX
+        if verdict.startswith("machine_"):
+            return Answerer.MACHINE
+        return Answerer.PERSON
 
     def fallback_report(self) -> FallbackReport:
         """Which error made Twilio ask the fallback URL, and where."""

@@ -44,8 +44,18 @@ TARGET = ServesLeg(roles=(LegRole.TARGET,))
 @blueprint.post(urls.TRANSFER_ANSWER)
 @twilio_webhook(serves=RINGING_TARGET)
 def target_answer(form: TwilioForm, leg: Leg):
-    """The target picked up: who the transfer is from, and "press 1 to hear the summary"."""
+    """The target picked up: who the transfer is from, and "press 1 to hear the summary"; a machine hears nothing."""
+    answerer = form.answerer()
+    if answerer.is_machine:
+        return _machine_answered(leg, answerer)
     return _answered(leg)
+
+
+def _machine_answered(leg: Leg, answerer):
+    """Twilio's answering-machine detection heard a machine: the attempt ends, and the machine hears nothing."""
+    t = telephony()
+    service.target_reached_machine(t, leg, answerer)
+    return twiml_response("common/hang_up.xml")
 
 
 def _answered(leg: Leg):
@@ -199,6 +209,9 @@ def target_fallback(form: TwilioForm, leg: Leg):
     resumed = after_fallback(form, leg)
     if resumed is not None:
         return resumed
+    answerer = form.answerer()
+    if answerer.is_machine and leg.status == LegStatus.DIALING:
+        return _machine_answered(leg, answerer)
     transfer = service.target_answered(t, leg)
     if transfer is None:
         return _no_longer_waiting()
