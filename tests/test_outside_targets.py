@@ -185,6 +185,43 @@ def test_a_machine_answering_an_outside_target_hears_nothing_and_a_hears_voicema
         assert session.get(Leg, transfer.target_leg_id).end_reason == "voicemail"
 
 
+@pytest.mark.parametrize("written, stored, keys", [
+    ("+1 212 555 0100,123#", "+12125550100,123#", "ww123#"),
+    ("+12125550100;ext=123", "+12125550100,123", "ww123"),
+    ("+12125550100,,4#", "+12125550100,,4#", "wwww4#"),
+])
+def test_an_outside_number_with_an_extension_has_its_keys_sent_once_answered(centre, api_headers, written, stored,
+                                                                             keys):
+    caller, alice = connected_call(centre)
+    response = start(centre, api_headers, caller, number=written)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["target_number"] == stored
+    centre.network.run_pending()
+    dialled = calls_created(centre)[-1].form
+    # The number alone is dialled; the extension goes as SendDigits, so Twilio's detection would be ignored.
+    assert dialled["To"] == "+12125550100" and dialled["SendDigits"] == keys and "MachineDetection" not in dialled
+    assert "Calling the outside number 1 2 1 2 5 5 5 0 1 0 0, extension" in alice.heard_text
+    desk = centre.network.last_call(to="+12125550100")
+    centre.network.answer(desk.sid)
+    assert desk.digits_sent == [keys]
+    accepts(centre, desk)
+    assert transfer_row(centre).state == "consulting"
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"number": "+13105550100,123#"}, 409, "+13105550100 is not in a country or prefix outside transfers may call"),
+    ({"number": "+12125550100,12a"}, 400, "no extension Twilio can send"),
+    ({"number": "+12125550100;ext="}, 400, "no extension Twilio can send"),
+    ({"number": "+12125550100," + "1" * 31}, 400, "no extension Twilio can send"),
+])
+def test_an_extension_is_checked_and_the_allow_list_is_on_the_number_alone(centre, api_headers, body, status, words):
+    caller, _alice = connected_call(centre)
+    placed = len(calls_created(centre))
+    response = start(centre, api_headers, caller, **body)
+    assert response.status_code == status and words in response.get_json()["error"], response.get_json()
+    assert len(calls_created(centre)) == placed
+
+
 def test_twilio_refuses_a_caller_id_the_account_does_not_own(centre):
     # The stand-in as Twilio documents it (error 21210): why OUTSIDE_TRANSFER_CALLER_ID=caller is refused.
     form = {"To": OUTSIDE, "From": "+15551230001", "Url": "https://example.test/answer"}

@@ -46,7 +46,7 @@ from app.primitives.legs import (
     dial_unconfirmed,
     lock_call,
 )
-from app.primitives.ringing import ring_leg
+from app.primitives.ringing import OutsideDial, ring_leg
 from app.states.agents import move_activity
 from app.states.legs import move_leg, new_leg
 from app.states.transfers import (
@@ -60,7 +60,12 @@ from app.summaries.redaction import redact
 from app.telephony.numbers import DestinationRefused
 from app.telephony.outcomes import Answerer, Missed
 from app.telephony.sip import consult_room_user, room_name
-from app.transfers.outside import check_number, check_sip_uri
+from app.transfers.outside import (
+    check_number,
+    check_sip_uri,
+    send_digits_for,
+    split_extension,
+)
 from app.transfers.parties import (
     Prompt,
     hold_agent,
@@ -324,9 +329,17 @@ def _ring(t: Telephony, transfer: Transfer, agent: Agent | None, target: str, **
     t.session.flush()
     t.session.refresh(transfer)
     move_transfer(t.session, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
+    outside = _outside_dial(t, transfer) if agent is None else None
     ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id), status_url=t.urls.transfer_status(leg.id),
              fallback_url=t.urls.transfer_fallback(leg.id), timeout=t.settings.transfer_ring_timeout_seconds,
-             to=None if agent else transfer.target_number, detect_machine=agent is None)
+             outside=outside)
+
+
+def _outside_dial(t: Telephony, transfer: Transfer) -> OutsideDial:
+    """How Twilio places the call to an outside destination: the number (its extension sent as keys once
+    answered), with answering-machine detection unless keys are sent (Twilio then ignores it)."""
+    number, keys = split_extension(transfer.target_number)
+    return OutsideDial(to=number, send_digits=send_digits_for(keys) if keys else None, detect_machine=not keys)
 
 
 def target_of(transfer: Transfer | None, leg: Leg) -> str | None:

@@ -28,6 +28,7 @@ from app.telephony import urls
 from app.telephony.outcomes import CallProgress
 from app.telephony.sip import leg_identity, room_user_of, sip_target
 from app.transfers import service as transfers
+from app.transfers.outside import split_extension
 from app.transfers.parties import Prompt
 from app.voice.forms import MalformedWebhook, TwilioForm
 from app.voice.guard import ServesLeg, twilio_webhook
@@ -133,7 +134,10 @@ def _target_words(transfer: Transfer | None) -> str:
         return transfer.target_agent.name
     if transfer.target_number:
         if transfer.target_number.startswith("+"):
-            return f"the outside number {speakable_number(transfer.target_number)}"
+            number, keys = split_extension(transfer.target_number)
+            extension = keys.replace(",", "")
+            return f"the outside number {speakable_number(number)}" + (
+                f", extension {speakable_number(extension)}" if extension else "")
         return "the outside line"
     if transfer.target_queue:
         return transfer.target_queue.name
