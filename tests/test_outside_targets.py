@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from app.models import Event, Leg
+from app.models import Call, Event, Leg
 from config import ConfigError, load_settings
 from tests.transfer_helpers import (
     accepts,
@@ -222,11 +222,32 @@ def test_an_extension_is_checked_and_the_allow_list_is_on_the_number_alone(centr
     assert len(calls_created(centre)) == placed
 
 
-def test_twilio_refuses_a_caller_id_the_account_does_not_own(centre):
-    # The stand-in as Twilio documents it (error 21210): why OUTSIDE_TRANSFER_CALLER_ID=caller is refused.
+def test_an_outside_party_sees_the_callers_number_through_the_call_token(centre, api_headers):
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], outside_transfer_caller_id="caller")
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        assert session.get(Call, call_row(centre, caller.sid).id).call_token == caller.call_token
+    assert start(centre, api_headers, caller, number=OUTSIDE).status_code == 201
+    centre.network.run_pending()
+    dialled = calls_created(centre)[-1].form
+    assert dialled["From"] == caller.from_ and dialled["CallToken"] == caller.call_token
+    outside = centre.network.last_call(to=OUTSIDE)
+    assert outside.from_ == caller.from_  # what the outside party's phone shows
+    centre.network.answer(outside.sid)
+    accepts(centre, outside)
+    assert transfer_row(centre).state == "consulting"
+
+
+def test_twilio_refuses_a_caller_id_the_account_does_not_own_without_the_callers_call_token(centre):
+    # The stand-in as Twilio documents it: From must be the account's (error 21210) unless the CallToken
+    # of an inbound call from that very number comes with it.
     form = {"To": OUTSIDE, "From": "+15551230001", "Url": "https://example.test/answer"}
     status, body = centre.network.rest_create_call(form)
     assert status == 400 and body["code"] == 21210
+    other = centre.network.incoming_call("+15551230077", centre.number)
+    assert centre.network.rest_create_call({**form, "CallToken": other.call_token})[1].get("code") == 21210
+    mine = centre.network.incoming_call("+15551230001", centre.number)
+    assert centre.network.rest_create_call({**form, "CallToken": mine.call_token})[0] == 201
     centre.network.verified_caller_ids.add("+15551230001")
     assert centre.network.rest_create_call(form)[0] == 201
 
@@ -239,6 +260,8 @@ def test_the_allow_list_and_caller_id_settings():
     with pytest.raises(ConfigError) as bad:
         load_settings({"OUTSIDE_TRANSFER_ALLOW": "+44x,premium rate"}, dotenv=False)
     assert "OUTSIDE_TRANSFER_ALLOW" in str(bad.value)
+    # The caller's own number is possible through the inbound call's CallToken.
+    assert load_settings({"OUTSIDE_TRANSFER_CALLER_ID": "caller"}, dotenv=False).outside_transfer_caller_id == "caller"
     with pytest.raises(ConfigError) as caller_id:
-        load_settings({"OUTSIDE_TRANSFER_CALLER_ID": "caller"}, dotenv=False)
-    assert "21210" in str(caller_id.value)
+        load_settings({"OUTSIDE_TRANSFER_CALLER_ID": "them"}, dotenv=False)
+    assert "OUTSIDE_TRANSFER_CALLER_ID" in str(caller_id.value)

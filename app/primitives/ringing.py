@@ -18,6 +18,9 @@ class OutsideDial:
     to: str
     send_digits: str | None = None
     detect_machine: bool = True
+    # The caller ID shown (None: our number), and the inbound call's CallToken that lets it be the caller's.
+    from_: str | None = None
+    call_token: str | None = None
 
 
 def ring_leg(t: Telephony, leg: Leg, agent: Agent | None, *, answer_url: str, status_url: str, fallback_url: str,
@@ -35,7 +38,9 @@ def ring_leg(t: Telephony, leg: Leg, agent: Agent | None, *, answer_url: str, st
         t.session.flush()
         return
     t.dials_left -= 1
+    ours = t.settings.twilio_phone_number or leg.call.to_number
     t.effects.add(Dial(leg.call_id, leg.id, outside.to if outside else agent.sip_uri,
-                       t.settings.twilio_phone_number or leg.call.to_number, answer_url, status_url, fallback_url,
+                       (outside.from_ if outside else None) or ours, answer_url, status_url, fallback_url,
                        timeout, detect_machine=bool(outside and outside.detect_machine),
-                       send_digits=outside.send_digits if outside else None))
+                       send_digits=outside.send_digits if outside else None,
+                       call_token=outside.call_token if outside else None))

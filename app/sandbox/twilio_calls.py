@@ -190,6 +190,7 @@ class SimCall:
         self.twiml_log: list[str] = []
         self.transcriptions: list[dict] = []
         # calls.create's MachineDetection and SendDigits; what detection said, the keys sent once answered.
+        self.call_token: Optional[str] = None  # an inbound call's CallToken
         self.machine_detection: Optional[str] = None
         self.send_digits: Optional[str] = None
         self.answered_by: Optional[str] = None
@@ -313,4 +314,5 @@ class SimCall:
             "AccountSid": self.network.account_sid, "ApiVersion": API_VERSION,
             "CallSid": self.sid, "CallStatus": self.status, "Direction": self.direction,
             "From": self.from_, "To": self.to, "Caller": self.from_, "Called": self.to,
+            **({"CallToken": self.call_token} if self.call_token else {}),
         }

@@ -57,7 +57,7 @@ from app.states.transfers import (
     waiting_transfers,
 )
 from app.summaries.redaction import redact
-from app.telephony.numbers import DestinationRefused
+from app.telephony.numbers import E164, DestinationRefused
 from app.telephony.outcomes import Answerer, Missed
 from app.telephony.sip import consult_room_user, room_name
 from app.transfers.outside import (
@@ -337,9 +337,17 @@ def _ring(t: Telephony, transfer: Transfer, agent: Agent | None, target: str, **
 
 def _outside_dial(t: Telephony, transfer: Transfer) -> OutsideDial:
     """How Twilio places the call to an outside destination: the number (its extension sent as keys once
-    answered), with answering-machine detection unless keys are sent (Twilio then ignores it)."""
+    answered), with answering-machine detection unless keys are sent (Twilio then ignores it), showing our
+    number or the caller's."""
     number, keys = split_extension(transfer.target_number)
-    return OutsideDial(to=number, send_digits=send_digits_for(keys) if keys else None, detect_machine=not keys)
+    call = transfer.call
+    # The caller's own number, where OUTSIDE_TRANSFER_CALLER_ID=caller and Twilio gave the call a CallToken
+    # (an inbound call whose caller has a number); otherwise ours.
+    shows_caller = bool(t.settings.outside_transfer_caller_id == "caller" and call.call_token
+                    and not call.is_outbound and E164.match(call.from_number or ""))
+    return OutsideDial(to=number, send_digits=send_digits_for(keys) if keys else None, detect_machine=not keys,
+                       from_=call.from_number if shows_caller else None,
+                       call_token=call.call_token if shows_caller else None)
 
 
 def target_of(transfer: Transfer | None, leg: Leg) -> str | None:

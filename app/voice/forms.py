@@ -75,7 +75,8 @@ class TwilioForm:
 
     def arrival(self) -> Arrival:
         """The call reaching the number."""
-        return Arrival(self.require_call_sid(), self.from_number[:32], self.to_number[:32])
+        return Arrival(self.require_call_sid(), self.from_number[:32], self.to_number[:32],
+                       self.raw.get("CallToken", "").strip()[:8192] or None)
 
     def dial_out(self) -> DialOut:
         """An agent's phone dialling out through the SIP domain (its From and To are SIP URIs)."""
