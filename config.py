@@ -467,12 +467,6 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         problems.append("SUPERVISOR_USERNAME, SUPERVISOR_PASSWORD: set both or neither")
     elif settings.supervisor_password and len(settings.supervisor_password) < 10:
         problems.append("SUPERVISOR_PASSWORD: must be at least 10 characters")
-    if settings.outside_transfer_caller_id == "caller":
-        # Outside parties are rung by the REST API (to take part in the consult),
-        # and Twilio takes as From of such a call only "a Twilio number or a
-        # verified caller ID" (error 21210); the caller's own number is neither.
-        problems.append("OUTSIDE_TRANSFER_CALLER_ID: caller is not possible: Twilio shows only a Twilio number or a "
-                        "verified caller ID on a call it places by its API (error 21210); use ours")
     if not 5 <= settings.outbound_ring_timeout_seconds <= MAX_OUTBOUND_RING_SECONDS:
         # The agent waits in the call's room, ringing, while the customer's phone rings (LiveKit answers a SIP
         # call only once another party's track is there); their <Dial> into the room gives up after 60 s

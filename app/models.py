@@ -153,6 +153,7 @@ class TransferState(StrEnum):
     CANCELLED = "cancelled"
     CALLER_HUNG_UP = "caller_hung_up"
     FAILED = "failed"
+    VOICEMAIL = "voicemail"  # an outside target's phone was answered by a machine
 
 
 FINAL_TRANSFER_STATES = frozenset(
@@ -163,6 +164,7 @@ FINAL_TRANSFER_STATES = frozenset(
         TransferState.CANCELLED,
         TransferState.CALLER_HUNG_UP,
         TransferState.FAILED,
+        TransferState.VOICEMAIL,
     }
 )
 
@@ -273,6 +275,9 @@ class Call(Base):
     status: Mapped[str] = mapped_column(String(20), default=CallStatus.IVR, index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     voicemail_url: Mapped[str | None] = mapped_column(String(512))
+    # Twilio's CallToken of the inbound call: with it a call the service places may show the caller's own
+    # number (OUTSIDE_TRANSFER_CALLER_ID=caller). Never shown or logged.
+    call_token: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from tests.browser_support import SCREENSHOTS, new_page, sign_in, wait_until
-from tests.transfer_helpers import BOB, connected_call, transfer_row
+from tests.transfer_helpers import BOB, accepts, connected_call, transfer_row
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +46,7 @@ def test_supervisor_follows_a_call_and_transfers_it_from_the_form(browser, live_
     wait_until(lambda: centre.network.calls_to(BOB))
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     card.locator("[data-transfer-state]", has_text="consulting").wait_for()
     summary = transfer_row(centre).summary_spoken
     card.locator("blockquote.spoken", has_text=summary[:40]).wait_for()

@@ -79,6 +79,7 @@ def test_a_caller_reading_a_card_stops_their_transcription(centre, llm):
     alice.press("2102#")
     bob = centre.network.call(centre.network.last_call(to=BOB).sid)
     centre.network.answer(bob.sid)
+    scenarios.hears_summary(centre.network, bob)
     assert llm.requests, "the summary was asked of the LLM"
     for request in llm.requests:
         assert_no_card_digits(request.raw_body)

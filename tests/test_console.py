@@ -16,6 +16,7 @@ from app.web.unit_of_work import telephony
 from tests.transfer_helpers import (
     ALICE,
     BOB,
+    accepts,
     agent_activity,
     call_row,
     calls_placed,
@@ -265,7 +266,7 @@ def test_browser_agent_transfers_from_the_form_and_completes(centre):
 
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     assert state(alice)["call"]["transfer"]["can_complete"]
     assert act(centre, alice, "/console/transfer/complete", transfer_id=transfer.id).status_code == 200
     assert in_room(centre.network.call(caller.sid), str(call_id)) and in_room(bob, str(call_id))
@@ -439,7 +440,7 @@ def test_browser_agent_swaps_and_makes_a_three_way_call_from_the_console(centre)
     transfer = transfer_row(centre)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     offered = state(alice)["call"]["transfer"]
     assert offered["can_swap"] and offered["can_three_way"]
 
@@ -473,7 +474,7 @@ def test_a_browser_agent_who_hands_the_call_on_leaves_its_room_and_cannot_come_b
     centre.browser_joins(consult, "agent-101")
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     assert act(centre, alice, "/console/transfer/complete", transfer_id=transfer_row(centre).id).status_code == 200
     assert "agent-101" not in centre.livekit.participants.get(consult, {})
     # A console kept open (its token, or one LiveKit refreshed, still valid) joins the caller's room again:

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from sqlalchemy import select
 
 from app.models import Agent, Call, Queue, Transfer, Utterance
+from app.sandbox import scenarios
 from tests.transfer_helpers import BOB, connected_call, transfer_row
 
 # Every C0 control character but tab, line feed and carriage return, and DEL: none may stand in XML 1.0.
@@ -37,7 +38,7 @@ def test_control_characters_in_a_callers_words_never_reach_the_twiml_rows_or_the
     alice.press("2102#")
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    centre.network.run_pending()
+    bob = scenarios.hears_summary(centre.network, bob)  # the summary comes after Bob's 1
     for twiml in bob.twiml_log:
         parsed(twiml)
     assert "charged twice" in bob.heard_text
@@ -281,7 +282,7 @@ def test_an_instruction_in_the_callers_words_is_never_told_to_the_target_as_a_fa
     alice.press("2102#")
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    centre.network.run_pending()
+    bob = scenarios.hears_summary(centre.network, bob)
 
     # The model obeyed: its answer stated the claim as a fact ...
     from app.models import Event

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.models import Agent, Call, Event, Leg, LegRole
 from tests.test_console import act, make_browser_agent, sign_in, state
-from tests.transfer_helpers import ALICE, agent_activity, calls_placed, in_room
+from tests.transfer_helpers import ALICE, accepts, agent_activity, calls_placed, in_room
 
 CUSTOMER = "+15557770123"
 ABROAD = "+442079460123"
@@ -162,7 +162,7 @@ def test_an_outbound_call_can_be_transferred_like_any_other(centre, api):
     centre.network.run_pending()
     bob = centre.network.last_call(to="sip:bob@switchboard-demo.sip.twilio.com")
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     assert in_room(customer, str(call.id)) and in_room(bob, str(call.id))
     assert outbound_call(centre).agent_id is not None
     with centre.db() as session:

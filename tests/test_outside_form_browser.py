@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from tests.browser_support import SCREENSHOTS, new_page, sign_in, wait_until
-from tests.transfer_helpers import connected_call, transfer_row
+from tests.transfer_helpers import accepts, connected_call, transfer_row
 
 pytestmark = pytest.mark.browser
 
@@ -56,7 +56,7 @@ def test_a_supervisor_types_an_outside_number_and_the_transfer_starts(browser, l
     outside = centre.network.last_call(to=OUTSIDE)
     assert outside.from_ == centre.number
     centre.network.answer(outside.sid)
-    outside.press("1")
+    accepts(centre, outside)
     card.locator("[data-transfer-state]", has_text="consulting").wait_for()
     assert transfer_row(centre).target_number == OUTSIDE and alice.live
     page.context.close()

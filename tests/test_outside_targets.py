@@ -5,9 +5,15 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-from app.models import Event, Leg
+from app.models import Call, Event, Leg
 from config import ConfigError, load_settings
-from tests.transfer_helpers import call_row, connected_call, in_room, transfer_row
+from tests.transfer_helpers import (
+    accepts,
+    call_row,
+    connected_call,
+    in_room,
+    transfer_row,
+)
 
 OUTSIDE = "+442079460123"
 PARTNER_DESK = "sip:desk@pbx.partner.example"
@@ -46,11 +52,12 @@ def test_warm_transfer_to_an_outside_number_rings_it_and_completes(centre, api_h
     assert caller.waiting_on.tag == "Play"
     outside = centre.network.last_call(to=OUTSIDE)
     centre.network.answer(outside.sid)
+    assert outside.heard_text == "Transfer from Alice Moreno. Press 1 to hear the summary, or 2 to decline."
+    accepts(centre, outside)
     whisper = outside.heard_text
-    assert "Transfer from Alice Moreno" in whisper and "Press 1 to accept" in whisper
+    assert "Here is the summary." in whisper and "Press 1 to accept" in whisper
     assert "4111" not in whisper
     assert leg_of_transfer(centre).agent_id is None  # no agent row, no presence
-    outside.press("1")
     transfer = transfer_row(centre)
     consult = f"{call_id}-consult-{transfer.id}"
     assert transfer.state == "consulting"
@@ -80,7 +87,7 @@ def test_blind_transfer_to_a_sip_uri(centre, api_headers):
     desk = centre.network.last_call(to=PARTNER_DESK)
     assert calls_created(centre)[-1].form["From"] == centre.number
     centre.network.answer(desk.sid)
-    desk.press("1")
+    accepts(centre, desk)
     centre.network.run_pending()
     assert transfer_row(centre).state == "completed"
     assert in_room(caller, str(call_id)) and in_room(desk, str(call_id))
@@ -136,9 +143,11 @@ def test_an_outside_party_that_does_not_take_the_call_gives_the_caller_back_to_a
     elif outcome == "rings_out":
         centre.network.ring_out(outside.sid, "no-answer")
     else:
-        # A voicemail answers and records: nobody presses a key, the whisper times out.
-        centre.network.answer(outside.sid)
+        # A voicemail that detection took for a person (`unknown`) records the greeting: nobody presses a key.
+        centre.network.answer(outside.sid, answered_by="unknown")
+        assert outside.heard_text == "Transfer from Alice Moreno. Press 1 to hear the summary, or 2 to decline."
         outside.silence()
+        assert "summary." not in outside.heard_text.replace("hear the summary", "")
     centre.network.run_pending()
     transfer = transfer_row(centre)
     assert transfer.state == ("no_answer" if outcome == "rings_out" else "declined")
@@ -149,11 +158,96 @@ def test_an_outside_party_that_does_not_take_the_call_gives_the_caller_back_to_a
     assert f"the outside number 4 4 2 0 7 9 4 6 0 1 2 3 {said}" in alice.heard_text
 
 
-def test_twilio_refuses_a_caller_id_the_account_does_not_own(centre):
-    # The stand-in as Twilio documents it (error 21210): why OUTSIDE_TRANSFER_CALLER_ID=caller is refused.
+@pytest.mark.parametrize("answered_by", ["machine_start", "fax"])
+def test_a_machine_answering_an_outside_target_hears_nothing_and_a_hears_voicemail(centre, api_headers, answered_by):
+    caller, alice = connected_call(centre)
+    call_id = str(call_row(centre, caller.sid).id)
+    assert start(centre, api_headers, caller, number=OUTSIDE, notes="refund agreed").status_code == 201
+    centre.network.run_pending()
+    # Rung with Twilio's answering-machine detection; the answer URL is told who answered.
+    assert calls_created(centre)[-1].form["MachineDetection"] == "Enable"
+    outside = centre.network.last_call(to=OUTSIDE)
+    centre.network.answer(outside.sid, answered_by=answered_by)
+    centre.network.run_pending()
+    # Not a word: no greeting, no summary, not the caller's number.
+    assert outside.heard == [] and not outside.live
+    transfer = transfer_row(centre)
+    assert transfer.state == "voicemail"
+    assert "The transfer to the outside number 4 4 2 0 7 9 4 6 0 1 2 3 reached voicemail. Returning you to your " \
+           "caller." in alice.heard_text
+    assert "declined" not in alice.heard_text
+    assert in_room(caller, call_id) and in_room(alice, call_id)
+    timeline = centre.timeline(caller.sid)
+    assert "transfer_target_machine" in timeline and "transfer_voicemail" in timeline
+    with centre.db() as session:
+        machine = session.scalar(select(Event).where(Event.name == "transfer_target_machine"))
+        assert machine.detail["answered_by"] == ("fax" if answered_by == "fax" else "machine")
+        assert session.get(Leg, transfer.target_leg_id).end_reason == "voicemail"
+
+
+@pytest.mark.parametrize("written, stored, keys", [
+    ("+1 212 555 0100,123#", "+12125550100,123#", "ww123#"),
+    ("+12125550100;ext=123", "+12125550100,123", "ww123"),
+    ("+12125550100,,4#", "+12125550100,,4#", "wwww4#"),
+])
+def test_an_outside_number_with_an_extension_has_its_keys_sent_once_answered(centre, api_headers, written, stored,
+                                                                             keys):
+    caller, alice = connected_call(centre)
+    response = start(centre, api_headers, caller, number=written)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["target_number"] == stored
+    centre.network.run_pending()
+    dialled = calls_created(centre)[-1].form
+    # The number alone is dialled; the extension goes as SendDigits, so Twilio's detection would be ignored.
+    assert dialled["To"] == "+12125550100" and dialled["SendDigits"] == keys and "MachineDetection" not in dialled
+    assert "Calling the outside number 1 2 1 2 5 5 5 0 1 0 0, extension" in alice.heard_text
+    desk = centre.network.last_call(to="+12125550100")
+    centre.network.answer(desk.sid)
+    assert desk.digits_sent == [keys]
+    accepts(centre, desk)
+    assert transfer_row(centre).state == "consulting"
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"number": "+13105550100,123#"}, 409, "+13105550100 is not in a country or prefix outside transfers may call"),
+    ({"number": "+12125550100,12a"}, 400, "no extension Twilio can send"),
+    ({"number": "+12125550100;ext="}, 400, "no extension Twilio can send"),
+    ({"number": "+12125550100," + "1" * 31}, 400, "no extension Twilio can send"),
+])
+def test_an_extension_is_checked_and_the_allow_list_is_on_the_number_alone(centre, api_headers, body, status, words):
+    caller, _alice = connected_call(centre)
+    placed = len(calls_created(centre))
+    response = start(centre, api_headers, caller, **body)
+    assert response.status_code == status and words in response.get_json()["error"], response.get_json()
+    assert len(calls_created(centre)) == placed
+
+
+def test_an_outside_party_sees_the_callers_number_through_the_call_token(centre, api_headers):
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], outside_transfer_caller_id="caller")
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        assert session.get(Call, call_row(centre, caller.sid).id).call_token == caller.call_token
+    assert start(centre, api_headers, caller, number=OUTSIDE).status_code == 201
+    centre.network.run_pending()
+    dialled = calls_created(centre)[-1].form
+    assert dialled["From"] == caller.from_ and dialled["CallToken"] == caller.call_token
+    outside = centre.network.last_call(to=OUTSIDE)
+    assert outside.from_ == caller.from_  # what the outside party's phone shows
+    centre.network.answer(outside.sid)
+    accepts(centre, outside)
+    assert transfer_row(centre).state == "consulting"
+
+
+def test_twilio_refuses_a_caller_id_the_account_does_not_own_without_the_callers_call_token(centre):
+    # The stand-in as Twilio documents it: From must be the account's (error 21210) unless the CallToken
+    # of an inbound call from that very number comes with it.
     form = {"To": OUTSIDE, "From": "+15551230001", "Url": "https://example.test/answer"}
     status, body = centre.network.rest_create_call(form)
     assert status == 400 and body["code"] == 21210
+    other = centre.network.incoming_call("+15551230077", centre.number)
+    assert centre.network.rest_create_call({**form, "CallToken": other.call_token})[1].get("code") == 21210
+    mine = centre.network.incoming_call("+15551230001", centre.number)
+    assert centre.network.rest_create_call({**form, "CallToken": mine.call_token})[0] == 201
     centre.network.verified_caller_ids.add("+15551230001")
     assert centre.network.rest_create_call(form)[0] == 201
 
@@ -166,6 +260,8 @@ def test_the_allow_list_and_caller_id_settings():
     with pytest.raises(ConfigError) as bad:
         load_settings({"OUTSIDE_TRANSFER_ALLOW": "+44x,premium rate"}, dotenv=False)
     assert "OUTSIDE_TRANSFER_ALLOW" in str(bad.value)
+    # The caller's own number is possible through the inbound call's CallToken.
+    assert load_settings({"OUTSIDE_TRANSFER_CALLER_ID": "caller"}, dotenv=False).outside_transfer_caller_id == "caller"
     with pytest.raises(ConfigError) as caller_id:
-        load_settings({"OUTSIDE_TRANSFER_CALLER_ID": "caller"}, dotenv=False)
-    assert "21210" in str(caller_id.value)
+        load_settings({"OUTSIDE_TRANSFER_CALLER_ID": "them"}, dotenv=False)
+    assert "OUTSIDE_TRANSFER_CALLER_ID" in str(caller_id.value)

@@ -11,6 +11,7 @@ from app.models import Event, Queue, Transfer
 from tests.transfer_helpers import (
     ALICE,
     BOB,
+    accepts,
     call_row,
     connected_call,
     consulting,
@@ -83,6 +84,7 @@ def test_a_waits_on_music_through_a_long_ring_and_whisper(centre):
     bob.wait(24)  # B's phone rings for 24 s
     assert alice.waiting_on.tag in ("Gather", "Play") and alice.live
     centre.network.answer(bob.sid)
+    bob.wait(6).press("1")  # asks for the summary
     bob.wait(7).press("9")  # hears the summary again
     bob.wait(7).press("1")
     transfer = transfer_row(centre)
@@ -238,6 +240,9 @@ def test_a_target_calls_fallback_url_carries_the_whisper_on(centre):
     bob = centre.agent_phone(BOB)
     centre.network.fail_next_webhook("/twilio/transfer/answer")
     centre.network.answer(bob.sid)
-    assert "Transfer from Alice Moreno" in bob.heard_text and bob.waiting_on.tag == "Gather"
-    bob.press("1")
+    # The greeting again, from the fallback: nothing of the caller before a key.
+    assert bob.heard_text == "Transfer from Alice Moreno. Press 1 to hear the summary, or 2 to decline."
+    assert bob.waiting_on.tag == "Gather"
+    accepts(centre, bob)
+    assert "Here is the summary." in bob.heard_text
     assert transfer_row(centre).state == "consulting"

@@ -73,12 +73,11 @@ def test_a_whisper_key_before_the_target_answered_does_not_move_the_transfer_on(
                          "Digits": "1"})
     assert early.status_code == 200
     assert transfer_row(centre).state in ("dialing", "whispering")  # not accepted by a key nobody pressed
-    # The whisper from its start: the greeting, then the summary (a Gather)
-    # or, while it is still being written, a wait turn.
+    # The greeting from its start, nothing of the caller: who transfers, and the offer of the summary.
     root = ET.fromstring(early.data)
     said = " ".join(say.text or "" for say in root.iter("Say"))
-    assert said.startswith("Transfer from Alice Moreno.")
-    assert root.find("Gather") is not None or urls.TRANSFER_SUMMARY_WAIT in (root.findtext("Redirect") or "")
+    assert said == "Transfer from Alice Moreno. Press 1 to hear the summary, or 2 to decline."
+    assert urls.TRANSFER_INTRO in root.find("Gather").get("action")
 
 
 def test_a_webhook_with_another_calls_callsid_is_refused_harmlessly(centre, signed_post):

@@ -13,6 +13,7 @@ from app.sandbox import scenarios
 from app.supervisor.stream import StreamTiming
 from tests.transfer_helpers import (
     BOB,
+    accepts,
     call_row,
     calls_placed,
     connected_call,
@@ -203,7 +204,7 @@ def test_a_transfer_from_the_form_rings_the_target_and_completes(centre, users):
     assert "/complete" not in html  # nothing to complete while Bob's phone rings
 
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     assert transfer_row(centre).state == "consulting"
     page = sam.get(f"/calls/{caller.sid}")
     assert transfer_row(centre).summary_spoken in page.get_data(as_text=True).replace("&#39;", "'")

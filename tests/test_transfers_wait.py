@@ -15,6 +15,7 @@ from tests.transfer_helpers import (
     ALICE,
     BOB,
     CARMEN,
+    accepts,
     agent_activity,
     call_row,
     connected_call,
@@ -68,7 +69,7 @@ def test_a_blind_transfer_to_a_busy_queue_waits_and_reaches_the_first_agent_free
     assert call_row(centre, later.sid).status == "queued"
     centre.network.answer(freed.sid)
     assert "Transfer from Alice Moreno" in freed.heard_text
-    freed.press("1")
+    accepts(centre, freed)
     call_id = call_row(centre, caller.sid).id
     assert in_room(caller, str(call_id)) and in_room(freed, str(call_id))
     transfer = transfer_row(centre)
@@ -87,10 +88,7 @@ def test_a_warm_transfer_waits_with_the_agent_on_hold_then_consults_the_first_ag
     target = centre.agent_phone(_phone_of(centre, second_agent))
     assert "Calling" in alice.heard_text.rsplit("Everyone at technical is busy", 1)[1]
     centre.network.answer(target.sid)
-    from app.sandbox.scenarios import summary_reaches
-
-    summary_reaches(centre.network, target)
-    target.press("1")
+    accepts(centre, target)
     assert transfer_row(centre).state == "consulting"
     alice.press_star()
     alice.press("2")  # complete
@@ -170,7 +168,7 @@ def test_an_agent_made_available_from_the_cli_is_rung_for_the_waiting_transfer_a
     dev = centre.agent_phone(DEV)
     assert transfer_row(centre).state == "dialing"
     centre.network.answer(dev.sid)
-    dev.press("1")
+    accepts(centre, dev)
     assert in_room(caller, str(call_row(centre, caller.sid).id)) and transfer_row(centre).state == "completed"
 
 

@@ -138,8 +138,9 @@ def test_incoming_call_is_signed_and_waits_on_gather(network, received):
     assert first["form"] == {
         "AccountSid": ACCOUNT_SID, "ApiVersion": "2010-04-01", "CallSid": call.sid,
         "CallStatus": "ringing", "Direction": "inbound", "From": CALLER, "To": NUMBER,
-        "Caller": CALLER, "Called": NUMBER,
+        "Caller": CALLER, "Called": NUMBER, "CallToken": call.call_token,
     }
+    assert call.call_token
     assert call.heard == ["Welcome to the toy line.", "Press 1 for sales."]
     assert (call.heard[0].voice, call.heard[0].language) == ("Polly.Amy", "en-GB")
     assert call.played == ["https://cdn.test/beep.mp3"]

@@ -6,14 +6,19 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Event, Leg, Transfer
+from app.sandbox.scenarios import on_a_wait_turn
+from app.telephony import urls
 from tests.transfer_helpers import (
     ALICE,
     BOB,
     CARMEN,
+    accepts,
     agent_activity,
     call_row,
+    calls_placed,
     connected_call,
     consulting,
+    hears_summary,
     in_room,
     transfer_row,
 )
@@ -28,14 +33,17 @@ def test_dtmf_warm_transfer_to_an_agent(centre):
     assert caller.waiting_on.tag == "Play"  # on hold music from the moment * is pressed
     alice.press("2102#")
     assert "Calling Bob Okafor" in alice.heard_text
+    assert "MachineDetection" not in calls_placed(centre)[-1].form  # an agent's softphone: no detection
     transfer = transfer_row(centre)
     assert alice.waiting_on.tag == "Gather" and alice.played  # music, not alone in the consult room
 
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
+    # Before a key: who is transferring and the offer of the summary, nothing of the caller.
+    assert bob.heard_text == "Transfer from Alice Moreno. Press 1 to hear the summary, or 2 to decline."
+    hears_summary(centre, bob)
     whisper = bob.heard_text
-    assert "Transfer from Alice Moreno" in whisper
-    assert "Press 1 to accept, 2 to decline" in whisper
+    assert "Here is the summary." in whisper and "Press 1 to accept, 2 to decline" in whisper
     assert "4111" not in whisper
     bob.press("1")
     assert in_room(bob, f"{call_id}-consult-{transfer.id}") and in_room(alice, f"{call_id}-consult-{transfer.id}")
@@ -85,7 +93,7 @@ def test_warm_transfer_to_a_queue_rings_the_next_agent_on_decline(centre):
     bob.press("2")
     carmen = centre.agent_phone(CARMEN)
     centre.network.answer(carmen.sid)
-    carmen.press("1")
+    accepts(centre, carmen)
     alice.press_star()
     alice.press("2")
     call_id = call_row(centre, caller.sid).id
@@ -104,7 +112,7 @@ def test_blind_transfer_skips_the_consult(centre):
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
     assert "Transfer from Alice Moreno" in bob.heard_text
-    bob.press("1")
+    accepts(centre, bob)
     call_id = call_row(centre, caller.sid).id
     assert in_room(caller, str(call_id)) and in_room(bob, str(call_id))
     transfer = transfer_row(centre)
@@ -116,7 +124,7 @@ def test_three_way_then_a_leaves(centre):
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     alice.press_star()
     alice.press("3")
     call_id = call_row(centre, caller.sid).id
@@ -134,7 +142,7 @@ def test_swap_between_caller_and_target(centre):
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     call_id = call_row(centre, caller.sid).id
     alice.press_star()
     alice.press("4")
@@ -156,7 +164,7 @@ def test_abort_from_the_consult_returns_a_to_the_caller(centre):
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     alice.press_star()
     alice.press("1")
     call_id = call_row(centre, caller.sid).id
@@ -266,7 +274,7 @@ def test_a_hangs_up_before_b_answers_and_b_gets_the_caller(centre):
     alice.hangup()
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     call_id = call_row(centre, caller.sid).id
     assert in_room(caller, str(call_id)) and in_room(bob, str(call_id))
     assert transfer_row(centre).state == "completed"
@@ -290,10 +298,11 @@ def test_with_the_llm_slower_than_the_deadline_b_is_greeted_at_once_then_hears_t
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    # Within the answer's own webhook: who the transfer is from, then a short pause.
-    assert bob.heard_text == "Transfer from Alice Moreno. One moment, the summary is on its way."
-    assert bob.waiting_on.tag == "Pause" and transfer_row(centre).summary_source is None
-    centre.network.advance(1)  # the pause ends: the next turn is past the 1 s deadline
+    bob.press("1")
+    # Within the key's own webhook: "one moment", then a short wait turn.
+    assert bob.heard_text.endswith("Press 1 to hear the summary, or 2 to decline. One moment, the summary is on its way.")
+    assert on_a_wait_turn(bob) and transfer_row(centre).summary_source is None
+    centre.network.advance(1)  # the turn ends with no key: the next look is past the 1 s deadline
     assert "Here is the summary. Automatic summary unavailable" in bob.heard_text
     assert "I was charged twice for my internet bill" in bob.heard_text
     transfer = transfer_row(centre)
@@ -314,13 +323,68 @@ def test_no_request_waits_for_the_summary_and_b_hears_it_on_the_turn_after_it_is
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    assert bob.waiting_on.tag == "Pause" and "One moment" in bob.heard_text
+    bob.press("1")
+    assert on_a_wait_turn(bob) and "One moment" in bob.heard_text
     centre.llm.released.set()
     centre.settle_summaries(10)  # the summary is written meanwhile: no transaction of B's holds it up
     assert transfer_row(centre).summary_source == "llm"
     centre.network.advance(1)
     assert "Here is the summary." in bob.heard_text and "Automatic summary unavailable" not in bob.heard_text
-    assert bob.waiting_on.tag == "Gather"
+    assert bob.waiting_on.tag == "Gather" and not on_a_wait_turn(bob)
+
+
+@pytest.mark.parametrize("key", ["1", "2"])
+def test_a_key_b_presses_while_the_summary_is_written_is_acted_on(centre, key):
+    centre.llm.mode = "held"  # the summary is still being written while B waits
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    centre.network.advance(0.5)  # within a wait turn
+    assert on_a_wait_turn(bob)
+    bob.press(key)
+    call_id = call_row(centre, caller.sid).id
+    if key == "1":
+        transfer = transfer_row(centre)
+        assert transfer.state == "consulting" and in_room(bob, f"{call_id}-consult-{transfer.id}")
+    else:
+        assert transfer_row(centre).state == "declined" and not bob.live
+        assert "Bob Okafor declined the transfer" in alice.heard_text
+        assert in_room(caller, str(call_id)) and in_room(alice, str(call_id))
+    assert "Here is the summary" not in bob.heard_text
+
+
+def test_a_fallback_during_the_wait_speaks_the_summary_stored_a_moment_before(centre):
+    centre.llm.mode = "held"
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.answer(bob.sid)
+    bob.press("1")
+    centre.llm.released.set()
+    centre.settle_summaries(10)  # stored while B's turn runs
+    # The turn's look fails on the way (a proxy's 502): Twilio asks the call's fallback URL.
+    centre.network.fail_next_webhook(urls.TRANSFER_SUMMARY_WAIT)
+    centre.network.advance(1)
+    transfer = transfer_row(centre)
+    assert transfer.summary_source == "llm"
+    assert f"Here is the summary. {transfer.summary_spoken}" in " ".join(bob.heard)
+    assert "No summary is available" not in bob.heard_text and "Automatic summary unavailable" not in bob.heard_text
+    assert "twilio_fallback" in centre.timeline(caller.sid)
+
+
+def test_a_fallback_before_b_asked_for_the_summary_says_nothing_of_the_caller(centre):
+    caller, alice = connected_call(centre)
+    start_warm(centre, alice)
+    bob = centre.agent_phone(BOB)
+    centre.network.fail_next_webhook(urls.TRANSFER_ANSWER)
+    centre.network.answer(bob.sid)
+    assert bob.heard_text == "Transfer from Alice Moreno. Press 1 to hear the summary, or 2 to decline."
+    assert "twilio_fallback" in centre.timeline(caller.sid)
+    bob.silence()  # no key: declined, and B never heard a word of the caller
+    assert transfer_row(centre).state == "declined" and not bob.live
+    assert "Here is the summary" not in bob.heard_text
 
 
 @pytest.mark.parametrize(("mode", "error"), [("error", "http 500"), ("garbage", "format")])
@@ -330,6 +394,7 @@ def test_llm_down_or_garbage_falls_back(centre, mode, error):
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
+    hears_summary(centre, bob)
     assert "Automatic summary unavailable" in bob.heard_text
     transfer = transfer_row(centre)
     assert transfer.summary_source == "fallback" and transfer.summary_error.startswith(error)
@@ -359,7 +424,7 @@ def test_a_dial_of_b_whose_answer_was_lost_is_adopted_by_its_first_webhook(centr
     assert "leg_dial_unconfirmed" in centre.timeline(caller.sid)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     transfer = transfer_row(centre)
     assert transfer.state == "consulting"
     with centre.db() as session:
@@ -383,7 +448,7 @@ def test_chained_transfer_a_to_b_to_c(centre):
     start_warm(centre, alice)
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     alice.press_star()
     alice.press("2")
     first_summary = transfer_row(centre).summary_spoken
@@ -392,7 +457,7 @@ def test_chained_transfer_a_to_b_to_c(centre):
     carmen = centre.agent_phone(CARMEN)
     centre.network.answer(carmen.sid)
     assert "Transfer from Bob Okafor" in carmen.heard_text
-    carmen.press("1")
+    accepts(centre, carmen)
     bob.press_star()
     bob.press("2")
     call_id = call_row(centre, caller.sid).id
@@ -423,7 +488,7 @@ def test_warm_transfer_started_from_the_api(centre, api_headers):
 
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     done = centre.client.post(f"/api/transfers/{transfer['id']}/complete", headers=headers)
     assert done.status_code == 200 and done.get_json()["state"] == "completed"
     centre.network.run_pending()

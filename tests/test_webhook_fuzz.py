@@ -38,7 +38,8 @@ ROUTES = {
     urls.AGENT_ANSWER: ("leg",), urls.AGENT_WHISPER: ("leg",), urls.AGENT_STATUS: ("leg",),
     urls.AGENT_BRIDGE_ENDED: ("leg", "v"), urls.AGENT_REJOIN: ("leg", "say"), urls.AGENT_FALLBACK: ("leg",),
     urls.TRANSFER_MENU: ("transfer", "leg", "attempt"), urls.TRANSFER_CONSULT_MENU: ("transfer", "leg"),
-    urls.TRANSFER_ANSWER: ("leg",), urls.TRANSFER_WHISPER: ("leg",), urls.TRANSFER_STATUS: ("leg",),
+    urls.TRANSFER_ANSWER: ("leg",), urls.TRANSFER_INTRO: ("leg",), urls.TRANSFER_WHISPER: ("leg",),
+    urls.TRANSFER_SUMMARY_WAIT: ("leg",), urls.TRANSFER_STATUS: ("leg",),
     urls.TRANSFER_FALLBACK: ("leg",),
 }
 

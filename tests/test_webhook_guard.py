@@ -16,12 +16,14 @@ from tests.conftest import (
     PUBLIC_BASE_URL,
     TWILIO_AUTH_TOKEN,
 )
+from tests.transfer_helpers import accepts
 
 VOICE_FORM = {"CallSid": "CA" + "a" * 32, "From": "+15551230099", "To": "+15550100000", "CallStatus": "ringing"}
 TWIML_PATHS = [
     urls.FALLBACK_RECORDED, urls.VOICE, urls.IVR, urls.CALLER_WAIT, urls.CALLER_OPTIONS, urls.CALLER_VOICEMAIL, urls.CALLER_CONNECT,
     urls.CALLER_BRIDGE_ENDED, urls.CALLER_GOODBYE, urls.AGENT_ANSWER, urls.AGENT_WHISPER, urls.AGENT_BRIDGE_ENDED,
-    urls.AGENT_REJOIN, urls.TRANSFER_MENU, urls.TRANSFER_CONSULT_MENU, urls.TRANSFER_ANSWER, urls.TRANSFER_WHISPER,
+    urls.AGENT_REJOIN, urls.TRANSFER_MENU, urls.TRANSFER_CONSULT_MENU, urls.TRANSFER_ANSWER, urls.TRANSFER_INTRO,
+    urls.TRANSFER_WHISPER, urls.TRANSFER_SUMMARY_WAIT,
     urls.FALLBACK,
 ]
 CALLBACK_PATHS = [urls.STATUS, urls.TRANSCRIPTION, urls.AGENT_STATUS, urls.TRANSFER_STATUS]
@@ -131,7 +133,7 @@ def test_every_twiml_of_a_whole_call_is_valid_xml_served_as_text_xml(centre):
     alice.press("2102#")
     bob = centre.agent_phone(BOB)
     centre.network.answer(bob.sid)
-    bob.press("1")
+    accepts(centre, bob)
     alice.press_star()
     alice.press("2")
     caller.hangup()

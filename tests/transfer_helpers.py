@@ -44,3 +44,13 @@ def in_room(leg, room_suffix: str) -> bool:
 def calls_placed(centre) -> list:
     """The calls.create requests the simulated Twilio received, oldest first."""
     return [r for r in centre.network.rest_log if r.method == "POST" and r.path.endswith("/Calls.json")]
+
+
+def hears_summary(centre, phone):
+    """The answered target presses 1 after the greeting and waits out the turns until the summary is spoken."""
+    return scenarios.hears_summary(centre.network, phone)
+
+
+def accepts(centre, phone):
+    """The answered target hears the summary and presses 1 to accept."""
+    return scenarios.accepts(centre.network, phone)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.kinds import SummarySource, TransferMode, TransferTrigger
 from app.models import CallbackState, CallDirection, CallStatus, TransferState
 from app.telephony.numbers import DestinationRefused, normalise_number
-from app.transfers.outside import normalise_sip_uri
+from app.transfers.outside import normalise_outside_number, normalise_sip_uri
 
 # Bounded, so an oversized field is refused before it reaches the database.
 NOTES_LIMIT = 2000
@@ -26,8 +26,10 @@ class StartTransfer(BaseModel):
         None, max_length=64,
         description="target queue's name or IVR code: its next free agent is rung, then the next on decline")
     number: str | None = Field(
-        None, max_length=32,
-        description="an outside E.164 number (+442079460000); rung only if OUTSIDE_TRANSFER_ALLOW names its prefix")
+        None, max_length=64,
+        description="an outside E.164 number (+442079460000), with an extension if it has one (+12125550100,123# "
+                    "or +12125550100;ext=123: keys sent once answered); rung only if OUTSIDE_TRANSFER_ALLOW names "
+                    "the number's prefix")
     sip_uri: str | None = Field(
         None, max_length=255,
         description="an outside SIP URI (sip:desk@pbx.example.com); rung only if OUTSIDE_TRANSFER_ALLOW names its host")
@@ -44,7 +46,7 @@ class StartTransfer(BaseModel):
             # A malformed destination is a bad request; one the allow-list
             # does not name is a refusal (409), checked with the call.
             if self.number:
-                normalise_number(self.number)
+                normalise_outside_number(self.number)
             if self.sip_uri:
                 normalise_sip_uri(self.sip_uri)
         except DestinationRefused as malformed:

@@ -15,6 +15,7 @@ class Arrival:
     call_sid: str
     from_number: str
     to_number: str
+    call_token: str | None = None  # Twilio's CallToken: lets a call placed for it show FROM_NUMBER
 
 
 @dataclass(frozen=True)

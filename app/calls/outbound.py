@@ -43,7 +43,7 @@ from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room
 from app.primitives.legs import caller_leg, close_leg
 from app.primitives.moves import redirect_leg
-from app.primitives.ringing import ring_leg
+from app.primitives.ringing import OutsideDial, ring_leg
 from app.routing.callbacks import (
     AttemptOutcome,
     attempt_ended,
@@ -221,7 +221,7 @@ def agent_accepted(t: Telephony, leg: Leg) -> bool:
     customer = new_leg(t.session, call, LegRole.CALLER)
     record_event(t.session, call, "customer_dialling", agent=agent.extension, number=call.to_number,
                  leg_id=customer.id)
-    ring_leg(t, customer, None, to=call.to_number, answer_url=t.urls.customer_answer(customer.id),
+    ring_leg(t, customer, None, outside=OutsideDial(call.to_number, detect_machine=False), answer_url=t.urls.customer_answer(customer.id),
              status_url=t.urls.customer_status(customer.id), fallback_url=t.urls.customer_fallback(customer.id),
              timeout=t.settings.outbound_ring_timeout_seconds)
     return True

@@ -83,6 +83,7 @@ def receive_call(t: Telephony, arrival: Arrival) -> Call:
     if call is not None:
         return call
     call = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number)
+    call.call_token = arrival.call_token
     new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
             answered_at=utcnow())
     record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)

@@ -287,6 +287,7 @@ class ScriptedCall:
         self.agents = self._demo_agents()
         self.whisper: list[str] = []
         self.whisper_seconds = 0.0
+        self.answered_at: float | None = None
         try:
             caller, a, b = warm_transfer_by_dtmf(self.network, SERVICE_NUMBER, CALLER_NUMBER,
                                                  target=self._target, narrator=self)
@@ -364,7 +365,9 @@ class ScriptedCall:
         elif step == "key_target":
             self._step(f"{a} keys 2, {about['target']}, # : warm transfer to extension {about['target']}.")
         elif step == "target_answers":
-            self._step(f"{b} answers and hears the whisper.")
+            self._step(f"{b} answers and hears who is transferring: nothing of the caller before a key.")
+        elif step == "target_asks_summary":
+            self._step(f"{b} presses 1 to hear the summary.")
             self.answered_at = time.monotonic()
         elif step == "target_accepts":
             self._step(f"{b} presses 1 to accept and joins {a} in the consult room.")
@@ -377,11 +380,11 @@ class ScriptedCall:
     def expect(self, role: str, leg: SimCall, verb: str, what: str) -> None:
         """The scenario expects LEG to wait on VERB now: check it (DemoFailed if not)."""
         party = self._party(role, leg)
-        if role == "target" and verb == "Gather" and not self.whisper:
+        if role == "target" and verb == "Gather" and self.answered_at is not None and not self.whisper:
             self.whisper_seconds = time.monotonic() - self.answered_at
             self.whisper = list(leg.heard)
         self._expect(party, verb, what)
-        if role == "target" and verb == "Gather":
+        if role == "target" and verb == "Gather" and self.whisper:
             self.echo(f"   (the whisper was answered in {self.whisper_seconds:.2f} s)")
 
     def hang_up_everyone(self) -> None:

@@ -100,13 +100,24 @@ class TwilioGateway:
                     timeout_seconds: int,
                     status_events: Iterable[str] = ALL_CALL_EVENTS,
                     fallback_url: Optional[str] = None,
+                    machine_detection: Optional[str] = None,
+                    send_digits: Optional[str] = None,
+                    call_token: Optional[str] = None,
                     ) -> str:
-        """Place an outbound call that fetches its TwiML from `url` (`fallback_url` if that fails); return its sid."""
+        """Place an outbound call that fetches its TwiML from `url` (`fallback_url` if that fails); return its sid.
+
+        MACHINE_DETECTION (`Enable`): Twilio tells the answer URL who answered
+        (AnsweredBy). SEND_DIGITS: keys Twilio plays once the call connects
+        (`w` waits half a second). CALL_TOKEN: an inbound call's CallToken, with
+        which From may be that call's caller ID (twilio.com/docs/voice/api/call-resource).
+        """
+        extra = {name: value for name, value in (("machine_detection", machine_detection),
+                                                  ("send_digits", send_digits), ("call_token", call_token)) if value}
         call = self._do(lambda: self.client.calls.create(
             to=to, from_=from_, url=url, method="POST",
             fallback_url=fallback_url, fallback_method="POST" if fallback_url else None,
             status_callback=status_callback, status_callback_method="POST",
-            status_callback_event=list(status_events), timeout=timeout_seconds,
+            status_callback_event=list(status_events), timeout=timeout_seconds, **extra,
         ))
         return call.sid
 

@@ -325,6 +325,12 @@ class Dial:
     status_url: str
     fallback_url: str
     timeout: int
+    # An outside party: Twilio's answering-machine detection ("Enable"), and the keys sent once it answers
+    # (an extension). Twilio ignores detection when keys are sent (Call resource, MachineDetection).
+    detect_machine: bool = False
+    send_digits: str | None = None
+    # The inbound call's CallToken, which lets From be the caller's own number (Call resource, CallToken).
+    call_token: str | None = None
 
     repeatable: ClassVar[bool] = False
 
@@ -365,7 +371,9 @@ class Dial:
         return t.twilio.create_call(to=self.to, from_=self.from_, url=self.answer_url,
                                     status_callback=self.status_url, timeout_seconds=self.timeout,
                                     # Any of this call's steps that fails or times out resumes it where it is.
-                                    fallback_url=self.fallback_url)
+                                    fallback_url=self.fallback_url,
+                                    machine_detection="Enable" if self.detect_machine else None,
+                                    send_digits=self.send_digits, call_token=self.call_token)
 
 
 Effect = Union[HangUp, Redirect, OpenRoom, CloseRoom, RemoveFromRoom, StartSummary, SwitchTranscription, Dial]

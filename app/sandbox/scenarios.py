@@ -93,15 +93,39 @@ def connected_call(network: TwilioNetwork, service_number: str, caller_number: s
 Target = Union[tuple[str, str], Callable[[SimCall], tuple[str, str]]]
 
 
+def on_a_wait_turn(target: SimCall) -> bool:
+    """Whether TARGET waits out one of the service's short turns while the summary is written.
+
+    A wait turn is a <Gather> that falls through to a look again when no key
+    comes (no actionOnEmptyResult); the greeting and the whisper post their
+    silence to the service instead.
+    """
+    verb = target.waiting_on
+    return verb is not None and verb.tag == "Gather" and verb.get("actionOnEmptyResult") != "true"
+
+
 def summary_reaches(network: TwilioNetwork, target: SimCall, most_turns: int = 30) -> None:
-    """A greeted target waits out the service's short pauses until the summary (or its fallback) is spoken."""
+    """A target who asked for the summary waits out the service's short turns until it (or its fallback) is spoken."""
     for _ in range(most_turns):
-        if target.waiting_on is None or target.waiting_on.tag != "Pause":
+        if not on_a_wait_turn(target):
             return
-        seconds = float(target.waiting_on.get("length", "1"))
+        seconds = float(target.waiting_on.get("timeout", "1"))
         if network.pauses_in_real_time:
             time.sleep(seconds)
         network.advance(seconds)
+
+
+def hears_summary(network: TwilioNetwork, target: SimCall) -> SimCall:
+    """The answered target presses 1 after the greeting and waits for the summary; returns the target's leg."""
+    target.press("1")
+    summary_reaches(network, target)
+    return network.call(target.sid)
+
+
+def accepts(network: TwilioNetwork, target: SimCall) -> SimCall:
+    """The answered target hears the summary and presses 1 to accept."""
+    hears_summary(network, target).press("1")
+    return network.call(target.sid)
 
 
 def consulting(network: TwilioNetwork, service_number: str, caller_number: str = CALLER,
@@ -122,7 +146,9 @@ def consulting(network: TwilioNetwork, service_number: str, caller_number: str =
     narrator.before("target_rings", target=b)
     narrator.before("target_answers")
     network.answer(b.sid)
-    summary_reaches(network, b)
+    narrator.expect("target", b, "Gather", "the target to hear who transfers and the offer of the summary")
+    narrator.before("target_asks_summary")
+    hears_summary(network, b)
     narrator.expect("target", b, "Gather", "the target to hear the summary and the accept menu")
     narrator.before("target_accepts")
     b.press("1")

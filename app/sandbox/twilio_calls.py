@@ -61,6 +61,20 @@ UNKNOWN_AUDIO_SECONDS = 30.0
 # Where Twilio's SIP signalling comes from: an address in Twilio's published
 # North America (Virginia) signalling range, 54.172.60.0/23.
 TWILIO_SIGNALLING_IP = "54.172.60.1"
+# AnsweredBy, as answering-machine detection reports who answered: MachineDetection=Enable answers "as
+# soon as it identifies the called party" (human, machine_start, fax, unknown); DetectMessageEnd waits for
+# the end of a machine's greeting (machine_end_beep, machine_end_silence, machine_end_other instead of
+# machine_start). With standard (synchronous) detection the verdict comes with the request for the call's
+# Url (twilio.com/docs/voice/answering-machine-detection).
+ANSWERED_BY = {
+    "Enable": frozenset({"human", "machine_start", "fax", "unknown"}),
+    "DetectMessageEnd": frozenset({"human", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax",
+                                   "unknown"}),
+}
+# SendDigits: "any digit (0-9), 'A', 'B', 'C', 'D', '#', and '*'", "'w' to insert a half-second pause and
+# 'W' to insert a one-second pause", "a maximum length of 32 digits"; "If both SendDigits and
+# MachineDetection parameters are provided, then MachineDetection will be ignored" (Call resource).
+SEND_DIGITS = re.compile(r"^[0-9ABCD#*wW]{1,32}$")
 # "If you are dialing a <Sip> endpoint, enter any alphanumeric string as the
 # callerId. Optionally include +, -, _ and ., but no whitespace" (Dial docs).
 SIP_CALLER_ID = re.compile(r"^[A-Za-z0-9+\-_.]+$")
@@ -175,6 +189,12 @@ class SimCall:
         self._timer = None  # the running verb's timer (<Play> length, <Gather> timeout, ringing)
         self.twiml_log: list[str] = []
         self.transcriptions: list[dict] = []
+        # calls.create's MachineDetection and SendDigits; what detection said, the keys sent once answered.
+        self.call_token: Optional[str] = None  # an inbound call's CallToken
+        self.machine_detection: Optional[str] = None
+        self.send_digits: Optional[str] = None
+        self.answered_by: Optional[str] = None
+        self.digits_sent: list[str] = []
         self.created_at = network.clock.now()
         self.placed_at = self.created_at  # calls.create waits its turn at the account's calls per second
         self.answered_at: Optional[datetime] = None
@@ -281,7 +301,7 @@ class SimCall:
             "date_updated": _rfc2822(self.ended_at or self.answered_at or self.created_at),
             "start_time": _rfc2822(self.answered_at), "end_time": _rfc2822(self.ended_at),
             "duration": None if self.duration is None else str(self.duration),
-            "price": None, "price_unit": "USD", "answered_by": None, "caller_name": None,
+            "price": None, "price_unit": "USD", "answered_by": self.answered_by, "caller_name": None,
             "forwarded_from": None, "group_sid": None,
             "queue_time": str(int((self.placed_at - self.created_at).total_seconds() * 1000)),
             "trunk_sid": None, "annotation": None,
@@ -294,4 +314,5 @@ class SimCall:
             "AccountSid": self.network.account_sid, "ApiVersion": API_VERSION,
             "CallSid": self.sid, "CallStatus": self.status, "Direction": self.direction,
             "From": self.from_, "To": self.to, "Caller": self.from_, "Called": self.to,
+            **({"CallToken": self.call_token} if self.call_token else {}),
         }

@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 from app.sandbox.clock import VirtualClock
 from app.sandbox.signing import signed_headers
 from app.sandbox.twilio_calls import (
+    ANSWERED_BY,
     API_VERSION,
     CALLS_PER_SECOND,
     TWILIO_SIGNALLING_IP,
@@ -110,6 +111,8 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         self.numbers: dict[str, dict] = {}
         # The account's verified outgoing caller IDs (OutgoingCallerIds): numbers it may show besides its own.
         self.verified_caller_ids: set[str] = set()
+        # CallTokens given to inbound calls: token -> the caller's number it lets a new call show.
+        self.call_tokens: dict[str, str] = {}
         self.rest_log: list[RestRequest] = []
         self.deliveries: list[Delivery] = []
         self.errors: list[BaseException] = []
@@ -154,8 +157,13 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
             status_callback = number["status_callback"] or None
         call = SimCall(self, _sid("CA"), from_, to, "inbound", "ringing",
                        url=voice_url, status_callback=status_callback)
+        # "A call_token is generated when an incoming call is received on a Twilio number" (Call resource,
+        # CallToken); its webhooks carry it as CallToken (a guess: on each of the call's requests, not only
+        # the first). Its form here is ours: Twilio's is opaque.
+        call.call_token = "CT" + uuid.uuid4().hex
         with self._state:
             self.calls[call.sid] = call
+            self.call_tokens[call.call_token] = from_
         self._drive(lambda: self._fetch(call, voice_url, answering=True))
         return call
 
@@ -165,17 +173,38 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         "If using a phone number, it must be a Twilio number or a verified
         caller ID" (Call resource, From); otherwise error 21210, "The From
         number used to make outbound call not a Twilio number or not a
-        verified caller ID" (twilio.com/docs/errors/21210).
+        verified caller ID" (twilio.com/docs/errors/21210). The exception is
+        a forwarded call: "Pass an incoming call's call_token value to a
+        forwarded call via the call_token parameter ... A forwarded call
+        should bear the same CallerID of the original incoming call" (Call
+        resource, CallToken): From may then be that incoming call's caller.
+        Guesses: a token another caller's call was given, or none Twilio
+        issued, is refused as the From alone would be (21210); the token is
+        not checked for expiry (the docs give it none).
         """
         caller_id = form.get("From") or ""
-        if caller_id.startswith("+") and self.number(caller_id) is None and caller_id not in self.verified_caller_ids:
+        forwarded = self.call_tokens.get(form.get("CallToken") or "") == caller_id
+        if caller_id.startswith("+") and self.number(caller_id) is None and caller_id not in self.verified_caller_ids \
+                and not forwarded:
             return _error(400, 21210, f"The source phone number provided, {caller_id}, is not yet verified for "
                                       "your account.")
         return super()._create_call(form)
 
-    def answer(self, sid: str) -> SimCall:
-        """The callee of a REST-created call picks up; Twilio fetches its Url."""
+    def answer(self, sid: str, answered_by: str = "human") -> SimCall:
+        """The callee of a REST-created call picks up; Twilio fetches its Url.
+
+        ANSWERED_BY is what the far end is, as answering-machine detection
+        would report it (`human`, `machine_start`, `fax`, ...): sent as
+        AnsweredBy with the request for the Url when the call asked for
+        detection and sends no keys (twilio_calls.ANSWERED_BY, SEND_DIGITS).
+        Without detection a machine hears the TwiML like anyone (the test
+        then plays it: silence, no key). How long detection takes is not
+        modelled: the Url is requested at once.
+        """
         call = self.calls[sid]
+        detection = call.machine_detection if not call.send_digits else None
+        if detection and answered_by not in ANSWERED_BY[detection]:
+            raise TwimlError(f"MachineDetection={detection} never reports AnsweredBy={answered_by}")
         if self.before_answer is not None:
             self.before_answer()
 
@@ -188,7 +217,15 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
             call.status = "in-progress"
             call.answered_at = self.clock.now()
             self._status_callback(call, "answered")
-            self._fetch(call, call.url)
+            if call.send_digits:
+                # Played to the far end once it connects (Call resource, SendDigits).
+                call.digits_sent.append(call.send_digits)
+            extra = {}
+            if detection:
+                call.answered_by = answered_by
+                # Guess: how long detection took, which the docs name but do not bound.
+                extra = {"AnsweredBy": answered_by, "MachineDetectionDuration": "2400"}
+            self._fetch(call, call.url, extra)
 
         self._drive(work)
         return call

@@ -12,8 +12,10 @@ from urllib.parse import parse_qsl, urlsplit
 from werkzeug.datastructures import MultiDict
 
 from app.sandbox.twilio_calls import (
+    ANSWERED_BY,
     API_VERSION,
     RING_TIMEOUT_DEFAULT,
+    SEND_DIGITS,
     RestRequest,
     SimCall,
     _rfc2822,
@@ -162,10 +164,18 @@ class RestApi:
         timeout = int(form.get("Timeout") or RING_TIMEOUT_DEFAULT)
         if not 1 <= timeout <= 600:
             return _error(400, 21208, "Timeout must be between 1 and 600 seconds.")
+        detection, digits = form.get("MachineDetection"), form.get("SendDigits")
+        if detection and detection not in ANSWERED_BY:
+            # Guess: the code for a MachineDetection value other than the two documented is not named.
+            return _error(400, 21218, f"Invalid MachineDetection {detection!r}.")
+        if digits and not SEND_DIGITS.match(digits):
+            # Guess: the docs name the keys allowed, not the error for others.
+            return _error(400, 21218, f"Invalid SendDigits {digits!r}.")
         call = SimCall(self, _sid("CA"), form["From"], form["To"], "outbound-api", "queued",
                        url=form["Url"], status_callback=form.get("StatusCallback"),
                        status_events=form.getlist("StatusCallbackEvent"), timeout=timeout)
         call.fallback_url = form.get("FallbackUrl") or None
+        call.machine_detection, call.send_digits = detection or None, digits or None
         self.calls[call.sid] = call
         now = self.clock.now()
         call.placed_at = max(now, self._next_placement)

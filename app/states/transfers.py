@@ -4,8 +4,8 @@
 [`waiting` (at a queue whose agents are all busy, until one is free) →]
 `dialing` (the target rings) → `whispering` (they hear the summary) →
 `consulting` (they talk with the transferring agent) → `completed`; it
-ends early as `declined`, `no_answer`, `failed`, `cancelled` or
-`caller_hung_up`. A queue's next agent is rung from `requested` again.
+ends early as `declined`, `no_answer`, `voicemail` (a machine answered an
+outside target), `failed`, `cancelled` or `caller_hung_up`. A queue's next agent is rung from `requested` again.
 Every move is on the call's timeline as `transfer_<state>` unless the step
 names its own event.
 """
@@ -22,7 +22,7 @@ from app.models import Call, Queue, Transfer, TransferState, utcnow
 from app.states.moves import check_move
 
 _GIVEN_UP = frozenset({TransferState.DECLINED, TransferState.NO_ANSWER, TransferState.FAILED,
-                       TransferState.CANCELLED, TransferState.CALLER_HUNG_UP})
+                       TransferState.CANCELLED, TransferState.CALLER_HUNG_UP, TransferState.VOICEMAIL})
 
 TRANSFER_MOVES: dict[str, frozenset[str]] = {
     # Given up from requested too: a queue whose agents all let it go.

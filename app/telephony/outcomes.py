@@ -3,7 +3,9 @@
 `CallProgress` is a call's status as Twilio reports it (a webhook's
 `CallStatus`, a Call resource's `status`); `DialOutcome` is how a `<Dial>`
 ended (`DialCallStatus`); `Missed` is why a leg that rang was not taken,
-which is what the service stores as its end reason.
+which is what the service stores as its end reason; `Answerer` is who
+answered a call placed with answering-machine detection (read from
+`AnsweredBy` by app/voice/forms.py).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ class Missed(StrEnum):
     BUSY = "busy"
     FAILED = "failed"
     CANCELED = "canceled"
+    VOICEMAIL = "voicemail"  # a machine (answering machine, voicemail, fax) answered: nobody took it
 
     @classmethod
     def of(cls, progress: CallProgress) -> "Missed":
@@ -95,7 +98,7 @@ class Missed(StrEnum):
         """The leg's final status for this reason."""
         return {Missed.DECLINED: LegStatus.DECLINED, Missed.NO_ANSWER: LegStatus.NO_ANSWER,
                 Missed.BUSY: LegStatus.BUSY, Missed.FAILED: LegStatus.FAILED,
-                Missed.CANCELED: LegStatus.CANCELED}[self]
+                Missed.CANCELED: LegStatus.CANCELED, Missed.VOICEMAIL: LegStatus.NO_ANSWER}[self]
 
     @property
     def agent_missed_it(self) -> bool:
@@ -105,6 +108,22 @@ class Missed(StrEnum):
         not the agent letting a call ring, and does not count.
         """
         return self == Missed.NO_ANSWER
+
+
+class Answerer(StrEnum):
+    """Who picked up a call placed with answering-machine detection, in the service's words.
+
+    PERSON also when detection was not asked for or could not tell (Twilio's
+    `unknown`): such a target hears only who is transferring before a key.
+    """
+
+    PERSON = "person"
+    MACHINE = "machine"  # an answering machine or a voicemail greeting
+    FAX = "fax"
+
+    @property
+    def is_machine(self) -> bool:
+        return self != Answerer.PERSON
 
 
 def _enum(kind, value: str | None, default):

@@ -37,6 +37,7 @@ AGENT_FALLBACK = "/twilio/agent/fallback"
 TRANSFER_MENU = "/twilio/transfer/menu"
 TRANSFER_CONSULT_MENU = "/twilio/transfer/consult-menu"
 TRANSFER_ANSWER = "/twilio/transfer/answer"
+TRANSFER_INTRO = "/twilio/transfer/intro"
 TRANSFER_WHISPER = "/twilio/transfer/whisper"
 TRANSFER_SUMMARY_WAIT = "/twilio/transfer/summary-wait"
 TRANSFER_STATUS = "/twilio/transfer/status"
@@ -123,6 +124,9 @@ class WebhookUrls:
 
     def transfer_answer(self, leg_id: int) -> str:
         return self.url(TRANSFER_ANSWER, leg=leg_id)
+
+    def transfer_intro(self, leg_id: int) -> str:
+        return self.url(TRANSFER_INTRO, leg=leg_id)
 
     def transfer_whisper(self, leg_id: int) -> str:
         return self.url(TRANSFER_WHISPER, leg=leg_id)

@@ -20,6 +20,39 @@ SIP_URI = re.compile(
     r"(?::(?P<port>\d{1,5}))?(?P<params>(?:;[A-Za-z0-9\-_.=]+)*)$"
 )
 NOT_ENABLED = "outside transfers are not enabled"
+# An extension written after a number: a comma (each a one-second pause, as on a phone's keypad) then the
+# keys, "+12125550100,123#"; or RFC 3966's ";ext=123". Stored the first way.
+EXTENSION = re.compile(r"^(?P<number>[^,;]*?)\s*(?:(?P<keys>,.*)|;ext=(?P<ext>.*))$", re.IGNORECASE | re.DOTALL)
+KEYS = re.compile(r"^,+[0-9*#][0-9*#,]*$")
+# Twilio's SendDigits: at most 32 characters, "w" a half-second pause (twilio.com/docs/voice/api/call-resource).
+SEND_DIGITS_LIMIT = 32
+PAUSE = "ww"  # one comma: a second
+
+
+def split_extension(text: str) -> tuple[str, str]:
+    """The number TEXT names and its extension (",123#", "" if none), as written; DestinationRefused if the
+    extension is not one (digits, * and #, after at least one comma)."""
+    text = (text or "").strip()
+    match = EXTENSION.match(text)
+    if match is None:
+        return text, ""
+    keys = match["keys"] if match["keys"] is not None else "," + match["ext"]
+    if not KEYS.match(keys) or len(send_digits_for(keys)) > SEND_DIGITS_LIMIT:
+        raise DestinationRefused(f"{text[:60]} has no extension Twilio can send (digits, * or #, after a comma, "
+                                 f"at most {SEND_DIGITS_LIMIT} keys and pauses)")
+    return match["number"], keys
+
+
+def normalise_outside_number(text: str) -> str:
+    """TEXT as an E.164 number, with its extension if it has one ('+1 212 555 0100;ext=123' ->
+    '+12125550100,123'); DestinationRefused if it is malformed."""
+    number, keys = split_extension(text)
+    return normalise_number(number) + keys
+
+
+def send_digits_for(keys: str) -> str:
+    """Twilio's SendDigits for an extension as stored (",123#" -> "ww123#"): each comma a one-second pause."""
+    return keys.replace(",", PAUSE)
 
 
 def normalise_sip_uri(text: str) -> str:
@@ -50,7 +83,7 @@ def destination_kind(text: str) -> str:
     if is_sip_uri(text):
         normalise_sip_uri(text)
         return "sip_uri"
-    normalise_number(text)
+    normalise_outside_number(text)
     return "number"
 
 
@@ -60,10 +93,13 @@ def sip_host(uri: str) -> str:
 
 
 def check_number(settings: Settings, text: str) -> str:
-    """The E.164 number TEXT names, if the allow-list lets it be rung; DestinationRefused otherwise."""
+    """The E.164 number TEXT names (with its extension, if any), if the allow-list lets the number be rung;
+    DestinationRefused otherwise. The allow-list is checked on the number alone: an extension is keys sent
+    once the call is answered, never part of what is dialled."""
     if not settings.outside_transfers_enabled:
         raise DestinationRefused(NOT_ENABLED)
-    return allowed_number(text, settings.outside_transfer_prefixes, off=NOT_ENABLED, what="outside transfers")
+    number, keys = split_extension(text)
+    return allowed_number(number, settings.outside_transfer_prefixes, off=NOT_ENABLED, what="outside transfers") + keys
 
 
 def check_sip_uri(settings: Settings, text: str) -> str:

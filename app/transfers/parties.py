@@ -37,6 +37,7 @@ class Prompt(StrEnum):
     RETURNED = "returned"
     DECLINED = "declined"
     NO_ANSWER = "no_answer"
+    VOICEMAIL = "voicemail"  # the target's phone was answered by a machine
     FAILED = "failed"
     HOLD = "hold"
     SWAPPED = "swapped"

@@ -46,7 +46,7 @@ from app.primitives.legs import (
     dial_unconfirmed,
     lock_call,
 )
-from app.primitives.ringing import ring_leg
+from app.primitives.ringing import OutsideDial, ring_leg
 from app.states.agents import move_activity
 from app.states.legs import move_leg, new_leg
 from app.states.transfers import (
@@ -57,10 +57,15 @@ from app.states.transfers import (
     waiting_transfers,
 )
 from app.summaries.redaction import redact
-from app.telephony.numbers import DestinationRefused
-from app.telephony.outcomes import Missed
+from app.telephony.numbers import E164, DestinationRefused
+from app.telephony.outcomes import Answerer, Missed
 from app.telephony.sip import consult_room_user, room_name
-from app.transfers.outside import check_number, check_sip_uri
+from app.transfers.outside import (
+    check_number,
+    check_sip_uri,
+    send_digits_for,
+    split_extension,
+)
 from app.transfers.parties import (
     Prompt,
     hold_agent,
@@ -324,9 +329,25 @@ def _ring(t: Telephony, transfer: Transfer, agent: Agent | None, target: str, **
     t.session.flush()
     t.session.refresh(transfer)
     move_transfer(t.session, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
+    outside = _outside_dial(t, transfer) if agent is None else None
     ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id), status_url=t.urls.transfer_status(leg.id),
              fallback_url=t.urls.transfer_fallback(leg.id), timeout=t.settings.transfer_ring_timeout_seconds,
-             to=None if agent else transfer.target_number)
+             outside=outside)
+
+
+def _outside_dial(t: Telephony, transfer: Transfer) -> OutsideDial:
+    """How Twilio places the call to an outside destination: the number (its extension sent as keys once
+    answered), with answering-machine detection unless keys are sent (Twilio then ignores it), showing our
+    number or the caller's."""
+    number, keys = split_extension(transfer.target_number)
+    call = transfer.call
+    # The caller's own number, where OUTSIDE_TRANSFER_CALLER_ID=caller and Twilio gave the call a CallToken
+    # (an inbound call whose caller has a number); otherwise ours.
+    shows_caller = bool(t.settings.outside_transfer_caller_id == "caller" and call.call_token
+                    and not call.is_outbound and E164.match(call.from_number or ""))
+    return OutsideDial(to=number, send_digits=send_digits_for(keys) if keys else None, detect_machine=not keys,
+                       from_=call.from_number if shows_caller else None,
+                       call_token=call.call_token if shows_caller else None)
 
 
 def target_of(transfer: Transfer | None, leg: Leg) -> str | None:
@@ -432,20 +453,49 @@ def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
     return transfer
 
 
-def summary_ready_for_target(t: Telephony, leg: Leg, transfer: Transfer) -> bool:
-    """Whether the answered target can hear the summary now (past the deadline, the fallback is stored).
+def target_asked_for_summary(t: Telephony, leg: Leg, transfer: Transfer) -> None:
+    """The answered target pressed 1 to hear the summary: the first word of the caller they may hear.
 
-    When it is, the timeline records how long they waited after answering
-    (`summary_whispered`, waited_ms): the dead air of a warm transfer for
-    its target, shown on the call page.
+    Until then they have heard only who is transferring (a machine that
+    answers hears nothing of the caller). The timeline records the moment
+    once per target (`summary_asked`): the summary's deadline and the
+    target's dead air are counted from it.
     """
-    ready = settle_summary(t.session, transfer, since=leg.answered_at,
-                           deadline_seconds=t.settings.summary_deadline_seconds)
+    if _summary_asked_at(t, transfer, leg) is None:
+        record_event(t.session, transfer.call, "summary_asked", transfer=transfer, leg_id=leg.id)
+
+
+def asked_for_summary(t: Telephony, leg: Leg, transfer: Transfer) -> bool:
+    """Whether the target on LEG has pressed 1 for the summary (only then may they hear anything of the caller)."""
+    return _summary_asked_at(t, transfer, leg) is not None
+
+
+def summary_ready_for_target(t: Telephony, leg: Leg, transfer: Transfer, *, settle_now: bool = False) -> bool:
+    """Whether the target who asked for the summary can hear it now (past the deadline, the fallback is stored).
+
+    SETTLE_NOW: whatever is ready is spoken at once (the LLM's summary if it
+    is stored, else the fallback is stored now), as when Twilio gave up on a
+    wait turn and asked the fallback URL. When it is ready, the timeline
+    records how long they waited after asking (`summary_whispered`,
+    waited_ms): the dead air of a warm transfer for its target, shown on the
+    call page.
+    """
+    since = _summary_asked_at(t, transfer, leg) or leg.answered_at
+    ready = settle_summary(t.session, transfer, since=since, deadline_seconds=t.settings.summary_deadline_seconds,
+                           at_once="fallback: Twilio gave up on a wait turn" if settle_now else None)
     if ready and not _whispered_before(t, transfer, leg):
-        waited = (utcnow() - leg.answered_at).total_seconds() if leg.answered_at else 0.0
+        waited = (utcnow() - since).total_seconds() if since else 0.0
         record_event(t.session, transfer.call, "summary_whispered", transfer=transfer, leg_id=leg.id,
                      waited_ms=int(waited * 1000), source=transfer.summary_source)
     return ready
+
+
+def _summary_asked_at(t: Telephony, transfer: Transfer, leg: Leg):
+    for created_at, detail in t.session.execute(select(Event.created_at, Event.detail).where(
+            Event.transfer_id == transfer.id, Event.name == "summary_asked")):
+        if detail.get("leg_id") == leg.id:
+            return created_at
+    return None
 
 
 def _whispered_before(t: Telephony, transfer: Transfer, leg: Leg) -> bool:
@@ -499,6 +549,20 @@ def target_dial_failed(t: Telephony, leg: Leg, error: str) -> None:
         t.freed_agent_ids.discard(leg.agent_id)
 
 
+def target_reached_machine(t: Telephony, leg: Leg, answerer: Answerer) -> None:
+    """Twilio's answering-machine detection says a machine (or a fax) answered the target's phone.
+
+    The attempt ends as its own outcome (`voicemail`): the machine hears
+    nothing at all, the leg ends, and the transferring agent goes back to
+    the caller, as when nobody answers.
+    """
+    transfer = transfer_of_target_leg(t, leg)
+    if transfer is not None and not transfer.is_final:
+        record_event(t.session, transfer.call, "transfer_target_machine", transfer=transfer,
+                     target=target_of(transfer, leg), answered_by=answerer)
+    target_declined(t, leg, Missed.VOICEMAIL)
+
+
 def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: bool = False) -> None:
     """The target declined, did not answer, was busy or failed: the next agent of a queue, or back to A.
 
@@ -517,8 +581,8 @@ def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: b
     else:
         record_event(t.session, transfer.call, "transfer_target_missed", transfer=transfer,
                      target=target_of(transfer, leg), reason=reason)
-    ending = {Missed.DECLINED: Ending.DECLINED, Missed.FAILED: Ending.FAILED, Missed.BUSY: Ending.BUSY}.get(
-        reason, Ending.NO_ANSWER)
+    ending = {Missed.DECLINED: Ending.DECLINED, Missed.FAILED: Ending.FAILED, Missed.BUSY: Ending.BUSY,
+              Missed.VOICEMAIL: Ending.VOICEMAIL}.get(reason, Ending.NO_ANSWER)
     end_transfer(t, transfer, ending, reason=reason)
 
 
@@ -575,6 +639,7 @@ class Ending(StrEnum):
     NO_ANSWER = "no_answer"  # the target let it ring out, or went silent
     BUSY = "busy"
     FAILED = "failed"  # the target could not be called
+    VOICEMAIL = "voicemail"  # a machine answered the target's phone (answering-machine detection)
     CALLER_HUNG_UP = "caller_hung_up"
     AGENT_HUNG_UP = "agent_hung_up"  # the transferring agent left before a target was chosen
     TARGET_HUNG_UP = "target_hung_up"  # the target left during the consult
@@ -586,7 +651,7 @@ class Ending(StrEnum):
             Ending.COMPLETED: TransferState.COMPLETED, Ending.THREE_WAY: TransferState.COMPLETED,
             Ending.DECLINED: TransferState.DECLINED, Ending.NO_ANSWER: TransferState.NO_ANSWER,
             Ending.BUSY: TransferState.NO_ANSWER, Ending.FAILED: TransferState.FAILED,
-            Ending.CALLER_HUNG_UP: TransferState.CALLER_HUNG_UP,
+            Ending.VOICEMAIL: TransferState.VOICEMAIL, Ending.CALLER_HUNG_UP: TransferState.CALLER_HUNG_UP,
         }.get(self, TransferState.CANCELLED)
 
     @property
@@ -599,6 +664,7 @@ class Ending(StrEnum):
         return {
             Ending.DECLINED: Prompt.DECLINED, Ending.NO_ANSWER: Prompt.NO_ANSWER, Ending.BUSY: Prompt.NO_ANSWER,
             Ending.FAILED: Prompt.FAILED, Ending.TARGET_HUNG_UP: Prompt.TARGET_GONE,
+            Ending.VOICEMAIL: Prompt.VOICEMAIL,
         }.get(self, Prompt.RETURNED)
 
 

@@ -107,18 +107,21 @@ def generate_summary(make_session: sessionmaker, llm_gateway, transfer_id: int) 
 
 
 def settle_summary(session: Session, transfer: Transfer, *, since: datetime | None,
-                   deadline_seconds: float) -> bool:
+                   deadline_seconds: float, at_once: str | None = None) -> bool:
     """Whether the summary can be spoken now: stored already, or DEADLINE_SECONDS past SINCE (then the fallback
     is stored, named as one). Never waits: the target's phone asks again on its next turn.
+
+    AT_ONCE (why, in words): the fallback is stored now if nothing is yet.
 
     TRANSFER must have been read in this step (legs.lock_call reads it
     afresh), so a summary another thread or host stored is seen.
     """
     if transfer.summary_source is not None:
         return True
-    if since is not None and (utcnow() - since).total_seconds() < deadline_seconds:
+    if at_once is None and since is not None and (utcnow() - since).total_seconds() < deadline_seconds:
         return False
     inp = summary_input(session, transfer)
-    store_summary(session, transfer.id, fallback_summary(inp, f"deadline: no summary within {deadline_seconds:g} s"))
+    store_summary(session, transfer.id,
+                  fallback_summary(inp, at_once or f"deadline: no summary within {deadline_seconds:g} s"))
     session.refresh(transfer)
     return True

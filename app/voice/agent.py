@@ -27,6 +27,7 @@ from app.telephony import urls
 from app.telephony.outcomes import CallProgress
 from app.telephony.sip import leg_identity, room_user_of, sip_target
 from app.transfers import service as transfers
+from app.transfers.outside import split_extension
 from app.transfers.parties import Prompt
 from app.voice.forms import MalformedWebhook, TwilioForm
 from app.voice.guard import ServesLeg, ServesOwnLeg, twilio_webhook
@@ -132,7 +133,10 @@ def _target_words(transfer: Transfer | None) -> str:
         return transfer.target_agent.name
     if transfer.target_number:
         if transfer.target_number.startswith("+"):
-            return f"the outside number {speakable_number(transfer.target_number)}"
+            number, keys = split_extension(transfer.target_number)
+            extension = keys.replace(",", "")
+            return f"the outside number {speakable_number(number)}" + (
+                f", extension {speakable_number(extension)}" if extension else "")
         return "the outside line"
     if transfer.target_queue:
         return transfer.target_queue.name
@@ -161,6 +165,7 @@ def _say(code: Prompt, transfer: Transfer | None) -> str | None:
         Prompt.RETURNED: "Returning you to your caller.",
         Prompt.DECLINED: f"{target} declined the transfer. Returning you to your caller.",
         Prompt.NO_ANSWER: f"{target} did not answer. Returning you to your caller.",
+        Prompt.VOICEMAIL: f"The transfer to {target} reached voicemail. Returning you to your caller.",
         Prompt.FAILED: "The transfer could not be placed. Returning you to your caller.",
         Prompt.HOLD: "Please hold.",
         Prompt.SWAPPED: "You are back with the transferring agent.",

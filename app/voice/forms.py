@@ -17,7 +17,7 @@ from app.calls.inputs import (
     Recording,
     TranscriptChunk,
 )
-from app.telephony.outcomes import CallProgress, DialOutcome
+from app.telephony.outcomes import Answerer, CallProgress, DialOutcome
 from app.text import without_controls
 
 # What a transcription event's `Track` may say for the service's own transcriptions (see transcript_chunk).
@@ -81,7 +81,8 @@ class TwilioForm:
 
     def arrival(self) -> Arrival:
         """The call reaching the number."""
-        return Arrival(self.require_call_sid(), self.from_number[:32], self.to_number[:32])
+        return Arrival(self.require_call_sid(), self.from_number[:32], self.to_number[:32],
+                       self.raw.get("CallToken", "").strip()[:8192] or None)
 
     def dial_out(self) -> DialOut:
         """An agent's phone dialling out through the SIP domain (its From and To are SIP URIs)."""
@@ -121,6 +122,23 @@ class TwilioForm:
         if not isinstance(data, dict):
             raise MalformedWebhook("TranscriptionData is not a JSON object")
         return TranscriptChunk(without_controls(str(data.get("transcript", ""))).strip())
+
+    def answerer(self) -> Answerer:
+        """Who answered a call placed with answering-machine detection (Twilio's AnsweredBy).
+
+        Twilio sends `human`, `machine_start` or `fax` (MachineDetection=Enable),
+        the `machine_end_beep`, `machine_end_silence` and `machine_end_other`
+        verdicts of DetectMessageEnd, or `unknown`
+        (twilio.com/docs/voice/answering-machine-detection). `unknown`, and
+        anything else or nothing, is taken for a person: a choice, since
+        what follows the answer says nothing of the caller before a key.
+        """
+        verdict = self.raw.get("AnsweredBy", "").strip().lower()
+        if verdict == "fax":
+            return Answerer.FAX
+        if verdict.startswith("machine_"):
+            return Answerer.MACHINE
+        return Answerer.PERSON
 
     def fallback_report(self) -> FallbackReport:
         """Which error made Twilio ask the fallback URL, and where."""

@@ -64,7 +64,7 @@ from app.sandbox.scenarios import (
     BOB,
     connected_call,
     consulting,
-    summary_reaches,
+    hears_summary,
 )
 from app.sandbox.served import NUMBER, Served, gunicorn_service
 from app.sandbox.twilio_network import Delivery, SimCall, TwilioNetwork, TwimlError
@@ -456,7 +456,7 @@ class RaceRig:
                 rep.target_did = "busy"
             else:
                 self.network.answer(phone.sid)
-                summary_reaches(self.network, phone)
+                hears_summary(self.network, phone)
                 if phone.waiting_on is None or phone.waiting_on.tag != "Gather":
                     rep.target_did = f"answered, offered no key ({phone.heard_text[-80:]!r})"
                 else:

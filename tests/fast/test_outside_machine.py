@@ -41,6 +41,20 @@ def test_numbers_and_sip_uris_are_normalised():
             (outside.normalise_sip_uri if malformed.startswith("sip") else numbers.normalise_number)(malformed)
 
 
+def test_an_extension_is_read_the_same_by_every_form_and_stored_after_a_comma():
+    # The console and the supervisor's form read a typed destination with destination_kind, the API with
+    # normalise_outside_number: one reading of an extension for all.
+    for written in ("+1 212 555 0100,123#", "+1 (212) 555-0100 ;ext=123"):
+        assert outside.destination_kind(written) == "number"
+    assert outside.normalise_outside_number("+1 212 555 0100,123#") == "+12125550100,123#"
+    assert outside.normalise_outside_number("+1 (212) 555-0100 ;EXT=123") == "+12125550100,123"
+    assert outside.split_extension("+12125550100,,9*1#") == ("+12125550100", ",,9*1#")
+    assert outside.send_digits_for(",,9*1#") == "wwww9*1#"
+    for malformed in ("+12125550100,", "+12125550100,abc", "+12125550100;ext=1a", "+12125550100,1;ext=2"):
+        with pytest.raises(numbers.DestinationRefused):
+            outside.destination_kind(malformed)
+
+
 def test_an_allowed_destination_passes_the_checks_normalised(t):
     t.settings = replace(t.settings, outside_transfer_allow=("+44", "partner.example"))
     call, alice_leg = connected(t)

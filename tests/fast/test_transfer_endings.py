@@ -15,7 +15,7 @@ from app.calls import reactions
 from app.calls.service import end_call
 from app.models import Activity, Agent, CallStatus, LegStatus, TransferState, utcnow
 from app.primitives.effects import CloseRoom
-from app.telephony.outcomes import CallProgress, Missed
+from app.telephony.outcomes import Answerer, CallProgress, Missed
 from app.transfers import service as transfers
 from tests.fast.conftest import connected, moved_to
 
@@ -54,6 +54,12 @@ def _declined(reason):
         transfers.target_declined(t, transfer.target_leg, reason)
         return call, transfer
     return play
+
+
+def _voicemail(t):
+    _call, _alice_leg, transfer = warm_to(t)
+    transfers.target_reached_machine(t, transfer.target_leg, Answerer.MACHINE)
+    return transfer.call, transfer
 
 
 def _completed(t):
@@ -120,6 +126,7 @@ ENDINGS = {
     "no answer": (_declined(Missed.NO_ANSWER), TransferState.NO_ANSWER, CallStatus.CONNECTED),
     "busy": (_declined(Missed.BUSY), TransferState.NO_ANSWER, CallStatus.CONNECTED),
     "failed": (_declined(Missed.FAILED), TransferState.FAILED, CallStatus.CONNECTED),
+    "voicemail": (_voicemail, TransferState.VOICEMAIL, CallStatus.CONNECTED),
     "stale target": (_stale_target, TransferState.NO_ANSWER, CallStatus.CONNECTED),
     "queue with nobody left": (_queue_with_nobody_left, TransferState.DECLINED, CallStatus.CONNECTED),
     "caller hung up": (_caller_hung_up, TransferState.CALLER_HUNG_UP, CallStatus.COMPLETED),
