@@ -13,7 +13,15 @@ from sqlalchemy import select
 
 from app.calls import outbound
 from app.events import record_event
-from app.models import FINAL_LEG_STATUSES, Activity, CallStatus, Leg, LegRole, LegStatus
+from app.models import (
+    FINAL_LEG_STATUSES,
+    Activity,
+    CallStatus,
+    Event,
+    Leg,
+    LegRole,
+    LegStatus,
+)
 from app.primitives.availability import release_agent
 from app.primitives.context import Telephony
 from app.primitives.legs import (
@@ -26,6 +34,7 @@ from app.primitives.legs import (
 from app.primitives.moves import redirect_leg
 from app.routing import service as routing
 from app.routing.service import Whisper, agent_dial_failed, offer_call, ring_given_up
+from app.states.calls import move_call
 from app.telephony.outcomes import CallProgress, Missed
 from app.transfers.service import (
     agent_left_during_transfer,
@@ -187,3 +196,45 @@ def dial_refused(t: Telephony, leg: Leg, error: str) -> None:
         target_dial_failed(t, leg, error)
     else:
         agent_dial_failed(t, leg, error)
+
+
+# How often an agent's <Dial> into their call's room may go unanswered (LiveKit refusing or never answering it)
+# before their leg is given up and the caller goes to another agent.
+MAX_ROOM_ATTEMPTS = 3
+
+
+def room_attempts_exhausted(t: Telephony, leg: Leg) -> bool:
+    """Whether LEG, an agent's leg meant to be in its call's room with the caller, has failed to get in
+    MAX_ROOM_ATTEMPTS times (each an `agent_room_unanswered`); a leg in a consult room keeps trying."""
+    call = leg.call
+    if leg.role != LegRole.AGENT or leg.room_name != call.room_name or call.agent_id != leg.agent_id:
+        return False
+    tries = t.session.scalars(select(Event.detail).where(Event.call_id == call.id,
+                                                         Event.name == "agent_room_unanswered")).all()
+    return sum(1 for detail in tries if (detail or {}).get("leg_id") == leg.id) >= MAX_ROOM_ATTEMPTS
+
+
+def agent_never_reached_the_room(t: Telephony, leg: Leg, why: str) -> None:
+    """An agent who took the call never got into its room (their browser's media never connected; LiveKit kept
+    refusing their phone): their leg fails (not their miss), and a caller they had goes back to the queue,
+    keeping their place, to be offered to the next agent, rather than waiting on in an empty room."""
+    call = leg.call
+    if _before_the_customer(leg):
+        outbound.agent_gone(t, leg, LegStatus.FAILED, why)
+        return
+    close_leg(t, leg, LegStatus.FAILED, why)
+    record_event(t.session, call, "agent_media_failed", agent=leg.agent.extension if leg.agent else None,
+                 leg_id=leg.id, why=why)
+    others = [other for other in call.legs
+              if other.role != LegRole.CALLER and other.status == LegStatus.CONNECTED and other.id != leg.id]
+    if call.status != CallStatus.CONNECTED or call.agent_id != leg.agent_id or others:
+        return
+    caller = caller_leg(call)
+    call.agent_id = None
+    if call.queue is None:
+        # An outbound call's customer has no queue to wait in: they are told the agent is gone.
+        redirect_leg(t, caller, t.urls.caller_goodbye(call.id))
+        return
+    move_call(t.session, call, CallStatus.QUEUED, "call_requeued", why=why)
+    redirect_leg(t, caller, t.urls.caller_wait(call.id))
+    t.requeued_call_ids.add(call.id)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.calls.reactions import agent_left
+from app.calls.reactions import agent_left, agent_never_reached_the_room
 from app.events import record_event
 from app.gateways.livekit import WebhookEvent
 from app.logs import get_logger
-from app.models import Call, CallStatus, Leg, LegRole, LegStatus, Transfer
+from app.models import Call, Leg, LegStatus, Transfer
 from app.primitives.context import Telephony
 from app.primitives.effects import remove_from_room
-from app.primitives.legs import caller_leg, close_leg, lock_call
-from app.primitives.moves import redirect_leg
+from app.primitives.legs import lock_call
 from app.primitives.presence import still_in_room
-from app.states.calls import move_call
 
 log = get_logger("switchboard.rooms")
 
@@ -58,7 +56,7 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
     if (event.event == "participant_connection_aborted" and leg is not None and not leg.twilio_call_sid
             and leg.status == LegStatus.CONNECTED and leg.room_name == room and not leg.is_final):
         # A browser agent whose media never connected (LiveKit never had them active in the room).
-        browser_never_connected(t, leg)
+        agent_never_reached_the_room(t, leg, "browser_media_never_connected")
     if browser_left and not still_in_room(t, call, room, identity) and not leg.is_final:
         # A browser agent's tab closed or its network died for good (LiveKit
         # reports a departure only after its own reconnection attempts): the
@@ -84,20 +82,3 @@ def _call_for_room(t: Telephony, room: str) -> Call | None:
     transfer = t.session.scalar(select(Transfer).where(Transfer.consult_room == room))
     return transfer.call if transfer else None
 
-
-def browser_never_connected(t: Telephony, leg: Leg) -> None:
-    """A browser agent accepted the call but their media never reached the room: their leg fails (not their
-    miss), and a caller they had goes back to the queue, keeping their place, to be offered to the next agent
-    (instead of ringing on in an empty room)."""
-    call = leg.call
-    close_leg(t, leg, LegStatus.FAILED, "browser_media_never_connected")
-    record_event(t.session, call, "agent_media_failed", agent=leg.agent.extension if leg.agent else None,
-                 leg_id=leg.id)
-    others = [other for other in call.legs
-              if other.role != LegRole.CALLER and other.status == LegStatus.CONNECTED and other.id != leg.id]
-    if call.status != CallStatus.CONNECTED or call.agent_id != leg.agent_id or others:
-        return
-    call.agent_id = None
-    move_call(t.session, call, CallStatus.QUEUED, "call_requeued", why="the agent's browser never connected")
-    redirect_leg(t, caller_leg(call), t.urls.caller_wait(call.id))
-    t.requeued_call_ids.add(call.id)

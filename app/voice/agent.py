@@ -323,6 +323,9 @@ def agent_bridge_ended(form: TwilioForm, leg: Leg):
         # Nobody answered in the room (LiveKit rang until the <Dial> timeout,
         # or refused the call): wait on music and try the room again.
         record_event(t.session, leg.call, "agent_room_unanswered", leg_id=leg.id, dial_status=form.dial_call_status)
+        if reactions.room_attempts_exhausted(t, leg):
+            reactions.agent_never_reached_the_room(t, leg, "room_unreachable")
+            return _goodbye("We could not connect you to the call; it goes to another agent. Goodbye.")
         return _try_room_again(leg, "Still connecting, one moment.")
     in_call_room = leg.room_name == leg.call.room_name
     if in_call_room and active_transfer(leg.call) is None and not star_pressed(t, leg):
