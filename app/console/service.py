@@ -136,8 +136,8 @@ def _offer(t: Telephony, leg: Leg) -> dict:
     callback = t.session.get(Callback, call.callback_id) if call.callback_id else None
     if callback is not None:
         offer["about"] = offer_words(callback, utcnow())  # who, for what, why, how long ago
-    elif leg.role == LegRole.AGENT and routing.resumed_words(call, leg):
-        offer["about"] = routing.resumed_words(call, leg)  # a caller of theirs, cut off and back
+    elif leg.role == LegRole.AGENT and (resumed := routing.resumed_words(call, leg)):
+        offer["about"] = resumed  # a caller of theirs, cut off and back
     transfer = transfers.transfer_of_target_leg(t, leg) if leg.role == LegRole.TARGET else None
     if transfer is not None:
         offer.update(

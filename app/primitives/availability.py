@@ -29,12 +29,21 @@ from app.states.agents import move_activity, set_presence, take_if_idle
 def free_agents(session, skill: str, exclude: Iterable[int] = ()) -> list[int]:
     """The ids of available idle agents with SKILL, longest idle first (a look: nothing is reserved)."""
     excluded = set(exclude)
+    return [agent_id for agent_id, skills in _free(session) if agent_id not in excluded and skill in skills]
+
+
+def free_agent_skills(session, skill: str) -> list[list[str]]:
+    """The skills of each available idle agent with SKILL (a look: nothing is reserved)."""
+    return [skills for _agent_id, skills in _free(session) if skill in skills]
+
+
+def _free(session) -> list[tuple[int, list[str]]]:
     candidates = session.execute(
         select(Agent.id, Agent.skills)
         .where(Agent.presence == Presence.AVAILABLE, Agent.activity == Activity.IDLE)
         .order_by(Agent.last_call_ended_at.asc().nulls_first(), Agent.id)
     ).all()
-    return [agent_id for agent_id, skills in candidates if agent_id not in excluded and skill in (skills or [])]
+    return [(agent_id, skills or []) for agent_id, skills in candidates]
 
 
 def staffed_agents(session, skill: str, exclude: Iterable[int] = ()) -> list[int]:

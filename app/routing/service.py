@@ -38,7 +38,7 @@ from app.models import (
     Queue,
     utcnow,
 )
-from app.primitives.availability import free_agents, reserve_agent
+from app.primitives.availability import free_agent_skills, reserve_agent
 from app.primitives.context import Telephony
 from app.primitives.legs import (
     RINGING_LEG_STATUSES,
@@ -125,16 +125,17 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
 def _higher_priority_caller(t: Telephony, call: Call) -> int | None:
     """A waiting caller of a queue with a higher priority than CALL's that a free agent of CALL's skill would
     serve too (the longest waiting of the highest such queue); None when there is none."""
-    mine = free_agents(t.session, call.queue.skill)
-    if not mine:
-        return None
+    # On every offer: look at the (usually empty) higher-priority line first, and read the free agents once.
     waiting = t.session.execute(
         select(Call.id, Queue.skill).join(Queue, Call.queue_id == Queue.id)
         .where(Call.status == CallStatus.QUEUED, Queue.priority > call.queue.priority, Call.id != call.id)
         .order_by(Queue.priority.desc(), Call.queued_at, Call.id)
     ).all()
+    if not waiting:
+        return None
+    skills_of_mine = [set(skills) for skills in free_agent_skills(t.session, call.queue.skill)]
     for call_id, skill in waiting:
-        if set(mine) & set(free_agents(t.session, skill)):
+        if any(skill in skills for skills in skills_of_mine):
             return call_id
     return None
 
