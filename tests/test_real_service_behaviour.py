@@ -113,13 +113,49 @@ def test_livekit_closing_the_room_is_not_taken_for_a_star(centre):
 def test_a_star_still_opens_the_menu_when_the_caller_is_in_the_room(centre):
     caller, alice = connected_call(centre)
     alice.press_star()
-    assert "Transfer menu" in alice.heard_text and caller.waiting_on.tag == "Play"
+    # The caller stays in the room until a target is keyed.
+    assert "Transfer menu" in alice.heard_text and caller.waiting_on.tag == "Dial"
+    alice.press("2102#")
+    assert caller.waiting_on.tag == "Play"
+
+
+def test_livekit_dropping_the_agents_leg_with_the_caller_present_never_holds_the_caller(centre):
+    # LiveKit ends A's SIP participant itself (removed, a node stopping): its
+    # participant_left, with the reason, comes before the SIP bridge's BYE,
+    # so the Dial action that follows is known for a drop, not a `*`.
+    caller, alice = connected_call(centre)
+    call = call_row(centre, caller.sid)
+    centre.livekit.drop_participant(call.room_name, "sip_leg-2", "PARTICIPANT_REMOVED")
+    centre.network.run_pending()
+    assert "Transfer menu" not in alice.heard_text and "We lost the connection" in alice.heard_text
+    (dropped,) = events(centre, "agent_bridge_dropped")
+    assert dropped["reason"] == "participant_removed"
+    assert caller.waiting_on.tag == "Dial" and "caller_on_hold" not in centre.timeline(caller.sid)
+    alice.music_ends()  # A's short wait, then A dials the room again
+    assert in_room(caller, str(call.id)) and in_room(alice, str(call.id))
+    assert call_row(centre, caller.sid).status == "connected" and not centre.llm.requests
+
+
+def test_a_drop_read_as_a_star_costs_the_caller_nothing(centre):
+    # The SIP bridge ending A's call itself (its media timed out) looks to
+    # LiveKit like A leaving, and to Twilio like `*`: A gets the menu. The
+    # caller is never put on hold and no summary of them is asked for.
+    caller, alice = connected_call(centre)
+    call = call_row(centre, caller.sid)
+    centre.livekit.leave(call.room_name, "sip_leg-2")
+    centre.network.run_pending()
+    assert "Transfer menu" in alice.heard_text
+    alice.press("#")  # nothing keyed: back to the caller
+    assert in_room(caller, str(call.id)) and in_room(alice, str(call.id))
+    assert "caller_on_hold" not in centre.timeline(caller.sid) and not centre.llm.requests
+    assert transfer_row(centre).state == "cancelled"
 
 
 def test_a_redirect_that_fails_once_is_retried(centre):
     caller, alice = connected_call(centre)
     centre.network.fail_next(f"Calls/{caller.sid}.json")  # the redirect to hold music fails once
     alice.press_star()
+    alice.press("2102#")
     assert caller.live and caller.waiting_on.tag == "Play"  # the retry moved the caller to hold
     assert "leg_redirect_failed" not in centre.timeline(caller.sid)
     to_hold = [r for r in centre.network.rest_log
@@ -133,6 +169,7 @@ def test_a_redirect_that_keeps_failing_takes_the_caller_out_of_the_room_and_the_
     for _ in range(2):  # the redirect to hold music and its retry both fail
         centre.network.fail_next(f"Calls/{caller.sid}.json")
     alice.press_star()
+    alice.press("2102#")
     timeline = centre.timeline(caller.sid)
     assert "leg_redirect_failed" in timeline and "leg_taken_out_of_rooms" in timeline
     centre.network.run_pending()
@@ -140,7 +177,7 @@ def test_a_redirect_that_keeps_failing_takes_the_caller_out_of_the_room_and_the_
     # the stale Dial action answered with where the database says they are.
     assert caller.live and caller.waiting_on.tag == "Play"  # held, not alone in the room, not hung up
     assert "sip_leg-1" not in centre.livekit.participants.get(call.room_name, {})
-    alice.press("#")  # A returns
+    alice.press("1")  # A returns
     assert in_room(caller, str(call.id)) and in_room(alice, str(call.id))
 
 

@@ -30,9 +30,12 @@ def test_dtmf_warm_transfer_to_an_agent(centre):
 
     alice.press_star()
     assert "Transfer menu" in alice.heard_text
-    assert caller.waiting_on.tag == "Play"  # on hold music from the moment * is pressed
+    # Until a target is keyed the caller stays in the room: a `*` that was a dropped leg costs them nothing.
+    assert caller.waiting_on.tag == "Dial" and transfer_row(centre).state == "requested"
+    assert "caller_on_hold" not in centre.timeline(caller.sid) and not centre.llm.requests
     alice.press("2102#")
     assert "Calling Bob Okafor" in alice.heard_text
+    assert caller.waiting_on.tag == "Play"  # on hold music from the moment the target is rung
     assert "MachineDetection" not in calls_placed(centre)[-1].form  # an agent's softphone: no detection
     transfer = transfer_row(centre)
     assert alice.waiting_on.tag == "Gather" and alice.played  # music, not alone in the consult room
@@ -538,14 +541,16 @@ def test_a_target_that_never_reports_back_is_given_up_while_the_caller_holds(cen
 
 
 def test_an_abandoned_transfer_menu_returns_the_caller(centre):
+    from app.jobs.setup import reconciler_of
     from app.models import Transfer
 
     caller, alice = connected_call(centre)
-    alice.press_star()  # the menu plays; the agent never answers it
+    alice.press_star()  # the menu plays; the agent's phone goes away without a word
     _age(centre, Transfer, 300)
-    caller.music_ends()
+    assert reconciler_of(centre.app).run_once().menus_given_up == 1
     assert transfer_row(centre).state == "cancelled"
     assert in_room(caller, str(call_row(centre, caller.sid).id))
+    assert "caller_on_hold" not in centre.timeline(caller.sid)  # never held: the menu chose nobody
 
 
 def test_the_database_allows_one_active_transfer_per_call(centre):

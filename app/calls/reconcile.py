@@ -16,7 +16,8 @@ no live leg at all (a state no callback can fix) is freed, with an event.
 Before asking Twilio, a pass carries out what a dead worker left in the
 outbox (effects committed but never carried out: `carry_out_leftovers`),
 and gives up rings nobody will report on (a browser ring past its timeout,
-a dial Twilio never confirmed: reactions.expire_rings).
+a dial Twilio never confirmed: reactions.expire_rings) and transfer menus
+nobody answered (transfers.give_up_unanswered_menus).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from app.primitives.context import Telephony
 from app.primitives.effects import effect_from_row, hang_up, repeatable
 from app.primitives.legs import lock_call
 from app.telephony.outcomes import CallProgress
+from app.transfers.service import give_up_unanswered_menus
 
 log = get_logger("switchboard.reconcile")
 
@@ -80,6 +82,7 @@ class Reconciliation:
     agents_freed: list[str] = field(default_factory=list)
     calls_recovered: set[int] = field(default_factory=set)  # calls whose left-over effects were carried out
     rings_given_up: int = 0
+    menus_given_up: int = 0
 
 
 # A request carries out its effects within seconds of its commit (Twilio
@@ -213,6 +216,8 @@ def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None
     result.calls_recovered = carry_out_leftovers(step, session)
     with step() as t:
         result.rings_given_up = expire_rings(t)
+    with step() as t:
+        result.menus_given_up = give_up_unanswered_menus(t)
     # A call whose effects were just carried out is in motion (a goodbye still
     # to play, a redirect on its way): Twilio is asked about it next pass.
     legs = [live for live in legs_to_ask(session) if live.call_id not in result.calls_recovered]
@@ -233,6 +238,6 @@ def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None
         result.agents_freed = free_stranded_agents(t)
     log.info("reconcile_done", asked=result.asked, fixed=len(result.fixed), unanswered=len(result.unanswered),
              agents_freed=len(result.agents_freed), calls_recovered=len(result.calls_recovered),
-             rings_given_up=result.rings_given_up)
+             rings_given_up=result.rings_given_up, menus_given_up=result.menus_given_up)
     return result
 

@@ -42,6 +42,12 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
         leg is not None and event.event == "participant_left" and not leg.twilio_call_sid
         and leg.status == LegStatus.CONNECTED and leg.room_name == room
     )
+    left = {}
+    if event.event == "participant_left" and event.participant is not None:
+        # Why LiveKit says it left, and where the leg was placed then: a drop
+        # by LiveKit itself (presence.LIVEKIT_DROPS) is not taken for a `*`.
+        left = {"reason": event.participant.disconnect_reason or None,
+                "placement": leg.placement if leg is not None else None}
     record_event(
         t.session,
         call,
@@ -50,6 +56,7 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
         identity=identity,
         leg_id=leg.id if leg else None,
         role=leg.role if leg else None,
+        **left,
     )
     if event.event == "participant_joined" and identity and identity.startswith(BROWSER_PREFIX):
         _admit_or_remove(t, call, room, identity)

@@ -75,6 +75,9 @@ class ParticipantInfo:
     attributes: Mapping[str, str] = field(default_factory=dict)
     state: str = "active"
     sid: str = ""
+    # Why it left, in a participant_left webhook: livekit.DisconnectReason's name ("participant_removed"),
+    # "" when LiveKit gives none.
+    disconnect_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ def _participant(info: models.ParticipantInfo) -> ParticipantInfo:
         attributes=dict(info.attributes),
         state=models.ParticipantInfo.State.Name(info.state).lower(),
         sid=info.sid,
+        disconnect_reason=(models.DisconnectReason.Name(info.disconnect_reason).lower()
+                           if info.disconnect_reason else ""),
     )
 
 

@@ -291,6 +291,13 @@ class LiveKitStandIn:
             if room in self.rooms:
                 self._close_room(room)
 
+    def drop_participant(self, room: str, identity: str, reason: str = "PARTICIPANT_REMOVED") -> None:
+        """LiveKit ends a participant on its own: RemoveParticipant from the dashboard or another tool, a node
+        stopping (SERVER_SHUTDOWN), a lost connection (CONNECTION_TIMEOUT). A SIP participant's call is hung
+        up; `participant_left` carries REASON (a livekit.DisconnectReason name)."""
+        with self._lock:
+            self._leave(room, identity, REASON.Value(reason))
+
     def leave(self, room: str, identity: str) -> None:
         """A participant leaves ROOM by itself (a browser tab closed)."""
         with self._lock:
@@ -362,6 +369,13 @@ class LiveKitStandIn:
         if room in self.rooms:
             self.rooms[room].num_participants = len(present)
             self.rooms[room].num_publishers = sum(1 for p in present.values() if p.tracks)
+        if reason != REASON.CLIENT_INITIATED:
+            # LiveKit ended the participant itself: the server reports it, and
+            # the SIP bridge learns of it from its room connection and only
+            # then sends its BYE (livekit/sip `pkg/sip/inbound.go`, the
+            # lkRoom.Closed() case of waitForCallEnd). A SIP call that ends by
+            # its own BYE (a `*` through Twilio) is reported after it, below.
+            self._emit("participant_left", room, info)
         call = self.sip_calls.pop((room, identity), None)
         if call is not None and call.live:
             # The SIP side of a participant that leaves is hung up: a BYE to
@@ -371,7 +385,8 @@ class LiveKitStandIn:
             if call.ringing_timer is not None:
                 call.ringing_timer.cancel()
             call.on_bye(REASON.Name(reason))
-        self._emit("participant_left", room, info)
+        if reason == REASON.CLIENT_INITIATED:
+            self._emit("participant_left", room, info)
         if not present and room in self.rooms:
             # livekit-server closes a room departure_timeout after the last
             # participant left (`pkg/rtc/room.go`, CloseIfEmpty); a SIP

@@ -86,6 +86,8 @@ def unhold_caller(t: Telephony, call: Call) -> None:
     caller = caller_leg(call)
     if caller is None or caller.is_final or call.is_final:
         return
+    if caller.status != LegStatus.ON_HOLD and call.status != CallStatus.ON_HOLD:
+        return  # never held (a transfer given up before its target was chosen): left where they are
     move_leg(caller, LegStatus.CONNECTED)
     caller.room_name = call.room_name
     move_call(t.session, call, CallStatus.CONNECTED, "caller_off_hold", room=call.room_name)

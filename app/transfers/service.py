@@ -153,7 +153,13 @@ def resolve_target(t: Telephony, code: str) -> Target:
 
 def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferTrigger,
                   notes: str | None = None) -> Transfer:
-    """Begin a transfer: one per call, the caller on hold, the summary started now."""
+    """Begin a transfer: one per call. The caller stays where they are until a target is chosen.
+
+    A `*` may be a dropped leg read as a key (LiveKit ending the agent's SIP
+    participant looks the same to Twilio's <Dial>), and an agent may leave
+    the menu without choosing: neither may cost the caller hold music, nor
+    start a summary of them. choose_target holds the caller and starts the
+    summary once the target is rung or waited for."""
     trigger = TransferTrigger(trigger)
     refuse_opening(call, from_leg)
     transfer = new_transfer(
@@ -169,8 +175,6 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferT
     t.session.refresh(call)
     record_event(t.session, call, "transfer_requested", transfer=transfer, trigger=trigger,
                  from_agent=from_leg.agent.extension)
-    hold_caller(t, call)
-    start_summary(t, transfer)
     return transfer
 
 
@@ -246,11 +250,13 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: Transf
     if transfer.target_queue_id is not None and not free_agents(t.session, target.queue.skill,
                                                                   exclude={transfer.from_agent_id}):
         wait_at_queue(t, transfer)
-        return
-    if not ring_target(t, transfer):
+    elif not ring_target(t, transfer):
         outside = transfer.target_number
         transfer.target_agent_id = transfer.target_queue_id = transfer.target_number = None
         raise TransferRefused(f"{outside} could not be called" if outside else f"nobody at {target.label} is available")
+    # Only now, with a target rung or waited for, does the caller hear hold music and the summary begin.
+    hold_caller(t, transfer.call)
+    start_summary(t, transfer)
 
 
 def wait_at_queue(t: Telephony, transfer: Transfer) -> None:
@@ -772,6 +778,28 @@ STALE_TARGET_MARGIN = timedelta(seconds=60)
 # A transfer menu nobody answered for this long (the agent's phone went
 # away without a callback) is abandoned.
 STALE_MENU_AFTER = timedelta(minutes=2)
+
+
+def give_up_unanswered_menus(t: Telephony) -> int:
+    """Transfers whose menu nobody answered for STALE_MENU_AFTER (the agent's phone went away without a word
+    and no target was chosen): cancelled, each under its call's lock; returns how many.
+
+    The reconciler runs this: until a target is chosen the caller is not on
+    hold, so no hold turn of theirs comes by to notice (expire_stale_transfer).
+    """
+    cutoff = utcnow() - STALE_MENU_AFTER
+    call_ids = t.session.scalars(
+        select(Transfer.call_id).where(Transfer.state == TransferState.REQUESTED, Transfer.created_at < cutoff)
+        .order_by(Transfer.id)
+    ).all()
+    given_up = 0
+    for call_id in call_ids:
+        call = lock_call(t, call_id)
+        transfer = active_transfer(call) if call is not None else None
+        if transfer is not None and transfer.state == TransferState.REQUESTED and transfer.created_at < cutoff:
+            cancel(t, transfer, "the transfer menu was left unanswered", requester=None)
+            given_up += 1
+    return given_up
 
 
 def expire_stale_transfer(t: Telephony, call: Call) -> bool:
