@@ -101,6 +101,9 @@ class Settings:
     # A caller cut off who calls again from the same number within this long goes back to their agent, or to
     # their place in line, without the IVR (0: off).
     resume_window_seconds: int = 120
+    # A browser agent who took a call is given this long to join its LiveKit room; then the call goes to the
+    # next agent (their media never connected, and no LiveKit release reported it).
+    browser_join_seconds: int = 20
     max_queue_wait_seconds: int = 120
     # The time zone of the queues' business hours, for a queue that names none (an IANA name).
     centre_timezone: str = "UTC"
@@ -380,6 +383,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "CALLBACK_ATTEMPTS": ("callback_attempts", _int),
     "CALLBACK_RETRY_SECONDS": ("callback_retry_seconds", _int),
     "RESUME_WINDOW_SECONDS": ("resume_window_seconds", _int),
+    "BROWSER_JOIN_SECONDS": ("browser_join_seconds", _int),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
     "CENTRE_TIMEZONE": ("centre_timezone", _timezone),
     "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),
@@ -473,6 +477,10 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         # (ROOM_DIAL_TIMEOUT_SECONDS in app/telephony/sip.py), so the customer must ring for less.
         problems.append(f"OUTBOUND_RING_TIMEOUT_SECONDS: must be 5 to {MAX_OUTBOUND_RING_SECONDS} (the agent "
                         "waits in the room, which rings for at most 60 s)")
+    if not 5 <= settings.browser_join_seconds <= 50:
+        # The caller rings in the room until the browser publishes (LiveKit answers a SIP call only then);
+        # their <Dial> gives up after 60 s, so the wait must end well before it.
+        problems.append("BROWSER_JOIN_SECONDS: must be 5 to 50 (the caller rings in the room for at most 60 s)")
     if settings.callback_attempts < 1:
         problems.append("CALLBACK_ATTEMPTS: must be at least 1")
     if settings.ivr_max_attempts < 1:

@@ -338,6 +338,42 @@ def test_a_browser_agent_whose_media_never_connects_sends_the_caller_back_to_be_
     assert caller.waiting_on.tag == "Play"  # back on hold music, not ringing in an empty room
 
 
+def check_browser_joins_now(centre) -> int:
+    """The `check_browser_joins` timer's job, once, then Twilio does what it caused."""
+    from app.calls.room_events import expire_browser_joins
+    from app.jobs.setup import jobs_of
+    from app.jobs.steps import job_step
+
+    with centre.app.app_context(), job_step(jobs_of(centre.app).context["tools"]) as t:
+        expired = expire_browser_joins(t)
+    centre.network.run_pending()
+    return expired
+
+
+def test_a_browser_agent_who_never_joins_the_room_is_given_up_after_the_join_wait(centre):
+    # A LiveKit release that does not send participant_connection_aborted says nothing at all.
+    make_browser_agent(centre, "101", "alice")
+    alice = sign_in(centre, "alice")
+    caller = caller_in_queue(centre)
+    act(centre, alice, "/console/accept", leg_id=state(alice)["offer"]["leg_id"])
+    assert check_browser_joins_now(centre) == 0  # within BROWSER_JOIN_SECONDS: still waited for
+    centre.network.advance(centre.app.config["SETTINGS"].browser_join_seconds + 1)
+    assert check_browser_joins_now(centre) == 1
+    timeline = centre.timeline(caller.sid)
+    assert "browser_never_joined" in timeline and "agent_media_failed" in timeline
+    assert call_row(centre, caller.sid).status == "ringing_agent" and centre.network.last_call(to=BOB).live
+    assert state(alice)["call"] is None and agent_activity(centre, "101") == "idle"
+    assert check_browser_joins_now(centre) == 0  # once
+
+
+def test_a_browser_agent_who_joined_is_left_alone_by_the_join_wait(centre):
+    caller, alice = accepted_browser_call(centre)
+    centre.network.advance(centre.app.config["SETTINGS"].browser_join_seconds + 1)
+    assert check_browser_joins_now(centre) == 0
+    assert call_row(centre, caller.sid).status == "connected" and "browser_never_joined" not in centre.timeline(
+        caller.sid)
+
+
 def test_presence_toggle(centre):
     make_browser_agent(centre, "101", "alice")
     alice = sign_in(centre, "alice")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from app.calls.reactions import agent_left, agent_never_reached_the_room
 from app.events import record_event
 from app.gateways.livekit import WebhookEvent
 from app.logs import get_logger
-from app.models import Call, Leg, LegStatus, Transfer
+from app.models import Call, Event, Leg, LegRole, LegStatus, Transfer, utcnow
 from app.primitives.context import Telephony
 from app.primitives.effects import remove_from_room
 from app.primitives.legs import lock_call
@@ -89,3 +91,48 @@ def _call_for_room(t: Telephony, room: str) -> Call | None:
     transfer = t.session.scalar(select(Transfer).where(Transfer.consult_room == room))
     return transfer.call if transfer else None
 
+
+
+# Browser legs taken longer ago than this are not looked at again: one that never joined was dealt with
+# long before (the timer runs every few seconds).
+JOIN_CHECK_HORIZON = timedelta(minutes=10)
+
+
+def expire_browser_joins(t: Telephony) -> int:
+    """Browser agents who took a call but never joined its room within BROWSER_JOIN_SECONDS: their leg fails
+    and the caller goes back to be offered elsewhere (reactions.agent_never_reached_the_room); returns how many.
+
+    LiveKit releases that report `participant_connection_aborted` say so at
+    once; older ones say nothing, and the caller would ring in an empty room
+    until their <Dial> gave up. The `check_browser_joins` timer runs this.
+    """
+    now = utcnow()
+    cutoff = now - timedelta(seconds=t.settings.browser_join_seconds)
+    candidates = t.session.execute(
+        select(Leg.id, Leg.call_id).where(
+            Leg.role == LegRole.AGENT, Leg.twilio_call_sid.is_(None), Leg.livekit_identity.like(f"{BROWSER_PREFIX}%"),
+            Leg.status == LegStatus.CONNECTED, Leg.answered_at < cutoff, Leg.answered_at > now - JOIN_CHECK_HORIZON,
+        ).order_by(Leg.id)
+    ).all()
+    expired = 0
+    for leg_id, call_id in candidates:
+        if _joined_since_answer(t, call_id, leg_id):
+            continue
+        lock_call(t, call_id)
+        leg = t.session.get(Leg, leg_id, populate_existing=True)
+        if leg is None or leg.is_final or leg.status != LegStatus.CONNECTED or _joined_since_answer(t, call_id, leg_id):
+            continue
+        record_event(t.session, leg.call, "browser_never_joined", leg_id=leg.id,
+                     waited_seconds=int((now - leg.answered_at).total_seconds()))
+        agent_never_reached_the_room(t, leg, "browser_never_joined")
+        expired += 1
+    return expired
+
+
+def _joined_since_answer(t: Telephony, call_id: int, leg_id: int) -> bool:
+    answered_at = t.session.scalar(select(Leg.answered_at).where(Leg.id == leg_id))
+    joined = t.session.scalars(
+        select(Event.detail).where(Event.call_id == call_id, Event.name == "livekit_participant_joined",
+                                   Event.created_at >= answered_at)
+    ).all()
+    return any((detail or {}).get("leg_id") == leg_id for detail in joined)

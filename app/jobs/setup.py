@@ -22,6 +22,8 @@ log = get_logger("switchboard.jobs")
 WRAP_UP_CHECK_SECONDS = 5
 # How often due callbacks are looked for (a retry falls due while every agent stays idle).
 CALLBACK_CHECK_SECONDS = 5
+# How often browser agents who took a call are checked for having joined its room (BROWSER_JOIN_SECONDS).
+JOIN_CHECK_SECONDS = 5
 # A webhook that met a database outage asks for a reconciler pass this much later.
 RECONCILE_SOON_SECONDS = 5
 
@@ -59,6 +61,7 @@ def start_jobs(app) -> None:
     if app.config["SETTINGS"].wrap_up_seconds > 0:
         runtime.every("end_wrap_ups", cron_every(WRAP_UP_CHECK_SECONDS))
     runtime.every("offer_callbacks", cron_every(CALLBACK_CHECK_SECONDS))
+    runtime.every("check_browser_joins", cron_every(JOIN_CHECK_SECONDS))
     runtime.start()
     if interval > 0:
         # A pass at start-up too (once, whichever instance starts first): what happened while none ran.

@@ -14,6 +14,7 @@ import procrastinate
 from procrastinate import JobContext, RetryStrategy
 
 from app.calls.callbacks import offer_due_callbacks
+from app.calls.room_events import expire_browser_joins
 from app.jobs.engine import QUEUE
 from app.jobs.reconciler import Reconciler
 from app.jobs.steps import JobTools, job_step
@@ -70,10 +71,17 @@ def register(app: procrastinate.App) -> dict[str, Any]:
         with job_step(_tools(context)) as t:
             offer_due_callbacks(t)
 
+    @app.task(name="check_browser_joins", queue=QUEUE, pass_context=True, queueing_lock="check_browser_joins")
+    def check_browser_joins(context: JobContext, timestamp: int | None = None) -> None:
+        """Browser agents who took a call and never joined its room in BROWSER_JOIN_SECONDS: the call goes on."""
+        with job_step(_tools(context)) as t:
+            expire_browser_joins(t)
+
     @app.task(name="forget_old_jobs", queue=QUEUE, pass_context=True, queueing_lock="forget_old_jobs")
     async def forget_old_jobs(context: JobContext, timestamp: int | None = None) -> None:
         """Finished jobs (and their events) older than KEEP_FINISHED_JOBS_HOURS are deleted; failed ones too."""
         await context.app.job_manager.delete_old_jobs(nb_hours=KEEP_FINISHED_JOBS_HOURS, include_failed=True)
 
     return {"summarise": summarise, "reconcile": reconcile, "retry_stalled": retry_stalled,
-            "end_wrap_ups": end_wrap_ups, "offer_callbacks": offer_callbacks, "forget_old_jobs": forget_old_jobs}
+            "end_wrap_ups": end_wrap_ups, "offer_callbacks": offer_callbacks, "check_browser_joins": check_browser_joins,
+            "forget_old_jobs": forget_old_jobs}
