@@ -6,6 +6,7 @@ import responses
 from app.commands.provisioning import provision_command
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.twilio_network import TwilioNetwork
+from app.telephony.sip import ROOM_DIAL_TIMEOUT_SECONDS
 from tests.conftest import PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN
 
 KEY = "APIprovision"
@@ -106,6 +107,7 @@ def test_fresh_accounts_get_exactly_the_expected_requests(app, network, livekit)
         ("CreateSIPInboundTrunk", {"trunk": {
             "name": "switchboard", "auth_username": "switchboard",
             "auth_password": SIP_PASSWORD, "allowed_addresses": list(ADDRESSES),
+            "ringing_timeout": f"{ROOM_DIAL_TIMEOUT_SECONDS - 5}s",  # under the room <Dial>'s timeout
         }}),
         ("CreateSIPDispatchRule", {"dispatch_rule": {
             "name": "switchboard-callee", "trunk_ids": [trunk_id],
@@ -290,6 +292,20 @@ def test_livekit_failure_stops_with_its_message(app, network, livekit):
 
 def test_check_and_dry_run_together_are_a_usage_error(app):
     assert provision(app, "--check", "--dry-run").exit_code == 2
+
+
+def test_a_trunk_without_the_ringing_timeout_is_rebuilt_with_it(app, network, livekit):
+    network.add_number(NUMBER)
+    assert provision(app).exit_code == 0
+    [trunk] = livekit.trunks.values()
+    trunk.ClearField("ringing_timeout")  # made by hand, or by an earlier release
+    check = provision(app, "--check")
+    assert check.exit_code != 0 and "ringing timeout is unset, should be 55s" in check.output
+    assert provision(app).exit_code == 0
+    [after] = livekit.trunks.values()
+    assert after.sip_trunk_id == trunk.sip_trunk_id and after.ringing_timeout.seconds == ROOM_DIAL_TIMEOUT_SECONDS - 5
+    assert sorted(after.allowed_addresses) == sorted(ADDRESSES) and after.auth_password == SIP_PASSWORD
+    assert provision(app, "--check").exit_code == 0
 
 
 def test_emptying_the_allowed_addresses_takes_effect(build, network, livekit):

@@ -361,9 +361,10 @@ class ScriptedCall:
             self.echo(f'   {"caller" if about["speaker"] == "caller" else a}: "{about["words"]}"')
         elif step == "transfer_menu":
             self._check()
-            self._step(f"{a} presses * for the transfer menu; the summary starts in the background.")
+            self._step(f"{a} presses * for the transfer menu; the caller stays in the room meanwhile.")
         elif step == "key_target":
-            self._step(f"{a} keys 2, {about['target']}, # : warm transfer to extension {about['target']}.")
+            self._step(f"{a} keys 2, {about['target']}, # : warm transfer to extension {about['target']}; the caller "
+                       "is put on hold and the summary starts in the background.")
         elif step == "target_answers":
             self._step(f"{b} answers and hears who is transferring: nothing of the caller before a key.")
         elif step == "target_asks_summary":

@@ -88,6 +88,7 @@ class InboundTrunk:
     allowed_addresses: tuple[str, ...]
     numbers: tuple[str, ...]
     allowed_numbers: tuple[str, ...] = ()
+    ringing_timeout_s: int = 0  # 0: unset (livekit/sip rings for 3 minutes)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,17 @@ def _trunk(info: api.SIPInboundTrunkInfo) -> InboundTrunk:
         allowed_addresses=tuple(info.allowed_addresses),
         numbers=tuple(info.numbers),
         allowed_numbers=tuple(info.allowed_numbers),
+        ringing_timeout_s=info.ringing_timeout.seconds if info.HasField("ringing_timeout") else 0,
     )
+
+
+def _trunk_info(name: str, auth_username: str, auth_password: str, allowed_addresses: Iterable[str],
+                ringing_timeout_s: int) -> api.SIPInboundTrunkInfo:
+    info = api.SIPInboundTrunkInfo(name=name, auth_username=auth_username, auth_password=auth_password,
+                                   allowed_addresses=list(allowed_addresses))
+    if ringing_timeout_s:
+        info.ringing_timeout.FromSeconds(ringing_timeout_s)
+    return info
 
 
 def _rule(info: api.SIPDispatchRuleInfo) -> DispatchRule:
@@ -374,17 +385,12 @@ class LiveKitGateway:
         return [_trunk(t) for t in response.items]
 
     def create_inbound_trunk(
-        self, name: str, auth_username: str, auth_password: str, allowed_addresses: Iterable[str]
+        self, name: str, auth_username: str, auth_password: str, allowed_addresses: Iterable[str],
+        ringing_timeout_s: int = 0,
     ) -> InboundTrunk:
         """Create an inbound trunk with no numbers, locked by digest auth and source addresses."""
         request = api.CreateSIPInboundTrunkRequest(
-            trunk=api.SIPInboundTrunkInfo(
-                name=name,
-                auth_username=auth_username,
-                auth_password=auth_password,
-                allowed_addresses=list(allowed_addresses),
-            )
-        )
+            trunk=_trunk_info(name, auth_username, auth_password, allowed_addresses, ringing_timeout_s))
         created = self._call("CreateSIPInboundTrunk", lambda c: c.sip.create_inbound_trunk(request))
         return _trunk(created)
 
@@ -396,21 +402,24 @@ class LiveKitGateway:
         auth_username: str | None = None,
         auth_password: str | None = None,
         allowed_addresses: Iterable[str] | None = None,
+        ringing_timeout_s: int | None = None,
     ) -> InboundTrunk:
         """Change only the given fields of an inbound trunk.
 
         An empty ALLOWED_ADDRESSES cannot go as a field update: livekit-api's
         update_inbound_trunk_fields sends an empty list update, which LiveKit
         refuses ("unsupported list update operation"; clearing needs
-        ListUpdate.clear, which that helper drops). So emptying the list
-        replaces the trunk whole, and needs NAME, AUTH_USERNAME and
-        AUTH_PASSWORD to rebuild it.
+        ListUpdate.clear, which that helper drops). The ringing timeout is no
+        field of SIPInboundTrunkUpdate at all. So either replaces the trunk
+        whole, and needs NAME, AUTH_USERNAME, AUTH_PASSWORD and ALLOWED_ADDRESSES
+        to rebuild it.
         """
         addresses = list(allowed_addresses) if allowed_addresses is not None else None
-        if addresses == []:
-            if name is None or auth_username is None or auth_password is None:
-                raise ValueError("emptying allowed_addresses replaces the trunk: give name, username and password")
-            replacement = api.SIPInboundTrunkInfo(name=name, auth_username=auth_username, auth_password=auth_password)
+        if addresses == [] or ringing_timeout_s is not None:
+            if name is None or auth_username is None or auth_password is None or addresses is None:
+                raise ValueError("replacing the trunk (empty addresses, a ringing timeout): give name, username, "
+                                 "password and addresses")
+            replacement = _trunk_info(name, auth_username, auth_password, addresses, ringing_timeout_s or 0)
             return _trunk(self._call("UpdateSIPInboundTrunk",
                                      lambda c: c.sip.update_inbound_trunk(trunk_id, replacement)))
         return _trunk(

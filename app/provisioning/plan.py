@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Optional, Protocol
 from urllib.parse import urlsplit
 
+from app.telephony.sip import TRUNK_RINGING_TIMEOUT_SECONDS
 from config import Settings
 
 SYSTEMS = ("twilio", "livekit")
@@ -38,7 +39,7 @@ class LiveKitSip(Protocol):
     def list_inbound_trunks(self) -> list: ...
 
     def create_inbound_trunk(self, name: str, auth_username: str, auth_password: str,
-                             allowed_addresses: Iterable[str]): ...
+                             allowed_addresses: Iterable[str], ringing_timeout_s: int = 0): ...
 
     def update_inbound_trunk(self, trunk_id: str, **fields): ...
 
@@ -70,6 +71,7 @@ class TrunkSpec:
     auth_username: str
     auth_password: str
     allowed_addresses: tuple[str, ...]
+    ringing_timeout_s: int = TRUNK_RINGING_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -282,11 +284,17 @@ def _trunk_changes(spec: TrunkSpec, livekit: LiveKitSip,
         fields.append("allowed_addresses")
         if not spec.allowed_addresses:
             # Emptying the list rebuilds the trunk (see LiveKitGateway.update_inbound_trunk).
-            fields.extend(f for f in ("name", "auth_username", "auth_password") if f not in fields)
+            fields.extend(f for f in ("name", "auth_username", "auth_password", "ringing_timeout_s") if f not in fields)
     if rotate_password:
         # LiveKit never returns the password, so it is only ever set on request.
         drift.append("auth password set from LIVEKIT_SIP_PASSWORD (--rotate-sip-password)")
         fields.append("auth_password")
+    if trunk.ringing_timeout_s != spec.ringing_timeout_s:
+        drift.append(_differs("ringing timeout", f"{trunk.ringing_timeout_s}s" if trunk.ringing_timeout_s else None,
+                              f"{spec.ringing_timeout_s}s"))
+        # No field update can set it: the trunk is rebuilt (see LiveKitGateway.update_inbound_trunk).
+        fields.append("ringing_timeout_s")
+        fields.extend(f for f in ("name", "auth_username", "auth_password", "allowed_addresses") if f not in fields)
     if not drift:
         return [], trunk.trunk_id
     return [Change("livekit", "update_trunk", f"update LiveKit inbound trunk {spec.name!r}",
@@ -362,8 +370,8 @@ def apply_plan(plan: Plan, twilio: Optional[TwilioNumbers] = None,
             drop_old_rules()
             for trunk_id in change.target_ids:
                 livekit.delete_inbound_trunk(trunk_id)
-            created = livekit.create_inbound_trunk(trunk.name, trunk.auth_username,
-                                                   trunk.auth_password, trunk.allowed_addresses)
+            created = livekit.create_inbound_trunk(trunk.name, trunk.auth_username, trunk.auth_password,
+                                                   trunk.allowed_addresses, trunk.ringing_timeout_s)
             created_trunk_id = created.trunk_id
             finished(change)
         elif change.action == "update_trunk":
@@ -372,6 +380,7 @@ def apply_plan(plan: Plan, twilio: Optional[TwilioNumbers] = None,
                 "auth_username": trunk.auth_username,
                 "auth_password": trunk.auth_password,
                 "allowed_addresses": trunk.allowed_addresses,
+                "ringing_timeout_s": trunk.ringing_timeout_s,
             }
             livekit.update_inbound_trunk(change.target_ids[0],
                                          **{name: values[name] for name in change.fields})
@@ -393,7 +402,8 @@ def _differs(what: str, actual: Optional[str], wanted: Optional[str]) -> str:
 
 def _describe_trunk(spec: TrunkSpec) -> str:
     addresses = ", ".join(spec.allowed_addresses) or "any address"
-    return f"no numbers, auth username {spec.auth_username}, allowed addresses {addresses}"
+    return (f"no numbers, auth username {spec.auth_username}, allowed addresses {addresses}, "
+            f"ringing timeout {spec.ringing_timeout_s}s")
 
 
 def _describe_rule(spec: RuleSpec) -> str:

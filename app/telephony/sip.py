@@ -26,6 +26,13 @@ from config import Settings
 # joins, a second or two for a redirect. Twilio's default is 30 s; this says
 # it, with room to spare, within Twilio's 5-600 s.
 ROOM_DIAL_TIMEOUT_SECONDS = 60
+# How long LiveKit keeps such a call ringing, set on the inbound trunk by
+# `flask provision` (its ringing_timeout; livekit/sip's default is 3 minutes,
+# `pkg/sip/participant.go`): below the <Dial>'s timeout, so LiveKit refuses a
+# call nobody answers in the room with a SIP response of its own (the leg's
+# Dial action then says `no-answer` at once), before Twilio gives up and
+# cancels it.
+TRUNK_RINGING_TIMEOUT_SECONDS = ROOM_DIAL_TIMEOUT_SECONDS - 5
 
 
 @dataclass(frozen=True)
