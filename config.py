@@ -83,7 +83,7 @@ class Settings:
 
     say_voice: str = "Polly.Joanna"
     say_language: str = "en-US"
-    # Empty: the service's own ten-second clip, PUBLIC_BASE_URL/static/audio/hold.wav.
+    # Empty: the service's own ten-second clip, PUBLIC_BASE_URL/static/audio/hold.wav?v=<its hash>.
     hold_music_url: str = ""
     agent_ring_timeout_seconds: int = 20
     transfer_ring_timeout_seconds: int = 25

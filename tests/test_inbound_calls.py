@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from app.models import Agent, Call, Leg, Utterance
 from app.sandbox.twilio_network import TwimlError
+from app.telephony.urls import WebhookUrls
 
 ALICE = "sip:alice@switchboard-demo.sip.twilio.com"
 BOB = "sip:bob@switchboard-demo.sip.twilio.com"
@@ -128,13 +129,41 @@ def test_an_agent_who_misses_calls_in_a_row_is_set_away(centre):
     assert agent_state(centre, "101") == ("away", "idle", 3)
 
 
+def test_the_hold_clip_is_served_for_twilio_to_keep(centre):
+    url = WebhookUrls(centre.public_base_url).hold_music()
+    with centre.client.get(url.removeprefix(centre.public_base_url)) as response:
+        assert response.status_code == 200 and response.mimetype in ("audio/wav", "audio/x-wav")
+        assert "max-age=31536000" in response.headers["Cache-Control"]
+    # The URL carries the clip's hash, so a new clip is a new URL: no copy has to expire early.
+    assert "?v=" in url
+
+
+def test_a_hold_turn_answers_before_it_rings_the_next_agent(centre):
+    with centre.db() as session:  # everyone busy
+        for agent in session.scalars(select(Agent)):
+            agent.activity = "on_call"
+    caller = centre.dial()
+    caller.press("1")
+    assert centre.ringing() == []
+    with centre.db() as session:  # Alice is free again, and no step of the service's noticed
+        session.scalar(select(Agent).where(Agent.extension == "101")).activity = "idle"
+    caller.music_ends()  # the hold turn offers the call to Alice
+    turn = [d for d in centre.network.deliveries if "/twilio/caller/wait" in d.url][-1]
+    dials = [i for i, r in enumerate(centre.network.rest_log)
+             if r.method == "POST" and r.path.endswith("/Calls.json") and r.form.get("To") == ALICE]
+    assert len(dials) == 1 and turn.rest_before_answer is not None
+    # Twilio had the turn's TwiML (more music) before the service asked it to ring Alice.
+    assert dials[0] >= turn.rest_before_answer and caller.waiting_on.tag == "Play"
+    assert centre.network.last_call(to=ALICE).live
+
+
 def test_all_agents_busy_music_then_voicemail(centre):
     with centre.db() as session:
         for agent in session.scalars(select(Agent)):
             agent.presence = "away"
     caller = centre.dial()
     caller.press("1")
-    assert caller.played == [centre.public_base_url + "/static/audio/hold.wav"]
+    assert caller.played == [WebhookUrls(centre.public_base_url).hold_music()]
     assert centre.ringing() == []
     with centre.db() as session:  # time passes in the queue
         call = session.scalar(select(Call))

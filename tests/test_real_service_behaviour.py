@@ -8,6 +8,7 @@ from the company number, as in production.
 from sqlalchemy import select
 
 from app.models import Event, Queue, Transfer
+from app.telephony.urls import WebhookUrls
 from tests.transfer_helpers import (
     ALICE,
     BOB,
@@ -235,7 +236,7 @@ def test_hold_music_is_the_services_own_short_clip_and_timers_follow_the_clock(c
             agent.presence = "away"
     caller = centre.dial()
     caller.press("1")
-    assert caller.played[0] == centre.public_base_url + "/static/audio/hold.wav"
+    assert caller.played[0] == WebhookUrls(centre.public_base_url).hold_music()
     assert centre.network.audio_seconds[caller.played[0]] == 10.0  # measured from the file Twilio fetches
     caller.wait(59)
     assert "To leave a message" not in caller.heard_text

@@ -29,7 +29,7 @@ class RecordingTransport:
     def __init__(self):
         self.sent = []
 
-    def __call__(self, url, params, headers):
+    def __call__(self, url, params, headers, answered=None):
         self.sent.append((url, params))
         if not url.endswith("/status"):
             return 200, "text/xml", '<Response><Play loop="0">https://cdn.test/m.mp3</Play></Response>'

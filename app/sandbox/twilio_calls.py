@@ -36,7 +36,9 @@ START_NOUNS = {"Transcription", "Stream", "Siprec"}
 LIVE_STATUSES = {"queued", "ringing", "in-progress"}
 DIAL_STATUSES = {"completed", "answered", "busy", "no-answer", "failed", "canceled"}
 
-Transport = Callable[[str, dict, dict], "tuple[int, str, str]"]
+# send(url, params, headers, answered): the service's (status, content type, body); ANSWERED, if given, is
+# called the moment the answer's body has arrived, before the service closes the response.
+Transport = Callable[..., "tuple[int, str, str]"]
 MediaFetcher = Callable[[str], Optional[bytes]]
 
 # <Dial timeout>: "default value is 30 seconds, the minimum allowed value is
@@ -141,6 +143,8 @@ class Delivery:
     status: int = 0
     content_type: str = ""
     body: str = ""
+    # How many REST requests the service had made when this answer arrived: the ones after it came later.
+    rest_before_answer: int | None = None
 
 
 @dataclass(frozen=True)

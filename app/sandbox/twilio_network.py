@@ -48,17 +48,19 @@ def flask_client_transport(test_client, public_base_url: str) -> Transport:
     """Deliver webhooks to a Flask test client as if they came over the public URL."""
     base = public_base_url.rstrip("/")
 
-    def send(url: str, params: dict, headers: dict):
+    def send(url: str, params: dict, headers: dict, answered: Callable[[], None] | None = None):
         if not url.startswith(base):
             raise TwimlError(f"webhook URL {url!r} is not under the public base {base!r}")
         path = url[len(base):] or "/"
         response = test_client.post(
             path, data=urlencode(params), headers=headers, base_url=base)
         try:
-            return response.status_code, response.headers.get("Content-Type", ""), \
-                response.get_data(as_text=True)
+            answer = response.status_code, response.headers.get("Content-Type", ""), response.get_data(as_text=True)
+            if answered is not None:
+                answered()
+            return answer
         finally:
-            response.close()
+            response.close()  # as a WSGI server does once the body is sent: what the service runs on close runs now
 
     return send
 
@@ -67,12 +69,14 @@ def http_transport(timeout: float = 10.0) -> Transport:
     """Deliver webhooks over real HTTP."""
     import requests
 
-    def send(url: str, params: dict, headers: dict):
+    def send(url: str, params: dict, headers: dict, answered: Callable[[], None] | None = None):
         try:
             with requests.post(url, data=urlencode(params), headers=headers,
                                timeout=timeout, allow_redirects=False) as response:
-                return response.status_code, response.headers.get("Content-Type", ""), \
-                    response.text
+                answer = response.status_code, response.headers.get("Content-Type", ""), response.text
+                if answered is not None:
+                    answered()  # over HTTP the server may already be past its own close: a bound, not an order
+                return answer
         except requests.RequestException as error:
             return 599, "text/plain", f"{type(error).__name__}: {error}"
 
@@ -339,8 +343,10 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         with self._state:
             self.deliveries.append(delivery)
             self._last = delivery
-        delivery.status, delivery.content_type, delivery.body = \
-            self.transport(url, params, headers)
+        def answered() -> None:
+            delivery.rest_before_answer = len(self.rest_log)
+
+        delivery.status, delivery.content_type, delivery.body = self.transport(url, params, headers, answered)
         return delivery
 
     def _send(self, kind: str, url: str, params: dict) -> Delivery:

@@ -6,6 +6,9 @@ a URL in TwiML can never point at a route that does not exist.
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
+from pathlib import Path
 from urllib.parse import urlencode
 
 VOICE = "/twilio/voice"
@@ -43,8 +46,17 @@ TRANSFER_SUMMARY_WAIT = "/twilio/transfer/summary-wait"
 TRANSFER_STATUS = "/twilio/transfer/status"
 TRANSFER_FALLBACK = "/twilio/transfer/fallback"
 LIVEKIT_WEBHOOK = "/livekit/webhook"
-# The service's own hold music (app/static/audio/hold.wav), served to Twilio.
-HOLD_MUSIC = "/static/audio/hold.wav"
+# The service's own audio files (app/static/audio/), served to Twilio with a long max-age (web/media_cache.py).
+AUDIO_PREFIX = "/static/audio/"
+# The service's own hold music, served to Twilio.
+HOLD_MUSIC = AUDIO_PREFIX + "hold.wav"
+HOLD_MUSIC_FILE = Path(__file__).resolve().parents[1] / "static" / "audio" / "hold.wav"
+
+
+@cache
+def own_clip_version() -> str:
+    """A short hash of the own hold clip's bytes: its URL changes whenever the file does."""
+    return hashlib.sha256(HOLD_MUSIC_FILE.read_bytes()).hexdigest()[:12]
 
 
 class WebhookUrls:
@@ -60,7 +72,7 @@ class WebhookUrls:
 
     def hold_music(self, configured: str = "") -> str:
         """HOLD_MUSIC_URL if one is set, else the service's own clip."""
-        return configured or self.url(HOLD_MUSIC)
+        return configured or self.url(HOLD_MUSIC, v=own_clip_version())
 
     def ivr(self, call_id: int, attempt: int) -> str:
         return self.url(IVR, call=call_id, attempt=attempt)

@@ -15,7 +15,7 @@ from app.telephony.sip import room_user_of, sip_target
 from app.voice.forms import TwilioForm
 from app.voice.guard import ServesCall, ServesLeg, twilio_webhook
 from app.voice.twiml import empty_twiml, hold_context, twiml_response
-from app.web.unit_of_work import telephony
+from app.web.unit_of_work import current_work, telephony
 
 blueprint = Blueprint("calls", __name__)
 log = get_logger("switchboard.calls")
@@ -101,7 +101,8 @@ def ivr(form: TwilioForm, call: Call):
 @blueprint.post(urls.CALLER_WAIT)
 @twilio_webhook(serves=CALLER)
 def caller_wait(form: TwilioForm, call: Call):
-    """A stretch of hold music ended."""
+    """A stretch of hold music ended: what comes next is answered first, and any ringing it starts follows."""
+    current_work().follow_up_after_answer()
     t = telephony()
     where = service.caller_waited(t, call)
     return _next(call, where, service.hold_words(t, call) if where == CallerNext.HOLD else None)

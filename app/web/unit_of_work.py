@@ -39,6 +39,8 @@ class UnitOfWork:
         # keeps the caller on the line); pages and the API answer a 503.
         self.answer_when_database_fails: Callable[[], Response] | None = None
         self._telephony: Telephony | None = None
+        self._after_answer = False  # what follows the commit runs once the answer has been sent
+        self._open_after_answer = False  # the session stays open for it past the request's teardown
 
     @property
     def telephony(self) -> Telephony:
@@ -55,6 +57,17 @@ class UnitOfWork:
                 summarise_later=self.app.extensions["jobs"].context["tools"].summarise_later,
             )
         return self._telephony
+
+    def follow_up_after_answer(self) -> None:
+        """Carry out what follows this step's commit once its answer has been sent, not before.
+
+        For a hold turn: the REST calls its step recorded (ringing the next
+        agent, a redirect) must not hold back the TwiML that keeps the music
+        playing. The commit still comes before the answer, so what the
+        answer says is stored; the outbox keeps the effects if the worker
+        dies in between (the reconciler carries out what is left).
+        """
+        self._after_answer = True
 
     def forget_step(self) -> None:
         """The step was rolled back whole: what it freed, requeued and recorded goes with it."""
@@ -99,18 +112,36 @@ class UnitOfWork:
             return answer() if answer else Response("the database is unavailable\n", status=503,
                                                     mimetype="text/plain")
         if self._telephony is not None:
-            # The step is committed: Twilio and LiveKit follow it, then the calls it
-            # put back in the queue and the agents it freed are offered now.
-            try:
-                follow_up(self._telephony)
-                self.session.commit()
-            except Exception:  # noqa: BLE001 - logged; the answer stands, and the outbox keeps what is left
-                self._roll_back()
-                log.exception("after_commit_failed")
+            if self._after_answer:
+                # The WSGI server closes the response once it has sent it (PEP 3333).
+                self._open_after_answer = True
+                response.call_on_close(self._follow_up_once_answered)
+            else:
+                self._follow_up()
         return response
 
+    def _follow_up(self) -> None:
+        # The step is committed: Twilio and LiveKit follow it, then the calls it
+        # put back in the queue and the agents it freed are offered now.
+        try:
+            follow_up(self._telephony)
+            self.session.commit()
+        except Exception:  # noqa: BLE001 - logged; the answer stands, and the outbox keeps what is left
+            self._roll_back()
+            log.exception("after_commit_failed")
+
+    def _follow_up_once_answered(self) -> None:
+        try:
+            with self.app.app_context():
+                self._follow_up()
+        finally:
+            self._open_after_answer = False
+            self.close()
+
     def close(self) -> None:
-        """Roll back what was not committed and give the connection back."""
+        """Roll back what was not committed and give the connection back (unless its follow-up is still due)."""
+        if self._open_after_answer:
+            return
         self._roll_back()
         self.session.close()
 
@@ -124,7 +155,7 @@ class UnitOfWork:
 def current_work() -> UnitOfWork:
     """The unit of work of the current request (made on first use)."""
     if "unit_of_work" not in g:
-        g.unit_of_work = UnitOfWork(current_app)
+        g.unit_of_work = UnitOfWork(current_app._get_current_object())
     return g.unit_of_work
 
 
