@@ -9,10 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import MetaData, create_engine, event, inspect, text
+from sqlalchemy import (
+    ColumnElement,
+    MetaData,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
 from sqlalchemy.pool import NullPool
 
 from config import PROJECT_ROOT
@@ -109,3 +119,10 @@ def alembic_config(database_url: str) -> AlembicConfig:
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     cfg.attributes["database_url"] = database_url
     return cfg
+
+
+def count_ahead(session: Session, order: tuple[InstrumentedAttribute, InstrumentedAttribute], at: tuple,
+                *line: ColumnElement[bool]) -> int:
+    """How many rows of a LINE (the conditions that pick it) stand before the row AT in its ORDER: since when,
+    then id, the last of ORDER, whose rows are counted."""
+    return int(session.scalar(select(func.count(order[-1])).where(*line, tuple_(*order) < tuple_(*at))) or 0)

@@ -64,13 +64,17 @@ def _plain(what: str, field_name: str, value: str) -> str:
     return value
 
 
+def _name(what: str, name: str) -> str:
+    """NAME, or RosterError when there is none or it holds a control character."""
+    if not name:
+        raise RosterError(f"{what} without a name")
+    return _plain(what, "name", name)
+
+
 def parse_agent(entry: dict[str, Any]) -> AgentSpec:
     """Validate one roster entry for an agent."""
-    name = str(entry.get("name", "")).strip()
+    name = _name("agent", str(entry.get("name", "")).strip())
     extension = str(entry.get("extension", "")).strip()
-    if not name:
-        raise RosterError("agent without a name")
-    _plain("agent", "name", name)
     if not extension.isdigit() or not 2 <= len(extension) <= 6:
         raise RosterError(f"agent {name!r}: extension must be 2 to 6 digits")
     sip_uri = (entry.get("sip_uri") or "").strip() or None
@@ -90,11 +94,8 @@ def parse_agent(entry: dict[str, Any]) -> AgentSpec:
 
 def parse_queue(entry: dict[str, Any]) -> QueueSpec:
     """Validate one roster entry for a queue."""
-    name = str(entry.get("name", "")).strip().lower()
+    name = _name("queue", str(entry.get("name", "")).strip().lower())
     code = str(entry.get("dtmf_code", "")).strip()
-    if not name:
-        raise RosterError("queue without a name")
-    _plain("queue", "name", name)
     if not code.isdigit() or not 1 <= len(code) <= 4:
         raise RosterError(f"queue {name!r}: dtmf_code must be 1 to 4 digits")
     skill = _plain(f"queue {name!r}", "skill", str(entry.get("skill", name)).strip().lower())
@@ -306,17 +307,13 @@ def list_queues(session: Session) -> list[Queue]:
     return list(session.scalars(select(Queue).order_by(Queue.dtmf_code)))
 
 
+# An agent's fields as the CLI and the JSON API print them, in order.
+AGENT_FIELDS = ("name", "extension", "sip_uri", "skills", "presence", "activity", "missed_in_row")
+
+
 def agent_as_dict(agent: Agent) -> dict[str, Any]:
     """An agent in the shape the CLI and the JSON API print."""
-    return {
-        "name": agent.name,
-        "extension": agent.extension,
-        "sip_uri": agent.sip_uri,
-        "skills": list(agent.skills),
-        "presence": agent.presence,
-        "activity": agent.activity,
-        "missed_in_row": agent.missed_in_row,
-    }
+    return {field: getattr(agent, field) for field in AGENT_FIELDS}
 
 
 def queue_as_dict(queue: Queue) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from spectree import Response
 from sqlalchemy import select
 
 from app.api import schemas
-from app.api.common import ERRORS, blueprint, error, spec
+from app.api.common import ERRORS, blueprint, error, spec, timeline
 from app.auth.guards import api_token_required
 from app.calls import outbound
 from app.models import Agent, Call, Event
@@ -18,8 +18,6 @@ from app.web.unit_of_work import run_step, telephony
 
 def call_as_dict(call: Call) -> dict:
     """A call in the API's shape (schemas.Call)."""
-    session = telephony().session
-    events = session.scalars(select(Event).where(Event.call_id == call.id).order_by(Event.id))
     return schemas.Call(
         call_sid=call.call_sid,
         direction=call.direction,
@@ -32,7 +30,7 @@ def call_as_dict(call: Call) -> dict:
         created_at=call.created_at,
         answered_at=call.answered_at,
         ended_at=call.ended_at,
-        events=[schemas.TimelineEvent(name=e.name, at=e.created_at, detail=e.detail or {}) for e in events],
+        events=timeline(telephony().session, Event.call_id == call.id),
     ).model_dump(mode="json")
 
 

@@ -13,8 +13,11 @@ import json
 from flask import Blueprint, current_app, jsonify, request
 from spectree import SecurityScheme, SpecTree
 from spectree.models import SecureType, SecuritySchemeData
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
 
 from app.api import schemas
+from app.models import Event
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
@@ -75,3 +78,9 @@ def error(status: int, message: str):
 def openapi():
     """The API's OpenAPI description, written by spectree from the views and their schemas."""
     return current_app.json.response(spec.spec)
+
+
+def timeline(session: Session, which: ColumnElement[bool]) -> list[schemas.TimelineEvent]:
+    """The events WHICH picks (a call's, a transfer's), in the order they happened, in the API's shape."""
+    events = session.scalars(select(Event).where(which).order_by(Event.id))
+    return [schemas.TimelineEvent(name=e.name, at=e.created_at, detail=e.detail or {}) for e in events]

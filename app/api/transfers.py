@@ -7,7 +7,7 @@ from spectree import Response
 from sqlalchemy import select
 
 from app.api import schemas
-from app.api.common import ERRORS, blueprint, error, spec
+from app.api.common import ERRORS, blueprint, error, spec, timeline
 from app.auth.guards import api_token_required
 from app.kinds import TransferTrigger
 from app.models import Call, Event, Transfer, parse_id
@@ -21,7 +21,6 @@ from app.web.unit_of_work import run_step, telephony
 def transfer_as_dict(transfer: Transfer) -> dict:
     """A transfer in the API's shape (schemas.Transfer)."""
     session = telephony().session
-    events = session.scalars(select(Event).where(Event.transfer_id == transfer.id).order_by(Event.id))
     return schemas.Transfer(
         id=transfer.id,
         call_sid=transfer.call.call_sid,
@@ -39,7 +38,7 @@ def transfer_as_dict(transfer: Transfer) -> dict:
         end_reason=transfer.end_reason,
         created_at=transfer.created_at,
         ended_at=transfer.ended_at,
-        events=[schemas.TimelineEvent(name=e.name, at=e.created_at, detail=e.detail or {}) for e in events],
+        events=timeline(session, Event.transfer_id == transfer.id),
     ).model_dump(mode="json")
 
 

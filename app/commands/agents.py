@@ -9,17 +9,13 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.agents import service
-from app.commands.database import database_session
+from app.commands.database import database_session, errors_in_words
 from app.hours import HoursError, week_from_lines
 from app.jobs.setup import jobs_of
 from app.jobs.steps import job_step
 from app.models import Presence
 
 PRESENCES = [presence.value for presence in Presence]
-
-
-def _fail(error: service.RosterError) -> None:
-    raise click.ClickException(str(error))
 
 
 @click.group("agents")
@@ -36,15 +32,13 @@ def agents_cli() -> None:
 @with_appcontext
 def add_agent(name, extension, sip_uri, skills, presence) -> None:
     """Add an agent (or update the one with this extension)."""
-    try:
+    with errors_in_words(service.RosterError):
         spec = service.parse_agent(
             {"name": name, "extension": extension, "sip_uri": sip_uri, "skills": skills, "presence": presence}
         )
         with database_session() as session:
             agent = service.upsert_agent(session, spec)
             click.echo(f"agent {agent.extension} {agent.name} saved")
-    except service.RosterError as error:
-        _fail(error)
 
 
 @agents_cli.command("list")
@@ -74,13 +68,10 @@ def list_agents(as_json: bool) -> None:
 @with_appcontext
 def set_presence(extension: str, presence: str) -> None:
     """Set an agent's presence."""
-    try:
-        # A step on calls: an agent made available is offered the waiting transfers and callers at once.
-        with job_step(jobs_of(current_app).context["tools"]) as t:
-            service.set_presence_and_offer(t, extension, presence)
-        click.echo(f"agent {extension} is {presence}")
-    except service.RosterError as error:
-        _fail(error)
+    # A step on calls: an agent made available is offered the waiting transfers and callers at once.
+    with errors_in_words(service.RosterError), job_step(jobs_of(current_app).context["tools"]) as t:
+        service.set_presence_and_offer(t, extension, presence)
+    click.echo(f"agent {extension} is {presence}")
 
 
 @agents_cli.command("remove")
@@ -88,12 +79,9 @@ def set_presence(extension: str, presence: str) -> None:
 @with_appcontext
 def remove_agent(extension: str) -> None:
     """Remove an agent."""
-    try:
-        with database_session() as session:
-            service.remove_agent(session, extension)
-        click.echo(f"agent {extension} removed")
-    except service.RosterError as error:
-        _fail(error)
+    with errors_in_words(service.RosterError), database_session() as session:
+        service.remove_agent(session, extension)
+    click.echo(f"agent {extension} removed")
 
 
 @click.group("queues")
@@ -127,7 +115,7 @@ def queues_cli() -> None:
 def add_queue(name, dtmf_code, skill, hints, is_default, wrap_up_seconds, announce_seconds,
               max_wait_seconds, callback_attempts, priority, timezone, hours, holidays, overflow) -> None:
     """Add a queue (or update the one with this name)."""
-    try:
+    with errors_in_words(service.RosterError):
         try:
             week = week_from_lines(hours) if hours else None
         except HoursError as error:
@@ -153,8 +141,6 @@ def add_queue(name, dtmf_code, skill, hints, is_default, wrap_up_seconds, announ
         with database_session() as session:
             queue = service.add_queue(session, spec)
             click.echo(f"queue {queue.name} saved (press {queue.dtmf_code})")
-    except service.RosterError as error:
-        _fail(error)
 
 
 @queues_cli.command("list")

@@ -27,6 +27,15 @@ def database_session() -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def errors_in_words(*errors: type[Exception]) -> Iterator[None]:
+    """The service's refusals (ERRORS) raised inside end the command with their sentence, not a traceback."""
+    try:
+        yield
+    except errors as error:
+        raise click.ClickException(str(error))
+
+
 @click.group("db")
 def db_cli() -> None:
     """Database migrations (Alembic)."""

@@ -10,13 +10,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.auth import service
-from app.commands.database import database_session
+from app.commands.database import database_session, errors_in_words
 
 ROLES = [role.value for role in service.Role]
-
-
-def _fail(error: service.AuthError) -> None:
-    raise click.ClickException(str(error))
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -43,12 +39,9 @@ def users_cli() -> None:
 def create_user(username: str, role: str, agent_extension: str | None, password_stdin: bool) -> None:
     """Create a user; the password is asked for, never passed as an option."""
     password = _read_password(password_stdin)
-    try:
-        with database_session() as session:
-            user = service.create_user(session, username, password, role, agent_extension)
-            click.echo(f"user {user.username} created ({user.role})")
-    except service.AuthError as error:
-        _fail(error)
+    with errors_in_words(service.AuthError), database_session() as session:
+        user = service.create_user(session, username, password, role, agent_extension)
+        click.echo(f"user {user.username} created ({user.role})")
 
 
 @users_cli.command("list")
@@ -73,12 +66,9 @@ def list_users() -> None:
 def set_password(username: str, password_stdin: bool) -> None:
     """Set a user's password; their open sessions end."""
     password = _read_password(password_stdin)
-    try:
-        with database_session() as session:
-            service.change_password(session, username, password)
-        click.echo(f"password of {username} changed")
-    except service.AuthError as error:
-        _fail(error)
+    with errors_in_words(service.AuthError), database_session() as session:
+        service.change_password(session, username, password)
+    click.echo(f"password of {username} changed")
 
 
 @users_cli.command("bootstrap")
@@ -105,19 +95,13 @@ def bootstrap(ask: bool | None) -> None:
         click.echo("No supervisor exists yet: create the first one now.")
         username = click.prompt("Username")
         password = click.prompt("Password (at least 10 characters)", hide_input=True, confirmation_prompt=True)
-        try:
-            with database_session() as session:
-                created = service.bootstrap_supervisor(session, username, password)
-        except service.AuthError as error:
-            _fail(error)
+        with errors_in_words(service.AuthError), database_session() as session:
+            created = service.bootstrap_supervisor(session, username, password)
         click.echo(f"supervisor {username} created; sign in at {settings.public_base_url}/login"
                    if created else "a supervisor already exists; nothing changed")
         return
-    try:
-        with database_session() as session:
-            created = service.bootstrap_supervisor(session, settings.supervisor_username, settings.supervisor_password)
-    except service.AuthError as error:
-        _fail(error)
+    with errors_in_words(service.AuthError), database_session() as session:
+        created = service.bootstrap_supervisor(session, settings.supervisor_username, settings.supervisor_password)
     if created:
         click.echo(f"supervisor {settings.supervisor_username} created")
     else:
@@ -134,11 +118,8 @@ def api_tokens_cli() -> None:
 @with_appcontext
 def create_token(name: str) -> None:
     """Create a token and print it once; only its SHA-256 is kept."""
-    try:
-        with database_session() as session:
-            token = service.create_api_token(session, name)
-    except service.AuthError as error:
-        _fail(error)
+    with errors_in_words(service.AuthError), database_session() as session:
+        token = service.create_api_token(session, name)
     click.echo(f"token {name} created; it is shown only this once:", err=True)
     click.echo(token)
 
@@ -160,9 +141,6 @@ def list_tokens() -> None:
 @with_appcontext
 def revoke_token(name: str) -> None:
     """Revoke a token; requests with it are refused at once."""
-    try:
-        with database_session() as session:
-            service.revoke_api_token(session, name)
-        click.echo(f"token {name} revoked")
-    except service.AuthError as error:
-        _fail(error)
+    with errors_in_words(service.AuthError), database_session() as session:
+        service.revoke_api_token(session, name)
+    click.echo(f"token {name} revoked")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import wraps
+
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from app.auth.guards import current_agent_id, roles_required
@@ -26,6 +28,15 @@ def _agent_or_refusal():
     if agent_id is None:
         return None, error_page(403, "No agent", "This account is not linked to an agent of the roster.")
     return agent_id, None
+
+
+def _with_agent(view):
+    """VIEW, given the signed-in user's agent id; a 403 page for a user linked to no agent."""
+    @wraps(view)
+    def with_agent():
+        agent_id, refused = _agent_or_refusal()
+        return refused or view(agent_id)
+    return with_agent
 
 
 def _act(action, done: str):
@@ -53,11 +64,9 @@ def _int_field(name: str) -> int:
 
 @blueprint.get("/console")
 @roles_required("agent")
-def console_page():
+@_with_agent
+def console_page(agent_id: int):
     """The agent console: presence, the call or transfer offered, the live call, the transfer form."""
-    agent_id, refused = _agent_or_refusal()
-    if refused:
-        return refused
     settings = current_app.config["SETTINGS"]
     return render_template(
         "console/console.html",
@@ -71,11 +80,9 @@ def console_page():
 
 @blueprint.get("/console/state")
 @roles_required("agent")
-def console_state():
+@_with_agent
+def console_state(agent_id: int):
     """The agent's offer, call and transfer right now (polled by the console)."""
-    agent_id, refused = _agent_or_refusal()
-    if refused:
-        return refused
     return jsonify(service.console_state(telephony(), agent_id))
 
 

@@ -31,7 +31,7 @@ from app.demo.scenarios import SCENARIOS, LlmScenario
 from app.models import Agent, Call, Event, Transfer
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
-from app.sandbox.scenarios import ScenarioFailed, warm_transfer_by_dtmf
+from app.sandbox.scenarios import CALLER, REASON, ScenarioFailed, warm_transfer_by_dtmf
 from app.sandbox.twilio_network import (
     SimCall,
     TwilioNetwork,
@@ -52,14 +52,6 @@ from config import Settings
 Echo = Callable[[str], None]
 
 SERVICE_NUMBER = "+15550100000"
-CALLER_NUMBER = "+15551230001"
-CALLER_REASON = "I was charged twice for my internet bill"
-# (speaker, words): each is transcribed on the inbound track of their own leg.
-CONVERSATION = (
-    ("caller", "Hi, my bill shows two charges of 49 dollars this month"),
-    ("caller", "my card number is 4111 1111 1111 1111"),
-    ("agent", "I see the duplicate charge, let me get billing to refund it"),
-)
 DEMO_EXTENSIONS = ("101", "102")
 SIP_HOST = "livekit-sip.demo.invalid"
 
@@ -289,7 +281,7 @@ class ScriptedCall:
         self.whisper_seconds = 0.0
         self.answered_at: float | None = None
         try:
-            caller, a, b = warm_transfer_by_dtmf(self.network, SERVICE_NUMBER, CALLER_NUMBER,
+            caller, a, b = warm_transfer_by_dtmf(self.network, SERVICE_NUMBER, CALLER,
                                                  target=self._target, narrator=self)
         except ScenarioFailed as failure:
             raise DemoFailed(str(failure)) from None
@@ -340,9 +332,9 @@ class ScriptedCall:
         a = next((p.name for p in self.parties if p.leg.to in self.agents), "the agent")
         b = next((p.name for p in self.parties[2:3]), "the colleague")
         if step == "dial":
-            self._step(f"The caller dials {SERVICE_NUMBER} from {CALLER_NUMBER}.")
+            self._step(f"The caller dials {SERVICE_NUMBER} from {CALLER}.")
         elif step == "say_reason":
-            self._step(f'The caller says: "{CALLER_REASON}".')
+            self._step(f'The caller says: "{REASON}".')
         elif step in ("agent_rings", "target_rings"):
             leg = about["agent"] if step == "agent_rings" else about["target"]
             self._check()

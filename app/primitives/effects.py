@@ -170,10 +170,7 @@ class CloseRoom:
         try:
             t.livekit.delete_room(self.room)
         except LiveKitError as error:
-            log.warning("effect_failed", effect="close_room", room=self.room, error=str(error)[:200])
-            transfer = t.session.get(Transfer, self.transfer_id) if self.transfer_id else None
-            record_event(t.session, _call(t, self.call_id), "room_close_failed", transfer=transfer, room=self.room,
-                         error=str(error)[:200])
+            _livekit_failed(t, "close_room", error, self.call_id, "room_close_failed", self.transfer_id, room=self.room)
             return
         log.info("effect_done", effect="close_room", room=self.room)
 
@@ -195,10 +192,8 @@ class OpenRoom:
         except LiveKitError as error:
             # Fallback, named as one: the dispatch rule creates the room when
             # the first SIP leg arrives, with the rule's own timeouts.
-            log.warning("effect_failed", effect="open_room", room=self.room, error=str(error)[:200])
-            transfer = t.session.get(Transfer, self.transfer_id) if self.transfer_id else None
-            record_event(t.session, _call(t, self.call_id), "room_create_failed_fallback_dispatch_rule",
-                         transfer=transfer, room=self.room, error=str(error)[:200])
+            _livekit_failed(t, "open_room", error, self.call_id, "room_create_failed_fallback_dispatch_rule",
+                            self.transfer_id, room=self.room)
             return
         log.info("effect_done", effect="open_room", room=self.room)
 
@@ -215,12 +210,19 @@ class RemoveFromRoom:
         try:
             present = t.livekit.remove_participant(self.room, self.identity)
         except LiveKitError as error:
-            log.warning("effect_failed", effect="remove_from_room", room=self.room, error=str(error)[:200])
-            record_event(t.session, _call(t, self.call_id), "participant_remove_failed", room=self.room,
-                         identity=self.identity, error=str(error)[:200])
+            _livekit_failed(t, "remove_from_room", error, self.call_id, "participant_remove_failed", None,
+                            room=self.room, identity=self.identity)
             return
         log.info("effect_done", effect="remove_from_room", room=self.room, identity=self.identity,
                  was_there=bool(present))
+
+
+def _livekit_failed(t: Telephony, effect: str, error: LiveKitError, call_id: int, event: str,
+                    transfer_id: int | None, *, room: str, **detail: Any) -> None:
+    """A LiveKit effect on ROOM failed: logged, and EVENT on the call's timeline (the transfer's, if it has one)."""
+    log.warning("effect_failed", effect=effect, room=room, error=str(error)[:200])
+    transfer = t.session.get(Transfer, transfer_id) if transfer_id else None
+    record_event(t.session, _call(t, call_id), event, transfer=transfer, room=room, **detail, error=str(error)[:200])
 
 
 @dataclass(frozen=True)

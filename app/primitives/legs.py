@@ -21,17 +21,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from app.logs import get_logger
-from app.models import (
-    Activity,
-    Agent,
-    Call,
-    CallStatus,
-    Leg,
-    LegRole,
-    LegStatus,
-    Transfer,
-    utcnow,
-)
+from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Transfer, utcnow
 from app.primitives.availability import owe_wrap_up, release_agent
 from app.primitives.context import Telephony
 from app.states.calls import move_call

@@ -12,9 +12,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from statistics import median
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.database import count_ahead
 from app.models import Call, CallStatus
 from app.states.transfers import waiting_transfers
 
@@ -28,14 +29,9 @@ def place_in_queue(session: Session, call: Call) -> int | None:
     """A queued caller's place at their queue (1: next); None when they are not queued."""
     if call.status != CallStatus.QUEUED or call.queue is None or call.queued_at is None:
         return None
-    ahead = session.scalar(
-        select(func.count(Call.id)).where(
-            Call.status == CallStatus.QUEUED,
-            Call.queue_id == call.queue_id,
-            tuple_(Call.queued_at, Call.id) < tuple_(call.queued_at, call.id),
-        )
-    )
-    return int(ahead or 0) + len(waiting_transfers(session, [call.queue.skill])) + 1
+    ahead = count_ahead(session, (Call.queued_at, Call.id), (call.queued_at, call.id),
+                        Call.status == CallStatus.QUEUED, Call.queue_id == call.queue_id)
+    return ahead + len(waiting_transfers(session, [call.queue.skill])) + 1
 
 
 def recent_wait(session: Session, queue_id: int, now: datetime) -> timedelta | None:

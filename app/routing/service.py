@@ -26,18 +26,7 @@ from sqlalchemy import select
 
 from app.events import record_event
 from app.logs import get_logger
-from app.models import (
-    Activity,
-    Agent,
-    Call,
-    CallStatus,
-    Leg,
-    LegRole,
-    LegStatus,
-    Presence,
-    Queue,
-    utcnow,
-)
+from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Presence, Queue, utcnow
 from app.primitives.availability import free_agent_skills, reserve_agent
 from app.primitives.context import Telephony
 from app.primitives.legs import (

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.events import record_event
 from app.models import FINAL_CALLBACK_STATES, Call, Callback, CallbackState, utcnow
-from app.states.moves import check_move
+from app.states.moves import check_move, stamp_ending
 
 CALLBACK_MOVES: dict[str, frozenset[str]] = {
     CallbackState.PENDING: frozenset({CallbackState.CALLING, CallbackState.FAILED}),
@@ -41,8 +41,7 @@ def move_callback(session: Session, callback: Callback, to: CallbackState, event
     if moved:
         callback.state = to
         if to in FINAL_CALLBACK_STATES:
-            callback.end_reason = reason
-            callback.ended_at = utcnow()
+            stamp_ending(callback, reason)
     if event is not None:
         record_event(session, callback.call, event, callback_id=callback.id, **detail)
     return moved

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.models import FINAL_LEG_STATUSES, Agent, Call, Leg, LegRole, LegStatus, utcnow
-from app.states.moves import check_move
+from app.models import FINAL_LEG_STATUSES, Agent, Call, Leg, LegRole, LegStatus
+from app.states.moves import check_move, stamp_ending
 
 _ENDINGS = FINAL_LEG_STATUSES
 
@@ -45,6 +45,5 @@ def move_leg(leg: Leg, to: LegStatus, *, reason: str | None = None) -> bool:
     if moved:
         leg.status = to
         if to in FINAL_LEG_STATUSES:
-            leg.end_reason = reason
-            leg.ended_at = utcnow()
+            stamp_ending(leg, reason)
     return moved

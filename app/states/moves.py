@@ -1,10 +1,11 @@
-"""What every state machine shares: the check of a move against its table, and the refusal."""
+"""What every state machine shares: the check of a move against its table, the refusal, and the stamp of an end."""
 
 from __future__ import annotations
 
 from typing import Mapping
 
 from app.logs import get_logger
+from app.models import Callback, Leg, utcnow
 
 log = get_logger("switchboard.states")
 
@@ -21,3 +22,9 @@ def check_move(kind: str, row_id: int | None, table: Mapping[str, frozenset[str]
         raise IllegalMove(f"{kind} {row_id}: {current} -> {to} is not an allowed move")
     log.info("state_moved", kind=kind, id=row_id, previous=current, state=to)
     return True
+
+
+def stamp_ending(row: Leg | Callback, reason: str | None) -> None:
+    """ROW has just reached a final state: it ended now, for REASON."""
+    row.end_reason = reason
+    row.ended_at = utcnow()

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.database import count_ahead
 from app.events import record_event
 from app.models import Call, Queue, Transfer, TransferState, utcnow
 from app.states.moves import check_move
@@ -85,11 +86,6 @@ def place_in_line(session: Session, transfer: Transfer) -> int | None:
     None when it is not waiting. Transfers go ahead of the queue's callers."""
     if transfer.state != TransferState.WAITING or transfer.waiting_since is None:
         return None
-    ahead = session.scalar(
-        select(func.count(Transfer.id)).where(
-            Transfer.state == TransferState.WAITING,
-            Transfer.target_queue_id == transfer.target_queue_id,
-            tuple_(Transfer.waiting_since, Transfer.id) < tuple_(transfer.waiting_since, transfer.id),
-        )
-    )
-    return int(ahead or 0) + 1
+    return count_ahead(session, (Transfer.waiting_since, Transfer.id), (transfer.waiting_since, transfer.id),
+                       Transfer.state == TransferState.WAITING,
+                       Transfer.target_queue_id == transfer.target_queue_id) + 1

@@ -8,12 +8,7 @@
   var status = root.querySelector("[data-live-status]");
   var clockOffset = 0; // server time minus browser time, so durations do not depend on the browser's clock
 
-  function el(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
+  var el = window.switchboardDom.el, badge = window.switchboardDom.badge;
 
   function link(href, text) {
     var a = el("a", text);
@@ -27,10 +22,6 @@
     else td.textContent = content === null || content === undefined || content === "" ? "—" : content;
     row.appendChild(td);
     return td;
-  }
-
-  function badge(text, className) {
-    return el("span", text, "badge " + className);
   }
 
   function fill(name, items, columns, draw) {

@@ -20,16 +20,7 @@
     });
   }
 
-  function el(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text !== undefined && text !== null) node.textContent = text;
-    if (className) node.className = className;
-    return node;
-  }
-
-  function badge(text, className) {
-    return el("span", text, "badge " + className);
-  }
+  var el = window.switchboardDom.el, badge = window.switchboardDom.badge;
 
   function emptyRow(columns, text) {
     var row = el("tr", null, "empty");

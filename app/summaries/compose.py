@@ -21,8 +21,6 @@ from app.summaries.claims import claims
 from app.summaries.redaction import redact
 from app.summaries.verify import verify
 
-DATA_START = "<<<CALL_DATA"
-DATA_END = "CALL_DATA>>>"
 # The structured summary's fields, in order, with the words the pages show for each.
 SUMMARY_FIELDS = (
     ("reason", "Reason"),
@@ -42,6 +40,10 @@ MAX_FIELD_CHARS = 300
 MAX_TRANSCRIPT_CHARS = 12000
 MAX_UTTERANCE_CHARS = 2000
 FALLBACK_CALLER_UTTERANCES = 3
+
+# The call data stands between these lines in the prompt's user message.
+DATA_START = "<<<CALL_DATA"
+DATA_END = "CALL_DATA>>>"
 
 SYSTEM_PROMPT = f"""\
 You write the handover summary for a warm transfer in a contact centre. The \

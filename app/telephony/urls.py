@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlencode
 
 VOICE = "/twilio/voice"
@@ -59,6 +60,20 @@ def own_clip_version() -> str:
     return hashlib.sha256(HOLD_MUSIC_FILE.read_bytes()).hexdigest()[:12]
 
 
+def _for_call(path: str) -> Callable[[WebhookUrls, int], str]:
+    """The URL builder of a webhook that names only the call: PATH?call=CALL_ID."""
+    def url(self: WebhookUrls, call_id: int) -> str:
+        return self.url(path, call=call_id)
+    return url
+
+
+def _for_leg(path: str) -> Callable[[WebhookUrls, int], str]:
+    """The URL builder of a webhook that names only the leg: PATH?leg=LEG_ID."""
+    def url(self: WebhookUrls, leg_id: int) -> str:
+        return self.url(path, leg=leg_id)
+    return url
+
+
 class WebhookUrls:
     """Absolute webhook URLs under the public base URL Twilio sees."""
 
@@ -80,50 +95,32 @@ class WebhookUrls:
     def transcription(self, call_id: int, leg_id: int | None = None) -> str:
         return self.url(TRANSCRIPTION, call=call_id, leg=leg_id)
 
-    def caller_wait(self, call_id: int) -> str:
-        return self.url(CALLER_WAIT, call=call_id)
-
-    def caller_options(self, call_id: int) -> str:
-        return self.url(CALLER_OPTIONS, call=call_id)
-
-    def caller_voicemail(self, call_id: int) -> str:
-        return self.url(CALLER_VOICEMAIL, call=call_id)
-
-    def caller_connect(self, call_id: int) -> str:
-        return self.url(CALLER_CONNECT, call=call_id)
+    # The webhooks whose URL names only the call, or only the leg.
+    caller_wait = _for_call(CALLER_WAIT)
+    caller_options = _for_call(CALLER_OPTIONS)
+    caller_voicemail = _for_call(CALLER_VOICEMAIL)
+    caller_connect = _for_call(CALLER_CONNECT)
+    caller_goodbye = _for_call(CALLER_GOODBYE)
+    customer_answer = _for_leg(CUSTOMER_ANSWER)
+    customer_status = _for_leg(CUSTOMER_STATUS)
+    customer_fallback = _for_leg(CUSTOMER_FALLBACK)
+    agent_answer = _for_leg(AGENT_ANSWER)
+    agent_whisper = _for_leg(AGENT_WHISPER)
+    agent_status = _for_leg(AGENT_STATUS)
+    agent_fallback = _for_leg(AGENT_FALLBACK)
+    agent_wrap_up = _for_leg(AGENT_WRAP_UP)
+    transfer_answer = _for_leg(TRANSFER_ANSWER)
+    transfer_intro = _for_leg(TRANSFER_INTRO)
+    transfer_whisper = _for_leg(TRANSFER_WHISPER)
+    transfer_summary_wait = _for_leg(TRANSFER_SUMMARY_WAIT)
+    transfer_fallback = _for_leg(TRANSFER_FALLBACK)
+    transfer_status = _for_leg(TRANSFER_STATUS)
 
     def caller_bridge_ended(self, call_id: int, placement: int) -> str:
         return self.url(CALLER_BRIDGE_ENDED, call=call_id, v=placement)
 
-    def caller_goodbye(self, call_id: int) -> str:
-        return self.url(CALLER_GOODBYE, call=call_id)
-
-    def customer_answer(self, leg_id: int) -> str:
-        return self.url(CUSTOMER_ANSWER, leg=leg_id)
-
-    def customer_status(self, leg_id: int) -> str:
-        return self.url(CUSTOMER_STATUS, leg=leg_id)
-
-    def customer_fallback(self, leg_id: int) -> str:
-        return self.url(CUSTOMER_FALLBACK, leg=leg_id)
-
-    def agent_answer(self, leg_id: int) -> str:
-        return self.url(AGENT_ANSWER, leg=leg_id)
-
-    def agent_whisper(self, leg_id: int) -> str:
-        return self.url(AGENT_WHISPER, leg=leg_id)
-
-    def agent_status(self, leg_id: int) -> str:
-        return self.url(AGENT_STATUS, leg=leg_id)
-
     def agent_bridge_ended(self, leg_id: int, placement: int) -> str:
         return self.url(AGENT_BRIDGE_ENDED, leg=leg_id, v=placement)
-
-    def agent_fallback(self, leg_id: int) -> str:
-        return self.url(AGENT_FALLBACK, leg=leg_id)
-
-    def agent_wrap_up(self, leg_id: int) -> str:
-        return self.url(AGENT_WRAP_UP, leg=leg_id)
 
     def agent_rejoin(self, leg_id: int, say: str | None = None) -> str:
         return self.url(AGENT_REJOIN, leg=leg_id, say=say or None)
@@ -133,21 +130,3 @@ class WebhookUrls:
 
     def transfer_consult_menu(self, transfer_id: int, leg_id: int, placement: int) -> str:
         return self.url(TRANSFER_CONSULT_MENU, transfer=transfer_id, leg=leg_id, v=placement)
-
-    def transfer_answer(self, leg_id: int) -> str:
-        return self.url(TRANSFER_ANSWER, leg=leg_id)
-
-    def transfer_intro(self, leg_id: int) -> str:
-        return self.url(TRANSFER_INTRO, leg=leg_id)
-
-    def transfer_whisper(self, leg_id: int) -> str:
-        return self.url(TRANSFER_WHISPER, leg=leg_id)
-
-    def transfer_summary_wait(self, leg_id: int) -> str:
-        return self.url(TRANSFER_SUMMARY_WAIT, leg=leg_id)
-
-    def transfer_fallback(self, leg_id: int) -> str:
-        return self.url(TRANSFER_FALLBACK, leg=leg_id)
-
-    def transfer_status(self, leg_id: int) -> str:
-        return self.url(TRANSFER_STATUS, leg=leg_id)
