@@ -9,6 +9,7 @@ from sqlalchemy import select
 from app.api import schemas
 from app.api.common import ERRORS, blueprint, error, spec
 from app.auth.guards import api_token_required
+from app.events import shown_detail
 from app.kinds import TransferTrigger
 from app.models import Call, Event, Transfer, parse_id
 from app.states.transfers import place_in_line
@@ -39,7 +40,7 @@ def transfer_as_dict(transfer: Transfer) -> dict:
         end_reason=transfer.end_reason,
         created_at=transfer.created_at,
         ended_at=transfer.ended_at,
-        events=[schemas.TimelineEvent(name=e.name, at=e.created_at, detail=e.detail or {}) for e in events],
+        events=[schemas.TimelineEvent(name=e.name, at=e.created_at, detail=shown_detail(e)) for e in events],
     ).model_dump(mode="json")
 
 
