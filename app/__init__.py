@@ -72,6 +72,7 @@ def init_blueprints(app: Flask) -> None:
     from app.auth.views import blueprint as auth
     from app.console.views import blueprint as console
     from app.health.views import blueprint as health
+    from app.supervisor.history import blueprint as history
     from app.supervisor.views import blueprint as supervisor
     from app.voice.agent import blueprint as agent_voice
     from app.voice.caller import blueprint as calls
@@ -81,7 +82,7 @@ def init_blueprints(app: Flask) -> None:
     # Webhooks prove themselves by signature and the API by bearer token, not by a CSRF token.
     for exempt in (calls, agent_voice, transfer_voice, livekit, api):
         csrf_exempt(exempt)
-    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, api, supervisor, console):
+    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, api, supervisor, history, console):
         app.register_blueprint(blueprint)
 
 

@@ -15,6 +15,16 @@ log = get_logger("switchboard.events")
 FAULT_ENDINGS = ("_failed", "_unreachable", "_unconfirmed", "_after_crash", "_recovered")
 
 
+# Timeline details that stay in the database: a recording's address at Twilio (kept in the call's row, played
+# through the service's own address). Events written before they were left out still hold it.
+PRIVATE_DETAIL = frozenset({"recording_url"})
+
+
+def shown_detail(event: Event) -> dict[str, Any]:
+    """What pages and the API show of an event's detail: all of it but PRIVATE_DETAIL."""
+    return {key: value for key, value in (event.detail or {}).items() if key not in PRIVATE_DETAIL}
+
+
 def record_event(session: Session, call: Call | None, name: str, transfer: Transfer | None = None, **detail: Any) -> Event:
     """Add a step to a call's timeline (and log it under the same snake_case name)."""
     event = Event(

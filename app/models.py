@@ -251,6 +251,8 @@ class Queue(Base):
 
 class Call(Base):
     __tablename__ = "calls"
+    # The call history and the voicemail inbox list calls newest first, a page at a time (calls/history.py).
+    __table_args__ = (Index("ix_calls_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The call's name in pages and the API: an inbound call's is the caller's Twilio CallSid; an outbound call,
@@ -274,7 +276,12 @@ class Call(Base):
     ivr_attempts: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default=CallStatus.IVR, index=True)
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # The caller's message: Twilio's RecordingUrl (fetched with the account's credentials, never shown: pages
+    # play it through the service's own address, calls/voicemails.py), how long it lasts, and who dealt with it.
     voicemail_url: Mapped[str | None] = mapped_column(String(512))
+    voicemail_seconds: Mapped[int | None] = mapped_column(Integer)
+    voicemail_handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    voicemail_handled_by: Mapped[str | None] = mapped_column(String(64))
     # Twilio's CallToken of the inbound call: with it a call the service places may show the caller's own
     # number (OUTSIDE_TRANSFER_CALLER_ID=caller). Never shown or logged.
     call_token: Mapped[str | None] = mapped_column(Text)

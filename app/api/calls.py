@@ -1,5 +1,5 @@
-"""The JSON API for calls (token or supervisor session): place an outbound call, read a call and its timeline, list
-the callbacks."""
+"""The JSON API for calls (token or supervisor session): place an outbound call, search the calls' history, read a
+call and its timeline, list the callbacks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.api import schemas
 from app.api.common import ERRORS, blueprint, error, spec, timeline
 from app.auth.guards import api_token_required
-from app.calls import outbound
+from app.calls import history, outbound
 from app.models import Agent, Call, Event
 from app.routing.callbacks import callbacks_by_state
 from app.web.unit_of_work import run_step, telephony
@@ -54,6 +54,20 @@ def place_call():
     except outbound.OutboundRefused as refusal:
         return error(409, str(refusal))
     return jsonify(call_as_dict(call)), 201
+
+
+@blueprint.get("/calls")
+@api_token_required
+@spec.validate(query=schemas.CallSearch, resp=Response(HTTP_200=schemas.CallList, **ERRORS), tags=["calls"])
+def list_calls():
+    """Calls, ended and live, newest first, 50 a page: by a part of the number, agent, queue, status and start."""
+    query: schemas.CallSearch = request.context.query
+    try:
+        page = history.search_calls(telephony().session, history.read_search(query.model_dump()))
+    except history.SearchRefused as refused:
+        return error(400, str(refused))
+    return jsonify(schemas.CallList(calls=[schemas.CallSummary(**row) for row in page.rows],
+                                    next_cursor=page.next_cursor).model_dump(mode="json"))
 
 
 @blueprint.get("/calls/<call_sid>")

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from app.api import schemas
+from app.events import shown_detail
 from app.models import Event
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
@@ -81,6 +82,7 @@ def openapi():
 
 
 def timeline(session: Session, which: ColumnElement[bool]) -> list[schemas.TimelineEvent]:
-    """The events WHICH picks (a call's, a transfer's), in the order they happened, in the API's shape."""
+    """The events WHICH picks (a call's, a transfer's), in the order they happened, in the API's shape (what
+    a page may show of each: events.shown_detail)."""
     events = session.scalars(select(Event).where(which).order_by(Event.id))
-    return [schemas.TimelineEvent(name=e.name, at=e.created_at, detail=e.detail or {}) for e in events]
+    return [schemas.TimelineEvent(name=e.name, at=e.created_at, detail=shown_detail(e)) for e in events]

@@ -139,6 +139,59 @@ class Call(BaseModel):
     events: list[TimelineEvent]
 
 
+# A moment a filter names (calls/history.py reads it).
+MOMENT = "a date (2026-12-07) or an ISO 8601 time (2026-12-07T09:30:00, UTC unless it carries an offset: +01:00)"
+
+
+class CallSearch(BaseModel):
+    """Which calls to list; every filter given narrows the list (none: every call), newest first, 50 a page."""
+
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 400, never silently ignored
+
+    number: str | None = Field(None, max_length=64, description=(
+        "digits anywhere in the customer's number (the caller's, or the number an outbound call dialled): 5550123 "
+        "finds +15555550123; spaces, dashes, dots and brackets are ignored, a leading + kept"))
+    agent: str | None = Field(None, max_length=64, description=(
+        "the call's agent: an extension (101), or a part of their name (alice), case aside"))
+    queue: str | None = Field(None, max_length=64, description="the call's queue, by name (case aside)")
+    status: CallStatus | None = Field(None, description="the call's status now: its outcome once it ended")
+    since: str | None = Field(None, max_length=64, description=f"calls started at or after: {MOMENT}, a day from its start")
+    until: str | None = Field(None, max_length=64, description=f"calls started at or before: {MOMENT}, a day to its end")
+    cursor: str | None = Field(None, max_length=200, description="the next_cursor of the page before")
+
+
+class VoicemailSummary(BaseModel):
+    """The message a caller left (its audio stays at Twilio: the supervisor's voicemail inbox plays it)."""
+
+    seconds: int | None = Field(None, description="how long it lasts")
+    handled_at: datetime | None = None
+    handled_by: str | None = Field(None, description="the user who marked it handled")
+
+
+class CallSummary(BaseModel):
+    """A call as the history lists it."""
+
+    call_sid: str
+    direction: Literal[CallDirection.INBOUND, CallDirection.OUTBOUND]
+    status: CallStatus
+    number: str = Field(..., description="the customer's number: the caller's, or the one an outbound call dialled")
+    queue: str | None = None
+    agent: str | None = Field(None, description="extension of the agent who had the call")
+    agent_name: str | None = None
+    created_at: datetime
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_seconds: int | None = Field(None, description="from its start to its end; none while it is live")
+    voicemail: VoicemailSummary | None = Field(None, description="the caller's message, if they left one")
+
+
+class CallList(BaseModel):
+    """A page of calls, newest first; next_cursor asks for the page after it (none: this is the last)."""
+
+    calls: list[CallSummary]
+    next_cursor: str | None = None
+
+
 class Callback(BaseModel):
     """A caller's request to be called back: its place in line, attempts and what came of them."""
 

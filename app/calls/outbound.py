@@ -82,6 +82,16 @@ def check_number(t: Telephony, text: str) -> str:
         raise OutboundRefused(str(refusal)) from None
 
 
+def refusal(t: Telephony, number: str) -> str | None:
+    """Why an outbound call to NUMBER would be refused before any agent is asked, in words; None if it would not."""
+    try:
+        check_number(t, number)
+        _check_our_number(t)
+    except OutboundRefused as refused:
+        return str(refused)
+    return None
+
+
 def place_call(t: Telephony, agent: Agent, number: str, *, reason: str | None, by: str) -> Call:
     """Place an outbound call from AGENT to NUMBER: checked, then the agent rung (OutboundRefused if it cannot be).
 

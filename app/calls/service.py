@@ -374,11 +374,12 @@ def save_voicemail(t: Telephony, call: Call, recording: Recording) -> None:
     if not recording.url:
         record_event(t.session, call, "voicemail_empty")
         return
+    # The recording's address stays in the row: the pages play it through the service (calls/voicemails.py).
     call.voicemail_url = recording.url
+    call.voicemail_seconds = recording.duration_seconds
     move_call(t.session, call, CallStatus.VOICEMAIL)
     _cancel_ringing(t, call)
-    record_event(t.session, call, "voicemail_recorded", recording_url=call.voicemail_url,
-                 duration=recording.duration_seconds)
+    record_event(t.session, call, "voicemail_recorded", duration=recording.duration_seconds)
 
 
 def connect_caller(t: Telephony, call: Call) -> str:
@@ -418,7 +419,7 @@ def save_last_resort_message(t: Telephony, call_sid: str, recording: Recording) 
     if call is None or not recording.url:
         log.warning("last_resort_message_without_call", recording_url=recording.url or None)
         return
-    record_event(t.session, call, "last_resort_message", recording_url=recording.url)
+    record_event(t.session, call, "last_resort_message")
     save_voicemail(t, call, recording)
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -39,6 +40,23 @@ class TwilioError(Exception):
         call that is over) would be the same the second time.
         """
         return self.status is None or self.status == 429 or self.status >= 500
+
+
+# A recording's address as Twilio gives it (RecordingUrl): the account's Recordings, the recording's sid.
+RECORDING_PATH = re.compile(r"/2010-04-01/Accounts/(AC[0-9a-zA-Z]{32})/Recordings/(RE[0-9a-zA-Z]{32})")
+# Read a recording's audio this much at a time.
+AUDIO_CHUNK_BYTES = 64 * 1024
+
+
+@dataclass
+class RecordingAudio:
+    """A recording's audio as Twilio sends it: its type, its length if Twilio said, and its bytes, read as they
+    come; close() once done (or given up)."""
+
+    content_type: str
+    length: Optional[int]
+    chunks: Iterator[bytes]
+    close: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -88,13 +106,56 @@ class TwilioGateway:
     def __init__(self, account_sid: str, auth_token: str, api_base_url: Optional[str] = None,
                  timeout_seconds: float = 5.0):
         self._token = auth_token
+        self._account_sid = account_sid
         self.http_client = BaseUrlHttpClient(api_base_url, timeout=timeout_seconds)
+        # Recordings' audio is read outside twilio-python, which answers JSON only.
+        self._media = requests.Session()
         self.client = Client(account_sid, auth_token, http_client=self.http_client)
 
     def close(self) -> None:
         """Release pooled connections."""
         if self.http_client.session is not None:
             self.http_client.session.close()
+        self._media.close()
+
+    def recording_audio(self, recording_url: str) -> RecordingAudio:
+        """The audio of a recording of this account, by its RecordingUrl: the WAV, fetched with the account's
+        credentials; TwilioError when Twilio refuses it or cannot be reached, or the URL is not one of this
+        account's recordings at Twilio.
+
+        Twilio: "Fetch a Recording media file": the RecordingUrl without an
+        extension, or with .wav, is the WAV (audio/x-wav); with .mp3, an MP3
+        (twilio.com/docs/voice/api/recording). With "Enforce HTTP Auth on
+        Media URLs" on, as Twilio recommends, the media needs the Account SID
+        and auth token as HTTP basic auth (help.twilio.com, "Prevent
+        unauthorized access to your Programmable Voice Media with HTTP Basic
+        Auth"); they are sent either way. A redirect is followed, and requests
+        drops the credentials when it leads to another host.
+        """
+        parts = urlsplit(recording_url or "")
+        host = (parts.hostname or "").lower()
+        found = RECORDING_PATH.fullmatch(parts.path.removesuffix(".wav").removesuffix(".mp3").removesuffix(".json"))
+        if parts.scheme != "https" or not (host == "twilio.com" or host.endswith(".twilio.com")) or found is None \
+                or found.group(1) != self._account_sid:
+            raise TwilioError(None, None, "not a recording of this account at Twilio")
+        url = self.http_client.rewrite(urlunsplit(("https", parts.netloc, f"{found.group(0)}.wav", "", "")))
+        try:
+            response = self._media.get(url, auth=(self._account_sid, self._token), stream=True,
+                                       timeout=self.http_client.timeout)
+        except requests.Timeout:
+            raise TwilioError(None, None, "request to Twilio timed out") from None
+        except requests.RequestException as error:
+            raise TwilioError(None, None, f"could not reach Twilio: {type(error).__name__}") from None
+        if response.status_code != 200:
+            response.close()
+            raise TwilioError(response.status_code, None, f"Twilio answered {response.status_code} for the recording")
+        length = response.headers.get("Content-Length")
+        return RecordingAudio(
+            content_type=response.headers.get("Content-Type") or "audio/x-wav",
+            length=int(length) if length and length.isdigit() else None,
+            chunks=response.iter_content(AUDIO_CHUNK_BYTES),
+            close=response.close,
+        )
 
     def create_call(self, to: str, from_: str, url: str, status_callback: str,
                     timeout_seconds: int,

@@ -275,8 +275,9 @@ class SimCall:
         self.network.advance(seconds)
         return self
 
-    def recording_done(self, url: str, duration: int = 5) -> "SimCall":
-        """Finish the <Record> the call is waiting on."""
+    def recording_done(self, url: Optional[str] = None, duration: int = 5) -> "SimCall":
+        """Finish the <Record> the call is waiting on: a recording of DURATION seconds, kept by Twilio and served
+        at its RecordingUrl; or, with URL, only that URL told to the service (nothing is served there)."""
         self.network._drive(lambda: self.network._recording_done(self, url, duration))
         return self
 

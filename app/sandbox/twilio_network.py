@@ -113,6 +113,8 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         self.calls: dict[str, SimCall] = {}
         self.faults: list[tuple[str, str, int, int, str, bool]] = []
         self.numbers: dict[str, dict] = {}
+        # Recordings made by <Record>, by RecordingSid: their audio is served at their RecordingUrl.
+        self.recordings: dict[str, dict] = {}
         # The account's verified outgoing caller IDs (OutgoingCallerIds): numbers it may show besides its own.
         self.verified_caller_ids: set[str] = set()
         # CallTokens given to inbound calls: token -> the caller's number it lets a new call show.

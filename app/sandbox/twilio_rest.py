@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import math
 import re
+import struct
+import wave
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Optional
 from urllib.parse import parse_qsl, urlsplit
@@ -23,8 +28,37 @@ from app.sandbox.twilio_calls import (
 )
 
 
+@dataclass(frozen=True)
+class Media:
+    """A REST answer that is a file, not JSON: a recording's audio."""
+
+    content_type: str
+    data: bytes
+
+
+# A recording's audio as the stand-in makes it: 8 kHz, 16-bit, mono, a quiet tone (so a player has something to
+# play; no stand-in carries the caller's real audio).
+RECORDING_RATE = 8000
+RECORDING_TONE_HZ = 440
+
+
+def recording_wav(seconds: int) -> bytes:
+    """A WAV file of SECONDS of a quiet tone."""
+    frames = RECORDING_RATE * max(1, seconds)
+    one_cycle = [int(3000 * math.sin(2 * math.pi * i / (RECORDING_RATE / RECORDING_TONE_HZ)))
+                 for i in range(RECORDING_RATE // RECORDING_TONE_HZ)]
+    samples = (one_cycle * (frames // len(one_cycle) + 1))[:frames]
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(RECORDING_RATE)
+        audio.writeframes(struct.pack(f"<{frames}h", *samples))
+    return buffer.getvalue()
+
+
 class RestApi:
-    """Twilio's REST API for the simulator: Calls and IncomingPhoneNumbers."""
+    """Twilio's REST API for the simulator: Calls, IncomingPhoneNumbers and Recordings."""
 
     def add_number(self, phone_number: str, voice_url: Optional[str] = None,
                    voice_method: str = "POST", status_callback: Optional[str] = None,
@@ -47,6 +81,15 @@ class RestApi:
             if resource["phone_number"] == phone_number:
                 return self._number_resource(resource)
         return None
+
+    def new_recording(self, call: SimCall, duration: int) -> str:
+        """Keep a recording of DURATION seconds made on CALL (a <Record>); its RecordingUrl, as Twilio gives it
+        (no extension: the WAV)."""
+        sid = _sid("RE")
+        with self._state:
+            self.recordings[sid] = {"sid": sid, "call_sid": call.sid, "duration": duration,
+                                    "date_created": self.clock.now(), "audio": recording_wav(duration)}
+        return "https://api.twilio.com" + self._path(f"Recordings/{sid}")
 
     def rest_create_call(self, form) -> "tuple[int, dict]":
         """POST Calls.json."""
@@ -107,6 +150,9 @@ class RestApi:
             if method == "GET":
                 return 200, call.resource()
             return self._update_call(call, form)
+        found = re.fullmatch(r"Recordings/(RE[0-9a-f]+)(\.wav|\.mp3|\.json)?", route)
+        if found and method == "GET" and found.group(1) in self.recordings:
+            return self._recording(self.recordings[found.group(1)], found.group(2) or ".wav", path)
         if route == "IncomingPhoneNumbers.json" and method == "GET":
             return self._list_numbers(query, path)
         found = re.fullmatch(r"IncomingPhoneNumbers/([^/]+)\.json", route)
@@ -116,6 +162,25 @@ class RestApi:
                 self._update_number(resource, form)
             return 200, self._number_resource(resource)
         return _error(404, 20404, f"The requested resource {path} was not found")
+
+    def _recording(self, recording: dict, extension: str, path: str) -> "tuple[int, dict | Media]":
+        """A recording's media: the WAV without an extension or with .wav (audio/x-wav), its resource with .json.
+
+        Twilio: "Fetch a Recording media file" (twilio.com/docs/voice/api/recording); the account here has
+        "Enforce HTTP Auth on Media URLs" on, as Twilio recommends (help.twilio.com, "Prevent unauthorized access
+        to your Programmable Voice Media with HTTP Basic Auth"), so the media needs the account's credentials
+        like any REST request (checked in handle_rest: 401, 20003). Not modelled: the MP3 (.mp3 is 404 here; the
+        service asks for the WAV), Twilio's redirect of media requests to its storage, a recording still being
+        processed.
+        """
+        if extension == ".mp3":
+            return _error(404, 20404, f"The requested resource {path} was not found (MP3 is not simulated)")
+        if extension == ".json":
+            return 200, {"sid": recording["sid"], "account_sid": self.account_sid, "call_sid": recording["call_sid"],
+                         "duration": str(recording["duration"]), "date_created": _rfc2822(recording["date_created"]),
+                         "api_version": API_VERSION, "status": "completed", "channels": 1, "source": "RecordVerb",
+                         "uri": self._path(f"Recordings/{recording['sid']}.json")}
+        return 200, Media("audio/x-wav", recording["audio"])
 
     def fail_next(self, route: str = "Calls.json", status: int = 500, code: int = 20500,
                   message: str = "Internal Server Error", method: str = "POST", applied: bool = False) -> None:
@@ -145,6 +210,8 @@ class RestApi:
             query=parse_qsl(parts.query, keep_blank_values=True),
             form=parse_qsl(body, keep_blank_values=True),
             auth=basic_credentials(request.headers.get("Authorization")))
+        if isinstance(payload, Media):
+            return status, {"Content-Type": payload.content_type}, payload.data
         return status, {}, json.dumps(payload)
 
     @property

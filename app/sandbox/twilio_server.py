@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 from app.sandbox.twilio_network import TwilioNetwork, basic_credentials
+from app.sandbox.twilio_rest import Media
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -35,9 +36,12 @@ class _Handler(BaseHTTPRequestHandler):
             form=parse_qsl(body, keep_blank_values=True),
             auth=basic_credentials(self.headers.get("Authorization")),
         )
-        data = json.dumps(payload).encode("utf-8")
+        if isinstance(payload, Media):
+            data, content_type = payload.data, payload.content_type
+        else:
+            data, content_type = json.dumps(payload).encode("utf-8"), "application/json"
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

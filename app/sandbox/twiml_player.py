@@ -385,13 +385,18 @@ class TwimlPlayer:
         else:
             self._run(call)
 
-    def _recording_done(self, call: SimCall, url: str, duration: int) -> None:
+    def _recording_done(self, call: SimCall, url: Optional[str], duration: int) -> None:
         record = self._waiting(call, "Record")
         self._method(record)
         call.waiting_on = None
+        if url is None:
+            # Kept, and served at its RecordingUrl, whose last part is its sid (twilio_rest.py).
+            url = self.new_recording(call, duration)
+            sid = url.rsplit("/", 1)[-1]
+        else:
+            sid = _sid("RE")
         self._fetch(call, urljoin(call._doc_url, record.get("action") or call._doc_url), {
-            "RecordingUrl": url, "RecordingSid": _sid("RE"),
-            "RecordingDuration": str(duration),
+            "RecordingUrl": url, "RecordingSid": sid, "RecordingDuration": str(duration),
         })
 
     def _hangup(self, call: SimCall, duration: Optional[int]) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.events import shown_detail
 from app.kinds import SummarySource
 from app.models import (
     FINAL_CALL_STATUSES,
@@ -46,6 +47,11 @@ def label(value: str | None) -> str:
 def call_href(call_sid: str) -> str:
     """The address of a call's page."""
     return f"/calls/{call_sid}"
+
+
+def voicemail_audio_href(call_sid: str) -> str:
+    """The service's own address of a call's voicemail audio (the recording's at Twilio is never shown)."""
+    return f"/voicemails/{call_sid}/audio"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -214,7 +220,7 @@ def timeline(session: Session, call: Call) -> list[dict]:
             "name": event.name,
             "label": label(event.name),
             "transfer_id": event.transfer_id,
-            "detail": [[key, _detail_text(value)] for key, value in (event.detail or {}).items() if value not in (None, "")],
+            "detail": [[key, _detail_text(value)] for key, value in shown_detail(event).items() if value not in (None, "")],
         }
         for event in events
     ]
@@ -291,6 +297,12 @@ def call_page(session: Session, call: Call) -> dict:
             "ended_at": _iso(call.ended_at),
             "started": _clock(call.created_at),
             "ended": _clock(call.ended_at),
+            "voicemail": {
+                "audio": voicemail_audio_href(call.call_sid),
+                "seconds": call.voicemail_seconds,
+                "handled_by": call.voicemail_handled_by,
+                "handled_at": _iso(call.voicemail_handled_at),
+            } if call.voicemail_url else None,
         },
         "timeline": timeline(session, call),
         "dead_air": dead_air(session, call),

@@ -22,6 +22,8 @@ from app.text import without_controls
 
 # What a transcription event's `Track` may say for the service's own transcriptions (see transcript_chunk).
 INBOUND_TRACK_NAMES = frozenset({"inbound_track", "caller", "agent"})
+# No message lasts a day (our <Record> stops at its maxLength, 120 s): a longer length is not believed.
+MAX_RECORDING_SECONDS = 86400
 
 
 class MalformedWebhook(ValueError):
@@ -100,7 +102,10 @@ class TwilioForm:
 
     def recording(self) -> Recording:
         """The message recorded, if any (an empty URL: nothing was recorded)."""
-        return Recording(self.recording_url[:512], self.recording_duration)
+        duration = self.recording_duration
+        # A length no recording has (<Record> stops at its maxLength) is not kept: it would not fit the column.
+        return Recording(self.recording_url[:512],
+                         duration if duration is not None and 0 <= duration <= MAX_RECORDING_SECONDS else None)
 
     def transcript_chunk(self) -> TranscriptChunk | None:
         """The words of a final transcription result on the party's own (inbound) track; None for anything else.
