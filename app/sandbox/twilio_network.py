@@ -108,6 +108,8 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         self.webhook_faults: list[tuple[str, int]] = []
         self.calls: dict[str, SimCall] = {}
         self.faults: list[tuple[str, str, int, int, str, bool]] = []
+        # (route, method, work): run while the next such request is answered (while_answering_next).
+        self.answer_hooks: list[tuple[str, str, Callable[[], None]]] = []
         self.numbers: dict[str, dict] = {}
         # The account's verified outgoing caller IDs (OutgoingCallerIds): numbers it may show besides its own.
         self.verified_caller_ids: set[str] = set()
