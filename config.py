@@ -118,6 +118,9 @@ class Settings:
     room_empty_timeout_seconds: int = 1800
     # How often the reconciler job asks Twilio about live calls (0: only `flask calls reconcile`).
     reconcile_interval_seconds: int = 60
+    # How long one reconciler pass may ask Twilio and fix legs before it leaves the rest to the next pass
+    # (less than the interval; when not set, 30 s or half the interval, whichever is shorter).
+    reconcile_pass_seconds: float = 30.0
     # Whether each service process also works jobs (true), or only separate `flask jobs work` processes do.
     jobs_in_process: bool = True
     # How many jobs one worker runs at once.
@@ -393,6 +396,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "IVR_MAX_ATTEMPTS": ("ivr_max_attempts", _int),
     "ROOM_EMPTY_TIMEOUT_SECONDS": ("room_empty_timeout_seconds", _int),
     "RECONCILE_INTERVAL_SECONDS": ("reconcile_interval_seconds", _int),
+    "RECONCILE_PASS_SECONDS": ("reconcile_pass_seconds", _seconds),
     "JOBS_IN_PROCESS": ("jobs_in_process", _bool),
     "JOB_CONCURRENCY": ("job_concurrency", _int),
     "JOB_STALLED_AFTER_SECONDS": ("job_stalled_after_seconds", _int),
@@ -425,6 +429,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool | No
         except ValueError as error:
             problems.append(f"{name}: {error}")
 
+    interval = values.get("reconcile_interval_seconds", Settings.reconcile_interval_seconds)
+    if interval:
+        values.setdefault("reconcile_pass_seconds", min(Settings.reconcile_pass_seconds, interval / 2))
     values.setdefault("log_format", "console" if values.get("app_env", "development") == "development" else "json")
     settings = Settings(**values)  # type: ignore[arg-type]
     problems.extend(_cross_checks(settings, merged))
@@ -481,6 +488,9 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         # The caller rings in the room until the browser publishes (LiveKit answers a SIP call only then);
         # their <Dial> gives up after 60 s, so the wait must end well before it.
         problems.append("BROWSER_JOIN_SECONDS: must be 5 to 50 (the caller rings in the room for at most 60 s)")
+    if settings.reconcile_interval_seconds and settings.reconcile_pass_seconds >= settings.reconcile_interval_seconds:
+        problems.append(f"RECONCILE_PASS_SECONDS: must be less than RECONCILE_INTERVAL_SECONDS "
+                        f"({settings.reconcile_interval_seconds}), so a pass ends before the next one is due")
     if settings.callback_attempts < 1:
         problems.append("CALLBACK_ATTEMPTS: must be at least 1")
     if settings.ivr_max_attempts < 1:

@@ -186,3 +186,11 @@ def test_the_centre_timezone_is_an_iana_name():
     for bad in ("Mars/Olympus_Mons", "GMT+1 ", "../../etc/passwd"):
         with pytest.raises(ConfigError, match="CENTRE_TIMEZONE: expected an IANA time zone name"):
             load_settings({"CENTRE_TIMEZONE": bad})
+
+
+def test_a_reconciler_pass_must_end_before_the_next_is_due():
+    with pytest.raises(ConfigError, match="RECONCILE_PASS_SECONDS: must be less than RECONCILE_INTERVAL_SECONDS"):
+        load_settings({"RECONCILE_INTERVAL_SECONDS": "60", "RECONCILE_PASS_SECONDS": "60"})
+    assert load_settings({}).reconcile_pass_seconds == 30
+    assert load_settings({"RECONCILE_INTERVAL_SECONDS": "20"}).reconcile_pass_seconds == 10  # half, when shorter
+    assert load_settings({"RECONCILE_INTERVAL_SECONDS": "0", "RECONCILE_PASS_SECONDS": "90"}).reconcile_pass_seconds == 90

@@ -2,8 +2,10 @@
 
 The outage is real (tests/test_database_outage.py `database_down`): the
 status callbacks Twilio sends meanwhile are answered 503 and, as Twilio
-does not retry them, lost. The reconciler then asks the sandbox's Twilio
-REST API (GET Calls/{sid}.json) and fixes what it contradicts.
+does not retry them, lost. The reconciler then lists the live calls from the
+sandbox's Twilio REST API (GET Calls.json?Status=...), asks about each leg
+missing from that list on its own (GET Calls/{sid}.json), and fixes what
+Twilio contradicts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from app.jobs.setup import reconciler_of
-from app.models import Agent, Call, Leg
+from app.models import FINAL_LEG_STATUSES, Agent, Call, Leg
 from tests.conftest import TEST_DATABASE
 from tests.test_database_outage import database_down
 from tests.transfer_helpers import ALICE, agent_activity, call_row, connected_call
@@ -29,7 +31,15 @@ def _reconcile(centre):
 
 
 def _asked(centre) -> list[str]:
-    return [r.path.rsplit("/", 1)[1] for r in centre.network.rest_log if r.method == "GET"]
+    """The calls asked about one by one (GET Calls/{sid}.json), as their file names."""
+    return [r.path.rsplit("/", 1)[1] for r in centre.network.rest_log
+            if r.method == "GET" and r.path.rsplit("/", 2)[1] == "Calls"]
+
+
+def _listed(centre, status: str | None = None) -> int:
+    """How many pages of live calls were asked for (GET Calls.json), of one STATUS or all."""
+    return sum(1 for r in centre.network.rest_log if r.method == "GET" and r.path.endswith("/Calls.json")
+               and status in (None, r.query.get("Status")))
 
 
 def test_a_caller_who_hung_up_during_an_outage_ends_the_call_once_the_reconciler_asks_twilio(centre):
@@ -40,7 +50,8 @@ def test_a_caller_who_hung_up_during_an_outage_ends_the_call_once_the_reconciler
 
     outcome = _reconcile(centre)
 
-    assert f"{caller.sid}.json" in _asked(centre) and f"{alice.sid}.json" in _asked(centre)
+    # Alice's leg is on Twilio's list of live calls; only the caller's, missing from it, is asked about.
+    assert _asked(centre) == [f"{caller.sid}.json"]
     assert outcome.fixed == [1]  # the caller's leg
     call = call_row(centre, caller.sid)
     assert call.status == "completed" and call.ended_at is not None
@@ -190,8 +201,8 @@ def test_the_reconciler_runs_as_a_job_on_its_timer_and_soon_after_an_outage(cent
 
     caller, _alice = connected_call(centre)
 
-    def passes() -> int:  # each pass asks Twilio about the caller's leg once
-        return _asked(centre).count(f"{caller.sid}.json")
+    def passes() -> int:  # each pass lists the calls in progress once
+        return _listed(centre, "in-progress")
 
     def until(count: int) -> None:
         give_up = time.monotonic() + 10
@@ -211,3 +222,99 @@ def test_the_reconciler_runs_as_a_job_on_its_timer_and_soon_after_an_outage(cent
         jobs = runtime.call(runtime.app.job_manager.list_jobs_async(task="reconcile", status="todo"))
     assert len(jobs) == 1 and jobs[0].scheduled_at is not None
     assert passes() == before
+
+
+def _callers_in_the_ivr(centre, count: int) -> list:
+    """COUNT callers on the line, each listening to the IVR: COUNT live caller legs."""
+    callers = [centre.dial(f"+1555123{index:04d}") for index in range(count)]
+    assert all(caller.status == "in-progress" for caller in callers)
+    return callers
+
+
+def _live_legs(centre) -> int:
+    with centre.db() as session:
+        return len(session.scalars(select(Leg).where(Leg.status.not_in(FINAL_LEG_STATUSES))).all())
+
+
+def test_a_pass_over_many_live_calls_lists_them_page_by_page_and_asks_about_none_on_its_own(centre, monkeypatch):
+    callers = _callers_in_the_ivr(centre, 5)
+    monkeypatch.setattr(centre.app.extensions["gateways"].twilio, "list_page_size", 2)
+    centre.network.rest_log.clear()
+
+    outcome = _reconcile(centre)
+
+    assert outcome.asked == 5 and outcome.asked_one_by_one == 0 and outcome.fixed == []
+    # ceil(5 / 2) pages of calls in progress, and one (empty) page of each other live status.
+    assert (_listed(centre, "in-progress"), _listed(centre, "queued"), _listed(centre, "ringing")) == (3, 1, 1)
+    assert _asked(centre) == []
+    assert all(caller.live for caller in callers) and _live_legs(centre) == 5
+
+
+def test_a_call_that_ended_while_its_callback_was_lost_is_fixed_with_one_request_of_its_own(centre, monkeypatch):
+    callers = _callers_in_the_ivr(centre, 4)
+    monkeypatch.setattr(centre.app.extensions["gateways"].twilio, "list_page_size", 2)
+    with database_down(centre):
+        callers[2].hangup()
+    centre.network.rest_log.clear()
+
+    outcome = _reconcile(centre)
+
+    assert _asked(centre) == [f"{callers[2].sid}.json"] and outcome.asked_one_by_one == 1
+    assert outcome.fixed == [3] and outcome.asked == 4
+    assert call_row(centre, callers[2].sid).status == "abandoned"  # hung up in the IVR
+    assert "leg_reconciled" in centre.timeline(callers[2].sid)
+    assert _live_legs(centre) == 3
+
+
+def test_a_pass_out_of_time_stops_asking_and_the_next_pass_asks_the_rest(centre, caplog):
+    callers = _callers_in_the_ivr(centre, 4)
+    with database_down(centre):
+        for caller in callers[:3]:
+            caller.hangup()
+    pass_seconds = centre.app.config["SETTINGS"].reconcile_pass_seconds
+    # Twilio takes longer than the whole pass may last to answer about the first leg that ended.
+    centre.network.while_answering_next(f"Calls/{callers[0].sid}.json",
+                                        lambda: centre.network.clock.advance(pass_seconds + 1))
+    centre.network.rest_log.clear()
+
+    first = _reconcile(centre)
+
+    assert _asked(centre) == [f"{callers[0].sid}.json"]
+    assert first.fixed == [1] and first.not_reached == [2, 3]
+    cut_short = [r for r in caplog.records if "reconcile_pass_cut_short" in r.getMessage()]
+    assert len(cut_short) == 1 and "'left': 2" in cut_short[0].getMessage()
+    assert call_row(centre, callers[1].sid).status == "ivr"
+    centre.network.rest_log.clear()
+
+    second = _reconcile(centre)
+
+    assert _asked(centre) == [f"{callers[1].sid}.json", f"{callers[2].sid}.json"]
+    assert second.fixed == [2, 3] and second.not_reached == []
+    assert [call_row(centre, caller.sid).status for caller in callers[:3]] == ["abandoned"] * 3
+    assert callers[3].live and call_row(centre, callers[3].sid).ended_at is None  # its IVR timed out meanwhile
+
+
+def test_a_call_arriving_after_the_legs_were_read_is_not_asked_about_nor_ended(centre):
+    earlier = _callers_in_the_ivr(centre, 1)[0]
+    arrived = []
+    # A caller dials in while Twilio answers the first list: on no list, and read by the pass never.
+    centre.network.while_answering_next("Calls.json", lambda: arrived.append(centre.dial("+15551239999")))
+    centre.network.rest_log.clear()
+
+    outcome = _reconcile(centre)
+
+    assert len(arrived) == 1 and arrived[0].live
+    assert outcome.asked == 1 and outcome.fixed == [] and _asked(centre) == []
+    assert call_row(centre, arrived[0].sid).status == "ivr" and earlier.live
+    assert "leg_reconciled" not in centre.timeline(arrived[0].sid)
+
+
+def test_twilio_failing_to_list_the_live_calls_leaves_every_leg_for_the_next_pass(centre):
+    caller, alice = connected_call(centre)
+    with database_down(centre):
+        caller.hangup()
+    centre.network.fail_next("Calls.json", method="GET", status=503, code=20503, message="Service Unavailable")
+    outcome = _reconcile(centre)
+    assert outcome.unanswered == [1, 2] and outcome.fixed == [] and outcome.asked == 0
+    assert _reconcile(centre).fixed == [1]
+    assert call_row(centre, caller.sid).status == "completed"

@@ -2,6 +2,7 @@
 
 import json
 import threading
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from flask import Flask, Response, request
@@ -529,3 +530,27 @@ def test_a_play_lasts_as_long_as_its_audio(toy):
     assert call.waiting_on.tag == "Play"
     call.wait(0.1)
     assert call.heard[-1] == "After the music."
+
+
+def test_calls_list_pages_through_the_calls_of_one_status_newest_first(network):
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+    auth = (ACCOUNT_SID, AUTH_TOKEN)
+    calls = [network.incoming_call(CALLER, NUMBER) for _ in range(3)]
+    network.ring_out(network.rest_create_call({"To": "sip:agent@sip.test", "From": NUMBER,
+                                               "Url": BASE + "/agent"})[1]["sid"], "busy")
+    status, first = network.handle_rest("GET", path, query={"Status": "in-progress", "PageSize": "2"}, auth=auth)
+
+    assert status == 200 and [c["sid"] for c in first["calls"]] == [calls[2].sid, calls[1].sid]
+    assert (first["page"], first["page_size"], first["start"], first["end"]) == (0, 2, 0, 1)
+    assert first["previous_page_uri"] is None and first["uri"] == first["first_page_uri"]
+    next_uri = urlsplit(first["next_page_uri"])
+    assert next_uri.path == path
+    status, second = network.handle_rest("GET", next_uri.path, query=parse_qsl(next_uri.query), auth=auth)
+    assert [c["sid"] for c in second["calls"]] == [calls[0].sid]
+    assert (second["page"], second["start"], second["end"], second["next_page_uri"]) == (1, 2, 2, None)
+    previous = urlsplit(second["previous_page_uri"])
+    back = network.handle_rest("GET", previous.path, query=parse_qsl(previous.query), auth=auth)[1]
+    assert [c["sid"] for c in back["calls"]] == [calls[2].sid, calls[1].sid]
+    busy = network.handle_rest("GET", path, query={"Status": "busy"}, auth=auth)[1]
+    assert [c["status"] for c in busy["calls"]] == ["busy"]
+    assert network.handle_rest("GET", path, query={"PageSize": "1001"}, auth=auth)[1]["code"] == 20007

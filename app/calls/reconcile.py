@@ -2,16 +2,45 @@
 
 Twilio does not retry a status callback, so one that meets a database
 outage (answered 503) or a crash is lost: the call stays `connected`, its
-agent `on_call`. The reconciler asks Twilio's REST API (GET Calls/{sid})
-for the status of each Twilio leg the database holds as live, and of the
-last leg of each agent kept LEAVING, and feeds a final status through the
-same reaction its status callback would have run. So a lost callback is
-caught up exactly as the callback would have done it, nothing more.
+agent `on_call`. The reconciler learns Twilio's status of each Twilio leg
+the database holds as live, and of the last leg of each agent kept LEAVING,
+and feeds a final status through the same reaction its status callback
+would have run. So a lost callback is caught up exactly as the callback
+would have done it, nothing more.
 
-It runs one call at a time: Twilio is asked with no transaction open, then
-the call is locked and its leg read afresh, so a callback that arrived
+Twilio is asked in two ways. First the account's live calls, listed (GET
+Calls.json?Status=queued, then ringing, then in-progress, page after page:
+ceil(live calls / page size) requests a status); every leg on that list is
+live, as the database says, and costs nothing more. A leg that is not on it
+has ended (or Twilio no longer knows it): only that leg is asked about on its
+own (GET Calls/{sid}), for its final status. So a pass over a few hundred
+live calls costs a few list requests, plus one request per leg that really
+ended unheard.
+
+Why a leg missing from the list may be taken as ended, and asked about:
+- The database's legs are read before the list is requested. A leg with a
+  Twilio sid in that read was placed at Twilio before the list began; a call
+  placed later (a caller dialling in while the list is read) is on no list,
+  but its leg is not in the read either, so it is never asked about. A leg
+  whose dial Twilio has not confirmed (no sid yet) is never asked.
+- The statuses are listed in the order a call passes through them (queued,
+  ringing, in-progress), so a call that moves on during the listing lands on
+  a later list: a call live from the first request to the last is on one.
+- Its own request is Twilio's word, not a guess: a leg the list missed all
+  the same (Twilio's list lagging behind) answers live and is left alone.
+
+Each fix runs one call at a time: Twilio is asked with no transaction open,
+then the call is locked and its leg read afresh, so a callback that arrived
 meanwhile wins and the reconciler changes nothing. An agent left busy with
 no live leg at all (a state no callback can fix) is freed, with an event.
+
+A pass is bounded in time (RECONCILE_PASS_SECONDS, less than the interval):
+once it is up, the pass stops asking and fixing, logs
+`reconcile_pass_cut_short` with the legs left, and frees stranded agents as
+usual. The legs asked one by one are taken in leg id order, and each that
+Twilio answers is fixed and leaves the database's live legs, so the next
+pass starts with the ones this pass did not reach (and any Twilio did not
+answer for); no position needs to be kept between passes.
 
 Before asking Twilio, a pass carries out what a dead worker left in the
 outbox (effects committed but never carried out: `carry_out_leftovers`),
@@ -19,12 +48,11 @@ and gives up rings nobody will report on (a browser ring past its timeout,
 a dial Twilio never confirmed: reactions.expire_rings) and transfer menus
 nobody answered (transfers.give_up_unanswered_menus).
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Callable
+from typing import Callable, Protocol
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -72,11 +100,23 @@ class LiveLeg:
     keeps_agent: bool = False  # ended here, its agent kept LEAVING until Twilio says it is over
 
 
+class TwilioCalls(Protocol):
+    """What the reconciler asks Twilio (app/gateways/twilio.py); both raise TwilioError when Twilio cannot answer."""
+
+    def live_calls(self) -> dict[str, str]:
+        """The account's live calls: sid -> status."""
+
+    def call_status(self, sid: str) -> str | None:
+        """One call's status; None when Twilio does not know it."""
+
+
 @dataclass
 class Reconciliation:
-    """What one pass found: legs asked about, legs fixed, Twilio failures, agents freed."""
+    """What one pass found: legs asked about, legs fixed, Twilio failures, agents freed, legs not reached."""
 
-    asked: int = 0
+    asked: int = 0  # legs whose status Twilio gave, on its list or asked one by one
+    asked_one_by_one: int = 0  # of them, legs asked about on their own (not on the list of live calls)
+    not_reached: list[int] = field(default_factory=list)  # legs left when the pass ran out of time
     fixed: list[int] = field(default_factory=list)
     unanswered: list[int] = field(default_factory=list)
     agents_freed: list[str] = field(default_factory=list)
@@ -203,15 +243,17 @@ def free_stranded_agents(t: Telephony) -> list[str]:
     return freed
 
 
-def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None], session: Session) -> Reconciliation:
-    """One pass: ask Twilio about each leg of `legs_to_ask`, fix what it contradicts, free stranded agents.
+def reconcile(step: Callable[[], object], twilio: TwilioCalls, session: Session,
+              pass_seconds: float) -> Reconciliation:
+    """One pass: the legs of `legs_to_ask`, then Twilio's live calls, the others asked one by one; fixes; agents.
 
     STEP opens one committed step (a context manager giving a Telephony);
-    ASK_TWILIO answers a call's status (None when Twilio does not know it)
-    and raises TwilioError when Twilio cannot answer; SESSION reads the list.
+    TWILIO lists the live calls and answers one call's status; SESSION reads
+    the legs. After PASS_SECONDS the pass stops asking (`reconcile_pass_cut_short`).
     """
     from app.gateways.twilio import TwilioError
 
+    deadline = utcnow() + timedelta(seconds=pass_seconds)
     result = Reconciliation()
     result.calls_recovered = carry_out_leftovers(step, session)
     with step() as t:
@@ -220,24 +262,40 @@ def reconcile(step: Callable[[], object], ask_twilio: Callable[[str], str | None
         result.menus_given_up = give_up_unanswered_menus(t)
     # A call whose effects were just carried out is in motion (a goodbye still
     # to play, a redirect on its way): Twilio is asked about it next pass.
+    # The database's legs are read before Twilio's list is asked for (see above).
     legs = [live for live in legs_to_ask(session) if live.call_id not in result.calls_recovered]
     session.rollback()  # no transaction stays open while Twilio answers
-    for live in legs:
-        result.asked += 1
-        try:
-            status = ask_twilio(live.call_sid) or UNKNOWN_TO_TWILIO
-        except TwilioError as error:
-            log.warning("reconcile_twilio_failed", leg_id=live.leg_id, error=str(error)[:200])
-            result.unanswered.append(live.leg_id)
-            continue
+    try:
+        live_at_twilio = twilio.live_calls() if legs else {}
+    except TwilioError as error:
+        log.warning("reconcile_twilio_failed", listing="live calls", error=str(error)[:200])
+        result.unanswered = [live.leg_id for live in legs]
+        legs = []
+    result.asked = sum(1 for live in legs if live.call_sid in live_at_twilio)
+    to_settle = [live for live in legs if live.keeps_agent or live.call_sid not in live_at_twilio]
+    for index, live in enumerate(to_settle):
+        if utcnow() >= deadline:
+            result.not_reached = [left.leg_id for left in to_settle[index:]]
+            log.warning("reconcile_pass_cut_short", left=len(result.not_reached), pass_seconds=pass_seconds)
+            break
+        status = live_at_twilio.get(live.call_sid)
+        if status is None:
+            result.asked_one_by_one += 1
+            try:
+                status = twilio.call_status(live.call_sid) or UNKNOWN_TO_TWILIO
+            except TwilioError as error:
+                log.warning("reconcile_twilio_failed", leg_id=live.leg_id, error=str(error)[:200])
+                result.unanswered.append(live.leg_id)
+                continue
+            result.asked += 1
         if live.keeps_agent or status == UNKNOWN_TO_TWILIO or CallProgress.parse(status).is_final:
             with step() as t:
                 if apply_twilio_status(t, live, status):
                     result.fixed.append(live.leg_id)
     with step() as t:
         result.agents_freed = free_stranded_agents(t)
-    log.info("reconcile_done", asked=result.asked, fixed=len(result.fixed), unanswered=len(result.unanswered),
+    log.info("reconcile_done", asked=result.asked, asked_one_by_one=result.asked_one_by_one,
+             fixed=len(result.fixed), unanswered=len(result.unanswered), not_reached=len(result.not_reached),
              agents_freed=len(result.agents_freed), calls_recovered=len(result.calls_recovered),
              rings_given_up=result.rings_given_up, menus_given_up=result.menus_given_up)
     return result
-

@@ -17,6 +17,11 @@ from twilio.rest import Client
 CALL_NOT_IN_PROGRESS = 21220
 LIVE_BEFORE_ANSWER = ("queued", "ringing")
 ALL_CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
+# The Call resource's live statuses, in the order a call passes through them: listed in this order, a call
+# that stays live throughout the listing is on one of the lists (it can only move on to a later one).
+LIVE_STATUSES = ("queued", "ringing", "in-progress")
+# The most calls one page of a list may hold (Twilio error 20007, "Page size too large": 1000 at most).
+LARGEST_PAGE = 1000
 
 
 class TwilioError(Exception):
@@ -111,6 +116,7 @@ class TwilioGateway:
         # Recordings' audio is read outside twilio-python, which answers JSON only.
         self._media = requests.Session()
         self.client = Client(account_sid, auth_token, http_client=self.http_client)
+        self.list_page_size = LARGEST_PAGE
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -219,6 +225,20 @@ class TwilioGateway:
                 return None
             raise
         return call.status
+
+    def live_calls(self) -> dict[str, str]:
+        """The account's live calls, sid -> status: one list per live status, page after page.
+
+        GET Calls.json?Status=...&PageSize=... then each page's next_page_uri
+        (twilio.com/docs/voice/api/call-resource#read-multiple-call-resources,
+        paging: twilio.com/docs/usage/twilios-response); a status takes
+        ceil(calls / list_page_size) requests, one at least.
+        """
+        def listing() -> dict[str, str]:
+            return {call.sid: call.status for status in LIVE_STATUSES
+                    for call in self.client.calls.stream(status=status, page_size=self.list_page_size)}
+
+        return self._do(listing)
 
     def stop_transcription(self, call_sid: str, name: str) -> None:
         """Stop a live call's real-time transcription, named by the `name` it started with (or its SID).

@@ -43,8 +43,8 @@ class Reconciler:
                     return Reconciliation()
                 try:
                     with self.tools.make_session() as session:
-                        outcome = reconcile(lambda: job_step(self.tools), self.tools.outside.twilio.call_status,
-                                            session)
+                        outcome = reconcile(lambda: job_step(self.tools), self.tools.outside.twilio, session,
+                                            self.tools.settings.reconcile_pass_seconds)
                     resume_paused_transcriptions(self.tools)
                     return outcome
                 finally:

@@ -112,6 +112,8 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         self.webhook_faults: list[tuple[str, int]] = []
         self.calls: dict[str, SimCall] = {}
         self.faults: list[tuple[str, str, int, int, str, bool]] = []
+        # (route, method, work): run while the next such request is answered (while_answering_next).
+        self.answer_hooks: list[tuple[str, str, Callable[[], None]]] = []
         self.numbers: dict[str, dict] = {}
         # Recordings made by <Record>, by RecordingSid: their audio is served at their RecordingUrl.
         self.recordings: dict[str, dict] = {}

@@ -11,8 +11,8 @@ import struct
 import wave
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Optional
-from urllib.parse import parse_qsl, urlsplit
+from typing import Callable, Optional
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from werkzeug.datastructures import MultiDict
 
@@ -117,19 +117,17 @@ class RestApi:
             if not match or match.group(1) != self.account_sid:
                 return _error(404, 20404, f"The requested resource {path} was not found")
             route, method = match.group(2), method.upper()
-            fault = self._take_fault(route, method)
+            meanwhile = _take_first(self.answer_hooks, route, method)
+            fault = _take_first(self.faults, route, method)
             if fault is not None and not fault[5]:
-                return _error(*fault[2:5])
-            answer = self._route(route, method, path, form, query)
-            # Applied but answered with an error: Twilio did it, the client never heard so.
-            return _error(*fault[2:5]) if fault is not None else answer
-
-    def _take_fault(self, route: str, method: str):
-        for index, fault in enumerate(self.faults):
-            if fault[0] == route and fault[1] == method:
-                del self.faults[index]
-                return fault
-        return None
+                answer = _error(*fault[2:5])
+            else:
+                answer = self._route(route, method, path, form, query)
+                # Applied but answered with an error: Twilio did it, the client never heard so.
+                answer = _error(*fault[2:5]) if fault is not None else answer
+        if meanwhile is not None:
+            meanwhile[2]()  # outside the state lock: it may place calls and deliver webhooks
+        return answer
 
     def _route(self, route: str, method: str, path: str, form: MultiDict, query: MultiDict) -> "tuple[int, dict]":
         if route == "Calls.json" and method == "POST":
@@ -153,6 +151,8 @@ class RestApi:
         found = re.fullmatch(r"Recordings/(RE[0-9a-f]+)(\.wav|\.mp3|\.json)?", route)
         if found and method == "GET" and found.group(1) in self.recordings:
             return self._recording(self.recordings[found.group(1)], found.group(2) or ".wav", path)
+        if route == "Calls.json" and method == "GET":
+            return self._list_calls(query, path)
         if route == "IncomingPhoneNumbers.json" and method == "GET":
             return self._list_numbers(query, path)
         found = re.fullmatch(r"IncomingPhoneNumbers/([^/]+)\.json", route)
@@ -192,6 +192,15 @@ class RestApi:
         """
         with self._state:
             self.faults.append((route, method.upper(), status, code, message, applied))
+
+    def while_answering_next(self, route: str, work: Callable[[], None], method: str = "GET") -> None:
+        """Run WORK while the next METHOD request to ROUTE is answered, before the client hears the answer.
+
+        A slow answer is `network.clock.advance(seconds)` here (the request
+        took that long); a call arriving meanwhile is `incoming_call(...)`.
+        """
+        with self._state:
+            self.answer_hooks.append((route, method.upper(), work))
 
     def install(self, responses_mock, base_url: str = "https://api.twilio.com") -> None:
         """Serve the REST routes through a `responses` mock."""
@@ -341,6 +350,49 @@ class RestApi:
             "uri": self._path(f"Calls/{call.sid}/Transcriptions/{transcription['sid']}.json"),
         }
 
+    def _list_calls(self, query: MultiDict, path: str) -> "tuple[int, dict]":
+        """GET Calls.json: the account's calls, newest first, one page at a time; Status keeps one status.
+
+        Twilio: PageSize at most 1000 (error 20007); each page names the next
+        by next_page_uri (with a PageToken), null on the last
+        (twilio.com/docs/voice/api/call-resource#read-multiple-call-resources,
+        twilio.com/docs/usage/twilios-response). The token here is the sid
+        the page ends after (PA) or starts before (PB), so a call that ends or
+        begins meanwhile moves no other call to another page. Of the filters
+        only Status is served.
+        """
+        try:
+            page_size, page = int(query.get("PageSize") or 50), int(query.get("Page") or 0)
+        except ValueError:
+            return _error(400, 20001, "Invalid paging parameter")  # Guess: the docs name no code for this
+        if page_size > 1000:
+            return _error(400, 20007, "Page size too large")
+        newest_first = list(reversed(self.calls.values()))
+        token, sids = query.get("PageToken") or "", [call.sid for call in newest_first]
+        if token[2:] and token[2:] not in sids:
+            return _error(400, 21481, "Invalid PageToken")
+        if token.startswith("PA"):
+            newest_first = newest_first[sids.index(token[2:]) + 1:]
+        elif token.startswith("PB"):
+            newest_first = newest_first[:sids.index(token[2:])]
+        wanted = [call for call in newest_first if call.status == query["Status"]] if query.get("Status") \
+            else newest_first
+        found = wanted[-page_size:] if token.startswith("PB") else wanted[:page_size]
+        more_after = len(wanted) > page_size and not token.startswith("PB")
+
+        def page_uri(number: int, page_token: str = "") -> str:
+            params = {**({"Status": query["Status"]} if query.get("Status") else {}), "PageSize": page_size,
+                      "Page": number, **({"PageToken": page_token} if page_token else {})}
+            return f"{path}?{urlencode(params)}"
+
+        return 200, {
+            "calls": [call.resource() for call in found], "page": page, "page_size": page_size,
+            "start": page * page_size, "end": page * page_size + max(len(found) - 1, 0),
+            "uri": page_uri(page, token), "first_page_uri": page_uri(0),
+            "next_page_uri": page_uri(page + 1, "PA" + found[-1].sid) if found and more_after else None,
+            "previous_page_uri": page_uri(page - 1, "PB" + found[0].sid) if found and page > 0 else None,
+        }
+
     def _list_numbers(self, query: MultiDict, path: str) -> "tuple[int, dict]":
         wanted = query.get("PhoneNumber")
         found = [self._number_resource(n) for n in self.numbers.values()
@@ -380,6 +432,14 @@ def basic_credentials(header: Optional[str]) -> Optional["tuple[str, str]"]:
     except ValueError:
         return None
     return user, password
+
+
+def _take_first(pending: list, route: str, method: str):
+    """Remove and return the first of PENDING (route, method, ...) meant for ROUTE and METHOD, or None."""
+    for index, entry in enumerate(pending):
+        if entry[0] == route and entry[1] == method:
+            return pending.pop(index)
+    return None
 
 
 def _error(status: int, code: int, message: str) -> "tuple[int, dict]":
