@@ -186,3 +186,11 @@ def test_the_centre_timezone_is_an_iana_name():
     for bad in ("Mars/Olympus_Mons", "GMT+1 ", "../../etc/passwd"):
         with pytest.raises(ConfigError, match="CENTRE_TIMEZONE: expected an IANA time zone name"):
             load_settings({"CENTRE_TIMEZONE": bad})
+
+
+@pytest.mark.parametrize("name", ["LOGIN_FAILURES_PER_ADDRESS", "LOGIN_FAILURES_PER_USER",
+                                  "LOGIN_FAILURE_WINDOW_SECONDS"])
+def test_the_sign_in_limits_are_at_least_one(name):
+    with pytest.raises(ConfigError, match=f"{name}: must be at least 1"):
+        load_settings({name: "0"}, dotenv=False)
+    assert getattr(load_settings({name: "7"}, dotenv=False), name.lower()) == 7
