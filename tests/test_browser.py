@@ -84,7 +84,7 @@ def test_an_agent_cannot_open_the_board_or_another_agents_call(browser, live_cen
     response = carmen.goto("/board")
     assert response.status == 403 and "Not for your role" in carmen.content()
     response = carmen.goto(f"/calls/{caller.sid}")
-    assert response.status == 403 and "Agents can open the pages of calls they took part in only." in carmen.content()
+    assert response.status == 403 and "Agents can open the pages of calls they are on or talked on only." in carmen.content()
 
     alice = new_page(browser, centre)
     sign_in(alice, "alice")

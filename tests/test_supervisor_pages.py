@@ -12,6 +12,7 @@ from app.models import Transfer, Utterance
 from app.sandbox import scenarios
 from app.supervisor.stream import StreamTiming
 from tests.transfer_helpers import (
+    ALICE,
     BOB,
     accepts,
     call_row,
@@ -161,7 +162,7 @@ def test_what_the_caller_said_is_escaped(centre, users):
     assert "&lt;script&gt;" in html and "&lt;img src=x" in html
 
 
-def test_an_agent_sees_only_calls_they_took_part_in(centre, users):
+def test_an_agent_sees_only_calls_they_are_on_or_talked_on(centre, users):
     caller, _alice = connected_call(centre)
     assert signed_in(centre, "alice").get(f"/calls/{caller.sid}").status_code == 200
     refused = signed_in(centre, "carmen").get(f"/calls/{caller.sid}")
@@ -170,6 +171,57 @@ def test_an_agent_sees_only_calls_they_took_part_in(centre, users):
     assert signed_in(centre, "sam").get("/calls/CAnothing").status_code == 404
     # An agent may look, but the transfer buttons are the supervisor's.
     assert 'action="/calls/' not in signed_in(centre, "alice").get(f"/calls/{caller.sid}").get_data(as_text=True)
+
+
+def stream_events(response):
+    """The event names of a streamed response, as it yields them."""
+    buffer = ""
+    for chunk in response.response:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            message, buffer = buffer.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in message.splitlines() if ": " in line)
+            if "event" in fields:
+                yield fields["event"]
+
+
+def test_an_agent_who_declined_the_whisper_can_no_longer_read_the_call(centre, users):
+    with centre.db() as session:
+        create_user(session, "bob", PASSWORD, "agent", agent_extension="102")
+    alice, bob, carmen, sam = (signed_in(centre, name) for name in ("alice", "bob", "carmen", "sam"))
+    caller = centre.dial()
+    caller.speak("my bill doubled")
+    alice_phone = centre.agent_phone(ALICE)
+    centre.network.answer(alice_phone.sid)
+    pages = [f"/calls/{caller.sid}", f"/calls/{caller.sid}/snapshot"]
+    # While she hears the whisper she is on the call: its page is open to her, and followed.
+    assert [alice.get(page).status_code for page in pages] == [200, 200]
+    stream = alice.get(f"/calls/{caller.sid}/stream", buffered=False)
+    events = stream_events(stream)
+    assert next(events) == "snapshot"
+
+    alice_phone.press("2")  # declines
+    try:
+        assert next(events) == "gone", "the page she had open stops following the call"
+    finally:
+        stream.close()
+    for page in pages + [f"/calls/{caller.sid}/stream"]:
+        assert alice.get(page).status_code == 403, page
+
+    centre.network.answer(centre.agent_phone(BOB).sid)
+    centre.agent_phone(BOB).press("1")
+    assert call_row(centre, caller.sid).status == "connected"
+    assert [bob.get(page).status_code for page in pages] == [200, 200]
+    assert carmen.get(pages[0]).status_code == 403
+
+    caller.hangup()
+    assert call_row(centre, caller.sid).is_final
+    # After the call: the agent who answered still reads it, the one who declined and one never rung do not.
+    assert [bob.get(page).status_code for page in pages] == [200, 200]
+    assert "my bill doubled" in bob.get(pages[0]).get_data(as_text=True)
+    assert [alice.get(page).status_code for page in pages] == [403, 403]
+    assert carmen.get(pages[0]).status_code == 403
+    assert sam.get(pages[0]).status_code == 200
 
 
 def test_a_post_without_csrf_token_is_refused(centre, users):

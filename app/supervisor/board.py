@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.kinds import SummarySource
@@ -168,11 +168,15 @@ def find_call(session: Session, call_sid: str) -> Call | None:
     return session.scalar(select(Call).where(Call.call_sid == call_sid))
 
 
-def took_part(session: Session, call: Call, agent_id: int | None) -> bool:
-    """Whether this agent had a leg on the call (took it, or was a transfer's target)."""
+def agent_may_read(session: Session, call: Call, agent_id: int | None) -> bool:
+    """Whether this agent may read the call's page: while a leg of theirs is on it (ringing, hearing the whisper,
+    talking, held), or for good once a leg of theirs was connected (they talked on it). Being rung and
+    declining, missing it or being cancelled leaves nothing open once that leg is over."""
     if agent_id is None:
         return False
-    return session.scalar(select(func.count(Leg.id)).where(Leg.call_id == call.id, Leg.agent_id == agent_id)) > 0
+    return bool(session.scalar(select(exists().where(
+        Leg.call_id == call.id, Leg.agent_id == agent_id,
+        or_(Leg.status.not_in(list(FINAL_LEG_STATUSES)), Leg.connected_at.is_not(None))))))
 
 
 def call_cursor(session: Session, call_id: int) -> str:

@@ -184,8 +184,9 @@ def _viewable_call(call_sid: str) -> tuple[Call | None, Response | None]:
     call = board.find_call(session, call_sid)
     if call is None:
         return None, error_page(404, "No such call", f"There is no call {call_sid}.")
-    if not _is_supervisor() and not board.took_part(session, call, current_agent_id()):
-        return None, error_page(403, "Not your call", "Agents can open the pages of calls they took part in only.")
+    if not _is_supervisor() and not board.agent_may_read(session, call, current_agent_id()):
+        return None, error_page(403, "Not your call", "Agents can open the pages of calls they are on or "
+                                "talked on only.")
     return call, None
 
 
@@ -223,11 +224,12 @@ def call_stream(call_sid: str):
     call, refused = _viewable_call(call_sid)
     if refused:
         return refused
-    call_id, may_act = call.id, _is_supervisor()
+    call_id, may_act, agent_id = call.id, _is_supervisor(), current_agent_id()
 
     def snapshot(session):
         current = session.get(Call, call_id)
-        if current is None:  # the call's records were removed while the page watched
+        # The call's records were removed while the page watched, or an agent's access ended (they declined).
+        if current is None or not (may_act or board.agent_may_read(session, current, agent_id)):
             return None
         return {**board.call_page(session, current), "may_act": may_act}
 
