@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.agents.service import SUPERVISOR_PRESENCES
 from app.kinds import SummarySource
 from app.models import (
     FINAL_CALL_STATUSES,
@@ -54,6 +55,11 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _clock(moment: datetime | None) -> str:
     return moment.strftime("%H:%M:%S") if moment else ""
+
+
+def _utc_clock(moment: datetime | None) -> str | None:
+    """The hour and minute in UTC, labelled: what a page shows until its script shows the viewer's own time."""
+    return moment.astimezone(timezone.utc).strftime("%H:%M UTC") if moment else None
 
 
 def _agent_name(agent: Agent | None) -> str | None:
@@ -109,7 +115,7 @@ def live_calls(session: Session) -> list[dict]:
 
 
 def agents(session: Session) -> list[dict]:
-    """Every agent: presence, activity, the call they are on, calls missed in a row."""
+    """Every agent: presence and activity, each with since when, the call they are on, calls missed in a row."""
     live_legs = session.execute(
         select(Leg.agent_id, Call)
         .join(Call, Leg.call_id == Call.id)
@@ -125,8 +131,13 @@ def agents(session: Session) -> list[dict]:
                 "name": agent.name,
                 "extension": agent.extension,
                 "presence": agent.presence,
+                "presence_since": _iso(agent.presence_changed_at),
+                "presence_since_utc": _utc_clock(agent.presence_changed_at),
                 "activity": agent.activity,
                 "activity_label": label(agent.activity),
+                "activity_since": _iso(agent.activity_changed_at),
+                # The presences a supervisor may set them to from the board, other than the one they have.
+                "presence_choices": [p for p in SUPERVISOR_PRESENCES if p != agent.presence],
                 "current_call": call_sid,
                 "current_call_caller": caller or "unknown number",
                 "current_call_href": call_href(call_sid) if call_sid else None,
