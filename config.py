@@ -138,6 +138,11 @@ class Settings:
     supervisor_username: str = ""
     supervisor_password: str = ""
     ratelimit_storage_uri: str = "memory://"
+    # Failed sign-ins counted over LOGIN_FAILURE_WINDOW_SECONDS: from one address (whoever they try), and for one
+    # user from one address (app/auth/sign_in_limit.py). Successes never count.
+    login_failures_per_address: int = 20
+    login_failures_per_user: int = 5
+    login_failure_window_seconds: int = 300
     # A login session unused this long is ended (0: only by signing out or a password change).
     login_idle_hours: int = 12
 
@@ -405,6 +410,9 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "SUPERVISOR_USERNAME": ("supervisor_username", _text),
     "SUPERVISOR_PASSWORD": ("supervisor_password", _text),
     "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", _text),
+    "LOGIN_FAILURES_PER_ADDRESS": ("login_failures_per_address", _int),
+    "LOGIN_FAILURES_PER_USER": ("login_failures_per_user", _int),
+    "LOGIN_FAILURE_WINDOW_SECONDS": ("login_failure_window_seconds", _int),
     "LOGIN_IDLE_HOURS": ("login_idle_hours", _int),
 }
 
@@ -493,6 +501,9 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
                         f"({settings.reconcile_interval_seconds}), so a pass ends before the next one is due")
     if settings.callback_attempts < 1:
         problems.append("CALLBACK_ATTEMPTS: must be at least 1")
+    for name in ("LOGIN_FAILURES_PER_ADDRESS", "LOGIN_FAILURES_PER_USER", "LOGIN_FAILURE_WINDOW_SECONDS"):
+        if getattr(settings, name.lower()) < 1:
+            problems.append(f"{name}: must be at least 1")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
     if settings.max_request_bytes < MIN_REQUEST_BYTES:

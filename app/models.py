@@ -193,6 +193,10 @@ class Agent(Base):
     last_call_ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set when a call they talked on ends and WRAP_UP_SECONDS is on: their after-call work lasts until then.
     wrap_up_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When presence and activity last changed (the board's "away since", "on call 04:12"); written with them,
+    # by app/states/agents.py only. None: not since these were kept.
+    presence_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    activity_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     def __repr__(self) -> str:
@@ -343,6 +347,8 @@ class Leg(Base):
     placement: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the leg was first connected: its agent talked on the call (a whisper heard and declined is not).
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     call: Mapped[Call] = relationship(back_populates="legs")

@@ -143,8 +143,9 @@ def wait_until(check, timeout=10.0, step=0.05):
 VIEWPORT = {"width": 1280, "height": 800}
 
 
-def new_page(browser, centre):
-    context = browser.new_context(viewport=VIEWPORT, base_url=centre.url)
+def new_page(browser, centre, **context_options):
+    """A page in a fresh browser context (CONTEXT_OPTIONS: Playwright's, such as timezone_id)."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=centre.url, **context_options)
     context.set_default_timeout(15000)
     return context.new_page()
 

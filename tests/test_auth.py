@@ -144,17 +144,74 @@ def test_a_post_without_csrf_token_is_refused(client, people):
     assert client.get("/probe/board").status_code == 302
 
 
-def test_the_sixth_login_attempt_in_a_minute_is_refused(client, people):
+def _from(app, address):
+    """A browser of APP at ADDRESS (the address the sign-in limit counts by)."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def _fail(client, username, times):
     token = csrf_token_from(client.get("/login"))
-    # A blank password is refused before any (deliberately slow) hashing, and still counts.
-    form = {"username": "sam", "password": "", "csrf_token": token}
-    for _ in range(5):
-        assert client.post("/login", data=form).status_code == 200
-    form["password"] = SUPERVISOR_PASSWORD
-    response = client.post("/login", data=form)
-    assert response.status_code == 429
-    assert "Too many sign-in attempts" in response.get_data(as_text=True)
-    assert client.get("/login").status_code == 200, "only POST is limited"
+    form = {"username": username, "password": "not-the-password", "csrf_token": token}
+    return [client.post("/login", data=form).status_code for _ in range(times)]
+
+
+def test_successful_sign_ins_never_count(app, people):
+    # A shared office at shift start: one address, one sign-in after another.
+    office = [_from(app, "198.51.100.7") for _ in range(12)]
+    assert [log_in(client, "ada", AGENT_PASSWORD).status_code for client in office] == [302] * 12
+
+
+def test_five_wrong_passwords_lock_the_user_out_from_that_address_only(app, people):
+    attacker = _from(app, "203.0.113.9")
+    assert _fail(attacker, "sam", 5) == [200] * 5
+    refused = log_in(attacker, "sam", SUPERVISOR_PASSWORD)
+    assert refused.status_code == 429
+    assert "Too many wrong passwords for this user from your address" in refused.get_data(as_text=True)
+    assert 0 < int(refused.headers["Retry-After"]) <= 300
+    # The real user, at their own desk, and a colleague at the attacker's address, are not affected.
+    assert log_in(_from(app, "198.51.100.7"), "sam", SUPERVISOR_PASSWORD).headers["Location"] == "/board"
+    assert log_in(_from(app, "203.0.113.9"), "ada", AGENT_PASSWORD).headers["Location"] == "/console"
+    # Another spelling of the same username shares its counter.
+    assert _fail(attacker, "SAM", 1) == [429]
+
+
+def test_a_success_forgets_the_users_failures(app, people):
+    desk = _from(app, "198.51.100.7")
+    assert _fail(desk, "sam", 4) == [200] * 4
+    assert log_in(desk, "sam", SUPERVISOR_PASSWORD).status_code == 302
+    assert _fail(_from(app, "198.51.100.7"), "sam", 6) == [200] * 5 + [429]
+
+
+def test_one_address_trying_many_users_is_refused_for_all(make_app, settings, people):
+    app = make_app(settings, login_failures_per_address=3)
+    if "auth" not in app.blueprints:
+        app.register_blueprint(auth_blueprint)
+    sprayer = _from(app, "203.0.113.9")
+    assert [_fail(sprayer, name, 1)[0] for name in ("sam", "ada", "bob", "eve")] == [200, 200, 200, 429]
+    refused = log_in(sprayer, "ada", AGENT_PASSWORD)
+    assert refused.status_code == 429
+    assert "Too many failed sign-ins from your address" in refused.get_data(as_text=True)
+    assert log_in(_from(app, "198.51.100.7"), "ada", AGENT_PASSWORD).status_code == 302
+
+
+def test_a_form_that_checks_no_password_is_not_counted(client, people):
+    token = csrf_token_from(client.get("/login"))
+    # A blank password is refused before any (deliberately slow) hashing: no password was tried.
+    for _ in range(8):
+        assert client.post("/login", data={"username": "sam", "password": "", "csrf_token": token}).status_code == 200
+    assert log_in(client, "sam", SUPERVISOR_PASSWORD).status_code == 302
+
+
+def test_with_the_store_down_failures_are_counted_in_the_process(make_app, settings, people):
+    # Nothing listens on port 1: every look at the store fails, and the limit is kept in memory meanwhile.
+    app = make_app(settings, ratelimit_storage_uri="redis://127.0.0.1:1/0")
+    if "auth" not in app.blueprints:
+        app.register_blueprint(auth_blueprint)
+    client = _from(app, "203.0.113.9")
+    assert _fail(client, "sam", 6) == [200] * 5 + [429]
+    assert log_in(_from(app, "198.51.100.7"), "sam", SUPERVISOR_PASSWORD).status_code == 302
 
 
 def test_exempt_blueprints_take_posts_without_csrf_token(client):
@@ -341,12 +398,10 @@ def test_with_redis_the_login_limit_is_shared_by_every_worker(make_app, settings
     clients = [worker.test_client() for worker in workers]
     for client in clients:
         client.environ_base["REMOTE_ADDR"] = address
-    tokens = [csrf_token_from(client.get("/login")) for client in clients]
-    statuses = []
-    for attempt in range(6):
-        client, token = clients[attempt % 2], tokens[attempt % 2]
-        statuses.append(client.post("/login", data={"username": "sam", "password": "", "csrf_token": token}).status_code)
+    statuses = [_fail(clients[attempt % 2], "sam", 1)[0] for attempt in range(6)]
     assert statuses == [200, 200, 200, 200, 200, 429]
+    # Successes from that address, on either worker, count for nobody.
+    assert [log_in(_from(worker, address), "ada", AGENT_PASSWORD).status_code for worker in workers * 3] == [302] * 6
 
 
 def test_the_start_page_leads_to_sign_in_or_the_users_home(app, people):

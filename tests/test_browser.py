@@ -84,7 +84,7 @@ def test_an_agent_cannot_open_the_board_or_another_agents_call(browser, live_cen
     response = carmen.goto("/board")
     assert response.status == 403 and "Not for your role" in carmen.content()
     response = carmen.goto(f"/calls/{caller.sid}")
-    assert response.status == 403 and "Agents can open the pages of calls they took part in only." in carmen.content()
+    assert response.status == 403 and "Agents can open the pages of calls they are on or talked on only." in carmen.content()
 
     alice = new_page(browser, centre)
     sign_in(alice, "alice")
@@ -92,3 +92,52 @@ def test_an_agent_cannot_open_the_board_or_another_agents_call(browser, live_cen
     response = alice.goto(f"/calls/{caller.sid}")
     assert response.status == 200 and "Call from +15551230001" in alice.content()
     assert alice.locator("#transfer-form").count() == 0
+
+
+def test_supervisor_sets_an_agent_away_and_the_board_says_since_when(browser, live_centre):
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import select
+
+    from app.models import Agent
+
+    centre = live_centre
+    # The viewer is in India: the board shows their own clock time, labelled with its zone.
+    page = new_page(browser, centre, timezone_id="Asia/Kolkata")
+    sign_in(page, "sam")
+    page.wait_for_url(re.compile(r"/board$"))
+    page.wait_for_selector("text=Live: updates as calls change.")
+    row = page.locator('tr[data-extension="101"]')
+
+    # How long Alice has been idle, ticking in the browser.
+    duration = row.locator("[data-activity] .duration")
+    duration.filter(has_text=re.compile(r"^\d+:\d\d$")).wait_for()
+    assert row.locator("[data-activity]").inner_text().startswith("idle ")
+    first = duration.inner_text()
+    page.wait_for_function(
+        "first => document.querySelector('tr[data-extension=\"101\"] [data-activity] .duration').textContent"
+        " !== first", arg=first)
+
+    row.get_by_role("button", name="Set away").click()
+    page.wait_for_selector("text=Agent 101 is away now.")
+    presence = row.locator("[data-presence]")
+    presence.filter(has_text=re.compile(r"away since \d\d:\d\d GMT\+5:30")).wait_for()
+    with centre.db() as session:
+        changed = session.scalar(select(Agent.presence_changed_at).where(Agent.extension == "101"))
+    local = changed.astimezone(ZoneInfo("Asia/Kolkata")).strftime("%H:%M")
+    assert f"away since {local} GMT+5:30" in presence.inner_text()
+    # (Chromium's ICU still calls it by its older name.)
+    assert presence.locator("time").get_attribute("title") in ("your time zone: Asia/Kolkata",
+                                                               "your time zone: Asia/Calcutta")
+    row.locator("[data-activity] .duration").filter(has_text=re.compile(r"^\d+:\d\d$")).wait_for()
+
+    # Redrawn from the live stream, the row says the same, and offers the way back.
+    page.evaluate("window.notReloaded = true")
+    with centre.db() as session:
+        session.scalar(select(Agent).where(Agent.extension == "102")).name = "Bob O."  # any change to the board
+    page.wait_for_selector('tr[data-extension="102"] >> text=Bob O.', timeout=20000)
+    assert page.evaluate("window.notReloaded") is True
+    assert f"away since {local} GMT+5:30" in presence.inner_text()
+    row.get_by_role("button", name="Set available").click()
+    page.wait_for_selector("text=Agent 101 is available now.")
+    row.locator("[data-presence]", has_text=re.compile(r"available since \d\d:\d\d GMT\+5:30")).wait_for()

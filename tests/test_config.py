@@ -194,3 +194,11 @@ def test_a_reconciler_pass_must_end_before_the_next_is_due():
     assert load_settings({}).reconcile_pass_seconds == 30
     assert load_settings({"RECONCILE_INTERVAL_SECONDS": "20"}).reconcile_pass_seconds == 10  # half, when shorter
     assert load_settings({"RECONCILE_INTERVAL_SECONDS": "0", "RECONCILE_PASS_SECONDS": "90"}).reconcile_pass_seconds == 90
+
+
+@pytest.mark.parametrize("name", ["LOGIN_FAILURES_PER_ADDRESS", "LOGIN_FAILURES_PER_USER",
+                                  "LOGIN_FAILURE_WINDOW_SECONDS"])
+def test_the_sign_in_limits_are_at_least_one(name):
+    with pytest.raises(ConfigError, match=f"{name}: must be at least 1"):
+        load_settings({name: "0"}, dotenv=False)
+    assert getattr(load_settings({name: "7"}, dotenv=False), name.lower()) == 7

@@ -79,3 +79,30 @@ def test_models_round_trip(app):
         assert call.transfers[0].tried_agent_ids == [call.agent.id]
         assert session.scalar(select(Event)).detail == {"to": "102"}
         assert session.scalar(select(Agent)).skills == ["billing"]
+
+
+def test_0019_takes_the_legs_that_talked_from_what_they_show(tmp_path):
+    from sqlalchemy import text
+
+    url, drop = _scratch_database(tmp_path)
+    try:
+        cfg = alembic_config(url)
+        command.upgrade(cfg, "0017")
+        engine = make_engine(url, pooled=False)
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO calls (id, call_sid, direction, from_number, to_number, status, "
+                                    "ivr_attempts, created_at) VALUES (1, 'CA1', 'inbound', '', '', 'completed', 0, "
+                                    ":at)"), {"at": utcnow()})
+            for leg_id, status, answered in ((1, "ended", True), (2, "declined", True), (3, "connected", True),
+                                             (4, "no_answer", False), (5, "ended", False)):
+                connection.execute(text("INSERT INTO legs (id, call_id, role, status, placement, created_at, "
+                                        "answered_at) VALUES (:id, 1, 'agent', :status, 0, :at, :answered)"),
+                                   {"id": leg_id, "status": status, "at": utcnow(),
+                                    "answered": utcnow() if answered else None})
+        command.upgrade(cfg, "head")
+        with engine.connect() as connection:
+            talked = connection.execute(text("SELECT id FROM legs WHERE connected_at IS NOT NULL ORDER BY id"))
+            assert [row.id for row in talked] == [1, 3]
+        engine.dispose()
+    finally:
+        drop()

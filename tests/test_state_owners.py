@@ -26,6 +26,10 @@ OWNERS = {
     "state": {"app/states/transfers.py", "app/states/callbacks.py"},  # Transfer.state, Callback.state
     "activity": {"app/states/agents.py"},
     "presence": {"app/states/agents.py"},
+    # When a state last changed is written with it.
+    "activity_changed_at": {"app/states/agents.py"},
+    "presence_changed_at": {"app/states/agents.py"},
+    "connected_at": {"app/states/legs.py"},  # Leg.connected_at
 }
 MODELS = {"Call", "Leg", "Transfer", "Agent", "Callback"}
 

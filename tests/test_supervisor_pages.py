@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from app.auth.service import create_user
-from app.models import Transfer, Utterance
+from app.models import Agent, Event, Transfer, Utterance
 from app.sandbox import scenarios
 from app.supervisor.stream import StreamTiming
 from tests.transfer_helpers import (
+    ALICE,
     BOB,
     accepts,
     call_row,
@@ -161,7 +162,7 @@ def test_what_the_caller_said_is_escaped(centre, users):
     assert "&lt;script&gt;" in html and "&lt;img src=x" in html
 
 
-def test_an_agent_sees_only_calls_they_took_part_in(centre, users):
+def test_an_agent_sees_only_calls_they_are_on_or_talked_on(centre, users):
     caller, _alice = connected_call(centre)
     assert signed_in(centre, "alice").get(f"/calls/{caller.sid}").status_code == 200
     refused = signed_in(centre, "carmen").get(f"/calls/{caller.sid}")
@@ -170,6 +171,57 @@ def test_an_agent_sees_only_calls_they_took_part_in(centre, users):
     assert signed_in(centre, "sam").get("/calls/CAnothing").status_code == 404
     # An agent may look, but the transfer buttons are the supervisor's.
     assert 'action="/calls/' not in signed_in(centre, "alice").get(f"/calls/{caller.sid}").get_data(as_text=True)
+
+
+def stream_events(response):
+    """The event names of a streamed response, as it yields them."""
+    buffer = ""
+    for chunk in response.response:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            message, buffer = buffer.split("\n\n", 1)
+            fields = dict(line.split(": ", 1) for line in message.splitlines() if ": " in line)
+            if "event" in fields:
+                yield fields["event"]
+
+
+def test_an_agent_who_declined_the_whisper_can_no_longer_read_the_call(centre, users):
+    with centre.db() as session:
+        create_user(session, "bob", PASSWORD, "agent", agent_extension="102")
+    alice, bob, carmen, sam = (signed_in(centre, name) for name in ("alice", "bob", "carmen", "sam"))
+    caller = centre.dial()
+    caller.speak("my bill doubled")
+    alice_phone = centre.agent_phone(ALICE)
+    centre.network.answer(alice_phone.sid)
+    pages = [f"/calls/{caller.sid}", f"/calls/{caller.sid}/snapshot"]
+    # While she hears the whisper she is on the call: its page is open to her, and followed.
+    assert [alice.get(page).status_code for page in pages] == [200, 200]
+    stream = alice.get(f"/calls/{caller.sid}/stream", buffered=False)
+    events = stream_events(stream)
+    assert next(events) == "snapshot"
+
+    alice_phone.press("2")  # declines
+    try:
+        assert next(events) == "gone", "the page she had open stops following the call"
+    finally:
+        stream.close()
+    for page in pages + [f"/calls/{caller.sid}/stream"]:
+        assert alice.get(page).status_code == 403, page
+
+    centre.network.answer(centre.agent_phone(BOB).sid)
+    centre.agent_phone(BOB).press("1")
+    assert call_row(centre, caller.sid).status == "connected"
+    assert [bob.get(page).status_code for page in pages] == [200, 200]
+    assert carmen.get(pages[0]).status_code == 403
+
+    caller.hangup()
+    assert call_row(centre, caller.sid).is_final
+    # After the call: the agent who answered still reads it, the one who declined and one never rung do not.
+    assert [bob.get(page).status_code for page in pages] == [200, 200]
+    assert "my bill doubled" in bob.get(pages[0]).get_data(as_text=True)
+    assert [alice.get(page).status_code for page in pages] == [403, 403]
+    assert carmen.get(pages[0]).status_code == 403
+    assert sam.get(pages[0]).status_code == 200
 
 
 def test_a_post_without_csrf_token_is_refused(centre, users):
@@ -487,3 +539,83 @@ def test_with_no_allow_list_the_outside_field_is_off_and_a_typed_number_is_refus
     assert "The transfer was refused: outside transfers are not enabled." in response.get_data(as_text=True)
     assert centre.network.rest_log[requests_before:] == []
     assert "transfer_refused" in centre.timeline(caller.sid) and "transfer_requested" not in centre.timeline(caller.sid)
+
+
+def agent_row(centre, extension):
+    with centre.db() as session:
+        agent = session.scalar(select(Agent).where(Agent.extension == extension))
+        session.expunge(agent)
+        return agent
+
+
+def set_presence(client, extension, presence, token):
+    return client.post(f"/agents/{extension}/presence", data={"csrf_token": token, "presence": presence})
+
+
+def test_a_supervisor_sets_an_agent_away_and_available_from_the_board(centre, users):
+    sam = signed_in(centre, "sam")
+    board = sam.get("/board")
+    html = board.get_data(as_text=True)
+    assert 'action="/agents/101/presence"' in html and 'value="away"' in html
+    before = agent_row(centre, "101")
+    centre.network.advance(90)
+
+    response = set_presence(sam, "101", "away", csrf_token_from(board))
+    assert response.status_code == 302 and response.headers["Location"] == "/board"
+    assert "Agent 101 is away now." in sam.get("/board").get_data(as_text=True)
+    alice = agent_row(centre, "101")
+    assert alice.presence == "away" and (alice.presence_changed_at - before.presence_changed_at).seconds >= 90
+    assert alice.activity_changed_at == before.activity_changed_at, "presence alone changed"
+    with centre.db() as session:
+        event = session.scalar(select(Event).where(Event.name == "presence_set_by_supervisor"))
+        assert event.detail == {"agent": "101", "by": "sam", "to": "away", "was": "available"}
+
+    row = next(a for a in sam.get("/board/snapshot").get_json()["agents"] if a["extension"] == "101")
+    assert row["presence"] == "away" and row["presence_choices"] == ["available"]
+    assert row["presence_since"] == alice.presence_changed_at.isoformat()
+    assert row["presence_since_utc"].endswith(" UTC") and row["activity_since"]
+
+    # Away, she is offered nothing (nor is Bob, the other billing agent, set away too); set available, she is
+    # rung for the caller waiting.
+    assert set_presence(sam, "102", "away", csrf_token_from(sam.get("/board"))).status_code == 302
+    caller = centre.dial()
+    caller.press("1")
+    assert not centre.network.calls_to(ALICE)
+    assert set_presence(sam, "101", "available", csrf_token_from(sam.get("/board"))).status_code == 302
+    centre.network.run_pending()
+    assert centre.network.calls_to(ALICE) and agent_row(centre, "101").activity == "ringing"
+
+
+def test_an_agent_set_away_on_a_call_stays_on_it(centre, users):
+    caller, _alice = connected_call(centre)
+    sam = signed_in(centre, "sam")
+    set_presence(sam, "101", "away", csrf_token_from(sam.get("/board")))
+    assert "Agent 101 is away now (still on call)." in sam.get("/board").get_data(as_text=True)
+    assert call_row(centre, caller.sid).status == "connected"
+    alice = agent_row(centre, "101")
+    assert (alice.presence, alice.activity) == ("away", "on_call")
+    caller.hangup()
+    alice = agent_row(centre, "101")
+    assert (alice.presence, alice.activity) == ("away", "idle")
+
+
+@pytest.mark.parametrize("extension, presence, status, words", [
+    ("101", "offline", 400, "choose available or away"),
+    ("101", "", 400, "This field is required"),
+    ("999", "away", 404, "no agent with extension 999"),
+    ("<b>9", "away", 404, "no agent with extension &lt;b&gt;9"),
+])
+def test_a_presence_the_board_cannot_set_is_refused_in_words(centre, users, extension, presence, status, words):
+    sam = signed_in(centre, "sam")
+    response = set_presence(sam, extension, presence, csrf_token_from(sam.get("/board")))
+    assert response.status_code == status and words in response.get_data(as_text=True)
+    assert agent_row(centre, "101").presence == "available"
+
+
+def test_only_a_supervisor_sets_presence_from_the_board_and_with_a_csrf_token(centre, users):
+    sam = signed_in(centre, "sam")
+    assert sam.post("/agents/101/presence", data={"presence": "away"}).status_code == 400
+    alice = signed_in(centre, "alice")
+    token = csrf_token_from(alice.get("/console"))
+    assert set_presence(alice, "201", "away", token).status_code == 403
+    assert agent_row(centre, "201").presence == "available"

@@ -85,6 +85,9 @@ def test_a_supervisor_ends_an_agents_wrap_up_early_from_the_board(centre, wrappi
     assert response.status_code == 302
     centre.network.run_pending()
     assert call_row(centre, caller.sid).status == "ringing_agent" and agent_activity(centre, "101") == "ringing"
+    with centre.db() as session:
+        ended = session.scalar(select(Event).where(Event.name == "wrap_up_ended"))
+        assert ended.detail["why"] == "supervisor" and ended.detail["by"] == "sam"  # who, by name
     assert sam.post("/agents/101/end-wrap-up", data={}).status_code == 400  # no CSRF token
     alice = signed_in(centre, "alice")
     token = csrf_token_from(alice.get("/console"))

@@ -264,23 +264,41 @@ def find_agent(session: Session, extension: str) -> Agent:
     return agent
 
 
-def set_presence(session: Session, extension: str, presence: str) -> Agent:
-    """Set an agent's presence (available, away, offline); coming back resets missed calls."""
+def set_presence(session: Session, extension: str, presence: str, *, event: str | None = None,
+                 **detail: Any) -> Agent:
+    """Set an agent's presence (available, away, offline); coming back resets missed calls. EVENT, with DETAIL,
+    goes on the timeline (no call's)."""
     if presence not in Presence.__members__.values():
         raise RosterError(f"presence must be one of {', '.join(Presence)}")
     agent = find_agent(session, extension)
-    states.set_presence(session, agent, Presence(presence))
+    states.set_presence(session, agent, Presence(presence), event=event, **detail)
     session.flush()
     return agent
 
 
-def set_presence_and_offer(t: Telephony, extension: str, presence: str) -> Agent:
+def set_presence_and_offer(t: Telephony, extension: str, presence: str, *, event: str | None = None,
+                           **detail: Any) -> Agent:
     """Set an agent's presence as a step on calls: an agent who is now available and idle is offered the
-    transfers and callers waiting for their skills once the step commits (jobs.steps.follow_up)."""
-    agent = set_presence(t.session, extension, presence)
+    transfers and callers waiting for their skills once the step commits (jobs.steps.follow_up). An agent on
+    a call stays on it: away, they are offered nothing more once it ends."""
+    agent = set_presence(t.session, extension, presence, event=event, **detail)
     if agent.presence == Presence.AVAILABLE and agent.activity == Activity.IDLE:
         t.freed_agent_ids.add(agent.id)
     return agent
+
+
+# What a supervisor may set an agent to from the board (offline is the agent's own to say).
+SUPERVISOR_PRESENCES = (Presence.AVAILABLE, Presence.AWAY)
+
+
+def set_presence_by_supervisor(t: Telephony, extension: str, presence: str, by: str) -> Agent:
+    """A supervisor sets an agent available or away, as the console does; the timeline keeps who
+    (`presence_set_by_supervisor`, with the presence they had)."""
+    if presence not in SUPERVISOR_PRESENCES:
+        raise RosterError(f"a supervisor sets an agent {' or '.join(SUPERVISOR_PRESENCES)}")
+    was = find_agent(t.session, extension).presence
+    return set_presence_and_offer(t, extension, presence, event="presence_set_by_supervisor", by=by,
+                                  to=presence, was=was)
 
 
 def end_wrap_up_early(t: Telephony, extension: str, by: str) -> bool:

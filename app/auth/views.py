@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+)
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -12,7 +20,9 @@ from wtforms.validators import InputRequired, Length
 
 from app.auth import service
 from app.auth.guards import SignedInUser
+from app.auth.sign_in_limit import Refusal
 from app.logs import get_logger
+from app.web.errors import error_page
 from app.web.unit_of_work import request_session
 
 blueprint = Blueprint("auth", __name__)
@@ -57,14 +67,24 @@ def home():
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    """Show the login form; on the right credentials start a session and go on."""
+    """Show the login form; on the right credentials start a session and go on.
+
+    Only failed sign-ins are counted (app/auth/sign_in_limit.py): an address,
+    or a user at an address, over its limit is refused before the password
+    is checked; a success never counts.
+    """
     target = safe_next(request.args.get("next"))
     if request.method == "GET" and current_user.is_authenticated:
         return redirect(target or home_for(current_user.role))
     form = LoginForm()
     error = None
     if form.validate_on_submit():
-        user = service.authenticate(request_session(), form.username.data, form.password.data)
+        user = current_app.extensions["sign_in_limit"].attempt(
+            form.username.data, request.remote_addr or "unknown",
+            lambda: service.authenticate(request_session(), form.username.data, form.password.data))
+        if isinstance(user, Refusal):
+            body, status = error_page(429, "Too many failed sign-ins", user.words)
+            return body, status, {"Retry-After": str(user.retry_after_seconds)}
         if user is not None:
             # A fresh session on every sign-in, so a session id planted
             # before login is worth nothing after it; one open in this

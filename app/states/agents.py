@@ -1,4 +1,5 @@
-"""An agent's state: the one writer of `Agent.activity` and `Agent.presence`, and the moves they allow.
+"""An agent's state: the one writer of `Agent.activity` and `Agent.presence` (and of when each last changed,
+`activity_changed_at` and `presence_changed_at`), and the moves they allow.
 
 Presence is the agent's own choice (available, away, offline), or set away
 by the service after missed calls. Activity is what the service has them
@@ -16,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.events import record_event
-from app.models import Activity, Agent, Call, Presence
+from app.models import Activity, Agent, Call, Presence, utcnow
 from app.states.moves import check_move
 
 ACTIVITY_MOVES: dict[str, frozenset[str]] = {
@@ -36,7 +37,9 @@ PRESENCE_MOVES: dict[str, frozenset[str]] = {
 
 def new_agent(session: Session, extension: str) -> Agent:
     """A new agent of the roster: idle, offline until the roster or they say otherwise."""
-    agent = Agent(extension=extension, activity=Activity.IDLE, presence=Presence.OFFLINE)
+    now = utcnow()
+    agent = Agent(extension=extension, activity=Activity.IDLE, presence=Presence.OFFLINE,
+                  activity_changed_at=now, presence_changed_at=now)
     session.add(agent)
     return agent
 
@@ -56,7 +59,7 @@ def take_if_idle(session: Session, agent_id: int) -> bool:
     won = session.execute(
         update(Agent)
         .where(Agent.id == agent_id, Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)
-        .values(activity=Activity.RINGING)
+        .values(activity=Activity.RINGING, activity_changed_at=utcnow())
         .execution_options(synchronize_session=False)
     ).rowcount
     return won == 1
@@ -69,6 +72,7 @@ def move_activity(agent: Agent, to: Activity) -> bool:
     moved = check_move("agent", agent.id, ACTIVITY_MOVES, agent.activity, to)
     if moved:
         agent.activity = to
+        agent.activity_changed_at = utcnow()
     return moved
 
 
@@ -80,6 +84,7 @@ def set_presence(session: Session, agent: Agent, presence: Presence, *, call: Ca
     moved = check_move("agent_presence", agent.id, PRESENCE_MOVES, agent.presence, presence)
     if moved:
         agent.presence = presence
+        agent.presence_changed_at = utcnow()
     if presence == Presence.AVAILABLE:
         agent.missed_in_row = 0
     if event is not None:

@@ -1,4 +1,4 @@
-"""A leg's status: the one writer of `Leg.status`, and the moves it allows.
+"""A leg's status: the one writer of `Leg.status` (and of `Leg.connected_at`), and the moves it allows.
 
 A leg rings (DIALING), may hear a whisper before taking the call, is
 connected in a room or held on music, and ends once, with a reason in the
@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from app.models import FINAL_LEG_STATUSES, Agent, Call, Leg, LegRole, LegStatus
+from app.models import FINAL_LEG_STATUSES, Agent, Call, Leg, LegRole, LegStatus, utcnow
 from app.states.moves import check_move, stamp_ending
 
 _ENDINGS = FINAL_LEG_STATUSES
@@ -33,17 +33,21 @@ def new_leg(session: Session, call: Call, role: LegRole, *, agent: Agent | None 
     if status not in (LegStatus.DIALING, LegStatus.CONNECTED):
         raise ValueError(f"a leg starts dialing or connected, not {status}")
     leg = Leg(call_id=call.id, role=role, agent_id=agent.id if agent is not None else None, status=status,
-              twilio_call_sid=twilio_call_sid, answered_at=answered_at)
+              twilio_call_sid=twilio_call_sid, answered_at=answered_at,
+              connected_at=utcnow() if status == LegStatus.CONNECTED else None)
     session.add(leg)
     session.flush()
     return leg
 
 
 def move_leg(leg: Leg, to: LegStatus, *, reason: str | None = None) -> bool:
-    """Move LEG to TO; a final status stamps ended_at and the end REASON. False if it already is in TO."""
+    """Move LEG to TO; the first connection stamps connected_at, a final status ended_at and the end REASON.
+    False if it already is in TO."""
     moved = check_move("leg", leg.id, LEG_MOVES, leg.status, to)
     if moved:
         leg.status = to
+        if to == LegStatus.CONNECTED and leg.connected_at is None:
+            leg.connected_at = utcnow()
         if to in FINAL_LEG_STATUSES:
             stamp_ending(leg, reason)
     return moved

@@ -59,17 +59,39 @@
     return row;
   }
 
-  function endWrapUpForm(extension) {
+  // A board button's form about one agent: POST to /agents/<extension>/<action>, with the CSRF token,
+  // and the button's own name and value when it has them (Set away: presence=away).
+  function agentForm(extension, action, text, name, value) {
     var form = el("form", null, "inline");
     form.method = "post";
-    form.action = "/agents/" + encodeURIComponent(extension) + "/end-wrap-up";
+    form.action = "/agents/" + encodeURIComponent(extension) + "/" + action;
     var token = el("input");
     token.type = "hidden";
     token.name = "csrf_token";
     token.value = root.dataset.csrf;
     form.appendChild(token);
-    form.appendChild(el("button", "End wrap-up", "secondary"));
+    var button = el("button", text, "secondary");
+    button.type = "submit";
+    if (name) {
+      button.name = name;
+      button.value = value;
+    }
+    form.appendChild(button);
     return form;
+  }
+
+  function since(iso) {
+    var span = el("span", "–", "duration");
+    span.dataset.since = iso;
+    return span;
+  }
+
+  function clockAt(iso) {
+    var time = el("time");
+    time.dateTime = iso;
+    time.dataset.clock = "";
+    showClock(time);
+    return time;
   }
 
   function drawAgent(agent) {
@@ -77,11 +99,26 @@
     row.dataset.extension = agent.extension;
     var name = cell(row, agent.name + " ", "name");
     name.appendChild(el("span", agent.extension, "muted"));
-    cell(row, badge(agent.presence, "presence-" + agent.presence));
+    var presence = cell(row, badge(agent.presence, "presence-" + agent.presence));
+    presence.dataset.presence = "";
+    if (agent.presence_since) {
+      presence.appendChild(document.createTextNode(" since "));
+      presence.appendChild(clockAt(agent.presence_since));
+    }
     var activity = cell(row, agent.activity_label);
-    if (agent.activity === "wrap_up") activity.appendChild(endWrapUpForm(agent.extension));
+    activity.dataset.activity = "";
+    if (agent.activity_since) {
+      activity.appendChild(document.createTextNode(" "));
+      activity.appendChild(since(agent.activity_since));
+    }
+    if (agent.activity === "wrap_up") activity.appendChild(agentForm(agent.extension, "end-wrap-up", "End wrap-up"));
     cell(row, agent.current_call ? link(agent.current_call_href, agent.current_call_caller) : "—");
     cell(row, String(agent.missed_in_row), "num");
+    var actions = cell(row, "", "actions");
+    actions.textContent = "";
+    agent.presence_choices.forEach(function (choice) {
+      actions.appendChild(agentForm(agent.extension, "presence", "Set " + choice, "presence", choice));
+    });
     return row;
   }
 
@@ -103,6 +140,20 @@
     return (h ? h + ":" : "") + mm + ":" + ss;
   }
 
+  // A moment as the viewer's own clock time, labelled with their time zone ("10:02 GMT+1"); the zone's
+  // name in full on hover.
+  var clockFormat = new Intl.DateTimeFormat(undefined, {
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
+  });
+  var zoneName = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+
+  function showClock(time) {
+    var moment = Date.parse(time.dateTime);
+    if (isNaN(moment)) return;
+    time.textContent = clockFormat.format(new Date(moment));
+    time.title = "your time zone" + (zoneName ? ": " + zoneName : "");
+  }
+
   function tick() {
     var now = Date.now() + clockOffset;
     root.querySelectorAll("[data-since]").forEach(function (td) {
@@ -114,7 +165,7 @@
   function show(snapshot) {
     if (snapshot.server_time) clockOffset = Date.parse(snapshot.server_time) - Date.now();
     fill("calls", snapshot.calls, 6, drawCall);
-    fill("agents", snapshot.agents, 5, drawAgent);
+    fill("agents", snapshot.agents, 6, drawAgent);
     fill("transfers", snapshot.transfers, 5, drawTransfer);
     tick();
   }
@@ -125,6 +176,7 @@
     status.classList.toggle("is-down", !ok);
   }
 
+  root.querySelectorAll("time[data-clock]").forEach(showClock);
   tick();
   setInterval(tick, 1000);
 

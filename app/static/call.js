@@ -185,7 +185,7 @@
     texts: {
       live: "Live: this page follows the call.",
       polling: "Polling: this page refreshes every few seconds (live updates are busy).",
-      gone: "This call's records were removed: the page no longer follows it.",
+      gone: "This call is no longer open to you, or its records were removed: the page no longer follows it.",
     },
   });
 })();

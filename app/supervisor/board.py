@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.agents.service import SUPERVISOR_PRESENCES
 from app.events import shown_detail
 from app.kinds import SummarySource
 from app.models import (
@@ -60,6 +61,11 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _clock(moment: datetime | None) -> str:
     return moment.strftime("%H:%M:%S") if moment else ""
+
+
+def _utc_clock(moment: datetime | None) -> str | None:
+    """The hour and minute in UTC, labelled: what a page shows until its script shows the viewer's own time."""
+    return moment.astimezone(timezone.utc).strftime("%H:%M UTC") if moment else None
 
 
 def _agent_name(agent: Agent | None) -> str | None:
@@ -115,7 +121,7 @@ def live_calls(session: Session) -> list[dict]:
 
 
 def agents(session: Session) -> list[dict]:
-    """Every agent: presence, activity, the call they are on, calls missed in a row."""
+    """Every agent: presence and activity, each with since when, the call they are on, calls missed in a row."""
     live_legs = session.execute(
         select(Leg.agent_id, Call)
         .join(Call, Leg.call_id == Call.id)
@@ -131,8 +137,13 @@ def agents(session: Session) -> list[dict]:
                 "name": agent.name,
                 "extension": agent.extension,
                 "presence": agent.presence,
+                "presence_since": _iso(agent.presence_changed_at),
+                "presence_since_utc": _utc_clock(agent.presence_changed_at),
                 "activity": agent.activity,
                 "activity_label": label(agent.activity),
+                "activity_since": _iso(agent.activity_changed_at),
+                # The presences a supervisor may set them to from the board, other than the one they have.
+                "presence_choices": [p for p in SUPERVISOR_PRESENCES if p != agent.presence],
                 "current_call": call_sid,
                 "current_call_caller": caller or "unknown number",
                 "current_call_href": call_href(call_sid) if call_sid else None,
@@ -174,11 +185,15 @@ def find_call(session: Session, call_sid: str) -> Call | None:
     return session.scalar(select(Call).where(Call.call_sid == call_sid))
 
 
-def took_part(session: Session, call: Call, agent_id: int | None) -> bool:
-    """Whether this agent had a leg on the call (took it, or was a transfer's target)."""
+def agent_may_read(session: Session, call: Call, agent_id: int | None) -> bool:
+    """Whether this agent may read the call's page: while a leg of theirs is on it (ringing, hearing the whisper,
+    talking, held), or for good once a leg of theirs was connected (they talked on it). Being rung and
+    declining, missing it or being cancelled leaves nothing open once that leg is over."""
     if agent_id is None:
         return False
-    return session.scalar(select(func.count(Leg.id)).where(Leg.call_id == call.id, Leg.agent_id == agent_id)) > 0
+    return bool(session.scalar(select(exists().where(
+        Leg.call_id == call.id, Leg.agent_id == agent_id,
+        or_(Leg.status.not_in(list(FINAL_LEG_STATUSES)), Leg.connected_at.is_not(None))))))
 
 
 def call_cursor(session: Session, call_id: int) -> str:

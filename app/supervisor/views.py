@@ -23,7 +23,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length, Optional, ValidationError
+from wtforms.validators import AnyOf, InputRequired, Length, Optional, ValidationError
 
 from app.agents import service as agents
 from app.auth.guards import current_agent_id, roles_required
@@ -31,7 +31,7 @@ from app.auth.service import Role
 from app.gateways import IntegrationMissing
 from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
-from app.models import Call
+from app.models import Activity, Call
 from app.routing.callbacks import callbacks_by_state
 from app.supervisor import board
 from app.supervisor.stream import StreamGate, StreamTiming, follow
@@ -184,8 +184,9 @@ def _viewable_call(call_sid: str) -> tuple[Call | None, Response | None]:
     call = board.find_call(session, call_sid)
     if call is None:
         return None, error_page(404, "No such call", f"There is no call {call_sid}.")
-    if not _is_supervisor() and not board.took_part(session, call, current_agent_id()):
-        return None, error_page(403, "Not your call", "Agents can open the pages of calls they took part in only.")
+    if not _is_supervisor() and not board.agent_may_read(session, call, current_agent_id()):
+        return None, error_page(403, "Not your call", "Agents can open the pages of calls they are on or "
+                                "talked on only.")
     return call, None
 
 
@@ -223,11 +224,12 @@ def call_stream(call_sid: str):
     call, refused = _viewable_call(call_sid)
     if refused:
         return refused
-    call_id, may_act = call.id, _is_supervisor()
+    call_id, may_act, agent_id = call.id, _is_supervisor(), current_agent_id()
 
     def snapshot(session):
         current = session.get(Call, call_id)
-        if current is None:  # the call's records were removed while the page watched
+        # The call's records were removed while the page watched, or an agent's access ended (they declined).
+        if current is None or not (may_act or board.agent_may_read(session, current, agent_id)):
             return None
         return {**board.call_page(session, current), "may_act": may_act}
 
@@ -286,16 +288,46 @@ def transfer_action(call_sid: str, transfer_id: int, action: str):
     return redirect(f"{board.call_href(call.call_sid)}#transfer-{transfer_id}")
 
 
+class PresenceForm(FlaskForm):
+    """Set an agent available or away from the board."""
+
+    presence = StringField("Presence", validators=[
+        InputRequired(), AnyOf(agents.SUPERVISOR_PRESENCES, message="choose available or away")])
+
+
+def _act_on_agent(form: FlaskForm, step):
+    """Run a board button's STEP (it answers what to flash) on an agent, then go back to the board."""
+    if not form.validate():
+        return error_page(400, "Form not accepted", f"{_first_error(form)}. Reload the board and try again.")
+    try:
+        done = run_step(step)
+    except agents.RosterError as missing:
+        return error_page(404, "No such agent", str(missing))
+    flash(done)
+    return redirect("/board")
+
+
 @blueprint.post("/agents/<extension>/end-wrap-up")
 @roles_required(Role.SUPERVISOR)
 def end_wrap_up(extension: str):
     """End an agent's after-call work now: they are offered the next call."""
-    if not ActionForm().validate():
-        return error_page(400, "Form incomplete", "This button's form was not accepted. Reload the page and try again.")
-    try:
-        ended = run_step(lambda t: agents.end_wrap_up_early(t, extension, by=str(current_user.get_id())))
-    except agents.RosterError as missing:
-        return error_page(404, "No such agent", str(missing))
-    flash(f"Agent {extension}'s after-call work ended: calls are offered to them again." if ended
-          else f"Agent {extension} is not in after-call work.")
-    return redirect("/board")
+    def step(t) -> str:
+        if agents.end_wrap_up_early(t, extension, by=current_user.username):
+            return f"Agent {extension}'s after-call work ended: calls are offered to them again."
+        return f"Agent {extension} is not in after-call work."
+
+    return _act_on_agent(ActionForm(), step)
+
+
+@blueprint.post("/agents/<extension>/presence")
+@roles_required(Role.SUPERVISOR)
+def set_presence(extension: str):
+    """Set an agent available or away, as the console does: an agent on a call stays on it."""
+    form = PresenceForm()
+
+    def step(t) -> str:
+        agent = agents.set_presence_by_supervisor(t, extension, form.presence.data, by=current_user.username)
+        busy = "" if agent.activity == Activity.IDLE else f" (still {board.label(agent.activity)})"
+        return f"Agent {extension} is {agent.presence} now{busy}."
+
+    return _act_on_agent(form, step)
