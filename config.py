@@ -104,6 +104,9 @@ class Settings:
     # A browser agent who took a call is given this long to join its LiveKit room; then the call goes to the
     # next agent (their media never connected, and no LiveKit release reported it).
     browser_join_seconds: int = 20
+    # How long a webhook may spend on Twilio and LiveKit before it answers (Twilio waits 15 s); what is left
+    # then is carried out after the answer.
+    webhook_budget_seconds: float = 10.0
     max_queue_wait_seconds: int = 120
     # The time zone of the queues' business hours, for a queue that names none (an IANA name).
     centre_timezone: str = "UTC"
@@ -392,6 +395,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "CALLBACK_RETRY_SECONDS": ("callback_retry_seconds", _int),
     "RESUME_WINDOW_SECONDS": ("resume_window_seconds", _int),
     "BROWSER_JOIN_SECONDS": ("browser_join_seconds", _int),
+    "WEBHOOK_BUDGET_SECONDS": ("webhook_budget_seconds", _seconds),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
     "CENTRE_TIMEZONE": ("centre_timezone", _timezone),
     "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),
@@ -492,6 +496,9 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         # (ROOM_DIAL_TIMEOUT_SECONDS in app/telephony/sip.py), so the customer must ring for less.
         problems.append(f"OUTBOUND_RING_TIMEOUT_SECONDS: must be 5 to {MAX_OUTBOUND_RING_SECONDS} (the agent "
                         "waits in the room, which rings for at most 60 s)")
+    if not 2 <= settings.webhook_budget_seconds <= 13:
+        problems.append("WEBHOOK_BUDGET_SECONDS: must be 2 to 13 (Twilio waits 15 s for a webhook's answer; the "
+                        "commit and the answer itself need the rest)")
     if not 5 <= settings.browser_join_seconds <= 50:
         # The caller rings in the room until the browser publishes (LiveKit answers a SIP call only then);
         # their <Dial> gives up after 60 s, so the wait must end well before it.

@@ -14,6 +14,7 @@ from typing import Callable
 
 _source: Callable[[], datetime] | None = None
 _sleeper: Callable[[float], None] = time.sleep
+_monotonic: Callable[[], float] = time.monotonic
 
 
 def utcnow() -> datetime:
@@ -36,3 +37,15 @@ def use_sleeper(sleeper: Callable[[float], None] | None) -> None:
     """Wait with SLEEPER from now on (None: the system's sleep again); a sandbox on a virtual clock records it."""
     global _sleeper
     _sleeper = sleeper or time.sleep
+
+
+def monotonic() -> float:
+    """Seconds on a clock that only goes forward (a request's time budget): the system's unless a sandbox handed
+    in its own (use_monotonic)."""
+    return _monotonic()
+
+
+def use_monotonic(source: Callable[[], float] | None) -> None:
+    """Read elapsed time from SOURCE from now on (None: the system's monotonic clock again)."""
+    global _monotonic
+    _monotonic = source or time.monotonic

@@ -21,6 +21,8 @@ from google.protobuf.message import DecodeError
 from livekit import api
 from livekit.protocol import models
 
+from app.gateways.deadline import capped
+
 T = TypeVar("T")
 
 # Backstop on top of the in-loop deadline, should the loop itself be stuck.
@@ -263,21 +265,22 @@ class LiveKitGateway:
 
     def _call(self, method: str, action: Callable[[api.LiveKitAPI], Awaitable[T]]) -> T:
         loop, client = self._started()
+        timeout = capped(self._timeout)  # the caller's time budget may allow less (gateways.deadline)
 
         async def run() -> T:
             # livekit-api passes timeout=None per request, which switches off the
             # session's ClientTimeout, so the deadline is enforced here.
-            return await asyncio.wait_for(action(client), self._timeout)
+            return await asyncio.wait_for(action(client), timeout)
 
         future = asyncio.run_coroutine_threadsafe(run(), loop)
         try:
-            return future.result(self._timeout + _WAIT_GRACE_SECONDS)
+            return future.result(timeout + _WAIT_GRACE_SECONDS)
         except api.ServerError as exc:
             message = exc.message or f"HTTP {exc.status}"
             raise LiveKitError(method, exc.code, message, exc.status) from None
         except TimeoutError:
             future.cancel()
-            message = f"no answer within {self._timeout:g}s"
+            message = f"no answer within {timeout:g}s"
             raise LiveKitError(method, "deadline_exceeded", message) from None
         except aiohttp.ClientError as exc:
             raise LiveKitError(method, "unavailable", f"{type(exc).__name__}: {exc}") from None

@@ -13,6 +13,8 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
+from app.gateways.deadline import capped
+
 # Twilio's "Call is not in-progress. Cannot redirect." answer.
 CALL_NOT_IN_PROGRESS = 21220
 LIVE_BEFORE_ANSWER = ("queued", "ringing")
@@ -98,10 +100,11 @@ class BaseUrlHttpClient(TwilioHttpClient):
 
     def request(self, method, url, params=None, data=None, headers=None, auth=None,
                 timeout=None, allow_redirects=False):
-        """Send one API request, to the overriding base URL when one is set."""
+        """Send one API request, to the overriding base URL when one is set, waiting no longer than the
+        caller's time budget allows (gateways.deadline)."""
         return super().request(
             method, self.rewrite(url), params=params, data=data, headers=headers,
-            auth=auth, timeout=timeout, allow_redirects=allow_redirects,
+            auth=auth, timeout=capped(timeout or self.timeout), allow_redirects=allow_redirects,
         )
 
 

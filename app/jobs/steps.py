@@ -37,9 +37,10 @@ log = get_logger("switchboard.steps")
 MAX_FOLLOW_UP_ROUNDS = 5
 
 
-def follow_up(t: Telephony) -> None:
+def follow_up(t: Telephony) -> bool:
     """After a step committed: Twilio and LiveKit follow it; dials Twilio refused are reacted to; freed agents
-    and requeued calls are offered; and so on while that records more effects.
+    and requeued calls are offered; and so on while that records more effects. False when a webhook's time
+    budget ran out first: what is left (effects, offers) is the caller's to finish once its answer has gone.
 
     The effects run in the order the step recorded them (redirects, dials,
     hang-ups, rooms closed). A refused dial is a failed call (the next agent,
@@ -49,6 +50,8 @@ def follow_up(t: Telephony) -> None:
     """
     for _ in range(MAX_FOLLOW_UP_ROUNDS):
         carry_out(t)
+        if t.out_of_time:
+            return False
         refused, t.refused_dials = t.refused_dials, []
         for leg_id, error in refused:
             leg = lock_leg(t, leg_id)
@@ -62,9 +65,10 @@ def follow_up(t: Telephony) -> None:
             offer_waiting_calls(t)
         t.session.flush()
         if not len(t.effects):
-            return
+            return True
     # Left in the outbox: the reconciler carries them out (app/jobs/reconciler.py).
     log.warning("follow_up_rounds_exhausted", effects_left=len(t.effects))
+    return True
 
 
 @dataclass(frozen=True)

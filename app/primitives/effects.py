@@ -121,12 +121,12 @@ def _with_one_retry(t: Telephony, effect: str, operation, *, only_unprocessed: b
         return operation()
     except TwilioError as error:
         retry = error.status == 429 if only_unprocessed else error.worth_retrying
-        if not retry or t.retries_left <= 0:
+        # Too many requests: "retry ... with an exponential backoff and jitter" (twilio.com/docs/errors/20429);
+        # one retry here, so one back-off, within the webhook's budget. Other failures are retried at once.
+        waited = backoff_seconds() if error.status == 429 else 0.0
+        if not retry or t.retries_left <= 0 or not t.time_for(waited + RETRY_NEEDS_SECONDS):
             raise
         t.retries_left -= 1
-        # Too many requests: "retry ... with an exponential backoff and jitter" (twilio.com/docs/errors/20429);
-        # one retry here, so one back-off, within the webhook's 15 s. Other failures are retried at once.
-        waited = backoff_seconds() if error.status == 429 else 0.0
         log.warning("effect_retried", effect=effect, error=str(error)[:200], backoff_seconds=round(waited, 3))
         if waited:
             clock.sleep(waited)
@@ -135,6 +135,8 @@ def _with_one_retry(t: Telephony, effect: str, operation, *, only_unprocessed: b
 
 # A 429's one retry waits BACKOFF_SECONDS, give or take half of it (jitter: several workers do not retry together).
 BACKOFF_SECONDS = 1.0
+# A retry is made only when at least this much of a webhook's budget is left after its back-off.
+RETRY_NEEDS_SECONDS = 1.0
 
 
 def backoff_seconds() -> float:
@@ -472,12 +474,19 @@ def carry_out(t: Telephony) -> int:
     the reconciler will not run again.
     """
     taken = t.effects.take_with_rows()
-    for effect, row in taken:
+    for index, (effect, row) in enumerate(taken):
+        if t.out_of_time:
+            # A webhook's budget is spent: the rest waits until its answer has gone (web/unit_of_work.py).
+            for later in taken[index:]:
+                t.effects.adopt(*later)
+            log.warning("effects_after_answer", effects_left=len(taken) - index, next=type(effect).__name__)
+            return index
         if not repeatable(effect):
             row.tried_at = utcnow()
             t.session.commit()
         try:
-            effect.run(t)
+            with t.within_budget():
+                effect.run(t)
         except Exception:  # noqa: BLE001 - one effect failing must not stop the others
             log.exception("effect_crashed", effect=type(effect).__name__)
         if row in t.session.new:  # never stored (nothing was committed): nothing to delete

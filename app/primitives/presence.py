@@ -26,7 +26,10 @@ def identities_in_room(t: Telephony, call: Call, room: str) -> set[str]:
     """
     t.session.commit()
     try:
-        return {p.identity for p in t.livekit.list_participants(room)}
+        if t.out_of_time:
+            raise LiveKitError("ListParticipants", "deadline_exceeded", "the webhook's time budget is spent")
+        with t.within_budget():
+            return {p.identity for p in t.livekit.list_participants(room)}
     except LiveKitError as error:
         if error.code == "not_found":
             return set()

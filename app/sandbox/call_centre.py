@@ -44,6 +44,10 @@ class CallCentre:
         # A retry's back-off is recorded, not slept through (the virtual clock keeps still in a webhook).
         self.slept: list[float] = []
         service_clock.use_sleeper(self.slept.append)
+        # A webhook's time budget runs on its own counter: real time spent by the stand-ins is not counted,
+        # only what a test says a slow answer took (`spend`).
+        self.elapsed = 0.0
+        service_clock.use_monotonic(lambda: self.elapsed)
         self.network = TwilioNetwork(
             account_sid, auth_token, transport or flask_client_transport(self.client, self.public_base_url),
             clock=self.clock, media_fetcher=self._fetch_media,
@@ -73,10 +77,15 @@ class CallCentre:
         """Let the service's summaries being written in the background finish, for at most SECONDS in all."""
         self.app.extensions["jobs"].wait_idle(seconds)
 
+    def spend(self, seconds: float) -> None:
+        """SECONDS pass for a webhook's time budget (a slow answer from Twilio or LiveKit), not on the clock."""
+        self.elapsed += seconds
+
     def close(self) -> None:
         """Give the service its system clock back and stop LiveKit's webhooks."""
         service_clock.use_clock(None)
         service_clock.use_sleeper(None)
+        service_clock.use_monotonic(None)
         if self.livekit is not None:
             unwire_livekit(self.livekit)
 

@@ -434,6 +434,7 @@ def twilio_webhook(answer: str = "twiml", *, serves: Serves = None) -> Callable:
                 return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
 
             work = current_work()
+            work.start_budget()  # Twilio waits 15 s for the answer: every call to Twilio or LiveKit draws from this
             key = _delivery_key(answer)
             # If the database fails where the request commits, the caller
             # still gets TwiML that keeps them on the line.

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from app.db import commits, lost_a_lock_conflict
 from app.jobs.steps import follow_up
 from app.logs import get_logger
-from app.primitives.context import Telephony
+from app.primitives.context import Budget, Telephony
 from app.telephony.urls import WebhookUrls
 
 log = get_logger("switchboard.web")
@@ -40,6 +40,7 @@ class UnitOfWork:
         self.answer_when_database_fails: Callable[[], Response] | None = None
         self._telephony: Telephony | None = None
         self._after_answer = False  # what follows the commit runs once the answer has been sent
+        self.budget: Budget | None = None  # a webhook's time budget (start_budget)
         self._open_after_answer = False  # the session stays open for it past the request's teardown
 
     @property
@@ -55,8 +56,14 @@ class UnitOfWork:
                 twilio_gateway=outside.twilio,
                 livekit_gateway=outside.livekit,
                 summarise_later=self.app.extensions["jobs"].context["tools"].summarise_later,
+                budget=self.budget,
             )
         return self._telephony
+
+    def start_budget(self) -> None:
+        """A webhook: from now on its calls to Twilio and LiveKit share WEBHOOK_BUDGET_SECONDS, and what is
+        left when it is spent is carried out after the answer."""
+        self.budget = Budget.starting_now(self.app.config["SETTINGS"].webhook_budget_seconds)
 
     def follow_up_after_answer(self) -> None:
         """Carry out what follows this step's commit once its answer has been sent, not before.
@@ -111,27 +118,28 @@ class UnitOfWork:
             answer = self.answer_when_database_fails
             return answer() if answer else Response("the database is unavailable\n", status=503,
                                                     mimetype="text/plain")
-        if self._telephony is not None:
-            if self._after_answer:
-                # The WSGI server closes the response once it has sent it (PEP 3333).
-                self._open_after_answer = True
-                response.call_on_close(self._follow_up_once_answered)
-            else:
-                self._follow_up()
+        if self._telephony is not None and (self._after_answer or not self._follow_up()):
+            # What follows the commit, or what its budget left of it, runs once the answer has gone: the
+            # WSGI server closes the response once it has sent it (PEP 3333).
+            self._open_after_answer = True
+            response.call_on_close(self._follow_up_once_answered)
         return response
 
-    def _follow_up(self) -> None:
-        # The step is committed: Twilio and LiveKit follow it, then the calls it
-        # put back in the queue and the agents it freed are offered now.
+    def _follow_up(self) -> bool:
+        """The step is committed: Twilio and LiveKit follow it, then the calls it put back in the queue and the
+        agents it freed are offered now. False when the webhook's budget ran out first (the rest is due)."""
         try:
-            follow_up(self._telephony)
+            finished = follow_up(self._telephony)
             self.session.commit()
+            return finished
         except Exception:  # noqa: BLE001 - logged; the answer stands, and the outbox keeps what is left
             self._roll_back()
             log.exception("after_commit_failed")
+            return True
 
     def _follow_up_once_answered(self) -> None:
         try:
+            self._telephony.budget = None  # the answer has gone: the gateways' own timeouts hold again
             with self.app.app_context():
                 self._follow_up()
         finally:

@@ -138,6 +138,16 @@ def worker_memory_mib(master_pid: int) -> list[float]:
     return sizes
 
 
+def migrate_with_roster(url: str) -> None:
+    """The database at URL migrated, with the demo roster loaded (what gunicorn_service expects)."""
+    command.upgrade(alembic_config(url), "head")
+    engine = make_engine(url, pooled=False)
+    with Session(engine) as session:
+        load_roster(session, read_roster(DEMO_ROSTER))
+        session.commit()
+    engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
@@ -147,12 +157,7 @@ def main() -> None:
 
     url, drop = fresh_database(args.database)
     try:
-        command.upgrade(alembic_config(url), "head")
-        engine = make_engine(url, pooled=False)
-        with Session(engine) as session:
-            load_roster(session, read_roster(DEMO_ROSTER))
-            session.commit()
-        engine.dispose()
+        migrate_with_roster(url)
         with LiveKitStandIn(LIVEKIT_KEY, LIVEKIT_SECRET) as livekit, LLMStandIn() as llm, \
                 gunicorn_service(url, livekit=livekit, llm=llm, livekit_key=LIVEKIT_KEY,
                                  livekit_secret=LIVEKIT_SECRET, workers=2, threads=4) as served:
