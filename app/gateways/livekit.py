@@ -28,6 +28,21 @@ T = TypeVar("T")
 # Backstop on top of the in-loop deadline, should the loop itself be stuck.
 _WAIT_GRACE_SECONDS = 1.0
 
+# What a supervisor may do in a call's room, by mode. Listen: hear, say
+# nothing, unseen. Whisper and barge: publish the microphone, and be seen, as
+# a publisher must be: the SIP bridge subscribes to a track only when the room
+# tells it the track was published (livekit/sip `pkg/sip/room.go`,
+# OnTrackPublished, lksdk.WithAutoSubscribe(false)), which it never does for a
+# hidden participant. Whisper and barge differ in who may subscribe to the
+# supervisor's track, which its publisher sets (see set_supervisor_mode).
+SUPERVISOR_GRANTS: dict[str, dict] = {
+    "listen": {"can_subscribe": True, "can_publish": False, "can_publish_data": False, "hidden": True},
+    "whisper": {"can_subscribe": True, "can_publish": True, "can_publish_data": False, "hidden": False,
+                "can_publish_sources": ["microphone"]},
+    "barge": {"can_subscribe": True, "can_publish": True, "can_publish_data": False, "hidden": False,
+              "can_publish_sources": ["microphone"]},
+}
+
 _start_lock = threading.Lock()
 # Loops and clients inherited from a parent process: their thread did not
 # survive the fork, so they cannot be closed here; holding them keeps their
@@ -342,6 +357,9 @@ class LiveKitGateway:
         grants = api.VideoGrants(room_join=True, room=room, can_publish=True, can_subscribe=True,
                                  can_publish_data=False, can_publish_sources=["microphone"],
                                  can_update_own_metadata=False)
+        return self._join_token(identity, name, grants, ttl_seconds)
+
+    def _join_token(self, identity: str, name: str, grants: api.VideoGrants, ttl_seconds: int) -> str:
         return (
             api.AccessToken(self._api_key, self._api_secret)
             .with_identity(identity)
@@ -350,6 +368,38 @@ class LiveKitGateway:
             .with_ttl(datetime.timedelta(seconds=ttl_seconds))
             .to_jwt()
         )
+
+    def supervisor_token(self, identity: str, name: str, room: str, ttl_seconds: int) -> str:
+        """Join token for a supervisor who listens to one room: subscribe only, hidden, nothing to publish.
+
+        `hidden` keeps the supervisor out of what every other participant is
+        told about the room (livekit-server `pkg/rtc/room.go`,
+        broadcastParticipantState: a hidden participant's updates go to itself
+        only; it is not counted in NumParticipants). Whisper and barge are
+        granted later on the connected participant (set_supervisor_mode).
+        """
+        grants = api.VideoGrants(room_join=True, room=room, **SUPERVISOR_GRANTS["listen"])
+        return self._join_token(identity, name, grants, ttl_seconds)
+
+    def set_supervisor_mode(self, room: str, identity: str, mode: str) -> None:
+        """Give a connected supervisor the permissions of MODE (listen, whisper or barge), in place.
+
+        UpdateParticipant's `permission` replaces the participant's grants
+        whole (livekit/protocol `auth/grants.go`, UpdateFromPermission;
+        livekit-server `pkg/rtc/participant.go`, SetPermission, which also
+        removes the tracks a revoked publish permission no longer allows).
+        Who may hear a whisper is not a grant: the supervisor's page sets its
+        track's subscription permissions (app/static/supervise.js).
+        """
+        grants = SUPERVISOR_GRANTS[mode]
+        permission = api.ParticipantPermission(
+            can_subscribe=grants["can_subscribe"], can_publish=grants["can_publish"],
+            can_publish_data=grants["can_publish_data"], can_publish_sources=[
+                models.TrackSource.Value(source.upper()) for source in grants.get("can_publish_sources", [])],
+            hidden=grants["hidden"], can_update_metadata=False,
+        )
+        request = api.UpdateParticipantRequest(room=room, identity=identity, permission=permission)
+        self._call("UpdateParticipant", lambda c: c.room.update_participant(request))
 
     def verify_webhook(self, body: str, authorization: str) -> WebhookEvent:
         """Check a LiveKit webhook's signature, body hash and expiry, and parse it.

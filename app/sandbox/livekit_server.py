@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError, Message
 from livekit.api.access_token import AccessToken, Claims, TokenVerifier
 from livekit.protocol import models
 from livekit.protocol import room as proto_room
+from livekit.protocol import rtc as proto_rtc
 from livekit.protocol import sip as proto_sip
 from livekit.protocol import webhook as proto_webhook
 
@@ -181,6 +182,13 @@ class LiveKitStandIn:
         self.requests: list[RecordedRequest] = []
         self.rooms: dict[str, models.Room] = {}
         self.participants: dict[str, dict[str, models.ParticipantInfo]] = {}
+        # Subscriptions, as livekit-server keeps them (`pkg/rtc/subscriptionmanager.go`): what each subscriber
+        # asked for, (room, subscriber, publisher, track sid), kept while the permission is missing and served
+        # once it is given; every pair that was ever served, so a test can say "never"; and each publisher's
+        # track subscription permissions (None: everyone may subscribe).
+        self.wanted: set[tuple[str, str, str, str]] = set()
+        self.ever_subscribed: set[tuple[str, str, str, str]] = set()
+        self.track_permissions: dict[tuple[str, str], dict[str, proto_rtc.TrackPermission] | None] = {}
         self.trunks: dict[str, proto_sip.SIPInboundTrunkInfo] = {}
         self.dispatch_rules: dict[str, proto_sip.SIPDispatchRuleInfo] = {}
         self._lock = threading.RLock()
@@ -303,10 +311,72 @@ class LiveKitStandIn:
         with self._lock:
             self._leave(room, identity, REASON.CLIENT_INITIATED)
 
+    def join_with_token(self, token: str) -> models.ParticipantInfo:
+        """A browser connects with TOKEN (one the service issued) and publishes nothing yet.
+
+        The token is checked as livekit-server checks a join (`pkg/service/auth.go`; `roomJoin` for the room it
+        names), and the participant's permissions are its grants (`pkg/rtc/participant.go`: ClaimGrants), the
+        `hidden` grant included.
+        """
+        claims = TokenVerifier(self.api_key, self.api_secret).verify(token)
+        video = claims.video
+        if not (video and video.room_join and video.room):
+            raise PermissionError("the token does not grant joining a room")
+        sources = [models.TrackSource.Value(s.upper()) for s in (video.can_publish_sources or [])]
+        permission = models.ParticipantPermission(
+            can_subscribe=video.can_subscribe, can_publish=video.can_publish, can_publish_data=video.can_publish_data,
+            can_publish_sources=sources, hidden=bool(video.hidden),
+            can_update_metadata=bool(video.can_update_own_metadata))
+        with self._lock:
+            return self._join(video.room, claims.identity, name=claims.name or "", attributes=claims.attributes,
+                              permission=permission)
+
+    def publish(self, room: str, identity: str) -> models.TrackInfo:
+        """A participant publishes its microphone; PermissionError when its grants do not allow it.
+
+        livekit-server refuses a track whose source the participant may not publish (`pkg/rtc/participant.go`,
+        AddTrack: CanPublishSource).
+        """
+        with self._lock:
+            info = self._participant(room, identity)
+            if not _may_publish(info, models.TrackSource.MICROPHONE):
+                raise PermissionError(f"{identity} may not publish its microphone")
+            self._publish(room, identity)
+            return info.tracks[0]
+
+    def set_subscription_permissions(self, room: str, identity: str, all_participants: bool,
+                                     allowed: list[str] = ()) -> None:
+        """The publisher IDENTITY says who may subscribe to its tracks, as livekit-client's
+        setTrackSubscriptionPermissions(allParticipants, [{participantIdentity, allowAll: true}]) does.
+
+        livekit-server (`pkg/rtc/uptrackmanager.go`, UpdateSubscriptionPermission, hasPermissionLocked):
+        every update replaces the last; all_participants lifts every restriction; otherwise only the
+        identities listed may subscribe, and subscribers no longer allowed are cut off at once
+        (maybeRevokeSubscriptions). Only the publisher's own connection can send this: RoomService has no
+        method that sets it for another participant.
+        """
+        with self._lock:
+            self._participant(room, identity)
+            self.track_permissions[(room, identity)] = None if all_participants else {
+                who: proto_rtc.TrackPermission(participant_identity=who, all_tracks=True) for who in allowed}
+            self._settle(room)
+
+    def subscribed(self, room: str, subscriber: str, publisher: str) -> bool:
+        """Whether SUBSCRIBER receives a track of PUBLISHER in ROOM now."""
+        with self._lock:
+            return any(self._served(room, s, p, sid) for (r, s, p, sid) in self.wanted
+                       if (r, s, p) == (room, subscriber, publisher))
+
+    def ever_subscribed_to(self, room: str, subscriber: str, publisher: str) -> bool:
+        """Whether SUBSCRIBER has received a track of PUBLISHER in ROOM at any moment."""
+        with self._lock:
+            return any((r, s, p) == (room, subscriber, publisher) for (r, s, p, _) in self.ever_subscribed)
+
     # --- rooms and participants, as livekit-server runs them --------------------------
 
     def _join(self, room: str, identity: str, *, kind: str = "standard", attributes: dict[str, str] | None = None,
-              name: str = "", metadata: str = "") -> models.ParticipantInfo:
+              name: str = "", metadata: str = "",
+              permission: models.ParticipantPermission | None = None) -> models.ParticipantInfo:
         self._create_room(proto_room.CreateRoomRequest(name=room))
         present = self.participants.setdefault(room, {})
         if identity in present:
@@ -326,11 +396,21 @@ class LiveKitStandIn:
             joined_at=int(now),
             joined_at_ms=int(now * 1000),
         )
+        if permission is not None:
+            info.permission.CopyFrom(permission)
         present[identity] = info
-        self.rooms[room].num_participants = len(present)
+        self._count(room)
         self._cancel_room_timer(room)
         self._emit("participant_joined", room, info)
+        self._settle(room)
         return info
+
+    def _count(self, room: str) -> None:
+        # A hidden participant is not counted (livekit-server `pkg/rtc/room.go`: NumParticipants moves only
+        # for participants that are not Hidden()).
+        present = self.participants.get(room, {})
+        self.rooms[room].num_participants = sum(1 for p in present.values() if not _hidden(p))
+        self.rooms[room].num_publishers = sum(1 for p in present.values() if p.tracks)
 
     def _publish(self, room: str, identity: str) -> None:
         info = self.participants.get(room, {}).get(identity)
@@ -339,18 +419,55 @@ class LiveKitStandIn:
         track = models.TrackInfo(sid=_new_id("TR_"), type=models.TrackType.AUDIO, name="audio",
                                  source=models.TrackSource.MICROPHONE)
         info.tracks.append(track)
-        self.rooms[room].num_publishers = sum(1 for p in self.participants[room].values() if p.tracks)
+        self._count(room)
         self._emit("track_published", room, info, track=track)
+        self._settle(room)
+
+    def _settle(self, room: str) -> None:
+        """Subscribe who asks to what they may receive, as livekit-server and the SIP bridge do.
+
+        A browser (livekit-client, autoSubscribe on) is subscribed by the server to every track published
+        in the room (`pkg/rtc/room.go`, onTrackPublished and the join's subscribeToExistingTracks). The SIP
+        bridge subscribes to every audio track the room tells it of (livekit/sip `pkg/sip/room.go`:
+        WithAutoSubscribe(false), then subscribeTo on OnTrackPublished), and the room tells nobody of a
+        hidden participant (`pkg/rtc/room.go`, broadcastParticipantState). A subscription asked for is
+        served while the publisher's permissions allow it (`pkg/rtc/room.go`, ResolveMediaTrackForSubscriber:
+        HasPermission) and the subscriber may subscribe (`pkg/rtc/participant.go`, SetPermission: a revoked
+        canSubscribe drops every subscription).
+        """
+        present = self.participants.get(room, {})
+        for sub_id, sub in present.items():
+            for pub_id, pub in present.items():
+                if pub_id == sub_id or (sub.kind == models.ParticipantInfo.SIP and _hidden(pub)):
+                    continue
+                for track in pub.tracks:
+                    if track.type == models.TrackType.AUDIO or sub.kind != models.ParticipantInfo.SIP:
+                        self.wanted.add((room, sub_id, pub_id, track.sid))
+        for key in self.wanted:
+            if key[0] == room and self._served(*key):
+                self.ever_subscribed.add(key)
         self._answer_ringing(room)
+
+    def _served(self, room: str, subscriber: str, publisher: str, track_sid: str) -> bool:
+        present = self.participants.get(room, {})
+        sub, pub = present.get(subscriber), present.get(publisher)
+        if sub is None or pub is None or not any(t.sid == track_sid for t in pub.tracks):
+            return False
+        if sub.HasField("permission") and not sub.permission.can_subscribe:
+            return False
+        allowed = self.track_permissions.get((room, publisher))
+        if allowed is None:
+            return True
+        perms = allowed.get(subscriber)
+        return perms is not None and (perms.all_tracks or track_sid in perms.track_sids)
 
     def _answer_ringing(self, room: str) -> None:
         # livekit/sip `pkg/sip/inbound.go`: the INVITE is answered (200 OK)
-        # once the SIP participant can subscribe to a track of someone else.
+        # once the SIP participant is subscribed to a track of someone else.
         for (where, identity), call in list(self.sip_calls.items()):
             if where != room or call.state != "ringing":
                 continue
-            others = [p for i, p in self.participants.get(room, {}).items() if i != identity and p.tracks]
-            if not others:
+            if not any(self._served(*key) for key in self.wanted if key[0] == room and key[1] == identity):
                 continue
             call.state = "active"
             if call.ringing_timer is not None:
@@ -366,9 +483,10 @@ class LiveKitStandIn:
             return
         info.state = models.ParticipantInfo.DISCONNECTED
         info.disconnect_reason = reason
+        self.track_permissions.pop((room, identity), None)
+        self.wanted = {key for key in self.wanted if key[0] != room or identity not in key[1:3]}
         if room in self.rooms:
-            self.rooms[room].num_participants = len(present)
-            self.rooms[room].num_publishers = sum(1 for p in present.values() if p.tracks)
+            self._count(room)
         if reason != REASON.CLIENT_INITIATED:
             # LiveKit ended the participant itself: the server reports it, and
             # the SIP bridge learns of it from its room connection and only
@@ -693,7 +811,7 @@ class LiveKitStandIn:
         del self.participants[req.room][req.identity]
         self.participants[req.destination_room][req.identity] = info
         for name in (req.room, req.destination_room):
-            self.rooms[name].num_participants = len(self.participants[name])
+            self._count(name)
         return proto_room.MoveParticipantResponse()
 
     def _update(self, req: proto_room.UpdateParticipantRequest) -> Message:
@@ -708,6 +826,17 @@ class LiveKitStandIn:
                 info.attributes[key] = value
             else:
                 info.attributes.pop(key, None)
+        if req.HasField("permission"):
+            # The permission replaces the participant's grants whole (livekit/protocol `auth/grants.go`,
+            # UpdateFromPermission); tracks it may no longer publish are removed, and subscriptions follow
+            # canSubscribe (livekit-server `pkg/rtc/participant.go`, SetPermission).
+            info.permission.CopyFrom(req.permission)
+            for track in list(info.tracks):
+                if not _may_publish(info, track.source):
+                    info.tracks.remove(track)
+                    self._emit("track_unpublished", req.room, info, track=track)
+            self._count(req.room)
+            self._settle(req.room)
         return info
 
     def _metadata(self, req: proto_room.UpdateRoomMetadataRequest) -> Message:
@@ -837,6 +966,20 @@ class LiveKitStandIn:
         if rule is None:
             raise TwirpFailure("not_found", "requested sip dispatch rule does not exist")
         return rule
+
+
+def _hidden(info: models.ParticipantInfo) -> bool:
+    return info.HasField("permission") and info.permission.hidden
+
+
+def _may_publish(info: models.ParticipantInfo, source: int) -> bool:
+    # livekit/protocol `auth/grants.go`, GetCanPublishSource: canPublish, and the source among
+    # canPublishSources when those are named. A participant joined without grants (a SIP leg, a test's
+    # browser) has the defaults: everything.
+    if not info.HasField("permission"):
+        return True
+    permission = info.permission
+    return permission.can_publish and (not permission.can_publish_sources or source in permission.can_publish_sources)
 
 
 def _twirp_error(failure: TwirpFailure) -> tuple[int, str, bytes]:

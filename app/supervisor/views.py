@@ -33,7 +33,7 @@ from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Activity, Call
 from app.routing.callbacks import callbacks_by_state
-from app.supervisor import board
+from app.supervisor import board, listening
 from app.supervisor.stream import StreamGate, StreamTiming, follow
 from app.telephony.numbers import DestinationRefused
 from app.transfers import service
@@ -256,6 +256,55 @@ def start_transfer(call_sid: str):
         return _render_call(call, form, f"Transfers are not possible here: {missing}.", 503)
     flash(f"Transfer started: calling {target.label}.")
     return redirect(f"{board.call_href(call.call_sid)}#transfer-{transfer.id}")
+
+
+def _supervise(call_sid: str, act):
+    """Run one listen/whisper/barge action on the call (CSRF already checked): JSON, or {"error"} in words."""
+    call, refused = _viewable_call(call_sid)
+    if refused:
+        return refused
+    try:
+        return jsonify(run_step(lambda t: act(t, call)))
+    except listening.SupervisionRefused as refusal:
+        return jsonify(error=str(refusal)), refusal.status
+    except IntegrationMissing as missing:
+        return jsonify(error=f"Listening is not possible here: {missing}."), 503
+
+
+@blueprint.post("/calls/<call_sid>/listen")
+@roles_required(Role.SUPERVISOR)
+def start_listening(call_sid: str):
+    """A LiveKit token for the call's room in listen mode (hear, say nothing, unseen); on the timeline."""
+    def act(t, call):
+        granted = listening.start(t, call, current_user.username)
+        return {"url": granted.url, "token": granted.token, "room": granted.room, "identity": granted.identity,
+                "agent_identity": granted.agent_identity, "mode": "listen",
+                "expires_in": listening.TOKEN_TTL_SECONDS}
+
+    return _supervise(call_sid, act)
+
+
+@blueprint.post("/calls/<call_sid>/listen/mode")
+@roles_required(Role.SUPERVISOR)
+def switch_listening(call_sid: str):
+    """Switch the connected supervisor to listen, whisper or barge: LiveKit grants the mode's permissions."""
+    def act(t, call):
+        mode = listening.read_mode(request.form.get("mode", ""))
+        agent = listening.switch(t, call, current_user.username, mode)
+        return {"mode": mode, "agent_identity": agent}
+
+    return _supervise(call_sid, act)
+
+
+@blueprint.post("/calls/<call_sid>/listen/stop")
+@roles_required(Role.SUPERVISOR)
+def stop_listening(call_sid: str):
+    """Stop listening: LiveKit removes the supervisor from the call's room."""
+    def act(t, call):
+        listening.stop(t, call, current_user.username)
+        return {"mode": None}
+
+    return _supervise(call_sid, act)
 
 
 def _first_error(form: FlaskForm) -> str:
