@@ -236,6 +236,9 @@ def test_an_outside_party_sees_the_callers_number_through_the_call_token(centre,
     centre.network.answer(outside.sid)
     accepts(centre, outside)
     assert transfer_row(centre).state == "consulting"
+    caller.hangup()
+    with centre.db() as session:  # not kept with the call's history
+        assert session.get(Call, call_row(centre, caller.sid).id).call_token is None
 
 
 def test_twilio_refuses_a_caller_id_the_account_does_not_own_without_the_callers_call_token(centre):

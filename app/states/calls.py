@@ -61,7 +61,8 @@ def new_outbound_call(session: Session, call_sid: str, from_number: str, to_numb
 
 
 def move_call(session: Session, call: Call, to: CallStatus, event: str | None = None, **detail: Any) -> bool:
-    """Move CALL to TO (a final status stamps ended_at) and write EVENT, the step's name, on its timeline.
+    """Move CALL to TO (a final status stamps ended_at and forgets the CallToken) and write EVENT, the step's
+    name, on its timeline.
 
     False when the call already is in TO (nothing is written but EVENT);
     IllegalMove when CALL_MOVES does not allow it.
@@ -71,6 +72,9 @@ def move_call(session: Session, call: Call, to: CallStatus, event: str | None = 
         call.status = to
         if to in FINAL_CALL_STATUSES:
             call.ended_at = call.ended_at or utcnow()
+            # Twilio's CallToken lets a call placed with it show the caller's number: kept only while the call
+            # can still be transferred, never with the call's history.
+            call.call_token = None
     if event is not None:
         record_event(session, call, event, **detail)
     return moved
