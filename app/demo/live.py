@@ -93,22 +93,22 @@ def board_address(settings: Settings, port: int) -> str:
 
 def demo_supervisor(sessions: sessionmaker, settings: Settings, echo: Echo) -> None:
     """Make sure someone can sign in to the board, and say who."""
+    given = bool(settings.supervisor_username and settings.supervisor_password)
+    username = settings.supervisor_username if given else DEMO_SUPERVISOR
+    password = settings.supervisor_password if given else secrets.token_urlsafe(12)
     with sessions() as session:
         if auth.supervisor_exists(session):
             echo("   Sign in as one of this database's supervisors (flask --app wsgi users list); to add one: "
                  "flask --app wsgi users create --username NAME --role supervisor")
             return
-        if settings.supervisor_username and settings.supervisor_password:
-            auth.bootstrap_supervisor(session, settings.supervisor_username, settings.supervisor_password)
-            session.commit()
-            echo(f"   Sign in as {settings.supervisor_username}, with the password in SUPERVISOR_PASSWORD "
-                 "(created now: no supervisor existed).")
-            return
-        password = secrets.token_urlsafe(12)
-        auth.bootstrap_supervisor(session, DEMO_SUPERVISOR, password)
+        auth.bootstrap_supervisor(session, username, password)
         session.commit()
-    echo(f"   Sign in as {DEMO_SUPERVISOR}, password {password} (created now: no supervisor existed; "
-         f"change it with flask --app wsgi users set-password --username {DEMO_SUPERVISOR}).")
+    if given:
+        echo(f"   Sign in as {username}, with the password in SUPERVISOR_PASSWORD (created now: no supervisor "
+             "existed).")
+    else:
+        echo(f"   Sign in as {username}, password {password} (created now: no supervisor existed; change it "
+             f"with flask --app wsgi users set-password --username {username}).")
 
 
 def _port_free(host: str, port: int) -> bool:
