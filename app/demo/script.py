@@ -31,7 +31,7 @@ from app.demo.scenarios import SCENARIOS, LlmScenario
 from app.models import Agent, Call, Event, Transfer
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
-from app.sandbox.scenarios import CALLER, REASON, ScenarioFailed, warm_transfer_by_dtmf
+from app.sandbox.scenarios import CALLER, REASON, ScenarioFailed, hang_up_everyone, warm_transfer_by_dtmf
 from app.sandbox.twilio_network import (
     SimCall,
     TwilioNetwork,
@@ -380,22 +380,6 @@ class ScriptedCall:
         if role == "target" and verb == "Gather" and self.whisper:
             self.echo(f"   (the whisper was answered in {self.whisper_seconds:.2f} s)")
 
-    def hang_up_everyone(self) -> None:
-        """End every leg still up, so no agent is left busy in the database."""
-        for call in list(self.network.calls.values()):
-            if call.live:
-                try:
-                    if call.status in ("queued", "ringing"):
-                        self.network.ring_out(call.sid)
-                    else:
-                        call.hangup()
-                except Exception:  # noqa: BLE001 - best effort: the call may be half torn down
-                    pass
-        try:
-            self.network.run_pending()
-        except Exception:  # noqa: BLE001 - best effort: the call may be half torn down
-            pass
-
     def _demo_agents(self) -> dict[str, tuple[str, str]]:
         with self.world.sessions() as session:
             agents = list(session.scalars(select(Agent).where(Agent.sip_uri.is_not(None))))
@@ -548,4 +532,4 @@ def run_demo(settings: Settings, build_app: Callable[[Settings], Any], close_app
         except (TwimlError, DemoFailed) as error:
             raise DemoFailed(f"{script.where()}: {error}") from None
         finally:
-            script.hang_up_everyone()
+            hang_up_everyone(world.network)

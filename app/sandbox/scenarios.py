@@ -171,3 +171,20 @@ def warm_transfer_by_dtmf(network: TwilioNetwork, service_number: str, caller_nu
     narrator.expect("caller", caller, "Dial", "the caller to be connected to the target")
     narrator.expect("target", b, "Dial", "the target to be connected to the caller")
     return caller, a, b
+
+
+def hang_up_everyone(network: TwilioNetwork) -> None:
+    """End every leg still up (a phone still ringing rings out), so no agent is left busy in the database."""
+    for call in list(network.calls.values()):
+        if call.live:
+            try:
+                if call.status in ("queued", "ringing"):
+                    network.ring_out(call.sid)
+                else:
+                    call.hangup()
+            except Exception:  # noqa: BLE001 - best effort: the call may be half torn down
+                pass
+    try:
+        network.run_pending()
+    except Exception:  # noqa: BLE001 - best effort: the call may be half torn down
+        pass

@@ -57,13 +57,15 @@ def free_port() -> int:
 @contextmanager
 def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livekit_secret: str,
                      workers: int = 3, threads: int = 4, extra_env: dict[str, str] | None = None,
-                     network: TwilioNetwork | None = None) -> Iterator[Served]:
-    """Run gunicorn on a free port against DATABASE_URL (migrated, with a roster) and the given stand-ins.
+                     network: TwilioNetwork | None = None, port: int | None = None) -> Iterator[Served]:
+    """Run gunicorn on PORT (default: a free one) against DATABASE_URL (migrated, with a roster) and the stand-ins.
 
     NETWORK is Twilio's side (default: one TwilioNetwork over HTTP); the load
     check passes several behind one REST API (tests/benchmarks/load.py).
+    gunicorn runs in a process group of its own: a Ctrl-C at the terminal
+    reaches only the caller, which hangs up its calls before it stops gunicorn.
     """
-    port = free_port()
+    port = port or free_port()
     base = f"http://127.0.0.1:{port}"
     network = network or TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, http_transport(timeout=20))
     network.pauses_in_real_time = True  # the service runs on the real clock
@@ -95,7 +97,7 @@ def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livek
         with tempfile.TemporaryFile(mode="w+") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn_conf.py", "wsgi:app"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             )
             served = Served(base, network, process, livekit_webhook_failures=failures)
             try:
