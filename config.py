@@ -83,7 +83,8 @@ class Settings:
 
     say_voice: str = "Polly.Joanna"
     say_language: str = "en-US"
-    # Empty: the service's own ten-second clip, PUBLIC_BASE_URL/static/audio/hold.wav?v=<its hash>.
+    # Empty: the service's own 24-second clip, PUBLIC_BASE_URL/static/audio/hold.wav?v=<its hash>. A replacement
+    # should last 20 to 30 s (the hold loop looks at the call each time it ends) and carry a Cache-Control max-age.
     hold_music_url: str = ""
     agent_ring_timeout_seconds: int = 20
     transfer_ring_timeout_seconds: int = 25

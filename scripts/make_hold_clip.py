@@ -1,8 +1,11 @@
 """Write app/static/audio/hold.wav: the service's own hold music, made here, free of any licence.
 
-A ten-second loop of soft chords (8 kHz, 16-bit mono, the telephone's own
-rate), so the caller's hold loop comes back to the service every ten
-seconds. Run it again to change the clip: python scripts/make_hold_clip.py
+A 24-second loop of soft chords (8 kHz, 16-bit mono, the telephone's own
+rate). Each time the clip ends, the caller's hold loop comes back to the
+service (a webhook round trip, a short step in the music), so the clip's
+length is a balance: 24 s is long enough that the step between plays is
+rare, and short enough that an announcement or the longest-wait limit is
+never far off. Run it again to change the clip: python scripts/make_hold_clip.py
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import wave
 from pathlib import Path
 
 RATE = 8000
-SECONDS_PER_CHORD = 2.5
-# C major, A minor, F major, G major: four chords, ten seconds.
-CHORDS = ((261.63, 329.63, 392.00), (220.00, 261.63, 329.63), (174.61, 220.00, 261.63), (196.00, 246.94, 293.66))
+SECONDS_PER_CHORD = 3
+C, A_MINOR, F, G, D_MINOR = ((261.63, 329.63, 392.00), (220.00, 261.63, 329.63), (174.61, 220.00, 261.63),
+                             (196.00, 246.94, 293.66), (146.83, 174.61, 220.00))
+# Eight chords of 3 s: 24 seconds.
+CHORDS = (C, A_MINOR, F, G, C, A_MINOR, D_MINOR, G)
 OUT = Path(__file__).resolve().parents[1] / "app" / "static" / "audio" / "hold.wav"
 
 

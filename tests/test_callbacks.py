@@ -25,6 +25,7 @@ from tests.transfer_helpers import (
     calls_placed,
     connected_call,
     in_room,
+    longest_wait_turn,
 )
 
 CUSTOMER = "+15557770404"
@@ -62,7 +63,7 @@ def asks_for_a_callback(centre, number=CUSTOMER):
     """A billing caller who waits past the queue's limit, asks for a callback and hangs up."""
     caller = centre.network.incoming_call(number, centre.number)
     caller.speak("I need a refund for a double charge")
-    centre.network.advance(61)
+    centre.network.advance(longest_wait_turn(centre) + 1)
     assert "To have us call you back, press 2" in caller.heard_text
     caller.press("2")
     assert "We will call you back" in caller.heard_text and not caller.live
@@ -171,7 +172,7 @@ def test_a_caller_whose_number_may_not_be_dialled_is_not_offered_a_callback(cent
     both_billing_agents_busy(centre)
     caller = centre.network.incoming_call("+442079460999", centre.number)
     caller.speak("I need a refund")
-    centre.network.advance(61)
+    centre.network.advance(longest_wait_turn(centre) + 1)
     assert "To leave a message, press 1" in caller.heard_text
     assert "call you back" not in caller.heard_text
     caller.press("2")  # not a choice they were given: more waiting

@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Agent, Call, Leg, Utterance
+from app.primitives.legs import UNCONFIRMED_DIAL_AFTER
 from app.sandbox.twilio_network import TwimlError
 from app.telephony.urls import WebhookUrls
+from tests.transfer_helpers import turn_at_or_past
 
 ALICE = "sip:alice@switchboard-demo.sip.twilio.com"
 BOB = "sip:bob@switchboard-demo.sip.twilio.com"
@@ -188,7 +190,8 @@ def test_waiting_caller_is_rung_through_when_an_agent_becomes_free(centre):
     caller.press("1")
     assert centre.ringing() == []
     centre.app.test_cli_runner().invoke(args=["agents", "presence", "102", "available"])
-    caller.music_ends()
+    # Made available, Bob is offered the waiting caller at once, not at the caller's next hold turn.
+    centre.network.run_pending()  # Twilio places the call the offer asked for
     assert [leg.to for leg in centre.ringing()] == [BOB]
     assert caller.waiting_on.tag == "Play"
 
@@ -388,7 +391,8 @@ def test_a_dial_twilio_never_confirms_is_given_up_and_the_next_agent_rung(centre
     centre.network.fail_next("Calls.json", status=503, code=20503, message="Service Unavailable")  # not placed
     caller.press("1")
     assert centre.ringing() == [] and call_row(centre, caller.sid).status == "ringing_agent"
-    centre.network.advance(21)  # the caller's hold music ends past UNCONFIRMED_DIAL_AFTER
+    # The caller's first hold turn at or past UNCONFIRMED_DIAL_AFTER gives the dial up.
+    centre.network.advance(turn_at_or_past(UNCONFIRMED_DIAL_AFTER.total_seconds()) + 1)
     assert [call.to for call in centre.ringing()] == [BOB]
     assert "agent_dial_failed" in centre.timeline(caller.sid)
     assert agent_state(centre, "101") == ("available", "idle", 0)  # a lost dial is not Alice's miss

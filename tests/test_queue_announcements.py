@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from app.clock import utcnow
 from app.models import Call, Queue
-from tests.transfer_helpers import call_row, connected_call
+from tests.transfer_helpers import HOLD_TURN_SECONDS, call_row, connected_call
 
 BILL = "I was charged twice for my internet bill"
 
@@ -40,14 +40,17 @@ def test_queued_callers_hear_their_place_and_no_wait_the_service_does_not_know(c
 
 
 def test_the_place_is_said_again_only_after_the_announcement_interval(centre):
-    # Every 20 s here, well inside the 60 s after which the caller is offered voicemail instead.
-    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], queue_announce_seconds=20)
+    # Every one and a half hold turns here, with the longest wait (past which the caller is offered voicemail
+    # instead) well beyond the turns this test lets pass.
+    every = int(HOLD_TURN_SECONDS * 1.5)
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], queue_announce_seconds=every,
+                                            max_queue_wait_seconds=10 * every)
     _billing_busy(centre)
     caller = _queued(centre, "+15557770201")
     caller.music_ends()
-    caller.music_ends()  # the next turn, a moment later: music only
+    caller.music_ends()  # the next turn, one play of the clip later, inside the interval: music only
     assert caller.heard_text.count("in line") == 1
-    centre.network.advance(21)  # the hold music's turns come round meanwhile
+    centre.network.advance(every)  # the hold music's turns come round meanwhile, one of them past the interval
     assert caller.heard_text.count("first in line") == 2
 
 

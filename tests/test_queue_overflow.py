@@ -2,7 +2,8 @@
 
 Whole calls on the demo roster: billing is Alice (101) and Bob (102); technical is Bob and Carmen (201); Dev
 (202) is away. Two callers about a bill take Alice and Bob, so the next billing caller waits; the hold
-music's turns (10 s each, on the virtual clock) are where the wait is measured.
+music's turns (one each time the clip ends, HOLD_TURN_SECONDS apart on the virtual clock) are where the wait is
+measured: a caller past LIMIT is moved at the first turn at or past it (MOVED_AT after they queued).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Event, Queue
-from tests.transfer_helpers import CARMEN, call_row, connected_call, in_room
+from tests.transfer_helpers import CARMEN, call_row, connected_call, in_room, turn_at_or_past
 
 BILL = "I was charged twice for my internet bill"
 TECHNICAL = "My internet router is broken"
 LIMIT = 30
+MOVED_AT = turn_at_or_past(LIMIT)
 
 
 @pytest.fixture
@@ -62,16 +64,16 @@ def test_a_caller_past_the_wait_moves_to_the_overflow_queue_and_reaches_its_agen
     _billing_busy(centre)
     caller = _queued(centre, "+15557770501")
     queued_at = call_row(centre, caller.sid).queued_at
-    centre.network.advance(LIMIT - 5)
-    assert call_row(centre, caller.sid).queue_id == _queue_id(centre, "billing")  # not yet
-    centre.network.advance(6)
+    centre.network.advance(MOVED_AT - 1)
+    assert call_row(centre, caller.sid).queue_id == _queue_id(centre, "billing")  # not yet: no turn since the limit
+    centre.network.advance(2)
     assert ("Everyone at billing is still busy, so we are passing your call to technical, keeping your place. "
             "Please hold.") in caller.heard_text
     call = call_row(centre, caller.sid)
     assert call.queue_id == _queue_id(centre, "technical") and call.queued_at == queued_at
     assert call.status == "ringing_agent"
     assert _details(centre, caller.sid, "queue_overflowed") == [
-        {"from": "billing", "to": "technical", "waited_seconds": LIMIT}]
+        {"from": "billing", "to": "technical", "waited_seconds": int(MOVED_AT)}]
     carmen = centre.agent_phone(CARMEN)  # Bob is on a billing call: Carmen is technical's free agent
     centre.network.answer(carmen.sid)
     carmen.press("1")
@@ -88,7 +90,7 @@ def test_an_overflowed_caller_keeps_their_place_ahead_of_the_overflow_queues_lat
     early = _queued(centre, "+15557770502")  # billing, first
     centre.network.advance(5)
     later = _queued(centre, "+15557770503", TECHNICAL)  # technical, five seconds later
-    centre.network.advance(LIMIT)  # the billing caller moves to technical, where nobody is free
+    centre.network.advance(MOVED_AT)  # the billing caller moves to technical, where nobody is free
     assert call_row(centre, early.sid).queue_id == _queue_id(centre, "technical")
     assert call_row(centre, early.sid).status == "queued"
     early.music_ends()
@@ -105,10 +107,10 @@ def test_two_queues_overflowing_into_each_other_move_a_caller_once_then_offer_th
     _billing_busy(centre)
     connected_call(centre, number="+15557770201", reason=TECHNICAL)  # Carmen
     caller = _queued(centre, "+15557770504")
-    centre.network.advance(LIMIT + 1)
+    centre.network.advance(MOVED_AT + 1)
     assert call_row(centre, caller.sid).queue_id == _queue_id(centre, "technical")
     assert "To leave a message" not in caller.heard_text
-    centre.network.advance(LIMIT)  # technical's own limit counts from the move
+    centre.network.advance(MOVED_AT)  # technical's own limit counts from the move
     assert "All of our agents are still busy. To leave a message, press 1." in caller.heard_text
     assert call_row(centre, caller.sid).queue_id == _queue_id(centre, "technical")  # never back to billing
     assert len(_details(centre, caller.sid, "queue_overflowed")) == 1
@@ -122,7 +124,7 @@ def test_an_overflow_to_voicemail_records_a_message_without_asking(centre):
     _queue_settings(centre, "billing", "1", "--max-wait-seconds", str(LIMIT), "--overflow", "voicemail")
     _billing_busy(centre)
     caller = _queued(centre, "+15557770505")
-    centre.network.advance(LIMIT + 1)
+    centre.network.advance(MOVED_AT + 1)
     assert caller.waiting_on.tag == "Record"
     assert ("All of our agents are still busy. Please leave your message after the tone" in caller.heard_text)
     assert "To leave a message, press 1" not in caller.heard_text
@@ -131,7 +133,7 @@ def test_an_overflow_to_voicemail_records_a_message_without_asking(centre):
     call = call_row(centre, caller.sid)
     assert call.status == "voicemail" and call.voicemail_url.endswith("/Recordings/RE505")
     assert _details(centre, caller.sid, "queue_overflowed") == [
-        {"from": "billing", "to": "voicemail", "waited_seconds": LIMIT}]
+        {"from": "billing", "to": "voicemail", "waited_seconds": int(MOVED_AT)}]
     timeline = centre.timeline(caller.sid)
     assert timeline[-4:] == ["queue_overflowed", "voicemail_started", "voicemail_recorded", "call_ended"]
 
@@ -140,7 +142,7 @@ def test_an_overflow_to_a_callback_asks_for_one_on_the_callers_behalf(centre):
     _queue_settings(centre, "billing", "1", "--max-wait-seconds", str(LIMIT), "--overflow", "callback")
     _billing_busy(centre)
     caller = _queued(centre, "+15557770506")
-    centre.network.advance(LIMIT + 1)
+    centre.network.advance(MOVED_AT + 1)
     assert "All of our agents are still busy. We will call you back" in caller.heard_text and not caller.live
     call = call_row(centre, caller.sid)
     assert call.status == "callback_requested" and call.from_number == "+15557770506"
@@ -151,7 +153,7 @@ def test_without_an_overflow_the_options_come_as_before(centre):
     _queue_settings(centre, "billing", "1", "--max-wait-seconds", str(LIMIT))
     _billing_busy(centre)
     caller = _queued(centre, "+15557770507")
-    centre.network.advance(LIMIT + 1)
+    centre.network.advance(MOVED_AT + 1)
     assert "All of our agents are still busy. To leave a message, press 1." in caller.heard_text
     assert "queue_overflowed" not in centre.timeline(caller.sid)
 
@@ -160,7 +162,7 @@ def test_an_overflow_to_a_callback_for_a_number_that_may_not_be_dialled_offers_t
     _queue_settings(centre, "billing", "1", "--max-wait-seconds", str(LIMIT), "--overflow", "callback")
     _billing_busy(centre)
     caller = _queued(centre, "+442079460506")
-    centre.network.advance(LIMIT + 1)
+    centre.network.advance(MOVED_AT + 1)
     assert "To leave a message, press 1. To keep holding" in caller.heard_text and caller.live
     assert "call you back" not in caller.heard_text
     fallback = [e for e in _events(centre, caller.sid) if e.name == "queue_overflow_fallback"]

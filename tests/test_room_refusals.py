@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.calls.reactions import MAX_ROOM_ATTEMPTS
 from app.models import Event, Leg, LegRole
 from app.telephony.sip import leg_caller_id
-from tests.transfer_helpers import ALICE, BOB, agent_activity, call_row
+from tests.transfer_helpers import ALICE, BOB, HOLD_TURN_SECONDS, agent_activity, call_row
 
 
 def test_an_agent_leg_livekit_refuses_three_times_ends_and_the_caller_goes_to_the_next_agent(centre):
@@ -25,8 +25,10 @@ def test_an_agent_leg_livekit_refuses_three_times_ends_and_the_caller_goes_to_th
     centre.network.answer(alice.sid)
     alice.press("1")
     # LiveKit drops an INVITE no trunk takes without answering (livekit/sip: "Rejecting inbound flood"), so each
-    # try lasts the room <Dial>'s 60 s (and Twilio's 5 s), then "one moment", music, and the room again.
-    for _ in range(MAX_ROOM_ATTEMPTS * 80 // 5):
+    # try lasts the room <Dial>'s 60 s (and Twilio's 5 s), then "one moment", one play of the music, and the room
+    # again.
+    try_seconds = 60 + 5 + HOLD_TURN_SECONDS
+    for _ in range(int(MAX_ROOM_ATTEMPTS * try_seconds) // 5 + 1):
         centre.network.advance(5)
         if not alice.live:
             break

@@ -15,6 +15,7 @@ from tests.transfer_helpers import (
     ALICE,
     BOB,
     CARMEN,
+    HOLD_TURN_SECONDS,
     accepts,
     agent_activity,
     call_row,
@@ -100,7 +101,8 @@ def test_a_warm_transfer_waits_with_the_agent_on_hold_then_consults_the_first_ag
 def test_a_warm_transfer_nobody_takes_within_the_wait_limit_returns_the_agent_to_the_caller(centre):
     _busy, caller, alice = _waiting_transfer(centre, "2")
     limit = centre.app.config["SETTINGS"].max_queue_wait_seconds
-    centre.network.advance(limit + 1)  # the caller's hold turns come round as the music ends
+    # The caller's hold turns come round as the music ends: the first one past the limit ends the wait.
+    centre.network.advance(limit + HOLD_TURN_SECONDS)
     transfer = transfer_row(centre)
     assert transfer.state == "no_answer" and "nobody at technical was free" in transfer.end_reason
     call_id = call_row(centre, caller.sid).id

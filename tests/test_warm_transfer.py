@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Event, Leg, Transfer
+from app.primitives.legs import UNCONFIRMED_DIAL_AFTER
 from app.sandbox.scenarios import on_a_wait_turn
 from app.telephony import urls
 from tests.transfer_helpers import (
@@ -21,6 +22,7 @@ from tests.transfer_helpers import (
     hears_summary,
     in_room,
     transfer_row,
+    turn_at_or_past,
 )
 
 
@@ -440,7 +442,8 @@ def test_a_dial_of_b_that_twilio_never_confirms_is_given_up_while_the_caller_hol
     centre.network.fail_next("Calls.json", status=503, code=20503, message="Service Unavailable")  # not placed
     alice.press("2102#")
     assert transfer_row(centre).state == "dialing"  # not failed yet: Twilio may have placed it
-    centre.network.advance(21)  # past UNCONFIRMED_DIAL_AFTER, the caller's hold music has ended twice
+    # The caller's first hold turn at or past UNCONFIRMED_DIAL_AFTER (their music ends) gives the dial up.
+    centre.network.advance(turn_at_or_past(UNCONFIRMED_DIAL_AFTER.total_seconds()) + 1)
     assert "The transfer could not be placed. Returning you to your caller." in alice.heard_text
     assert transfer_row(centre).state == "failed" and agent_activity(centre, "102") == "idle"
     assert in_room(caller, str(call_row(centre, caller.sid).id))

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.models import Event
 from tests.test_supervisor_pages import csrf_token_from, signed_in, users  # noqa: F401 - the users fixture
-from tests.transfer_helpers import ALICE, agent_activity, call_row, connected_call
+from tests.transfer_helpers import ALICE, HOLD_TURN_SECONDS, agent_activity, call_row, connected_call
 
 BILL = "I was charged twice for my internet bill"
 WRAP_UP = 30
@@ -43,9 +43,9 @@ def _queued_caller(centre):
 def test_wrap_up_delays_the_next_offer_until_its_time_is_over(centre, wrapping):
     caller = _queued_caller(centre)
     assert call_row(centre, caller.sid).status == "queued"  # Alice wraps up, Bob talks
-    centre.network.advance(WRAP_UP - 10)
+    centre.network.advance(WRAP_UP - 1)  # the caller's hold turns meanwhile offer Alice nothing
     assert call_row(centre, caller.sid).status == "queued" and not centre.network.calls_to(ALICE)[1:]
-    centre.network.advance(15)  # past the wrap-up: the caller's next hold turn frees Alice and rings her
+    centre.network.advance(HOLD_TURN_SECONDS)  # past the wrap-up: the caller's next hold turn frees Alice, rings her
     assert agent_activity(centre, "101") == "ringing"
     assert call_row(centre, caller.sid).status == "ringing_agent"
     assert "wrap_up_ended" in centre.timeline(wrapping.sid)

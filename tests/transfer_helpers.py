@@ -1,10 +1,30 @@
 """Shared steps for transfer scenarios."""
 
+import math
+import wave
+from pathlib import Path
+
 from sqlalchemy import select
 
 from app.models import Agent, Call, Transfer
 from app.sandbox import scenarios
 from app.sandbox.scenarios import ALICE, BOB, CARMEN  # noqa: F401 - the roster's phones, for the tests
+
+# How long one play of the own hold clip lasts, read from its WAV header as the simulated Twilio measures it: a
+# held caller's hold loop comes back to the service (a hold turn) this often on the virtual clock.
+with wave.open(str(Path(__file__).resolve().parents[1] / "app" / "static" / "audio" / "hold.wav")) as _clip:
+    HOLD_TURN_SECONDS = _clip.getnframes() / _clip.getframerate()
+
+
+def turn_at_or_past(seconds: float) -> float:
+    """When the first hold turn at or past SECONDS comes, counted from when a caller was queued (their turns come
+    HOLD_TURN_SECONDS apart from then): what waits for the hold loop (a longest wait, say) is seen only then."""
+    return math.ceil(seconds / HOLD_TURN_SECONDS) * HOLD_TURN_SECONDS
+
+
+def longest_wait_turn(centre) -> float:
+    """When the hold turn that finds a caller past MAX_QUEUE_WAIT_SECONDS comes, counted from when they queued."""
+    return turn_at_or_past(centre.app.config["SETTINGS"].max_queue_wait_seconds)
 
 
 def connected_call(centre, number=scenarios.CALLER, reason=scenarios.REASON):

@@ -62,7 +62,8 @@ LIVEKIT_KEY, LIVEKIT_SECRET = "APIloadcheck", "load-check-livekit-secret-0123456
 DEADLOCK = re.compile(r"deadlock detected|DeadlockDetected")
 SERIALIZATION = re.compile(r"could not serialize|SerializationFailure")
 RETRIED = "transaction_retried"
-# How often, in real seconds, a waiting caller's hold music ends (the service's clip lasts 10 s).
+# How often, in real seconds, a waiting caller's hold music ends (the service's clip lasts 24 s: the hold loop comes
+# round faster here than for a real caller).
 HOLD_TICK_SECONDS = 4.0
 # A caller not connected after this long has been forgotten by the service.
 LONGEST_WAIT_SECONDS = 150.0
