@@ -258,3 +258,10 @@ def test_the_wallboard_and_the_figures_need_their_sign_in(centre):
     assert page.status_code == 200
     body = page.get_data(as_text=True)
     assert 'data-queue="billing"' in body and 'data-queue="technical"' in body and "Service level" in body
+
+
+def test_a_call_answered_on_the_thresholds_second_is_within_it(centre, token):
+    _answered_after(centre, "+15557771101", 1, THRESHOLD, ALICE)
+    billing = _billing(centre, token)
+    assert (billing["answered_within"], billing["service_level_calls"], billing["service_level"]) == (1, 1, 100)
+    assert billing["average_answer_seconds"] == THRESHOLD

@@ -148,7 +148,9 @@ def _today(session: Session, names: dict[int, str], start: datetime, end: dateti
     unanswered = calls.c.answered_at.is_(None)
     queued = calls.c.queued_at.is_not(None)
     answer_seconds = _seconds_between(session, calls.c.queued_at, calls.c.answered_at)
-    left_after = _seconds_between(session, calls.c.queued_at, calls.c.ended_at)
+    # Compared in whole seconds: SQLite's day fractions are not exact, and a call answered on the threshold's
+    # second is within it.
+    left_after = func.round(_seconds_between(session, calls.c.queued_at, calls.c.ended_at))
 
     def counted(condition):
         return func.sum(case((condition, 1), else_=0))
@@ -161,7 +163,7 @@ def _today(session: Session, names: dict[int, str], start: datetime, end: dateti
             counted(and_(unanswered, calls.c.status == CallStatus.VOICEMAIL)),
             counted(and_(unanswered, calls.c.status == CallStatus.CALLBACK_REQUESTED)),
             func.avg(case((and_(answered, queued), answer_seconds))),
-            counted(and_(answered, queued, answer_seconds <= threshold)),
+            counted(and_(answered, queued, func.round(answer_seconds) <= threshold)),
             counted(and_(answered, queued))
             + counted(and_(unanswered, queued, calls.c.status.in_(LEFT_UNANSWERED), left_after > threshold)),
         ).group_by(calls.c.queue_id))

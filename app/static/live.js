@@ -1,6 +1,6 @@
 // Keeps a page live: follows its server-sent stream of snapshots and, when
 // the stream is refused or keeps failing, polls the JSON snapshot instead.
-// Shared by the board and the call page; each page draws its own snapshots.
+// Shared by the board, the wallboard and the call page; each page draws its own snapshots.
 (function () {
   "use strict";
 
