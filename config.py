@@ -117,6 +117,8 @@ class Settings:
     disposition_codes: tuple[str, ...] = ("resolved", "follow-up", "escalated", "other")
     # A queued caller hears their place (and the queue's recent wait) when queued, then every this often (0: never).
     queue_announce_seconds: int = 60
+    # The service level counts the calls answered within this many seconds of joining a queue (app/calls/figures.py).
+    service_level_seconds: int = 20
     missed_calls_before_away: int = 3
     ivr_max_attempts: int = 2
     room_empty_timeout_seconds: int = 1800
@@ -400,6 +402,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),
     "CENTRE_TIMEZONE": ("centre_timezone", _timezone),
     "QUEUE_ANNOUNCE_SECONDS": ("queue_announce_seconds", _int),
+    "SERVICE_LEVEL_SECONDS": ("service_level_seconds", _int),
     "WRAP_UP_SECONDS": ("wrap_up_seconds", _int),
     "DISPOSITION_CODES": ("disposition_codes", _csv),
     "MISSED_CALLS_BEFORE_AWAY": ("missed_calls_before_away", _int),
@@ -512,6 +515,8 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
     for name in ("LOGIN_FAILURES_PER_ADDRESS", "LOGIN_FAILURES_PER_USER", "LOGIN_FAILURE_WINDOW_SECONDS"):
         if getattr(settings, name.lower()) < 1:
             problems.append(f"{name}: must be at least 1")
+    if settings.service_level_seconds < 1:
+        problems.append("SERVICE_LEVEL_SECONDS: must be at least 1")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
     if settings.max_request_bytes < MIN_REQUEST_BYTES:

@@ -53,7 +53,8 @@ spec = SpecTree(
     title="Switchboard API",
     version="1.0.0",
     description=(
-        "Place outbound calls, follow calls, and start, follow, complete and cancel warm and blind transfers "
+        "Place outbound calls, follow calls, read each queue's figures, and start, follow, complete and cancel warm "
+        "and blind transfers "
         "of live calls. Authenticate with "
         "`Authorization: Bearer <token>` (create one with `flask api-tokens create NAME`); a signed-in "
         "supervisor's browser session also works, with the CSRF token in `X-CSRFToken` on POST."

@@ -227,3 +227,41 @@ class Error(BaseModel):
     """What went wrong, in words."""
 
     error: str
+
+
+class FiguresQuery(BaseModel):
+    """Which queue's figures."""
+
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 400, never silently ignored
+
+    queue: str | None = Field(None, max_length=64, description="only this queue's figures (its name)")
+
+
+class QueueFigures(BaseModel):
+    """One queue's line now and its day so far (the centre's day in CENTRE_TIMEZONE, by the calls' arrival)."""
+
+    queue: str
+    waiting: int = Field(..., description="callers in its line now: queued, or an agent's phone ringing for them")
+    longest_wait_seconds: int | None = Field(None, description="how long the first caller in line has held their "
+                                                               "place; none when nobody waits")
+    longest_waiting_since: datetime | None = Field(None, description="since when they have held it")
+    answered: int = Field(..., description="calls today an agent answered")
+    abandoned: int = Field(..., description="callers today who hung up after joining the queue, never answered")
+    voicemail: int = Field(..., description="calls today that ended with a message, never answered")
+    callbacks: int = Field(..., description="calls today that ended with a callback asked for, never answered")
+    average_answer_seconds: int | None = Field(
+        None, description="mean time from first joining a queue to an agent's answer, of the calls answered today")
+    service_level: int | None = Field(
+        None, description="percent: answered within service_level_seconds / (answered + callers who left the "
+                          "queue unanswered after waiting longer); none when no call counts")
+    service_level_seconds: int = Field(..., description="the threshold, SERVICE_LEVEL_SECONDS")
+    answered_within: int = Field(..., description="calls today answered within the threshold")
+    service_level_calls: int = Field(..., description="the calls the service level counts")
+
+
+class QueueFiguresList(BaseModel):
+    """Every queue's figures (or the one asked for), by name."""
+
+    day_started_at: datetime = Field(..., description="the centre's midnight that today's figures count from")
+    at: datetime = Field(..., description="the moment the figures were read")
+    queues: list[QueueFigures]

@@ -5,10 +5,9 @@
 
   var root = document.querySelector("[data-stream]");
   if (!root) return;
-  var status = root.querySelector("[data-live-status]");
-  var clockOffset = 0; // server time minus browser time, so durations do not depend on the browser's clock
 
   var el = window.switchboardDom.el, badge = window.switchboardDom.badge;
+  var PHASES = ["ivr", "queue", "talk", "hold"];
 
   function link(href, text) {
     var a = el("a", text);
@@ -51,6 +50,13 @@
       state.appendChild(badge("transfer " + call.transfer_state, "state-transfer"));
     }
     cell(row, "–", "num").dataset.since = call.started_at;
+    // Each phase's time: its seconds so far, counting on from phase_since in the phase the call is in.
+    PHASES.forEach(function (phase) {
+      var td = cell(row, "–", "num");
+      td.dataset.phase = phase;
+      td.dataset.seconds = String(call.times[phase]);
+      if (call.phase === phase) td.dataset.countingFrom = call.phase_since;
+    });
     var actions = cell(row, link(call.href, "Open"), "actions");
     if (call.transferable) {
       actions.appendChild(document.createTextNode(" · "));
@@ -133,13 +139,6 @@
     return row;
   }
 
-  function duration(seconds) {
-    seconds = Math.max(0, Math.floor(seconds));
-    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
-    var mm = (h && m < 10 ? "0" : "") + m, ss = (s < 10 ? "0" : "") + s;
-    return (h ? h + ":" : "") + mm + ":" + ss;
-  }
-
   // A moment as the viewer's own clock time, labelled with their time zone ("10:02 GMT+1"); the zone's
   // name in full on hover.
   var clockFormat = new Intl.DateTimeFormat(undefined, {
@@ -154,41 +153,13 @@
     time.title = "your time zone" + (zoneName ? ": " + zoneName : "");
   }
 
-  function tick() {
-    var now = Date.now() + clockOffset;
-    root.querySelectorAll("[data-since]").forEach(function (td) {
-      var since = Date.parse(td.dataset.since);
-      if (!isNaN(since)) td.textContent = duration((now - since) / 1000);
-    });
-  }
+  root.querySelectorAll("time[data-clock]").forEach(showClock);
 
-  function show(snapshot) {
-    if (snapshot.server_time) clockOffset = Date.parse(snapshot.server_time) - Date.now();
-    fill("calls", snapshot.calls, 6, drawCall);
+  // Live updates, or polling while streams are busy, with the durations ticking: see live.js.
+  window.switchboardLive.followTicking(root, function (snapshot) {
+    window.switchboardFigures.drawStrip(root, snapshot.queues);
+    fill("calls", snapshot.calls, 10, drawCall);
     fill("agents", snapshot.agents, 6, drawAgent);
     fill("transfers", snapshot.transfers, 5, drawTransfer);
-    tick();
-  }
-
-  function say(text, ok) {
-    if (!status) return;
-    status.textContent = text;
-    status.classList.toggle("is-down", !ok);
-  }
-
-  root.querySelectorAll("time[data-clock]").forEach(showClock);
-  tick();
-  setInterval(tick, 1000);
-
-  // Live updates, or polling while streams are busy: see live.js.
-  window.switchboardLive.follow({
-    streamUrl: root.dataset.stream,
-    snapshotUrl: root.dataset.stream.replace(/\/stream$/, "/snapshot"),
-    show: show,
-    say: say,
-    texts: {
-      live: "Live: updates as calls change.",
-      polling: "Polling: updates every few seconds (live updates are busy).",
-    },
   });
 })();

@@ -1,6 +1,6 @@
 // Keeps a page live: follows its server-sent stream of snapshots and, when
 // the stream is refused or keeps failing, polls the JSON snapshot instead.
-// Shared by the board and the call page; each page draws its own snapshots.
+// Shared by the board, the wallboard and the call page; each page draws its own snapshots.
 (function () {
   "use strict";
 
@@ -115,5 +115,38 @@
     return { stop: stop };
   }
 
-  window.switchboardLive = { follow: follow };
+  // A page whose durations count in the browser (the board, the wallboard): follows ROOT's data-stream
+  // (polling its data-snapshot), draws each snapshot with DRAW, ticks ROOT's durations every second on the
+  // server's clock (dom.js), and says how it follows in ROOT's [data-live-status].
+  function followTicking(root, draw) {
+    var status = root.querySelector("[data-live-status]");
+    var clockOffset = 0; // server time minus browser time, so durations do not depend on the browser's clock
+
+    function tick() {
+      window.switchboardDom.tick(root, Date.now() + clockOffset);
+    }
+
+    tick();
+    setInterval(tick, 1000);
+    return follow({
+      streamUrl: root.dataset.stream,
+      snapshotUrl: root.dataset.snapshot,
+      show: function (snapshot) {
+        if (snapshot.server_time) clockOffset = Date.parse(snapshot.server_time) - Date.now();
+        draw(snapshot);
+        tick();
+      },
+      say: function (text, ok) {
+        if (!status) return;
+        status.textContent = text;
+        status.classList.toggle("is-down", !ok);
+      },
+      texts: {
+        live: "Live: updates as calls change.",
+        polling: "Polling: updates every few seconds (live updates are busy).",
+      },
+    });
+  }
+
+  window.switchboardLive = { follow: follow, followTicking: followTicking };
 })();

@@ -15,6 +15,8 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.agents.service import SUPERVISOR_PRESENCES
+from app.calls.figures import QueueFigures, live_call_times, queue_figures
+from app.clock import utcnow
 from app.events import shown_detail
 from app.kinds import SummarySource
 from app.models import (
@@ -94,11 +96,14 @@ def board_cursor(session: Session) -> str:
     return str(session.scalar(select(func.max(Event.id))) or 0)
 
 
-def live_calls(session: Session) -> list[dict]:
-    """Calls not yet over, oldest first: caller, queue, agent, state, start time."""
-    calls = session.scalars(
-        select(Call).where(Call.status.not_in(list(FINAL_CALL_STATUSES))).order_by(Call.created_at, Call.id)
-    )
+def live_calls(session: Session, queue: Queue | None = None) -> list[dict]:
+    """Calls not yet over (only QUEUE's, when given), oldest first: caller, queue, agent, state, start time, and
+    their IVR, queue, talk and hold times (figures.live_call_times)."""
+    query = select(Call).where(Call.status.not_in(list(FINAL_CALL_STATUSES))).order_by(Call.created_at, Call.id)
+    if queue is not None:
+        query = query.where(Call.queue_id == queue.id)
+    calls = list(session.scalars(query))
+    times = live_call_times(session, calls)
     rows = []
     for call in calls:
         transfer = next((t for t in call.transfers if not t.is_final), None)
@@ -115,13 +120,18 @@ def live_calls(session: Session) -> list[dict]:
                 "transfer_state": transfer.state if transfer else None,
                 "started_at": _iso(call.created_at),
                 "transferable": call.status == CallStatus.CONNECTED and transfer is None,
+                # Whole seconds before the stretch the call is in now, which counts from phase_since.
+                "times": times[call.id].seconds,
+                "phase": times[call.id].phase,
+                "phase_since": _iso(times[call.id].phase_since),
             }
         )
     return rows
 
 
-def agents(session: Session) -> list[dict]:
-    """Every agent: presence and activity, each with since when, the call they are on, calls missed in a row."""
+def agents(session: Session, queue: Queue | None = None) -> list[dict]:
+    """Every agent (only those with QUEUE's skill, when given): presence and activity, each with since when, the
+    call they are on, calls missed in a row."""
     live_legs = session.execute(
         select(Leg.agent_id, Call)
         .join(Call, Leg.call_id == Call.id)
@@ -131,6 +141,8 @@ def agents(session: Session) -> list[dict]:
     current = {agent_id: (call.call_sid, call.customer_number) for agent_id, call in live_legs}
     rows = []
     for agent in session.scalars(select(Agent).order_by(Agent.extension)):
+        if queue is not None and queue.skill not in (agent.skills or ()):
+            continue
         call_sid, caller = current.get(agent.id, (None, None))
         rows.append(
             {
@@ -153,11 +165,13 @@ def agents(session: Session) -> list[dict]:
     return rows
 
 
-def transfers_under_way(session: Session) -> list[dict]:
-    """Transfers not yet finished, oldest first."""
-    transfers = session.scalars(
-        select(Transfer).where(Transfer.state.not_in(list(FINAL_TRANSFER_STATES))).order_by(Transfer.id)
-    )
+def transfers_under_way(session: Session, queue: Queue | None = None) -> list[dict]:
+    """Transfers not yet finished (only those of QUEUE's calls or to QUEUE, when given), oldest first."""
+    query = select(Transfer).where(Transfer.state.not_in(list(FINAL_TRANSFER_STATES))).order_by(Transfer.id)
+    if queue is not None:
+        query = query.join(Call, Transfer.call_id == Call.id).where(
+            or_(Call.queue_id == queue.id, Transfer.target_queue_id == queue.id))
+    transfers = session.scalars(query)
     return [
         {
             "id": transfer.id,
@@ -175,9 +189,63 @@ def transfers_under_way(session: Session) -> list[dict]:
     ]
 
 
-def board_snapshot(session: Session) -> dict:
-    """Everything the board shows."""
-    return {"calls": live_calls(session), "agents": agents(session), "transfers": transfers_under_way(session)}
+class UnknownQueue(LookupError):
+    """A filter names a queue that does not exist; the message says so in words."""
+
+
+def queue_named(session: Session, name: str | None) -> Queue | None:
+    """The queue a filter names, None for no filter ('' or None); UnknownQueue when there is no such queue."""
+    if not name:
+        return None
+    queue = session.scalar(select(Queue).where(Queue.name == name[:64]))
+    if queue is None:
+        known = ", ".join(session.scalars(select(Queue.name).order_by(Queue.name))) or "none"
+        raise UnknownQueue(f"there is no queue {name[:64]!r} (the queues: {known})")
+    return queue
+
+
+def figures_view(figures: QueueFigures) -> dict:
+    """A queue's figures as the board and the wallboard draw them: the longest wait as a moment, which the
+    page counts from, so the data changes only when the figures do."""
+    return {
+        "queue": figures.queue,
+        "waiting": figures.waiting,
+        "longest_waiting_since": _iso(figures.longest_waiting_since),
+        "average_answer_seconds": figures.average_answer_seconds,
+        "service_level": figures.service_level,
+        "service_level_seconds": figures.service_level_seconds,
+        "answered": figures.answered,
+        "abandoned": figures.abandoned,
+        "voicemail": figures.voicemail,
+        "callbacks": figures.callbacks,
+    }
+
+
+def strip(session: Session, settings, queue: Queue | None = None) -> list[dict]:
+    """The queue strip: every queue's figures (only QUEUE's, when given)."""
+    figures = queue_figures(session, zone=settings.centre_timezone, threshold_seconds=settings.service_level_seconds,
+                            now=utcnow(), queue=queue.name if queue is not None else None)
+    return [figures_view(f) for f in figures]
+
+
+def queue_choices(session: Session) -> list[str]:
+    """The names of the queues, for the filter."""
+    return list(session.scalars(select(Queue.name).order_by(Queue.name)))
+
+
+def wallboard_snapshot(session: Session, settings, queue: Queue | None = None) -> dict:
+    """Everything the wallboard shows: the queue strip."""
+    return {"queues": strip(session, settings, queue), "queue_filter": queue.name if queue is not None else None}
+
+
+def board_snapshot(session: Session, settings, queue: Queue | None = None) -> dict:
+    """Everything the board shows (only QUEUE's calls, agents and transfers, when given)."""
+    return {
+        **wallboard_snapshot(session, settings, queue),
+        "calls": live_calls(session, queue),
+        "agents": agents(session, queue),
+        "transfers": transfers_under_way(session, queue),
+    }
 
 
 def find_call(session: Session, call_sid: str) -> Call | None:

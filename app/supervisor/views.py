@@ -31,7 +31,7 @@ from app.auth.service import Role
 from app.gateways import IntegrationMissing
 from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
-from app.models import Activity, Call
+from app.models import Activity, Call, Queue
 from app.routing.callbacks import callbacks_by_state
 from app.supervisor import board, listening
 from app.supervisor.stream import StreamGate, StreamTiming, follow
@@ -150,11 +150,41 @@ def _stream(cursor_of, snapshot_of) -> Response:
     return response
 
 
+def _settings():
+    return current_app.config["SETTINGS"]
+
+
+def _with_queue_filter(answer, *, page: bool = False):
+    """ANSWER(queue) for the queue ?queue= names (None: every queue); a 400 in words (a PAGE, or JSON) when there
+    is no such queue."""
+    try:
+        queue = board.queue_named(request_session(), request.args.get("queue", "").strip())
+    except board.UnknownQueue as unknown:
+        problem = f"The filter is not possible: {unknown}."
+        if page:
+            return error_page(400, "No such queue", problem)
+        refused = jsonify(error=problem)
+        refused.status_code = 400
+        return refused
+    return answer(queue)
+
+
 @blueprint.get("/board")
 @roles_required(Role.SUPERVISOR)
 def board_page():
-    """Live calls, agents and transfers under way."""
-    return render_template("supervisor/board.html", data=board.board_snapshot(request_session()))
+    """Live calls, agents and transfers under way, under each queue's figures; ?queue= shows one queue's."""
+    return _with_queue_filter(lambda queue: render_template(
+        "supervisor/board.html", data=board.board_snapshot(request_session(), _settings(), queue),
+        queues=board.queue_choices(request_session())), page=True)
+
+
+@blueprint.get("/wallboard")
+@roles_required(Role.SUPERVISOR)
+def wallboard_page():
+    """Each queue's figures in large type, for a wall screen; ?queue= shows one queue's."""
+    return _with_queue_filter(lambda queue: render_template(
+        "supervisor/wallboard.html", data=board.wallboard_snapshot(request_session(), _settings(), queue)),
+        page=True)
 
 
 @blueprint.get("/callbacks")
@@ -165,18 +195,43 @@ def callbacks_page():
                            href=board.call_href)
 
 
-@blueprint.get("/board/snapshot")
-@roles_required(Role.SUPERVISOR)
-def board_snapshot():
-    """The board's data as JSON."""
-    return jsonify(board.board_snapshot(request_session()))
+def _snapshot(snapshot_of):
+    return _with_queue_filter(lambda queue: jsonify(snapshot_of(request_session(), _settings(), queue)))
 
 
-@blueprint.get("/board/stream")
-@roles_required(Role.SUPERVISOR)
-def board_stream():
-    """The board's data as server-sent events, whenever it changes."""
-    return _stream(board.board_cursor, board.board_snapshot)
+def _follow(snapshot_of):
+    return _with_queue_filter(lambda queue: _follow_queue(snapshot_of, queue))
+
+
+def _follow_queue(snapshot_of, queue: Queue | None):
+    settings, queue_id = _settings(), queue.id if queue is not None else None
+
+    def snapshot(session):
+        # The queue is read afresh each time: one removed while the page watched ends the stream.
+        current = session.get(Queue, queue_id) if queue_id is not None else None
+        if queue_id is not None and current is None:
+            return None
+        return snapshot_of(session, settings, current)
+
+    return _stream(board.board_cursor, snapshot)
+
+
+def _live_data(name: str, snapshot_of) -> None:
+    """/NAME/snapshot (the page's data as JSON) and /NAME/stream (as server-sent events, whenever it changes),
+    filtered by ?queue= as the page is."""
+
+    def snapshot():
+        return _snapshot(snapshot_of)
+
+    def stream():
+        return _follow(snapshot_of)
+
+    blueprint.add_url_rule(f"/{name}/snapshot", f"{name}_snapshot", roles_required(Role.SUPERVISOR)(snapshot))
+    blueprint.add_url_rule(f"/{name}/stream", f"{name}_stream", roles_required(Role.SUPERVISOR)(stream))
+
+
+_live_data("board", board.board_snapshot)
+_live_data("wallboard", board.wallboard_snapshot)
 
 
 def _viewable_call(call_sid: str) -> tuple[Call | None, Response | None]:
