@@ -17,7 +17,7 @@ from sqlalchemy import select
 from app import clock
 from app.models import Call, Event
 from tests.test_supervisor_pages import signed_in, users  # noqa: F401 - the users fixture
-from tests.transfer_helpers import ALICE, BOB, accepts, call_row
+from tests.transfer_helpers import ALICE, BOB, accepts, call_row, longest_wait_turn
 
 # Every test has a supervisor 'sam' and agent users 'alice' and 'carmen'.
 pytestmark = pytest.mark.usefixtures("users")
@@ -128,12 +128,12 @@ def test_each_figure_follows_callers_who_queue_are_answered_abandon_leave_messag
 
     # Past the longest wait (60 s) a caller leaves a message, and the next asks for a callback.
     message = _waiting(centre, "+15557770605")
-    centre.network.advance(61)
+    centre.network.advance(longest_wait_turn(centre) + 1)  # seen at the first hold turn past it
     assert "To leave a message, press 1" in message.heard_text
     message.press("1")
     message.recording_done("https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE605")
     later = _waiting(centre, "+15557770606")
-    centre.network.advance(61)
+    centre.network.advance(longest_wait_turn(centre) + 1)
     later.press("2")
     assert "We will call you back" in later.heard_text and not later.live
     assert _day(_billing(centre, token)) == {
