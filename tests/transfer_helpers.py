@@ -7,9 +7,9 @@ from app.sandbox import scenarios
 from app.sandbox.scenarios import ALICE, BOB, CARMEN  # noqa: F401 - the roster's phones, for the tests
 
 
-def connected_call(centre, number=scenarios.CALLER, reason=scenarios.REASON):
-    """A caller connected to Alice (billing), with a little transcript; returns (caller, alice)."""
-    return scenarios.connected_call(centre.network, centre.number, number, reason)
+def connected_call(centre, number=scenarios.CALLER, reason=scenarios.REASON, conversation=scenarios.CONVERSATION):
+    """A caller connected to Alice (billing), with a little transcript (CONVERSATION); returns (caller, alice)."""
+    return scenarios.connected_call(centre.network, centre.number, number, reason, conversation=conversation)
 
 
 def consulting(centre):

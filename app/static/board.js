@@ -86,14 +86,6 @@
     return span;
   }
 
-  function clockAt(iso) {
-    var time = el("time");
-    time.dateTime = iso;
-    time.dataset.clock = "";
-    showClock(time);
-    return time;
-  }
-
   function drawAgent(agent) {
     var row = el("tr");
     row.dataset.extension = agent.extension;
@@ -103,7 +95,7 @@
     presence.dataset.presence = "";
     if (agent.presence_since) {
       presence.appendChild(document.createTextNode(" since "));
-      presence.appendChild(clockAt(agent.presence_since));
+      presence.appendChild(window.switchboardClock.at(agent.presence_since, "minute"));
     }
     var activity = cell(row, agent.activity_label);
     activity.dataset.activity = "";
@@ -125,7 +117,10 @@
   function drawTransfer(transfer) {
     var row = el("tr");
     row.dataset.transferId = String(transfer.id);
-    cell(row, link(transfer.href + "#transfer-" + transfer.id, transfer.call_sid));
+    var sid = link(transfer.href + "#transfer-" + transfer.id, transfer.call_sid);
+    sid.className = "sid";
+    sid.title = transfer.call_sid; // cut short on screen, whole on hover
+    cell(row, sid);
     cell(row, transfer.from_agent);
     cell(row, transfer.target);
     cell(row, transfer.mode);
@@ -138,20 +133,6 @@
     var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
     var mm = (h && m < 10 ? "0" : "") + m, ss = (s < 10 ? "0" : "") + s;
     return (h ? h + ":" : "") + mm + ":" + ss;
-  }
-
-  // A moment as the viewer's own clock time, labelled with their time zone ("10:02 GMT+1"); the zone's
-  // name in full on hover.
-  var clockFormat = new Intl.DateTimeFormat(undefined, {
-    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
-  });
-  var zoneName = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
-
-  function showClock(time) {
-    var moment = Date.parse(time.dateTime);
-    if (isNaN(moment)) return;
-    time.textContent = clockFormat.format(new Date(moment));
-    time.title = "your time zone" + (zoneName ? ": " + zoneName : "");
   }
 
   function tick() {
@@ -176,7 +157,6 @@
     status.classList.toggle("is-down", !ok);
   }
 
-  root.querySelectorAll("time[data-clock]").forEach(showClock);
   tick();
   setInterval(tick, 1000);
 
@@ -184,7 +164,7 @@
   window.switchboardLive.follow({
     streamUrl: root.dataset.stream,
     snapshotUrl: root.dataset.stream.replace(/\/stream$/, "/snapshot"),
-    show: show,
+    show: function (snapshot) { window.switchboardDom.redraw(root, function () { show(snapshot); }); },
     say: say,
     texts: {
       live: "Live: updates as calls change.",
