@@ -388,6 +388,8 @@ class Transfer(Base):
     target_number: Mapped[str | None] = mapped_column(String(255))
     consult_room: Mapped[str | None] = mapped_column(String(128))
     notes: Mapped[str | None] = mapped_column(Text)
+    # Who asked for it, as the timeline's `by` names them ("alice", "token:crm", "phone:101"): whose the notes are.
+    requested_by: Mapped[str | None] = mapped_column(String(80))
     tried_agent_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     # Since when it waits at its target queue (state waiting), for its place in line; kept once it rings.
     waiting_since: Mapped[datetime | None] = mapped_column(UTCDateTime())

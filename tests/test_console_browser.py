@@ -23,8 +23,8 @@ VIEWPORT = {"width": 1280, "height": 800}
 VENDOR = Path(__file__).resolve().parent.parent / "app" / "static" / "vendor" / "livekit-client.umd.js"
 
 
-def console_page(browser, centre, username):
-    context = browser.new_context(viewport=VIEWPORT, base_url=centre.url)
+def console_page(browser, centre, username, **context_options):
+    context = browser.new_context(viewport=VIEWPORT, base_url=centre.url, **context_options)
     context.set_default_timeout(15000)
     page = context.new_page()
     page.requested = []

@@ -567,7 +567,7 @@ def test_a_supervisor_sets_an_agent_away_and_available_from_the_board(centre, us
     assert alice.presence == "away" and (alice.presence_changed_at - before.presence_changed_at).seconds >= 90
     assert alice.activity_changed_at == before.activity_changed_at, "presence alone changed"
     with centre.db() as session:
-        event = session.scalar(select(Event).where(Event.name == "presence_set_by_supervisor"))
+        event = session.scalar(select(Event).where(Event.name == "presence_set"))
         assert event.detail == {"agent": "101", "by": "sam", "to": "away", "was": "available"}
 
     row = next(a for a in sam.get("/board/snapshot").get_json()["agents"] if a["extension"] == "101")

@@ -71,6 +71,7 @@ def test_the_agent_says_ready_in_the_console_with_a_disposition_and_notes(centre
         ended = session.scalar(select(Event).where(Event.name == "wrap_up_ended"))
         assert ended.call_id == first_call_id
         assert ended.detail["disposition"] == "resolved" and ended.detail["why"] == "ready"
+        assert ended.detail["by"] == "alice"  # who, by username
         assert "4111" not in ended.detail["notes"] and "Refund promised" in ended.detail["notes"]
     again = alice.post("/console/ready", data={"csrf_token": token}, headers={"Accept": "application/json"})
     assert again.status_code == 409
@@ -125,7 +126,7 @@ def test_an_agent_on_a_phone_ends_their_wrap_up_with_a_disposition_key(centre):
     assert agent_activity(centre, "101") == "idle"  # once Twilio reported her leg over
     with centre.db() as session:
         ended = session.scalar(select(Event).where(Event.name == "wrap_up_ended"))
-        assert ended.detail["disposition"] == "follow-up" and ended.detail["by"] == "phone keys"
+        assert ended.detail["disposition"] == "follow-up" and ended.detail["by"] == "phone:101"
     caller = _queued_caller(centre)
     assert call_row(centre, caller.sid).status == "ringing_agent"  # offered at once: no wrap-up left
 

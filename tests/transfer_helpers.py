@@ -27,9 +27,9 @@ def longest_wait_turn(centre) -> float:
     return turn_at_or_past(centre.app.config["SETTINGS"].max_queue_wait_seconds)
 
 
-def connected_call(centre, number=scenarios.CALLER, reason=scenarios.REASON):
-    """A caller connected to Alice (billing), with a little transcript; returns (caller, alice)."""
-    return scenarios.connected_call(centre.network, centre.number, number, reason)
+def connected_call(centre, number=scenarios.CALLER, reason=scenarios.REASON, conversation=scenarios.CONVERSATION):
+    """A caller connected to Alice (billing), with a little transcript (CONVERSATION); returns (caller, alice)."""
+    return scenarios.connected_call(centre.network, centre.number, number, reason, conversation=conversation)
 
 
 def consulting(centre):

@@ -11,6 +11,7 @@ from typing import Any, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.actors import Actor, ActorKind
 from app.hours import HoursError, parse_holidays, parse_week, parse_zone
 from app.models import QUEUE_SETTINGS, Activity, Agent, Overflow, Presence, Queue
 from app.primitives.availability import end_wrap_up
@@ -276,12 +277,15 @@ def set_presence(session: Session, extension: str, presence: str, *, event: str 
     return agent
 
 
-def set_presence_and_offer(t: Telephony, extension: str, presence: str, *, event: str | None = None,
-                           **detail: Any) -> Agent:
+def set_presence_and_offer(t: Telephony, extension: str, presence: str, *, by: Actor | None = None) -> Agent:
     """Set an agent's presence as a step on calls: an agent who is now available and idle is offered the
     transfers and callers waiting for their skills once the step commits (jobs.steps.follow_up). An agent on
-    a call stays on it: away, they are offered nothing more once it ends."""
-    agent = set_presence(t.session, extension, presence, event=event, **detail)
+    a call stays on it: away, they are offered nothing more once it ends. Asked BY someone (the agent at their
+    console, a supervisor on the board), the timeline keeps who (`presence_set`: by, to and the presence they
+    had); the operator's command (BY None) leaves none."""
+    was = find_agent(t.session, extension).presence
+    detail = {"event": "presence_set", "by": by.label, "to": presence, "was": was} if by is not None else {}
+    agent = set_presence(t.session, extension, presence, **detail)
     if agent.presence == Presence.AVAILABLE and agent.activity == Activity.IDLE:
         t.freed_agent_ids.add(agent.id)
     return agent
@@ -291,17 +295,14 @@ def set_presence_and_offer(t: Telephony, extension: str, presence: str, *, event
 SUPERVISOR_PRESENCES = (Presence.AVAILABLE, Presence.AWAY)
 
 
-def set_presence_by_supervisor(t: Telephony, extension: str, presence: str, by: str) -> Agent:
-    """A supervisor sets an agent available or away, as the console does; the timeline keeps who
-    (`presence_set_by_supervisor`, with the presence they had)."""
+def set_presence_by_supervisor(t: Telephony, extension: str, presence: str, by: Actor) -> Agent:
+    """A supervisor sets an agent available or away, as the console does."""
     if presence not in SUPERVISOR_PRESENCES:
         raise RosterError(f"a supervisor sets an agent {' or '.join(SUPERVISOR_PRESENCES)}")
-    was = find_agent(t.session, extension).presence
-    return set_presence_and_offer(t, extension, presence, event="presence_set_by_supervisor", by=by,
-                                  to=presence, was=was)
+    return set_presence_and_offer(t, extension, presence, by=by)
 
 
-def end_wrap_up_early(t: Telephony, extension: str, by: str) -> bool:
+def end_wrap_up_early(t: Telephony, extension: str, by: Actor) -> bool:
     """A supervisor ends an agent's after-call work now; False if they were not in it."""
     return end_wrap_up(t, find_agent(t.session, extension), "supervisor", by=by)
 
@@ -371,4 +372,5 @@ def wrap_up_by_key(t: Telephony, agent: Agent, key: str) -> str | None:
     if not (len(key) == 1 and key.isdigit() and 1 <= int(key) <= len(codes)):
         return None
     disposition = codes[int(key) - 1]
-    return disposition if end_wrap_up(t, agent, "ready", disposition=disposition, by="phone keys") else None
+    return disposition if end_wrap_up(t, agent, "ready", disposition=disposition,
+                                          by=Actor(ActorKind.PHONE, agent.extension)) else None

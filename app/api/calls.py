@@ -3,13 +3,13 @@ call and its timeline, list the callbacks."""
 
 from __future__ import annotations
 
-from flask import g, jsonify, request
+from flask import jsonify, request
 from spectree import Response
 from sqlalchemy import select
 
 from app.api import schemas
 from app.api.common import ERRORS, blueprint, error, spec, timeline
-from app.auth.guards import api_token_required
+from app.auth.guards import api_token_required, current_actor
 from app.calls import history, outbound
 from app.models import Agent, Call, Event
 from app.routing.callbacks import callbacks_by_state
@@ -48,7 +48,7 @@ def place_call():
     agent = t.session.scalar(select(Agent).where(Agent.extension == body.agent.strip()))
     if agent is None:
         return error(404, f"no agent with extension {body.agent.strip()[:16]}")
-    by = f"API token {g.api_token_name}" if "api_token_name" in g else "a supervisor through the API"
+    by = current_actor()
     try:
         call = run_step(lambda t: outbound.place_call(t, agent, body.to, reason=body.reason, by=by))
     except outbound.OutboundRefused as refusal:

@@ -19,16 +19,18 @@ from sqlalchemy.orm import Session
 from app.api import schemas
 from app.events import shown_detail
 from app.models import Event
+from app.web.errors import error_page
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 
 
 @blueprint.app_errorhandler(404)
-def _not_found(error):
-    """Under /api, a path no route matches (an id that is not digits) is answered in JSON like the rest."""
+def _not_found(_error):
+    """Under /api, a path no route matches (an id that is not digits) is answered in JSON like the rest; elsewhere
+    with the error page and its links back."""
     if request.path.startswith("/api/"):
         return jsonify(error="not found"), 404
-    return error
+    return error_page(404, "Page not found", f"There is no page at {request.path[:200]}.")
 
 
 def _error_in_words(req, resp, req_validation_error, instance, *_):

@@ -93,6 +93,8 @@ class Transfer(BaseModel):
     target_number: str | None = Field(None, description="the outside number or SIP URI rung")
     answered_by: str | None = Field(None, description="extension of the agent who answered")
     notes: str | None = None
+    requested_by: str | None = Field(None, description="who asked for it, as the timeline's `by` says: a "
+                                     "username, token:<API token name> or phone:<extension>; whose the notes are")
     summary: Summary
     end_reason: str | None = None
     created_at: datetime

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.api import schemas
 from app.api.common import ERRORS, blueprint, error, spec, timeline
-from app.auth.guards import api_token_required
+from app.auth.guards import api_token_required, current_actor
 from app.kinds import TransferTrigger
 from app.models import Call, Event, Transfer, parse_id
 from app.states.transfers import place_in_line
@@ -34,6 +34,7 @@ def transfer_as_dict(transfer: Transfer) -> dict:
         target_number=transfer.target_number,
         answered_by=transfer.target_leg.agent.extension if transfer.target_leg and transfer.target_leg.agent else None,
         notes=transfer.notes,
+        requested_by=transfer.requested_by,
         summary=schemas.Summary(**stored_summary(transfer)),
         end_reason=transfer.end_reason,
         created_at=transfer.created_at,
@@ -64,7 +65,7 @@ def start(call_sid: str):
                                      sip_uri=(body.sip_uri or "").strip() or None)
         transfer = run_step(lambda t: service.start_transfer(
             t, call, target, mode=body.mode, trigger=TransferTrigger.API if "api_token_name" in g else TransferTrigger.WEB,
-            notes=body.notes))
+            by=current_actor(), notes=body.notes))
     except service.TransferRefused as refusal:
         return error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer)), 201
@@ -91,7 +92,7 @@ def _act(transfer_id: int, name: str):
     if _transfer(transfer_id) is None:
         return error(404, f"no transfer {transfer_id}")
     try:
-        transfer = run_step(lambda t: act_on_transfer(t, transfer_id, name, by="through the API"))
+        transfer = run_step(lambda t: act_on_transfer(t, transfer_id, name, by=current_actor()))
     except service.TransferRefused as refusal:
         return error(409, str(refusal))
     return jsonify(transfer_as_dict(transfer))

@@ -12,6 +12,7 @@ import structlog
 from flask import current_app, g, jsonify, redirect, request
 from flask_login import UserMixin, current_user
 
+from app.actors import Actor, ActorKind
 from app.auth import service
 from app.models import User
 from app.web.errors import error_page
@@ -55,6 +56,16 @@ def current_agent_id() -> int | None:
     if not current_user.is_authenticated:
         return None
     return current_user.agent_id
+
+
+def current_actor() -> Actor:
+    """Who is asking in this request: the API token it carries (by its name), or the signed-in user (by their
+    username). Only for views behind roles_required or api_token_required."""
+    if "api_token_name" in g:
+        return Actor(ActorKind.TOKEN, g.api_token_name)
+    if not current_user.is_authenticated:
+        raise RuntimeError("current_actor() outside a guarded view: nobody is signed in")
+    return Actor(ActorKind.USER, current_user.username)
 
 
 def roles_required(*roles: str) -> Callable:

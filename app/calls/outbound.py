@@ -23,6 +23,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.actors import Actor, ActorKind
 from app.calls.service import end_call
 from app.events import record_event
 from app.logs import get_logger
@@ -92,10 +93,10 @@ def refusal(t: Telephony, number: str) -> str | None:
     return None
 
 
-def place_call(t: Telephony, agent: Agent, number: str, *, reason: str | None, by: str) -> Call:
+def place_call(t: Telephony, agent: Agent, number: str, *, reason: str | None, by: Actor) -> Call:
     """Place an outbound call from AGENT to NUMBER: checked, then the agent rung (OutboundRefused if it cannot be).
 
-    BY says who asked (the console, the API, a callback), for the timeline.
+    BY is who asked (the agent at the console, a supervisor, an API token), the timeline's `by`.
     """
     customer = check_number(t, number)
     _check_our_number(t)
@@ -119,7 +120,8 @@ def callback_number(t: Telephony, callback: Callback) -> str:
 def place_callback(t: Telephony, callback: Callback, agent: Agent, customer: str) -> Call:
     """An attempt of CALLBACK to CUSTOMER (its callback_number), offered to AGENT, reserved for it: an outbound
     call whose agent is told who, why and how long ago."""
-    return _ring_agent_first(t, agent, customer, reason=callback.reason, by="a callback", callback=callback)
+    return _ring_agent_first(t, agent, customer, reason=callback.reason, by=Actor(ActorKind.SERVICE, "callback"),
+                             callback=callback)
 
 
 def _check_our_number(t: Telephony) -> None:
@@ -127,7 +129,7 @@ def _check_our_number(t: Telephony) -> None:
         raise OutboundRefused("TWILIO_PHONE_NUMBER is not set: an outbound call needs the number it comes from")
 
 
-def _ring_agent_first(t: Telephony, agent: Agent, customer: str, *, reason: str | None, by: str,
+def _ring_agent_first(t: Telephony, agent: Agent, customer: str, *, reason: str | None, by: Actor,
                       callback: Callback | None = None) -> Call:
     call = _new_call(t, agent, customer, reason=reason, by=by, callback=callback)
     leg = new_leg(t.session, call, LegRole.AGENT, agent=agent)
@@ -136,14 +138,14 @@ def _ring_agent_first(t: Telephony, agent: Agent, customer: str, *, reason: str 
     return call
 
 
-def _new_call(t: Telephony, agent: Agent, customer: str, *, reason: str | None, by: str,
+def _new_call(t: Telephony, agent: Agent, customer: str, *, reason: str | None, by: Actor,
               callback: Callback | None = None) -> Call:
     call = new_outbound_call(t.session, OUTBOUND_SID_PREFIX + uuid.uuid4().hex, t.settings.twilio_phone_number,
                              customer)
     call.ivr_reason = reason
     call.queue_id = callback.queue_id if callback is not None else None
     call.room_name = room_name(t.settings, call_room_user(call.id))
-    record_event(t.session, call, "outbound_call_placed", number=customer, agent=agent.extension, by=by,
+    record_event(t.session, call, "outbound_call_placed", number=customer, agent=agent.extension, by=by.label,
                  reason=call.ivr_reason, callback_id=callback.id if callback is not None else None)
     if callback is not None:
         attempt_started(t, callback, call, agent.extension)
@@ -179,7 +181,7 @@ def place_call_from_phone(t: Telephony, agent: Agent, number: str, call_sid: str
         raise OutboundRefused(f"you are {agent.presence}: set yourself available to place calls")
     if reserve_agent(t.session, agent_id=agent.id) is None:
         raise OutboundRefused(f"you are busy ({agent.activity})")
-    call = _new_call(t, agent, customer, reason=None, by="the agent's phone")
+    call = _new_call(t, agent, customer, reason=None, by=Actor(ActorKind.PHONE, agent.extension))
     leg = new_leg(t.session, call, LegRole.AGENT, agent=agent, twilio_call_sid=call_sid)
     agent_picked_up(t, leg)
     agent_accepted(t, leg)

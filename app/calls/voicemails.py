@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.actors import Actor
 from app.calls import outbound
 from app.events import record_event
 from app.gateways.twilio import RecordingAudio
@@ -29,15 +30,15 @@ def open_audio(t: Telephony, call: Call) -> RecordingAudio:
     return t.twilio.recording_audio(call.voicemail_url)
 
 
-def mark_handled(t: Telephony, call: Call, *, by: str) -> bool:
+def mark_handled(t: Telephony, call: Call, *, by: Actor) -> bool:
     """BY (a user's name) dealt with the message: kept with the call and on its timeline. False when someone
     had already marked it."""
     call = lock_call(t, call.id)
     if call.voicemail_handled_at is not None:
         return False
     call.voicemail_handled_at = utcnow()
-    call.voicemail_handled_by = by
-    record_event(t.session, call, "voicemail_handled", by=by)
+    call.voicemail_handled_by = by.label
+    record_event(t.session, call, "voicemail_handled", by=by.label)
     return True
 
 
@@ -47,11 +48,11 @@ def agents_free_to_call(session: Session) -> list[Agent]:
                                                     Agent.activity == Activity.IDLE).order_by(Agent.extension)))
 
 
-def call_back(t: Telephony, call: Call, agent: Agent, *, by: str) -> Call:
+def call_back(t: Telephony, call: Call, agent: Agent, *, by: Actor) -> Call:
     """Call the message's caller back: an outbound call from AGENT, as the console's and the API's
     (outbound.OutboundRefused, nothing rung, when it cannot be placed); on the message's timeline, by BY."""
     left = call.created_at.strftime("%d %B at %H:%M UTC")
     placed = outbound.place_call(t, agent, call.customer_number, reason=f"returning the message left on {left}",
-                                 by=f"{by}, from the voicemail inbox")
-    record_event(t.session, call, "voicemail_called_back", by=by, agent=agent.extension, call_sid=placed.call_sid)
+                                 by=by)
+    record_event(t.session, call, "voicemail_called_back", by=by.label, agent=agent.extension, call_sid=placed.call_sid)
     return placed

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.actors import Actor, ActorKind
 from app.agents.service import set_presence_and_offer
 from app.calls import outbound, reactions
 from app.kinds import SummarySource, TransferTrigger
@@ -26,6 +27,8 @@ from app.models import (
     Presence,
     Queue,
     Transfer,
+    User,
+    Utterance,
     utcnow,
 )
 from app.primitives import legs
@@ -132,6 +135,9 @@ def _offer(t: Telephony, leg: Leg) -> dict:
         "queue": call.queue.name if call.queue else "",
         "reason": call.ivr_reason or "",
         "ringing_seconds": _seconds_since(leg.created_at),
+        # What is left of the ring before it is given up (the console counts it down).
+        "ring_seconds_left": max(0, legs.ring_timeout_seconds(t, leg) - _seconds_since(leg.created_at)),
+        "transcript": _transcript(t.session, call),
     }
     callback = t.session.get(Callback, call.callback_id) if call.callback_id else None
     if callback is not None:
@@ -145,9 +151,23 @@ def _offer(t: Telephony, leg: Leg) -> dict:
             mode=transfer.mode,
             from_agent=transfer.from_agent.name if transfer.from_agent else "",
             notes=transfer.notes or "",
+            notes_by=_notes_by(t.session, transfer),
             summary=summary_view(t, transfer),
         )
     return offer
+
+
+def _notes_by(session: Session, transfer: Transfer) -> str:
+    """Whose the transfer's notes are: the transferring agent's name when they asked for it (at their console or
+    phone), otherwise who did, as the timeline names them (a supervisor's username, token:<name>)."""
+    agent = transfer.from_agent
+    who = transfer.requested_by
+    if agent is None:
+        return who or ""
+    if not who or who == Actor(ActorKind.PHONE, agent.extension).label or session.scalar(
+            select(User.id).where(User.username == who, User.agent_id == agent.id)) is not None:
+        return agent.name
+    return who
 
 
 def _transfer_view(transfer: Transfer, agent_id: int) -> dict:
@@ -167,9 +187,27 @@ def _transfer_view(transfer: Transfer, agent_id: int) -> dict:
     }
 
 
-def _live_call(leg: Leg, agent_id: int) -> dict:
+def _handed_over(call, agent_id: int) -> Transfer | None:
+    """The latest transfer of CALL that rang this agent: its summary stays on their screen for the whole call."""
+    return next((transfer for transfer in reversed(call.transfers)
+                 if transfer.target_leg is not None and transfer.target_leg.agent_id == agent_id), None)
+
+
+# The transcript's lines the console keeps on screen during a call: the latest ones.
+CONSOLE_TRANSCRIPT_LINES = 50
+
+
+def _transcript(session: Session, call) -> list[dict]:
+    """What the caller and the agents said on CALL (redacted when stored), the latest lines, oldest first."""
+    lines = session.scalars(select(Utterance).where(Utterance.call_id == call.id)
+                            .order_by(Utterance.id.desc()).limit(CONSOLE_TRANSCRIPT_LINES)).all()
+    return [{"speaker": line.speaker, "text": line.text} for line in reversed(lines)]
+
+
+def _live_call(t: Telephony, leg: Leg, agent_id: int) -> dict:
     call = leg.call
     transfer = active_transfer(call)
+    handed_over = _handed_over(call, agent_id)
     return {
         "leg_id": leg.id,
         "call_sid": call.call_sid,
@@ -185,6 +223,11 @@ def _live_call(leg: Leg, agent_id: int) -> dict:
         "room": leg.room_name if leg.status == LegStatus.CONNECTED else None,
         "duration_seconds": _seconds_since(leg.answered_at or call.answered_at),
         "transfer": _transfer_view(transfer, agent_id) if transfer is not None else None,
+        # Kept on screen from the offer to the end of the call: the summary they were handed, and the transcript.
+        "summary": summary_view(t, handed_over) if handed_over is not None else None,
+        "notes": (handed_over.notes or "") if handed_over is not None else "",
+        "notes_by": _notes_by(t.session, handed_over) if handed_over is not None else "",
+        "transcript": _transcript(t.session, call),
     }
 
 
@@ -205,7 +248,7 @@ def console_state(t: Telephony, agent_id: int) -> dict:
             "dispositions": list(t.settings.disposition_codes),
         },
         "offer": _offer(t, offered) if offered is not None else None,
-        "call": _live_call(live, agent_id) if live is not None else None,
+        "call": _live_call(t, live, agent_id) if live is not None else None,
     }
 
 
@@ -219,7 +262,7 @@ def _wrap_up_left(agent: Agent) -> int | None:
 WRAP_UP_NOTES_MAX = 1000
 
 
-def finish_wrap_up(t: Telephony, agent_id: int, disposition: str, notes: str) -> None:
+def finish_wrap_up(t: Telephony, agent_id: int, disposition: str, notes: str, *, by: Actor) -> None:
     """The agent is done with their after-call work: the disposition code and notes go on the call's timeline
     (card numbers and the like redacted), and they are offered the next call."""
     agent = t.session.get(Agent, agent_id)
@@ -229,7 +272,7 @@ def finish_wrap_up(t: Telephony, agent_id: int, disposition: str, notes: str) ->
         raise ConsoleRefused(f"the disposition must be one of {', '.join(codes)}", 400)
     if len(notes) > WRAP_UP_NOTES_MAX:
         raise ConsoleRefused(f"the notes are too long (at most {WRAP_UP_NOTES_MAX} characters)", 400)
-    if not end_wrap_up(t, agent, "ready", disposition=disposition or None, notes=redact(notes.strip()) or None):
+    if not end_wrap_up(t, agent, "ready", by=by, disposition=disposition or None, notes=redact(notes.strip()) or None):
         raise ConsoleRefused("you are not in after-call work", 409)
 
 
@@ -242,12 +285,12 @@ def transfer_targets(session: Session, agent_id: int) -> list[tuple[str, str]]:
     ]
 
 
-def change_presence(t: Telephony, agent_id: int, presence: str) -> Agent:
+def change_presence(t: Telephony, agent_id: int, presence: str, *, by: Actor) -> Agent:
     """Set the signed-in agent's presence; made available, they are offered what waits for them at once."""
     if presence not in Presence.__members__.values():
         raise ConsoleRefused(f"presence must be one of {', '.join(Presence)}", 400)
     agent = t.session.get(Agent, agent_id)
-    return set_presence_and_offer(t, agent.extension, presence)
+    return set_presence_and_offer(t, agent.extension, presence, by=by)
 
 
 def _my_leg(t: Telephony, agent_id: int, leg_id: int) -> Leg:
@@ -315,12 +358,12 @@ def hang_up(t: Telephony, agent_id: int, leg_id: int) -> None:
     reactions.agent_left(t, leg)
 
 
-def call_customer(t: Telephony, agent_id: int, number: str, reason: str) -> str:
+def call_customer(t: Telephony, agent_id: int, number: str, reason: str, *, by: Actor) -> str:
     """Place an outbound call from the signed-in agent: their phone rings first (they press 1), or, in the
     browser, they are taken as having answered and the customer is dialled at once; what the console says."""
     agent = t.session.get(Agent, agent_id)
     try:
-        call = outbound.place_call(t, agent, number, reason=reason, by="the agent console")
+        call = outbound.place_call(t, agent, number, reason=reason, by=by)
     except outbound.OutboundRefused as refusal:
         raise ConsoleRefused(str(refusal)) from None
     if agent.sip_uri:
@@ -347,7 +390,7 @@ def _outside_target(t: Telephony, text: str) -> transfers.Target:
     return transfers.find_target(t.session, **{kind: text})
 
 
-def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str | None,
+def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str | None, *, by: Actor,
                   outside: str = "") -> Transfer:
     """Transfer the agent's own live call to an extension or a queue, or to an OUTSIDE number or SIP URI."""
     leg = _my_live_call_leg(t, agent_id)
@@ -356,12 +399,13 @@ def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str 
         raise ConsoleRefused("only the agent with the caller can transfer the call")
     try:
         target = _outside_target(t, outside) if outside else transfers.resolve_target(t, code)
-        return transfers.start_transfer(t, call, target, mode=mode, trigger=TransferTrigger.WEB, notes=notes)
+        return transfers.start_transfer(t, call, target, mode=mode, trigger=TransferTrigger.WEB, by=by,
+                                         notes=notes)
     except transfers.TransferRefused as refusal:
         raise ConsoleRefused(str(refusal)) from None
 
 
-def finish_transfer(t: Telephony, agent_id: int, transfer_id: int, action: str) -> str:
+def finish_transfer(t: Telephony, agent_id: int, transfer_id: int, action: str, *, by: Actor) -> str:
     """Complete, cancel, make three-way or swap the transfer the agent started; what the console says."""
     transfer = t.session.get(Transfer, transfer_id)
     if transfer is None or transfer.from_agent_id != agent_id:
@@ -369,7 +413,7 @@ def finish_transfer(t: Telephony, agent_id: int, transfer_id: int, action: str) 
     if action not in TRANSFER_ACTIONS:
         raise ConsoleRefused(f"there is no transfer action {action[:20]!r}", 404)
     try:
-        act_on_transfer(t, transfer_id, action, by="from the agent console")
+        act_on_transfer(t, transfer_id, action, by=by)
     except transfers.TransferRefused as refusal:
         raise ConsoleRefused(str(refusal)) from None
     return TRANSFER_ACTIONS[action].told_agent

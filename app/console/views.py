@@ -6,7 +6,7 @@ from functools import wraps
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from app.auth.guards import current_agent_id, roles_required
+from app.auth.guards import current_actor, current_agent_id, roles_required
 from app.console import service
 from app.gateways import IntegrationMissing
 from app.kinds import TransferMode
@@ -91,7 +91,7 @@ def console_state(agent_id: int):
 def presence():
     """Set the signed-in agent available, away or offline."""
     def act(t, agent_id):
-        agent = service.change_presence(t, agent_id, request.form.get("presence", ""))
+        agent = service.change_presence(t, agent_id, request.form.get("presence", ""), by=current_actor())
         return f"You are {agent.presence}."
 
     return _act(act, "")
@@ -102,7 +102,8 @@ def presence():
 def ready():
     """End the signed-in agent's after-call work, with a disposition code and notes."""
     def act(t, agent_id):
-        service.finish_wrap_up(t, agent_id, request.form.get("disposition", ""), request.form.get("notes", ""))
+        service.finish_wrap_up(t, agent_id, request.form.get("disposition", ""), request.form.get("notes", ""),
+                               by=current_actor())
 
     return _act(act, "Ready: calls are offered to you again.")
 
@@ -136,7 +137,7 @@ def call_customer():
         number = request.form.get("number", "").strip()[:40]
         if not number:
             raise service.ConsoleRefused("enter the number to call", 400)
-        return service.call_customer(t, agent_id, number, request.form.get("reason", "")[:200])
+        return service.call_customer(t, agent_id, number, request.form.get("reason", "")[:200], by=current_actor())
 
     return _act(act, "")
 
@@ -156,7 +157,7 @@ def transfer():
         if not (code or outside):
             raise service.ConsoleRefused("enter an extension or a queue number, or an outside number or SIP URI", 400)
         notes = request.form.get("notes", "")[:2000]
-        done = service.transfer_call(t, agent_id, code, mode, notes, outside=outside)
+        done = service.transfer_call(t, agent_id, code, mode, notes, by=current_actor(), outside=outside)
         return f"Transfer started ({done.mode})."
 
     return _act(act, "")
@@ -166,7 +167,8 @@ def transfer():
 @roles_required("agent")
 def transfer_action(action: str):
     """Complete, cancel, make three-way or swap the agent's transfer (the actions of app/transfers/actions.py)."""
-    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), action), "")
+    return _act(lambda t, agent_id: service.finish_transfer(t, agent_id, _int_field("transfer_id"), action,
+                                                             by=current_actor()), "")
 
 
 @blueprint.get("/console/token")

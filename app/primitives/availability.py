@@ -20,6 +20,7 @@ from typing import Iterable
 
 from sqlalchemy import select
 
+from app.actors import Actor, by_detail
 from app.events import record_event
 from app.models import Activity, Agent, Call, Leg, Presence, utcnow
 from app.primitives.context import Telephony
@@ -119,9 +120,10 @@ def owe_wrap_up(t: Telephony, agent: Agent | None, call: Call) -> None:
     record_event(t.session, call, "wrap_up_started", agent=agent.extension, seconds=seconds)
 
 
-def end_wrap_up(t: Telephony, agent: Agent, why: str, **detail) -> bool:
+def end_wrap_up(t: Telephony, agent: Agent, why: str, *, by: Actor | None = None, **detail) -> bool:
     """End the agent's after-call work (its time is up, or they or a supervisor say they are ready): idle, and
-    offered the waiting transfers and callers once the step commits; False if they were not in wrap-up."""
+    offered the waiting transfers and callers once the step commits; False if they were not in wrap-up. BY is
+    who asked (none when its time is up), the timeline's `by`."""
     if agent.activity == Activity.LEAVING and agent.wrap_up_until is not None:
         # Still on the phone (their keys at the end of the call): ready, and idle once Twilio says the leg is
         # over (reactions.leg_confirmed_over), with no after-call work left.
@@ -135,7 +137,7 @@ def end_wrap_up(t: Telephony, agent: Agent, why: str, **detail) -> bool:
         t.freed_agent_ids.add(agent.id)
     last_call = t.session.scalar(select(Call).join(Leg, Leg.call_id == Call.id).where(Leg.agent_id == agent.id)
                                  .order_by(Leg.id.desc()).limit(1))
-    record_event(t.session, last_call, "wrap_up_ended", agent=agent.extension, why=why, **detail)
+    record_event(t.session, last_call, "wrap_up_ended", agent=agent.extension, why=why, **by_detail(by), **detail)
     return True
 
 

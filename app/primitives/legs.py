@@ -160,12 +160,16 @@ def dial_unconfirmed(leg: Leg) -> bool:
             and utcnow() - leg.created_at >= UNCONFIRMED_DIAL_AFTER)
 
 
+def ring_timeout_seconds(t: Telephony, leg: Leg) -> int:
+    """How long LEG rings before it is given up: a transfer's target, or an agent offered a call."""
+    return (t.settings.transfer_ring_timeout_seconds if leg.role == LegRole.TARGET
+            else t.settings.agent_ring_timeout_seconds)
+
+
 def _browser_ring_expired(t: Telephony, leg: Leg) -> bool:
     if not is_browser_leg(leg) or leg.status not in RINGING_LEG_STATUSES:
         return False
-    timeout = (t.settings.transfer_ring_timeout_seconds if leg.role == LegRole.TARGET
-               else t.settings.agent_ring_timeout_seconds)
-    return utcnow() - leg.created_at >= timedelta(seconds=timeout)
+    return utcnow() - leg.created_at >= timedelta(seconds=ring_timeout_seconds(t, leg))
 
 
 def agent_leg_of(call: Call, agent_id: int | None) -> Leg | None:

@@ -39,10 +39,11 @@ TRANSFER_MOVES: dict[str, frozenset[str]] = {
 
 
 def new_transfer(session: Session, call: Call, *, mode: str, trigger: str, from_agent_id: int | None,
-                 notes: str | None) -> Transfer:
-    """A transfer of CALL, REQUESTED (not yet flushed: the caller adds it under its own guard)."""
+                 notes: str | None, requested_by: str | None = None) -> Transfer:
+    """A transfer of CALL, REQUESTED (not yet flushed: the caller adds it under its own guard); REQUESTED_BY is
+    who asked (an actor's label), whose the notes are."""
     return Transfer(call_id=call.id, mode=mode, trigger=trigger, state=TransferState.REQUESTED,
-                    from_agent_id=from_agent_id, notes=notes, tried_agent_ids=[])
+                    from_agent_id=from_agent_id, notes=notes, requested_by=requested_by, tried_agent_ids=[])
 
 
 def move_transfer(session: Session, transfer: Transfer, to: TransferState, event: str | None = None,

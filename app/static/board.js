@@ -92,14 +92,6 @@
     return span;
   }
 
-  function clockAt(iso) {
-    var time = el("time");
-    time.dateTime = iso;
-    time.dataset.clock = "";
-    showClock(time);
-    return time;
-  }
-
   function drawAgent(agent) {
     var row = el("tr");
     row.dataset.extension = agent.extension;
@@ -109,7 +101,7 @@
     presence.dataset.presence = "";
     if (agent.presence_since) {
       presence.appendChild(document.createTextNode(" since "));
-      presence.appendChild(clockAt(agent.presence_since));
+      presence.appendChild(window.switchboardClock.at(agent.presence_since, "minute"));
     }
     var activity = cell(row, agent.activity_label);
     activity.dataset.activity = "";
@@ -131,7 +123,10 @@
   function drawTransfer(transfer) {
     var row = el("tr");
     row.dataset.transferId = String(transfer.id);
-    cell(row, link(transfer.href + "#transfer-" + transfer.id, transfer.call_sid));
+    var sid = link(transfer.href + "#transfer-" + transfer.id, transfer.call_sid);
+    sid.className = "sid";
+    sid.title = transfer.call_sid; // cut short on screen, whole on hover
+    cell(row, sid);
     cell(row, transfer.from_agent);
     cell(row, transfer.target);
     cell(row, transfer.mode);
@@ -139,27 +134,14 @@
     return row;
   }
 
-  // A moment as the viewer's own clock time, labelled with their time zone ("10:02 GMT+1"); the zone's
-  // name in full on hover.
-  var clockFormat = new Intl.DateTimeFormat(undefined, {
-    hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
-  });
-  var zoneName = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
-
-  function showClock(time) {
-    var moment = Date.parse(time.dateTime);
-    if (isNaN(moment)) return;
-    time.textContent = clockFormat.format(new Date(moment));
-    time.title = "your time zone" + (zoneName ? ": " + zoneName : "");
-  }
-
-  root.querySelectorAll("time[data-clock]").forEach(showClock);
-
   // Live updates, or polling while streams are busy, with the durations ticking: see live.js.
+  // A redraw keeps the viewer's place: scroll, focus and what they typed (dom.js).
   window.switchboardLive.followTicking(root, function (snapshot) {
-    window.switchboardFigures.drawStrip(root, snapshot.queues);
-    fill("calls", snapshot.calls, 10, drawCall);
-    fill("agents", snapshot.agents, 6, drawAgent);
-    fill("transfers", snapshot.transfers, 5, drawTransfer);
+    window.switchboardDom.redraw(root, function () {
+      window.switchboardFigures.drawStrip(root, snapshot.queues);
+      fill("calls", snapshot.calls, 10, drawCall);
+      fill("agents", snapshot.agents, 6, drawAgent);
+      fill("transfers", snapshot.transfers, 5, drawTransfer);
+    });
   });
 })();

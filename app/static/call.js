@@ -20,7 +20,7 @@
     });
   }
 
-  var el = window.switchboardDom.el, badge = window.switchboardDom.badge;
+  var el = window.switchboardDom.el, badge = window.switchboardDom.badge, clockAt = window.switchboardClock.at;
 
   function emptyRow(columns, text) {
     var row = el("tr", null, "empty");
@@ -32,12 +32,11 @@
 
   function drawEvent(event) {
     var row = el("tr");
-    var when = el("time", event.time);
-    when.dateTime = event.at;
     var td = el("td", null, "num");
-    td.appendChild(when);
+    td.appendChild(clockAt(event.at, "time"));
     row.appendChild(td);
     row.appendChild(el("td", event.label));
+    row.appendChild(el("td", event.by, "by"));
     var detail = el("td", null, "detail");
     event.detail.forEach(function (pair) {
       var item = el("span");
@@ -53,7 +52,7 @@
     var item = el("li", null, "from-" + line.speaker);
     item.appendChild(el("span", line.speaker, "speaker"));
     item.appendChild(document.createTextNode(" "));
-    item.appendChild(el("time", line.time));
+    item.appendChild(clockAt(line.at, "time"));
     item.appendChild(el("p", line.text));
     return item;
   }
@@ -115,14 +114,21 @@
     state.setAttribute("data-transfer-state", "");
     head.appendChild(state);
     card.appendChild(head);
-    var facts = ["From " + (transfer.from_agent || "—"), "started " + transfer.started + " by " + transfer.trigger];
-    if (transfer.answered_by) facts.push("answered by " + transfer.answered_by);
-    if (transfer.ended) facts.push("ended " + transfer.ended);
-    if (transfer.final && transfer.end_reason) facts.push(transfer.end_reason);
-    card.appendChild(el("p", facts.join(" · "), "muted"));
+    var facts = el("p", null, "muted");
+    facts.appendChild(document.createTextNode("From " + (transfer.from_agent || "—") + " · started "));
+    facts.appendChild(clockAt(transfer.started_at, "time"));
+    var after = [(transfer.requested_by ? " by " + transfer.requested_by : "") + " (" + transfer.trigger + ")"];
+    if (transfer.answered_by) after.push("answered by " + transfer.answered_by);
+    facts.appendChild(document.createTextNode(after.join(" · ")));
+    if (transfer.ended_at) {
+      facts.appendChild(document.createTextNode(" · ended "));
+      facts.appendChild(clockAt(transfer.ended_at, "time"));
+    }
+    if (transfer.final && transfer.end_reason) facts.appendChild(document.createTextNode(" · " + transfer.end_reason));
+    card.appendChild(facts);
     if (transfer.notes) {
       var notes = el("p", null, "notes");
-      notes.appendChild(el("b", "Notes:"));
+      notes.appendChild(el("b", transfer.requested_by ? "Notes from " + transfer.requested_by + ":" : "Notes:"));
       notes.appendChild(document.createTextNode(" " + transfer.notes));
       card.appendChild(notes);
     }
@@ -143,14 +149,19 @@
     var state = root.querySelector("[data-call-state]");
     state.textContent = call.state_label;
     state.className = "badge state-" + call.state;
-    ["queue", "agent", "ivr_reason", "started", "ended"].forEach(function (name) {
+    ["queue", "agent", "ivr_reason"].forEach(function (name) {
       var fact = root.querySelector('[data-fact="' + name + '"]');
       if (fact) fact.textContent = call[name] || "—";
+    });
+    ["started", "ended"].forEach(function (name) {
+      var fact = root.querySelector('[data-fact="' + name + '"]');
+      var iso = call[name + "_at"];
+      if (fact && (fact.firstChild || {}).dateTime !== iso) fact.replaceChildren(clockAt(iso, "time"));
     });
 
     var timeline = root.querySelector("[data-timeline]");
     var rows = data.timeline.map(drawEvent);
-    timeline.replaceChildren.apply(timeline, rows.length ? rows : [emptyRow(3, "No events yet.")]);
+    timeline.replaceChildren.apply(timeline, rows.length ? rows : [emptyRow(4, "No events yet.")]);
 
     var transcript = root.querySelector("[data-transcript]");
     var lines = data.transcript.map(drawLine);
@@ -180,7 +191,7 @@
   var following = window.switchboardLive.follow({
     streamUrl: root.dataset.stream,
     snapshotUrl: root.dataset.stream.replace(/\/stream$/, "/snapshot"),
-    show: show,
+    show: function (snapshot) { window.switchboardDom.redraw(root, function () { show(snapshot); }); },
     say: say,
     texts: {
       live: "Live: this page follows the call.",

@@ -13,6 +13,8 @@
   const stateUrl = root.dataset.stateUrl;
   const tokenUrl = root.dataset.tokenUrl;
 
+  const alerts = window.switchboardAlerts;
+
   // Read by the browser tests: what the page last tried, since no media server runs there.
   const hook = (window.switchboardConsole = {
     lastState: null,
@@ -20,6 +22,7 @@
     lastConnect: null,
     connectError: null,
     connectedRoom: null,
+    alerts: alerts.state,
   });
 
   const $ = (selector) => root.querySelector(selector);
@@ -123,19 +126,21 @@
 
   // --- drawing the state ---------------------------------------------------------------
 
-  function renderSummary(summary) {
-    const source = field("summary-source");
-    const fields = field("summary-fields");
+  // A summary into BOX (the offer's, or the one kept on screen during the call).
+  function renderSummary(box, summary) {
+    const source = box.querySelector('[data-field="summary-source"]');
+    const fields = box.querySelector('[data-field="summary-fields"]');
+    const spoken = box.querySelector('[data-field="summary-spoken"]');
     fields.replaceChildren();
     if (!summary || !summary.ready) {
       source.textContent = "being prepared";
       source.className = "badge";
-      setText("summary-spoken", "The summary is being written. It appears here in a few seconds.");
+      spoken.textContent = "The summary is being written. It appears here in a few seconds.";
       return;
     }
     source.textContent = summary.fallback ? "Fallback: written without the LLM" : "Written by the LLM";
     source.className = `badge ${summary.fallback ? "source-fallback" : "source-llm"}`;
-    setText("summary-spoken", summary.spoken);
+    spoken.textContent = summary.spoken;
     for (const item of summary.fields) {
       const term = document.createElement("dt");
       term.textContent = item.label;
@@ -143,6 +148,55 @@
       value.textContent = item.value;
       fields.append(term, value);
     }
+  }
+
+  // The transcript's lines into the list NAME, kept scrolled to the latest line unless the agent scrolled up.
+  function renderTranscript(name, lines) {
+    const list = field(name);
+    const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+    const items = (lines || []).map((line) => {
+      const item = document.createElement("li");
+      const speaker = document.createElement("span");
+      speaker.className = "speaker";
+      speaker.textContent = line.speaker;
+      item.append(speaker, document.createTextNode(line.text));
+      return item;
+    });
+    if (!items.length) {
+      const empty = document.createElement("li");
+      empty.className = "muted";
+      empty.textContent = "Nothing transcribed yet.";
+      items.push(empty);
+    }
+    const same = list.children.length === items.length &&
+      items.every((item, index) => list.children[index].textContent === item.textContent);
+    if (same) return;
+    list.replaceChildren(...items);
+    if (atEnd) list.scrollTop = list.scrollHeight;
+  }
+
+  function offerWords(offer) {
+    if (offer.kind === "transfer") {
+      return { title: "Incoming transfer",
+               body: `From ${offer.from_agent || "a colleague"}: ${offer.caller || "unknown number"}` };
+    }
+    if (offer.kind === "outbound" || offer.kind === "callback") {
+      return { title: "Outbound call", body: offer.about || `Accept to call ${offer.caller}` };
+    }
+    return { title: "Incoming call", body: `${offer.caller || "Unknown number"} · ${offer.queue || "no queue"}` +
+      (offer.reason ? ` · ${offer.reason}` : "") };
+  }
+
+  function renderCountdown() {
+    const offer = state && state.offer;
+    const countdown = field("offer-countdown");
+    if (!offer) {
+      countdown.textContent = "";
+      return;
+    }
+    const left = Math.max(0, Math.ceil(offer.ring_seconds_left - (Date.now() - polledAt) / 1000));
+    countdown.textContent = left > 0 ? `Rings for ${left} s more` : "The ring is over: it goes to the next agent.";
+    countdown.classList.toggle("is-short", left <= 5);
   }
 
   function renderOffer(offer) {
@@ -162,12 +216,13 @@
     setText("offer-reason", offer.reason || "no reason given");
     setText("offer-from", offer.from_agent);
     setText("offer-mode", offer.mode === "blind" ? "Blind: the caller comes straight to you" : "Warm: you talk to them first");
-    setText("offer-notes", offer.notes ? `Notes from ${offer.from_agent}: ${offer.notes}` : "");
+    setText("offer-notes", offer.notes ? `Notes from ${offer.notes_by || offer.from_agent}: ${offer.notes}` : "");
     setText("offer-ringing", `Offered ${clock(offer.ringing_seconds)} ago.`);
+    renderTranscript("offer-transcript", offer.transcript);
     for (const element of root.querySelectorAll('[data-only="transfer"]')) show(element, transfer);
     for (const element of root.querySelectorAll('[data-only="browser"]')) show(element, offer.in_browser);
     for (const element of root.querySelectorAll('[data-only="phone"]')) show(element, !offer.in_browser);
-    if (transfer) renderSummary(offer.summary);
+    if (transfer) renderSummary(panel("offer").querySelector("[data-summary]"), offer.summary);
   }
 
   function transferLine(call) {
@@ -208,6 +263,11 @@
     show(button("swap"), Boolean(transfer && transfer.can_swap));
     show(button("cancel"), Boolean(transfer && transfer.can_cancel));
     show(button("hangup"), call.in_browser);
+    const kept = $("[data-call-summary]");
+    show(kept, Boolean(call.summary));
+    if (call.summary) renderSummary(kept, call.summary);
+    setText("call-notes", call.notes ? `Notes from ${call.notes_by}: ${call.notes}` : "");
+    renderTranscript("call-transcript", call.transcript);
     if (!call.in_browser) mediaStatus.textContent = "You are on this call by phone.";
   }
 
@@ -226,8 +286,10 @@
     }
     setText("activity", `You are ${agent.presence}; ${agent.activity.replace("_", " ")}.`);
     renderOffer(state.offer);
+    alerts.follow(state.offer, state.offer ? offerWords(state.offer) : null);
     renderCall(state.call);
     renderDuration();
+    renderCountdown();
     const wrapping = agent.activity === "wrap_up";
     show(panel("wrap-up"), wrapping);
     if (wrapping) {
@@ -346,7 +408,18 @@
     window.speechSynthesis.speak(new SpeechSynthesisUtterance(parts.join(" ")));
   }
 
+  function showAlertStatus(now) {
+    const text = field("alerts-status");
+    text.textContent = now.text;
+    text.classList.toggle("is-blocked", now.blocked);
+  }
+
   root.addEventListener("click", (event) => {
+    alerts.unlockSound(); // any click may let the ring sound
+    if (event.target.closest('[data-action="alerts"]')) {
+      alerts.turnOn().then(showAlertStatus);
+      return;
+    }
     const presence = event.target.closest("[data-presence]");
     if (presence) {
       post("/console/presence", { presence: presence.dataset.presence });
@@ -410,6 +483,10 @@
     if (done) wrapUpForm.reset();
   });
 
-  setInterval(renderDuration, 1000);
+  setInterval(() => {
+    renderDuration();
+    renderCountdown();
+  }, 1000);
+  showAlertStatus(alerts.status());
   poll();
 })();

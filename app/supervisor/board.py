@@ -303,7 +303,10 @@ def timeline(session: Session, call: Call) -> list[dict]:
             "name": event.name,
             "label": label(event.name),
             "transfer_id": event.transfer_id,
-            "detail": [[key, _detail_text(value)] for key, value in shown_detail(event).items() if value not in (None, "")],
+            # Who asked for the step (a username, token:<name>, phone:<extension>), in its own column.
+            "by": (event.detail or {}).get("by") or "",
+            "detail": [[key, _detail_text(value)] for key, value in shown_detail(event).items()
+                       if value not in (None, "") and key != "by"],
         }
         for event in events
     ]
@@ -353,9 +356,12 @@ def transfer_view(transfer: Transfer) -> dict:
         "target": _target_name(transfer),
         "answered_by": _agent_name(answered_by),
         "notes": transfer.notes,
+        "requested_by": transfer.requested_by,
         "end_reason": transfer.end_reason,
         "started": _clock(transfer.created_at),
         "ended": _clock(transfer.ended_at),
+        "started_at": _iso(transfer.created_at),
+        "ended_at": _iso(transfer.ended_at),
         "summary": summary_view(transfer),
         **possible_actions(transfer),
     }

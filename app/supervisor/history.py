@@ -10,12 +10,11 @@ from functools import wraps
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, flash, redirect, render_template, request
-from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import SelectField
 
-from app.auth.guards import roles_required
+from app.auth.guards import current_actor, roles_required
 from app.auth.service import Role
 from app.calls import history, outbound, voicemails
 from app.gateways import IntegrationMissing
@@ -124,7 +123,7 @@ def voicemail_handled(call: Call):
     """Mark a message handled, by the signed-in supervisor."""
     if not ActionForm().validate():
         return error_page(400, "Form incomplete", "This button's form was not accepted. Reload the page and try again.")
-    if run_step(lambda t: voicemails.mark_handled(t, call, by=current_user.username)):
+    if run_step(lambda t: voicemails.mark_handled(t, call, by=current_actor())):
         flash(f"The message from {call.customer_number} is marked handled.")
     else:
         flash(f"The message from {call.customer_number} was already handled by {call.voicemail_handled_by}.")
@@ -145,7 +144,7 @@ def voicemail_call_back(call: Call):
         return redirect(INBOX)
     agent = session.scalar(select(Agent).where(Agent.extension == form.agent.data))
     try:
-        placed = run_step(lambda t: voicemails.call_back(t, call, agent, by=current_user.username))
+        placed = run_step(lambda t: voicemails.call_back(t, call, agent, by=current_actor()))
     except outbound.OutboundRefused as refused:
         flash(f"Not called back: {refused}.")
         return redirect(INBOX)

@@ -26,7 +26,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import AnyOf, InputRequired, Length, Optional, ValidationError
 
 from app.agents import service as agents
-from app.auth.guards import current_agent_id, roles_required
+from app.auth.guards import current_actor, current_agent_id, roles_required
 from app.auth.service import Role
 from app.gateways import IntegrationMissing
 from app.kinds import TransferMode, TransferTrigger
@@ -304,7 +304,7 @@ def start_transfer(call_sid: str):
     try:
         target = board.target_of_choice(request_session(), form.choice())
         transfer = run_step(lambda t: service.start_transfer(t, call, target, mode=form.mode.data, trigger=TransferTrigger.WEB,
-                                                             notes=form.notes.data))
+                                                             by=current_actor(), notes=form.notes.data))
     except service.TransferRefused as refusal:
         return _render_call(call, form, f"The transfer was refused: {refusal}.", 409)
     except IntegrationMissing as missing:
@@ -382,7 +382,7 @@ def transfer_action(call_sid: str, transfer_id: int, action: str):
     if not ActionForm().validate():
         return error_page(400, "Form incomplete", "This button's form was not accepted. Reload the page and try again.")
     try:
-        run_step(lambda t: act_on_transfer(t, transfer.id, action, by="from the call page"))
+        run_step(lambda t: act_on_transfer(t, transfer.id, action, by=current_actor()))
     except service.TransferRefused as refusal:
         flash(f"Not done: {refusal}.")
     except IntegrationMissing as missing:
@@ -416,7 +416,7 @@ def _act_on_agent(form: FlaskForm, step):
 def end_wrap_up(extension: str):
     """End an agent's after-call work now: they are offered the next call."""
     def step(t) -> str:
-        if agents.end_wrap_up_early(t, extension, by=current_user.username):
+        if agents.end_wrap_up_early(t, extension, by=current_actor()):
             return f"Agent {extension}'s after-call work ended: calls are offered to them again."
         return f"Agent {extension} is not in after-call work."
 
@@ -430,7 +430,7 @@ def set_presence(extension: str):
     form = PresenceForm()
 
     def step(t) -> str:
-        agent = agents.set_presence_by_supervisor(t, extension, form.presence.data, by=current_user.username)
+        agent = agents.set_presence_by_supervisor(t, extension, form.presence.data, by=current_actor())
         busy = "" if agent.activity == Activity.IDLE else f" (still {board.label(agent.activity)})"
         return f"Agent {extension} is {agent.presence} now{busy}."
 

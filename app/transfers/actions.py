@@ -13,6 +13,7 @@ from typing import Callable
 
 from sqlalchemy import select
 
+from app.actors import Actor
 from app.models import Transfer, TransferState
 from app.primitives.context import Telephony
 from app.primitives.legs import lock_call
@@ -29,7 +30,7 @@ class TransferAction:
     done: str  # what the call page says once it is done
     told_agent: str  # what the transferring agent's console says once it is done
     possible: Callable[[Transfer], bool]  # whether the transfer's state allows it (the buttons shown)
-    perform: Callable[[Telephony, Transfer, str], None]  # (t, transfer, where it was asked from)
+    perform: Callable[[Telephony, Transfer, Actor], None]  # (t, transfer, who asked)
 
     @property
     def flag(self) -> str:
@@ -47,25 +48,25 @@ TRANSFER_ACTIONS: dict[str, TransferAction] = {
         TransferAction(
             "complete", "Complete", "Connect the caller with the target; the transferring agent leaves.",
             "Transfer completed: the caller is connected to the new agent.", "Transfer completed.",
-            _completable, lambda t, transfer, by: service.complete(t, transfer, requester=None)),
+            _completable, lambda t, transfer, by: service.complete(t, transfer, requester=None, by=by)),
         TransferAction(
             "three-way", "Three-way",
             "The caller, the target and the transferring agent talk together; the target keeps the call after.",
             "Three-way call: the caller, the agent and the new agent are together.",
             "Three-way call: you, the caller and your colleague.",
-            _completable, lambda t, transfer, by: service.three_way(t, transfer, requester=None)),
+            _completable, lambda t, transfer, by: service.three_way(t, transfer, requester=None, by=by)),
         TransferAction(
             "swap", "Swap", "The transferring agent switches between the caller and the target (the other one holds).",
             "Swapped: the agent is with the other party; the first one holds.",
             "Swapped: you are with the other party; the first one holds.",
             lambda transfer: transfer.state == TransferState.CONSULTING,
-            lambda t, transfer, by: service.swap(t, transfer, requester=None)),
+            lambda t, transfer, by: service.swap(t, transfer, requester=None, by=by)),
         TransferAction(
             "cancel", "Cancel", "Abort: the target is released and the transferring agent returns to the caller.",
             "Transfer cancelled: the agent is back with the caller.",
             "Transfer cancelled: you are back with the caller.",
             lambda transfer: not transfer.is_final,
-            lambda t, transfer, by: service.cancel(t, transfer, f"cancelled {by}", requester=None)),
+            lambda t, transfer, by: service.cancel(t, transfer, f"cancelled by {by}", requester=None, by=by)),
     )
 }
 
@@ -76,11 +77,11 @@ def possible_actions(transfer: Transfer, *, allowed: bool = True) -> dict[str, b
     return {action.flag: allowed and action.possible(transfer) for action in TRANSFER_ACTIONS.values()}
 
 
-def act_on_transfer(t: Telephony, transfer_id: int, name: str, *, by: str) -> Transfer:
+def act_on_transfer(t: Telephony, transfer_id: int, name: str, *, by: Actor) -> Transfer:
     """Run the action NAME on the transfer, its call locked and re-read first; TransferRefused in words if it
     cannot be done now (the call is over, or the transfer's state does not allow it).
 
-    BY says where it was asked from ("from the call page"), for the timeline.
+    BY is who asked (a supervisor, the transferring agent, an API token): the timeline's `by`.
     """
     action = TRANSFER_ACTIONS[name]
     call_id = t.session.scalar(select(Transfer.call_id).where(Transfer.id == transfer_id))

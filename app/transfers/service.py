@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.actors import Actor, by_detail
 from app.events import record_event
 from app.hours import opening_words
 from app.kinds import TransferMode, TransferTrigger
@@ -151,7 +152,7 @@ def resolve_target(t: Telephony, code: str) -> Target:
         raise TransferRefused(f"{' '.join(code)} is not an extension or a queue") from None
 
 
-def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferTrigger,
+def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferTrigger, by: Actor,
                   notes: str | None = None) -> Transfer:
     """Begin a transfer: one per call. The caller stays where they are until a target is chosen.
 
@@ -165,7 +166,7 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferT
     transfer = new_transfer(
         t.session, call, mode=TransferMode.WARM, trigger=trigger, from_agent_id=from_leg.agent_id,
         # Notes are the caller's data like the transcript: redacted before they are stored, shown or sent.
-        notes=redact((notes or "").strip()[:2000]) or None,
+        notes=redact((notes or "").strip()[:2000]) or None, requested_by=by.label,
     )
     try:
         with t.session.begin_nested():
@@ -174,7 +175,7 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferT
         raise TransferRefused("a transfer is already under way for this call") from None
     t.session.refresh(call)
     record_event(t.session, call, "transfer_requested", transfer=transfer, trigger=trigger,
-                 from_agent=from_leg.agent.extension)
+                 from_agent=from_leg.agent.extension, by=by.label)
     return transfer
 
 
@@ -405,8 +406,8 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
 
 
 def start_transfer(t: Telephony, call: Call, target: Target, *, mode: TransferMode, trigger: TransferTrigger,
-                   notes: str | None = None) -> Transfer:
-    """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent.
+                   by: Actor, notes: str | None = None) -> Transfer:
+    """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent. BY is who asked.
 
     The call and the target are checked first: a refusal touches no leg.
     """
@@ -422,9 +423,9 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: TransferMo
         if target.outside:
             # An outside destination refused is kept on the timeline: a
             # transfer to numbers nobody allowed is how toll fraud starts.
-            record_event(t.session, call, "transfer_refused", target=target.label, reason=str(refusal))
+            record_event(t.session, call, "transfer_refused", target=target.label, reason=str(refusal), by=by.label)
         raise
-    transfer = open_transfer(t, call, from_leg, trigger=trigger, notes=notes)
+    transfer = open_transfer(t, call, from_leg, trigger=trigger, by=by, notes=notes)
     try:
         choose_target(t, transfer, target, mode)
         after_target_rung(t, transfer, from_leg, requester=None)
@@ -592,19 +593,20 @@ def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: b
     end_transfer(t, transfer, ending, reason=reason)
 
 
-def complete(t: Telephony, transfer: Transfer, *, requester: Leg | None, keep_from_agent: bool = False) -> None:
+def complete(t: Telephony, transfer: Transfer, *, requester: Leg | None, keep_from_agent: bool = False,
+             by: Actor | None = None) -> None:
     """The caller and the target are connected in the call's room; A leaves (or stays, for a three-way)."""
     if transfer.state not in (TransferState.CONSULTING, TransferState.WHISPERING):
         raise TransferRefused(f"the transfer cannot be completed while it is {transfer.state}")
-    end_transfer(t, transfer, Ending.THREE_WAY if keep_from_agent else Ending.COMPLETED, requester=requester)
+    end_transfer(t, transfer, Ending.THREE_WAY if keep_from_agent else Ending.COMPLETED, requester=requester, by=by)
 
 
-def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | None) -> None:
+def cancel(t: Telephony, transfer: Transfer, reason: str, *, requester: Leg | None, by: Actor | None = None) -> None:
     """Abort: the target's leg ends, A returns to the caller (the caller to the queue if A is gone)."""
-    end_transfer(t, transfer, Ending.CANCELLED, reason=reason, requester=requester)
+    end_transfer(t, transfer, Ending.CANCELLED, reason=reason, requester=requester, by=by)
 
 
-def swap(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> None:
+def swap(t: Telephony, transfer: Transfer, *, requester: Leg | None, by: Actor | None = None) -> None:
     """The transferring agent switches between the caller and the target; the other one holds.
 
     REQUESTER is the leg whose own webhook asked (it gets its TwiML in the
@@ -621,18 +623,18 @@ def swap(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> None:
     if from_leg.room_name == transfer.consult_room:
         hold_agent(t, target_leg, requester=requester)
         place_agent(t, from_leg, call.room_name, requester=requester)
-        record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="caller")
+        record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="caller", **by_detail(by))
         unhold_caller(t, call)
         return
     place_agent(t, from_leg, transfer.consult_room, requester=requester)
-    record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="target")
+    record_event(t.session, call, "transfer_swapped", transfer=transfer, now_with="target", **by_detail(by))
     hold_caller(t, call)
     place_agent(t, target_leg, transfer.consult_room, requester=requester, say=Prompt.SWAPPED)
 
 
-def three_way(t: Telephony, transfer: Transfer, *, requester: Leg | None) -> None:
+def three_way(t: Telephony, transfer: Transfer, *, requester: Leg | None, by: Actor | None = None) -> None:
     """The caller, the target and the transferring agent together in the call's room; the target keeps the call."""
-    complete(t, transfer, requester=requester, keep_from_agent=True)
+    complete(t, transfer, requester=requester, keep_from_agent=True, by=by)
 
 
 class Ending(StrEnum):
@@ -675,7 +677,7 @@ class Ending(StrEnum):
 
 
 def end_transfer(t: Telephony, transfer: Transfer, ending: Ending, *, reason: str | None = None,
-                 requester: Leg | None = None) -> None:
+                 requester: Leg | None = None, by: Actor | None = None) -> None:
     """The one way a transfer ends, whatever ended it: everything it opened is tidied here.
 
     The target's leg is connected to the caller (completed, three-way) or
@@ -684,8 +686,9 @@ def end_transfer(t: Telephony, transfer: Transfer, ending: Ending, *, reason: st
     agent gone the caller waits in the queue again; with the caller gone
     nobody is moved. Agents are freed as their legs end (legs.close_leg),
     so none stays reserved. The consult room is closed, once, here. The
-    timeline gets `transfer_<state>` with the reason. REQUESTER is the leg
-    whose own webhook asked (it gets its TwiML in the answer).
+    timeline gets `transfer_<state>` with the reason, and BY when someone
+    asked for it (a page, the console, the API, an agent's keys). REQUESTER
+    is the leg whose own webhook asked (it gets its TwiML in the answer).
     """
     if transfer.is_final:
         raise TransferRefused(f"the transfer is already {transfer.state}")
@@ -694,20 +697,21 @@ def end_transfer(t: Telephony, transfer: Transfer, ending: Ending, *, reason: st
     from_leg = agent_leg_of(call, transfer.from_agent_id)
     if ending.connects_target:
         _connect_target(t, transfer, keep_from_agent=ending == Ending.THREE_WAY, from_leg=from_leg,
-                        requester=requester)
+                        requester=requester, by=by)
     else:
         if target_leg is not None and not target_leg.is_final:
             ringing = target_leg.status in RINGING_LEG_STATUSES
             close_leg(t, target_leg, LegStatus.CANCELED if ringing else LegStatus.ENDED, f"transfer_{ending}")
             hang_up(t, call, target_leg.twilio_call_sid, leg_id=target_leg.id)
-        move_transfer(t.session, transfer, ending.state, reason=reason or ending.value.replace("_", " "))
+        move_transfer(t.session, transfer, ending.state, reason=reason or ending.value.replace("_", " "),
+                      **by_detail(by))
         if ending != Ending.CALLER_HUNG_UP:
             _back_to_the_caller(t, call, from_leg, ending.prompt, requester)
     close_room(t, call, transfer.consult_room, transfer=transfer)
 
 
 def _connect_target(t: Telephony, transfer: Transfer, *, keep_from_agent: bool, from_leg: Leg | None,
-                    requester: Leg | None) -> None:
+                    requester: Leg | None, by: Actor | None) -> None:
     call = transfer.call
     target_leg = transfer.target_leg
     # An outside party has no agent row: the call is then with nobody the
@@ -716,7 +720,7 @@ def _connect_target(t: Telephony, transfer: Transfer, *, keep_from_agent: bool, 
     target_leg.answered_at = target_leg.answered_at or utcnow()
     _target_on_call(target_leg)
     move_transfer(t.session, transfer, TransferState.COMPLETED, three_way=keep_from_agent,
-                  reason="three-way" if keep_from_agent else "completed")
+                  reason="three-way" if keep_from_agent else "completed", **by_detail(by))
     if from_leg is not None:
         if keep_from_agent:
             place_agent(t, from_leg, call.room_name, requester=requester, say=Prompt.THREE_WAY)

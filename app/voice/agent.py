@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
+from app.actors import Actor, ActorKind
 from app.agents.service import disposition_keys, wrap_up_by_key
 from app.calls import outbound, reactions
 from app.calls import service as calls
@@ -247,10 +248,15 @@ def transfer_menu(leg: Leg):
                                   action_url=t.urls.transfer_consult_menu(transfer.id, leg.id, leg.placement))
         return rejoin(leg)
     try:
-        transfer = transfers.open_transfer(t, call, leg, trigger=TransferTrigger.DTMF)
+        transfer = transfers.open_transfer(t, call, leg, trigger=TransferTrigger.DTMF, by=_keys(leg))
     except transfers.TransferRefused as refusal:
         return bridge_agent(leg, leg.room_name, f"Transfer not possible: {refusal}.")
     return _menu(transfer, leg, 1)
+
+
+def _keys(leg: Leg) -> Actor:
+    """The agent's phone keys, as the timeline's `by`."""
+    return Actor(ActorKind.PHONE, leg.agent.extension if leg.agent else "unknown")
 
 
 @blueprint.post(urls.TRANSFER_MENU)
@@ -291,16 +297,16 @@ def consult_menu_choice(form: TwilioForm, leg: Leg):
         return rejoin(leg)
     try:
         if form.digits == "1":
-            transfers.cancel(t, transfer, "returned to the caller from the consult menu", requester=leg)
+            transfers.cancel(t, transfer, "returned to the caller from the consult menu", requester=leg, by=_keys(leg))
             return rejoin(leg, Prompt.RETURNED)
         if form.digits == "2":
-            transfers.complete(t, transfer, requester=leg)
+            transfers.complete(t, transfer, requester=leg, by=_keys(leg))
             return rejoin(leg, Prompt.COMPLETED)
         if form.digits == "3":
-            transfers.three_way(t, transfer, requester=leg)
+            transfers.three_way(t, transfer, requester=leg, by=_keys(leg))
             return rejoin(leg, Prompt.THREE_WAY)
         if form.digits == "4":
-            transfers.swap(t, transfer, requester=leg)
+            transfers.swap(t, transfer, requester=leg, by=_keys(leg))
             return rejoin(leg)
     except transfers.TransferRefused as refusal:
         return rejoin(leg, text=f"Sorry, {refusal}.")

@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
+from app.actors import Actor, ActorKind
 from app.models import CallStatus, Event, Transfer
 from app.telephony import numbers
 from app.transfers import outside
@@ -24,7 +25,7 @@ def test_a_refused_outside_destination_touches_nothing_and_is_on_the_timeline(t,
     call, _alice_leg = connected(t)
     before = [(leg.id, leg.status, leg.placement) for leg in call.legs]
     with pytest.raises(transfers.TransferRefused, match=why):
-        transfers.start_transfer(t, call, transfers.find_target(t.session, **target), mode="warm", trigger="api")
+        transfers.start_transfer(t, call, transfers.find_target(t.session, **target), mode="warm", trigger="api", by=Actor(ActorKind.TOKEN, "test"))
     assert [(leg.id, leg.status, leg.placement) for leg in call.legs] == before
     assert t.session.scalar(select(func.count()).select_from(Transfer)) == 0
     assert len(t.effects) == 0 and call.status == CallStatus.CONNECTED

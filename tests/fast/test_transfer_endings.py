@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app import clock
+from app.actors import Actor, ActorKind
 from app.calls import reactions
 from app.calls.service import end_call
 from app.models import Activity, Agent, CallStatus, LegStatus, TransferState, utcnow
@@ -24,7 +25,7 @@ def warm_to(t, **target):
     """Alice's caller, on hold, while a warm transfer rings TARGET (Bob, by default) in the browser."""
     call, alice_leg = connected(t)
     found = transfers.find_target(t.session, **(target or {"extension": "102"}))
-    transfer = transfers.start_transfer(t, call, found, mode="warm", trigger="api")
+    transfer = transfers.start_transfer(t, call, found, mode="warm", trigger="api", by=Actor(ActorKind.TOKEN, "test"))
     assert transfer.state == TransferState.DIALING and transfer.consult_room
     return call, alice_leg, transfer
 
@@ -162,7 +163,7 @@ def test_the_target_hanging_up_in_the_consult_sends_the_agent_back_to_the_caller
 @pytest.mark.parametrize("how", ["menu left unanswered", "agent hung up before choosing"])
 def test_a_transfer_ended_before_a_target_was_chosen_has_no_room_to_close(t, how):
     call, alice_leg = connected(t)
-    transfer = transfers.open_transfer(t, call, alice_leg, trigger="dtmf")
+    transfer = transfers.open_transfer(t, call, alice_leg, trigger="dtmf", by=Actor(ActorKind.PHONE, "101"))
     if how == "menu left unanswered":
         later(transfers.STALE_MENU_AFTER.total_seconds() + 1)
         assert transfers.expire_stale_transfer(t, call)

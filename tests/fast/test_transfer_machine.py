@@ -3,6 +3,7 @@
 import pytest
 from sqlalchemy import func, select
 
+from app.actors import Actor, ActorKind
 from app.calls import reactions
 from app.calls.service import end_call
 from app.models import (
@@ -40,7 +41,7 @@ def test_a_refused_transfer_touches_no_leg(t, target, why):
     found = transfers.find_target(t.session, extension=target.get("extension"), queue=target.get("queue"))
     before = [(leg.id, leg.status, leg.placement) for leg in call.legs]
     with pytest.raises(transfers.TransferRefused, match=why):
-        transfers.start_transfer(t, call, found, mode="warm", trigger="api")
+        transfers.start_transfer(t, call, found, mode="warm", trigger="api", by=Actor(ActorKind.TOKEN, "test"))
     assert [(leg.id, leg.status, leg.placement) for leg in call.legs] == before
     assert t.session.scalar(select(func.count()).select_from(Transfer)) == 0
     assert len(t.effects) == 0 and call.status == CallStatus.CONNECTED
@@ -51,14 +52,14 @@ def test_a_busy_target_is_refused_before_the_caller_is_held(t):
     agent(t, "102").activity = Activity.ON_CALL
     with pytest.raises(transfers.TransferRefused, match="Bob is not available"):
         transfers.start_transfer(t, call, transfers.find_target(t.session, extension="102"), mode="warm",
-                                 trigger="web")
+                                 trigger="web", by=Actor(ActorKind.USER, "sam"))
     assert len(t.effects) == 0
 
 
 def test_a_warm_transfer_holds_the_caller_rings_the_target_and_holds_the_agent(t):
     call, alice_leg = connected(t)
     transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, extension="102"),
-                                        mode="warm", trigger="api")
+                                        mode="warm", trigger="api", by=Actor(ActorKind.TOKEN, "test"))
     assert transfer.state == TransferState.DIALING and call.status == CallStatus.ON_HOLD
     assert agent(t, "102").activity == Activity.RINGING
     effects = list(t.effects)
@@ -73,7 +74,7 @@ def test_a_warm_transfer_holds_the_caller_rings_the_target_and_holds_the_agent(t
 def test_cancelling_brings_everyone_back_and_closes_the_consult_room(t):
     call, alice_leg = connected(t)
     transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, extension="102"),
-                                        mode="warm", trigger="api")
+                                        mode="warm", trigger="api", by=Actor(ActorKind.TOKEN, "test"))
     target_leg = transfer.target_leg
     target_leg.twilio_call_sid = "CAbob"
     t.effects.take()
@@ -115,7 +116,7 @@ def test_a_transfer_to_a_busy_queue_waits_there_with_the_agent_on_hold_and_rings
     call, alice_leg = connected(t)
     _technical_busy(t)
     transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, queue="technical"),
-                                        mode="warm", trigger="api")
+                                        mode="warm", trigger="api", by=Actor(ActorKind.TOKEN, "test"))
     assert transfer.state == TransferState.WAITING and transfer.waiting_since is not None
     assert transfer.target_leg_id is None and transfer.consult_room is None
     assert call.status == CallStatus.ON_HOLD and alice_leg.status == LegStatus.ON_HOLD
@@ -127,7 +128,7 @@ def test_a_waiting_transfer_rings_the_first_agent_freed_then_goes_on_as_any_othe
     call, alice_leg = connected(t)
     _technical_busy(t)
     transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, queue="technical"),
-                                        mode="warm", trigger="api")
+                                        mode="warm", trigger="api", by=Actor(ActorKind.TOKEN, "test"))
     t.effects.take()
     bob = agent(t, "102")
     bob.activity = Activity.IDLE
@@ -144,7 +145,7 @@ def test_a_waiting_transfer_past_the_wait_limit_ends_and_returns_the_agent(t):
     call, alice_leg = connected(t)
     _technical_busy(t)
     transfer = transfers.start_transfer(t, call, transfers.find_target(t.session, queue="technical"),
-                                        mode="warm", trigger="api")
+                                        mode="warm", trigger="api", by=Actor(ActorKind.TOKEN, "test"))
     transfer.waiting_since -= timedelta(seconds=t.settings.max_queue_wait_seconds + 1)
     assert transfers.expire_stale_transfer(t, call)
     assert transfer.state == TransferState.NO_ANSWER and "was free within" in transfer.end_reason
