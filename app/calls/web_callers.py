@@ -82,5 +82,5 @@ def arrived(t: Telephony, call: Call) -> WebCaller | None:
     visitor.call_id = call.id
     if visitor.reason and not call.ivr_reason:
         call.ivr_reason = visitor.reason
-    record_event(t.session, call, "web_caller", name=visitor.name or None, reason=visitor.reason or None)
+    record_event(t.session, call, "web_caller", visitor_name=visitor.name or None, reason=visitor.reason or None)
     return visitor
