@@ -21,8 +21,9 @@ $(VENV)/.installed-test: requirements.txt tests/requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r tests/requirements.txt
 	touch $@ $(VENV)/.installed
 
-# livekit-client for the agent console, from the npm registry, served by the app.
-app/static/vendor/livekit-client.umd.js: package.json package-lock.json
+# livekit-client for the agent console and Twilio's Voice SDK for the public call page, from the npm registry,
+# served by the app (one build copies both).
+app/static/vendor/livekit-client.umd.js app/static/vendor/twilio.min.js &: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	npm run build
 
@@ -30,7 +31,7 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-run: install app/static/vendor/livekit-client.umd.js
+run: install app/static/vendor/livekit-client.umd.js app/static/vendor/twilio.min.js
 	$(BIN)/flask --app wsgi db upgrade
 	$(BIN)/flask --app wsgi roster load --if-empty
 	$(BIN)/flask --app wsgi users bootstrap
@@ -39,7 +40,7 @@ run: install app/static/vendor/livekit-client.umd.js
 demo: install
 	$(BIN)/flask --app wsgi demo
 
-test: install-test app/static/vendor/livekit-client.umd.js
+test: install-test app/static/vendor/livekit-client.umd.js app/static/vendor/twilio.min.js
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 	$(BIN)/lint-imports
 	TEST_DATABASE=sqlite $(BIN)/python -m pytest

@@ -61,6 +61,19 @@ class Settings:
     twilio_phone_number: str = ""
     twilio_api_base_url: str = ""
     twilio_timeout_seconds: float = 5.0
+    # Calling from the website (docs/web-callers.md): the API key that signs the browsers' access tokens, the
+    # TwiML App their calls reach, the sites allowed to ask for a token or embed the page; all unset: off.
+    twilio_api_key_sid: str = ""
+    twilio_api_key_secret: str = ""
+    twilio_twiml_app_sid: str = ""
+    web_call_origins: tuple[str, ...] = ()
+    # Tokens one address may take within the window, and how long a token lets its browser connect.
+    web_call_tokens_per_address: int = 5
+    web_call_token_window_seconds: int = 600
+    web_call_token_ttl_seconds: int = 300
+    # An optional CAPTCHA: the provider's verify URL (the siteverify protocol) and its secret.
+    web_call_captcha_verify_url: str = ""
+    web_call_captcha_secret: str = ""
 
     livekit_url: str = ""
     livekit_api_key: str = ""
@@ -186,6 +199,18 @@ class Settings:
     def twilio_configured(self) -> bool:
         return bool(self.twilio_account_sid and self.twilio_auth_token)
 
+    def web_call_missing(self) -> list[str]:
+        """The settings calling from the website still needs (none: it is on)."""
+        needed = {"TWILIO_ACCOUNT_SID": self.twilio_account_sid, "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
+                  "TWILIO_API_KEY_SID": self.twilio_api_key_sid, "TWILIO_API_KEY_SECRET": self.twilio_api_key_secret,
+                  "TWILIO_TWIML_APP_SID": self.twilio_twiml_app_sid}
+        return [name for name, value in needed.items() if not value]
+
+    @property
+    def web_calls_wanted(self) -> bool:
+        """Whether any setting of calling from the website is given (provisioning and the doctor then look)."""
+        return bool(self.twilio_api_key_sid or self.twilio_twiml_app_sid or self.web_call_origins)
+
     @property
     def livekit_configured(self) -> bool:
         return bool(self.livekit_url and self.livekit_api_key and self.livekit_api_secret)
@@ -208,6 +233,8 @@ class Settings:
             self.secret_key,
             self.twilio_auth_token,
             self.twilio_previous_auth_token,
+            self.twilio_api_key_secret,
+            self.web_call_captcha_secret,
             self.livekit_api_secret,
             self.livekit_sip_password,
             self.openai_api_key,
@@ -338,6 +365,17 @@ def _prefixes(value: str) -> tuple[str, ...]:
     return entries
 
 
+def _origins(value: str) -> tuple[str, ...]:
+    """Web origins, each scheme://host[:port] exactly as a browser sends it in Origin (no path, no slash)."""
+    origins = []
+    for entry in _csv(value):
+        parts = urlsplit(entry)
+        if parts.scheme not in ("https", "http") or not parts.netloc or parts.path or parts.query:
+            raise ValueError(f"{entry!r} is not an origin such as https://www.example.com (no path)")
+        origins.append(f"{parts.scheme}://{parts.netloc.lower()}")
+    return tuple(origins)
+
+
 def _outside_allow(value: str) -> tuple[str, ...]:
     entries = tuple(entry.lower().replace(" ", "") for entry in _csv(value))
     for entry in entries:
@@ -366,6 +404,15 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "TWILIO_PHONE_NUMBER": ("twilio_phone_number", _phone),
     "TWILIO_API_BASE_URL": ("twilio_api_base_url", _url),
     "TWILIO_TIMEOUT_SECONDS": ("twilio_timeout_seconds", _seconds),
+    "TWILIO_API_KEY_SID": ("twilio_api_key_sid", _text),
+    "TWILIO_API_KEY_SECRET": ("twilio_api_key_secret", _text),
+    "TWILIO_TWIML_APP_SID": ("twilio_twiml_app_sid", _text),
+    "WEB_CALL_ORIGINS": ("web_call_origins", _origins),
+    "WEB_CALL_TOKENS_PER_ADDRESS": ("web_call_tokens_per_address", _int),
+    "WEB_CALL_TOKEN_WINDOW_SECONDS": ("web_call_token_window_seconds", _int),
+    "WEB_CALL_TOKEN_TTL_SECONDS": ("web_call_token_ttl_seconds", _int),
+    "WEB_CALL_CAPTCHA_VERIFY_URL": ("web_call_captcha_verify_url", _url),
+    "WEB_CALL_CAPTCHA_SECRET": ("web_call_captcha_secret", _text),
     "LIVEKIT_URL": ("livekit_url", _url),
     "LIVEKIT_API_KEY": ("livekit_api_key", _text),
     "LIVEKIT_API_SECRET": ("livekit_api_secret", _text),
@@ -517,6 +564,18 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
             problems.append(f"{name}: must be at least 1")
     if settings.service_level_seconds < 1:
         problems.append("SERVICE_LEVEL_SECONDS: must be at least 1")
+    for name in ("WEB_CALL_TOKENS_PER_ADDRESS", "WEB_CALL_TOKEN_WINDOW_SECONDS"):
+        if getattr(settings, name.lower()) < 1:
+            problems.append(f"{name}: must be at least 1")
+    if not 60 <= settings.web_call_token_ttl_seconds <= 3600:
+        problems.append("WEB_CALL_TOKEN_TTL_SECONDS: must be 60 to 3600 (a token only has to last until the "
+                        "browser connects)")
+    if bool(settings.web_call_captcha_verify_url) != bool(settings.web_call_captcha_secret):
+        problems.append("WEB_CALL_CAPTCHA_VERIFY_URL, WEB_CALL_CAPTCHA_SECRET: set both or neither")
+    if settings.twilio_api_key_sid and not settings.twilio_api_key_sid.startswith("SK"):
+        problems.append("TWILIO_API_KEY_SID: expected an API key SID starting with SK")
+    if settings.twilio_twiml_app_sid and not settings.twilio_twiml_app_sid.startswith("AP"):
+        problems.append("TWILIO_TWIML_APP_SID: expected a TwiML App SID starting with AP")
     if settings.ivr_max_attempts < 1:
         problems.append("IVR_MAX_ATTEMPTS: must be at least 1")
     if settings.max_request_bytes < MIN_REQUEST_BYTES:

@@ -79,11 +79,14 @@ def init_blueprints(app: Flask) -> None:
     from app.voice.caller import blueprint as calls
     from app.voice.livekit import blueprint as livekit
     from app.voice.target import blueprint as transfer_voice
+    from app.webcall.views import blueprint as webcall
 
-    # Webhooks prove themselves by signature and the API by bearer token, not by a CSRF token.
-    for exempt in (calls, agent_voice, transfer_voice, livekit, api):
+    # Webhooks prove themselves by signature and the API by bearer token, not by a CSRF token; the public call
+    # token, asked for by other sites' pages too, by its Origin and a rate limit (app/webcall/guards.py).
+    for exempt in (calls, agent_voice, transfer_voice, livekit, api, webcall):
         csrf_exempt(exempt)
-    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, api, supervisor, history, console):
+    for blueprint in (health, auth, calls, agent_voice, transfer_voice, livekit, api, supervisor, history, console,
+                      webcall):
         app.register_blueprint(blueprint)
 
 

@@ -445,6 +445,21 @@ class Callback(Base):
         return self.state in FINAL_CALLBACK_STATES
 
 
+class WebCaller(Base):
+    """A visitor who asked for a token to call from the website (calls/web_callers.py): the random identity
+    their browser calls as (`client:<identity>`), what they typed (cleaned and redacted), and the call it
+    became once Twilio asked the voice webhook."""
+
+    __tablename__ = "web_callers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    identity: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(80), default="")
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+
+
 class Utterance(Base):
     __tablename__ = "utterances"
 

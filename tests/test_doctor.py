@@ -56,7 +56,8 @@ def test_a_correct_setup_passes_every_check(world):
     provisioned(app, settings, network)
     result, lines = doctor(app)
     assert result.exit_code == 0, result.output
-    assert set(lines) == {"twilio", "public", "livekit", "hold", "llm", "transcription"}
+    assert set(lines) == {"twilio", "public", "livekit", "hold", "llm", "transcription", "web"}
+    assert "off:" in lines["web"]
     assert all(line.startswith("ok") for line in lines.values())
     assert "All checks passed." in result.output
     assert "openai gpt-4o-mini answered in" in lines["llm"] and "audio/" in lines["hold"]
@@ -104,3 +105,27 @@ def test_refused_credentials_are_named_for_twilio_and_livekit(world, make_app):
     assert "20003" in lines["twilio"]
     assert lines["livekit"].startswith("FAIL") and "LiveKit refused the request" in lines["livekit"]
     assert "a-wrong" not in result.output
+
+
+def test_web_calls_are_checked_once_any_of_their_settings_is_given(world, make_app):
+    app, settings, network = world
+    provisioned(app, settings, network)
+    half = make_app(replace(settings, web_call_origins=("https://shop.example",)))
+    result, lines = doctor(half)
+    assert lines["web"].startswith("FAIL") and "TWILIO_API_KEY_SID, TWILIO_API_KEY_SECRET" in lines["web"]
+
+    key_sid, secret = network.add_api_key()
+    app_sid = network.add_application("switchboard-web-callers", settings.public_base_url + "/twilio/voice")
+    ready = make_app(replace(settings, twilio_api_key_sid=key_sid, twilio_api_key_secret=secret,
+                             twilio_twiml_app_sid=app_sid))
+    result, lines = doctor(ready)
+    assert lines["web"].startswith("ok") and app_sid in lines["web"], lines["web"]
+    assert secret not in result.output
+
+    network.applications[app_sid]["voice_url"] = "https://old.example/voice"
+    result, lines = doctor(ready)
+    assert lines["web"].startswith("FAIL") and "Voice URL is https://old.example/voice" in lines["web"]
+    del network.api_keys[key_sid]
+    network.applications[app_sid]["voice_url"] = settings.public_base_url + "/twilio/voice"
+    result, lines = doctor(ready)
+    assert lines["web"].startswith("FAIL") and "is not an API key of this account" in lines["web"]

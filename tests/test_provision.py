@@ -357,3 +357,43 @@ def test_livekit_refuses_a_second_trunk_without_numbers(livekit):
     livekit._create_trunk(sip.CreateSIPInboundTrunkRequest(trunk=sip.SIPInboundTrunkInfo(name="a")))
     with pytest.raises(TwirpFailure, match="Conflicting inbound SIP Trunks"):
         livekit._create_trunk(sip.CreateSIPInboundTrunkRequest(trunk=sip.SIPInboundTrunkInfo(name="b")))
+
+
+def test_the_twiml_app_of_web_callers_is_created_then_found_by_name_and_the_api_key_made_only_when_asked(
+        build, network):
+    network.add_number(NUMBER)
+    app = build(web_call_origins=("https://shop.example",))
+
+    first = provision(app, "--only", "web")
+    assert first.exit_code == 0, first.output
+    assert "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET are unset" in first.output
+    [made] = network.applications.values()
+    assert made["friendly_name"] == "switchboard-web-callers"
+    assert made["voice_url"] == PUBLIC_BASE_URL + "/twilio/voice" and made["voice_method"] == "POST"
+    assert made["status_callback"] == PUBLIC_BASE_URL + "/twilio/status"
+    assert f"set TWILIO_TWIML_APP_SID={made['sid']}" in first.output
+    assert network.api_keys == {}  # never made unasked: its secret would be shown once and lost
+
+    keyed = provision(app, "--only", "web", "--create-api-key")
+    [key] = network.api_keys.values()
+    assert keyed.exit_code == 0, keyed.output
+    assert f"TWILIO_API_KEY_SID={key['sid']} TWILIO_API_KEY_SECRET={key['secret']}" in keyed.output
+
+    settled = build(web_call_origins=("https://shop.example",), twilio_twiml_app_sid=made["sid"],
+                    twilio_api_key_sid=key["sid"], twilio_api_key_secret=key["secret"])
+    again = provision(settled, "--only", "web")
+    assert again.exit_code == 0 and "Up to date" in again.output, again.output
+    assert len(network.applications) == 1 and len(network.api_keys) == 1
+    twice = provision(settled, "--only", "web", "--create-api-key")
+    assert twice.exit_code == 2 and "TWILIO_API_KEY_SID is already set" in twice.output
+
+    made["voice_url"] = "https://old.example/voice"
+    drift = provision(settled, "--only", "web", "--check")
+    assert drift.exit_code == 1 and "VoiceUrl is https://old.example/voice" in drift.output
+
+
+def test_web_calls_are_left_alone_when_no_setting_asks_for_them(app, network):
+    network.add_number(NUMBER)
+    result = provision(app)
+    assert result.exit_code == 0, result.output
+    assert network.applications == {} and not [r for r in network.rest_log if "Applications" in r.path]

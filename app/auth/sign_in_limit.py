@@ -33,15 +33,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from limits import RateLimitItemPerSecond
-from limits.errors import StorageError
-from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
-
+from app.auth.limit_store import LimitStore
 from app.logs import get_logger
 
 log = get_logger(__name__)
@@ -70,12 +65,9 @@ class SignInLimit:
     """Counts failed sign-ins and says when an address, or a user at an address, must wait."""
 
     def __init__(self, storage_uri: str, *, per_address: int, per_user: int, window_seconds: int):
-        # A store that does not answer within a second is taken as down, not waited for.
-        timeouts = {"socket_connect_timeout": 1, "socket_timeout": 1} if storage_uri.startswith("redis") else {}
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri, wrap_exceptions=True, **timeouts))
-        self._fallback: MovingWindowRateLimiter | None = None
-        self._address = RateLimitItemPerSecond(per_address, window_seconds, namespace=KEY_PREFIX)
-        self._user = RateLimitItemPerSecond(per_user, window_seconds, namespace=KEY_PREFIX)
+        self._store = LimitStore(storage_uri)
+        self._address = LimitStore.window(per_address, window_seconds, KEY_PREFIX)
+        self._user = LimitStore.window(per_user, window_seconds, KEY_PREFIX)
 
     def attempt(self, username: str, address: str, check: Callable[[], T | None]) -> T | Refusal | None:
         """Sign in as USERNAME from ADDRESS: a Refusal while over a limit (CHECK is not run), else what CHECK
@@ -94,19 +86,18 @@ class SignInLimit:
     def refusal(self, username: str, address: str) -> Refusal | None:
         """Why a sign-in as USERNAME from ADDRESS is refused now, or None if it may be tried."""
         for scope, item, keys in self._counters(username, address):
-            if not self._run("test", item, keys):
-                reset_at = self._run("get_window_stats", item, keys).reset_time
-                return Refusal(scope, max(1, math.ceil(reset_at - time.time())))
+            if not self._store.test(item, *keys):
+                return Refusal(scope, self._store.retry_after(item, *keys))
         return None
 
     def failed(self, username: str, address: str) -> None:
         """Count a wrong username or password: against the address, and against the user at that address."""
         for _scope, item, keys in self._counters(username, address):
-            self._run("hit", item, keys)
+            self._store.hit(item, *keys)
 
     def succeeded(self, username: str, address: str) -> None:
         """The user got in: their failures at this address are forgotten (the address's are kept)."""
-        self._run("clear", self._user, self._user_keys(username, address))
+        self._store.clear(self._user, *self._user_keys(username, address))
 
     def _counters(self, username: str, address: str):
         yield "address", self._address, ("address", address)
@@ -118,13 +109,3 @@ class SignInLimit:
         # and "Sam" and "sam" share one counter.
         digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
         return ("user", digest, address)
-
-    def _run(self, operation: str, item, keys: tuple[str, ...]):
-        try:
-            return getattr(self._limiter, operation)(item, *keys)
-        except StorageError as error:
-            log.warning("sign_in_limit_store_unreachable", error=str(error.storage_error)[:200],
-                        kept="in this process meanwhile")
-            if self._fallback is None:
-                self._fallback = MovingWindowRateLimiter(MemoryStorage())
-            return getattr(self._fallback, operation)(item, *keys)

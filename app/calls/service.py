@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from sqlalchemy import func, select
 
-from app.calls import card_pause
+from app.calls import card_pause, web_callers
 from app.calls.inputs import (
     Arrival,
     BridgeEnd,
@@ -87,6 +87,8 @@ def receive_call(t: Telephony, arrival: Arrival) -> Call:
     new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
             answered_at=utcnow())
     record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
+    if web_callers.is_web_caller(call.from_number):
+        web_callers.arrived(t, call)
     return call
 
 
@@ -125,7 +127,8 @@ def handle_ivr_input(t: Telephony, call: Call, answer: IvrAnswer, attempt: int) 
     if queue is None:
         queue = default_queue(queues)
         how = f"default after {how}"
-    call.ivr_reason = speech or (f"pressed {digits}" if digits else None)
+    # A web caller's typed reason stands unless they said one (calls/web_callers.py).
+    call.ivr_reason = speech or call.ivr_reason or (f"pressed {digits}" if digits else None)
     if queue is None:
         record_event(t.session, call, "ivr_no_queues")
         raise RuntimeError("no queues are configured: load a roster (flask roster load)")

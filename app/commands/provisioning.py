@@ -40,14 +40,20 @@ class ProvisioningFailed(click.ClickException):
 @click.option("--rotate-sip-password", is_flag=True,
               help="Set the trunk's password from LIVEKIT_SIP_PASSWORD even if nothing else "
                    "differs (LiveKit cannot show the current one).")
+@click.option("--create-api-key", is_flag=True,
+              help="Create the API key that signs browsers' call tokens (while TWILIO_API_KEY_SID is unset); "
+                   "its secret is printed once.")
 @with_appcontext
 def provision_command(dry_run: bool, check: bool, only: str | None,
-                      rotate_sip_password: bool) -> None:
-    """Set the Twilio number's webhooks and the LiveKit SIP trunk and dispatch rule."""
+                      rotate_sip_password: bool, create_api_key: bool) -> None:
+    """Set the Twilio number's webhooks, the TwiML App of calls from the website, and the LiveKit SIP trunk and
+    dispatch rule."""
     if dry_run and check:
         raise click.UsageError("--dry-run and --check cannot be combined")
     if check and rotate_sip_password:
         raise click.UsageError("--rotate-sip-password changes the trunk; it has no --check")
+    if check and create_api_key:
+        raise click.UsageError("--create-api-key makes a key; it has no --check")
     settings = current_app.config["SETTINGS"]
     systems = (only,) if only else SYSTEMS
     try:
@@ -58,10 +64,11 @@ def provision_command(dry_run: bool, check: bool, only: str | None,
         click.echo(f"warning: {warning}", err=True)
 
     found = gateways()
-    twilio = found.twilio if "twilio" in systems else None
+    twilio = found.twilio if desired.number is not None or desired.app is not None else None
     livekit = found.livekit if "livekit" in systems else None
     try:
-        plan = make_plan(desired, twilio, livekit, rotate_sip_password=rotate_sip_password)
+        plan = make_plan(desired, twilio, livekit, rotate_sip_password=rotate_sip_password,
+                         create_api_key=create_api_key)
         if check:
             _report_drift(plan.changes)
         elif dry_run:

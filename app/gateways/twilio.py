@@ -78,6 +78,18 @@ class NumberConfig:
     voice_fallback_url: Optional[str]
 
 
+@dataclass(frozen=True)
+class AppConfig:
+    """A TwiML App of the account: the URLs Twilio asks when a Voice SDK client connects to it."""
+
+    sid: str
+    friendly_name: str
+    voice_url: Optional[str]
+    voice_method: Optional[str]
+    status_callback: Optional[str]
+    voice_fallback_url: Optional[str]
+
+
 class BaseUrlHttpClient(TwilioHttpClient):
     """HTTP client for twilio-python that can send every API request to another base URL."""
 
@@ -282,6 +294,51 @@ class TwilioGateway:
         ))
         return _number_config(number)
 
+    def find_applications(self, friendly_name: str) -> list[AppConfig]:
+        """The account's TwiML Apps of this name (GET Applications.json?FriendlyName=...)."""
+        apps = self._do(lambda: self.client.applications.list(friendly_name=friendly_name, limit=20))
+        return [_app_config(app) for app in apps if app.friendly_name == friendly_name]
+
+    def fetch_application(self, sid: str) -> Optional[AppConfig]:
+        """A TwiML App by SID, or None when the account has none by that SID."""
+        try:
+            return _app_config(self._do(lambda: self.client.applications(sid).fetch()))
+        except TwilioError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create_application(self, friendly_name: str, voice_url: str, status_callback: str,
+                           voice_fallback_url: str) -> AppConfig:
+        """A new TwiML App whose every URL is asked with POST."""
+        return _app_config(self._do(lambda: self.client.applications.create(
+            friendly_name=friendly_name, voice_url=voice_url, voice_method="POST",
+            status_callback=status_callback, status_callback_method="POST",
+            voice_fallback_url=voice_fallback_url, voice_fallback_method="POST")))
+
+    def update_application(self, sid: str, voice_url: str, status_callback: str,
+                           voice_fallback_url: str) -> AppConfig:
+        """Point a TwiML App's URLs at this service."""
+        return _app_config(self._do(lambda: self.client.applications(sid).update(
+            voice_url=voice_url, voice_method="POST", status_callback=status_callback,
+            status_callback_method="POST", voice_fallback_url=voice_fallback_url, voice_fallback_method="POST")))
+
+    def api_key_exists(self, sid: str) -> bool:
+        """Whether the account has the API key SID (GET Keys/{sid}.json; its secret is never shown again)."""
+        try:
+            self._do(lambda: self.client.api.v2010.account.keys(sid).fetch())
+        except TwilioError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    def create_api_key(self, friendly_name: str) -> tuple[str, str]:
+        """A new standard API key: (sid, secret). Twilio answers the secret in this answer only
+        (POST Keys.json, twilio.com/docs/iam/api-keys/key-resource)."""
+        key = self._do(lambda: self.client.new_keys.create(friendly_name=friendly_name))
+        return key.sid, key.secret
+
     def _do(self, operation):
         try:
             return operation()
@@ -317,12 +374,16 @@ def _unpack(error: TwilioException):
     return status, code, message
 
 
+def _voice_settings(resource) -> dict:
+    """The voice URLs a number and a TwiML App share, with Twilio's empty strings as None."""
+    return {"sid": resource.sid, "voice_url": resource.voice_url or None, "voice_method": resource.voice_method,
+            "status_callback": resource.status_callback or None,
+            "voice_fallback_url": resource.voice_fallback_url or None}
+
+
 def _number_config(number) -> NumberConfig:
-    return NumberConfig(
-        sid=number.sid,
-        phone_number=number.phone_number,
-        voice_url=number.voice_url or None,
-        voice_method=number.voice_method,
-        status_callback=number.status_callback or None,
-        voice_fallback_url=number.voice_fallback_url or None,
-    )
+    return NumberConfig(phone_number=number.phone_number, **_voice_settings(number))
+
+
+def _app_config(app) -> AppConfig:
+    return AppConfig(friendly_name=app.friendly_name, **_voice_settings(app))

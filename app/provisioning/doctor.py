@@ -4,7 +4,8 @@ Each check answers one question an operator has before going live, in one
 line, and changes nothing anywhere: the Twilio number points here, Twilio
 can reach this service at PUBLIC_BASE_URL with signatures that match, the
 LiveKit trunk and dispatch rule are as `flask provision` would make them,
-the hold music is audio, the LLM answers, and what transcription does.
+the hold music is audio, the LLM answers, what transcription does, and
+whether calling from the website is off or ready (its TwiML App and API key).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def run_checks(settings: Settings, twilio, livekit, llm) -> list[Check]:
         hold_music(settings),
         llm_answers(settings, llm),
         transcription(settings),
+        web_calls(settings, twilio),
     ]
 
 
@@ -157,3 +159,34 @@ def transcription(settings: Settings) -> Check:
     scope = "every call" if settings.transcribes_every_call else "calls to " + ", ".join(settings.transcription)
     return Check("transcription", True, f"on for {scope} (Twilio AI/ML addendum; not for calls that take card "
                                         "numbers: see the README)")
+
+
+def web_calls(settings: Settings, twilio) -> Check:
+    """Calling from the website: off, or its settings complete, its TwiML App pointing here and its key there."""
+    name = "web calls"
+    if not settings.web_calls_wanted:
+        return Check(name, True, "off: no TWILIO_API_KEY_SID, TWILIO_TWIML_APP_SID or WEB_CALL_ORIGINS "
+                                 "(docs/web-callers.md)")
+    missing = settings.web_call_missing()
+    if missing:
+        return Check(name, False, f"{', '.join(missing)} unset: the call page says calling is not set up")
+    if twilio is None:
+        return Check(name, False, "Twilio is not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)")
+    try:
+        app = twilio.fetch_application(settings.twilio_twiml_app_sid)
+        key = twilio.api_key_exists(settings.twilio_api_key_sid)
+    except TwilioError as error:
+        return Check(name, False, f"Twilio refused the request: {error}")
+    voice_url = settings.public_base_url.rstrip("/") + VOICE_PATH
+    if app is None:
+        return Check(name, False, f"TWILIO_TWIML_APP_SID {settings.twilio_twiml_app_sid} is not a TwiML App of "
+                                  "this account (flask provision --only web creates one)")
+    if app.voice_url != voice_url:
+        return Check(name, False, f"the TwiML App's Voice URL is {app.voice_url or 'unset'}, should be {voice_url} "
+                                  "(flask provision)")
+    if not key:
+        return Check(name, False, f"TWILIO_API_KEY_SID {settings.twilio_api_key_sid} is not an API key of this "
+                                  "account (flask provision --create-api-key)")
+    origins = ", ".join(settings.web_call_origins) or "only this service's own /call page"
+    return Check(name, True, f"TwiML App {app.sid} calls {voice_url}; API key {settings.twilio_api_key_sid} "
+                             f"exists; tokens for {origins}")

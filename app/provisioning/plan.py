@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Protocol
 from urllib.parse import urlsplit
 
 from app.telephony.sip import TRUNK_RINGING_TIMEOUT_SECONDS
 from config import Settings
 
-SYSTEMS = ("twilio", "livekit")
+# "web": the TwiML App browsers call (docs/web-callers.md), provisioned when a web-call setting is given or asked
+# for by name (--only web).
+SYSTEMS = ("twilio", "livekit", "web")
 TRUNK_NAME = "switchboard"
+APP_NAME = "switchboard-web-callers"
+API_KEY_NAME = "switchboard-web-callers"
 RULE_NAME = "switchboard-callee"
 VOICE_PATH = "/twilio/voice"
 STATUS_PATH = "/twilio/status"
@@ -31,6 +35,21 @@ class TwilioNumbers(Protocol):
 
     def update_number(self, sid: str, voice_url: str, status_callback: str,
                       voice_fallback_url: Optional[str]): ...
+
+
+class TwilioApps(Protocol):
+    """The part of the Twilio gateway that provisions calling from the website."""
+
+    def find_applications(self, friendly_name: str) -> list: ...
+
+    def create_application(self, friendly_name: str, voice_url: str, status_callback: str,
+                           voice_fallback_url: str): ...
+
+    def update_application(self, sid: str, voice_url: str, status_callback: str, voice_fallback_url: str): ...
+
+    def api_key_exists(self, sid: str) -> bool: ...
+
+    def create_api_key(self, friendly_name: str) -> tuple[str, str]: ...
 
 
 class LiveKitSip(Protocol):
@@ -64,6 +83,22 @@ class NumberSpec:
 
 
 @dataclass(frozen=True)
+class AppSpec:
+    """The TwiML App a visitor's browser calls: its Voice URL is the number's, so a web caller is any caller.
+
+    API_KEY_SID: the key TWILIO_API_KEY_SID names ('' while unset: none is made unless asked, since Twilio
+    shows a new key's secret once, in the answer that creates it). APP_SID: TWILIO_TWIML_APP_SID.
+    """
+
+    friendly_name: str
+    voice_url: str
+    status_callback: str
+    voice_fallback_url: str
+    app_sid: str = ""
+    api_key_sid: str = ""
+
+
+@dataclass(frozen=True)
 class TrunkSpec:
     """The LiveKit inbound trunk Twilio's <Dial><Sip> legs arrive on."""
 
@@ -91,6 +126,7 @@ class DesiredState:
     number: Optional[NumberSpec] = None
     trunk: Optional[TrunkSpec] = None
     rule: Optional[RuleSpec] = None
+    app: Optional[AppSpec] = None
 
 
 @dataclass(frozen=True)
@@ -124,15 +160,21 @@ class Plan:
         return not self.changes
 
 
+def wants_web(settings: Settings, systems: Sequence[str]) -> bool:
+    """Whether this run provisions calling from the website: asked for alone, or some web-call setting given."""
+    return "web" in systems and (tuple(systems) == ("web",) or settings.web_calls_wanted)
+
+
 def missing_settings(settings: Settings, systems: Sequence[str] = SYSTEMS) -> list[str]:
     """Problems that stop provisioning the given systems, each naming its variable."""
     problems: list[str] = []
-    if "twilio" in systems:
+    if "twilio" in systems or wants_web(settings, systems):
         required = {
             "TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
             "TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
-            "TWILIO_PHONE_NUMBER": settings.twilio_phone_number,
         }
+        if "twilio" in systems:
+            required["TWILIO_PHONE_NUMBER"] = settings.twilio_phone_number
         problems += [f"{name}: required to provision Twilio" for name, value in required.items()
                      if not value]
         host = (urlsplit(settings.public_base_url).hostname or "").lower()
@@ -160,6 +202,11 @@ def missing_settings(settings: Settings, systems: Sequence[str] = SYSTEMS) -> li
 def warnings_for(settings: Settings, systems: Sequence[str] = SYSTEMS) -> list[str]:
     """Settings that work but leave something weaker than it should be."""
     found = []
+    if wants_web(settings, systems) and not settings.twilio_api_key_sid:
+        found.append(
+            "TWILIO_API_KEY_SID and TWILIO_API_KEY_SECRET are unset: browsers' tokens cannot be signed. Run "
+            "`flask provision --create-api-key` once (Twilio shows the new key's secret only then) and set both"
+        )
     if "livekit" in systems and not settings.livekit_allowed_addresses:
         found.append(
             "LIVEKIT_ALLOWED_ADDRESSES is empty: the trunk will accept INVITEs from any address "
@@ -173,9 +220,13 @@ def desired_state(settings: Settings, systems: Sequence[str] = SYSTEMS) -> Desir
     problems = missing_settings(settings, systems)
     if problems:
         raise ProvisioningError("cannot provision:\n  " + "\n  ".join(problems))
-    number = trunk = rule = None
+    number = trunk = rule = app = None
+    base = settings.public_base_url.rstrip("/")
+    if wants_web(settings, systems):
+        app = AppSpec(APP_NAME, voice_url=base + VOICE_PATH, status_callback=base + STATUS_PATH,
+                      voice_fallback_url=base + FALLBACK_PATH, app_sid=settings.twilio_twiml_app_sid,
+                      api_key_sid=settings.twilio_api_key_sid)
     if "twilio" in systems:
-        base = settings.public_base_url.rstrip("/")
         number = NumberSpec(
             phone_number=settings.twilio_phone_number,
             voice_url=base + VOICE_PATH,
@@ -197,18 +248,20 @@ def desired_state(settings: Settings, systems: Sequence[str] = SYSTEMS) -> Desir
             empty_timeout_s=settings.room_empty_timeout_seconds,
             departure_timeout_s=settings.room_empty_timeout_seconds,
         )
-    return DesiredState(number=number, trunk=trunk, rule=rule)
+    return DesiredState(number=number, trunk=trunk, rule=rule, app=app)
 
 
 def make_plan(desired: DesiredState, twilio: Optional[TwilioNumbers] = None,
               livekit: Optional[LiveKitSip] = None, *,
-              rotate_sip_password: bool = False) -> Plan:
+              rotate_sip_password: bool = False, create_api_key: bool = False) -> Plan:
     """Read the accounts and list the changes that bring them to `desired`."""
     changes: list[Change] = []
+    if (desired.number is not None or desired.app is not None) and twilio is None:
+        raise ProvisioningError("Twilio is not configured")
     if desired.number is not None:
-        if twilio is None:
-            raise ProvisioningError("Twilio is not configured")
         changes += _number_changes(desired.number, twilio)
+    if desired.app is not None:
+        changes += _app_changes(desired.app, twilio, create_api_key)
     if desired.trunk is not None and desired.rule is not None:
         if livekit is None:
             raise ProvisioningError("LiveKit is not configured")
@@ -239,6 +292,42 @@ def _number_changes(spec: NumberSpec, twilio: TwilioNumbers) -> list[Change]:
         return []
     return [Change("twilio", "update_number", f"update Twilio number {spec.phone_number}",
                    tuple(drift), target_ids=(found.sid,))]
+
+
+def _app_changes(spec: AppSpec, twilio: TwilioApps, create_api_key: bool) -> list[Change]:
+    """The TwiML App found by name, created or pointed here; the API key checked, or made when asked."""
+    changes: list[Change] = []
+    apps = twilio.find_applications(spec.friendly_name)
+    if len(apps) > 1:
+        raise ProvisioningError(f"Twilio has {len(apps)} TwiML Apps named {spec.friendly_name!r} "
+                                f"({', '.join(a.sid for a in apps)}); delete all but one and run again")
+    wanted = f"Voice URL {spec.voice_url}, status callback {spec.status_callback}"
+    if not apps:
+        changes.append(Change("twilio", "create_app", f"create TwiML App {spec.friendly_name!r} ({wanted})"))
+    else:
+        app = apps[0]
+        drift = [_differs(name, actual, should) for name, actual, should in (
+            ("VoiceUrl", app.voice_url, spec.voice_url),
+            ("VoiceMethod", (app.voice_method or "").upper() or None, "POST"),
+            ("StatusCallback", app.status_callback, spec.status_callback),
+            ("VoiceFallbackUrl", app.voice_fallback_url, spec.voice_fallback_url),
+        ) if (actual or None) != should]
+        if spec.app_sid != app.sid:
+            drift.append(_differs("TWILIO_TWIML_APP_SID", spec.app_sid, app.sid) + " (change the setting)")
+        if drift:
+            changes.append(Change("twilio", "update_app", f"update TwiML App {spec.friendly_name!r} ({app.sid})",
+                                  tuple(drift), target_ids=(app.sid,)))
+    if spec.api_key_sid:
+        if not twilio.api_key_exists(spec.api_key_sid):
+            raise ProvisioningError(f"TWILIO_API_KEY_SID: {spec.api_key_sid} is not an API key of this account; "
+                                    "unset it and run `flask provision --create-api-key`")
+        if create_api_key:
+            raise ProvisioningError("--create-api-key: TWILIO_API_KEY_SID is already set; a new key is made only "
+                                    "while it is unset")
+    elif create_api_key:
+        changes.append(Change("twilio", "create_api_key", f"create API key {API_KEY_NAME!r} (its secret is shown "
+                                                          "once, below: store it as TWILIO_API_KEY_SECRET)"))
+    return changes
 
 
 def _trunk_changes(spec: TrunkSpec, livekit: LiveKitSip,
@@ -337,7 +426,7 @@ def _rule_changes(spec: RuleSpec, livekit: LiveKitSip, trunk_id: str) -> list[Ch
                    tuple(drift), target_ids=old_ids, trunk_id=trunk_id)]
 
 
-def apply_plan(plan: Plan, twilio: Optional[TwilioNumbers] = None,
+def apply_plan(plan: Plan, twilio: Optional[TwilioNumbers | TwilioApps] = None,
                livekit: Optional[LiveKitSip] = None,
                on_applied: Optional[Callable[[Change], None]] = None) -> list[Change]:
     """Make every change of the plan, in order; return the ones made."""
@@ -355,6 +444,22 @@ def apply_plan(plan: Plan, twilio: Optional[TwilioNumbers] = None,
                                  status_callback=number.status_callback,
                                  voice_fallback_url=number.voice_fallback_url)
             finished(change)
+        elif change.action in ("create_app", "update_app"):
+            app = desired.app
+            if change.action == "create_app":
+                made = twilio.create_application(app.friendly_name, app.voice_url, app.status_callback,
+                                                 app.voice_fallback_url)
+            else:
+                made = twilio.update_application(change.target_ids[0], app.voice_url, app.status_callback,
+                                                 app.voice_fallback_url)
+            told = "" if made.sid == app.app_sid else f"; set TWILIO_TWIML_APP_SID={made.sid}"
+            finished(replace(change, summary=f"{change.summary}: {made.sid}{told}", drift=()))
+        elif change.action == "create_api_key":
+            sid, secret = twilio.create_api_key(API_KEY_NAME)
+            # Twilio shows the secret in this answer only: the operator stores it now (it is never logged).
+            finished(replace(change, summary=f"created API key {sid}: set TWILIO_API_KEY_SID={sid} "
+                                             f"TWILIO_API_KEY_SECRET={secret} (Twilio will not show the secret "
+                                             "again)"))
     rules = [c for c in plan.changes if c.action in ("create_rule", "replace_rule")]
     old_rule_ids = [rule_id for change in rules for rule_id in change.target_ids]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Iterator
 
 from flask import Flask
@@ -122,6 +123,30 @@ class CallCentre:
     def dial(self, from_number: str = "+15551230001") -> SimCall:
         """A caller dials the service's number."""
         return self.network.incoming_call(from_number, self.number)
+
+    def enable_web_calls(self, origins: tuple[str, ...] = ()) -> None:
+        """Calling from the website on: an API key and a TwiML App (Voice URL /twilio/voice) at the Twilio
+        stand-in, as `flask provision` makes them, and the service told their SIDs and the key's secret."""
+        key_sid, secret = self.network.add_api_key()
+        app_sid = self.network.add_application("switchboard-web-callers", self.public_base_url + urls.VOICE,
+                                               status_callback=self.public_base_url + urls.STATUS,
+                                               voice_fallback_url=self.public_base_url + urls.FALLBACK)
+        self.app.config["SETTINGS"] = replace(self.app.config["SETTINGS"], twilio_api_key_sid=key_sid,
+                                              twilio_api_key_secret=secret, twilio_twiml_app_sid=app_sid,
+                                              web_call_origins=origins)
+
+    def web_token(self, name: str = "", reason: str = "", origin: str | None = None, address: str = "203.0.113.7"):
+        """A visitor's page asks for a call token (POST /call/token); returns the response."""
+        return self.client.post("/call/token", json={"name": name, "reason": reason}, base_url=self.public_base_url,
+                                headers={"Origin": origin or self.public_base_url},
+                                environ_base={"REMOTE_ADDR": address})
+
+    def web_call(self, name: str = "", reason: str = "") -> SimCall:
+        """A visitor on the call page presses Call: a token from the service, then the browser's connect."""
+        response = self.web_token(name, reason)
+        if response.status_code != 200:
+            raise AssertionError(f"no call token: {response.status_code} {response.get_data(as_text=True)}")
+        return self.network.client_call(response.get_json()["token"])
 
     def agent_phone(self, sip_uri: str) -> SimCall:
         """The newest call Twilio placed to this agent's softphone."""

@@ -39,6 +39,7 @@ from app.sandbox.twilio_calls import (
     _rfc2822,
     _sid,
 )
+from app.sandbox.twilio_clients import AccessTokenRefused, BrowserClients
 from app.sandbox.twilio_dial import DialPlayer
 from app.sandbox.twilio_rest import RestApi, _error, basic_credentials
 from app.sandbox.twiml_player import TwimlPlayer
@@ -83,7 +84,7 @@ def http_transport(timeout: float = 10.0) -> Transport:
     return send
 
 
-class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
+class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer, BrowserClients):
     """Twilio's side of every call: webhooks out, TwiML followed, REST answered."""
 
     def __init__(self, account_sid: str, auth_token: str, transport: Transport, *,
@@ -115,6 +116,9 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
         # (route, method, work): run while the next such request is answered (while_answering_next).
         self.answer_hooks: list[tuple[str, str, Callable[[], None]]] = []
         self.numbers: dict[str, dict] = {}
+        # TwiML Apps and API keys (twilio_clients.py): browsers' calls reach an App's Voice URL.
+        self.applications: dict[str, dict] = {}
+        self.api_keys: dict[str, dict] = {}
         # Recordings made by <Record>, by RecordingSid: their audio is served at their RecordingUrl.
         self.recordings: dict[str, dict] = {}
         # The account's verified outgoing caller IDs (OutgoingCallerIds): numbers it may show besides its own.
@@ -385,7 +389,7 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer):
 
 
 __all__ = [
-    "API_VERSION", "Delivery", "DialedNoun", "RestRequest", "Said",
+    "API_VERSION", "AccessTokenRefused", "Delivery", "DialedNoun", "RestRequest", "Said",
     "SimCall", "TwilioNetwork", "TwimlError", "basic_credentials",
     "flask_client_transport", "http_transport",
 ]

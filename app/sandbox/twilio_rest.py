@@ -130,6 +130,9 @@ class RestApi:
         return answer
 
     def _route(self, route: str, method: str, path: str, form: MultiDict, query: MultiDict) -> "tuple[int, dict]":
+        browser = self._client_route(route, method, path, form, query)  # TwiML Apps and API keys (twilio_clients.py)
+        if browser is not None:
+            return browser
         if route == "Calls.json" and method == "POST":
             return self._create_call(form)
         found = re.fullmatch(r"Calls/([^/]+)/Transcriptions(?:/([^/]+))?\.json", route)

@@ -1,0 +1,62 @@
+"""Moving-window counters in the store RATELIMIT_STORAGE_URI names, kept in this process's memory while that
+store cannot be reached (rather than letting everybody through or nobody).
+
+The sign-in limit (sign_in_limit.py) and the website's call tokens
+(app/webcall/limit.py) count here; each names its own namespace.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from app.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class LimitStore:
+    """Moving windows of hits, by keys, in one store (with a memory fallback)."""
+
+    def __init__(self, storage_uri: str):
+        # A store that does not answer within a second is taken as down, not waited for.
+        timeouts = {"socket_connect_timeout": 1, "socket_timeout": 1} if storage_uri.startswith("redis") else {}
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri, wrap_exceptions=True, **timeouts))
+        self._fallback: MovingWindowRateLimiter | None = None
+
+    @staticmethod
+    def window(amount: int, seconds: int, namespace: str) -> RateLimitItemPerSecond:
+        """AMOUNT hits per SECONDS, counted apart from other namespaces."""
+        return RateLimitItemPerSecond(amount, seconds, namespace=namespace)
+
+    def test(self, item, *keys: str) -> bool:
+        """Whether one more hit would still be within ITEM for KEYS (nothing is counted)."""
+        return self._run("test", item, keys)
+
+    def hit(self, item, *keys: str) -> bool:
+        """Count a hit; False (and not counted) when it would go past ITEM."""
+        return self._run("hit", item, keys)
+
+    def clear(self, item, *keys: str) -> None:
+        """Forget KEYS' hits."""
+        self._run("clear", item, keys)
+
+    def retry_after(self, item, *keys: str) -> int:
+        """Whole seconds until the window of KEYS lets one more hit through (at least 1)."""
+        reset_at = self._run("get_window_stats", item, keys).reset_time
+        return max(1, math.ceil(reset_at - time.time()))
+
+    def _run(self, operation: str, item, keys: tuple[str, ...]):
+        try:
+            return getattr(self._limiter, operation)(item, *keys)
+        except StorageError as error:
+            log.warning("rate_limit_store_unreachable", error=str(error.storage_error)[:200],
+                        kept="in this process meanwhile")
+            if self._fallback is None:
+                self._fallback = MovingWindowRateLimiter(MemoryStorage())
+            return getattr(self._fallback, operation)(item, *keys)

@@ -1,0 +1,80 @@
+"""What stands in front of the public token endpoint, which nobody signs in to reach.
+
+A page on another site cannot read this service's CSRF token, so a CSRF
+token cannot tell a visitor's own click from a script of another site; two
+checks take its place:
+
+* the origin: a browser always sends `Origin` with a cross-site or scripted
+  POST and no page can set it, so only the service's own address and the
+  sites of WEB_CALL_ORIGINS get a token (403 otherwise, and CORS headers
+  only ever name an origin on the list). A request without `Origin` is no
+  browser's page and is refused too. This keeps other sites' pages from
+  giving their visitors calls at the centre's expense; a script outside any
+  browser can send any `Origin`, and is held back by:
+* the rate limit: WEB_CALL_TOKENS_PER_ADDRESS tokens per client address
+  within WEB_CALL_TOKEN_WINDOW_SECONDS (a moving window in the store of
+  RATELIMIT_STORAGE_URI, shared by every worker when that is Redis); past
+  it, 429 with Retry-After;
+* optionally a CAPTCHA (WEB_CALL_CAPTCHA_VERIFY_URL and _SECRET): the page's
+  `captcha` field is checked with the provider's verify URL, by the
+  "siteverify" protocol reCAPTCHA, hCaptcha and Turnstile share (POST
+  `secret`, `response`, `remoteip`; the answer's JSON `success`).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import requests
+
+from app.auth.limit_store import LimitStore
+from app.logs import get_logger
+from config import Settings
+
+log = get_logger(__name__)
+NAMESPACE = "switchboard-web-call"
+CAPTCHA_TIMEOUT_SECONDS = 5
+
+
+def own_origin(settings: Settings) -> str:
+    """The service's own origin, from PUBLIC_BASE_URL (its pages may always ask for a token)."""
+    parts = urlsplit(settings.public_base_url)
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def allowed_origin(settings: Settings, origin: str | None) -> bool:
+    """Whether a browser page at ORIGIN may ask for a token."""
+    origin = (origin or "").strip().lower().rstrip("/")
+    return bool(origin) and (origin == own_origin(settings) or origin in settings.web_call_origins)
+
+
+class TokenLimit:
+    """Tokens handed to one client address, over a moving window."""
+
+    def __init__(self, storage_uri: str, per_address: int, window_seconds: int):
+        self._store = LimitStore(storage_uri)
+        self._item = LimitStore.window(per_address, window_seconds, NAMESPACE)
+
+    def take(self, address: str) -> int | None:
+        """Count a token for ADDRESS; None when it may have one, else the seconds until it may."""
+        if self._store.hit(self._item, "address", address):
+            return None
+        return self._store.retry_after(self._item, "address", address)
+
+
+def captcha_passed(settings: Settings, answer: str, address: str) -> bool:
+    """Whether the CAPTCHA's provider accepts ANSWER (True when no CAPTCHA is configured)."""
+    if not settings.web_call_captcha_verify_url:
+        return True
+    if not answer:
+        return False
+    try:
+        response = requests.post(settings.web_call_captcha_verify_url, timeout=CAPTCHA_TIMEOUT_SECONDS,
+                                 data={"secret": settings.web_call_captcha_secret, "response": answer,
+                                       "remoteip": address})
+        passed = response.status_code == 200 and response.json().get("success") is True
+    except (requests.RequestException, ValueError) as error:
+        # A provider that cannot answer lets nobody through: the page says to try again.
+        log.warning("web_call_captcha_unreachable", error=type(error).__name__)
+        return False
+    return passed

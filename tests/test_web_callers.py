@@ -1,0 +1,193 @@
+"""Calling from the website: a visitor's browser takes a token from /call/token and calls the TwiML App; the
+Twilio stand-in checks the token as Twilio does and asks /twilio/voice with From=client:<identity>, and from
+there the visitor is a caller like any other (docs/web-callers.md)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import jwt
+import pytest
+from sqlalchemy import select
+
+from app.models import Event, WebCaller
+from app.sandbox.twilio_network import AccessTokenRefused
+from tests.transfer_helpers import (
+    ALICE,
+    BOB,
+    agent_activity,
+    call_row,
+    hears_summary,
+    in_room,
+    longest_wait_turn,
+    transfer_row,
+)
+
+SHOP = "https://shop.example"
+
+
+@pytest.fixture
+def web(centre):
+    centre.enable_web_calls(origins=(SHOP,))
+    return centre
+
+
+def _visitor(centre, identity: str) -> WebCaller:
+    with centre.db() as session:
+        visitor = session.scalar(select(WebCaller).where(WebCaller.identity == identity))
+        session.expunge(visitor)
+        return visitor
+
+
+def _events(centre, sid: str, name: str) -> list[dict]:
+    call_id = call_row(centre, sid).id
+    with centre.db() as session:
+        return [e.detail for e in session.scalars(select(Event).where(Event.call_id == call_id, Event.name == name))]
+
+
+def test_a_web_caller_goes_through_the_ivr_an_agent_and_a_warm_transfer_with_a_summary(web):
+    caller = web.web_call(name="Ann Lee", reason="Charged twice for my internet bill")
+    first = web.network.sent("twiml")[0]
+    # What Twilio sends for a Voice SDK client's call: the App's Voice URL, From and Caller client:<identity>.
+    assert first.url.endswith("/twilio/voice") and first.params["Direction"] == "inbound"
+    assert first.params["From"].startswith("client:web_") and first.params["Caller"] == first.params["From"]
+    assert first.params["To"] == ""
+    # The same IVR as a phone caller: the page's keypad answers it.
+    assert "tell us why you are calling" in caller.heard_text
+    caller.press("1")
+    alice = web.agent_phone(ALICE)
+    web.network.answer(alice.sid)
+    assert "Call from the website, for billing" in alice.heard_text  # never the identity's digits
+    assert "The caller said: Charged twice for my internet bill" in alice.heard_text
+    alice.press("1")
+    assert in_room(caller, str(call_row(web, caller.sid).id))
+    caller.transcribe("my card number is 4111 1111 1111 1111", track="inbound_track")
+    alice.transcribe("I see the duplicate charge, let me get billing to refund it", track="inbound_track")
+
+    alice.press_star()
+    alice.press("2102#")
+    assert caller.waiting_on.tag == "Play"  # hold music, as for any caller
+    bob = web.agent_phone(BOB)
+    web.network.answer(bob.sid)
+    hears_summary(web, bob)
+    assert "Here is the summary." in bob.heard_text and "4111" not in bob.heard_text
+    bob.press("1")
+    alice.press_star()
+    alice.press("2")
+    web.network.run_pending()
+    call = call_row(web, caller.sid)
+    assert in_room(caller, str(call.id)) and in_room(bob, str(call.id))
+    transfer = transfer_row(web)
+    assert transfer.state == "completed" and transfer.summary_source == "llm"
+    assert agent_activity(web, "102") == "on_call"
+
+    assert call.from_number.startswith("client:web_") and call.ivr_reason == "Charged twice for my internet bill"
+    timeline = web.timeline(caller.sid)
+    assert timeline[:2] == ["call_received", "web_caller"] and "transfer_completed" in timeline
+    (named,) = _events(web, caller.sid, "web_caller")
+    assert named == {"visitor_name": "Ann Lee", "reason": "Charged twice for my internet bill"}
+    assert _visitor(web, call.from_number[len("client:"):]).call_id == call.id
+
+
+def test_the_token_is_short_lived_bound_to_one_new_identity_and_checked_by_twilio(web):
+    settings = web.app.config["SETTINGS"]
+    answer = web.web_token().get_json()
+    claims = jwt.decode(answer["token"], settings.twilio_api_key_secret, algorithms=["HS256"],
+                        options={"verify_exp": False, "verify_nbf": False})
+    assert claims["iss"] == settings.twilio_api_key_sid and claims["sub"] == settings.twilio_account_sid
+    assert claims["grants"] == {"identity": answer["identity"],
+                                "voice": {"outgoing": {"application_sid": settings.twilio_twiml_app_sid}}}
+    issued = int(web.clock.now().timestamp())
+    assert claims["exp"] - issued == settings.web_call_token_ttl_seconds == answer["expires_in"] == 300
+    assert "nbf" not in claims  # a service clock ahead of Twilio's cannot make it "not valid yet"
+    assert web.web_token().get_json()["identity"] != answer["identity"]  # a new visitor each time
+
+    tampered = jwt.encode({**claims, "grants": {**claims["grants"], "identity": "someone_else"}}, "a-guessed-secret-of-32-characters!",
+                          algorithm="HS256")
+    with pytest.raises(AccessTokenRefused) as refused:
+        web.network.client_call(tampered)
+    assert refused.value.code == 20101
+    web.network.advance(301)
+    with pytest.raises(AccessTokenRefused) as refused:
+        web.network.client_call(answer["token"])
+    assert refused.value.code == 20104
+    assert not web.network.sent("twiml")  # Twilio asked nothing of the service for either
+
+
+def test_a_visitor_flooding_the_token_endpoint_is_told_when_to_come_back(web):
+    web.app.config["SETTINGS"] = replace(web.app.config["SETTINGS"], web_call_tokens_per_address=3)
+    web.app.extensions.pop("web_call_limit", None)
+    assert [web.web_token(address="198.51.100.9").status_code for _ in range(3)] == [200, 200, 200]
+    refused = web.web_token(address="198.51.100.9")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "too many calls from your address" in refused.get_json()["error"]
+    assert web.web_token(address="198.51.100.10").status_code == 200  # another address is not affected
+    with web.db() as session:
+        assert len(session.scalars(select(WebCaller)).all()) == 4  # the refused one recorded nothing
+
+
+def test_only_the_service_and_the_listed_sites_get_a_token_and_cors_names_only_them(web):
+    refused = web.web_token(origin="https://evil.example")
+    assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers
+    no_origin = web.client.post("/call/token", json={}, base_url=web.public_base_url)
+    assert no_origin.status_code == 403
+    listed = web.web_token(origin=SHOP)
+    assert listed.status_code == 200 and listed.headers["Access-Control-Allow-Origin"] == SHOP
+    assert listed.headers["Cache-Control"] == "no-store"
+    own = web.web_token()
+    assert own.status_code == 200 and "Access-Control-Allow-Origin" not in own.headers
+    preflight = web.client.options("/call/token", headers={"Origin": SHOP}, base_url=web.public_base_url)
+    assert preflight.status_code == 204 and preflight.headers["Access-Control-Allow-Origin"] == SHOP
+    assert web.client.options("/call/token", headers={"Origin": "https://evil.example"},
+                              base_url=web.public_base_url).status_code == 403
+
+
+def test_the_visitors_name_and_reason_are_stored_clean(web):
+    answer = web.web_token(name="Ann\x01\x1b[31m Lee 4111 1111 1111 1111", reason="  my\x07 card\r\nis 4111-1111-1111-1111 ")
+    visitor = _visitor(web, answer.get_json()["identity"])
+    assert visitor.name == "Ann[31m Lee [card number removed]"
+    assert visitor.reason == "my card is [card number removed]"
+    assert web.web_token(name="x" * 2001).status_code == 400
+    assert web.web_token(name="a" * 500).status_code == 200  # cut, once cleaned, to what is kept
+
+
+def test_the_token_is_never_logged(web, capsys):
+    token = web.web_token().get_json()["token"]
+    captured = capsys.readouterr()
+    assert token not in captured.out + captured.err
+
+
+def test_a_web_caller_is_not_offered_a_callback_they_have_no_number_for(web):
+    web.app.config["SETTINGS"] = replace(web.app.config["SETTINGS"], outbound_call_allow=("+1",))
+    with web.db() as session:
+        from app.models import Agent
+
+        for agent in session.scalars(select(Agent)):
+            agent.presence = "offline"
+    caller = web.web_call()
+    caller.press("1")
+    web.network.advance(longest_wait_turn(web) + 1)  # seen at the first hold turn past the longest wait
+    assert "All of our agents are still busy. To leave a message, press 1. To keep holding" in caller.heard_text
+    assert "call you back" not in caller.heard_text
+    caller.press("2")
+    assert caller.live and _events(web, caller.sid, "callback_not_possible")
+
+
+def test_with_web_calling_off_the_page_says_so_and_no_token_is_given(centre):
+    page = centre.client.get("/call", base_url=centre.public_base_url)
+    assert page.status_code == 503
+    assert b"TWILIO_API_KEY_SID, TWILIO_API_KEY_SECRET, TWILIO_TWIML_APP_SID missing" in page.data
+    refused = centre.web_token()
+    assert refused.status_code == 503 and "not set up" in refused.get_json()["error"]
+
+
+def test_the_page_may_be_framed_by_the_listed_sites_and_reaches_twilio(web):
+    page = web.client.get("/call", base_url=web.public_base_url)
+    assert page.status_code == 200 and b'id="call-button"' in page.data
+    policy = page.headers["Content-Security-Policy"]
+    assert f"frame-ancestors 'self' {SHOP}" in policy and "wss://*.twilio.com" in policy
+    assert "X-Frame-Options" not in page.headers
+    # Every other page keeps the base policy.
+    assert web.client.get("/login").headers["X-Frame-Options"] == "DENY"
+    snippet = web.client.get("/call/embed.js", base_url=web.public_base_url)
+    assert snippet.mimetype == "text/javascript" and f'"{web.public_base_url}/call"'.encode() in snippet.data
