@@ -66,6 +66,7 @@ def close_app(app: Flask, wait_seconds: float = 10.0) -> bool:
 def init_blueprints(app: Flask) -> None:
     # The API's views join its blueprint as their modules load.
     from app.api import calls as _calls_api  # noqa: F401
+    from app.api import roster as _roster_api  # noqa: F401
     from app.api import transfers as _transfers_api  # noqa: F401
     from app.api.common import blueprint as api
     from app.auth.setup import csrf_exempt
