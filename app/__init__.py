@@ -67,6 +67,7 @@ def init_blueprints(app: Flask) -> None:
     # The API's views join its blueprint as their modules load.
     from app.api import calls as _calls_api  # noqa: F401
     from app.api import queues as _queues_api  # noqa: F401
+    from app.api import roster as _roster_api  # noqa: F401
     from app.api import transfers as _transfers_api  # noqa: F401
     from app.api.common import blueprint as api
     from app.auth.setup import csrf_exempt

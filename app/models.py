@@ -521,6 +521,13 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # What it may do, space-separated (auth/service.py's Scope: read, act); tokens made before scopes
+    # existed have both (migration 0024).
+    scopes: Mapped[str] = mapped_column(String(32), server_default="read act")
+    # Refused (401) from then on; None: never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When a request last used it, to within auth/service.py's LAST_SEEN_RESOLUTION; None: never used.
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -279,13 +279,14 @@ def signed_post():
 
 @pytest.fixture
 def api_headers():
-    """Authorization headers with a new API token of APP's database: api_headers(app)."""
+    """Authorization headers with a new API token of APP's database (read and act unless SCOPES say otherwise):
+    api_headers(app), api_headers(app, "wallboard", scopes=("read",))."""
     from app.auth.service import create_api_token
     from app.db import session_scope
 
-    def headers(app, name="crm"):
+    def headers(app, name="crm", scopes=("read", "act")):
         with session_scope(app) as session:
-            return {"Authorization": f"Bearer {create_api_token(session, name)}"}
+            return {"Authorization": f"Bearer {create_api_token(session, name, scopes)}"}
 
     return headers
 

@@ -14,6 +14,7 @@ from werkzeug.security import generate_password_hash
 from app import clock
 from app.auth import service
 from app.auth.guards import api_token_required, current_agent_id, roles_required
+from app.auth.service import Scope
 from app.auth.setup import csrf_exempt, init_auth
 from app.auth.views import blueprint as auth_blueprint
 from app.auth.views import safe_next
@@ -53,9 +54,15 @@ def console():
     return jsonify(agent_id=current_agent_id())
 
 
-@probe_api.route("/ping", methods=["GET", "POST"])
-@api_token_required
+@probe_api.get("/ping")
+@api_token_required(Scope.READ)
 def ping():
+    return jsonify(ok=True)
+
+
+@probe_api.post("/ping")
+@api_token_required(Scope.ACT)
+def ping_to_act():
     return jsonify(ok=True)
 
 
@@ -261,7 +268,7 @@ def test_changing_the_password_ends_open_sessions(app, client, people):
 
 def test_api_token_required(app, client):
     with session_scope(app) as session:
-        token = service.create_api_token(session, "wallboard")
+        token = service.create_api_token(session, "wallboard", ["read", "act"])
 
     response = client.get("/probe/api/ping")
     assert response.status_code == 401
@@ -299,7 +306,7 @@ def test_passwords_and_tokens_are_stored_hashed(app):
         session.flush()
         service.create_user(session, "sam", SUPERVISOR_PASSWORD, "supervisor")
         service.create_user(session, "ada", AGENT_PASSWORD, "agent", "101")
-        token = service.create_api_token(session, "reports")
+        token = service.create_api_token(session, "reports", ["read"])
         hashes = dict(session.execute(select(User.username, User.password_hash)).all())
         stored = session.scalar(select(ApiToken.token_hash).where(ApiToken.name == "reports"))
     assert hashes["sam"] != SUPERVISOR_PASSWORD and SUPERVISOR_PASSWORD not in hashes["sam"]
@@ -358,7 +365,7 @@ def test_cli_bootstrap_without_settings_does_nothing(runner, app):
 
 
 def test_cli_api_tokens(app, runner, client):
-    created = runner.invoke(api_tokens_cli, ["create", "wallboard"])
+    created = runner.invoke(api_tokens_cli, ["create", "wallboard", "--scope", "read"])
     assert created.exit_code == 0, created.output
     token = created.stdout.strip()
     assert client.get("/probe/api/ping", headers={"Authorization": f"Bearer {token}"}).status_code == 200

@@ -1,5 +1,5 @@
-"""The JSON API for calls (token or supervisor session): place an outbound call, search the calls' history, read a
-call and its timeline, list the callbacks."""
+"""The JSON API for calls (token or supervisor session): place an outbound call (act), search the calls' history,
+read a call whole (its legs, transcript, transfers and summaries, timeline), list the callbacks (read)."""
 
 from __future__ import annotations
 
@@ -8,16 +8,21 @@ from spectree import Response
 from sqlalchemy import select
 
 from app.api import schemas
-from app.api.common import ERRORS, blueprint, error, spec, timeline
-from app.auth.guards import api_token_required, current_actor
+from app.api.common import ERRORS, api_route, blueprint, error, timeline, transfer_parties
+from app.auth.guards import current_actor
+from app.auth.service import Scope
 from app.calls import history, outbound
-from app.models import Agent, Call, Event
+from app.models import Agent, Call, Event, Leg, Transfer, Utterance
 from app.routing.callbacks import callbacks_by_state
+from app.transfers.summary import stored_summary
 from app.web.unit_of_work import run_step, telephony
 
 
 def call_as_dict(call: Call) -> dict:
-    """A call in the API's shape (schemas.Call)."""
+    """A call in the API's shape (schemas.Call), whole: its legs, transcript, transfers and their summaries, and
+    its timeline."""
+    session = telephony().session
+    utterances = session.scalars(select(Utterance).where(Utterance.call_id == call.id).order_by(Utterance.id))
     return schemas.Call(
         call_sid=call.call_sid,
         direction=call.direction,
@@ -30,13 +35,28 @@ def call_as_dict(call: Call) -> dict:
         created_at=call.created_at,
         answered_at=call.answered_at,
         ended_at=call.ended_at,
-        events=timeline(telephony().session, Event.call_id == call.id),
+        legs=[_leg(leg) for leg in call.legs],
+        transcript=[schemas.TranscriptLine(speaker=u.speaker, words=u.text, at=u.created_at) for u in utterances],
+        summaries=[schemas.TransferSummary(transfer_id=transfer.id, **stored_summary(transfer))
+                   for transfer in call.transfers if transfer.summary_source is not None],
+        transfers=[_transfer(transfer) for transfer in call.transfers],
+        events=timeline(session, Event.call_id == call.id),
     ).model_dump(mode="json")
 
 
+def _leg(leg: Leg) -> schemas.CallLeg:
+    return schemas.CallLeg(role=leg.role, agent=leg.agent.extension if leg.agent else None, status=leg.status,
+                           end_reason=leg.end_reason, created_at=leg.created_at, answered_at=leg.answered_at,
+                           connected_at=leg.connected_at, ended_at=leg.ended_at)
+
+
+def _transfer(transfer: Transfer) -> schemas.CallTransfer:
+    return schemas.CallTransfer(**transfer_parties(transfer), summary=transfer.summary_spoken,
+                                source=transfer.summary_source)
+
+
 @blueprint.post("/calls")
-@api_token_required
-@spec.validate(json=schemas.PlaceCall, resp=Response(HTTP_201=schemas.Call, **ERRORS), tags=["calls"])
+@api_route(Scope.ACT, json=schemas.PlaceCall, resp=Response(HTTP_201=schemas.Call, **ERRORS), tags=["calls"])
 def place_call():
     """Place an outbound call: the agent's phone (or console) rings first, then the customer.
 
@@ -57,8 +77,7 @@ def place_call():
 
 
 @blueprint.get("/calls")
-@api_token_required
-@spec.validate(query=schemas.CallSearch, resp=Response(HTTP_200=schemas.CallList, **ERRORS), tags=["calls"])
+@api_route(Scope.READ, query=schemas.CallSearch, resp=Response(HTTP_200=schemas.CallList, **ERRORS), tags=["calls"])
 def list_calls():
     """Calls, ended and live, newest first, 50 a page: by a part of the number, agent, queue, status and start."""
     query: schemas.CallSearch = request.context.query
@@ -71,10 +90,10 @@ def list_calls():
 
 
 @blueprint.get("/calls/<call_sid>")
-@api_token_required
-@spec.validate(resp=Response(HTTP_200=schemas.Call, **ERRORS), tags=["calls"])
+@api_route(Scope.READ, resp=Response(HTTP_200=schemas.Call, **ERRORS), tags=["calls"])
 def call_status(call_sid: str):
-    """A call's status, parties and timeline."""
+    """A call whole: its status and parties, its legs, transcript, transfers and their summaries, and its
+    timeline."""
     call = telephony().session.scalar(select(Call).where(Call.call_sid == call_sid[:64]))
     if call is None:
         return error(404, f"no call {call_sid[:64]}")
@@ -82,8 +101,7 @@ def call_status(call_sid: str):
 
 
 @blueprint.get("/callbacks")
-@api_token_required
-@spec.validate(query=schemas.CallbackQuery, resp=Response(HTTP_200=schemas.CallbackList, **ERRORS), tags=["calls"])
+@api_route(Scope.READ, query=schemas.CallbackQuery, resp=Response(HTTP_200=schemas.CallbackList, **ERRORS), tags=["calls"])
 def callbacks():
     """Callbacks, as the supervisor's list shows them (at most 100 of each finished state)."""
     query: schemas.CallbackQuery = request.context.query

@@ -8,8 +8,8 @@ from spectree import Response
 from sqlalchemy import select
 
 from app.api import schemas
-from app.api.common import ERRORS, blueprint, error, spec
-from app.auth.guards import api_token_required
+from app.api.common import ERRORS, api_route, blueprint, error
+from app.auth.service import Scope
 from app.calls.figures import centre_day, queue_figures
 from app.clock import utcnow
 from app.models import Queue
@@ -17,9 +17,8 @@ from app.web.unit_of_work import telephony
 
 
 @blueprint.get("/queues/figures")
-@api_token_required
-@spec.validate(query=schemas.FiguresQuery, resp=Response(HTTP_200=schemas.QueueFiguresList, **ERRORS),
-               tags=["queues"])
+@api_route(Scope.READ, query=schemas.FiguresQuery, resp=Response(HTTP_200=schemas.QueueFiguresList, **ERRORS),
+           tags=["agents and queues"])
 def figures():
     """Each queue's line now and its day so far: waiting, longest wait, average answer time, service level,
     answered, abandoned, voicemail and callbacks (the README's "Queue figures" defines each)."""

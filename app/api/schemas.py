@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.kinds import SummarySource, TransferMode, TransferTrigger
-from app.models import CallbackState, CallDirection, CallStatus, TransferState
+from app.kinds import Speaker, SummarySource, TransferMode, TransferTrigger
+from app.models import Activity, CallbackState, CallDirection, CallStatus, LegRole, LegStatus, Presence, TransferState
 from app.telephony.numbers import DestinationRefused, normalise_number
 from app.transfers.outside import normalise_outside_number, normalise_sip_uri
 
@@ -78,27 +78,32 @@ class TimelineEvent(BaseModel):
     detail: dict[str, Any]
 
 
-class Transfer(BaseModel):
-    """A transfer: its state, the parties, the summary and its events."""
+class TransferParties(BaseModel):
+    """What every answer about a transfer says: how it goes, where it stands, who is in it, when."""
 
     id: int
-    call_sid: str
     mode: Literal[TransferMode.WARM, TransferMode.BLIND]
     trigger: Literal[TransferTrigger.DTMF, TransferTrigger.WEB, TransferTrigger.API]
     state: TransferState
     from_agent: str | None = Field(None, description="extension of the transferring agent")
     target_agent: str | None = None
     target_queue: str | None = None
-    place_in_line: int | None = Field(None, description="while waiting at a busy queue: 1 is next")
     target_number: str | None = Field(None, description="the outside number or SIP URI rung")
     answered_by: str | None = Field(None, description="extension of the agent who answered")
+    end_reason: str | None = None
+    created_at: datetime
+    ended_at: datetime | None = None
+
+
+class Transfer(TransferParties):
+    """A transfer: its state, the parties, the summary and its events."""
+
+    call_sid: str
+    place_in_line: int | None = Field(None, description="while waiting at a busy queue: 1 is next")
     notes: str | None = None
     requested_by: str | None = Field(None, description="who asked for it, as the timeline's `by` says: a "
                                      "username, token:<API token name> or phone:<extension>; whose the notes are")
     summary: Summary
-    end_reason: str | None = None
-    created_at: datetime
-    ended_at: datetime | None = None
     events: list[TimelineEvent]
 
 
@@ -124,8 +129,45 @@ class PlaceCall(BaseModel):
         return self
 
 
+class CallLeg(BaseModel):
+    """One party's connection to a call: the caller's, an agent's, a transfer target's."""
+
+    role: LegRole
+    agent: str | None = Field(None, description="extension of the leg's agent (none: the caller, an outside party)")
+    status: LegStatus
+    end_reason: str | None = None
+    created_at: datetime = Field(..., description="when it was dialled or joined")
+    answered_at: datetime | None = None
+    connected_at: datetime | None = Field(None, description="when it first talked on the call")
+    ended_at: datetime | None = None
+
+
+class TranscriptLine(BaseModel):
+    """Words said on the call, as transcribed (card numbers and the like redacted before they were stored)."""
+
+    speaker: Speaker
+    words: str
+    at: datetime
+
+
+class TransferSummary(Summary):
+    """The summary of one transfer of the call, once written."""
+
+    transfer_id: int
+
+
+class CallTransfer(TransferParties):
+    """A transfer of the call: where it went, where it stands and its summary (its own events: GET
+    /api/transfers/<id>)."""
+
+    summary: str | None = Field(None, description="the summary the target heard (or will hear)")
+    source: Literal[SummarySource.LLM, SummarySource.FALLBACK] | None = Field(
+        None, description="where the summary came from (fallback: written without the LLM); none: not written yet")
+
+
 class Call(BaseModel):
-    """A call, inbound or outbound: where it is, who has it, and its timeline."""
+    """A call, inbound or outbound, whole: where it is, who has it, its legs, transcript, transfers with their
+    summaries, and its timeline."""
 
     call_sid: str = Field(..., description="an inbound call's Twilio CallSid; an outbound call's own id (OB...)")
     direction: Literal[CallDirection.INBOUND, CallDirection.OUTBOUND]
@@ -138,6 +180,10 @@ class Call(BaseModel):
     created_at: datetime
     answered_at: datetime | None = None
     ended_at: datetime | None = None
+    legs: list[CallLeg] = Field(..., description="every leg, in the order they were made")
+    transcript: list[TranscriptLine] = Field(..., description="oldest first")
+    summaries: list[TransferSummary] = Field(..., description="each transfer's summary once written, oldest first")
+    transfers: list[CallTransfer] = Field(..., description="oldest first")
     events: list[TimelineEvent]
 
 
@@ -223,6 +269,64 @@ class CallbackList(BaseModel):
     """Callbacks: calling and pending in their place in line, then failed and completed, newest first."""
 
     callbacks: list[Callback]
+
+
+class Agent(BaseModel):
+    """An agent of the roster: who, what they can take, and their presence and activity, each with since when."""
+
+    extension: str
+    name: str
+    sip_uri: str | None = Field(None, description="their softphone; none: they work in the browser's console")
+    skills: list[str]
+    presence: Presence = Field(..., description="the agent's own choice (or away after missed calls)")
+    presence_since: datetime | None = Field(None, description="when the presence last changed (none: not known)")
+    activity: Activity = Field(..., description="what the service has them doing")
+    activity_since: datetime | None = Field(None, description="when the activity last changed (none: not known)")
+    missed_in_row: int = Field(..., description="calls missed in a row since they were last available")
+
+
+class AgentList(BaseModel):
+    """Every agent, by extension."""
+
+    agents: list[Agent]
+
+
+class SetPresence(BaseModel):
+    """The presence to set: as a supervisor does from the board (offline is the agent's own to say)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    presence: Literal[Presence.AVAILABLE, Presence.AWAY]
+
+
+class Queue(BaseModel):
+    """A queue: how callers reach it, whom it needs, when it is open, and who waits and who could answer now."""
+
+    name: str
+    code: str = Field(..., description="the key a caller presses in the IVR")
+    skill: str = Field(..., description="the skill its agents need")
+    speech_hints: list[str] = Field(..., description="words that choose it when a caller says why they call")
+    priority: int = Field(..., description="higher is offered first to an agent who serves several queues")
+    default: bool = Field(..., description="where a caller who chooses nothing goes")
+    wrap_up_seconds: int | None = Field(None, description="its own; none: WRAP_UP_SECONDS")
+    announce_seconds: int | None = Field(None, description="its own; none: QUEUE_ANNOUNCE_SECONDS")
+    max_wait_seconds: int | None = Field(None, description="its own; none: MAX_QUEUE_WAIT_SECONDS")
+    callback_attempts: int | None = Field(None, description="its own; none: CALLBACK_ATTEMPTS")
+    overflow: str | None = Field(None, description="past the longest wait: options, voicemail, callback or a "
+                                                   "queue's name; none: options")
+    timezone: str = Field(..., description="the time zone of its hours (CENTRE_TIMEZONE unless it has its own)")
+    hours: dict[str, list[str]] | None = Field(
+        None, description="weekly hours by day ({\"mon\": [\"09:00-17:00\"]}); none: open all week")
+    holidays: list[str] = Field(..., description="days it is closed all day (ISO dates)")
+    open_now: bool
+    waiting: int = Field(..., description="callers queued there now, and transfers waiting for it")
+    agents_available: int = Field(..., description="available, idle agents with its skill now")
+
+
+class QueueList(BaseModel):
+    """Every queue, by IVR code."""
+
+    queues: list[Queue]
 
 
 class Error(BaseModel):

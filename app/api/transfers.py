@@ -1,4 +1,5 @@
-"""The JSON API for transfers (token or supervisor session): start, status, complete, cancel, three-way, swap."""
+"""The JSON API for transfers (token or supervisor session): start, status, complete, cancel, three-way, swap
+(read to look, act for the rest)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from spectree import Response
 from sqlalchemy import select
 
 from app.api import schemas
-from app.api.common import ERRORS, blueprint, error, spec, timeline
-from app.auth.guards import api_token_required, current_actor
+from app.api.common import ERRORS, api_route, blueprint, error, timeline, transfer_parties
+from app.auth.guards import current_actor
+from app.auth.service import Scope
 from app.kinds import TransferTrigger
 from app.models import Call, Event, Transfer, parse_id
 from app.states.transfers import place_in_line
@@ -22,30 +24,18 @@ def transfer_as_dict(transfer: Transfer) -> dict:
     """A transfer in the API's shape (schemas.Transfer)."""
     session = telephony().session
     return schemas.Transfer(
-        id=transfer.id,
+        **transfer_parties(transfer),
         call_sid=transfer.call.call_sid,
-        mode=transfer.mode,
-        trigger=transfer.trigger,
-        state=transfer.state,
-        from_agent=transfer.from_agent.extension if transfer.from_agent else None,
-        target_agent=transfer.target_agent.extension if transfer.target_agent else None,
-        target_queue=transfer.target_queue.name if transfer.target_queue else None,
         place_in_line=place_in_line(session, transfer),
-        target_number=transfer.target_number,
-        answered_by=transfer.target_leg.agent.extension if transfer.target_leg and transfer.target_leg.agent else None,
         notes=transfer.notes,
         requested_by=transfer.requested_by,
         summary=schemas.Summary(**stored_summary(transfer)),
-        end_reason=transfer.end_reason,
-        created_at=transfer.created_at,
-        ended_at=transfer.ended_at,
         events=timeline(session, Event.transfer_id == transfer.id),
     ).model_dump(mode="json")
 
 
 @blueprint.post("/calls/<call_sid>/transfers")
-@api_token_required
-@spec.validate(json=schemas.StartTransfer, resp=Response(HTTP_201=schemas.Transfer, **ERRORS), tags=["transfers"])
+@api_route(Scope.ACT, json=schemas.StartTransfer, resp=Response(HTTP_201=schemas.Transfer, **ERRORS), tags=["transfers"])
 def start(call_sid: str):
     """Start a transfer of a connected call.
 
@@ -78,8 +68,7 @@ def _transfer(transfer_id: int) -> Transfer | None:
 
 
 @blueprint.get("/transfers/<int:transfer_id>")
-@api_token_required
-@spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
+@api_route(Scope.READ, resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])
 def status(transfer_id: int):
     """A transfer's state, summary and events."""
     transfer = _transfer(transfer_id)
@@ -104,8 +93,7 @@ def _action_view(action: TransferAction):
 
     view.__name__ = action.name.replace("-", "_")
     view.__doc__ = action.summary
-    guarded = api_token_required(spec.validate(resp=Response(HTTP_200=schemas.Transfer, **ERRORS),
-                                               tags=["transfers"])(view))
+    guarded = api_route(Scope.ACT, resp=Response(HTTP_200=schemas.Transfer, **ERRORS), tags=["transfers"])(view)
     blueprint.add_url_rule(f"/transfers/<int:transfer_id>/{action.name}", view_func=guarded, methods=["POST"])
 
 

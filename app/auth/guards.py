@@ -98,34 +98,48 @@ def _login_url() -> str:
     return "/login?" + urlencode({"next": target})
 
 
-def api_token_required(view: Callable) -> Callable:
-    """Guard a JSON endpoint: a valid `Authorization: Bearer` token, or a signed-in supervisor."""
+def api_token_required(scope: service.Scope) -> Callable:
+    """Guard a JSON endpoint that needs SCOPE: a valid `Authorization: Bearer` token that has SCOPE and has not
+    expired (401 without one, or with an expired or revoked one; 403 without SCOPE), or a signed-in supervisor
+    (who has every scope). The token's name (never the token) goes into the request's log lines as
+    `api_client`; a supervisor's as `api_user`."""
+    scope = service.Scope(scope)
 
-    @wraps(view)
-    def guarded(*args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                return _unauthorized("Authorization must be 'Bearer <token>'")
-            api_token = service.verify_api_token(request_session(), token.strip())
-            if api_token is None:
-                return _unauthorized("the API token is not valid (it may have been revoked)")
-            g.api_token_name = api_token.name
-            structlog.contextvars.bind_contextvars(api_token=api_token.name)
-            return view(*args, **kwargs)
-        if current_user.is_authenticated:
-            if current_user.role != service.Role.SUPERVISOR:
-                return jsonify(error="the API is open to supervisors and API tokens only"), 403
-            # The API blueprint is exempt from CSRF for token clients; a
-            # browser session carries cookies a hostile page could ride on,
-            # so changes made with it must still prove the CSRF token.
-            if request.method not in SAFE_METHODS:
-                current_app.extensions["csrf"].protect()
-            return view(*args, **kwargs)
-        return _unauthorized("an API token is required: send 'Authorization: Bearer <token>'")
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            header = request.headers.get("Authorization", "")
+            if header:
+                scheme, _, token = header.partition(" ")
+                if scheme.lower() != "bearer" or not token.strip():
+                    return _unauthorized("Authorization must be 'Bearer <token>'")
+                try:
+                    api_token = service.admit_api_token(request_session(), token.strip(), scope)
+                except service.TokenRefused as refused:
+                    return _unauthorized(str(refused)) if refused.status == 401 else _forbidden(str(refused))
+                g.api_token_name = api_token.name
+                structlog.contextvars.bind_contextvars(api_client=api_token.name)
+                return view(*args, **kwargs)
+            if current_user.is_authenticated:
+                if current_user.role != service.Role.SUPERVISOR:
+                    return _forbidden("the API is open to supervisors and API tokens only")
+                structlog.contextvars.bind_contextvars(api_user=current_user.username)
+                # The API blueprint is exempt from CSRF for token clients; a
+                # browser session carries cookies a hostile page could ride on,
+                # so changes made with it must still prove the CSRF token.
+                if request.method not in SAFE_METHODS:
+                    current_app.extensions["csrf"].protect()
+                return view(*args, **kwargs)
+            return _unauthorized("an API token is required: send 'Authorization: Bearer <token>'")
 
-    return guarded
+        guarded.api_scope = scope
+        return guarded
+
+    return decorate
+
+
+def _forbidden(message: str):
+    return jsonify(error=message), 403
 
 
 def _unauthorized(message: str):

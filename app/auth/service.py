@@ -12,6 +12,7 @@ import secrets
 from datetime import timedelta
 from enum import StrEnum
 from functools import cache
+from typing import Iterable
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
@@ -183,17 +184,88 @@ def hash_api_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_token(session: Session, name: str) -> str:
-    """Create a named API token and return its plaintext, which is never stored and cannot be shown again."""
+class Scope(StrEnum):
+    """What an API token may do: every JSON API route needs one of these."""
+
+    READ = "read"  # read calls, transfers, callbacks, agents and queues (GET)
+    ACT = "act"  # place calls, start and act on transfers, set presence (POST, PUT, DELETE)
+
+
+# --expires-in: a whole number of days or hours, at most ten years.
+EXPIRES_IN_PATTERN = re.compile(r"^\s*(\d{1,6})\s*([dh])\s*$", re.IGNORECASE)
+MAX_EXPIRES_IN = timedelta(days=3650)
+
+
+def read_expires_in(text: str) -> timedelta:
+    """A token's lifetime as given on the command line: 30d (days) or 12h (hours)."""
+    match = EXPIRES_IN_PATTERN.match(text or "")
+    if match is None:
+        raise AuthError(f"expires-in {text!r} is not a lifetime: give days or hours, like 30d or 12h")
+    number, unit = int(match.group(1)), match.group(2).lower()
+    lifetime = timedelta(days=number) if unit == "d" else timedelta(hours=number)
+    if not timedelta(0) < lifetime <= MAX_EXPIRES_IN:
+        raise AuthError(f"expires-in must be from 1h to {MAX_EXPIRES_IN.days}d")
+    return lifetime
+
+
+def read_scopes(names: Iterable[str]) -> tuple[Scope, ...]:
+    """The scopes NAMES give, in Scope's order; AuthError for none or a name that is not a scope."""
+    given = {name.strip().lower() for name in names}
+    unknown = given - set(Scope)
+    if unknown:
+        raise AuthError(f"{', '.join(sorted(unknown))} is not a scope: use {' and/or '.join(Scope)}")
+    if not given:
+        raise AuthError(f"give the token at least one scope: {' and/or '.join(Scope)}")
+    return tuple(scope for scope in Scope if scope in given)
+
+
+def token_scopes(token: ApiToken) -> tuple[Scope, ...]:
+    """The scopes a stored token has."""
+    return read_scopes(token.scopes.split())
+
+
+def create_api_token(session: Session, name: str, scopes: Iterable[str],
+                     expires_in: timedelta | None = None) -> str:
+    """Create a named API token with SCOPES that expires after EXPIRES_IN (None: never), and return its
+    plaintext, which is never stored and cannot be shown again."""
     name = name.strip()
     if not TOKEN_NAME_PATTERN.match(name):
         raise AuthError("token name must be 1 to 64 letters, digits or . _ -, starting with a letter or digit")
+    chosen = read_scopes(scopes)
     if session.scalar(select(exists().where(ApiToken.name == name))):
         raise AuthError(f"token {name!r} already exists")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, token_hash=hash_api_token(token)))
+    session.add(ApiToken(name=name, token_hash=hash_api_token(token), scopes=" ".join(chosen),
+                         expires_at=utcnow() + expires_in if expires_in is not None else None))
     session.flush()
     return token
+
+
+class TokenRefused(Exception):
+    """An API request refused for its token: STATUS (401 or 403) and why, in words."""
+
+    def __init__(self, status: int, words: str) -> None:
+        super().__init__(words)
+        self.status = status
+
+
+def admit_api_token(session: Session, token: str, scope: Scope) -> ApiToken:
+    """The stored token matching this plaintext, if it has not expired and has SCOPE (its last use noted);
+    TokenRefused otherwise: 401 for a token that is unknown (or revoked) or expired, 403 for a missing scope."""
+    api_token = verify_api_token(session, token)
+    if api_token is None:
+        raise TokenRefused(401, "the API token is not valid (it may have been revoked)")
+    now = utcnow()
+    if api_token.expires_at is not None and api_token.expires_at <= now:
+        raise TokenRefused(401, f"the API token {api_token.name!r} expired at "
+                                f"{api_token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one")
+    scopes = token_scopes(api_token)
+    if scope not in scopes:
+        raise TokenRefused(403, f"the API token {api_token.name!r} has the scope {' and '.join(scopes)} only; "
+                                f"this needs the {scope} scope (a token created with --scope {scope})")
+    if api_token.last_used_at is None or now - api_token.last_used_at >= LAST_SEEN_RESOLUTION:
+        api_token.last_used_at = now
+    return api_token
 
 
 def verify_api_token(session: Session, token: str) -> ApiToken | None:
@@ -206,7 +278,7 @@ def verify_api_token(session: Session, token: str) -> ApiToken | None:
 
 
 def list_api_tokens(session: Session) -> list[ApiToken]:
-    """Every API token (names and dates only; plaintexts are never stored), by name."""
+    """Every API token (names, scopes and dates only; plaintexts are never stored), by name."""
     return list(session.scalars(select(ApiToken).order_by(ApiToken.name)))
 
 

@@ -115,25 +115,37 @@ def api_tokens_cli() -> None:
 
 @api_tokens_cli.command("create")
 @click.argument("name")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice([scope.value for scope in service.Scope]),
+              required=True, help="what the token may do: read (GET routes), act (POST and PUT); give both for both")
+@click.option("--expires-in", default=None, help="refused after this long: days or hours, like 30d or 12h "
+                                                  "(default: never)")
 @with_appcontext
-def create_token(name: str) -> None:
+def create_token(name: str, scopes: tuple[str, ...], expires_in: str | None) -> None:
     """Create a token and print it once; only its SHA-256 is kept."""
     with errors_in_words(service.AuthError), database_session() as session:
-        token = service.create_api_token(session, name)
+        lifetime = service.read_expires_in(expires_in) if expires_in is not None else None
+        token = service.create_api_token(session, name, scopes, lifetime)
     click.echo(f"token {name} created; it is shown only this once:", err=True)
     click.echo(token)
+
+
+def _utc(moment) -> str:
+    return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if moment else "never"
 
 
 @api_tokens_cli.command("list")
 @with_appcontext
 def list_tokens() -> None:
-    """List token names and when they were created (never the tokens)."""
+    """List each token's name, scopes, expiry, last use and creation (never the tokens)."""
     with database_session() as session:
-        rows = [(token.name, token.created_at) for token in service.list_api_tokens(session)]
+        rows = [(token.name, " ".join(service.token_scopes(token)), token.expires_at, token.last_used_at,
+                 token.created_at) for token in service.list_api_tokens(session)]
     if not rows:
         click.echo("no tokens")
-    for name, created_at in rows:
-        click.echo(f"{name:<24} created {created_at.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    for name, scopes, expires_at, last_used_at, created_at in rows:
+        expiry = f"expires {_utc(expires_at)}" if expires_at else "never expires"
+        click.echo(f"{name:<24} scopes {scopes:<9} {expiry:<28} last used {_utc(last_used_at):<21} "
+                   f"created {_utc(created_at)}")
 
 
 @api_tokens_cli.command("revoke")

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from statistics import median
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.database import count_ahead
-from app.models import Call, CallStatus
+from app.models import Call, CallStatus, Transfer, TransferState
 from app.states.transfers import waiting_transfers
 
 # How far back the answered calls that make the recent wait go.
@@ -32,6 +32,15 @@ def place_in_queue(session: Session, call: Call) -> int | None:
     ahead = count_ahead(session, (Call.queued_at, Call.id), (call.queued_at, call.id),
                         Call.status == CallStatus.QUEUED, Call.queue_id == call.queue_id)
     return ahead + len(waiting_transfers(session, [call.queue.skill])) + 1
+
+
+def waiting_now(session: Session, queue_id: int) -> int:
+    """How many wait at the queue now: its callers queued there, and the transfers waiting for it."""
+    callers = session.scalar(select(func.count()).select_from(Call).where(
+        Call.status == CallStatus.QUEUED, Call.queue_id == queue_id))
+    transfers = session.scalar(select(func.count()).select_from(Transfer).where(
+        Transfer.state == TransferState.WAITING, Transfer.target_queue_id == queue_id))
+    return callers + transfers
 
 
 def recent_wait(session: Session, queue_id: int, now: datetime) -> timedelta | None:

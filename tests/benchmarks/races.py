@@ -741,7 +741,7 @@ def run_pair(database_url: str, name: str, *, repeats: int = 10, workers: int = 
     engine = make_engine(database_url, pooled=False)
     with Session(engine) as session:
         load_roster(session, race_roster(bob_in_browser=pair.in_console))
-        token = create_api_token(session, "races")
+        token = create_api_token(session, "races", ["read", "act"])
         if pair.in_console:
             create_user(session, "bob", CONSOLE_PASSWORD, "agent", agent_extension="102")
         session.commit()
