@@ -84,7 +84,10 @@ COMMITS = {
     "app/primitives/effects.py": 4,
     "app/primitives/presence.py": 1,  # before LiveKit says who is in a room
     "app/demo/script.py": 1,
-    "app/jobs/reconciler.py": 2,  # the reconciler's advisory lock taken and given back, on a connection of its own
+    "app/jobs/reconciler.py": 2,
+    # An outgoing event's delivery claimed before it is sent, and its attempt recorded after: no transaction
+    # held while a subscriber answers.
+    "app/outgoing/sending.py": 1,  # the reconciler's advisory lock taken and given back, on a connection of its own
 }
 
 
