@@ -25,7 +25,8 @@ from app.outgoing.signing import SecretUnreadable, new_secret, seal, unseal
 from app.sandbox.scenarios import warm_transfer_by_dtmf
 from app.states.calls import new_call
 from tests.event_receiver import Receiver
-from tests.transfer_helpers import connected_call
+from tests.test_callbacks import CUSTOMER, asks_for_a_callback, both_billing_agents_busy
+from tests.transfer_helpers import ALICE, connected_call
 
 # Read in the IVR: the caller's reason is free text, and a card number in it never leaves the service.
 CARD_REASON = "I was charged twice for my internet bill on my card 4111 1111 1111 1111"
@@ -34,7 +35,7 @@ TIMEOUT = 0.2
 
 @pytest.fixture
 def centre_settings(centre_settings):
-    return replace(centre_settings, event_webhook_timeout_seconds=TIMEOUT)
+    return replace(centre_settings, event_webhook_timeout_seconds=TIMEOUT, outbound_call_allow=("+1555",))
 
 
 @pytest.fixture
@@ -116,6 +117,32 @@ def test_a_warm_transfer_reaches_a_subscriber_in_order_signed_and_without_the_ca
     assert by_type["call.ended"]["status"] == "completed" and by_type["call.ended"]["agent_extension"] == "102"
     # One attempt each, all answered.
     assert [(status, error) for _, status, error, _ in attempts(centre)] == [(204, None)] * 7
+
+
+def test_a_voicemail_and_a_callback_reach_a_subscriber_without_the_recordings_address(centre, receiver):
+    subscribe(centre.app, receiver, "voicemail.recorded,callback.scheduled,callback.done")
+    first, _second = both_billing_agents_busy(centre)
+    leaves_message = centre.network.incoming_call("+15557770505", centre.number)
+    leaves_message.speak("I need a refund for a double charge")
+    centre.network.advance(61)
+    leaves_message.press("1")
+    leaves_message.recording_done("https://api.twilio.com/2010-04-01/Accounts/AC/Recordings/RE123")
+    caller = asks_for_a_callback(centre)
+    first.hangup()  # Alice is free: the callback is hers
+    alice = centre.network.last_call(to=ALICE)
+    centre.network.answer(alice.sid)
+    alice.press("1")
+    centre.network.answer(centre.network.last_call(to=CUSTOMER).sid)
+    settle(centre)
+
+    assert receiver.types() == ["voicemail.recorded", "callback.scheduled", "callback.done"]
+    voicemail, scheduled, done = (r.payload["data"] for r in receiver.received)
+    assert voicemail["call_sid"] == leaves_message.sid and voicemail["voicemail"]["duration_seconds"] is not None
+    assert "RE123" not in receiver.received[0].body.decode()
+    assert scheduled["call_sid"] == caller.sid and scheduled["callback"]["state"] == "pending"
+    assert scheduled["callback"]["number"] == CUSTOMER
+    assert done["call_sid"] == caller.sid and done["callback"]["state"] == "completed"
+    assert done["callback"]["reason"] == "reached"
 
 
 def test_a_failed_delivery_is_retried_on_the_schedule_and_holds_the_calls_later_events(centre, receiver):
