@@ -93,6 +93,8 @@ class Settings:
     groq_api_key: str = ""
     openrouter_api_key: str = ""
     summary_deadline_seconds: float = 6.0
+    # How long one attempt at sending an event to a subscriber waits for its answer (README, "Event webhooks").
+    event_webhook_timeout_seconds: float = 10.0
 
     say_voice: str = "Polly.Joanna"
     say_language: str = "en-US"
@@ -432,6 +434,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "GROQ_API_KEY": ("groq_api_key", _text),
     "OPENROUTER_API_KEY": ("openrouter_api_key", _text),
     "SUMMARY_DEADLINE_SECONDS": ("summary_deadline_seconds", _seconds),
+    "EVENT_WEBHOOK_TIMEOUT_SECONDS": ("event_webhook_timeout_seconds", _seconds),
     "SAY_VOICE": ("say_voice", _text),
     "SAY_LANGUAGE": ("say_language", _text),
     "HOLD_MUSIC_URL": ("hold_music_url", _url),
@@ -537,6 +540,8 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
         # No webhook waits for the summary any more; this bounds how long a
         # greeted target listens to pauses before the fallback is spoken.
         problems.append("SUMMARY_DEADLINE_SECONDS: the target waits this long after the greeting (use < 30)")
+    if settings.event_webhook_timeout_seconds > 30:
+        problems.append("EVENT_WEBHOOK_TIMEOUT_SECONDS: at most 30 (a slow subscriber holds a job worker that long)")
     if bool(settings.supervisor_username) != bool(settings.supervisor_password):
         problems.append("SUPERVISOR_USERNAME, SUPERVISOR_PASSWORD: set both or neither")
     elif settings.supervisor_password and len(settings.supervisor_password) < 10:

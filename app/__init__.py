@@ -95,6 +95,7 @@ def init_cli(app: Flask) -> None:
     from app.commands.agents import agents_cli, queues_cli
     from app.commands.calls import calls_cli
     from app.commands.database import db_cli
+    from app.commands.events import events_cli
     from app.commands.jobs import jobs_cli
     from app.commands.provisioning import doctor_command, provision_command
     from app.commands.roster import roster_cli
@@ -102,7 +103,7 @@ def init_cli(app: Flask) -> None:
     from app.demo.cli import demo_command
 
     groups = (db_cli, agents_cli, queues_cli, roster_cli, provision_command, doctor_command, users_cli,
-              api_tokens_cli, demo_command, calls_cli, jobs_cli)
+              api_tokens_cli, demo_command, calls_cli, jobs_cli, events_cli)
     for group in groups:
         app.cli.add_command(group)
 

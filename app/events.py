@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.logs import get_logger
 from app.models import Call, Event, Transfer
+from app.outgoing.outbox import queue_deliveries
 
 log = get_logger("switchboard.events")
 
@@ -35,6 +36,8 @@ def record_event(session: Session, call: Call | None, name: str, transfer: Trans
     )
     session.add(event)
     session.flush()
+    # Other systems subscribed to this kind of step are told of it: their deliveries are in this transaction.
+    queue_deliveries(session, event, call, transfer)
     # A step that failed, or a fallback taken, is a warning in the log: what an operator alerts on.
     fault = name.endswith(FAULT_ENDINGS) or "fallback" in name or "unreachable" in name
     (log.warning if fault else log.info)(name, call_id=event.call_id, transfer_id=event.transfer_id, **detail)

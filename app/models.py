@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -559,3 +560,58 @@ class OutboxEffect(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     # Set, and committed, before an effect that must not run twice (a dial) goes out.
     tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class EventSubscriber(Base):
+    """Another system told of what happens to calls (docs: README, "Event webhooks"): its URL, the event types
+    it wants, and its signing secret, sealed with a key derived from SECRET_KEY (app/outgoing/secrets.py)."""
+
+    __tablename__ = "event_subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    url: Mapped[str] = mapped_column(String(512))
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # not sent yet, or sent and to be tried again at next_attempt_at
+    DELIVERED = "delivered"  # a 2xx answered it
+    GIVEN_UP = "given_up"  # every attempt of the schedule failed
+
+
+class EventDelivery(Base):
+    """One event for one subscriber: written in the step's own transaction (the outbox of outgoing events),
+    sent in order per call and subscriber by the `deliver_events` job, every attempt logged."""
+
+    __tablename__ = "event_deliveries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("event_subscribers.id", ondelete="CASCADE"), index=True)
+    # No foreign key: a delivery outlives the call it tells of in the subscriber's log.
+    call_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    message_id: Mapped[str] = mapped_column(String(64), unique=True)  # the webhook-id header, kept across retries
+    event_type: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    delivery_state: Mapped[str] = mapped_column(String(16), default=DeliveryState.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    # Set (compare-and-set) by the worker sending it: no other sends it until this is past (sending.CLAIM_SECONDS).
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DeliveryAttempt(Base):
+    """One attempt at sending a delivery: when, the HTTP status (none when no answer came), the error."""
+
+    __tablename__ = "event_delivery_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("event_deliveries.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(255))
+    replay: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -259,6 +259,8 @@ def centre(make_app, centre_settings, livekit, llm):
         centre = CallCentre(app, PUBLIC_BASE_URL, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, livekit=livekit, llm=llm,
                             seed=sandbox_seed())
         centre.network.install(rsps)
+        # Subscribers of the service's event webhooks listen on loopback, as real HTTP servers.
+        rsps.add_passthru("http://127.0.0.1")
         centre.load_roster()
         yield centre
         centre.close()

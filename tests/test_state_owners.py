@@ -26,6 +26,7 @@ OWNERS = {
     "state": {"app/states/transfers.py", "app/states/callbacks.py"},  # Transfer.state, Callback.state
     "activity": {"app/states/agents.py"},
     "presence": {"app/states/agents.py"},
+    "delivery_state": {"app/outgoing/sending.py"},  # EventDelivery.delivery_state (below the state machines)
     # When a state last changed is written with it.
     "activity_changed_at": {"app/states/agents.py"},
     "presence_changed_at": {"app/states/agents.py"},

@@ -106,14 +106,17 @@ class JobRuntime:
 
     # -- deferring ---------------------------------------------------------------------------------------------
 
-    def defer(self, task: str, *, lock: str | None = None, **arguments: Any) -> int | None:
+    def defer(self, task: str, *, lock: str | None = None, run_lock: str | None = None,
+              **arguments: Any) -> int | None:
         """Queue TASK with ARGUMENTS; the job's id, or None when a job with the same LOCK is queued already.
 
         LOCK is procrastinate's queueing lock: at most one job holding it waits
         in the queue at a time (two steps asking for one summary queue one job).
+        RUN_LOCK is procrastinate's lock: jobs holding it run one after the
+        other, in the order they were queued, never two at once.
         Waits at most DEFER_TIMEOUT_SECONDS for the queue (TimeoutError).
         """
-        return self._submit(self._defer(task, lock, None, arguments)).result(DEFER_TIMEOUT_SECONDS)
+        return self._submit(self._defer(task, lock, None, arguments, run_lock)).result(DEFER_TIMEOUT_SECONDS)
 
     def defer_soon(self, task: str, *, lock: str | None = None, schedule_in: dict | None = None,
                    **arguments: Any) -> None:
@@ -129,9 +132,9 @@ class JobRuntime:
         self._submit(queue())
 
     async def _defer(self, task: str, lock: str | None, schedule_in: dict | None,
-                     arguments: dict[str, Any]) -> int | None:
+                     arguments: dict[str, Any], run_lock: str | None = None) -> int | None:
         await self._ready()
-        configured = self.tasks[task].configure(queueing_lock=lock, schedule_in=schedule_in)
+        configured = self.tasks[task].configure(queueing_lock=lock, lock=run_lock, schedule_in=schedule_in)
         try:
             job_id = await configured.defer_async(**arguments)
         except AlreadyEnqueued:

@@ -10,11 +10,14 @@ deferred once across them all.
 
 from __future__ import annotations
 
+from sqlalchemy import event
+
 from app.jobs.engine import JobRuntime, cron_every
 from app.jobs.reconciler import Reconciler
 from app.jobs.steps import JobTools
 from app.jobs.tasks import register
 from app.logs import get_logger
+from app.outgoing.outbox import lines_added
 
 log = get_logger("switchboard.jobs")
 
@@ -24,6 +27,8 @@ WRAP_UP_CHECK_SECONDS = 5
 CALLBACK_CHECK_SECONDS = 5
 # How often browser agents who took a call are checked for having joined its room (BROWSER_JOIN_SECONDS).
 JOIN_CHECK_SECONDS = 5
+# How often the lines of outgoing events whose next attempt fell due are looked for (a retry, a job never queued).
+DELIVERY_CHECK_SECONDS = 5
 # A webhook that met a database outage asks for a reconciler pass this much later.
 RECONCILE_SOON_SECONDS = 5
 
@@ -36,8 +41,15 @@ def init_jobs(app) -> None:
                          heartbeat_seconds=stalled / 3, stalled_after_seconds=stalled,
                          work_here=settings.jobs_in_process)
     runtime.context["tools"] = JobTools(app.extensions["db_sessionmaker"], settings, app.extensions["gateways"],
-                                        summarise_later=lambda transfer_id: summarise_later(runtime, transfer_id))
+                                        summarise_later=lambda transfer_id: summarise_later(runtime, transfer_id),
+                                        deliver_later=lambda subscriber_id, call_id: deliver_later(
+                                            runtime, subscriber_id, call_id))
     app.extensions["jobs"] = runtime
+    # Whatever committed deliveries of outgoing events (a webhook's step, a page's, a job's, a command's), their
+    # lines are sent at once; the `deliver_due_events` timer catches up on any whose job was not queued.
+    event.listen(app.extensions["db_sessionmaker"], "after_commit",
+                 lambda session: deliver_committed(runtime, session))
+    event.listen(app.extensions["db_sessionmaker"], "after_rollback", lines_added)
 
 
 def jobs_of(app) -> JobRuntime:
@@ -48,6 +60,24 @@ def jobs_of(app) -> JobRuntime:
 def summarise_later(runtime: JobRuntime, transfer_id: int) -> None:
     """Queue the job that writes a transfer's summary (one at a time per transfer)."""
     runtime.defer("summarise", lock=f"summary-{transfer_id}", transfer_id=transfer_id)
+
+
+def deliver_later(runtime: JobRuntime, subscriber_id: int, call_id: int | None) -> None:
+    """Queue the job that sends one subscriber's due events of one call (one waiting at a time per line; the
+    line's lock runs them one after the other)."""
+    line = f"events-{subscriber_id}-{call_id if call_id is not None else 'none'}"
+    runtime.defer("deliver_events", lock=line, run_lock=line, subscriber_id=subscriber_id, call_id=call_id)
+
+
+def deliver_committed(runtime: JobRuntime, session) -> None:
+    """After a commit: queue the sending of each line the committed transaction added deliveries to. A queue that
+    cannot be reached is logged (`job_not_queued`); the timer sends them within DELIVERY_CHECK_SECONDS of its
+    coming back."""
+    for subscriber_id, call_id in sorted(lines_added(session), key=lambda line: (line[0], line[1] or 0)):
+        try:
+            deliver_later(runtime, subscriber_id, call_id)
+        except Exception as error:  # noqa: BLE001 - the step is committed; the timer sends what this did not queue
+            log.warning("job_not_queued", task="deliver_events", error=type(error).__name__)
 
 
 def start_jobs(app) -> None:
@@ -62,6 +92,7 @@ def start_jobs(app) -> None:
         runtime.every("end_wrap_ups", cron_every(WRAP_UP_CHECK_SECONDS))
     runtime.every("offer_callbacks", cron_every(CALLBACK_CHECK_SECONDS))
     runtime.every("check_browser_joins", cron_every(JOIN_CHECK_SECONDS))
+    runtime.every("deliver_due_events", cron_every(DELIVERY_CHECK_SECONDS))
     runtime.start()
     if interval > 0:
         # A pass at start-up too (once, whichever instance starts first): what happened while none ran.

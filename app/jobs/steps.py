@@ -79,6 +79,7 @@ class JobTools:
     settings: Settings
     outside: "Gateways"
     summarise_later: Callable[[int], None]
+    deliver_later: Callable[[int, int | None], None]
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from app.jobs.engine import QUEUE
 from app.jobs.reconciler import Reconciler
 from app.jobs.steps import JobTools, job_step
 from app.logs import get_logger
+from app.outgoing.sending import Sender, due_lines, send_line
 from app.primitives.availability import end_due_wrap_ups
 from app.transfers.summary import generate_summary
 
@@ -33,6 +34,11 @@ KEEP_FINISHED_JOBS_HOURS = 72
 
 def _tools(context: JobContext) -> JobTools:
     return context.additional_context["tools"]
+
+
+def sender_of(tools: JobTools) -> Sender:
+    """What sends the outgoing events: the job's sessions, the key their secrets are sealed under, the timeout."""
+    return Sender(tools.make_session, tools.settings.secret_key, tools.settings.event_webhook_timeout_seconds)
 
 
 def register(app: procrastinate.App) -> dict[str, Any]:
@@ -77,6 +83,21 @@ def register(app: procrastinate.App) -> dict[str, Any]:
         with job_step(_tools(context)) as t:
             expire_browser_joins(t)
 
+    @app.task(name="deliver_events", queue=QUEUE, pass_context=True)
+    def deliver_events(context: JobContext, subscriber_id: int, call_id: int | None = None) -> None:
+        """Send one subscriber's due events of one call, in order (app/outgoing/sending.py); queued with the
+        line's lock, so two jobs of one line never run at once."""
+        send_line(sender_of(_tools(context)), subscriber_id, call_id)
+
+    @app.task(name="deliver_due_events", queue=QUEUE, pass_context=True, queueing_lock="deliver_due_events")
+    def deliver_due_events(context: JobContext, timestamp: int | None = None) -> None:
+        """Queue the delivering job of each line whose next attempt fell due (a retry, a job never queued)."""
+        tools = _tools(context)
+        with tools.make_session() as session:
+            lines = due_lines(session)
+        for subscriber_id, call_id in lines:
+            tools.deliver_later(subscriber_id, call_id)
+
     @app.task(name="forget_old_jobs", queue=QUEUE, pass_context=True, queueing_lock="forget_old_jobs")
     async def forget_old_jobs(context: JobContext, timestamp: int | None = None) -> None:
         """Finished jobs (and their events) older than KEEP_FINISHED_JOBS_HOURS are deleted; failed ones too."""
@@ -84,4 +105,5 @@ def register(app: procrastinate.App) -> dict[str, Any]:
 
     return {"summarise": summarise, "reconcile": reconcile, "retry_stalled": retry_stalled,
             "end_wrap_ups": end_wrap_ups, "offer_callbacks": offer_callbacks, "check_browser_joins": check_browser_joins,
-            "forget_old_jobs": forget_old_jobs}
+            "forget_old_jobs": forget_old_jobs, "deliver_events": deliver_events,
+            "deliver_due_events": deliver_due_events}

@@ -129,12 +129,14 @@ def accepts(network: TwilioNetwork, target: SimCall) -> SimCall:
 
 
 def consulting(network: TwilioNetwork, service_number: str, caller_number: str = CALLER,
-               target: Target = ("102", BOB), *, narrator: Narrator = SILENT) -> tuple[SimCall, SimCall, SimCall]:
-    """The caller on hold while the agent consults TARGET (warm transfer by DTMF); returns (caller, a, b).
+               target: Target = ("102", BOB), *, reason: str = REASON,
+               narrator: Narrator = SILENT) -> tuple[SimCall, SimCall, SimCall]:
+    """The caller (saying REASON to the IVR) on hold while the agent consults TARGET (warm transfer by DTMF);
+    returns (caller, a, b).
 
     TARGET is (extension, phone), or a function of the agent's leg giving it.
     """
-    caller, a = connected_call(network, service_number, caller_number, narrator=narrator)
+    caller, a = connected_call(network, service_number, caller_number, reason, narrator=narrator)
     extension, target_phone = target(a) if callable(target) else target
     narrator.before("transfer_menu")
     a.press_star()
@@ -158,10 +160,10 @@ def consulting(network: TwilioNetwork, service_number: str, caller_number: str =
 
 
 def warm_transfer_by_dtmf(network: TwilioNetwork, service_number: str, caller_number: str = CALLER,
-                          target: Target = ("102", BOB), *,
+                          target: Target = ("102", BOB), *, reason: str = REASON,
                           narrator: Narrator = SILENT) -> tuple[SimCall, SimCall, SimCall]:
     """A whole warm transfer by phone keys, the first agent to TARGET, completed; returns (caller, a, b)."""
-    caller, a, b = consulting(network, service_number, caller_number, target, narrator=narrator)
+    caller, a, b = consulting(network, service_number, caller_number, target, reason=reason, narrator=narrator)
     narrator.before("consult_menu")
     a.press_star()
     narrator.expect("agent", a, "Gather", "the consult menu")
