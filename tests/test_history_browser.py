@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.browser_support import new_page, sign_in
+from tests.browser_support import SCREENSHOTS, new_page, sign_in
 from tests.test_history import NUMBER, ended_call, voicemail_call
 
 pytestmark = pytest.mark.browser
@@ -26,6 +26,7 @@ def test_a_supervisor_finds_a_finished_call_by_part_of_its_number(browser, live_
     page.wait_for_url(re.compile(r"/calls\?number=5550123"))
     rows = page.locator("tr[data-call-sid]")
     assert rows.count() == 1 and rows.first.get_attribute("data-call-sid") == caller.sid
+    page.screenshot(path=str(SCREENSHOTS / "history.png"))
     assert "Alice Moreno" in rows.first.inner_text() and "completed" in rows.first.inner_text()
 
     rows.first.get_by_role("link", name=NUMBER).click()

@@ -7,7 +7,7 @@ service gave it is played here, as the console's browser test does.
 
 import pytest
 
-from tests.browser_support import new_page, sign_in, wait_until
+from tests.browser_support import SCREENSHOTS, new_page, sign_in, wait_until
 from tests.transfer_helpers import connected_call
 
 pytestmark = pytest.mark.browser
@@ -29,6 +29,7 @@ def test_supervisor_listens_whispers_and_stops_from_the_call_page(browser, live_
     page.click("[data-supervise-mode=whisper]")
     page.wait_for_selector("[data-supervise-status] >> text=only the agent hears you")
     assert page.get_attribute("[data-supervise-mode=whisper]", "aria-pressed") == "true"
+    page.screenshot(path=str(SCREENSHOTS / "call-page-listen.png"), full_page=True)
     page.click("[data-supervise-stop]")
     page.wait_for_selector("[data-supervise-status] >> text=Not listening.")
     wait_until(lambda: "supervisor-sam" not in centre.livekit.participants.get(connect["room"], {}))
