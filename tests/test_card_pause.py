@@ -69,7 +69,7 @@ def test_a_caller_reading_a_card_stops_their_transcription(centre, llm):
     ]
     (paused,) = events(centre, caller, "transcription_paused")
     assert paused["reason"] == "card_digits" and paused["resume_at"]
-    assert paused["transcription"] == live_sid(centre, caller) and paused["by"] == "sid"
+    assert paused["transcription"] == live_sid(centre, caller) and paused["stopped_by"] == "sid"
     assert_no_card_digits(str(paused))
     deliveries = [d for d in centre.network.deliveries if d.kind == "transcription"]
     assert "transcription-stopped" in [d.params["TranscriptionEvent"] for d in deliveries]
@@ -314,4 +314,4 @@ def test_two_pauses_in_one_call_each_stop_the_live_transcription_by_its_sid(cent
     # Each stop named the transcription live at the time by the SID Twilio gave it.
     assert stops == [f"{first['sid']}.json", f"{second['sid']}.json"]
     assert not second["active"]
-    assert [e["by"] for e in events(centre, caller, "transcription_paused")] == ["sid", "sid"]
+    assert [e["stopped_by"] for e in events(centre, caller, "transcription_paused")] == ["sid", "sid"]

@@ -289,7 +289,7 @@ class SwitchTranscription:
         else:
             # Stopped by its SID (GT...), or by name when no callback had told the SID yet: a named fallback.
             record_event(t.session, call, "transcription_paused", transcription=self.name, reason=self.reason,
-                         by="sid" if self.name.startswith("GT") else "name_fallback",
+                         stopped_by="sid" if self.name.startswith("GT") else "name_fallback",
                          resume_at=call.transcription_resume_at.isoformat() if call.transcription_resume_at else None)
 
     def _failed(self, t: Telephony, error: TwilioError) -> None:
