@@ -62,6 +62,9 @@ def test_supervisor_follows_a_call_and_transfers_it_from_the_form(browser, live_
     for step in ("transfer requested", "caller on hold", "transfer dialing", "summary ready", "transfer consulting",
                  "transfer completed", "caller off hold"):
         assert step in timeline
+    # Each action taken from the page is credited to who took it, in the timeline's By column.
+    for step in ("transfer requested", "transfer completed"):
+        assert "sam" in page.locator("[data-timeline] tr", has_text=step).first.inner_text(), step
     assert "two charges of 49 dollars" in page.locator("[data-transcript]").inner_text()
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / "call-page.png"))

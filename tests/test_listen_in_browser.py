@@ -30,9 +30,12 @@ def test_supervisor_listens_whispers_and_stops_from_the_call_page(browser, live_
     page.wait_for_selector("[data-supervise-status] >> text=only the agent hears you")
     assert page.get_attribute("[data-supervise-mode=whisper]", "aria-pressed") == "true"
     page.screenshot(path=str(SCREENSHOTS / "call-page-listen.png"), full_page=True)
+    page.click("[data-supervise-mode=barge]")
+    page.wait_for_selector("[data-supervise-status] >> text=the caller and the agent hear you")
+    assert page.get_attribute("[data-supervise-mode=barge]", "aria-pressed") == "true"
     page.click("[data-supervise-stop]")
     page.wait_for_selector("[data-supervise-status] >> text=Not listening.")
     wait_until(lambda: "supervisor-sam" not in centre.livekit.participants.get(connect["room"], {}))
-    for label in ("Supervisor listening", "Supervisor whispering", "Supervisor stopped"):
+    for label in ("Supervisor listening", "Supervisor whispering", "Supervisor barged in", "Supervisor stopped"):
         page.wait_for_selector(f"[data-timeline] >> text={label}")
     assert "sam" in page.locator("[data-timeline]").inner_text()
