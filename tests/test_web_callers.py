@@ -4,7 +4,11 @@ there the visitor is a caller like any other (docs/web-callers.md)."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 from dataclasses import replace
+from urllib.parse import parse_qsl
 
 import jwt
 import pytest
@@ -191,3 +195,52 @@ def test_the_page_may_be_framed_by_the_listed_sites_and_reaches_twilio(web):
     assert web.client.get("/login").headers["X-Frame-Options"] == "DENY"
     snippet = web.client.get("/call/embed.js", base_url=web.public_base_url)
     assert snippet.mimetype == "text/javascript" and f'"{web.public_base_url}/call"'.encode() in snippet.data
+
+
+class _Verifier(http.server.BaseHTTPRequestHandler):
+    """A CAPTCHA provider's siteverify endpoint on loopback: "good" with the right secret passes."""
+
+    asked: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
+        _Verifier.asked.append(form)
+        passed = form.get("secret") == "captcha-secret" and form.get("response") == "good"
+        body = json.dumps({"success": passed}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_with_a_captcha_configured_only_a_visitor_the_provider_passes_gets_a_token(web):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Verifier)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        web.app.config["SETTINGS"] = replace(
+            web.app.config["SETTINGS"], web_call_captcha_verify_url=f"http://127.0.0.1:{server.server_port}/verify",
+            web_call_captcha_secret="captcha-secret")
+
+        def ask(captcha: str | None):
+            body = {"name": "Ann"} | ({"captcha": captcha} if captcha is not None else {})
+            return web.client.post("/call/token", json=body, base_url=web.public_base_url,
+                                   headers={"Origin": web.public_base_url}, environ_base={"REMOTE_ADDR": "203.0.113.8"})
+
+        assert ask(None).status_code == 403  # no answer: the provider is not even asked
+        refused = ask("bad")
+        assert refused.status_code == 403 and "CAPTCHA" in refused.get_json()["error"]
+        assert ask("good").status_code == 200
+        assert [(a["response"], a["remoteip"]) for a in _Verifier.asked] == [("bad", "203.0.113.8"),
+                                                                             ("good", "203.0.113.8")]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    # A provider that cannot be reached lets nobody through.
+    assert web.client.post("/call/token", json={"captcha": "good"}, base_url=web.public_base_url,
+                           headers={"Origin": web.public_base_url}).status_code == 403
