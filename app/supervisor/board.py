@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app.agents.service import SUPERVISOR_PRESENCES
 from app.calls.figures import QueueFigures, live_call_times, queue_figures
@@ -99,7 +99,9 @@ def board_cursor(session: Session) -> str:
 def live_calls(session: Session, queue: Queue | None = None) -> list[dict]:
     """Calls not yet over (only QUEUE's, when given), oldest first: caller, queue, agent, state, start time, and
     their IVR, queue, talk and hold times (figures.live_call_times)."""
-    query = select(Call).where(Call.status.not_in(list(FINAL_CALL_STATUSES))).order_by(Call.created_at, Call.id)
+    # The calls' transfers, queues and agents come in three more statements, not one per call.
+    query = (select(Call).where(Call.status.not_in(list(FINAL_CALL_STATUSES))).order_by(Call.created_at, Call.id)
+             .options(selectinload(Call.transfers), selectinload(Call.queue), selectinload(Call.agent)))
     if queue is not None:
         query = query.where(Call.queue_id == queue.id)
     calls = list(session.scalars(query))
@@ -167,7 +169,10 @@ def agents(session: Session, queue: Queue | None = None) -> list[dict]:
 
 def transfers_under_way(session: Session, queue: Queue | None = None) -> list[dict]:
     """Transfers not yet finished (only those of QUEUE's calls or to QUEUE, when given), oldest first."""
-    query = select(Transfer).where(Transfer.state.not_in(list(FINAL_TRANSFER_STATES))).order_by(Transfer.id)
+    # Their calls and parties come in a statement each, not one per transfer.
+    query = (select(Transfer).where(Transfer.state.not_in(list(FINAL_TRANSFER_STATES))).order_by(Transfer.id)
+             .options(selectinload(Transfer.call), selectinload(Transfer.from_agent),
+                      selectinload(Transfer.target_agent), selectinload(Transfer.target_queue)))
     if queue is not None:
         query = query.join(Call, Transfer.call_id == Call.id).where(
             or_(Call.queue_id == queue.id, Transfer.target_queue_id == queue.id))
