@@ -28,18 +28,19 @@ def _budget(centre) -> float:
     return centre.app.config["SETTINGS"].webhook_budget_seconds
 
 
-def test_a_menu_choice_whose_dial_spends_the_budget_holds_the_caller_after_its_answer(centre):
+def test_a_menu_choice_whose_hold_spends_the_budget_rings_the_target_after_its_answer(centre):
     caller, alice = connected_call(centre)
     alice.press_star()
-    # Ringing Bob takes the whole budget: Twilio answers the POST only then.
-    centre.network.while_answering_next("Calls.json", lambda: centre.spend(_budget(centre)), method="POST")
+    # Moving the caller to hold music takes the whole budget: Twilio answers that POST only then.
+    centre.network.while_answering_next(f"Calls/{caller.sid}.json", lambda: centre.spend(_budget(centre)),
+                                        method="POST")
     alice.press("2102#")
     menu = [d for d in centre.network.deliveries if "/twilio/transfer/menu" in d.url][-1]
     assert "Calling Bob Okafor" in alice.heard_text  # the answer left, in time
-    to_hold = [i for i, r in enumerate(centre.network.rest_log)
-               if r.path.endswith(f"Calls/{caller.sid}.json") and "/twilio/caller/wait" in r.form.get("Url", "")]
-    # The caller's move to hold music was left for after the answer, and made then.
-    assert len(to_hold) == 1 and menu.rest_before_answer is not None and to_hold[0] >= menu.rest_before_answer
+    dials = [i for i, r in enumerate(centre.network.rest_log)
+             if r.method == "POST" and r.path.endswith("/Calls.json") and r.form.get("To") == BOB]
+    # Ringing Bob (and opening the consult room before it) was left for after the answer, and done then.
+    assert len(dials) == 1 and menu.rest_before_answer is not None and dials[0] >= menu.rest_before_answer
     assert caller.waiting_on.tag == "Play" and transfer_row(centre).state == "dialing"
     assert centre.network.last_call(to=BOB).live
 

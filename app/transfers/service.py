@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from typing import Callable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -248,14 +249,20 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: Transf
     transfer.target_number = outside_destination(t, target) if target.outside else None
     t.session.flush()
     t.session.refresh(transfer)
+    # Only with a target rung or waited for does the caller hear hold music and the summary begin; the hold
+    # comes first among what the step does outside (the caller's music starts before the target's phone rings,
+    # and before a hang-up racing this step can be answered).
     if transfer.target_queue_id is not None and not free_agents(t.session, target.queue.skill,
                                                                   exclude={transfer.from_agent_id}):
+        _hold_for_target(t, transfer)
         wait_at_queue(t, transfer)
-    elif not ring_target(t, transfer):
+    elif not ring_target(t, transfer, before_ringing=lambda: _hold_for_target(t, transfer)):
         outside = transfer.target_number
         transfer.target_agent_id = transfer.target_queue_id = transfer.target_number = None
         raise TransferRefused(f"{outside} could not be called" if outside else f"nobody at {target.label} is available")
-    # Only now, with a target rung or waited for, does the caller hear hold music and the summary begin.
+
+
+def _hold_for_target(t: Telephony, transfer: Transfer) -> None:
     hold_caller(t, transfer.call)
     start_summary(t, transfer)
 
@@ -304,8 +311,9 @@ def offer_waiting_transfers(t: Telephony) -> int:
     return rang
 
 
-def ring_target(t: Telephony, transfer: Transfer) -> bool:
+def ring_target(t: Telephony, transfer: Transfer, *, before_ringing: Callable[[], None] | None = None) -> bool:
     """Reserve and ring the (next) target agent, or the outside destination (once); False when nobody can be rung.
+    BEFORE_RINGING runs once a target is sure to be rung, before its ring is recorded.
 
     A phone is dialled once the step is committed (calls.ringing.ring_leg); if
     Twilio refuses, target_dial_failed tries the queue's next agent or ends
@@ -316,12 +324,16 @@ def ring_target(t: Telephony, transfer: Transfer) -> bool:
     if transfer.target_number:
         if transfer.target_leg_id is not None:  # an outside destination is rung once
             return False
+        if before_ringing is not None:
+            before_ringing()
         _ring(t, transfer, None, transfer.target_number, outside=True)
         return True
     agent = _reserve_target(t, transfer)
     if agent is None:
         return False
     transfer.tried_agent_ids = [*transfer.tried_agent_ids, agent.id]
+    if before_ringing is not None:
+        before_ringing()
     _ring(t, transfer, agent, agent.extension)
     return True
 

@@ -111,7 +111,7 @@ class Region:
     def _transport(self, timeout: float):
         session = requests.Session()  # one per network, which sends one webhook at a time
 
-        def send(url: str, params: dict, headers: dict):
+        def send(url: str, params: dict, headers: dict, answered=None):  # the answer's arrival is not marked here
             started = time.perf_counter()
             try:
                 response = session.post(url, data=params, headers=headers, timeout=timeout, allow_redirects=False)

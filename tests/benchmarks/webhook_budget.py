@@ -9,9 +9,9 @@ Alice; then, in turn, the stand-ins answer each call to Twilio or LiveKit
 only after SLOW seconds (longer than any timeout), for the two webhooks
 that make the most of them:
 1. `*`: the service asks LiveKit who is in the room (ListParticipants);
-2. the menu choice `2 102 #`: LiveKit creates the consult room (CreateRoom),
-   Twilio rings Bob (POST Calls.json) and moves the caller to hold music
-   (POST Calls/{sid}.json).
+2. the menu choice `2 102 #`: Twilio moves the caller to hold music (POST
+   Calls/{sid}.json), LiveKit creates the consult room (CreateRoom) and
+   Twilio rings Bob (POST Calls.json).
 Each webhook's time is measured from Twilio sending it to its answer
 arriving, over real HTTP. Prints a Markdown table; docs/performance.md
 keeps the latest results. Nothing here asserts a time: it measures.
@@ -74,7 +74,7 @@ def measure(database: str, slow: float) -> list[tuple[str, str, float]]:
             network.while_answering_next(f"Calls/{caller.sid}.json", sleep, method="POST")
             timings.clear()
             alice.press("2102#")
-            rows.append(("`2 102 #` (CreateRoom, the dial and the caller's hold all slow)",
+            rows.append(("`2 102 #` (the caller's hold, CreateRoom and the dial all slow)",
                          *_the(timings, "/twilio/transfer/menu")))
             time.sleep(slow + 1)  # what the budget left for after the answer finishes before the service stops
     finally:

@@ -63,11 +63,11 @@ def test_a_warm_transfer_holds_the_caller_rings_the_target_and_holds_the_agent(t
     assert transfer.state == TransferState.DIALING and call.status == CallStatus.ON_HOLD
     assert agent(t, "102").activity == Activity.RINGING
     effects = list(t.effects)
-    # The consult room is opened and the target rung first: the caller is held only once that worked.
-    assert [type(e) for e in effects] == [OpenRoom, Redirect, StartSummary, Redirect]
-    caller_move, alice_move = effects[1], effects[3]
+    # The caller's hold comes first, once a target is sure to be rung; then the consult room and the ring.
+    assert [type(e) for e in effects] == [Redirect, StartSummary, OpenRoom, Redirect]
+    caller_move, alice_move = effects[0], effects[3]
     assert caller_move.url == moved_to(t.urls.caller_wait(call.id), caller_leg(call))
-    assert effects[0].room == transfer.consult_room
+    assert effects[2].room == transfer.consult_room
     assert alice_move.leg_id == alice_leg.id and alice_leg.status == LegStatus.ON_HOLD
 
 
