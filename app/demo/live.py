@@ -102,6 +102,8 @@ def demo_supervisor(sessions: sessionmaker, settings: Settings, echo: Echo) -> N
                  "flask --app wsgi users create --username NAME --role supervisor")
             return
         auth.bootstrap_supervisor(session, username, password)
+        # A command's own commit, not a step on a call: the demo's supervisor must exist before gunicorn
+        # starts and the board is signed in to (tests/test_architecture.py counts it).
         session.commit()
     if given:
         echo(f"   Sign in as {username}, with the password in SUPERVISOR_PASSWORD (created now: no supervisor "

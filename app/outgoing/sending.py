@@ -98,6 +98,9 @@ def _written(sender: Sender) -> Iterator[Session]:
     """A short transaction of its own, committed at once (a claim, an attempt's record)."""
     with sender.make_session() as session:
         yield session
+        # The exception to "a step commits once, at its edge": a delivery is not a step on a call (no call's
+        # lock is taken), and no transaction may stay open while a subscriber answers, so the claim before a
+        # send and the attempt's record after it each commit here (tests/test_architecture.py counts it).
         session.commit()
 
 

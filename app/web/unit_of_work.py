@@ -130,6 +130,9 @@ class UnitOfWork:
         agents it freed are offered now. False when the webhook's budget ran out first (the rest is due)."""
         try:
             finished = follow_up(self._telephony)
+            # The edge's second commit, after the step's own: what the follow-up recorded (CallSids, refused
+            # dials, the offers it made, each under its call's lock) is stored before the answer or, for a hold
+            # turn or a spent budget, as soon as the follow-up ends after it.
             self.session.commit()
             return finished
         except Exception:  # noqa: BLE001 - logged; the answer stands, and the outbox keeps what is left
