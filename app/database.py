@@ -20,6 +20,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session
@@ -63,7 +64,10 @@ def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
         return engine
     if not pooled:
         return create_engine(database_url, poolclass=NullPool)
-    return create_engine(database_url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # No ping at each checkout (a round trip on every request): a connection found dead when used is discarded
+    # with the rest of the pool, and the step that met it runs once more (app/db.worth_running_again);
+    # connections are renewed every half hour so none outlives a proxy's or a firewall's idle limit.
+    return create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -119,6 +123,16 @@ def alembic_config(database_url: str) -> AlembicConfig:
     cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     cfg.attributes["database_url"] = database_url
     return cfg
+
+
+def insert_new_rows(session: Session, model: type[Base], conflict_on: tuple[str, ...], *rows: dict) -> list[int]:
+    """Insert ROWS of MODEL in one statement (`INSERT … ON CONFLICT DO NOTHING RETURNING id`), skipping each row
+    whose CONFLICT_ON columns match a row already there: the ids of those inserted. On PostgreSQL, a matching
+    row another transaction inserted and has not committed yet makes this wait for that transaction's end."""
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    statement = (dialect.insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=list(conflict_on))
+                 .returning(model.id))
+    return list(session.execute(statement).scalars())
 
 
 def count_ahead(session: Session, order: tuple[InstrumentedAttribute, InstrumentedAttribute], at: tuple,

@@ -6,9 +6,12 @@ committed once after the view; a command or a background job opens its own
 session as an argument and only flush.
 
 On PostgreSQL a transaction can lose a deadlock or a serialization conflict
-(SQLSTATE 40P01, 40001) through no fault of its own; `lost_a_lock_conflict`
-names such a failure, and the Twilio webhook guard (app/voice/guard.py)
-runs the step once more. Each session counts its commits (`commits`), so a
+(SQLSTATE 40P01, 40001) through no fault of its own, and a pooled connection
+can turn out dead when it is first used (the server restarted, or a proxy
+dropped it: connections are not pinged at each checkout, which would cost
+every request a round trip; SQLAlchemy then discards the pool's connections).
+`worth_running_again` names such a failure, and the Twilio webhook guard
+(app/voice/guard.py) and the unit of work run the step once more. Each session counts its commits (`commits`), so a
 retry can tell that a step already committed before a network call and must
 not run again.
 """
@@ -43,8 +46,11 @@ def init_db(app: Flask) -> None:
 LOCK_CONFLICTS = {"40P01": "deadlock", "40001": "serialization_failure"}
 
 
-def lost_a_lock_conflict(error: BaseException) -> str | None:
-    """'deadlock' or 'serialization_failure' when ERROR is PostgreSQL aborting the transaction for one; else None."""
+def worth_running_again(error: BaseException) -> str | None:
+    """'deadlock' or 'serialization_failure' when ERROR is PostgreSQL aborting the transaction for one,
+    'connection_lost' when the connection it ran on was found dead; else None."""
+    if getattr(error, "connection_invalidated", False):
+        return "connection_lost"
     return LOCK_CONFLICTS.get(getattr(getattr(error, "orig", None), "sqlstate", None))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.logs import get_logger
-from app.models import Call, Event, Transfer
+from app.models import Call, Event, Transfer, utcnow
 from app.outgoing.outbox import queue_deliveries
 
 log = get_logger("switchboard.events")
@@ -28,14 +28,16 @@ def shown_detail(event: Event) -> dict[str, Any]:
 
 def record_event(session: Session, call: Call | None, name: str, transfer: Transfer | None = None, **detail: Any) -> Event:
     """Add a step to a call's timeline (and log it under the same snake_case name)."""
+    # Not flushed here: a step's events go to the database with its next query or its commit, several in one
+    # INSERT; the time is the step's, stamped now.
     event = Event(
         call_id=call.id if call is not None else None,
         transfer_id=transfer.id if transfer is not None else None,
         name=name,
         detail=detail,
+        created_at=utcnow(),
     )
     session.add(event)
-    session.flush()
     # Other systems subscribed to this kind of step are told of it: their deliveries are in this transaction.
     queue_deliveries(session, event, call, transfer)
     # A step that failed, or a fallback taken, is a warning in the log: what an operator alerts on.

@@ -90,3 +90,29 @@ def test_a_status_callback_that_loses_a_deadlock_is_run_again_and_rings_the_next
         assert session.get(Call, call_id).status == "ringing_agent"
     dialled = [r.form["To"] for r in centre.network.rest_log if r.path.endswith("/Calls.json")]
     assert dialled == [ALICE, BOB]
+
+
+def _pooled_backend_pids(engine) -> list[int]:
+    """The PostgreSQL backends behind the connections waiting in ENGINE's pool."""
+    return [entry.dbapi_connection.info.backend_pid for entry in list(engine.pool._pool.queue)
+            if entry.dbapi_connection is not None]
+
+
+def test_a_webhook_that_meets_a_dead_pooled_connection_is_run_again_on_a_new_one(centre, other_connection, caplog):
+    # Connections are not pinged at checkout (a round trip on every request): one the server dropped while it
+    # waited in the pool (a restart, a proxy's idle limit) fails at its first use, and the step runs again.
+    caller = centre.dial()
+    pids = _pooled_backend_pids(centre.app.extensions["db_engine"])
+    assert pids
+    for pid in pids:
+        other_connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    other_connection.commit()
+
+    caller.press("1")
+
+    assert "Connecting you to" in caller.heard_text
+    retried = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "transaction_retried"]
+    assert [r["conflict"] for r in retried] == ["connection_lost"]
+    assert _events(caplog)["webhook_database_failed"] == 0
+    with centre.db() as session:
+        assert session.scalar(select(Call.status).where(Call.call_sid == caller.sid)) in ("queued", "ringing_agent")

@@ -37,9 +37,7 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
     # phone leg (its <Dial> caller ID), `agent-<ext>` in the browser.
     # (sip.twilio.callSid names the dialled child call, which the service
     # never sees, so it cannot match a leg.)
-    leg = None
-    if identity:
-        leg = t.session.scalar(select(Leg).where(Leg.call_id == call.id, Leg.livekit_identity == identity))
+    leg = next((leg for leg in call.legs if identity and leg.livekit_identity == identity), None)
     browser_left = (
         leg is not None and event.event == "participant_left" and not leg.twilio_call_sid
         and leg.status == LegStatus.CONNECTED and leg.room_name == room

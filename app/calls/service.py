@@ -82,8 +82,7 @@ def receive_call(t: Telephony, arrival: Arrival) -> Call:
     call = t.session.scalar(select(Call).where(Call.call_sid == arrival.call_sid))
     if call is not None:
         return call
-    call = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number)
-    call.call_token = arrival.call_token
+    call = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number, arrival.call_token)
     new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
             answered_at=utcnow())
     record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
@@ -134,7 +133,7 @@ def handle_ivr_input(t: Telephony, call: Call, answer: IvrAnswer, attempt: int) 
         raise RuntimeError("no queues are configured: load a roster (flask roster load)")
     call.queue_id = queue.id
     t.session.flush()
-    t.session.refresh(call)
+    t.session.expire(call, ["queue"])  # read again, from the session's identity map, when next asked
     record_event(t.session, call, "ivr_completed", queue=queue.name, chosen_by=how, reason=call.ivr_reason)
     if reached_closed_queue(t, call):
         return IvrOutcome(ask_again=False, closed=True)
@@ -282,7 +281,7 @@ def _overflow_to_queue(t: Telephony, call: Call, name: str, waited: int, moved: 
         return False
     call.queue_id = target.id
     t.session.flush()
-    t.session.refresh(call)
+    t.session.expire(call, ["queue"])
     record_event(t.session, call, "queue_overflowed", **{"from": origin.name, "to": target.name},
                  waited_seconds=waited)
     if offer_call(t, call) is None:

@@ -21,6 +21,18 @@ from app.outgoing.catalogue import event_type_of, payload
 
 # session.info key: the (subscriber id, call id) lines with deliveries added since the last commit.
 LINES_ADDED = "event_delivery_lines"
+# session.info key: the subscribers as read in the session's current transaction, and that transaction.
+SUBSCRIBERS_READ = "event_subscribers_read"
+
+
+def _subscribers(session: Session) -> list[EventSubscriber]:
+    """Every subscriber, read once per transaction however many events a step records."""
+    transaction = session.get_transaction()
+    read = session.info.get(SUBSCRIBERS_READ)
+    if transaction is None or read is None or read[0] is not transaction:
+        subscribers = list(session.scalars(select(EventSubscriber).order_by(EventSubscriber.id)))
+        read = session.info[SUBSCRIBERS_READ] = (session.get_transaction(), subscribers)
+    return read[1]
 
 
 def queue_deliveries(session: Session, event: Event, call: Call | None, transfer: Transfer | None) -> int:
@@ -28,10 +40,10 @@ def queue_deliveries(session: Session, event: Event, call: Call | None, transfer
     event_type = event_type_of(event)
     if event_type is None:
         return 0
-    wanted = [s for s in session.scalars(select(EventSubscriber).order_by(EventSubscriber.id))
-              if event_type in (s.event_types or ())]
+    wanted = [s for s in _subscribers(session) if event_type in (s.event_types or ())]
     if not wanted:
         return 0
+    session.flush()  # the payload names the event by its id
     body = payload(session, event, event_type, call, transfer)
     for subscriber in wanted:
         session.add(EventDelivery(subscriber_id=subscriber.id, call_id=event.call_id, event_type=event_type,

@@ -72,9 +72,8 @@ def reserve_agent(session, *, skill: str | None = None, agent_id: int | None = N
         raise ValueError("reserve_agent needs a skill or an agent")
     for candidate in candidates:
         if take_if_idle(session, candidate):
-            agent = session.get(Agent, candidate)
-            session.refresh(agent)
-            return agent
+            # Read afresh in one statement: the reservation was a compare-and-set the session did not see.
+            return session.get(Agent, candidate, populate_existing=True)
     return None
 
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
 
 from app.logs import get_logger
-from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Transfer, utcnow
+from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, utcnow
 from app.primitives.availability import owe_wrap_up, release_agent
 from app.primitives.context import Telephony
 from app.states.calls import move_call
@@ -33,6 +34,8 @@ log = get_logger("switchboard.legs")
 # FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
 # reference the call (events, utterances: KEY SHARE) are not blocked by it.
 CALL_LOCK = {"key_share": True}
+# session.info key: the calls a step has locked, by id (lock_call).
+LOCKED_CALLS = "locked_calls"
 
 
 def adopt_call_sid(leg: Leg, call_sid: str) -> None:
@@ -54,18 +57,21 @@ def lock_leg(t: Telephony, leg_id: int) -> Leg | None:
     call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == leg_id))
     if call_id is None:
         return None
-    lock_call(t, call_id)
-    return t.session.get(Leg, leg_id, populate_existing=True)
+    call = lock_call(t, call_id)
+    # lock_call has just read every leg of the call afresh: this one is among them.
+    return next((leg for leg in call.legs if leg.id == leg_id), None) if call is not None else None
 
 
 def lock_call(t: Telephony, call_id: int) -> Call | None:
     """Take the call's row lock, then its live legs' agents' (by id), and read the call, legs and transfers afresh."""
-    call = t.session.get(Call, call_id, with_for_update=CALL_LOCK, populate_existing=True)
+    # Three statements: the call's row (locked), then its legs and its transfers, each collection whole.
+    call = t.session.get(Call, call_id, with_for_update=CALL_LOCK, populate_existing=True,
+                         options=[selectinload(Call.legs), selectinload(Call.transfers)])
     if call is not None:
-        fresh = {"populate_existing": True}
-        legs = t.session.scalars(select(Leg).where(Leg.call_id == call_id).execution_options(**fresh)).all()
-        t.session.scalars(select(Transfer).where(Transfer.call_id == call_id).execution_options(**fresh)).all()
-        _lock_agents(t, {leg.agent_id for leg in legs if leg.agent_id is not None and not leg.is_final})
+        _lock_agents(t, {leg.agent_id for leg in call.legs if leg.agent_id is not None and not leg.is_final})
+        # The session keeps only weak references: held here, the call, its legs and transfers stay loaded for the
+        # whole step, and a step that reaches them again (leg.call, call.legs) costs no statement.
+        t.session.info.setdefault(LOCKED_CALLS, {})[call.id] = call
     return call
 
 

@@ -43,9 +43,10 @@ CALL_MOVES: dict[str, frozenset[str]] = {
 }
 
 
-def new_call(session: Session, call_sid: str, from_number: str, to_number: str) -> Call:
-    """A call that has just arrived on the number, in the IVR."""
-    call = Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR)
+def new_call(session: Session, call_sid: str, from_number: str, to_number: str, call_token: str | None = None) -> Call:
+    """A call that has just arrived on the number, in the IVR (CALL_TOKEN: Twilio's, to forward it with)."""
+    call = Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR,
+                call_token=call_token)
     session.add(call)
     session.flush()
     return call

@@ -32,7 +32,8 @@ def new_leg(session: Session, call: Call, role: LegRole, *, agent: Agent | None 
     """A new leg of CALL: a phone or browser being rung (DIALING), or the caller's own, already CONNECTED."""
     if status not in (LegStatus.DIALING, LegStatus.CONNECTED):
         raise ValueError(f"a leg starts dialing or connected, not {status}")
-    leg = Leg(call_id=call.id, role=role, agent_id=agent.id if agent is not None else None, status=status,
+    # Through the relationship, so a step that has the call's legs loaded sees the new one among them.
+    leg = Leg(call=call, role=role, agent_id=agent.id if agent is not None else None, status=status,
               twilio_call_sid=twilio_call_sid, answered_at=answered_at,
               connected_at=utcnow() if status == LegStatus.CONNECTED else None)
     session.add(leg)

@@ -248,7 +248,7 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: Transf
     transfer.target_queue_id = target.queue.id if target.queue else None
     transfer.target_number = outside_destination(t, target) if target.outside else None
     t.session.flush()
-    t.session.refresh(transfer)
+    t.session.expire(transfer, ["target_agent", "target_queue"])  # read again, from the identity map, when asked
     # Only with a target rung or waited for does the caller hear hold music and the summary begin; the hold
     # comes first among what the step does outside (the caller's music starts before the target's phone rings,
     # and before a hang-up racing this step can be answered).
@@ -346,7 +346,7 @@ def _ring(t: Telephony, transfer: Transfer, agent: Agent | None, target: str, **
     if transfer.mode == TransferMode.WARM and transfer.consult_room is None:
         _open_consult_room(t, transfer)
     t.session.flush()
-    t.session.refresh(transfer)
+    t.session.expire(transfer, ["target_leg"])
     move_transfer(t.session, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
     outside = _outside_dial(t, transfer) if agent is None else None
     ring_leg(t, leg, agent, answer_url=t.urls.transfer_answer(leg.id), status_url=t.urls.transfer_status(leg.id),

@@ -13,7 +13,8 @@ repeats) gets the answer it got the first time. A voice webhook whose handler
 fails still answers valid TwiML that keeps the caller on the line.
 
 A step that PostgreSQL aborts as a deadlock's victim or for a serialization
-failure, before any of it was committed, is rolled back (its recorded
+failure, or whose pooled connection turns out dead, before any of it was
+committed, is rolled back (its recorded
 effects with it: none was carried out) and run once more from the claim on
 (`transaction_retried`, a warning); failing again, it is answered as any
 database failure is. A step that committed before a network call
@@ -35,11 +36,12 @@ from urllib.parse import urlencode
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
 from flask import Response, current_app, request
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
-from app.db import commits, lost_a_lock_conflict
+from app.database import insert_new_rows
+from app.db import commits, worth_running_again
 from app.logs import get_logger
 from app.models import Call, Leg, LegRole, WebhookDelivery, parse_id, utcnow
 from app.primitives.legs import adopt_call_sid, caller_leg, lock_call, lock_leg, misfit
@@ -153,25 +155,22 @@ def _stored_answer(status_code: int, content_type: str, body: str) -> Response:
     return Response(_with_secrets(body), status=status_code, content_type=content_type)
 
 
-def _claim_delivery(session, key: str) -> WebhookDelivery | Response:
-    """Claim this delivery before handling it; a repeat gets the first answer (waiting for it if need be)."""
-    query = select(WebhookDelivery).where(WebhookDelivery.source == "twilio", WebhookDelivery.delivery_key == key)
-    earlier = session.scalar(query)
-    if earlier is not None and earlier.status_code == IN_PROGRESS and earlier.created_at < utcnow() - ABANDONED_CLAIM:
+def _claim_delivery(session, key: str) -> int | Response:
+    """Claim this delivery before handling it, in the step's own transaction: the claim's id. A repeat gets the
+    first answer (waiting for it if need be).
+
+    The claim is one `INSERT … ON CONFLICT DO NOTHING`: on PostgreSQL a
+    repeat that arrives while the first is still being handled waits for
+    the first's transaction, then finds its answer (or, if it was rolled
+    back, claims the delivery itself).
+    """
+    claim_id = _insert_claim(session, key)
+    if claim_id is None and _abandoned_claim_removed(session, key):
         # Its worker died mid-step: this delivery is handled afresh.
         log.warning("webhook_claim_taken_over", path=request.path)
-        session.delete(earlier)
-        session.flush()
-        earlier = None
-    if earlier is None:
-        claim = WebhookDelivery(source="twilio", delivery_key=key, endpoint=request.path[:128],
-                                status_code=IN_PROGRESS, content_type="", body="")
-        try:
-            with session.begin_nested():
-                session.add(claim)
-            return claim
-        except IntegrityError:
-            pass  # the same delivery is being handled right now (Twilio retried a slow answer)
+        claim_id = _insert_claim(session, key)
+    if claim_id is not None:
+        return claim_id
     # A repeat: answer as the first delivery was answered, once it has been.
     # Each look is its own short transaction, so the first can finish meanwhile.
     session.rollback()
@@ -189,6 +188,29 @@ def _claim_delivery(session, key: str) -> WebhookDelivery | Response:
             log.warning("webhook_repeat_still_in_progress", path=request.path)
             return retry_twiml()
         time.sleep(0.1)
+
+
+def _insert_claim(session, key: str) -> int | None:
+    claim = dict(source="twilio", delivery_key=key, endpoint=request.path[:128], status_code=IN_PROGRESS,
+                 content_type="", body="", created_at=utcnow())
+    return next(iter(insert_new_rows(session, WebhookDelivery, ("source", "delivery_key"), claim)), None)
+
+
+def _abandoned_claim_removed(session, key: str) -> bool:
+    """Remove this delivery's claim if it is still in progress after ABANDONED_CLAIM (its worker died)."""
+    removed = session.execute(delete(WebhookDelivery).where(
+        WebhookDelivery.source == "twilio", WebhookDelivery.delivery_key == key,
+        WebhookDelivery.status_code == IN_PROGRESS, WebhookDelivery.created_at < utcnow() - ABANDONED_CLAIM,
+    ))
+    return removed.rowcount > 0
+
+
+def _remember_answer(session, claim_id: int, response: Response) -> None:
+    """Store the answer a repeat of this delivery will get (the SIP password kept out of it)."""
+    session.execute(update(WebhookDelivery).where(WebhookDelivery.id == claim_id).values(
+        status_code=response.status_code, content_type=response.content_type or "text/plain",
+        body=_without_secrets(response.get_data(as_text=True)),
+    ))
 
 
 def _give_up_claim(session, key: str | None) -> None:
@@ -340,8 +362,9 @@ def _party_of(call: Call, leg_id: str | None) -> Leg | None:
     return leg
 
 
-class _LostLockConflict(Exception):
-    """The step lost a deadlock or a serialization conflict before committing anything: it may run again."""
+class _WorthRunningAgain(Exception):
+    """The step lost a deadlock, a serialization conflict or its connection before committing anything: it may
+    run again."""
 
     def __init__(self, conflict: str, error: str):
         super().__init__(conflict)
@@ -351,15 +374,15 @@ class _LostLockConflict(Exception):
 
 def _handle(view: Callable[..., Response], serves: Serves, form: TwilioForm, session, key: str | None,
             answer: str, args, kwargs) -> Response:
-    """Claim the delivery, run the step, remember its answer and commit; _LostLockConflict if it may run again."""
+    """Claim the delivery, run the step, remember its answer and commit; _WorthRunningAgain if it may run again."""
     commits_before = commits(session)
 
     def failed(error: SQLAlchemyError, key_to_forget: str | None) -> Response:
-        conflict = lost_a_lock_conflict(error)
+        conflict = worth_running_again(error)
         text = str(error).splitlines()[0][:200]
         if conflict is not None and commits(session) == commits_before:
             session.rollback()  # the claim, the step and its effects go with it
-            raise _LostLockConflict(conflict, text)
+            raise _WorthRunningAgain(conflict, text)
         # A step that committed before a network call (primitives/presence) is
         # never run twice: that call might be made again.
         _give_up_claim(session, key_to_forget)
@@ -401,9 +424,7 @@ def _handle(view: Callable[..., Response], serves: Serves, form: TwilioForm, ses
 
     if claim is not None:
         if response.status_code < 500:
-            claim.status_code = response.status_code
-            claim.content_type = response.content_type or "text/plain"
-            claim.body = _without_secrets(response.get_data(as_text=True))
+            _remember_answer(session, claim, response)
         else:
             _give_up_claim(session, key)
     # The step and its remembered answer are durable before anything
@@ -441,14 +462,14 @@ def twilio_webhook(answer: str = "twiml", *, serves: Serves = None) -> Callable:
             work.answer_when_database_fails = _database_down_answer if answer == "twiml" else _callback_not_stored
             try:
                 return _handle(view, serves, form, work.session, key, answer, args, kwargs)
-            except _LostLockConflict as lost:
+            except _WorthRunningAgain as lost:
                 # The step was rolled back whole before it reached Twilio or
                 # LiveKit (nothing of it committed): run it once more, afresh.
                 log.warning("transaction_retried", conflict=lost.conflict, error=lost.error)
                 work.forget_step()  # its freed agents, requeued calls and effects were rolled back
             try:
                 return _handle(view, serves, form, work.session, key, answer, args, kwargs)
-            except _LostLockConflict as lost:
+            except _WorthRunningAgain as lost:
                 log.error("webhook_database_failed", conflict=lost.conflict, error=lost.error, retried=True)
                 return work.answer_when_database_fails()
 

@@ -12,14 +12,14 @@ import hashlib
 
 import structlog
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.calls.room_events import room_event
+from app.database import insert_new_rows
 from app.gateways.livekit import InvalidLiveKitWebhook
 from app.jobs.setup import reconcile_soon
 from app.logs import get_logger
-from app.models import WebhookDelivery
+from app.models import WebhookDelivery, utcnow
 from app.telephony import urls
 from app.web.unit_of_work import request_session, telephony
 
@@ -57,13 +57,13 @@ def _record_once(t, event, body: str):
     keys = ["sha256:" + hashlib.sha256(body.encode()).hexdigest()]
     if event.event_id:
         keys.append(event.event_id[:128])
-    if session.scalar(
-        select(WebhookDelivery.id).where(WebhookDelivery.source == "livekit", WebhookDelivery.delivery_key.in_(keys))
-    ):
+    # Claimed first, in the event's own transaction: a repeat finds its keys (on PostgreSQL, one that arrives
+    # while the first is being recorded waits for it).
+    claims = [dict(source="livekit", delivery_key=key, endpoint=request.path, status_code=200,
+                   content_type="application/json", body="{}", created_at=utcnow()) for key in keys]
+    if len(insert_new_rows(session, WebhookDelivery, ("source", "delivery_key"), *claims)) < len(keys):
+        session.rollback()
         log.info("webhook_repeated", path=request.path)
         return jsonify(status="ok", repeated=True)
     room_event(t, event)
-    for key in keys:
-        session.add(WebhookDelivery(source="livekit", delivery_key=key, endpoint=request.path,
-                                    status_code=200, content_type="application/json", body="{}"))
     return jsonify(status="ok")

@@ -19,7 +19,7 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app.db import commits, lost_a_lock_conflict
+from app.db import commits, worth_running_again
 from app.jobs.steps import follow_up
 from app.logs import get_logger
 from app.primitives.context import Budget, Telephony
@@ -95,7 +95,7 @@ class UnitOfWork:
             self.session.flush()
             return result
         except SQLAlchemyError as error:
-            conflict = lost_a_lock_conflict(error)
+            conflict = worth_running_again(error)
             if conflict is None or commits(self.session) != before:
                 raise
             self.session.rollback()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.calls import service as calls
 from app.calls.service import CallerNext
 from app.models import CallStatus, Event, Presence, Queue, utcnow
-from tests.fast.conftest import set_presence, waiting_call
+from tests.fast.conftest import agent, set_presence, waiting_call
 
 
 def _long_waiting(t, overflow: str | None):
@@ -48,7 +48,8 @@ def test_an_overflow_to_a_queue_that_is_gone_falls_back_to_the_options_and_says_
 
 def test_an_overflow_moves_the_call_and_rings_the_other_queues_agent(t):
     call = _long_waiting(t, "technical")
-    set_presence(t, "102", Presence.AVAILABLE)  # Bob has the technical skill
+    agent(t, "102").skills = ["technical"]  # not billing's: nobody there takes the call before it overflows
+    set_presence(t, "102", Presence.AVAILABLE)
     queued_at = call.queued_at
     assert calls.caller_waited(t, call) == CallerNext.OVERFLOWED
     assert call.queue.name == "technical" and call.queued_at == queued_at
@@ -62,3 +63,11 @@ def test_the_options_are_the_default_overflow(t):
     call = _long_waiting(t, None)
     assert calls.caller_waited(t, call) == CallerNext.OPTIONS
     assert _events(t, call, "queue_options_offered") and not _events(t, call, "queue_overflowed")
+
+
+def test_a_caller_past_the_limit_whom_a_free_agent_of_their_queue_can_take_is_rung_there_not_moved(t):
+    call = _long_waiting(t, "technical")
+    set_presence(t, "101", Presence.AVAILABLE)  # Alice: billing only
+    assert calls.caller_waited(t, call) == CallerNext.HOLD
+    assert call.queue.name == "billing" and calls.ringing_leg(call).agent.extension == "101"
+    assert not _events(t, call, "queue_overflowed")

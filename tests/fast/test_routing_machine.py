@@ -40,9 +40,11 @@ def test_an_agent_who_lets_calls_ring_out_is_set_away(t):
     call = waiting_call(t)
     leg = routing.offer_call(t, call)
     routing.agent_declined(t, leg, pressed="")  # the whisper timed out: a miss
-    t.session.refresh(call)
-    again = routing.ringing_leg(call)
-    assert again.agent.extension == "101" and again.id != leg.id  # the only agent with the skill, rung again
+    # Not offered to Alice again at once: the caller waits RETRY_SAME_AGENT_AFTER for someone else...
+    assert routing.ringing_leg(call) is None and call.status == CallStatus.QUEUED
+    leg.ended_at -= routing.RETRY_SAME_AGENT_AFTER
+    again = routing.offer_call(t, call)  # ...then, the only agent with the skill, she is rung again
+    assert again.agent.extension == "101" and again.id != leg.id
     routing.agent_declined(t, again, pressed="")
     assert agent(t, "101").presence == Presence.AWAY  # MISSED_CALLS_BEFORE_AWAY=2 in the fast tier
     t.session.refresh(call)

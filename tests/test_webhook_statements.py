@@ -1,0 +1,67 @@
+"""What the webhooks of one whole warm transfer cost in database statements, counted, never timed.
+
+Every statement a webhook sends is a round trip to the database while
+Twilio waits (issue 23: webhooks at the cost of a lean correct one). The
+counts come from SQLAlchemy's cursor events, grouped by the request's path;
+SQLite's `BEGIN IMMEDIATE` is left out so both databases count the same.
+The ceilings are today's counts (the larger of the two databases'): a change that adds a statement to a
+webhook fails here and says which, so it is a choice and not an accident.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+from flask import has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.sandbox import scenarios
+
+# The most statements one request of each path may send, and what a whole transfer's webhooks may send in all.
+CEILINGS = {
+    "/twilio/voice": 9,  # the claim, the call, its leg, its first event, who is subscribed to events, a
+                         # dropped call to resume, the IVR's queues, the answer remembered (and the CallSid looked up)
+    "/twilio/ivr": 30,
+    "/twilio/transfer/menu": 36,
+    "/twilio/transfer/consult-menu": 27,
+    "/twilio/transfer/whisper": 19,
+    "/twilio/transfer/answer": 14,
+}
+WHOLE_TRANSFER = 485
+
+
+def _count_statements(centre, scenario) -> tuple[Counter, Counter]:
+    statements, requests = Counter(), Counter()
+    serving: dict[int, str] = {}  # thread -> the path it serves (background jobs see the request's context too)
+
+    def counted(_conn, _cursor, statement, *_args) -> None:
+        path = serving.get(threading.get_ident())
+        if path is not None and has_request_context() and not statement.startswith("BEGIN"):
+            statements[path] += 1
+
+    def arrived() -> None:
+        requests[request.path] += 1
+        serving[threading.get_ident()] = request.path
+
+    centre.app.before_request(arrived)
+    event.listen(Engine, "before_cursor_execute", counted)
+    try:
+        scenario()
+    finally:
+        event.remove(Engine, "before_cursor_execute", counted)
+    return statements, requests
+
+
+def test_a_whole_warm_transfer_costs_no_more_statements_than_today(centre):
+    def warm_transfer() -> None:
+        _caller, alice, _bob = scenarios.warm_transfer_by_dtmf(centre.network, centre.number)
+        assert "Transfer complete" in alice.heard_text
+
+    statements, requests = _count_statements(centre, warm_transfer)
+    for path, ceiling in CEILINGS.items():
+        assert requests[path] == 1, f"{path} was asked {requests[path]} times"
+        assert statements[path] <= ceiling, f"{path} sent {statements[path]} statements (at most {ceiling})"
+    webhooks = {path: n for path, n in statements.items() if path.startswith(("/twilio/", "/livekit/"))}
+    assert sum(webhooks.values()) <= WHOLE_TRANSFER, sorted(webhooks.items(), key=lambda item: -item[1])
