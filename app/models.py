@@ -200,6 +200,11 @@ class Agent(Base):
     activity_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
+    @property
+    def is_free(self) -> bool:
+        """Available and idle: the agent may be offered a call or a transfer now (states.agents.take_if_idle)."""
+        return self.presence == Presence.AVAILABLE and self.activity == Activity.IDLE
+
     def __repr__(self) -> str:
         return f"<Agent {self.extension} {self.name} {self.presence}/{self.activity}>"
 
