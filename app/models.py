@@ -70,9 +70,9 @@ class UTCDateTime(TypeDecorator):
 
 
 class Presence(StrEnum):
-    AVAILABLE = "available"
-    AWAY = "away"
-    OFFLINE = "offline"
+    AVAILABLE = "available"  # offered calls and transfers whenever idle (Agent.is_free)
+    AWAY = "away"  # offered nothing: set by the agent, a supervisor, or missed calls in a row
+    OFFLINE = "offline"  # not at work: a new agent's presence; never set from the board (agents.service)
 
 
 class Activity(StrEnum):
