@@ -41,6 +41,7 @@ from app.sandbox.livekit_sip import (
     participant_identity,
     room_for,
 )
+from app.sandbox.loopback import LoopbackServing
 
 # livekit-server's defaults when CreateRoom leaves the timeouts at zero
 # (livekit/livekit `pkg/config/config.go`, RoomConfig: EmptyTimeout 300 s,
@@ -194,40 +195,30 @@ class LiveKitStandIn:
         self._lock = threading.RLock()
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, list[float]] = {}
-        self._stopping = threading.Event()
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = LoopbackServing("livekit-stand-in")
+        self._stopping = self._serving.stopping
         self._connections: set[socket.socket] = set()
         self._routes = self._build_routes()
 
     @property
     def url(self) -> str:
         """Base URL of the running stand-in."""
-        if self._server is None:
-            raise RuntimeError("stand-in is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._serving.address
 
     def start(self) -> "LiveKitStandIn":
         """Listen on an ephemeral loopback port in a daemon thread."""
-        if self._server is not None:
+        if self._serving.server is not None:
             return self
-        self._stopping.clear()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="livekit-stand-in", daemon=True
-        )
-        self._thread.start()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server.daemon_threads = True
+        self._serving.start(server)
         return self
 
     def stop(self) -> None:
         """Stop serving and drop every open client connection."""
-        if self._server is None:
-            return
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._serving.stop(wake=self._drop_connections)
+
+    def _drop_connections(self) -> None:
         with self._lock:
             connections = list(self._connections)
         # Keep-alive handlers block reading the next request; a shutdown wakes
@@ -237,10 +228,6 @@ class LiveKitStandIn:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._thread is not None:
-            self._thread.join(5)
-        self._server = None
-        self._thread = None
 
     def __enter__(self) -> "LiveKitStandIn":
         return self.start()
