@@ -827,9 +827,7 @@ class LiveKitStandIn:
         return info
 
     def _metadata(self, req: proto_room.UpdateRoomMetadataRequest) -> Message:
-        found = self.rooms.get(req.room)
-        if found is None:
-            raise TwirpFailure("not_found", "requested room does not exist")
+        found = _requested(self.rooms, req.room, "room")
         found.metadata = req.metadata
         return found
 
@@ -850,9 +848,7 @@ class LiveKitStandIn:
         return trunk
 
     def _update_trunk(self, req: proto_sip.UpdateSIPInboundTrunkRequest) -> Message:
-        trunk = self.trunks.get(req.sip_trunk_id)
-        if trunk is None:
-            raise TwirpFailure("not_found", "requested sip trunk does not exist")
+        trunk = _requested(self.trunks, req.sip_trunk_id, "sip trunk")
         changed = proto_sip.SIPInboundTrunkInfo()
         changed.CopyFrom(trunk)
         if req.HasField("replace"):
@@ -880,9 +876,7 @@ class LiveKitStandIn:
                                f"{other.sip_trunk_id!r}, using the same number(s) {numbers} without AllowedNumbers set")
 
     def _delete_trunk(self, req: proto_sip.DeleteSIPTrunkRequest) -> Message:
-        trunk = self.trunks.pop(req.sip_trunk_id, None)
-        if trunk is None:
-            raise TwirpFailure("not_found", "requested sip trunk does not exist")
+        trunk = _requested(self.trunks, req.sip_trunk_id, "sip trunk", take=True)
         return proto_sip.SIPTrunkInfo(
             sip_trunk_id=trunk.sip_trunk_id, name=trunk.name, metadata=trunk.metadata
         )
@@ -925,9 +919,7 @@ class LiveKitStandIn:
         return rule
 
     def _update_rule(self, req: proto_sip.UpdateSIPDispatchRuleRequest) -> Message:
-        rule = self.dispatch_rules.get(req.sip_dispatch_rule_id)
-        if rule is None:
-            raise TwirpFailure("not_found", "requested sip dispatch rule does not exist")
+        rule = _requested(self.dispatch_rules, req.sip_dispatch_rule_id, "sip dispatch rule")
         if req.HasField("replace"):
             created_at = rule.created_at
             rule.CopyFrom(req.replace)
@@ -949,10 +941,16 @@ class LiveKitStandIn:
         return rule
 
     def _delete_rule(self, req: proto_sip.DeleteSIPDispatchRuleRequest) -> Message:
-        rule = self.dispatch_rules.pop(req.sip_dispatch_rule_id, None)
-        if rule is None:
-            raise TwirpFailure("not_found", "requested sip dispatch rule does not exist")
-        return rule
+        return _requested(self.dispatch_rules, req.sip_dispatch_rule_id, "sip dispatch rule", take=True)
+
+
+def _requested(items: dict[str, Any], key: str, what: str, *, take: bool = False) -> Any:
+    """The room, trunk or rule KEY names in ITEMS (taken out of them, with TAKE); LiveKit's not_found, naming
+    WHAT, when there is none."""
+    found = items.pop(key, None) if take else items.get(key)
+    if found is None:
+        raise TwirpFailure("not_found", f"requested {what} does not exist")
+    return found
 
 
 def _hidden(info: models.ParticipantInfo) -> bool:
