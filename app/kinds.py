@@ -14,11 +14,11 @@ class TransferMode(StrEnum):
 
 
 class TransferTrigger(StrEnum):
-    """What started a transfer: the agent's phone keys, a page (the call page or the console), the JSON API."""
+    """What started a transfer."""
 
-    DTMF = "dtmf"
-    WEB = "web"
-    API = "api"
+    DTMF = "dtmf"  # the transferring agent's phone keys
+    WEB = "web"  # a page: the call page or the console
+    API = "api"  # the JSON API
 
 
 class Speaker(StrEnum):

@@ -70,9 +70,9 @@ class UTCDateTime(TypeDecorator):
 
 
 class Presence(StrEnum):
-    AVAILABLE = "available"
-    AWAY = "away"
-    OFFLINE = "offline"
+    AVAILABLE = "available"  # offered calls and transfers whenever idle (Agent.is_free)
+    AWAY = "away"  # offered nothing: set by the agent, a supervisor, or missed calls in a row
+    OFFLINE = "offline"  # not at work: a new agent's presence; never set from the board (agents.service)
 
 
 class Activity(StrEnum):
@@ -199,6 +199,11 @@ class Agent(Base):
     presence_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     activity_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def is_free(self) -> bool:
+        """Available and idle: the agent may be offered a call or a transfer now (states.agents.take_if_idle)."""
+        return self.presence == Presence.AVAILABLE and self.activity == Activity.IDLE
 
     def __repr__(self) -> str:
         return f"<Agent {self.extension} {self.name} {self.presence}/{self.activity}>"

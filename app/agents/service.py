@@ -286,7 +286,7 @@ def set_presence_and_offer(t: Telephony, extension: str, presence: str, *, by: A
     was = find_agent(t.session, extension).presence
     detail = {"event": "presence_set", "by": by.label, "to": presence, "was": was} if by is not None else {}
     agent = set_presence(t.session, extension, presence, **detail)
-    if agent.presence == Presence.AVAILABLE and agent.activity == Activity.IDLE:
+    if agent.is_free:
         t.freed_agent_ids.add(agent.id)
     return agent
 

@@ -56,8 +56,8 @@ class TranscriptChunk:
 class FallbackReport:
     """Twilio gave up on one of the service's answers and asked the fallback URL: which error, at which path."""
 
-    error_code: str
-    error_path: str
+    error_code: str  # Twilio's ErrorCode, e.g. 11200 (the service's answer failed)
+    error_path: str  # the path of the request whose answer it gave up on
 
 
 @dataclass(frozen=True)

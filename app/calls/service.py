@@ -18,23 +18,12 @@ from app.calls.inputs import (
     Recording,
     TranscriptChunk,
 )
+from app.clock import utcnow
 from app.events import record_event
 from app.hours import closed_words as hours_words
 from app.kinds import Speaker
 from app.logs import get_logger
-from app.models import (
-    Call,
-    CallStatus,
-    Event,
-    Leg,
-    LegRole,
-    LegStatus,
-    Overflow,
-    Queue,
-    TransferState,
-    Utterance,
-    utcnow,
-)
+from app.models import Call, CallStatus, Event, Leg, LegRole, LegStatus, Overflow, Queue, TransferState, Utterance
 from app.primitives.availability import end_due_wrap_ups
 from app.primitives.context import Telephony
 from app.primitives.effects import close_room, hang_up, open_room

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any, Callable
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from sqlalchemy.orm import Session
 
 from app.agents import service
-from app.commands.database import database_session, errors_in_words
+from app.commands.database import database_session, errors_in_words, removing_command
 from app.hours import HoursError, week_from_lines
 from app.jobs.setup import jobs_of
 from app.jobs.steps import job_step
@@ -18,9 +20,41 @@ from app.models import Presence
 PRESENCES = [presence.value for presence in Presence]
 
 
+def listing_command(group: click.Group, help: str, read: Callable[[Session], list[dict]]):
+    """Decorates a function that prints rows for a person as GROUP's `list` command: the rows READ gives in one
+    session, printed as JSON with --json, else by the function."""
+
+    def decorate(show: Callable[[list[dict]], None]) -> click.Command:
+        @group.command("list", help=help)
+        @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+        @with_appcontext
+        def command(as_json: bool) -> None:
+            with database_session() as session:
+                rows = read(session)
+            if as_json:
+                click.echo(json.dumps(rows, indent=2))
+            else:
+                show(rows)
+
+        return command
+
+    return decorate
+
+
+def _save(save: Callable[[Session, Any], Any], spec: Any, saved: Callable[[Any], str]) -> None:
+    """SAVE a parsed SPEC (an agent's, a queue's) in one session and print what SAVED says of the row."""
+    with database_session() as session:
+        click.echo(saved(save(session, spec)))
+
+
 @click.group("agents")
 def agents_cli() -> None:
     """Add, list, update and remove agents."""
+
+
+@click.group("queues")
+def queues_cli() -> None:
+    """Add and list queues."""
 
 
 @agents_cli.command("add")
@@ -36,21 +70,12 @@ def add_agent(name, extension, sip_uri, skills, presence) -> None:
         spec = service.parse_agent(
             {"name": name, "extension": extension, "sip_uri": sip_uri, "skills": skills, "presence": presence}
         )
-        with database_session() as session:
-            agent = service.upsert_agent(session, spec)
-            click.echo(f"agent {agent.extension} {agent.name} saved")
+        _save(service.upsert_agent, spec, lambda agent: f"agent {agent.extension} {agent.name} saved")
 
 
-@agents_cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-@with_appcontext
-def list_agents(as_json: bool) -> None:
-    """List agents with presence and activity."""
-    with database_session() as session:
-        rows = [service.agent_as_dict(agent) for agent in service.list_agents(session)]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+@listing_command(agents_cli, "List agents with presence and activity.",
+                 lambda session: [service.agent_as_dict(agent) for agent in service.list_agents(session)])
+def list_agents(rows: list[dict]) -> None:
     if not rows:
         click.echo("no agents yet: flask --app wsgi agents add, or roster load")
         return
@@ -74,19 +99,8 @@ def set_presence(extension: str, presence: str) -> None:
     click.echo(f"agent {extension} is {presence}")
 
 
-@agents_cli.command("remove")
-@click.argument("extension")
-@with_appcontext
-def remove_agent(extension: str) -> None:
-    """Remove an agent."""
-    with errors_in_words(service.RosterError), database_session() as session:
-        service.remove_agent(session, extension)
-    click.echo(f"agent {extension} removed")
-
-
-@click.group("queues")
-def queues_cli() -> None:
-    """Add and list queues."""
+remove_agent = removing_command(agents_cli, "remove", "extension", service.remove_agent, service.RosterError,
+                                "agent {} removed", help="Remove an agent.")
 
 
 @queues_cli.command("add")
@@ -138,21 +152,12 @@ def add_queue(name, dtmf_code, skill, hints, is_default, wrap_up_seconds, announ
                 "overflow": overflow,
             }
         )
-        with database_session() as session:
-            queue = service.add_queue(session, spec)
-            click.echo(f"queue {queue.name} saved (press {queue.dtmf_code})")
+        _save(service.add_queue, spec, lambda queue: f"queue {queue.name} saved (press {queue.dtmf_code})")
 
 
-@queues_cli.command("list")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-@with_appcontext
-def list_queues(as_json: bool) -> None:
-    """List queues."""
-    with database_session() as session:
-        rows = [service.queue_as_dict(queue) for queue in service.list_queues(session)]
-    if as_json:
-        click.echo(json.dumps(rows, indent=2))
-        return
+@listing_command(queues_cli, "List queues.",
+                 lambda session: [service.queue_as_dict(queue) for queue in service.list_queues(session)])
+def list_queues(rows: list[dict]) -> None:
     for row in rows:
         marker = " (default)" if row["default"] else ""
         click.echo(f"{row['dtmf_code']:>4}  {row['name']:<16} skill={row['skill']}{marker}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import click
 from alembic import command
@@ -34,6 +34,23 @@ def errors_in_words(*errors: type[Exception]) -> Iterator[None]:
         yield
     except errors as error:
         raise click.ClickException(str(error))
+
+
+def removing_command(group: click.Group, name: str, argument: str, remove: Callable[[Session, str], object],
+                     refusal: type[Exception], done: str, help: str) -> click.Command:
+    """GROUP's command NAME, which removes the one row ARGUMENT names: REMOVE(session, value) in one session,
+    REFUSAL in words, then DONE (formatted with the value) on standard output."""
+
+    @group.command(name, help=help)
+    @click.argument(argument)
+    @with_appcontext
+    def command(**arguments: str) -> None:
+        value = arguments[argument]
+        with errors_in_words(refusal), database_session() as session:
+            remove(session, value)
+        click.echo(done.format(value))
+
+    return command
 
 
 @click.group("db")

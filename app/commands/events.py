@@ -8,7 +8,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from app.commands.database import database_session, errors_in_words
+from app.commands.database import database_session, errors_in_words, removing_command
 from app.jobs.setup import jobs_of
 from app.jobs.tasks import sender_of
 from app.models import DeliveryState
@@ -55,14 +55,9 @@ def list_subscribers() -> None:
         click.echo(f"{name:<20} {url}  {types}")
 
 
-@events_cli.command("remove")
-@click.argument("name")
-@with_appcontext
-def remove(name: str) -> None:
-    """Remove a subscriber, with its unsent deliveries and its delivery log."""
-    with errors_in_words(service.SubscriberError), database_session() as session:
-        service.remove(session, name)
-    click.echo(f"subscriber {name} removed")
+remove = removing_command(events_cli, "remove", "name", service.remove, service.SubscriberError,
+                          "subscriber {} removed",
+                          help="Remove a subscriber, with its unsent deliveries and its delivery log.")
 
 
 @events_cli.command("deliveries")

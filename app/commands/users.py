@@ -10,7 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.auth import service
-from app.commands.database import database_session, errors_in_words
+from app.commands.database import database_session, errors_in_words, removing_command
 
 ROLES = [role.value for role in service.Role]
 
@@ -148,11 +148,5 @@ def list_tokens() -> None:
                    f"created {_utc(created_at)}")
 
 
-@api_tokens_cli.command("revoke")
-@click.argument("name")
-@with_appcontext
-def revoke_token(name: str) -> None:
-    """Revoke a token; requests with it are refused at once."""
-    with errors_in_words(service.AuthError), database_session() as session:
-        service.revoke_api_token(session, name)
-    click.echo(f"token {name} revoked")
+revoke_token = removing_command(api_tokens_cli, "revoke", "name", service.revoke_api_token, service.AuthError,
+                                "token {} revoked", help="Revoke a token; requests with it are refused at once.")

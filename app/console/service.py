@@ -59,7 +59,7 @@ class ConsoleRefused(Exception):
 class AgentPlace:
     """The room an agent is in (or meant to be in) right now."""
 
-    extension: str
+    extension: str  # the agent's, which names them in the room (agent-<extension>)
     agent_name: str
     room: str
     call_sid: str

@@ -116,12 +116,13 @@ class LocalWorld:
         self.close_app = close_app
         self.scenario = scenario
         self.quiet = quiet
-        self.app = None
+        # What _start makes; close() ends each that was made.
         self.settings: Optional[Settings] = None
         self.livekit: Optional[LiveKitStandIn] = None
         self.llm: Optional[LLMStandIn] = None
         self.network: Optional[TwilioNetwork] = None
         self.twilio: Optional[TwilioStandIn] = None
+        self.app: Any = None
         self.server = None
         self._server_thread: Optional[threading.Thread] = None
         self._engine = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Union
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, event
@@ -42,10 +42,16 @@ log = get_logger("switchboard.effects")
 
 
 @dataclass(frozen=True)
-class HangUp:
-    """Twilio ends a call (a ringing phone is cancelled, an answered one hung up)."""
+class _ForCall:
+    """What every effect holds first: the call it acts for (its outbox row's, and whose timeline tells of it)."""
 
     call_id: int
+
+
+@dataclass(frozen=True)
+class HangUp(_ForCall):
+    """Twilio ends a call (a ringing phone is cancelled, an answered one hung up)."""
+
     call_sid: str
     leg_id: int | None = None
 
@@ -67,10 +73,9 @@ class HangUp:
 
 
 @dataclass(frozen=True)
-class Redirect:
+class Redirect(_ForCall):
     """Twilio fetches URL for a live leg; IF_FAILED / IF_GONE name what the timeline says when it cannot."""
 
-    call_id: int
     leg_id: int
     call_sid: str
     url: str
@@ -161,77 +166,70 @@ def _take_out_of_rooms(t: Telephony, leg: Leg) -> None:
 
 
 @dataclass(frozen=True)
-class CloseRoom:
+class CloseRoom(_ForCall):
     """LiveKit deletes a room (its SIP participants' calls end with it)."""
 
-    call_id: int
     room: str
     transfer_id: int | None = None
 
     def run(self, t: Telephony) -> None:
-        try:
-            t.livekit.delete_room(self.room)
-        except LiveKitError as error:
-            _livekit_failed(t, "close_room", error, self.call_id, "room_close_failed", self.transfer_id, room=self.room)
-            return
-        log.info("effect_done", effect="close_room", room=self.room)
+        _ask_livekit(t, "close_room", lambda: t.livekit.delete_room(self.room), self.call_id, "room_close_failed",
+                     self.transfer_id, room=self.room)
 
 
 @dataclass(frozen=True)
-class OpenRoom:
+class OpenRoom(_ForCall):
     """LiveKit creates a room with the service's timeouts (if it fails, the dispatch rule makes it on first join)."""
 
-    call_id: int
     room: str
     empty_timeout_s: int
     metadata: str = ""
     transfer_id: int | None = None
 
     def run(self, t: Telephony) -> None:
-        try:
-            t.livekit.ensure_room(self.room, empty_timeout_s=self.empty_timeout_s,
-                                  departure_timeout_s=self.empty_timeout_s, metadata=self.metadata)
-        except LiveKitError as error:
-            # Fallback, named as one: the dispatch rule creates the room when
-            # the first SIP leg arrives, with the rule's own timeouts.
-            _livekit_failed(t, "open_room", error, self.call_id, "room_create_failed_fallback_dispatch_rule",
-                            self.transfer_id, room=self.room)
-            return
-        log.info("effect_done", effect="open_room", room=self.room)
+        # Failed, a fallback named as one: the dispatch rule creates the room
+        # when the first SIP leg arrives, with the rule's own timeouts.
+        _ask_livekit(t, "open_room", lambda: self._create(t), self.call_id, "room_create_failed_fallback_dispatch_rule",
+                     self.transfer_id, room=self.room)
+
+    def _create(self, t: Telephony) -> None:
+        t.livekit.ensure_room(self.room, empty_timeout_s=self.empty_timeout_s, departure_timeout_s=self.empty_timeout_s,
+                              metadata=self.metadata)
 
 
 @dataclass(frozen=True)
-class RemoveFromRoom:
+class RemoveFromRoom(_ForCall):
     """LiveKit disconnects a participant from a room (a browser agent whose part there is over)."""
 
-    call_id: int
     room: str
     identity: str
 
     def run(self, t: Telephony) -> None:
-        try:
-            present = t.livekit.remove_participant(self.room, self.identity)
-        except LiveKitError as error:
-            _livekit_failed(t, "remove_from_room", error, self.call_id, "participant_remove_failed", None,
-                            room=self.room, identity=self.identity)
-            return
-        log.info("effect_done", effect="remove_from_room", room=self.room, identity=self.identity,
-                 was_there=bool(present))
+        _ask_livekit(t, "remove_from_room", lambda: t.livekit.remove_participant(self.room, self.identity),
+                     self.call_id, "participant_remove_failed", None, room=self.room, identity=self.identity,
+                     answered=lambda present: {"was_there": bool(present)})
 
 
-def _livekit_failed(t: Telephony, effect: str, error: LiveKitError, call_id: int, event: str,
-                    transfer_id: int | None, *, room: str, **detail: Any) -> None:
-    """A LiveKit effect on ROOM failed: logged, and EVENT on the call's timeline (the transfer's, if it has one)."""
-    log.warning("effect_failed", effect=effect, room=room, error=str(error)[:200])
-    transfer = t.session.get(Transfer, transfer_id) if transfer_id else None
-    record_event(t.session, _call(t, call_id), event, transfer=transfer, room=room, **detail, error=str(error)[:200])
+def _ask_livekit(t: Telephony, effect: str, ask: Callable[[], Any], call_id: int, failed: str,
+                 transfer_id: int | None, *, room: str, answered: Callable[[Any], dict] = lambda _answer: {},
+                 **detail: Any) -> None:
+    """A LiveKit effect on ROOM: ASK, then logged as done (with what ANSWERED makes of LiveKit's answer); when
+    LiveKit fails, logged and FAILED on the call's timeline (the transfer's, if it has one), with DETAIL."""
+    try:
+        answer = ask()
+    except LiveKitError as error:
+        log.warning("effect_failed", effect=effect, room=room, error=str(error)[:200])
+        transfer = t.session.get(Transfer, transfer_id) if transfer_id else None
+        record_event(t.session, _call(t, call_id), failed, transfer=transfer, room=room, **detail,
+                     error=str(error)[:200])
+        return
+    log.info("effect_done", effect=effect, room=room, **detail, **answered(answer))
 
 
 @dataclass(frozen=True)
-class StartSummary:
+class StartSummary(_ForCall):
     """The transfer's summary starts in the background (it reads the transfer, so only once it is stored)."""
 
-    call_id: int
     transfer_id: int
 
     def run(self, t: Telephony) -> None:
@@ -240,7 +238,7 @@ class StartSummary:
 
 
 @dataclass(frozen=True)
-class SwitchTranscription:
+class SwitchTranscription(_ForCall):
     """Twilio stops a call's named real-time transcription (START false), or starts it again as its TwiML did.
 
     What came of it goes on the call's timeline. A stop Twilio refuses is a
@@ -251,7 +249,6 @@ class SwitchTranscription:
     pass; otherwise the transcription stays off for the rest of the call.
     """
 
-    call_id: int
     call_sid: str
     name: str
     start: bool
@@ -308,7 +305,7 @@ class SwitchTranscription:
 
 
 @dataclass(frozen=True)
-class Dial:
+class Dial(_ForCall):
     """Twilio places a call for a leg (an agent's softphone, a transfer target, an outside number).
 
     The leg is stored, DIALING with no CallSid, before this runs, so any of
@@ -321,7 +318,6 @@ class Dial:
     given up (legs.claim_expired_ring). Never run twice.
     """
 
-    call_id: int
     leg_id: int
     to: str
     from_: str

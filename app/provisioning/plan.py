@@ -103,9 +103,9 @@ class TrunkSpec:
     """The LiveKit inbound trunk Twilio's <Dial><Sip> legs arrive on."""
 
     name: str
-    auth_username: str
+    auth_username: str  # the credentials Twilio's <Sip> sends (LIVEKIT_SIP_USERNAME, LIVEKIT_SIP_PASSWORD)
     auth_password: str
-    allowed_addresses: tuple[str, ...]
+    allowed_addresses: tuple[str, ...]  # where Twilio signals from (LIVEKIT_ALLOWED_ADDRESSES)
     ringing_timeout_s: int = TRUNK_RINGING_TIMEOUT_SECONDS
 
 
@@ -115,8 +115,8 @@ class RuleSpec:
 
     name: str
     room_prefix: str
-    empty_timeout_s: int
-    departure_timeout_s: int
+    empty_timeout_s: int  # how long a new room waits for its first participant
+    departure_timeout_s: int  # how long a room stays open once its last participant left
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ class DesiredState:
 class Change:
     """One step that brings an account in line, with the sentence an operator reads."""
 
-    system: str
-    action: str
+    system: str  # "twilio" or "livekit"
+    action: str  # what is done there: create_trunk, update_number, ...
     summary: str
     drift: tuple[str, ...] = ()
     target_ids: tuple[str, ...] = ()

@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from app.events import record_event
 from app.logs import get_logger
-from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Presence, Queue, utcnow
+from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Queue, utcnow
 from app.primitives.availability import free_agent_skills, reserve_agent
 from app.primitives.context import Telephony
 from app.primitives.legs import (
@@ -150,7 +150,7 @@ def offer_waiting_calls(t: Telephony) -> int:
     t.requeued_call_ids.clear()
     for agent_id in sorted(t.freed_agent_ids):
         agent = t.session.get(Agent, agent_id)
-        if agent is None or agent.presence != Presence.AVAILABLE or agent.activity != Activity.IDLE:
+        if agent is None or not agent.is_free:
             continue
         # The highest priority queue's caller first, then the longest waiting (Queue.priority).
         waiting = t.session.scalars(

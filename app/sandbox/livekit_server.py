@@ -41,6 +41,7 @@ from app.sandbox.livekit_sip import (
     participant_identity,
     room_for,
 )
+from app.sandbox.loopback import LoopbackServing
 
 # livekit-server's defaults when CreateRoom leaves the timeouts at zero
 # (livekit/livekit `pkg/config/config.go`, RoomConfig: EmptyTimeout 300 s,
@@ -194,40 +195,30 @@ class LiveKitStandIn:
         self._lock = threading.RLock()
         self._faults: dict[str, list[_Fault]] = {}
         self._delays: dict[str, list[float]] = {}
-        self._stopping = threading.Event()
-        self._server: http.server.ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = LoopbackServing("livekit-stand-in")
+        self._stopping = self._serving.stopping
         self._connections: set[socket.socket] = set()
         self._routes = self._build_routes()
 
     @property
     def url(self) -> str:
         """Base URL of the running stand-in."""
-        if self._server is None:
-            raise RuntimeError("stand-in is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self._serving.address
 
     def start(self) -> "LiveKitStandIn":
         """Listen on an ephemeral loopback port in a daemon thread."""
-        if self._server is not None:
+        if self._serving.server is not None:
             return self
-        self._stopping.clear()
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="livekit-stand-in", daemon=True
-        )
-        self._thread.start()
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server.daemon_threads = True
+        self._serving.start(server)
         return self
 
     def stop(self) -> None:
         """Stop serving and drop every open client connection."""
-        if self._server is None:
-            return
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._serving.stop(wake=self._drop_connections)
+
+    def _drop_connections(self) -> None:
         with self._lock:
             connections = list(self._connections)
         # Keep-alive handlers block reading the next request; a shutdown wakes
@@ -237,10 +228,6 @@ class LiveKitStandIn:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        if self._thread is not None:
-            self._thread.join(5)
-        self._server = None
-        self._thread = None
 
     def __enter__(self) -> "LiveKitStandIn":
         return self.start()
@@ -840,9 +827,7 @@ class LiveKitStandIn:
         return info
 
     def _metadata(self, req: proto_room.UpdateRoomMetadataRequest) -> Message:
-        found = self.rooms.get(req.room)
-        if found is None:
-            raise TwirpFailure("not_found", "requested room does not exist")
+        found = _requested(self.rooms, req.room, "room")
         found.metadata = req.metadata
         return found
 
@@ -863,9 +848,7 @@ class LiveKitStandIn:
         return trunk
 
     def _update_trunk(self, req: proto_sip.UpdateSIPInboundTrunkRequest) -> Message:
-        trunk = self.trunks.get(req.sip_trunk_id)
-        if trunk is None:
-            raise TwirpFailure("not_found", "requested sip trunk does not exist")
+        trunk = _requested(self.trunks, req.sip_trunk_id, "sip trunk")
         changed = proto_sip.SIPInboundTrunkInfo()
         changed.CopyFrom(trunk)
         if req.HasField("replace"):
@@ -893,9 +876,7 @@ class LiveKitStandIn:
                                f"{other.sip_trunk_id!r}, using the same number(s) {numbers} without AllowedNumbers set")
 
     def _delete_trunk(self, req: proto_sip.DeleteSIPTrunkRequest) -> Message:
-        trunk = self.trunks.pop(req.sip_trunk_id, None)
-        if trunk is None:
-            raise TwirpFailure("not_found", "requested sip trunk does not exist")
+        trunk = _requested(self.trunks, req.sip_trunk_id, "sip trunk", take=True)
         return proto_sip.SIPTrunkInfo(
             sip_trunk_id=trunk.sip_trunk_id, name=trunk.name, metadata=trunk.metadata
         )
@@ -938,9 +919,7 @@ class LiveKitStandIn:
         return rule
 
     def _update_rule(self, req: proto_sip.UpdateSIPDispatchRuleRequest) -> Message:
-        rule = self.dispatch_rules.get(req.sip_dispatch_rule_id)
-        if rule is None:
-            raise TwirpFailure("not_found", "requested sip dispatch rule does not exist")
+        rule = _requested(self.dispatch_rules, req.sip_dispatch_rule_id, "sip dispatch rule")
         if req.HasField("replace"):
             created_at = rule.created_at
             rule.CopyFrom(req.replace)
@@ -962,10 +941,16 @@ class LiveKitStandIn:
         return rule
 
     def _delete_rule(self, req: proto_sip.DeleteSIPDispatchRuleRequest) -> Message:
-        rule = self.dispatch_rules.pop(req.sip_dispatch_rule_id, None)
-        if rule is None:
-            raise TwirpFailure("not_found", "requested sip dispatch rule does not exist")
-        return rule
+        return _requested(self.dispatch_rules, req.sip_dispatch_rule_id, "sip dispatch rule", take=True)
+
+
+def _requested(items: dict[str, Any], key: str, what: str, *, take: bool = False) -> Any:
+    """The room, trunk or rule KEY names in ITEMS (taken out of them, with TAKE); LiveKit's not_found, naming
+    WHAT, when there is none."""
+    found = items.pop(key, None) if take else items.get(key)
+    if found is None:
+        raise TwirpFailure("not_found", f"requested {what} does not exist")
+    return found
 
 
 def _hidden(info: models.ParticipantInfo) -> bool:

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from app.sandbox.loopback import LoopbackServing
 from app.summaries.compose import DATA_END, DATA_START, NOT_MENTIONED
 
 MODES = ("normal", "slow", "held", "error", "garbage", "unauthorized", "invent", "obedient")
@@ -256,10 +257,9 @@ class LLMStandIn:
         self.delay_seconds = delay_seconds
         self.requests: list[RecordedRequest] = []
         self.lock = threading.Lock()
-        self.stopping = threading.Event()
+        self._serving = LoopbackServing("llm-stand-in")
+        self.stopping = self._serving.stopping
         self.released = threading.Event()  # the "held" mode's answers go out once this is set
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def mode(self) -> str:
@@ -275,33 +275,16 @@ class LLMStandIn:
     @property
     def base_url(self) -> str:
         """The base URL to give the openai client, ending in /v1."""
-        if self._server is None:
-            raise RuntimeError("the stand-in is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return self._serving.address + "/v1"
 
     def start(self) -> "LLMStandIn":
         """Start serving on a free loopback port."""
-        self.stopping.clear()
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-            name="llm-stand-in", daemon=True,
-        )
-        self._thread.start()
+        self._serving.start(_Server(self))
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port; wakes any request still sleeping."""
-        if self._server is None:
-            return
-        self.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        self._serving.stop()
 
     def __enter__(self) -> "LLMStandIn":
         return self.start()

@@ -62,6 +62,17 @@ def _ringing(network: TwilioNetwork, to: str | None) -> SimCall:
     return ringing[-1]
 
 
+def _answered(network: TwilioNetwork, narrator: Narrator, role: str, to: str | None, offer: str) -> SimCall:
+    """The phone the service rings (at TO, if given) rings and is answered, told as ROLE's; ROLE then expects
+    a <Gather>: OFFER."""
+    leg = network.call(_ringing(network, to).sid)
+    narrator.before(f"{role}_rings", **{role: leg})
+    narrator.before(f"{role}_answers")
+    network.answer(leg.sid)
+    narrator.expect(role, leg, "Gather", offer)
+    return leg
+
+
 def connected_call(network: TwilioNetwork, service_number: str, caller_number: str = CALLER,
                    reason: str = REASON, *, conversation=CONVERSATION,
                    narrator: Narrator = SILENT) -> tuple[SimCall, SimCall]:
@@ -74,11 +85,7 @@ def connected_call(network: TwilioNetwork, service_number: str, caller_number: s
     narrator.expect("caller", caller, "Gather", "the IVR to ask why they are calling")
     narrator.before("say_reason", reason=reason)
     caller.speak(reason)
-    agent = network.call(_ringing(network, None).sid)
-    narrator.before("agent_rings", agent=agent)
-    narrator.before("agent_answers")
-    network.answer(agent.sid)
-    narrator.expect("agent", agent, "Gather", "the agent to be offered the call")
+    agent = _answered(network, narrator, "agent", None, "the agent to be offered the call")
     narrator.before("agent_accepts")
     agent.press("1")
     narrator.expect("agent", agent, "Dial", "the agent to be connected to the caller")
@@ -145,11 +152,8 @@ def consulting(network: TwilioNetwork, service_number: str, caller_number: str =
     narrator.before("key_target", target=extension)
     a.press(f"2{extension}#")
     narrator.expect("caller", caller, "Play", "the caller to hear hold music")
-    b = network.call(_ringing(network, target_phone).sid)
-    narrator.before("target_rings", target=b)
-    narrator.before("target_answers")
-    network.answer(b.sid)
-    narrator.expect("target", b, "Gather", "the target to hear who transfers and the offer of the summary")
+    b = _answered(network, narrator, "target", target_phone,
+                  "the target to hear who transfers and the offer of the summary")
     narrator.before("target_asks_summary")
     hears_summary(network, b)
     narrator.expect("target", b, "Gather", "the target to hear the summary and the accept menu")

@@ -101,8 +101,8 @@ class SummaryInput:
 class Summary:
     """A spoken and a structured summary, and where it came from."""
 
-    spoken: str
-    structured: dict
+    spoken: str  # read to the target in the whisper
+    structured: dict  # SUMMARY_FIELDS' keys, shown on the call page
     source: SummarySource
     provider: str | None = None
     model: str | None = None

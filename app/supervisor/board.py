@@ -23,13 +23,11 @@ from app.models import (
     FINAL_CALL_STATUSES,
     FINAL_LEG_STATUSES,
     FINAL_TRANSFER_STATES,
-    Activity,
     Agent,
     Call,
     CallStatus,
     Event,
     Leg,
-    Presence,
     Queue,
     Transfer,
     Utterance,
@@ -412,7 +410,7 @@ def transfer_targets(session: Session, call: Call) -> tuple[list[tuple[str, str]
     for agent in session.scalars(select(Agent).order_by(Agent.extension)):
         if agent.id == call.agent_id:
             state = "on this call"
-        elif agent.presence == Presence.AVAILABLE and agent.activity == Activity.IDLE:
+        elif agent.is_free:
             state = "free"
         else:
             state = f"{agent.presence}, {label(agent.activity)}"

@@ -27,7 +27,7 @@ class CallProgress(StrEnum):
     FAILED = "failed"
     NO_ANSWER = "no-answer"
     CANCELED = "canceled"
-    UNKNOWN = "unknown"
+    UNKNOWN = "unknown"  # what parse makes of any other word
 
     @classmethod
     def parse(cls, value: str | None) -> "CallProgress":
@@ -64,7 +64,7 @@ class DialOutcome(StrEnum):
     NO_ANSWER = "no-answer"
     FAILED = "failed"
     CANCELED = "canceled"
-    NONE = "none"
+    NONE = "none"  # not a <Dial> action's request, or a word not above
 
     @classmethod
     def parse(cls, value: str | None) -> "DialOutcome":

@@ -31,7 +31,6 @@ from app.models import (
     Leg,
     LegRole,
     LegStatus,
-    Presence,
     Queue,
     Transfer,
     TransferState,
@@ -203,7 +202,7 @@ def refuse_target(t: Telephony, from_agent_id: int | None, target: Target, mode:
     elif target.agent is not None:
         if target.agent.id == from_agent_id:
             raise TransferRefused("you cannot transfer a call to yourself")
-        if target.agent.presence != Presence.AVAILABLE or target.agent.activity != Activity.IDLE:
+        if not target.agent.is_free:
             raise TransferRefused(f"{target.agent.name} is not available")
     elif target.queue is not None:
         closed = _closed_until(t, target.queue)
@@ -296,7 +295,7 @@ def offer_waiting_transfers(t: Telephony) -> int:
     rang = 0
     for agent_id in sorted(t.freed_agent_ids):
         agent = t.session.get(Agent, agent_id)
-        if agent is None or agent.presence != Presence.AVAILABLE or agent.activity != Activity.IDLE:
+        if agent is None or not agent.is_free:
             continue
         for transfer_id in waiting_transfers(t.session, list(agent.skills or [])):
             call_id = t.session.scalar(select(Transfer.call_id).where(Transfer.id == transfer_id))

@@ -32,6 +32,7 @@ from app.transfers.outside import split_extension
 from app.transfers.parties import Prompt
 from app.voice.forms import MalformedWebhook, TwilioForm
 from app.voice.guard import ServesLeg, ServesOwnLeg, twilio_webhook
+from app.voice.status import leg_status_callback
 from app.voice.twiml import empty_twiml, hold_context, twiml_response
 from app.web.unit_of_work import telephony
 
@@ -104,12 +105,8 @@ def agent_whisper(form: TwilioForm, leg: Leg):
     return _goodbye("Call declined. Goodbye.")
 
 
-@blueprint.post(urls.AGENT_STATUS)
-@twilio_webhook(answer="callback", serves=AGENT_OR_TARGET)
-def agent_status(form: TwilioForm, leg: Leg):
-    """A status callback of the agent's leg."""
-    reactions.agent_leg_status(telephony(), leg, form.call_status)
-    return empty_twiml()
+agent_status = leg_status_callback(blueprint, urls.AGENT_STATUS, "agent_status", AGENT_OR_TARGET,
+                                  reactions.agent_leg_status)
 
 
 MENU = (

@@ -14,6 +14,7 @@ from app.telephony import urls
 from app.telephony.sip import room_user_of, sip_target
 from app.voice.forms import TwilioForm
 from app.voice.guard import ServesCall, ServesLeg, twilio_webhook
+from app.voice.status import leg_status_callback
 from app.voice.twiml import empty_twiml, hold_context, twiml_response
 from app.web.unit_of_work import current_work, telephony
 
@@ -287,12 +288,8 @@ def customer_answer(form: TwilioForm, leg: Leg):
     return _connect(call, room, transcription_url=t.urls.transcription(call.id) if transcribe else None)
 
 
-@blueprint.post(urls.CUSTOMER_STATUS)
-@twilio_webhook(answer="callback", serves=CUSTOMER)
-def customer_status(form: TwilioForm, leg: Leg):
-    """A status callback of an outbound call's customer leg."""
-    outbound.customer_status(telephony(), leg, form.call_status)
-    return empty_twiml()
+customer_status = leg_status_callback(blueprint, urls.CUSTOMER_STATUS, "customer_status", CUSTOMER,
+                                      outbound.customer_status)
 
 
 @blueprint.post(urls.CUSTOMER_FALLBACK)

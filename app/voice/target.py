@@ -20,7 +20,8 @@ from app.transfers.parties import Prompt
 from app.voice.agent import after_fallback, rejoin
 from app.voice.forms import TwilioForm
 from app.voice.guard import ServesLeg, twilio_webhook
-from app.voice.twiml import empty_twiml, hold_context, twiml_response
+from app.voice.status import leg_status_callback
+from app.voice.twiml import hold_context, twiml_response
 from app.web.unit_of_work import telephony
 
 blueprint = Blueprint("target_voice", __name__)
@@ -98,8 +99,8 @@ def _no_longer_waiting():
 @blueprint.post(urls.TRANSFER_INTRO)
 @twilio_webhook(serves=WHISPERED_TARGET)
 def target_intro(form: TwilioForm, leg: Leg):
-    """The target's key after the greeting: 1 the summary (then accept or decline), anything else (or nothing)
-    declines."""
+    """The target's key after the greeting: 1 the summary (then accept or decline); any other key declines,
+    and so does none."""
     t = telephony()
     transfer = _under_way(leg)
     if transfer is None:
@@ -188,12 +189,8 @@ def _declined(leg: Leg):
     return twiml_response("common/goodbye.xml", **hold_context(t), text="Transfer declined. Goodbye.")
 
 
-@blueprint.post(urls.TRANSFER_STATUS)
-@twilio_webhook(answer="callback", serves=TARGET)
-def target_status(form: TwilioForm, leg: Leg):
-    """Status callbacks of the target's leg."""
-    reactions.target_leg_status(telephony(), leg, form.call_status)
-    return empty_twiml()
+target_status = leg_status_callback(blueprint, urls.TRANSFER_STATUS, "target_status", TARGET,
+                                    reactions.target_leg_status)
 
 
 @blueprint.post(urls.TRANSFER_FALLBACK)
