@@ -2,8 +2,9 @@
 
 Twilio gives a webhook 15 seconds, so requests are short: a few workers with
 threads suit I/O-bound handlers. Workers and threads come from
-WEB_CONCURRENCY and WEB_THREADS; logs, access log included, are structured
-like the application's.
+WEB_CONCURRENCY and WEB_THREADS; logs are structured like the application's,
+which writes the one line per request (`request_served`, with its costs)
+that gunicorn's access log would otherwise repeat.
 """
 
 from app.logs import logging_dict_config
@@ -20,8 +21,6 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 forwarded_allow_ips = "*" if _settings.trusted_proxy_hops else "127.0.0.1"
-accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 logconfig_dict = logging_dict_config(_settings.log_format, _settings.log_level, _settings.secret_values())
 
 
