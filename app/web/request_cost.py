@@ -91,7 +91,16 @@ class MeasuredRequests:
         except BaseException:
             self._served(environ, cost, answer, outer)
             raise
-        return _ClosedThen(body, lambda: self._served(environ, cost, answer, outer))
+        def then() -> None:
+            self._served(environ, cost, answer, outer)
+
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
+            # A file (the hold music): left as the server's own wrapper so that it can still send it with
+            # sendfile; its close is followed by the line.
+            body.close = _closed_then(getattr(body, "close", None), then)
+            return body
+        return _ClosedThen(body, then)
 
     @staticmethod
     def _served(environ: dict, cost: RequestCost, answer: dict, outer: RequestCost | None) -> None:
@@ -100,6 +109,17 @@ class MeasuredRequests:
                  path=environ.get("PATH_INFO"), status=answer.get("status"),
                  duration_ms=round(cost.duration_ms(), 1), db_statements=cost.statements,
                  cpu_ms=round(cost.cpu_ms(), 2), request_id=answer.get("request_id"))
+
+
+def _closed_then(close: Callable[[], None] | None, then: Callable[[], None]) -> Callable[[], None]:
+    def closed() -> None:
+        try:
+            if close is not None:
+                close()
+        finally:
+            then()
+
+    return closed
 
 
 class _ClosedThen:
@@ -113,12 +133,7 @@ class _ClosedThen:
         return iter(self.body)
 
     def close(self) -> None:
-        try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self.then()
+        _closed_then(getattr(self.body, "close", None), self.then)()
 
 
 def init_request_cost(app: Flask) -> None:
