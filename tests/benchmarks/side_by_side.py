@@ -36,7 +36,9 @@ the service the statements and thread CPU per webhook from its
 answer 200 and TwiML, and one call row per CallSid the service answered
 (none lost, none doubled, none stored unanswered). Last, --transfers whole
 warm transfers (tests/benchmarks/call_flow.py) give the statements and CPU
-of the heavy steps, per webhook. Nothing here asserts a time: it measures.
+of the heavy steps, per webhook (the LLM stand-in taking SUMMARY_SECONDS, so
+the target waits a turn or two for the summary). Nothing here asserts a time:
+it measures.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from urllib.parse import urlencode
 from sqlalchemy import bindparam, create_engine, func, select, text
 from sqlalchemy.orm import Session
 
+from app.logs import configure_logging
 from app.models import Call
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
@@ -78,6 +81,9 @@ WORKERS, THREADS = 2, 4
 # Requests written per second of a round for an app that keeps state: above what any of them serves here, so
 # no request repeats (a round that ran out says so: `wrapped`).
 LINES_PER_SECOND = 2500
+# How long the LLM stand-in takes to write a summary in the heavy steps' transfers (within
+# SUMMARY_DEADLINE_SECONDS, 6 s by default).
+SUMMARY_SECONDS = 2.5
 GUNICORN_ARGS = ["-k", "gthread", "-w", str(WORKERS), "--threads", str(THREADS), "--timeout", "30",
                  "--graceful-timeout", "20", "--keep-alive", "5", "--no-control-socket"]
 HEAVY_STEPS = {
@@ -312,6 +318,7 @@ def main() -> None:
     parser.add_argument("--peer", type=Path, help="a checkout of TwilioDevEd/warm-transfer-flask")
     parser.add_argument("--peer-python", help="the peer's Python, with its requirements (default PEER/.venv)")
     args = parser.parse_args()
+    configure_logging(level="warning")  # this process's own log (the roster loaded) stays out of the report
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: on Debian or Ubuntu, `apt-get install -y wrk`")
     peer_python = args.peer_python or (str(args.peer / ".venv/bin/python") if args.peer else None)
@@ -365,6 +372,8 @@ def main() -> None:
                           f"{one.cpu_ms_per_request:.2f} ms CPU/request", file=sys.stderr)
             measured_until = datetime.now(timezone.utc).isoformat()
             time.sleep(1)
+            # The LLM takes a while, as a real one does: the target hears a wait turn or two before the summary.
+            llm.mode, llm.delay_seconds = "slow", SUMMARY_SECONDS
             transfers_from = datetime.now(timezone.utc).isoformat()
             whole_transfers(served, args.transfers, defaultdict(list))
             time.sleep(1)
