@@ -174,9 +174,9 @@ class Requests:
 
 
 def start_gunicorn(target: str, env: dict, log, *, python: str = sys.executable, cwd: Path = ROOT,
-                   extra: tuple = (), port: int | None = None) -> tuple[str, subprocess.Popen]:
+                   port: int | None = None) -> tuple[str, subprocess.Popen]:
     port = port or free_port()
-    process = subprocess.Popen([python, "-m", "gunicorn", *GUNICORN_ARGS, "-b", f"127.0.0.1:{port}", *extra, target],
+    process = subprocess.Popen([python, "-m", "gunicorn", *GUNICORN_ARGS, "-b", f"127.0.0.1:{port}", target],
                                cwd=cwd, env={"PATH": os.environ.get("PATH", ""), **env}, stdout=log,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     return f"http://127.0.0.1:{port}", process
