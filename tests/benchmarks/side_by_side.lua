@@ -1,11 +1,12 @@
 -- wrk script of tests/benchmarks/side_by_side.py: sends pre-signed webhooks from a file, never one twice.
 --
---   wrk -t2 -c32 -d10s -s side_by_side.lua http://127.0.0.1:PORT -- REQUESTS_FILE THREADS
+--   wrk -t2 -c32 -d10s -s side_by_side.lua http://127.0.0.1:PORT -- REQUESTS_FILE THREADS EXPECTED
 --
 -- Each line of REQUESTS_FILE is one request: path, then headers as "Name: value", then the body, separated by
 -- tabs. Thread k of THREADS takes lines k, k+THREADS, k+2*THREADS, ... in order, so no two threads send the same
 -- request; a thread that runs out starts its slice again and says so (`wrapped`). Every answer is checked: status
--- 200 and TwiML (`<Response`). done() prints one JSON line: requests, duration, errors, latency, and how many
+-- 200, TwiML (`<Response`) and the verb the app's normal answer has (EXPECTED, e.g. `<Gather`: not the TwiML of a
+-- failure). done() prints one JSON line: requests, duration, errors, latency, and how many
 -- requests each thread sent (which lines of the file went out).
 
 local threads = {}
@@ -19,6 +20,7 @@ end
 
 function init(args)
    local path, count = args[1], tonumber(args[2])
+   expected = args[3]
    prepared = {}
    local line_number = 0
    for line in io.lines(path) do
@@ -53,7 +55,7 @@ function request()
 end
 
 function response(status, headers, body)
-   if status ~= 200 or not string.find(body, "<Response", 1, true) then
+   if status ~= 200 or not string.find(body, "<Response", 1, true) or not string.find(body, expected, 1, true) then
       bad = bad + 1
    end
 end

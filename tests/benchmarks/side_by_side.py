@@ -137,6 +137,7 @@ class App:
     process: subprocess.Popen
     log: object = None  # where its gunicorn writes
     keeps_state: bool = True
+    expect: str = "<Gather"  # what its normal answer holds (the IVR's question), never a failure's TwiML
 
 
 def worker_cpu_seconds(master_pid: int) -> float:
@@ -212,7 +213,7 @@ def run_round(app: App, pair: int, made: Requests, seconds: int, connections: in
     before = worker_cpu_seconds(app.process.pid)
     finished = subprocess.run(
         ["wrk", "-t", str(WRK_THREADS), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
-         "-s", str(LUA), app.base_url, "--", str(lines), str(WRK_THREADS)],
+         "-s", str(LUA), app.base_url, "--", str(lines), str(WRK_THREADS), app.expect],
         capture_output=True, text=True, timeout=seconds + 120)
     time.sleep(0.5)  # what was in flight when wrk stopped finishes
     spent = worker_cpu_seconds(app.process.pid) - before
@@ -357,7 +358,8 @@ def main() -> None:
             if args.peer:
                 peer_url, peer = start_peer(args.peer.resolve(), peer_python, url, peer_rest.url, logs["peer"])
                 processes.append(peer)
-                apps.append(App("peer", peer_url, "/conference/connect/client", peer_url, peer, logs["peer"]))
+                apps.append(App("peer", peer_url, "/conference/connect/client", peer_url, peer, logs["peer"],
+                                expect="<Conference"))
             for app in apps:
                 wait_until_up(app)
             for app in apps:  # warm up: imports, templates, pools
