@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.jobs.setup import init_jobs
     from app.web.media_cache import init_media_cache
     from app.web.request_context import init_request_context
+    from app.web.request_cost import init_request_cost
     from app.web.request_size import init_request_size_limit
     from app.web.security_headers import init_security_headers
     from app.web.text_input import init_text_input_check
@@ -22,9 +23,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     init_settings(app, settings or load_settings())
-    for step in (init_logging, init_db, init_unit_of_work, init_gateways, init_jobs, init_request_context,
-                 init_request_size_limit, init_text_input_check, init_security_headers, init_media_cache, init_auth,
-                 init_blueprints, init_cli, init_proxy, announce):
+    for step in (init_logging, init_db, init_request_cost, init_unit_of_work, init_gateways, init_jobs,
+                 init_request_context, init_request_size_limit, init_text_input_check, init_security_headers,
+                 init_media_cache, init_auth, init_blueprints, init_cli, init_proxy, announce):
         step(app)
     return app
 

@@ -2,9 +2,12 @@
 
 Twilio gives a webhook 15 seconds, so requests are short: a few workers with
 threads suit I/O-bound handlers. Workers and threads come from
-WEB_CONCURRENCY and WEB_THREADS; logs, access log included, are structured
-like the application's.
+WEB_CONCURRENCY and WEB_THREADS; logs are structured like the application's,
+which writes the one line per request (`request_served`, with its costs)
+that gunicorn's access log would otherwise repeat.
 """
+
+from gunicorn.glogging import Logger
 
 from app.logs import logging_dict_config
 from config import exit_on_config_error, load_settings
@@ -20,9 +23,16 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 forwarded_allow_ips = "*" if _settings.trusted_proxy_hops else "127.0.0.1"
-accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
 logconfig_dict = logging_dict_config(_settings.log_format, _settings.log_level, _settings.secret_values())
+
+
+class ServiceLogger(Logger):
+    """gunicorn's logger without its access line, not even built: the service writes its own."""
+
+    access_log_enabled = False
+
+
+logger_class = ServiceLogger
 
 
 def post_worker_init(worker) -> None:

@@ -102,7 +102,10 @@ def logging_dict_config(log_format: str, level: str, secrets: Iterable[str] = ()
         "root": {"handlers": ["default"], "level": level.upper()},
         "loggers": {
             "gunicorn.error": {"handlers": ["default"], "level": level.upper(), "propagate": False},
-            "gunicorn.access": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            # The service writes one line per request itself, with what it cost (`request_served`,
+            # app/web/request_cost.py), at every LOG_LEVEL; gunicorn's access line would repeat it.
+            "gunicorn.access": {"handlers": ["default"], "level": "WARNING", "propagate": False},
+            "switchboard.request": {"level": "INFO"},
             "werkzeug": {"handlers": ["default"], "level": "INFO", "propagate": False},
             # Alembic announces every plugin it sets up at info: that is debugging detail.
             "alembic.runtime.plugins": {"level": "WARNING"},

@@ -74,12 +74,21 @@ def test_gunicorn_serves_health_and_ready_with_json_logs(gunicorn):
         assert _get(base + "/health") == (200, {"status": "ok"})
     status, body = _get(base + "/ready")
     assert status == 200 and body["database"] == "ok"
+    with urllib.request.urlopen(base + "/static/audio/hold.wav", timeout=5) as clip:  # a file, sent as one
+        assert clip.status == 200 and len(clip.read()) > 100_000
     process.terminate()
     output = process.communicate(timeout=15)[0]
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any(line.get("logger") == "gunicorn.error" for line in lines)
-    access = [line for line in lines if line.get("logger") == "gunicorn.access"]
-    assert access and all("request_id=" in line["event"] for line in access)
+    # One line per request, the service's own, with what it cost; gunicorn's access line would repeat it.
+    served = [line for line in lines if line["event"] == "request_served"]
+    # /health as the fixture waited for start-up, then six times; /ready; the hold clip
+    health, ready, clip = served[:-2], served[-2], served[-1]
+    assert len(health) >= 6 and {line["path"] for line in health} == {"/health"} and ready["path"] == "/ready"
+    assert clip["path"] == "/static/audio/hold.wav"
+    assert all(line["status"] == 200 and line["request_id"] and line["cpu_ms"] >= 0 for line in served)
+    assert {line["db_statements"] for line in health + [clip]} == {0} and ready["db_statements"] >= 1
+    assert not any(line.get("logger") == "gunicorn.access" for line in lines)
     # Every line is structured: nothing printed raw by gunicorn or the app.
     assert all(line.startswith("{") for line in output.splitlines() if line.strip())
 

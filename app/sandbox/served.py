@@ -57,16 +57,22 @@ def free_port() -> int:
 @contextmanager
 def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livekit_secret: str,
                      workers: int = 3, threads: int = 4, extra_env: dict[str, str] | None = None,
-                     network: TwilioNetwork | None = None, port: int | None = None) -> Iterator[Served]:
+                     network: TwilioNetwork | None = None, port: int | None = None,
+                     public_url: str | None = None, job_workers: int = 0) -> Iterator[Served]:
     """Run gunicorn on PORT (default: a free one) against DATABASE_URL (migrated, with a roster) and the stand-ins.
 
     NETWORK is Twilio's side (default: one TwilioNetwork over HTTP); the load
     check passes several behind one REST API (tests/benchmarks/load.py).
+    PUBLIC_URL is where Twilio and LiveKit reach the service (default: the
+    gunicorn itself): a proxy in front of several instances. With
+    JOB_WORKERS, the web workers leave jobs and timers to that many
+    `flask jobs work` processes beside them (JOBS_IN_PROCESS=false;
+    docs/jobs.md), stopped with it.
     gunicorn runs in a process group of its own: a Ctrl-C at the terminal
     reaches only the caller, which hangs up its calls before it stops gunicorn.
     """
     port = port or free_port()
-    base = f"http://127.0.0.1:{port}"
+    base = public_url or f"http://127.0.0.1:{port}"
     network = network or TwilioNetwork(ACCOUNT_SID, AUTH_TOKEN, http_transport(timeout=20))
     network.pauses_in_real_time = True  # the service runs on the real clock
     network.add_number(NUMBER, voice_url=base + "/twilio/voice", status_callback=base + "/twilio/status")
@@ -82,6 +88,7 @@ def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livek
             "LIVEKIT_SIP_HOST": SIP_HOST, "LIVEKIT_SIP_USERNAME": "switchboard",
             "LIVEKIT_SIP_PASSWORD": SIP_PASSWORD, "LIVEKIT_ALLOWED_ADDRESSES": TWILIO_SIGNALLING_RANGE,
             "LLM_PROVIDER": "groq", "GROQ_API_KEY": "gsk-served-key-0123456789", "LLM_BASE_URL": llm.base_url,
+            **({"JOBS_IN_PROCESS": "false"} if job_workers else {}),
             **(extra_env or {}),
         }
         # The LiveKit stand-in takes the service's <Dial><Sip> legs and sends
@@ -99,14 +106,20 @@ def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livek
                 [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn_conf.py", "wsgi:app"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             )
+            workers_of_jobs = [subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "work"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            ) for _ in range(job_workers)]
             served = Served(base, network, process, livekit_webhook_failures=failures)
             try:
-                _wait_until_up(base, process)
+                _wait_until_up(f"http://127.0.0.1:{port}", process)
                 yield served
             finally:
                 unwire_livekit(livekit)
-                process.terminate()
-                process.wait(timeout=30)
+                for running in (process, *workers_of_jobs):
+                    running.terminate()
+                for running in (process, *workers_of_jobs):
+                    running.wait(timeout=30)
                 log.seek(0)
                 served.output = log.read()
 

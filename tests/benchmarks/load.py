@@ -1,6 +1,6 @@
 """Load check: many whole calls at once on PostgreSQL, under gunicorn with several workers.
 
-    .venv/bin/python -m tests.benchmarks.load [--calls 200] [--agents 20] [--lines 40]
+    .venv/bin/python -m tests.benchmarks.load [--calls 200] [--agents 20] [--lines 40] [--instances N]
 
 Runs the service as in production (gunicorn, 3 gthread workers x 4 threads)
 against the loopback stand-ins. Twilio is played by several simulated
@@ -20,6 +20,13 @@ calls, wall time, webhook latency, every status the service answered, and
 the PostgreSQL deadlocks, serialization failures and retried transactions
 the service logged. tests/test_load_postgres.py runs the same and asserts on
 it; docs/performance.md keeps the figures. Nothing here asserts a time.
+
+With --instances N, N service instances (each gunicorn as above, its web
+workers leaving jobs and timers to a `flask jobs work` process beside it,
+as docs/jobs.md runs them in production) share the one database behind a
+loopback proxy that sends each call's webhooks to the instances in turn
+(AlternatingProxy), so one call's steps alternate between them;
+--instances 1 is the same arrangement with one instance, to compare with.
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ import statistics
 import threading
 import time
 from collections import Counter, deque
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from sqlalchemy import select
@@ -51,7 +60,7 @@ from app.models import (
 )
 from app.sandbox.livekit_server import LiveKitStandIn
 from app.sandbox.llm_server import LLMStandIn
-from app.sandbox.served import ACCOUNT_SID, AUTH_TOKEN, NUMBER, gunicorn_service
+from app.sandbox.served import ACCOUNT_SID, AUTH_TOKEN, NUMBER, free_port, gunicorn_service
 from app.sandbox.twilio_network import TwilioNetwork, TwimlError
 from tests.benchmarks.call_flow import fresh_database, percentile
 
@@ -180,6 +189,95 @@ class Region:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=10)
+
+
+# Headers of one hop, never forwarded (RFC 9110, 7.6.1), and the length, which the proxy sets itself.
+HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+               "content-length", "content-encoding", "host"}
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver listens with a backlog of 5: the callers dialling in at once would be refused.
+    request_queue_size = 256
+
+
+class AlternatingProxy:
+    """A loopback HTTP proxy in front of several service instances: each call's webhooks go to them in turn.
+
+    A Twilio webhook is known by its CallSid: the call's first goes to the
+    instance after the last call's first, and each next one to the instance
+    after its previous one's, so consecutive steps of one call are always
+    served by different instances. Anything else (LiveKit's webhooks) goes
+    round in turn as well.
+    """
+
+    def __init__(self, backends: list[str]) -> None:
+        self.backends = backends
+        self.sent = Counter()  # requests per backend
+        self._turns: dict[str, int] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802 - http.server's name
+                proxy._forward(self)
+
+            do_GET = do_POST
+
+            def log_message(self, *_args):
+                pass
+
+        self._server = _ProxyServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> "AlternatingProxy":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def _backend_for(self, body: bytes) -> int:
+        sid = (parse_qs(body.decode("utf-8", "replace")).get("CallSid") or [""])[0] if body else ""
+        with self._lock:
+            turn = self._turns.get(sid, self._next) if sid else self._next
+            self._next = (self._next + 1) % len(self.backends)
+            if sid:
+                self._turns[sid] = (turn + 1) % len(self.backends)
+            self.sent[turn] += 1
+            return turn
+
+    def _forward(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        backend = self.backends[self._backend_for(body)]
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_HEADERS}
+        # A connection of its own for each request: a kept-alive one that gunicorn closed as idle (keepalive 5 s)
+        # would fail the request sent on it.
+        try:
+            answer = requests.request(handler.command, backend + handler.path, data=body or None,
+                                      headers={**headers, "Connection": "close"}, timeout=30, allow_redirects=False)
+            status, answer_headers, content = answer.status_code, answer.headers, answer.content
+        except requests.RequestException as error:
+            status, answer_headers, content = 502, {}, f"proxy: {type(error).__name__}\n".encode()
+        handler.send_response(status)
+        for name, value in answer_headers.items():
+            if name.lower() not in HOP_HEADERS:
+                handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(content)))
+        handler.end_headers()
+        handler.wfile.write(content)
 
 
 @dataclass
@@ -339,6 +437,8 @@ class LoadResult:
     busy_agents: list[tuple[str, str, str]]
     double_booked: list[str]
     output: str
+    instances: int = 0  # 0: one instance reached directly; N: N behind the alternating proxy
+    shares: list[int] = field(default_factory=list)  # requests the proxy sent each instance
 
     @property
     def server_errors(self) -> list[Exchange]:
@@ -363,11 +463,15 @@ class LoadResult:
             f"{len(self.livekit_failures)} ({dict(Counter(status for status, _ in self.livekit_failures))})",
             f"- PostgreSQL deadlocks logged: {self.deadlocks}; serialization failures: "
             f"{self.serialization_failures}; transactions retried: {self.retries}",
-            f"- calls at the end: {dict(self.call_statuses)}; not final: {len(self.unfinished_calls)}; "
+            f"- calls at the end: {dict(self.call_statuses)} ({sum(self.call_statuses.values())} of {self.calls} "
+            f"callers recorded); not final: {len(self.unfinished_calls)}; "
             f"agents not idle: {len(self.busy_agents)}; double-booked: {len(self.double_booked)}",
             f"- people: {dict(sorted(self.tally.counts.items()))}; problems: {len(self.tally.problems)}; "
             f"harness errors: {len(self.harness_errors)}",
         ]
+        if self.instances:
+            lines.append(f"- {self.instances} instance(s) behind the alternating proxy, each with a job worker; "
+                         f"requests per instance: {self.shares}; {self.calls / self.wall_seconds:.2f} calls/s")
         return "\n".join(lines)
 
 
@@ -388,8 +492,11 @@ def _double_bookings(session: Session) -> list[str]:
 
 
 def run_load(database_url: str, *, calls: int = 200, agents: int = 20, lines: int = 40,
-             workers: int = 3, threads: int = 4, seed: int = 1) -> LoadResult:
-    """Play CALLS whole calls on AGENTS agents against the service on DATABASE_URL (migrated, empty)."""
+             workers: int = 3, threads: int = 4, seed: int = 1, instances: int = 0) -> LoadResult:
+    """Play CALLS whole calls on AGENTS agents against the service on DATABASE_URL (migrated, empty).
+
+    INSTANCES: 0, one gunicorn reached directly, working its jobs in its web workers; N, that many behind an
+    AlternatingProxy, each with a `flask jobs work` process beside it."""
     networks = lines + agents
     engine = make_engine(database_url, pooled=False)
     with Session(engine) as session:
@@ -401,10 +508,14 @@ def run_load(database_url: str, *, calls: int = 200, agents: int = 20, lines: in
     rng = random.Random(seed)
     env = {"MAX_QUEUE_WAIT_SECONDS": "600", "SUMMARY_DEADLINE_SECONDS": "3"}
     try:
-        with LiveKitStandIn(LIVEKIT_KEY, LIVEKIT_SECRET) as livekit, LLMStandIn() as llm, \
-                gunicorn_service(database_url, livekit=livekit, llm=llm, livekit_key=LIVEKIT_KEY,
-                                 livekit_secret=LIVEKIT_SECRET, workers=workers, threads=threads,
-                                 extra_env=env, network=region) as served:
+        with LiveKitStandIn(LIVEKIT_KEY, LIVEKIT_SECRET) as livekit, LLMStandIn() as llm, ExitStack() as stack:
+            ports = [free_port() for _ in range(max(instances, 1))]
+            proxy = stack.enter_context(AlternatingProxy([f"http://127.0.0.1:{port}" for port in ports])) \
+                if instances else None
+            every_instance = [stack.enter_context(gunicorn_service(
+                database_url, livekit=livekit, llm=llm, livekit_key=LIVEKIT_KEY, livekit_secret=LIVEKIT_SECRET,
+                workers=workers, threads=threads, extra_env=env, network=region, port=port,
+                public_url=proxy.url if proxy else None, job_workers=1 if proxy else 0)) for port in ports]
             bots = [threading.Thread(target=agent_bot, daemon=True,
                                      args=(region.home(spec["sip_uri"], lines + n), spec["sip_uri"],
                                            random.Random(rng.random()), stop, tally))
@@ -435,8 +546,9 @@ def run_load(database_url: str, *, calls: int = 200, agents: int = 20, lines: in
             stop.set()
             for bot in bots:
                 bot.join(timeout=20)
-        output = served.output
-        livekit_failures = list(served.livekit_webhook_failures)
+            shares = [proxy.sent[n] for n in range(len(ports))] if proxy else []
+        output = "".join(served.output for served in every_instance)
+        livekit_failures = [failure for served in every_instance for failure in served.livekit_webhook_failures]
     finally:
         stop.set()
         region.close()
@@ -456,6 +568,7 @@ def run_load(database_url: str, *, calls: int = 200, agents: int = 20, lines: in
         deadlocks=len(DEADLOCK.findall(output)), serialization_failures=len(SERIALIZATION.findall(output)),
         retries=output.count(RETRIED), tally=tally, harness_errors=list(region.errors),
         call_statuses=statuses, unfinished_calls=unfinished, busy_agents=busy, double_booked=double, output=output,
+        instances=instances, shares=shares,
     )
 
 
@@ -465,16 +578,20 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--lines", type=int, default=40, help="callers on the line at once")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--instances", type=int, default=0,
+                        help="N service instances on the one database behind an alternating proxy (0: one, direct)")
     args = parser.parse_args()
     from alembic import command
 
     url, drop = fresh_database("postgres")
     try:
         command.upgrade(alembic_config(url), "head")
-        result = run_load(url, calls=args.calls, agents=args.agents, lines=args.lines, seed=args.seed)
+        result = run_load(url, calls=args.calls, agents=args.agents, lines=args.lines, seed=args.seed,
+                          instances=args.instances)
     finally:
         drop()
-    print("## postgres: gunicorn 3 workers x 4 threads\n")
+    arrangement = f"{args.instances} x " if args.instances else ""
+    print(f"## postgres: {arrangement}gunicorn 3 workers x 4 threads\n")
     print(result.report() + "\n")
     for agent in result.busy_agents:
         print(f"  agent not idle at the end: {agent}")
