@@ -125,14 +125,22 @@ def alembic_config(database_url: str) -> AlembicConfig:
     return cfg
 
 
+_INSERTS_UNLESS_PRESENT: dict[tuple, object] = {}
+
+
 def insert_new_rows(session: Session, model: type[Base], conflict_on: tuple[str, ...], *rows: dict) -> list[int]:
     """Insert ROWS of MODEL in one statement (`INSERT … ON CONFLICT DO NOTHING RETURNING id`), skipping each row
     whose CONFLICT_ON columns match a row already there: the ids of those inserted. On PostgreSQL, a matching
     row another transaction inserted and has not committed yet makes this wait for that transaction's end."""
-    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
-    statement = (dialect.insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=list(conflict_on))
-                 .returning(model.id))
-    return list(session.execute(statement).scalars())
+    name = session.get_bind().dialect.name
+    key = (model, conflict_on, name)
+    statement = _INSERTS_UNLESS_PRESENT.get(key)
+    if statement is None:
+        # Built once, the rows given as parameters: SQLAlchemy then compiles it once, not at every call.
+        dialect = sqlite if name == "sqlite" else postgresql
+        statement = _INSERTS_UNLESS_PRESENT[key] = (
+            dialect.insert(model).on_conflict_do_nothing(index_elements=list(conflict_on)).returning(model.id))
+    return list(session.execute(statement, list(rows)).scalars())
 
 
 def count_ahead(session: Session, order: tuple[InstrumentedAttribute, InstrumentedAttribute], at: tuple,
