@@ -372,6 +372,15 @@ def transfer_view(transfer: Transfer) -> dict:
     }
 
 
+def call_page_as_seen(session: Session, call_id: int, may_act: bool, agent_id: int | None) -> dict | None:
+    """The call page's data as its viewer sees it (MAY_ACT: a supervisor); None when the call's records are gone
+    or an agent may no longer read it (they declined)."""
+    call = session.get(Call, call_id)
+    if call is None or not (may_act or agent_may_read(session, call, agent_id)):
+        return None
+    return {**call_page(session, call), "may_act": may_act}
+
+
 def call_page(session: Session, call: Call) -> dict:
     """Everything a call's page shows."""
     session.refresh(call)
