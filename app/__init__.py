@@ -39,11 +39,13 @@ def init_settings(app: Flask, settings: Settings) -> None:
 
 
 def init_live_signal(app: Flask) -> None:
-    """On PostgreSQL each commit that changed a call or an agent tells the live pages' process (app/live/)."""
+    """On PostgreSQL each commit that changed a call or an agent tells the live pages' process (app/live/); the
+    pages open their streams under LIVE_STREAM_BASE (empty: the web workers' own)."""
     from app.live.signal import install_change_signal
 
     if app.config["SETTINGS"].database_url.startswith("postgresql"):
         install_change_signal(app.extensions["db_sessionmaker"])
+    app.context_processor(lambda: {"live_stream_base": app.config["SETTINGS"].live_stream_base})
 
 
 def init_logging(app: Flask) -> None:
