@@ -12,6 +12,8 @@ from app.live.topics import Read, Reading
 from app.models import FINAL_LEG_STATUSES, Agent, Leg
 from app.supervisor import board
 
+OFFER_REFRESH_SECONDS = 1.0
+
 
 def board_reader(app: Flask, kind: str, queue_name: str) -> Read:
     """The board's or the wallboard's data (KIND), for one queue's name or every queue ('')."""
@@ -53,6 +55,8 @@ def console_reader(app: Flask, agent_id: int) -> Read:
             snapshot = console_state(t, agent_id)
             calls = frozenset(t.session.scalars(select(Leg.call_id).where(
                 Leg.agent_id == agent_id, Leg.status.not_in(FINAL_LEG_STATUSES))))
-            return Reading(board.board_cursor(t.session), snapshot, calls)
+            # While a call is offered, its ring's end is checked every second, as the console's poll did.
+            return Reading(board.board_cursor(t.session), snapshot, calls,
+                           refresh_seconds=OFFER_REFRESH_SECONDS if snapshot["offer"] is not None else None)
 
     return read

@@ -30,6 +30,7 @@ from app.logs import get_logger
 log = get_logger("switchboard.live")
 
 RETRY_AFTER_SECONDS = 30
+LISTENING_REFRESH_SECONDS = 15.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -89,9 +90,11 @@ def create_live_app(flask_app: Flask, timing: LiveTiming | None = None) -> Starl
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        live = app.state.live = LiveProcess(flask_app, Hub(timing or LiveTiming(), settings.live_max_pages),
-                                            asyncio.Event())
-        if settings.database_url.startswith("postgresql"):
+        listens = settings.database_url.startswith("postgresql")
+        # With LISTEN every row a page shows names its topic when it changes: the refresh is a safety net only.
+        chosen = timing or (LiveTiming(refresh_seconds=LISTENING_REFRESH_SECONDS) if listens else LiveTiming())
+        live = app.state.live = LiveProcess(flask_app, Hub(chosen, settings.live_max_pages), asyncio.Event())
+        if listens:
             source = changes.listen_postgres(settings.database_url, live.hub.changed, live.listening)
         else:
             source = changes.watch_sqlite(flask_app.extensions["db_sessionmaker"], live.hub.changed, live.listening)

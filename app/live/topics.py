@@ -58,6 +58,8 @@ class Reading:
     cursor: str
     snapshot: dict | None
     calls: frozenset[int] = frozenset()
+    # Sooner than refresh_seconds when what is shown changes with time alone (a ring running out).
+    refresh_seconds: float | None = None
 
 
 Read = Callable[[], Reading]
@@ -141,10 +143,11 @@ class Topic:
 
     async def _run(self) -> None:
         timing = self.hub.timing
+        refresh = timing.refresh_seconds
         try:
             while self.pages:
                 try:
-                    await asyncio.wait_for(self.wake.wait(), timing.refresh_seconds)
+                    await asyncio.wait_for(self.wake.wait(), refresh)
                 except TimeoutError:
                     pass
                 self.wake.clear()
@@ -157,6 +160,7 @@ class Topic:
                     await asyncio.sleep(timing.refresh_seconds)
                     continue
                 self.reads += 1
+                refresh = reading.refresh_seconds or timing.refresh_seconds
                 if reading.snapshot is None:
                     for page in list(self.pages):
                         page.end(GONE)

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.agents.service import SUPERVISOR_PRESENCES
 from app.calls.figures import QueueFigures, live_call_times, queue_figures
@@ -101,7 +101,7 @@ def live_calls(session: Session, queue: Queue | None = None) -> list[dict]:
     their IVR, queue, talk and hold times (figures.live_call_times)."""
     # The calls' transfers, queues and agents come in three more statements, not one per call.
     query = (select(Call).where(Call.status.not_in(list(FINAL_CALL_STATUSES))).order_by(Call.created_at, Call.id)
-             .options(selectinload(Call.transfers), selectinload(Call.queue), selectinload(Call.agent)))
+             .options(selectinload(Call.transfers), joinedload(Call.queue), joinedload(Call.agent)))
     if queue is not None:
         query = query.where(Call.queue_id == queue.id)
     calls = list(session.scalars(query))
