@@ -98,3 +98,34 @@ class SseClient:
 
     def close(self) -> None:
         self.connection.close()
+
+
+class LiveRoute:
+    """WSGI middleware that sends /live/... to the live process, streaming its answer back: what the reverse proxy
+    in front of the service does in production, so a browser's pages and streams share one origin."""
+
+    def __init__(self, wsgi_app, server: LiveServer):
+        self.wsgi_app, self.server = wsgi_app, server
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(BASE + "/"):
+            return self.wsgi_app(environ, start_response)
+        query = environ.get("QUERY_STRING", "")
+        connection = http.client.HTTPConnection("127.0.0.1", port_of(self.server), timeout=60)
+        headers = {name: environ[key] for name, key in (("Cookie", "HTTP_COOKIE"), ("Last-Event-ID",
+                   "HTTP_LAST_EVENT_ID"), ("Accept", "HTTP_ACCEPT")) if key in environ}
+        connection.request("GET", path + (f"?{query}" if query else ""), headers=headers)
+        response = connection.getresponse()
+        start_response(f"{response.status} {response.reason}",
+                       [(name, value) for name, value in response.getheaders()
+                        if name.lower() not in ("transfer-encoding", "connection", "content-length")])
+
+        def body():
+            try:
+                while chunk := response.read1(65536):
+                    yield chunk
+            finally:
+                connection.close()  # the browser went away: so does the page, at the live process
+
+        return body()

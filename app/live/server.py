@@ -71,9 +71,7 @@ def _full(hub: Hub, request: Request) -> Response:
 
 
 async def _status(request: Request) -> Response:
-    hub = request.app.state.live.hub
-    return JSONResponse({"pages": hub.pages, "topics": len(hub.topics), "max_pages": hub.max_pages},
-                        headers={"Cache-Control": "no-store"})
+    return JSONResponse(request.app.state.live.hub.figures(), headers={"Cache-Control": "no-store"})
 
 
 def create_live_app(flask_app: Flask, timing: LiveTiming | None = None) -> Starlette:

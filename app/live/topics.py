@@ -129,6 +129,7 @@ class Topic:
         self.wake = asyncio.Event()
         self.wake.set()  # the first read at once
         self.reads = 0
+        self.read_seconds = 0.0
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"live-topic-{key.kind}")
 
     def touched_by(self, topics: set[str]) -> bool:
@@ -144,6 +145,7 @@ class Topic:
     async def _run(self) -> None:
         timing = self.hub.timing
         refresh = timing.refresh_seconds
+        loop = asyncio.get_running_loop()
         try:
             while self.pages:
                 try:
@@ -153,6 +155,7 @@ class Topic:
                 self.wake.clear()
                 if not self.pages:
                     break
+                started = loop.time()
                 try:
                     reading = await asyncio.to_thread(self.read)
                 except Exception as error:  # the database away: the pages keep what they have, and we look again
@@ -160,6 +163,7 @@ class Topic:
                     await asyncio.sleep(timing.refresh_seconds)
                     continue
                 self.reads += 1
+                self.read_seconds = loop.time() - started  # in the thread and waiting for one: what a change waits
                 refresh = reading.refresh_seconds or timing.refresh_seconds
                 if reading.snapshot is None:
                     for page in list(self.pages):
@@ -219,6 +223,16 @@ class Hub:
             self.leave(page)
         if self.topics.get(topic.key) is topic:
             del self.topics[topic.key]
+
+    def figures(self) -> dict:
+        """How many pages and topics are open, and each page kind's topics and their slowest last read."""
+        kinds: dict[str, dict] = {}
+        for topic in self.topics.values():
+            kind = kinds.setdefault(topic.key.kind, {"topics": 0, "pages": 0, "slowest_read_ms": 0})
+            kind["topics"] += 1
+            kind["pages"] += len(topic.pages)
+            kind["slowest_read_ms"] = max(kind["slowest_read_ms"], round(topic.read_seconds * 1000))
+        return {"pages": self.pages, "topics": len(self.topics), "max_pages": self.max_pages, "kinds": kinds}
 
     def changed(self, topics: set[str]) -> None:
         """What a committed step (or the SQLite watcher) says changed: the topics it touches read again."""
