@@ -30,7 +30,9 @@ from app.logs import get_logger
 log = get_logger("switchboard.live")
 
 RETRY_AFTER_SECONDS = 30
-LISTENING_REFRESH_SECONDS = 15.0
+# With LISTEN every row a page shows names its topic when it changes, and the pages tick their durations
+# themselves: the refresh is a safety net only (a console with a call offered is read every second regardless).
+LISTENING_REFRESH_SECONDS = 60.0
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -89,7 +91,6 @@ def create_live_app(flask_app: Flask, timing: LiveTiming | None = None) -> Starl
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         listens = settings.database_url.startswith("postgresql")
-        # With LISTEN every row a page shows names its topic when it changes: the refresh is a safety net only.
         chosen = timing or (LiveTiming(refresh_seconds=LISTENING_REFRESH_SECONDS) if listens else LiveTiming())
         live = app.state.live = LiveProcess(flask_app, Hub(chosen, settings.live_max_pages), asyncio.Event())
         if listens:

@@ -27,6 +27,8 @@ from app.supervisor.stream import StreamTiming, sse_message
 log = get_logger("switchboard.live")
 
 GONE = sse_message("{}", event="gone")
+# A read that failed (the database away) is tried again this soon.
+READ_RETRY_SECONDS = 2.0
 HEARTBEAT = ": still here\n\n"
 
 
@@ -157,10 +159,12 @@ class Topic:
                     break
                 started = loop.time()
                 try:
-                    reading = await asyncio.to_thread(self.read)
+                    reading, message = await asyncio.to_thread(self._read)
                 except Exception as error:  # the database away: the pages keep what they have, and we look again
-                    log.warning("live_read_failed", topic=self.key.kind, error=str(error)[:300])
-                    await asyncio.sleep(timing.refresh_seconds)
+                    log.warning("live_read_failed", topic=self.key.kind, error=str(error)[:300],
+                                retry_seconds=READ_RETRY_SECONDS)
+                    await asyncio.sleep(READ_RETRY_SECONDS)
+                    self.wake.set()
                     continue
                 self.reads += 1
                 self.read_seconds = loop.time() - started  # in the thread and waiting for one: what a change waits
@@ -169,21 +173,31 @@ class Topic:
                     for page in list(self.pages):
                         page.end(GONE)
                     break
-                self._send(reading)
+                self._send(reading, message)
                 await asyncio.sleep(timing.settle_seconds)  # a burst of changes: one read for all of it
         finally:
             self.hub.forget(self)
 
-    def _send(self, reading: Reading) -> None:
-        self.calls = reading.calls
+    def _read(self) -> tuple[Reading, tuple[str, str] | None]:
+        """In a worker thread: the reading, and its message when it differs from the last one sent (serialising
+        a board of thousands of calls takes tens of milliseconds, which the event loop's pages do not wait for)."""
+        reading = self.read()
+        if reading.snapshot is None:
+            return reading, None
         message_id = f"{reading.cursor}-{digest(reading.snapshot)}"
         if self.message is not None and self.message[0] == message_id:
-            return
+            return reading, None
         payload = {**reading.snapshot, "server_time": datetime.now(timezone.utc).isoformat()}
-        text = sse_message(json.dumps(payload, separators=(",", ":")), event="snapshot", event_id=message_id)
-        self.message = (message_id, text)
+        return reading, (message_id, sse_message(json.dumps(payload, separators=(",", ":")), event="snapshot",
+                                                 event_id=message_id))
+
+    def _send(self, reading: Reading, message: tuple[str, str] | None) -> None:
+        self.calls = reading.calls
+        if message is None:
+            return
+        self.message = message
         for page in self.pages:
-            page.offer(message_id, text)
+            page.offer(*message)
 
 
 class Hub:

@@ -11,7 +11,7 @@ straight into the database):
 1. idle: webhooks with no page open: RATE steps a second for SECONDS, each a
    new caller (voice webhook, then the IVR's choice) or a caller hanging up
    (status callback), timed at the client;
-2. pages: PAGES pages opened from one asyncio client over real sockets, as
+2. pages: PAGES pages opened from one asyncio client process over real sockets, as
    signed-in viewers (a tenth boards, a tenth wallboards, 40 agents' consoles,
    the rest call pages of waiting callers), then the same webhooks while they
    are open. Each update is timed from the webhook's answer (its step has
@@ -35,14 +35,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import requests
 from sqlalchemy import insert, select, update
@@ -120,7 +118,7 @@ def cookie_of(base: str, username: str) -> str:
     return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
 
 
-# --- the pages: one asyncio client ------------------------------------------------------------------------------
+# --- the pages: one asyncio client, in a process of its own --------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -135,12 +133,19 @@ class Seen:
     def of(cls, message: str) -> "Seen":
         return cls(frozenset(CALL_SID.findall(message)), '"live":false' in message)
 
+    def shows(self, test: tuple[str, str]) -> bool:
+        """Whether this is what TEST waits for: ("has", sid), ("lacks", sid) or ("over", "")."""
+        kind, sid = test
+        return sid in self.sids if kind == "has" else sid not in self.sids if kind == "lacks" else self.over
+
 
 @dataclass
 class Expectation:
-    """Pages that should soon receive a message for which TEST holds, from T0 on."""
+    """Pages that should soon receive a message that shows TEST, from T0 on (a monotonic time: the clock every
+    process of the machine shares)."""
 
-    test: Callable[[Seen], bool]
+    group: str
+    test: tuple[str, str]
     t0: float
     waiting: set
     latencies: list = field(default_factory=list)
@@ -150,47 +155,109 @@ class Expectation:
 class Page:
     path: str
     cookie: str
-    kind: str
+    watched: bool = True  # its messages are read for the updates timed (not only counted)
     status: int = 0
     messages: int = 0
     first_at: float | None = None
-    watched: bool = True  # its messages are read for the updates timed (not only counted)
     last_at: float = 0.0
     last_seen: Seen | None = None
     writer: asyncio.StreamWriter | None = None
 
 
 class PagesClient:
-    """Open live pages over real sockets, on an event loop of its own thread, and time what they receive."""
+    """The live pages, opened over real sockets from a process of their own (so reading them takes no time from
+    the webhooks being timed); this side sends it what to do and reads what it found."""
 
     def __init__(self, port: int):
-        self.port = port
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.pages: list[Page] = []
-        self.expectations: list[Expectation] = []
-        self.tasks: list = []
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.connection, theirs = context.Pipe()
+        self.process = context.Process(target=_pages_process, args=(theirs, port), daemon=True)
+        self.process.start()
+
+    def _ask(self, *command):
+        self.connection.send(command)
+        return self.connection.recv()
 
     def open(self, pages: list[Page]) -> None:
-        self.pages.extend(pages)
-        for page in pages:
-            self.tasks.append(asyncio.run_coroutine_threadsafe(self._follow(page), self.loop))
+        self._ask("open", [(page.path, page.cookie, page.watched) for page in pages])
 
-    def expect(self, pages: list[Page], test: Callable[[Seen], bool], t0: float) -> Expectation:
-        expectation = Expectation(test, t0, set(map(id, pages)))
+    def opened(self) -> dict:
+        """How the pages' first answers went: statuses, how many got a first snapshot, and when the last did."""
+        return self._ask("opened")
 
-        def add() -> None:
-            # What already came since T0 counts: an update can be faster than this expectation's way here.
-            for page in pages:
-                if page.last_at >= t0 and test(page.last_seen):
-                    expectation.waiting.discard(id(page))
-                    expectation.latencies.append((page.last_at - t0) * 1000)
-            if expectation.waiting:
-                self.expectations.append(expectation)
+    def expect(self, group: str, pages: list[int], test: tuple[str, str], t0: float) -> None:
+        self.connection.send(("expect", group, pages, test, t0))
 
-        self.loop.call_soon_threadsafe(add)
-        return expectation
+    def results(self) -> tuple[dict[str, tuple[list[float], int]], int]:
+        """Each group's latencies (ms) and how many pages never received theirs; every snapshot received."""
+        return self._ask("results")
+
+    def close_all(self) -> None:
+        self._ask("close")
+
+    def stop(self) -> None:
+        self.connection.send(("stop",))
+        self.process.join(10)
+
+
+def _pages_process(connection, port: int) -> None:
+    asyncio.run(_PagesLoop(connection, port).run())
+
+
+class _PagesLoop:
+    def __init__(self, connection, port: int):
+        self.connection, self.port = connection, port
+        self.pages: list[Page] = []
+        self.expectations: list[Expectation] = []
+        self.done: list[Expectation] = []
+        self.tasks: list[asyncio.Task] = []
+        self.opened_at = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            command = await loop.run_in_executor(None, self.connection.recv)
+            verb = command[0]
+            if verb == "open":
+                self.opened_at = time.monotonic()
+                self.pages = [Page(path, cookie, watched) for path, cookie, watched in command[1]]
+                self.tasks = [loop.create_task(self._follow(page)) for page in self.pages]
+                self.connection.send("ok")
+            elif verb == "opened":
+                firsts = [page.first_at for page in self.pages if page.first_at is not None]
+                self.connection.send({"statuses": dict(Counter(page.status for page in self.pages)),
+                                      "snapshots": len(firsts),
+                                      "last_first_s": max(firsts, default=self.opened_at) - self.opened_at})
+            elif verb == "expect":
+                self._expect(Expectation(command[1], command[3], command[4], set(command[2])))
+            elif verb == "results":
+                groups: dict[str, tuple[list, int]] = {}
+                for expectation in self.done + self.expectations:
+                    latencies, missing = groups.setdefault(expectation.group, ([], 0))
+                    groups[expectation.group] = (latencies + expectation.latencies,
+                                                 missing + len(expectation.waiting))
+                self.connection.send((groups, sum(page.messages for page in self.pages)))
+            elif verb == "close":
+                for page in self.pages:
+                    if page.writer is not None:
+                        page.writer.close()
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+                self.pages, self.tasks, self.expectations, self.done = [], [], [], []
+                self.connection.send("ok")
+            else:
+                return
+
+    def _expect(self, expectation: Expectation) -> None:
+        # What already came since T0 counts: an update can be faster than this expectation's way here.
+        for index in list(expectation.waiting):
+            page = self.pages[index]
+            if page.last_at >= expectation.t0 and page.last_seen is not None and page.last_seen.shows(
+                    expectation.test):
+                expectation.waiting.discard(index)
+                expectation.latencies.append((page.last_at - expectation.t0) * 1000)
+        (self.expectations if expectation.waiting else self.done).append(expectation)
 
     async def _follow(self, page: Page) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -214,11 +281,11 @@ class PagesClient:
                 while b"\n\n" in buffer:
                     message, buffer = buffer.split(b"\n\n", 1)
                     if message.startswith(b"event: snapshot"):
-                        self._received(page, message.decode())
+                        self._received(self.pages.index(page), page, message.decode())
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             return
 
-    def _received(self, page: Page, message: str) -> None:
+    def _received(self, index: int, page: Page, message: str) -> None:
         now = time.monotonic()
         page.messages += 1
         if page.first_at is None:
@@ -227,30 +294,13 @@ class PagesClient:
             return
         seen = Seen.of(message)
         page.last_at, page.last_seen = now, seen
-        if page.first_at is None:
-            page.first_at = now
+        still = []
         for expectation in self.expectations:
-            if id(page) in expectation.waiting and expectation.test(seen):
-                expectation.waiting.discard(id(page))
+            if index in expectation.waiting and seen.shows(expectation.test):
+                expectation.waiting.discard(index)
                 expectation.latencies.append((now - expectation.t0) * 1000)
-        self.expectations = [e for e in self.expectations if e.waiting]
-
-    def close_all(self) -> None:
-        def close() -> None:
-            for page in self.pages:
-                if page.writer is not None:
-                    page.writer.close()
-        self.loop.call_soon_threadsafe(close)
-        for task in self.tasks:
-            try:
-                task.result(timeout=10)
-            except Exception:  # noqa: BLE001 - a page that ended any way is closed
-                pass
-        self.pages, self.tasks = [], []
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+            (still if expectation.waiting else self.done).append(expectation)
+        self.expectations = still
 
 
 # --- the webhooks ----------------------------------------------------------------------------------------------
@@ -290,10 +340,9 @@ class Webhooks:
 
 
 def drive(hooks: Webhooks, seconds: float, rate: float, waiting: list[str], followed: list[str],
-          pages: PagesClient | None, boards: list[Page], call_pages: dict[str, list[Page]]) -> dict[str, list]:
-    """RATE steps a second for SECONDS: a new caller, a followed caller hanging up, an older caller hanging up."""
-    expectations: dict[str, list] = {"new caller on the boards": [], "caller gone from the boards": [],
-                                      "call over on its page": []}
+          pages: PagesClient | None = None, boards: list[int] = (), call_pages: dict[str, int] | None = None) -> None:
+    """RATE steps a second for SECONDS: a new caller, a followed caller hanging up, an older caller hanging up;
+    with PAGES, what each step should show on which of them."""
     started = time.monotonic()
     for step in itertools.count():
         due = started + step / rate
@@ -304,20 +353,16 @@ def drive(hooks: Webhooks, seconds: float, rate: float, waiting: list[str], foll
         if kind == 0 or not (followed if kind == 1 else waiting):
             sid, answered = hooks.new_caller()
             waiting.append(sid)
-            if pages and boards:
-                expectations["new caller on the boards"].append(
-                    pages.expect(boards, lambda seen, sid=sid: sid in seen.sids, answered))
+            if pages:
+                pages.expect("new caller on the boards", list(boards), ("has", sid), answered)
             continue
         sid = followed.pop() if kind == 1 else waiting.pop(0)
         answered = hooks.hang_up(sid)
-        if pages and boards:
-            expectations["caller gone from the boards"].append(
-                pages.expect(boards, lambda seen, sid=sid: sid not in seen.sids, answered))
-        if pages and call_pages.get(sid):
-            expectations["call over on its page"].append(
-                pages.expect(call_pages[sid], lambda seen: seen.over, answered))
+        if pages:
+            pages.expect("caller gone from the boards", list(boards), ("lacks", sid), answered)
+            if sid in call_pages:
+                pages.expect("call over on its page", [call_pages[sid]], ("over", ""), answered)
     time.sleep(3.0)  # what is still on its way arrives, or is counted as missing
-    return expectations
 
 
 # --- the live process ------------------------------------------------------------------------------------------
@@ -396,38 +441,36 @@ def one_round(label: str, base: str, port: int, live_pid: int, cookies: dict, ar
     waiting = [hooks.new_caller()[0] for _ in range(20)]
 
     hooks.latencies = []
-    drive(hooks, args.seconds, args.rate, waiting, [], None, [], {})
+    drive(hooks, args.seconds, args.rate, waiting, [])
     result.idle = hooks.latencies
 
     pages = PagesClient(port)
-    boards = [Page("/board/stream", cookies["boss"], "board", watched=n < WATCHED_BOARDS)
-              for n in range(args.pages // 10)]
-    walls = [Page("/wallboard/stream", cookies["boss"], "wallboard") for _ in range(args.pages // 10)]
-    consoles = [Page("/console/stream", cookies[f"agent{n:03d}"], "console") for n in range(CONSOLES)]
-    call_pages = {sid: [Page(f"/calls/{sid}/stream", cookies["boss"], "call")] for sid in followed}
-    every = boards + walls + consoles + [page for group in call_pages.values() for page in group]
-    opened_at = time.monotonic()
+    boards = [Page("/board/stream", cookies["boss"], watched=n < WATCHED_BOARDS) for n in range(args.pages // 10)]
+    walls = [Page("/wallboard/stream", cookies["boss"]) for _ in range(args.pages // 10)]
+    consoles = [Page("/console/stream", cookies[f"agent{n:03d}"]) for n in range(CONSOLES)]
+    every = boards + walls + consoles + [Page(f"/calls/{sid}/stream", cookies["boss"]) for sid in followed]
+    call_pages = {sid: len(boards) + len(walls) + len(consoles) + n for n, sid in enumerate(followed)}
     pages.open(every)
     deadline = time.monotonic() + 60
-    while any(page.first_at is None and page.status in (0, 200) for page in every) and time.monotonic() < deadline:
+    while (opened := pages.opened())["snapshots"] + sum(
+            count for status, count in opened["statuses"].items() if status not in (0, 200)) < len(every):
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.1)
-    result.opened = sum(1 for page in every if page.first_at is not None)
-    result.refused = sum(1 for page in every if page.status not in (0, 200))
-    result.statuses = dict(Counter(page.status for page in every))
-    result.first_snapshot_s = max((page.first_at or deadline) - opened_at for page in every)
+    result.opened = opened["snapshots"]
+    result.statuses = opened["statuses"]
+    result.refused = sum(count for status, count in opened["statuses"].items() if status not in (0, 200))
+    result.first_snapshot_s = opened["last_first_s"]
     result.topics = status(port)["topics"]
 
     cpu_before = cpu_seconds(live_pid)
     hooks.latencies = []
-    expectations = drive(hooks, args.seconds, args.rate, waiting, list(followed), pages, boards[:WATCHED_BOARDS],
-                         call_pages)
+    drive(hooks, args.seconds, args.rate, waiting, list(followed), pages, range(WATCHED_BOARDS), call_pages)
     result.with_pages = hooks.latencies
     result.live_cpu_s = cpu_seconds(live_pid) - cpu_before
     result.kinds = status(port)["kinds"]
     result.live_mib = resident_mib(live_pid)
-    result.updates = {name: ([v for e in found for v in e.latencies], sum(len(e.waiting) for e in found))
-                      for name, found in expectations.items()}
-    result.messages = sum(page.messages for page in every)
+    result.updates, result.messages = pages.results()
 
     pages.close_all()
     closed_at = time.monotonic()
