@@ -3,6 +3,8 @@ event loop; the reverse proxy sends LIVE_STREAM_BASE's paths to it (docs/live-pa
 
 from __future__ import annotations
 
+import os
+
 import click
 from flask import current_app
 from flask.cli import with_appcontext
@@ -10,14 +12,22 @@ from flask.cli import with_appcontext
 from app.database import schema_state
 from app.live.server import live_server
 
+DEFAULT_NICENESS = 10
+
 
 @click.command("live")
 @click.option("--host", default=None, help="Address to listen on (default: LIVE_HOST).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default: LIVE_PORT).")
+@click.option("--nice", "niceness", default=DEFAULT_NICENESS, type=click.IntRange(0, 19), show_default=True,
+              help="How much lower than the web workers this process asks the system to run (0: the same).")
 @with_appcontext
-def live_command(host: str | None, port: int | None) -> None:
+def live_command(host: str | None, port: int | None, niceness: int) -> None:
     """Serve the live pages' streams until stopped (SIGTERM or Ctrl-C end the open streams; pages reconnect)."""
     settings = current_app.config["SETTINGS"]
+    if niceness:
+        # On a box shared with the web workers, a busy moment goes to the webhooks (a caller on the line) before
+        # the live pages (a screen a few hundred milliseconds late).
+        os.nice(niceness)
     state = schema_state(current_app.extensions["db_engine"])
     if not state.ready:
         raise click.ClickException(state.problem)
