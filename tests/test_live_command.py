@@ -41,7 +41,7 @@ def test_flask_live_lets_pages_in_side_by_side_and_stops_on_sigterm(make_app, se
             while True:
                 try:
                     status = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    status.request("GET", "/live/status")
+                    status.request("GET", "/status")
                     assert json.loads(status.getresponse().read())["pages"] == 0
                     status.close()
                     break

@@ -3,8 +3,8 @@
 An open page costs a coroutine and a socket, not a thread. Routes, under
 LIVE_STREAM_BASE (e.g. /live, which the reverse proxy sends here):
   /board/stream, /wallboard/stream (?queue=), /calls/<sid>/stream, /console/stream
-and /status (how many pages and topics are open, for operators and the
-benchmark). Each stream is let in by the Flask app's own view (admission.py),
+and, outside that prefix so the proxy does not publish it, /status (how many
+pages and topics are open, for operators' checks and the benchmark). Each stream is let in by the Flask app's own view (admission.py),
 then follows its topic (topics.py); the process hears of changes through
 PostgreSQL's LISTEN or, on SQLite, one look a second (changes.py).
 """
@@ -30,6 +30,7 @@ from app.logs import get_logger
 log = get_logger("switchboard.live")
 
 RETRY_AFTER_SECONDS = 30
+STATUS_PATH = "/status"
 # With LISTEN every row a page shows names its topic when it changes, and the pages tick their durations
 # themselves: the refresh is a safety net only (a console with a call offered is read every second regardless).
 LISTENING_REFRESH_SECONDS = 60.0
@@ -85,7 +86,7 @@ def create_live_app(flask_app: Flask, timing: LiveTiming | None = None) -> Starl
         Route(f"{base}/wallboard/stream", _page_route("wallboard")),
         Route(f"{base}/calls/{{call_sid}}/stream", _page_route("call")),
         Route(f"{base}/console/stream", _page_route("console")),
-        Route(f"{base}/status", _status),
+        Route(STATUS_PATH, _status),
     ]
 
     @contextlib.asynccontextmanager

@@ -379,7 +379,7 @@ def live_process(env: dict):
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    requests.get(f"http://127.0.0.1:{port}{BASE}/status", timeout=1)
+                    requests.get(f"http://127.0.0.1:{port}/status", timeout=1)
                     break
                 except requests.ConnectionError:
                     assert process.poll() is None and time.monotonic() < deadline, "the live process did not start"
@@ -397,7 +397,7 @@ def live_process(env: dict):
 
 
 def status(port: int) -> dict:
-    return requests.get(f"http://127.0.0.1:{port}{BASE}/status", timeout=5).json()
+    return requests.get(f"http://127.0.0.1:{port}/status", timeout=5).json()
 
 
 def cpu_seconds(pid: int) -> float:
