@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.live_support import SseClient, cookie_of, running_live, wait_for
 from tests.test_supervisor_pages import signed_in, users  # noqa: F401 - the fixture
 from tests.transfer_helpers import connected_call
@@ -139,3 +141,26 @@ def test_the_pages_open_their_streams_under_live_stream_base(centre, users):  # 
     centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], live_stream_base="")
     assert 'data-stream="/board/stream"' in sam.get("/board").get_data(as_text=True)
     assert "data-stream" not in alice.get("/console").get_data(as_text=True)
+
+
+def test_a_call_page_says_gone_when_the_calls_records_are_removed(centre, users):  # noqa: F811
+    from sqlalchemy import delete
+
+    from app.models import Call
+
+    caller, _alice = connected_call(centre)
+    sam = cookie_of(centre.app, signed_in(centre, "sam"))
+    with running_live(centre.app) as server:
+        page = SseClient(server, f"/calls/{caller.sid}/stream", sam)
+        try:
+            assert page.next_snapshot()["call"]["call_sid"] == caller.sid
+            # Removed by a statement, as an operator would: no row of the session names it, so the topic's
+            # refresh finds it gone.
+            with centre.db() as session:
+                session.execute(delete(Call).where(Call.call_sid == caller.sid))
+            assert page.next_event()["event"] == "gone"
+            with pytest.raises(EOFError):
+                page.next_event()
+            wait_for(lambda: server.pages == 0, 2.0, "the page's place")
+        finally:
+            page.close()
