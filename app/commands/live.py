@@ -10,7 +10,6 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.database import schema_state
-from app.live.server import live_server
 
 DEFAULT_NICENESS = 10
 
@@ -23,6 +22,9 @@ DEFAULT_NICENESS = 10
 @with_appcontext
 def live_command(host: str | None, port: int | None, niceness: int) -> None:
     """Serve the live pages' streams until stopped (SIGTERM or Ctrl-C end the open streams; pages reconnect)."""
+    # Imported here: the web workers, which register this command too, never load the ASGI server.
+    from app.live.server import live_server
+
     settings = current_app.config["SETTINGS"]
     if niceness:
         # On a box shared with the web workers, a busy moment goes to the webhooks (a caller on the line) before
