@@ -156,6 +156,14 @@ class Settings:
     web_concurrency: int = 2
     web_threads: int = 4
 
+    # Live pages (docs/live-pages.md): the path prefix the pages open their streams under, routed by the reverse
+    # proxy to the live process (`flask live`); empty: each web worker serves its own streams, as on SQLite.
+    live_stream_base: str = ""
+    live_host: str = "127.0.0.1"
+    live_port: int = 8001
+    # The most live pages one live process follows at once; past that a page is answered 503 and polls.
+    live_max_pages: int = 2000
+
     supervisor_username: str = ""
     supervisor_password: str = ""
     ratelimit_storage_uri: str = "memory://"
@@ -300,6 +308,13 @@ def _url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
         raise ValueError("expected an absolute http(s) or ws(s) URL")
+    return value
+
+
+def _path_prefix(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if value and (not value.startswith("/") or "//" in value or any(c in value for c in "?#\"' <>")):
+        raise ValueError("expected a path such as /live, or nothing")
     return value
 
 
@@ -465,6 +480,10 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "JOB_STALLED_AFTER_SECONDS": ("job_stalled_after_seconds", _int),
     "WEB_CONCURRENCY": ("web_concurrency", _int),
     "WEB_THREADS": ("web_threads", _int),
+    "LIVE_STREAM_BASE": ("live_stream_base", _path_prefix),
+    "LIVE_HOST": ("live_host", _text),
+    "LIVE_PORT": ("live_port", _int),
+    "LIVE_MAX_PAGES": ("live_max_pages", _int),
     "SUPERVISOR_USERNAME": ("supervisor_username", _text),
     "SUPERVISOR_PASSWORD": ("supervisor_password", _text),
     "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", _text),

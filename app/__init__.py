@@ -23,9 +23,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     init_settings(app, settings or load_settings())
-    for step in (init_logging, init_db, init_request_cost, init_unit_of_work, init_gateways, init_jobs,
-                 init_request_context, init_request_size_limit, init_text_input_check, init_security_headers,
-                 init_media_cache, init_auth, init_blueprints, init_cli, init_proxy, announce):
+    for step in (init_logging, init_db, init_live_signal, init_request_cost, init_unit_of_work, init_gateways,
+                 init_jobs, init_request_context, init_request_size_limit, init_text_input_check,
+                 init_security_headers, init_media_cache, init_auth, init_blueprints, init_cli, init_proxy, announce):
         step(app)
     return app
 
@@ -37,6 +37,16 @@ def init_settings(app: Flask, settings: Settings) -> None:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.public_base_url.startswith("https://")
+
+
+def init_live_signal(app: Flask) -> None:
+    """On PostgreSQL each commit that changed a call or an agent tells the live pages' process (app/live/); the
+    pages open their streams under LIVE_STREAM_BASE (empty: the web workers' own)."""
+    from app.live.signal import install_change_signal
+
+    if app.config["SETTINGS"].database_url.startswith("postgresql"):
+        install_change_signal(app.extensions["db_sessionmaker"])
+    app.context_processor(lambda: {"live_stream_base": app.config["SETTINGS"].live_stream_base})
 
 
 def init_logging(app: Flask) -> None:
@@ -98,13 +108,14 @@ def init_cli(app: Flask) -> None:
     from app.commands.database import db_cli
     from app.commands.events import events_cli
     from app.commands.jobs import jobs_cli
+    from app.commands.live import live_command
     from app.commands.provisioning import doctor_command, provision_command
     from app.commands.roster import roster_cli
     from app.commands.users import api_tokens_cli, users_cli
     from app.demo.cli import demo_command
 
     groups = (db_cli, agents_cli, queues_cli, roster_cli, provision_command, doctor_command, users_cli,
-              api_tokens_cli, demo_command, calls_cli, jobs_cli, events_cli)
+              api_tokens_cli, demo_command, calls_cli, jobs_cli, events_cli, live_command)
     for group in groups:
         app.cli.add_command(group)
 

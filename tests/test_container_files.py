@@ -43,11 +43,14 @@ def test_compose_has_a_demo_profile_apart_from_the_production_services():
     services = yaml.safe_load((PROJECT_ROOT / "compose.yaml").read_text())["services"]
     profiles = {name: service.get("profiles") for name, service in services.items()}
     assert profiles == {"demo": ["demo"], "db": ["production"], "redis": ["production"],
-                        "migrate": ["production"], "app": ["production"]}
+                        "migrate": ["production"], "app": ["production"], "live": ["production"]}
     demo = services["demo"]
     assert demo["build"] == {"context": ".", "target": "demo"} and demo["ports"] == ["8000:8000"]
     assert "environment" not in demo  # no account, no setting: the embedded SQLite default
     assert services["migrate"]["build"] == {"context": ".", "target": "production"}
+    # The live pages' process runs the production image's own command, `flask live`, beside the app.
+    assert services["live"]["image"] == services["app"]["image"]
+    assert services["live"]["command"][:4] == ["flask", "--app", "wsgi", "live"]
     # Compose reads every profile's variables before choosing services: none may be demanded with ${VAR:?}.
     lines = (PROJECT_ROOT / "compose.yaml").read_text().splitlines()
     assert not [line for line in lines if ":?" in line and not line.lstrip().startswith("#")]

@@ -1,4 +1,5 @@
-// The agent console: polls /console/state, posts the agent's choices, and keeps the
+// The agent console: follows its live stream (data-stream, when the service has a live process; live.js)
+// or else polls /console/state, posts the agent's choices, and keeps the
 // browser in the LiveKit room the database says the agent is in. Everything a caller,
 // an agent or the LLM said is written with textContent, never as HTML.
 (function () {
@@ -11,6 +12,8 @@
 
   const csrf = root.dataset.csrf;
   const stateUrl = root.dataset.stateUrl;
+  const streamUrl = root.dataset.stream;
+  let following = null; // the live stream, when the page follows one (live.js polls when it is refused)
   const tokenUrl = root.dataset.tokenUrl;
 
   const alerts = window.switchboardAlerts;
@@ -78,24 +81,32 @@
     return response.json();
   }
 
+  function applyState(body) {
+    state = body;
+    polledAt = Date.now();
+    hook.lastState = body;
+    render();
+    syncMedia();
+  }
+
+  function say(text, ok) {
+    liveStatus.textContent = text;
+    liveStatus.classList.toggle("is-down", !ok);
+  }
+
+  // One look at the state now; without a live stream, the next one in POLL_MS.
   async function poll() {
     clearTimeout(pollTimer);
     try {
       const response = await fetch(stateUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" });
       const body = await readJson(response);
       if (!response.ok) throw new Error(body.error || `The service answered ${response.status}.`);
-      state = body;
-      polledAt = Date.now();
-      hook.lastState = body;
-      liveStatus.textContent = "Up to date";
-      liveStatus.classList.remove("is-down");
-      render();
-      syncMedia();
+      applyState(body);
+      if (!following) say("Up to date", true);
     } catch (error) {
-      liveStatus.textContent = `Not updating: ${error.message} Retrying…`;
-      liveStatus.classList.add("is-down");
+      say(`Not updating: ${error.message} Retrying…`, false);
     }
-    pollTimer = setTimeout(poll, POLL_MS);
+    if (!following) pollTimer = setTimeout(poll, POLL_MS);
   }
 
   async function post(url, fields) {
@@ -488,5 +499,16 @@
     renderCountdown();
   }, 1000);
   showAlertStatus(alerts.status());
-  poll();
+  if (streamUrl && window.EventSource && window.switchboardLive) {
+    following = window.switchboardLive.follow({
+      streamUrl: streamUrl,
+      snapshotUrl: stateUrl,
+      pollMs: POLL_MS,
+      show: applyState,
+      say: say,
+      texts: { live: "Up to date", polling: "Up to date (polling: live updates are busy)" },
+    });
+  } else {
+    poll();
+  }
 })();

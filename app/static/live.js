@@ -9,7 +9,7 @@
   // polls the JSON snapshot instead and tries the stream again now and then.
   var POLL_MS = 3000, STREAM_RETRY_MS = 30000, RECONNECT_GRACE_MS = 10000;
 
-  // options: streamUrl, snapshotUrl, show(snapshot), say(text, ok), and
+  // options: streamUrl, snapshotUrl, show(snapshot), say(text, ok), pollMs (optional), and
   // texts.live / texts.polling (texts.reconnecting / texts.unreachable /
   // texts.gone are optional). Returns { stop() } so a page can stop following for good.
   function follow(options) {
@@ -65,7 +65,7 @@
         polling = true;
         say(texts.polling, true);
         poll();
-        pollTimer = setInterval(poll, POLL_MS);
+        pollTimer = setInterval(poll, options.pollMs || POLL_MS);
       }
       if (window.EventSource && !streamTimer) streamTimer = setTimeout(connect, STREAM_RETRY_MS);
     }

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.agents.service import SUPERVISOR_PRESENCES
 from app.calls.figures import QueueFigures, live_call_times, queue_figures
@@ -99,7 +99,7 @@ def live_calls(session: Session, queue: Queue | None = None) -> list[dict]:
     their IVR, queue, talk and hold times (figures.live_call_times)."""
     # The calls' transfers, queues and agents come in three more statements, not one per call.
     query = (select(Call).where(Call.status.not_in(list(FINAL_CALL_STATUSES))).order_by(Call.created_at, Call.id)
-             .options(selectinload(Call.transfers), selectinload(Call.queue), selectinload(Call.agent)))
+             .options(selectinload(Call.transfers), joinedload(Call.queue), joinedload(Call.agent)))
     if queue is not None:
         query = query.where(Call.queue_id == queue.id)
     calls = list(session.scalars(query))
@@ -368,6 +368,15 @@ def transfer_view(transfer: Transfer) -> dict:
         "summary": summary_view(transfer),
         **possible_actions(transfer),
     }
+
+
+def call_page_as_seen(session: Session, call_id: int, may_act: bool, agent_id: int | None) -> dict | None:
+    """The call page's data as its viewer sees it (MAY_ACT: a supervisor); None when the call's records are gone
+    or an agent may no longer read it (they declined)."""
+    call = session.get(Call, call_id)
+    if call is None or not (may_act or agent_may_read(session, call, agent_id)):
+        return None
+    return {**call_page(session, call), "may_act": may_act}
 
 
 def call_page(session: Session, call: Call) -> dict:

@@ -281,14 +281,9 @@ def call_stream(call_sid: str):
         return refused
     call_id, may_act, agent_id = call.id, _is_supervisor(), current_agent_id()
 
-    def snapshot(session):
-        current = session.get(Call, call_id)
-        # The call's records were removed while the page watched, or an agent's access ended (they declined).
-        if current is None or not (may_act or board.agent_may_read(session, current, agent_id)):
-            return None
-        return {**board.call_page(session, current), "may_act": may_act}
-
-    return _stream(lambda session: board.call_cursor(session, call_id), snapshot)
+    # None (the stream says gone) once the call's records are removed, or an agent's access ends (they declined).
+    return _stream(lambda session: board.call_cursor(session, call_id),
+                   lambda session: board.call_page_as_seen(session, call_id, may_act, agent_id))
 
 
 @blueprint.post("/calls/<call_sid>/transfer")
