@@ -29,6 +29,8 @@ class LoopbackServing:
         """Serve SERVER (already listening) until stop()."""
         self.stopping.clear()
         self.server = server
+        # Not a job: a stand-in is another party's server (LiveKit's, the LLM's) on loopback, for tests and the
+        # demo only, and it serves HTTP for as long as it runs; stop() ends and joins the thread.
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=self.name,
                                         daemon=True)
         self._thread.start()
