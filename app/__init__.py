@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__, instance_path=str(INSTANCE_DIR))
     init_settings(app, settings or load_settings())
-    for step in (init_logging, init_db, init_live_signal, init_request_cost, init_unit_of_work, init_gateways,
+    for step in (init_logging, init_db, init_live_pages, init_request_cost, init_unit_of_work, init_gateways,
                  init_jobs, init_request_context, init_request_size_limit, init_text_input_check,
                  init_security_headers, init_media_cache, init_auth, init_blueprints, init_cli, init_proxy, announce):
         step(app)
@@ -39,13 +39,9 @@ def init_settings(app: Flask, settings: Settings) -> None:
     app.config["SESSION_COOKIE_SECURE"] = settings.public_base_url.startswith("https://")
 
 
-def init_live_signal(app: Flask) -> None:
-    """On PostgreSQL each commit that changed a call or an agent tells the live pages' process (app/live/); the
-    pages open their streams under LIVE_STREAM_BASE (empty: the web workers' own)."""
-    from app.live.signal import install_change_signal
-
-    if app.config["SETTINGS"].database_url.startswith("postgresql"):
-        install_change_signal(app.extensions["db_sessionmaker"])
+def init_live_pages(app: Flask) -> None:
+    """The live pages open their streams under LIVE_STREAM_BASE (empty: the web workers' own). What changed reaches
+    the live process from PostgreSQL's own triggers (app/live/signal.py), not from the app."""
     app.context_processor(lambda: {"live_stream_base": app.config["SETTINGS"].live_stream_base})
 
 
