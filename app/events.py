@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.database import insert_now
 from app.logs import get_logger
 from app.models import Call, Event, Transfer, utcnow
 from app.outgoing.outbox import queue_deliveries
@@ -28,8 +29,8 @@ def shown_detail(event: Event) -> dict[str, Any]:
 
 def record_event(session: Session, call: Call | None, name: str, transfer: Transfer | None = None, **detail: Any) -> Event:
     """Add a step to a call's timeline (and log it under the same snake_case name)."""
-    # Not flushed here: a step's events go to the database with its next query or its commit, several in one
-    # INSERT; the time is the step's, stamped now.
+    # Written at once by one statement built once (no flush of the session's other changes); the time is the
+    # step's, stamped now.
     event = Event(
         call_id=call.id if call is not None else None,
         transfer_id=transfer.id if transfer is not None else None,
@@ -37,7 +38,7 @@ def record_event(session: Session, call: Call | None, name: str, transfer: Trans
         detail=detail,
         created_at=utcnow(),
     )
-    session.add(event)
+    insert_now(session, event)
     # Other systems subscribed to this kind of step are told of it: their deliveries are in this transaction.
     queue_deliveries(session, event, call, transfer)
     # A step that failed, or a fallback taken, is a warning in the log: what an operator alerts on.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.calls.service import enqueue_call
 from app.events import record_event
@@ -33,6 +33,17 @@ WITH_AN_AGENT = frozenset({CallStatus.CONNECTED, CallStatus.ON_HOLD})
 IN_LINE = frozenset({CallStatus.QUEUED, CallStatus.RINGING_AGENT})
 
 
+# Asked of every new call, so built once.
+_calls = Call.__table__.c
+_LATEST_ENDED_FROM = (
+    select(_calls.id).where(_calls.direction == CallDirection.INBOUND, _calls.from_number == bindparam("number"),
+                            _calls.id != bindparam("call"), _calls.ended_at >= bindparam("since"),
+                            _calls.queue_id.is_not(None))
+    .order_by(_calls.ended_at.desc()).limit(1))
+_HOW_IT_ENDED = (select(Event).where(Event.call_id == bindparam("call"), Event.name == "call_ended")
+                 .order_by(Event.id.desc()).limit(1))
+
+
 def dropped_call(t: Telephony, call: Call) -> tuple[Call, str] | None:
     """The call CALL's caller was cut off from within RESUME_WINDOW_SECONDS, with what they were doing then
     (with an agent or in line); None when there is none."""
@@ -40,15 +51,12 @@ def dropped_call(t: Telephony, call: Call) -> tuple[Call, str] | None:
     if window <= 0 or not call.from_number:
         return None
     since = utcnow() - timedelta(seconds=window)
-    earlier = t.session.scalar(
-        select(Call).where(Call.direction == CallDirection.INBOUND, Call.from_number == call.from_number,
-                           Call.id != call.id, Call.ended_at >= since, Call.queue_id.is_not(None))
-        .order_by(Call.ended_at.desc()).limit(1)
-    )
-    if earlier is None:
+    earlier_id = t.session.execute(
+        _LATEST_ENDED_FROM, {"number": call.from_number, "call": call.id, "since": since}).scalar()
+    if earlier_id is None:
         return None
-    ended = t.session.scalar(select(Event).where(Event.call_id == earlier.id, Event.name == "call_ended")
-                             .order_by(Event.id.desc()).limit(1))
+    earlier = t.session.get(Call, earlier_id)
+    ended = t.session.scalar(_HOW_IT_ENDED, {"call": earlier.id})
     was = (ended.detail or {}).get("was") if ended is not None else None
     return (earlier, was) if was in WITH_AN_AGENT | IN_LINE else None
 

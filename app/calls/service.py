@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from app.calls import card_pause, web_callers
 from app.calls.inputs import (
@@ -19,6 +19,7 @@ from app.calls.inputs import (
     TranscriptChunk,
 )
 from app.clock import utcnow
+from app.database import insert_now
 from app.events import record_event
 from app.hours import closed_words as hours_words
 from app.kinds import Speaker
@@ -68,10 +69,9 @@ CLOSED_OPTIONS_NO_CALLBACK = "To leave a message, press 1."
 
 def receive_call(t: Telephony, arrival: Arrival) -> Call:
     """A call arrived on the number: record it (once, however often Twilio asks)."""
-    call = t.session.scalar(select(Call).where(Call.call_sid == arrival.call_sid))
-    if call is not None:
-        return call
     call = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number, arrival.call_token)
+    if call is None:
+        return t.session.scalar(select(Call).where(Call.call_sid == arrival.call_sid))
     new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
             answered_at=utcnow())
     record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
@@ -85,9 +85,20 @@ def transcribed(t: Telephony, call: Call) -> bool:
     return t.settings.transcribes_queue(call.queue.name if call.queue else None)
 
 
+_QUEUES_IN_IVR_ORDER = select(Queue).order_by(Queue.dtmf_code)
+_queues = Queue.__table__.c
+_IVR_MENU = select(_queues.name, _queues.dtmf_code, _queues.speech_hints).order_by(_queues.dtmf_code)
+
+
 def list_queues(t: Telephony) -> list[Queue]:
     """Queues in the order the IVR reads them."""
-    return list(t.session.scalars(select(Queue).order_by(Queue.dtmf_code)))
+    return list(t.session.scalars(_QUEUES_IN_IVR_ORDER))
+
+
+def ivr_menu(t: Telephony) -> list:
+    """What the IVR's greeting reads out, asked of every new call: each queue's name, key and speech hints, in
+    the order of its key (rows, not Queue objects: nothing is changed through them)."""
+    return t.session.execute(_IVR_MENU).all()
 
 
 @dataclass(frozen=True)
@@ -454,6 +465,13 @@ ACROSS_SECONDS = 30
 ACROSS_UTTERANCES = 8
 
 
+# A speaker's latest words, asked with every transcript chunk, so built once.
+_RECENT_UTTERANCES = (
+    select(Utterance).where(Utterance.call_id == bindparam("call"), Utterance.speaker == bindparam("speaker"),
+                            Utterance.created_at >= bindparam("since"))
+    .order_by(Utterance.id.desc()).limit(ACROSS_UTTERANCES))
+
+
 def record_transcription(t: Telephony, call: Call, chunk: TranscriptChunk, agent_leg: Leg | None = None) -> None:
     """Keep a final piece of what a party said as an utterance (redacted): the caller's, or AGENT_LEG's.
 
@@ -467,16 +485,13 @@ def record_transcription(t: Telephony, call: Call, chunk: TranscriptChunk, agent
         return
     # A card number read out in several breaths arrives as several results:
     # the speaker's recent utterances and this one are redacted as one run.
-    recent = list(reversed(t.session.scalars(
-        select(Utterance).where(Utterance.call_id == call.id, Utterance.speaker == speaker,
-                                Utterance.created_at >= utcnow() - timedelta(seconds=ACROSS_SECONDS))
-        .order_by(Utterance.id.desc()).limit(ACROSS_UTTERANCES)
-    ).all()))
+    recent = list(reversed(t.session.scalars(_RECENT_UTTERANCES, {
+        "call": call.id, "speaker": speaker, "since": utcnow() - timedelta(seconds=ACROSS_SECONDS)}).all()))
     *earlier, text = redact_run([u.text for u in recent] + [text])
     for utterance, redacted in zip(recent, earlier):
         if utterance.text != redacted:
             utterance.text = redacted
-    t.session.add(Utterance(call_id=call.id, speaker=speaker, text=text))
+    insert_now(t.session, Utterance(call_id=call.id, speaker=speaker, text=text))
 
 
 def call_status_changed(t: Telephony, call_sid: str, progress: CallProgress) -> None:

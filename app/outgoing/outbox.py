@@ -25,12 +25,17 @@ LINES_ADDED = "event_delivery_lines"
 SUBSCRIBERS_READ = "event_subscribers_read"
 
 
-def _subscribers(session: Session) -> list[EventSubscriber]:
-    """Every subscriber, read once per transaction however many events a step records."""
+# Who subscribes to what: all that a step needs of its subscribers, built once.
+_SUBSCRIBERS = select(EventSubscriber.__table__.c.id, EventSubscriber.__table__.c.event_types).order_by(
+    EventSubscriber.__table__.c.id)
+
+
+def _subscribers(session: Session) -> list:
+    """Every subscriber's id and event types, read once per transaction however many events a step records."""
     transaction = session.get_transaction()
     read = session.info.get(SUBSCRIBERS_READ)
     if transaction is None or read is None or read[0] is not transaction:
-        subscribers = list(session.scalars(select(EventSubscriber).order_by(EventSubscriber.id)))
+        subscribers = session.execute(_SUBSCRIBERS).all()
         read = session.info[SUBSCRIBERS_READ] = (session.get_transaction(), subscribers)
     return read[1]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import selectinload
 
 from app.logs import get_logger
@@ -33,7 +33,13 @@ log = get_logger("switchboard.legs")
 
 # FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
 # reference the call (events, utterances: KEY SHARE) are not blocked by it.
-CALL_LOCK = {"key_share": True}
+# Every step of a call starts here, so the statements are built once: the
+# call's row (locked), then its legs and its transfers, each collection whole.
+_LOCK_CALL = (select(Call).where(Call.id == bindparam("call")).with_for_update(key_share=True)
+              .options(selectinload(Call.legs), selectinload(Call.transfers))
+              .execution_options(populate_existing=True))
+_LOCK_AGENTS = (select(Agent).where(Agent.id.in_(bindparam("agents", expanding=True))).order_by(Agent.id)
+                .with_for_update(key_share=True).execution_options(populate_existing=True))
 # session.info key: the calls a step has locked, by id (lock_call).
 LOCKED_CALLS = "locked_calls"
 
@@ -64,9 +70,7 @@ def lock_leg(t: Telephony, leg_id: int) -> Leg | None:
 
 def lock_call(t: Telephony, call_id: int) -> Call | None:
     """Take the call's row lock, then its live legs' agents' (by id), and read the call, legs and transfers afresh."""
-    # Three statements: the call's row (locked), then its legs and its transfers, each collection whole.
-    call = t.session.get(Call, call_id, with_for_update=CALL_LOCK, populate_existing=True,
-                         options=[selectinload(Call.legs), selectinload(Call.transfers)])
+    call = t.session.scalars(_LOCK_CALL, {"call": call_id}).first()
     if call is not None:
         _lock_agents(t, {leg.agent_id for leg in call.legs if leg.agent_id is not None and not leg.is_final})
         # The session keeps only weak references: held here, the call, its legs and transfers stay loaded for the
@@ -79,10 +83,7 @@ def _lock_agents(t: Telephony, agent_ids: set[int]) -> None:
     # In id order, after the call: whatever this step then writes of these
     # agents (freed, connected, set away) waits for nobody.
     if agent_ids:
-        t.session.scalars(
-            select(Agent).where(Agent.id.in_(agent_ids)).order_by(Agent.id)
-            .with_for_update(key_share=True).execution_options(populate_existing=True)
-        ).all()
+        t.session.scalars(_LOCK_AGENTS, {"agents": sorted(agent_ids)}).all()
 
 
 RINGING_LEG_STATUSES = (LegStatus.DIALING, LegStatus.WHISPER)

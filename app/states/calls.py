@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.database import insert_now
 from app.events import record_event
 from app.models import FINAL_CALL_STATUSES, Call, CallDirection, CallStatus, utcnow
 from app.states.moves import check_move
@@ -43,22 +44,18 @@ CALL_MOVES: dict[str, frozenset[str]] = {
 }
 
 
-def new_call(session: Session, call_sid: str, from_number: str, to_number: str, call_token: str | None = None) -> Call:
-    """A call that has just arrived on the number, in the IVR (CALL_TOKEN: Twilio's, to forward it with)."""
-    call = Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR,
-                call_token=call_token)
-    session.add(call)
-    session.flush()
-    return call
+def new_call(session: Session, call_sid: str, from_number: str, to_number: str,
+             call_token: str | None = None) -> Call | None:
+    """A call that has just arrived on the number, in the IVR (CALL_TOKEN: Twilio's, to forward it with); None
+    when a call of this CALL_SID is stored already (Twilio asked twice)."""
+    return insert_now(session, Call(call_sid=call_sid, from_number=from_number, to_number=to_number,
+                                    status=CallStatus.IVR, call_token=call_token), unless_present=("call_sid",))
 
 
 def new_outbound_call(session: Session, call_sid: str, from_number: str, to_number: str) -> Call:
     """An outbound call to TO_NUMBER from our FROM_NUMBER, just placed: DIALING (its agent is rung first)."""
-    call = Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.DIALING,
-                direction=CallDirection.OUTBOUND)
-    session.add(call)
-    session.flush()
-    return call
+    return insert_now(session, Call(call_sid=call_sid, from_number=from_number, to_number=to_number,
+                                    status=CallStatus.DIALING, direction=CallDirection.OUTBOUND))
 
 
 def move_call(session: Session, call: Call, to: CallStatus, event: str | None = None, **detail: Any) -> bool:

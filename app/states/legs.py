@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app.database import insert_now, link_loaded
 from app.models import FINAL_LEG_STATUSES, Agent, Call, Leg, LegRole, LegStatus, utcnow
 from app.states.moves import check_move, stamp_ending
 
@@ -32,12 +33,11 @@ def new_leg(session: Session, call: Call, role: LegRole, *, agent: Agent | None 
     """A new leg of CALL: a phone or browser being rung (DIALING), or the caller's own, already CONNECTED."""
     if status not in (LegStatus.DIALING, LegStatus.CONNECTED):
         raise ValueError(f"a leg starts dialing or connected, not {status}")
-    # Through the relationship, so a step that has the call's legs loaded sees the new one among them.
-    leg = Leg(call=call, role=role, agent_id=agent.id if agent is not None else None, status=status,
-              twilio_call_sid=twilio_call_sid, answered_at=answered_at,
-              connected_at=utcnow() if status == LegStatus.CONNECTED else None)
-    session.add(leg)
-    session.flush()
+    leg = insert_now(session, Leg(call_id=call.id, role=role, agent_id=agent.id if agent is not None else None,
+                                  status=status, twilio_call_sid=twilio_call_sid, answered_at=answered_at,
+                                  connected_at=utcnow() if status == LegStatus.CONNECTED else None))
+    # A step that has the call's legs loaded sees the new one among them.
+    link_loaded(call, "legs", leg, "call")
     return leg
 
 

@@ -38,7 +38,7 @@ WAITING_CALLER = ServesCall(fits=service.AT_THE_OPTIONS, misfit=_where_they_are)
 
 def _greeting(call, attempt: int, prompt: str, transcribe: bool | None = None):
     t = telephony()
-    queues = service.list_queues(t)
+    queues = service.ivr_menu(t)
     menu = ", ".join(f"press {q.dtmf_code} for {q.name}" for q in queues) or "stay on the line"
     hints = ",".join(sorted({hint for q in queues for hint in [q.name, *q.speech_hints]}))
     return twiml_response(

@@ -36,7 +36,7 @@ from urllib.parse import urlencode
 import structlog
 from cryptography.fernet import Fernet, InvalidToken
 from flask import Response, current_app, request
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
@@ -205,12 +205,18 @@ def _abandoned_claim_removed(session, key: str) -> bool:
     return removed.rowcount > 0
 
 
+# Built once: only the values change from one delivery to the next.
+_ANSWER = update(WebhookDelivery.__table__).where(WebhookDelivery.__table__.c.id == bindparam("claim")).values(
+    status_code=bindparam("status_code"), content_type=bindparam("content_type"), body=bindparam("body"))
+
+
 def _remember_answer(session, claim_id: int, response: Response) -> None:
     """Store the answer a repeat of this delivery will get (the SIP password kept out of it)."""
-    session.execute(update(WebhookDelivery).where(WebhookDelivery.id == claim_id).values(
-        status_code=response.status_code, content_type=response.content_type or "text/plain",
-        body=_without_secrets(response.get_data(as_text=True)),
-    ))
+    session.connection().execute(_ANSWER, {
+        "claim": claim_id, "status_code": response.status_code,
+        "content_type": response.content_type or "text/plain",
+        "body": _without_secrets(response.get_data(as_text=True)),
+    })
 
 
 def _give_up_claim(session, key: str | None) -> None:

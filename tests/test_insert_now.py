@@ -1,0 +1,74 @@
+"""`insert_now`: a new row written by one statement built once, then in the session as the ORM's flush leaves it."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.database import insert_now, link_loaded
+from app.models import Call, CallDirection, CallStatus, Leg, LegRole, LegStatus
+
+
+def _call(sid: str) -> Call:
+    return Call(call_sid=sid, from_number="+15550001111", to_number="+15550100000", status=CallStatus.IVR)
+
+
+def test_the_row_is_written_with_its_defaults_and_nothing_is_left_pending(app):
+    make_session = app.extensions["db_sessionmaker"]
+    with make_session() as session:
+        call = insert_now(session, _call("CA-insert-now-1"))
+        assert call.id is not None
+        assert (call.direction, call.ivr_attempts, call.queue_id) == (CallDirection.INBOUND, 0, None)
+        assert call.created_at is not None
+        assert call in session and not session.new and not session.dirty
+        created_at = call.created_at
+        session.commit()
+    with make_session() as session:
+        stored = session.scalar(select(Call).where(Call.call_sid == "CA-insert-now-1"))
+        assert (stored.id, stored.status, stored.direction) == (call.id, CallStatus.IVR, CallDirection.INBOUND)
+        assert stored.created_at == created_at
+
+
+def test_a_row_whose_key_is_there_already_is_not_written(app):
+    make_session = app.extensions["db_sessionmaker"]
+    with make_session() as session:
+        first = insert_now(session, _call("CA-insert-now-2"), unless_present=("call_sid",))
+        again = insert_now(session, _call("CA-insert-now-2"), unless_present=("call_sid",))
+        assert first is not None and again is None
+        session.commit()
+        assert session.scalar(select(func.count(Call.id)).where(Call.call_sid == "CA-insert-now-2")) == 1
+
+
+def test_a_rollback_takes_the_row_out_of_the_session_as_it_does_a_flushed_one(app):
+    make_session = app.extensions["db_sessionmaker"]
+    with make_session() as session:
+        call = insert_now(session, _call("CA-insert-now-3"))
+        flushed = _call("CA-insert-now-4")
+        session.add(flushed)
+        session.flush()
+        session.rollback()
+        for row in (call, flushed):
+            assert row not in session
+        assert call.call_sid == "CA-insert-now-3"  # what it held is kept, as for the flushed one
+        # The same step run again (SQLite may hand out the same id again) is written afresh.
+        again = insert_now(session, _call("CA-insert-now-3"))
+        session.commit()
+        assert session.scalar(select(func.count(Call.id)).where(Call.call_sid == "CA-insert-now-3")) == 1
+        assert again in session
+
+
+def test_a_new_leg_shows_in_the_calls_loaded_legs_and_leaves_unloaded_ones_unread(app):
+    make_session = app.extensions["db_sessionmaker"]
+    with make_session() as session:
+        call = insert_now(session, _call("CA-insert-now-5"))
+        assert call.legs == []  # loaded now
+        leg = insert_now(session, Leg(call_id=call.id, role=LegRole.CALLER, status=LegStatus.CONNECTED))
+        link_loaded(call, "legs", leg, "call")
+        assert call.legs == [leg] and leg.call is call
+        assert not session.dirty and not session.new
+        session.commit()
+    with make_session() as session:
+        call = session.scalar(select(Call).where(Call.call_sid == "CA-insert-now-5"))
+        leg = insert_now(session, Leg(call_id=call.id, role=LegRole.AGENT, status=LegStatus.DIALING))
+        link_loaded(call, "legs", leg, "call")
+        assert "legs" not in call.__dict__  # not read for it
+        assert [one.role for one in call.legs] == [LegRole.CALLER, LegRole.AGENT]  # read when asked
