@@ -163,6 +163,8 @@ class Settings:
     live_port: int = 8001
     # The most live pages one live process follows at once; past that a page is answered 503 and polls.
     live_max_pages: int = 2000
+    # The board lists this many live calls, the longest-running first, and counts the rest (supervisor/board.py).
+    board_calls_shown: int = 100
 
     supervisor_username: str = ""
     supervisor_password: str = ""
@@ -484,6 +486,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "LIVE_HOST": ("live_host", _text),
     "LIVE_PORT": ("live_port", _int),
     "LIVE_MAX_PAGES": ("live_max_pages", _int),
+    "BOARD_CALLS_SHOWN": ("board_calls_shown", _int),
     "SUPERVISOR_USERNAME": ("supervisor_username", _text),
     "SUPERVISOR_PASSWORD": ("supervisor_password", _text),
     "RATELIMIT_STORAGE_URI": ("ratelimit_storage_uri", _text),
@@ -588,6 +591,8 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
             problems.append(f"{name}: must be at least 1")
     if settings.service_level_seconds < 1:
         problems.append("SERVICE_LEVEL_SECONDS: must be at least 1")
+    if settings.board_calls_shown < 1:
+        problems.append("BOARD_CALLS_SHOWN: must be at least 1")
     for name in ("WEB_CALL_TOKENS_PER_ADDRESS", "WEB_CALL_TOKEN_WINDOW_SECONDS"):
         if getattr(settings, name.lower()) < 1:
             problems.append(f"{name}: must be at least 1")

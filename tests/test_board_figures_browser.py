@@ -2,6 +2,7 @@
 simulated: the figures change as a caller queues and is answered, and the board fits a laptop and a phone."""
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -106,3 +107,22 @@ def test_the_board_fits_without_scrolling_sideways(browser, live_centre, viewpor
         # On a phone the strip reflows: one queue under the other.
         assert boxes[1]["y"] > boxes[0]["y"] + boxes[0]["height"] - 1
         page.screenshot(path=str(SCREENSHOTS / "board-phone.png"), full_page=True)
+
+
+def test_past_its_page_of_calls_the_board_says_how_many_it_leaves_out(browser, live_centre):
+    centre = live_centre
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], board_calls_shown=1)
+    page = _on_the_board(browser, centre)
+    more = page.locator("[data-calls-more]")
+    assert more.is_hidden()
+    first = centre.network.incoming_call("+15557771003", centre.number)
+    page.locator(f'tr[data-call-sid="{first.sid}"]').wait_for()
+    assert more.is_hidden()
+    second = centre.network.incoming_call("+15557771004", centre.number)
+    more.filter(has_text="Showing the 1 longest-running of 2 live calls").wait_for()
+    assert page.locator('[data-count="calls"]').inner_text() == "2"
+    assert page.locator(f'tr[data-call-sid="{second.sid}"]').count() == 0  # the newer call is left out
+    for caller in (first, second):
+        caller.hangup()
+    page.locator("tr.empty", has_text="No live calls.").wait_for()
+    assert more.is_hidden()

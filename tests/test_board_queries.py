@@ -9,11 +9,15 @@ calls). Statements are counted, never timed.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import event, func, select
 
+from app.auth.service import create_user
 from app.db import session_scope
 from app.models import Agent, Call, CallStatus, Leg, LegRole, LegStatus, Queue, Transfer
 from app.supervisor.board import board_snapshot
+from tests.test_supervisor_pages import PASSWORD, signed_in
 
 
 def _add_live_calls(app, calls: int) -> None:
@@ -56,3 +60,22 @@ def test_the_boards_snapshot_costs_the_same_statements_for_4_live_calls_as_for_4
     _add_live_calls(centre.app, 36)
     many = _statements_of_a_snapshot(centre.app)
     assert many == few, f"{few} statements for 4 live calls, {many} for 40"
+
+
+def test_past_its_page_of_calls_the_board_lists_the_longest_running_and_counts_the_rest(centre):
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], board_calls_shown=3)
+    _add_live_calls(centre.app, 2)
+    few = _statements_of_a_snapshot(centre.app)
+    _add_live_calls(centre.app, 38)
+    many = _statements_of_a_snapshot(centre.app)
+    assert many == few + 1, "one count of the calls left out, whatever their number"
+    with session_scope(centre.app) as session:
+        snapshot = board_snapshot(session, centre.app.config["SETTINGS"])
+        oldest = list(session.scalars(select(Call.call_sid).order_by(Call.created_at, Call.id).limit(3)))
+    assert [row["call_sid"] for row in snapshot["calls"]] == oldest and snapshot["calls_total"] == 40
+
+    with centre.db() as session:
+        create_user(session, "sam", PASSWORD, "supervisor")
+    html = " ".join(signed_in(centre, "sam").get("/board").get_data(as_text=True).split())
+    assert 'data-count="calls">40<' in html
+    assert "Showing the <span data-calls-shown>3</span> longest-running of <span data-calls-total>40</span>" in html

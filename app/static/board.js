@@ -23,7 +23,7 @@
     return td;
   }
 
-  function fill(name, items, columns, draw) {
+  function fill(name, items, columns, draw, total) {
     var body = root.querySelector('[data-rows="' + name + '"]');
     var rows = items.map(draw);
     if (!rows.length) {
@@ -35,7 +35,16 @@
     }
     body.replaceChildren.apply(body, rows);
     var count = root.querySelector('[data-count="' + name + '"]');
-    if (count) count.textContent = String(items.length);
+    if (count) count.textContent = String(total === undefined ? items.length : total);
+  }
+
+  // The board lists the longest-running calls only (BOARD_CALLS_SHOWN): say how many it leaves out.
+  function sayHowManyMore(shown, total) {
+    var more = root.querySelector("[data-calls-more]");
+    if (!more) return;
+    more.hidden = total <= shown;
+    more.querySelector("[data-calls-shown]").textContent = String(shown);
+    more.querySelector("[data-calls-total]").textContent = String(total);
   }
 
   function drawCall(call) {
@@ -139,7 +148,8 @@
   window.switchboardLive.followTicking(root, function (snapshot) {
     window.switchboardDom.redraw(root, function () {
       window.switchboardFigures.drawStrip(root, snapshot.queues);
-      fill("calls", snapshot.calls, 10, drawCall);
+      fill("calls", snapshot.calls, 10, drawCall, snapshot.calls_total);
+      sayHowManyMore(snapshot.calls.length, snapshot.calls_total);
       fill("agents", snapshot.agents, 6, drawAgent);
       fill("transfers", snapshot.transfers, 5, drawTransfer);
     });

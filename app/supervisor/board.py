@@ -94,14 +94,17 @@ def board_cursor(session: Session) -> str:
     return str(session.scalar(select(func.max(Event.id))) or 0)
 
 
-def live_calls(session: Session, queue: Queue | None = None) -> list[dict]:
-    """Calls not yet over (only QUEUE's, when given), oldest first: caller, queue, agent, state, start time, and
-    their IVR, queue, talk and hold times (figures.live_call_times)."""
+def _live(queue: Queue | None):
+    live = Call.status.not_in(list(FINAL_CALL_STATUSES))
+    return (live, Call.queue_id == queue.id) if queue is not None else (live,)
+
+
+def live_calls(session: Session, queue: Queue | None = None, limit: int | None = None) -> list[dict]:
+    """Calls not yet over (only QUEUE's, when given), oldest first, at most LIMIT: caller, queue, agent, state,
+    start time, and their IVR, queue, talk and hold times (figures.live_call_times)."""
     # The calls' transfers, queues and agents come in three more statements, not one per call.
-    query = (select(Call).where(Call.status.not_in(list(FINAL_CALL_STATUSES))).order_by(Call.created_at, Call.id)
+    query = (select(Call).where(*_live(queue)).order_by(Call.created_at, Call.id).limit(limit)
              .options(selectinload(Call.transfers), joinedload(Call.queue), joinedload(Call.agent)))
-    if queue is not None:
-        query = query.where(Call.queue_id == queue.id)
     calls = list(session.scalars(query))
     times = live_call_times(session, calls)
     rows = []
@@ -243,9 +246,17 @@ def wallboard_snapshot(session: Session, settings, queue: Queue | None = None) -
 
 def board_snapshot(session: Session, settings, queue: Queue | None = None) -> dict:
     """Everything the board shows (only QUEUE's calls, agents and transfers, when given)."""
+    # BOARD_CALLS_SHOWN of them, the longest-running; past that the board says how many more there are. A floor of
+    # thousands is followed by its figures, the queue filter and the call history: a list of every call would
+    # cost every open board its whole size at each change (850 KB at 2,000 calls).
+    shown = settings.board_calls_shown
+    calls = live_calls(session, queue, shown)
+    total = len(calls) if len(calls) < shown else session.scalar(
+        select(func.count(Call.id)).where(*_live(queue)))
     return {
         **wallboard_snapshot(session, settings, queue),
-        "calls": live_calls(session, queue),
+        "calls": calls,
+        "calls_total": total,
         "agents": agents(session, queue),
         "transfers": transfers_under_way(session, queue),
     }

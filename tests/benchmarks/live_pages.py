@@ -68,7 +68,9 @@ CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 CALL_SID = re.compile(r'"call_sid":"(CA[0-9a-z]+)"')
 # The pages open their streams on the live process; no reconciler (it would end the callers the simulated Twilio
 # never placed: their webhooks are sent straight to the service).
-SERVICE_ENV = {"LIVE_STREAM_BASE": BASE, "RECONCILE_INTERVAL_SECONDS": "0"}
+# The boards list 300 calls rather than 100, so that the run's own callers (about 200 live at once, started
+# before the seeded ones) are all on them and each one's arrival and departure can be timed.
+SERVICE_ENV = {"LIVE_STREAM_BASE": BASE, "RECONCILE_INTERVAL_SECONDS": "0", "BOARD_CALLS_SHOWN": "300"}
 # Every caller a number of their own: a number that rang lately is welcomed back as a cut-off caller.
 NUMBERS = itertools.count()
 
@@ -92,11 +94,17 @@ def prepare(url: str) -> None:
 
 
 def seed_calls(url: str, count: int) -> None:
-    """COUNT live calls waiting in the billing queue, written straight into the database."""
+    """COUNT live calls waiting in the billing queue, written straight into the database.
+
+    They are stamped as started an hour from now: the board lists only its
+    longest-running calls (board.BOARD_CALLS_SHOWN), so the run's own
+    callers, started before them, are the ones it lists, and their arrival
+    and departure on the board can still be timed, while every board read
+    counts and orders all of them."""
     engine = make_engine(url, pooled=False)
     with Session(engine) as session:
         queue_id = session.scalar(select(Queue.id).where(Queue.name == "billing"))
-        now = time.time()
+        now = time.time() + 3600
         from datetime import datetime, timezone
 
         moment = datetime.fromtimestamp(now, timezone.utc)
@@ -389,11 +397,12 @@ def live_process(env: dict):
             process.terminate()
             process.wait(timeout=30)
             log.seek(0)
-            problems = [line for line in log.read().splitlines() if '"level": "error"' in line
-                        or '"level": "warning"' in line or "Traceback" in line]
+            # The advice to share the sign-in limits' store between workers is expected here (one box, no Redis).
+            problems = [line for line in log.read().splitlines() if ('"level": "error"' in line
+                        or '"level": "warning"' in line or "Traceback" in line) and "login_limit_per_worker" not in line]
             if problems:
                 print(f"The live process logged {len(problems)} warnings and errors; the first ones:",
-                      *[p[-1500:] for p in problems[1:4]], sep="\n", file=sys.stderr)
+                      *[p[-1500:] for p in problems[:3]], sep="\n", file=sys.stderr)
 
 
 def status(port: int) -> dict:
