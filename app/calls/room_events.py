@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from app.calls.reactions import agent_left, agent_never_reached_the_room
 from app.events import record_event
@@ -82,11 +82,16 @@ def _admit_or_remove(t: Telephony, call: Call, room: str, identity: str) -> None
         remove_from_room(t, call, room, identity)
 
 
+# Every LiveKit event names its room: built once.
+_CALL_IN_ROOM = select(Call).where(Call.room_name == bindparam("room"))
+_TRANSFER_IN_ROOM = select(Transfer).where(Transfer.consult_room == bindparam("room"))
+
+
 def _call_for_room(t: Telephony, room: str) -> Call | None:
-    call = t.session.scalar(select(Call).where(Call.room_name == room))
+    call = t.session.scalar(_CALL_IN_ROOM, {"room": room})
     if call is not None:
         return call
-    transfer = t.session.scalar(select(Transfer).where(Transfer.consult_room == room))
+    transfer = t.session.scalar(_TRANSFER_IN_ROOM, {"room": room})
     return transfer.call if transfer else None
 
 

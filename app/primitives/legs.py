@@ -40,6 +40,7 @@ _LOCK_CALL = (select(Call).where(Call.id == bindparam("call")).with_for_update(k
               .execution_options(populate_existing=True))
 _LOCK_AGENTS = (select(Agent).where(Agent.id.in_(bindparam("agents", expanding=True))).order_by(Agent.id)
                 .with_for_update(key_share=True).execution_options(populate_existing=True))
+_CALL_OF_LEG = select(Leg.call_id).where(Leg.id == bindparam("leg"))
 # session.info key: the calls a step has locked, by id (lock_call).
 LOCKED_CALLS = "locked_calls"
 
@@ -60,7 +61,7 @@ def lock_leg(t: Telephony, leg_id: int) -> Leg | None:
     Two steps of one call (the target accepting as the caller hangs up)
     take turns on PostgreSQL; SQLite's write lock already serialises them.
     """
-    call_id = t.session.scalar(select(Leg.call_id).where(Leg.id == leg_id))
+    call_id = t.session.scalar(_CALL_OF_LEG, {"leg": leg_id})
     if call_id is None:
         return None
     call = lock_call(t, call_id)
