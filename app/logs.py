@@ -120,6 +120,8 @@ def configure_logging(log_format: str = "console", level: str = "INFO", secrets:
     logging.config.dictConfig(logging_dict_config(log_format, level, secrets))
     structlog.configure(
         processors=[
+            # A line below its logger's level is dropped here, before the rest of the chain works on it.
+            structlog.stdlib.filter_by_level,
             *_shared_processors(SecretMasker(secrets))[:-1],
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
