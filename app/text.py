@@ -1,4 +1,4 @@
-"""Control characters: removed from what people say and write, refused in names.
+"""Control characters: removed from what people say and write, refused in names; and what counts as digits.
 
 XML 1.0 allows no C0 control character but tab, line feed and carriage
 return, not even as a character reference (`&#1;` is as ill-formed as the
@@ -18,6 +18,10 @@ stored or spoken:
   digits cannot hide a card number from the redactor;
 * a name (an agent's, a queue's, a skill) holding one is refused, in words
   (`control_character`), since it is shown and spoken as given.
+
+Keys, extensions and queue codes are ASCII digits (`ascii_digits`): Python's
+`str.isdigit()` is also true of "²", "①" and other scripts' digits ("١٢"),
+which no keypad sends, `int()` refuses some of, and no caller could dial.
 """
 
 from __future__ import annotations
@@ -46,3 +50,11 @@ def control_character(text: str | None) -> str | None:
 def xml_safe(text: str) -> str:
     """TEXT without the characters XML 1.0 forbids or discourages (DEL, C1): the last guard before TwiML."""
     return _CONTROLS.sub("", text)
+
+
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+
+
+def ascii_digits(text: str | None) -> bool:
+    """Whether TEXT is one or more of the digits 0-9 and nothing else."""
+    return bool(text) and _ASCII_DIGITS.fullmatch(text) is not None

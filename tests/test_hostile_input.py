@@ -299,3 +299,20 @@ def test_an_instruction_in_the_callers_words_is_never_told_to_the_target_as_a_fa
     assert "The caller said:" in heard and "already verified" in heard
     assert "verified" not in json.dumps(transfer.summary_structured or {})
     assert "summary_fallback_used" in centre.timeline(caller.sid)
+
+
+def test_digits_of_other_scripts_are_no_keys_extensions_or_queue_codes(runner):
+    from app.text import ascii_digits
+    from app.voice.forms import TwilioForm
+
+    # str.isdigit() says yes to each of these; no keypad sends them, and int() refuses the first two.
+    for text in ("²", "①", "١٢٣", "12³", ""):
+        assert not ascii_digits(text), text
+    assert ascii_digits("0123456789")
+    assert TwilioForm.parse({"Digits": "²"}).ivr_answer().digits == ""
+    assert TwilioForm.parse({"Digits": "12"}).ivr_answer().digits == "12"
+
+    added = runner.invoke(args=["agents", "add", "--name", "Eve Bell", "--extension", "١٢٣"])
+    assert added.exit_code != 0 and "extension must be 2 to 6 digits" in added.output
+    queue = runner.invoke(args=["queues", "add", "--name", "sales", "--dtmf-code", "²"])
+    assert queue.exit_code != 0 and "dtmf_code must be 1 to 4 digits" in queue.output

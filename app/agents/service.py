@@ -18,7 +18,7 @@ from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
 from app.states import agents as states
 from app.states.agents import new_agent
-from app.text import control_character
+from app.text import ascii_digits, control_character
 from config import PROJECT_ROOT
 
 # The roster `make run` loads into an empty database, and the tests and the demo use.
@@ -76,7 +76,7 @@ def parse_agent(entry: dict[str, Any]) -> AgentSpec:
     """Validate one roster entry for an agent."""
     name = _name("agent", str(entry.get("name", "")).strip())
     extension = str(entry.get("extension", "")).strip()
-    if not extension.isdigit() or not 2 <= len(extension) <= 6:
+    if not ascii_digits(extension) or not 2 <= len(extension) <= 6:
         raise RosterError(f"agent {name!r}: extension must be 2 to 6 digits")
     sip_uri = (entry.get("sip_uri") or "").strip() or None
     if sip_uri and not sip_uri.startswith(("sip:", "sips:")):
@@ -97,7 +97,7 @@ def parse_queue(entry: dict[str, Any]) -> QueueSpec:
     """Validate one roster entry for a queue."""
     name = _name("queue", str(entry.get("name", "")).strip().lower())
     code = str(entry.get("dtmf_code", "")).strip()
-    if not code.isdigit() or not 1 <= len(code) <= 4:
+    if not ascii_digits(code) or not 1 <= len(code) <= 4:
         raise RosterError(f"queue {name!r}: dtmf_code must be 1 to 4 digits")
     skill = _plain(f"queue {name!r}", "skill", str(entry.get("skill", name)).strip().lower())
     hints = tuple(_plain(f"queue {name!r}", "speech hint", str(h).strip())
@@ -369,7 +369,7 @@ def wrap_up_by_key(t: Telephony, agent: Agent, key: str) -> str | None:
     """The agent pressed KEY for a disposition at the end of their call: their after-call work is done, with that
     disposition on the call's timeline; the disposition, or None for a key that names none."""
     codes = t.settings.disposition_codes[:9]
-    if not (len(key) == 1 and key.isdigit() and 1 <= int(key) <= len(codes)):
+    if not (len(key) == 1 and ascii_digits(key) and 1 <= int(key) <= len(codes)):
         return None
     disposition = codes[int(key) - 1]
     return disposition if end_wrap_up(t, agent, "ready", disposition=disposition,

@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from app.models import Agent, Call, CallDirection, CallStatus, Queue
+from app.text import ascii_digits
 
 PAGE_SIZE = 50
 # The longest filter text taken (a number, an agent's name, a queue's name, a date).
@@ -162,7 +163,7 @@ def _conditions(search: Search) -> list:
         ))
     if search.agent:
         agent = search.agent
-        named = (Agent.extension == agent) if agent.isdigit() else func.lower(Agent.name).like(
+        named = (Agent.extension == agent) if ascii_digits(agent) else func.lower(Agent.name).like(
             like_pattern(agent.lower()), escape=LIKE_ESCAPE)
         conditions.append(Call.agent_id.in_(select(Agent.id).where(named)))
     if search.queue:

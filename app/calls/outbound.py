@@ -60,6 +60,7 @@ from app.summaries.redaction import redact
 from app.telephony.numbers import DestinationRefused, allowed_number
 from app.telephony.outcomes import CallProgress, Missed
 from app.telephony.sip import call_room_user, leg_identity, room_name
+from app.text import ascii_digits
 from app.transfers.parties import Prompt
 
 log = get_logger("switchboard.outbound")
@@ -169,7 +170,7 @@ def number_dialled(to_uri: str) -> str:
     """The number an agent's phone dialled, from its SIP To URI (sip:+15551230199@domain); digits alone are read
     as E.164 without its plus, as desk phones often send them."""
     user = (_sip_address(to_uri) or ("", ""))[0]
-    return "+" + user if user.isdigit() else user
+    return "+" + user if ascii_digits(user) else user
 
 
 def place_call_from_phone(t: Telephony, agent: Agent, number: str, call_sid: str) -> Leg:

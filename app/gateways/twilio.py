@@ -173,7 +173,7 @@ class TwilioGateway:
         length = response.headers.get("Content-Length")
         return RecordingAudio(
             content_type=response.headers.get("Content-Type") or "audio/x-wav",
-            length=int(length) if length and length.isdigit() else None,
+            length=int(length) if length and length.isascii() and length.isdigit() else None,
             chunks=response.iter_content(AUDIO_CHUNK_BYTES),
             close=response.close,
         )

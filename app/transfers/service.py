@@ -61,6 +61,7 @@ from app.summaries.redaction import redact
 from app.telephony.numbers import E164, DestinationRefused
 from app.telephony.outcomes import Answerer, Missed
 from app.telephony.sip import consult_room_user, room_name
+from app.text import ascii_digits
 from app.transfers.outside import (
     check_number,
     check_sip_uri,
@@ -140,7 +141,7 @@ def find_target(session: Session, *, extension: str | None = None, queue: str | 
 def resolve_target(t: Telephony, code: str) -> Target:
     """What keys name: an extension (2-6 digits) or a queue code (1-4 digits); TransferRefused otherwise."""
     code = code.strip()
-    if not code.isdigit():
+    if not ascii_digits(code):
         raise TransferRefused("enter an extension or a queue number")
     try:
         return find_target(t.session, extension=code)

@@ -18,7 +18,7 @@ from app.calls.inputs import (
     TranscriptChunk,
 )
 from app.telephony.outcomes import Answerer, CallProgress, DialOutcome
-from app.text import without_controls
+from app.text import ascii_digits, without_controls
 
 # What a transcription event's `Track` may say for the service's own transcriptions (see transcript_chunk).
 INBOUND_TRACK_NAMES = frozenset({"inbound_track", "caller", "agent"})
@@ -97,7 +97,7 @@ class TwilioForm:
 
     def ivr_answer(self) -> IvrAnswer:
         """The caller's keys (digits only, at most four) and words (at most 500 characters, no control characters)."""
-        digits = self.digits[:4] if self.digits.isdigit() else ""
+        digits = self.digits[:4] if ascii_digits(self.digits) else ""
         return IvrAnswer(digits, without_controls(self.speech_result).strip()[:500])
 
     def recording(self) -> Recording:
