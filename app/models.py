@@ -112,6 +112,11 @@ class CallStatus(StrEnum):
     FAILED = "failed"
 
 
+# What a browser's call says it is from: Twilio's form for a Voice SDK client ("client:" and its identity,
+# calls/web_callers.py). Never shown: pages say WEB_CALLER_SHOWN instead.
+CLIENT_PREFIX = "client:"
+WEB_CALLER_SHOWN = "website visitor"
+
 FINAL_CALL_STATUSES = frozenset(
     {CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED, CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED,
      CallStatus.UNANSWERED}
@@ -326,6 +331,13 @@ class Call(Base):
     def customer_number(self) -> str:
         """The customer's number: who called us, or whom an outbound call dials."""
         return self.to_number if self.is_outbound else self.from_number
+
+    @property
+    def caller_shown(self) -> str:
+        """Who the call is with, as pages show it: the customer's number, or WEB_CALLER_SHOWN for a browser's call
+        (its `client:<identity>` is no number and is not shown)."""
+        number = self.customer_number
+        return WEB_CALLER_SHOWN if number.startswith(CLIENT_PREFIX) else number
 
 
 def same_customer(number: str):

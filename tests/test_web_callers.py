@@ -244,3 +244,21 @@ def test_with_a_captcha_configured_only_a_visitor_the_provider_passes_gets_a_tok
     # A provider that cannot be reached lets nobody through.
     assert web.client.post("/call/token", json={"captcha": "good"}, base_url=web.public_base_url,
                            headers={"Origin": web.public_base_url}).status_code == 403
+
+
+def test_a_web_caller_is_shown_as_a_website_visitor_never_by_their_identity(web):
+    from app.auth.service import create_user
+    from app.supervisor.board import board_snapshot
+    from tests.test_supervisor_pages import PASSWORD, signed_in
+
+    caller = web.web_call(name="Ann Lee", reason="Charged twice for my internet bill")
+    caller.press("1")
+    identity = call_row(web, caller.sid).from_number
+    with web.db() as session:
+        (row,) = board_snapshot(session, web.app.config["SETTINGS"])["calls"]
+        create_user(session, "sam", PASSWORD, "supervisor")
+    assert row["caller"] == "website visitor"
+    sam = signed_in(web, "sam")
+    for page in ("/board", "/calls"):
+        html = sam.get(page).get_data(as_text=True)
+        assert "website visitor" in html and identity not in html, page

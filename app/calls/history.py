@@ -202,6 +202,7 @@ def call_row(call: Call) -> dict:
         "direction": call.direction,
         "status": call.status,
         "number": call.customer_number,
+        "caller": call.caller_shown,  # what the pages show: a browser's call is "website visitor"
         "queue": call.queue.name if call.queue else None,
         "agent": call.agent.extension if call.agent else None,
         "agent_name": call.agent.name if call.agent else None,

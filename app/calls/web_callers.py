@@ -28,13 +28,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.events import record_event
-from app.models import Call, WebCaller, utcnow
+from app.models import CLIENT_PREFIX, Call, WebCaller, utcnow
 from app.primitives.context import Telephony
 from app.summaries.redaction import redact
 from app.text import without_controls
 
-# What a browser's call says it is from: Twilio's form for a Voice SDK client ("client:" and its identity).
-CLIENT_PREFIX = "client:"
 # Twilio: a client identity "should not contain control, space, delimiters, or unwise characters. Mobile SDKs
 # cannot include any special characters and must only use alphanumeric characters and underscore"
 # (twilio.com/docs/voice/twiml/client). Ours: "web_" and 16 random hex digits, well inside the 32 characters

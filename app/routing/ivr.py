@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from app.models import Queue
+from app.models import CLIENT_PREFIX, Queue
 
 WORD = re.compile(r"[a-z']+")
 
@@ -39,7 +39,7 @@ def default_queue(queues: Sequence[Queue]) -> Queue | None:
 def speakable_number(number: str) -> str:
     """A phone number read digit by digit ("+1 5 5 5 ...") so <Say> does not read it as an amount; a browser's
     call (`client:<identity>`, calls/web_callers.py) has no number: "the website"."""
-    if number.startswith("client:"):
+    if number.startswith(CLIENT_PREFIX):
         return "the website"
     digits = [ch for ch in number if ch.isdigit()]
     return " ".join(digits) if digits else "an unknown number"

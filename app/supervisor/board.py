@@ -114,7 +114,7 @@ def live_calls(session: Session, queue: Queue | None = None, limit: int | None =
             {
                 "call_sid": call.call_sid,
                 "href": call_href(call.call_sid),
-                "caller": call.customer_number,
+                "caller": call.caller_shown,
                 "direction": call.direction,
                 "queue": call.queue.name if call.queue else None,
                 "agent": _agent_name(call.agent),
@@ -141,7 +141,7 @@ def agents(session: Session, queue: Queue | None = None) -> list[dict]:
         .where(Leg.agent_id.is_not(None), Leg.status.not_in(list(FINAL_LEG_STATUSES)))
         .order_by(Leg.id)
     ).all()
-    current = {agent_id: (call.call_sid, call.customer_number) for agent_id, call in live_legs}
+    current = {agent_id: (call.call_sid, call.caller_shown) for agent_id, call in live_legs}
     rows = []
     for agent in session.scalars(select(Agent).order_by(Agent.extension)):
         if queue is not None and queue.skill not in (agent.skills or ()):
@@ -397,7 +397,7 @@ def call_page(session: Session, call: Call) -> dict:
     return {
         "call": {
             "call_sid": call.call_sid,
-            "caller": call.customer_number,
+            "caller": call.caller_shown,
             "direction": call.direction,
             "queue": call.queue.name if call.queue else None,
             "agent": _agent_name(call.agent),
