@@ -321,9 +321,12 @@ def list_agents(session: Session) -> list[Agent]:
     return list(session.scalars(select(Agent).order_by(Agent.extension)))
 
 
+_QUEUES_BY_CODE = select(Queue).order_by(Queue.dtmf_code)  # the IVR asks for them at every choice: built once
+
+
 def list_queues(session: Session) -> list[Queue]:
-    """All queues by DTMF code."""
-    return list(session.scalars(select(Queue).order_by(Queue.dtmf_code)))
+    """All queues by DTMF code (the order the IVR reads them in)."""
+    return list(session.scalars(_QUEUES_BY_CODE))
 
 
 # An agent's fields as the CLI and the JSON API print them, in order.

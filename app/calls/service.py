@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from sqlalchemy import bindparam, func, select
 
+from app.agents import service as agents
 from app.calls import card_pause, web_callers
 from app.calls.inputs import (
     Arrival,
@@ -85,14 +86,13 @@ def transcribed(t: Telephony, call: Call) -> bool:
     return t.settings.transcribes_queue(call.queue.name if call.queue else None)
 
 
-_QUEUES_IN_IVR_ORDER = select(Queue).order_by(Queue.dtmf_code)
 _queues = Queue.__table__.c
 _IVR_MENU = select(_queues.name, _queues.dtmf_code, _queues.speech_hints).order_by(_queues.dtmf_code)
 
 
 def list_queues(t: Telephony) -> list[Queue]:
     """Queues in the order the IVR reads them."""
-    return list(t.session.scalars(_QUEUES_IN_IVR_ORDER))
+    return agents.list_queues(t.session)
 
 
 def ivr_menu(t: Telephony) -> list:
