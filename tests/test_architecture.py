@@ -75,7 +75,7 @@ def test_twilio_status_words_are_compared_only_where_the_form_is_parsed():
 # of its own that narrates a script.
 COMMITS = {
     "app/db.py": 1,  # a command's or a background session's scope
-    "app/web/unit_of_work.py": 2,  # a request's one commit, and what runs after it
+    "app/web/unit_of_work.py": 1,  # a request's one commit, and what runs after it (one helper for both)
     "app/voice/guard.py": 3,  # the guard: a delivery claim given up, a repeat's look, the step's commit
     "app/jobs/steps.py": 2,  # a background step's one commit, and what follows it
     # After the step's commit: a dial marked tried before it goes out, no

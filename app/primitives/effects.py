@@ -400,6 +400,10 @@ def repeatable(effect: Effect) -> bool:
     return getattr(effect, "repeatable", True)
 
 
+# session.info key: the PendingEffects tied to the session's transactions (the latest made for it).
+_PENDING = "pending_effects"
+
+
 class PendingEffects:
     """The effects of one request (or job step), tied to its session's transactions, each with its outbox row."""
 
@@ -407,8 +411,9 @@ class PendingEffects:
         self._session = session
         self._effects: list[tuple[Effect, OutboxEffect]] = []
         self._durable = 0  # effects[:durable] were recorded before a commit
-        event.listen(session, "after_commit", self._committed)
-        event.listen(session, "after_rollback", self._rolled_back)
+        # Told of the session's commits and rollbacks by the listeners below, registered once on every Session:
+        # a listener per session would cost each request its own registration.
+        session.info[_PENDING] = self
 
     def add(self, effect: Effect) -> None:
         """Record EFFECT, and its outbox row in the step's transaction."""
@@ -459,6 +464,20 @@ class PendingEffects:
         if dropped:
             log.info("effects_dropped_on_rollback", count=len(dropped))
         del self._effects[self._durable:]
+
+
+@event.listens_for(Session, "after_commit")
+def _session_committed(session: Session) -> None:
+    pending = session.info.get(_PENDING)
+    if pending is not None:
+        pending._committed(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _session_rolled_back(session: Session) -> None:
+    pending = session.info.get(_PENDING)
+    if pending is not None:
+        pending._rolled_back(session)
 
 
 def carry_out(t: Telephony) -> int:

@@ -110,7 +110,7 @@ class UnitOfWork:
         if response.status_code >= 500:
             return response
         try:
-            self.session.commit()
+            self._commit()
         except SQLAlchemyError:
             log.error("request_commit_failed", path=request.path)
             self._roll_back()
@@ -133,7 +133,7 @@ class UnitOfWork:
             # The edge's second commit, after the step's own: what the follow-up recorded (CallSids, refused
             # dials, the offers it made, each under its call's lock) is stored before the answer or, for a hold
             # turn or a spent budget, as soon as the follow-up ends after it.
-            self.session.commit()
+            self._commit()
             return finished
         except Exception:  # noqa: BLE001 - logged; the answer stands, and the outbox keeps what is left
             self._roll_back()
@@ -155,6 +155,12 @@ class UnitOfWork:
             return
         self._roll_back()
         self.session.close()
+
+    def _commit(self) -> None:
+        # A session with no transaction has nothing to store (a webhook's guard has committed its step already):
+        # its commit would only run the session's machinery, an empty transaction begun to be committed.
+        if self.session.in_transaction():
+            self.session.commit()
 
     def _roll_back(self) -> None:
         try:
