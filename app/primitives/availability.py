@@ -71,9 +71,9 @@ def reserve_agent(session, *, skill: str | None = None, agent_id: int | None = N
     else:
         raise ValueError("reserve_agent needs a skill or an agent")
     for candidate in candidates:
-        if take_if_idle(session, candidate):
-            # Read afresh in one statement: the reservation was a compare-and-set the session did not see.
-            return session.get(Agent, candidate, populate_existing=True)
+        agent = take_if_idle(session, candidate)
+        if agent is not None:
+            return agent
     return None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from app.events import record_event
@@ -44,25 +44,30 @@ def new_agent(session: Session, extension: str) -> Agent:
     return agent
 
 
-def take_if_idle(session: Session, agent_id: int) -> bool:
-    """Reserve the agent (idle and available -> ringing) if no other transaction holds or took them first.
+# Built once: the agent named by `agent`, held unless another transaction holds them (SKIP LOCKED), moved from
+# idle and available to ringing by a compare-and-set, and read back as the session's Agent in the same statement.
+_TAKE_IF_IDLE = (
+    update(Agent)
+    .where(Agent.id == select(Agent.id).where(Agent.id == bindparam("agent"))
+           .with_for_update(key_share=True, skip_locked=True).scalar_subquery(),
+           Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)
+    .values(activity=Activity.RINGING, activity_changed_at=bindparam("now"))
+    .returning(Agent)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
 
-    The only way to RINGING. SKIP LOCKED: an agent row another transaction
-    holds is passed over, never waited for, so a reservation closes no
-    deadlock (PostgreSQL; SQLite's write lock already serialises writers).
-    The compare-and-set UPDATE is won by one transaction only.
+
+def take_if_idle(session: Session, agent_id: int) -> Agent | None:
+    """Reserve the agent (idle and available -> ringing) if no other transaction holds or took them first: the
+    agent, read afresh, or None.
+
+    The only way to RINGING, in one statement. SKIP LOCKED: an agent row
+    another transaction holds is passed over, never waited for, so a
+    reservation closes no deadlock (PostgreSQL; SQLite's write lock already
+    serialises writers). The compare-and-set UPDATE is won by one
+    transaction only, and its RETURNING refreshes the session's Agent.
     """
-    held = session.scalar(select(Agent.id).where(Agent.id == agent_id).with_for_update(key_share=True,
-                                                                                     skip_locked=True))
-    if held is None:
-        return False
-    won = session.execute(
-        update(Agent)
-        .where(Agent.id == agent_id, Agent.activity == Activity.IDLE, Agent.presence == Presence.AVAILABLE)
-        .values(activity=Activity.RINGING, activity_changed_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return won == 1
+    return session.scalars(_TAKE_IF_IDLE, {"agent": agent_id, "now": utcnow()}).first()
 
 
 def move_activity(agent: Agent, to: Activity) -> bool:
