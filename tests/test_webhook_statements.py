@@ -23,13 +23,13 @@ from app.sandbox import scenarios
 CEILINGS = {
     "/twilio/voice": 8,  # the claim, the call (unless its CallSid is stored already), its leg, its first event, who
                          # is subscribed to events, a dropped call to resume, the IVR's queues, the answer remembered
-    "/twilio/ivr": 30,
-    "/twilio/transfer/menu": 34,
-    "/twilio/transfer/consult-menu": 27,
-    "/twilio/transfer/whisper": 19,
-    "/twilio/transfer/answer": 14,
+    "/twilio/ivr": 26,
+    "/twilio/transfer/menu": 30,
+    "/twilio/transfer/consult-menu": 25,
+    "/twilio/transfer/whisper": 17,
+    "/twilio/transfer/answer": 12,
 }
-WHOLE_TRANSFER = 480
+WHOLE_TRANSFER = 379
 
 
 def _count_statements(centre, scenario) -> tuple[Counter, Counter]:

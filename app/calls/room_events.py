@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from app.calls.reactions import agent_left, agent_never_reached_the_room
 from app.events import record_event
 from app.gateways.livekit import WebhookEvent
 from app.logs import get_logger
-from app.models import Call, Event, Leg, LegRole, LegStatus, Transfer, utcnow
+from app.models import Call, Event, Leg, LegRole, LegStatus, utcnow
 from app.primitives.context import Telephony
 from app.primitives.effects import remove_from_room
-from app.primitives.legs import lock_call
+from app.primitives.legs import lock_call, lock_call_in_room
 from app.primitives.presence import still_in_room
 
 log = get_logger("switchboard.rooms")
@@ -28,10 +28,9 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
     if event.event not in HANDLED_EVENTS or event.room is None:
         return
     room = event.room.name
-    call = _call_for_room(t, room)
+    call = lock_call_in_room(t, room)
     if call is None:
         return
-    call = lock_call(t, call.id)
     identity = event.participant.identity if event.participant else None
     # Every leg knows its identity before it joins: `sip_leg-<id>` for a
     # phone leg (its <Dial> caller ID), `agent-<ext>` in the browser.
@@ -80,20 +79,6 @@ def _admit_or_remove(t: Telephony, call: Call, room: str, identity: str) -> None
     if not placed:
         record_event(t.session, call, "livekit_participant_refused", room=room, identity=identity)
         remove_from_room(t, call, room, identity)
-
-
-# Every LiveKit event names its room: built once.
-_CALL_IN_ROOM = select(Call).where(Call.room_name == bindparam("room"))
-_TRANSFER_IN_ROOM = select(Transfer).where(Transfer.consult_room == bindparam("room"))
-
-
-def _call_for_room(t: Telephony, room: str) -> Call | None:
-    call = t.session.scalar(_CALL_IN_ROOM, {"room": room})
-    if call is not None:
-        return call
-    transfer = t.session.scalar(_TRANSFER_IN_ROOM, {"room": room})
-    return transfer.call if transfer else None
-
 
 
 # Browser legs taken longer ago than this are not looked at again: one that never joined was dealt with

@@ -131,9 +131,8 @@ def handle_ivr_input(t: Telephony, call: Call, answer: IvrAnswer, attempt: int) 
     if queue is None:
         record_event(t.session, call, "ivr_no_queues")
         raise RuntimeError("no queues are configured: load a roster (flask roster load)")
-    call.queue_id = queue.id
-    t.session.flush()
-    t.session.expire(call, ["queue"])  # read again, from the session's identity map, when next asked
+    # Both at once, the key and the loaded queue: written with the step's next flush, with the call's other changes.
+    call.queue_id, call.queue = queue.id, queue
     record_event(t.session, call, "ivr_completed", queue=queue.name, chosen_by=how, reason=call.ivr_reason)
     if reached_closed_queue(t, call):
         return IvrOutcome(ask_again=False, closed=True)
@@ -279,9 +278,7 @@ def _overflow_to_queue(t: Telephony, call: Call, name: str, waited: int, moved: 
         record_event(t.session, call, "queue_overflow_fallback", **{"from": origin.name, "to": name},
                      reason=reason, fallback=Overflow.OPTIONS)
         return False
-    call.queue_id = target.id
-    t.session.flush()
-    t.session.expire(call, ["queue"])
+    call.queue_id, call.queue = target.id, target  # written with the step's next flush
     record_event(t.session, call, "queue_overflowed", **{"from": origin.name, "to": target.name},
                  waited_seconds=waited)
     if offer_call(t, call) is None:

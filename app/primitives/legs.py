@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import joinedload
 
 from app.logs import get_logger
-from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, utcnow
+from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Transfer, utcnow
 from app.primitives.availability import owe_wrap_up, release_agent
 from app.primitives.context import Telephony
 from app.states.calls import move_call
@@ -33,14 +33,33 @@ log = get_logger("switchboard.legs")
 
 # FOR NO KEY UPDATE: webhooks of one call take turns, while inserts that only
 # reference the call (events, utterances: KEY SHARE) are not blocked by it.
-# Every step of a call starts here, so the statements are built once: the
-# call's row (locked), then its legs and its transfers, each collection whole.
-_LOCK_CALL = (select(Call).where(Call.id == bindparam("call")).with_for_update(key_share=True)
-              .options(selectinload(Call.legs), selectinload(Call.transfers))
+# Every step of a call starts here, so the statements are built once: the call's row locked, then the call read
+# afresh with its legs and its transfers, each collection whole, then its live legs' agents locked.
+#
+# Two statements, not one: a `SELECT … FOR UPDATE` that waits for the row reads what it joins as it was when it
+# began (PostgreSQL re-reads only the locked row once it is free), so legs and transfers another step changed
+# meanwhile would come back stale. The read after the lock is a statement of its own, which sees them.
+
+
+def _locking(which) -> object:
+    """The id of the call WHICH names, its row locked (FOR NO KEY UPDATE); no row for none."""
+    return select(Call.id).where(Call.id == which).with_for_update(key_share=True)
+
+
+_LOCK_CALL = _locking(bindparam("call"))
+# The call of the leg named by `leg`, found and locked in one statement.
+_LOCK_CALL_OF_LEG = _locking(select(Leg.call_id).where(Leg.id == bindparam("leg")).scalar_subquery())
+# The call whose room, or one of whose transfers' consult rooms, is named by `room` (a LiveKit event's).
+_LOCK_CALL_IN_ROOM = _locking(func.coalesce(
+    select(Call.id).where(Call.room_name == bindparam("room")).limit(1).scalar_subquery(),
+    select(Transfer.call_id).where(Transfer.consult_room == bindparam("room")).limit(1).scalar_subquery()))
+# The locked call read afresh with its legs and transfers in one statement (the joins give a row per pair of a
+# leg and a transfer: a handful for a call).
+_READ_CALL = (select(Call).where(Call.id == bindparam("call"))
+              .options(joinedload(Call.legs), joinedload(Call.transfers))
               .execution_options(populate_existing=True))
 _LOCK_AGENTS = (select(Agent).where(Agent.id.in_(bindparam("agents", expanding=True))).order_by(Agent.id)
                 .with_for_update(key_share=True).execution_options(populate_existing=True))
-_CALL_OF_LEG = select(Leg.call_id).where(Leg.id == bindparam("leg"))
 # session.info key: the calls a step has locked, by id (lock_call).
 LOCKED_CALLS = "locked_calls"
 
@@ -61,17 +80,27 @@ def lock_leg(t: Telephony, leg_id: int) -> Leg | None:
     Two steps of one call (the target accepting as the caller hangs up)
     take turns on PostgreSQL; SQLite's write lock already serialises them.
     """
-    call_id = t.session.scalar(_CALL_OF_LEG, {"leg": leg_id})
-    if call_id is None:
-        return None
-    call = lock_call(t, call_id)
-    # lock_call has just read every leg of the call afresh: this one is among them.
+    call = _locked(t, t.session.scalar(_LOCK_CALL_OF_LEG, {"leg": leg_id}))
+    # The call's every leg has just been read afresh: this one is among them.
     return next((leg for leg in call.legs if leg.id == leg_id), None) if call is not None else None
 
 
 def lock_call(t: Telephony, call_id: int) -> Call | None:
     """Take the call's row lock, then its live legs' agents' (by id), and read the call, legs and transfers afresh."""
-    call = t.session.scalars(_LOCK_CALL, {"call": call_id}).first()
+    return _locked(t, t.session.scalar(_LOCK_CALL, {"call": call_id}))
+
+
+def lock_call_in_room(t: Telephony, room: str) -> Call | None:
+    """As lock_call, for the call whose LiveKit room, or whose transfer's consult room, is ROOM; None if none is."""
+    return _locked(t, t.session.scalar(_LOCK_CALL_IN_ROOM, {"room": room}))
+
+
+def _locked(t: Telephony, call_id: int | None) -> Call | None:
+    """The call CALL_ID, whose row this step has just locked, read afresh; its live legs' agents locked next, and
+    the call kept for the step."""
+    if call_id is None:
+        return None
+    call = t.session.scalars(_READ_CALL, {"call": call_id}).unique().first()
     if call is not None:
         _lock_agents(t, {leg.agent_id for leg in call.legs if leg.agent_id is not None and not leg.is_final})
         # The session keeps only weak references: held here, the call, its legs and transfers stay loaded for the
