@@ -7,6 +7,7 @@ session per web request lives in app/db.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Callable, TypeVar
 
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
@@ -21,13 +22,15 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 from sqlalchemy.pool import NullPool
 
 from config import PROJECT_ROOT
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -129,27 +132,30 @@ def alembic_config(database_url: str) -> AlembicConfig:
 _INSERTS: dict[tuple, object] = {}
 
 
-def _insert(session: Session, model: type[Base], conflict_on: tuple[str, ...]):
-    """`INSERT INTO <MODEL's table> … RETURNING id` (`ON CONFLICT DO NOTHING` on CONFLICT_ON, if given), built
-    once per dialect: the values go as parameters, so SQLAlchemy compiles it once too. Core, on the table, not
-    the ORM's unit of work."""
+def _insert(session: Session, model: type[Base], conflict_on: tuple[str, ...],
+            also: tuple[ColumnElement, ...] = ()):
+    """`INSERT INTO <MODEL's table> … RETURNING id` (and ALSO; `ON CONFLICT DO NOTHING` on CONFLICT_ON, if
+    given), built once per dialect: the values go as parameters, so SQLAlchemy compiles it once too. Core, on the
+    table, not the ORM's unit of work."""
     name = session.get_bind().dialect.name
-    key = (model, conflict_on, name)
+    key = (model, conflict_on, also, name)
     statement = _INSERTS.get(key)
     if statement is None:
         statement = (sqlite if name == "sqlite" else postgresql).insert(model.__table__)
         if conflict_on:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict_on))
-        statement = _INSERTS[key] = statement.returning(model.__table__.c.id)
+        statement = _INSERTS[key] = statement.returning(model.__table__.c.id, *also)
     return statement
 
 
-def insert_new_rows(session: Session, model: type[Base], conflict_on: tuple[str, ...], *rows: dict) -> list[int]:
+def insert_new_rows(session: Session, model: type[Base], conflict_on: tuple[str, ...], *rows: dict,
+                    also: tuple[ColumnElement, ...] = ()) -> list[Row]:
     """Insert ROWS of MODEL in one statement (`INSERT … ON CONFLICT DO NOTHING RETURNING id`), skipping each row
-    whose CONFLICT_ON columns match a row already there: the ids of those inserted. On PostgreSQL, a matching
-    row another transaction inserted and has not committed yet makes this wait for that transaction's end."""
-    statement = _insert(session, model, conflict_on)
-    return [row.id for row in session.connection().execute(statement, list(rows) if len(rows) > 1 else rows[0])]
+    whose CONFLICT_ON columns match a row already there: a row (its `id`, then ALSO, labelled columns the
+    statement returns as well) for each one inserted. On PostgreSQL, a matching row another transaction inserted
+    and has not committed yet makes this wait for that transaction's end."""
+    statement = _insert(session, model, conflict_on, also)
+    return session.connection().execute(statement, list(rows) if len(rows) > 1 else rows[0]).all()
 
 
 _COLUMNS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
@@ -203,6 +209,45 @@ def link_loaded(parent: Base, collection: str, child: Base, reference: str) -> N
     if collection in parent.__dict__:
         set_committed_value(parent, collection, [*getattr(parent, collection), child])
     set_committed_value(child, reference, parent)
+
+
+# session.info key: the configuration version the session's transaction read, with that transaction.
+_CONFIGURATION_VERSION = "configuration_version"
+# What this process read of each configuration, by database and name: (the version it was read under, the rows).
+_CONFIGURATION: dict[tuple[URL, str], tuple[int, Any]] = {}
+
+
+def note_configuration_version(session: Session, version: int | None) -> None:
+    """VERSION is the configuration's version as this transaction of SESSION read it (models.CONFIGURATION_VERSION;
+    a webhook's delivery claim returns it): until the transaction ends, `read_configuration` may answer from
+    what the process read under that version."""
+    if version is not None:
+        session.info[_CONFIGURATION_VERSION] = (session.get_transaction(), version)
+
+
+def read_configuration(session: Session, name: str, read: Callable[[], T]) -> T:
+    """READ(), the rows of the configuration NAME (the IVR's menu, who subscribes to events), or the rows the
+    process last read of it when they were read under the version this transaction read: no statement then.
+
+    Exact, never a guess: the version changes in the same transaction as
+    any change to the queues or the subscribers (the database's triggers,
+    migration 0025), and rows kept under a version were read after it was,
+    so they hold at least what it counts. A transaction that read no
+    version (a page's, a job's) reads afresh. As READ's own statement would
+    have, a hit first flushes what the session has pending (autoflush).
+    """
+    noted = session.info.get(_CONFIGURATION_VERSION)
+    if noted is None or noted[0] is not session.get_transaction():
+        return read()
+    key = (session.get_bind().url, name)
+    kept = _CONFIGURATION.get(key)
+    if kept is not None and kept[0] == noted[1]:
+        if session.autoflush:
+            session.flush()
+        return kept[1]
+    rows = read()
+    _CONFIGURATION[key] = (noted[1], rows)
+    return rows
 
 
 def count_ahead(session: Session, order: tuple[InstrumentedAttribute, InstrumentedAttribute], at: tuple,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     or_,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -591,6 +593,23 @@ class EventSubscriber(Base):
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
     sealed_secret: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ConfigurationVersion(Base):
+    """How often the configuration every call reads (the queues, the event subscribers) has changed: one row,
+    bumped by the database's own triggers on those tables whoever changes them (migration 0025). A transaction
+    that read it may use what the process read of that configuration under the same version instead of reading it
+    again (database.read_configuration)."""
+
+    __tablename__ = "configuration_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # always 1
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+# The configuration's version now, as a column of another statement: a webhook's delivery claim returns it.
+CONFIGURATION_VERSION = (select(ConfigurationVersion.version).where(ConfigurationVersion.id == 1)
+                         .scalar_subquery().label("configuration_version"))
 
 
 class DeliveryState(StrEnum):

@@ -20,7 +20,7 @@ from app.calls.inputs import (
     TranscriptChunk,
 )
 from app.clock import utcnow
-from app.database import insert_now
+from app.database import insert_now, read_configuration
 from app.events import record_event
 from app.hours import closed_words as hours_words
 from app.kinds import Speaker
@@ -98,7 +98,7 @@ def list_queues(t: Telephony) -> list[Queue]:
 def ivr_menu(t: Telephony) -> list:
     """What the IVR's greeting reads out, asked of every new call: each queue's name, key and speech hints, in
     the order of its key (rows, not Queue objects: nothing is changed through them)."""
-    return t.session.execute(_IVR_MENU).all()
+    return read_configuration(t.session, "ivr_menu", lambda: t.session.execute(_IVR_MENU).all())
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.database import read_configuration
 from app.models import Call, Event, EventDelivery, EventSubscriber, Transfer
 from app.outgoing.catalogue import event_type_of, payload
 
@@ -35,7 +36,7 @@ def _subscribers(session: Session) -> list:
     transaction = session.get_transaction()
     read = session.info.get(SUBSCRIBERS_READ)
     if transaction is None or read is None or read[0] is not transaction:
-        subscribers = session.execute(_SUBSCRIBERS).all()
+        subscribers = read_configuration(session, "event_subscribers", lambda: session.execute(_SUBSCRIBERS).all())
         read = session.info[SUBSCRIBERS_READ] = (session.get_transaction(), subscribers)
     return read[1]
 

@@ -40,10 +40,10 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
-from app.database import insert_new_rows
+from app.database import insert_new_rows, note_configuration_version
 from app.db import commits, worth_running_again
 from app.logs import get_logger
-from app.models import Call, Leg, LegRole, WebhookDelivery, parse_id, utcnow
+from app.models import CONFIGURATION_VERSION, Call, Leg, LegRole, WebhookDelivery, parse_id, utcnow
 from app.primitives.legs import adopt_call_sid, caller_leg, lock_call, lock_leg, misfit
 from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
 from app.voice.forms import MalformedWebhook, TwilioForm
@@ -193,7 +193,14 @@ def _claim_delivery(session, key: str) -> int | Response:
 def _insert_claim(session, key: str) -> int | None:
     claim = dict(source="twilio", delivery_key=key, endpoint=request.path[:128], status_code=IN_PROGRESS,
                  content_type="", body="", created_at=utcnow())
-    return next(iter(insert_new_rows(session, WebhookDelivery, ("source", "delivery_key"), claim)), None)
+    inserted = insert_new_rows(session, WebhookDelivery, ("source", "delivery_key"), claim,
+                               also=(CONFIGURATION_VERSION,))
+    if not inserted:
+        return None
+    # The configuration's version, read by the claim at no cost: the step may reuse what the process read of the
+    # queues and the subscribers under it (database.read_configuration).
+    note_configuration_version(session, inserted[0].configuration_version)
+    return inserted[0].id
 
 
 def _abandoned_claim_removed(session, key: str) -> bool:
