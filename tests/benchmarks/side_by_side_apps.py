@@ -76,16 +76,20 @@ def make_bare() -> Flask:
     return bare_app
 
 
-def make_lean(database_url: str, auth_token: str, public_url: str) -> Flask:
+def make_lean(database_url: str, auth_token: str, public_url: str, log=None) -> Flask:
+    """The lean app; LOG, when given, is its logger (in a process that runs the service too, whose structlog set-up
+    must stay as it is), else structlog is set up for the process: a JSON line on stderr."""
     from sqlalchemy import create_engine
 
-    structlog.configure(processors=[structlog.processors.TimeStamper(fmt="iso", utc=True),
-                                    structlog.processors.JSONRenderer()],
-                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-    log = structlog.get_logger()
+    if log is None:
+        structlog.configure(processors=[structlog.processors.TimeStamper(fmt="iso", utc=True),
+                                        structlog.processors.JSONRenderer()],
+                            logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+        log = structlog.get_logger()
     engine = create_engine(database_url, pool_size=5, max_overflow=5, pool_pre_ping=True)
     validator = RequestValidator(auth_token)
     lean_app = Flask("lean")
+    lean_app.extensions["engine"] = engine  # for a caller that ends it (tests/benchmarks/new_call_cpu.py)
 
     @lean_app.post("/twilio/voice")
     def voice():
