@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import case, select
+from sqlalchemy import Select, case, select
 from sqlalchemy.orm import Session
 
 from app.events import record_event
@@ -83,14 +83,12 @@ def due_callbacks(session: Session, now: datetime) -> list[Callback]:
     ))
 
 
-def callback_ahead_of(session: Session, skill: str, queued_at: datetime, now: datetime) -> bool:
-    """Whether a due callback for a queue of SKILL holds a place ahead of a caller who queued at QUEUED_AT."""
-    return session.scalar(
-        select(Callback.id).join(Queue, Callback.queue_id == Queue.id)
-        .where(Callback.state == CallbackState.PENDING, Callback.next_attempt_at <= now, Queue.skill == skill,
-               Callback.requested_at < queued_at)
-        .limit(1)
-    ) is not None
+def callbacks_ahead_of(skill: str, queued_at: datetime, now: datetime) -> Select:
+    """The due callbacks for a queue of SKILL that hold a place ahead of a caller who queued at QUEUED_AT (a
+    query: routing.service.offer_call asks whether there is one, with its other questions)."""
+    return (select(Callback.id).join(Queue, Callback.queue_id == Queue.id)
+            .where(Callback.state == CallbackState.PENDING, Callback.next_attempt_at <= now, Queue.skill == skill,
+                   Callback.requested_at < queued_at))
 
 
 def caller_ahead_of(session: Session, callback: Callback) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from app.events import record_event
 from app.logs import get_logger
@@ -41,12 +41,12 @@ from app.primitives.legs import (
 )
 from app.primitives.moves import redirect_leg
 from app.primitives.ringing import ring_leg
-from app.routing.callbacks import callback_ahead_of, minutes_words
+from app.routing.callbacks import callbacks_ahead_of, minutes_words
 from app.routing.ivr import speakable_number
 from app.states.agents import move_activity
 from app.states.calls import move_call
 from app.states.legs import move_leg, new_leg
-from app.states.transfers import waiting_transfers
+from app.states.transfers import waiting_at
 from app.telephony.outcomes import Missed
 
 log = get_logger("switchboard.routing")
@@ -81,17 +81,23 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
         ring_given_up(t, already, offer_next=False)
     if t.dials_left <= 0:  # past the request's budget the hold loop tries again
         return None
-    if waiting_transfers(t.session, [call.queue.skill]):
+    # Who goes first, asked in one statement: each line is usually empty.
+    transfer_waiting, callback_ahead, higher_waiting = t.session.execute(select(
+        waiting_at([call.queue.skill]).exists(),
+        callbacks_ahead_of(call.queue.skill, call.queued_at or call.created_at, utcnow()).exists(),
+        _waiting_at_higher_priority(call).exists(),
+    )).one()
+    if transfer_waiting:
         # A transfer waiting at this queue goes first (transfers.offer_waiting_transfers, or its caller's
         # next hold turn); this caller waits on.
         move_call(t.session, call, CallStatus.QUEUED)
         return None
-    if callback_ahead_of(t.session, call.queue.skill, call.queued_at or call.created_at, utcnow()):
+    if callback_ahead:
         # A callback asked for before this caller queued keeps its place: offered first (the follow-up).
         move_call(t.session, call, CallStatus.QUEUED)
         t.callbacks_due = True
         return None
-    higher = _higher_priority_caller(t, call)
+    higher = _higher_priority_caller(t, call) if higher_waiting else None
     if higher is not None:
         # A caller of a queue with a higher priority, whom the same free agents serve, goes first: offered in
         # the follow-up, after this step commits; this caller waits on.
@@ -114,12 +120,8 @@ def offer_call(t: Telephony, call: Call) -> Leg | None:
 def _higher_priority_caller(t: Telephony, call: Call) -> int | None:
     """A waiting caller of a queue with a higher priority than CALL's that a free agent of CALL's skill would
     serve too (the longest waiting of the highest such queue); None when there is none."""
-    # On every offer: look at the (usually empty) higher-priority line first, and read the free agents once.
-    waiting = t.session.execute(
-        select(Call.id, Queue.skill).join(Queue, Call.queue_id == Queue.id)
-        .where(Call.status == CallStatus.QUEUED, Queue.priority > call.queue.priority, Call.id != call.id)
-        .order_by(Queue.priority.desc(), Call.queued_at, Call.id)
-    ).all()
+    # Asked when the (usually empty) higher-priority line has callers: the free agents are read once.
+    waiting = t.session.execute(_waiting_at_higher_priority(call).add_columns(Queue.skill)).all()
     if not waiting:
         return None
     skills_of_mine = [set(skills) for skills in free_agent_skills(t.session, call.queue.skill)]
@@ -127,6 +129,14 @@ def _higher_priority_caller(t: Telephony, call: Call) -> int | None:
         if any(skill in skills for skills in skills_of_mine):
             return call_id
     return None
+
+
+def _waiting_at_higher_priority(call: Call) -> Select:
+    """The ids of the callers waiting in a queue of a higher priority than CALL's, the highest queue's
+    longest-waiting first."""
+    return (select(Call.id).join(Queue, Call.queue_id == Queue.id)
+            .where(Call.status == CallStatus.QUEUED, Queue.priority > call.queue.priority, Call.id != call.id)
+            .order_by(Queue.priority.desc(), Call.queued_at, Call.id))
 
 
 def _resume_agent(t: Telephony, call: Call) -> Agent | None:

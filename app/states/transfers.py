@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from app.database import count_ahead
@@ -75,11 +75,15 @@ def active_transfer(call: Call) -> Transfer | None:
 
 def waiting_transfers(session: Session, skills: list[str] | None = None) -> list[int]:
     """Ids of the transfers waiting at a queue (of one of SKILLS, if given), the longest-waiting first."""
+    return list(session.scalars(waiting_at(skills)))
+
+
+def waiting_at(skills: list[str] | None = None) -> Select:
+    """The query of `waiting_transfers`: the ids of the transfers waiting at a queue of one of SKILLS (any, if
+    None), the longest-waiting first."""
     query = (select(Transfer.id).join(Queue, Queue.id == Transfer.target_queue_id)
              .where(Transfer.state == TransferState.WAITING).order_by(Transfer.waiting_since, Transfer.id))
-    if skills is not None:
-        query = query.where(Queue.skill.in_(skills))
-    return list(session.scalars(query))
+    return query.where(Queue.skill.in_(skills)) if skills is not None else query
 
 
 def place_in_line(session: Session, transfer: Transfer) -> int | None:
