@@ -489,14 +489,18 @@ def carry_out(t: Telephony) -> int:
     the reconciler will not run again.
     """
     taken = t.effects.take_with_rows()
+    done: list[int] = []  # the stored rows of the effects carried out, deleted together before the next commit
     for index, (effect, row) in enumerate(taken):
         if t.out_of_time:
             # A webhook's budget is spent: the rest waits until its answer has gone (web/unit_of_work.py).
+            _delete_rows(t, done)
             for later in taken[index:]:
                 t.effects.adopt(*later)
             log.warning("effects_after_answer", effects_left=len(taken) - index, next=type(effect).__name__)
             return index
         if not repeatable(effect):
+            _delete_rows(t, done)
+            done = []
             row.tried_at = utcnow()
             t.session.commit()
         try:
@@ -507,8 +511,16 @@ def carry_out(t: Telephony) -> int:
         if row in t.session.new:  # never stored (nothing was committed): nothing to delete
             t.session.expunge(row)
         else:
-            t.session.execute(delete(OutboxEffect).where(OutboxEffect.id == row.id))
+            done.append(row.id)
+    _delete_rows(t, done)
     return len(taken)
+
+
+def _delete_rows(t: Telephony, row_ids: list[int]) -> None:
+    # One statement for the effects carried out since the last commit; they are committed with what follows
+    # them (the dial's own commit, or the step's edge), as each one's own DELETE was.
+    if row_ids:
+        t.session.execute(delete(OutboxEffect).where(OutboxEffect.id.in_(row_ids)))
 
 
 def _call(t: Telephony, call_id: int) -> Call:
