@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app.auth.service import create_user
 from app.sandbox.call_centre import CallCentre
@@ -34,17 +34,59 @@ SCREENSHOTS = (
 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
 
+# environ key: the response of the request, closed once whatever way the request ends.
+RESPONSE = "browser_support.response"
+
+
+class _ClosesOnce:
+    """A response body whose close runs once, however often it is asked for."""
+
+    def __init__(self, body) -> None:
+        self.body = body
+        self.closed = False
+
+    def __iter__(self):
+        return iter(self.body)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+
+
+class _ClosingRequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler, but the response of a request whose browser hung up is closed all the same.
+
+    After a response, werkzeug's server reads what is left of the request
+    before it closes the response (PEP 3333 says the server must close it).
+    When the browser has gone (a page left while a script still loaded),
+    that read fails first and the response is never closed: a static file's
+    handle stays open until it is collected, a ResourceWarning at some later
+    test. gunicorn, which serves the service, closes the response in a
+    `finally` of its own.
+    """
+
+    def connection_dropped(self, error: BaseException, environ=None) -> None:
+        response = (environ or {}).get(RESPONSE)
+        if response is not None:
+            response.close()
+
+
 class LiveServer:
     """A WSGI server on 127.0.0.1 in a background thread; the app is attached once its URL is known."""
 
     def __init__(self):
         self.app = None
-        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
+        self.server = make_server("127.0.0.1", 0, self._dispatch, threaded=True,
+                                  request_handler=_ClosingRequestHandler)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, name="live-server", daemon=True)
 
     def _dispatch(self, environ, start_response):
-        return self.app(environ, start_response)
+        response = environ[RESPONSE] = _ClosesOnce(self.app(environ, start_response))
+        return response
 
     def start(self, app) -> None:
         self.app = app
