@@ -157,8 +157,9 @@ class UnitOfWork:
         self.session.close()
 
     def _commit(self) -> None:
-        # A session with no transaction has nothing to store (a webhook's guard has committed its step already):
-        # its commit would only run the session's machinery, an empty transaction begun to be committed.
+        # The request edge's own commit (tests/test_architecture.py names this place): once after the view, once
+        # after what follows it. A session with no transaction has nothing to store (a webhook's guard has
+        # committed its step already): its commit would only run the session's machinery on an empty transaction.
         if self.session.in_transaction():
             self.session.commit()
 
