@@ -46,6 +46,7 @@ class Served:
     output: str = ""
     livekit_webhook_failures: list = None
     env: dict = None  # the service's environment, for another process of the same service (the live pages')
+    job_processes: list = None  # its `flask jobs work` processes, if any
 
 
 def free_port() -> int:
@@ -111,7 +112,8 @@ def gunicorn_service(database_url: str, *, livekit, llm, livekit_key: str, livek
                 [sys.executable, "-m", "flask", "--app", "wsgi", "jobs", "work"],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             ) for _ in range(job_workers)]
-            served = Served(base, network, process, livekit_webhook_failures=failures, env=env)
+            served = Served(base, network, process, livekit_webhook_failures=failures, env=env,
+                            job_processes=workers_of_jobs)
             try:
                 _wait_until_up(f"http://127.0.0.1:{port}", process)
                 yield served

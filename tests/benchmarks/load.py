@@ -1,6 +1,6 @@
 """Load check: many whole calls at once on PostgreSQL, under gunicorn with several workers.
 
-    .venv/bin/python -m tests.benchmarks.load [--calls 200] [--agents 20] [--lines 40] [--instances N]
+    .venv/bin/python -m tests.benchmarks.load [--calls 200] [--agents 20] [--lines 40] [--instances N] [--cpus C]
 
 Runs the service as in production (gunicorn, 3 gthread workers x 4 threads)
 against the loopback stand-ins. Twilio is played by several simulated
@@ -27,6 +27,9 @@ as docs/jobs.md runs them in production) share the one database behind a
 loopback proxy that sends each call's webhooks to the instances in turn
 (AlternatingProxy), so one call's steps alternate between them;
 --instances 1 is the same arrangement with one instance, to compare with.
+With --cpus C (root), each instance, its job worker included, is held to C
+of the machine's CPU (tests/benchmarks/cpu_limit.py): the CPU of a small
+machine of its own, so that one instance and two can be compared on one box.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from app.sandbox.llm_server import LLMStandIn
 from app.sandbox.served import ACCOUNT_SID, AUTH_TOKEN, NUMBER, free_port, gunicorn_service
 from app.sandbox.twilio_network import TwilioNetwork, TwimlError
 from tests.benchmarks.call_flow import fresh_database, percentile
+from tests.benchmarks.cpu_limit import CpuLimit
 
 LIVEKIT_KEY, LIVEKIT_SECRET = "APIloadcheck", "load-check-livekit-secret-0123456789"
 # What PostgreSQL and psycopg write when a transaction lost a deadlock or a
@@ -438,6 +442,7 @@ class LoadResult:
     double_booked: list[str]
     output: str
     instances: int = 0  # 0: one instance reached directly; N: N behind the alternating proxy
+    cpus: float | None = None  # the CPU each instance was held to, if any
     shares: list[int] = field(default_factory=list)  # requests the proxy sent each instance
 
     @property
@@ -472,6 +477,8 @@ class LoadResult:
         if self.instances:
             lines.append(f"- {self.instances} instance(s) behind the alternating proxy, each with a job worker; "
                          f"requests per instance: {self.shares}; {self.calls / self.wall_seconds:.2f} calls/s")
+        if self.cpus:
+            lines.append(f"- each instance (gunicorn and its job worker) held to {self.cpus:g} CPU")
         return "\n".join(lines)
 
 
@@ -492,11 +499,13 @@ def _double_bookings(session: Session) -> list[str]:
 
 
 def run_load(database_url: str, *, calls: int = 200, agents: int = 20, lines: int = 40,
-             workers: int = 3, threads: int = 4, seed: int = 1, instances: int = 0) -> LoadResult:
+             workers: int = 3, threads: int = 4, seed: int = 1, instances: int = 0,
+             cpus: float | None = None) -> LoadResult:
     """Play CALLS whole calls on AGENTS agents against the service on DATABASE_URL (migrated, empty).
 
     INSTANCES: 0, one gunicorn reached directly, working its jobs in its web workers; N, that many behind an
-    AlternatingProxy, each with a `flask jobs work` process beside it."""
+    AlternatingProxy, each with a `flask jobs work` process beside it. CPUS: each instance (its gunicorn and
+    its job worker) held to that much of the machine's CPU (tests/benchmarks/cpu_limit.py; needs root)."""
     networks = lines + agents
     engine = make_engine(database_url, pooled=False)
     with Session(engine) as session:
@@ -516,6 +525,11 @@ def run_load(database_url: str, *, calls: int = 200, agents: int = 20, lines: in
                 database_url, livekit=livekit, llm=llm, livekit_key=LIVEKIT_KEY, livekit_secret=LIVEKIT_SECRET,
                 workers=workers, threads=threads, extra_env=env, network=region, port=port,
                 public_url=proxy.url if proxy else None, job_workers=1 if proxy else 0)) for port in ports]
+            if cpus:
+                for number, served in enumerate(every_instance):
+                    limit = stack.enter_context(CpuLimit(f"load-{number}", cpus))
+                    for process in (served.process, *served.job_processes):
+                        limit.add(process.pid)
             bots = [threading.Thread(target=agent_bot, daemon=True,
                                      args=(region.home(spec["sip_uri"], lines + n), spec["sip_uri"],
                                            random.Random(rng.random()), stop, tally))
@@ -568,7 +582,7 @@ def run_load(database_url: str, *, calls: int = 200, agents: int = 20, lines: in
         deadlocks=len(DEADLOCK.findall(output)), serialization_failures=len(SERIALIZATION.findall(output)),
         retries=output.count(RETRIED), tally=tally, harness_errors=list(region.errors),
         call_statuses=statuses, unfinished_calls=unfinished, busy_agents=busy, double_booked=double, output=output,
-        instances=instances, shares=shares,
+        instances=instances, shares=shares, cpus=cpus,
     )
 
 
@@ -580,6 +594,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--instances", type=int, default=0,
                         help="N service instances on the one database behind an alternating proxy (0: one, direct)")
+    parser.add_argument("--cpus", type=float, help="hold each instance to this much CPU (a cgroup; needs root)")
     args = parser.parse_args()
     from alembic import command
 
@@ -587,7 +602,7 @@ def main() -> None:
     try:
         command.upgrade(alembic_config(url), "head")
         result = run_load(url, calls=args.calls, agents=args.agents, lines=args.lines, seed=args.seed,
-                          instances=args.instances)
+                          instances=args.instances, cpus=args.cpus)
     finally:
         drop()
     arrangement = f"{args.instances} x " if args.instances else ""

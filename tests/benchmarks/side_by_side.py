@@ -206,27 +206,53 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=30)
 
 
-def run_round(app: App, pair: int, made: Requests, seconds: int, connections: int, folder: Path) -> Round:
-    lines = folder / f"{app.name}-{pair}.txt"
+@dataclass
+class Running:
+    """A wrk round under way against one app: what it sends and the app's worker CPU when it began."""
+
+    app: App
+    pair: int
+    wrk: subprocess.Popen
+    lines: Path
+    sids: list[str]
+    cpu_before: float
+
+
+def start_round(app: App, pair: int, made: Requests, seconds: int, connections: int, folder: Path,
+                part: str = "") -> Running:
+    """Start wrk against APP for SECONDS (PART names its requests' file when several run at once)."""
+    lines = folder / f"{app.name}-{pair}{part}.txt"
     count = int(seconds * LINES_PER_SECOND) if app.keeps_state else 4000
     sids = made.write(app, count, lines)
     before = worker_cpu_seconds(app.process.pid)
-    finished = subprocess.run(
+    wrk = subprocess.Popen(
         ["wrk", "-t", str(WRK_THREADS), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
          "-s", str(LUA), app.base_url, "--", str(lines), str(WRK_THREADS), app.expect],
-        capture_output=True, text=True, timeout=seconds + 120)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return Running(app, pair, wrk, lines, sids, before)
+
+
+def finish_round(running: Running, seconds: int) -> Round:
+    """Wait for the round's wrk, then read what it and the app's workers report."""
+    app = running.app
+    stdout, stderr = running.wrk.communicate(timeout=seconds + 120)
     time.sleep(0.5)  # what was in flight when wrk stopped finishes
-    spent = worker_cpu_seconds(app.process.pid) - before
-    lines.unlink()
-    report = next((json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")), None)
+    spent = worker_cpu_seconds(app.process.pid) - running.cpu_before
+    running.lines.unlink()
+    report = next((json.loads(line) for line in stdout.splitlines() if line.startswith("{")), None)
     if report is None:
-        raise RuntimeError(f"wrk said nothing usable for {app.name}: {finished.stdout}{finished.stderr}")
+        raise RuntimeError(f"wrk said nothing usable for {app.name}: {stdout}{stderr}")
+    sids = running.sids
     sent = [sid for thread, issued in enumerate(report["sent"])
             for sid in sids[thread::WRK_THREADS][:issued]] if app.keeps_state else []
     done = max(report["requests"], 1)
-    return Round(app.name, pair, report["requests"] / (report["duration_us"] / 1e6), report["requests"],
+    return Round(app.name, running.pair, report["requests"] / (report["duration_us"] / 1e6), report["requests"],
                  report["p50_us"] / 1000, report["p99_us"] / 1000, spent * 1000 / done, report["non_2xx"],
                  report["socket_errors"] + report["timeouts"], report["not_twiml"], report["wrapped"], sent)
+
+
+def run_round(app: App, pair: int, made: Requests, seconds: int, connections: int, folder: Path) -> Round:
+    return finish_round(start_round(app, pair, made, seconds, connections, folder), seconds)
 
 
 def served_lines(output: str, since: str = "", until: str = "~") -> list[dict]:
