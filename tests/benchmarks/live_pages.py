@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import math
 import os
 import re
 import statistics
@@ -68,9 +69,17 @@ CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 CALL_SID = re.compile(r'"call_sid":"(CA[0-9a-z]+)"')
 # The pages open their streams on the live process; no reconciler (it would end the callers the simulated Twilio
 # never placed: their webhooks are sent straight to the service).
-# The boards list 300 calls rather than 100, so that the run's own callers (about 200 live at once, started
-# before the seeded ones) are all on them and each one's arrival and departure can be timed.
-SERVICE_ENV = {"LIVE_STREAM_BASE": BASE, "RECONCILE_INTERVAL_SECONDS": "0", "BOARD_CALLS_SHOWN": "300"}
+SERVICE_ENV = {"LIVE_STREAM_BASE": BASE, "RECONCILE_INTERVAL_SECONDS": "0"}
+
+
+def boards_calls_shown(pages: int, seconds: float, rate: float) -> int:
+    """How many calls the boards list (BOARD_CALLS_SHOWN, 100 by default): every caller of the run's own that
+    can be live at once, so that each one's arrival and departure on the boards can be timed (they started
+    before the seeded ones, which the boards then leave out). A round's callers are its call pages' and 20
+    more, and the new callers of its two stretches of webhooks, at most two steps in three; each round hangs
+    up all of its own at its end."""
+    call_pages = pages - 2 * (pages // 10) - CONSOLES
+    return call_pages + 20 + math.ceil(2 * seconds * rate * 2 / 3) + 20
 # Every caller a number of their own: a number that rang lately is welcomed back as a cut-off caller.
 NUMBERS = itertools.count()
 
@@ -487,7 +496,7 @@ def one_round(label: str, base: str, port: int, live_pid: int, cookies: dict, ar
         time.sleep(0.01)
     result.count_after_close = {**status(port), "seconds": round(time.monotonic() - closed_at, 3)}
     pages.stop()
-    for sid in waiting:
+    for sid in [*waiting, *followed]:  # the next round's callers are the only ones of the run's on the boards
         hooks.hang_up(sid)
     return result
 
@@ -539,7 +548,8 @@ def main() -> None:
         prepare(url)
         with LiveKitStandIn(LIVEKIT_KEY, LIVEKIT_SECRET) as livekit, LLMStandIn() as llm, \
                 gunicorn_service(url, livekit=livekit, llm=llm, livekit_key=LIVEKIT_KEY, livekit_secret=LIVEKIT_SECRET,
-                                 workers=2, threads=4, extra_env=SERVICE_ENV) as served, \
+                                 workers=2, threads=4, extra_env={**SERVICE_ENV, "BOARD_CALLS_SHOWN": str(
+                                     boards_calls_shown(args.pages, args.seconds, args.rate))}) as served, \
                 live_process(served.env) as (port, process):
             cookies = {name: cookie_of(served.base_url, name)
                        for name in ["boss", *(f"agent{n:03d}" for n in range(CONSOLES))]}
