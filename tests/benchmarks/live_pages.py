@@ -1,6 +1,7 @@
 """Benchmark: how many open live pages one box holds, how soon they update, and what they cost the webhooks.
 
     .venv/bin/python -m tests.benchmarks.live_pages [--pages 200] [--seconds 30] [--rate 5] [--seeded 2000]
+        [--repeats 1]
 
 On PostgreSQL, runs the service as in production (gunicorn, 2 workers x 4
 threads, LIVE_STREAM_BASE=/live) and the live pages' process (`flask live`)
@@ -10,7 +11,7 @@ with only the calls the run makes, then with SEEDED more live calls written
 straight into the database):
 1. idle: webhooks with no page open: RATE steps a second for SECONDS, each a
    new caller (voice webhook, then the IVR's choice) or a caller hanging up
-   (status callback), timed at the client;
+   (status callback), timed at the client; the same mix of steps as in 2;
 2. pages: PAGES pages opened from one asyncio client process over real sockets, as
    signed-in viewers (a tenth boards, a tenth wallboards, 40 agents' consoles,
    the rest call pages of waiting callers), then the same webhooks while they
@@ -20,6 +21,11 @@ straight into the database):
    WATCHED_BOARDS of them; the others only count what they receive), a
    call's page saying the call is over;
 3. the pages are closed, and the live process's count is read at once.
+With --repeats N, each round does 1 and 2 N times, alternating, idle first
+one time and pages first the next (the database grows as the run goes on,
+so neither kind of stretch is always the later one), each open stretch with
+call pages of new callers of its own; a p99 over N times as many webhooks
+is steadier.
 Prints a Markdown report; docs/performance.md keeps the latest results.
 Nothing here asserts a time: it measures.
 """
@@ -72,14 +78,18 @@ CALL_SID = re.compile(r'"call_sid":"(CA[0-9a-z]+)"')
 SERVICE_ENV = {"LIVE_STREAM_BASE": BASE, "RECONCILE_INTERVAL_SECONDS": "0"}
 
 
-def boards_calls_shown(pages: int, seconds: float, rate: float) -> int:
+def boards_calls_shown(pages: int, seconds: float, rate: float, repeats: int) -> int:
     """How many calls the boards list (BOARD_CALLS_SHOWN, 100 by default): every caller of the run's own that
     can be live at once, so that each one's arrival and departure on the boards can be timed (they started
-    before the seeded ones, which the boards then leave out). A round's callers are its call pages' and 20
-    more, and the new callers of its two stretches of webhooks, at most two steps in three; each round hangs
-    up all of its own at its end."""
-    call_pages = pages - 2 * (pages // 10) - CONSOLES
-    return call_pages + 20 + math.ceil(2 * seconds * rate * 2 / 3) + 20
+    before the seeded ones, which the boards then leave out). A round's callers are the call pages' of its
+    open stretch, 20 more, and the new callers of its stretches of webhooks, at most two steps in three; the
+    call pages' callers are hung up when their pages close, and the rest at the round's end."""
+    return call_pages_of(pages) + 20 + math.ceil(2 * repeats * seconds * rate * 2 / 3) + 20
+
+
+def call_pages_of(pages: int) -> int:
+    """Of PAGES open pages, how many are call pages: a tenth are boards, a tenth wallboards, CONSOLES consoles."""
+    return pages - 2 * (pages // 10) - CONSOLES
 # Every caller a number of their own: a number that rang lately is welcomed back as a cut-off caller.
 NUMBERS = itertools.count()
 
@@ -449,20 +459,40 @@ class Round:
     topics: int = 0
     statuses: dict = field(default_factory=dict)
     kinds: dict = field(default_factory=dict)
+    phases: int = 0  # stretches with the pages open
 
 
 def one_round(label: str, base: str, port: int, live_pid: int, cookies: dict, args) -> Round:
+    """REPEATS stretches of webhooks with no page open and as many with the pages open, alternating and in the
+    other order every other time (the database grows as the run goes on: neither side always comes later)."""
     result = Round(label)
     hooks = Webhooks(base)
-    call_pages_count = args.pages - 2 * (args.pages // 10) - CONSOLES
-    followed = [hooks.new_caller()[0] for _ in range(call_pages_count)]
     waiting = [hooks.new_caller()[0] for _ in range(20)]
-
-    hooks.latencies = []
-    drive(hooks, args.seconds, args.rate, waiting, [])
-    result.idle = hooks.latencies
-
     pages = PagesClient(port)
+    for repeat in range(args.repeats):
+        for phase in (("idle", "pages") if repeat % 2 == 0 else ("pages", "idle")):
+            if phase == "idle":
+                # The same steps as with the pages open: callers of their own hang up where those of the call
+                # pages would.
+                unfollowed = [hooks.new_caller()[0] for _ in range(call_pages_of(args.pages))]
+                hooks.latencies = []
+                drive(hooks, args.seconds, args.rate, waiting, unfollowed)
+                result.idle += hooks.latencies
+                for sid in unfollowed:
+                    hooks.hang_up(sid)
+            else:
+                pages_open(result, hooks, pages, port, live_pid, cookies, args, waiting)
+    pages.stop()
+    for sid in waiting:  # the next round's callers are the only ones of the run's on the boards
+        hooks.hang_up(sid)
+    return result
+
+
+def pages_open(result: Round, hooks: Webhooks, pages: PagesClient, port: int, live_pid: int, cookies: dict,
+               args, waiting: list[str]) -> None:
+    """Open the pages (call pages of new callers of their own), time a stretch of webhooks and the updates it
+    makes, close the pages; what it found is added to RESULT."""
+    followed = [hooks.new_caller()[0] for _ in range(call_pages_of(args.pages))]
     boards = [Page("/board/stream", cookies["boss"], watched=n < WATCHED_BOARDS) for n in range(args.pages // 10)]
     walls = [Page("/wallboard/stream", cookies["boss"]) for _ in range(args.pages // 10)]
     consoles = [Page("/console/stream", cookies[f"agent{n:03d}"]) for n in range(CONSOLES)]
@@ -475,30 +505,36 @@ def one_round(label: str, base: str, port: int, live_pid: int, cookies: dict, ar
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    result.opened = opened["snapshots"]
-    result.statuses = opened["statuses"]
-    result.refused = sum(count for status, count in opened["statuses"].items() if status not in (0, 200))
-    result.first_snapshot_s = opened["last_first_s"]
-    result.topics = status(port)["topics"]
+    result.opened = min(result.opened, opened["snapshots"]) if result.phases else opened["snapshots"]
+    result.statuses = dict(Counter(result.statuses) + Counter(opened["statuses"]))
+    result.refused += sum(count for status, count in opened["statuses"].items() if status not in (0, 200))
+    result.first_snapshot_s = max(result.first_snapshot_s, opened["last_first_s"])
+    result.topics = max(result.topics, status(port)["topics"])
 
     cpu_before = cpu_seconds(live_pid)
     hooks.latencies = []
-    drive(hooks, args.seconds, args.rate, waiting, list(followed), pages, range(WATCHED_BOARDS), call_pages)
-    result.with_pages = hooks.latencies
-    result.live_cpu_s = cpu_seconds(live_pid) - cpu_before
+    unfollowed = list(followed)
+    drive(hooks, args.seconds, args.rate, waiting, unfollowed, pages, range(WATCHED_BOARDS), call_pages)
+    result.with_pages += hooks.latencies
+    result.live_cpu_s += cpu_seconds(live_pid) - cpu_before
     result.kinds = status(port)["kinds"]
-    result.live_mib = resident_mib(live_pid)
-    result.updates, result.messages = pages.results()
+    result.live_mib = max(result.live_mib, resident_mib(live_pid))
+    updates, messages = pages.results()
+    for name, (latencies, missing) in updates.items():
+        before, missed = result.updates.get(name, ([], 0))
+        result.updates[name] = (before + latencies, missed + missing)
+    result.messages += messages
+    result.phases += 1
 
     pages.close_all()
     closed_at = time.monotonic()
     while status(port)["pages"] and time.monotonic() - closed_at < 5:
         time.sleep(0.01)
-    result.count_after_close = {**status(port), "seconds": round(time.monotonic() - closed_at, 3)}
-    pages.stop()
-    for sid in [*waiting, *followed]:  # the next round's callers are the only ones of the run's on the boards
+    after = {**status(port), "seconds": round(time.monotonic() - closed_at, 3)}
+    if after["pages"] or after["seconds"] > result.count_after_close.get("seconds", -1):
+        result.count_after_close = after  # the slowest close of the round (or one that left pages counted)
+    for sid in unfollowed:  # the callers of pages that are closed now
         hooks.hang_up(sid)
-    return result
 
 
 def summary(values: list[float]) -> str:
@@ -510,8 +546,9 @@ def summary(values: list[float]) -> str:
 
 def report(rounds: list[Round], args) -> None:
     print(f"## Live pages: {args.pages} open pages, gunicorn 2 workers x 4 threads and one `flask live`\n")
-    print(f"Webhooks at {args.rate:g} steps/s for {args.seconds:g} s each time (new callers: voice + IVR choice; "
-          "hang-ups: status callback), timed at the client.\n")
+    print(f"Webhooks at {args.rate:g} steps/s for {args.seconds:g} s each time, {args.repeats} time(s) with no page "
+          "open and as many with the pages open, alternating (new callers: voice + IVR choice; hang-ups: status "
+          "callback), timed at the client.\n")
     for result in rounds:
         print(f"### {result.label}\n")
         print(f"- pages open: {result.opened} of {args.pages} ({result.refused} refused; answers {result.statuses}), every first snapshot "
@@ -524,8 +561,9 @@ def report(rounds: list[Round], args) -> None:
         for name, (latencies, missing) in result.updates.items():
             print(f"- update, {name} (webhook answered → page received): {summary(latencies)}"
                   f"{f'; {missing} never arrived' if missing else ''}")
-        print(f"- snapshots received by all pages: {result.messages}; live process: {result.live_cpu_s:.1f} s of "
-              f"CPU over the {args.seconds:g} s, {result.live_mib:.0f} MiB resident")
+        print(f"- snapshots received by all pages: {result.messages}; live process: "
+              f"{result.live_cpu_s / max(result.phases, 1):.1f} s of CPU per {args.seconds:g} s with the pages open, "
+              f"{result.live_mib:.0f} MiB resident at most")
         print("- each page kind's topics, and the slowest last read of one (thread and wait): " + "; ".join(
             f"{kind} {figures['topics']} for {figures['pages']} pages, {figures['slowest_read_ms']} ms"
             for kind, figures in sorted(result.kinds.items())))
@@ -539,6 +577,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=float, default=5)
     parser.add_argument("--seeded", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="stretches of each kind per round, alternating (default 1: idle, then pages)")
     args = parser.parse_args()
 
     url, drop = fresh_database("postgres")
@@ -549,7 +589,7 @@ def main() -> None:
         with LiveKitStandIn(LIVEKIT_KEY, LIVEKIT_SECRET) as livekit, LLMStandIn() as llm, \
                 gunicorn_service(url, livekit=livekit, llm=llm, livekit_key=LIVEKIT_KEY, livekit_secret=LIVEKIT_SECRET,
                                  workers=2, threads=4, extra_env={**SERVICE_ENV, "BOARD_CALLS_SHOWN": str(
-                                     boards_calls_shown(args.pages, args.seconds, args.rate))}) as served, \
+                                     boards_calls_shown(args.pages, args.seconds, args.rate, args.repeats))}) as served, \
                 live_process(served.env) as (port, process):
             cookies = {name: cookie_of(served.base_url, name)
                        for name in ["boss", *(f"agent{n:03d}" for n in range(CONSOLES))]}
