@@ -78,13 +78,13 @@ CALL_SID = re.compile(r'"call_sid":"(CA[0-9a-z]+)"')
 SERVICE_ENV = {"LIVE_STREAM_BASE": BASE, "RECONCILE_INTERVAL_SECONDS": "0"}
 
 
-def boards_calls_shown(pages: int, seconds: float, rate: float, repeats: int) -> int:
+def boards_calls_shown(pages: int, seconds: float, rate: float) -> int:
     """How many calls the boards list (BOARD_CALLS_SHOWN, 100 by default): every caller of the run's own that
     can be live at once, so that each one's arrival and departure on the boards can be timed (they started
-    before the seeded ones, which the boards then leave out). A round's callers are the call pages' of its
-    open stretch, 20 more, and the new callers of its stretches of webhooks, at most two steps in three; the
-    call pages' callers are hung up when their pages close, and the rest at the round's end."""
-    return call_pages_of(pages) + 20 + math.ceil(2 * repeats * seconds * rate * 2 / 3) + 20
+    before the seeded ones, which the boards then leave out). In a stretch of webhooks, a third of the steps
+    bring a new caller and a third hang up the longest-waiting one, so the waiting stay about 20; on top of
+    them, the stretch's call pages' callers (hung up when it ends), and one stretch's new callers to spare."""
+    return call_pages_of(pages) + 20 + math.ceil(seconds * rate / 3) + 20
 
 
 def call_pages_of(pages: int) -> int:
@@ -589,7 +589,7 @@ def main() -> None:
         with LiveKitStandIn(LIVEKIT_KEY, LIVEKIT_SECRET) as livekit, LLMStandIn() as llm, \
                 gunicorn_service(url, livekit=livekit, llm=llm, livekit_key=LIVEKIT_KEY, livekit_secret=LIVEKIT_SECRET,
                                  workers=2, threads=4, extra_env={**SERVICE_ENV, "BOARD_CALLS_SHOWN": str(
-                                     boards_calls_shown(args.pages, args.seconds, args.rate, args.repeats))}) as served, \
+                                     boards_calls_shown(args.pages, args.seconds, args.rate))}) as served, \
                 live_process(served.env) as (port, process):
             cookies = {name: cookie_of(served.base_url, name)
                        for name in ["boss", *(f"agent{n:03d}" for n in range(CONSOLES))]}
