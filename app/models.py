@@ -269,7 +269,10 @@ class Queue(Base):
 class Call(Base):
     __tablename__ = "calls"
     # The call history and the voicemail inbox list calls newest first, a page at a time (calls/history.py).
-    __table_args__ = (Index("ix_calls_created_at_id", "created_at", "id"),)
+    # A new call asks for its caller's last call (calls/resume.py), and a customer's calls are found by number
+    # (same_customer): by their number and when each ended.
+    __table_args__ = (Index("ix_calls_created_at_id", "created_at", "id"),
+                      Index("ix_calls_from_number_ended_at", "from_number", "ended_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The call's name in pages and the API: an inbound call's is the caller's Twilio CallSid; an outbound call,
@@ -286,8 +289,9 @@ class Call(Base):
         ForeignKey("callbacks.id", ondelete="SET NULL", use_alter=True, name="fk_calls_callback_id_callbacks"),
         index=True)
     from_number: Mapped[str] = mapped_column(String(32), default="")
-    to_number: Mapped[str] = mapped_column(String(32), default="")
-    room_name: Mapped[str | None] = mapped_column(String(128))
+    to_number: Mapped[str] = mapped_column(String(32), default="", index=True)
+    # Every LiveKit webhook finds its call by its room (primitives.legs.lock_call_in_room).
+    room_name: Mapped[str | None] = mapped_column(String(128), index=True)
     queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
     ivr_reason: Mapped[str | None] = mapped_column(Text)
     ivr_attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -357,7 +361,8 @@ class Leg(Base):
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=LegStatus.DIALING)
-    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    # An agent's other live legs are asked for by several steps (and their last call by wrap-up).
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     twilio_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     livekit_identity: Mapped[str | None] = mapped_column(String(128))
     room_name: Mapped[str | None] = mapped_column(String(128))
@@ -403,10 +408,11 @@ class Transfer(Base):
     from_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     target_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
     target_queue_id: Mapped[int | None] = mapped_column(ForeignKey("queues.id", ondelete="SET NULL"))
-    target_leg_id: Mapped[int | None] = mapped_column(ForeignKey("legs.id", ondelete="SET NULL"))
+    # The target's leg's webhooks find their transfer by it.
+    target_leg_id: Mapped[int | None] = mapped_column(ForeignKey("legs.id", ondelete="SET NULL"), index=True)
     # An outside target: the E.164 number or SIP URI rung (its leg has no agent).
     target_number: Mapped[str | None] = mapped_column(String(255))
-    consult_room: Mapped[str | None] = mapped_column(String(128))
+    consult_room: Mapped[str | None] = mapped_column(String(128), index=True)  # found by LiveKit's webhooks too
     notes: Mapped[str | None] = mapped_column(Text)
     # Who asked for it, as the timeline's `by` names them ("alice", "token:crm", "phone:101"): whose the notes are.
     requested_by: Mapped[str | None] = mapped_column(String(80))
@@ -497,7 +503,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
-    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"))
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("transfers.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

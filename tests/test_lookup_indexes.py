@@ -1,0 +1,79 @@
+"""The lookups a call's webhooks make on tables that grow with every call are answered through an index, never by
+reading the whole table (migration 0026): found by asking the database for each one's plan, with sequential scans
+priced out on PostgreSQL (a plan that still scans the table has no index to use) and SQLite's own plan read."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.sql import Select
+
+from app.calls.resume import _LATEST_ENDED_FROM
+from app.database import make_engine
+from app.models import Call, Event, Leg, Transfer, same_customer, utcnow
+from app.primitives.legs import _LOCK_CALL_IN_ROOM
+
+
+def _plan(engine, statement: Select, params: dict) -> str:
+    compiled = statement.compile(dialect=engine.dialect)
+    values = {**compiled.params, **params}
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            with connection.begin():
+                connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                rows = connection.exec_driver_sql("EXPLAIN " + compiled.string, values).all()
+        else:
+            ordered = tuple(values[name] for name in compiled.positiontup)
+            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, ordered).all()
+    return "\n".join(" | ".join(str(part) for part in row) for row in rows)
+
+
+def _reads_whole_table(engine, plan: str, table: str) -> bool:
+    if engine.dialect.name == "postgresql":
+        return f"Seq Scan on {table}" in plan
+    # SQLite: "SCAN calls" reads the table; "SEARCH calls USING INDEX …" or a covering index does not.
+    return any(line.split(" | ")[-1].strip() in (f"SCAN {table}",) for line in plan.splitlines())
+
+
+@pytest.fixture
+def engine(clean_database):
+    engine = make_engine(clean_database, pooled=False)
+    yield engine
+    engine.dispose()
+
+
+since = utcnow() - timedelta(seconds=120)
+LOOKUPS = {
+    # Every LiveKit webhook: the call whose room, or whose transfer's consult room, the event is about.
+    "a LiveKit event's call, by room": (_LOCK_CALL_IN_ROOM, {"room": "room-1"}, ("calls", "transfers")),
+    # Every new call: did this caller hang up on us moments ago (calls/resume.py)?
+    "a new caller's last call": (_LATEST_ENDED_FROM, {"number": "+15550001111", "call": 1, "since": since},
+                                 ("calls",)),
+    # A transfer's summary: the customer's earlier calls.
+    "a customer's calls, by number": (select(Call.id).where(same_customer("+15550001111")), {}, ("calls",)),
+    # Several steps: is this agent on another live leg?
+    "an agent's legs": (select(Leg.id).where(Leg.agent_id == 1), {}, ("legs",)),
+    # A transfer's summary turn: the events of the transfer.
+    "a transfer's events": (select(Event.detail).where(Event.transfer_id == 1, Event.name == "summary_asked"), {},
+                            ("events",)),
+    # The target's leg's webhooks: the transfer it serves.
+    "a transfer, by its target's leg": (select(Transfer.id).where(Transfer.target_leg_id == 1), {}, ("transfers",)),
+}
+
+
+@pytest.mark.parametrize("name", list(LOOKUPS))
+def test_a_lookup_on_the_call_path_uses_an_index(engine, name):
+    statement, params, tables = LOOKUPS[name]
+    plan = _plan(engine, statement, params)
+    assert plan, "the database gave no plan"
+    for table in tables:
+        assert not _reads_whole_table(engine, plan, table), f"{name} reads all of {table}:\n{plan}"
+
+
+def test_the_check_sees_a_lookup_without_an_index(engine):
+    # The check itself: a lookup by a column no index covers reads the whole table, and is caught.
+    plan = _plan(engine, select(Call.id).where(Call.ivr_reason == "billing"), {})
+    assert _reads_whole_table(engine, plan, "calls"), plan
+
