@@ -123,6 +123,10 @@ FINAL_CALL_STATUSES = frozenset(
     {CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED, CallStatus.VOICEMAIL, CallStatus.CALLBACK_REQUESTED,
      CallStatus.UNANSWERED}
 )
+# The statuses of a call not yet over. A query for live rows asks for these (`status IN …`), which the status's
+# index answers from the few live rows; `NOT IN` the final ones would read the whole history. The same for legs
+# and transfers below (tests/test_lookup_indexes.py).
+LIVE_CALL_STATUSES = tuple(sorted(set(CallStatus) - FINAL_CALL_STATUSES))
 
 
 class LegRole(StrEnum):
@@ -147,6 +151,7 @@ class LegStatus(StrEnum):
 FINAL_LEG_STATUSES = frozenset(
     {LegStatus.ENDED, LegStatus.NO_ANSWER, LegStatus.BUSY, LegStatus.DECLINED, LegStatus.FAILED, LegStatus.CANCELED}
 )
+LIVE_LEG_STATUSES = tuple(sorted(set(LegStatus) - FINAL_LEG_STATUSES))
 
 
 class TransferState(StrEnum):
@@ -175,6 +180,7 @@ FINAL_TRANSFER_STATES = frozenset(
         TransferState.VOICEMAIL,
     }
 )
+LIVE_TRANSFER_STATES = tuple(sorted(set(TransferState) - FINAL_TRANSFER_STATES))
 
 
 class CallbackState(StrEnum):
@@ -360,7 +366,7 @@ class Leg(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=LegStatus.DIALING)
+    status: Mapped[str] = mapped_column(String(16), default=LegStatus.DIALING, index=True)  # live legs: by it
     # An agent's other live legs are asked for by several steps (and their last call by wrap-up).
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), index=True)
     twilio_call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.calls import outbound
 from app.events import record_event
 from app.models import (
-    FINAL_LEG_STATUSES,
+    LIVE_LEG_STATUSES,
     Activity,
     CallStatus,
     Event,
@@ -120,7 +120,7 @@ def leg_confirmed_over(t: Telephony, leg: Leg) -> None:
     if agent is None or agent.activity != Activity.LEAVING:
         return
     still_live = t.session.scalar(
-        select(Leg.id).where(Leg.agent_id == agent.id, Leg.id != leg.id, Leg.status.not_in(FINAL_LEG_STATUSES))
+        select(Leg.id).where(Leg.agent_id == agent.id, Leg.id != leg.id, Leg.status.in_(LIVE_LEG_STATUSES))
     )
     if still_live is None:
         release_agent(t, agent)

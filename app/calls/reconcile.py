@@ -68,7 +68,7 @@ from app.calls.service import end_call
 from app.events import record_event
 from app.logs import get_logger
 from app.models import (
-    FINAL_LEG_STATUSES,
+    LIVE_LEG_STATUSES,
     Activity,
     Agent,
     Leg,
@@ -171,7 +171,7 @@ def carry_out_leftovers(step: Callable[[], object], session: Session) -> set[int
 def legs_to_ask(session: Session) -> list[LiveLeg]:
     """Every Twilio leg the database holds as live, and the last leg of each agent kept LEAVING, by id."""
     live = select(Leg.call_id, Leg.id, Leg.twilio_call_sid).where(
-        Leg.twilio_call_sid.is_not(None), Leg.status.not_in(FINAL_LEG_STATUSES)
+        Leg.twilio_call_sid.is_not(None), Leg.status.in_(LIVE_LEG_STATUSES)
     )
     last_of_leaving = (
         select(func.max(Leg.id))
@@ -223,7 +223,7 @@ def apply_twilio_status(t: Telephony, live: LiveLeg, twilio_status: str) -> bool
 
 def free_stranded_agents(t: Telephony) -> list[str]:
     """Agents busy (ringing, on a call, leaving) with no live leg at all: freed, each with an event."""
-    live_agent_ids = select(Leg.agent_id).where(Leg.agent_id.is_not(None), Leg.status.not_in(FINAL_LEG_STATUSES))
+    live_agent_ids = select(Leg.agent_id).where(Leg.agent_id.is_not(None), Leg.status.in_(LIVE_LEG_STATUSES))
     stranded = t.session.scalars(
         select(Agent)
         .where(Agent.activity != Activity.IDLE, Agent.id.not_in(live_agent_ids))

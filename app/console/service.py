@@ -17,7 +17,7 @@ from app.agents.service import set_presence_and_offer
 from app.calls import outbound, reactions
 from app.kinds import SummarySource, TransferTrigger
 from app.models import (
-    FINAL_LEG_STATUSES,
+    LIVE_LEG_STATUSES,
     Activity,
     Agent,
     Callback,
@@ -72,7 +72,7 @@ def current_room(session: Session, agent_id: int | None) -> AgentPlace | None:
     leg = session.scalar(
         select(Leg)
         .where(Leg.agent_id == agent_id, Leg.role.in_((LegRole.AGENT, LegRole.TARGET)),
-               Leg.status.not_in(FINAL_LEG_STATUSES), Leg.room_name.is_not(None))
+               Leg.status.in_(LIVE_LEG_STATUSES), Leg.room_name.is_not(None))
         .order_by(Leg.id.desc())
     )
     if leg is None or leg.call.is_final:
@@ -85,7 +85,7 @@ def _live_legs(session: Session, agent_id: int) -> list[Leg]:
     legs = session.scalars(
         select(Leg)
         .where(Leg.agent_id == agent_id, Leg.role.in_((LegRole.AGENT, LegRole.TARGET)),
-               Leg.status.not_in(FINAL_LEG_STATUSES))
+               Leg.status.in_(LIVE_LEG_STATUSES))
         .order_by(Leg.id.desc())
     ).all()
     return [leg for leg in legs if not leg.call.is_final]

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.console.service import console_state
 from app.jobs.steps import job_step
 from app.live.topics import Read, Reading
-from app.models import FINAL_LEG_STATUSES, Agent, Leg
+from app.models import LIVE_LEG_STATUSES, Agent, Leg
 from app.supervisor import board
 
 OFFER_REFRESH_SECONDS = 1.0
@@ -54,7 +54,7 @@ def console_reader(app: Flask, agent_id: int) -> Read:
                 return Reading("", None)
             snapshot = console_state(t, agent_id)
             calls = frozenset(t.session.scalars(select(Leg.call_id).where(
-                Leg.agent_id == agent_id, Leg.status.not_in(FINAL_LEG_STATUSES))))
+                Leg.agent_id == agent_id, Leg.status.in_(LIVE_LEG_STATUSES))))
             # While a call is offered, its ring's end is checked every second, as the console's poll did.
             return Reading(board.board_cursor(t.session), snapshot, calls,
                            refresh_seconds=OFFER_REFRESH_SECONDS if snapshot["offer"] is not None else None)

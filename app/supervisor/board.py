@@ -20,9 +20,9 @@ from app.clock import utcnow
 from app.events import shown_detail
 from app.kinds import SummarySource
 from app.models import (
-    FINAL_CALL_STATUSES,
-    FINAL_LEG_STATUSES,
-    FINAL_TRANSFER_STATES,
+    LIVE_CALL_STATUSES,
+    LIVE_LEG_STATUSES,
+    LIVE_TRANSFER_STATES,
     Agent,
     Call,
     CallStatus,
@@ -95,7 +95,7 @@ def board_cursor(session: Session) -> str:
 
 
 def _live(queue: Queue | None):
-    live = Call.status.not_in(list(FINAL_CALL_STATUSES))
+    live = Call.status.in_(LIVE_CALL_STATUSES)
     return (live, Call.queue_id == queue.id) if queue is not None else (live,)
 
 
@@ -138,7 +138,7 @@ def agents(session: Session, queue: Queue | None = None) -> list[dict]:
     live_legs = session.execute(
         select(Leg.agent_id, Call)
         .join(Call, Leg.call_id == Call.id)
-        .where(Leg.agent_id.is_not(None), Leg.status.not_in(list(FINAL_LEG_STATUSES)))
+        .where(Leg.agent_id.is_not(None), Leg.status.in_(LIVE_LEG_STATUSES))
         .order_by(Leg.id)
     ).all()
     current = {agent_id: (call.call_sid, call.caller_shown) for agent_id, call in live_legs}
@@ -171,7 +171,7 @@ def agents(session: Session, queue: Queue | None = None) -> list[dict]:
 def transfers_under_way(session: Session, queue: Queue | None = None) -> list[dict]:
     """Transfers not yet finished (only those of QUEUE's calls or to QUEUE, when given), oldest first."""
     # Their calls and parties come in a statement each, not one per transfer.
-    query = (select(Transfer).where(Transfer.state.not_in(list(FINAL_TRANSFER_STATES))).order_by(Transfer.id)
+    query = (select(Transfer).where(Transfer.state.in_(LIVE_TRANSFER_STATES)).order_by(Transfer.id)
              .options(selectinload(Transfer.call), selectinload(Transfer.from_agent),
                       selectinload(Transfer.target_agent), selectinload(Transfer.target_queue)))
     if queue is not None:
@@ -275,7 +275,7 @@ def agent_may_read(session: Session, call: Call, agent_id: int | None) -> bool:
         return False
     return bool(session.scalar(select(exists().where(
         Leg.call_id == call.id, Leg.agent_id == agent_id,
-        or_(Leg.status.not_in(list(FINAL_LEG_STATUSES)), Leg.connected_at.is_not(None))))))
+        or_(Leg.status.in_(LIVE_LEG_STATUSES), Leg.connected_at.is_not(None))))))
 
 
 def call_cursor(session: Session, call_id: int) -> str:
