@@ -1,0 +1,67 @@
+"""No statement of a whole warm transfer, nor of the board's read, reads the whole of a table that grows with every
+call.
+
+Every statement the service sends while a warm transfer runs (its webhooks,
+LiveKit's, the jobs they start) is caught from SQLAlchemy's cursor events,
+and the database is asked for its plan, with its own parameters: PostgreSQL
+with sequential scans priced out, SQLite's own plan. A plan that still reads
+all of one of these tables (or all of one of its indexes) means a lookup no
+index serves: harmless on the test's few rows, a read of the whole history
+on every such webhook in production (docs/performance.md, "Lookups that grew
+with the history"). tests/test_lookup_indexes.py checks the known lookups
+one by one; this catches a new one.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.sandbox import scenarios
+from app.supervisor.board import board_snapshot
+from tests.test_lookup_indexes import _reads_whole_table
+
+# The tables that grow with every call (the rest are the configuration and the people: a few rows each).
+GROWING = ("calls", "legs", "transfers", "events", "webhook_deliveries", "utterances")
+ASKING = re.compile(r"^\s*(SELECT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+def _plan(engine, statement: str, parameters) -> str:
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            with connection.begin():
+                connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+                rows = connection.exec_driver_sql("EXPLAIN " + statement, parameters).all()
+        else:
+            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+    return "\n".join(" | ".join(str(part) for part in row) for row in rows)
+
+
+def test_a_whole_warm_transfer_and_the_board_read_no_growing_table_whole(centre):
+    sent: dict[str, object] = {}
+
+    def caught(_conn, _cursor, statement, parameters, _context, executemany) -> None:
+        if not executemany and ASKING.match(statement) and any(
+                re.search(rf"\b{table}\b", statement) for table in GROWING):
+            sent.setdefault(statement, parameters)
+
+    event.listen(Engine, "before_cursor_execute", caught)
+    try:
+        _caller, alice, _bob = scenarios.warm_transfer_by_dtmf(centre.network, centre.number)
+        with centre.db() as session:  # and the board, read twice a second while calls change
+            board_snapshot(session, centre.app.config["SETTINGS"])
+    finally:
+        event.remove(Engine, "before_cursor_execute", caught)
+    assert "Transfer complete" in alice.heard_text
+    assert len(sent) > 20, f"only {len(sent)} statements caught"
+
+    engine = centre.app.extensions["db_engine"]
+    whole = []
+    for statement, parameters in sent.items():
+        plan = _plan(engine, statement, parameters)
+        read = [table for table in GROWING if _reads_whole_table(engine, plan, table)]
+        if read:
+            whole.append(f"{', '.join(read)}: {' '.join(statement.split())[:300]}\n{plan}")
+    assert not whole, "statements that read a whole growing table:\n\n" + "\n\n".join(whole)
