@@ -1,5 +1,5 @@
-"""No statement of a whole warm transfer, nor of the board's read, reads the whole of a table that grows with every
-call.
+"""No statement of a whole warm transfer, nor of the board's read or the timers that run every 5 s, reads the whole
+of a table that grows with every call.
 
 Every statement the service sends while a warm transfer runs (its webhooks,
 LiveKit's, the jobs they start) is caught from SQLAlchemy's cursor events,
@@ -19,12 +19,19 @@ import re
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from app.calls.callbacks import offer_due_callbacks
+from app.calls.room_events import expire_browser_joins
+from app.jobs.setup import jobs_of
+from app.jobs.steps import job_step
+from app.outgoing.sending import due_lines
+from app.primitives.availability import end_due_wrap_ups
 from app.sandbox import scenarios
 from app.supervisor.board import board_snapshot
 from tests.test_lookup_indexes import _reads_whole_table
 
 # The tables that grow with every call (the rest are the configuration and the people: a few rows each).
-GROWING = ("calls", "legs", "transfers", "events", "webhook_deliveries", "utterances")
+GROWING = ("calls", "legs", "transfers", "events", "webhook_deliveries", "utterances", "callbacks",
+           "event_deliveries")
 ASKING = re.compile(r"^\s*(SELECT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
@@ -39,7 +46,7 @@ def _plan(engine, statement: str, parameters) -> str:
     return "\n".join(" | ".join(str(part) for part in row) for row in rows)
 
 
-def test_a_whole_warm_transfer_and_the_board_read_no_growing_table_whole(centre):
+def test_a_warm_transfer_the_board_and_the_timers_read_no_growing_table_whole(centre):
     sent: dict[str, object] = {}
 
     def caught(_conn, _cursor, statement, parameters, _context, executemany) -> None:
@@ -52,6 +59,12 @@ def test_a_whole_warm_transfer_and_the_board_read_no_growing_table_whole(centre)
         _caller, alice, _bob = scenarios.warm_transfer_by_dtmf(centre.network, centre.number)
         with centre.db() as session:  # and the board, read twice a second while calls change
             board_snapshot(session, centre.app.config["SETTINGS"])
+            due_lines(session)
+        # The timers every 5 s, whatever the load (docs/jobs.md).
+        with centre.app.app_context(), job_step(jobs_of(centre.app).context["tools"]) as t:
+            end_due_wrap_ups(t)
+            offer_due_callbacks(t)
+            expire_browser_joins(t)
     finally:
         event.remove(Engine, "before_cursor_execute", caught)
     assert "Transfer complete" in alice.heard_text
