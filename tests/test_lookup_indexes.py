@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.sql import Select
 
-from app.calls.resume import _LATEST_ENDED_FROM
 from app.database import make_engine
 from app.models import (
     FINAL_CALL_STATUSES,
@@ -26,6 +25,7 @@ from app.models import (
     utcnow,
 )
 from app.primitives.legs import _LOCK_CALL_IN_ROOM
+from app.states.calls import _CALLERS_LAST_CALL
 from app.supervisor.board import _live
 
 
@@ -78,8 +78,8 @@ since = utcnow() - timedelta(seconds=120)
 LOOKUPS = {
     # Every LiveKit webhook: the call whose room, or whose transfer's consult room, the event is about.
     "a LiveKit event's call, by room": (_LOCK_CALL_IN_ROOM, {"room": "room-1"}, ("calls", "transfers")),
-    # Every new call: did this caller hang up on us moments ago (calls/resume.py)?
-    "a new caller's last call": (_LATEST_ENDED_FROM, {"number": "+15550001111", "call": 1, "since": since},
+    # Every new call: did this caller hang up on us moments ago (calls/resume.py)? Asked by the call's INSERT.
+    "a new caller's last call": (select(_CALLERS_LAST_CALL), {"resume_number": "+15550001111", "resume_since": since},
                                  ("calls",)),
     # A transfer's summary: the customer's earlier calls.
     "a customer's calls, by number": (select(Call.id).where(same_customer("+15550001111")), {}, ("calls",)),

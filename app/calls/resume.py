@@ -18,13 +18,11 @@ calls back at once reaches the agent they spoke to, which is what
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import bindparam, select
 
 from app.calls.service import enqueue_call
 from app.events import record_event
-from app.models import Activity, Call, CallDirection, CallStatus, Event, utcnow
+from app.models import Activity, Call, CallStatus, Event, utcnow
 from app.primitives.availability import end_wrap_up
 from app.primitives.context import Telephony
 
@@ -33,37 +31,26 @@ WITH_AN_AGENT = frozenset({CallStatus.CONNECTED, CallStatus.ON_HOLD})
 IN_LINE = frozenset({CallStatus.QUEUED, CallStatus.RINGING_AGENT})
 
 
-# Asked of every new call, so built once.
-_calls = Call.__table__.c
-_LATEST_ENDED_FROM = (
-    select(_calls.id).where(_calls.direction == CallDirection.INBOUND, _calls.from_number == bindparam("number"),
-                            _calls.id != bindparam("call"), _calls.ended_at >= bindparam("since"),
-                            _calls.queue_id.is_not(None))
-    .order_by(_calls.ended_at.desc()).limit(1))
 _HOW_IT_ENDED = (select(Event).where(Event.call_id == bindparam("call"), Event.name == "call_ended")
                  .order_by(Event.id.desc()).limit(1))
 
 
-def dropped_call(t: Telephony, call: Call) -> tuple[Call, str] | None:
-    """The call CALL's caller was cut off from within RESUME_WINDOW_SECONDS, with what they were doing then
-    (with an agent or in line); None when there is none."""
-    window = t.settings.resume_window_seconds
-    if window <= 0 or not call.from_number:
+def dropped_call(t: Telephony, last_call_id: int | None) -> tuple[Call, str] | None:
+    """The caller's last call, LAST_CALL_ID (within RESUME_WINDOW_SECONDS, asked when the new call was recorded:
+    service.receive_call), with what they were doing when it ended, if they were cut off from it with an agent or
+    in line; None otherwise."""
+    if last_call_id is None:
         return None
-    since = utcnow() - timedelta(seconds=window)
-    earlier_id = t.session.execute(
-        _LATEST_ENDED_FROM, {"number": call.from_number, "call": call.id, "since": since}).scalar()
-    if earlier_id is None:
-        return None
-    earlier = t.session.get(Call, earlier_id)
+    earlier = t.session.get(Call, last_call_id)
     ended = t.session.scalar(_HOW_IT_ENDED, {"call": earlier.id})
     was = (ended.detail or {}).get("was") if ended is not None else None
     return (earlier, was) if was in WITH_AN_AGENT | IN_LINE else None
 
 
-def resume(t: Telephony, call: Call) -> bool:
-    """Take CALL (just arrived, in the IVR) back to where its caller was cut off; False when it is a new call."""
-    dropped = dropped_call(t, call) if call.status == CallStatus.IVR else None
+def resume(t: Telephony, call: Call, last_call_id: int | None) -> bool:
+    """Take CALL (just arrived, in the IVR) back to where its caller was cut off from LAST_CALL_ID, their last call
+    (service.receive_call); False when it is a new call."""
+    dropped = dropped_call(t, last_call_id) if call.status == CallStatus.IVR else None
     if dropped is None:
         return False
     earlier, was = dropped

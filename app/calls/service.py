@@ -68,17 +68,22 @@ BUSY_OPTIONS_NO_CALLBACK = ("All of our agents are still busy. To leave a messag
 CLOSED_OPTIONS_NO_CALLBACK = "To leave a message, press 1."
 
 
-def receive_call(t: Telephony, arrival: Arrival) -> Call:
-    """A call arrived on the number: record it (once, however often Twilio asks)."""
-    call = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number, arrival.call_token)
+def receive_call(t: Telephony, arrival: Arrival) -> tuple[Call, int | None]:
+    """A call arrived on the number: record it (once, however often Twilio asks). With it, the id of its caller's
+    last call that reached a queue and ended within RESUME_WINDOW_SECONDS (calls/resume.py), or None; asked by
+    the same statement, and only of a call recorded now."""
+    window = t.settings.resume_window_seconds
+    since = utcnow() - timedelta(seconds=window) if window > 0 and arrival.from_number else None
+    call, last_call_id = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number,
+                                  arrival.call_token, last_call_since=since)
     if call is None:
-        return t.session.scalar(select(Call).where(Call.call_sid == arrival.call_sid))
+        return t.session.scalar(select(Call).where(Call.call_sid == arrival.call_sid)), None
     new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
             answered_at=utcnow())
     record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
     if web_callers.is_web_caller(call.from_number):
         web_callers.arrived(t, call)
-    return call
+    return call, last_call_id
 
 
 def transcribed(t: Telephony, call: Call) -> bool:

@@ -15,11 +15,13 @@ or failed when its agent never took it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.database import insert_now
+from app.database import insert_now, insert_now_asking
 from app.events import record_event
 from app.models import FINAL_CALL_STATUSES, Call, CallDirection, CallStatus, utcnow
 from app.states.moves import check_move
@@ -44,12 +46,26 @@ CALL_MOVES: dict[str, frozenset[str]] = {
 }
 
 
-def new_call(session: Session, call_sid: str, from_number: str, to_number: str,
-             call_token: str | None = None) -> Call | None:
-    """A call that has just arrived on the number, in the IVR (CALL_TOKEN: Twilio's, to forward it with); None
-    when a call of this CALL_SID is stored already (Twilio asked twice)."""
-    return insert_now(session, Call(call_sid=call_sid, from_number=from_number, to_number=to_number,
-                                    status=CallStatus.IVR, call_token=call_token), unless_present=("call_sid",))
+# The caller's last call: inbound, from the same number, that reached a queue and ended at or after
+# :resume_since (calls/resume.py takes a caller cut off who calls straight back where they were). Asked by the
+# new call's own INSERT, so no new call spends a statement on it; its index is ix_calls_from_number_ended_at.
+_calls = Call.__table__.c
+_CALLERS_LAST_CALL = (
+    select(_calls.id).where(_calls.direction == CallDirection.INBOUND, _calls.from_number == bindparam("resume_number"),
+                            _calls.ended_at >= bindparam("resume_since"), _calls.queue_id.is_not(None))
+    .order_by(_calls.ended_at.desc()).limit(1).scalar_subquery().label("callers_last_call"))
+
+
+def new_call(session: Session, call_sid: str, from_number: str, to_number: str, call_token: str | None = None, *,
+             last_call_since: datetime | None = None) -> tuple[Call | None, int | None]:
+    """A call that has just arrived on the number, in the IVR (CALL_TOKEN: Twilio's, to forward it with), and the
+    id of its caller's last call that reached a queue and ended at or after LAST_CALL_SINCE (None: none, or not
+    asked). (None, None) when a call of this CALL_SID is stored already (Twilio asked twice)."""
+    return insert_now_asking(
+        session, Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR,
+                      call_token=call_token),
+        _CALLERS_LAST_CALL, {"resume_number": from_number, "resume_since": last_call_since},
+        unless_present=("call_sid",))
 
 
 def new_outbound_call(session: Session, call_sid: str, from_number: str, to_number: str) -> Call:

@@ -73,8 +73,8 @@ def _goodbye(text: str):
 def voice(form: TwilioForm):
     """A call comes in: greet and ask why; a caller cut off moments ago goes back where they were instead."""
     t = telephony()
-    call = service.receive_call(t, form.arrival())
-    if resume(t, call) or call.resumed_from_call_id is not None:
+    call, last_call_id = service.receive_call(t, form.arrival())
+    if resume(t, call, last_call_id) or call.resumed_from_call_id is not None:
         # Their transcription starts here, as it would have with the greeting they skip.
         return _hold(call, "Welcome back. We are putting you back through. Please hold.",
                      transcription_url=t.urls.transcription(call.id) if service.transcribed(t, call) else None)
