@@ -27,23 +27,12 @@ from app.outgoing.sending import due_lines
 from app.primitives.availability import end_due_wrap_ups
 from app.sandbox import scenarios
 from app.supervisor.board import board_snapshot
-from tests.test_lookup_indexes import _reads_whole_table
+from tests.test_lookup_indexes import _reads_whole_table, explain
 
 # The tables that grow with every call (the rest are the configuration and the people: a few rows each).
 GROWING = ("calls", "legs", "transfers", "events", "webhook_deliveries", "utterances", "callbacks",
            "event_deliveries")
 ASKING = re.compile(r"^\s*(SELECT|UPDATE|DELETE)\b", re.IGNORECASE)
-
-
-def _plan(engine, statement: str, parameters) -> str:
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            with connection.begin():
-                connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-                rows = connection.exec_driver_sql("EXPLAIN " + statement, parameters).all()
-        else:
-            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
-    return "\n".join(" | ".join(str(part) for part in row) for row in rows)
 
 
 def test_a_warm_transfer_the_board_and_the_timers_read_no_growing_table_whole(centre):
@@ -73,7 +62,7 @@ def test_a_warm_transfer_the_board_and_the_timers_read_no_growing_table_whole(ce
     engine = centre.app.extensions["db_engine"]
     whole = []
     for statement, parameters in sent.items():
-        plan = _plan(engine, statement, parameters)
+        plan = explain(engine, statement, parameters)
         read = [table for table in GROWING if _reads_whole_table(engine, plan, table)]
         if read:
             whole.append(f"{', '.join(read)}: {' '.join(statement.split())[:300]}\n{plan}")

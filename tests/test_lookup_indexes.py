@@ -32,14 +32,21 @@ from app.supervisor.board import _live
 def _plan(engine, statement: Select, params: dict) -> str:
     compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
     values = {**compiled.params, **params}
+    if engine.dialect.name == "postgresql":
+        return explain(engine, compiled.string, values)
+    return explain(engine, compiled.string, tuple(values[name] for name in compiled.positiontup))
+
+
+def explain(engine, statement: str, parameters) -> str:
+    """The database's plan of STATEMENT (as the driver is given it) with PARAMETERS: PostgreSQL's with sequential
+    scans priced out, SQLite's own."""
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             with connection.begin():
                 connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-                rows = connection.exec_driver_sql("EXPLAIN " + compiled.string, values).all()
+                rows = connection.exec_driver_sql("EXPLAIN " + statement, parameters).all()
         else:
-            ordered = tuple(values[name] for name in compiled.positiontup)
-            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, ordered).all()
+            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
     return "\n".join(" | ".join(str(part) for part in row) for row in rows)
 
 
