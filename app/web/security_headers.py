@@ -1,4 +1,4 @@
-"""Security headers on every response (flask-talisman): no framing, no sniffing, a strict CSP, HSTS over HTTPS.
+"""Security headers on every response: no framing, no sniffing, a strict CSP, HSTS over HTTPS.
 
 The pages load only the service's own scripts and styles (no inline ones),
 so the Content-Security-Policy is 'self' throughout; the agent console also
@@ -9,14 +9,17 @@ redirected here, and HSTS is sent on requests that arrived over HTTPS.
 A page that needs more names it for its own response (`widen_page_policy`):
 the public call page reaches Twilio's Voice SDK servers and may be framed by
 the sites of WEB_CALL_ORIGINS; every other page keeps the base policy.
+
+The headers are the same on every response but those: they are written out
+once, at start-up. (flask-talisman, which set them before, rebuilt them on
+every response, a twentieth of a webhook's CPU: issue 23.)
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g
-from flask_talisman import Talisman
+from flask import Flask, Response, g, request
 
 from config import Settings
 
@@ -40,6 +43,9 @@ def _policy_text(policy: dict[str, str]) -> str:
     return "; ".join(f"{directive} {sources}" for directive, sources in policy.items())
 
 
+HSTS = "max-age=31536000; includeSubDomains"  # a year; subdomains too
+
+
 def init_security_headers(app: Flask) -> None:
     """Send the security headers on every response."""
     settings: Settings = app.config["SETTINGS"]
@@ -55,30 +61,28 @@ def init_security_headers(app: Flask) -> None:
         "base-uri": "'none'",
         "object-src": "'none'",
     }
+    every_response = {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Permissions-Policy": "microphone=(self), camera=(), geolocation=()",
+        "Content-Security-Policy": _policy_text(policy),
+    }
 
-    # Registered before Talisman's, so it runs after it (Flask runs after-request functions last-in first).
     @app.after_request
-    def widened(response: Response) -> Response:
+    def security_headers(response: Response) -> Response:
+        headers = response.headers
+        for name, value in every_response.items():
+            headers[name] = value
+        if request.is_secure or request.headers.get("X-Forwarded-Proto") == "https":
+            headers["Strict-Transport-Security"] = HSTS
         extra = g.get("page_policy")
-        if not extra:
-            return response
-        page = dict(policy)
-        for directive, sources in extra.items():
-            base = "" if directive == "frame-ancestors" else page.get(directive, "")
-            page[directive] = " ".join(part for part in (base, *sources) if part)
-        response.headers["Content-Security-Policy"] = _policy_text(page)
-        if "frame-ancestors" in extra:
-            response.headers.pop("X-Frame-Options", None)
+        if extra:
+            page = dict(policy)
+            for directive, sources in extra.items():
+                base = "" if directive == "frame-ancestors" else page.get(directive, "")
+                page[directive] = " ".join(part for part in (base, *sources) if part)
+            headers["Content-Security-Policy"] = _policy_text(page)
+            if "frame-ancestors" in extra:
+                headers.pop("X-Frame-Options", None)
         return response
-
-    Talisman(
-        app,
-        force_https=False,
-        strict_transport_security=True,
-        strict_transport_security_max_age=31536000,
-        session_cookie_secure=settings.public_base_url.startswith("https://"),
-        frame_options="DENY",
-        referrer_policy="same-origin",
-        content_security_policy=policy,
-        permissions_policy={"microphone": "(self)", "camera": "()", "geolocation": "()"},
-    )
