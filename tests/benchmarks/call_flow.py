@@ -78,11 +78,11 @@ def timed_transport(timings: dict[str, list[float]]):
     return send
 
 
-def whole_transfers(served, calls: int, timings) -> float:
+def whole_transfers(served, calls: int, timings, first_caller: int = 0) -> float:
     network = served.network
     network.transport = timed_transport(timings)
     started = time.perf_counter()
-    for n in range(calls):
+    for n in range(first_caller, first_caller + calls):
         caller, alice, bob = warm_transfer_by_dtmf(network, NUMBER, f"+1555300{n:04d}")
         caller.hangup()
         network.run_pending()

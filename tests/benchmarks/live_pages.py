@@ -396,10 +396,11 @@ def drive(hooks: Webhooks, seconds: float, rate: float, waiting: list[str], foll
 
 
 @contextmanager
-def live_process(env: dict):
+def live_process(env: dict, niceness: int | None = None):
     port = free_port()
+    nice = [] if niceness is None else ["--nice", str(niceness)]
     with tempfile.TemporaryFile(mode="w+") as log:
-        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "live", "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "live", "--port", str(port), *nice],
                                    cwd=ROOT, env={**env, "LIVE_STREAM_BASE": BASE}, stdout=log,
                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         try:
@@ -579,6 +580,8 @@ def main() -> None:
     parser.add_argument("--seeded", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=1,
                         help="stretches of each kind per round, alternating (default 1: idle, then pages)")
+    parser.add_argument("--live-nice", type=int, default=None,
+                        help="the live process's --nice (default: its own default)")
     args = parser.parse_args()
 
     url, drop = fresh_database("postgres")
@@ -590,7 +593,7 @@ def main() -> None:
                 gunicorn_service(url, livekit=livekit, llm=llm, livekit_key=LIVEKIT_KEY, livekit_secret=LIVEKIT_SECRET,
                                  workers=2, threads=4, extra_env={**SERVICE_ENV, "BOARD_CALLS_SHOWN": str(
                                      boards_calls_shown(args.pages, args.seconds, args.rate))}) as served, \
-                live_process(served.env) as (port, process):
+                live_process(served.env, args.live_nice) as (port, process):
             cookies = {name: cookie_of(served.base_url, name)
                        for name in ["boss", *(f"agent{n:03d}" for n in range(CONSOLES))]}
             rounds.append(one_round("The calls the run makes", served.base_url, port, process.pid, cookies, args))
