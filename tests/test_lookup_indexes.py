@@ -95,8 +95,6 @@ LOOKUPS = {
     # A transfer's summary turn: the events of the transfer.
     "a transfer's events": (select(Event.detail).where(Event.transfer_id == 1, Event.name == "summary_asked"), {},
                             ("events",)),
-    # The target's leg's webhooks: the transfer it serves.
-    "a transfer, by its target's leg": (select(Transfer.id).where(Transfer.target_leg_id == 1), {}, ("transfers",)),
     # The board (twice a second while it changes), the reconciler and the consoles: what is not over yet.
     "the live calls": (select(Call.id).where(*_live(None)), {}, ("calls",)),
     "the live legs": (select(Leg.id).where(Leg.status.in_(LIVE_LEG_STATUSES)), {}, ("legs",)),

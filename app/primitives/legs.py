@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.logs import get_logger
 from app.models import Activity, Agent, Call, CallStatus, Leg, LegRole, LegStatus, Transfer, utcnow
@@ -102,18 +103,25 @@ def _locked(t: Telephony, call_id: int | None) -> Call | None:
         return None
     call = t.session.scalars(_READ_CALL, {"call": call_id}).unique().first()
     if call is not None:
-        _lock_agents(t, {leg.agent_id for leg in call.legs if leg.agent_id is not None and not leg.is_final})
-        # The session keeps only weak references: held here, the call, its legs and transfers stay loaded for the
-        # whole step, and a step that reaches them again (leg.call, call.legs) costs no statement.
+        live = [leg for leg in call.legs if leg.agent_id is not None and not leg.is_final]
+        agents = _lock_agents(t, {leg.agent_id for leg in live})
+        for leg in live:
+            # Each live leg holds its agent, as locked: the step's `leg.agent` costs no statement.
+            if leg.agent_id in agents:
+                set_committed_value(leg, "agent", agents[leg.agent_id])
+        # The session keeps only weak references: held here, the call, its legs and transfers (and the live legs'
+        # agents) stay loaded for the whole step, and a step that reaches them again (leg.call, call.legs,
+        # leg.agent) costs no statement.
         t.session.info.setdefault(LOCKED_CALLS, {})[call.id] = call
     return call
 
 
-def _lock_agents(t: Telephony, agent_ids: set[int]) -> None:
+def _lock_agents(t: Telephony, agent_ids: set[int]) -> dict[int, Agent]:
     # In id order, after the call: whatever this step then writes of these
     # agents (freed, connected, set away) waits for nobody.
-    if agent_ids:
-        t.session.scalars(_LOCK_AGENTS, {"agents": sorted(agent_ids)}).all()
+    if not agent_ids:
+        return {}
+    return {agent.id: agent for agent in t.session.scalars(_LOCK_AGENTS, {"agents": sorted(agent_ids)})}
 
 
 RINGING_LEG_STATUSES = (LegStatus.DIALING, LegStatus.WHISPER)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import insert_now, link_loaded
 from app.models import FINAL_LEG_STATUSES, Agent, Call, Leg, LegRole, LegStatus, utcnow
@@ -38,6 +39,10 @@ def new_leg(session: Session, call: Call, role: LegRole, *, agent: Agent | None 
                                   connected_at=utcnow() if status == LegStatus.CONNECTED else None))
     # A step that has the call's legs loaded sees the new one among them.
     link_loaded(call, "legs", leg, "call")
+    if agent is not None:
+        # The agent at hand: asking for the leg's agent later in the step reads nothing (the session holds its
+        # objects weakly, so an agent nothing else refers to may be gone from it by then).
+        set_committed_value(leg, "agent", agent)
     return leg
 
 

@@ -455,8 +455,9 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: TransferMo
 
 
 def transfer_of_target_leg(t: Telephony, leg: Leg) -> Transfer | None:
-    """The transfer whose target leg this is."""
-    return t.session.scalar(select(Transfer).where(Transfer.target_leg_id == leg.id))
+    """The transfer whose target leg this is: one of the leg's call's, which the step has loaded with the call
+    (primitives.legs.lock_call), so finding it costs no statement."""
+    return next((transfer for transfer in leg.call.transfers if transfer.target_leg_id == leg.id), None)
 
 
 def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
