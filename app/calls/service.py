@@ -219,8 +219,8 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
         return CallerNext.GOODBYE
     if call.status == CallStatus.ON_HOLD:
         caller_hears_hold(t, call)
-        expire_stale_transfer(t, call)
-        t.session.refresh(call)
+        if expire_stale_transfer(t, call):
+            t.session.refresh(call)  # the transfer it gave up on may have moved the call
         return CallerNext.ROOM if call.status == CallStatus.CONNECTED else CallerNext.HOLD
     if call.status not in (CallStatus.QUEUED, CallStatus.RINGING_AGENT):
         return CallerNext.HOLD

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.actors import Actor, by_detail
+from app.database import link_loaded
 from app.events import record_event
 from app.hours import opening_words
 from app.kinds import TransferMode, TransferTrigger
@@ -174,7 +175,7 @@ def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferT
             t.session.add(transfer)
     except IntegrityError:
         raise TransferRefused("a transfer is already under way for this call") from None
-    t.session.refresh(call)
+    link_loaded(call, "transfers", transfer, "call")  # the call's transfers, as the step sees them, include it
     record_event(t.session, call, "transfer_requested", transfer=transfer, trigger=trigger,
                  from_agent=from_leg.agent.extension, by=by.label)
     return transfer
