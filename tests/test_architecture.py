@@ -121,7 +121,7 @@ def test_no_webhook_view_loads_or_locks_a_leg_or_a_call_by_hand():
 
     from config import PROJECT_ROOT
 
-    by_hand = re.compile(r"\b(lock_leg|lock_call|find_leg|find_call)\(|session\.get\((Leg|Call),")
+    by_hand = re.compile(r"\b(lock_leg|lock_call|find_leg|call_by_sid)\(|session\.get\((Leg|Call),")
     found = []
     for path in sorted((PROJECT_ROOT / "app" / "voice").glob("*.py")):
         if path.name == "guard.py":

@@ -14,6 +14,7 @@ from app.auth.service import Scope
 from app.calls import history, outbound
 from app.models import Agent, Call, Event, Leg, Transfer, Utterance
 from app.routing.callbacks import callbacks_by_state
+from app.states.calls import call_by_sid
 from app.transfers.summary import stored_summary
 from app.web.unit_of_work import run_step, telephony
 
@@ -94,7 +95,7 @@ def list_calls():
 def call_status(call_sid: str):
     """A call whole: its status and parties, its legs, transcript, transfers and their summaries, and its
     timeline."""
-    call = telephony().session.scalar(select(Call).where(Call.call_sid == call_sid[:64]))
+    call = call_by_sid(telephony().session, call_sid)
     if call is None:
         return error(404, f"no call {call_sid[:64]}")
     return jsonify(call_as_dict(call))

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from flask import g, jsonify, request
 from spectree import Response
-from sqlalchemy import select
 
 from app.api import schemas
 from app.api.common import ERRORS, api_route, blueprint, error, timeline, transfer_parties
 from app.auth.guards import current_actor
 from app.auth.service import Scope
 from app.kinds import TransferTrigger
-from app.models import Call, Event, Transfer, parse_id
+from app.models import Event, Transfer, parse_id
+from app.states.calls import call_by_sid
 from app.states.transfers import place_in_line
 from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, TransferAction, act_on_transfer
@@ -44,7 +44,7 @@ def start(call_sid: str):
     moves the call's agent to hold music (warm) or off the call (blind).
     """
     t = telephony()
-    call = t.session.scalar(select(Call).where(Call.call_sid == call_sid[:64]))
+    call = call_by_sid(t.session, call_sid)
     if call is None:
         return error(404, f"no call {call_sid[:64]}")
     body: schemas.StartTransfer = request.context.json

@@ -41,7 +41,7 @@ from app.routing.callbacks import callback_possible, request_callback
 from app.routing.ivr import choose_queue, default_queue, in_line_words
 from app.routing.line import place_in_queue, recent_wait, wait_words
 from app.routing.service import offer_call
-from app.states.calls import move_call, new_call
+from app.states.calls import call_by_sid, move_call, new_call
 from app.states.legs import new_leg
 from app.states.transfers import active_transfer, place_in_line
 from app.summaries.redaction import redact, redact_run
@@ -77,7 +77,7 @@ def receive_call(t: Telephony, arrival: Arrival) -> tuple[Call, int | None]:
     call, last_call_id = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number,
                                   arrival.call_token, last_call_since=since)
     if call is None:
-        return t.session.scalar(select(Call).where(Call.call_sid == arrival.call_sid)), None
+        return call_by_sid(t.session, arrival.call_sid), None
     new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
             answered_at=utcnow())
     record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
@@ -419,7 +419,7 @@ def call_for_fallback(t: Telephony, call_sid: str, report: FallbackReport) -> Ca
 
 def save_last_resort_message(t: Telephony, call_sid: str, recording: Recording) -> None:
     """A message recorded after a step kept failing: keep it with its call, if the call is known."""
-    call = t.session.scalar(select(Call).where(Call.call_sid == call_sid)) if call_sid else None
+    call = call_by_sid(t.session, call_sid) if call_sid else None
     if call is None or not recording.url:
         log.warning("last_resort_message_without_call", recording_url=recording.url or None)
         return

@@ -21,7 +21,7 @@ from app.auth.guards import current_agent_id
 from app.auth.service import Role
 from app.live import readers
 from app.live.topics import Read, TopicKey
-from app.supervisor import board
+from app.states.calls import call_by_sid
 from app.web.unit_of_work import request_session
 
 
@@ -74,7 +74,7 @@ def _admitted(app: Flask, kind: str, call_sid: str | None) -> Admission:
     agent_id = current_agent_id()
     if kind == "console":
         return Admission(TopicKey("console", agent_id), readers.console_reader(app, agent_id))
-    call = board.find_call(request_session(), call_sid)
+    call = call_by_sid(request_session(), call_sid)
     may_act = current_user.role == Role.SUPERVISOR
     viewer = "supervisor" if may_act else f"agent:{agent_id}"
     return Admission(TopicKey("call", call.id, viewer), readers.call_reader(app, call.id, may_act, agent_id))

@@ -56,6 +56,11 @@ _CALLERS_LAST_CALL = (
     .order_by(_calls.ended_at.desc()).limit(1).scalar_subquery().label("callers_last_call"))
 
 
+def call_by_sid(session: Session, call_sid: str) -> Call | None:
+    """The call with this Twilio CallSid (as long as a CallSid can be: longer text names no call), or None."""
+    return session.scalar(select(Call).where(Call.call_sid == call_sid[:64]))
+
+
 def new_call(session: Session, call_sid: str, from_number: str, to_number: str, call_token: str | None = None, *,
              last_call_since: datetime | None = None) -> tuple[Call | None, int | None]:
     """A call that has just arrived on the number, in the IVR (CALL_TOKEN: Twilio's, to forward it with), and the

@@ -262,11 +262,6 @@ def board_snapshot(session: Session, settings, queue: Queue | None = None) -> di
     }
 
 
-def find_call(session: Session, call_sid: str) -> Call | None:
-    """The call with this Twilio call SID, or None."""
-    return session.scalar(select(Call).where(Call.call_sid == call_sid))
-
-
 def agent_may_read(session: Session, call: Call, agent_id: int | None) -> bool:
     """Whether this agent may read the call's page: while a leg of theirs is on it (ringing, hearing the whisper,
     talking, held), or for good once a leg of theirs was connected (they talked on it). Being rung and

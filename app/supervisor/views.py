@@ -33,6 +33,7 @@ from app.kinds import TransferMode, TransferTrigger
 from app.logs import get_logger
 from app.models import Activity, Call, Queue
 from app.routing.callbacks import callbacks_by_state
+from app.states.calls import call_by_sid
 from app.supervisor import board, listening
 from app.supervisor.stream import StreamGate, StreamTiming, follow
 from app.telephony.numbers import DestinationRefused
@@ -236,7 +237,7 @@ _live_data("wallboard", board.wallboard_snapshot)
 
 def _viewable_call(call_sid: str) -> tuple[Call | None, Response | None]:
     session = request_session()
-    call = board.find_call(session, call_sid)
+    call = call_by_sid(session, call_sid)
     if call is None:
         return None, error_page(404, "No such call", f"There is no call {call_sid}.")
     if not _is_supervisor() and not board.agent_may_read(session, call, current_agent_id()):
