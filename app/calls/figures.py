@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Subquery, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from app.models import Call, CallDirection, CallStatus, Event, Queue
@@ -187,8 +187,14 @@ class CallTimes:
         return totals
 
 
-def live_call_times(session: Session, calls: list[Call]) -> dict[int, CallTimes]:
-    """Each of CALLS' times, by call id, from their timelines (one query for all of them).
+def live_call_times(session: Session, calls: list[Call], ids: Subquery) -> dict[int, CallTimes]:
+    """Each of CALLS' times, by call id, from their timelines (one query for all of them, which finds their
+    events by IDS: the query that gave CALLS, as a subquery of their ids).
+
+    IDS is asked again by this statement, which may see a caller who arrived since CALLS were read (each
+    statement sees the database as it is when it starts): the events of a call not among CALLS are passed over.
+    A call of CALLS that IDS no longer holds (pushed past the list's end) has its times from its start alone,
+    until the next read.
 
     IVR: from the call's start until it first joins a queue (or hears its queue is closed). Queue: from
     joining a queue (again, after a transfer or an agent lost) until an agent answers. Talk: connected to an
@@ -198,10 +204,11 @@ def live_call_times(session: Session, calls: list[Call]) -> dict[int, CallTimes]
     if calls:
         events = session.execute(
             select(Event.call_id, Event.name, Event.created_at)
-            .where(Event.call_id.in_(list(stretches)), Event.name.in_(tuple(PHASE_EVENTS)))
+            .where(Event.call_id.in_(select(ids.c.id)), Event.name.in_(tuple(PHASE_EVENTS)))
             .order_by(Event.id))
         for call_id, name, at in events:
-            stretches[call_id].append((name, at))
+            if call_id in stretches:
+                stretches[call_id].append((name, at))
     return {call.id: _times(call, stretches[call.id]) for call in calls}
 
 

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 
 from sqlalchemy import exists, func, or_, select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, subqueryload
 
 from app.agents.service import SUPERVISOR_PRESENCES
 from app.calls.figures import QueueFigures, live_call_times, queue_figures
@@ -102,11 +102,15 @@ def _live(queue: Queue | None):
 def live_calls(session: Session, queue: Queue | None = None, limit: int | None = None) -> list[dict]:
     """Calls not yet over (only QUEUE's, when given), oldest first, at most LIMIT: caller, queue, agent, state,
     start time, and their IVR, queue, talk and hold times (figures.live_call_times)."""
-    # The calls' transfers, queues and agents come in three more statements, not one per call.
-    query = (select(Call).where(*_live(queue)).order_by(Call.created_at, Call.id).limit(limit)
-             .options(selectinload(Call.transfers), joinedload(Call.queue), joinedload(Call.agent)))
+    # The calls' transfers and timelines come in one more statement each, not one per call, and each asks for
+    # "the calls of this list" by the list's own query (subqueryload), not by an IN-list of their ids: its text
+    # stays the same from one read to the next, so neither SQLAlchemy nor the database parses it anew. Of each
+    # call's queue and agent only the names are read (a queue's row carries its hours as JSON, decoded per row).
+    shown = select(Call).where(*_live(queue)).order_by(Call.created_at, Call.id).limit(limit)
+    query = shown.options(subqueryload(Call.transfers), joinedload(Call.queue).load_only(Queue.name),
+                          joinedload(Call.agent).load_only(Agent.name, Agent.extension))
     calls = list(session.scalars(query))
-    times = live_call_times(session, calls)
+    times = live_call_times(session, calls, shown.with_only_columns(Call.id).subquery())
     rows = []
     for call in calls:
         transfer = next((t for t in call.transfers if not t.is_final), None)
@@ -170,10 +174,13 @@ def agents(session: Session, queue: Queue | None = None) -> list[dict]:
 
 def transfers_under_way(session: Session, queue: Queue | None = None) -> list[dict]:
     """Transfers not yet finished (only those of QUEUE's calls or to QUEUE, when given), oldest first."""
-    # Their calls and parties come in a statement each, not one per transfer.
+    # Their calls and parties come joined in the same statement (one row per transfer), not one per transfer nor
+    # by lists of ids; of each only what the board shows.
     query = (select(Transfer).where(Transfer.state.in_(LIVE_TRANSFER_STATES)).order_by(Transfer.id)
-             .options(selectinload(Transfer.call), selectinload(Transfer.from_agent),
-                      selectinload(Transfer.target_agent), selectinload(Transfer.target_queue)))
+             .options(joinedload(Transfer.call).load_only(Call.call_sid),
+                      joinedload(Transfer.from_agent).load_only(Agent.name, Agent.extension),
+                      joinedload(Transfer.target_agent).load_only(Agent.name, Agent.extension),
+                      joinedload(Transfer.target_queue).load_only(Queue.name)))
     if queue is not None:
         query = query.join(Call, Transfer.call_id == Call.id).where(
             or_(Call.queue_id == queue.id, Transfer.target_queue_id == queue.id))
