@@ -122,7 +122,12 @@ def test_the_call_page_shows_timeline_transcript_and_summary(centre, users):
     assert page.status_code == 200
     for step in ("transfer requested", "caller on hold", "transfer dialing", "summary ready", "transfer completed"):
         assert step in html
-    assert "two charges of 49 dollars" in html and "[card number removed]" in html and "4111" not in html
+    # One assertion each, with the stored lines, so that a failure says which part of the transcript was off.
+    with centre.db() as session:
+        stored = [(u.speaker, u.text) for u in session.scalars(select(Utterance).order_by(Utterance.id))]
+    assert "two charges of 49 dollars" in html, stored
+    assert "[card number removed]" in html, stored
+    assert "4111" not in html, stored
     transfer = transfer_row(centre)
     assert transfer.summary_spoken in html.replace("&#39;", "'")
     assert "Written by the LLM" in html and "gpt-4o-mini" in html and f"{transfer.summary_latency_ms} ms" in html
