@@ -74,6 +74,18 @@ def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
     return create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800)
 
 
+def read_as_one(session: Session) -> Session:
+    """SESSION, whose next transaction sees the database as it was at its first statement, for a page's data read
+    in several statements (the board's list of calls, their timelines and transfers, its figures and agents): on
+    PostgreSQL a read-only REPEATABLE READ transaction, which psycopg opens with its BEGIN (no round trip of its
+    own); under READ COMMITTED each statement sees the database as it is when that statement starts, so a caller
+    arriving between two of them was in one and not the other. SQLite's transactions already do so (BEGIN
+    IMMEDIATE, make_engine). Call it before the session's first statement."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+    return session
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # Let SQLAlchemy emit BEGIN itself (see make_engine) instead of pysqlite.
     dbapi_connection.isolation_level = None

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import event, func, select
+import pytest
+from sqlalchemy import event, func, insert, select
 
 from app.auth.service import create_user
 from app.calls.figures import live_call_times
+from app.database import make_engine
 from app.db import session_scope
+from app.live.readers import board_reader
 from app.models import Agent, Call, CallStatus, Event, Leg, LegRole, LegStatus, Queue, Transfer
 from app.supervisor.board import board_snapshot
+from tests.conftest import TEST_DATABASE
 from tests.test_supervisor_pages import PASSWORD, signed_in
 
 
@@ -94,6 +98,48 @@ def test_a_caller_who_arrives_between_the_boards_statements_costs_the_read_nothi
         session.flush()
         times = live_call_times(session, [listed], select(Call.id).subquery())
         assert list(times) == [listed.id] and times[listed.id].phase == "queue"
+
+
+@pytest.mark.skipif(TEST_DATABASE != "postgres", reason="SQLite's BEGIN IMMEDIATE holds writers off for the whole read")
+def test_a_board_read_sees_one_moment_of_the_database(centre):
+    """A live board's read is several statements: its cursor, the list of calls, their timelines and transfers,
+    the queues' figures, the agents. A caller committed while it runs (here, right after its first statement)
+    is in none of them, so the figures, the list, its count and the cursor agree; the next read has them all."""
+    app = centre.app
+    _add_live_calls(app, 2)
+    read = board_reader(app, "board", "")
+    before = read()
+    other = make_engine(str(app.extensions["db_engine"].url.render_as_string(hide_password=False)), pooled=False)
+    arrived: list[str] = []
+
+    def a_caller_arrives(_conn, _cursor, _statement, *_args) -> None:
+        if arrived:
+            return
+        arrived.append("CA" + "9" * 32)
+        with other.begin() as connection:
+            billing = connection.scalar(select(Queue.id).where(Queue.name == "billing"))
+            call_id = connection.execute(insert(Call).values(
+                call_sid=arrived[0], from_number="+15550009999", to_number="+15550100000",
+                status=CallStatus.QUEUED, queue_id=billing, queued_at=func.now()).returning(Call.id)).scalar_one()
+            connection.execute(insert(Event).values(call_id=call_id, name="call_queued", detail={}))
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "after_cursor_execute", a_caller_arrives)
+    try:
+        during = read()
+    finally:
+        event.remove(engine, "after_cursor_execute", a_caller_arrives)
+        other.dispose()
+    assert arrived, "the caller arrived during the read"
+
+    def shown(reading):
+        billing = next(q for q in reading.snapshot["queues"] if q["queue"] == "billing")
+        return ([c["call_sid"] for c in reading.snapshot["calls"]], reading.snapshot["calls_total"],
+                billing["waiting"], reading.cursor)
+
+    assert shown(during) == shown(before)
+    calls, total, waiting, cursor = shown(read())
+    assert arrived[0] in calls and total == 3 and waiting == 1 and cursor != before.cursor
 
 
 def test_past_its_page_of_calls_the_board_lists_the_longest_running_and_counts_the_rest(centre):

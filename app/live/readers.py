@@ -1,5 +1,6 @@
 """How each topic is read: the same snapshot functions as the Flask pages' own streams and polls, each read in
-a short session of its own (run in a worker thread by its topic)."""
+a short session of its own (run in a worker thread by its topic); a board's or a call page's in one consistent
+view of the database (database.read_as_one), so its cursor, lists and figures agree."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from app.console.service import console_state
+from app.database import read_as_one
 from app.jobs.steps import job_step
 from app.live.topics import Read, Reading
 from app.models import LIVE_LEG_STATUSES, Agent, Leg
@@ -21,7 +23,7 @@ def board_reader(app: Flask, kind: str, queue_name: str) -> Read:
     snapshot_of = board.board_snapshot if kind == "board" else board.wallboard_snapshot
 
     def read() -> Reading:
-        with make_session() as session:
+        with read_as_one(make_session()) as session:
             try:
                 queue = board.queue_named(session, queue_name)
             except board.UnknownQueue:  # removed while the page watched
@@ -36,7 +38,7 @@ def call_reader(app: Flask, call_id: int, may_act: bool, agent_id: int | None) -
     make_session = app.extensions["db_sessionmaker"]
 
     def read() -> Reading:
-        with make_session() as session:
+        with read_as_one(make_session()) as session:
             return Reading(board.call_cursor(session, call_id),
                            board.call_page_as_seen(session, call_id, may_act, agent_id))
 

@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Iterator
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.database import read_as_one
 from app.supervisor.board import digest
 
 
@@ -78,7 +79,8 @@ def follow(
         snapshot = None
         # A fresh, short transaction per look: a long one would pin an old
         # snapshot of the database (and, on SQLite, its lock).
-        with make_session() as session:
+        # One consistent view per look: the cursor and the snapshot agree (database.read_as_one).
+        with read_as_one(make_session()) as session:
             cursor = cursor_of(session)
             if cursor != seen_cursor or now - last_build >= timing.refresh_seconds:
                 snapshot = snapshot_of(session)
