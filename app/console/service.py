@@ -144,7 +144,7 @@ def _offer(t: Telephony, leg: Leg) -> dict:
         offer["about"] = offer_words(callback, utcnow())  # who, for what, why, how long ago
     elif leg.role == LegRole.AGENT and (resumed := routing.resumed_words(call, leg)):
         offer["about"] = resumed  # a caller of theirs, cut off and back
-    transfer = transfers.transfer_of_target_leg(t, leg) if leg.role == LegRole.TARGET else None
+    transfer = transfers.transfer_of_target_leg(leg) if leg.role == LegRole.TARGET else None
     if transfer is not None:
         offer.update(
             transfer_id=transfer.id,

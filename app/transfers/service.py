@@ -455,7 +455,7 @@ def start_transfer(t: Telephony, call: Call, target: Target, *, mode: TransferMo
     return transfer
 
 
-def transfer_of_target_leg(t: Telephony, leg: Leg) -> Transfer | None:
+def transfer_of_target_leg(leg: Leg) -> Transfer | None:
     """The transfer whose target leg this is: one of the leg's call's, which the step has loaded with the call
     (primitives.legs.lock_call), so finding it costs no statement."""
     return next((transfer for transfer in leg.call.transfers if transfer.target_leg_id == leg.id), None)
@@ -463,7 +463,7 @@ def transfer_of_target_leg(t: Telephony, leg: Leg) -> Transfer | None:
 
 def target_answered(t: Telephony, leg: Leg) -> Transfer | None:
     """The target picked up: the transfer to whisper about, or None if it is over."""
-    transfer = transfer_of_target_leg(t, leg)
+    transfer = transfer_of_target_leg(leg)
     if transfer is None or transfer.is_final or leg.is_final:
         close_leg(t, leg, LegStatus.CANCELED, "transfer_over")
         return None
@@ -536,7 +536,7 @@ class Accepted(StrEnum):
 
 def target_accepted(t: Telephony, leg: Leg) -> Accepted:
     """The target pressed 1: join the transferring agent (CONSULT) or go straight to the caller (CONNECTED)."""
-    transfer = transfer_of_target_leg(t, leg)
+    transfer = transfer_of_target_leg(leg)
     if transfer is None or transfer.is_final or leg.is_final:
         close_leg(t, leg, LegStatus.CANCELED, "transfer_over")
         return Accepted.GONE
@@ -561,7 +561,7 @@ def _target_on_call(leg: Leg) -> None:
 def target_dial_failed(t: Telephony, leg: Leg, error: str) -> None:
     """Twilio refused (or never confirmed) the dial of the target's phone: as a target that failed, the queue's
     next agent or the end of the transfer; this agent is not offered anything at once."""
-    transfer = transfer_of_target_leg(t, leg)
+    transfer = transfer_of_target_leg(leg)
     if transfer is not None and not transfer.is_final:
         record_event(t.session, transfer.call, "transfer_dial_failed", transfer=transfer,
                      target=target_of(transfer, leg), error=error)
@@ -577,7 +577,7 @@ def target_reached_machine(t: Telephony, leg: Leg, answerer: Answerer) -> None:
     nothing at all, the leg ends, and the transferring agent goes back to
     the caller, as when nobody answers.
     """
-    transfer = transfer_of_target_leg(t, leg)
+    transfer = transfer_of_target_leg(leg)
     if transfer is not None and not transfer.is_final:
         record_event(t.session, transfer.call, "transfer_target_machine", transfer=transfer,
                      target=target_of(transfer, leg), answered_by=answerer)
@@ -588,7 +588,7 @@ def target_declined(t: Telephony, leg: Leg, reason: Missed, *, over_at_twilio: b
     """The target declined, did not answer, was busy or failed: the next agent of a queue, or back to A.
 
     OVER_AT_TWILIO: Twilio's status callback said so (see legs.close_leg)."""
-    transfer = transfer_of_target_leg(t, leg)
+    transfer = transfer_of_target_leg(leg)
     was_ringing = leg.status in RINGING_LEG_STATUSES
     close_leg(t, leg, reason.leg_status, reason, missed=reason.agent_missed_it, over_at_twilio=over_at_twilio)
     if transfer is None or transfer.is_final or not was_ringing:

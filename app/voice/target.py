@@ -87,7 +87,7 @@ def _intro(leg: Leg, transfer: Transfer, transcription_url: str | None = None):
 
 def _under_way(leg: Leg) -> Transfer | None:
     """The transfer whose target LEG is, while it is not over."""
-    transfer = service.transfer_of_target_leg(telephony(), leg)
+    transfer = service.transfer_of_target_leg(leg)
     return None if transfer is None or transfer.is_final else transfer
 
 
