@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 
-from app.models import Call, Leg, LegStatus
+from app.models import Call, Leg, LegRole, LegStatus
 from tests.transfer_helpers import ALICE, connected_call
 
 
@@ -62,6 +62,34 @@ def test_an_agent_leg_is_stored_before_twilio_dials_it(centre, monkeypatch):
     caller = centre.dial()
     caller.press("1")
     assert seen and len(seen[0]) == 1  # Alice's leg, visible to anyone Twilio's requests reach
+    engine.dispose()
+
+
+def test_a_leg_given_up_while_twilio_places_its_call_is_hung_up_and_keeps_no_callsid(centre, monkeypatch):
+    """The dial commits before Twilio answers; a step ending the leg meanwhile (here, another connection) wins:
+    the phone Twilio placed is hung up at once, and the ended leg is not given the CallSid."""
+    engine = _other_connection(centre)
+    twilio = centre.app.extensions["gateways"].twilio
+    original = twilio.create_call
+    placed = []
+
+    def given_up_meanwhile(**kwargs):
+        sid = original(**kwargs)
+        if kwargs["to"] == ALICE:
+            placed.append(sid)
+            with engine.begin() as connection:
+                connection.execute(update(Leg).where(Leg.role == LegRole.AGENT, Leg.status == LegStatus.DIALING)
+                                   .values(status=LegStatus.CANCELED))
+        return sid
+
+    monkeypatch.setattr(twilio, "create_call", given_up_meanwhile)
+    caller = centre.dial()
+    caller.press("1")
+    assert placed, "Alice was dialled"
+    assert not centre.network.call(placed[0]).live, "her phone was hung up"
+    with centre.db() as session:
+        (leg,) = session.scalars(select(Leg).where(Leg.role == LegRole.AGENT))
+        assert leg.status == LegStatus.CANCELED and leg.twilio_call_sid is None
     engine.dispose()
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Union
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, event
+from sqlalchemy import delete, event, func, update
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -33,7 +33,7 @@ from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.gateways.twilio import TwilioError
 from app.logs import get_logger
-from app.models import Call, Leg, OutboxEffect, Transfer, utcnow
+from app.models import FINAL_LEG_STATUSES, Call, Leg, OutboxEffect, Transfer, utcnow
 
 if TYPE_CHECKING:
     from app.primitives.context import Telephony
@@ -355,15 +355,19 @@ class Dial(_ForCall):
         # Under the call's lock (taken as every step takes it), committed at
         # once: a step ending the leg meanwhile (the caller hanging up) either
         # came first, and the phone is hung up here, or comes after and finds
-        # the CallSid to hang up.
+        # the CallSid to hang up. The leg is read and written in one statement,
+        # after the lock (a row joined to a locking read can be stale after its
+        # wait); the session's copy of it is brought up to date by its RETURNING.
         t.session.get(Call, self.call_id, with_for_update={"key_share": True}, populate_existing=True)
-        leg = t.session.get(Leg, self.leg_id, populate_existing=True)
-        if leg.is_final:
+        recorded = t.session.execute(
+            update(Leg).where(Leg.id == self.leg_id, Leg.status.not_in(FINAL_LEG_STATUSES))
+            .values(twilio_call_sid=func.coalesce(Leg.twilio_call_sid, sid)).returning(Leg.id),
+            execution_options={"synchronize_session": "fetch"}).first()
+        if recorded is None:
             # Given up on while Twilio answered: the phone must not ring for nothing.
             t.session.commit()
             HangUp(self.call_id, sid, self.leg_id).run(t)
             return
-        leg.twilio_call_sid = leg.twilio_call_sid or sid
         t.session.commit()
         log.info("effect_done", effect="dial", leg_id=self.leg_id)
 
