@@ -36,8 +36,12 @@ logger_class = ServiceLogger
 
 
 def post_worker_init(worker) -> None:
-    """With JOBS_IN_PROCESS (the default), each worker also works jobs and runs the timers (docs/jobs.md)."""
+    """With JOBS_IN_PROCESS (the default), each worker also works jobs and runs the timers (docs/jobs.md); then
+    the worker's startup objects are frozen out of the garbage collector's full collections (app/process.py)."""
     if _settings.jobs_in_process:
         from app.jobs.setup import start_jobs
 
         start_jobs(worker.wsgi)
+    from app.process import settle_startup_objects
+
+    settle_startup_objects()

@@ -92,6 +92,9 @@ def test_gunicorn_serves_health_and_ready_with_json_logs(gunicorn):
     assert all(line["status"] == 200 and line["request_id"] and line["cpu_ms"] >= 0 for line in served)
     assert {line["db_statements"] for line in health + [clip]} == {0} and ready["db_statements"] >= 1
     assert not any(line.get("logger") == "gunicorn.access" for line in lines)
+    # Each worker, once started, froze its startup objects out of the full collections (app/process.py).
+    frozen = [line for line in lines if line["event"] == "startup_objects_frozen"]
+    assert frozen and all(line["objects"] > 10_000 for line in frozen)
     # Every line is structured: nothing printed raw by gunicorn or the app.
     assert all(line.startswith("{") for line in output.splitlines() if line.strip())
 

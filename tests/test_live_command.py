@@ -67,4 +67,5 @@ def test_flask_live_lets_pages_in_side_by_side_and_stops_on_sigterm(make_app, se
         # uvicorn stops cleanly, then lets SIGTERM end the process as it would have (exit status -15).
         assert code in (0, -signal.SIGTERM), output[-2000:]
         assert '"event": "live_stopped"' in output and "Application shutdown complete" in output
+        assert '"event": "startup_objects_frozen"' in output  # before serving (app/process.py)
         assert "Exception" not in output and '"level": "error"' not in output

@@ -24,6 +24,7 @@ def live_command(host: str | None, port: int | None, niceness: int) -> None:
     """Serve the live pages' streams until stopped (SIGTERM or Ctrl-C end the open streams; pages reconnect)."""
     # Imported here: the web workers, which register this command too, never load the ASGI server.
     from app.live.server import live_server
+    from app.process import settle_startup_objects
 
     settings = current_app.config["SETTINGS"]
     if niceness:
@@ -36,4 +37,6 @@ def live_command(host: str | None, port: int | None, niceness: int) -> None:
     if not settings.live_stream_base:
         click.echo("LIVE_STREAM_BASE is empty: the pages follow the web workers' own streams, not this process; "
                    "set it (e.g. /live) and route that path here.", err=True)
-    live_server(current_app._get_current_object(), host or settings.live_host, port or settings.live_port).run()
+    server = live_server(current_app._get_current_object(), host or settings.live_host, port or settings.live_port)
+    settle_startup_objects()  # its board reads make many objects: full collections walk only theirs
+    server.run()
