@@ -108,6 +108,23 @@ def test_a_warm_transfer_nobody_takes_within_the_wait_limit_returns_the_agent_to
     call_id = call_row(centre, caller.sid).id
     assert in_room(caller, str(call_id)) and in_room(alice, str(call_id))
     assert "technical did not answer. Returning you to your caller" in alice.heard_text
+    assert call_row(centre, caller.sid).status == "connected"  # stored so, not left on hold
+
+
+def test_a_blind_transfer_nobody_takes_within_the_wait_limit_queues_the_caller_again(centre):
+    """Alice left on the blind transfer: past the limit, the caller's hold turn puts them back in their queue
+    (billing), where Alice, free again, is rung. Stored so, not left on hold with the music (the step's move of
+    the call was once dropped by a refresh of the call before it was written)."""
+    _busy, caller, _alice = _waiting_transfer(centre, "1")
+    limit = centre.app.config["SETTINGS"].max_queue_wait_seconds
+    centre.network.advance(limit + HOLD_TURN_SECONDS)
+    transfer = transfer_row(centre)
+    assert transfer.state == "no_answer" and "nobody at technical was free" in transfer.end_reason
+    assert call_row(centre, caller.sid).status == "ringing_agent"
+    timeline = centre.timeline(caller.sid)
+    assert timeline.index("transfer_no_answer") < timeline.index("call_requeued") < timeline.index("agent_ringing",
+                                                                                                  timeline.index("call_requeued"))
+    assert centre.agent_phone(ALICE).status in ("queued", "ringing")
 
 
 def test_the_agent_can_go_back_to_the_caller_while_the_transfer_waits(centre):

@@ -541,6 +541,8 @@ def test_a_target_that_never_reports_back_is_given_up_while_the_caller_holds(cen
     assert in_room(caller, str(call_row(centre, caller.sid).id))
     assert not bob.live and transfer_row(centre).state == "no_answer"
     assert "transfer_target_silent" in centre.timeline(caller.sid)
+    # Stored as it is: back with Alice, not on hold (the hold turn's step must not lose the move it made).
+    assert call_row(centre, caller.sid).status == "connected"
 
 
 def test_an_abandoned_transfer_menu_returns_the_caller(centre):

@@ -219,8 +219,10 @@ def caller_waited(t: Telephony, call: Call) -> CallerNext:
         return CallerNext.GOODBYE
     if call.status == CallStatus.ON_HOLD:
         caller_hears_hold(t, call)
-        if expire_stale_transfer(t, call):
-            t.session.refresh(call)  # the transfer it gave up on may have moved the call
+        # Giving up on a stale transfer may move the call (back to its agent, or to the queue again): the call
+        # is the step's own object, moved in memory and written at the commit. Never refresh it here: a
+        # refresh expires the object first, which drops the move not yet flushed.
+        expire_stale_transfer(t, call)
         return CallerNext.ROOM if call.status == CallStatus.CONNECTED else CallerNext.HOLD
     if call.status not in (CallStatus.QUEUED, CallStatus.RINGING_AGENT):
         return CallerNext.HOLD
