@@ -6,13 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from app.auth.service import create_user
 from app.jobs.steps import follow_up
 from app.models import Agent, Call, Leg, LegRole, utcnow
 from app.routing.service import offer_call
 from app.web.unit_of_work import telephony
+from tests.conftest import TEST_DATABASE
 from tests.transfer_helpers import (
     ALICE,
     BOB,
@@ -153,6 +154,39 @@ def test_ring_timeout_without_twilio_rings_the_next_agent(centre):
     assert state(alice)["offer"] is None
     refused = act(centre, alice, "/console/accept", leg_id=offer["leg_id"])
     assert refused.status_code == 409 and "offer is over" in refused.get_json()["error"]
+
+
+@pytest.mark.skipif(TEST_DATABASE != "postgres", reason="row locks are PostgreSQL's; SQLite serialises writers")
+def test_a_ring_given_up_by_another_consoles_poll_takes_the_calls_lock_first(centre):
+    """Any console's poll gives up a browser ring past its timeout, though it finds the ringing legs without their
+    calls' locks. It takes the call's lock before it claims the ring, as every step of the call does: a step of
+    the call under way (the caller hanging up, having read the transfer and the legs) finishes first, and the poll
+    then reads what it left, instead of ringing the next agent for a call that step is ending."""
+    make_browser_agent(centre, "101", "alice")
+    make_browser_agent(centre, "201", "carmen")
+    alice, carmen = sign_in(centre, "alice"), sign_in(centre, "carmen")
+    caller_in_queue(centre)
+    offer = state(alice)["offer"]
+    timeout = centre.app.config["SETTINGS"].agent_ring_timeout_seconds
+    with centre.db() as session:
+        session.execute(update(Leg).where(Leg.id == offer["leg_id"])
+                        .values(created_at=utcnow() - timedelta(seconds=timeout + 1)))
+    sent = []
+
+    def listener(_conn, _cursor, statement, *_args) -> None:
+        sent.append(" ".join(statement.split()))
+
+    engine = centre.app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        assert state(carmen)["offer"] is None
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    claim = next(i for i, text in enumerate(sent) if text.startswith("UPDATE legs SET placement"))
+    locks = [i for i, text in enumerate(sent) if "FROM calls" in text and "FOR NO KEY UPDATE" in text]
+    assert locks and locks[0] < claim, "the call is locked before its ring is claimed"
+    centre.network.run_pending()
+    assert leg_of(centre, "101").status == "no_answer" and centre.agent_phone(BOB).live
 
 
 def test_offering_the_call_again_replaces_a_browser_leg_past_its_timeout(centre):

@@ -30,6 +30,8 @@ from app.primitives.legs import (
     claim_expired_ring,
     close_leg,
     is_browser_leg,
+    lock_leg,
+    ring_expired,
 )
 from app.primitives.moves import redirect_leg
 from app.routing import service as routing
@@ -163,8 +165,17 @@ def expire_rings(t: Telephony) -> int:
 
 
 def expire_ring(t: Telephony, leg: Leg) -> bool:
-    """A ring this request claimed as given up: no answer (a browser), a failed dial (a phone); True if it was."""
-    if not claim_expired_ring(t, leg):
+    """A ring this request claimed as given up: no answer (a browser), a failed dial (a phone); True if it was.
+
+    LEG may have been read without its call's lock (expire_rings' scan): once it looks expired, the call is
+    locked as every step of it is (lock_leg, which reads the leg again), so a step of the same call (the caller
+    hanging up) either came first and the ring is over, or comes after and sees what giving it up did (the next
+    target rung, the transfer moved).
+    """
+    if not ring_expired(t, leg):
+        return False
+    leg = lock_leg(t, leg.id)
+    if leg is None or not claim_expired_ring(t, leg):
         return False
     if _before_the_customer(leg):
         if is_browser_leg(leg):

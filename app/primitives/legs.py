@@ -186,17 +186,23 @@ def claim_expired_ring(t: Telephony, leg: Leg) -> bool:
     browser), or a phone dial Twilio never confirmed within
     UNCONFIRMED_DIAL_AFTER (its answer was lost and no webhook came).
     """
-    if not (_browser_ring_expired(t, leg) or dial_unconfirmed(leg)):
+    if not ring_expired(t, leg):
         return False
-    # Claim the leg first: two workers may notice the same timeout at once.
+    # Claim the leg first: two workers may notice the same timeout at once. A CallSid recorded meanwhile (the
+    # dial's answer came after all) means the ring is not given up here: its phone's callbacks will say.
     won = t.session.execute(
         update(Leg)
-        .where(Leg.id == leg.id, Leg.status.in_(RINGING_LEG_STATUSES))
+        .where(Leg.id == leg.id, Leg.status.in_(RINGING_LEG_STATUSES), Leg.twilio_call_sid.is_(None))
         .values(placement=Leg.placement + 1)
         .execution_options(synchronize_session=False)
     ).rowcount
     t.session.refresh(leg)
     return won == 1
+
+
+def ring_expired(t: Telephony, leg: Leg) -> bool:
+    """Whether LEG, as read, is a ring nobody will report on any more (see claim_expired_ring)."""
+    return _browser_ring_expired(t, leg) or dial_unconfirmed(leg)
 
 
 def dial_unconfirmed(leg: Leg) -> bool:
