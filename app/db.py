@@ -54,7 +54,18 @@ def worth_running_again(error: BaseException) -> str | None:
     return LOCK_CONFLICTS.get(getattr(getattr(error, "orig", None), "sqlstate", None))
 
 
+def savepoint_only(session: Session) -> bool:
+    """Whether the `after_commit` or `after_rollback` SESSION is dispatching ends a savepoint (`begin_nested`:
+    RELEASE or ROLLBACK TO SAVEPOINT) and not the step's transaction: SQLAlchemy fires both events for a savepoint
+    too, while the nested transaction is still the session's current one. A listener that means the step's commit
+    or rollback (its commit count, its effects made durable or dropped, its event deliveries queued) returns early
+    on True."""
+    return session.in_nested_transaction()
+
+
 def _count_commit(session: Session) -> None:
+    if savepoint_only(session):
+        return
     session.info["commits"] = session.info.get("commits", 0) + 1
 
 

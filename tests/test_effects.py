@@ -1,10 +1,11 @@
 """Effects recorded by a step: kept in order, the last move of a leg wins, dropped with what was never committed."""
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.database import Base
+from app.db import _count_commit, commits
 from app.models import OutboxEffect
 from app.primitives.effects import (
     EFFECT_KINDS,
@@ -65,6 +66,42 @@ def test_a_rollback_drops_what_was_recorded_since_the_last_commit(session):
     effects.add(Redirect(1, 5, "CA5", "https://x/hold"))
     session.rollback()  # never stored: what it would act on does not exist
     assert [e.call_sid for e in effects.take()] == ["CA1"]
+
+
+def test_a_savepoint_is_not_the_steps_commit_nor_its_rollback():
+    """SQLAlchemy fires after_commit and after_rollback for a savepoint too (open_transfer opens one): the step's
+    effects are durable only once the step itself commits, a savepoint's end is not counted as a commit (a step
+    that has committed is not run again after a deadlock), and a savepoint rolled back drops only what was
+    recorded inside it (its outbox rows went with it)."""
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    event.listen(factory, "after_commit", _count_commit)
+    try:
+        _savepoints_then_the_step(factory)
+    finally:
+        engine.dispose()
+
+
+def _savepoints_then_the_step(factory) -> None:
+    with factory() as session:
+        effects = PendingEffects(session)
+        effects.add(HangUp(1, "CA1"))
+        with session.begin_nested():
+            session.execute(text("select 1"))
+        assert commits(session) == 0
+        try:
+            with session.begin_nested():
+                effects.add(HangUp(1, "CA2"))
+                raise RuntimeError("the savepoint's work failed")
+        except RuntimeError:
+            pass
+        assert [e.call_sid for e in effects] == ["CA1"] and _outbox(session) == 1
+        session.rollback()  # the step fails: nothing it recorded was ever stored
+        assert effects.take() == [] and commits(session) == 0
+        effects.add(HangUp(1, "CA3"))
+        session.commit()
+        assert commits(session) == 1 and [e.call_sid for e in effects.take()] == ["CA3"]
 
 
 def test_a_redirect_recorded_before_a_commit_is_never_replaced(session):

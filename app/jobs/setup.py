@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import event
 
+from app.db import savepoint_only
 from app.jobs.engine import JobRuntime, cron_every
 from app.jobs.reconciler import Reconciler
 from app.jobs.steps import JobTools
@@ -48,8 +49,9 @@ def init_jobs(app) -> None:
     # Whatever committed deliveries of outgoing events (a webhook's step, a page's, a job's, a command's), their
     # lines are sent at once; the `deliver_due_events` timer catches up on any whose job was not queued.
     event.listen(app.extensions["db_sessionmaker"], "after_commit",
-                 lambda session: deliver_committed(runtime, session))
-    event.listen(app.extensions["db_sessionmaker"], "after_rollback", lines_added)
+                 lambda session: savepoint_only(session) or deliver_committed(runtime, session))
+    event.listen(app.extensions["db_sessionmaker"], "after_rollback",
+                 lambda session: savepoint_only(session) or lines_added(session))
 
 
 def jobs_of(app) -> JobRuntime:

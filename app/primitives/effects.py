@@ -29,6 +29,7 @@ from sqlalchemy import delete, event, func, update
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.db import savepoint_only
 from app.events import record_event
 from app.gateways.livekit import LiveKitError
 from app.gateways.twilio import TwilioError
@@ -415,6 +416,7 @@ class PendingEffects:
         self._session = session
         self._effects: list[tuple[Effect, OutboxEffect]] = []
         self._durable = 0  # effects[:durable] were recorded before a commit
+        self._savepoints: dict[object, int] = {}  # an open savepoint: how many effects there were when it began
         # Told of the session's commits and rollbacks by the listeners below, registered once on every Session:
         # a listener per session would cost each request its own registration.
         session.info[_PENDING] = self
@@ -464,23 +466,53 @@ class PendingEffects:
         self._durable = len(self._effects)
 
     def _rolled_back(self, _session: Session) -> None:
-        dropped = self._effects[self._durable:]
+        self._drop_from(self._durable)
+        self._savepoints.clear()
+
+    def _savepoint_began(self, savepoint: object) -> None:
+        self._savepoints[savepoint] = len(self._effects)
+
+    def _savepoint_ended(self, savepoint: object, rolled_back: bool) -> None:
+        began = self._savepoints.pop(savepoint, None)
+        if rolled_back and began is not None:
+            # What was recorded inside it goes with its outbox rows, which the savepoint's rollback took back.
+            self._drop_from(max(began, self._durable))
+
+    def _drop_from(self, index: int) -> None:
+        dropped = self._effects[index:]
         if dropped:
             log.info("effects_dropped_on_rollback", count=len(dropped))
-        del self._effects[self._durable:]
+        del self._effects[index:]
+
+
+# The step's commit makes its effects durable and its rollback drops them; a savepoint's end (db.savepoint_only)
+# does neither, but one rolled back drops what was recorded inside it.
+@event.listens_for(Session, "after_transaction_create")
+def _transaction_began(session: Session, transaction) -> None:
+    pending = session.info.get(_PENDING)
+    if pending is not None and transaction.nested:
+        pending._savepoint_began(transaction)
 
 
 @event.listens_for(Session, "after_commit")
 def _session_committed(session: Session) -> None:
     pending = session.info.get(_PENDING)
-    if pending is not None:
+    if pending is None:
+        return
+    if savepoint_only(session):
+        pending._savepoint_ended(session.get_nested_transaction(), rolled_back=False)
+    else:
         pending._committed(session)
 
 
 @event.listens_for(Session, "after_rollback")
 def _session_rolled_back(session: Session) -> None:
     pending = session.info.get(_PENDING)
-    if pending is not None:
+    if pending is None:
+        return
+    if savepoint_only(session):
+        pending._savepoint_ended(session.get_nested_transaction(), rolled_back=True)
+    else:
         pending._rolled_back(session)
 
 
