@@ -503,6 +503,30 @@ def test_a_reloaded_console_is_not_taken_for_the_agent_leaving(centre):
     assert agent_activity(centre, "101") == "on_call"
 
 
+def test_a_browser_agent_moved_while_livekit_is_asked_about_their_departure_stays_on_the_call(centre, monkeypatch):
+    """LiveKit's participant_left for a browser agent is checked with LiveKit (the step commits first). A step
+    that meanwhile placed the leg in another room (a swap, a three-way call) wins: the departure from the room
+    the leg has left does not end it."""
+    caller, _alice = accepted_browser_call(centre)
+    room = f"call_{call_row(centre, caller.sid).id}"
+    livekit = centre.app.extensions["gateways"].livekit
+    original = livekit.list_participants
+
+    def moved_meanwhile(asked):
+        with centre.db() as session:  # as a step of the call would, while no lock is held
+            session.execute(update(Leg).where(Leg.livekit_identity == "agent-101", Leg.status == "connected")
+                            .values(room_name="consult_elsewhere"))
+        return original(asked)
+
+    monkeypatch.setattr(livekit, "list_participants", moved_meanwhile)
+    centre.livekit.leave(room, "agent-101")  # LiveKit sends participant_left itself
+    centre.network.run_pending()
+    assert any('"participant_left"' in body and '"agent-101"' in body and status == 200
+               for body, status in centre.livekit_deliveries)
+    assert "The agent has ended the call" not in centre.network.call(caller.sid).heard_text
+    assert leg_of(centre, "101").status == "connected" and agent_activity(centre, "101") == "on_call"
+
+
 def test_browser_agent_swaps_and_makes_a_three_way_call_from_the_console(centre):
     caller, alice = accepted_browser_call(centre)
     call_room = call_row(centre, caller.sid).room_name

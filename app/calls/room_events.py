@@ -37,10 +37,7 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
     # (sip.twilio.callSid names the dialled child call, which the service
     # never sees, so it cannot match a leg.)
     leg = next((leg for leg in call.legs if identity and leg.livekit_identity == identity), None)
-    browser_left = (
-        leg is not None and event.event == "participant_left" and not leg.twilio_call_sid
-        and leg.status == LegStatus.CONNECTED and leg.room_name == room
-    )
+    browser_left = leg is not None and event.event == "participant_left" and _browser_leg_in(leg, room)
     left = {}
     if event.event == "participant_left" and event.participant is not None:
         # Why LiveKit says it left, and where the leg was placed then: a drop
@@ -63,11 +60,18 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
             and leg.status == LegStatus.CONNECTED and leg.room_name == room and not leg.is_final):
         # A browser agent whose media never connected (LiveKit never had them active in the room).
         agent_never_reached_the_room(t, leg, "browser_media_never_connected")
-    if browser_left and not still_in_room(t, call, room, identity) and not leg.is_final:
+    # still_in_room commits and reads the call again: the leg is asked about again as it is now, since a step
+    # meanwhile (a three-way call, a swap, a hold) may have placed it in another room, where it is live.
+    if browser_left and not still_in_room(t, call, room, identity) and _browser_leg_in(leg, room):
         # A browser agent's tab closed or its network died for good (LiveKit
         # reports a departure only after its own reconnection attempts): the
         # caller must not sit in a silent room.
         agent_left(t, leg)
+
+
+def _browser_leg_in(leg: Leg, room: str) -> bool:
+    """Whether LEG is a browser agent's leg, connected and placed in ROOM."""
+    return not leg.twilio_call_sid and leg.status == LegStatus.CONNECTED and leg.room_name == room
 
 
 def _admit_or_remove(t: Telephony, call: Call, room: str, identity: str) -> None:
