@@ -42,12 +42,14 @@ log = get_logger("switchboard.legs")
 # meanwhile would come back stale. The read after the lock is a statement of its own, which sees them.
 
 
-def _locking(which) -> object:
-    """The id of the call WHICH names, its row locked (FOR NO KEY UPDATE); no row for none."""
-    return select(Call.id).where(Call.id == which).with_for_update(key_share=True)
+def _locking(which, *, skip_locked: bool = False) -> object:
+    """The id of the call WHICH names, its row locked (FOR NO KEY UPDATE); no row for none (SKIP_LOCKED: nor for
+    one another transaction holds)."""
+    return select(Call.id).where(Call.id == which).with_for_update(key_share=True, skip_locked=skip_locked)
 
 
 _LOCK_CALL = _locking(bindparam("call"))
+_LOCK_CALL_UNLESS_HELD = _locking(bindparam("call"), skip_locked=True)
 # The call of the leg named by `leg`, found and locked in one statement.
 _LOCK_CALL_OF_LEG = _locking(select(Leg.call_id).where(Leg.id == bindparam("leg")).scalar_subquery())
 # The call whose room, or one of whose transfers' consult rooms, is named by `room` (a LiveKit event's).
@@ -89,6 +91,13 @@ def lock_leg(t: Telephony, leg_id: int) -> Leg | None:
 def lock_call(t: Telephony, call_id: int) -> Call | None:
     """Take the call's row lock, then its live legs' agents' (by id), and read the call, legs and transfers afresh."""
     return _locked(t, t.session.scalar(_LOCK_CALL, {"call": call_id}))
+
+
+def lock_call_unless_held(t: Telephony, call_id: int) -> Call | None:
+    """As lock_call, but None at once when another step holds the call (it goes on with the call itself): for
+    work after a step's commit (offering freed agents) that must not wait on a call, and reads the call, its legs
+    and transfers afresh (the session keeps what the step loaded, which other steps may have changed since)."""
+    return _locked(t, t.session.scalar(_LOCK_CALL_UNLESS_HELD, {"call": call_id}))
 
 
 def lock_call_in_room(t: Telephony, room: str) -> Call | None:

@@ -37,6 +37,7 @@ from app.primitives.legs import (
     close_leg,
     is_browser_leg,
     lock_call,
+    lock_call_unless_held,
     ringing_leg,
 )
 from app.primitives.moves import redirect_leg
@@ -170,8 +171,7 @@ def offer_waiting_calls(t: Telephony) -> int:
         for call_id in waiting:
             # Skip a call whose own webhook holds it right now (it offers the
             # call itself); waiting for it could deadlock on the agent's row.
-            call = t.session.get(Call, call_id, populate_existing=True,
-                                 with_for_update={"key_share": True, "skip_locked": True})
+            call = lock_call_unless_held(t, call_id)
             if call is None or call.status != CallStatus.QUEUED or call.queue is None:
                 continue
             if call.queue.skill not in (agent.skills or []):

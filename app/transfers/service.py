@@ -47,6 +47,7 @@ from app.primitives.legs import (
     close_leg,
     dial_unconfirmed,
     lock_call,
+    lock_call_unless_held,
 )
 from app.primitives.ringing import OutsideDial, ring_leg
 from app.states.agents import move_activity
@@ -293,7 +294,7 @@ def offer_waiting_transfers(t: Telephony) -> int:
     first, before any caller of those queues is offered (routing.offer_waiting_calls); returns how many rang.
 
     The call is locked skipping one another step holds (its own step offers
-    it), and the transfer read afresh under the lock."""
+    it), and read afresh under the lock with its legs and transfers."""
     rang = 0
     for agent_id in sorted(t.freed_agent_ids):
         agent = t.session.get(Agent, agent_id)
@@ -301,11 +302,10 @@ def offer_waiting_transfers(t: Telephony) -> int:
             continue
         for transfer_id in waiting_transfers(t.session, list(agent.skills or [])):
             call_id = t.session.scalar(select(Transfer.call_id).where(Transfer.id == transfer_id))
-            call = t.session.get(Call, call_id, populate_existing=True,
-                                 with_for_update={"key_share": True, "skip_locked": True})
+            call = lock_call_unless_held(t, call_id)
             if call is None:
                 continue
-            transfer = t.session.get(Transfer, transfer_id, populate_existing=True)
+            transfer = next((transfer for transfer in call.transfers if transfer.id == transfer_id), None)
             if transfer is not None and ring_waiting_transfer(t, transfer):
                 rang += 1
                 break
