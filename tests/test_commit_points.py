@@ -149,3 +149,24 @@ def test_a_caller_hanging_up_while_livekit_is_asked_is_what_the_step_goes_on_wit
     assert "Transfer menu" not in alice.heard_text
     failed = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "webhook_failed"]
     assert failed == []
+
+
+def test_a_leg_moved_while_livekit_is_asked_about_a_star_goes_where_it_now_belongs(centre, monkeypatch):
+    """The step asks LiveKit whether a `*` was pressed (it commits first); a step that meanwhile moved the agent's
+    leg (a supervisor's transfer putting them on hold, say) wins: the `*`, now from where the leg was, does not
+    open the transfer menu."""
+    caller, alice = connected_call(centre)
+    livekit = centre.app.extensions["gateways"].livekit
+    original = livekit.list_participants
+
+    def moved_meanwhile(room):
+        with centre.db() as session:  # another step moved the leg (its redirect is its own to send)
+            session.execute(update(Leg).where(Leg.twilio_call_sid == alice.sid)
+                            .values(placement=Leg.placement + 1))
+        return original(room)
+
+    monkeypatch.setattr(livekit, "list_participants", moved_meanwhile)
+    alice.press_star()
+    assert "Transfer menu" not in alice.heard_text
+    with centre.db() as session:
+        assert session.scalar(select(Call.status).where(Call.call_sid == caller.sid)) == "connected"

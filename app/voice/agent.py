@@ -333,8 +333,10 @@ def agent_bridge_ended(form: TwilioForm, leg: Leg):
     in_call_room = leg.room_name == leg.call.room_name
     if in_call_room and active_transfer(leg.call) is None and not star_pressed(t, leg):
         return _try_room_again(leg, "We lost the connection to the caller. Reconnecting.")
-    if leg.is_final or leg.call.is_final:
-        return rejoin(leg)  # the caller hung up while LiveKit was asked (the call is read afresh after it)
+    if leg.is_final or leg.call.is_final or _stale(leg):
+        # The caller hung up, or a step moved the leg, while LiveKit was asked (the call is read afresh after it):
+        # the leg goes where it now belongs.
+        return rejoin(leg)
     return transfer_menu(leg)
 
 
