@@ -1,6 +1,7 @@
 """Warm transfer scenarios, each a whole call through the service's webhooks."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
@@ -24,6 +25,15 @@ from tests.transfer_helpers import (
     transfer_row,
     turn_at_or_past,
 )
+
+
+@pytest.fixture
+def centre_settings(centre_settings):
+    """The LLM's request may last the whole test: the "held" stand-in answers when a test says so, and the
+    steps up to B's key take real time, seconds on a loaded machine, while the summary's own deadline runs on
+    the virtual clock. A held request past the usual 3 s timeout would fall back on its own and the test would
+    see a fallback it did not ask for. The stand-in ends a held request when it stops, at the test's end."""
+    return replace(centre_settings, llm_timeout_seconds=60.0)
 
 
 def test_dtmf_warm_transfer_to_an_agent(centre):
