@@ -138,3 +138,39 @@ def test_an_agent_who_hangs_up_without_a_key_stays_in_wrap_up_for_its_time(centr
     alice.press("9")  # no disposition has that key
     assert "Your after-call work goes on" in alice.heard_text and not alice.live
     assert agent_activity(centre, "101") == "wrap_up"
+
+
+def test_ready_said_after_a_step_already_rang_the_agent_leaves_them_ringing(centre, wrapping):
+    """The agent's Ready (or the board's button) reads them without their row's lock; a step that meanwhile
+    ended the wrap-up and rang them for a caller comes first: Ready finds them no longer in wrap-up and writes
+    nothing (idle over ringing would offer them a second caller while the first rings)."""
+    from sqlalchemy import update
+
+    from app.jobs.steps import job_step
+    from app.models import Activity, Agent
+    from app.primitives.availability import end_wrap_up
+
+    tools = centre.app.extensions["jobs"].context["tools"]
+    with centre.app.app_context(), job_step(tools) as t:
+        alice = t.session.scalar(select(Agent).where(Agent.extension == "101"))
+        assert alice.activity == Activity.WRAP_UP  # as Ready read her
+        t.session.commit()
+        with centre.db() as session:  # a queue's hold turn: her wrap-up ended, and she is rung for a caller
+            session.execute(update(Agent).where(Agent.id == alice.id)
+                            .values(activity=Activity.RINGING, wrap_up_until=None))
+        assert end_wrap_up(t, alice, "ready") is False
+        assert alice.id not in t.freed_agent_ids
+    assert agent_activity(centre, "101") == "ringing"
+
+
+def test_the_reconciler_leaves_an_agent_in_wrap_up_alone(centre, wrapping):
+    """After-call work has no live leg by design: the reconciler's pass for agents stranded busy passes over it
+    (it used to write agent_freed_by_reconciler on every pass and move them down the longest-idle order)."""
+    from app.calls.reconcile import free_stranded_agents
+    from app.jobs.steps import job_step
+
+    tools = centre.app.extensions["jobs"].context["tools"]
+    with centre.app.app_context(), job_step(tools) as t:
+        assert free_stranded_agents(t) == []
+    assert agent_activity(centre, "101") == "wrap_up"
+    assert "agent_freed_by_reconciler" not in centre.timeline(wrapping.sid)

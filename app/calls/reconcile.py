@@ -226,13 +226,19 @@ def free_stranded_agents(t: Telephony) -> list[str]:
     live_agent_ids = select(Leg.agent_id).where(Leg.agent_id.is_not(None), Leg.status.in_(LIVE_LEG_STATUSES))
     stranded = t.session.scalars(
         select(Agent)
-        .where(Agent.activity != Activity.IDLE, Agent.id.not_in(live_agent_ids))
+        # After-call work is not being busy: its timer ends it (an agent in it has no live leg by design).
+        .where(Agent.activity.in_((Activity.RINGING, Activity.ON_CALL, Activity.LEAVING)),
+               Agent.id.not_in(live_agent_ids))
         .order_by(Agent.id)
         .with_for_update(skip_locked=True)  # an agent a step holds right now is that step's
     ).all()
     freed = []
     for agent in stranded:
+        # Asked again now that the agent is locked: a step that rang them after the scan's statement began (which
+        # saw the legs as they were then) has committed their new leg.
         last_leg = t.session.scalar(select(Leg).where(Leg.agent_id == agent.id).order_by(Leg.id.desc()).limit(1))
+        if last_leg is not None and last_leg.status in LIVE_LEG_STATUSES:
+            continue
         if agent.activity == Activity.LEAVING and last_leg is not None and last_leg.twilio_call_sid:
             continue  # Twilio's word on that leg frees them (apply_twilio_status)
         record_event(t.session, last_leg.call if last_leg else None, "agent_freed_by_reconciler",

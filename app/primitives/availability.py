@@ -122,7 +122,15 @@ def owe_wrap_up(t: Telephony, agent: Agent | None, call: Call) -> None:
 def end_wrap_up(t: Telephony, agent: Agent, why: str, *, by: Actor | None = None, **detail) -> bool:
     """End the agent's after-call work (its time is up, or they or a supervisor say they are ready): idle, and
     offered the waiting transfers and callers once the step commits; False if they were not in wrap-up. BY is
-    who asked (none when its time is up), the timeline's `by`."""
+    who asked (none when its time is up), the timeline's `by`.
+
+    The agent's row is locked and read again first: AGENT may have been read without it (a console's Ready,
+    the board's button, a returning caller), and a step meanwhile may have ended the wrap-up and rung them for
+    a caller; writing idle over that would offer them a second caller while the first rings.
+    """
+    agent = t.session.get(Agent, agent.id, with_for_update={"key_share": True}, populate_existing=True)
+    if agent is None:  # removed from the roster meanwhile
+        return False
     if agent.activity == Activity.LEAVING and agent.wrap_up_until is not None:
         # Still on the phone (their keys at the end of the call): ready, and idle once Twilio says the leg is
         # over (reactions.leg_confirmed_over), with no after-call work left.
