@@ -64,3 +64,26 @@ def test_an_agent_another_transaction_holds_is_passed_over_without_waiting(centr
             assert take_if_idle(session, alice_id).activity == Activity.RINGING  # free again: taken
     finally:
         engine.dispose()
+
+
+def test_an_agent_reserved_after_the_roster_was_read_is_not_removed(centre):
+    """`flask agents remove` refuses an agent on a call. It reads the agent again under their row's lock, so a
+    reservation that came after the agent was first read (here, the session's copy is older than the database)
+    is seen, and no ringing leg is left without its agent."""
+    from sqlalchemy import update
+
+    from app.agents.service import RosterError, find_agent, remove_agent
+
+    session = centre.app.extensions["db_sessionmaker"]()  # keeps what it read past a commit, as the CLI's does
+    try:
+        alice = find_agent(session, "101")  # held: the session's copy stays as read
+        assert alice.activity == Activity.IDLE
+        session.commit()
+        with centre.db() as other:  # a step reserves Alice meanwhile
+            other.execute(update(Agent).where(Agent.extension == "101").values(activity=Activity.RINGING))
+        with pytest.raises(RosterError, match="ringing"):
+            remove_agent(session, "101")
+        session.rollback()
+    finally:
+        session.close()
+    assert _agent_id(centre, ALICE) is not None

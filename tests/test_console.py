@@ -285,6 +285,31 @@ def accepted_browser_call(centre):
     return caller, alice
 
 
+@pytest.mark.skipif(TEST_DATABASE != "postgres", reason="row locks are PostgreSQL's; SQLite serialises writers")
+def test_a_console_transfer_of_a_call_handed_on_meanwhile_is_refused(centre, monkeypatch):
+    """The console checks that the agent has the caller before the call's lock; a step that hands the caller on
+    meanwhile (a supervisor's three-way call completed, say) wins: the transfer is refused after the lock,
+    instead of putting the other agent's caller on hold."""
+    from app.models import Agent, Transfer
+    from app.transfers import service as transfers
+
+    caller, alice = accepted_browser_call(centre)
+    original = transfers.resolve_target
+
+    def handed_on_meanwhile(t, code):
+        with centre.db() as session:  # another step: the caller is now Bob's
+            bob_id = session.scalar(select(Agent.id).where(Agent.extension == "102"))
+            session.execute(update(Call).where(Call.call_sid == caller.sid).values(agent_id=bob_id))
+        return original(t, code)
+
+    monkeypatch.setattr(transfers, "resolve_target", handed_on_meanwhile)
+    refused = act(centre, alice, "/console/transfer", target="201", mode="warm")
+    assert refused.status_code == 409 and "only the agent with the caller" in refused.get_json()["error"]
+    with centre.db() as session:
+        assert session.scalar(select(Transfer.id)) is None
+    assert call_row(centre, caller.sid).status == "connected"
+
+
 def test_browser_agent_transfers_from_the_form_and_completes(centre):
     caller, alice = accepted_browser_call(centre)
     call_id = call_row(centre, caller.sid).id

@@ -400,7 +400,7 @@ def transfer_call(t: Telephony, agent_id: int, code: str, mode: str, notes: str 
     try:
         target = _outside_target(t, outside) if outside else transfers.resolve_target(t, code)
         return transfers.start_transfer(t, call, target, mode=mode, trigger=TransferTrigger.WEB, by=by,
-                                         notes=notes)
+                                         notes=notes, agent_id=agent_id)
     except transfers.TransferRefused as refusal:
         raise ConsoleRefused(str(refusal)) from None
 

@@ -419,14 +419,18 @@ def after_target_rung(t: Telephony, transfer: Transfer, from_leg: Leg | None, *,
 
 
 def start_transfer(t: Telephony, call: Call, target: Target, *, mode: TransferMode, trigger: TransferTrigger,
-                   by: Actor, notes: str | None = None) -> Transfer:
-    """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent. BY is who asked.
+                   by: Actor, notes: str | None = None, agent_id: int | None = None) -> Transfer:
+    """Start a whole transfer from the web form or the API: hold, summary, ring, move the agent. BY is who asked;
+    AGENT_ID, when an agent asks for their own call (the console), must still have the caller once it is locked.
 
     The call and the target are checked first: a refusal touches no leg.
     """
     call = lock_call(t, call.id)  # the caller hanging up meanwhile waits for this step, or wins before it
     from_leg = agent_leg_of(call, call.agent_id)
     try:
+        if agent_id is not None and call.agent_id != agent_id:
+            # Another step handed the caller on while this one waited (a three-way call or a transfer completed).
+            raise TransferRefused("only the agent with the caller can transfer the call")
         refuse_opening(call, from_leg)
         # A browser agent's leg is moved by writing its room: their console reconnects.
         if not (from_leg.twilio_call_sid or from_leg.livekit_identity):
