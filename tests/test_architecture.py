@@ -83,6 +83,7 @@ COMMITS = {
     # committed at once under the call's lock.
     "app/primitives/effects.py": 4,
     "app/primitives/presence.py": 1,  # before LiveKit says who is in a room
+    "app/supervisor/listening.py": 1,  # before LiveKit changes a listening supervisor's permissions
     "app/demo/script.py": 1,
     "app/demo/live.py": 1,  # the live demo's supervisor, created when the database has none
     "app/jobs/reconciler.py": 2,  # the reconciler's advisory lock taken and given back, on a connection of its own

@@ -6,9 +6,10 @@ A step commits once, at its edge, and its effects run after that commit
 - a dial is an effect (`effects.Dial`): Twilio may ask for the new leg
   before calls.create has answered, so the leg must already be stored, and
   it is, since the step committed before any effect runs;
-- `app/primitives/presence.identities_in_room` commits before LiveKit answers,
-  the one place that does: no transaction (on SQLite, the database's write
-  lock) is held while LiveKit answers.
+- `app/primitives/presence.identities_in_room` and
+  `app/supervisor/listening.switch` commit before LiveKit answers, the two
+  places that do: no transaction (on SQLite, the database's write lock) is
+  held while LiveKit answers.
 
 No step waits for the transfer summary any more: the target's phone asks
 again on short turns (app/voice/target.py), so nothing is held meanwhile.
@@ -23,7 +24,7 @@ import threading
 from sqlalchemy import create_engine, select, text, update
 
 from app.models import Call, Leg, LegRole, LegStatus
-from tests.transfer_helpers import ALICE, connected_call
+from tests.transfer_helpers import ALICE, call_row, connected_call
 
 
 def _other_connection(centre):
@@ -170,3 +171,35 @@ def test_a_leg_moved_while_livekit_is_asked_about_a_star_goes_where_it_now_belon
     assert "Transfer menu" not in alice.heard_text
     with centre.db() as session:
         assert session.scalar(select(Call.status).where(Call.call_sid == caller.sid)) == "connected"
+
+
+def test_no_transaction_is_held_while_livekit_changes_a_supervisors_permissions(centre, monkeypatch):
+    """Switching a listening supervisor to whisper asks LiveKit; the request's reads (its sign-in, the call)
+    are over first: on SQLite they hold the database's write lock, and every webhook would wait meanwhile."""
+    import re
+
+    from app.auth.service import create_user
+
+    caller, _alice = connected_call(centre)
+    with centre.db() as session:
+        create_user(session, "sam", "supervisor-password-1", "supervisor")
+    sam = centre.app.test_client()
+    login = sam.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', login).group(1)
+    sam.post("/login", data={"username": "sam", "password": "supervisor-password-1", "csrf_token": token})
+    csrf = re.search(r'data-csrf="([^"]+)"', sam.get(f"/calls/{caller.sid}").get_data(as_text=True)).group(1)
+    assert sam.post(f"/calls/{caller.sid}/listen", data={"csrf_token": csrf}).status_code == 200
+    engine = _other_connection(centre)
+    livekit = centre.app.extensions["gateways"].livekit
+    original = livekit.set_supervisor_mode
+    call_id = call_row(centre, caller.sid).id
+    writable = []
+
+    def observed(room, identity, mode):
+        writable.append(_can_write_call(engine, call_id))
+        return original(room, identity, mode)
+
+    monkeypatch.setattr(livekit, "set_supervisor_mode", observed)
+    sam.post(f"/calls/{caller.sid}/listen/mode", data={"csrf_token": csrf, "mode": "whisper"})
+    engine.dispose()
+    assert writable == [True]

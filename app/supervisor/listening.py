@@ -84,10 +84,12 @@ def start(t: Telephony, call: Call, username: str) -> Pass:
 def switch(t: Telephony, call: Call, username: str, mode: str) -> str:
     """Grant the connected supervisor MODE's permissions; the agent's identity (whom a whisper goes to).
 
-    LiveKit is asked before anything is written, so no write lock is held while it answers (SQLite runs
-    in WAL mode: a reader blocks no writer).
+    A named commit-before-network place (tests/test_commit_points.py): the request's transaction so far (its
+    reads; nothing is written before LiveKit answers) ends first, because on SQLite every transaction holds
+    the database's write lock from its BEGIN IMMEDIATE, and every webhook would wait for LiveKit's answer.
     """
     agent = _agent_identity(call)
+    t.session.commit()
     try:
         t.livekit.set_supervisor_mode(call.room_name, supervisor_identity(username), mode)
     except LiveKitError as error:
