@@ -312,7 +312,9 @@ def remove_agent(session: Session, extension: str) -> None:
     agent = find_agent(session, extension)
     # Their row locked and read again: a step reserving them meanwhile either came first (then they are not idle)
     # or passes over them (reservations skip a locked agent), so no ringing leg is left without its agent.
-    agent = session.get(Agent, agent.id, with_for_update={"key_share": True}, populate_existing=True) or agent
+    agent = session.get(Agent, agent.id, with_for_update={"key_share": True}, populate_existing=True)
+    if agent is None:  # removed by someone else meanwhile
+        raise RosterError(f"no agent with extension {extension}")
     if agent.activity != Activity.IDLE:
         raise RosterError(f"agent {extension} is {agent.activity}; try again when the call ends")
     session.delete(agent)

@@ -358,7 +358,8 @@ class Dial(_ForCall):
         # came first, and the phone is hung up here, or comes after and finds
         # the CallSid to hang up. The leg is read and written in one statement,
         # after the lock (a row joined to a locking read can be stale after its
-        # wait); the session's copy of it is brought up to date by its RETURNING.
+        # wait); the session's copy of the CallSid is expired by it ("fetch"
+        # cannot work out COALESCE) and read again when next asked for.
         t.session.get(Call, self.call_id, with_for_update={"key_share": True}, populate_existing=True)
         recorded = t.session.execute(
             update(Leg).where(Leg.id == self.leg_id, Leg.status.not_in(FINAL_LEG_STATUSES))
