@@ -54,12 +54,14 @@ def models_own(name: str | None, type_: str, parent_names: dict) -> bool:
 
 
 def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
-    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for several workers."""
+    """Create an engine; SQLite gets WAL, foreign keys and a busy timeout for several workers. A failed
+    statement's error never shows its bound values (callers' numbers, names, a CallToken): hide_parameters."""
     if database_url.startswith("sqlite"):
         engine = create_engine(
             database_url,
             connect_args={"timeout": 30, "check_same_thread": False},
             poolclass=None if pooled else NullPool,
+            hide_parameters=True,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         # SQLite has no row locks: take the write lock at BEGIN so that two
@@ -67,11 +69,11 @@ def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     if not pooled:
-        return create_engine(database_url, poolclass=NullPool)
+        return create_engine(database_url, poolclass=NullPool, hide_parameters=True)
     # No ping at each checkout (a round trip on every request): a connection found dead when used is discarded
     # with the rest of the pool, and the step that met it runs once more (app/db.worth_running_again);
     # connections are renewed every half hour so none outlives a proxy's or a firewall's idle limit.
-    return create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800)
+    return create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
 
 
 def read_as_one(session: Session) -> Session:

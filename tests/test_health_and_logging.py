@@ -136,3 +136,41 @@ def test_a_login_limit_kept_per_worker_is_named_at_start_up(make_app, settings, 
     assert warned and warned[0]["workers"] == 3 and warned[0]["level"] == "warning" and "redis://" in warned[0]["advice"]
     make_app(replace(settings, web_concurrency=3, ratelimit_storage_uri="redis://localhost:6379/0"))
     assert warnings() == []
+
+
+def test_ready_says_the_database_is_unreachable_without_saying_where(make_app, settings, caplog):
+    """/ready answers anyone: where the database is, who connects to it and the driver's words stay in the log."""
+    app = make_app(settings, database_url="postgresql+psycopg://switchboard_user@127.0.0.1:1/secretname")
+    response = app.test_client().get("/ready")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 503 and response.get_json()["database"] == "unreachable"
+    assert "switchboard_user" not in body and "secretname" not in body and "127.0.0.1" not in body
+    assert "not reachable" in response.get_json()["problem"]
+
+
+def test_a_failed_statement_never_shows_its_values():
+    """A statement's error (logged with its traceback where a step fails) does not carry the bound values:
+    callers' numbers, names, a CallToken."""
+    from sqlalchemy import text
+
+    from app.database import make_engine
+
+    engine = make_engine("sqlite://")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("CREATE TABLE t (number TEXT UNIQUE)"))
+            connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": "+15551230001"})
+            with pytest.raises(Exception) as failed:
+                connection.execute(text("INSERT INTO t VALUES (:n)"), {"n": "+15551230001"})
+        assert "+15551230001" not in str(failed.value) and "hidden" in str(failed.value)
+    finally:
+        engine.dispose()
+
+
+def test_a_recording_is_named_in_logs_by_its_sid_never_its_url():
+    from app.calls.inputs import Recording
+
+    url = "https://api.twilio.com/2010-04-01/Accounts/AC123/Recordings/RE0123456789abcdef0123456789abcdef"
+    assert Recording(url, 12).sid == "RE0123456789abcdef0123456789abcdef"
+    assert Recording(url + ".mp3", 12).sid == "RE0123456789abcdef0123456789abcdef"
+    assert Recording("", None).sid is None and Recording("https://example.com/other", 1).sid is None

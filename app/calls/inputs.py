@@ -44,6 +44,13 @@ class Recording:
     url: str
     duration_seconds: int | None
 
+    @property
+    def sid(self) -> str | None:
+        """The recording's SID (RE…), the last part of its URL: what a log line may name. The URL itself plays the
+        message to whoever has it (unless the account enforces HTTP auth on media), so it stays out of logs."""
+        last = self.url.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0] if self.url else ""
+        return last[:34] if last.startswith("RE") else None
+
 
 @dataclass(frozen=True)
 class TranscriptChunk:

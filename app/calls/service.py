@@ -423,7 +423,7 @@ def save_last_resort_message(t: Telephony, call_sid: str, recording: Recording) 
     """A message recorded after a step kept failing: keep it with its call, if the call is known."""
     call = call_by_sid(t.session, call_sid) if call_sid else None
     if call is None or not recording.url:
-        log.warning("last_resort_message_without_call", recording_url=recording.url or None)
+        log.warning("last_resort_message_without_call", recording_sid=recording.sid)
         return
     record_event(t.session, call, "last_resort_message")
     save_voicemail(t, call, recording)

@@ -28,7 +28,9 @@ def ready():
     body = {
         "status": "ok" if state.ready else "unavailable",
         "database": database,
-        "problem": state.problem,
+        # Anyone may ask: where the database is and the driver's words stay in the log (database_not_ready).
+        "problem": state.problem if state.reachable else "the database is not reachable: see database_not_ready in "
+                                                          "the service's log",
         "revision": state.revision,
         "integrations": {
             "twilio": settings.twilio_configured,

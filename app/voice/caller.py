@@ -258,7 +258,7 @@ def fallback_recorded(form: TwilioForm):
         service.save_last_resort_message(t, form.call_sid, form.recording())
     except Exception:  # noqa: BLE001 - the caller is told goodbye either way; the recording stays at Twilio
         t.session.rollback()
-        log.exception("last_resort_message_not_stored", recording_url=form.recording_url)
+        log.exception("last_resort_message_not_stored", recording_sid=form.recording().sid)
     return _goodbye("Thank you. We have your message and will call you back. Goodbye.")
 
 
