@@ -208,6 +208,18 @@ def test_unknown_target_is_refused_and_the_menu_asked_again(centre):
     assert "Calling Bob Okafor" in alice.heard_text
 
 
+def test_a_long_run_of_keys_in_the_transfer_menu_is_never_said_back_or_kept(centre):
+    """A card number typed into the menu by mistake is refused without being repeated: the refusal goes to the
+    timeline, the log and the transfer's end reason."""
+    _caller, alice = connected_call(centre)
+    alice.press_star()
+    alice.press("24111111111111111#")
+    assert "Sorry, that is not an extension or a queue" in alice.heard_text and "4 1 1 1" not in alice.heard_text
+    with centre.db() as session:
+        refused = session.scalars(select(Event).where(Event.name == "transfer_target_refused")).all()
+    assert [event.detail["reason"] for event in refused] == ["that is not an extension or a queue"]
+
+
 def test_b_declines(centre):
     caller, alice = connected_call(centre)
     start_warm(centre, alice)

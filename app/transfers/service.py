@@ -152,7 +152,14 @@ def resolve_target(t: Telephony, code: str) -> Target:
     try:
         return find_target(t.session, queue=code)
     except TransferRefused:
-        raise TransferRefused(f"{' '.join(code)} is not an extension or a queue") from None
+        # Said back key by key when it is short; a long run of keys (a card number typed by mistake) is never
+        # repeated: the refusal goes to the timeline, the log and the transfer's end reason.
+        said = " ".join(code) if len(code) <= LONGEST_CODE_SAID else "that"
+        raise TransferRefused(f"{said} is not an extension or a queue") from None
+
+
+# The longest number of keys a refusal says back: extensions and queue codes are a few digits.
+LONGEST_CODE_SAID = 6
 
 
 def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferTrigger, by: Actor,
