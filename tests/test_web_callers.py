@@ -262,3 +262,23 @@ def test_a_web_caller_is_shown_as_a_website_visitor_never_by_their_identity(web)
     for page in ("/board", "/calls"):
         html = sam.get(page).get_data(as_text=True)
         assert "website visitor" in html and identity not in html, page
+
+
+def test_a_token_places_one_call(web, caplog):
+    """Twilio lets an access token place calls until it expires; the service takes one call per visitor's
+    token, so the endpoint's limit counts calls, not tokens. A second call on it is hung up, nothing stored."""
+    from sqlalchemy import func
+
+    from app.models import Call
+
+    token = web.web_token(name="Ann").get_json()["token"]
+    first = web.network.client_call(token)
+    assert "tell us why you are calling" in first.heard_text
+    again = web.network.client_call(token)  # a script replaying the token, the first call still up
+    assert not again.live and again.heard_text == ""
+    first.hangup()
+    later = web.network.client_call(token)  # and once the first is over
+    assert not later.live
+    with web.db() as session:
+        assert session.scalar(select(func.count()).select_from(Call)) == 1
+    assert sum(1 for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("event") == "web_caller_token_reused") == 2

@@ -67,6 +67,20 @@ def is_web_caller(number: str | None) -> bool:
     return (number or "").startswith(CLIENT_PREFIX)
 
 
+def token_already_used(session: Session, from_number: str, call_sid: str) -> bool:
+    """Whether FROM_NUMBER is a visitor's identity whose token has already placed a call other than CALL_SID.
+
+    Twilio lets an access token place calls until it expires, so a token taken once could place call after call
+    (a script, not a browser): the limit on the token endpoint would count tokens, not calls. Each token is
+    for one call; its visitor is tied to the first (`arrived`)."""
+    if not is_web_caller(from_number):
+        return False
+    identity = from_number[len(CLIENT_PREFIX):]
+    placed = session.scalar(select(Call.call_sid).join(WebCaller, WebCaller.call_id == Call.id)
+                            .where(WebCaller.identity == identity))
+    return placed is not None and placed != call_sid
+
+
 def arrived(t: Telephony, call: Call) -> WebCaller | None:
     """The call of a browser reached the voice webhook: tie it to the visitor who took its token (their
     reason becomes the call's until the IVR hears one), and say so on the timeline."""

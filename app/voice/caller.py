@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, request
 
-from app.calls import card_pause, outbound, service
+from app.calls import card_pause, outbound, service, web_callers
 from app.calls.resume import resume
 from app.calls.service import CallerChoice, CallerNext
 from app.logs import get_logger
@@ -73,7 +73,12 @@ def _goodbye(text: str):
 def voice(form: TwilioForm):
     """A call comes in: greet and ask why; a caller cut off moments ago goes back where they were instead."""
     t = telephony()
-    call, last_call_id = service.receive_call(t, form.arrival())
+    arrival = form.arrival()
+    if web_callers.token_already_used(t.session, arrival.from_number, arrival.call_sid):
+        # A web visitor's token places one call; this one is not taken (no call is stored for it).
+        log.warning("web_caller_token_reused")
+        return twiml_response("common/hang_up.xml")
+    call, last_call_id = service.receive_call(t, arrival)
     if resume(t, call, last_call_id) or call.resumed_from_call_id is not None:
         # Their transcription starts here, as it would have with the greeting they skip.
         return _hold(call, "Welcome back. We are putting you back through. Please hold.",
