@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.actors import Actor, ActorKind
 from app.hours import HoursError, parse_holidays, parse_week, parse_zone
 from app.models import QUEUE_SETTINGS, Activity, Agent, Overflow, Presence, Queue
-from app.primitives.availability import end_wrap_up
+from app.primitives.availability import end_wrap_up, lock_agent
 from app.primitives.context import Telephony
 from app.states import agents as states
 from app.states.agents import new_agent
@@ -311,8 +311,8 @@ def remove_agent(session: Session, extension: str) -> None:
     """Delete an agent; refused while they are on a call."""
     agent = find_agent(session, extension)
     # Their row locked and read again: a step reserving them meanwhile either came first (then they are not idle)
-    # or passes over them (reservations skip a locked agent), so no ringing leg is left without its agent.
-    agent = session.get(Agent, agent.id, with_for_update={"key_share": True}, populate_existing=True)
+    # or passes over them, so no ringing leg is left without its agent.
+    agent = lock_agent(session, agent.id)
     if agent is None:  # removed by someone else meanwhile
         raise RosterError(f"no agent with extension {extension}")
     if agent.activity != Activity.IDLE:

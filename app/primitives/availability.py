@@ -77,6 +77,13 @@ def reserve_agent(session, *, skill: str | None = None, agent_id: int | None = N
     return None
 
 
+def lock_agent(session, agent_id: int) -> Agent | None:
+    """The agent's row locked (FOR NO KEY UPDATE) and read again into the session's Agent; None if removed. For a
+    decision about an agent read earlier without the lock: a step may have reserved them since (reservations skip
+    a locked agent, so none can while this transaction holds them)."""
+    return session.get(Agent, agent_id, with_for_update={"key_share": True}, populate_existing=True)
+
+
 def release_agent(t: Telephony, agent: Agent | None, *, missed: bool = False, call: Call | None = None,
                   until_twilio_confirms: bool = False) -> None:
     """Make an agent idle again; a missed call counts towards being set away.
@@ -128,7 +135,7 @@ def end_wrap_up(t: Telephony, agent: Agent, why: str, *, by: Actor | None = None
     the board's button, a returning caller), and a step meanwhile may have ended the wrap-up and rung them for
     a caller; writing idle over that would offer them a second caller while the first rings.
     """
-    agent = t.session.get(Agent, agent.id, with_for_update={"key_share": True}, populate_existing=True)
+    agent = lock_agent(t.session, agent.id)
     if agent is None:  # removed from the roster meanwhile
         return False
     if agent.activity == Activity.LEAVING and agent.wrap_up_until is not None:

@@ -89,6 +89,8 @@ def switch(t: Telephony, call: Call, username: str, mode: str) -> str:
     the database's write lock from its BEGIN IMMEDIATE, and every webhook would wait for LiveKit's answer.
     """
     agent = _agent_identity(call)
+    # The exception to one commit per step, named in tests/test_architecture.py: no transaction (SQLite's write
+    # lock) is held while LiveKit answers; nothing is written before it, and the event after is the step's own.
     t.session.commit()
     try:
         t.livekit.set_supervisor_mode(call.room_name, supervisor_identity(username), mode)

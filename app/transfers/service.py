@@ -140,6 +140,10 @@ def find_target(session: Session, *, extension: str | None = None, queue: str | 
     raise TransferRefused("give a target: an agent's extension, a queue, a number or a SIP URI")
 
 
+# The longest run of keys a refusal says back: the longest extension (queue codes are at most 4 digits).
+LONGEST_CODE_SAID = 6
+
+
 def resolve_target(t: Telephony, code: str) -> Target:
     """What keys name: an extension (2-6 digits) or a queue code (1-4 digits); TransferRefused otherwise."""
     code = code.strip()
@@ -156,10 +160,6 @@ def resolve_target(t: Telephony, code: str) -> Target:
         # repeated: the refusal goes to the timeline, the log and the transfer's end reason.
         said = " ".join(code) if len(code) <= LONGEST_CODE_SAID else "that"
         raise TransferRefused(f"{said} is not an extension or a queue") from None
-
-
-# The longest number of keys a refusal says back: extensions and queue codes are a few digits.
-LONGEST_CODE_SAID = 6
 
 
 def open_transfer(t: Telephony, call: Call, from_leg: Leg, *, trigger: TransferTrigger, by: Actor,
