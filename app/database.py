@@ -196,23 +196,23 @@ def insert_now(session: Session, row: Base, *, unless_present: tuple[str, ...] =
     defaults); relationships are not: set the foreign keys, and link loaded collections with `link_loaded`.
     Objects pending in SESSION are not flushed first.
     """
-    return insert_now_asking(session, row, None, {}, unless_present=unless_present)[0]
+    return insert_now_asking(session, row, (), {}, unless_present=unless_present)[0]
 
 
-def insert_now_asking(session: Session, row: Base, asked: ColumnElement | None, params: dict[str, Any], *,
-                      unless_present: tuple[str, ...] = ()) -> tuple[Base | None, Any]:
-    """`insert_now`, with ASKED (a labelled scalar subquery, PARAMS its bind parameters) answered by the same
-    statement's `RETURNING`: no round trip of its own. On PostgreSQL it sees the table as it was before this
-    insert. The row (None as for insert_now) and ASKED's value (None when nothing was inserted)."""
+def insert_now_asking(session: Session, row: Base, asked: tuple[ColumnElement, ...], params: dict[str, Any], *,
+                      unless_present: tuple[str, ...] = ()) -> tuple[Base | None, tuple]:
+    """`insert_now`, with ASKED (labelled scalar subqueries, PARAMS their bind parameters) answered by the same
+    statement's `RETURNING`: no round trip of their own. On PostgreSQL they see the tables as they were before
+    this insert. The row (None as for insert_now) and ASKED's values, in order (all None when nothing was
+    inserted)."""
     model = type(row)
     columns = _columns(model)
     attributes = instance_dict(row)
     values = {key: value for key, name, _ in columns if (value := attributes.get(name)) is not None}
-    also = (asked,) if asked is not None else ()
-    result = session.connection().execute(_insert(session, model, unless_present, also), {**params, **values})
+    result = session.connection().execute(_insert(session, model, unless_present, asked), {**params, **values})
     inserted = result.first()
     if inserted is None:
-        return None, None
+        return None, (None,) * len(asked)
     written = dict(result.last_inserted_params())  # the values given, and the defaults Core added
     written["id"] = inserted.id
     for key, name, server_default in columns:
@@ -223,7 +223,7 @@ def insert_now_asking(session: Session, row: Base, asked: ColumnElement | None, 
     # As the flush does with a row it inserted: written in this transaction, so a rollback takes it out of the
     # session again (the only private name used; SQLAlchemy is pinned, and tests/test_insert_now.py checks it).
     session._transaction._new[inspect(row)] = True
-    return row, (inserted[1] if also else None)
+    return row, tuple(inserted[1:])
 
 
 def link_loaded(parent: Base, collection: str, child: Base, reference: str) -> None:

@@ -24,7 +24,8 @@ def _replay(centre, signed_post, path: str, *, with_token: bool, **changes):
     delivery = [d for d in centre.network.sent() if urlsplit(d.url).path == path][-1]
     parts = urlsplit(delivery.url)
     headers = {"I-Twilio-Idempotency-Token": delivery.headers["I-Twilio-Idempotency-Token"]} if with_token else {}
-    return signed_post(centre.client, f"{parts.path}?{parts.query}", {**delivery.params, **changes}, headers=headers)
+    target = f"{parts.path}?{parts.query}" if parts.query else parts.path
+    return signed_post(centre.client, target, {**delivery.params, **changes}, headers=headers)
 
 
 @pytest.mark.parametrize("with_token", [True, False])
@@ -45,6 +46,56 @@ def test_a_replayed_whisper_key_changes_nothing(centre, signed_post, with_token)
     if not with_token:  # answered as where the leg is: Alice's <Dial> into the call's room
         dial = ET.fromstring(declined.data).find("Dial")
         assert dial is not None and dial.find("Sip").text.startswith(f"sip:{call_row(centre, caller.sid).id}@")
+
+
+@pytest.mark.parametrize("with_token", [True, False])
+def test_a_repeated_new_call_gets_the_first_answer_and_writes_nothing(centre, signed_post, caplog, with_token):
+    # The new-call webhook claims no delivery: its call's CallSid, unique, is what makes a repeat a repeat
+    # (app/voice/guard.py, ServesArrival).
+    centre.dial()
+    first = [d for d in centre.network.sent() if urlsplit(d.url).path == urls.VOICE][-1]
+    before = _snapshot(centre)
+    with centre.db() as session:
+        remembered = session.scalar(select(func.count(WebhookDelivery.id)))
+    again = _replay(centre, signed_post, urls.VOICE, with_token=with_token)
+    assert again.status_code == 200 and again.get_data(as_text=True) == first.body
+    assert _snapshot(centre) == before
+    with centre.db() as session:
+        assert session.scalar(select(func.count(WebhookDelivery.id))) == remembered
+    assert any(getattr(record, "msg", None) and "webhook_repeated" in str(record.msg) for record in caplog.records)
+
+
+def test_a_new_calls_repeat_that_arrives_while_the_first_is_stored_waits_for_it(centre, signed_post):
+    """A repeat sent while the first delivery's transaction is still open waits for it at the call's INSERT, then
+    answers with that call: one call, and no leg or event of the repeat's own."""
+    import threading
+
+    from app.models import Call, Event, Leg
+
+    call_sid = "CA" + "5" * 32
+    form = {"CallSid": call_sid, "AccountSid": centre.network.account_sid, "From": "+15551230042",
+            "To": centre.number, "CallStatus": "ringing", "Direction": "inbound"}
+    first = centre.db()
+    running = first.__enter__()  # the first delivery, still running: its call's row written, not committed
+    running.add(Call(call_sid=call_sid, from_number="+15551230042", to_number=centre.number, status="ivr"))
+    running.flush()
+    answered = {}
+    repeat = threading.Thread(target=lambda: answered.update(response=signed_post(centre.client, urls.VOICE, form)))
+    repeat.start()
+    repeat.join(0.5)
+    try:
+        assert repeat.is_alive()  # waiting for the first's transaction
+    finally:
+        first.__exit__(None, None, None)  # the first commits
+        repeat.join(10)
+    response = answered["response"]
+    assert response.status_code == 200 and "<Gather" in response.get_data(as_text=True)
+    with centre.db() as session:
+        call_id = session.scalar(select(Call.id).where(Call.call_sid == call_sid))
+        assert session.scalar(select(func.count(Call.id))) == 1
+        assert session.scalar(select(func.count(Leg.id))) == 0
+        assert session.scalar(select(func.count(Event.id))) == 0
+    assert f"call={call_id}" in response.get_data(as_text=True)
 
 
 def test_late_caller_options_and_voicemail_do_not_end_a_connected_call(centre, signed_post):

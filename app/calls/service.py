@@ -77,6 +77,8 @@ def receive_call(t: Telephony, arrival: Arrival) -> tuple[Call, int | None]:
     call, last_call_id = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number,
                                   arrival.call_token, last_call_since=since)
     if call is None:
+        # Twilio asked again (a retry of an answer it never received): the call as it is, nothing written.
+        log.info("webhook_repeated")
         return call_by_sid(t.session, arrival.call_sid), None
     new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
             answered_at=utcnow())

@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.database import insert_now, insert_now_asking
+from app.database import insert_now, insert_now_asking, note_configuration_version
 from app.events import record_event
-from app.models import FINAL_CALL_STATUSES, Call, CallDirection, CallStatus, utcnow
+from app.models import CONFIGURATION_VERSION, FINAL_CALL_STATUSES, Call, CallDirection, CallStatus, utcnow
 from app.states.moves import check_move
 
 _ENDED = frozenset({CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED})
@@ -65,12 +65,18 @@ def new_call(session: Session, call_sid: str, from_number: str, to_number: str, 
              last_call_since: datetime | None = None) -> tuple[Call | None, int | None]:
     """A call that has just arrived on the number, in the IVR (CALL_TOKEN: Twilio's, to forward it with), and the
     id of its caller's last call that reached a queue and ended at or after LAST_CALL_SINCE (None: none, or not
-    asked). (None, None) when a call of this CALL_SID is stored already (Twilio asked twice)."""
-    return insert_now_asking(
+    asked). (None, None) when a call of this CALL_SID is stored already (Twilio asked twice).
+
+    The same statement reads the configuration's version for the rest of the transaction
+    (database.read_configuration): the new-call webhook claims no delivery, whose statement would have read it
+    (voice/guard.py, ServesArrival)."""
+    call, (last_call_id, version) = insert_now_asking(
         session, Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR,
                       call_token=call_token),
-        _CALLERS_LAST_CALL, {"resume_number": from_number, "resume_since": last_call_since},
+        (_CALLERS_LAST_CALL, CONFIGURATION_VERSION), {"resume_number": from_number, "resume_since": last_call_since},
         unless_present=("call_sid",))
+    note_configuration_version(session, version)
+    return call, last_call_id
 
 
 def new_outbound_call(session: Session, call_sid: str, from_number: str, to_number: str) -> Call:

@@ -13,7 +13,7 @@ from app.models import Call, Leg, LegRole, LegStatus, parse_id
 from app.telephony import urls
 from app.telephony.sip import room_user_of, sip_target
 from app.voice.forms import TwilioForm
-from app.voice.guard import ServesCall, ServesLeg, twilio_webhook
+from app.voice.guard import ServesArrival, ServesCall, ServesLeg, twilio_webhook
 from app.voice.status import leg_status_callback
 from app.voice.twiml import empty_twiml, hold_context, twiml_response
 from app.web.unit_of_work import current_work, telephony
@@ -69,7 +69,7 @@ def _goodbye(text: str):
 
 
 @blueprint.post(urls.VOICE)
-@twilio_webhook()
+@twilio_webhook(serves=ServesArrival())
 def voice(form: TwilioForm):
     """A call comes in: greet and ask why; a caller cut off moments ago goes back where they were instead."""
     t = telephony()

@@ -9,7 +9,9 @@ what it loaded.
 
 A request whose X-Twilio-Signature does not match the public URL Twilio used
 gets 403 and changes nothing. A delivery already handled (Twilio retries and
-repeats) gets the answer it got the first time. A voice webhook whose handler
+repeats) gets the answer it got the first time, kept with its claim; a new
+call's (`ServesArrival`) is known by its own CallSid instead, and a repeat is
+answered by where that call is. A voice webhook whose handler
 fails still answers valid TwiML that keeps the caller on the line.
 
 A step that PostgreSQL aborts as a deadlock's victim or for a serialization
@@ -318,13 +320,22 @@ class ServesOwnLeg:
     which names no leg in its URL): the view is given that leg, locked, or None when the service has none yet."""
 
 
-Serves = Union[ServesLeg, ServesCall, ServesOwnLeg, None]
+@dataclass(frozen=True)
+class ServesArrival:
+    """The webhook of a call arriving on the number: its step stores the call under its CallSid, unique, once
+    however often Twilio asks, and answers a repeat by where that call is (for an answer Twilio never received,
+    the same greeting). That is its de-duplication, so the guard claims no delivery for it and remembers no
+    answer: two statements fewer on every new call. The call's INSERT reads the configuration's version, as a
+    claim would have (states/calls.new_call)."""
+
+
+Serves = Union[ServesLeg, ServesCall, ServesOwnLeg, ServesArrival, None]
 
 
 def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
     """What the webhook serves, locked (its call first) and checked, as the view's arguments; a Response for a
     leg that does not fit."""
-    if serves is None:
+    if serves is None or isinstance(serves, ServesArrival):
         return ()
     t = current_work().telephony
     if isinstance(serves, ServesOwnLeg):
@@ -453,7 +464,8 @@ def twilio_webhook(answer: str = "twiml", *, serves: Serves = None) -> Callable:
     """Guard a Twilio webhook view; ANSWER is 'twiml' (a voice step) or 'callback' (status and events).
 
     SERVES declares the leg (ServesLeg) or call (ServesCall) the webhook is
-    about: the view is then called with it, loaded, locked and checked.
+    about: the view is then called with it, loaded, locked and checked; or
+    that it is a call's arrival (ServesArrival), which claims no delivery.
     """
     if answer not in ("twiml", "callback"):
         raise ValueError(answer)
@@ -469,7 +481,7 @@ def twilio_webhook(answer: str = "twiml", *, serves: Serves = None) -> Callable:
 
             work = current_work()
             work.start_budget()  # Twilio waits 15 s for the answer: every call to Twilio or LiveKit draws from this
-            key = _delivery_key(answer)
+            key = None if isinstance(serves, ServesArrival) else _delivery_key(answer)
             # If the database fails where the request commits, the caller
             # still gets TwiML that keeps them on the line.
             work.answer_when_database_fails = _database_down_answer if answer == "twiml" else _callback_not_stored
