@@ -69,11 +69,24 @@ def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     if not pooled:
-        return create_engine(database_url, poolclass=NullPool, hide_parameters=True)
-    # No ping at each checkout (a round trip on every request): a connection found dead when used is discarded
-    # with the rest of the pool, and the step that met it runs once more (app/db.worth_running_again);
-    # connections are renewed every half hour so none outlives a proxy's or a firewall's idle limit.
-    return create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
+        engine = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
+    else:
+        # No ping at each checkout (a round trip on every request): a connection found dead when used is discarded
+        # with the rest of the pool, and the step that met it runs once more (app/db.worth_running_again);
+        # connections are renewed every half hour so none outlives a proxy's or a firewall's idle limit.
+        engine = create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
+    event.listen(engine, "connect", _postgresql_without_jit)
+    return engine
+
+
+def _postgresql_without_jit(dbapi_connection, _record) -> None:
+    # PostgreSQL compiles a statement it prices above jit_above_cost before running it: tens to hundreds of
+    # milliseconds, for statements that run in a few (the day's queue figures over 20,000 calls: a board read
+    # 753 ms with it, 342 without, docs/performance.md). Set once per connection, not as a startup option, which
+    # a connection pooler such as PgBouncer may refuse.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+    dbapi_connection.commit()
 
 
 def read_as_one(session: Session) -> Session:
