@@ -313,7 +313,10 @@ class Call(Base):
     # number (OUTSIDE_TRANSFER_CALLER_ID=caller). Never shown or logged.
     call_token: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the caller joined their queue now (a requeue or a resume moves it), and when they first joined one:
+    # the queue figures count a call's answer and service level from the first (calls/figures.py).
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The caller's real-time transcription was stopped while a card number

@@ -106,3 +106,34 @@ def test_0019_takes_the_legs_that_talked_from_what_they_show(tmp_path):
         engine.dispose()
     finally:
         drop()
+
+
+def test_0028_takes_a_calls_first_queueing_from_its_timeline(tmp_path):
+    from datetime import timedelta
+
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    url, drop = _scratch_database(tmp_path)
+    try:
+        cfg = alembic_config(url)
+        command.upgrade(cfg, "0027")
+        engine = make_engine(url, pooled=False)
+        start = utcnow().replace(microsecond=0)
+        with engine.begin() as connection:
+            for call_id in (1, 2):
+                connection.execute(text("INSERT INTO calls (id, call_sid, direction, from_number, to_number, "
+                                        "status, ivr_attempts, created_at) VALUES (:id, :sid, 'inbound', '', '', "
+                                        "'completed', 0, :at)"), {"id": call_id, "sid": f"CA{call_id}", "at": start})
+            # Call 1 queued twice (requeued by a transfer), call 2 never: only call 1 gets a first queueing.
+            for seconds, name in ((9, "call_queued"), (5, "call_queued"), (1, "call_received")):
+                connection.execute(text("INSERT INTO events (call_id, name, detail, created_at) "
+                                        "VALUES (1, :name, '{}', :at)"),
+                                   {"name": name, "at": start + timedelta(seconds=seconds)})
+        command.upgrade(cfg, "head")
+        with Session(engine) as session:
+            first = dict(session.execute(select(Call.id, Call.first_queued_at).order_by(Call.id)).all())
+        assert first == {1: start + timedelta(seconds=5), 2: None}
+        engine.dispose()
+    finally:
+        drop()

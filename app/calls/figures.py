@@ -137,16 +137,12 @@ def queue_figures(session: Session, *, zone: str, threshold_seconds: int, now: d
 def _today(session: Session, names: dict[int, str], start: datetime, end: datetime, threshold: int) -> dict:
     """Per queue id: answered, abandoned, voicemail, callbacks, average answer seconds, answered within the
     threshold, and the calls the service level counts; of the inbound calls that arrived from START to END."""
-    first_queued = (select(func.min(Event.created_at))
-                    .where(Event.call_id == Call.id, Event.name == "call_queued")
-                    .correlate(Call).scalar_subquery())
-    # Each call's first queueing is looked up once, in a materialized CTE (PostgreSQL 12 and SQLite 3.35 know the
-    # word): PostgreSQL pulls a plain subquery up into the aggregate and looks it up again in every expression
-    # below that names it, up to eight times a call (docs/performance.md, "The queue figures' day").
-    calls = (select(Call.queue_id, Call.status, Call.answered_at, Call.ended_at, first_queued.label("queued_at"))
+    # When each call first joined a queue is kept on the call (migration 0028): no timeline is read.
+    calls = (select(Call.queue_id, Call.status, Call.answered_at, Call.ended_at,
+                    Call.first_queued_at.label("queued_at"))
              .where(Call.created_at >= start, Call.created_at < end, Call.direction == CallDirection.INBOUND,
                     Call.queue_id.in_(list(names)))
-             .cte("todays_calls").prefix_with("MATERIALIZED"))
+             .subquery())
     answered = calls.c.answered_at.is_not(None)
     unanswered = calls.c.answered_at.is_(None)
     queued = calls.c.queued_at.is_not(None)

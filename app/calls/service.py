@@ -179,7 +179,9 @@ def enqueue_call(t: Telephony, call: Call, *, since: datetime | None = None) -> 
     """Put the call in its queue, in line from SINCE (a resumed caller's old place) or now: make its room, then
     ring the first agent."""
 
-    call.queued_at = since or utcnow()
+    now = utcnow()
+    call.queued_at = since or now
+    call.first_queued_at = call.first_queued_at or now  # the moment of its first call_queued event
     call.room_name = room_name(t.settings, call_room_user(call.id))
     move_call(t.session, call, CallStatus.QUEUED, "call_queued", queue=call.queue.name, room=call.room_name)
     open_room(t, call, call.room_name, metadata=json.dumps({"call_sid": call.call_sid}))

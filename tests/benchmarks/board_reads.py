@@ -37,7 +37,9 @@ A_DAY = [
     """INSERT INTO events (call_id, name, detail, created_at)
        SELECT c.id, e.name, '{}', c.created_at + interval '5 seconds'
        FROM calls c, unnest(CAST(:names AS text[])) AS e(name)""",
-    # Every other call answered after twenty seconds and over after two hundred.
+    # Queued with those events, as the service stamps it (migration 0028); every other call answered after twenty
+    # seconds and over after two hundred.
+    "UPDATE calls SET first_queued_at = created_at + interval '5 seconds'",
     """UPDATE calls SET status = 'completed', answered_at = created_at + interval '20 seconds',
                         ended_at = created_at + interval '200 seconds'
        WHERE mod(id, 2) = 0""",
