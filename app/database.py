@@ -75,15 +75,17 @@ def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
         # with the rest of the pool, and the step that met it runs once more (app/db.worth_running_again);
         # connections are renewed every half hour so none outlives a proxy's or a firewall's idle limit.
         engine = create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
-    event.listen(engine, "connect", _postgresql_without_jit)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "connect", _postgresql_without_jit)
     return engine
 
 
 def _postgresql_without_jit(dbapi_connection, _record) -> None:
     # PostgreSQL compiles a statement it prices above jit_above_cost before running it: tens to hundreds of
-    # milliseconds, for statements that run in a few (the day's queue figures over 20,000 calls: a board read
-    # 753 ms with it, 342 without, docs/performance.md). Set once per connection, not as a startup option, which
-    # a connection pooler such as PgBouncer may refuse.
+    # milliseconds, for statements that run in a few (docs/performance.md, "The queue figures' day"). Set on each
+    # new connection rather than as a startup option, which a pooler may refuse; behind a pooler in transaction
+    # mode a session's SET does not follow it, and `ALTER DATABASE … SET jit = off` is the way
+    # (docs/deployment.md).
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET jit = off")
     dbapi_connection.commit()

@@ -120,20 +120,24 @@ def test_0028_takes_a_calls_first_queueing_from_its_timeline(tmp_path):
         command.upgrade(cfg, "0027")
         engine = make_engine(url, pooled=False)
         start = utcnow().replace(microsecond=0)
+        last_week = start - timedelta(days=7)
         with engine.begin() as connection:
-            for call_id in (1, 2):
-                connection.execute(text("INSERT INTO calls (id, call_sid, direction, from_number, to_number, "
-                                        "status, ivr_attempts, created_at) VALUES (:id, :sid, 'inbound', '', '', "
-                                        "'completed', 0, :at)"), {"id": call_id, "sid": f"CA{call_id}", "at": start})
-            # Call 1 queued twice (requeued by a transfer), call 2 never: only call 1 gets a first queueing.
-            for seconds, name in ((9, "call_queued"), (5, "call_queued"), (1, "call_received")):
+            # Typed as the service writes them; only the columns given (and the defaults) are sent.
+            connection.execute(Call.__table__.insert(), [
+                {"id": call_id, "call_sid": f"CA{call_id}", "from_number": "", "to_number": "", "status": "completed",
+                 "created_at": at} for call_id, at in ((1, start), (2, start), (3, last_week))])
+            # Call 1 queued twice (requeued by a transfer), call 2 never, call 3 last week: only the calls the day's
+            # figures may count are filled in, so only call 1 gets its first queueing.
+            for call_id, seconds, name in ((1, 9, "call_queued"), (1, 5, "call_queued"), (1, 1, "call_received"),
+                                           (3, 5, "call_queued")):
+                moment = (start if call_id == 1 else last_week) + timedelta(seconds=seconds)
                 connection.execute(text("INSERT INTO events (call_id, name, detail, created_at) "
-                                        "VALUES (1, :name, '{}', :at)"),
-                                   {"name": name, "at": start + timedelta(seconds=seconds)})
+                                        "VALUES (:call_id, :name, '{}', :at)"),
+                                   {"call_id": call_id, "name": name, "at": moment})
         command.upgrade(cfg, "head")
         with Session(engine) as session:
             first = dict(session.execute(select(Call.id, Call.first_queued_at).order_by(Call.id)).all())
-        assert first == {1: start + timedelta(seconds=5), 2: None}
+        assert first == {1: start + timedelta(seconds=5), 2: None, 3: None}
         engine.dispose()
     finally:
         drop()

@@ -2,8 +2,9 @@
 how long each live call has spent in the IVR, waiting, talking and on hold.
 
 Read in one place with aggregate queries: the day's figures are one grouped query over the calls that arrived
-today (the index on the calls' start), each call's first moment in a queue read from its own timeline (the index
-on the events' call); the line now is one grouped query over the waiting calls (the index on the calls' status).
+today (the index on the calls' start), each call's first moment in a queue kept on the call (`first_queued_at`,
+written with its first `call_queued` event); the line now is one grouped query over the waiting calls (the index
+on the calls' status).
 
 The definitions (the README's "Queue figures" says the same):
 

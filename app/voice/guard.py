@@ -11,7 +11,8 @@ A request whose X-Twilio-Signature does not match the public URL Twilio used
 gets 403 and changes nothing. A delivery already handled (Twilio retries and
 repeats) gets the answer it got the first time, kept with its claim; a new
 call's (`ServesArrival`) is known by its own CallSid instead, and a repeat is
-answered by where that call is. A voice webhook whose handler
+answered afresh by its step, which writes nothing for a call it already
+stored (the greeting again). A voice webhook whose handler
 fails still answers valid TwiML that keeps the caller on the line.
 
 A step that PostgreSQL aborts as a deadlock's victim or for a serialization
@@ -323,10 +324,11 @@ class ServesOwnLeg:
 @dataclass(frozen=True)
 class ServesArrival:
     """The webhook of a call arriving on the number: its step stores the call under its CallSid, unique, once
-    however often Twilio asks, and answers a repeat by where that call is (for an answer Twilio never received,
-    the same greeting). That is its de-duplication, so the guard claims no delivery for it and remembers no
-    answer: two statements fewer on every new call. The call's INSERT reads the configuration's version, as a
-    claim would have (states/calls.new_call)."""
+    however often Twilio asks, and answers a repeat afresh without writing anything: the greeting again (the
+    hold, for a resumed call), which is what the first delivery answered. Twilio repeats a delivery only when it
+    got no answer, before the caller heard anything. That is its de-duplication, so the guard claims no delivery
+    for it and remembers no answer: two statements fewer on every new call. The call's INSERT reads the
+    configuration's version, as a claim would have (states/calls.new_call)."""
 
 
 Serves = Union[ServesLeg, ServesCall, ServesOwnLeg, ServesArrival, None]
