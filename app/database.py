@@ -69,26 +69,11 @@ def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     if not pooled:
-        engine = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
-    else:
-        # No ping at each checkout (a round trip on every request): a connection found dead when used is discarded
-        # with the rest of the pool, and the step that met it runs once more (app/db.worth_running_again);
-        # connections are renewed every half hour so none outlives a proxy's or a firewall's idle limit.
-        engine = create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
-    if engine.dialect.name == "postgresql":
-        event.listen(engine, "connect", _postgresql_without_jit)
-    return engine
-
-
-def _postgresql_without_jit(dbapi_connection, _record) -> None:
-    # PostgreSQL compiles a statement it prices above jit_above_cost before running it: tens to hundreds of
-    # milliseconds, for statements that run in a few (docs/performance.md, "The queue figures' day"). Set on each
-    # new connection rather than as a startup option, which a pooler may refuse; behind a pooler in transaction
-    # mode a session's SET does not follow it, and `ALTER DATABASE … SET jit = off` is the way
-    # (docs/deployment.md).
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET jit = off")
-    dbapi_connection.commit()
+        return create_engine(database_url, poolclass=NullPool, hide_parameters=True)
+    # No ping at each checkout (a round trip on every request): a connection found dead when used is discarded
+    # with the rest of the pool, and the step that met it runs once more (app/db.worth_running_again);
+    # connections are renewed every half hour so none outlives a proxy's or a firewall's idle limit.
+    return create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
 
 
 def read_as_one(session: Session) -> Session:
