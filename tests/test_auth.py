@@ -184,6 +184,13 @@ def test_five_wrong_passwords_lock_the_user_out_from_that_address_only(app, peop
     assert _fail(attacker, "SAM", 1) == [429]
 
 
+def test_wrong_passwords_from_one_ipv6_64_count_together(app, people):
+    # An attacker moving through the addresses of their own /64 is one address to the limit.
+    addresses = [f"2001:db8:5:9::{n:x}" for n in range(1, 7)]
+    assert [_fail(_from(app, address), "sam", 1)[0] for address in addresses] == [200] * 5 + [429]
+    assert log_in(_from(app, "2001:db8:5:a::1"), "sam", SUPERVISOR_PASSWORD).status_code == 302  # another /64
+
+
 def test_a_success_forgets_the_users_failures(app, people):
     desk = _from(app, "198.51.100.7")
     assert _fail(desk, "sam", 4) == [200] * 4

@@ -130,6 +130,16 @@ def test_a_visitor_flooding_the_token_endpoint_is_told_when_to_come_back(web):
         assert len(session.scalars(select(WebCaller)).all()) == 4  # the refused one recorded nothing
 
 
+def test_an_ipv6_client_is_counted_by_its_64_not_by_each_address(web):
+    # A host may take any address of the /64 it is given: one count for the whole network.
+    web.app.config["SETTINGS"] = replace(web.app.config["SETTINGS"], web_call_tokens_per_address=2)
+    web.app.extensions.pop("web_call_limit", None)
+    own = ("2001:db8:7:1::1", "2001:db8:7:1:ffff:abcd:1:2")
+    assert [web.web_token(address=address).status_code for address in own] == [200, 200]
+    assert web.web_token(address="2001:db8:7:1:9::9").status_code == 429
+    assert web.web_token(address="2001:db8:7:2::1").status_code == 200  # the next /64 is another subscriber's
+
+
 def test_only_the_service_and_the_listed_sites_get_a_token_and_cors_names_only_them(web):
     refused = web.web_token(origin="https://evil.example")
     assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers

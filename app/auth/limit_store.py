@@ -7,6 +7,7 @@ The sign-in limit (sign_in_limit.py) and the website's call tokens
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 
@@ -18,6 +19,21 @@ from limits.strategies import MovingWindowRateLimiter
 from app.logs import get_logger
 
 log = get_logger(__name__)
+
+
+def client_key(address: str) -> str:
+    """What a client address is counted under: an IPv6 address by its /64, the network one subscriber is given
+    (any host in it may take any of its addresses, so the whole address would let one client count as many);
+    an IPv4 address, or an IPv4 address written as IPv6, whole; anything else as given."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class LimitStore:

@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from app.auth.limit_store import LimitStore
+from app.auth.limit_store import LimitStore, client_key
 from app.logs import get_logger
 
 log = get_logger(__name__)
@@ -100,7 +100,7 @@ class SignInLimit:
         self._store.clear(self._user, *self._user_keys(username, address))
 
     def _counters(self, username: str, address: str):
-        yield "address", self._address, ("address", address)
+        yield "address", self._address, ("address", client_key(address))
         yield "user", self._user, self._user_keys(username, address)
 
     @staticmethod
@@ -108,4 +108,4 @@ class SignInLimit:
         # Usernames are typed by anyone: a digest keeps the store's keys short and free of separators,
         # and "Sam" and "sam" share one counter.
         digest = hashlib.sha256(username.strip().casefold().encode()).hexdigest()[:32]
-        return ("user", digest, address)
+        return ("user", digest, client_key(address))

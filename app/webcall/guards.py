@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from app.auth.limit_store import LimitStore
+from app.auth.limit_store import LimitStore, client_key
 from app.logs import get_logger
 from config import Settings
 
@@ -56,10 +56,12 @@ class TokenLimit:
         self._item = LimitStore.window(per_address, window_seconds, NAMESPACE)
 
     def take(self, address: str) -> int | None:
-        """Count a token for ADDRESS; None when it may have one, else the seconds until it may."""
-        if self._store.hit(self._item, "address", address):
+        """Count a token for ADDRESS (an IPv6 one by its /64); None when it may have one, else the seconds until it
+        may."""
+        key = client_key(address)
+        if self._store.hit(self._item, "address", key):
             return None
-        return self._store.retry_after(self._item, "address", address)
+        return self._store.retry_after(self._item, "address", key)
 
 
 def captcha_passed(settings: Settings, answer: str, address: str) -> bool:
