@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import requests
 from sqlalchemy import func, or_, select, update
@@ -166,11 +167,22 @@ def attempt(url: str, secret: str, message_id: str, body: str, timeout_seconds: 
     except requests.Timeout:
         return Outcome(None, f"no answer within {timeout_seconds:g} s")
     except requests.RequestException as error:
-        return Outcome(None, f"{type(error).__name__}: {error}"[:ERROR_CHARS])
+        return Outcome(None, _error_words(error, url))
     with response:
         if 200 <= response.status_code < 300:
             return Outcome(response.status_code, None)
         return Outcome(response.status_code, f"HTTP {response.status_code}")
+
+
+def _error_words(error: requests.RequestException, url: str) -> str:
+    """What failed, for the delivery log and the log line, without the subscriber URL's query: requests names the
+    URL in its errors ("Max retries exceeded with url: /hook?token=…"), and a query may carry the subscriber's
+    own secret."""
+    words = f"{type(error).__name__}: {error}"
+    sent = getattr(getattr(error, "request", None), "path_url", None) or ""
+    for query in {urlsplit(url).query, urlsplit(sent).query} - {""}:
+        words = words.replace(query, "…")
+    return words[:ERROR_CHARS]
 
 
 def _record(sender: Sender, delivery_id: int, outcome: Outcome, *, replay: bool) -> EventDelivery | None:
