@@ -179,6 +179,32 @@ def test_livekit_webhook_is_verified_and_recorded_once(centre):
     assert len(left) == left_before + 1 and left[-1]["leg_id"] == caller_leg
 
 
+def test_a_livekit_event_the_service_does_not_act_on_sends_no_statement(centre):
+    from sqlalchemy import event as db_event
+
+    caller = centre.dial()
+    caller.press("1")
+    with centre.db() as session:
+        room = session.scalar(select(Call.room_name))
+        deliveries = session.scalar(select(func.count(WebhookDelivery.id)))
+    body = webhook_body("track_published", room, participant_identity="sip_leg-1", participant_kind="sip",
+                        event_id="EV_track")
+    headers = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET),
+               "Content-Type": "application/webhook+json"}
+    sent = []
+    engine = centre.app.extensions["db_engine"]
+    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
+    db_event.listen(engine, "before_cursor_execute", listener)
+    try:
+        answer = centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=headers)
+    finally:
+        db_event.remove(engine, "before_cursor_execute", listener)
+    assert answer.status_code == 200 and answer.get_json() == {"status": "ok", "acted_on": False}
+    assert sent == []
+    with centre.db() as session:
+        assert session.scalar(select(func.count(WebhookDelivery.id))) == deliveries
+
+
 def test_stored_answers_keep_no_sip_password_and_replays_still_carry_it(centre):
     from tests.transfer_helpers import connected_call
 

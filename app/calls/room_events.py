@@ -23,9 +23,15 @@ HANDLED_EVENTS = ("participant_joined", "participant_left", "participant_connect
                   "room_finished")
 
 
+def acted_on(event: WebhookEvent) -> bool:
+    """Whether room_event does anything with EVENT: a room's or a participant's coming and going. Tracks
+    published and the like change nothing the service keeps."""
+    return event.event in HANDLED_EVENTS and event.room is not None
+
+
 def room_event(t: Telephony, event: WebhookEvent) -> None:
     """Record a LiveKit room event on the call it belongs to; keep the leg's room and identity current."""
-    if event.event not in HANDLED_EVENTS or event.room is None:
+    if not acted_on(event):
         return
     room = event.room.name
     call = lock_call_in_room(t, room)
