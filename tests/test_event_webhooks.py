@@ -272,14 +272,16 @@ def test_two_instances_send_each_delivery_once_and_each_calls_in_order(make_app,
         assert told == ["call.received", "call.queued", "call.answered", "call.ended"]
 
 
-def test_a_failed_attempt_says_what_failed_but_not_the_urls_query():
-    # A subscriber's URL may carry its own secret in the query; requests names the URL in its errors, which go to
-    # the delivery log (pages, the API) and the log line.
+@pytest.mark.parametrize("where", ["/hook?token=s3cret-in-the-query", "/hooks/catch/1/s3cret-in-the-path/?a=1"])
+def test_a_failed_attempt_says_what_failed_but_not_the_urls_path_or_query(where):
+    # A subscriber's URL may carry its own secret in its path (a catch hook's) or its query; requests names the
+    # URL in its errors, which go to the delivery log (`flask events deliveries`) and the log line.
     from app.outgoing.sending import attempt
     from app.sandbox.served import free_port
 
-    url = f"http://127.0.0.1:{free_port()}/hook?token=s3cret-in-the-query"  # nothing listens there
-    outcome = attempt(url, new_secret(), "msg_query", "{}", timeout_seconds=5)
+    port = free_port()  # nothing listens there
+    outcome = attempt(f"http://127.0.0.1:{port}{where}", new_secret(), "msg_query", "{}", timeout_seconds=5)
     assert not outcome.delivered and outcome.status_code is None
-    assert outcome.error.startswith("ConnectionError") and "/hook?…" in outcome.error, outcome.error
+    assert outcome.error.startswith("ConnectionError") and "with url: /…" in outcome.error, outcome.error
+    assert f"port={port}" in outcome.error and "Connection refused" in outcome.error  # still says what failed
     assert "s3cret" not in outcome.error

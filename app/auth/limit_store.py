@@ -22,9 +22,10 @@ log = get_logger(__name__)
 
 
 def client_key(address: str) -> str:
-    """What a client address is counted under: an IPv6 address by its /64, the network one subscriber is given
-    (any host in it may take any of its addresses, so the whole address would let one client count as many);
-    an IPv4 address, or an IPv4 address written as IPv6, whole; anything else as given."""
+    """What a client address is counted under: an IPv6 address by its /64, the smallest network a subscriber is
+    given (any host in it may take any of its addresses, so the whole address would let one client count as
+    many; a subscriber given a /56 or a /48 still holds many /64s); an IPv4 address, or an IPv4 address written
+    as IPv6, whole; anything else as given."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

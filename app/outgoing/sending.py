@@ -21,6 +21,7 @@ drop a webhook-id already seen).
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -174,14 +175,21 @@ def attempt(url: str, secret: str, message_id: str, body: str, timeout_seconds: 
         return Outcome(response.status_code, f"HTTP {response.status_code}")
 
 
+# Where requests names the URL in an error: "… with url: /path?query (Caused by …)".
+_NAMED_URL = re.compile(r"(with url: )\S+")
+
+
 def _error_words(error: requests.RequestException, url: str) -> str:
-    """What failed, for the delivery log and the log line, without the subscriber URL's query: requests names the
-    URL in its errors ("Max retries exceeded with url: /hook?token=…"), and a query may carry the subscriber's
-    own secret."""
+    """What failed, for the delivery log and the log line, without the subscriber URL's path or query: requests
+    names the URL in its errors ("Max retries exceeded with url: /hook?token=…"), and a catch-hook's path or a
+    query may carry the subscriber's own secret. The scheme and host stay: they say where it failed."""
     words = f"{type(error).__name__}: {error}"
-    sent = getattr(getattr(error, "request", None), "path_url", None) or ""
-    for query in {urlsplit(url).query, urlsplit(sent).query} - {""}:
-        words = words.replace(query, "…")
+    parts = urlsplit(url)
+    if parts.path not in ("", "/") or parts.query:
+        words = words.replace(url, f"{parts.scheme}://{parts.netloc}/…")
+    words = _NAMED_URL.sub(r"\1/…", words)
+    if parts.query:
+        words = words.replace("?" + parts.query, "?…")
     return words[:ERROR_CHARS]
 
 
