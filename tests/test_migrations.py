@@ -1,6 +1,7 @@
 """Migrations have one head, go up and down cleanly, and match the models."""
 
 import uuid
+from contextlib import contextmanager
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -22,6 +23,23 @@ def _scratch_database(tmp_path):
     if TEST_DATABASE == "postgres":
         return _create_postgres_database()
     return f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}", (lambda: None)
+
+
+@contextmanager
+def _migrated_to(tmp_path, revision: str):
+    """A scratch database at REVISION: the engine to arrange rows with, and a function that upgrades it to head
+    (for a migration's own test: what it does to the rows of the revision before it)."""
+    url, drop = _scratch_database(tmp_path)
+    engine = None
+    try:
+        cfg = alembic_config(url)
+        command.upgrade(cfg, revision)
+        engine = make_engine(url, pooled=False)
+        yield engine, lambda: command.upgrade(cfg, "head")
+    finally:
+        if engine is not None:
+            engine.dispose()
+        drop()
 
 
 def test_upgrade_downgrade_upgrade(tmp_path):
@@ -84,11 +102,7 @@ def test_models_round_trip(app):
 def test_0019_takes_the_legs_that_talked_from_what_they_show(tmp_path):
     from sqlalchemy import text
 
-    url, drop = _scratch_database(tmp_path)
-    try:
-        cfg = alembic_config(url)
-        command.upgrade(cfg, "0017")
-        engine = make_engine(url, pooled=False)
+    with _migrated_to(tmp_path, "0017") as (engine, upgrade):
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO calls (id, call_sid, direction, from_number, to_number, status, "
                                     "ivr_attempts, created_at) VALUES (1, 'CA1', 'inbound', '', '', 'completed', 0, "
@@ -99,13 +113,10 @@ def test_0019_takes_the_legs_that_talked_from_what_they_show(tmp_path):
                                         "answered_at) VALUES (:id, 1, 'agent', :status, 0, :at, :answered)"),
                                    {"id": leg_id, "status": status, "at": utcnow(),
                                     "answered": utcnow() if answered else None})
-        command.upgrade(cfg, "head")
+        upgrade()
         with engine.connect() as connection:
             talked = connection.execute(text("SELECT id FROM legs WHERE connected_at IS NOT NULL ORDER BY id"))
             assert [row.id for row in talked] == [1, 3]
-        engine.dispose()
-    finally:
-        drop()
 
 
 def test_0028_takes_a_calls_first_queueing_from_its_timeline(tmp_path):
@@ -114,11 +125,7 @@ def test_0028_takes_a_calls_first_queueing_from_its_timeline(tmp_path):
     from sqlalchemy import text
     from sqlalchemy.orm import Session
 
-    url, drop = _scratch_database(tmp_path)
-    try:
-        cfg = alembic_config(url)
-        command.upgrade(cfg, "0027")
-        engine = make_engine(url, pooled=False)
+    with _migrated_to(tmp_path, "0027") as (engine, upgrade):
         start = utcnow().replace(microsecond=0)
         last_week = start - timedelta(days=7)
         with engine.begin() as connection:
@@ -134,10 +141,7 @@ def test_0028_takes_a_calls_first_queueing_from_its_timeline(tmp_path):
                 connection.execute(text("INSERT INTO events (call_id, name, detail, created_at) "
                                         "VALUES (:call_id, :name, '{}', :at)"),
                                    {"call_id": call_id, "name": name, "at": moment})
-        command.upgrade(cfg, "head")
+        upgrade()
         with Session(engine) as session:
             first = dict(session.execute(select(Call.id, Call.first_queued_at).order_by(Call.id)).all())
         assert first == {1: start + timedelta(seconds=5), 2: None, 3: None}
-        engine.dispose()
-    finally:
-        drop()
