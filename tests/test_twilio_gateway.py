@@ -7,6 +7,7 @@ import pytest
 import requests
 import responses
 
+from app.gateways.http_settings import environment_read_once
 from app.gateways.twilio import (
     BaseUrlHttpClient,
     NumberConfig,
@@ -203,6 +204,47 @@ def test_base_url_override_over_real_http(network, transport):
     url, params = transport.sent[0]
     assert (url, params["CallSid"], params["CallStatus"]) == (BASE + "/status", sid, "initiated")
     assert network.errors == []
+
+
+def test_the_environments_proxy_settings_are_read_once_per_origin(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.test")
+    session = environment_read_once(requests.Session())
+    try:
+        def proxies(url, own=None):
+            return session.merge_environment_settings(url, own or {}, None, None, None)["proxies"].get("https")
+
+        assert proxies("https://api.twilio.com/2010-04-01/Calls.json") == "http://proxy.test:3128"
+        assert proxies("https://direct.test/a") is None
+        # Read at the first request to an origin, then kept: the process's environment does not change.
+        monkeypatch.setenv("HTTPS_PROXY", "http://other.test:3128")
+        assert proxies("https://api.twilio.com/2010-04-01/Calls.json?x=1") == "http://proxy.test:3128"
+        # What is handed out is a copy, and a request's own proxies are merged as requests merges them.
+        session.merge_environment_settings("https://api.twilio.com/a", {}, None, None, None)["proxies"]["https"] = "x"
+        assert proxies("https://api.twilio.com/b") == "http://proxy.test:3128"
+        assert proxies("https://api.twilio.com/c", {"https": "http://mine.test:1"}) == "http://mine.test:1"
+    finally:
+        session.close()
+
+
+def test_the_gateway_goes_through_the_environments_proxy(network, monkeypatch):
+    with TwilioStandIn(network) as stand_in:
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # nothing listens there
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        gateway = TwilioGateway(ACCOUNT_SID, AUTH_TOKEN, api_base_url=stand_in.url)
+        try:
+            with pytest.raises(TwilioError, match="could not reach Twilio: ProxyError"):
+                place_agent_call(gateway)
+        finally:
+            gateway.close()
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        gateway = TwilioGateway(ACCOUNT_SID, AUTH_TOKEN, api_base_url=stand_in.url)
+        try:
+            assert place_agent_call(gateway).startswith("CA")
+        finally:
+            gateway.close()
+    assert [r.path.rsplit("/", 1)[-1] for r in network.rest_log] == ["Calls.json"]
 
 
 def test_stand_in_checks_basic_auth(network):

@@ -14,6 +14,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from app.gateways.deadline import capped
+from app.gateways.http_settings import environment_read_once
 
 # Twilio's "Call is not in-progress. Cannot redirect." answer.
 CALL_NOT_IN_PROGRESS = 21220
@@ -95,6 +96,7 @@ class BaseUrlHttpClient(TwilioHttpClient):
 
     def __init__(self, api_base_url: Optional[str] = None, timeout: float = 5.0):
         super().__init__(timeout=timeout)
+        environment_read_once(self.session)
         self.api_base_url = api_base_url.rstrip("/") if api_base_url else None
 
     def rewrite(self, url: str) -> str:
@@ -129,7 +131,7 @@ class TwilioGateway:
         self._account_sid = account_sid
         self.http_client = BaseUrlHttpClient(api_base_url, timeout=timeout_seconds)
         # Recordings' audio is read outside twilio-python, which answers JSON only.
-        self._media = requests.Session()
+        self._media = environment_read_once(requests.Session())
         self.client = Client(account_sid, auth_token, http_client=self.http_client)
         self.list_page_size = LARGEST_PAGE
 

@@ -1,0 +1,40 @@
+"""requests' settings from the environment (proxies, CA bundle), read once per origin instead of per request.
+
+A requests Session with `trust_env` (the default) asks the environment
+again for every request it sends (`Session.merge_environment_settings`):
+urllib's `getproxies()` goes through every variable of `os.environ` twice
+and NO_PROXY is parsed for the request's host. That was about a third of
+the worker CPU of one REST call to Twilio, and a step that rings an agent
+makes two. The process's environment does not change while it runs, so
+what it says for a scheme and host (and the request's own settings) is
+kept and handed out again. Settings a caller gives with the request are
+merged as requests merges them; the answer is only kept for requests that
+name no proxies of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+
+def environment_read_once(session: requests.Session) -> requests.Session:
+    """SESSION, reading the environment's settings once per origin (scheme, host and port); the same session."""
+    read = session.merge_environment_settings
+    kept: dict[tuple, dict[str, Any]] = {}
+
+    def merge_environment_settings(url, proxies, stream, verify, cert):
+        if proxies or not session.trust_env:
+            return read(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, stream, verify, cert)
+        settings = kept.get(key)
+        if settings is None:
+            # Two threads may both read it at first; they read the same thing.
+            settings = kept[key] = read(url, proxies, stream, verify, cert)
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+    session.merge_environment_settings = merge_environment_settings  # type: ignore[method-assign]
+    return session
