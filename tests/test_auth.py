@@ -14,6 +14,7 @@ from werkzeug.security import generate_password_hash
 from app import clock
 from app.auth import service
 from app.auth.guards import api_token_required, current_agent_id, roles_required
+from app.auth.limit_store import client_key
 from app.auth.service import Scope
 from app.auth.setup import csrf_exempt, init_auth
 from app.auth.views import blueprint as auth_blueprint
@@ -189,6 +190,22 @@ def test_wrong_passwords_from_one_ipv6_64_count_together(app, people):
     addresses = [f"2001:db8:5:9::{n:x}" for n in range(1, 7)]
     assert [_fail(_from(app, address), "sam", 1)[0] for address in addresses] == [200] * 5 + [429]
     assert log_in(_from(app, "2001:db8:5:a::1"), "sam", SUPERVISOR_PASSWORD).status_code == 302  # another /64
+
+
+def test_wrong_passwords_count_by_address_whatever_port_a_proxy_wrote(app, people):
+    # Some proxies write the client's port into X-Forwarded-For: each new connection must not be a new address.
+    addresses = [f"203.0.113.9:{40000 + n}" for n in range(3)] + [f"[2001:db8:5:9::{n}]:443" for n in (1, 2, 3)]
+    assert [_fail(_from(app, address), "sam", 1)[0] for address in addresses[:3]] == [200] * 3
+    assert _fail(_from(app, "203.0.113.9"), "sam", 3) == [200, 200, 429]
+    assert [_fail(_from(app, address), "sam", 2)[-1] for address in addresses[3:]] == [200, 200, 429]
+
+
+def test_client_key_names_the_address_without_its_port():
+    assert client_key("203.0.113.9:51234") == client_key("203.0.113.9") == "203.0.113.9"
+    assert client_key("[2001:db8::1]:443") == client_key("[2001:db8::2]") == client_key("2001:db8::3") \
+        == "2001:db8::/64"
+    assert client_key("[::ffff:203.0.113.9]:80") == "203.0.113.9"
+    assert client_key("proxy-said-this") == "proxy-said-this"
 
 
 def test_a_success_forgets_the_users_failures(app, people):

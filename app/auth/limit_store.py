@@ -25,16 +25,31 @@ def client_key(address: str) -> str:
     """What a client address is counted under: an IPv6 address by its /64, the smallest network a subscriber is
     given (any host in it may take any of its addresses, so the whole address would let one client count as
     many; a subscriber given a /56 or a /48 still holds many /64s); an IPv4 address, or an IPv4 address written
-    as IPv6, whole; anything else as given."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
+    as IPv6, whole; anything else as given.
+
+    Some proxies write the client's port into X-Forwarded-For (`203.0.113.7:51234`, `[2001:db8::1]:51234`):
+    the port is left out, or each new connection of one client would count as another client."""
+    ip = _ip_address(address)
+    if ip is None:
         return address
     if ip.version == 6:
         if ip.ipv4_mapped is not None:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+def _ip_address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address ADDRESS names, with or without a port; None if it names none."""
+    host = address.strip()
+    if host.startswith("["):  # [IPv6] or [IPv6]:port
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:  # IPv4:port (a bare IPv6 address has at least two colons)
+        host = host.split(":", 1)[0]
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 class LimitStore:
