@@ -256,7 +256,6 @@ def choose_target(t: Telephony, transfer: Transfer, target: Target, mode: Transf
     transfer.target_agent_id = target.agent.id if target.agent else None
     transfer.target_queue_id = target.queue.id if target.queue else None
     transfer.target_number = outside_destination(t, target) if target.outside else None
-    t.session.flush()
     t.session.expire(transfer, ["target_agent", "target_queue"])  # read again, from the identity map, when asked
     # Only with a target rung or waited for does the caller hear hold music and the summary begin; the hold
     # comes first among what the step does outside (the caller's music starts before the target's phone rings,
@@ -280,7 +279,6 @@ def wait_at_queue(t: Telephony, transfer: Transfer) -> None:
     """Everyone at the target queue is busy: the transfer waits there, ahead of the queue's callers, for the
     first agent who is free (offer_waiting_transfers), at most MAX_QUEUE_WAIT_SECONDS."""
     transfer.waiting_since = utcnow()
-    t.session.flush()
     move_transfer(t.session, transfer, TransferState.WAITING, queue=transfer.target_queue.name, mode=transfer.mode,
                   place=place_in_line(t.session, transfer))
 
@@ -353,7 +351,6 @@ def _ring(t: Telephony, transfer: Transfer, agent: Agent | None, target: str, **
     transfer.target_leg_id = leg.id
     if transfer.mode == TransferMode.WARM and transfer.consult_room is None:
         _open_consult_room(t, transfer)
-    t.session.flush()
     t.session.expire(transfer, ["target_leg"])
     move_transfer(t.session, transfer, TransferState.DIALING, target=target, mode=transfer.mode, **detail)
     outside = _outside_dial(t, transfer) if agent is None else None
