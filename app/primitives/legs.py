@@ -57,10 +57,9 @@ _LOCK_CALL_IN_ROOM = _locking(func.coalesce(
     select(Call.id).where(Call.room_name == bindparam("room")).limit(1).scalar_subquery(),
     select(Transfer.call_id).where(Transfer.consult_room == bindparam("room")).limit(1).scalar_subquery()))
 # The locked call read afresh with its legs and transfers in one statement (the joins give a row per pair of a
-# leg and a transfer: a handful for a call), and its queue (the agents' keys and prompts name it, and its wrap-up
-# follows the call: read on its own, it was a statement of its own in three of a transfer's steps).
+# leg and a transfer: a handful for a call).
 _READ_CALL = (select(Call).where(Call.id == bindparam("call"))
-              .options(joinedload(Call.legs), joinedload(Call.transfers), joinedload(Call.queue))
+              .options(joinedload(Call.legs), joinedload(Call.transfers))
               .execution_options(populate_existing=True))
 _LOCK_AGENTS = (select(Agent).where(Agent.id.in_(bindparam("agents", expanding=True))).order_by(Agent.id)
                 .with_for_update(key_share=True).execution_options(populate_existing=True))
