@@ -88,9 +88,12 @@ def lock_leg(t: Telephony, leg_id: int) -> Leg | None:
     return next((leg for leg in call.legs if leg.id == leg_id), None) if call is not None else None
 
 
-def lock_call(t: Telephony, call_id: int) -> Call | None:
-    """Take the call's row lock, then its live legs' agents' (by id), and read the call, legs and transfers afresh."""
-    return _locked(t, t.session.scalar(_LOCK_CALL, {"call": call_id}))
+def lock_call(t: Telephony, call_id: int, *, agents: bool = True) -> Call | None:
+    """Take the call's row lock, then its live legs' agents' (by id), and read the call, legs and transfers afresh.
+
+    AGENTS=False, for a step that writes no agent (a transcript chunk): their rows are neither locked nor read
+    with the call, a statement fewer; a leg's agent is then read if the step asks for it."""
+    return _locked(t, t.session.scalar(_LOCK_CALL, {"call": call_id}), agents=agents)
 
 
 def lock_call_unless_held(t: Telephony, call_id: int) -> Call | None:
@@ -105,19 +108,20 @@ def lock_call_in_room(t: Telephony, room: str) -> Call | None:
     return _locked(t, t.session.scalar(_LOCK_CALL_IN_ROOM, {"room": room}))
 
 
-def _locked(t: Telephony, call_id: int | None) -> Call | None:
-    """The call CALL_ID, whose row this step has just locked, read afresh; its live legs' agents locked next, and
-    the call kept for the step."""
+def _locked(t: Telephony, call_id: int | None, *, agents: bool = True) -> Call | None:
+    """The call CALL_ID, whose row this step has just locked, read afresh; its live legs' agents locked next
+    (unless not AGENTS), and the call kept for the step."""
     if call_id is None:
         return None
     call = t.session.scalars(_READ_CALL, {"call": call_id}).unique().first()
     if call is not None:
-        live = [leg for leg in call.legs if leg.agent_id is not None and not leg.is_final]
-        agents = _lock_agents(t, {leg.agent_id for leg in live})
-        for leg in live:
-            # Each live leg holds its agent, as locked: the step's `leg.agent` costs no statement.
-            if leg.agent_id in agents:
-                set_committed_value(leg, "agent", agents[leg.agent_id])
+        if agents:
+            live = [leg for leg in call.legs if leg.agent_id is not None and not leg.is_final]
+            locked = _lock_agents(t, {leg.agent_id for leg in live})
+            for leg in live:
+                # Each live leg holds its agent, as locked: the step's `leg.agent` costs no statement.
+                if leg.agent_id in locked:
+                    set_committed_value(leg, "agent", locked[leg.agent_id])
         # The session keeps only weak references: held here, the call, its legs and transfers (and the live legs'
         # agents) stay loaded for the whole step, and a step that reaches them again (leg.call, call.legs,
         # leg.agent) costs no statement.

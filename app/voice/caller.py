@@ -223,7 +223,8 @@ def caller_goodbye(form: TwilioForm):
 
 
 @blueprint.post(urls.TRANSCRIPTION)
-@twilio_webhook(answer="callback", serves=ServesCall(with_party=True))
+# A transcript chunk writes the call's utterances and its card pause, never an agent: the agents are not locked.
+@twilio_webhook(answer="callback", serves=ServesCall(with_party=True, agents=False))
 def transcription(form: TwilioForm, call: Call, agent_leg: Leg | None):
     """A real-time transcription event for the call: the caller's leg, or an agent's (?leg=)."""
     if agent_leg is None:

@@ -308,11 +308,14 @@ class ServesCall:
 
     WITH_PARTY: or of one of its agents' legs, named by ?leg= as well (from
     that leg's CallSid); the view is given the call and that leg, or None.
+    AGENTS=False: the step writes no agent, so the live legs' agents are not
+    locked with the call (primitives.legs.lock_call).
     """
 
     with_party: bool = False
     fits: tuple[str, ...] | None = None
     misfit: Callable[[Call], Response] | None = None
+    agents: bool = True
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,7 @@ def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
         return (lock_leg(t, leg_id) if leg_id is not None else None,)
     if isinstance(serves, ServesCall):
         number = parse_id(request.args.get("call"))
-        call = lock_call(t, number) if number is not None else None
+        call = lock_call(t, number, agents=serves.agents) if number is not None else None
         if call is None:
             raise MalformedWebhook(f"unknown call {request.args.get('call', '')[:20]!r}")
         party = _party_of(call, request.args.get("leg")) if serves.with_party else None
