@@ -9,6 +9,7 @@ calls). Statements are counted, never timed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -18,11 +19,12 @@ from app.auth.service import create_user
 from app.calls.figures import live_call_times
 from app.database import make_engine
 from app.db import session_scope
-from app.live.readers import board_reader
+from app.live.readers import board_reader, call_reader
 from app.models import Agent, Call, CallStatus, Event, Leg, LegRole, LegStatus, Queue, Transfer
 from app.supervisor.board import board_snapshot
 from tests.conftest import TEST_DATABASE
 from tests.test_supervisor_pages import PASSWORD, signed_in
+from tests.transfer_helpers import connected_call
 
 
 def _add_live_calls(app, calls: int) -> None:
@@ -159,3 +161,28 @@ def test_past_its_page_of_calls_the_board_lists_the_longest_running_and_counts_t
     html = " ".join(signed_in(centre, "sam").get("/board").get_data(as_text=True).split())
     assert 'data-count="calls">40<' in html
     assert "Showing the <span data-calls-shown>3</span> longest-running of <span data-calls-total>40</span>" in html
+
+
+def test_a_call_pages_live_read_reads_the_call_once_and_its_cursor_in_one_statement(centre):
+    caller, _alice = connected_call(centre)
+    with centre.db() as session:
+        call_id = session.scalar(select(Call.id).where(Call.call_sid == caller.sid))
+    read = call_reader(centre.app, call_id, may_act=True, agent_id=None)
+    sent: list[str] = []
+
+    def listener(_conn, _cursor, statement, *_args) -> None:
+        sent.append(" ".join(statement.split()))
+
+    engine = centre.app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        reading = read()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert reading.snapshot["call"]["call_sid"] == caller.sid and reading.snapshot["timeline"]
+    event_id, utterance_id = (int(part) for part in reading.cursor.split("."))
+    assert event_id > 0 and utterance_id > 0  # the call has a timeline and a transcript
+    reads_of_the_call = [text for text in sent if re.search(r"FROM calls WHERE calls\.id = ", text)]
+    cursors = [text for text in sent if "max(events.id)" in text or "max(utterances.id)" in text]
+    assert len(reads_of_the_call) == 1, reads_of_the_call
+    assert len(cursors) == 1 and "max(utterances.id)" in cursors[0], cursors

@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload, subqueryload
 
 from app.agents.service import SUPERVISOR_PRESENCES
@@ -280,11 +280,17 @@ def agent_may_read(session: Session, call: Call, agent_id: int | None) -> bool:
         or_(Leg.status.in_(LIVE_LEG_STATUSES), Leg.connected_at.is_not(None))))))
 
 
+# The newest event and utterance of the call named by `call`, in one statement.
+_CALL_CURSOR = select(
+    select(func.max(Event.id)).where(Event.call_id == bindparam("call")).scalar_subquery(),
+    select(func.max(Utterance.id)).where(Utterance.call_id == bindparam("call")).scalar_subquery(),
+)
+
+
 def call_cursor(session: Session, call_id: int) -> str:
     """Moves whenever the call's timeline or transcript grows."""
-    event_id = session.scalar(select(func.max(Event.id)).where(Event.call_id == call_id)) or 0
-    utterance_id = session.scalar(select(func.max(Utterance.id)).where(Utterance.call_id == call_id)) or 0
-    return f"{event_id}.{utterance_id}"
+    event_id, utterance_id = session.execute(_CALL_CURSOR, {"call": call_id}).one()
+    return f"{event_id or 0}.{utterance_id or 0}"
 
 
 # The timeline events that measure how long someone on the call heard nothing.
@@ -386,15 +392,17 @@ def transfer_view(transfer: Transfer) -> dict:
 def call_page_as_seen(session: Session, call_id: int, may_act: bool, agent_id: int | None) -> dict | None:
     """The call page's data as its viewer sees it (MAY_ACT: a supervisor); None when the call's records are gone
     or an agent may no longer read it (they declined)."""
-    call = session.get(Call, call_id)
+    call = session.get(Call, call_id, populate_existing=True)
     if call is None or not (may_act or agent_may_read(session, call, agent_id)):
         return None
-    return {**call_page(session, call), "may_act": may_act}
+    return {**call_page(session, call, read_now=True), "may_act": may_act}
 
 
-def call_page(session: Session, call: Call) -> dict:
-    """Everything a call's page shows."""
-    session.refresh(call)
+def call_page(session: Session, call: Call, *, read_now: bool = False) -> dict:
+    """Everything a call's page shows. The call is read again first, unless READ_NOW says the caller has just
+    read it (a step of the same request may have changed it since it was loaded)."""
+    if not read_now:
+        session.refresh(call)
     active = next((t for t in call.transfers if not t.is_final), None)
     return {
         "call": {
