@@ -3,9 +3,10 @@
 A requests Session with `trust_env` (the default) asks the environment
 again for every request it sends (`Session.merge_environment_settings`):
 urllib's `getproxies()` goes through every variable of `os.environ` twice
-and NO_PROXY is parsed for the request's host. That was about a third of
-the worker CPU of one REST call to Twilio, and a step that rings an agent
-makes two. The process's environment does not change while it runs, so
+and NO_PROXY is parsed for the request's host. That was about a quarter
+of the thread CPU of one REST call to Twilio (docs/performance.md), and the
+steps that ring someone make one or two. The process's environment does
+not change while it runs, so
 what it says for a scheme and host (and the request's own settings) is
 kept and handed out again. Settings a caller gives with the request are
 merged as requests merges them; the answer is only kept for requests that
