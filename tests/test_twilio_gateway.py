@@ -244,7 +244,23 @@ def test_the_gateway_goes_through_the_environments_proxy(network, monkeypatch):
             assert place_agent_call(gateway).startswith("CA")
         finally:
             gateway.close()
-    assert [r.path.rsplit("/", 1)[-1] for r in network.rest_log] == ["Calls.json"]
+        # No proxy for http, and NO_PROXY naming other hosts: requests' answer for the stand-in is {"no": ...}.
+        monkeypatch.delenv("HTTP_PROXY")
+        monkeypatch.setenv("NO_PROXY", "internal.example")
+        reads = []
+        read = requests.sessions.get_environ_proxies
+        monkeypatch.setattr(requests.sessions, "get_environ_proxies", lambda *a, **k: reads.append(a) or read(*a, **k))
+        gateway = TwilioGateway(ACCOUNT_SID, AUTH_TOKEN, api_base_url=stand_in.url)
+        try:
+            assert place_agent_call(gateway).startswith("CA")
+            assert place_agent_call(gateway).startswith("CA")
+            assert gateway.find_number(NUMBER).phone_number == NUMBER
+        finally:
+            gateway.close()
+    # Read at the first request to the stand-in only: twilio-python hands requests a proxies dict of its own,
+    # which requests would fill in from the environment, making every later request look like one with proxies.
+    assert len(reads) == 1
+    assert [r.path.rsplit("/", 1)[-1] for r in network.rest_log] == ["Calls.json"] * 3 + ["IncomingPhoneNumbers.json"]
 
 
 def test_stand_in_checks_basic_auth(network):
