@@ -206,6 +206,7 @@ def test_client_key_names_the_address_without_its_port():
         == "2001:db8::/64"
     assert client_key("[::ffff:203.0.113.9]:80") == "203.0.113.9"
     assert client_key("proxy-said-this") == "proxy-said-this"
+    assert client_key("[2001:db8::1]junk") == "[2001:db8::1]junk" and client_key("1.2.3.4:x") == "1.2.3.4:x"
 
 
 def test_a_success_forgets_the_users_failures(app, people):

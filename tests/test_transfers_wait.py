@@ -168,7 +168,8 @@ def test_the_api_starts_a_transfer_that_waits_and_says_its_place(centre, api_hea
     assert response.status_code == 201, response.get_json()
     transfer = response.get_json()
     assert transfer["state"] == "waiting" and transfer["place_in_line"] == 1
-    assert "transfer_waiting" in [event["name"] for event in transfer["events"]]
+    (waiting,) = [event for event in transfer["events"] if event["name"] == "transfer_waiting"]
+    assert waiting["detail"]["place"] == 1  # the timeline says where it waits, as the API does
     centre.network.run_pending()
     assert "Everyone at technical is busy" in alice.heard_text
     busy[0][0].hangup()

@@ -32,6 +32,10 @@ CEILINGS = {
     "/twilio/transfer/whisper": 13,
     "/twilio/transfer/answer": 9,
 }
+# Paths asked several times in one transfer: the most all their requests may send together.
+TOTALS = {
+    "/twilio/transcription": 43,  # 8 chunks, each locking its call without the agents (ServesCall(agents=False))
+}
 WHOLE_TRANSFER = 331
 
 
@@ -66,5 +70,7 @@ def test_a_whole_warm_transfer_costs_no_more_statements_than_today(centre):
     for path, ceiling in CEILINGS.items():
         assert requests[path] == 1, f"{path} was asked {requests[path]} times"
         assert statements[path] <= ceiling, f"{path} sent {statements[path]} statements (at most {ceiling})"
+    for path, total in TOTALS.items():
+        assert statements[path] <= total, f"{path}'s {requests[path]} requests sent {statements[path]} statements"
     webhooks = {path: n for path, n in statements.items() if path.startswith(("/twilio/", "/livekit/"))}
     assert sum(webhooks.values()) <= WHOLE_TRANSFER, sorted(webhooks.items(), key=lambda item: -item[1])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import time
 
 from limits import RateLimitItemPerSecond
@@ -39,13 +40,16 @@ def client_key(address: str) -> str:
     return str(ip)
 
 
+# An address with a port: [IPv6]:port, [IPv6], or IPv4:port (a bare IPv6 address has at least two colons).
+_WITH_PORT = re.compile(r"\[(?P<v6>[^\]]+)\](?::\d{1,5})?|(?P<v4>[^:]+):\d{1,5}")
+
+
 def _ip_address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The IP address ADDRESS names, with or without a port; None if it names none."""
     host = address.strip()
-    if host.startswith("["):  # [IPv6] or [IPv6]:port
-        host = host[1:].split("]", 1)[0]
-    elif host.count(":") == 1:  # IPv4:port (a bare IPv6 address has at least two colons)
-        host = host.split(":", 1)[0]
+    found = _WITH_PORT.fullmatch(host)
+    if found is not None:
+        host = found.group("v6") or found.group("v4")
     try:
         return ipaddress.ip_address(host)
     except ValueError:

@@ -110,7 +110,7 @@ def lock_call_in_room(t: Telephony, room: str) -> Call | None:
 
 def _locked(t: Telephony, call_id: int | None, *, agents: bool = True) -> Call | None:
     """The call CALL_ID, whose row this step has just locked, read afresh; its live legs' agents locked next
-    (unless not AGENTS), and the call kept for the step."""
+    (not when AGENTS is False), and the call kept for the step."""
     if call_id is None:
         return None
     call = t.session.scalars(_READ_CALL, {"call": call_id}).unique().first()

@@ -86,10 +86,11 @@ def waiting_at(skills: list[str] | None = None) -> Select:
     return query.where(Queue.skill.in_(skills)) if skills is not None else query
 
 
-def place_in_line(session: Session, transfer: Transfer) -> int | None:
+def place_in_line(session: Session, transfer: Transfer, *, joining: bool = False) -> int | None:
     """The waiting transfer's place at its queue (1: next), counting the transfers waiting there before it;
-    None when it is not waiting. Transfers go ahead of the queue's callers."""
-    if transfer.state != TransferState.WAITING or transfer.waiting_since is None:
+    None when it is not waiting. Transfers go ahead of the queue's callers. JOINING: it is about to wait (its
+    waiting_since set, its state not moved yet): the place it takes."""
+    if (transfer.state != TransferState.WAITING and not joining) or transfer.waiting_since is None:
         return None
     return count_ahead(session, (Transfer.waiting_since, Transfer.id), (transfer.waiting_since, transfer.id),
                        Transfer.state == TransferState.WAITING,

@@ -280,7 +280,7 @@ def wait_at_queue(t: Telephony, transfer: Transfer) -> None:
     first agent who is free (offer_waiting_transfers), at most MAX_QUEUE_WAIT_SECONDS."""
     transfer.waiting_since = utcnow()
     move_transfer(t.session, transfer, TransferState.WAITING, queue=transfer.target_queue.name, mode=transfer.mode,
-                  place=place_in_line(t.session, transfer))
+                  place=place_in_line(t.session, transfer, joining=True))
 
 
 def ring_waiting_transfer(t: Telephony, transfer: Transfer) -> bool:
