@@ -22,6 +22,7 @@ from app.primitives.effects import (
     effect_from_row,
     repeatable,
 )
+from tests.transfer_helpers import connected_call
 
 
 @pytest.fixture
@@ -150,3 +151,30 @@ def test_every_kind_of_effect_comes_back_from_its_outbox_row_as_it_was():
 def test_only_a_dial_and_a_transcription_start_must_never_run_twice():
     assert [type(e).__name__ for e in EXAMPLES if not repeatable(e)] == ["SwitchTranscription", "Dial"]
     assert repeatable(SwitchTranscription(1, "CA1", "caller", False))
+
+
+def test_a_dials_outbox_row_goes_with_the_commit_that_stores_its_callsid(centre):
+    # effects.Dial: the row is deleted in the transaction that records the CallSid Twilio answered, where a
+    # DELETE and a commit of their own followed it (a write, so a flush of the database's log, per dial).
+    sent: list[str] = []
+
+    def statement(_conn, _cursor, text, *_args) -> None:
+        sent.append(" ".join(text.split()))
+
+    def committed(_conn) -> None:
+        sent.append("COMMIT")
+
+    engine = centre.app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", committed)
+    try:
+        connected_call(centre)  # the IVR's choice dials Alice
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", committed)
+    recorded = [index for index, text in enumerate(sent) if text.startswith("UPDATE legs SET twilio_call_sid")]
+    assert recorded
+    for index in recorded:
+        assert sent[index + 1].startswith("DELETE FROM outbox WHERE outbox.id = ") and sent[index + 2] == "COMMIT"
+    with centre.db() as session:
+        assert _outbox(session) == 0

@@ -370,6 +370,7 @@ class Dial(_ForCall):
             t.session.commit()
             HangUp(self.call_id, sid, self.leg_id).run(t)
             return
+        _delete_own_row(t)  # the dial is done, with its CallSid stored: one commit for both
         t.session.commit()
         log.info("effect_done", effect="dial", leg_id=self.leg_id)
 
@@ -418,6 +419,9 @@ class PendingEffects:
         self._effects: list[tuple[Effect, OutboxEffect]] = []
         self._durable = 0  # effects[:durable] were recorded before a commit
         self._savepoints: dict[object, int] = {}  # an open savepoint: how many effects there were when it began
+        # While carry_out runs an effect: its stored outbox row, and whether the effect deleted it itself.
+        self.running: OutboxEffect | None = None
+        self.running_deleted = False
         # Told of the session's commits and rollbacks by the listeners below, registered once on every Session:
         # a listener per session would cost each request its own registration.
         session.info[_PENDING] = self
@@ -540,17 +544,29 @@ def carry_out(t: Telephony) -> int:
             done = []
             row.tried_at = utcnow()
             t.session.commit()
+        t.effects.running, t.effects.running_deleted = row, False
         try:
             with t.within_budget():
                 effect.run(t)
         except Exception:  # noqa: BLE001 - one effect failing must not stop the others
             log.exception("effect_crashed", effect=type(effect).__name__)
+        finally:
+            t.effects.running = None
         if row in t.session.new:  # never stored (nothing was committed): nothing to delete
             t.session.expunge(row)
-        else:
+        elif not t.effects.running_deleted:  # else gone with the transaction that stored the effect's outcome
             done.append(row.id)
     _delete_rows(t, done)
     return len(taken)
+
+
+def _delete_own_row(t: Telephony) -> None:
+    """The effect being carried out is done: its outbox row goes in the transaction that stores its outcome (one
+    commit, where a separate DELETE would need one more after it)."""
+    row = t.effects.running
+    if row is not None and row.id is not None:
+        t.session.execute(delete(OutboxEffect).where(OutboxEffect.id == row.id))
+        t.effects.running_deleted = True
 
 
 def _delete_rows(t: Telephony, row_ids: list[int]) -> None:
