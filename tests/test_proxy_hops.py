@@ -28,6 +28,16 @@ def test_with_one_hop_the_limit_keys_on_the_address_the_proxy_appended(make_app,
     assert post_login(client, "1.2.3.0, 9.9.9.9") == 200, "another client, same forged entry, is not limited"
 
 
+def test_a_port_the_proxy_writes_after_the_address_is_not_a_new_client(make_app, settings):
+    # Some proxies append the peer with its port, a new one for each connection (auth/limit_store.client_key).
+    client = make_app(settings, trusted_proxy_hops=1).test_client()
+    statuses = [post_login(client, f"1.2.3.4, 5.6.7.8:{40000 + n}") for n in range(LIMIT + 1)]
+    assert statuses == [200] * LIMIT + [429], "each connection's new port does not dodge the limit"
+    assert post_login(client, "5.6.7.8") == 429, "the same client, written without a port"
+    statuses = [post_login(client, f"[2001:db8:5:9::{n + 1}]:443") for n in range(LIMIT + 1)]
+    assert statuses == [200] * LIMIT + [429], "an IPv6 client, by its /64, with a port"
+
+
 def test_with_two_hops_the_second_entry_from_the_right_is_the_client(make_app, settings):
     client = make_app(settings, trusted_proxy_hops=2).test_client()
     statuses = [post_login(client, f"6.6.6.{n}, 1.2.3.4, 5.6.7.8") for n in range(LIMIT + 1)]
