@@ -78,10 +78,10 @@ COMMITS = {
     "app/web/unit_of_work.py": 1,  # a request's one commit, and what runs after it (one helper for both)
     "app/voice/guard.py": 3,  # the guard: a delivery claim given up, a repeat's look, the step's commit
     "app/jobs/steps.py": 2,  # a background step's one commit, and what follows it
-    # After the step's commit: a dial marked tried before it goes out, no
-    # transaction held while Twilio answers it, its CallSid (or its hang-up)
-    # committed at once under the call's lock.
-    "app/primitives/effects.py": 4,
+    # After the step's commit: a dial marked tried (its leg found still to be
+    # rung) before it goes out, so no transaction is held while Twilio answers
+    # it; its CallSid (or its hang-up) committed at once under the call's lock.
+    "app/primitives/effects.py": 3,
     "app/primitives/presence.py": 1,  # before LiveKit says who is in a room
     "app/supervisor/listening.py": 1,  # before LiveKit changes a listening supervisor's permissions
     "app/demo/script.py": 1,

@@ -6,7 +6,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.database import Base
 from app.db import _count_commit, commits
-from app.models import OutboxEffect
+from app.jobs.steps import job_step
+from app.models import Leg, LegRole, LegStatus, OutboxEffect
 from app.primitives.effects import (
     EFFECT_KINDS,
     CloseRoom,
@@ -176,5 +177,34 @@ def test_a_dials_outbox_row_goes_with_the_commit_that_stores_its_callsid(centre)
     assert recorded
     for index in recorded:
         assert sent[index + 1].startswith("DELETE FROM outbox WHERE outbox.id = ") and sent[index + 2] == "COMMIT"
+    with centre.db() as session:
+        assert _outbox(session) == 0
+
+
+def test_a_dial_for_a_leg_already_over_goes_nowhere_and_is_never_marked_tried(centre):
+    # The leg ended between the step's commit and its dial (the caller hung up): effects.Dial.still_wanted finds
+    # it over in the transaction that would have marked the row tried, and Twilio is never asked.
+    caller, _alice = connected_call(centre)
+    with centre.db() as session:
+        leg = session.scalar(select(Leg).where(Leg.role == LegRole.AGENT))
+        leg.status, leg.twilio_call_sid = LegStatus.ENDED, None
+        session.commit()
+        call_id, leg_id = leg.call_id, leg.id
+    asked_before = len(centre.network.rest_log)
+    sent: list[str] = []
+
+    def statement(_conn, _cursor, text, *_args) -> None:
+        sent.append(" ".join(text.split()))
+
+    engine = centre.app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        with centre.app.app_context(), job_step(centre.app.extensions["jobs"].context["tools"]) as t:
+            t.effects.add(Dial(call_id, leg_id, "sip:alice@example.com", "+15550100000", "https://x/a",
+                               "https://x/s", "https://x/f", 20))
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert len(centre.network.rest_log) == asked_before
+    assert not [text for text in sent if text.startswith("UPDATE outbox SET tried_at")]
     with centre.db() as session:
         assert _outbox(session) == 0

@@ -48,6 +48,11 @@ class _ForCall:
 
     call_id: int
 
+    def still_wanted(self, t: Telephony) -> bool:
+        """Whether an effect that must not run twice is still to go out: looked at by carry_out in the transaction
+        that marks its row tried, before that commits. Yes, unless the effect says otherwise (a dial)."""
+        return True
+
 
 @dataclass(frozen=True)
 class HangUp(_ForCall):
@@ -335,14 +340,18 @@ class Dial(_ForCall):
 
     repeatable: ClassVar[bool] = False
 
-    def run(self, t: Telephony) -> None:
+    def still_wanted(self, t: Telephony) -> bool:
         leg = t.session.get(Leg, self.leg_id, populate_existing=True)
         if leg is None or leg.is_final or leg.twilio_call_sid:
             # The caller left meanwhile, or Twilio's first request for it came first.
             log.info("effect_skipped", effect="dial", leg_id=self.leg_id,
                      reason="leg over" if leg is None or leg.is_final else "already known")
-            return
-        t.session.commit()  # no transaction (SQLite's write lock) is held while Twilio answers
+            return False
+        return True
+
+    def run(self, t: Telephony) -> None:
+        # carry_out has committed (the row marked tried, the leg found still to be rung): no transaction (SQLite's
+        # write lock) is held while Twilio answers.
         try:
             sid = _with_one_retry(t, "dial", lambda: self._call_twilio(t), only_unprocessed=True)
         except TwilioError as error:
@@ -540,6 +549,9 @@ def carry_out(t: Telephony) -> int:
             log.warning("effects_after_answer", effects_left=len(taken) - index, next=type(effect).__name__)
             return index
         if not repeatable(effect):
+            if not effect.still_wanted(t):
+                _done_with(t, row, done)
+                continue
             _delete_rows(t, done)
             done = []
             row.tried_at = utcnow()
@@ -552,12 +564,17 @@ def carry_out(t: Telephony) -> int:
             log.exception("effect_crashed", effect=type(effect).__name__)
         finally:
             t.effects.running = None
-        if row in t.session.new:  # never stored (nothing was committed): nothing to delete
-            t.session.expunge(row)
-        elif not t.effects.running_deleted:  # else gone with the transaction that stored the effect's outcome
-            done.append(row.id)
+        if not t.effects.running_deleted:  # else gone with the transaction that stored the effect's outcome
+            _done_with(t, row, done)
     _delete_rows(t, done)
     return len(taken)
+
+
+def _done_with(t: Telephony, row: OutboxEffect, done: list[int]) -> None:
+    if row in t.session.new:  # never stored (nothing was committed): nothing to delete
+        t.session.expunge(row)
+    else:
+        done.append(row.id)
 
 
 def _delete_own_row(t: Telephony) -> None:
