@@ -23,6 +23,7 @@ from app.live.readers import board_reader, call_reader
 from app.models import Agent, Call, CallStatus, Event, Leg, LegRole, LegStatus, Queue, Transfer
 from app.supervisor.board import board_snapshot
 from tests.conftest import TEST_DATABASE
+from tests.sent_statements import sent_statements
 from tests.test_supervisor_pages import PASSWORD, signed_in
 from tests.transfer_helpers import connected_call
 
@@ -168,17 +169,8 @@ def test_a_call_pages_live_read_reads_the_call_once_and_its_cursor_in_one_statem
     with centre.db() as session:
         call_id = session.scalar(select(Call.id).where(Call.call_sid == caller.sid))
     read = call_reader(centre.app, call_id, may_act=True, agent_id=None)
-    sent: list[str] = []
-
-    def listener(_conn, _cursor, statement, *_args) -> None:
-        sent.append(" ".join(statement.split()))
-
-    engine = centre.app.extensions["db_engine"]
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with sent_statements(centre.app.extensions["db_engine"]) as sent:
         reading = read()
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
     assert reading.snapshot["call"]["call_sid"] == caller.sid and reading.snapshot["timeline"]
     event_id, utterance_id = (int(part) for part in reading.cursor.split("."))
     assert event_id > 0 and utterance_id > 0  # the call has a timeline and a transcript

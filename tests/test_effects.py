@@ -23,6 +23,7 @@ from app.primitives.effects import (
     effect_from_row,
     repeatable,
 )
+from tests.sent_statements import sent_statements
 from tests.transfer_helpers import connected_call
 
 
@@ -157,22 +158,8 @@ def test_only_a_dial_and_a_transcription_start_must_never_run_twice():
 def test_a_dials_outbox_row_goes_with_the_commit_that_stores_its_callsid(centre):
     # effects.Dial: the row is deleted in the transaction that records the CallSid Twilio answered, where a
     # DELETE and a commit of their own followed it (a write, so a flush of the database's log, per dial).
-    sent: list[str] = []
-
-    def statement(_conn, _cursor, text, *_args) -> None:
-        sent.append(" ".join(text.split()))
-
-    def committed(_conn) -> None:
-        sent.append("COMMIT")
-
-    engine = centre.app.extensions["db_engine"]
-    event.listen(engine, "before_cursor_execute", statement)
-    event.listen(engine, "commit", committed)
-    try:
+    with sent_statements(centre.app.extensions["db_engine"]) as sent:
         connected_call(centre)  # the IVR's choice dials Alice
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", committed)
     recorded = [index for index, text in enumerate(sent) if text.startswith("UPDATE legs SET twilio_call_sid")]
     assert recorded
     for index in recorded:
@@ -184,26 +171,17 @@ def test_a_dials_outbox_row_goes_with_the_commit_that_stores_its_callsid(centre)
 def test_a_dial_for_a_leg_already_over_goes_nowhere_and_is_never_marked_tried(centre):
     # The leg ended between the step's commit and its dial (the caller hung up): effects.Dial.still_wanted finds
     # it over in the transaction that would have marked the row tried, and Twilio is never asked.
-    caller, _alice = connected_call(centre)
+    connected_call(centre)
     with centre.db() as session:
         leg = session.scalar(select(Leg).where(Leg.role == LegRole.AGENT))
         leg.status, leg.twilio_call_sid = LegStatus.ENDED, None
         session.commit()
         call_id, leg_id = leg.call_id, leg.id
     asked_before = len(centre.network.rest_log)
-    sent: list[str] = []
-
-    def statement(_conn, _cursor, text, *_args) -> None:
-        sent.append(" ".join(text.split()))
-
-    engine = centre.app.extensions["db_engine"]
-    event.listen(engine, "before_cursor_execute", statement)
-    try:
-        with centre.app.app_context(), job_step(centre.app.extensions["jobs"].context["tools"]) as t:
-            t.effects.add(Dial(call_id, leg_id, "sip:alice@example.com", "+15550100000", "https://x/a",
-                               "https://x/s", "https://x/f", 20))
-    finally:
-        event.remove(engine, "before_cursor_execute", statement)
+    with sent_statements(centre.app.extensions["db_engine"]) as sent, centre.app.app_context(), \
+            job_step(centre.app.extensions["jobs"].context["tools"]) as t:
+        t.effects.add(Dial(call_id, leg_id, "sip:alice@example.com", "+15550100000", "https://x/a",
+                           "https://x/s", "https://x/f", 20))
     assert len(centre.network.rest_log) == asked_before
     assert not [text for text in sent if text.startswith("UPDATE outbox SET tried_at")]
     with centre.db() as session:
