@@ -536,7 +536,8 @@ def carry_out(t: Telephony) -> int:
 
     An effect that must not run twice (a dial) has its row marked tried, and
     committed, before it goes out: a worker that dies during it leaves a row
-    the reconciler will not run again.
+    the reconciler will not run again. One no longer wanted (its still_wanted,
+    asked in that transaction: a dial's leg over) is dropped instead.
     """
     taken = t.effects.take_with_rows()
     done: list[int] = []  # the stored rows of the effects carried out, deleted together before the next commit
