@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Union
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, event, func, update
+from sqlalchemy import delete, event, func, inspect, update
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -428,9 +428,8 @@ class PendingEffects:
         self._effects: list[tuple[Effect, OutboxEffect]] = []
         self._durable = 0  # effects[:durable] were recorded before a commit
         self._savepoints: dict[object, int] = {}  # an open savepoint: how many effects there were when it began
-        # While carry_out runs an effect: its stored outbox row, and whether the effect deleted it itself.
+        # While carry_out runs an effect: its stored outbox row.
         self.running: OutboxEffect | None = None
-        self.running_deleted = False
         # Told of the session's commits and rollbacks by the listeners below, registered once on every Session:
         # a listener per session would cost each request its own registration.
         session.info[_PENDING] = self
@@ -557,7 +556,7 @@ def carry_out(t: Telephony) -> int:
             done = []
             row.tried_at = utcnow()
             t.session.commit()
-        t.effects.running, t.effects.running_deleted = row, False
+        t.effects.running = row
         try:
             with t.within_budget():
                 effect.run(t)
@@ -565,7 +564,7 @@ def carry_out(t: Telephony) -> int:
             log.exception("effect_crashed", effect=type(effect).__name__)
         finally:
             t.effects.running = None
-        if not t.effects.running_deleted:  # else gone with the transaction that stored the effect's outcome
+        if not inspect(row).was_deleted:  # else gone with the transaction that stored the effect's outcome
             _done_with(t, row, done)
     _delete_rows(t, done)
     return len(taken)
@@ -583,8 +582,7 @@ def _delete_own_row(t: Telephony) -> None:
     commit, where a separate DELETE would need one more after it)."""
     row = t.effects.running
     if row is not None and row.id is not None:
-        t.session.execute(delete(OutboxEffect).where(OutboxEffect.id == row.id))
-        t.effects.running_deleted = True
+        t.session.delete(row)
 
 
 def _delete_rows(t: Telephony, row_ids: list[int]) -> None:

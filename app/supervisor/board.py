@@ -395,14 +395,11 @@ def call_page_as_seen(session: Session, call_id: int, may_act: bool, agent_id: i
     call = session.get(Call, call_id, populate_existing=True)
     if call is None or not (may_act or agent_may_read(session, call, agent_id)):
         return None
-    return {**call_page(session, call, read_now=True), "may_act": may_act}
+    return {**call_page(session, call), "may_act": may_act}
 
 
-def call_page(session: Session, call: Call, *, read_now: bool = False) -> dict:
-    """Everything a call's page shows. The call is read again first, unless READ_NOW says the caller has just
-    read it (a step of the same request may have changed it since it was loaded)."""
-    if not read_now:
-        session.refresh(call)
+def call_page(session: Session, call: Call) -> dict:
+    """Everything a call's page shows, of CALL as the session holds it (read it afresh first if need be)."""
     active = next((t for t in call.transfers if not t.is_final), None)
     return {
         "call": {

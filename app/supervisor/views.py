@@ -247,7 +247,9 @@ def _viewable_call(call_sid: str) -> tuple[Call | None, Response | None]:
 
 
 def _call_data(call: Call) -> dict:
-    return {**board.call_page(request_session(), call), "may_act": _is_supervisor()}
+    session = request_session()
+    session.refresh(call)  # a step of this request (a transfer form's) may have changed it since it was read
+    return {**board.call_page(session, call), "may_act": _is_supervisor()}
 
 
 def _render_call(call: Call, form: TransferForm | None = None, refusal: str | None = None, status: int = 200):
