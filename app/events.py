@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.database import insert_now
+from app.database import insert_values
 from app.logs import get_logger
 from app.models import Call, Event, Transfer, utcnow
 from app.outgoing.outbox import queue_deliveries
@@ -27,21 +27,23 @@ def shown_detail(event: Event) -> dict[str, Any]:
     return {key: value for key, value in (event.detail or {}).items() if key not in PRIVATE_DETAIL}
 
 
-def record_event(session: Session, call: Call | None, name: str, transfer: Transfer | None = None, **detail: Any) -> Event:
-    """Add a step to a call's timeline (and log it under the same snake_case name)."""
-    # Written at once by one statement built once (no flush of the session's other changes); the time is the
-    # step's, stamped now.
-    event = Event(
-        call_id=call.id if call is not None else None,
-        transfer_id=transfer.id if transfer is not None else None,
-        name=name,
-        detail=detail,
-        created_at=utcnow(),
-    )
-    insert_now(session, event)
+def record_event(session: Session, call: Call | None, name: str, transfer: Transfer | None = None,
+                 **detail: Any) -> int:
+    """Add a step to a call's timeline (and log it under the same snake_case name); the new event's id."""
+    # Written at once by one statement built once (no flush of the session's other changes, no ORM object:
+    # nothing in a step changes an event); the time is the step's, stamped now.
+    values = {
+        "call_id": call.id if call is not None else None,
+        "transfer_id": transfer.id if transfer is not None else None,
+        "name": name,
+        "detail": detail,
+        "created_at": utcnow(),
+    }
+    event_id = insert_values(session, Event, values)
     # Other systems subscribed to this kind of step are told of it: their deliveries are in this transaction.
-    queue_deliveries(session, event, call, transfer)
+    queue_deliveries(session, event_id, values, call, transfer)
     # A step that failed, or a fallback taken, is a warning in the log: what an operator alerts on.
     fault = name.endswith(FAULT_ENDINGS) or "fallback" in name or "unreachable" in name
-    (log.warning if fault else log.info)(name, call_id=event.call_id, transfer_id=event.transfer_id, **detail)
-    return event
+    (log.warning if fault else log.info)(name, call_id=values["call_id"], transfer_id=values["transfer_id"],
+                                          **detail)
+    return event_id

@@ -48,9 +48,9 @@ EVENT_TYPES: tuple[str, ...] = (
 )
 
 
-def event_type_of(event: Event) -> str | None:
-    """The outgoing type a timeline event is sent as, or None when it is not sent."""
-    return TIMELINE_TYPES.get(event.name)
+def event_type_of(name: str) -> str | None:
+    """The outgoing type a timeline event called NAME is sent as, or None when it is not sent."""
+    return TIMELINE_TYPES.get(name)
 
 
 def payload(session, event: Event, event_type: str, call: Call | None, transfer: Transfer | None) -> dict[str, Any]:

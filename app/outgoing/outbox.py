@@ -12,6 +12,7 @@ of each (subscriber, call) line the step added to.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -41,15 +42,17 @@ def _subscribers(session: Session) -> list:
     return read[1]
 
 
-def queue_deliveries(session: Session, event: Event, call: Call | None, transfer: Transfer | None) -> int:
-    """Add a delivery of EVENT for each subscriber that wants its type; how many were added."""
-    event_type = event_type_of(event)
+def queue_deliveries(session: Session, event_id: int, values: dict[str, Any], call: Call | None,
+                     transfer: Transfer | None) -> int:
+    """Add a delivery of the event EVENT_ID (written from VALUES, `record_event`) for each subscriber that wants
+    its type; how many were added."""
+    event_type = event_type_of(values["name"])
     if event_type is None:
         return 0
     wanted = [s for s in _subscribers(session) if event_type in (s.event_types or ())]
     if not wanted:
         return 0
-    session.flush()  # the payload names the event by its id
+    event = Event(id=event_id, **values)  # for the payload only: never added to the session
     body = payload(session, event, event_type, call, transfer)
     for subscriber in wanted:
         session.add(EventDelivery(subscriber_id=subscriber.id, call_id=event.call_id, event_type=event_type,
