@@ -11,6 +11,7 @@ import logging
 import logging.config
 import re
 import sys
+from functools import lru_cache
 from typing import Any, Iterable
 
 import structlog
@@ -24,29 +25,37 @@ class SecretMasker:
 
     def __init__(self, secrets: Iterable[str] = ()):
         self.secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+        # One pattern for them all, longest first: each text is searched once, however many secrets there are.
+        self._pattern = re.compile("|".join(map(re.escape, self.secrets))) if self.secrets else None
 
     def mask_text(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        return self._pattern.sub(MASK, text) if self._pattern is not None else text
 
     def _mask(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.mask_text(value)
         if isinstance(value, dict):
-            return {k: (MASK if SECRET_KEY_PATTERN.search(str(k)) else self._mask(v)) for k, v in value.items()}
+            return {k: (MASK if _names_secret(str(k)) else self._mask(v)) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(self._mask(v) for v in value)
         return value
 
     def __call__(self, _logger, _method, event_dict: dict[str, Any]) -> dict[str, Any]:
         for key, value in list(event_dict.items()):
-            if SECRET_KEY_PATTERN.search(key) and key not in ("event",):
+            if key != "event" and _names_secret(key):
                 event_dict[key] = MASK
-            else:
+            elif isinstance(value, str):
+                if self._pattern is not None:
+                    event_dict[key] = self._pattern.sub(MASK, value)
+            elif isinstance(value, (dict, list, tuple)):
                 event_dict[key] = self._mask(value)
         return event_dict
+
+
+@lru_cache(maxsize=4096)
+def _names_secret(key: str) -> bool:
+    """Whether a log field named KEY holds a secret by its name (the names are few: asked once each)."""
+    return SECRET_KEY_PATTERN.search(key) is not None
 
 
 class StderrHandler(logging.StreamHandler):

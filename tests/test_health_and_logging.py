@@ -174,3 +174,20 @@ def test_a_recording_is_named_in_logs_by_its_sid_never_its_url():
     assert Recording(url, 12).sid == "RE0123456789abcdef0123456789abcdef"
     assert Recording(url + ".mp3", 12).sid == "RE0123456789abcdef0123456789abcdef"
     assert Recording("", None).sid is None and Recording("https://example.com/other", 1).sid is None
+
+
+def test_the_masker_hides_every_secret_however_the_line_holds_it():
+    from app.logs import MASK, SecretMasker
+
+    masker = SecretMasker(["s3cret-long-value", "s3cret", ""])
+    line = masker(None, "info", {
+        "event": "probe s3cret", "note": "a s3cret-long-value and a s3cret", "count": 3, "nothing": None,
+        "api_key": "harmless text", "nested": {"password": "x", "text": "s3cret"}, "listed": ["s3cret", 1],
+        "pair": ("s3cret-long-value",),
+    })
+    assert line == {
+        "event": f"probe {MASK}", "note": f"a {MASK} and a {MASK}", "count": 3, "nothing": None,
+        "api_key": MASK, "nested": {"password": MASK, "text": MASK}, "listed": [MASK, 1], "pair": (MASK,),
+    }
+    assert SecretMasker([])(None, "info", {"event": "plain", "token_count": 2}) == {"event": "plain",
+                                                                                   "token_count": MASK}
