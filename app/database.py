@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
+from weakref import WeakKeyDictionary
 
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
@@ -22,7 +23,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Engine, Row
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
@@ -244,8 +245,9 @@ def link_loaded(parent: Base, collection: str, child: Base, reference: str) -> N
 
 # session.info key: the configuration version the session's transaction read, with that transaction.
 _CONFIGURATION_VERSION = "configuration_version"
-# What this process read of each configuration, by database and name: (the version it was read under, the rows).
-_CONFIGURATION: dict[tuple[URL, str], tuple[int, Any]] = {}
+# What this process read of each configuration, by engine and name: (the version it was read under, the rows).
+# Keyed by the engine object, not its URL: hashing a URL renders it as text each time.
+_CONFIGURATION: WeakKeyDictionary[Engine, dict[str, tuple[int, Any]]] = WeakKeyDictionary()
 
 
 def note_configuration_version(session: Session, version: int | None) -> None:
@@ -270,14 +272,17 @@ def read_configuration(session: Session, name: str, read: Callable[[], T]) -> T:
     noted = session.info.get(_CONFIGURATION_VERSION)
     if noted is None or noted[0] is not session.get_transaction():
         return read()
-    key = (session.get_bind().url, name)
-    kept = _CONFIGURATION.get(key)
+    engine = session.get_bind()
+    kept_here = _CONFIGURATION.get(engine)
+    if kept_here is None:
+        kept_here = _CONFIGURATION.setdefault(engine, {})
+    kept = kept_here.get(name)
     if kept is not None and kept[0] == noted[1]:
         if session.autoflush:
             session.flush()
         return kept[1]
     rows = read()
-    _CONFIGURATION[key] = (noted[1], rows)
+    kept_here[name] = (noted[1], rows)
     return rows
 
 
