@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, InstrumentedAttribute, Session, make
 from sqlalchemy.orm.attributes import instance_dict, set_committed_value
 from sqlalchemy.pool import NullPool
 
+from app.pg_cursor import DescribedOnDemand
 from config import PROJECT_ROOT
 
 T = TypeVar("T")
@@ -69,12 +70,15 @@ def make_engine(database_url: str, *, pooled: bool = True) -> Engine:
         # workers reserving the same agent serialise instead of both winning.
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
+    # psycopg's cursor with its description made only when read (app/pg_cursor.py).
+    described = {"cursor_factory": DescribedOnDemand}
     if not pooled:
-        return create_engine(database_url, poolclass=NullPool, hide_parameters=True)
+        return create_engine(database_url, poolclass=NullPool, hide_parameters=True, connect_args=described)
     # No ping at each checkout (a round trip on every request): a connection found dead when used is discarded
     # with the rest of the pool, and the step that met it runs once more (app/db.worth_running_again);
     # connections are renewed every half hour so none outlives a proxy's or a firewall's idle limit.
-    return create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True)
+    return create_engine(database_url, pool_size=5, max_overflow=5, pool_recycle=1800, hide_parameters=True,
+                         connect_args=described)
 
 
 def read_as_one(session: Session) -> Session:
