@@ -1,6 +1,6 @@
 """Benchmark: the CPU of one new call, the service's `/twilio/voice` against the lean app's, in one process.
 
-    .venv/bin/python -m tests.benchmarks.new_call_cpu [--calls 2000] [--rounds 3] [--guard-only]
+    .venv/bin/python -m tests.benchmarks.new_call_cpu [--calls 2000] [--rounds 3] [--guard-only | --arrival-guard-only]
 
 Needs PostgreSQL on 127.0.0.1:5432; makes a database of its own (migrated,
 the demo roster loaded, the lean app's tables added; dropped at the end).
@@ -20,6 +20,11 @@ service's requests (deterministic, unlike time).
 webhook is (signature, delivery claim, remembered answer, commit, the
 request's unit of work and log line) around a view that only answers
 constant TwiML: what the guard and the web stack cost on their own.
+
+--arrival-guard-only: the same, guarded as the new call itself is
+(voice/guard.ServesArrival: no delivery claim, no answer remembered; the
+call's own INSERT is its de-duplication): what a new call pays before its
+step does anything.
 
 Nothing here asserts a time: it measures. The worker CPU per request under
 load comes from tests/benchmarks/side_by_side.py.
@@ -103,7 +108,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--guard-only", action="store_true")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--guard-only", action="store_true")
+    only.add_argument("--arrival-guard-only", action="store_true")
     args = parser.parse_args()
 
     url, drop = fresh_database("postgres")
@@ -122,9 +129,9 @@ def main() -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.JSONRenderer()])
         lean = make_lean(url, AUTH_TOKEN, PUBLIC, log=lean_log)
         path, expect = "/twilio/voice", b"<Gather"
-        if args.guard_only:
+        if args.guard_only or args.arrival_guard_only:
             path, expect = GUARDED_PATH, b"<Gather"
-            _add_guarded_constant_view(service)
+            _add_guarded_constant_view(service, arrival=args.arrival_guard_only)
         sys.stderr = quiet  # the service's one line per request (request_served) is not the terminal's cost
         try:
             for number in range(100):
@@ -145,7 +152,9 @@ def main() -> None:
         finally:
             sys.stderr = sys.__stderr__
         calls = pstats.Stats(profile).total_calls / 200
-        what = "the guard around constant TwiML" if args.guard_only else "a new call (`/twilio/voice`)"
+        what = ("the guard around constant TwiML" if args.guard_only
+                else "the new call's guard around constant TwiML" if args.arrival_guard_only
+                else "a new call (`/twilio/voice`)")
         print(f"## One process, {what}: thread CPU per request, {args.calls} requests per app and round\n")
         print("| round | service p50 ms | lean p50 ms | service / lean |")
         print("| --- | --- | --- | --- |")
@@ -159,15 +168,17 @@ def main() -> None:
         drop()
 
 
-def _add_guarded_constant_view(service) -> None:
+def _add_guarded_constant_view(service, *, arrival: bool = False) -> None:
+    """A view answering constant TwiML at GUARDED_PATH, behind the guard every webhook has (ARRIVAL: the new
+    call's, which claims no delivery)."""
     from flask import Response
 
-    from app.voice.guard import twilio_webhook
+    from app.voice.guard import ServesArrival, twilio_webhook
 
     def guarded_constant(_form):
         return Response(TWIML, mimetype="text/xml")
 
-    view = twilio_webhook()(guarded_constant)
+    view = twilio_webhook(serves=ServesArrival() if arrival else None)(guarded_constant)
     service.extensions["csrf"].exempt(view)
     service.add_url_rule(GUARDED_PATH, "benchmark_guarded_constant", view, methods=["POST"])
 
