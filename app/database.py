@@ -177,14 +177,6 @@ def insert_new_rows(session: Session, model: type[Base], conflict_on: tuple[str,
     return session.connection().execute(statement, list(rows) if len(rows) > 1 else rows[0]).all()
 
 
-def insert_values(session: Session, model: type[Base], values: dict[str, Any]) -> int:
-    """Write one row of MODEL from VALUES (column keys) at once: one `INSERT … RETURNING id`, built once; its id.
-    No ORM object is made or kept: for a row nothing in the step changes or reads back as an object (a timeline
-    event), this saves `insert_now`'s bookkeeping. A later query of the step reads it from the database.
-    Objects pending in SESSION are not flushed first."""
-    return session.connection().execute(_insert(session, model, (), ()), values).scalar_one()
-
-
 _COLUMNS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from app.database import insert_values
+from app.database import insert_new_rows
 from app.logs import get_logger
 from app.models import Call, Event, Transfer, utcnow
 from app.outgoing.outbox import queue_deliveries
@@ -31,7 +31,8 @@ def record_event(session: Session, call: Call | None, name: str, transfer: Trans
                  **detail: Any) -> int:
     """Add a step to a call's timeline (and log it under the same snake_case name); the new event's id."""
     # Written at once by one statement built once (no flush of the session's other changes, no ORM object:
-    # nothing in a step changes an event); the time is the step's, stamped now.
+    # nothing in a step changes an event, and a later read in the step finds it in the database); the time is
+    # the step's, stamped now.
     values = {
         "call_id": call.id if call is not None else None,
         "transfer_id": transfer.id if transfer is not None else None,
@@ -39,7 +40,7 @@ def record_event(session: Session, call: Call | None, name: str, transfer: Trans
         "detail": detail,
         "created_at": utcnow(),
     }
-    event_id = insert_values(session, Event, values)
+    event_id = insert_new_rows(session, Event, (), values)[0].id
     # Other systems subscribed to this kind of step are told of it: their deliveries are in this transaction.
     queue_deliveries(session, event_id, values, call, transfer)
     # A step that failed, or a fallback taken, is a warning in the log: what an operator alerts on.

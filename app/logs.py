@@ -45,8 +45,7 @@ class SecretMasker:
             if key != "event" and _names_secret(key):
                 event_dict[key] = MASK
             elif isinstance(value, str):
-                if self._pattern is not None:
-                    event_dict[key] = self._pattern.sub(MASK, value)
+                event_dict[key] = self.mask_text(value)
             elif isinstance(value, (dict, list, tuple)):
                 event_dict[key] = self._mask(value)
         return event_dict
