@@ -14,12 +14,14 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
     ColumnElement,
     MetaData,
+    bindparam,
     create_engine,
     event,
     func,
     inspect,
     select,
     text,
+    true,
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -223,12 +225,122 @@ def insert_now_asking(session: Session, row: Base, asked: tuple[ColumnElement, .
     for key, name, server_default in columns:
         if not server_default or key in written:
             attributes[name] = written.get(key)
+    _adopt(session, row)
+    return row, tuple(inserted[1:])
+
+
+def _adopt(session: Session, row: Base) -> None:
+    """ROW, whose attributes hold what was just inserted, is in SESSION as if it had been read back."""
     make_transient_to_detached(row)  # what it holds now counts as loaded (a server default is read when asked)
     session.add(row)
     # As the flush does with a row it inserted: written in this transaction, so a rollback takes it out of the
     # session again (the only private name used; SQLAlchemy is pinned, and tests/test_insert_now.py checks it).
     session._transaction._new[inspect(row)] = True
-    return row, tuple(inserted[1:])
+
+
+# A row of another table written with the row it refers to: (its model, the column that refers to the row, its
+# values but that column).
+Child = tuple[type[Base], str, dict[str, Any]]
+
+
+def insert_now_with(session: Session, row: Base, children: tuple[Child, ...], asked: tuple[ColumnElement, ...],
+                    params: dict[str, Any], *,
+                    unless_present: tuple[str, ...] = ()) -> tuple[Base | None, tuple, tuple]:
+    """`insert_now_asking`, and with ROW its CHILDREN, rows of other tables that refer to it: the row, the
+    children's ids in order, ASKED's values (all None when UNLESS_PRESENT found a row: nothing is written).
+
+    On PostgreSQL all of it is one statement: the row's INSERT and each child's in one WITH (a data-modifying
+    common table expression), whose SELECT returns the row's id, the children's ids and ASKED. On SQLite,
+    which has no INSERT inside WITH, the row's statement and one per child. Every column with a Python-side
+    default that is not given is sent with it: Core fills defaults in only for a statement's own INSERT, not for
+    one inside WITH."""
+    if session.get_bind().dialect.name == "sqlite":
+        written, answers = insert_now_asking(session, row, asked, params, unless_present=unless_present)
+        if written is None:
+            return None, (None,) * len(children), answers
+        ids = tuple(insert_new_rows(session, model, (), {**values, reference: written.id})[0].id
+                    for model, reference, values in children)
+        return written, ids, answers
+    model = type(row)
+    attributes = instance_dict(row)
+    values = _with_defaults(model, {key: value for key, name, _ in _columns(model)
+                                    if (value := attributes.get(name)) is not None})
+    given = tuple((child, reference, _with_defaults(child, values_of_child))
+                  for child, reference, values_of_child in children)
+    shape = tuple((child, reference, tuple(child_values)) for child, reference, child_values in given)
+    statement = _family(model, tuple(values), shape, unless_present, asked)
+    bound = {**params, **{f"row_{key}": value for key, value in values.items()}}
+    for number, (_, _, child_values) in enumerate(given):
+        bound.update({f"child{number}_{key}": value for key, value in child_values.items()})
+    found = session.connection().execute(statement, bound).first()
+    if found is None:
+        return None, (None,) * len(children), (None,) * len(asked)
+    # Every column was given, or left to the database's default (read when asked), or NULL: only the id is new.
+    values["id"] = found[0]
+    for key, name, server_default in _columns(model):
+        if not server_default or key in values:
+            attributes[name] = values.get(key)
+    _adopt(session, row)
+    return row, tuple(found[1:1 + len(children)]), tuple(found[1 + len(children):])
+
+
+def _with_defaults(model: type[Base], values: dict[str, Any]) -> dict[str, Any]:
+    """VALUES, with the Python-side default of each of MODEL's columns they do not name (as Core would add)."""
+    values = dict(values)
+    for key, default in _defaults(model):
+        if key not in values:
+            # A function's default is Core's wrapper of it, which takes a context the functions here never use.
+            values[key] = default.arg(None) if default.is_callable else default.arg
+    return values
+
+
+_DEFAULTS: dict[type, tuple] = {}
+
+
+def _defaults(model: type[Base]) -> tuple:
+    """MODEL's columns with a Python-side default, as (column key, the default), worked out once."""
+    defaults = _DEFAULTS.get(model)
+    if defaults is None:
+        columns = [column for column in model.__table__.columns if column.default is not None]
+        for column in columns:
+            if not (column.default.is_scalar or column.default.is_callable):
+                raise ValueError(f"{model.__name__}.{column.key}: a default that is neither a value nor a function")
+        defaults = _DEFAULTS[model] = tuple((column.key, column.default) for column in columns)
+    return defaults
+
+
+_FAMILIES: dict[tuple, object] = {}
+
+
+def _family(model: type[Base], keys: tuple[str, ...], children: tuple[tuple[type[Base], str, tuple[str, ...]], ...],
+            conflict_on: tuple[str, ...], asked: tuple[ColumnElement, ...]):
+    """`insert_now_with`'s statement on PostgreSQL, built once for its tables and columns (the values are bound
+    parameters: row_<column> for the row's, child<n>_<column> for the n-th child's)."""
+    key = (model, keys, children, conflict_on, asked)
+    statement = _FAMILIES.get(key)
+    if statement is not None:
+        return statement
+    table = model.__table__
+    insert_row = postgresql.insert(table).values(
+        {name: bindparam(f"row_{name}", type_=table.c[name].type) for name in keys})
+    if conflict_on:
+        insert_row = insert_row.on_conflict_do_nothing(index_elements=list(conflict_on))
+    new_row = insert_row.returning(table.c.id).cte("new_row")
+    written = []
+    for number, (child, reference, child_keys) in enumerate(children):
+        child_table = child.__table__
+        chosen = select(new_row.c.id, *(bindparam(f"child{number}_{name}", type_=child_table.c[name].type)
+                                        for name in child_keys))
+        written.append(postgresql.insert(child_table).from_select([reference, *child_keys], chosen,
+                                                                  include_defaults=False)
+                       .returning(child_table.c.id).cte(f"new_child_{number}"))
+    joined = new_row
+    for child_row in written:
+        joined = joined.join(child_row, true())
+    statement = _FAMILIES[key] = select(new_row.c.id, *(child_row.c.id.label(f"child_{number}_id")
+                                                              for number, child_row in enumerate(written)),
+                                        *asked).select_from(joined)
+    return statement
 
 
 def link_loaded(parent: Base, collection: str, child: Base, reference: str) -> None:

@@ -31,20 +31,32 @@ def record_event(session: Session, call: Call | None, name: str, transfer: Trans
                  **detail: Any) -> int:
     """Add a step to a call's timeline (and log it under the same snake_case name); the new event's id."""
     # Written at once by one statement built once (no flush of the session's other changes, no ORM object:
-    # nothing in a step changes an event, and a later read in the step finds it in the database); the time is
-    # the step's, stamped now.
-    values = {
+    # nothing in a step changes an event, and a later read in the step finds it in the database).
+    values = event_values(call, name, transfer, **detail)
+    event_id = insert_new_rows(session, Event, (), values)[0].id
+    event_written(session, event_id, values, call, transfer)
+    return event_id
+
+
+def event_values(call: Call | None, name: str, transfer: Transfer | None = None, **detail: Any) -> dict[str, Any]:
+    """The row of a step on CALL's timeline, stamped now (the step's time), as `record_event` writes it; a
+    statement that writes the call's row too fills its call_id in (states/calls.new_call)."""
+    return {
         "call_id": call.id if call is not None else None,
         "transfer_id": transfer.id if transfer is not None else None,
         "name": name,
         "detail": detail,
         "created_at": utcnow(),
     }
-    event_id = insert_new_rows(session, Event, (), values)[0].id
+
+
+def event_written(session: Session, event_id: int, values: dict[str, Any], call: Call | None,
+                  transfer: Transfer | None = None) -> None:
+    """What follows the row of the event EVENT_ID, written from VALUES: its deliveries, its log line."""
     # Other systems subscribed to this kind of step are told of it: their deliveries are in this transaction.
     queue_deliveries(session, event_id, values, call, transfer)
     # A step that failed, or a fallback taken, is a warning in the log: what an operator alerts on.
+    name = values["name"]
     fault = name.endswith(FAULT_ENDINGS) or "fallback" in name or "unreachable" in name
     (log.warning if fault else log.info)(name, call_id=values["call_id"], transfer_id=values["transfer_id"],
-                                          **detail)
-    return event_id
+                                          **values["detail"])

@@ -84,8 +84,10 @@ def test_new_calls_read_the_menu_and_the_subscribers_once_per_version(centre):
     for later in (second, third):
         assert _reads(later, "queues") == 0 and _reads(later, "event_subscribers") == 0, later
         # The call (whose INSERT asks for the caller's last call and the configuration's version too), its leg,
-        # its event: a new call claims no delivery (app/voice/guard.py, ServesArrival).
-        assert len(later) == 3, later
+        # its event: a new call claims no delivery (app/voice/guard.py, ServesArrival). One statement on
+        # PostgreSQL (the leg's and the event's INSERTs inside the call's WITH), three on SQLite.
+        postgres = centre.app.extensions["db_engine"].dialect.name == "postgresql"
+        assert len(later) == (1 if postgres else 3), later
 
 
 def test_a_queue_another_instance_adds_is_in_the_next_callers_menu_at_once(centre):

@@ -250,8 +250,9 @@ def test_two_instances_send_each_delivery_once_and_each_calls_in_order(make_app,
         subscribers.subscribe(session, "crm", receiver.url, list(EVENT_TYPES), settings.secret_key)
     steps = ("call_received", "call_queued", "agent_accepted", "call_ended")
     with session_scope(first) as session:
+        # A new call writes its own call_received.
         calls = [new_call(session, f"CA{n:032d}", "+15551230001", "+15550000000")[0] for n in range(6)]
-        for name in steps:
+        for name in steps[1:]:
             for call in calls:
                 record_event(session, call, name)
     # The commit queued a job per line on the first instance; the second works the same lines at once.

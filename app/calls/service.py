@@ -42,7 +42,6 @@ from app.routing.ivr import choose_queue, default_queue, in_line_words
 from app.routing.line import place_in_queue, recent_wait, wait_words
 from app.routing.service import offer_call
 from app.states.calls import call_by_sid, move_call, new_call
-from app.states.legs import new_leg
 from app.states.transfers import active_transfer, place_in_line
 from app.summaries.redaction import redact, redact_run
 from app.telephony.outcomes import CallProgress
@@ -80,9 +79,6 @@ def receive_call(t: Telephony, arrival: Arrival) -> tuple[Call, int | None]:
         # Twilio asked again (a retry of an answer it never received): the call as it is, nothing written.
         log.info("webhook_repeated")
         return call_by_sid(t.session, arrival.call_sid), None
-    new_leg(t.session, call, LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=arrival.call_sid,
-            answered_at=utcnow())
-    record_event(t.session, call, "call_received", from_number=call.from_number, to_number=call.to_number)
     if web_callers.is_web_caller(call.from_number):
         web_callers.arrived(t, call)
     return call, last_call_id

@@ -21,9 +21,21 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.database import insert_now, insert_now_asking, note_configuration_version
-from app.events import record_event
-from app.models import CONFIGURATION_VERSION, FINAL_CALL_STATUSES, Call, CallDirection, CallStatus, utcnow
+from app.database import insert_now, insert_now_with, note_configuration_version
+from app.events import event_values, event_written, record_event
+from app.models import (
+    CONFIGURATION_VERSION,
+    FINAL_CALL_STATUSES,
+    Call,
+    CallDirection,
+    CallStatus,
+    Event,
+    Leg,
+    LegRole,
+    LegStatus,
+    utcnow,
+)
+from app.states.legs import starting_leg
 from app.states.moves import check_move
 
 _ENDED = frozenset({CallStatus.COMPLETED, CallStatus.ABANDONED, CallStatus.FAILED})
@@ -63,19 +75,29 @@ def call_by_sid(session: Session, call_sid: str) -> Call | None:
 
 def new_call(session: Session, call_sid: str, from_number: str, to_number: str, call_token: str | None = None, *,
              last_call_since: datetime | None = None) -> tuple[Call | None, int | None]:
-    """A call that has just arrived on the number, in the IVR (CALL_TOKEN: Twilio's, to forward it with), and the
-    id of its caller's last call that reached a queue and ended at or after LAST_CALL_SINCE (None: none, or not
-    asked). (None, None) when a call of this CALL_SID is stored already (Twilio asked twice).
+    """A call that has just arrived on the number: in the IVR (CALL_TOKEN: Twilio's, to forward it with), its
+    caller's leg connected, `call_received` on its timeline; and the id of its caller's last call that reached a
+    queue and ended at or after LAST_CALL_SINCE (None: none, or not asked). (None, None), and nothing written,
+    when a call of this CALL_SID is stored already (Twilio asked twice).
 
-    The same statement reads the configuration's version for the rest of the transaction
-    (database.read_configuration): the new-call webhook claims no delivery, whose statement would have read it
-    (voice/guard.py, ServesArrival)."""
-    call, (last_call_id, version) = insert_now_asking(
+    On PostgreSQL the call, its leg and its event are one statement (database.insert_now_with). The same
+    statement reads the configuration's version for the rest of the transaction (database.read_configuration):
+    the new-call webhook claims no delivery, whose statement would have read it (voice/guard.py, ServesArrival)."""
+    answered = utcnow()
+    event = event_values(None, "call_received", from_number=from_number, to_number=to_number)
+    call, (_, event_id), (last_call_id, version) = insert_now_with(
         session, Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR,
                       call_token=call_token),
+        ((Leg, "call_id", starting_leg(LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=call_sid,
+                                       answered_at=answered)),
+         (Event, "call_id", {key: value for key, value in event.items() if key != "call_id"})),
         (_CALLERS_LAST_CALL, CONFIGURATION_VERSION), {"resume_number": from_number, "resume_since": last_call_since},
         unless_present=("call_sid",))
     note_configuration_version(session, version)
+    if call is None:
+        return None, None
+    event["call_id"] = call.id
+    event_written(session, event_id, event, call)
     return call, last_call_id
 
 

@@ -29,14 +29,11 @@ LEG_MOVES: dict[str, frozenset[str]] = {
 
 
 def new_leg(session: Session, call: Call, role: LegRole, *, agent: Agent | None = None,
-            status: LegStatus = LegStatus.DIALING, twilio_call_sid: str | None = None,
-            answered_at: datetime | None = None) -> Leg:
-    """A new leg of CALL: a phone or browser being rung (DIALING), or the caller's own, already CONNECTED."""
-    if status not in (LegStatus.DIALING, LegStatus.CONNECTED):
-        raise ValueError(f"a leg starts dialing or connected, not {status}")
-    leg = insert_now(session, Leg(call_id=call.id, role=role, agent_id=agent.id if agent is not None else None,
-                                  status=status, twilio_call_sid=twilio_call_sid, answered_at=answered_at,
-                                  connected_at=utcnow() if status == LegStatus.CONNECTED else None))
+            twilio_call_sid: str | None = None) -> Leg:
+    """A new leg of CALL: a phone or browser being rung (DIALING). (An arriving caller's own leg, connected, is
+    written with its call: states/calls.new_call.)"""
+    values = starting_leg(role, agent_id=agent.id if agent is not None else None, twilio_call_sid=twilio_call_sid)
+    leg = insert_now(session, Leg(call_id=call.id, **values))
     # A step that has the call's legs loaded sees the new one among them.
     link_loaded(call, "legs", leg, "call")
     if agent is not None:
@@ -44,6 +41,16 @@ def new_leg(session: Session, call: Call, role: LegRole, *, agent: Agent | None 
         # objects weakly, so an agent nothing else refers to may be gone from it by then).
         set_committed_value(leg, "agent", agent)
     return leg
+
+
+def starting_leg(role: LegRole, *, agent_id: int | None = None, status: LegStatus = LegStatus.DIALING,
+                 twilio_call_sid: str | None = None, answered_at: datetime | None = None) -> dict:
+    """The values of a new leg but its call: `new_leg`'s, and those of an arriving caller's own leg, which
+    states/calls.new_call writes with the call."""
+    if status not in (LegStatus.DIALING, LegStatus.CONNECTED):
+        raise ValueError(f"a leg starts dialing or connected, not {status}")
+    return {"role": role, "agent_id": agent_id, "status": status, "twilio_call_sid": twilio_call_sid,
+            "answered_at": answered_at, "connected_at": utcnow() if status == LegStatus.CONNECTED else None}
 
 
 def move_leg(leg: Leg, to: LegStatus, *, reason: str | None = None) -> bool:

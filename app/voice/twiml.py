@@ -22,9 +22,11 @@ TWIML_MEDIA_TYPE = "text/xml"
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    """The Jinja environment for TwiML: autoescape on, undefined names are errors."""
+    """The Jinja environment for TwiML: autoescape on, undefined names are errors. Templates are read once per
+    process (no auto_reload: no stat of the file on every answer); a changed template needs a restart."""
     return Environment(
         loader=FileSystemLoader(PROJECT_ROOT / "twiml_templates"),
+        auto_reload=False,
         autoescape=select_autoescape(enabled_extensions=("xml",), default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
