@@ -212,25 +212,30 @@ def insert_now_asking(session: Session, row: Base, asked: tuple[ColumnElement, .
     statement's `RETURNING`: no round trip of their own. On PostgreSQL they see the tables as they were before
     this insert. The row (None as for insert_now) and ASKED's values, in order (all None when nothing was
     inserted)."""
-    model = type(row)
-    columns = _columns(model)
-    attributes = instance_dict(row)
-    values = {key: value for key, name, _ in columns if (value := attributes.get(name)) is not None}
-    result = session.connection().execute(_insert(session, model, unless_present, asked), {**params, **values})
+    result = session.connection().execute(_insert(session, type(row), unless_present, asked),
+                                          {**params, **_given(row)})
     inserted = result.first()
     if inserted is None:
         return None, (None,) * len(asked)
     written = dict(result.last_inserted_params())  # the values given, and the defaults Core added
     written["id"] = inserted.id
-    for key, name, server_default in columns:
-        if not server_default or key in written:
-            attributes[name] = written.get(key)
-    _adopt(session, row)
+    _adopt(session, row, written)
     return row, tuple(inserted[1:])
 
 
-def _adopt(session: Session, row: Base) -> None:
-    """ROW, whose attributes hold what was just inserted, is in SESSION as if it had been read back."""
+def _given(row: Base) -> dict[str, Any]:
+    """The columns ROW, a new ORM object, was given a value for (None counts as not given), by column key."""
+    attributes = instance_dict(row)
+    return {key: value for key, name, _ in _columns(type(row)) if (value := attributes.get(name)) is not None}
+
+
+def _adopt(session: Session, row: Base, written: dict[str, Any]) -> None:
+    """ROW, just inserted with WRITTEN (every column's value by key, its id included), is in SESSION as if it had
+    been read back: a column WRITTEN leaves out holds its database default, read when asked, or else NULL."""
+    attributes = instance_dict(row)
+    for key, name, server_default in _columns(type(row)):
+        if not server_default or key in written:
+            attributes[name] = written.get(key)
     make_transient_to_detached(row)  # what it holds now counts as loaded (a server default is read when asked)
     session.add(row)
     # As the flush does with a row it inserted: written in this transaction, so a rollback takes it out of the
@@ -262,9 +267,7 @@ def insert_now_with(session: Session, row: Base, children: tuple[Child, ...], as
                     for model, reference, values in children)
         return written, ids, answers
     model = type(row)
-    attributes = instance_dict(row)
-    values = _with_defaults(model, {key: value for key, name, _ in _columns(model)
-                                    if (value := attributes.get(name)) is not None})
+    values = _with_defaults(model, _given(row))
     given = tuple((child, reference, _with_defaults(child, values_of_child))
                   for child, reference, values_of_child in children)
     shape = tuple((child, reference, tuple(child_values)) for child, reference, child_values in given)
@@ -275,12 +278,8 @@ def insert_now_with(session: Session, row: Base, children: tuple[Child, ...], as
     found = session.connection().execute(statement, bound).first()
     if found is None:
         return None, (None,) * len(children), (None,) * len(asked)
-    # Every column was given, or left to the database's default (read when asked), or NULL: only the id is new.
-    values["id"] = found[0]
-    for key, name, server_default in _columns(model):
-        if not server_default or key in values:
-            attributes[name] = values.get(key)
-    _adopt(session, row)
+    # Every column was sent (defaults included), or left to the database's default, or NULL: only the id is new.
+    _adopt(session, row, {**values, "id": found[0]})
     return row, tuple(found[1:1 + len(children)]), tuple(found[1 + len(children):])
 
 
