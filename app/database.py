@@ -244,7 +244,7 @@ def _adopt(session: Session, row: Base, written: dict[str, Any]) -> None:
 
 
 # A row of another table written with the row it refers to: (its model, the column that refers to the row, its
-# values but that column).
+# values; that column's value, if they hold one, is replaced by the row's id).
 Child = tuple[type[Base], str, dict[str, Any]]
 
 
@@ -268,7 +268,8 @@ def insert_now_with(session: Session, row: Base, children: tuple[Child, ...], as
         return written, ids, answers
     model = type(row)
     values = _with_defaults(model, _given(row))
-    given = tuple((child, reference, _with_defaults(child, values_of_child))
+    given = tuple((child, reference, _with_defaults(child, {key: value for key, value in values_of_child.items()
+                                                             if key != reference}))
                   for child, reference, values_of_child in children)
     shape = tuple((child, reference, tuple(child_values)) for child, reference, child_values in given)
     statement = _family(model, tuple(values), shape, unless_present, asked)

@@ -90,7 +90,7 @@ def new_call(session: Session, call_sid: str, from_number: str, to_number: str, 
                       call_token=call_token),
         ((Leg, "call_id", starting_leg(LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=call_sid,
                                        answered_at=answered)),
-         (Event, "call_id", {key: value for key, value in event.items() if key != "call_id"})),
+         (Event, "call_id", event)),
         (_CALLERS_LAST_CALL, CONFIGURATION_VERSION), {"resume_number": from_number, "resume_since": last_call_since},
         unless_present=("call_sid",))
     note_configuration_version(session, version)
