@@ -28,6 +28,8 @@ DEFAULT_DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'switchboard.db'}"
 
 LLM_PROVIDERS = ("none", "openai", "groq", "openrouter")
 APP_ENVS = ("development", "production", "test")
+# WEB_CALL_CAPTCHA: a provider whose widget the call page shows (app/webcall/captcha.py), or none, said outright.
+WEB_CALL_CAPTCHAS = ("turnstile", "hcaptcha", "recaptcha", "none")
 
 
 class ConfigError(Exception):
@@ -71,9 +73,12 @@ class Settings:
     web_call_tokens_per_address: int = 5
     web_call_token_window_seconds: int = 600
     web_call_token_ttl_seconds: int = 300
-    # An optional CAPTCHA: the provider's verify URL (the siteverify protocol) and its secret.
-    web_call_captcha_verify_url: str = ""
+    # The CAPTCHA in front of a call token (app/webcall/captcha.py): its provider (or "none"), its widget's site key,
+    # the secret its answers are verified with, and where (the provider's siteverify unless given).
+    web_call_captcha: str = ""
+    web_call_captcha_site_key: str = ""
     web_call_captcha_secret: str = ""
+    web_call_captcha_verify_url: str = ""
 
     livekit_url: str = ""
     livekit_api_key: str = ""
@@ -216,6 +221,10 @@ class Settings:
         needed = {"TWILIO_ACCOUNT_SID": self.twilio_account_sid, "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
                   "TWILIO_API_KEY_SID": self.twilio_api_key_sid, "TWILIO_API_KEY_SECRET": self.twilio_api_key_secret,
                   "TWILIO_TWIML_APP_SID": self.twilio_twiml_app_sid}
+        if self.production:
+            # A public page that places calls at the centre's expense: production has a CAPTCHA in front of it,
+            # or says outright that it has none (WEB_CALL_CAPTCHA=none).
+            needed["WEB_CALL_CAPTCHA"] = self.web_call_captcha
         return [name for name, value in needed.items() if not value]
 
     @property
@@ -430,8 +439,10 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "WEB_CALL_TOKENS_PER_ADDRESS": ("web_call_tokens_per_address", _int),
     "WEB_CALL_TOKEN_WINDOW_SECONDS": ("web_call_token_window_seconds", _int),
     "WEB_CALL_TOKEN_TTL_SECONDS": ("web_call_token_ttl_seconds", _int),
-    "WEB_CALL_CAPTCHA_VERIFY_URL": ("web_call_captcha_verify_url", _url),
+    "WEB_CALL_CAPTCHA": ("web_call_captcha", _choice(WEB_CALL_CAPTCHAS)),
+    "WEB_CALL_CAPTCHA_SITE_KEY": ("web_call_captcha_site_key", _text),
     "WEB_CALL_CAPTCHA_SECRET": ("web_call_captcha_secret", _text),
+    "WEB_CALL_CAPTCHA_VERIFY_URL": ("web_call_captcha_verify_url", _url),
     "LIVEKIT_URL": ("livekit_url", _url),
     "LIVEKIT_API_KEY": ("livekit_api_key", _text),
     "LIVEKIT_API_SECRET": ("livekit_api_secret", _text),
@@ -599,8 +610,7 @@ def _cross_checks(settings: Settings, merged: Mapping[str, str]) -> list[str]:
     if not 60 <= settings.web_call_token_ttl_seconds <= 3600:
         problems.append("WEB_CALL_TOKEN_TTL_SECONDS: must be 60 to 3600 (a token only has to last until the "
                         "browser connects)")
-    if bool(settings.web_call_captcha_verify_url) != bool(settings.web_call_captcha_secret):
-        problems.append("WEB_CALL_CAPTCHA_VERIFY_URL, WEB_CALL_CAPTCHA_SECRET: set both or neither")
+    problems.extend(_captcha_problems(settings))
     if settings.twilio_api_key_sid and not settings.twilio_api_key_sid.startswith("SK"):
         problems.append("TWILIO_API_KEY_SID: expected an API key SID starting with SK")
     if settings.twilio_twiml_app_sid and not settings.twilio_twiml_app_sid.startswith("AP"):
@@ -627,6 +637,21 @@ MAX_OUTBOUND_RING_SECONDS = 45
 # Twilio signs every webhook for the URL it calls: in production that must be
 # the public https address, and a session key must be long enough to guess.
 MIN_SECRET_KEY_LENGTH = 32
+
+
+def _captcha_problems(settings: Settings) -> list[str]:
+    """The CAPTCHA's settings: a provider needs its site key and secret; the others mean nothing without one."""
+    keys = {"WEB_CALL_CAPTCHA_SITE_KEY": settings.web_call_captcha_site_key,
+            "WEB_CALL_CAPTCHA_SECRET": settings.web_call_captcha_secret}
+    if settings.web_call_captcha in ("", "none"):
+        given = [name for name, value in {**keys, "WEB_CALL_CAPTCHA_VERIFY_URL": settings.web_call_captcha_verify_url}
+                 .items() if value]
+        if given:
+            return [f"{', '.join(given)}: set WEB_CALL_CAPTCHA to the provider they are for (turnstile, hcaptcha "
+                    "or recaptcha)"]
+        return []
+    unset = [name for name, value in keys.items() if not value]
+    return [f"{', '.join(unset)}: needed with WEB_CALL_CAPTCHA={settings.web_call_captcha}"] if unset else []
 
 
 def _production_checks(settings: Settings) -> list[str]:

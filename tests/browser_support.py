@@ -139,7 +139,8 @@ def live_centre(make_app, centre_settings, livekit, llm):
     server.start(app)
     try:
         with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-            rsps.add_passthru(server.url)
+            # The served app, and the other parties' servers on loopback (a CAPTCHA provider's, subscribers').
+            rsps.add_passthru("http://127.0.0.1")
             centre = CallCentre(app, server.url, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, livekit=livekit, llm=llm,
                                 transport=http_transport())
             centre.network.install(rsps)

@@ -202,3 +202,21 @@ def test_the_sign_in_limits_are_at_least_one(name):
     with pytest.raises(ConfigError, match=f"{name}: must be at least 1"):
         load_settings({name: "0"}, dotenv=False)
     assert getattr(load_settings({name: "7"}, dotenv=False), name.lower()) == 7
+
+
+def test_a_captcha_provider_needs_its_keys_and_keys_need_a_provider():
+    with pytest.raises(ConfigError) as error:
+        load_settings({"WEB_CALL_CAPTCHA": "turnstile", "WEB_CALL_CAPTCHA_SITE_KEY": "site-key"}, dotenv=False)
+    assert "WEB_CALL_CAPTCHA_SECRET: needed with WEB_CALL_CAPTCHA=turnstile" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        load_settings({"WEB_CALL_CAPTCHA_SECRET": "secret", "WEB_CALL_CAPTCHA_VERIFY_URL": "https://verify.example"},
+                      dotenv=False)
+    assert ("WEB_CALL_CAPTCHA_SECRET, WEB_CALL_CAPTCHA_VERIFY_URL: set WEB_CALL_CAPTCHA to the provider they are for"
+            in str(error.value))
+    with pytest.raises(ConfigError) as error:
+        load_settings({"WEB_CALL_CAPTCHA": "captchaco"}, dotenv=False)
+    assert "WEB_CALL_CAPTCHA" in str(error.value) and "turnstile, hcaptcha, recaptcha, none" in str(error.value)
+    settings = load_settings({"WEB_CALL_CAPTCHA": "HCaptcha", "WEB_CALL_CAPTCHA_SITE_KEY": "site-key",
+                              "WEB_CALL_CAPTCHA_SECRET": "secret"}, dotenv=False)
+    assert settings.web_call_captcha == "hcaptcha" and "secret" in settings.secret_values()
+    assert load_settings({"WEB_CALL_CAPTCHA": "none"}, dotenv=False).web_call_captcha == "none"

@@ -4,17 +4,14 @@ there the visitor is a caller like any other (docs/web-callers.md)."""
 
 from __future__ import annotations
 
-import http.server
-import json
-import threading
 from dataclasses import replace
-from urllib.parse import parse_qsl
 
 import jwt
 import pytest
 from sqlalchemy import select
 
 from app.models import Event, WebCaller
+from app.sandbox.captcha_server import CaptchaStandIn
 from app.sandbox.twilio_network import AccessTokenRefused
 from tests.transfer_helpers import (
     ALICE,
@@ -207,53 +204,108 @@ def test_the_page_may_be_framed_by_the_listed_sites_and_reaches_twilio(web):
     assert snippet.mimetype == "text/javascript" and f'"{web.public_base_url}/call"'.encode() in snippet.data
 
 
-class _Verifier(http.server.BaseHTTPRequestHandler):
-    """A CAPTCHA provider's siteverify endpoint on loopback: "good" with the right secret passes."""
-
-    asked: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        form = dict(parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode()))
-        _Verifier.asked.append(form)
-        passed = form.get("secret") == "captcha-secret" and form.get("response") == "good"
-        body = json.dumps({"success": passed}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_with_a_captcha_configured_only_a_visitor_the_provider_passes_gets_a_token(web):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Verifier)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+@pytest.fixture
+def captcha(web):
+    """Turnstile in front of the token (WEB_CALL_CAPTCHA=turnstile), its siteverify the stand-in's."""
+    with CaptchaStandIn() as provider:
         web.app.config["SETTINGS"] = replace(
-            web.app.config["SETTINGS"], web_call_captcha_verify_url=f"http://127.0.0.1:{server.server_port}/verify",
-            web_call_captcha_secret="captcha-secret")
+            web.app.config["SETTINGS"], web_call_captcha="turnstile", web_call_captcha_site_key="0x4AAA-site-key",
+            web_call_captcha_secret=provider.secret, web_call_captcha_verify_url=provider.verify_url)
+        yield provider
 
-        def ask(captcha: str | None):
-            body = {"name": "Ann"} | ({"captcha": captcha} if captcha is not None else {})
-            return web.client.post("/call/token", json=body, base_url=web.public_base_url,
-                                   headers={"Origin": web.public_base_url}, environ_base={"REMOTE_ADDR": "203.0.113.8"})
 
-        assert ask(None).status_code == 403  # no answer: the provider is not even asked
-        refused = ask("bad")
-        assert refused.status_code == 403 and "CAPTCHA" in refused.get_json()["error"]
-        assert ask("good").status_code == 200
-        assert [(a["response"], a["remoteip"]) for a in _Verifier.asked] == [("bad", "203.0.113.8"),
-                                                                             ("good", "203.0.113.8")]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-    # A provider that cannot be reached lets nobody through.
-    assert web.client.post("/call/token", json={"captcha": "good"}, base_url=web.public_base_url,
-                           headers={"Origin": web.public_base_url}).status_code == 403
+def _ask(web, captcha_answer: str | None, address: str = "203.0.113.8"):
+    body = {"name": "Ann"} | ({"captcha": captcha_answer} if captcha_answer is not None else {})
+    return web.client.post("/call/token", json=body, base_url=web.public_base_url,
+                           headers={"Origin": web.public_base_url}, environ_base={"REMOTE_ADDR": address})
+
+
+def test_with_a_captcha_only_a_visitor_the_provider_passes_gets_a_token_and_an_answer_is_good_once(web, captcha,
+                                                                                                     caplog):
+    assert _ask(web, None).status_code == 403  # no answer: the provider is not even asked
+    assert captcha.verified == []
+    refused = _ask(web, "made-up")
+    assert refused.status_code == 403 and "CAPTCHA" in refused.get_json()["error"]
+    answer = captcha.issue()
+    assert _ask(web, answer).status_code == 200
+    # Spent: the same answer again is refused, as the provider refuses a second siteverify of one token.
+    assert _ask(web, answer).status_code == 403
+    assert [(a["secret"], a["response"], a["remoteip"]) for a in captcha.verified] == [
+        (captcha.secret, "made-up", "203.0.113.8"), (captcha.secret, answer, "203.0.113.8"),
+        (captcha.secret, answer, "203.0.113.8")]
+    # Why, in the provider's own words; the answer itself never reaches the log.
+    refusals = [r.msg["error_codes"] for r in caplog.records
+                if isinstance(r.msg, dict) and r.msg.get("event") == "web_call_captcha_refused"]
+    assert refusals == [["invalid-input-response"], ["timeout-or-duplicate"]]
+    assert answer not in caplog.text
+
+
+def test_an_answer_older_than_five_minutes_is_refused(web):
+    now = [1000.0]
+    with CaptchaStandIn(now=lambda: now[0]) as provider:
+        web.app.config["SETTINGS"] = replace(
+            web.app.config["SETTINGS"], web_call_captcha="hcaptcha", web_call_captcha_site_key="site-key",
+            web_call_captcha_secret=provider.secret, web_call_captcha_verify_url=provider.verify_url)
+        fresh, stale = provider.issue(), provider.issue()
+        now[0] += 301
+        assert _ask(web, stale).status_code == 403
+        now[0] -= 301
+        assert _ask(web, fresh).status_code == 200
+
+
+def test_a_captcha_provider_that_cannot_be_reached_lets_nobody_through(web, captcha):
+    answer = captcha.issue()
+    captcha.stop()
+    assert _ask(web, answer).status_code == 403
+
+
+def test_the_call_page_shows_the_providers_widget_and_allows_it_on_that_page_only(web, captcha):
+    page = web.client.get("/call", base_url=web.public_base_url)
+    html = page.get_data(as_text=True)
+    assert '<div class="cf-turnstile web-call-check" data-sitekey="0x4AAA-site-key"></div>' in html
+    assert '<script src="https://challenges.cloudflare.com/turnstile/v0/api.js" async defer></script>' in html
+    assert 'data-captcha-field="cf-turnstile-response"' in html and 'data-captcha-object="turnstile"' in html
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self' https://challenges.cloudflare.com"
+    assert policy["frame-src"] == "https://challenges.cloudflare.com"
+    assert "wss://*.twilio.com" in policy["connect-src"]
+    assert "challenges.cloudflare.com" not in web.client.get("/login").headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize("name", ["hcaptcha", "recaptcha"])
+def test_each_provider_has_its_own_widget_and_policy(web, name):
+    from app.webcall.captcha import PROVIDERS
+
+    provider = PROVIDERS[name]
+    web.app.config["SETTINGS"] = replace(web.app.config["SETTINGS"], web_call_captcha=name,
+                                         web_call_captcha_site_key="site-key", web_call_captcha_secret="secret")
+    page = web.client.get("/call", base_url=web.public_base_url)
+    html = page.get_data(as_text=True)
+    assert f'class="{provider.container_class} web-call-check"' in html and provider.script_url in html
+    policy = page.headers["Content-Security-Policy"]
+    for directive, sources in provider.policy.items():
+        assert all(source in policy.split(directive.replace("_", "-"), 1)[1].split(";")[0] for source in sources)
+
+
+def test_every_captcha_choice_but_none_names_a_provider():
+    from app.webcall.captcha import PROVIDERS
+    from config import WEB_CALL_CAPTCHAS
+
+    assert set(WEB_CALL_CAPTCHAS) == {*PROVIDERS, "none"}
+
+
+def test_production_asks_for_a_captcha_choice_before_web_calls_are_on(web):
+    settings = replace(web.app.config["SETTINGS"], app_env="production")
+    assert settings.web_call_missing() == ["WEB_CALL_CAPTCHA"]
+    web.app.config["SETTINGS"] = settings
+    page = web.client.get("/call", base_url=web.public_base_url)
+    assert page.status_code == 503 and b"WEB_CALL_CAPTCHA missing" in page.data
+    assert web.web_token().status_code == 503
+    # Said outright: no CAPTCHA, and the page shows no widget.
+    web.app.config["SETTINGS"] = replace(settings, web_call_captcha="none")
+    page = web.client.get("/call", base_url=web.public_base_url)
+    assert page.status_code == 200 and b"data-captcha-field=\"\"" in page.data
+    assert web.web_token().status_code == 200
 
 
 def test_a_web_caller_is_shown_as_a_website_visitor_never_by_their_identity(web):

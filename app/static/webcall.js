@@ -24,13 +24,29 @@
   }
 
   function captchaAnswer() {
-    // A site that turns the CAPTCHA on defines window.switchboardCaptcha() to return its widget's answer.
-    if (form.dataset.captcha !== "on") return "";
-    return typeof window.switchboardCaptcha === "function" ? String(window.switchboardCaptcha() || "") : "";
+    // The CAPTCHA provider's widget (WEB_CALL_CAPTCHA) puts the visitor's answer in a hidden field of this form
+    // once they pass: null when the page has no CAPTCHA, "" until they pass.
+    var field = form.dataset.captchaField;
+    if (!field) return null;
+    var input = form.elements[field];
+    return input && input.value ? String(input.value) : "";
+  }
+
+  function resetCaptcha() {
+    // An answer is good for one verification: after each token request the widget asks afresh.
+    var widget = form.dataset.captchaObject ? window[form.dataset.captchaObject] : null;
+    if (widget && typeof widget.reset === "function") {
+      try { widget.reset(); } catch (error) { /* a widget that cannot reset keeps its state */ }
+    }
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
+    var answer = captchaAnswer();
+    if (answer === "") {
+      say("Please complete the check above, then press Call.");
+      return;
+    }
     callButton.disabled = true;
     say("Connecting…");
     fetch("/call/token", {
@@ -38,8 +54,9 @@
       headers: { "Content-Type": "application/json" },
       credentials: "same-origin",
       body: JSON.stringify({ name: form.elements.name.value, reason: form.elements.reason.value,
-                             captcha: captchaAnswer() })
+                             captcha: answer || "" })
     }).then(function (response) {
+      if (answer !== null) resetCaptcha();
       return response.json().then(function (body) {
         if (!response.ok) throw new Error(body.error || ("HTTP " + response.status));
         return body;
@@ -60,6 +77,7 @@
       call.on("cancel", ended);
       call.on("error", function (error) { say("The call failed: " + (error.message || error)); });
     }).catch(function (error) {
+      if (answer !== null) resetCaptcha();  // again, if the request itself failed before an answer
       callButton.disabled = false;
       say("Could not call: " + error.message);
     });

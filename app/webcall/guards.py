@@ -15,25 +15,19 @@ checks take its place:
   within WEB_CALL_TOKEN_WINDOW_SECONDS (a moving window in the store of
   RATELIMIT_STORAGE_URI, shared by every worker when that is Redis); past
   it, 429 with Retry-After;
-* optionally a CAPTCHA (WEB_CALL_CAPTCHA_VERIFY_URL and _SECRET): the page's
-  `captcha` field is checked with the provider's verify URL, by the
-  "siteverify" protocol reCAPTCHA, hCaptcha and Turnstile share (POST
-  `secret`, `response`, `remoteip`; the answer's JSON `success`).
+* a CAPTCHA (WEB_CALL_CAPTCHA: Turnstile, hCaptcha or reCAPTCHA, whose
+  widget the page shows; captcha.py), which production asks for whenever
+  web calls are on (or for `none`, said outright).
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import requests
-
 from app.auth.limit_store import LimitStore, client_key
-from app.logs import get_logger
 from config import Settings
 
-log = get_logger(__name__)
 NAMESPACE = "switchboard-web-call"
-CAPTCHA_TIMEOUT_SECONDS = 5
 
 
 def own_origin(settings: Settings) -> str:
@@ -62,21 +56,3 @@ class TokenLimit:
         if self._store.hit(self._item, "address", key):
             return None
         return self._store.retry_after(self._item, "address", key)
-
-
-def captcha_passed(settings: Settings, answer: str, address: str) -> bool:
-    """Whether the CAPTCHA's provider accepts ANSWER (True when no CAPTCHA is configured)."""
-    if not settings.web_call_captcha_verify_url:
-        return True
-    if not answer:
-        return False
-    try:
-        response = requests.post(settings.web_call_captcha_verify_url, timeout=CAPTCHA_TIMEOUT_SECONDS,
-                                 data={"secret": settings.web_call_captcha_secret, "response": answer,
-                                       "remoteip": address})
-        passed = response.status_code == 200 and response.json().get("success") is True
-    except (requests.RequestException, ValueError) as error:
-        # A provider that cannot answer lets nobody through: the page says to try again.
-        log.warning("web_call_captcha_unreachable", error=type(error).__name__)
-        return False
-    return passed

@@ -1,5 +1,5 @@
 """The public call button: a page anyone may open, the snippet that embeds it, and the token its browser
-calls with. No sign-in: what guards the token is in guards.py (origin, rate limit, optional CAPTCHA)."""
+calls with. No sign-in: what guards the token is in guards.py (origin, rate limit) and captcha.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from app.calls import web_callers
 from app.logs import get_logger
 from app.web.security_headers import widen_page_policy
 from app.web.unit_of_work import request_session
-from app.webcall.guards import TokenLimit, allowed_origin, captcha_passed, own_origin
+from app.webcall import captcha
+from app.webcall.guards import TokenLimit, allowed_origin, own_origin
 from app.webcall.token import voice_token
 
 blueprint = Blueprint("webcall", __name__)
@@ -42,11 +43,15 @@ def call_page():
     """The call button: name and reason (optional), Call, the keypad and Hang up."""
     settings = _settings()
     missing = settings.web_call_missing()
-    widen_page_policy(connect_src=TWILIO_CONNECT, media_src=TWILIO_MEDIA,
-                      frame_ancestors=["'self'", *settings.web_call_origins])
+    widget = captcha.provider(settings)
+    # The CAPTCHA provider's widget (its script, and the frame it runs its challenge in) on this page only.
+    policy = {directive: list(sources) for directive, sources in (widget.policy if widget else {}).items()}
+    policy["connect_src"] = [*TWILIO_CONNECT, *policy.get("connect_src", ())]
+    widen_page_policy(**policy, media_src=TWILIO_MEDIA, frame_ancestors=["'self'", *settings.web_call_origins])
     if missing:
         log.warning("web_calls_off", missing=missing)
-    return render_template("webcall/call.html", missing=missing, captcha=bool(settings.web_call_captcha_verify_url),
+    return render_template("webcall/call.html", missing=missing, captcha=widget,
+                           captcha_site_key=settings.web_call_captcha_site_key,
                            max_name=web_callers.MAX_NAME, max_reason=web_callers.MAX_REASON), 503 if missing else 200
 
 
@@ -110,7 +115,7 @@ def token():
         return _refused(400, "name, reason and captcha must be text", origin)
     if any(len(value) > MAX_FIELD for value in values.values()):
         return _refused(400, f"name, reason and captcha may be at most {MAX_FIELD} characters", origin)
-    if not captcha_passed(settings, values["captcha"], address):
+    if not captcha.passed(settings, values["captcha"], address):
         return _refused(403, "the CAPTCHA was not passed; please try again", origin)
     visitor = web_callers.new_visitor(request_session(), values["name"], values["reason"])
     # The identity is no secret (it names the call); the token is, and is never logged.
