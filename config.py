@@ -28,7 +28,7 @@ DEFAULT_DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'switchboard.db'}"
 
 LLM_PROVIDERS = ("none", "openai", "groq", "openrouter")
 APP_ENVS = ("development", "production", "test")
-# WEB_CALL_CAPTCHA: a provider whose widget the call page shows (app/webcall/captcha.py), or none, said outright.
+# WEB_CALL_CAPTCHA: a provider whose widget the call page shows (app/gateways/captcha.py), or none, said outright.
 WEB_CALL_CAPTCHAS = ("turnstile", "hcaptcha", "recaptcha", "none")
 
 
@@ -73,7 +73,7 @@ class Settings:
     web_call_tokens_per_address: int = 5
     web_call_token_window_seconds: int = 600
     web_call_token_ttl_seconds: int = 300
-    # The CAPTCHA in front of a call token (app/webcall/captcha.py): its provider (or "none"), its widget's site key,
+    # The CAPTCHA in front of a call token (app/gateways/captcha.py): its provider (or "none"), its widget's site key,
     # the secret its answers are verified with, and where (the provider's siteverify unless given).
     web_call_captcha: str = ""
     web_call_captcha_site_key: str = ""

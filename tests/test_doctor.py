@@ -129,3 +129,27 @@ def test_web_calls_are_checked_once_any_of_their_settings_is_given(world, make_a
     network.applications[app_sid]["voice_url"] = settings.public_base_url + "/twilio/voice"
     result, lines = doctor(ready)
     assert lines["web"].startswith("FAIL") and "is not an API key of this account" in lines["web"]
+
+
+def test_web_calls_name_their_captcha_and_the_doctor_asks_the_provider_for_its_secret(world, make_app):
+    from app.sandbox.captcha_server import CaptchaStandIn
+
+    app, settings, network = world
+    provisioned(app, settings, network)
+    key_sid, secret = network.add_api_key()
+    app_sid = network.add_application("switchboard-web-callers", settings.public_base_url + "/twilio/voice")
+    web = replace(settings, twilio_api_key_sid=key_sid, twilio_api_key_secret=secret, twilio_twiml_app_sid=app_sid)
+    result, lines = doctor(make_app(web))
+    assert lines["web"].startswith("ok") and "no CAPTCHA (production asks for WEB_CALL_CAPTCHA)" in lines["web"]
+    with CaptchaStandIn() as provider:
+        turnstile = replace(web, web_call_captcha="turnstile", web_call_captcha_site_key="site-key",
+                            web_call_captcha_secret=provider.secret, web_call_captcha_verify_url=provider.verify_url)
+        result, lines = doctor(make_app(turnstile))
+        assert lines["web"].startswith("ok") and "CAPTCHA turnstile: it knows the secret" in lines["web"]
+        assert provider.verified[-1]["secret"] == provider.secret
+        result, lines = doctor(make_app(replace(turnstile, web_call_captcha_secret="a-wrong-captcha-secret")))
+        assert lines["web"].startswith("FAIL")
+        assert "refused WEB_CALL_CAPTCHA_SECRET (invalid-input-secret)" in lines["web"]
+        assert "a-wrong-captcha-secret" not in result.output
+    result, lines = doctor(make_app(turnstile))  # the provider is gone
+    assert lines["web"].startswith("FAIL") and "did not answer (ConnectionError)" in lines["web"]

@@ -274,7 +274,7 @@ def test_the_call_page_shows_the_providers_widget_and_allows_it_on_that_page_onl
 
 @pytest.mark.parametrize("name", ["hcaptcha", "recaptcha"])
 def test_each_provider_has_its_own_widget_and_policy(web, name):
-    from app.webcall.captcha import PROVIDERS
+    from app.gateways.captcha import PROVIDERS
 
     provider = PROVIDERS[name]
     web.app.config["SETTINGS"] = replace(web.app.config["SETTINGS"], web_call_captcha=name,
@@ -288,7 +288,7 @@ def test_each_provider_has_its_own_widget_and_policy(web, name):
 
 
 def test_every_captcha_choice_but_none_names_a_provider():
-    from app.webcall.captcha import PROVIDERS
+    from app.gateways.captcha import PROVIDERS
     from config import WEB_CALL_CAPTCHAS
 
     assert set(WEB_CALL_CAPTCHAS) == {*PROVIDERS, "none"}

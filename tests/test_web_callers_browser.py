@@ -87,7 +87,7 @@ def test_with_turnstile_the_visitor_passes_its_widget_before_the_page_asks_for_a
     from dataclasses import replace
 
     from app.sandbox.captcha_server import CaptchaStandIn
-    from app.webcall.captcha import PROVIDERS
+    from app.gateways.captcha import PROVIDERS
 
     turnstile = PROVIDERS["turnstile"]
     centre = live_centre

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import requests
 from twilio.request_validator import RequestValidator
 
+from app.gateways import captcha
 from app.gateways.livekit import LiveKitError
 from app.gateways.llm import LLMError
 from app.gateways.twilio import TwilioError
@@ -188,5 +189,13 @@ def web_calls(settings: Settings, twilio) -> Check:
         return Check(name, False, f"TWILIO_API_KEY_SID {settings.twilio_api_key_sid} is not an API key of this "
                                   "account (flask provision --create-api-key)")
     origins = ", ".join(settings.web_call_origins) or "only this service's own /call page"
+    if captcha.provider(settings) is None:
+        guard = ("no CAPTCHA (WEB_CALL_CAPTCHA=none)" if settings.web_call_captcha == "none"
+                 else "no CAPTCHA (production asks for WEB_CALL_CAPTCHA)")
+    else:
+        known, words = captcha.secret_check(settings)
+        if not known:
+            return Check(name, False, f"the CAPTCHA provider {settings.web_call_captcha}: {words}")
+        guard = f"CAPTCHA {settings.web_call_captcha}: {words}"
     return Check(name, True, f"TwiML App {app.sid} calls {voice_url}; API key {settings.twilio_api_key_sid} "
-                             f"exists; tokens for {origins}")
+                             f"exists; tokens for {origins}; {guard}")

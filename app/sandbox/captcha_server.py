@@ -1,7 +1,7 @@
 """A loopback stand-in for a CAPTCHA provider: its siteverify endpoint, and a widget script for the call page.
 
 What it models, from Cloudflare Turnstile's documentation (the rules
-hCaptcha's and reCAPTCHA's siteverify share, app/webcall/captcha.py):
+hCaptcha's and reCAPTCHA's siteverify share, app/gateways/captcha.py):
 
 * siteverify (developers.cloudflare.com/turnstile/get-started/server-side-validation):
   a form POST of `secret`, `response` and optionally `remoteip`, answered
@@ -38,8 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qsl
 
+from app.gateways.captcha import Provider
 from app.sandbox.loopback import LoopbackServing
-from app.webcall.captcha import Provider
 
 TOKEN_SECONDS = 300
 HOSTNAME = "127.0.0.1"

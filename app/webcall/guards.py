@@ -16,8 +16,8 @@ checks take its place:
   RATELIMIT_STORAGE_URI, shared by every worker when that is Redis); past
   it, 429 with Retry-After;
 * a CAPTCHA (WEB_CALL_CAPTCHA: Turnstile, hCaptcha or reCAPTCHA, whose
-  widget the page shows; captcha.py), which production asks for whenever
-  web calls are on (or for `none`, said outright).
+  widget the page shows; gateways/captcha.py), which production asks for
+  whenever web calls are on (or for `none`, said outright).
 """
 
 from __future__ import annotations
@@ -25,8 +25,11 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from app.auth.limit_store import LimitStore, client_key
+from app.gateways import captcha
+from app.logs import get_logger
 from config import Settings
 
+log = get_logger(__name__)
 NAMESPACE = "switchboard-web-call"
 
 
@@ -56,3 +59,19 @@ class TokenLimit:
         if self._store.hit(self._item, "address", key):
             return None
         return self._store.retry_after(self._item, "address", key)
+
+
+def captcha_passed(settings: Settings, answer: str, address: str) -> bool:
+    """Whether the CAPTCHA's provider accepts ANSWER from the visitor at ADDRESS (True when there is none)."""
+    if captcha.provider(settings) is None:
+        return True
+    if not answer:
+        return False
+    verdict = captcha.siteverify(settings, answer, address)
+    if verdict.unreachable:
+        # A provider that cannot answer lets nobody through: the page says to try again.
+        log.warning("web_call_captcha_unreachable", error=verdict.unreachable)
+    elif not verdict.passed:
+        # The provider's own words for why (a spent or expired answer, a wrong secret), never the answer itself.
+        log.info("web_call_captcha_refused", error_codes=list(verdict.error_codes))
+    return verdict.passed

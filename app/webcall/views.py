@@ -1,16 +1,16 @@
 """The public call button: a page anyone may open, the snippet that embeds it, and the token its browser
-calls with. No sign-in: what guards the token is in guards.py (origin, rate limit) and captcha.py."""
+calls with. No sign-in: what guards the token is in guards.py (origin, rate limit, CAPTCHA)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from app.calls import web_callers
+from app.gateways import captcha
 from app.logs import get_logger
 from app.web.security_headers import widen_page_policy
 from app.web.unit_of_work import request_session
-from app.webcall import captcha
-from app.webcall.guards import TokenLimit, allowed_origin, own_origin
+from app.webcall.guards import TokenLimit, allowed_origin, captcha_passed, own_origin
 from app.webcall.token import voice_token
 
 blueprint = Blueprint("webcall", __name__)
@@ -115,7 +115,7 @@ def token():
         return _refused(400, "name, reason and captcha must be text", origin)
     if any(len(value) > MAX_FIELD for value in values.values()):
         return _refused(400, f"name, reason and captcha may be at most {MAX_FIELD} characters", origin)
-    if not captcha.passed(settings, values["captcha"], address):
+    if not captcha_passed(settings, values["captcha"], address):
         return _refused(403, "the CAPTCHA was not passed; please try again", origin)
     visitor = web_callers.new_visitor(request_session(), values["name"], values["reason"])
     # The identity is no secret (it names the call); the token is, and is never logged.

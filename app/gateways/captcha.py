@@ -40,10 +40,8 @@ from dataclasses import dataclass
 
 import requests
 
-from app.logs import get_logger
 from config import Settings
 
-log = get_logger(__name__)
 TIMEOUT_SECONDS = 5
 
 
@@ -89,27 +87,48 @@ def verify_url(settings: Settings) -> str:
     return settings.web_call_captcha_verify_url or (chosen.verify_url if chosen else "")
 
 
-def passed(settings: Settings, answer: str, address: str) -> bool:
-    """Whether the provider accepts ANSWER from the visitor at ADDRESS (True when there is no CAPTCHA)."""
-    if provider(settings) is None:
-        return True
-    if not answer:
-        return False
+@dataclass(frozen=True)
+class Verdict:
+    """What the provider said of one answer: passed or not, with its error codes; UNREACHABLE names the error
+    when it could not be asked (or did not answer 200 with JSON)."""
+
+    passed: bool
+    error_codes: tuple[str, ...] = ()
+    unreachable: str | None = None
+
+
+def siteverify(settings: Settings, answer: str, address: str | None) -> Verdict:
+    """Ask the provider about ANSWER, from the visitor at ADDRESS (the siteverify exchange)."""
+    form = {"secret": settings.web_call_captcha_secret, "response": answer}
+    if address:
+        form["remoteip"] = address
     try:
-        response = requests.post(verify_url(settings), timeout=TIMEOUT_SECONDS,
-                                 data={"secret": settings.web_call_captcha_secret, "response": answer,
-                                       "remoteip": address})
-        body = response.json() if response.status_code == 200 else {}
-        body = body if isinstance(body, dict) else {}
-        accepted = body.get("success") is True
+        response = requests.post(verify_url(settings), timeout=TIMEOUT_SECONDS, data=form)
+        if response.status_code != 200:
+            return Verdict(False, unreachable=f"HTTP {response.status_code}")
+        body = response.json()
     except (requests.RequestException, ValueError) as error:
-        # A provider that cannot answer lets nobody through: the page says to try again.
-        log.warning("web_call_captcha_unreachable", error=type(error).__name__)
-        return False
-    if not accepted:
-        # The provider's own words for why (its error codes: a spent or expired answer, a wrong secret), never
-        # the answer itself.
-        codes = body.get("error-codes")
-        codes = [str(code)[:64] for code in codes][:5] if isinstance(codes, list) else []
-        log.info("web_call_captcha_refused", error_codes=codes)
-    return accepted
+        return Verdict(False, unreachable=type(error).__name__)
+    if not isinstance(body, dict):
+        return Verdict(False, unreachable="an answer that is not a JSON object")
+    codes = body.get("error-codes")
+    codes = tuple(str(code)[:64] for code in codes)[:5] if isinstance(codes, list) else ()
+    return Verdict(body.get("success") is True, codes)
+
+
+# What the doctor verifies with: no visitor's answer, so the provider can only say whether it knows the secret.
+DOCTOR_ANSWER = "switchboard-doctor-check"
+SECRET_REFUSED = ("missing-input-secret", "invalid-input-secret")
+
+
+def secret_check(settings: Settings) -> tuple[bool, str]:
+    """Whether the provider can be reached and knows WEB_CALL_CAPTCHA_SECRET, in words: asked about an answer no
+    visitor gave, which it refuses either way, its error codes tell a wrong secret from a wrong answer."""
+    verdict = siteverify(settings, DOCTOR_ANSWER, None)
+    if verdict.unreachable:
+        return False, f"its siteverify ({verify_url(settings)}) did not answer ({verdict.unreachable})"
+    if any(code in SECRET_REFUSED for code in verdict.error_codes):
+        return False, f"it refused WEB_CALL_CAPTCHA_SECRET ({', '.join(verdict.error_codes)})"
+    if verdict.passed:
+        return False, "it passed an answer no visitor gave (a testing secret passes everyone)"
+    return True, "it knows the secret"
