@@ -14,7 +14,7 @@ from werkzeug.security import generate_password_hash
 from app import clock
 from app.auth import service
 from app.auth.guards import api_token_required, current_agent_id, roles_required
-from app.auth.limit_store import client_key
+from app.auth.limit_store import client_key, client_network
 from app.auth.service import Scope
 from app.auth.setup import csrf_exempt, init_auth
 from app.auth.views import blueprint as auth_blueprint
@@ -198,6 +198,21 @@ def test_wrong_passwords_count_by_address_whatever_port_a_proxy_wrote(app, peopl
     assert [_fail(_from(app, address), "sam", 1)[0] for address in addresses[:3]] == [200] * 3
     assert _fail(_from(app, "203.0.113.9"), "sam", 3) == [200, 200, 429]
     assert [_fail(_from(app, address), "sam", 2)[-1] for address in addresses[3:]] == [200, 200, 429]
+
+
+def test_failures_from_many_64s_of_one_ipv6_56_are_held_by_the_network():
+    from app.auth.sign_in_limit import Refusal, SignInLimit
+
+    limit = SignInLimit("memory://", per_address=2, per_user=2, window_seconds=600)
+    # Sixteen /64s of one /56, a wrong password each (each /64 within its own limit of two), then another /64.
+    for n in range(16):
+        assert limit.attempt("sam", f"2001:db8:9:{n:x}::1", lambda: None) is None
+    refused = limit.attempt("bob", "2001:db8:9:ff::1", lambda: "bob")
+    assert isinstance(refused, Refusal) and refused.scope == "network" and "your network" in refused.words
+    assert limit.attempt("bob", "2001:db8:9:100::1", lambda: "bob") == "bob"  # another /56
+    assert client_network("2001:db8:9:ff::1") == "2001:db8:9::/56"
+    assert client_network("203.0.113.9") is None and client_network("[::ffff:203.0.113.9]:80") is None
+    assert client_network("[2001:db8:9:ff::1]:443") == "2001:db8:9::/56" and client_network("junk") is None
 
 
 def test_client_key_names_the_address_without_its_port():

@@ -137,6 +137,19 @@ def test_an_ipv6_client_is_counted_by_its_64_not_by_each_address(web):
     assert web.web_token(address="2001:db8:7:2::1").status_code == 200  # the next /64 is another subscriber's
 
 
+def test_an_ipv6_network_moving_through_its_64s_is_held_by_its_56(web):
+    # A home or office given a /56 holds 256 /64s: each is a new client to the /64's counter, so the /56 is
+    # counted too, with eight times one client's allowance.
+    web.app.config["SETTINGS"] = replace(web.app.config["SETTINGS"], web_call_tokens_per_address=2)
+    web.app.extensions.pop("web_call_limit", None)
+    one_each = [f"2001:db8:7:{n:x}::1" for n in range(16)]  # 16 /64s of 2001:db8:7::/56
+    assert {web.web_token(address=address).status_code for address in one_each} == {200}
+    refused = web.web_token(address="2001:db8:7:ff::1")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert web.web_token(address="2001:db8:7:100::1").status_code == 200  # the next /56
+    assert web.web_token(address="203.0.113.50").status_code == 200  # IPv4 has no such network
+
+
 def test_only_the_service_and_the_listed_sites_get_a_token_and_cors_names_only_them(web):
     refused = web.web_token(origin="https://evil.example")
     assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused.headers

@@ -2,7 +2,7 @@
 store cannot be reached (rather than letting everybody through or nobody).
 
 The sign-in limit (sign_in_limit.py) and the website's call tokens
-(app/webcall/limit.py) count here; each names its own namespace.
+(app/webcall/guards.py) count here; each names its own namespace.
 """
 
 from __future__ import annotations
@@ -38,6 +38,21 @@ def client_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
     return str(ip)
+
+
+# A network shared by several subscribers' /64s counts as this many clients (client_network).
+NETWORK_SHARE = 8
+
+
+def client_network(address: str) -> str | None:
+    """The wider network an IPv6 client's /64 is counted in as well: its /56, what an ISP commonly hands one home
+    or office (RIPE-690 recommends a /56 or a /48 per end site), whose holder may move through its 256 /64s and
+    be a new client to the /64's counter at each; None for IPv4 (one address is one NAT's many users already) and
+    for anything that is not an address. The limits allow a /56 NETWORK_SHARE times what they allow one /64."""
+    ip = _ip_address(address)
+    if ip is None or ip.version != 6 or ip.ipv4_mapped is not None:
+        return None
+    return str(ipaddress.IPv6Network((ip, 56), strict=False))
 
 
 # An address with a port: [IPv6]:port, [IPv6], or IPv4:port (a bare IPv6 address has at least two colons).

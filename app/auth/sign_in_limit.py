@@ -5,10 +5,13 @@ attempt (successes too) would lock the whole office out after a handful of
 colleagues signed in; so only a wrong username or password counts, and a
 user who gets in has their own failures at that address forgotten.
 
-Two counters, each over a moving window of LOGIN_FAILURE_WINDOW_SECONDS:
+The counters, each over a moving window of LOGIN_FAILURE_WINDOW_SECONDS:
 
 - per address (LOGIN_FAILURES_PER_ADDRESS): one address trying many
-  usernames (password spraying) is stopped whoever it tries;
+  usernames (password spraying) is stopped whoever it tries; an IPv6
+  address counts by its /64, and its /56 is allowed eight times as many
+  (limit_store.client_network), so moving through a home's /64s does not
+  start afresh at each;
 - per user at one address (LOGIN_FAILURES_PER_USER): one address guessing
   one user's password is stopped sooner, and only there. The counter is
   kept per user *and* address on purpose: a counter per user alone would let
@@ -36,7 +39,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from app.auth.limit_store import LimitStore, client_key
+from app.auth.limit_store import NETWORK_SHARE, LimitStore, client_key, client_network
 from app.logs import get_logger
 
 log = get_logger(__name__)
@@ -48,7 +51,7 @@ T = TypeVar("T")
 class Refusal:
     """Why a sign-in is refused before its password is checked, and when to try again."""
 
-    scope: str  # "address" or "user"
+    scope: str  # "address", "network" or "user"
     retry_after_seconds: int
 
     @property
@@ -58,6 +61,8 @@ class Refusal:
         if self.scope == "user":
             return (f"Too many wrong passwords for this user from your address. Try again in {wait}; "
                     "signing in from another address is not affected.")
+        if self.scope == "network":
+            return f"Too many failed sign-ins from your network. Try again in {wait}."
         return f"Too many failed sign-ins from your address. Try again in {wait}."
 
 
@@ -67,6 +72,7 @@ class SignInLimit:
     def __init__(self, storage_uri: str, *, per_address: int, per_user: int, window_seconds: int):
         self._store = LimitStore(storage_uri)
         self._address = LimitStore.window(per_address, window_seconds, KEY_PREFIX)
+        self._network = LimitStore.window(per_address * NETWORK_SHARE, window_seconds, KEY_PREFIX)
         self._user = LimitStore.window(per_user, window_seconds, KEY_PREFIX)
 
     def attempt(self, username: str, address: str, check: Callable[[], T | None]) -> T | Refusal | None:
@@ -91,7 +97,8 @@ class SignInLimit:
         return None
 
     def failed(self, username: str, address: str) -> None:
-        """Count a wrong username or password: against the address, and against the user at that address."""
+        """Count a wrong username or password: against the address (and its network), and against the user at
+        that address."""
         for _scope, item, keys in self._counters(username, address):
             self._store.hit(item, *keys)
 
@@ -101,6 +108,9 @@ class SignInLimit:
 
     def _counters(self, username: str, address: str):
         yield "address", self._address, ("address", client_key(address))
+        network = client_network(address)
+        if network is not None:
+            yield "network", self._network, ("network", network)
         yield "user", self._user, self._user_keys(username, address)
 
     @staticmethod

@@ -12,6 +12,7 @@ checks take its place:
   giving their visitors calls at the centre's expense; a script outside any
   browser can send any `Origin`, and is held back by:
 * the rate limit: WEB_CALL_TOKENS_PER_ADDRESS tokens per client address
+  (an IPv6 one by its /64, and eight times as many per /56)
   within WEB_CALL_TOKEN_WINDOW_SECONDS (a moving window in the store of
   RATELIMIT_STORAGE_URI, shared by every worker when that is Redis); past
   it, 429 with Retry-After;
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from app.auth.limit_store import LimitStore, client_key
+from app.auth.limit_store import NETWORK_SHARE, LimitStore, client_key, client_network
 from app.gateways import captcha
 from app.logs import get_logger
 from config import Settings
@@ -51,14 +52,21 @@ class TokenLimit:
     def __init__(self, storage_uri: str, per_address: int, window_seconds: int):
         self._store = LimitStore(storage_uri)
         self._item = LimitStore.window(per_address, window_seconds, NAMESPACE)
+        self._network = LimitStore.window(per_address * NETWORK_SHARE, window_seconds, NAMESPACE)
 
     def take(self, address: str) -> int | None:
-        """Count a token for ADDRESS (an IPv6 one by its /64); None when it may have one, else the seconds until it
-        may."""
-        key = client_key(address)
-        if self._store.hit(self._item, "address", key):
-            return None
-        return self._store.retry_after(self._item, "address", key)
+        """Count a token for ADDRESS (an IPv6 one by its /64, and by its /56 with a wider allowance); None when it
+        may have one, else the seconds until it may."""
+        # Each counter is tested and counted in one step (no two requests both pass its last place); a token the
+        # network's counter refuses has still counted against the address's.
+        counters = [(self._item, ("address", client_key(address)))]
+        network = client_network(address)
+        if network is not None:
+            counters.append((self._network, ("network", network)))
+        for item, keys in counters:
+            if not self._store.hit(item, *keys):
+                return self._store.retry_after(item, *keys)
+        return None
 
 
 def captcha_passed(settings: Settings, answer: str, address: str) -> bool:
