@@ -122,6 +122,9 @@ class Settings:
     # A caller cut off who calls again from the same number within this long goes back to their agent, or to
     # their place in line, without the IVR (0: off).
     resume_window_seconds: int = 120
+    # Only a caller whose carrier vouched for their number (STIR/SHAKEN attestation A) goes back where they were:
+    # a caller ID is easy to fake, and a resumed caller reaches their agent with their context.
+    resume_requires_attestation: bool = False
     # A browser agent who took a call is given this long to join its LiveKit room; then the call goes to the
     # next agent (their media never connected, and no LiveKit release reported it).
     browser_join_seconds: int = 20
@@ -475,6 +478,7 @@ VARIABLES: dict[str, tuple[str, object]] = {
     "CALLBACK_ATTEMPTS": ("callback_attempts", _int),
     "CALLBACK_RETRY_SECONDS": ("callback_retry_seconds", _int),
     "RESUME_WINDOW_SECONDS": ("resume_window_seconds", _int),
+    "RESUME_REQUIRES_ATTESTATION": ("resume_requires_attestation", _bool),
     "BROWSER_JOIN_SECONDS": ("browser_join_seconds", _int),
     "WEBHOOK_BUDGET_SECONDS": ("webhook_budget_seconds", _seconds),
     "MAX_QUEUE_WAIT_SECONDS": ("max_queue_wait_seconds", _int),

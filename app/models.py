@@ -295,6 +295,9 @@ class Call(Base):
         ForeignKey("callbacks.id", ondelete="SET NULL", use_alter=True, name="fk_calls_callback_id_callbacks"),
         index=True)
     from_number: Mapped[str] = mapped_column(String(32), default="")
+    # What an inbound caller's carrier vouched for their number by STIR/SHAKEN: A, B, C, "failed", or NULL when
+    # the call came with nothing to verify (telephony.outcomes.caller_attestation).
+    caller_attestation: Mapped[str | None] = mapped_column(String(8))
     to_number: Mapped[str] = mapped_column(String(32), default="", index=True)
     # Every LiveKit webhook finds its call by its room (primitives.legs.lock_call_in_room).
     room_name: Mapped[str | None] = mapped_column(String(128), index=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import select
 
+from app.models import Event
 from tests.transfer_helpers import (
     ALICE,
     BOB,
@@ -41,7 +43,8 @@ def test_a_caller_cut_off_who_calls_back_reaches_the_same_agent_who_is_told(cent
     phone = centre.network.last_call(to=ALICE)
     assert phone.sid != alice.sid and phone.live  # Alice, out of her wrap-up for this caller
     centre.network.answer(phone.sid)
-    assert "This caller was cut off 1 minute ago and called back." in phone.heard_text
+    assert ("This caller was cut off 1 minute ago and called back. Their number is not verified: confirm who they "
+            "are.") in phone.heard_text
     phone.press("1")
     assert in_room(again, str(call.id)) and in_room(phone, str(call.id))
     assert "caller_resumed" in centre.timeline(again.sid)
@@ -83,3 +86,37 @@ def test_with_the_window_at_zero_nobody_resumes(centre):
     first.hangup()
     again = centre.network.incoming_call(NUMBER, centre.number)
     assert "tell us why you are calling" in again.heard_text
+
+
+def test_the_agent_is_told_when_the_carrier_vouched_for_the_number(centre, api_headers):
+    first, alice = connected_call(centre, number=NUMBER)
+    first.hangup()
+    alice.hangup()
+    again = centre.network.incoming_call(NUMBER, centre.number, stir_verstat="TN-Validation-Passed-A")
+    assert call_row(centre, again.sid).caller_attestation == "A"
+    phone = centre.network.last_call(to=ALICE)
+    centre.network.answer(phone.sid)
+    assert "called back. Their carrier verified their number." in phone.heard_text
+    with centre.db() as session:
+        detail = session.scalar(select(Event.detail).where(Event.call_id == call_row(centre, again.sid).id,
+                                                           Event.name == "call_received"))
+    assert detail["caller_attestation"] == "A"
+    api = centre.client.get(f"/api/calls/{again.sid}", headers=api_headers(centre.app)).get_json()
+    assert api["caller_attestation"] == "A"
+
+
+@pytest.mark.parametrize("verstat", [None, "No-TN-Validation", "TN-Validation-Passed-B", "TN-Validation-Failed-A"])
+def test_with_attestation_required_only_a_number_its_carrier_vouched_for_resumes(centre, verstat):
+    """A caller ID is easy to fake: someone calling as a cut-off caller would reach their agent with their context.
+    With RESUME_REQUIRES_ATTESTATION only STIR/SHAKEN attestation A (the carrier knows the caller and their right
+    to the number) resumes; anyone else starts afresh in the IVR."""
+    centre.app.config["SETTINGS"] = replace(centre.app.config["SETTINGS"], resume_requires_attestation=True)
+    first, _alice = connected_call(centre, number=NUMBER)
+    first.hangup()
+    spoofed = centre.network.incoming_call(NUMBER, centre.number, stir_verstat=verstat)
+    assert "tell us why you are calling" in spoofed.heard_text
+    assert call_row(centre, spoofed.sid).resumed_from_call_id is None
+    spoofed.hangup()
+    vouched = centre.network.incoming_call(NUMBER, centre.number, stir_verstat="TN-Validation-Passed-A-Diverted")
+    assert "Welcome back" in vouched.heard_text
+    assert call_row(centre, vouched.sid).resumed_from_call_id == call_row(centre, first.sid).id

@@ -404,3 +404,17 @@ def test_an_expired_livekit_token_is_refused_and_a_replay_without_an_event_id_is
                                headers={"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET)})
     assert first.get_json() == {"status": "ok"} and again.get_json() == {"status": "ok", "repeated": True}
     assert len(_livekit_events(centre, "livekit_participant_left")) == before + 1
+
+
+@pytest.mark.parametrize("verstat, attestation", [
+    ("TN-Validation-Passed-A", "A"), ("TN-Validation-Passed-B", "B"), ("TN-Validation-Passed-C-Passthrough", "C"),
+    ("TN-Validation-Passed-A-Diverted", "A"), ("TN-Validation-Failed-A", "failed"), ("TN-Validation-Failed", "failed"),
+    ("NULL", "failed"), ("No-TN-Validation", None), ("", None), ("  TN-Validation-Passed-A ", "A"),
+    ("TN-Validation-Passed-A; drop table", "failed"),
+])
+def test_twilios_stir_verstat_is_read_as_the_carriers_attestation(verstat, attestation):
+    """Twilio's values (twilio.com/docs/voice/trusted-calling-with-shakenstir): only a verified signature gives a
+    level; anything Twilio could not verify, or an unknown word, is "failed"; no PASSporT, nothing."""
+    from app.telephony.outcomes import caller_attestation
+
+    assert caller_attestation(verstat) == attestation

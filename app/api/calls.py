@@ -29,6 +29,7 @@ def call_as_dict(call: Call) -> dict:
         direction=call.direction,
         status=call.status,
         from_number=call.from_number,
+        caller_attestation=call.caller_attestation,
         to_number=call.to_number,
         queue=call.queue.name if call.queue else None,
         agent=call.agent.extension if call.agent else None,

@@ -173,6 +173,10 @@ class Call(BaseModel):
     direction: Literal[CallDirection.INBOUND, CallDirection.OUTBOUND]
     status: CallStatus
     from_number: str
+    caller_attestation: Literal["A", "B", "C", "failed"] | None = Field(None, description=(
+        "what an inbound caller's carrier vouched for their number by STIR/SHAKEN, as Twilio verified it: A (the "
+        "caller and their right to the number known), B, C; failed: Twilio could not verify it; none: the call "
+        "came with nothing to verify"))
     to_number: str
     queue: str | None = None
     agent: str | None = Field(None, description="extension of the agent who has the call")

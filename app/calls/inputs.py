@@ -16,6 +16,7 @@ class Arrival:
     from_number: str
     to_number: str
     call_token: str | None = None  # Twilio's CallToken: lets a call placed for it show FROM_NUMBER
+    attestation: str | None = None  # what the caller's carrier vouched for (telephony.outcomes.caller_attestation)
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,11 @@ def receive_call(t: Telephony, arrival: Arrival) -> tuple[Call, int | None]:
     last call that reached a queue and ended within RESUME_WINDOW_SECONDS (calls/resume.py), or None; asked by
     the same statement, and only of a call recorded now."""
     window = t.settings.resume_window_seconds
-    since = utcnow() - timedelta(seconds=window) if window > 0 and arrival.from_number else None
+    # With RESUME_REQUIRES_ATTESTATION only a number its carrier vouched for (STIR/SHAKEN A) may resume a call.
+    vouched = arrival.attestation == "A" or not t.settings.resume_requires_attestation
+    since = utcnow() - timedelta(seconds=window) if window > 0 and arrival.from_number and vouched else None
     call, last_call_id = new_call(t.session, arrival.call_sid, arrival.from_number, arrival.to_number,
-                                  arrival.call_token, last_call_since=since)
+                                  arrival.call_token, attestation=arrival.attestation, last_call_since=since)
     if call is None:
         # Twilio asked again (a retry of an answer it never received): the call as it is, nothing written.
         log.info("webhook_repeated")

@@ -226,7 +226,13 @@ def resumed_words(call: Call, leg: Leg) -> str:
     if call.resume_agent_id is None or leg.agent_id != call.resume_agent_id or call.resumed_from is None:
         return ""
     ended = call.resumed_from.ended_at
-    return f"This caller was cut off {minutes_words(ended, utcnow())} and called back. " if ended else ""
+    if not ended:
+        return ""
+    # Their number is what brought them back: say whether their carrier vouched for it (STIR/SHAKEN A), since
+    # a caller ID is easy to fake.
+    vouched = ("Their carrier verified their number. " if call.caller_attestation == "A"
+               else "Their number is not verified: confirm who they are. ")
+    return f"This caller was cut off {minutes_words(ended, utcnow())} and called back. {vouched}"
 
 
 def agent_accepted(t: Telephony, leg: Leg) -> bool:

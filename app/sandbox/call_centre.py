@@ -120,9 +120,9 @@ class CallCentre:
         with session_scope(self.app) as session:
             yield session
 
-    def dial(self, from_number: str = "+15551230001") -> SimCall:
-        """A caller dials the service's number."""
-        return self.network.incoming_call(from_number, self.number)
+    def dial(self, from_number: str = "+15551230001", stir_verstat: str | None = None) -> SimCall:
+        """A caller dials the service's number (STIR_VERSTAT: Twilio's StirVerstat for it, if any)."""
+        return self.network.incoming_call(from_number, self.number, stir_verstat=stir_verstat)
 
     def enable_web_calls(self, origins: tuple[str, ...] = ()) -> None:
         """Calling from the website on: an API key and a TwiML App (Voice URL /twilio/voice) at the Twilio

@@ -195,6 +195,7 @@ class SimCall:
         self.transcriptions: list[dict] = []
         # calls.create's MachineDetection and SendDigits; what detection said, the keys sent once answered.
         self.call_token: Optional[str] = None  # an inbound call's CallToken
+        self.stir_verstat: Optional[str] = None  # an inbound call's StirVerstat, when its caller's carrier signed it
         self.machine_detection: Optional[str] = None
         self.send_digits: Optional[str] = None
         self.answered_by: Optional[str] = None
@@ -320,4 +321,5 @@ class SimCall:
             "CallSid": self.sid, "CallStatus": self.status, "Direction": self.direction,
             "From": self.from_, "To": self.to, "Caller": self.from_, "Called": self.to,
             **({"CallToken": self.call_token} if self.call_token else {}),
+            **({"StirVerstat": self.stir_verstat} if self.stir_verstat else {}),
         }

@@ -158,8 +158,13 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer, BrowserClients):
         return [d for d in list(self.deliveries) if kind is None or d.kind == kind]
 
     def incoming_call(self, from_: str, to: str, voice_url: Optional[str] = None,
-                      status_callback: Optional[str] = None) -> SimCall:
-        """Someone dials `to`: fetch its voice URL and follow the TwiML."""
+                      status_callback: Optional[str] = None, stir_verstat: Optional[str] = None) -> SimCall:
+        """Someone dials `to`: fetch its voice URL and follow the TwiML.
+
+        STIR_VERSTAT: what Twilio made of the call's SHAKEN PASSporT, sent as StirVerstat ("present in
+        incoming webhooks ... only present for incoming calls with SHAKEN PASSporT identity headers",
+        twilio.com/docs/voice/trusted-calling-with-shakenstir); None, the default, for a call with none
+        (any call from outside the United States). A guess, as for CallToken: on each of the call's requests."""
         number = self.number(to)
         if voice_url is None:
             voice_url = number and number["voice_url"]
@@ -173,6 +178,7 @@ class TwilioNetwork(RestApi, TwimlPlayer, DialPlayer, BrowserClients):
         # CallToken); its webhooks carry it as CallToken (a guess: on each of the call's requests, not only
         # the first). Its form here is ours: Twilio's is opaque.
         call.call_token = "CT" + uuid.uuid4().hex
+        call.stir_verstat = stir_verstat
         with self._state:
             self.calls[call.sid] = call
             self.call_tokens[call.call_token] = from_

@@ -74,8 +74,10 @@ def call_by_sid(session: Session, call_sid: str) -> Call | None:
 
 
 def new_call(session: Session, call_sid: str, from_number: str, to_number: str, call_token: str | None = None, *,
+             attestation: str | None = None,
              last_call_since: datetime | None = None) -> tuple[Call | None, int | None]:
-    """A call that has just arrived on the number: in the IVR (CALL_TOKEN: Twilio's, to forward it with), its
+    """A call that has just arrived on the number: in the IVR (CALL_TOKEN: Twilio's, to forward it with;
+    ATTESTATION: what the caller's carrier vouched for their number), its
     caller's leg connected, `call_received` on its timeline; and the id of its caller's last call that reached a
     queue and ended at or after LAST_CALL_SINCE (None: none, or not asked). (None, None), and nothing written,
     when a call of this CALL_SID is stored already (Twilio asked twice).
@@ -84,10 +86,11 @@ def new_call(session: Session, call_sid: str, from_number: str, to_number: str, 
     statement reads the configuration's version for the rest of the transaction (database.read_configuration):
     the new-call webhook claims no delivery, whose statement would have read it (voice/guard.py, ServesArrival)."""
     answered = utcnow()
-    event = event_values(None, "call_received", from_number=from_number, to_number=to_number)
+    event = event_values(None, "call_received", from_number=from_number, to_number=to_number,
+                         **({"caller_attestation": attestation} if attestation else {}))
     call, (_, event_id), (last_call_id, version) = insert_now_with(
         session, Call(call_sid=call_sid, from_number=from_number, to_number=to_number, status=CallStatus.IVR,
-                      call_token=call_token),
+                      call_token=call_token, caller_attestation=attestation),
         ((Leg, "call_id", starting_leg(LegRole.CALLER, status=LegStatus.CONNECTED, twilio_call_sid=call_sid,
                                        answered_at=answered)),
          (Event, "call_id", event)),

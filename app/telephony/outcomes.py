@@ -5,11 +5,13 @@
 ended (`DialCallStatus`); `Missed` is why a leg that rang was not taken,
 which is what the service stores as its end reason; `Answerer` is who
 answered a call placed with answering-machine detection (read from
-`AnsweredBy` by app/voice/forms.py).
+`AnsweredBy` by app/voice/forms.py); `caller_attestation` is what the
+caller's carrier vouched for the caller ID (`StirVerstat`).
 """
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from app.models import LegStatus
@@ -131,3 +133,22 @@ def _enum(kind, value: str | None, default):
         return kind((value or "").strip().lower())
     except ValueError:
         return default
+
+
+# Twilio's StirVerstat (twilio.com/docs/voice/trusted-calling-with-shakenstir): "TN-Validation-Passed-<level>"
+# when it verified the caller's SHAKEN PASSporT, optionally followed by "-Diverted" or "-Passthrough";
+# "TN-Validation-Failed[-<level>…]" or "NULL" when it could not; "No-TN-Validation" for a PASSporT it could not
+# use. Sent only for a call that came with a PASSporT (so far, calls within the United States).
+_VERIFIED = re.compile(r"TN-Validation-Passed-([ABC])(?:-(?:Diverted|Passthrough))?")
+
+
+def caller_attestation(verstat: str) -> str | None:
+    """What the caller's carrier vouched for, from STIR/SHAKEN: "A" (it knows the caller and their right to the
+    number they call from), "B" (it knows the caller, not their right to the number), "C" (neither), each only
+    when Twilio verified the carrier's signature; "failed" when Twilio could not; None when the call came with
+    nothing to verify (no StirVerstat, or "No-TN-Validation")."""
+    verstat = verstat.strip()
+    if not verstat or verstat == "No-TN-Validation":
+        return None
+    verified = _VERIFIED.fullmatch(verstat)
+    return verified.group(1) if verified else "failed"

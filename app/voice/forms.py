@@ -17,7 +17,7 @@ from app.calls.inputs import (
     Recording,
     TranscriptChunk,
 )
-from app.telephony.outcomes import Answerer, CallProgress, DialOutcome
+from app.telephony.outcomes import Answerer, CallProgress, DialOutcome, caller_attestation
 from app.text import ascii_digits, without_controls
 
 # What a transcription event's `Track` may say for the service's own transcriptions (see transcript_chunk).
@@ -84,7 +84,8 @@ class TwilioForm:
     def arrival(self) -> Arrival:
         """The call reaching the number."""
         return Arrival(self.require_call_sid(), self.from_number[:32], self.to_number[:32],
-                       self.raw.get("CallToken", "").strip()[:8192] or None)
+                       self.raw.get("CallToken", "").strip()[:8192] or None,
+                       caller_attestation(self.raw.get("StirVerstat", "")[:64]))
 
     def dial_out(self) -> DialOut:
         """An agent's phone dialling out through the SIP domain (its From and To are SIP URIs)."""
