@@ -16,8 +16,7 @@ hCaptcha's and reCAPTCHA's siteverify share, app/gateways/captcha.py):
   container (`cf-turnstile`, `h-captcha`, `g-recaptcha`) and, once the
   visitor passes, puts the token in a hidden field of the enclosing form
   (`cf-turnstile-response`, …); its global object's `reset()` takes the
-  answer back and asks again (client-side-rendering page, "Widget
-  management").
+  answer back and asks again (the client-side rendering page).
 
 What it does not model, a guess marked as one: the real widget runs its
 challenge in a frame from the provider's origin and gets its token from the
@@ -129,7 +128,8 @@ class CaptchaStandIn:
         with self._lock:
             issued = self._issued.pop(token, None)  # spent by this request, whatever it answers
         if issued is None:
-            # Never issued, or spent: Turnstile cannot tell a second use from a made-up token by its answer alone.
+            # Spent, or never issued: one of this stand-in's own shape was issued once (timeout-or-duplicate), any
+            # other is not a token at all (invalid-input-response). How the real provider tells them apart is a guess.
             known = token.startswith("stand-in.")
             return {"success": False, "error-codes": ["timeout-or-duplicate" if known else "invalid-input-response"]}
         if self._now() - issued > TOKEN_SECONDS:
