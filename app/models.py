@@ -352,10 +352,15 @@ class Call(Base):
 
     @property
     def caller_shown(self) -> str:
-        """Who the call is with, as pages show it: the customer's number, or WEB_CALLER_SHOWN for a browser's call
-        (its `client:<identity>` is no number and is not shown)."""
-        number = self.customer_number
-        return WEB_CALLER_SHOWN if number.startswith(CLIENT_PREFIX) else number
+        """Who the call is with, as pages show it (caller_shown)."""
+        return caller_shown(self.direction, self.from_number, self.to_number)
+
+
+def caller_shown(direction: str, from_number: str, to_number: str) -> str:
+    """Who a call is with, as pages show it: the customer's number (whom an outbound call dials), or
+    WEB_CALLER_SHOWN for a browser's call (its `client:<identity>` is no number and is not shown)."""
+    number = to_number if direction == CallDirection.OUTBOUND else from_number
+    return WEB_CALLER_SHOWN if number.startswith(CLIENT_PREFIX) else number
 
 
 def same_customer(number: str):

@@ -187,9 +187,10 @@ class CallTimes:
         return totals
 
 
-def live_call_times(session: Session, calls: list[Call], ids: Subquery) -> dict[int, CallTimes]:
+def live_call_times(session: Session, calls: list, ids: Subquery) -> dict[int, CallTimes]:
     """Each of CALLS' times, by call id, from their timelines (one query for all of them, which finds their
-    events by IDS: the query that gave CALLS, as a subquery of their ids).
+    events by IDS: the query that gave CALLS, as a subquery of their ids). A call of CALLS is anything with the
+    call's `id`, `direction` and `created_at`: a Call, or a row of those columns.
 
     IDS is asked again by this statement, which may see a caller who arrived since CALLS were read (each
     statement sees the database as it is when it starts): the events of a call not among CALLS are passed over.
@@ -212,9 +213,9 @@ def live_call_times(session: Session, calls: list[Call], ids: Subquery) -> dict[
     return {call.id: _times(call, stretches[call.id]) for call in calls}
 
 
-def _times(call: Call, events: list[tuple[str, datetime]]) -> CallTimes:
+def _times(call, events: list[tuple[str, datetime]]) -> CallTimes:
     totals = dict.fromkeys(PHASES, 0.0)
-    phase, since = (None if call.is_outbound else IVR), call.created_at
+    phase, since = (None if call.direction == CallDirection.OUTBOUND else IVR), call.created_at
     for name, at in events:
         if phase is not None:
             totals[phase] += max(0.0, (at - since).total_seconds())

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 
 from sqlalchemy import bindparam, exists, func, or_, select
-from sqlalchemy.orm import Session, joinedload, subqueryload
+from sqlalchemy.orm import Session, joinedload
 
 from app.agents.service import SUPERVISOR_PRESENCES
 from app.calls.figures import QueueFigures, live_call_times, queue_figures
@@ -31,6 +31,7 @@ from app.models import (
     Queue,
     Transfer,
     Utterance,
+    caller_shown,
 )
 from app.primitives.availability import free_agents
 from app.summaries.compose import SUMMARY_FIELDS
@@ -99,34 +100,51 @@ def _live(queue: Queue | None):
     return (live, Call.queue_id == queue.id) if queue is not None else (live,)
 
 
+_calls = Call.__table__.c
+# What the board lists of each call: its own columns, its queue's and its agent's names (rows, not objects).
+_LISTED = (select(_calls.id, _calls.call_sid, _calls.direction, _calls.from_number, _calls.to_number, _calls.status,
+                  _calls.created_at, Queue.name.label("queue"), Agent.name.label("agent_name"),
+                  Agent.extension.label("agent_extension"))
+           .select_from(Call).outerjoin(Queue, Queue.id == _calls.queue_id)
+           .outerjoin(Agent, Agent.id == _calls.agent_id))
+_transfers = Transfer.__table__.c
+
+
 def live_calls(session: Session, queue: Queue | None = None, limit: int | None = None) -> list[dict]:
     """Calls not yet over (only QUEUE's, when given), oldest first, at most LIMIT: caller, queue, agent, state,
     start time, and their IVR, queue, talk and hold times (figures.live_call_times)."""
-    # The calls' transfers and timelines come in one more statement each, not one per call, and each asks for
-    # "the calls of this list" by the list's own query (subqueryload), not by an IN-list of their ids: its text
-    # stays the same from one read to the next, so neither SQLAlchemy nor the database parses it anew. Of each
-    # call's queue and agent only the names are read (a queue's row carries its hours as JSON, decoded per row).
-    shown = select(Call).where(*_live(queue)).order_by(Call.created_at, Call.id).limit(limit)
-    query = shown.options(subqueryload(Call.transfers), joinedload(Call.queue).load_only(Queue.name),
-                          joinedload(Call.agent).load_only(Agent.name, Agent.extension))
-    calls = list(session.scalars(query))
-    times = live_call_times(session, calls, shown.with_only_columns(Call.id).subquery())
+    # Rows of the columns shown, not ORM objects: a board read lists up to BOARD_CALLS_SHOWN calls twice a second,
+    # and making a Call (with its queue, agent and transfers) of each cost the read most of its CPU. Their open
+    # transfers and timelines come in one more statement each, not one per call, each asking for "the calls of
+    # this list" by the list's own query, not by an IN-list of their ids: its text stays the same from one read
+    # to the next, so neither SQLAlchemy nor the database parses it anew.
+    order = (Call.created_at, Call.id)
+    calls = session.execute(_LISTED.where(*_live(queue)).order_by(*order).limit(limit)).all()
+    shown = select(_calls.id).where(*_live(queue)).order_by(*order).limit(limit).subquery()
+    times = live_call_times(session, calls, shown)
+    transfer_states: dict[int, str] = {}
+    if calls:
+        for call_id, state in session.execute(
+                select(_transfers.call_id, _transfers.state)
+                .where(_transfers.call_id.in_(select(shown.c.id)), _transfers.state.in_(LIVE_TRANSFER_STATES))
+                .order_by(_transfers.id)):
+            transfer_states.setdefault(call_id, state)  # the oldest open one, as the call's page shows it
     rows = []
     for call in calls:
-        transfer = next((t for t in call.transfers if not t.is_final), None)
+        transfer_state = transfer_states.get(call.id)
         rows.append(
             {
                 "call_sid": call.call_sid,
                 "href": call_href(call.call_sid),
-                "caller": call.caller_shown,
+                "caller": caller_shown(call.direction, call.from_number, call.to_number),
                 "direction": call.direction,
-                "queue": call.queue.name if call.queue else None,
-                "agent": _agent_name(call.agent),
+                "queue": call.queue,
+                "agent": f"{call.agent_name} ({call.agent_extension})" if call.agent_extension is not None else None,
                 "state": call.status,
                 "state_label": label(call.status),
-                "transfer_state": transfer.state if transfer else None,
+                "transfer_state": transfer_state,
                 "started_at": _iso(call.created_at),
-                "transferable": call.status == CallStatus.CONNECTED and transfer is None,
+                "transferable": call.status == CallStatus.CONNECTED and transfer_state is None,
                 # Whole seconds before the stretch the call is in now, which counts from phase_since.
                 "times": times[call.id].seconds,
                 "phase": times[call.id].phase,
@@ -140,12 +158,13 @@ def agents(session: Session, queue: Queue | None = None) -> list[dict]:
     """Every agent (only those with QUEUE's skill, when given): presence and activity, each with since when, the
     call they are on, calls missed in a row."""
     live_legs = session.execute(
-        select(Leg.agent_id, Call)
-        .join(Call, Leg.call_id == Call.id)
+        select(Leg.agent_id, _calls.call_sid, _calls.direction, _calls.from_number, _calls.to_number)
+        .join(Call, Leg.call_id == _calls.id)
         .where(Leg.agent_id.is_not(None), Leg.status.in_(LIVE_LEG_STATUSES))
         .order_by(Leg.id)
     ).all()
-    current = {agent_id: (call.call_sid, call.caller_shown) for agent_id, call in live_legs}
+    current = {leg.agent_id: (leg.call_sid, caller_shown(leg.direction, leg.from_number, leg.to_number))
+               for leg in live_legs}
     rows = []
     for agent in session.scalars(select(Agent).order_by(Agent.extension)):
         if queue is not None and queue.skill not in (agent.skills or ()):
