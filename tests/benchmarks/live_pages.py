@@ -25,7 +25,8 @@ With --repeats N, each round does 1 and 2 N times, alternating, idle first
 one time and pages first the next (the database grows as the run goes on,
 so neither kind of stretch is always the later one), each open stretch with
 call pages of new callers of its own; a p99 over N times as many webhooks
-is steadier.
+is steadier. The ratio of the two p99s comes with a 90 % interval by
+resampling each side's webhooks (p99_ratio_interval).
 Prints a Markdown report; docs/performance.md keeps the latest results.
 Nothing here asserts a time: it measures.
 """
