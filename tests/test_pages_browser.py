@@ -114,3 +114,23 @@ def test_times_are_the_viewers_own_and_labelled(browser, live_centre):
     local = created.astimezone(ZoneInfo("Asia/Tokyo"))
     assert local.strftime("%H:%M:%S") in row_time.inner_text() and str(local.year) in row_time.inner_text()
     assert row_time.get_attribute("title") == "your time zone: Asia/Tokyo"
+
+
+def test_a_page_refused_its_stream_polls_then_is_live_soon_after_a_place_is_free(browser, live_centre):
+    from app.supervisor.stream import StreamGate
+
+    centre = live_centre
+    centre.app.extensions["supervisor_stream_gate"] = StreamGate(1)  # one live page per process
+    first = signed_in_page(browser, centre)
+    first.locator("[data-live-status]", has_text="Live:").wait_for()
+
+    second = first.context.new_page()
+    second.goto("/board")
+    second.locator("[data-live-status]", has_text="Polling:").wait_for()  # the place is the first page's
+    assert second.locator("[data-live-status]").inner_text().startswith("Polling:")
+
+    # The first page is closed: its stream ends at its next look, and the refused page tries the stream again
+    # 3 seconds after its refusal (then every 30): live well within 10 seconds, not half a minute later.
+    first.close()
+    second.locator("[data-live-status]", has_text="Live:").wait_for(timeout=10_000)
+    second.context.close()

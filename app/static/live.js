@@ -6,8 +6,11 @@
 
   // When the server refuses the stream (it caps live streams so Twilio's
   // webhooks always find a free thread) or the stream keeps failing, the page
-  // polls the JSON snapshot instead and tries the stream again now and then.
-  var POLL_MS = 3000, STREAM_RETRY_MS = 30000, RECONNECT_GRACE_MS = 10000;
+  // polls the JSON snapshot instead and tries the stream again now and then:
+  // first after FIRST_RETRY_MS (the place of a page its viewer has just left
+  // is free again within a second of the server's next look), then every
+  // STREAM_RETRY_MS.
+  var POLL_MS = 3000, FIRST_RETRY_MS = 3000, STREAM_RETRY_MS = 30000, RECONNECT_GRACE_MS = 10000;
 
   // options: streamUrl, snapshotUrl, show(snapshot), say(text, ok), pollMs (optional), and
   // texts.live / texts.polling (texts.reconnecting / texts.unreachable /
@@ -17,7 +20,7 @@
     var RECONNECTING = texts.reconnecting || "Reconnecting…";
     var UNREACHABLE = texts.unreachable || "Cannot reach the server; trying again every few seconds…";
     var source = null, pollTimer = null, streamTimer = null, graceTimer = null;
-    var polling = false, inFlight = false, stopped = false;
+    var polling = false, inFlight = false, stopped = false, retried = false;
 
     function poll() {
       if (inFlight) return;
@@ -67,13 +70,17 @@
         poll();
         pollTimer = setInterval(poll, options.pollMs || POLL_MS);
       }
-      if (window.EventSource && !streamTimer) streamTimer = setTimeout(connect, STREAM_RETRY_MS);
+      if (window.EventSource && !streamTimer) {
+        streamTimer = setTimeout(connect, retried ? STREAM_RETRY_MS : FIRST_RETRY_MS);
+        retried = true;
+      }
     }
 
     function live() {
       clearTimeout(graceTimer);
       graceTimer = null;
       stopPolling();
+      retried = false;
       say(texts.live, true);
     }
 

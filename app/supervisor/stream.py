@@ -10,12 +10,18 @@ reconnects with Last-Event-ID gets nothing until something really changes.
 A stream ends after under a minute so a gthread thread is never held long;
 EventSource reconnects by itself. Each stream holds one of a worker's threads
 for all that time, so a StreamGate caps how many run at once in a process and
-the rest of the threads stay free for Twilio's webhooks.
+the rest of the threads stay free for Twilio's webhooks. A stream whose
+viewer has left (another page opened, the tab closed) ends at its next look,
+where the server hands over the connection's socket (`hang_up_check`), so its
+place is free for the next page at once rather than after a failed write.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -52,6 +58,32 @@ def sse_message(data: str, *, event: str | None = None, event_id: str | None = N
     return "\n".join(lines) + "\n\n"
 
 
+def hang_up_check(connection: object) -> Callable[[], bool] | None:
+    """A check, answering at once, whether the viewer has closed CONNECTION (the server's socket for the request:
+    gunicorn's `gunicorn.socket`, werkzeug's `werkzeug.socket`); None where that cannot be told, and the stream
+    then learns it from a failed write.
+
+    A closed connection reads as end of file. The check peeks, so it never takes a byte the server would read,
+    and looks only when the socket is readable, so it never waits. A TLS socket is not peeked at (its reads
+    are records, not bytes): behind TLS at the server, the failed write tells.
+    """
+    if not isinstance(connection, socket.socket) or isinstance(connection, ssl.SSLSocket):
+        return None
+
+    def gone() -> bool:
+        try:
+            # poll, not select: select refuses descriptors past 1024, which a busy worker may hand out.
+            watch = select.poll()
+            watch.register(connection, select.POLLIN)
+            if not watch.poll(0):
+                return False
+            return connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):  # reset by the viewer, or already closed by the server
+            return True
+
+    return gone
+
+
 def follow(
     make_session: sessionmaker,
     cursor_of: Callable[[Session], str],
@@ -62,12 +94,14 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     closing: threading.Event | None = None,
+    viewer_gone: Callable[[], bool] | None = None,
 ) -> Iterator[str]:
     """Yield server-sent events carrying SNAPSHOT_OF's data whenever it changes, until max_seconds pass.
 
     SNAPSHOT_OF answers None when what the page shows no longer exists: the
     stream then says `gone` and ends. It also ends as soon as CLOSING is set
-    (the process is shutting down; EventSource reconnects to another).
+    (the process is shutting down; EventSource reconnects to another), and at
+    the first look after VIEWER_GONE answers True (see hang_up_check).
     """
     yield f"retry: {timing.retry_ms}\n\n"
     sent_id = last_event_id
@@ -75,6 +109,8 @@ def follow(
     started = last_output = clock()
     last_build = float("-inf")
     while True:
+        if viewer_gone is not None and viewer_gone():
+            return
         now = clock()
         snapshot = None
         # A fresh, short transaction per look: a long one would pin an old

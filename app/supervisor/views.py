@@ -35,7 +35,7 @@ from app.models import Activity, Call, Queue
 from app.routing.callbacks import callbacks_by_state
 from app.states.calls import call_by_sid
 from app.supervisor import board, listening
-from app.supervisor.stream import StreamGate, StreamTiming, follow
+from app.supervisor.stream import StreamGate, StreamTiming, follow, hang_up_check
 from app.telephony.numbers import DestinationRefused
 from app.transfers import service
 from app.transfers.actions import TRANSFER_ACTIONS, act_on_transfer
@@ -141,6 +141,7 @@ def _stream(cursor_of, snapshot_of) -> Response:
     events = follow(
         current_app.extensions["db_sessionmaker"], cursor_of, snapshot_of, request.headers.get("Last-Event-ID"), timing,
         closing=gate.closing,
+        viewer_gone=hang_up_check(request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")),
     )
     response = Response(
         slot.guard(events), mimetype="text/event-stream",
