@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from app.database import insert_new_rows
 from app.logs import get_logger
 from app.models import Call, Event, Transfer, utcnow
+from app.outgoing.catalogue import event_type_of
 from app.outgoing.outbox import queue_deliveries
 
 log = get_logger("switchboard.events")
@@ -30,9 +31,21 @@ def shown_detail(event: Event) -> dict[str, Any]:
 def record_event(session: Session, call: Call | None, name: str, transfer: Transfer | None = None,
                  **detail: Any) -> int:
     """Add a step to a call's timeline (and log it under the same snake_case name); the new event's id."""
+    return _written(session, event_values(call, name, transfer, **detail), call, transfer)
+
+
+def record_event_on(session: Session, call_id: int, name: str, **detail: Any) -> int:
+    """record_event for a call known by its id alone, by a step that reads nothing else of it (a LiveKit room's
+    comings and goings); the new event's id. NAME must not be a step subscribers are sent (its payload carries
+    the call's data): those are recorded with their call."""
+    if event_type_of(name) is not None:
+        raise ValueError(f"{name} is sent to subscribers: record it with its call (record_event)")
+    return _written(session, {**event_values(None, name, **detail), "call_id": call_id}, None, None)
+
+
+def _written(session: Session, values: dict[str, Any], call: Call | None, transfer: Transfer | None) -> int:
     # Written at once by one statement built once (no flush of the session's other changes, no ORM object:
     # nothing in a step changes an event, and a later read in the step finds it in the database).
-    values = event_values(call, name, transfer, **detail)
     event_id = insert_new_rows(session, Event, (), values)[0].id
     event_written(session, event_id, values, call, transfer)
     return event_id

@@ -179,6 +179,76 @@ def test_livekit_webhook_is_verified_and_recorded_once(centre):
     assert len(left) == left_before + 1 and left[-1]["leg_id"] == caller_leg
 
 
+def _post_livekit(centre, body):
+    headers = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET),
+               "Content-Type": "application/webhook+json"}
+    return centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=headers)
+
+
+def test_a_livekit_event_is_known_by_its_id_or_else_by_its_body(centre):
+    import json
+
+    from tests.transfer_helpers import connected_call
+
+    caller, _alice = connected_call(centre)
+    with centre.db() as session:
+        room = session.scalar(select(Call.room_name))
+    before = len(_livekit_events(centre, "livekit_room_started"))
+    first = webhook_body("room_started", room, event_id="EV_again", created_at=1_800_000_000)
+    assert _post_livekit(centre, first).get_json() == {"status": "ok"}
+    # The same event sent again (LiveKit retrying it) is known by its id, whatever else of the body differs.
+    resent = webhook_body("room_started", room, event_id="EV_again", created_at=1_800_000_007)
+    assert resent != first and _post_livekit(centre, resent).get_json()["repeated"] is True
+    # A body without an id (an older server's) is known by its SHA-256: its replay changes nothing.
+    bare = json.loads(webhook_body("room_started", room))
+    del bare["id"]
+    anonymous = json.dumps(bare)
+    assert _post_livekit(centre, anonymous).get_json() == {"status": "ok"}
+    assert _post_livekit(centre, anonymous).get_json()["repeated"] is True
+    assert len(_livekit_events(centre, "livekit_room_started")) == before + 2
+    with centre.db() as session:
+        keys = set(session.scalars(select(WebhookDelivery.delivery_key).where(WebhookDelivery.source == "livekit")))
+    assert "EV_again" in keys and sum(key.startswith("sha256:") for key in keys) == 1
+
+
+def test_a_phone_legs_room_event_is_told_without_locking_its_call_and_a_browsers_locks_it(centre):
+    from sqlalchemy import event as db_event
+
+    from app.models import Leg
+    from tests.transfer_helpers import connected_call
+
+    caller, _alice = connected_call(centre)
+    with centre.db() as session:
+        room = session.scalar(select(Call.room_name))
+        leg = session.scalar(select(Leg).where(Leg.twilio_call_sid == caller.sid))
+        leg_id, placement = leg.id, leg.placement
+    sent = []
+    engine = centre.app.extensions["db_engine"]
+    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
+    db_event.listen(engine, "before_cursor_execute", listener)
+    try:
+        left = webhook_body("participant_left", room, participant_identity=f"sip_leg-{leg_id}",
+                            participant_kind="sip")
+        assert _post_livekit(centre, left).status_code == 200
+        phone = list(sent)
+        sent.clear()
+        browser = webhook_body("participant_joined", room, participant_identity="agent-999")
+        assert _post_livekit(centre, browser).status_code == 200
+    finally:
+        db_event.remove(engine, "before_cursor_execute", listener)
+    # The phone leg's departure waits for no step of its call: no row is locked, on either database.
+    assert not any(" FOR " in statement for statement in phone), phone
+    told = _livekit_events(centre, "livekit_participant_left")[-1]
+    assert told["leg_id"] == leg_id and told["role"] == "caller" and told["placement"] == placement
+    assert told["identity"] == f"sip_leg-{leg_id}" and told["room"] == room
+    # A browser agent's arrival may lead to a step (one with no leg here is refused and removed): it locks the
+    # call first, on PostgreSQL (SQLite's write lock serialises every step).
+    if centre.app.extensions["db_engine"].dialect.name == "postgresql":
+        assert any("FOR NO KEY UPDATE" in statement for statement in sent), sent
+    refused = _livekit_events(centre, "livekit_participant_refused")
+    assert refused and refused[-1]["identity"] == "agent-999"
+
+
 def test_a_livekit_event_the_service_does_not_act_on_sends_no_statement(centre):
     from sqlalchemy import event as db_event
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.calls.reactions import agent_left, agent_never_reached_the_room
-from app.events import record_event
+from app.events import record_event, record_event_on
 from app.gateways.livekit import WebhookEvent
 from app.logs import get_logger
 from app.models import Call, Event, Leg, LegRole, LegStatus, utcnow
 from app.primitives.context import Telephony
 from app.primitives.effects import remove_from_room
-from app.primitives.legs import lock_call, lock_call_in_room
+from app.primitives.legs import find_in_room, lock_call, lock_call_in_room
 from app.primitives.presence import still_in_room
 
 log = get_logger("switchboard.rooms")
@@ -30,14 +30,18 @@ def acted_on(event: WebhookEvent) -> bool:
 
 
 def room_event(t: Telephony, event: WebhookEvent) -> None:
-    """Record a LiveKit room event on the call it belongs to; keep the leg's room and identity current."""
+    """Record a LiveKit room event on the call it belongs to; a browser agent's coming and going also admits,
+    removes or gives up on them."""
     if not acted_on(event):
         return
     room = event.room.name
+    identity = event.participant.identity if event.participant else None
+    if not _may_change_the_call(event, identity):
+        _record_only(t, event, room, identity)
+        return
     call = lock_call_in_room(t, room)
     if call is None:
         return
-    identity = event.participant.identity if event.participant else None
     # Every leg knows its identity before it joins: `sip_leg-<id>` for a
     # phone leg (its <Dial> caller ID), `agent-<ext>` in the browser.
     # (sip.twilio.callSid names the dialled child call, which the service
@@ -73,6 +77,27 @@ def room_event(t: Telephony, event: WebhookEvent) -> None:
         # reports a departure only after its own reconnection attempts): the
         # caller must not sit in a silent room.
         agent_left(t, leg)
+
+
+def _may_change_the_call(event: WebhookEvent, identity: str | None) -> bool:
+    """Whether the event may lead to a step on its call: a browser agent's (admitted or removed as they join,
+    the caller put back when they are gone for good) or media that never connected. A phone leg's SIP
+    participant, or a room, coming and going is only told on the call's timeline."""
+    return bool(identity and identity.startswith(BROWSER_PREFIX)) or event.event == "participant_connection_aborted"
+
+
+def _record_only(t: Telephony, event: WebhookEvent, room: str, identity: str | None) -> None:
+    """Add the event to its call's timeline, with the leg it names, without locking the call: a step of the call
+    under way goes on meanwhile (an event row only references its call), and its legs are read as last
+    committed. A participant that left is told with where its leg was placed then, as LiveKit saw it."""
+    found = find_in_room(t, room, identity)
+    if found is None:
+        return
+    left = {}
+    if event.event == "participant_left" and event.participant is not None:
+        left = {"reason": event.participant.disconnect_reason or None, "placement": found.placement}
+    record_event_on(t.session, found.call_id, f"livekit_{event.event}", room=room, identity=identity,
+                    leg_id=found.leg_id, role=found.role, **left)
 
 
 def _browser_leg_in(leg: Leg, room: str) -> bool:

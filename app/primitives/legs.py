@@ -16,6 +16,7 @@ once more by the webhook guard (app/voice/guard.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam, func, select, update
@@ -53,9 +54,14 @@ _LOCK_CALL_UNLESS_HELD = _locking(bindparam("call"), skip_locked=True)
 # The call of the leg named by `leg`, found and locked in one statement.
 _LOCK_CALL_OF_LEG = _locking(select(Leg.call_id).where(Leg.id == bindparam("leg")).scalar_subquery())
 # The call whose room, or one of whose transfers' consult rooms, is named by `room` (a LiveKit event's).
-_LOCK_CALL_IN_ROOM = _locking(func.coalesce(
+_CALL_IN_ROOM = func.coalesce(
     select(Call.id).where(Call.room_name == bindparam("room")).limit(1).scalar_subquery(),
-    select(Transfer.call_id).where(Transfer.consult_room == bindparam("room")).limit(1).scalar_subquery()))
+    select(Transfer.call_id).where(Transfer.consult_room == bindparam("room")).limit(1).scalar_subquery())
+_LOCK_CALL_IN_ROOM = _locking(_CALL_IN_ROOM)
+# That call's id, with its leg whose LiveKit identity is `identity` (its id, role and placement; None for none).
+_FIND_IN_ROOM = (select(Call.id, Leg.id, Leg.role, Leg.placement).select_from(Call)
+                 .outerjoin(Leg, (Leg.call_id == Call.id) & (Leg.livekit_identity == bindparam("identity")))
+                 .where(Call.id == _CALL_IN_ROOM).order_by(Leg.id).limit(1))
 # The locked call read afresh with its legs and transfers in one statement (the joins give a row per pair of a
 # leg and a transfer: a handful for a call).
 _READ_CALL = (select(Call).where(Call.id == bindparam("call"))
@@ -106,6 +112,25 @@ def lock_call_unless_held(t: Telephony, call_id: int) -> Call | None:
 def lock_call_in_room(t: Telephony, room: str) -> Call | None:
     """As lock_call, for the call whose LiveKit room, or whose transfer's consult room, is ROOM; None if none is."""
     return _locked(t, t.session.scalar(_LOCK_CALL_IN_ROOM, {"room": room}))
+
+
+@dataclass(frozen=True)
+class InRoom:
+    """Who a LiveKit event names, found without a lock: the call's id and, when its identity is one of the
+    call's legs', that leg's id, role and placement (else None)."""
+
+    call_id: int
+    leg_id: int | None
+    role: str | None
+    placement: int | None
+
+
+def find_in_room(t: Telephony, room: str, identity: str | None) -> InRoom | None:
+    """The call whose room (or a transfer's consult room) is ROOM, and its leg known to LiveKit as IDENTITY, in
+    one statement that locks nothing: for a step that writes nothing of the call's (it only adds to its
+    timeline), so it waits for no step of it. None when no call has that room."""
+    found = t.session.execute(_FIND_IN_ROOM, {"room": room, "identity": identity}).first()
+    return InRoom(*found) if found is not None else None
 
 
 def _locked(t: Telephony, call_id: int | None, *, agents: bool = True) -> Call | None:

@@ -1,10 +1,11 @@
 """LiveKit's webhook: signed room and participant events.
 
-Each event is handled once, known by the SHA-256 of its body (what LiveKit's
-token signs: a replay can change nothing of it) and by its event id when it
-has one: a replay of a body without an id, or the same event re-sent, is
-answered `repeated` and changes nothing. An event the service does not act
-on (a track published, say) is answered without touching the database.
+Each event is handled once, known by its event id, or by the SHA-256 of its
+body when it has none: a replay of the body, or the same event re-sent, is
+answered `repeated` and changes nothing. One key is enough: the id is part
+of the body LiveKit's token signs, so a replay cannot change it. An event
+the service does not act on (a track published, say) is answered without
+touching the database.
 """
 
 from __future__ import annotations
@@ -60,14 +61,12 @@ def livekit_webhook():
 
 def _record_once(t, event, body: str):
     session = request_session()
-    keys = ["sha256:" + hashlib.sha256(body.encode()).hexdigest()]
-    if event.event_id:
-        keys.append(event.event_id[:128])
-    # Claimed first, in the event's own transaction: a repeat finds its keys (on PostgreSQL, one that arrives
+    key = event.event_id[:128] if event.event_id else "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+    # Claimed first, in the event's own transaction: a repeat finds its key (on PostgreSQL, one that arrives
     # while the first is being recorded waits for it).
-    claims = [dict(source="livekit", delivery_key=key, endpoint=request.path, status_code=200,
-                   content_type="application/json", body="{}", created_at=utcnow()) for key in keys]
-    if len(insert_new_rows(session, WebhookDelivery, ("source", "delivery_key"), *claims)) < len(keys):
+    claim = dict(source="livekit", delivery_key=key, endpoint=request.path, status_code=200,
+                 content_type="application/json", body="{}", created_at=utcnow())
+    if not insert_new_rows(session, WebhookDelivery, ("source", "delivery_key"), claim):
         session.rollback()
         log.info("webhook_repeated", path=request.path)
         return jsonify(status="ok", repeated=True)
