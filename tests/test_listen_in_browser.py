@@ -21,7 +21,7 @@ def test_supervisor_listens_whispers_and_stops_from_the_call_page(browser, live_
     page.goto(f"/calls/{caller.sid}")
     page.click("[data-supervise-mode=listen]")
     page.wait_for_selector("[data-supervise-status] >> text=Listening")
-    page.wait_for_function("(window.switchboardSupervise.lastConnect || {}).token")
+    page.wait_for_function("() => (window.switchboardSupervise.lastConnect || {}).token")
     connect = page.evaluate("window.switchboardSupervise.lastConnect")
     centre.livekit.join_with_token(connect["token"])
     page.wait_for_selector("[data-supervise-media].is-failed >> text=Audio connection failed")

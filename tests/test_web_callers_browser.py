@@ -64,7 +64,7 @@ def test_the_call_page_takes_a_token_and_calls_with_the_voice_sdk(browser, live_
     with page.expect_response(f"{centre.url}/call/token") as answered:
         page.click("#call-button")
     token = answered.value.json()["token"]
-    page.wait_for_function("window.connectsSeen.length === 1")
+    page.wait_for_function("() => window.connectsSeen.length === 1")
     seen = page.evaluate("window.connectsSeen[0]")
     assert seen["token"] == token and seen["options"] == {"params": {}}
     identity = page.evaluate("window.switchboardCall.identity")
@@ -125,7 +125,7 @@ def test_with_turnstile_the_visitor_passes_its_widget_before_the_page_asks_for_a
         assert answered.value.status == 200
         assert tokens_asked[0].post_data_json["captcha"] == answer
         assert [(asked["response"], asked["remoteip"]) for asked in provider.verified] == [(answer, "127.0.0.1")]
-        page.wait_for_function("window.connectsSeen.length === 1")
+        page.wait_for_function("() => window.connectsSeen.length === 1")
         # Spent: the widget asks again.
         assert page.input_value("input[name=cf-turnstile-response]") == ""
         assert page.text_content(".cf-turnstile button.captcha-stand-in") == "I am human"
