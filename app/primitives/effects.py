@@ -21,11 +21,11 @@ effects recorded before a commit stay, because what they act on is durable.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Union
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, event, func, inspect, update
+from sqlalchemy import bindparam, delete, event, func, inspect, select, update
 from sqlalchemy.orm import Session
 
 from app import clock
@@ -341,11 +341,13 @@ class Dial(_ForCall):
     repeatable: ClassVar[bool] = False
 
     def still_wanted(self, t: Telephony) -> bool:
-        leg = t.session.get(Leg, self.leg_id, populate_existing=True)
-        if leg is None or leg.is_final or leg.twilio_call_sid:
+        # The two columns as committed, not the session's Leg (its refresh cost a dial more than the question).
+        leg = t.session.execute(_LEG_TO_DIAL, {"leg": self.leg_id}).first()
+        over = leg is None or leg.status in FINAL_LEG_STATUSES
+        if over or leg.twilio_call_sid:
             # The caller left meanwhile, or Twilio's first request for it came first.
             log.info("effect_skipped", effect="dial", leg_id=self.leg_id,
-                     reason="leg over" if leg is None or leg.is_final else "already known")
+                     reason="leg over" if over else "already known")
             return False
         return True
 
@@ -399,7 +401,20 @@ EFFECT_KINDS: dict[str, type] = {kind.__name__: kind for kind in (
 
 def effect_as_row(effect: Effect) -> dict[str, Any]:
     """The effect as the outbox keeps it (JSON)."""
-    return {"kind": type(effect).__name__, **asdict(effect)}
+    return {"kind": type(effect).__name__, **_values(effect)}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _values(record) -> dict[str, Any]:
+    # dataclasses.asdict's answer for these records (a Redirect's HangUp a dict too), without its deep copy of
+    # every value: an effect holds strings, numbers and booleans. Their fields' names are worked out once a kind.
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(field.name for field in fields(record))
+    return {name: _values(value) if is_dataclass(value) else value
+            for name in names for value in (getattr(record, name),)}
 
 
 def effect_from_row(data: dict[str, Any]) -> Effect:
@@ -587,9 +602,15 @@ def _delete_own_row(t: Telephony) -> None:
 
 def _delete_rows(t: Telephony, row_ids: list[int]) -> None:
     # One statement for the effects carried out since the last commit; they are committed with what follows
-    # them (the dial's own commit, or the step's edge), as each one's own DELETE was.
+    # them (the dial's own commit, or the step's edge), as each one's own DELETE was. On the table, not through
+    # the ORM: nothing reads these rows' objects again, so the session need not look for them among its own.
     if row_ids:
-        t.session.execute(delete(OutboxEffect).where(OutboxEffect.id.in_(row_ids)))
+        t.session.execute(_DELETE_ROWS, {"ids": row_ids})
+
+
+_outbox = OutboxEffect.__table__
+_DELETE_ROWS = delete(_outbox).where(_outbox.c.id.in_(bindparam("ids", expanding=True)))
+_LEG_TO_DIAL = select(Leg.status, Leg.twilio_call_sid).where(Leg.id == bindparam("leg"))
 
 
 def _call(t: Telephony, call_id: int) -> Call:
