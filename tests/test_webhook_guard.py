@@ -275,6 +275,58 @@ def test_a_livekit_event_the_service_does_not_act_on_sends_no_statement(centre):
         assert session.scalar(select(func.count(WebhookDelivery.id))) == deliveries
 
 
+def test_a_transcription_event_that_changes_nothing_is_answered_without_a_statement(centre, signed_post):
+    import json
+
+    from sqlalchemy import event as db_event
+
+    from app.models import Leg, Utterance
+    from tests.transfer_helpers import connected_call
+
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        call = session.scalar(select(Call).where(Call.call_sid == caller.sid))
+        call_id, sid_before = call.id, call.transcription_sid
+        agent_leg = session.scalar(select(Leg.id).where(Leg.twilio_call_sid == alice.sid))
+        utterances = session.scalar(select(func.count(Utterance.id)))
+    caller_url = f"{urls.TRANSCRIPTION}?call={call_id}"
+    agent_url = f"{caller_url}&leg={agent_leg}"
+    words = json.dumps({"transcript": "my card number is"})
+    nothing_kept = [
+        (caller_url, {"CallSid": caller.sid, "TranscriptionEvent": "transcription-stopped", "TranscriptionSid": "GT1"}),
+        (agent_url, {"CallSid": alice.sid, "TranscriptionEvent": "transcription-started", "TranscriptionSid": "GT2"}),
+        (caller_url, {"CallSid": caller.sid, "TranscriptionEvent": "transcription-content", "Final": "false",
+                      "Track": "inbound_track", "TranscriptionData": words}),
+        (caller_url, {"CallSid": caller.sid, "TranscriptionEvent": "transcription-content", "Final": "true",
+                      "Track": "outbound_track", "TranscriptionData": words}),
+    ]
+    sent = []
+    engine = centre.app.extensions["db_engine"]
+    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
+    db_event.listen(engine, "before_cursor_execute", listener)
+    try:
+        answers = [signed_post(centre.client, url, form) for url, form in nothing_kept]
+        quiet = list(sent)
+        kept = signed_post(centre.client, caller_url, {
+            "CallSid": caller.sid, "TranscriptionEvent": "transcription-started", "TranscriptionSid": "GT3"})
+    finally:
+        db_event.remove(engine, "before_cursor_execute", listener)
+    for answer in answers:
+        empty = ET.fromstring(answer.data)
+        assert answer.status_code == 200 and empty.tag == "Response" and not len(empty)
+    assert quiet == []  # no claim, no lock, no read
+    # The caller's transcription starting is kept (a card pause stops it by this SID): the whole way.
+    assert kept.status_code == 200
+    with centre.db() as session:
+        assert session.scalar(select(Call.transcription_sid).where(Call.id == call_id)) == "GT3" != sid_before
+        assert session.scalar(select(func.count(Utterance.id))) == utterances
+    # A chunk whose data is not JSON still goes the whole way, and is refused in words.
+    refused = signed_post(centre.client, caller_url, {
+        "CallSid": caller.sid, "TranscriptionEvent": "transcription-content", "Track": "inbound_track",
+        "TranscriptionData": "{not json"})
+    assert refused.status_code == 400 and "TranscriptionData is not JSON" in refused.get_data(as_text=True)
+
+
 def test_stored_answers_keep_no_sip_password_and_replays_still_carry_it(centre):
     from tests.transfer_helpers import connected_call
 

@@ -12,7 +12,7 @@ from app.logs import get_logger
 from app.models import Call, Leg, LegRole, LegStatus, parse_id
 from app.telephony import urls
 from app.telephony.sip import room_user_of, sip_target
-from app.voice.forms import TwilioForm
+from app.voice.forms import MalformedWebhook, TwilioForm
 from app.voice.guard import ServesArrival, ServesCall, ServesLeg, twilio_webhook
 from app.voice.status import leg_status_callback
 from app.voice.twiml import empty_twiml, hold_context, twiml_response
@@ -222,9 +222,22 @@ def caller_goodbye(form: TwilioForm):
     return _goodbye("The agent has ended the call. Thank you for calling. Goodbye.")
 
 
+def _transcription_news(form: TwilioForm) -> bool:
+    """Whether a transcription event changes anything kept: the caller's transcription starting (its SID, by which
+    a card pause stops it) or a final chunk of a party's own words. The others (a transcription stopped, an
+    agent's started, a partial result, what a leg hears) are answered without the database; a chunk that is not
+    well formed goes the whole way, to be refused in words."""
+    if form.started_transcription() and request.args.get("leg") is None:
+        return True
+    try:
+        return form.transcript_chunk() is not None
+    except MalformedWebhook:
+        return True
+
+
 @blueprint.post(urls.TRANSCRIPTION)
 # A transcript chunk writes the call's utterances and its card pause, never an agent: the agents are not locked.
-@twilio_webhook(answer="callback", serves=ServesCall(with_party=True, agents=False))
+@twilio_webhook(answer="callback", serves=ServesCall(with_party=True, agents=False, acts_on=_transcription_news))
 def transcription(form: TwilioForm, call: Call, agent_leg: Leg | None):
     """A real-time transcription event for the call: the caller's leg, or an agent's (?leg=)."""
     if agent_leg is None:

@@ -50,7 +50,7 @@ from app.models import CONFIGURATION_VERSION, Call, Leg, LegRole, WebhookDeliver
 from app.primitives.legs import adopt_call_sid, caller_leg, lock_call, lock_leg, misfit
 from app.telephony.urls import FALLBACK_RECORDED, WebhookUrls
 from app.voice.forms import MalformedWebhook, TwilioForm
-from app.voice.twiml import twiml_response
+from app.voice.twiml import empty_twiml, twiml_response
 from app.web.unit_of_work import current_work
 
 log = get_logger("switchboard.webhooks")
@@ -310,12 +310,18 @@ class ServesCall:
     that leg's CallSid); the view is given the call and that leg, or None.
     AGENTS=False: the step writes no agent, so the live legs' agents are not
     locked with the call (primitives.legs.lock_call).
+    ACTS_ON(form), for a callback: False when the request changes nothing the
+    service keeps (a transcription stopped, say). It is then answered at once,
+    signature checked, with empty TwiML, as the view would have answered it:
+    no delivery claimed, no call read or locked, since its replay could change
+    nothing either.
     """
 
     with_party: bool = False
     fits: tuple[str, ...] | None = None
     misfit: Callable[[Call], Response] | None = None
     agents: bool = True
+    acts_on: Callable[[TwilioForm], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -484,6 +490,9 @@ def twilio_webhook(answer: str = "twiml", *, serves: Serves = None) -> Callable:
                 log.warning("twilio_signature_rejected", path=request.path)
                 return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
 
+            if answer == "callback" and isinstance(serves, ServesCall) and serves.acts_on is not None \
+                    and not serves.acts_on(form):
+                return empty_twiml()
             work = current_work()
             work.start_budget()  # Twilio waits 15 s for the answer: every call to Twilio or LiveKit draws from this
             key = None if isinstance(serves, ServesArrival) else _delivery_key(answer)
