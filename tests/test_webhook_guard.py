@@ -327,6 +327,41 @@ def test_a_transcription_event_that_changes_nothing_is_answered_without_a_statem
     assert refused.status_code == 400 and "TranscriptionData is not JSON" in refused.get_data(as_text=True)
 
 
+def test_a_status_before_the_end_of_a_known_leg_is_answered_after_one_unlocked_read(centre, signed_post):
+    from sqlalchemy import event as db_event
+
+    from app.models import Leg
+    from tests.transfer_helpers import connected_call
+
+    caller, alice = connected_call(centre)
+    with centre.db() as session:
+        leg = session.scalar(select(Leg).where(Leg.twilio_call_sid == alice.sid))
+        leg_id, status, deliveries = leg.id, leg.status, session.scalar(select(func.count(WebhookDelivery.id)))
+    url = f"{urls.AGENT_STATUS}?leg={leg_id}"
+    sent = []
+    engine = centre.app.extensions["db_engine"]
+    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
+    db_event.listen(engine, "before_cursor_execute", listener)
+    try:
+        answers = [signed_post(centre.client, url, {"CallSid": alice.sid, "CallStatus": progress})
+                   for progress in ("initiated", "ringing", "in-progress")]
+        quiet = [statement for statement in sent if not statement.startswith(("BEGIN", "COMMIT"))]
+        sent.clear()
+        # Another leg's CallSid goes the whole way, and is refused as ever.
+        stranger = signed_post(centre.client, url, {"CallSid": caller.sid, "CallStatus": "ringing"})
+    finally:
+        db_event.remove(engine, "before_cursor_execute", listener)
+    for answer in answers:
+        empty = ET.fromstring(answer.data)
+        assert answer.status_code == 200 and empty.tag == "Response" and not len(empty)
+    assert len(quiet) == 3 and not any(" FOR " in statement for statement in quiet), quiet  # one read each
+    assert stranger.status_code == 400 and any(" FOR " in statement for statement in sent) == (
+        engine.dialect.name == "postgresql")
+    with centre.db() as session:
+        assert session.scalar(select(Leg.status).where(Leg.id == leg_id)) == status
+        assert session.scalar(select(func.count(WebhookDelivery.id))) == deliveries  # nothing claimed
+
+
 def test_stored_answers_keep_no_sip_password_and_replays_still_carry_it(centre):
     from tests.transfer_helpers import connected_call
 

@@ -294,11 +294,21 @@ def _with_secrets(body: str) -> str:
 @dataclass(frozen=True)
 class ServesLeg:
     """A webhook of one leg, named by ?leg=: the roles it serves, the statuses its step fits (None: any), and the
-    answer to a leg that does not fit (MISFIT(leg): where the leg is now)."""
+    answer to a leg that does not fit (MISFIT(leg): where the leg is now).
+
+    ACTS_ON(form), for a callback: False when the request changes nothing once
+    its leg is known to Twilio by the request's CallSid (a status callback
+    saying the phone rings). Such a request is answered at once with empty
+    TwiML, signature checked, after one read of the leg, unlocked, when the
+    leg already holds that CallSid and is of a role and status this URL
+    serves: no delivery claimed, no call locked. Otherwise it goes the whole
+    way (the CallSid adopted, for a dial whose answer was lost; or refused).
+    """
 
     roles: tuple[str, ...] = (LegRole.AGENT, LegRole.TARGET)
     fits: tuple[str, ...] | None = None
     misfit: Callable[[Leg], Response] | None = None
+    acts_on: Callable[[TwilioForm], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -384,6 +394,31 @@ def _load(serves: Serves, form: TwilioForm) -> tuple | Response:
     # Another leg's CallSid, or a leg of a role this URL never serves: not
     # Twilio's request about this leg (the service gives each leg its own URLs).
     raise MalformedWebhook("the CallSid is not this leg's" if reason == "callsid" else f"not a webhook of a {leg.role} leg")
+
+
+# A leg as last committed, for a callback that changes nothing once its leg is known (ServesLeg.acts_on).
+_LEG_AS_KNOWN = select(Leg.twilio_call_sid, Leg.role, Leg.status).where(Leg.id == bindparam("leg"))
+
+
+def _changes_nothing(serves: Serves, form: TwilioForm) -> bool:
+    """Whether a callback is one SERVES' acts_on says changes nothing (for a leg's, once the leg is known by the
+    request's CallSid): answered at once with empty TwiML."""
+    acts_on = getattr(serves, "acts_on", None)
+    if acts_on is None or acts_on(form):
+        return False
+    if isinstance(serves, ServesCall):
+        return True
+    number = parse_id(request.args.get("leg"))
+    if number is None or not form.call_sid:
+        return False
+    session = current_work().session
+    try:
+        known = session.execute(_LEG_AS_KNOWN, {"leg": number}).first()
+    except SQLAlchemyError:
+        session.rollback()  # the whole way then, which answers for a database that failed
+        return False
+    return (known is not None and known.twilio_call_sid == form.call_sid and known.role in serves.roles
+            and (serves.fits is None or known.status in serves.fits))
 
 
 def _party_of(call: Call, leg_id: str | None) -> Leg | None:
@@ -490,8 +525,7 @@ def twilio_webhook(answer: str = "twiml", *, serves: Serves = None) -> Callable:
                 log.warning("twilio_signature_rejected", path=request.path)
                 return Response("invalid Twilio signature\n", status=403, mimetype="text/plain")
 
-            if answer == "callback" and isinstance(serves, ServesCall) and serves.acts_on is not None \
-                    and not serves.acts_on(form):
+            if answer == "callback" and _changes_nothing(serves, form):
                 return empty_twiml()
             work = current_work()
             work.start_budget()  # Twilio waits 15 s for the answer: every call to Twilio or LiveKit draws from this

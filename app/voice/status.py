@@ -7,6 +7,7 @@ they serve and which reaction reads the status.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from flask import Blueprint, Response
@@ -20,11 +21,20 @@ from app.voice.twiml import empty_twiml
 from app.web.unit_of_work import telephony
 
 
+def ends_the_leg(form: TwilioForm) -> bool:
+    """Whether a status callback says the leg's call is over: what every leg's reaction acts on
+    (reactions.agent_leg_status, target_leg_status, outbound.customer_status). The others (initiated, ringing,
+    in-progress) change nothing of a leg whose CallSid is known: answered without locking its call
+    (ServesLeg.acts_on)."""
+    return form.call_status.is_final
+
+
 def leg_status_callback(blueprint: Blueprint, url: str, name: str, serves: ServesLeg,
                         react: Callable[[Telephony, Leg, CallProgress], object]) -> Callable[..., Response]:
-    """Serve URL on BLUEPRINT, as the view NAME, for the legs SERVES fits: REACT(t, leg, status)."""
+    """Serve URL on BLUEPRINT, as the view NAME, for the legs SERVES fits: REACT(t, leg, status), once the call is
+    over (ends_the_leg); the statuses before that only confirm a CallSid the service may not know yet."""
 
-    @twilio_webhook(answer="callback", serves=serves)
+    @twilio_webhook(answer="callback", serves=replace(serves, acts_on=ends_the_leg))
     def view(form: TwilioForm, leg: Leg) -> Response:
         react(telephony(), leg, form.call_status)
         return empty_twiml()
