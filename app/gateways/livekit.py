@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from livekit import api
 from livekit.protocol import models
@@ -121,12 +120,13 @@ class DispatchRule:
 
 @dataclass(frozen=True)
 class WebhookEvent:
+    """What the service reads of a LiveKit webhook: the event, its id and time, its room and participant."""
+
     event: str
     event_id: str
     created_at: int
     room: RoomInfo | None
     participant: ParticipantInfo | None
-    raw: Mapping[str, Any]
 
 
 def api_url(url: str) -> str:
@@ -428,7 +428,6 @@ class LiveKitGateway:
             participant=(
                 _participant(message.participant) if message.HasField("participant") else None
             ),
-            raw=json_format.MessageToDict(message, preserving_proto_field_name=True),
         )
 
     def list_inbound_trunks(self) -> list[InboundTrunk]:
