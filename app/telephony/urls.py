@@ -10,7 +10,7 @@ import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlencode
+from urllib.parse import quote_plus
 
 VOICE = "/twilio/voice"
 STATUS = "/twilio/status"
@@ -74,6 +74,15 @@ def _for_leg(path: str) -> Callable[[WebhookUrls, int], str]:
     return url
 
 
+def _pair(key: str, value: object) -> str:
+    # urlencode's `key=value`, without its quoting where nothing needs it: the keys are Python names, and most
+    # values are ids (an int's digits, or True and False, are what quote_plus would give). Every TwiML answer
+    # names a few such URLs.
+    if isinstance(value, int):
+        return f"{key}={value}"
+    return f"{key}={quote_plus(str(value))}"
+
+
 class WebhookUrls:
     """Absolute webhook URLs under the public base URL Twilio sees."""
 
@@ -81,8 +90,8 @@ class WebhookUrls:
         self.base = public_base_url.rstrip("/")
 
     def url(self, path: str, **params: object) -> str:
-        """The absolute URL of PATH with query PARAMS (None values left out)."""
-        query = urlencode({k: v for k, v in params.items() if v is not None})
+        """The absolute URL of PATH with query PARAMS (None values left out), as urlencode writes it."""
+        query = "&".join(_pair(key, value) for key, value in params.items() if value is not None)
         return f"{self.base}{path}" + (f"?{query}" if query else "")
 
     def hold_music(self, configured: str = "") -> str:
