@@ -1,8 +1,10 @@
 """The legs of a call, below routing and transfers: find and lock them, close them, tell who is who.
 
-Every webhook step takes its call's row lock here (lock_call), so two
-webhooks of one call take turns on any number of workers, and reads the
-call's legs and transfers afresh after it.
+Every webhook step that changes a call takes its call's row lock here
+(lock_call), so two webhooks of one call take turns on any number of
+workers, and reads the call's legs and transfers afresh after it. One that
+only tells the call's timeline (a phone leg's LiveKit event) finds the call
+without a lock (find_in_room).
 
 The lock order, everywhere (PostgreSQL; SQLite's write lock serialises all):
 the call's row first, then the rows of the agents on its live legs, by id
