@@ -1,6 +1,7 @@
 """Every Twilio webhook is signed, idempotent, answers valid TwiML, and never drops the caller."""
 
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select
@@ -179,6 +180,27 @@ def test_livekit_webhook_is_verified_and_recorded_once(centre):
     assert len(left) == left_before + 1 and left[-1]["leg_id"] == caller_leg
 
 
+@contextmanager
+def _statements_sent(centre):
+    """The statements the app's engine sends meanwhile, in order (a list, read and cleared as the test goes)."""
+    from sqlalchemy import event as db_event
+
+    sent: list[str] = []
+    engine = centre.app.extensions["db_engine"]
+    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
+    db_event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield sent
+    finally:
+        db_event.remove(engine, "before_cursor_execute", listener)
+
+
+def _empty_twiml(answer) -> bool:
+    """A 200 with an empty <Response/>: what a callback that changes nothing is answered."""
+    root = ET.fromstring(answer.data)
+    return answer.status_code == 200 and root.tag == "Response" and not len(root)
+
+
 def _post_livekit(centre, body):
     headers = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET),
                "Content-Type": "application/webhook+json"}
@@ -212,8 +234,6 @@ def test_a_livekit_event_is_known_by_its_id_or_else_by_its_body(centre):
 
 
 def test_a_phone_legs_room_event_is_told_without_locking_its_call_and_a_browsers_locks_it(centre):
-    from sqlalchemy import event as db_event
-
     from app.models import Leg
     from tests.transfer_helpers import connected_call
 
@@ -222,11 +242,7 @@ def test_a_phone_legs_room_event_is_told_without_locking_its_call_and_a_browsers
         room = session.scalar(select(Call.room_name))
         leg = session.scalar(select(Leg).where(Leg.twilio_call_sid == caller.sid))
         leg_id, placement = leg.id, leg.placement
-    sent = []
-    engine = centre.app.extensions["db_engine"]
-    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
-    db_event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with _statements_sent(centre) as sent:
         left = webhook_body("participant_left", room, participant_identity=f"sip_leg-{leg_id}",
                             participant_kind="sip")
         assert _post_livekit(centre, left).status_code == 200
@@ -234,8 +250,6 @@ def test_a_phone_legs_room_event_is_told_without_locking_its_call_and_a_browsers
         sent.clear()
         browser = webhook_body("participant_joined", room, participant_identity="agent-999")
         assert _post_livekit(centre, browser).status_code == 200
-    finally:
-        db_event.remove(engine, "before_cursor_execute", listener)
     # The phone leg's departure waits for no step of its call: no row is locked, on either database.
     assert not any(" FOR " in statement for statement in phone), phone
     told = _livekit_events(centre, "livekit_participant_left")[-1]
@@ -250,8 +264,6 @@ def test_a_phone_legs_room_event_is_told_without_locking_its_call_and_a_browsers
 
 
 def test_a_livekit_event_the_service_does_not_act_on_sends_no_statement(centre):
-    from sqlalchemy import event as db_event
-
     caller = centre.dial()
     caller.press("1")
     with centre.db() as session:
@@ -259,16 +271,8 @@ def test_a_livekit_event_the_service_does_not_act_on_sends_no_statement(centre):
         deliveries = session.scalar(select(func.count(WebhookDelivery.id)))
     body = webhook_body("track_published", room, participant_identity="sip_leg-1", participant_kind="sip",
                         event_id="EV_track")
-    headers = {"Authorization": sign_webhook(body, LIVEKIT_API_KEY, LIVEKIT_API_SECRET),
-               "Content-Type": "application/webhook+json"}
-    sent = []
-    engine = centre.app.extensions["db_engine"]
-    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
-    db_event.listen(engine, "before_cursor_execute", listener)
-    try:
-        answer = centre.client.post(urls.LIVEKIT_WEBHOOK, data=body, headers=headers)
-    finally:
-        db_event.remove(engine, "before_cursor_execute", listener)
+    with _statements_sent(centre) as sent:
+        answer = _post_livekit(centre, body)
     assert answer.status_code == 200 and answer.get_json() == {"status": "ok", "acted_on": False}
     assert sent == []
     with centre.db() as session:
@@ -277,8 +281,6 @@ def test_a_livekit_event_the_service_does_not_act_on_sends_no_statement(centre):
 
 def test_a_transcription_event_that_changes_nothing_is_answered_without_a_statement(centre, signed_post):
     import json
-
-    from sqlalchemy import event as db_event
 
     from app.models import Leg, Utterance
     from tests.transfer_helpers import connected_call
@@ -300,20 +302,12 @@ def test_a_transcription_event_that_changes_nothing_is_answered_without_a_statem
         (caller_url, {"CallSid": caller.sid, "TranscriptionEvent": "transcription-content", "Final": "true",
                       "Track": "outbound_track", "TranscriptionData": words}),
     ]
-    sent = []
-    engine = centre.app.extensions["db_engine"]
-    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
-    db_event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with _statements_sent(centre) as sent:
         answers = [signed_post(centre.client, url, form) for url, form in nothing_kept]
         quiet = list(sent)
         kept = signed_post(centre.client, caller_url, {
             "CallSid": caller.sid, "TranscriptionEvent": "transcription-started", "TranscriptionSid": "GT3"})
-    finally:
-        db_event.remove(engine, "before_cursor_execute", listener)
-    for answer in answers:
-        empty = ET.fromstring(answer.data)
-        assert answer.status_code == 200 and empty.tag == "Response" and not len(empty)
+    assert all(_empty_twiml(answer) for answer in answers)
     assert quiet == []  # no claim, no lock, no read
     # The caller's transcription starting is kept (a card pause stops it by this SID): the whole way.
     assert kept.status_code == 200
@@ -328,8 +322,6 @@ def test_a_transcription_event_that_changes_nothing_is_answered_without_a_statem
 
 
 def test_a_status_before_the_end_of_a_known_leg_is_answered_after_one_unlocked_read(centre, signed_post):
-    from sqlalchemy import event as db_event
-
     from app.models import Leg
     from tests.transfer_helpers import connected_call
 
@@ -338,25 +330,17 @@ def test_a_status_before_the_end_of_a_known_leg_is_answered_after_one_unlocked_r
         leg = session.scalar(select(Leg).where(Leg.twilio_call_sid == alice.sid))
         leg_id, status, deliveries = leg.id, leg.status, session.scalar(select(func.count(WebhookDelivery.id)))
     url = f"{urls.AGENT_STATUS}?leg={leg_id}"
-    sent = []
-    engine = centre.app.extensions["db_engine"]
-    listener = lambda _conn, _cursor, statement, *_args: sent.append(statement)  # noqa: E731
-    db_event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with _statements_sent(centre) as sent:
         answers = [signed_post(centre.client, url, {"CallSid": alice.sid, "CallStatus": progress})
                    for progress in ("initiated", "ringing", "in-progress")]
         quiet = [statement for statement in sent if not statement.startswith(("BEGIN", "COMMIT"))]
         sent.clear()
         # Another leg's CallSid goes the whole way, and is refused as ever.
         stranger = signed_post(centre.client, url, {"CallSid": caller.sid, "CallStatus": "ringing"})
-    finally:
-        db_event.remove(engine, "before_cursor_execute", listener)
-    for answer in answers:
-        empty = ET.fromstring(answer.data)
-        assert answer.status_code == 200 and empty.tag == "Response" and not len(empty)
+    assert all(_empty_twiml(answer) for answer in answers)
     assert len(quiet) == 3 and not any(" FOR " in statement for statement in quiet), quiet  # one read each
     assert stranger.status_code == 400 and any(" FOR " in statement for statement in sent) == (
-        engine.dialect.name == "postgresql")
+        centre.app.extensions["db_engine"].dialect.name == "postgresql")
     with centre.db() as session:
         assert session.scalar(select(Leg.status).where(Leg.id == leg_id)) == status
         assert session.scalar(select(func.count(WebhookDelivery.id))) == deliveries  # nothing claimed
